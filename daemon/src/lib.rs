@@ -9,5 +9,6 @@
 
 pub mod clock;
 pub mod directory;
+pub mod inspect;
 pub mod message;
 pub mod read;
