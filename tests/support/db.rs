@@ -1,0 +1,1 @@
+//! A fresh database per test, on SQLite and on PostgreSQL.

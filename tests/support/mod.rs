@@ -1,0 +1,5 @@
+//! Shared helpers for Haven's integration tests: real servers started on loopback ports, and
+//! a fresh database per test on each backend.
+#![allow(dead_code)]
+
+pub mod db;
