@@ -12,3 +12,4 @@ pub mod directory;
 pub mod inspect;
 pub mod message;
 pub mod read;
+pub mod store;

@@ -1,0 +1,340 @@
+//! The school directory in the database: syncing an import, and loading a snapshot.
+
+use super::{Result, Store, StoreError, Tx, on_pool, on_tx, to_us};
+use crate::directory::{Contact, Directory, Pupil, Role, Staff};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// One parent/carer contact as imported: pupils named by UPN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactImport {
+    pub email: String,
+    pub name: Option<String>,
+    pub relationship: Option<String>,
+    pub pupil_upns: Vec<String>,
+}
+
+/// What a directory sync changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncReport {
+    pub pupils_added: u64,
+    pub pupils_updated: u64,
+    pub pupils_left: u64,
+    pub pupils_rejoined: u64,
+    pub staff_active: u64,
+    pub staff_deactivated: u64,
+    pub contacts: u64,
+}
+
+fn date_text(d: Option<NaiveDate>) -> Option<String> {
+    d.map(|d| d.format("%Y-%m-%d").to_string())
+}
+
+impl Store {
+    /// Makes the directory match an import, in one transaction: pupils are matched by UPN,
+    /// staff by email address, contacts by email. Pupils absent from the import are marked
+    /// left on `today` (never deleted); staff absent are deactivated.
+    pub async fn sync_directory(
+        &self,
+        pupils: &[Pupil],
+        staff: &[Staff],
+        contacts: &[ContactImport],
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<SyncReport> {
+        let mut tx = self.begin().await?;
+        let report = sync_in(&mut tx, pupils, staff, contacts, today, to_us(now)).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Everything identification and rules need, in one read.
+    pub async fn load_directory(&self) -> Result<Directory> {
+        on_pool!(self, |p| {
+            let pupil_rows = sqlx::query(
+                "SELECT id, upn, first_name, last_name, preferred_name, date_of_birth, year_group, \
+                 tutor_group, house, sen, left_on FROM pupils ORDER BY id",
+            )
+            .fetch_all(p)
+            .await?;
+            let staff_rows = sqlx::query(
+                "SELECT id, first_name, last_name, house, tutor_group, active FROM staff ORDER BY id",
+            )
+            .fetch_all(p)
+            .await?;
+            let email_rows =
+                sqlx::query("SELECT staff_id, email FROM staff_emails ORDER BY staff_id, position")
+                    .fetch_all(p)
+                    .await?;
+            let role_rows = sqlx::query("SELECT staff_id, role FROM staff_roles ORDER BY staff_id, role")
+                .fetch_all(p)
+                .await?;
+            let contact_rows =
+                sqlx::query("SELECT id, email, name, relationship FROM contacts ORDER BY id")
+                    .fetch_all(p)
+                    .await?;
+            let link_rows = sqlx::query(
+                "SELECT contact_id, pupil_id FROM contact_pupils ORDER BY contact_id, pupil_id",
+            )
+            .fetch_all(p)
+            .await?;
+
+            let parse_date = |s: Option<String>| {
+                s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+            };
+            let mut pupils = Vec::with_capacity(pupil_rows.len());
+            for r in pupil_rows {
+                pupils.push(Pupil {
+                    id: r.try_get("id")?,
+                    upn: r.try_get("upn")?,
+                    first_name: r.try_get("first_name")?,
+                    last_name: r.try_get("last_name")?,
+                    preferred_name: r.try_get("preferred_name")?,
+                    date_of_birth: parse_date(r.try_get("date_of_birth")?),
+                    year_group: r.try_get("year_group")?,
+                    tutor_group: r.try_get("tutor_group")?,
+                    house: r.try_get("house")?,
+                    sen: r.try_get("sen")?,
+                    left_on: parse_date(r.try_get("left_on")?),
+                });
+            }
+            let mut emails: HashMap<i64, Vec<String>> = HashMap::new();
+            for r in email_rows {
+                emails.entry(r.try_get("staff_id")?).or_default().push(r.try_get("email")?);
+            }
+            let mut roles: HashMap<i64, Vec<Role>> = HashMap::new();
+            for r in role_rows {
+                let role: String = r.try_get("role")?;
+                if let Some(role) = Role::parse(&role) {
+                    roles.entry(r.try_get("staff_id")?).or_default().push(role);
+                }
+            }
+            let mut staff = Vec::with_capacity(staff_rows.len());
+            for r in staff_rows {
+                let id: i64 = r.try_get("id")?;
+                let mut rs = roles.remove(&id).unwrap_or_default();
+                rs.sort();
+                staff.push(Staff {
+                    id,
+                    emails: emails.remove(&id).unwrap_or_default(),
+                    first_name: r.try_get("first_name")?,
+                    last_name: r.try_get("last_name")?,
+                    roles: rs,
+                    house: r.try_get("house")?,
+                    tutor_group: r.try_get("tutor_group")?,
+                    active: r.try_get("active")?,
+                });
+            }
+            let mut links: HashMap<i64, Vec<i64>> = HashMap::new();
+            for r in link_rows {
+                links.entry(r.try_get("contact_id")?).or_default().push(r.try_get("pupil_id")?);
+            }
+            let mut contacts = Vec::with_capacity(contact_rows.len());
+            for r in contact_rows {
+                let id: i64 = r.try_get("id")?;
+                contacts.push(Contact {
+                    id,
+                    email: r.try_get("email")?,
+                    name: r.try_get("name")?,
+                    relationship: r.try_get("relationship")?,
+                    pupil_ids: links.remove(&id).unwrap_or_default(),
+                });
+            }
+            Ok(Directory { pupils, staff, contacts })
+        })
+    }
+}
+
+async fn sync_in(
+    tx: &mut Tx,
+    pupils: &[Pupil],
+    staff: &[Staff],
+    contacts: &[ContactImport],
+    today: NaiveDate,
+    now_us: i64,
+) -> Result<SyncReport> {
+    let mut report = SyncReport::default();
+    let today = today.format("%Y-%m-%d").to_string();
+    on_tx!(tx, |c| {
+        // Pupils, by UPN.
+        let existing: BTreeMap<String, (i64, Option<String>)> =
+            sqlx::query("SELECT id, upn, left_on FROM pupils")
+                .fetch_all(&mut *c)
+                .await?
+                .into_iter()
+                .map(|r| Ok((r.try_get("upn")?, (r.try_get("id")?, r.try_get("left_on")?))))
+                .collect::<Result<_, sqlx::Error>>()?;
+        let mut upn_to_id: HashMap<String, i64> = HashMap::new();
+        let mut seen = HashSet::new();
+        for p in pupils {
+            seen.insert(p.upn.clone());
+            let values = sqlx::query(
+                "INSERT INTO pupils (upn, first_name, last_name, preferred_name, date_of_birth, \
+                 year_group, tutor_group, house, sen, left_on, updated_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10) \
+                 ON CONFLICT (upn) DO UPDATE SET first_name = excluded.first_name, \
+                 last_name = excluded.last_name, preferred_name = excluded.preferred_name, \
+                 date_of_birth = excluded.date_of_birth, year_group = excluded.year_group, \
+                 tutor_group = excluded.tutor_group, house = excluded.house, sen = excluded.sen, \
+                 left_on = NULL, updated_us = excluded.updated_us RETURNING id",
+            )
+            .bind(&p.upn)
+            .bind(&p.first_name)
+            .bind(&p.last_name)
+            .bind(&p.preferred_name)
+            .bind(date_text(p.date_of_birth))
+            .bind(p.year_group)
+            .bind(&p.tutor_group)
+            .bind(&p.house)
+            .bind(p.sen)
+            .bind(now_us)
+            .fetch_one(&mut *c)
+            .await?;
+            upn_to_id.insert(p.upn.clone(), values.try_get("id")?);
+            match existing.get(&p.upn) {
+                None => report.pupils_added += 1,
+                Some((_, Some(_))) => report.pupils_rejoined += 1,
+                Some((_, None)) => report.pupils_updated += 1,
+            }
+        }
+        for (upn, (id, left_on)) in &existing {
+            upn_to_id.entry(upn.clone()).or_insert(*id);
+            if !seen.contains(upn) && left_on.is_none() {
+                sqlx::query("UPDATE pupils SET left_on = $1, updated_us = $2 WHERE id = $3")
+                    .bind(&today)
+                    .bind(now_us)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                report.pupils_left += 1;
+            }
+        }
+
+        // Staff, by any of their addresses.
+        let mut staff_ids_seen = HashSet::new();
+        for s in staff {
+            let emails: Vec<String> = s.emails.iter().map(|e| e.to_ascii_lowercase()).collect();
+            let mut found: Option<i64> = None;
+            for e in &emails {
+                if let Some(r) = sqlx::query("SELECT staff_id FROM staff_emails WHERE email = $1")
+                    .bind(e)
+                    .fetch_optional(&mut *c)
+                    .await?
+                {
+                    found = Some(r.try_get("staff_id")?);
+                    break;
+                }
+            }
+            let id: i64 = match found {
+                Some(id) => {
+                    sqlx::query(
+                        "UPDATE staff SET first_name = $1, last_name = $2, house = $3, \
+                         tutor_group = $4, active = $5, updated_us = $6 WHERE id = $7",
+                    )
+                    .bind(&s.first_name)
+                    .bind(&s.last_name)
+                    .bind(&s.house)
+                    .bind(&s.tutor_group)
+                    .bind(s.active)
+                    .bind(now_us)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                    id
+                }
+                None => sqlx::query(
+                    "INSERT INTO staff (first_name, last_name, house, tutor_group, active, updated_us) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(&s.first_name)
+                .bind(&s.last_name)
+                .bind(&s.house)
+                .bind(&s.tutor_group)
+                .bind(s.active)
+                .bind(now_us)
+                .fetch_one(&mut *c)
+                .await?
+                .try_get("id")?,
+            };
+            staff_ids_seen.insert(id);
+            sqlx::query("DELETE FROM staff_emails WHERE staff_id = $1")
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            for (i, e) in emails.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO staff_emails (email, staff_id, position) VALUES ($1, $2, $3) \
+                     ON CONFLICT (email) DO UPDATE SET staff_id = excluded.staff_id, position = excluded.position",
+                )
+                .bind(e)
+                .bind(id)
+                .bind(i as i32)
+                .execute(&mut *c)
+                .await?;
+            }
+            sqlx::query("DELETE FROM staff_roles WHERE staff_id = $1")
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            for role in &s.roles {
+                sqlx::query("INSERT INTO staff_roles (staff_id, role) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(role.as_str())
+                    .execute(&mut *c)
+                    .await?;
+            }
+            if s.active {
+                report.staff_active += 1;
+            }
+        }
+        let all_staff: Vec<(i64, bool)> = sqlx::query("SELECT id, active FROM staff")
+            .fetch_all(&mut *c)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("active")?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        for (id, active) in all_staff {
+            if active && !staff_ids_seen.contains(&id) {
+                sqlx::query("UPDATE staff SET active = $1, updated_us = $2 WHERE id = $3")
+                    .bind(false)
+                    .bind(now_us)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                report.staff_deactivated += 1;
+            }
+        }
+
+        // Contacts, by email; their links are replaced by the import's.
+        sqlx::query("DELETE FROM contact_pupils").execute(&mut *c).await?;
+        for ct in contacts {
+            let id: i64 = sqlx::query(
+                "INSERT INTO contacts (email, name, relationship) VALUES ($1, $2, $3) \
+                 ON CONFLICT (email) DO UPDATE SET name = excluded.name, relationship = excluded.relationship \
+                 RETURNING id",
+            )
+            .bind(ct.email.to_ascii_lowercase())
+            .bind(&ct.name)
+            .bind(&ct.relationship)
+            .fetch_one(&mut *c)
+            .await?
+            .try_get("id")?;
+            for upn in &ct.pupil_upns {
+                let pupil_id = upn_to_id.get(upn).ok_or_else(|| {
+                    StoreError::Invalid(format!("contact refers to unknown UPN {upn}"))
+                })?;
+                sqlx::query(
+                    "INSERT INTO contact_pupils (contact_id, pupil_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(pupil_id)
+                .execute(&mut *c)
+                .await?;
+            }
+            report.contacts += 1;
+        }
+        Ok::<(), StoreError>(())
+    })?;
+    Ok(report)
+}

@@ -1,0 +1,190 @@
+//! Reading back: a pupil's chronology and the counts `haven status` shows.
+
+use super::{MessageState, Result, Store, from_us, on_pool, to_us};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::HashMap;
+
+/// One incident as it appears on a chronology.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChronologyEntry {
+    pub incident: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: Option<String>,
+    pub record_kind: String,
+    pub category: String,
+    pub priority: String,
+    pub visibility: String,
+    /// This pupil's role on the incident.
+    pub role: String,
+    /// Every pupil on the incident: (pupil id, role).
+    pub pupils: Vec<(i64, String)>,
+    pub note: Option<String>,
+    pub original_from: Option<String>,
+    pub original_subject: Option<String>,
+    pub body: String,
+    pub attachments: Vec<String>,
+    pub outcome: Option<String>,
+}
+
+/// A message's record, for triage lists and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageSummary {
+    pub id: i64,
+    pub state: MessageState,
+    pub reason: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub messages: HashMap<MessageState, u64>,
+    pub incidents: u64,
+    pub outbox_pending: u64,
+    pub outbox_sent: u64,
+    pub outbox_dead: u64,
+    pub outcomes_open: u64,
+    pub outcomes_overdue: u64,
+    pub last_filed_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// A pupil's incidents in occurred-at order (all of them: the caller applies visibility).
+    pub async fn chronology(&self, pupil_id: i64) -> Result<Vec<ChronologyEntry>> {
+        on_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
+                 i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
+                 i.original_subject, i.body_text, \
+                 (SELECT a.outcome FROM actions a WHERE a.incident_id = i.id AND a.outcome IS NOT NULL \
+                  ORDER BY a.outcome_us DESC LIMIT 1) AS outcome \
+                 FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
+                 LEFT JOIN staff s ON s.id = i.recorded_by \
+                 WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id",
+            )
+            .bind(pupil_id)
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let id: i64 = r.try_get("id")?;
+                let first: Option<String> = r.try_get("first_name")?;
+                let last: Option<String> = r.try_get("last_name")?;
+                let pupils = sqlx::query(
+                    "SELECT pupil_id, role FROM incident_pupils WHERE incident_id = $1 ORDER BY pupil_id",
+                )
+                .bind(id)
+                .fetch_all(p)
+                .await?
+                .into_iter()
+                .map(|r| Ok((r.try_get("pupil_id")?, r.try_get("role")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                let attachments = sqlx::query(
+                    "SELECT filename FROM attachments WHERE incident_id = $1 AND inline = $2 ORDER BY id",
+                )
+                .bind(id)
+                .bind(false)
+                .fetch_all(p)
+                .await?
+                .into_iter()
+                .map(|r| r.try_get("filename"))
+                .collect::<Result<Vec<String>, sqlx::Error>>()?;
+                out.push(ChronologyEntry {
+                    incident: id,
+                    occurred_at: from_us(r.try_get("occurred_us")?),
+                    recorded_at: from_us(r.try_get("recorded_us")?),
+                    recorded_by: first.zip(last).map(|(f, l)| format!("{f} {l}")),
+                    record_kind: r.try_get("record_kind")?,
+                    category: r.try_get("category")?,
+                    priority: r.try_get("priority")?,
+                    visibility: r.try_get("visibility")?,
+                    role: r.try_get("role")?,
+                    pupils,
+                    note: r.try_get("note")?,
+                    original_from: r.try_get("original_from")?,
+                    original_subject: r.try_get("original_subject")?,
+                    body: r.try_get("body_text")?,
+                    attachments,
+                    outcome: r.try_get("outcome")?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Messages recorded, oldest first (optionally only those in `state`).
+    pub async fn messages(&self, state: Option<MessageState>) -> Result<Vec<MessageSummary>> {
+        on_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT id, state, reason, source FROM messages WHERE ($1 IS NULL OR state = $1) ORDER BY id",
+            )
+            .bind(state.map(|s| s.as_str()))
+            .fetch_all(p)
+            .await?;
+            rows.into_iter()
+                .map(|r| {
+                    let state: String = r.try_get("state")?;
+                    Ok(MessageSummary {
+                        id: r.try_get("id")?,
+                        state: MessageState::parse(&state).unwrap_or(MessageState::Quarantined),
+                        reason: r.try_get("reason")?,
+                        source: r.try_get("source")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// What `haven status` shows.
+    pub async fn status(&self, now: DateTime<Utc>) -> Result<StatusCounts> {
+        on_pool!(self, |p| {
+            let mut s = StatusCounts::default();
+            for st in MessageState::ALL {
+                s.messages.insert(st, 0);
+            }
+            for r in sqlx::query("SELECT state, COUNT(*) AS n FROM messages GROUP BY state")
+                .fetch_all(p)
+                .await?
+            {
+                let state: String = r.try_get("state")?;
+                if let Some(st) = MessageState::parse(&state) {
+                    s.messages.insert(st, r.try_get::<i64, _>("n")? as u64);
+                }
+            }
+            s.incidents = sqlx::query("SELECT COUNT(*) AS n FROM incidents")
+                .fetch_one(p)
+                .await?
+                .try_get::<i64, _>("n")? as u64;
+            for r in sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+                .fetch_all(p)
+                .await?
+            {
+                let state: String = r.try_get("state")?;
+                let n = r.try_get::<i64, _>("n")? as u64;
+                match state.as_str() {
+                    "pending" => s.outbox_pending = n,
+                    "sent" => s.outbox_sent = n,
+                    "dead" => s.outbox_dead = n,
+                    _ => {}
+                }
+            }
+            let r = sqlx::query(
+                "SELECT COUNT(*) AS open, COALESCE(SUM(CASE WHEN due_us < $1 THEN 1 ELSE 0 END), 0) AS overdue \
+                 FROM actions WHERE outcome IS NULL",
+            )
+            .bind(to_us(now))
+            .fetch_one(p)
+            .await?;
+            s.outcomes_open = r.try_get::<i64, _>("open")? as u64;
+            s.outcomes_overdue = r.try_get::<i64, _>("overdue")? as u64;
+            s.last_filed_at = sqlx::query("SELECT MAX(received_us) AS t FROM messages WHERE state = 'filed'")
+                .fetch_one(p)
+                .await?
+                .try_get::<Option<i64>, _>("t")?
+                .map(from_us);
+            Ok(s)
+        })
+    }
+}
