@@ -6,10 +6,15 @@
 //! - [`read`]: pure reading of raw bytes into a [`message::Message`] (the only user of mail-parser).
 //! - [`directory`]: pupils, staff and contacts as plain data.
 //! - [`clock`]: the one injected source of time.
+//! - [`noise`]: auto-replies, bounces and Haven's own mail, recognised so they are never filed.
+//! - [`authenticate`]: whether a sender may file (active staff; DMARC/DKIM when configured).
+//! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
 
+pub mod authenticate;
 pub mod clock;
 pub mod directory;
 pub mod inspect;
 pub mod message;
+pub mod noise;
 pub mod read;
 pub mod store;

@@ -61,7 +61,7 @@ CREATE TABLE blobs (
 
 CREATE TABLE messages (
     id                INTEGER PRIMARY KEY,
-    sha256            TEXT NOT NULL UNIQUE REFERENCES blobs(sha256),
+    sha256            TEXT UNIQUE REFERENCES blobs(sha256),  -- NULL only when too large to fetch
     message_id        TEXT,
     source            TEXT NOT NULL,      -- imap | maildir | file
     origin            TEXT NOT NULL,      -- mailbox name or file path, for the technician

@@ -53,7 +53,7 @@ impl TestDb {
                              or set HAVEN_TEST_PG to a server where this user may CREATE DATABASE"
                         )
                     });
-                sqlx::query(&format!("CREATE DATABASE {name}"))
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
                     .expect("CREATE DATABASE for the test");
@@ -70,7 +70,7 @@ impl TestDb {
         self.store.close().await;
         if let Some(name) = self.pg_name {
             if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
                     .execute(&mut conn)
                     .await;
             }

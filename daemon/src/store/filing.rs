@@ -44,8 +44,8 @@ impl MessageState {
 /// A received message, whatever became of it.
 #[derive(Debug, Clone)]
 pub struct MessageRecord {
-    /// SHA-256 of the raw bytes, lower-case hex.
-    pub sha256: String,
+    /// SHA-256 of the raw bytes, lower-case hex; None when the message was too large to fetch.
+    pub sha256: Option<String>,
     pub message_id: Option<String>,
     /// "imap", "maildir" or "file".
     pub source: &'static str,
@@ -236,12 +236,14 @@ impl Tx {
     ) -> Result<Recorded> {
         let received_us = to_us(msg.received);
         let inserted: Option<i64> = on_tx!(self, |c| {
-            sqlx::query("INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
-                .bind(&msg.sha256)
-                .bind(raw.len() as i64)
-                .bind(raw)
-                .execute(&mut *c)
-                .await?;
+            if let Some(sha) = &msg.sha256 {
+                sqlx::query("INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
+                    .bind(sha)
+                    .bind(raw.len() as i64)
+                    .bind(raw)
+                    .execute(&mut *c)
+                    .await?;
+            }
             let (uidvalidity, uid) = match msg.imap_uid {
                 Some((v, u)) => (Some(i64::from(v)), Some(i64::from(u))),
                 None => (None, None),
@@ -250,7 +252,7 @@ impl Tx {
                 "INSERT INTO messages (sha256, message_id, source, origin, imap_uidvalidity, imap_uid, \
                  received_us, size, state, reason, duplicate_of) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (sha256) DO NOTHING RETURNING id",
+                 ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(&msg.sha256)
             .bind(&msg.message_id)
@@ -269,11 +271,19 @@ impl Tx {
             .transpose()?
         });
         let Some(message) = inserted else {
+            // Conflict on the content hash or on the IMAP (mailbox, UIDVALIDITY, UID).
+            let (uidvalidity, uid) = msg.imap_uid.map_or((None, None), |(v, u)| (Some(i64::from(v)), Some(i64::from(u))));
             let earlier = on_tx!(self, |c| {
-                let row = sqlx::query("SELECT id, state FROM messages WHERE sha256 = $1")
-                    .bind(&msg.sha256)
-                    .fetch_one(&mut *c)
-                    .await?;
+                let row = sqlx::query(
+                    "SELECT id, state FROM messages WHERE sha256 = $1 \
+                     OR (origin = $2 AND imap_uidvalidity = $3 AND imap_uid = $4) ORDER BY id LIMIT 1",
+                )
+                .bind(&msg.sha256)
+                .bind(&msg.origin)
+                .bind(uidvalidity)
+                .bind(uid)
+                .fetch_one(&mut *c)
+                .await?;
                 state_of(row)
             })?;
             return Ok(Recorded::Already { message: earlier.0, state: earlier.1 });

@@ -12,9 +12,10 @@ mod filing;
 mod read;
 
 pub use audit::{AuditEntry, AuditVerdict};
+pub use directory::{ContactImport, SyncReport};
 pub use filing::{
-    AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink,
-    Recorded,
+    ActionRecord, AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
+    PupilLink, Recorded, RungRecord,
 };
 pub use read::{ChronologyEntry, MessageSummary, StatusCounts};
 
@@ -174,4 +175,12 @@ pub fn to_us(t: DateTime<Utc>) -> i64 {
 
 pub fn from_us(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// Runs one raw SQL statement: for tests that tamper with the database as an attacker would.
+#[doc(hidden)]
+pub async fn on_pool_for_tests(store: &Store, sql: &str) {
+    on_pool!(store, |p| {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(p).await.expect("test SQL");
+    })
 }

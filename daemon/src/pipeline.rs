@@ -1,0 +1,333 @@
+//! The filing pipeline: where a received message goes, stage by stage, in the order of
+//! SPEC "The pipeline". Read this file top to bottom to follow a message.
+//!
+//! 1. already recorded? (same IMAP UID, same bytes) — nothing is written twice
+//! 2. read (`crate::read`) — unreadable or over a limit: quarantined
+//! 3. noise (`crate::noise`) — auto-replies, bounces, Haven's own mail: ignored
+//! 4. sender (`crate::authenticate`) — not an active member of staff: quarantined
+//! 5. duplicate — same Message-ID as a message already recorded
+//! 6. identify (`crate::identify`) — pupils and category; unknown/ambiguous: awaiting triage
+//! 7. rules (`crate::rules`) — category, visibility, recipients, outcome deadline, ladder
+//! 8. record — message, incident, attachments, alerts (outbox), action, audit: one transaction
+//!
+//! Stages 2–7 are pure and decided before the transaction opens; the store is only asked for
+//! facts (history counts, earlier Message-IDs) and then written once.
+
+use crate::alert;
+use crate::authenticate::{self, SenderCheck};
+use crate::clock::Clock;
+use crate::directory::Directory;
+use crate::identify::{self, Identification};
+use crate::message::Message;
+use crate::noise;
+use crate::read::{self, Limits};
+use crate::rules::{Decision, Facts, History, LiveRules, RuleSet};
+use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
+use crate::store::{
+    AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, Recorded, Store,
+    StoreError,
+};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// What the pipeline needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct FilingSettings {
+    pub intake_address: String,
+    /// Domain used in Message-IDs of Haven's own emails.
+    pub mail_domain: String,
+    pub limits: Limits,
+    pub trusted_authserv_id: Option<String>,
+    pub alerts: alert::AlertSettings,
+}
+
+/// The outcome of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filing {
+    pub state: MessageState,
+    /// Message record id.
+    pub message: i64,
+    pub incident: Option<i64>,
+    /// True when nothing was written because the message was recorded before.
+    pub already: bool,
+}
+
+impl Filing {
+    /// Where the source should put the message once this is committed.
+    pub fn disposition(&self) -> Disposition {
+        match self.state {
+            MessageState::Quarantined => Disposition::Quarantine,
+            _ => Disposition::Filed,
+        }
+    }
+}
+
+/// Files messages into the store.
+pub struct Filer {
+    store: Store,
+    rules: Arc<LiveRules>,
+    clock: Arc<dyn Clock>,
+    settings: FilingSettings,
+}
+
+/// What a message's assessment decided, before anything is written.
+struct Assessed {
+    record: MessageRecord,
+    incident: Option<IncidentRecord>,
+}
+
+impl Filer {
+    pub fn new(store: Store, rules: Arc<LiveRules>, clock: Arc<dyn Clock>, settings: FilingSettings) -> Filer {
+        Filer { store, rules, clock, settings }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Files one message in its own transaction.
+    pub async fn file(&self, raw: &[u8], origin: &Origin) -> Result<Filing, StoreError> {
+        let incoming = Incoming { origin: origin.clone(), payload: Payload::Raw(raw.to_vec()) };
+        let mut out = self.file_batch(std::slice::from_ref(&incoming)).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Files several messages in ONE transaction (one durable commit), in order.
+    pub async fn file_batch(&self, batch: &[Incoming]) -> Result<Vec<Filing>, StoreError> {
+        let now = self.clock.now();
+        let rules = self.rules.current();
+        let directory = self.store.load_directory().await?;
+        let mut message_ids_in_batch = HashSet::new();
+
+        let mut assessed = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            // 1. Already recorded under this IMAP UID? Then only the move is left to do.
+            if let Origin::Imap { mailbox, uidvalidity, uid } = &incoming.origin {
+                if let Some((id, state)) =
+                    self.store.find_message_by_imap_uid(mailbox, *uidvalidity, *uid).await?
+                {
+                    assessed.push(Err(Filing { state, message: id, incident: None, already: true }));
+                    continue;
+                }
+            }
+            let a = self
+                .assess(incoming, &directory, &rules, now, &mut message_ids_in_batch)
+                .await?;
+            assessed.push(Ok(a));
+        }
+
+        // 8. Record everything in one transaction.
+        let mut tx = self.store.begin().await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for (incoming, a) in batch.iter().zip(assessed) {
+            let a = match a {
+                Ok(a) => a,
+                Err(already) => {
+                    out.push(already);
+                    continue;
+                }
+            };
+            let raw: &[u8] = match &incoming.payload {
+                Payload::Raw(raw) => raw,
+                Payload::TooLarge { .. } => &[],
+            };
+            let recorded = tx.record_message(raw, &a.record, a.incident.as_ref(), "intake").await?;
+            out.push(match recorded {
+                Recorded::New { message, incident } => Filing { state: a.record.state, message, incident, already: false },
+                Recorded::Already { message, state } => Filing { state, message, incident: None, already: true },
+            });
+        }
+        tx.commit().await?;
+        for f in &out {
+            tracing::info!(message = f.message, incident = ?f.incident, state = f.state.as_str(), already = f.already, "message recorded");
+        }
+        Ok(out)
+    }
+
+    /// Stages 2–7 for one message: decides its state and, when filed, its incident.
+    async fn assess(
+        &self,
+        incoming: &Incoming,
+        directory: &Directory,
+        rules: &RuleSet,
+        now: DateTime<Utc>,
+        message_ids_in_batch: &mut HashSet<String>,
+    ) -> Result<Assessed, StoreError> {
+        let (source, origin, imap_uid) = origin_fields(&incoming.origin);
+        let raw = match &incoming.payload {
+            Payload::Raw(raw) => raw.as_slice(),
+            Payload::TooLarge { size } => {
+                return Ok(Assessed {
+                    record: MessageRecord {
+                        sha256: None,
+                        message_id: None,
+                        source,
+                        origin,
+                        imap_uid,
+                        received: now,
+                        size: *size,
+                        state: MessageState::Quarantined,
+                        reason: format!(
+                            "message is {size} bytes, over the intake.max_message_size limit; left unread on the server"
+                        ),
+                        duplicate_of: None,
+                    },
+                    incident: None,
+                });
+            }
+        };
+        let mut record = MessageRecord {
+            sha256: Some(hex::encode(Sha256::digest(raw))),
+            message_id: None,
+            source,
+            origin,
+            imap_uid,
+            received: now,
+            size: raw.len() as u64,
+            state: MessageState::Quarantined,
+            reason: String::new(),
+            duplicate_of: None,
+        };
+        let outcome = |mut record: MessageRecord, state, reason: String| {
+            record.state = state;
+            record.reason = reason;
+            Ok(Assessed { record, incident: None })
+        };
+
+        // 2. Read.
+        let msg = match read::read_message_with(raw, &self.settings.limits) {
+            Ok(m) => m,
+            Err(e) => return outcome(record, MessageState::Quarantined, format!("unreadable: {e}")),
+        };
+        record.message_id = msg.message_id.clone();
+
+        // 3. Noise: auto-replies, bounces, our own mail.
+        if let Some(reason) = noise::ignore_reason(&msg, &self.settings.mail_domain) {
+            return outcome(record, MessageState::Ignored, reason);
+        }
+
+        // 4. Sender.
+        let sender = match authenticate::check_sender(&msg, directory, self.settings.trusted_authserv_id.as_deref()) {
+            SenderCheck::Staff(staff) => staff,
+            SenderCheck::Refused(reason) => return outcome(record, MessageState::Quarantined, reason),
+        };
+
+        // 5. Duplicate delivery of a message already recorded.
+        if let Some(mid) = &msg.message_id {
+            if !message_ids_in_batch.insert(mid.clone()) {
+                return outcome(record, MessageState::Duplicate, "same Message-ID as an earlier message in this batch".into());
+            }
+            if let Some(original) = self.store.find_original_by_message_id(mid).await? {
+                record.duplicate_of = Some(original);
+                return outcome(record, MessageState::Duplicate, format!("same Message-ID as message {original}"));
+            }
+        }
+
+        // 6. Pupils and category.
+        let ident = identify::identify(&msg, directory, rules.categories(), &self.settings.intake_address);
+        if let Some(triage) = &ident.triage {
+            return outcome(record, MessageState::AwaitingTriage, triage.reason.clone());
+        }
+
+        // 7. Rules, with the history counts they ask for.
+        let history = self.history(rules, &ident, msg.occurred_at().map(|d| d.with_timezone(&Utc)).unwrap_or(now)).await?;
+        let decision = rules.evaluate(&Facts {
+            message: &msg,
+            identification: &ident,
+            directory,
+            history: &history,
+            ai_risk: None,
+        });
+
+        record.state = MessageState::Filed;
+        record.reason = format!("filed under {}", decision.category);
+        let incident = incident_record(&msg, &ident, &decision, sender.id, directory, now, &self.settings);
+        Ok(Assessed { record, incident: Some(incident) })
+    }
+
+    /// Counts, per pupil and per history query of the rule set, of earlier incidents.
+    async fn history(&self, rules: &RuleSet, ident: &Identification, at: DateTime<Utc>) -> Result<History, StoreError> {
+        let mut history = History::default();
+        for (qi, q) in rules.history_queries().iter().enumerate() {
+            for p in &ident.pupils {
+                let since = at - q.within;
+                let n = self.store.count_pupil_incidents(p.pupil_id, &q.categories, since).await?;
+                history.set(p.pupil_id, qi, n);
+            }
+        }
+        Ok(history)
+    }
+}
+
+fn origin_fields(origin: &Origin) -> (&'static str, String, Option<(u32, u32)>) {
+    match origin {
+        Origin::Imap { mailbox, uidvalidity, uid } => ("imap", mailbox.clone(), Some((*uidvalidity, *uid))),
+        Origin::Maildir { path } => ("maildir", path.display().to_string(), None),
+        Origin::File { path } => ("file", path.display().to_string(), None),
+    }
+}
+
+/// Builds the incident to file from what was read and decided. Pure.
+fn incident_record(
+    msg: &Message,
+    ident: &Identification,
+    decision: &Decision,
+    recorded_by: i64,
+    directory: &Directory,
+    now: DateTime<Utc>,
+    settings: &FilingSettings,
+) -> IncidentRecord {
+    let occurred = msg.occurred_at().map(|d| d.with_timezone(&Utc)).unwrap_or(now);
+    let original = msg.forwarded.as_ref();
+    let body_text = match original {
+        Some(f) => f.body.clone(),
+        None => msg.reply_text.clone().unwrap_or_else(|| msg.text.clone()),
+    };
+    let outbox = alert::alerts_for(decision, ident, msg, recorded_by, directory, &settings.alerts);
+    let action = alert::action_for(decision, now);
+    IncidentRecord {
+        occurred,
+        recorded: now,
+        recorded_by: Some(recorded_by),
+        record_kind: if original.is_some() { "email" } else { "observation" }.to_string(),
+        category: decision.category.clone(),
+        priority: decision.priority.as_str().to_string(),
+        visibility: decision.visibility.as_str().to_string(),
+        note: msg.note.clone(),
+        original_from: original.and_then(|f| f.from.as_ref()).map(|a| a.address.clone()),
+        original_name: original.and_then(|f| f.from.as_ref()).and_then(|a| a.name.clone()),
+        original_subject: original.and_then(|f| f.subject.clone()).or_else(|| msg.subject.clone()),
+        body_text,
+        body_html: msg.html.clone(),
+        pupils: ident
+            .pupils
+            .iter()
+            .map(|p| PupilLink { pupil_id: p.pupil_id, role: p.role.as_str().to_string(), how: p.how.clone() })
+            .collect(),
+        attachments: msg
+            .attachments
+            .iter()
+            .map(|a| AttachmentRecord {
+                filename: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                sha256: a.sha256.clone(),
+                inline: a.inline,
+                tnef: a.tnef,
+                data: a.data.clone(),
+            })
+            .collect(),
+        outbox,
+        action,
+    }
+}
+
+impl Sink for Filer {
+    async fn accept(&self, batch: Vec<Incoming>) -> Result<Vec<Disposition>, SinkError> {
+        match self.file_batch(&batch).await {
+            Ok(filings) => Ok(filings.iter().map(Filing::disposition).collect()),
+            Err(e) => Err(SinkError::new(e.is_transient(), e.to_string())),
+        }
+    }
+}
