@@ -17,4 +17,5 @@ pub mod inspect;
 pub mod message;
 pub mod noise;
 pub mod read;
+pub mod seal;
 pub mod store;

@@ -22,6 +22,7 @@ use crate::message::Message;
 use crate::noise;
 use crate::read::{self, Limits};
 use crate::rules::{Decision, Facts, History, LiveRules, RuleSet};
+use crate::seal::Sealer;
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use crate::store::{
     AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, Recorded, Store,
@@ -69,6 +70,7 @@ pub struct Filer {
     store: Store,
     rules: Arc<LiveRules>,
     clock: Arc<dyn Clock>,
+    sealer: Sealer,
     settings: FilingSettings,
 }
 
@@ -79,8 +81,14 @@ struct Assessed {
 }
 
 impl Filer {
-    pub fn new(store: Store, rules: Arc<LiveRules>, clock: Arc<dyn Clock>, settings: FilingSettings) -> Filer {
-        Filer { store, rules, clock, settings }
+    pub fn new(
+        store: Store,
+        rules: Arc<LiveRules>,
+        clock: Arc<dyn Clock>,
+        sealer: Sealer,
+        settings: FilingSettings,
+    ) -> Filer {
+        Filer { store, rules, clock, sealer, settings }
     }
 
     pub fn store(&self) -> &Store {
@@ -129,11 +137,11 @@ impl Filer {
                     continue;
                 }
             };
-            let raw: &[u8] = match &incoming.payload {
-                Payload::Raw(raw) => raw,
-                Payload::TooLarge { .. } => &[],
+            let sealed_raw = match &incoming.payload {
+                Payload::Raw(raw) => self.sealer.seal(fields::RAW, raw),
+                Payload::TooLarge { .. } => Vec::new(),
             };
-            let recorded = tx.record_message(raw, &a.record, a.incident.as_ref(), "intake").await?;
+            let recorded = tx.record_message(&sealed_raw, &a.record, a.incident.as_ref(), "intake").await?;
             out.push(match recorded {
                 Recorded::New { message, incident } => Filing { state: a.record.state, message, incident, already: false },
                 Recorded::Already { message, state } => Filing { state, message, incident: None, already: true },
@@ -244,6 +252,7 @@ impl Filer {
         record.state = MessageState::Filed;
         record.reason = format!("filed under {}", decision.category);
         let incident = incident_record(&msg, &ident, &decision, sender.id, directory, now, &self.settings);
+        let incident = seal_incident(incident, &self.sealer);
         Ok(Assessed { record, incident: Some(incident) })
     }
 
@@ -321,6 +330,28 @@ fn incident_record(
         outbox,
         action,
     }
+}
+
+/// Names of sealed fields (the AEAD's associated data).
+pub mod fields {
+    pub const RAW: &str = "message.raw";
+    pub const ATTACHMENT: &str = "attachment";
+    pub const NOTE: &str = "incident.note";
+    pub const SUBJECT: &str = "incident.original_subject";
+    pub const BODY_TEXT: &str = "incident.body_text";
+    pub const BODY_HTML: &str = "incident.body_html";
+}
+
+/// Seals what the incident says before it reaches the database.
+fn seal_incident(mut inc: IncidentRecord, sealer: &Sealer) -> IncidentRecord {
+    inc.note = inc.note.map(|n| sealer.seal_text(fields::NOTE, &n));
+    inc.original_subject = inc.original_subject.map(|s| sealer.seal_text(fields::SUBJECT, &s));
+    inc.body_text = sealer.seal_text(fields::BODY_TEXT, &inc.body_text);
+    inc.body_html = inc.body_html.map(|h| sealer.seal_text(fields::BODY_HTML, &h));
+    for a in &mut inc.attachments {
+        a.data = sealer.seal(fields::ATTACHMENT, &a.data);
+    }
+    inc
 }
 
 impl Sink for Filer {
