@@ -10,6 +10,7 @@ mod audit;
 mod directory;
 mod filing;
 mod read;
+mod reseal;
 
 pub use audit::{AuditEntry, AuditVerdict};
 pub use directory::{ContactImport, SyncReport};
@@ -18,6 +19,7 @@ pub use filing::{
     PupilLink, Recorded, RungRecord,
 };
 pub use read::{ChronologyEntry, MessageSummary, StatusCounts};
+pub use reseal::{ResealBytes, ResealCount, ResealText};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
