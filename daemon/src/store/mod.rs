@@ -9,6 +9,7 @@
 mod audit;
 mod directory;
 mod filing;
+mod outcomes;
 mod read;
 mod reseal;
 
@@ -18,6 +19,7 @@ pub use filing::{
     ActionRecord, AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
     PupilLink, Recorded, RungRecord,
 };
+pub use outcomes::OutcomeRecorded;
 pub use read::{ChronologyEntry, MessageSummary, StatusCounts};
 pub use reseal::{ResealBytes, ResealCount, ResealText};
 
