@@ -1,0 +1,169 @@
+//! End to end through the real `haven` binary, on SQLite and on PostgreSQL: a directory
+//! import, then messages ingested through the whole pipeline, then what a DSL and a
+//! technician see (`status`, `chronology`, `audit verify`).
+
+mod support;
+
+use support::db::{Backend, TestDb};
+use support::haven::{HavenEnv, school_fixtures};
+
+fn mail(name: &str) -> String {
+    school_fixtures().join("mail").join(name).display().to_string()
+}
+
+/// A parent's email forwarded by a teacher is filed on the right pupil (found through the
+/// parent's contact record), dated when the parent wrote it; a second ingest files nothing.
+async fn forward_is_filed_once_on_the_pupil(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+
+    let r = env.haven(&["ingest", &mail("forward-contact.eml")]);
+    assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
+    let s = env.status();
+    assert_eq!(s["messages"]["filed"], 1, "{s}");
+    assert_eq!(s["incidents"], 1, "{s}");
+
+    let r = env.haven(&["chronology", "A100000000001", "--json"]);
+    assert_eq!(r.code, 0, "chronology: {}", r.stderr);
+    let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let entries = chron["incidents"].as_array().expect("incidents array");
+    assert_eq!(entries.len(), 1, "{chron}");
+    let e = &entries[0];
+    assert_eq!(e["original_from"], "parent.smith@example.com", "{e}");
+    assert!(e["occurred_at"].as_str().unwrap().starts_with("2026-11-09"), "occurred at the parent's date: {e}");
+    assert!(e["body"].as_str().unwrap().contains("lunch money"), "{e}");
+    assert_eq!(e["recorded_by"], "teacher@school.example", "{e}");
+
+    // The same file again, and the same message under another file name: nothing new.
+    let r = env.haven(&["ingest", &mail("forward-contact.eml")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let s = env.status();
+    assert_eq!(s["incidents"], 1, "a second ingest must not file twice: {s}");
+    db.cleanup().await;
+}
+
+/// Without a pupil Haven can name, the message waits for triage; from someone who is not
+/// staff, it is quarantined. Nothing is filed and nothing is lost: each has a state.
+async fn unknown_pupil_waits_and_stranger_is_quarantined(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let stranger = env.path("stranger.eml");
+    std::fs::write(
+        &stranger,
+        std::fs::read_to_string(mail("forward-contact.eml"))
+            .unwrap()
+            .replace("From: Terry Teach <teacher@school.example>", "From: Someone <someone@elsewhere.example>")
+            .replace("fwd-contact-1@", "stranger-1@"),
+    )
+    .unwrap();
+    let r = env.haven(&["ingest", &mail("unknown-pupil.eml"), stranger.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let s = env.status();
+    assert_eq!(s["messages"]["awaiting_triage"], 1, "{s}");
+    assert_eq!(s["messages"]["quarantined"], 1, "{s}");
+    assert_eq!(s["incidents"], 0, "{s}");
+    db.cleanup().await;
+}
+
+/// With `trusted_authserv_id` set, a message claiming to be from staff is filed only with a
+/// passing DMARC result from the school's own server; no result, a failing one, or a pass
+/// stamped by another server is quarantined.
+async fn spoofed_staff_sender_is_quarantined(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, r#"trusted_authserv_id = "mx.school.example""#);
+    env.import_school();
+    let raw = std::fs::read_to_string(mail("spoofed.eml")).unwrap();
+    let variants = [
+        ("none", raw.clone()),
+        ("untrusted", format!("Authentication-Results: mx.attacker.example; dmarc=pass header.from=school.example\n{raw}").replace("spoof-1@", "spoof-2@")),
+        ("failing", format!("Authentication-Results: mx.school.example; dmarc=fail header.from=school.example\n{raw}").replace("spoof-1@", "spoof-3@")),
+        ("passing", format!("Authentication-Results: mx.school.example; dkim=pass header.d=school.example; dmarc=pass header.from=school.example\n{raw}").replace("spoof-1@", "spoof-4@")),
+    ];
+    for (name, text) in &variants {
+        let p = env.path(&format!("{name}.eml"));
+        std::fs::write(&p, text).unwrap();
+        let r = env.haven(&["ingest", p.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{name}: {}{}", r.stdout, r.stderr);
+    }
+    let s = env.status();
+    assert_eq!(s["messages"]["quarantined"], 3, "{s}");
+    assert_eq!(s["messages"]["filed"], 1, "only the passing one is filed: {s}");
+    db.cleanup().await;
+}
+
+/// A DSL Team Access Only incident is in the DSL's view of the chronology and not in a
+/// HouseM's or a teacher's; every view is audited, and the audit chain verifies until a row
+/// is edited behind Haven's back, when `audit verify` names it.
+async fn visibility_and_audit(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let r = env.haven(&["ingest", &mail("note-named.eml")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(env.status()["incidents"], 1);
+
+    let count = |viewer: &str| {
+        let r = env.haven(&["chronology", "A100000000002", "--as", viewer, "--json"]);
+        assert_eq!(r.code, 0, "{viewer}: {}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v["incidents"].as_array().unwrap().len()
+    };
+    assert_eq!(count("dsl@school.example"), 1, "the DSL sees it");
+    assert_eq!(count("ddsl@school.example"), 1, "the deputy DSL sees it");
+    assert_eq!(count("heron@school.example"), 0, "the pupil's own HouseM does not");
+    assert_eq!(count("teacher@school.example"), 0, "the recording teacher does not");
+
+    let r = env.haven(&["audit", "verify"]);
+    assert_eq!(r.code, 0, "intact chain: {}{}", r.stdout, r.stderr);
+    haven::store::on_pool_for_tests(&db.store, "UPDATE audit_log SET detail = 'nothing happened' WHERE id = 2").await;
+    let r = env.haven(&["audit", "verify"]);
+    assert_ne!(r.code, 0, "a tampered chain must fail: {}", r.stdout);
+    assert!(format!("{}{}", r.stdout, r.stderr).contains("entry 2"), "names the entry: {}{}", r.stdout, r.stderr);
+    db.cleanup().await;
+}
+
+/// What the parent wrote is not in the database in plaintext, and a debug-level log of the
+/// whole ingest carries no pupil name, address or subject.
+async fn nothing_readable_at_rest_or_in_logs(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let r = env.haven_env(&["ingest", &mail("forward-contact.eml"), &mail("note-named.eml")], &[("RUST_LOG", "debug")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(env.status()["incidents"], 2);
+    let log = format!("{}{}", r.stdout, r.stderr);
+    assert!(!log.is_empty(), "debug logging produced nothing to check");
+    for secret in ["Jane", "Smith", "Oliver", "Olly", "parent.smith@example.com", "teacher@school.example", "Worried about this week", "lunch money", "bruise"] {
+        assert!(!log.contains(secret), "log output contains {secret:?}:\n{log}");
+    }
+    match backend {
+        Backend::Sqlite => {
+            let mut bytes = Vec::new();
+            for entry in std::fs::read_dir(db.dir.path()).unwrap() {
+                bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+            }
+            for plain in ["lunch money", "bruise on his forearm", "Worried about this week"] {
+                assert!(!bytes.windows(plain.len()).any(|w| w == plain.as_bytes()), "database files contain {plain:?}");
+            }
+        }
+        Backend::Postgres => {
+            let dump = std::process::Command::new("pg_dump").arg(&db.url).output().expect("pg_dump");
+            assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
+            let text = String::from_utf8_lossy(&dump.stdout);
+            for plain in ["lunch money", "bruise on his forearm", "Worried about this week"] {
+                assert!(!text.contains(plain), "database dump contains {plain:?}");
+            }
+        }
+    }
+    db.cleanup().await;
+}
+
+backend_tests!(
+    forward_is_filed_once_on_the_pupil,
+    unknown_pupil_waits_and_stranger_is_quarantined,
+    spoofed_staff_sender_is_quarantined,
+    visibility_and_audit,
+    nothing_readable_at_rest_or_in_logs,
+);
