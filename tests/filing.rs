@@ -33,7 +33,7 @@ async fn forward_is_filed_once_on_the_pupil(backend: Backend) {
     assert_eq!(e["original_from"], "parent.smith@example.com", "{e}");
     assert!(e["occurred_at"].as_str().unwrap().starts_with("2026-11-09"), "occurred at the parent's date: {e}");
     assert!(e["body"].as_str().unwrap().contains("lunch money"), "{e}");
-    assert_eq!(e["recorded_by"], "teacher@school.example", "{e}");
+    assert_eq!(e["recorded_by"], "Terry Teach", "{e}");
 
     // The same file again, and the same message under another file name: nothing new.
     let r = env.haven(&["ingest", &mail("forward-contact.eml")]);
