@@ -38,6 +38,49 @@ pub fn find_pupil<'a>(dir: &'a Directory, query: &str) -> Result<&'a Pupil, CliE
     }
 }
 
+/// A pupil's chronology as one viewer may see it, opened (decrypted) and audited.
+pub struct View {
+    pub dir: Directory,
+    pub pupil: Pupil,
+    pub entries: Vec<ChronologyEntry>,
+}
+
+/// Loads the chronology of the pupil `query` names, keeps what `viewer` (a staff email) may see,
+/// and writes `audit_action` (chronology_view, export) to the audit log.
+pub async fn load_view(
+    store: &Store,
+    sealer: &Sealer,
+    query: &str,
+    viewer: Option<&str>,
+    audit_action: &str,
+    now: DateTime<Utc>,
+) -> Result<View, CliError> {
+    let dir = store.load_directory().await?;
+    let pupil = find_pupil(&dir, query)?.clone();
+    let viewer_staff = match viewer {
+        Some(email) => Some(
+            dir.active_staff_by_email(email)
+                .ok_or_else(|| CliError::Usage(format!("{email} is not an active member of staff")))?
+                .clone(),
+        ),
+        None => None,
+    };
+    let mut entries = store.chronology(pupil.id).await?;
+    for e in &mut entries {
+        open_entry(e, sealer)?;
+    }
+    if let Some(staff) = &viewer_staff {
+        entries.retain(|e| {
+            let pupils: Vec<&Pupil> = e.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
+            Visibility::parse(&e.visibility).is_some_and(|v| v.allows(staff, &pupils))
+        });
+    }
+    store
+        .audit(now, viewer.unwrap_or("cli"), audit_action, &format!("pupil:{}", pupil.id), &format!("entries={}", entries.len()))
+        .await?;
+    Ok(View { dir, pupil, entries })
+}
+
 pub async fn run(
     store: &Store,
     sealer: &Sealer,
@@ -47,28 +90,8 @@ pub async fn run(
     now: DateTime<Utc>,
     as_json: bool,
 ) -> Result<String, CliError> {
-    let dir = store.load_directory().await?;
-    let pupil = find_pupil(&dir, query)?;
-    let viewer_staff = match viewer {
-        Some(email) => Some(
-            dir.active_staff_by_email(email)
-                .ok_or_else(|| CliError::Usage(format!("{email} is not an active member of staff")))?,
-        ),
-        None => None,
-    };
-    let mut entries = store.chronology(pupil.id).await?;
-    for e in &mut entries {
-        open_entry(e, sealer)?;
-    }
-    if let Some(staff) = viewer_staff {
-        entries.retain(|e| {
-            let pupils: Vec<&Pupil> = e.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
-            Visibility::parse(&e.visibility).is_some_and(|v| v.allows(staff, &pupils))
-        });
-    }
-    store
-        .audit(now, viewer.unwrap_or("cli"), "chronology_view", &format!("pupil:{}", pupil.id), &format!("entries={}", entries.len()))
-        .await?;
+    let View { dir, pupil, entries } = load_view(store, sealer, query, viewer, "chronology_view", now).await?;
+    let pupil = &pupil;
     if as_json {
         let v = json!({
             "pupil": {
@@ -133,7 +156,7 @@ pub async fn run(
     Ok(out)
 }
 
-fn entry_json(e: &ChronologyEntry, dir: &Directory) -> serde_json::Value {
+pub fn entry_json(e: &ChronologyEntry, dir: &Directory) -> serde_json::Value {
     json!({
         "incident": e.incident,
         "occurred_at": e.occurred_at.to_rfc3339(),

@@ -4,6 +4,7 @@
 
 pub mod chronology;
 pub mod directory;
+pub mod export;
 pub mod ingest;
 pub mod init;
 pub mod rules;

@@ -20,7 +20,7 @@ pub use filing::{
     PupilLink, Recorded, RungRecord,
 };
 pub use outcomes::OutcomeRecorded;
-pub use read::{ChronologyEntry, MessageSummary, StatusCounts};
+pub use read::{AttachmentFile, ChronologyEntry, MessageSummary, StatusCounts};
 pub use reseal::{ResealBytes, ResealCount, ResealText};
 
 use chrono::{DateTime, Utc};

@@ -188,3 +188,43 @@ impl Store {
         })
     }
 }
+
+/// One attachment's record and its stored (sealed) content, for exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentFile {
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    /// SHA-256 of the plaintext content.
+    pub sha256: String,
+    /// Sealed: open with the store key's `Sealer` and field `attachment`.
+    pub sealed: Vec<u8>,
+}
+
+impl Store {
+    /// The files attached to an incident (inline images excluded), with their sealed content.
+    pub async fn attachment_files(&self, incident: i64) -> Result<Vec<AttachmentFile>> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "SELECT a.filename, a.content_type, a.size, a.sha256, b.data FROM attachments a \
+                 JOIN blobs b ON b.sha256 = a.sha256 WHERE a.incident_id = $1 AND a.inline = $2 ORDER BY a.id",
+            )
+            .bind(incident)
+            .bind(false)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(AttachmentFile {
+                    filename: r.try_get("filename")?,
+                    content_type: r.try_get("content_type")?,
+                    size: r.try_get::<i64, _>("size")? as u64,
+                    sha256: r.try_get("sha256")?,
+                    sealed: r.try_get("data")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(Into::into)
+        })
+    }
+}

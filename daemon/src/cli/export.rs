@@ -1,0 +1,170 @@
+//! `haven export PUPIL --format html|json [--as STAFF] [--out DIR]`: a chronology bundle for a
+//! meeting, a referral or a destination school: the chronology (respecting visibility for
+//! `--as`), every attachment decrypted into `attachments/`, and `MANIFEST.sha256` listing the
+//! SHA-256 of every file so the recipient can check nothing was altered. Audited as `export`.
+
+use super::CliError;
+use super::chronology::{View, entry_json, load_view};
+use crate::pipeline::fields;
+use crate::seal::Sealer;
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The bundle formats. PDF is asked for by the SPEC but not built yet: print the HTML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Html,
+    Json,
+    Pdf,
+}
+
+pub struct ExportRequest<'a> {
+    pub query: &'a str,
+    pub viewer: Option<&'a str>,
+    pub format: Format,
+    pub out: Option<PathBuf>,
+    pub school: &'a str,
+    pub tz: Tz,
+    pub now: DateTime<Utc>,
+}
+
+/// Writes the bundle and returns its directory.
+pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Result<PathBuf, CliError> {
+    if req.format == Format::Pdf {
+        return Err(CliError::Usage(
+            "PDF export is not available yet: export --format html and print it to PDF".into(),
+        ));
+    }
+    let view = load_view(store, sealer, req.query, req.viewer, "export", req.now).await?;
+    let out = req
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("export-{}-{}", view.pupil.upn, req.now.format("%Y%m%d-%H%M%S"))));
+    if out.exists() {
+        return Err(CliError::Usage(format!("{} already exists; choose another --out", out.display())));
+    }
+    let io = |e: std::io::Error| CliError::Other(anyhow::anyhow!("writing {}: {e}", out.display()));
+    std::fs::create_dir_all(out.join("attachments")).map_err(io)?;
+
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut attachments_by_incident = Vec::new();
+    for e in &view.entries {
+        let mut listed = Vec::new();
+        for a in store.attachment_files(e.incident).await? {
+            let data = sealer
+                .open(fields::ATTACHMENT, &a.sealed)
+                .map_err(|err| CliError::Other(anyhow::anyhow!("incident {} attachment: {err}", e.incident)))?;
+            let name = format!("attachments/{}-{}-{}", e.incident, &a.sha256[..12], a.filename);
+            listed.push(json!({"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256, "path": name}));
+            files.push((name, data));
+        }
+        attachments_by_incident.push(listed);
+    }
+    let document = match req.format {
+        Format::Json => ("chronology.json".to_string(), render_json(&view, &attachments_by_incident, req.now).into_bytes()),
+        _ => ("chronology.html".to_string(), render_html(&view, &attachments_by_incident, req.school, req.tz, req.now).into_bytes()),
+    };
+    files.insert(0, document);
+
+    let mut manifest = String::new();
+    for (name, data) in &files {
+        write_file(&out.join(name), data).map_err(io)?;
+        let _ = writeln!(manifest, "{}  {name}", hex::encode(Sha256::digest(data)));
+    }
+    write_file(&out.join("MANIFEST.sha256"), manifest.as_bytes()).map_err(io)?;
+    Ok(out)
+}
+
+fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(data)
+}
+
+fn render_json(view: &View, attachments: &[Vec<serde_json::Value>], now: DateTime<Utc>) -> String {
+    let incidents: Vec<serde_json::Value> = view
+        .entries
+        .iter()
+        .zip(attachments)
+        .map(|(e, files)| {
+            let mut v = entry_json(e, &view.dir);
+            v["attachments"] = json!(files);
+            v
+        })
+        .collect();
+    let v = json!({
+        "exported_at": now.to_rfc3339(),
+        "pupil": {
+            "upn": view.pupil.upn,
+            "name": view.pupil.full_name(),
+            "date_of_birth": view.pupil.date_of_birth.map(|d| d.to_string()),
+            "year_group": view.pupil.year_group,
+            "on_roll": view.pupil.on_roll(),
+        },
+        "incidents": incidents,
+    });
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+fn render_html(view: &View, attachments: &[Vec<serde_json::Value>], school: &str, tz: Tz, now: DateTime<Utc>) -> String {
+    let esc = |s: &str| ammonia::clean_text(s);
+    let p = &view.pupil;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Chronology: {name}</title>\
+         <style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}section{{border-top:1px solid #999;padding:.5em 0}}\
+         pre{{white-space:pre-wrap}}</style></head><body>\
+         <h1>Safeguarding chronology: {name}</h1><p>{school}. UPN {upn}, Year {year}. Exported {now}. \
+         CONFIDENTIAL: share only with those who need to know.</p>",
+        name = esc(&p.full_name()),
+        school = esc(school),
+        upn = esc(&p.upn),
+        year = p.year_group.map_or("?".into(), |y| y.to_string()),
+        now = now.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+    );
+    for (e, files) in view.entries.iter().zip(attachments) {
+        let _ = write!(
+            h,
+            "<section><h2>#{} {} — {}</h2><p>Role: {}. Priority: {}. Recorded {} by {}.</p>",
+            e.incident,
+            e.occurred_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            esc(&e.category),
+            esc(&e.role),
+            esc(&e.priority),
+            e.recorded_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            esc(e.recorded_by.as_deref().unwrap_or("unknown")),
+        );
+        if let Some(from) = &e.original_from {
+            let _ = write!(h, "<p>From: {}</p>", esc(from));
+        }
+        if let Some(s) = &e.original_subject {
+            let _ = write!(h, "<p>Subject: {}</p>", esc(s));
+        }
+        if let Some(n) = &e.note {
+            let _ = write!(h, "<h3>Note</h3><pre>{}</pre>", esc(n));
+        }
+        let _ = write!(h, "<h3>Message</h3><pre>{}</pre>", esc(&e.body));
+        for f in files {
+            let _ = write!(
+                h,
+                "<p>Attachment: <a href=\"{path}\">{name}</a> (SHA-256 {sha})</p>",
+                path = esc(f["path"].as_str().unwrap_or_default()),
+                name = esc(f["filename"].as_str().unwrap_or_default()),
+                sha = esc(f["sha256"].as_str().unwrap_or_default()),
+            );
+        }
+        if let Some(o) = &e.outcome {
+            let _ = write!(h, "<p><strong>Outcome:</strong> {}</p>", esc(o));
+        }
+        h.push_str("</section>");
+    }
+    h.push_str("</body></html>\n");
+    h
+}
