@@ -11,11 +11,15 @@
 //! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
 
 pub mod authenticate;
+pub mod category;
 pub mod clock;
 pub mod directory;
+pub mod identify;
 pub mod inspect;
 pub mod message;
 pub mod noise;
 pub mod read;
 pub mod seal;
+pub mod source;
 pub mod store;
+pub mod visibility;

@@ -1,0 +1,172 @@
+//! Who may see an incident: the one rule used by alerts, digests, `chronology --as` and exports.
+//!
+//! A visibility is a set of audiences written as a comma-separated list, stored with each
+//! incident: staff roles (`slt`, `esafety`, …) and the pupil-relative audiences
+//! `housem-of-pupil` and `tutor-of-pupil`. The DSL team (`dsl`, `ddsl`) always sees everything.
+//! Two presets name the school policies: `dsl-team` (DSL Team Access Only) and
+//! `dsl-team+housem` (the DSL team and the pupil's HouseM, no other house staff).
+
+use crate::directory::{Pupil, Role, Staff};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// One audience that may see an incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Audience {
+    /// Everyone holding this role.
+    Role(Role),
+    /// The HouseM of a house one of the incident's pupils belongs to.
+    HousemOfPupil,
+    /// The tutor of a tutor group one of the incident's pupils belongs to.
+    TutorOfPupil,
+}
+
+/// Who may see an incident (besides the DSL team, who see everything).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Visibility {
+    audiences: BTreeSet<Audience>,
+}
+
+impl Visibility {
+    /// The DSL team alone.
+    pub fn dsl_team() -> Visibility {
+        Visibility { audiences: BTreeSet::new() }
+    }
+
+    /// Parses `dsl-team`, `dsl-team+housem`, or a comma-separated list of roles and
+    /// `housem-of-pupil` / `tutor-of-pupil`. None for anything unknown.
+    pub fn parse(s: &str) -> Option<Visibility> {
+        let mut audiences = BTreeSet::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.to_ascii_lowercase().as_str() {
+                "dsl-team" | "dsl_team" => {}
+                "dsl-team+housem" | "dsl_team+housem" => {
+                    audiences.insert(Audience::HousemOfPupil);
+                }
+                "housem-of-pupil" => {
+                    audiences.insert(Audience::HousemOfPupil);
+                }
+                "tutor-of-pupil" => {
+                    audiences.insert(Audience::TutorOfPupil);
+                }
+                other => {
+                    let role = Role::parse(other)?;
+                    if !role.is_dsl_team() {
+                        audiences.insert(Audience::Role(role));
+                    }
+                }
+            }
+        }
+        Some(Visibility { audiences })
+    }
+
+    /// The canonical stored form; `parse(as_str())` gives the same visibility back.
+    pub fn as_str(&self) -> String {
+        if self.audiences.is_empty() {
+            return "dsl-team".into();
+        }
+        let mut parts = vec!["dsl-team".to_string()];
+        parts.extend(self.audiences.iter().map(|a| match a {
+            Audience::Role(r) => r.as_str().to_string(),
+            Audience::HousemOfPupil => "housem-of-pupil".to_string(),
+            Audience::TutorOfPupil => "tutor-of-pupil".to_string(),
+        }));
+        parts.join(",")
+    }
+
+    /// The narrower of two visibilities: only audiences both allow.
+    pub fn restrict(&self, other: &Visibility) -> Visibility {
+        Visibility { audiences: self.audiences.intersection(&other.audiences).copied().collect() }
+    }
+
+    /// Whether `staff` may see an incident with this visibility about `pupils`.
+    pub fn allows(&self, staff: &Staff, pupils: &[&Pupil]) -> bool {
+        if !staff.active {
+            return false;
+        }
+        if staff.is_dsl_team() {
+            return true;
+        }
+        self.audiences.iter().any(|a| match a {
+            Audience::Role(r) => staff.has_role(*r),
+            Audience::HousemOfPupil => {
+                staff.has_role(Role::Housem)
+                    && staff.house.as_deref().is_some_and(|h| {
+                        pupils.iter().any(|p| p.house.as_deref().is_some_and(|ph| ph.eq_ignore_ascii_case(h)))
+                    })
+            }
+            Audience::TutorOfPupil => {
+                staff.has_role(Role::Tutor)
+                    && staff.tutor_group.as_deref().is_some_and(|t| {
+                        pupils.iter().any(|p| p.tutor_group.as_deref().is_some_and(|pt| pt.eq_ignore_ascii_case(t)))
+                    })
+            }
+        })
+    }
+}
+
+impl fmt::Display for Visibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staff(roles: &[Role], house: Option<&str>) -> Staff {
+        Staff {
+            id: 1,
+            emails: vec!["a@school.example".into()],
+            first_name: "A".into(),
+            last_name: "B".into(),
+            roles: roles.to_vec(),
+            house: house.map(str::to_string),
+            tutor_group: None,
+            active: true,
+        }
+    }
+
+    fn pupil(house: &str) -> Pupil {
+        Pupil {
+            id: 1,
+            upn: "X".into(),
+            first_name: "J".into(),
+            last_name: "S".into(),
+            preferred_name: None,
+            date_of_birth: None,
+            year_group: Some(7),
+            tutor_group: None,
+            house: Some(house.into()),
+            sen: false,
+            left_on: None,
+        }
+    }
+
+    #[test]
+    fn dsl_team_only_hides_from_everyone_else() {
+        let v = Visibility::parse("dsl-team").unwrap();
+        let p = pupil("Keller");
+        assert!(v.allows(&staff(&[Role::Ddsl], None), &[&p]));
+        assert!(!v.allows(&staff(&[Role::Slt, Role::Head], None), &[&p]));
+        assert!(!v.allows(&staff(&[Role::Housem], Some("Keller")), &[&p]));
+    }
+
+    #[test]
+    fn housem_sees_only_their_own_pupils() {
+        let v = Visibility::parse("dsl-team+housem").unwrap();
+        let p = pupil("Keller");
+        assert!(v.allows(&staff(&[Role::Housem], Some("keller")), &[&p]));
+        assert!(!v.allows(&staff(&[Role::Housem], Some("Nightingale")), &[&p]));
+        assert!(!v.allows(&staff(&[Role::Slt], None), &[&p]));
+    }
+
+    #[test]
+    fn stored_form_round_trips_and_unknown_is_refused() {
+        let v = Visibility::parse("slt, tutor-of-pupil,dsl").unwrap();
+        assert_eq!(v.as_str(), "dsl-team,slt,tutor-of-pupil");
+        assert_eq!(Visibility::parse(&v.as_str()), Some(v));
+        assert_eq!(Visibility::parse("everyone-ish"), None);
+    }
+}
