@@ -13,9 +13,12 @@
 pub mod authenticate;
 pub mod category;
 pub mod clock;
+pub mod config;
 pub mod directory;
+pub mod directory_csv;
 pub mod identify;
 pub mod inspect;
+pub mod logging;
 pub mod message;
 pub mod noise;
 pub mod read;

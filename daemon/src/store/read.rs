@@ -228,3 +228,13 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// Whether incident `id` exists.
+    pub async fn incident_exists(&self, id: i64) -> Result<bool> {
+        on_pool!(self, |p| {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE id = $1").bind(id).fetch_one(p).await?;
+            Ok(n > 0)
+        })
+    }
+}
