@@ -10,6 +10,7 @@ mod audit;
 mod directory;
 mod filing;
 mod outcomes;
+mod outbox;
 mod read;
 mod reseal;
 
@@ -20,6 +21,7 @@ pub use filing::{
     PupilLink, Recorded, RungRecord,
 };
 pub use outcomes::OutcomeRecorded;
+pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, MessageSummary, StatusCounts};
 pub use reseal::{ResealBytes, ResealCount, ResealText};
 
