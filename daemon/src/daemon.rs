@@ -19,7 +19,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     // Refuse to start on anything invalid: rules, keys, transport.
     let rules = cli::load_rules(&config)?;
     let sealer = cli::load_sealer(&config)?;
-    let reply_key = read_reply_key(&config)?;
+    let reply_key = cli::read_reply_key(&config)?;
     let transport = outbox_transport(&config);
     transport.check().map_err(|e| CliError::Config(e.to_string()))?;
     if config.intake.trusted_authserv_id.is_none() {
@@ -130,18 +130,6 @@ async fn reload(live: &LiveRules, dir: &std::path::Path, store: &crate::store::S
             let _ = store.audit(now, "daemon", "rules_reload_refused", "rules", &format!("{} errors", e.0.len())).await;
         }
     }
-}
-
-fn read_reply_key(config: &Config) -> Result<Vec<u8>, CliError> {
-    let Some(path) = &config.alerts.reply_key_file else {
-        return Err(CliError::Config("alerts.reply_key_file: missing (haven init writes one)".into()));
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Config(format!("alerts.reply_key_file: cannot read {}: {e}", path.display())))?;
-    hex::decode(text.trim())
-        .ok()
-        .filter(|k| k.len() >= 32)
-        .ok_or_else(|| CliError::Config(format!("alerts.reply_key_file: {} must hold at least 32 bytes as hex", path.display())))
 }
 
 fn outbox_transport(config: &Config) -> outbox::Transport {

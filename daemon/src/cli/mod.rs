@@ -127,5 +127,19 @@ pub fn filing_settings(config: &Config) -> FilingSettings {
             mail_domain: config.school.mail_domain().to_string(),
             school_name: config.school.name.clone(),
         },
+        reply_key: read_reply_key(config).ok(),
     }
+}
+
+/// The key that signs and verifies reply tokens (`alerts.reply_key_file`, hex).
+pub fn read_reply_key(config: &Config) -> Result<Vec<u8>, CliError> {
+    let Some(path) = &config.alerts.reply_key_file else {
+        return Err(CliError::Config("alerts.reply_key_file: missing (haven init writes one)".into()));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Config(format!("alerts.reply_key_file: cannot read {}: {e}", path.display())))?;
+    hex::decode(text.trim())
+        .ok()
+        .filter(|k| k.len() >= 32)
+        .ok_or_else(|| CliError::Config(format!("alerts.reply_key_file: {} must hold at least 32 bytes as hex", path.display())))
 }
