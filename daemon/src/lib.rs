@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod message;
 pub mod noise;
 pub mod read;
+pub mod rules;
 pub mod seal;
 pub mod source;
 pub mod store;
