@@ -76,6 +76,7 @@ pub(crate) struct Conditions {
     /// Category indexes.
     pub category: Option<Vec<usize>>,
     pub category_not: Vec<usize>,
+    pub safeguarding: Option<bool>,
     /// Index into the text matcher.
     pub text: Option<usize>,
     /// Lower-case addresses.
@@ -260,22 +261,24 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
                 errs.at(Some(c.name.span()), "a category needs a name with letters or digits");
                 continue;
             }
-            let mut ok = true;
-            let mut claim = |key: &str, span: Range<usize>, errs: &mut FileErrors<'_>| {
+            // A category with a broken alias or visibility is still kept, so that rules and
+            // the default naming it do not report a second, misleading error.
+            let mut claim = |key: &str, what: &str, span: Range<usize>, errs: &mut FileErrors<'_>| -> bool {
                 let k = fold(key);
                 if k.is_empty() {
-                    errs.at(Some(span), format!("alias {key:?} has no letters or digits"));
-                    ok = false;
-                } else if let Some(owner) = seen.get(&k) {
-                    if *owner != name || fold(key) != fold(&name) {
-                        errs.at(Some(span), format!("{key:?} is already used by category {owner:?}"));
-                        ok = false;
-                    }
-                } else {
-                    seen.insert(k, name.clone());
+                    errs.at(Some(span), format!("{what} {key:?} has no letters or digits"));
+                    return false;
                 }
+                if let Some(owner) = seen.get(&k) {
+                    errs.at(Some(span), format!("{what} {key:?} is already used by category {owner:?}"));
+                    return false;
+                }
+                seen.insert(k, name.clone());
+                true
             };
-            claim(&name, c.name.span(), &mut errs);
+            if !claim(&name, "name", c.name.span(), &mut errs) {
+                continue;
+            }
             let mut aliases = Vec::new();
             if let Some(a) = &c.aliases {
                 for (alias, span) in a.items() {
@@ -283,21 +286,16 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
                     if fold(&alias) == fold(&name) {
                         continue;
                     }
-                    claim(&alias, span, &mut errs);
-                    aliases.push(alias);
+                    if claim(&alias, "alias", span, &mut errs) {
+                        aliases.push(alias);
+                    }
                 }
             }
-            let visibility = match Visibility::parse(c.visibility.get_ref()) {
-                Some(v) => v,
-                None => {
-                    errs.at(Some(c.visibility.span()), bad_visibility(c.visibility.get_ref()));
-                    ok = false;
-                    Visibility::dsl_team()
-                }
-            };
-            if ok {
-                list.push(Category { name, aliases, visibility, safeguarding: c.safeguarding });
-            }
+            let visibility = Visibility::parse(c.visibility.get_ref()).unwrap_or_else(|| {
+                errs.at(Some(c.visibility.span()), bad_visibility(c.visibility.get_ref()));
+                Visibility::dsl_team()
+            });
+            list.push(Category { name, aliases, visibility, safeguarding: c.safeguarding });
         }
         if let Some(d) = &f.default {
             if let Some((first, _)) = &default {
@@ -323,7 +321,6 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
             None => {
                 if let Some(src) = sources.get(*fi) {
                     let mut errs = FileErrors::new(&src.path, &src.text);
-                    // Only worth saying when the category is not merely broken elsewhere.
                     errs.at(Some(d.span()), unknown_category(d.get_ref(), &list));
                     all_errors.append(&mut errs.errors);
                 }
@@ -367,6 +364,8 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
     };
 
     if !all_errors.is_empty() {
+        // Files in load order (names are sorted), then by position.
+        all_errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(RuleErrors(all_errors));
     }
     let Some(default) = default_index else {
@@ -414,6 +413,7 @@ impl RuleCompiler<'_, '_> {
         let mut when = Conditions {
             category: w.category.as_ref().map(|c| self.categories(c)),
             category_not: w.category_not.as_ref().map(|c| self.categories(c)).unwrap_or_default(),
+            safeguarding: w.safeguarding,
             ..Conditions::default()
         };
         if let Some(t) = &w.text {

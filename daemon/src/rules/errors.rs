@@ -83,7 +83,7 @@ mod tests {
         assert_eq!(line_column(text, 0), (1, 1));
         assert_eq!(line_column(text, 6), (2, 1));
         // "é" is two bytes: the "=" after it is character 4.
-        assert_eq!(line_column(text, 9), (2, 4));
+        assert_eq!(line_column(text, 10), (2, 4));
         assert_eq!(line_column(text, 999), (3, 1));
     }
 }

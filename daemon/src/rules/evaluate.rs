@@ -198,6 +198,9 @@ impl RuleSet {
         if w.category.as_ref().is_some_and(|cs| !cs.contains(&category)) || w.category_not.contains(&category) {
             return false;
         }
+        if w.safeguarding.is_some_and(|want| want != self.is_safeguarding(category)) {
+            return false;
+        }
         if w.text.is_some_and(|i| !seen.text.get(i).copied().unwrap_or(false)) {
             return false;
         }

@@ -57,6 +57,8 @@ pub(crate) struct RuleEntry {
 pub(crate) struct When {
     pub category: Option<Spanned<Strings>>,
     pub category_not: Option<Spanned<Strings>>,
+    /// Whether the incident's category (as decided so far) is a safeguarding one.
+    pub safeguarding: Option<bool>,
     pub text: Option<Spanned<String>>,
     pub sender: Option<Spanned<Strings>>,
     pub sender_domain: Option<Spanned<Strings>>,

@@ -62,8 +62,9 @@ pub struct History {
 
 impl History {
     /// `n` = number of EARLIER incidents of the pupil matching query `query_index`.
-    pub fn set(&mut self, pupil_id: i64, query_index: usize, n: i64) {
-        self.counts.insert((pupil_id, query_index), n);
+    /// Takes any whole-number type the store counts in.
+    pub fn set(&mut self, pupil_id: i64, query_index: usize, n: impl Into<i64>) {
+        self.counts.insert((pupil_id, query_index), n.into());
     }
 
     /// Zero when the store was not asked (no earlier incidents known).
