@@ -24,6 +24,7 @@ pub mod noise;
 pub mod outbox;
 pub mod read;
 pub mod reply_token;
+pub mod rules;
 pub mod seal;
 pub mod source;
 pub mod store;
