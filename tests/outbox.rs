@@ -134,6 +134,7 @@ async fn file_incident(db: &TestDb, n: u32, staff: &BTreeMap<String, i64>, pupil
         attachments: vec![],
         outbox,
         action: None,
+        follows: None,
     };
     let mut tx = db.store.begin().await.unwrap();
     let rec = tx.record_message(b"raw", &msg, Some(&inc), "test").await.unwrap();

@@ -8,6 +8,7 @@ use crate::config::{Config, SourceKind};
 use crate::outbox;
 use crate::pipeline::Filer;
 use crate::rules::{LiveRules, RuleSet};
+use crate::source::imap;
 use crate::source::maildir::{self, MaildirSettings};
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,8 +77,12 @@ async fn intake(config: Config, filer: Arc<Filer>, shutdown: CancellationToken, 
             maildir::run(settings, &sink, shutdown).await;
         }
         SourceKind::Imap => {
-            let Some(settings) = crate::source::imap::settings_from_config(&config) else { return };
-            crate::source::imap::run(settings, &sink, shutdown).await;
+            let Some(settings) = imap_settings(&config) else { return };
+            let status = imap::ImapStatus::new();
+            if let Err(e) = imap::run(settings, &sink, shutdown.clone(), &status).await {
+                tracing::error!(error = %e, "IMAP intake cannot run; stopping");
+                shutdown.cancel();
+            }
         }
     }
 }
@@ -159,4 +164,31 @@ fn outbox_settings(config: &Config, reply_key: Vec<u8>) -> outbox::OutboxSetting
         mail_domain: config.school.mail_domain().to_string(),
         intake_address: config.school.intake_address.clone(),
     }
+}
+
+fn imap_settings(config: &Config) -> Option<imap::ImapSettings> {
+    use crate::config::{ImapCredential, Security};
+    let i = config.intake.imap.as_ref()?;
+    Some(imap::ImapSettings {
+        host: i.host.clone(),
+        port: i.port,
+        security: match i.security {
+            Security::Tls => imap::Security::Tls,
+            Security::Starttls => imap::Security::Starttls,
+            Security::Plain => imap::Security::Plain,
+        },
+        username: i.username.clone(),
+        auth: match &i.credential {
+            ImapCredential::Password(p) => imap::ImapAuth::Password(p.clone()),
+            ImapCredential::TokenFile(f) => imap::ImapAuth::Xoauth2 { token_source: imap::TokenSource::File(f.clone()) },
+            ImapCredential::TokenCommand(c) => imap::ImapAuth::Xoauth2 { token_source: imap::TokenSource::Command(c.clone()) },
+        },
+        mailbox: i.mailbox.clone(),
+        filed_folder: i.filed_folder.clone(),
+        quarantine_folder: i.quarantine_folder.clone(),
+        poll_interval: i.poll_interval,
+        max_message_size: config.intake.max_message_size,
+        batch_size: 50,
+        idle_renew: Duration::from_secs(25 * 60),
+    })
 }

@@ -184,3 +184,12 @@ pub struct Decision {
 fn serialize_visibility<S: serde::Serializer>(v: &Visibility, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&v.as_str())
 }
+
+/// The shipped default rules (`rules/` at the top of the repository), built into the binary so
+/// `haven init` can write them anywhere.
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("00-categories.toml", include_str!("../../../rules/00-categories.toml")),
+    ("10-disclosures.toml", include_str!("../../../rules/10-disclosures.toml")),
+    ("20-routing.toml", include_str!("../../../rules/20-routing.toml")),
+    ("30-patterns.toml", include_str!("../../../rules/30-patterns.toml")),
+];
