@@ -205,9 +205,13 @@ fn separator_at(lines: &[&str], i: usize, b: &str) -> Option<Separator> {
         if let Some(c) = glued_re().and_then(|re| re.captures(b)) {
             let phrase = c.get(1).map_or("", |m| m.as_str());
             let rest = c.get(2).map_or("", |m| m.as_str());
-            if let Some(lang) = labels::lang_of_from(rest) {
+            // Several locales share a From label ("De:"): keep the split that finds most fields.
+            let best = labels::langs_of_from(rest)
+                .map(|lang| split_glued(rest, lang))
+                .max_by_key(|fields| fields.len());
+            if let Some(fields) = best {
                 let strength = if labels::is_original_phrase(phrase) { Strength::Block } else { Strength::Phrase };
-                return Some(Separator { line: i, strength, block: i + 1, inline_fields: split_glued(rest, lang) });
+                return Some(Separator { line: i, strength, block: i + 1, inline_fields: fields });
             }
         }
     }

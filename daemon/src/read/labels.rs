@@ -279,10 +279,10 @@ pub fn field_of(label: &str) -> Option<Field> {
     None
 }
 
-/// The language whose From label starts `text` (for glued one-line headers).
-pub fn lang_of_from(text: &str) -> Option<&'static Lang> {
+/// The languages whose From label starts `text` (for glued one-line headers).
+pub fn langs_of_from(text: &str) -> impl Iterator<Item = &'static Lang> + '_ {
     let t = text.trim_start();
-    LANGS.iter().find(|lang| {
+    LANGS.iter().filter(move |lang| {
         lang.from.iter().any(|l| {
             t.starts_with(l)
                 && t.get(l.len()..).is_some_and(|rest| rest.trim_start().starts_with([':', '：']))
