@@ -151,7 +151,9 @@ fn report(result: Result<String, CliError>) -> ExitCode {
     match result {
         Ok(out) => {
             if !out.is_empty() {
-                println!("{}", out.trim_end());
+                // A closed pipe (`haven chronology … | head`) is not an error worth a panic.
+                use std::io::Write;
+                let _ = writeln!(std::io::stdout(), "{}", out.trim_end());
             }
             ExitCode::SUCCESS
         }
