@@ -352,6 +352,52 @@ async fn an_outage_delays_and_does_not_lose(backend: Backend) {
     db.cleanup().await;
 }
 
+async fn fifty_incidents_filed_during_an_outage_are_all_delivered_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (staff, jane) = seed(&db).await;
+    let port = free_port();
+    let transport = smtp(port);
+    let clock = ManualClock::new(t0());
+    // The server is down for a minute while incidents are filed and the worker keeps trying.
+    for n in 0..50 {
+        file_incident(&db, n, &staff, jane, &[DSL, DDSL]).await;
+        if n % 10 == 0 {
+            let r = outbox::send_due(&db.store, &transport, &settings(8), clock.now())
+                .await
+                .unwrap();
+            assert_eq!(r.sent, 0);
+        }
+        clock.advance(Duration::seconds(1));
+    }
+    clock.advance(Duration::seconds(10));
+    let server = SmtpServer::start_on(port);
+    // The worker's passes after the outage, each when the clock says.
+    for _ in 0..10 {
+        clock.advance(Duration::minutes(1));
+        outbox::send_due(&db.store, &transport, &settings(8), clock.now())
+            .await
+            .unwrap();
+    }
+    let ids = message_ids(&server.messages());
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (100, 100),
+        "50 × 2 alerts, none twice"
+    );
+    let status = db.store.status(clock.now()).await.unwrap();
+    assert_eq!(
+        (
+            status.outbox_sent,
+            status.outbox_pending,
+            status.outbox_dead
+        ),
+        (100, 0, 0)
+    );
+    db.cleanup().await;
+}
+
 async fn a_refused_recipient_is_dead_lettered_and_the_others_sent(backend: Backend) {
     let db = TestDb::new(backend).await;
     let (staff, jane) = seed(&db).await;
@@ -665,6 +711,7 @@ async fn the_worker_sends_when_woken_and_stops_on_shutdown(backend: Backend) {
 backend_tests!(
     alerts_arrive_once_with_the_right_headers,
     an_outage_delays_and_does_not_lose,
+    fifty_incidents_filed_during_an_outage_are_all_delivered_once,
     a_refused_recipient_is_dead_lettered_and_the_others_sent,
     a_temporary_refusal_is_retried,
     gives_up_after_max_attempts,
