@@ -153,6 +153,7 @@ async fn file_incident(
         attachments: vec![],
         outbox,
         action: None,
+        follows: None,
     };
     let mut tx = db.store.begin().await.unwrap();
     let rec = tx

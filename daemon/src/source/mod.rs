@@ -5,6 +5,9 @@
 //! committed them does the source move each one to where its [`Disposition`] says. A source
 //! never deletes or moves a message the sink has not committed.
 
+pub mod imap;
+pub mod maildir;
+
 use std::path::PathBuf;
 
 /// Where one message was found: enough to recognise it again after a restart.

@@ -22,7 +22,7 @@ pub use filing::{
 };
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
-pub use read::{AttachmentFile, ChronologyEntry, MessageSummary, StatusCounts};
+pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use reseal::{ResealBytes, ResealCount, ResealText};
 
 use chrono::{DateTime, Utc};

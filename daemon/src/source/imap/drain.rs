@@ -1,0 +1,505 @@
+//! One connection's work: prepare the folders, select the intake mailbox, hand batches to the
+//! sink and move what it committed, then wait for more (IDLE or poll) until shutdown or error.
+//!
+//! Every server round trip has a deadline, so a silent network failure becomes an error (and a
+//! reconnect) rather than a hang. Shutdown is honoured between batches, never inside one.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::{NameAttribute, UnsolicitedResponse};
+use futures_util::TryStreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::connect::{self, ImapSession, within};
+use super::wire::{quote, server_folder, uid_set};
+use super::{Health, ImapError, ImapSettings, ImapState};
+use crate::source::{Disposition, Incoming, Origin, Payload, Sink};
+
+/// Deadline for a command whose answer is small.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Deadline for fetching a batch of message bodies (up to [`BATCH_BYTES`]).
+const BODY_TIMEOUT: Duration = Duration::from_secs(600);
+/// A batch stops growing at this many bytes of message bodies (one message is always taken),
+/// so fifty large messages are not all held in memory at once.
+const BATCH_BYTES: u64 = 64 * 1024 * 1024;
+/// A message the sink refused on its own (not transiently) is retried after this long.
+const HOLD_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// Messages the sink refused one by one, left in the mailbox and skipped until their time,
+/// so one bad message does not block the rest or spin the loop.
+#[derive(Debug, Default)]
+pub(crate) struct HeldBack {
+    uidvalidity: u32,
+    until: HashMap<u32, Instant>,
+}
+
+impl HeldBack {
+    fn for_mailbox(&mut self, uidvalidity: u32) {
+        if self.uidvalidity != uidvalidity {
+            self.uidvalidity = uidvalidity;
+            self.until.clear();
+        }
+    }
+
+    fn hold(&mut self, uid: u32) {
+        self.until.insert(uid, Instant::now() + HOLD_FOR);
+    }
+
+    fn is_held(&mut self, uid: u32) -> bool {
+        let now = Instant::now();
+        self.until.retain(|_, t| *t > now);
+        self.until.contains_key(&uid)
+    }
+
+    /// How long until the earliest held message may be tried again.
+    fn next_release(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.until.values().map(|t| t.saturating_duration_since(now)).min()
+    }
+}
+
+/// The server features that change what Haven sends.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    moves: bool,
+    uidplus: bool,
+    idle: bool,
+}
+
+/// The folder names as the server spells them.
+struct Folders {
+    filed: String,
+    quarantine: String,
+}
+
+/// Why a wait ended.
+enum Wake {
+    Work,
+    Shutdown,
+}
+
+/// Connects and works until shutdown (`Ok`) or a failure (`Err`, the caller backs off).
+pub(crate) async fn serve<S: Sink>(
+    settings: &ImapSettings,
+    sink: &S,
+    shutdown: &CancellationToken,
+    health: &mut Health<'_>,
+    held: &mut HeldBack,
+) -> Result<(), ImapError> {
+    let mut session = tokio::select! {
+        s = connect::open(settings) => s?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let caps = read_caps(&mut session).await?;
+    let folders = prepare_folders(&mut session, settings).await?;
+    let mailbox = within(COMMAND_TIMEOUT, "SELECT", session.select(&settings.mailbox))
+        .await?
+        .map_err(|source| ImapError::Protocol { op: "SELECT", source })?;
+    let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
+    held.for_mailbox(uidvalidity);
+    tracing::info!(
+        uidvalidity,
+        exists = mailbox.exists,
+        idle = caps.idle,
+        r#move = caps.moves,
+        "IMAP intake connected"
+    );
+    let work = Work { settings, caps, folders: &folders, uidvalidity };
+
+    loop {
+        health.set(ImapState::Draining);
+        let outcome = work.drain(&mut session, sink, shutdown, health, held).await;
+        let outcome = match outcome {
+            Err(e @ ImapError::Sink(_)) => {
+                // The connection is fine; say goodbye before backing off.
+                logout(&mut session).await;
+                return Err(e);
+            }
+            other => other?,
+        };
+        if matches!(outcome, Wake::Shutdown) {
+            logout(&mut session).await;
+            return Ok(());
+        }
+        health.succeeded();
+        let wait = held.next_release().map_or(settings.idle_renew, |d| d.min(settings.idle_renew));
+        let wake = if caps.idle {
+            health.set(ImapState::Idle);
+            let (s, wake) = idle(session, wait, shutdown).await?;
+            session = s;
+            wake
+        } else {
+            health.set(ImapState::Polling);
+            let wait = wait.min(settings.poll_interval);
+            tokio::select! {
+                _ = shutdown.cancelled() => Wake::Shutdown,
+                _ = tokio::time::sleep(wait) => Wake::Work,
+            }
+        };
+        if matches!(wake, Wake::Shutdown) {
+            logout(&mut session).await;
+            return Ok(());
+        }
+    }
+}
+
+async fn logout(session: &mut ImapSession) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+}
+
+async fn read_caps(session: &mut ImapSession) -> Result<Caps, ImapError> {
+    let caps = within(COMMAND_TIMEOUT, "CAPABILITY", session.capabilities())
+        .await?
+        .map_err(|source| ImapError::Protocol { op: "CAPABILITY", source })?;
+    Ok(Caps {
+        moves: caps.has_str("MOVE"),
+        uidplus: caps.has_str("UIDPLUS"),
+        idle: caps.has_str("IDLE"),
+    })
+}
+
+/// Learns the hierarchy delimiter and creates the filed and quarantine folders if missing.
+async fn prepare_folders(
+    session: &mut ImapSession,
+    settings: &ImapSettings,
+) -> Result<Folders, ImapError> {
+    let delimiter = list(session, "\"\"").await?.into_iter().find_map(|(_, d, _)| d);
+    let folders = Folders {
+        filed: server_folder(&settings.filed_folder, delimiter.as_deref()),
+        quarantine: server_folder(&settings.quarantine_folder, delimiter.as_deref()),
+    };
+    for folder in [&folders.filed, &folders.quarantine] {
+        let found = list(session, &quote(folder)).await?;
+        if found.iter().any(|(name, _, selectable)| name == folder && *selectable) {
+            continue;
+        }
+        within(COMMAND_TIMEOUT, "CREATE", session.create(folder))
+            .await?
+            .map_err(|source| ImapError::Protocol { op: "CREATE", source })?;
+        tracing::info!("IMAP intake created a destination folder");
+    }
+    Ok(folders)
+}
+
+/// LIST "" pattern → (name, delimiter, selectable) for each match.
+async fn list(
+    session: &mut ImapSession,
+    pattern: &str,
+) -> Result<Vec<(String, Option<String>, bool)>, ImapError> {
+    let run = async {
+        let names: Vec<_> = session.list(Some(""), Some(pattern)).await?.try_collect().await?;
+        Ok::<_, async_imap::error::Error>(
+            names
+                .iter()
+                .map(|n| {
+                    let selectable = !n.attributes().contains(&NameAttribute::NoSelect);
+                    (n.name().to_string(), n.delimiter().map(str::to_string), selectable)
+                })
+                .collect(),
+        )
+    };
+    within(COMMAND_TIMEOUT, "LIST", run)
+        .await?
+        .map_err(|source| ImapError::Protocol { op: "LIST", source })
+}
+
+/// IDLE until the server announces a change, `wait` passes, or shutdown.
+async fn idle(
+    session: ImapSession,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(ImapSession, Wake), ImapError> {
+    // Notifications already seen were covered by the search that ended the drain.
+    while session.unsolicited_responses.try_recv().is_ok() {}
+    let notes = session.unsolicited_responses.clone();
+    let mut handle = session.idle();
+    within(COMMAND_TIMEOUT, "IDLE", handle.init())
+        .await?
+        .map_err(|source| ImapError::Protocol { op: "IDLE", source })?;
+    // Mail that arrived between the last search and IDLE is announced before "+ idling".
+    let mut pending = false;
+    while let Ok(note) = notes.try_recv() {
+        pending |= matches!(note, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+    }
+    let wake = if pending {
+        Wake::Work
+    } else {
+        // The idle handle's own timeout restarts at every "* OK Still here", which Dovecot
+        // sends every two minutes, so the renewal deadline is kept here instead.
+        let (event, _stop) = handle.wait_with_timeout(wait);
+        tokio::select! {
+            r = event => match r {
+                // A closed connection also ends the wait; DONE below then reports it.
+                Ok(IdleResponse::NewData(_) | IdleResponse::ManualInterrupt | IdleResponse::Timeout) => Wake::Work,
+                Err(source) => return Err(ImapError::Protocol { op: "IDLE", source }),
+            },
+            _ = tokio::time::sleep(wait) => Wake::Work,
+            _ = shutdown.cancelled() => Wake::Shutdown,
+        }
+    };
+    let session = within(COMMAND_TIMEOUT, "DONE", handle.done())
+        .await?
+        .map_err(|source| ImapError::Protocol { op: "DONE", source })?;
+    Ok((session, wake))
+}
+
+/// What one connection knows while draining.
+struct Work<'a> {
+    settings: &'a ImapSettings,
+    caps: Caps,
+    folders: &'a Folders,
+    uidvalidity: u32,
+}
+
+impl Work<'_> {
+    /// Hands every message in the mailbox to the sink, batch by batch, until none is left
+    /// (held-back ones aside) or shutdown is asked for between batches.
+    async fn drain<S: Sink>(
+        &self,
+        session: &mut ImapSession,
+        sink: &S,
+        shutdown: &CancellationToken,
+        health: &mut Health<'_>,
+        held: &mut HeldBack,
+    ) -> Result<Wake, ImapError> {
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(Wake::Shutdown);
+            }
+            let mut uids = self.search(session).await?;
+            uids.retain(|uid| !held.is_held(*uid));
+            if uids.is_empty() {
+                return Ok(Wake::Work);
+            }
+            uids.truncate(self.settings.batch_size);
+            let batch = self.fetch_batch(session, &uids).await?;
+            if batch.is_empty() {
+                // All of them vanished (another client moved them); look again.
+                continue;
+            }
+            self.commit(session, sink, batch, held).await?;
+            health.succeeded();
+        }
+    }
+
+    /// The mailbox's UIDs, ascending.
+    async fn search(&self, session: &mut ImapSession) -> Result<Vec<u32>, ImapError> {
+        // Without UIDPLUS, moved messages can only be flagged \Deleted and must then be skipped.
+        let query = if self.caps.moves || self.caps.uidplus { "ALL" } else { "UNDELETED" };
+        let found = within(COMMAND_TIMEOUT, "UID SEARCH", session.uid_search(query))
+            .await?
+            .map_err(|source| ImapError::Protocol { op: "UID SEARCH", source })?;
+        let mut uids: Vec<u32> = found.into_iter().collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Sizes first; then the bodies of those under the limit, within the byte budget. Returns
+    /// (uid, message) in UID order; messages expunged meanwhile by someone else are skipped.
+    async fn fetch_batch(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Incoming)>, ImapError> {
+        let sizes = self.fetch_sizes(session, uids).await?;
+        let limit = self.settings.max_message_size;
+        let mut chosen = Vec::new();
+        let mut budget = 0u64;
+        for &uid in uids {
+            let Some(&size) = sizes.get(&uid) else { continue };
+            if size <= limit {
+                if budget > 0 && budget.saturating_add(size) > BATCH_BYTES {
+                    break;
+                }
+                budget = budget.saturating_add(size);
+            }
+            chosen.push((uid, size));
+        }
+        let wanted: Vec<u32> =
+            chosen.iter().filter(|(_, size)| *size <= limit).map(|(uid, _)| *uid).collect();
+        let mut bodies = self.fetch_bodies(session, &wanted).await?;
+        Ok(chosen
+            .into_iter()
+            .filter_map(|(uid, size)| {
+                let payload = if size > limit {
+                    Payload::TooLarge { size }
+                } else {
+                    Payload::Raw(bodies.remove(&uid)?)
+                };
+                let origin = Origin::Imap {
+                    mailbox: self.settings.mailbox.clone(),
+                    uidvalidity: self.uidvalidity,
+                    uid,
+                };
+                Some((uid, Incoming { origin, payload }))
+            })
+            .collect())
+    }
+
+    async fn fetch_sizes(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<HashMap<u32, u64>, ImapError> {
+        let set = uid_set(uids);
+        let run = async {
+            let fetches: Vec<_> =
+                session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(
+                fetches
+                    .iter()
+                    .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
+                    .collect::<HashMap<_, _>>(),
+            )
+        };
+        within(COMMAND_TIMEOUT, "UID FETCH RFC822.SIZE", run)
+            .await?
+            .map_err(|source| ImapError::Protocol { op: "UID FETCH RFC822.SIZE", source })
+    }
+
+    async fn fetch_bodies(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+    ) -> Result<HashMap<u32, Vec<u8>>, ImapError> {
+        if uids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let set = uid_set(uids);
+        let run = async {
+            let fetches: Vec<_> =
+                session.uid_fetch(&set, "(UID BODY.PEEK[])").await?.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(
+                fetches
+                    .iter()
+                    .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
+                    .collect::<HashMap<_, _>>(),
+            )
+        };
+        within(BODY_TIMEOUT, "UID FETCH BODY.PEEK[]", run)
+            .await?
+            .map_err(|source| ImapError::Protocol { op: "UID FETCH BODY.PEEK[]", source })
+    }
+
+    /// Commits a batch and moves it. A transient sink error leaves everything in place for a
+    /// retry after backoff; a non-transient one is retried message by message, so only the
+    /// message the sink cannot take stays behind (held back for a while).
+    async fn commit<S: Sink>(
+        &self,
+        session: &mut ImapSession,
+        sink: &S,
+        batch: Vec<(u32, Incoming)>,
+        held: &mut HeldBack,
+    ) -> Result<(), ImapError> {
+        let (uids, messages): (Vec<u32>, Vec<Incoming>) = batch.into_iter().unzip();
+        let sent = messages.len();
+        match sink.accept(messages).await {
+            Ok(dispositions) => {
+                if dispositions.len() != sent {
+                    return Err(ImapError::SinkContract { sent, got: dispositions.len() });
+                }
+                tracing::debug!(messages = sent, uidvalidity = self.uidvalidity, "batch committed");
+                self.move_committed(session, &uids, &dispositions).await
+            }
+            Err(e) if e.transient => Err(ImapError::Sink(e)),
+            Err(e) if sent == 1 => {
+                for &uid in &uids {
+                    tracing::warn!(uid, uidvalidity = self.uidvalidity, error = %e,
+                        "the filing pipeline refused a message; it stays in the intake mailbox");
+                    held.hold(uid);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(messages = sent, error = %e,
+                    "the filing pipeline refused a batch; retrying its messages one by one");
+                for uid in uids {
+                    let one = self.fetch_batch(session, &[uid]).await?;
+                    if !one.is_empty() {
+                        Box::pin(self.commit(session, sink, one, held)).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn move_committed(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+        dispositions: &[Disposition],
+    ) -> Result<(), ImapError> {
+        let pick = |want: Disposition| -> Vec<u32> {
+            uids.iter().zip(dispositions).filter(|(_, d)| **d == want).map(|(u, _)| *u).collect()
+        };
+        self.move_to(session, &pick(Disposition::Filed), &self.folders.filed).await?;
+        self.move_to(session, &pick(Disposition::Quarantine), &self.folders.quarantine).await
+    }
+
+    /// UID MOVE when the server has it; otherwise UID COPY, flag `\Deleted`, and UID EXPUNGE of
+    /// exactly these UIDs (with no UIDPLUS they stay flagged: a plain EXPUNGE could remove
+    /// messages another client flagged).
+    async fn move_to(
+        &self,
+        session: &mut ImapSession,
+        uids: &[u32],
+        folder: &str,
+    ) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        if self.caps.moves {
+            return within(COMMAND_TIMEOUT, "UID MOVE", session.uid_mv(&set, folder))
+                .await?
+                .map_err(|source| ImapError::Protocol { op: "UID MOVE", source });
+        }
+        within(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder))
+            .await?
+            .map_err(|source| ImapError::Protocol { op: "UID COPY", source })?;
+        let flag = async {
+            let _: Vec<_> = session
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect()
+                .await?;
+            Ok::<_, async_imap::error::Error>(())
+        };
+        within(COMMAND_TIMEOUT, "UID STORE", flag)
+            .await?
+            .map_err(|source| ImapError::Protocol { op: "UID STORE", source })?;
+        if self.caps.uidplus {
+            let expunge = async {
+                let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
+                Ok::<_, async_imap::error::Error>(())
+            };
+            within(COMMAND_TIMEOUT, "UID EXPUNGE", expunge)
+                .await?
+                .map_err(|source| ImapError::Protocol { op: "UID EXPUNGE", source })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_messages_are_skipped_until_released_and_reset_on_new_uidvalidity() {
+        let mut held = HeldBack::default();
+        held.for_mailbox(7);
+        held.hold(3);
+        assert!(held.is_held(3));
+        assert!(!held.is_held(4));
+        assert!(held.next_release().is_some_and(|d| d <= HOLD_FOR));
+        held.for_mailbox(7);
+        assert!(held.is_held(3));
+        held.for_mailbox(8);
+        assert!(!held.is_held(3));
+        assert_eq!(held.next_release(), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! IMAP intake tests (being written).
