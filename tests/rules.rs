@@ -898,3 +898,14 @@ fn benchmark_200_rules_10000_messages() {
         "median {median:?} is over the {target:?} target"
     );
 }
+
+#[test]
+fn missing_names_and_wrong_types_are_reported() {
+    assert_eq!(
+        errors_of("wrong-types"),
+        "10-rules.toml:1:1: missing field `name`\n\
+         10-rules.toml:6:9: invalid type: integer `5`, expected a string or a list of strings\n\
+         10-rules.toml:10:12: invalid type: string \"yes\", expected a boolean\n\
+         10-rules.toml:15:16: missing field `at_least`"
+    );
+}
