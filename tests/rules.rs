@@ -909,3 +909,40 @@ fn missing_names_and_wrong_types_are_reported() {
          10-rules.toml:15:16: missing field `at_least`"
     );
 }
+
+#[test]
+fn each_listed_disclosure_phrase_is_caught_and_ordinary_words_are_not() {
+    let set = shipped();
+    for text in [
+        "he said his dad hit me",
+        "someone touched me",
+        "talked about SELF-HARM",
+        "mentioned suicidal thoughts",
+        "worried about FGM over the holidays",
+        "it was abuse",
+        "she is scared to go home",
+        "there was a knife",
+    ] {
+        let d = decide(
+            &set,
+            &message("Chat", "", text),
+            &about(&[JANE], None),
+            &History::default(),
+        );
+        assert_eq!(d.category, "Safeguarding / child protection", "{text}");
+        assert_eq!(d.priority, Priority::Urgent, "{text}");
+    }
+    for text in [
+        "white mess on the table",
+        "a thimble",
+        "knifed the butter? no, buttered toast",
+    ] {
+        let d = decide(
+            &set,
+            &message("Chat", "", text),
+            &about(&[JANE], None),
+            &History::default(),
+        );
+        assert_eq!(d.category, "Pastoral issue", "{text}");
+    }
+}
