@@ -3,3 +3,4 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod dovecot;

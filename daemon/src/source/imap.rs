@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn status_reports_changes() {
         let status = ImapStatus::new();
-        let mut rx = status.subscribe();
+        let rx = status.subscribe();
         status.set(ImapState::Idle);
         assert!(rx.has_changed().unwrap_or(false));
         assert_eq!(status.state(), ImapState::Idle);
