@@ -23,7 +23,10 @@ pub const PASSWORD: &str = "secret";
 
 /// One running Dovecot instance.
 pub struct Dovecot {
+    /// Plain IMAP (and STARTTLS when started with TLS) on 127.0.0.1.
     pub port: u16,
+    /// Implicit TLS (IMAPS) on 127.0.0.1, when started with [`Dovecot::start_tls`].
+    pub tls_port: Option<u16>,
     dir: tempfile::TempDir,
 }
 
@@ -36,6 +39,21 @@ impl Dovecot {
     /// Starts an instance with `extra` appended to its config, e.g.
     /// `imap_capability = IMAP4rev1 UIDPLUS` to play a server without IDLE and MOVE.
     pub fn start_with(extra: &str) -> Dovecot {
+        Dovecot::start_inner(extra, false)
+    }
+
+    /// Starts an instance that also speaks TLS: STARTTLS on `port`, IMAPS on `tls_port`, with a
+    /// certificate for `localhost` and 127.0.0.1 signed by a throwaway CA ([`Dovecot::ca_file`]).
+    pub fn start_tls() -> Dovecot {
+        Dovecot::start_inner("", true)
+    }
+
+    /// The PEM file of the CA that signed the TLS certificate (trust it to connect).
+    pub fn ca_file(&self) -> PathBuf {
+        self.root().join("tls/ca.pem")
+    }
+
+    fn start_inner(extra: &str, tls: bool) -> Dovecot {
         if !Path::new(DOVECOT).exists() {
             panic!("{DOVECOT} is missing: {FIX}");
         }
@@ -69,7 +87,22 @@ impl Dovecot {
             set_mode(&p, 0o700);
         }
         let port = free_port();
+        let tls_port = tls.then(free_port);
         let r = root.display();
+        let ssl = match tls_port {
+            Some(tls_port) => {
+                make_certificates(&root.join("tls"));
+                format!(
+                    "ssl = yes\nssl_cert = <{r}/tls/cert.pem\nssl_key = <{r}/tls/key.pem\n\
+                     service imap-login {{\n  inet_listener imaps {{\n    address = 127.0.0.1\n    \
+                     port = {tls_port}\n    ssl = yes\n  }}\n}}\n"
+                )
+            }
+            None => {
+                "ssl = no\nservice imap-login {\n  inet_listener imaps {\n    port = 0\n  }\n}\n"
+                    .into()
+            }
+        };
         let conf = format!(
             "# Haven test instance: self-contained, everything under {r}.\n\
              instance_name = haven-test-{port}\n\
@@ -79,7 +112,6 @@ impl Dovecot {
              info_log_path = {r}/log/dovecot.log\n\
              protocols = imap\n\
              listen = 127.0.0.1\n\
-             ssl = no\n\
              disable_plaintext_auth = no\n\
              auth_mechanisms = plain login\n\
              default_login_user = dovenull\n\
@@ -92,12 +124,17 @@ impl Dovecot {
              passdb {{\n  driver = static\n  args = password={PASSWORD}\n  username_filter = {USER}\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={r}/home/%u\n}}\n\
              mail_location = maildir:~/Maildir\n\
-             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n}}\n\
+             {ssl}\
              protocol imap {{\n  mail_max_userip_connections = 100\n}}\n\
              {extra}\n"
         );
         std::fs::write(root.join("dovecot.conf"), conf).unwrap_or_else(|e| panic!("config: {e}"));
-        let dovecot = Dovecot { port, dir };
+        let dovecot = Dovecot {
+            port,
+            tls_port,
+            dir,
+        };
         dovecot.launch();
         dovecot
     }
@@ -138,7 +175,9 @@ impl Dovecot {
             match status {
                 Ok(s) if s.success() => break,
                 // Most likely the port is still held by the previous master's children.
-                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                Ok(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
                 Ok(s) => panic!(
                     "dovecot failed to start ({s}; {FIX}):\n{}\n--- log ---\n{}",
                     std::fs::read_to_string(&err_path).unwrap_or_default(),
@@ -153,7 +192,11 @@ impl Dovecot {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("dovecot gave no IMAP greeting on 127.0.0.1:{} ({FIX}):\n{}", self.port, self.log());
+        panic!(
+            "dovecot gave no IMAP greeting on 127.0.0.1:{} ({FIX}):\n{}",
+            self.port,
+            self.log()
+        );
     }
 
     /// Stops the master and waits until every process of the instance has gone. Safe to call
@@ -170,13 +213,19 @@ impl Dovecot {
             return;
         }
         let members = session_members(pid);
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline && !session_members(pid).is_empty() {
             std::thread::sleep(Duration::from_millis(50));
         }
         for p in members.into_iter().filter(|p| session_of(*p) == Some(pid)) {
-            let _ = Command::new("kill").arg("-KILL").arg(p.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(p.to_string())
+                .status();
         }
     }
 
@@ -221,9 +270,15 @@ impl Dovecot {
     /// UIDs in `folder` matching an IMAP search such as `SEEN` or `ALL`.
     pub async fn search(&self, folder: &str, query: &str) -> Vec<u32> {
         let mut s = self.client().await;
-        s.examine(folder).await.unwrap_or_else(|e| panic!("EXAMINE {folder}: {e}"));
-        let mut uids: Vec<u32> =
-            s.uid_search(query).await.unwrap_or_else(|e| panic!("SEARCH: {e}")).into_iter().collect();
+        s.examine(folder)
+            .await
+            .unwrap_or_else(|e| panic!("EXAMINE {folder}: {e}"));
+        let mut uids: Vec<u32> = s
+            .uid_search(query)
+            .await
+            .unwrap_or_else(|e| panic!("SEARCH: {e}"))
+            .into_iter()
+            .collect();
         uids.sort_unstable();
         let _ = s.logout().await;
         uids
@@ -280,7 +335,9 @@ fn free_port() -> u16 {
 
 /// True when 127.0.0.1:port answers with an IMAP `* OK` greeting.
 fn greets(port: u16) -> bool {
-    let Ok(mut tcp) = StdTcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut tcp) = StdTcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
     let mut line = String::new();
     let ok = BufReader::new(&tcp).read_line(&mut line).is_ok() && line.starts_with("* OK");
@@ -301,9 +358,98 @@ fn session_of(pid: u32) -> Option<u32> {
 }
 
 fn session_members(sid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|p| session_of(*p) == Some(sid))
         .collect()
+}
+
+/// A throwaway CA and a server certificate it signed for localhost / 127.0.0.1 (a CA-signed
+/// leaf, as webpki rejects a self-signed certificate used directly as its own anchor).
+fn make_certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    let ext = dir.join("leaf.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints = CA:FALSE\nkeyUsage = digitalSignature\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost, IP:127.0.0.1\n",
+    )
+    .unwrap_or_else(|e| panic!("write {}: {e}", ext.display()));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Haven test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    );
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl ({FIX}): {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

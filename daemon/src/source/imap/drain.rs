@@ -56,7 +56,10 @@ impl HeldBack {
     /// How long until the earliest held message may be tried again.
     fn next_release(&self) -> Option<Duration> {
         let now = Instant::now();
-        self.until.values().map(|t| t.saturating_duration_since(now)).min()
+        self.until
+            .values()
+            .map(|t| t.saturating_duration_since(now))
+            .min()
     }
 }
 
@@ -96,17 +99,33 @@ pub(crate) async fn serve<S: Sink>(
     let folders = prepare_folders(&mut session, settings).await?;
     let mailbox = within(COMMAND_TIMEOUT, "SELECT", session.select(&settings.mailbox))
         .await?
-        .map_err(|source| ImapError::Protocol { op: "SELECT", source })?;
+        .map_err(|source| ImapError::Protocol {
+            op: "SELECT",
+            source,
+        })?;
     let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
     held.for_mailbox(uidvalidity);
-    tracing::info!(
+    if health.is_failing() {
+        tracing::debug!(
+            uidvalidity,
+            exists = mailbox.exists,
+            "IMAP intake reconnected"
+        );
+    } else {
+        tracing::info!(
+            uidvalidity,
+            exists = mailbox.exists,
+            idle = caps.idle,
+            r#move = caps.moves,
+            "IMAP intake connected"
+        );
+    }
+    let work = Work {
+        settings,
+        caps,
+        folders: &folders,
         uidvalidity,
-        exists = mailbox.exists,
-        idle = caps.idle,
-        r#move = caps.moves,
-        "IMAP intake connected"
-    );
-    let work = Work { settings, caps, folders: &folders, uidvalidity };
+    };
 
     loop {
         health.set(ImapState::Draining);
@@ -124,7 +143,9 @@ pub(crate) async fn serve<S: Sink>(
             return Ok(());
         }
         health.succeeded();
-        let wait = held.next_release().map_or(settings.idle_renew, |d| d.min(settings.idle_renew));
+        let wait = held
+            .next_release()
+            .map_or(settings.idle_renew, |d| d.min(settings.idle_renew));
         let wake = if caps.idle {
             health.set(ImapState::Idle);
             let (s, wake) = idle(session, wait, shutdown).await?;
@@ -152,7 +173,10 @@ async fn logout(session: &mut ImapSession) {
 async fn read_caps(session: &mut ImapSession) -> Result<Caps, ImapError> {
     let caps = within(COMMAND_TIMEOUT, "CAPABILITY", session.capabilities())
         .await?
-        .map_err(|source| ImapError::Protocol { op: "CAPABILITY", source })?;
+        .map_err(|source| ImapError::Protocol {
+            op: "CAPABILITY",
+            source,
+        })?;
     Ok(Caps {
         moves: caps.has_str("MOVE"),
         uidplus: caps.has_str("UIDPLUS"),
@@ -165,19 +189,28 @@ async fn prepare_folders(
     session: &mut ImapSession,
     settings: &ImapSettings,
 ) -> Result<Folders, ImapError> {
-    let delimiter = list(session, "\"\"").await?.into_iter().find_map(|(_, d, _)| d);
+    let delimiter = list(session, "\"\"")
+        .await?
+        .into_iter()
+        .find_map(|(_, d, _)| d);
     let folders = Folders {
         filed: server_folder(&settings.filed_folder, delimiter.as_deref()),
         quarantine: server_folder(&settings.quarantine_folder, delimiter.as_deref()),
     };
     for folder in [&folders.filed, &folders.quarantine] {
         let found = list(session, &quote(folder)).await?;
-        if found.iter().any(|(name, _, selectable)| name == folder && *selectable) {
+        if found
+            .iter()
+            .any(|(name, _, selectable)| name == folder && *selectable)
+        {
             continue;
         }
         within(COMMAND_TIMEOUT, "CREATE", session.create(folder))
             .await?
-            .map_err(|source| ImapError::Protocol { op: "CREATE", source })?;
+            .map_err(|source| ImapError::Protocol {
+                op: "CREATE",
+                source,
+            })?;
         tracing::info!("IMAP intake created a destination folder");
     }
     Ok(folders)
@@ -189,13 +222,21 @@ async fn list(
     pattern: &str,
 ) -> Result<Vec<(String, Option<String>, bool)>, ImapError> {
     let run = async {
-        let names: Vec<_> = session.list(Some(""), Some(pattern)).await?.try_collect().await?;
+        let names: Vec<_> = session
+            .list(Some(""), Some(pattern))
+            .await?
+            .try_collect()
+            .await?;
         Ok::<_, async_imap::error::Error>(
             names
                 .iter()
                 .map(|n| {
                     let selectable = !n.attributes().contains(&NameAttribute::NoSelect);
-                    (n.name().to_string(), n.delimiter().map(str::to_string), selectable)
+                    (
+                        n.name().to_string(),
+                        n.delimiter().map(str::to_string),
+                        selectable,
+                    )
                 })
                 .collect(),
         )
@@ -221,7 +262,10 @@ async fn idle(
     // Mail that arrived between the last search and IDLE is announced before "+ idling".
     let mut pending = false;
     while let Ok(note) = notes.try_recv() {
-        pending |= matches!(note, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+        pending |= matches!(
+            note,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        );
     }
     let wake = if pending {
         Wake::Work
@@ -287,10 +331,17 @@ impl Work<'_> {
     /// The mailbox's UIDs, ascending.
     async fn search(&self, session: &mut ImapSession) -> Result<Vec<u32>, ImapError> {
         // Without UIDPLUS, moved messages can only be flagged \Deleted and must then be skipped.
-        let query = if self.caps.moves || self.caps.uidplus { "ALL" } else { "UNDELETED" };
+        let query = if self.caps.moves || self.caps.uidplus {
+            "ALL"
+        } else {
+            "UNDELETED"
+        };
         let found = within(COMMAND_TIMEOUT, "UID SEARCH", session.uid_search(query))
             .await?
-            .map_err(|source| ImapError::Protocol { op: "UID SEARCH", source })?;
+            .map_err(|source| ImapError::Protocol {
+                op: "UID SEARCH",
+                source,
+            })?;
         let mut uids: Vec<u32> = found.into_iter().collect();
         uids.sort_unstable();
         Ok(uids)
@@ -308,7 +359,9 @@ impl Work<'_> {
         let mut chosen = Vec::new();
         let mut budget = 0u64;
         for &uid in uids {
-            let Some(&size) = sizes.get(&uid) else { continue };
+            let Some(&size) = sizes.get(&uid) else {
+                continue;
+            };
             if size <= limit {
                 if budget > 0 && budget.saturating_add(size) > BATCH_BYTES {
                     break;
@@ -317,8 +370,11 @@ impl Work<'_> {
             }
             chosen.push((uid, size));
         }
-        let wanted: Vec<u32> =
-            chosen.iter().filter(|(_, size)| *size <= limit).map(|(uid, _)| *uid).collect();
+        let wanted: Vec<u32> = chosen
+            .iter()
+            .filter(|(_, size)| *size <= limit)
+            .map(|(uid, _)| *uid)
+            .collect();
         let mut bodies = self.fetch_bodies(session, &wanted).await?;
         Ok(chosen
             .into_iter()
@@ -345,8 +401,11 @@ impl Work<'_> {
     ) -> Result<HashMap<u32, u64>, ImapError> {
         let set = uid_set(uids);
         let run = async {
-            let fetches: Vec<_> =
-                session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect().await?;
+            let fetches: Vec<_> = session
+                .uid_fetch(&set, "(UID RFC822.SIZE)")
+                .await?
+                .try_collect()
+                .await?;
             Ok::<_, async_imap::error::Error>(
                 fetches
                     .iter()
@@ -356,7 +415,10 @@ impl Work<'_> {
         };
         within(COMMAND_TIMEOUT, "UID FETCH RFC822.SIZE", run)
             .await?
-            .map_err(|source| ImapError::Protocol { op: "UID FETCH RFC822.SIZE", source })
+            .map_err(|source| ImapError::Protocol {
+                op: "UID FETCH RFC822.SIZE",
+                source,
+            })
     }
 
     async fn fetch_bodies(
@@ -369,8 +431,11 @@ impl Work<'_> {
         }
         let set = uid_set(uids);
         let run = async {
-            let fetches: Vec<_> =
-                session.uid_fetch(&set, "(UID BODY.PEEK[])").await?.try_collect().await?;
+            let fetches: Vec<_> = session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await?
+                .try_collect()
+                .await?;
             Ok::<_, async_imap::error::Error>(
                 fetches
                     .iter()
@@ -380,7 +445,10 @@ impl Work<'_> {
         };
         within(BODY_TIMEOUT, "UID FETCH BODY.PEEK[]", run)
             .await?
-            .map_err(|source| ImapError::Protocol { op: "UID FETCH BODY.PEEK[]", source })
+            .map_err(|source| ImapError::Protocol {
+                op: "UID FETCH BODY.PEEK[]",
+                source,
+            })
     }
 
     /// Commits a batch and moves it. A transient sink error leaves everything in place for a
@@ -398,9 +466,16 @@ impl Work<'_> {
         match sink.accept(messages).await {
             Ok(dispositions) => {
                 if dispositions.len() != sent {
-                    return Err(ImapError::SinkContract { sent, got: dispositions.len() });
+                    return Err(ImapError::SinkContract {
+                        sent,
+                        got: dispositions.len(),
+                    });
                 }
-                tracing::debug!(messages = sent, uidvalidity = self.uidvalidity, "batch committed");
+                tracing::debug!(
+                    messages = sent,
+                    uidvalidity = self.uidvalidity,
+                    "batch committed"
+                );
                 self.move_committed(session, &uids, &dispositions).await
             }
             Err(e) if e.transient => Err(ImapError::Sink(e)),
@@ -433,10 +508,20 @@ impl Work<'_> {
         dispositions: &[Disposition],
     ) -> Result<(), ImapError> {
         let pick = |want: Disposition| -> Vec<u32> {
-            uids.iter().zip(dispositions).filter(|(_, d)| **d == want).map(|(u, _)| *u).collect()
+            uids.iter()
+                .zip(dispositions)
+                .filter(|(_, d)| **d == want)
+                .map(|(u, _)| *u)
+                .collect()
         };
-        self.move_to(session, &pick(Disposition::Filed), &self.folders.filed).await?;
-        self.move_to(session, &pick(Disposition::Quarantine), &self.folders.quarantine).await
+        self.move_to(session, &pick(Disposition::Filed), &self.folders.filed)
+            .await?;
+        self.move_to(
+            session,
+            &pick(Disposition::Quarantine),
+            &self.folders.quarantine,
+        )
+        .await
     }
 
     /// UID MOVE when the server has it; otherwise UID COPY, flag `\Deleted`, and UID EXPUNGE of
@@ -455,11 +540,17 @@ impl Work<'_> {
         if self.caps.moves {
             return within(COMMAND_TIMEOUT, "UID MOVE", session.uid_mv(&set, folder))
                 .await?
-                .map_err(|source| ImapError::Protocol { op: "UID MOVE", source });
+                .map_err(|source| ImapError::Protocol {
+                    op: "UID MOVE",
+                    source,
+                });
         }
         within(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder))
             .await?
-            .map_err(|source| ImapError::Protocol { op: "UID COPY", source })?;
+            .map_err(|source| ImapError::Protocol {
+                op: "UID COPY",
+                source,
+            })?;
         let flag = async {
             let _: Vec<_> = session
                 .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
@@ -470,7 +561,10 @@ impl Work<'_> {
         };
         within(COMMAND_TIMEOUT, "UID STORE", flag)
             .await?
-            .map_err(|source| ImapError::Protocol { op: "UID STORE", source })?;
+            .map_err(|source| ImapError::Protocol {
+                op: "UID STORE",
+                source,
+            })?;
         if self.caps.uidplus {
             let expunge = async {
                 let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
@@ -478,7 +572,10 @@ impl Work<'_> {
             };
             within(COMMAND_TIMEOUT, "UID EXPUNGE", expunge)
                 .await?
-                .map_err(|source| ImapError::Protocol { op: "UID EXPUNGE", source })?;
+                .map_err(|source| ImapError::Protocol {
+                    op: "UID EXPUNGE",
+                    source,
+                })?;
         }
         Ok(())
     }
