@@ -629,3 +629,30 @@ async fn an_untrusted_server_certificate_is_refused() {
     }
     assert_eq!(d.count("INBOX").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_on_one_mailbox_take_every_message_and_stay_healthy() {
+    let d = Dovecot::start();
+    for n in 0..20 {
+        d.append(&message(n, "")).await;
+    }
+    let mut s = settings(&d);
+    s.batch_size = 3;
+    let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+    let (src_a, src_b) = (start(s.clone(), &a), start(s, &b));
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
+    src_a.reach(ImapState::Idle, WAIT).await;
+    src_b.reach(ImapState::Idle, WAIT).await;
+    // Both may commit the same message (the real pipeline then files it once); what matters
+    // here is that none is missed and that a message the other daemon moved first is no error.
+    let mut uids = a.uids();
+    uids.extend(b.uids());
+    uids.sort_unstable();
+    uids.dedup();
+    assert_eq!(uids, (1..=20).collect::<Vec<u32>>());
+    assert_eq!(src_a.status.last_error(), None);
+    assert_eq!(src_b.status.last_error(), None);
+    src_a.stop().await;
+    src_b.stop().await;
+    assert_eq!(d.count(&server_name(&d, "Haven/Filed").await).await, 20);
+}
