@@ -207,6 +207,18 @@ async fn read_token(source: &TokenSource) -> Result<String, ImapError> {
     Ok(token.to_string())
 }
 
+/// Runs one IMAP command (or command and its response stream) with a deadline, naming the
+/// command in the error either way.
+pub(crate) async fn command<T>(
+    limit: Duration,
+    op: &'static str,
+    fut: impl Future<Output = async_imap::error::Result<T>>,
+) -> Result<T, ImapError> {
+    within(limit, op, fut)
+        .await?
+        .map_err(|source| ImapError::Protocol { op, source })
+}
+
 /// Runs `fut` with a deadline, naming the operation in the error.
 pub(crate) async fn within<T>(
     limit: Duration,

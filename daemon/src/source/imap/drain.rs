@@ -12,7 +12,7 @@ use async_imap::types::{NameAttribute, UnsolicitedResponse};
 use futures_util::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{self, ImapSession, within};
+use super::connect::{self, ImapSession, command};
 use super::wire::{quote, server_folder, uid_set};
 use super::{Health, ImapError, ImapSettings, ImapState};
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink};
@@ -97,12 +97,7 @@ pub(crate) async fn serve<S: Sink>(
     };
     let caps = read_caps(&mut session).await?;
     let folders = prepare_folders(&mut session, settings).await?;
-    let mailbox = within(COMMAND_TIMEOUT, "SELECT", session.select(&settings.mailbox))
-        .await?
-        .map_err(|source| ImapError::Protocol {
-            op: "SELECT",
-            source,
-        })?;
+    let mailbox = command(COMMAND_TIMEOUT, "SELECT", session.select(&settings.mailbox)).await?;
     let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
     held.for_mailbox(uidvalidity);
     if health.is_failing() {
@@ -171,12 +166,7 @@ async fn logout(session: &mut ImapSession) {
 }
 
 async fn read_caps(session: &mut ImapSession) -> Result<Caps, ImapError> {
-    let caps = within(COMMAND_TIMEOUT, "CAPABILITY", session.capabilities())
-        .await?
-        .map_err(|source| ImapError::Protocol {
-            op: "CAPABILITY",
-            source,
-        })?;
+    let caps = command(COMMAND_TIMEOUT, "CAPABILITY", session.capabilities()).await?;
     Ok(Caps {
         moves: caps.has_str("MOVE"),
         uidplus: caps.has_str("UIDPLUS"),
@@ -198,22 +188,24 @@ async fn prepare_folders(
         quarantine: server_folder(&settings.quarantine_folder, delimiter.as_deref()),
     };
     for folder in [&folders.filed, &folders.quarantine] {
-        let found = list(session, &quote(folder)).await?;
-        if found
-            .iter()
-            .any(|(name, _, selectable)| name == folder && *selectable)
-        {
+        if folder_exists(session, folder).await? {
             continue;
         }
-        within(COMMAND_TIMEOUT, "CREATE", session.create(folder))
-            .await?
-            .map_err(|source| ImapError::Protocol {
-                op: "CREATE",
-                source,
-            })?;
-        tracing::info!("IMAP intake created a destination folder");
+        match command(COMMAND_TIMEOUT, "CREATE", session.create(folder)).await {
+            Ok(()) => tracing::info!("IMAP intake created a destination folder"),
+            // Another daemon on the same mailbox may have created it a moment ago.
+            Err(_) if folder_exists(session, folder).await? => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(folders)
+}
+
+async fn folder_exists(session: &mut ImapSession, folder: &str) -> Result<bool, ImapError> {
+    let found = list(session, &quote(folder)).await?;
+    Ok(found
+        .iter()
+        .any(|(name, _, selectable)| name == folder && *selectable))
 }
 
 /// LIST "" pattern → (name, delimiter, selectable) for each match.
@@ -241,9 +233,7 @@ async fn list(
                 .collect(),
         )
     };
-    within(COMMAND_TIMEOUT, "LIST", run)
-        .await?
-        .map_err(|source| ImapError::Protocol { op: "LIST", source })
+    command(COMMAND_TIMEOUT, "LIST", run).await
 }
 
 /// IDLE until the server announces a change, `wait` passes, or shutdown.
@@ -256,9 +246,7 @@ async fn idle(
     while session.unsolicited_responses.try_recv().is_ok() {}
     let notes = session.unsolicited_responses.clone();
     let mut handle = session.idle();
-    within(COMMAND_TIMEOUT, "IDLE", handle.init())
-        .await?
-        .map_err(|source| ImapError::Protocol { op: "IDLE", source })?;
+    command(COMMAND_TIMEOUT, "IDLE", handle.init()).await?;
     // Mail that arrived between the last search and IDLE is announced before "+ idling".
     let mut pending = false;
     while let Ok(note) = notes.try_recv() {
@@ -283,9 +271,7 @@ async fn idle(
             _ = shutdown.cancelled() => Wake::Shutdown,
         }
     };
-    let session = within(COMMAND_TIMEOUT, "DONE", handle.done())
-        .await?
-        .map_err(|source| ImapError::Protocol { op: "DONE", source })?;
+    let session = command(COMMAND_TIMEOUT, "DONE", handle.done()).await?;
     Ok((session, wake))
 }
 
@@ -336,12 +322,7 @@ impl Work<'_> {
         } else {
             "UNDELETED"
         };
-        let found = within(COMMAND_TIMEOUT, "UID SEARCH", session.uid_search(query))
-            .await?
-            .map_err(|source| ImapError::Protocol {
-                op: "UID SEARCH",
-                source,
-            })?;
+        let found = command(COMMAND_TIMEOUT, "UID SEARCH", session.uid_search(query)).await?;
         let mut uids: Vec<u32> = found.into_iter().collect();
         uids.sort_unstable();
         Ok(uids)
@@ -413,12 +394,7 @@ impl Work<'_> {
                     .collect::<HashMap<_, _>>(),
             )
         };
-        within(COMMAND_TIMEOUT, "UID FETCH RFC822.SIZE", run)
-            .await?
-            .map_err(|source| ImapError::Protocol {
-                op: "UID FETCH RFC822.SIZE",
-                source,
-            })
+        command(COMMAND_TIMEOUT, "UID FETCH RFC822.SIZE", run).await
     }
 
     async fn fetch_bodies(
@@ -443,12 +419,7 @@ impl Work<'_> {
                     .collect::<HashMap<_, _>>(),
             )
         };
-        within(BODY_TIMEOUT, "UID FETCH BODY.PEEK[]", run)
-            .await?
-            .map_err(|source| ImapError::Protocol {
-                op: "UID FETCH BODY.PEEK[]",
-                source,
-            })
+        command(BODY_TIMEOUT, "UID FETCH BODY.PEEK[]", run).await
     }
 
     /// Commits a batch and moves it. A transient sink error leaves everything in place for a
@@ -538,19 +509,9 @@ impl Work<'_> {
         }
         let set = uid_set(uids);
         if self.caps.moves {
-            return within(COMMAND_TIMEOUT, "UID MOVE", session.uid_mv(&set, folder))
-                .await?
-                .map_err(|source| ImapError::Protocol {
-                    op: "UID MOVE",
-                    source,
-                });
+            return command(COMMAND_TIMEOUT, "UID MOVE", session.uid_mv(&set, folder)).await;
         }
-        within(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder))
-            .await?
-            .map_err(|source| ImapError::Protocol {
-                op: "UID COPY",
-                source,
-            })?;
+        command(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder)).await?;
         let flag = async {
             let _: Vec<_> = session
                 .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
@@ -559,23 +520,13 @@ impl Work<'_> {
                 .await?;
             Ok::<_, async_imap::error::Error>(())
         };
-        within(COMMAND_TIMEOUT, "UID STORE", flag)
-            .await?
-            .map_err(|source| ImapError::Protocol {
-                op: "UID STORE",
-                source,
-            })?;
+        command(COMMAND_TIMEOUT, "UID STORE", flag).await?;
         if self.caps.uidplus {
             let expunge = async {
                 let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
                 Ok::<_, async_imap::error::Error>(())
             };
-            within(COMMAND_TIMEOUT, "UID EXPUNGE", expunge)
-                .await?
-                .map_err(|source| ImapError::Protocol {
-                    op: "UID EXPUNGE",
-                    source,
-                })?;
+            command(COMMAND_TIMEOUT, "UID EXPUNGE", expunge).await?;
         }
         Ok(())
     }
