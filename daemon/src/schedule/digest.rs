@@ -141,7 +141,7 @@ impl DigestContent {
 
     /// Outcomes already past their due time at `slot`.
     pub fn overdue_count(&self, slot: DateTime<Utc>) -> usize {
-        self.outstanding.iter().filter(|o| o.due <= slot).count()
+        self.outstanding.iter().filter(|o| o.due < slot).count()
     }
 
     pub fn subject(&self, facts: &DigestFacts<'_>) -> String {

@@ -61,9 +61,10 @@ pub fn due_digest_slot(
 }
 
 /// "3 days overdue", "2 hours overdue", "due in 5 hours": how `due` stands at `now`, in whole
-/// units rounded down, for reminders, digests and `haven outcomes`.
+/// units rounded down, for reminders, digests and `haven outcomes`. Overdue means past due,
+/// as `haven status` counts it.
 pub fn describe_due(due: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    if due <= now {
+    if due < now {
         format!("{} overdue", span(now - due))
     } else {
         format!("due in {}", span(due - now))
@@ -150,6 +151,6 @@ mod tests {
         assert_eq!(describe_due(utc(2026, 11, 7, 8, 0), now), "3 days overdue");
         assert_eq!(describe_due(utc(2026, 11, 10, 8, 0), now), "1 hour overdue");
         assert_eq!(describe_due(utc(2026, 11, 10, 14, 0), now), "due in 5 hours");
-        assert_eq!(describe_due(now, now), "0 minutes overdue");
+        assert_eq!(describe_due(now, now), "due in 0 minutes", "overdue only once past due, as `haven status` counts");
     }
 }
