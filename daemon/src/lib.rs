@@ -9,6 +9,7 @@
 //! - [`noise`]: auto-replies, bounces and Haven's own mail, recognised so they are never filed.
 //! - [`authenticate`]: whether a sender may file (active staff; DMARC/DKIM when configured).
 //! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
+//! - [`schedule`]: escalation reminders and digests when they fall due (pure cron maths in `due`).
 
 pub mod alert;
 pub mod authenticate;
@@ -30,6 +31,7 @@ pub mod pipeline;
 pub mod read;
 pub mod reply_token;
 pub mod rules;
+pub mod schedule;
 pub mod seal;
 pub mod source;
 pub mod store;

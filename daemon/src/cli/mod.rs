@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod init;
 pub mod key;
 pub mod outcome;
+pub mod outcomes;
 pub mod rules;
 pub mod status;
 

@@ -13,6 +13,7 @@ mod outcomes;
 mod outbox;
 mod read;
 mod reseal;
+mod schedule;
 
 pub use audit::{AuditEntry, AuditVerdict};
 pub use directory::{ContactImport, SyncReport};
@@ -24,6 +25,7 @@ pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use reseal::{ResealBytes, ResealCount, ResealText};
+pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
