@@ -8,6 +8,7 @@ use crate::config::{Config, SourceKind};
 use crate::outbox;
 use crate::pipeline::Filer;
 use crate::rules::{LiveRules, RuleSet};
+use crate::schedule;
 use crate::source::imap;
 use crate::source::maildir::{self, MaildirSettings};
 use std::sync::Arc;
@@ -43,7 +44,14 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         outbox_settings(&app.config, reply_key),
         app.clock.clone(),
         shutdown.clone(),
-        wake_outbox,
+        wake_outbox.clone(),
+    ));
+    tasks.spawn(schedule::run(
+        app.store.clone(),
+        schedule::ScheduleSettings::from_config(&app.config),
+        app.clock.clone(),
+        shutdown.clone(),
+        wake_outbox.clone(),
     ));
     tracing::info!(source = app.config.intake.source.as_str(), database = app.store.backend(), "haven running");
     while let Some(done) = tasks.join_next().await {

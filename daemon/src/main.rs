@@ -70,6 +70,14 @@ enum Command {
         #[arg(long)]
         by: String,
     },
+    /// Outstanding outcomes, oldest due first.
+    Outcomes {
+        /// Only those past their due time.
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// What a technician checks first.
     Status {
         #[arg(long)]
@@ -204,6 +212,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             cli::export::run(&app.store, &app.sealer()?, req).await.map(|p| format!("exported to {}", p.display()))
         }
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, incident, &text, &by, now).await,
+        Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
         Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), now, json).await,
         Command::Audit { command: AuditCommand::Verify } => match app.store.verify_audit().await? {
             haven::store::AuditVerdict::Intact { entries } => Ok(format!("audit log intact: {entries} entries")),
