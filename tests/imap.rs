@@ -640,7 +640,10 @@ async fn two_daemons_on_one_mailbox_take_every_message_and_stay_healthy() {
     s.batch_size = 3;
     let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
     let (src_a, src_b) = (start(s.clone(), &a), start(s, &b));
-    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
+    eventually("INBOX empty", WAIT, || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
     src_a.reach(ImapState::Idle, WAIT).await;
     src_b.reach(ImapState::Idle, WAIT).await;
     // Both may commit the same message (the real pipeline then files it once); what matters
@@ -654,5 +657,8 @@ async fn two_daemons_on_one_mailbox_take_every_message_and_stay_healthy() {
     assert_eq!(src_b.status.last_error(), None);
     src_a.stop().await;
     src_b.stop().await;
-    assert_eq!(d.count(&server_name(&d, "Haven/Filed").await).await, 20);
+    // Two sessions moving the same message at once can each copy it (Dovecot's MOVE is copy
+    // + expunge): Filed may hold duplicates, never fewer than every message.
+    let filed = d.count(&server_name(&d, "Haven/Filed").await).await;
+    assert!(filed >= 20, "Filed holds {filed}");
 }
