@@ -109,6 +109,7 @@ fn incident(pupil_id: i64) -> IncidentRecord {
             body: "Incident #{incident}".into(),
         }],
         action: None,
+        follows: None,
     }
 }
 

@@ -13,18 +13,7 @@ use crate::rules::Decision;
 use crate::store::{ActionRecord, OutboxRecord, RungRecord};
 use chrono::{DateTime, Utc};
 
-/// How much an alert may say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Detail {
-    /// Number, category, recorder, initials and year group.
-    #[default]
-    Minimal,
-    /// Also the original subject and the forwarder's note.
-    Summary,
-    /// Also pupils' names and the original message text.
-    Full,
-}
+pub use crate::config::Detail;
 
 #[derive(Debug, Clone)]
 pub struct AlertSettings {

@@ -6,7 +6,7 @@
 //! with the candidates, rather than being filed on a guess.
 
 use crate::category::Categories;
-use crate::directory::Directory;
+use crate::directory::{Directory, Pupil};
 use crate::message::Message;
 use serde::Serialize;
 
@@ -62,6 +62,408 @@ pub struct Identification {
 
 /// Identifies pupils and an explicitly named category.
 pub fn identify(msg: &Message, dir: &Directory, categories: &Categories, intake_address: &str) -> Identification {
-    let _ = (msg, dir, categories, intake_address);
-    Identification::default()
+    let mut id = Identification::default();
+    let marker_text = marker_text(msg);
+    explicit_category(msg, &marker_text, categories, intake_address, &mut id);
+
+    // 1. Explicit markers: `Pupil:` / `Victim:` … lines, `[Name]` in the subject.
+    let mut unresolved = Vec::new();
+    let mut candidates = Vec::new();
+    for (role, value) in marker_lines(&marker_text) {
+        for item in value.split([',', ';']).map(str::trim).filter(|s| !s.is_empty()) {
+            match resolve(dir, item) {
+                Resolved::One(pupil_id) => add(&mut id, pupil_id, role, format!("{} line", role_label(role))),
+                Resolved::Many(ids) => {
+                    unresolved.push(format!("{} pupils match a {} line", ids.len(), role_label(role)));
+                    candidates.extend(ids);
+                }
+                Resolved::None => unresolved.push(format!("no pupil matches a {} line", role_label(role))),
+            }
+        }
+    }
+    if let Some(subject) = &msg.subject {
+        for inner in bracketed(subject) {
+            if let Resolved::One(pupil_id) = resolve(dir, inner) {
+                add(&mut id, pupil_id, PupilRole::Subject, "[name] in the subject".into());
+            }
+        }
+    }
+    if !unresolved.is_empty() {
+        id.triage = Some(Triage { reason: unresolved.join("; "), candidates: dedup(candidates) });
+        return id;
+    }
+    if !id.pupils.is_empty() {
+        return id;
+    }
+
+    // 2. The original sender's contact record.
+    let mentioned = mentioned_pupils(msg, dir);
+    if let Some(from) = msg.forwarded.as_ref().and_then(|f| f.from.as_ref()) {
+        let linked: Vec<i64> = dedup(dir.contacts_by_email(&from.address).flat_map(|c| c.pupil_ids.clone()).collect());
+        match linked.as_slice() {
+            [] => {}
+            [one] => add(&mut id, *one, PupilRole::Subject, "contact of the original sender".into()),
+            many => {
+                // Siblings: the one named in the text, if exactly one is.
+                let named: Vec<i64> = many.iter().copied().filter(|p| mentioned.contains(p)).collect();
+                if let [one] = named.as_slice() {
+                    add(&mut id, *one, PupilRole::Subject, "contact of the original sender, named in the text".into());
+                } else {
+                    id.triage = Some(Triage {
+                        reason: format!("the original sender is a contact for {} pupils", many.len()),
+                        candidates: many.to_vec(),
+                    });
+                    return id;
+                }
+            }
+        }
+    }
+
+    // 3. Full names mentioned in the subject, note and body.
+    for pupil_id in &mentioned {
+        if id.pupils.is_empty() {
+            add(&mut id, *pupil_id, PupilRole::Subject, "full name in the text".into());
+        } else {
+            add(&mut id, *pupil_id, PupilRole::Linked, "full name in the text".into());
+        }
+    }
+    let ambiguous = ambiguous_mentions(msg, dir);
+    if id.pupils.is_empty() {
+        id.triage = Some(if ambiguous.is_empty() {
+            Triage { reason: "no pupil could be identified".into(), candidates: Vec::new() }
+        } else {
+            Triage { reason: "a name in the message fits several pupils".into(), candidates: ambiguous }
+        });
+    }
+    id
+}
+
+/// Where staff write markers: the note above a forward, or the whole text of their own note.
+fn marker_text(msg: &Message) -> String {
+    match &msg.note {
+        Some(n) => n.clone(),
+        None if msg.forwarded.is_none() => msg.reply_text.clone().unwrap_or_else(|| msg.text.clone()),
+        None => String::new(),
+    }
+}
+
+fn explicit_category(msg: &Message, marker_text: &str, categories: &Categories, intake: &str, id: &mut Identification) {
+    let mut set = |name: &str, how: &str| {
+        if id.category.is_none() {
+            if let Some(c) = categories.find(name) {
+                id.category = Some(c.name.clone());
+                id.category_how = Some(how.to_string());
+            }
+        }
+    };
+    for line in marker_text.lines() {
+        if let Some((key, value)) = line.split_once(':') {
+            if key.trim().eq_ignore_ascii_case("category") {
+                set(value.trim(), "Category: line");
+            }
+        }
+    }
+    if let Some(subject) = &msg.subject {
+        for tag in subject.split_whitespace().filter_map(|w| w.strip_prefix('#')) {
+            let tag = tag.trim_end_matches(|c: char| !c.is_alphanumeric());
+            set(tag, "#tag in the subject");
+        }
+    }
+    let (local, domain) = intake.rsplit_once('@').unwrap_or((intake, ""));
+    for to in msg.to.iter().chain(&msg.cc) {
+        let Some((l, d)) = to.address.rsplit_once('@') else { continue };
+        if !d.eq_ignore_ascii_case(domain) {
+            continue;
+        }
+        if let Some(tag) = l.strip_prefix(local).and_then(|rest| rest.strip_prefix('+')) {
+            if !tag.starts_with("r-") {
+                set(tag, "plus address");
+            }
+        }
+    }
+}
+
+/// `Pupil:`, `Pupils:`, `Victim:`, `Perpetrator:`, `Witness:` lines and their values.
+fn marker_lines(text: &str) -> Vec<(PupilRole, &str)> {
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.trim_start_matches(['>', ' ', '*']).split_once(':')?;
+            let role = match key.trim().to_ascii_lowercase().as_str() {
+                "pupil" | "pupils" | "student" | "students" | "child" => PupilRole::Subject,
+                "victim" | "victims" => PupilRole::Victim,
+                "perpetrator" | "perpetrators" => PupilRole::Perpetrator,
+                "witness" | "witnesses" => PupilRole::Witness,
+                _ => return None,
+            };
+            Some((role, value.trim()))
+        })
+        .collect()
+}
+
+fn role_label(role: PupilRole) -> &'static str {
+    match role {
+        PupilRole::Subject | PupilRole::Linked => "Pupil:",
+        PupilRole::Victim => "Victim:",
+        PupilRole::Perpetrator => "Perpetrator:",
+        PupilRole::Witness => "Witness:",
+    }
+}
+
+/// The contents of `[…]` groups in a subject.
+fn bracketed(subject: &str) -> impl Iterator<Item = &str> {
+    subject.split('[').skip(1).filter_map(|s| s.split_once(']').map(|(inner, _)| inner.trim()))
+}
+
+enum Resolved {
+    One(i64),
+    Many(Vec<i64>),
+    None,
+}
+
+/// A UPN or a full name (first or preferred name + surname), pupils on roll preferred.
+fn resolve(dir: &Directory, item: &str) -> Resolved {
+    let q = normalise(item);
+    if let Some(p) = dir.pupils.iter().find(|p| p.upn.eq_ignore_ascii_case(item.trim())) {
+        return Resolved::One(p.id);
+    }
+    let matching: Vec<&Pupil> = dir.pupils.iter().filter(|p| names(p).iter().any(|n| *n == q)).collect();
+    let on_roll: Vec<&Pupil> = matching.iter().copied().filter(|p| p.on_roll()).collect();
+    let pick = if on_roll.is_empty() { matching } else { on_roll };
+    match pick.as_slice() {
+        [] => Resolved::None,
+        [p] => Resolved::One(p.id),
+        many => Resolved::Many(many.iter().map(|p| p.id).collect()),
+    }
+}
+
+/// A pupil's full names as they may be written, normalised.
+fn names(p: &Pupil) -> Vec<String> {
+    let mut v = vec![normalise(&format!("{} {}", p.first_name, p.last_name))];
+    if let Some(pref) = &p.preferred_name {
+        v.push(normalise(&format!("{pref} {}", p.last_name)));
+    }
+    v
+}
+
+fn normalise(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+/// The searchable text: subject, note, the forwarded original's subject and body, the text.
+fn haystack(msg: &Message) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    parts.extend(msg.subject.as_deref());
+    parts.extend(msg.note.as_deref());
+    if let Some(f) = &msg.forwarded {
+        parts.extend(f.subject.as_deref());
+        parts.push(&f.body);
+    } else {
+        parts.push(&msg.text);
+    }
+    normalise(&parts.join("\n"))
+}
+
+/// Whole-word occurrences of `needle` in `hay` (both normalised).
+fn mentions(hay: &str, needle: &str) -> bool {
+    hay.match_indices(needle).any(|(i, m)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + m.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// Pupils whose full name appears in the text and is not shared with another pupil on roll.
+fn mentioned_pupils(msg: &Message, dir: &Directory) -> Vec<i64> {
+    let hay = haystack(msg);
+    let mut out = Vec::new();
+    for p in dir.pupils.iter().filter(|p| p.on_roll()) {
+        for n in names(p) {
+            if mentions(&hay, &n) && !shared_name(dir, &n) && !out.contains(&p.id) {
+                out.push(p.id);
+            }
+        }
+    }
+    out
+}
+
+/// Pupils on roll whose full name appears in the text but is shared with another pupil.
+fn ambiguous_mentions(msg: &Message, dir: &Directory) -> Vec<i64> {
+    let hay = haystack(msg);
+    let mut out = Vec::new();
+    for p in dir.pupils.iter().filter(|p| p.on_roll()) {
+        if names(p).iter().any(|n| mentions(&hay, n) && shared_name(dir, n)) {
+            out.push(p.id);
+        }
+    }
+    out
+}
+
+fn shared_name(dir: &Directory, name: &str) -> bool {
+    dir.pupils.iter().filter(|p| p.on_roll() && names(p).iter().any(|n| n == name)).count() > 1
+}
+
+fn add(id: &mut Identification, pupil_id: i64, role: PupilRole, how: String) {
+    if !id.pupils.iter().any(|p| p.pupil_id == pupil_id) {
+        id.pupils.push(PupilMatch { pupil_id, role, how });
+    }
+}
+
+fn dedup(mut v: Vec<i64>) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|x| seen.insert(*x));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::category::Category;
+    use crate::directory::Contact;
+    use crate::visibility::Visibility;
+
+    fn pupil(id: i64, upn: &str, first: &str, last: &str) -> Pupil {
+        Pupil {
+            id,
+            upn: upn.into(),
+            first_name: first.into(),
+            last_name: last.into(),
+            preferred_name: None,
+            date_of_birth: None,
+            year_group: Some(7),
+            tutor_group: None,
+            house: None,
+            sen: false,
+            left_on: None,
+        }
+    }
+
+    fn school() -> Directory {
+        let mut olly = pupil(2, "A100000000002", "Oliver", "Brown");
+        olly.preferred_name = Some("Olly".into());
+        Directory {
+            pupils: vec![
+                pupil(1, "A100000000001", "Jane", "Smith"),
+                olly,
+                pupil(3, "A100000000003", "Leo", "Smith"),
+                pupil(4, "A100000000004", "Sam", "Lee"),
+                pupil(5, "A100000000005", "Sam", "Lee"),
+            ],
+            staff: Vec::new(),
+            contacts: vec![
+                Contact { id: 1, email: "mum@home.example".into(), name: None, relationship: None, pupil_ids: vec![1] },
+                Contact { id: 2, email: "gran@home.example".into(), name: None, relationship: None, pupil_ids: vec![1, 3] },
+            ],
+        }
+    }
+
+    fn categories() -> Categories {
+        let cat = |name: &str, alias: &str| Category {
+            name: name.into(),
+            aliases: vec![alias.into()],
+            visibility: Visibility::dsl_team(),
+            safeguarding: false,
+        };
+        Categories::new(vec![cat("Pastoral issue", "pastoral"), cat("E-safety", "esafety"), cat("Room search", "roomsearch")], "Pastoral issue")
+            .unwrap()
+    }
+
+    fn ident(headers: &str, body: &str) -> Identification {
+        let raw = format!(
+            "From: Teacher <t@school.example>\r\nDate: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <x@s>\r\n{headers}\r\n\r\n{body}"
+        );
+        let msg = crate::read::read_message(raw.as_bytes()).expect("readable");
+        identify(&msg, &school(), &categories(), "safeguarding@school.example")
+    }
+
+    fn forward_from(addr: &str, text: &str) -> String {
+        format!(
+            "FYI\r\n\r\n---------- Forwarded message ---------\r\nFrom: Parent <{addr}>\r\nDate: Mon, 9 Nov 2026 at 21:14\r\nSubject: Hello\r\nTo: t@school.example\r\n\r\n{text}\r\n"
+        )
+    }
+
+    fn ids(i: &Identification) -> Vec<(i64, PupilRole)> {
+        i.pupils.iter().map(|p| (p.pupil_id, p.role)).collect()
+    }
+
+    #[test]
+    fn pupil_line_by_name_or_upn() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: note", "Pupil: Jane Smith, A100000000002\r\n\r\nSeen upset.");
+        assert_eq!(ids(&i), vec![(1, PupilRole::Subject), (2, PupilRole::Subject)]);
+        assert!(i.triage.is_none());
+    }
+
+    #[test]
+    fn preferred_names_count() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: note", "Pupil: Olly Brown\r\n\r\nSeen upset.");
+        assert_eq!(ids(&i), vec![(2, PupilRole::Subject)]);
+    }
+
+    #[test]
+    fn roles_stay_on_their_own_pupil() {
+        let i = ident(
+            "To: safeguarding@school.example\r\nSubject: playground",
+            "Victim: Jane Smith\r\nPerpetrator: Oliver Brown\r\nWitness: Leo Smith\r\n\r\nPushed over at lunch.",
+        );
+        assert_eq!(ids(&i), vec![(1, PupilRole::Victim), (2, PupilRole::Perpetrator), (3, PupilRole::Witness)]);
+    }
+
+    #[test]
+    fn bracketed_subject_names_a_pupil_and_other_brackets_are_ignored() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: [EXTERNAL] [Leo Smith] late again", "Collected at 4pm.");
+        assert_eq!(ids(&i), vec![(3, PupilRole::Subject)]);
+    }
+
+    #[test]
+    fn category_from_line_tag_or_plus_address() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: Jane Smith\r\nCategory: E-safety\r\n\r\nPhotos.");
+        assert_eq!(i.category.as_deref(), Some("E-safety"));
+        let i = ident("To: safeguarding@school.example\r\nSubject: search #roomsearch", "Pupil: Jane Smith\r\n\r\nBag.");
+        assert_eq!(i.category.as_deref(), Some("Room search"));
+        let i = ident("To: safeguarding+esafety@school.example\r\nSubject: x", "Pupil: Jane Smith\r\n\r\nChat.");
+        assert_eq!((i.category.as_deref(), i.category_how.as_deref()), (Some("E-safety"), Some("plus address")));
+        let i = ident("To: safeguarding+r-1-2-abc@school.example\r\nSubject: x", "Pupil: Jane Smith\r\n\r\nChat.");
+        assert_eq!(i.category, None, "a reply token is not a category");
+    }
+
+    #[test]
+    fn contact_of_the_original_sender() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("mum@home.example", "She was upset."));
+        assert_eq!(ids(&i), vec![(1, PupilRole::Subject)]);
+        assert_eq!(i.pupils[0].how, "contact of the original sender");
+    }
+
+    #[test]
+    fn siblings_need_a_name_or_go_to_triage() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("gran@home.example", "Leo Smith was late."));
+        assert_eq!(ids(&i), vec![(3, PupilRole::Subject)]);
+        let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("gran@home.example", "The children were late."));
+        let t = i.triage.expect("siblings without a name wait for triage");
+        assert_eq!(t.candidates, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_full_name_in_the_text_is_found_and_a_shared_one_goes_to_triage() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: lunch", "I saw Oliver Brown crying at lunch.");
+        assert_eq!(ids(&i), vec![(2, PupilRole::Subject)]);
+        let i = ident("To: safeguarding@school.example\r\nSubject: lunch", "I saw Sam Lee crying at lunch.");
+        let t = i.triage.expect("two pupils called Sam Lee");
+        assert_eq!(t.candidates, vec![4, 5]);
+        let i = ident("To: safeguarding@school.example\r\nSubject: lunch", "Pupil: Sam Lee\r\n\r\nCrying.");
+        assert_eq!(i.triage.expect("ambiguous marker").candidates, vec![4, 5]);
+    }
+
+    #[test]
+    fn nobody_named_waits_for_triage() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: gate", "A boy was picked on at the gate.");
+        assert!(i.pupils.is_empty());
+        assert_eq!(i.triage.unwrap().reason, "no pupil could be identified");
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: Nobody Known\r\n\r\nText.");
+        assert!(i.triage.unwrap().reason.contains("no pupil matches"));
+    }
+
+    #[test]
+    fn names_inside_longer_words_do_not_match() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Jane Smithson was absent.");
+        assert!(i.pupils.is_empty());
+    }
 }

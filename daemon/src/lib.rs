@@ -9,16 +9,29 @@
 //! - [`noise`]: auto-replies, bounces and Haven's own mail, recognised so they are never filed.
 //! - [`authenticate`]: whether a sender may file (active staff; DMARC/DKIM when configured).
 //! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
+//! - [`schedule`]: escalation reminders and digests when they fall due (pure cron maths in `due`).
 
+pub mod alert;
 pub mod authenticate;
 pub mod category;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod daemon;
 pub mod directory;
+pub mod directory_csv;
 pub mod identify;
+pub mod ingest;
 pub mod inspect;
+pub mod logging;
 pub mod message;
 pub mod noise;
+pub mod outbox;
+pub mod pipeline;
 pub mod read;
+pub mod reply_token;
+pub mod rules;
+pub mod schedule;
 pub mod seal;
 pub mod source;
 pub mod store;

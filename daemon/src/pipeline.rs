@@ -6,6 +6,7 @@
 //! 3. noise (`crate::noise`) — auto-replies, bounces, Haven's own mail: ignored
 //! 4. sender (`crate::authenticate`) — not an active member of staff: quarantined
 //! 5. duplicate — same Message-ID as a message already recorded
+//! 5b. reply to an alert (signed token in the address) — an outcome, or a follow-up entry
 //! 6. identify (`crate::identify`) — pupils and category; unknown/ambiguous: awaiting triage
 //! 7. rules (`crate::rules`) — category, visibility, recipients, outcome deadline, ladder
 //! 8. record — message, incident, attachments, alerts (outbox), action, audit: one transaction
@@ -16,7 +17,9 @@
 use crate::alert;
 use crate::authenticate::{self, SenderCheck};
 use crate::clock::Clock;
-use crate::directory::Directory;
+use crate::directory::{Directory, Pupil, Staff};
+use crate::reply_token;
+use crate::visibility::Visibility;
 use crate::identify::{self, Identification};
 use crate::message::Message;
 use crate::noise;
@@ -42,6 +45,8 @@ pub struct FilingSettings {
     pub limits: Limits,
     pub trusted_authserv_id: Option<String>,
     pub alerts: alert::AlertSettings,
+    /// Verifies reply tokens; without it every reply to an alert is quarantined.
+    pub reply_key: Option<Vec<u8>>,
 }
 
 /// The outcome of one message.
@@ -78,6 +83,8 @@ pub struct Filer {
 struct Assessed {
     record: MessageRecord,
     incident: Option<IncidentRecord>,
+    /// An outcome to record with the message: (incident, staff id, text).
+    outcome: Option<(i64, i64, String)>,
 }
 
 impl Filer {
@@ -142,6 +149,9 @@ impl Filer {
                 Payload::TooLarge { .. } => Vec::new(),
             };
             let recorded = tx.record_message(&sealed_raw, &a.record, a.incident.as_ref(), "intake").await?;
+            if let (Recorded::New { .. }, Some((incident, by, text))) = (&recorded, &a.outcome) {
+                tx.record_outcome(*incident, *by, text, now).await?;
+            }
             out.push(match recorded {
                 Recorded::New { message, incident } => Filing { state: a.record.state, message, incident, already: false },
                 Recorded::Already { message, state } => Filing { state, message, incident: None, already: true },
@@ -183,6 +193,7 @@ impl Filer {
                         duplicate_of: None,
                     },
                     incident: None,
+                    outcome: None,
                 });
             }
         };
@@ -201,7 +212,7 @@ impl Filer {
         let outcome = |mut record: MessageRecord, state, reason: String| {
             record.state = state;
             record.reason = reason;
-            Ok(Assessed { record, incident: None })
+            Ok(Assessed { record, incident: None, outcome: None })
         };
 
         // 2. Read.
@@ -233,6 +244,11 @@ impl Filer {
             }
         }
 
+        // 5b. A reply to one of Haven's alerts: matched by its signed token, never by subject.
+        if let Some(token) = reply_token_in(&msg) {
+            return self.assess_reply(record, &msg, &token, sender, directory, now).await;
+        }
+
         // 6. Pupils and category.
         let ident = identify::identify(&msg, directory, rules.categories(), &self.settings.intake_address);
         if let Some(triage) = &ident.triage {
@@ -253,7 +269,73 @@ impl Filer {
         record.reason = format!("filed under {}", decision.category);
         let incident = incident_record(&msg, &ident, &decision, sender.id, directory, now, &self.settings);
         let incident = seal_incident(incident, &self.sealer);
-        Ok(Assessed { record, incident: Some(incident) })
+        Ok(Assessed { record, incident: Some(incident), outcome: None })
+    }
+
+    /// A reply to an alert from a member of staff: checked, then an outcome (`Outcome: …` as the
+    /// first line) or a follow-up entry on the incident. Anything doubtful is quarantined.
+    async fn assess_reply(
+        &self,
+        mut record: MessageRecord,
+        msg: &Message,
+        token: &str,
+        sender: &Staff,
+        directory: &Directory,
+        now: DateTime<Utc>,
+    ) -> Result<Assessed, StoreError> {
+        let quarantine = |mut record: MessageRecord, reason: &str| {
+            record.state = MessageState::Quarantined;
+            record.reason = reason.to_string();
+            Ok(Assessed { record, incident: None, outcome: None })
+        };
+        let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify(key, token));
+        let Some((incident_id, addressed_to)) = verified else {
+            return quarantine(record, "reply token is invalid or was not signed by this Haven");
+        };
+        let Some(facts) = self.store.incident_facts(incident_id).await? else {
+            return quarantine(record, "reply token names an incident that does not exist");
+        };
+        let pupils: Vec<&Pupil> = facts.pupils.iter().filter_map(|(id, _)| directory.pupil(*id)).collect();
+        let may_see = Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(sender, &pupils));
+        if sender.id != addressed_to && !sender.is_dsl_team() {
+            return quarantine(record, "reply from a member of staff the alert was not sent to");
+        }
+        if !may_see {
+            return quarantine(record, "reply from a member of staff who may not see this incident");
+        }
+        let text = msg.reply_text.clone().unwrap_or_else(|| msg.text.trim().to_string());
+        if let Some(outcome) = outcome_line(&text) {
+            record.state = MessageState::Filed;
+            record.reason = format!("outcome recorded on incident {incident_id}");
+            return Ok(Assessed { record, incident: None, outcome: Some((incident_id, sender.id, outcome)) });
+        }
+        record.state = MessageState::Filed;
+        record.reason = format!("reply filed as a follow-up to incident {incident_id}");
+        let follow_up = IncidentRecord {
+            occurred: msg.date.map(|d| d.with_timezone(&Utc)).unwrap_or(now),
+            recorded: now,
+            recorded_by: Some(sender.id),
+            record_kind: "reply".into(),
+            category: facts.category.clone(),
+            priority: facts.priority.clone(),
+            visibility: facts.visibility.clone(),
+            note: None,
+            original_from: None,
+            original_name: None,
+            original_subject: None,
+            body_text: text,
+            body_html: None,
+            pupils: facts
+                .pupils
+                .iter()
+                .map(|(id, role)| PupilLink { pupil_id: *id, role: role.clone(), how: format!("reply to incident {incident_id}") })
+                .collect(),
+            attachments: attachments(msg),
+            outbox: Vec::new(),
+            action: None,
+            follows: Some(incident_id),
+        };
+        Ok(Assessed { record, incident: Some(seal_incident(follow_up, &self.sealer)), outcome: None })
     }
 
     /// Counts, per pupil and per history query of the rule set, of earlier incidents.
@@ -315,21 +397,46 @@ fn incident_record(
             .iter()
             .map(|p| PupilLink { pupil_id: p.pupil_id, role: p.role.as_str().to_string(), how: p.how.clone() })
             .collect(),
-        attachments: msg
-            .attachments
-            .iter()
-            .map(|a| AttachmentRecord {
-                filename: a.filename.clone(),
-                content_type: a.content_type.clone(),
-                sha256: a.sha256.clone(),
-                inline: a.inline,
-                tnef: a.tnef,
-                data: a.data.clone(),
-            })
-            .collect(),
+        attachments: attachments(msg),
         outbox,
         action,
+        follows: None,
     }
+}
+
+fn attachments(msg: &Message) -> Vec<AttachmentRecord> {
+    msg.attachments
+        .iter()
+        .map(|a| AttachmentRecord {
+            filename: a.filename.clone(),
+            content_type: a.content_type.clone(),
+            sha256: a.sha256.clone(),
+            inline: a.inline,
+            tnef: a.tnef,
+            data: a.data.clone(),
+        })
+        .collect()
+}
+
+/// The reply token in a `+r-…` recipient address, if the message answers one of our emails.
+fn reply_token_in(msg: &Message) -> Option<String> {
+    msg.to.iter().chain(&msg.cc).find_map(|a| reply_token::find_in_address(&a.address).map(str::to_string))
+}
+
+/// `Outcome: NFA` → "NFA": the outcome line, when the reply's first line is one.
+fn outcome_line(text: &str) -> Option<String> {
+    let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let (key, rest) = first.split_once(':')?;
+    if !key.trim().eq_ignore_ascii_case("outcome") {
+        return None;
+    }
+    let mut outcome = rest.trim().to_string();
+    let more: Vec<&str> = text.lines().map(str::trim).skip_while(|l| l.is_empty()).skip(1).filter(|l| !l.is_empty()).collect();
+    if !more.is_empty() {
+        outcome.push('\n');
+        outcome.push_str(&more.join("\n"));
+    }
+    (!outcome.trim().is_empty()).then_some(outcome)
 }
 
 /// Names of sealed fields (the AEAD's associated data).

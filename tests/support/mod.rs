@@ -4,3 +4,5 @@
 
 pub mod db;
 pub mod dovecot;
+pub mod haven;
+pub mod smtp;

@@ -7,13 +7,23 @@ pub mod directory;
 pub mod export;
 pub mod ingest;
 pub mod init;
+pub mod key;
+pub mod outcome;
+pub mod outcomes;
 pub mod rules;
 pub mod status;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::pipeline::{Filer, FilingSettings};
+use crate::read::Limits;
+use crate::rules::{LiveRules, RuleSet};
+use crate::seal::Sealer;
 use crate::store::Store;
+use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// A command's failure, mapped onto the exit code contract.
 #[derive(Debug, thiserror::Error)]
@@ -55,4 +65,82 @@ pub async fn open_store(config: &Config) -> Result<Store, CliError> {
     Store::open(config.database_url())
         .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))
+}
+
+/// What most commands need: the configuration, the open database and the clock.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    pub async fn open(config: Config) -> Result<App, CliError> {
+        let store = open_store(&config).await?;
+        Ok(App { config, store, clock: Arc::new(SystemClock) })
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The storage key (exit 78 when it is missing or malformed).
+    pub fn sealer(&self) -> Result<Sealer, CliError> {
+        load_sealer(&self.config)
+    }
+
+    /// The filing pipeline as `haven ingest` and the daemon run it.
+    pub fn filer(&self) -> Result<Filer, CliError> {
+        let rules = load_rules(&self.config)?;
+        Ok(Filer::new(
+            self.store.clone(),
+            Arc::new(LiveRules::new(rules)),
+            self.clock.clone(),
+            self.sealer()?,
+            filing_settings(&self.config),
+        ))
+    }
+}
+
+pub fn load_sealer(config: &Config) -> Result<Sealer, CliError> {
+    Sealer::from_key_file(&config.storage.key_file).map_err(|e| CliError::Config(e.to_string()))
+}
+
+/// The rule set (exit 78 with every error when it is invalid).
+pub fn load_rules(config: &Config) -> Result<RuleSet, CliError> {
+    RuleSet::load(&config.rules.dir).map_err(|e| CliError::Config(format!("the rules are invalid:\n{e}")))
+}
+
+pub fn filing_settings(config: &Config) -> FilingSettings {
+    let i = &config.intake;
+    FilingSettings {
+        intake_address: config.school.intake_address.clone(),
+        mail_domain: config.school.mail_domain().to_string(),
+        limits: Limits {
+            max_message_size: i.max_message_size,
+            max_attachments: i.max_attachments,
+            max_header_size: usize::try_from(i.max_header_size).unwrap_or(usize::MAX),
+            max_mime_depth: i.max_mime_depth,
+        },
+        trusted_authserv_id: i.trusted_authserv_id.clone(),
+        alerts: crate::alert::AlertSettings {
+            detail: config.alerts.detail,
+            mail_domain: config.school.mail_domain().to_string(),
+            school_name: config.school.name.clone(),
+        },
+        reply_key: read_reply_key(config).ok(),
+    }
+}
+
+/// The key that signs and verifies reply tokens (`alerts.reply_key_file`, hex).
+pub fn read_reply_key(config: &Config) -> Result<Vec<u8>, CliError> {
+    let Some(path) = &config.alerts.reply_key_file else {
+        return Err(CliError::Config("alerts.reply_key_file: missing (haven init writes one)".into()));
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Config(format!("alerts.reply_key_file: cannot read {}: {e}", path.display())))?;
+    hex::decode(text.trim())
+        .ok()
+        .filter(|k| k.len() >= 32)
+        .ok_or_else(|| CliError::Config(format!("alerts.reply_key_file: {} must hold at least 32 bytes as hex", path.display())))
 }

@@ -6,6 +6,7 @@
 //! never deletes or moves a message the sink has not committed.
 
 pub mod imap;
+pub mod maildir;
 
 use std::path::PathBuf;
 

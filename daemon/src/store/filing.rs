@@ -127,6 +127,8 @@ pub struct IncidentRecord {
     /// Emails to queue; `{incident}` in subject and body is replaced by the incident number.
     pub outbox: Vec<OutboxRecord>,
     pub action: Option<ActionRecord>,
+    /// For a follow-up (a reply to an alert): the incident it answers.
+    pub follows: Option<i64>,
 }
 
 /// What recording did.
@@ -307,8 +309,8 @@ impl Tx {
             let id: i64 = sqlx::query(
                 "INSERT INTO incidents (message_id, occurred_us, recorded_us, recorded_by, record_kind, \
                  category, priority, visibility, note, original_from, original_name, original_subject, \
-                 body_text, body_html) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+                 body_text, body_html, follows) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
             )
             .bind(message)
             .bind(to_us(inc.occurred))
@@ -324,6 +326,7 @@ impl Tx {
             .bind(&inc.original_subject)
             .bind(&inc.body_text)
             .bind(&inc.body_html)
+            .bind(inc.follows)
             .fetch_one(&mut *c)
             .await?
             .try_get("id")?;

@@ -10,8 +10,10 @@ mod audit;
 mod directory;
 mod filing;
 mod outcomes;
+mod outbox;
 mod read;
 mod reseal;
+mod schedule;
 
 pub use audit::{AuditEntry, AuditVerdict};
 pub use directory::{ContactImport, SyncReport};
@@ -20,8 +22,10 @@ pub use filing::{
     PupilLink, Recorded, RungRecord,
 };
 pub use outcomes::OutcomeRecorded;
-pub use read::{AttachmentFile, ChronologyEntry, MessageSummary, StatusCounts};
+pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
+pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use reseal::{ResealBytes, ResealCount, ResealText};
+pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

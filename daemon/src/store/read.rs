@@ -228,3 +228,52 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// Whether incident `id` exists.
+    pub async fn incident_exists(&self, id: i64) -> Result<bool> {
+        on_pool!(self, |p| {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE id = $1").bind(id).fetch_one(p).await?;
+            Ok(n > 0)
+        })
+    }
+}
+
+/// What a follow-up needs to know about the incident it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentFacts {
+    pub id: i64,
+    pub category: String,
+    pub priority: String,
+    pub visibility: String,
+    /// (pupil id, role)
+    pub pupils: Vec<(i64, String)>,
+}
+
+impl Store {
+    pub async fn incident_facts(&self, id: i64) -> Result<Option<IncidentFacts>> {
+        on_pool!(self, |p| {
+            let Some(row) = sqlx::query("SELECT category, priority, visibility FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let pupils = sqlx::query("SELECT pupil_id, role FROM incident_pupils WHERE incident_id = $1 ORDER BY pupil_id")
+                .bind(id)
+                .fetch_all(p)
+                .await?
+                .into_iter()
+                .map(|r| Ok((r.try_get::<i64, _>("pupil_id")?, r.try_get::<String, _>("role")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            Ok(Some(IncidentFacts {
+                id,
+                category: row.try_get("category")?,
+                priority: row.try_get("priority")?,
+                visibility: row.try_get("visibility")?,
+                pupils,
+            }))
+        })
+    }
+}

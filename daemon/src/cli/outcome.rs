@@ -1,0 +1,29 @@
+//! `haven outcome INCIDENT TEXT --by STAFF`: records the outcome of an incident and closes its
+//! open action, so no further reminder fires. `NFA` is an outcome like any other.
+
+use super::CliError;
+use crate::store::{OutcomeRecorded, Store};
+use chrono::{DateTime, Utc};
+
+pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, now: DateTime<Utc>) -> Result<String, CliError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(CliError::Usage("the outcome text is empty".into()));
+    }
+    let dir = store.load_directory().await?;
+    let staff = dir
+        .active_staff_by_email(by_email)
+        .ok_or_else(|| CliError::Usage(format!("{by_email} is not an active member of staff")))?;
+    if !store.incident_exists(incident).await? {
+        return Err(CliError::Usage(format!("there is no incident #{incident}")));
+    }
+    let mut tx = store.begin().await?;
+    let recorded = tx.record_outcome(incident, staff.id, text, now).await?;
+    tx.commit().await?;
+    Ok(match recorded {
+        OutcomeRecorded::Closed { action } => format!("outcome recorded on incident #{incident}; action {action} closed"),
+        OutcomeRecorded::NoOpenAction => {
+            format!("outcome recorded on incident #{incident} (it had no open action)")
+        }
+    })
+}

@@ -1,0 +1,91 @@
+//! `haven rules check` and `haven rules test FILE.eml [--json]`: validate the rules, and dry-run
+//! one message through reading, identification and the rules. Files nothing, sends nothing.
+
+use super::{App, CliError, load_rules};
+use crate::authenticate::{self, SenderCheck};
+use crate::config::Config;
+use crate::identify;
+use crate::read;
+use crate::rules::{Facts, History};
+use chrono::Utc;
+use serde_json::json;
+use std::path::Path;
+
+pub fn check(config: &Config) -> Result<String, CliError> {
+    let set = load_rules(config)?;
+    Ok(format!("rules OK: {} ({})", set.summary(), config.rules.dir.display()))
+}
+
+pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliError> {
+    let rules = load_rules(&app.config)?;
+    let raw = std::fs::read(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    let settings = super::filing_settings(&app.config);
+    let msg = read::read_message_with(&raw, &settings.limits).map_err(|e| CliError::Data(format!("{}: {e}", file.display())))?;
+    let dir = app.store.load_directory().await?;
+    let sender = match authenticate::check_sender(&msg, &dir, settings.trusted_authserv_id.as_deref()) {
+        SenderCheck::Staff(s) => format!("{} {} (staff)", s.first_name, s.last_name),
+        SenderCheck::Refused(reason) => format!("would be quarantined: {reason}"),
+    };
+    let ident = identify::identify(&msg, &dir, rules.categories(), &settings.intake_address);
+    let at = msg.occurred_at().map_or_else(|| app.now(), |d| d.with_timezone(&Utc));
+    let mut history = History::default();
+    for (qi, q) in rules.history_queries().iter().enumerate() {
+        for p in &ident.pupils {
+            let n = app.store.count_pupil_incidents(p.pupil_id, &q.categories, at - q.within).await?;
+            history.set(p.pupil_id, qi, n);
+        }
+    }
+    let decision = rules.evaluate(&Facts { message: &msg, identification: &ident, directory: &dir, history: &history, ai_risk: None });
+    let pupils: Vec<serde_json::Value> = ident
+        .pupils
+        .iter()
+        .map(|m| {
+            let p = dir.pupil(m.pupil_id);
+            json!({
+                "upn": p.map(|p| p.upn.clone()),
+                "name": p.map(|p| p.full_name()),
+                "role": m.role.as_str(),
+                "how": m.how,
+            })
+        })
+        .collect();
+    let v = json!({
+        "kind": msg.kind,
+        "sender": sender,
+        "pupils": pupils,
+        "triage": ident.triage,
+        "category_named": ident.category,
+        "category_named_how": ident.category_how,
+        "decision": decision,
+    });
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default());
+    }
+    let mut out = format!("dry run of {} (nothing filed, nothing sent)\nsender: {sender}\n", file.display());
+    if let Some(t) = &ident.triage {
+        out.push_str(&format!("pupils: none certain: would await triage ({})\n", t.reason));
+    }
+    for (m, p) in ident.pupils.iter().filter_map(|m| dir.pupil(m.pupil_id).map(|p| (m, p))) {
+        out.push_str(&format!("pupil: {} ({}), {} — {}\n", p.full_name(), p.upn, m.role.as_str(), m.how));
+    }
+    out.push_str(&format!("category: {} ({})\n", decision.category, decision.category_reason));
+    out.push_str(&format!("priority: {}\nvisibility: {}\n", decision.priority.as_str(), decision.visibility));
+    for m in &decision.matched {
+        out.push_str(&format!("matched: {m}\n"));
+    }
+    for r in &decision.recipients {
+        out.push_str(&format!("alert: {} — {}\n", r.email, r.why));
+    }
+    match decision.outcome_within {
+        Some(d) => out.push_str(&format!("outcome required within {} hours\n", d.num_hours())),
+        None => out.push_str("no outcome required\n"),
+    }
+    for rung in &decision.escalation {
+        let who: Vec<&str> = rung.recipients.iter().map(|r| r.email.as_str()).collect();
+        out.push_str(&format!("escalate after {} hours to {}\n", rung.after.num_hours(), who.join(", ")));
+    }
+    for n in &decision.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
+    Ok(out)
+}

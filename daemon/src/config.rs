@@ -1,0 +1,742 @@
+//! `haven.toml`: the keys in SPEC "Configuration", read with serde (`deny_unknown_fields`).
+//! Every error is reported at once, each with its key path. Secrets are never inline: a
+//! `*_file` key names a file and a `*_env` key an environment variable. Relative paths are
+//! relative to the directory holding the config file.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every problem found in a config file, one per line.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<String>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.errors.iter().map(|e| format!("{}: {e}", self.file.display())).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The directory holding the config file: relative paths start here.
+    pub base: PathBuf,
+    pub school: School,
+    database_url: String,
+    pub storage: Storage,
+    pub intake: Intake,
+    pub smtp: Smtp,
+    pub rules: Rules,
+    pub alerts: Alerts,
+    pub digests: Vec<Digest>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct School {
+    pub name: String,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    pub intake_address: String,
+}
+
+fn default_timezone() -> String {
+    "Europe/London".into()
+}
+
+impl School {
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::Europe::London)
+    }
+
+    /// The domain of the intake address, used in Message-IDs of Haven's own mail.
+    pub fn mail_domain(&self) -> &str {
+        self.intake_address.rsplit_once('@').map_or("haven.invalid", |(_, d)| d)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseRaw {
+    url: Option<String>,
+    url_env: Option<String>,
+    url_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub dir: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Imap,
+    Maildir,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Imap => "imap",
+            SourceKind::Maildir => "maildir",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    Tls,
+    Starttls,
+    Plain,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntakeRaw {
+    source: SourceKind,
+    #[serde(default = "default_max_size")]
+    max_message_size: String,
+    #[serde(default = "default_max_attachments")]
+    max_attachments: usize,
+    #[serde(default = "default_max_header_size")]
+    max_header_size: String,
+    #[serde(default = "default_max_mime_depth")]
+    max_mime_depth: usize,
+    trusted_authserv_id: Option<String>,
+    imap: Option<ImapRaw>,
+    maildir: Option<MaildirConfig>,
+}
+
+fn default_max_size() -> String {
+    "50MB".into()
+}
+fn default_max_attachments() -> usize {
+    100
+}
+fn default_max_header_size() -> String {
+    "256KB".into()
+}
+fn default_max_mime_depth() -> usize {
+    20
+}
+
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub source: SourceKind,
+    pub max_message_size: u64,
+    pub max_attachments: usize,
+    pub max_header_size: u64,
+    pub max_mime_depth: usize,
+    pub trusted_authserv_id: Option<String>,
+    pub imap: Option<Imap>,
+    pub maildir: Option<MaildirConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImapRaw {
+    host: String,
+    #[serde(default = "default_imap_port")]
+    port: u16,
+    #[serde(default = "default_tls")]
+    security: Security,
+    username: String,
+    #[serde(default = "default_auth")]
+    auth: String,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    token_file: Option<PathBuf>,
+    token_command: Option<String>,
+    #[serde(default = "default_mailbox")]
+    mailbox: String,
+    #[serde(default = "default_filed")]
+    filed_folder: String,
+    #[serde(default = "default_quarantine")]
+    quarantine_folder: String,
+    #[serde(default = "default_poll")]
+    poll_interval: String,
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+fn default_tls() -> Security {
+    Security::Tls
+}
+fn default_auth() -> String {
+    "password".into()
+}
+fn default_mailbox() -> String {
+    "INBOX".into()
+}
+fn default_filed() -> String {
+    "Haven/Filed".into()
+}
+fn default_quarantine() -> String {
+    "Haven/Quarantine".into()
+}
+fn default_poll() -> String {
+    "60s".into()
+}
+
+/// How Haven logs in to the intake mailbox.
+#[derive(Clone)]
+pub enum ImapCredential {
+    Password(String),
+    TokenFile(PathBuf),
+    TokenCommand(String),
+}
+
+impl fmt::Debug for ImapCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImapCredential::Password(_) => f.write_str("Password(…)"),
+            ImapCredential::TokenFile(p) => write!(f, "TokenFile({})", p.display()),
+            ImapCredential::TokenCommand(_) => f.write_str("TokenCommand(…)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Imap {
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: String,
+    pub credential: ImapCredential,
+    pub mailbox: String,
+    pub filed_folder: String,
+    pub quarantine_folder: String,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaildirConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    Smtp,
+    Maildir,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpRaw {
+    transport: TransportKind,
+    host: Option<String>,
+    port: Option<u16>,
+    #[serde(default = "default_starttls")]
+    security: Security,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    from: String,
+    maildir: Option<PathBuf>,
+}
+
+fn default_starttls() -> Security {
+    Security::Starttls
+}
+
+#[derive(Clone)]
+pub struct Smtp {
+    pub transport: TransportKind,
+    pub host: String,
+    pub port: u16,
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+    pub maildir: PathBuf,
+}
+
+impl fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Smtp")
+            .field("transport", &self.transport)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Detail {
+    #[default]
+    Minimal,
+    Summary,
+    Full,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    #[serde(default)]
+    pub detail: Detail,
+    /// The HMAC key that signs reply tokens (hex, 32 bytes), kept apart from the storage key.
+    pub reply_key_file: Option<PathBuf>,
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    8
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Digest {
+    /// `role:dsl` or a staff email address.
+    pub to: String,
+    /// Six-field cron (sec min hour day month weekday), in the school's time zone.
+    pub cron: String,
+    #[serde(default)]
+    pub send_empty: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Top {
+    school: Option<toml::Value>,
+    database: Option<toml::Value>,
+    storage: Option<toml::Value>,
+    intake: Option<toml::Value>,
+    smtp: Option<toml::Value>,
+    rules: Option<toml::Value>,
+    alerts: Option<toml::Value>,
+    digest: Option<Vec<toml::Value>>,
+}
+
+/// Collects errors while the sections are read one by one.
+struct Collect {
+    errors: Vec<String>,
+}
+
+impl Collect {
+    fn section<T: serde::de::DeserializeOwned>(&mut self, path: &str, v: Option<toml::Value>, required: bool) -> Option<T> {
+        match v {
+            None if required => {
+                self.errors.push(format!("[{path}] is missing"));
+                None
+            }
+            None => None,
+            Some(v) => match T::deserialize(v) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.errors.push(format!("{path}: {}", one_line(&e.to_string())));
+                    None
+                }
+            },
+        }
+    }
+
+    fn err(&mut self, e: String) {
+        self.errors.push(e);
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Config {
+    /// Reads and checks the config at `path`, reading secrets named by `*_file` / `*_env`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let fail = |errors: Vec<String>| ConfigErrors { file: path.to_path_buf(), errors };
+        let text = std::fs::read_to_string(path).map_err(|e| fail(vec![format!("cannot read: {e}")]))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+        Config::parse(&text, &base).map_err(fail)
+    }
+
+    /// Parses config text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<String>> {
+        let top: Top = toml::from_str(text).map_err(|e| vec![one_line(&e.to_string())])?;
+        let mut c = Collect { errors: Vec::new() };
+        let school: Option<School> = c.section("school", top.school, true);
+        let database: Option<DatabaseRaw> = c.section("database", top.database, true);
+        let storage: Option<Storage> = c.section("storage", top.storage, true);
+        let intake: Option<IntakeRaw> = c.section("intake", top.intake, true);
+        let smtp: Option<SmtpRaw> = c.section("smtp", top.smtp, true);
+        let rules: Option<Rules> = c.section("rules", top.rules, false);
+        let alerts: Option<Alerts> = c.section("alerts", top.alerts, false);
+        let mut digests = Vec::new();
+        for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
+            if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
+                if let Err(e) = cron::Schedule::from_str_checked(&d.cron) {
+                    c.err(format!("digest[{i}].cron: {e}"));
+                }
+                if !(d.to.starts_with("role:") || d.to.contains('@')) {
+                    c.err(format!("digest[{i}].to: expected \"role:NAME\" or an email address"));
+                }
+                digests.push(d);
+            }
+        }
+
+        if let Some(s) = &school {
+            if s.timezone.parse::<chrono_tz::Tz>().is_err() {
+                c.err(format!("school.timezone: unknown time zone {:?}", s.timezone));
+            }
+            if !s.intake_address.contains('@') {
+                c.err("school.intake_address: expected an email address".into());
+            }
+        }
+        let database_url = database.and_then(|d| resolve_secret(&mut c, "database.url", d.url, d.url_file, d.url_env, base, true));
+        let intake = intake.and_then(|i| resolve_intake(&mut c, i, base));
+        let smtp = smtp.and_then(|s| resolve_smtp(&mut c, s, base));
+        let alerts = alerts.unwrap_or(Alerts { detail: Detail::Minimal, reply_key_file: None, max_attempts: default_attempts() });
+
+        if !c.errors.is_empty() {
+            return Err(c.errors);
+        }
+        let (Some(school), Some(database_url), Some(storage), Some(intake), Some(smtp)) = (school, database_url, storage, intake, smtp) else {
+            return Err(vec!["incomplete configuration".into()]);
+        };
+        Ok(Config {
+            base: base.to_path_buf(),
+            school,
+            database_url,
+            storage: Storage { dir: base.join(storage.dir), key_file: base.join(storage.key_file) },
+            intake,
+            smtp,
+            rules: Rules { dir: base.join(rules.map_or_else(|| PathBuf::from("rules"), |r| r.dir)) },
+            alerts: Alerts { reply_key_file: alerts.reply_key_file.map(|p| base.join(p)), ..alerts },
+            digests,
+        })
+    }
+
+    /// The database URL, with a relative SQLite path resolved against the config's directory.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+}
+
+trait CronCheck {
+    fn from_str_checked(s: &str) -> Result<cron::Schedule, String>;
+}
+
+impl CronCheck for cron::Schedule {
+    fn from_str_checked(s: &str) -> Result<cron::Schedule, String> {
+        use std::str::FromStr;
+        cron::Schedule::from_str(s).map_err(|e| one_line(&e.to_string()))
+    }
+}
+
+/// A secret given inline (only for non-secret-looking keys such as a database URL without a
+/// password), in a file, or in an environment variable; exactly one.
+fn resolve_secret(
+    c: &mut Collect,
+    key: &str,
+    inline: Option<String>,
+    file: Option<PathBuf>,
+    env: Option<String>,
+    base: &Path,
+    required: bool,
+) -> Option<String> {
+    let given = inline.is_some() as u8 + file.is_some() as u8 + env.is_some() as u8;
+    if given > 1 {
+        c.err(format!("{key}: give only one of {key}, {key}_file, {key}_env"));
+        return None;
+    }
+    if let Some(v) = inline {
+        return Some(resolve_sqlite(&v, base));
+    }
+    if let Some(f) = file {
+        let p = base.join(&f);
+        return match std::fs::read_to_string(&p) {
+            Ok(s) => Some(resolve_sqlite(s.trim(), base)),
+            Err(e) => {
+                c.err(format!("{key}_file: cannot read {}: {e}", p.display()));
+                None
+            }
+        };
+    }
+    if let Some(var) = env {
+        return match std::env::var(&var) {
+            Ok(s) => Some(resolve_sqlite(s.trim(), base)),
+            Err(_) => {
+                c.err(format!("{key}_env: environment variable {var} is not set"));
+                None
+            }
+        };
+    }
+    if required {
+        c.err(format!("{key}: missing (give {key}, {key}_file or {key}_env)"));
+    }
+    None
+}
+
+/// A password: only from a file or an environment variable.
+fn resolve_password(c: &mut Collect, key: &str, file: Option<PathBuf>, env: Option<String>, base: &Path) -> Option<String> {
+    if file.is_some() && env.is_some() {
+        c.err(format!("{key}: give only one of {key}_file, {key}_env"));
+        return None;
+    }
+    if let Some(f) = file {
+        let p = base.join(&f);
+        return match std::fs::read_to_string(&p) {
+            Ok(s) => Some(s.trim_end_matches(['\n', '\r']).to_string()),
+            Err(e) => {
+                c.err(format!("{key}_file: cannot read {}: {e}", p.display()));
+                None
+            }
+        };
+    }
+    if let Some(var) = env {
+        return match std::env::var(&var) {
+            Ok(s) => Some(s),
+            Err(_) => {
+                c.err(format!("{key}_env: environment variable {var} is not set"));
+                None
+            }
+        };
+    }
+    None
+}
+
+/// `sqlite://haven.db` is relative to the config file, not to wherever Haven was started.
+fn resolve_sqlite(url: &str, base: &Path) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') => {
+            format!("sqlite://{}", base.join(rest).display())
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn resolve_intake(c: &mut Collect, i: IntakeRaw, base: &Path) -> Option<Intake> {
+    let max_message_size = size(c, "intake.max_message_size", &i.max_message_size);
+    let max_header_size = size(c, "intake.max_header_size", &i.max_header_size);
+    let imap = match i.imap {
+        Some(raw) => resolve_imap(c, raw, base),
+        None => None,
+    };
+    match i.source {
+        SourceKind::Imap if imap.is_none() && !c.errors.iter().any(|e| e.starts_with("intake.imap")) => {
+            c.err("intake.imap: missing ([intake.imap] is required when intake.source = \"imap\")".into());
+        }
+        SourceKind::Maildir if i.maildir.is_none() => {
+            c.err("intake.maildir: missing ([intake.maildir] is required when intake.source = \"maildir\")".into());
+        }
+        _ => {}
+    }
+    Some(Intake {
+        source: i.source,
+        max_message_size: max_message_size?,
+        max_attachments: i.max_attachments,
+        max_header_size: max_header_size?,
+        max_mime_depth: i.max_mime_depth,
+        trusted_authserv_id: i.trusted_authserv_id,
+        imap,
+        maildir: i.maildir.map(|m| MaildirConfig { path: base.join(m.path) }),
+    })
+}
+
+fn resolve_imap(c: &mut Collect, r: ImapRaw, base: &Path) -> Option<Imap> {
+    let poll_interval = duration(c, "intake.imap.poll_interval", &r.poll_interval);
+    let credential = match r.auth.as_str() {
+        "password" => match resolve_password(c, "intake.imap.password", r.password_file, r.password_env, base) {
+            Some(p) => Some(ImapCredential::Password(p)),
+            None => {
+                if !c.errors.iter().any(|e| e.starts_with("intake.imap.password")) {
+                    c.err("intake.imap.password: missing (give password_file or password_env)".into());
+                }
+                None
+            }
+        },
+        "xoauth2" => match (r.token_file, r.token_command) {
+            (Some(f), None) => Some(ImapCredential::TokenFile(base.join(f))),
+            (None, Some(cmd)) => Some(ImapCredential::TokenCommand(cmd)),
+            _ => {
+                c.err("intake.imap: auth = \"xoauth2\" needs exactly one of token_file, token_command".into());
+                None
+            }
+        },
+        other => {
+            c.err(format!("intake.imap.auth: expected \"password\" or \"xoauth2\", found {other:?}"));
+            None
+        }
+    };
+    if r.security == Security::Plain && !is_loopback(&r.host) {
+        c.err("intake.imap.security: \"plain\" is refused unless the host is loopback (use tls or starttls)".into());
+    }
+    Some(Imap {
+        host: r.host,
+        port: r.port,
+        security: r.security,
+        username: r.username,
+        credential: credential?,
+        mailbox: r.mailbox,
+        filed_folder: r.filed_folder,
+        quarantine_folder: r.quarantine_folder,
+        poll_interval: poll_interval?,
+    })
+}
+
+fn resolve_smtp(c: &mut Collect, r: SmtpRaw, base: &Path) -> Option<Smtp> {
+    let password = resolve_password(c, "smtp.password", r.password_file, r.password_env, base);
+    let host = r.host.unwrap_or_default();
+    match r.transport {
+        TransportKind::Smtp => {
+            if host.is_empty() {
+                c.err("smtp.host: missing (required when smtp.transport = \"smtp\")".into());
+            }
+            if r.security == Security::Plain && !is_loopback(&host) {
+                c.err("smtp.security: \"plain\" is refused unless the host is loopback".into());
+            }
+        }
+        TransportKind::Maildir if r.maildir.is_none() => {
+            c.err("smtp.maildir: missing (required when smtp.transport = \"maildir\")".into());
+        }
+        TransportKind::Maildir => {}
+    }
+    let port = r.port.unwrap_or(match r.security {
+        Security::Tls => 465,
+        Security::Starttls => 587,
+        Security::Plain => 25,
+    });
+    Some(Smtp {
+        transport: r.transport,
+        host,
+        port,
+        security: r.security,
+        username: r.username,
+        password,
+        from: r.from,
+        maildir: base.join(r.maildir.unwrap_or_default()),
+    })
+}
+
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// "50MB", "512KB", "1GB", "1000" (bytes).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = s.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..digits].parse().ok()?;
+    let mult = match s[digits..].trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" | "K" | "KIB" => 1024,
+        "MB" | "M" | "MIB" => 1024 * 1024,
+        "GB" | "G" | "GIB" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// "30s", "5m", "4h", "2d", "1w".
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let digits = s.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..digits].parse().ok()?;
+    let secs = match s[digits..].trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(secs)?))
+}
+
+fn size(c: &mut Collect, key: &str, v: &str) -> Option<u64> {
+    let s = parse_size(v);
+    if s.is_none() {
+        c.err(format!("{key}: expected a size such as \"50MB\", found {v:?}"));
+    }
+    s
+}
+
+fn duration(c: &mut Collect, key: &str, v: &str) -> Option<Duration> {
+    let d = parse_duration(v);
+    if d.is_none() {
+        c.err(format!("{key}: expected a duration such as \"60s\", \"5m\" or \"2h\", found {v:?}"));
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[school]
+name = "Eaton"
+intake_address = "safeguarding@eaton.sch.example"
+[database]
+url = "sqlite://var/haven.db"
+[storage]
+dir = "data"
+key_file = "secrets/haven.key"
+[intake]
+source = "maildir"
+[intake.maildir]
+path = "mail/intake"
+[smtp]
+transport = "maildir"
+from = "Haven <safeguarding@eaton.sch.example>"
+maildir = "mail/outbox"
+"#;
+
+    #[test]
+    fn a_good_config_resolves_paths_against_its_directory() {
+        let c = Config::parse(GOOD, Path::new("/srv/haven")).unwrap();
+        assert_eq!(c.database_url(), "sqlite:///srv/haven/var/haven.db");
+        assert_eq!(c.storage.key_file, Path::new("/srv/haven/secrets/haven.key"));
+        assert_eq!(c.intake.max_message_size, 50 * 1024 * 1024);
+        assert_eq!(c.school.timezone, "Europe/London");
+        assert_eq!(c.rules.dir, Path::new("/srv/haven/rules"));
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once_with_its_key_path() {
+        let bad = GOOD
+            .replace("[school]\n", "[school]\ncolour = \"blue\"\n")
+            .replace("source = \"maildir\"", "source = \"maildir\"\nmax_message_size = \"lots\"")
+            .replace("[smtp]\n", "[smtp]\nport = \"x\"\n");
+        let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+        assert!(errs[0].starts_with("school: unknown field `colour`"), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("smtp: ")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("intake.max_message_size: expected a size")), "{errs:#?}");
+    }
+
+    #[test]
+    fn passwords_are_never_inline_and_plain_imap_only_on_loopback() {
+        let bad = GOOD.replace("source = \"maildir\"", "source = \"imap\"")
+            + "[intake.imap]\nhost = \"imap.example.com\"\nsecurity = \"plain\"\nusername = \"u\"\npassword = \"hunter2\"\n";
+        let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("unknown field `password`")), "{errs:#?}");
+        let bad = GOOD.replace("source = \"maildir\"", "source = \"imap\"")
+            + "[intake.imap]\nhost = \"imap.example.com\"\nsecurity = \"plain\"\nusername = \"u\"\npassword_env = \"HAVEN_TEST_UNSET_VAR\"\n";
+        let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("HAVEN_TEST_UNSET_VAR is not set")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.contains("\"plain\" is refused")), "{errs:#?}");
+    }
+}

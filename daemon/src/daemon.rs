@@ -1,0 +1,194 @@
+//! `haven run`: the intake, the outbox worker and the scheduler as tasks under one shutdown
+//! signal. SIGTERM/SIGINT: the message in hand is finished and committed, then every task
+//! stops and the process exits 0. SIGHUP: the rules are reloaded; an invalid set is refused and
+//! the last good one stays in force.
+
+use crate::cli::{self, App, CliError};
+use crate::config::{Config, SourceKind};
+use crate::outbox;
+use crate::pipeline::Filer;
+use crate::rules::{LiveRules, RuleSet};
+use crate::source::imap;
+use crate::source::maildir::{self, MaildirSettings};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Runs until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), CliError> {
+    // Refuse to start on anything invalid: rules, keys, transport.
+    let rules = cli::load_rules(&config)?;
+    let sealer = cli::load_sealer(&config)?;
+    let reply_key = cli::read_reply_key(&config)?;
+    let transport = outbox_transport(&config);
+    transport.check().map_err(|e| CliError::Config(e.to_string()))?;
+    if config.intake.trusted_authserv_id.is_none() {
+        tracing::warn!(
+            "sender authentication is OFF: intake.trusted_authserv_id is not set, so anyone who can forge a staff address can file; set it to your mail server's authserv-id"
+        );
+    }
+    let app = App::open(config).await?;
+    let live = Arc::new(LiveRules::new(rules));
+    let filer = Arc::new(Filer::new(app.store.clone(), live.clone(), app.clock.clone(), sealer, cli::filing_settings(&app.config)));
+    let shutdown = CancellationToken::new();
+    let wake_outbox = Arc::new(Notify::new());
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(signals(shutdown.clone(), live.clone(), app.config.rules.dir.clone(), app.store.clone()));
+    tasks.spawn(intake(app.config.clone(), filer.clone(), shutdown.clone(), wake_outbox.clone()));
+    tasks.spawn(outbox::run(
+        app.store.clone(),
+        transport,
+        outbox_settings(&app.config, reply_key),
+        app.clock.clone(),
+        shutdown.clone(),
+        wake_outbox,
+    ));
+    tracing::info!(source = app.config.intake.source.as_str(), database = app.store.backend(), "haven running");
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "a task stopped unexpectedly; shutting down");
+            shutdown.cancel();
+        }
+    }
+    app.store.close().await;
+    tracing::info!("haven stopped");
+    Ok(())
+}
+
+/// The intake source the config names, filing through `filer`.
+async fn intake(config: Config, filer: Arc<Filer>, shutdown: CancellationToken, wake_outbox: Arc<Notify>) {
+    let sink = WakingSink { filer, wake: wake_outbox };
+    match config.intake.source {
+        SourceKind::Maildir => {
+            let Some(m) = &config.intake.maildir else { return };
+            if let Err(e) = maildir::ensure(&m.path) {
+                tracing::error!(error = %e, "intake Maildir unusable; stopping");
+                shutdown.cancel();
+                return;
+            }
+            let settings = MaildirSettings {
+                path: m.path.clone(),
+                max_message_size: config.intake.max_message_size,
+                batch_size: 50,
+                poll: Duration::from_millis(250),
+            };
+            maildir::run(settings, &sink, shutdown).await;
+        }
+        SourceKind::Imap => {
+            let Some(settings) = imap_settings(&config) else { return };
+            let status = imap::ImapStatus::new();
+            if let Err(e) = imap::run(settings, &sink, shutdown.clone(), &status).await {
+                tracing::error!(error = %e, "IMAP intake cannot run; stopping");
+                shutdown.cancel();
+            }
+        }
+    }
+}
+
+/// Files through the pipeline, then wakes the outbox worker so alerts leave at once.
+struct WakingSink {
+    filer: Arc<Filer>,
+    wake: Arc<Notify>,
+}
+
+impl crate::source::Sink for WakingSink {
+    async fn accept(&self, batch: Vec<crate::source::Incoming>) -> Result<Vec<crate::source::Disposition>, crate::source::SinkError> {
+        let out = self.filer.accept(batch).await;
+        self.wake.notify_one();
+        out
+    }
+}
+
+/// SIGTERM/SIGINT cancel everything; SIGHUP reloads the rules.
+async fn signals(shutdown: CancellationToken, live: Arc<LiveRules>, rules_dir: std::path::PathBuf, store: crate::store::Store) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers; stopping");
+        shutdown.cancel();
+        return;
+    };
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = term.recv() => { tracing::info!("SIGTERM: finishing the message in hand"); shutdown.cancel(); return; }
+            _ = int.recv() => { tracing::info!("SIGINT: finishing the message in hand"); shutdown.cancel(); return; }
+            _ = hup.recv() => reload(&live, &rules_dir, &store).await,
+        }
+    }
+}
+
+async fn reload(live: &LiveRules, dir: &std::path::Path, store: &crate::store::Store) {
+    let now = chrono::Utc::now();
+    match RuleSet::load(dir) {
+        Ok(set) => {
+            let summary = set.summary();
+            live.replace(set);
+            tracing::info!(rules = %summary, "rules reloaded");
+            let _ = store.audit(now, "daemon", "rules_reload", "rules", &summary).await;
+        }
+        Err(e) => {
+            tracing::error!(errors = e.0.len(), "rules reload refused; the last good set stays in force:\n{e}");
+            let _ = store.audit(now, "daemon", "rules_reload_refused", "rules", &format!("{} errors", e.0.len())).await;
+        }
+    }
+}
+
+fn outbox_transport(config: &Config) -> outbox::Transport {
+    use crate::config::{Security, TransportKind};
+    match config.smtp.transport {
+        TransportKind::Maildir => outbox::Transport::Maildir(config.smtp.maildir.clone()),
+        TransportKind::Smtp => outbox::Transport::Smtp(outbox::SmtpSettings {
+            host: config.smtp.host.clone(),
+            port: config.smtp.port,
+            security: match config.smtp.security {
+                Security::Tls => outbox::Security::Tls,
+                Security::Starttls => outbox::Security::Starttls,
+                Security::Plain => outbox::Security::Plain,
+            },
+            username: config.smtp.username.clone(),
+            password: config.smtp.password.clone(),
+            xoauth2_token: None,
+        }),
+    }
+}
+
+fn outbox_settings(config: &Config, reply_key: Vec<u8>) -> outbox::OutboxSettings {
+    outbox::OutboxSettings {
+        from: config.smtp.from.clone(),
+        reply_key,
+        max_attempts: config.alerts.max_attempts,
+        mail_domain: config.school.mail_domain().to_string(),
+        intake_address: config.school.intake_address.clone(),
+    }
+}
+
+fn imap_settings(config: &Config) -> Option<imap::ImapSettings> {
+    use crate::config::{ImapCredential, Security};
+    let i = config.intake.imap.as_ref()?;
+    Some(imap::ImapSettings {
+        host: i.host.clone(),
+        port: i.port,
+        security: match i.security {
+            Security::Tls => imap::Security::Tls,
+            Security::Starttls => imap::Security::Starttls,
+            Security::Plain => imap::Security::Plain,
+        },
+        username: i.username.clone(),
+        auth: match &i.credential {
+            ImapCredential::Password(p) => imap::ImapAuth::Password(p.clone()),
+            ImapCredential::TokenFile(f) => imap::ImapAuth::Xoauth2 { token_source: imap::TokenSource::File(f.clone()) },
+            ImapCredential::TokenCommand(c) => imap::ImapAuth::Xoauth2 { token_source: imap::TokenSource::Command(c.clone()) },
+        },
+        mailbox: i.mailbox.clone(),
+        filed_folder: i.filed_folder.clone(),
+        quarantine_folder: i.quarantine_folder.clone(),
+        poll_interval: i.poll_interval,
+        max_message_size: config.intake.max_message_size,
+        batch_size: 50,
+        idle_renew: Duration::from_secs(25 * 60),
+    })
+}

@@ -1,0 +1,226 @@
+//! Signed reply tokens: the proof, carried in an alert's Reply-To address, that a reply is
+//! about a given incident and was sent to a given member of staff.
+//!
+//! A token is `INCIDENT-STAFF-MAC`, where MAC is HMAC-SHA256 over `"INCIDENT:STAFF"` with the
+//! school's reply key, truncated to 16 bytes and written in lower-case base32 (26 characters),
+//! so `safeguarding+r-12-7-<mac>@school.example` stays inside the 64-octet limit on local
+//! parts and survives servers that fold the case of addresses. Pure: no I/O, no clock.
+//! Subjects are never trusted for matching (SPEC "Alert emails"); only a token that verifies.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Bytes of the MAC kept in a token: 128 bits is far beyond guessing by sending emails.
+const MAC_BYTES: usize = 16;
+
+/// The plus tag that marks a token in an address's local part.
+const TAG: &str = "+r-";
+
+const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+fn mac_for(key: &[u8], incident: i64, staff_id: i64) -> HmacSha256 {
+    // new_from_slice accepts keys of any length for HMAC; the error arm cannot happen.
+    let mut mac = match HmacSha256::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
+    };
+    mac.update(format!("{incident}:{staff_id}").as_bytes());
+    mac
+}
+
+/// A reply key derived from another secret (for example the storage key), so the school has
+/// no extra secret to keep; the derivation is one-way, so tokens reveal nothing of `master`.
+pub fn derive_key(master: &[u8]) -> Vec<u8> {
+    let mut mac = match HmacSha256::new_from_slice(master) {
+        Ok(m) => m,
+        Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
+    };
+    mac.update(b"haven reply token key v1");
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// The token for replies about `incident` from the staff member `staff_id`.
+pub fn sign(key: &[u8], incident: i64, staff_id: i64) -> String {
+    let tag = mac_for(key, incident, staff_id).finalize().into_bytes();
+    let short = tag.get(..MAC_BYTES).unwrap_or(&tag);
+    format!("{incident}-{staff_id}-{}", base32_encode(short))
+}
+
+/// The (incident, staff id) a token vouches for, or None when it is malformed or its MAC does
+/// not verify under `key`. The comparison is constant-time. Case is ignored.
+pub fn verify(key: &[u8], token: &str) -> Option<(i64, i64)> {
+    let token = token.trim().to_ascii_lowercase();
+    let mut parts = token.splitn(3, '-');
+    let incident = parse_id(parts.next()?)?;
+    let staff_id = parse_id(parts.next()?)?;
+    let mac = base32_decode(parts.next()?)?;
+    if mac.len() != MAC_BYTES {
+        return None;
+    }
+    mac_for(key, incident, staff_id)
+        .verify_truncated_left(&mac)
+        .ok()?;
+    Some((incident, staff_id))
+}
+
+/// The token in an address such as `safeguarding+r-12-7-abc…@school.example` (angle brackets
+/// and a display name are allowed around it), or None when the local part carries none.
+pub fn find_in_address(addr: &str) -> Option<&str> {
+    let addr = addr.trim();
+    let addr = match (addr.rfind('<'), addr.rfind('>')) {
+        (Some(open), Some(close)) if open < close => addr.get(open + 1..close)?,
+        _ => addr,
+    };
+    let (local, _domain) = addr.rsplit_once('@')?;
+    let at = local.find(TAG)?;
+    let token = local.get(at + TAG.len()..)?;
+    (!token.is_empty()).then_some(token)
+}
+
+/// `local+r-TOKEN@domain` from the intake address `local@domain`.
+pub fn reply_address(intake: &str, token: &str) -> Option<String> {
+    let (local, domain) = intake.trim().rsplit_once('@')?;
+    if local.is_empty() || domain.is_empty() {
+        return None;
+    }
+    Some(format!("{local}{TAG}{token}@{domain}"))
+}
+
+fn parse_id(s: &str) -> Option<i64> {
+    // Only plain positive decimals: no signs, no leading zeros, so one token has one spelling.
+    if s.is_empty()
+        || s.len() > 18
+        || !s.bytes().all(|b| b.is_ascii_digit())
+        || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn base32_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let mut buffer: u32 = 0;
+    let mut bits = 0u32;
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+fn base32_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 5 / 8);
+    let mut buffer: u32 = 0;
+    let mut bits = 0u32;
+    for c in s.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((buffer >> bits) & 0xff) as u8);
+        }
+    }
+    // Leftover bits must be zero padding, so each MAC has exactly one spelling.
+    if bits >= 5 || buffer & ((1 << bits) - 1) != 0 {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"a reply key of thirty-two bytes!";
+
+    #[test]
+    fn derived_keys_differ_by_master() {
+        let a = derive_key(b"storage key one");
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, derive_key(b"storage key one"));
+        assert_ne!(a, derive_key(b"storage key two"));
+        assert_ne!(a.as_slice(), b"storage key one".as_slice());
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = sign(KEY, 12, 7);
+        assert!(t.starts_with("12-7-"), "{t}");
+        assert_eq!(t.len(), "12-7-".len() + 26);
+        assert_eq!(verify(KEY, &t), Some((12, 7)));
+        assert_eq!(
+            verify(KEY, &t.to_ascii_uppercase()),
+            Some((12, 7)),
+            "case folded by a server"
+        );
+    }
+
+    #[test]
+    fn tampering_is_refused() {
+        let t = sign(KEY, 12, 7);
+        let mac = t.rsplit('-').next().unwrap_or_default();
+        assert_eq!(
+            verify(KEY, &format!("13-7-{mac}")),
+            None,
+            "another incident"
+        );
+        assert_eq!(
+            verify(KEY, &format!("12-8-{mac}")),
+            None,
+            "another member of staff"
+        );
+        assert_eq!(verify(b"another key", &t), None);
+        let mut flipped = t.clone().into_bytes();
+        if let Some(last) = flipped.last_mut() {
+            *last = if *last == b'a' { b'b' } else { b'a' };
+        }
+        assert_eq!(
+            verify(KEY, &String::from_utf8(flipped).unwrap_or_default()),
+            None
+        );
+        assert_eq!(verify(KEY, &t[..t.len() - 2]), None, "truncated");
+        assert_eq!(verify(KEY, "12-7-"), None);
+        assert_eq!(verify(KEY, "12-7"), None);
+        assert_eq!(verify(KEY, ""), None);
+        assert_eq!(
+            verify(KEY, &format!("012-7-{mac}")),
+            None,
+            "one spelling per token"
+        );
+    }
+
+    #[test]
+    fn finds_the_token_in_addresses() {
+        let t = sign(KEY, 3, 4);
+        let addr = reply_address("safeguarding@school.example", &t).unwrap_or_default();
+        assert_eq!(addr, format!("safeguarding+r-{t}@school.example"));
+        assert!(addr.split('@').next().unwrap_or_default().len() <= 64);
+        assert_eq!(find_in_address(&addr), Some(t.as_str()));
+        assert_eq!(
+            find_in_address(&format!("\"Haven\" <{addr}>")),
+            Some(t.as_str())
+        );
+        assert_eq!(find_in_address("safeguarding@school.example"), None);
+        assert_eq!(find_in_address("safeguarding+r-@school.example"), None);
+        assert_eq!(find_in_address("no-at-sign"), None);
+    }
+
+    #[test]
+    fn base32_round_trips() {
+        for n in 0..20u8 {
+            let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
+            assert_eq!(base32_decode(&base32_encode(&bytes)), Some(bytes));
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The decision for one message: every rule whose conditions hold applies, in file-then-rule
+//! order, until one says `stop`. Pure: the same facts always give the same decision.
+//!
+//! - Category: the one staff named wins, unless a rule raises it to a safeguarding category;
+//!   otherwise the last rule's `set_category`; otherwise the default. A rule never moves an
+//!   incident out of safeguarding.
+//! - Visibility: the final category's, narrowed by every matching rule's `visibility`.
+//! - Priority: urgent if any matching rule says so. Outcome: the shortest `outcome_within`;
+//!   the escalation ladder gathers every matching rule's steps.
+//! - Recipients are resolved last, against the final visibility, so nobody is alerted to an
+//!   incident they may not see.
+
+use super::compile::{Conditions, RuleSet, Target};
+use super::duration::format_duration;
+use super::recipients::Resolver;
+use super::{Decision, Facts, Priority, Rung};
+use crate::directory::Pupil;
+use crate::message::Message;
+use crate::visibility::Visibility;
+use chrono::Duration;
+
+/// Facts worked out once per message, shared by every rule.
+struct Seen<'a> {
+    facts: &'a Facts<'a>,
+    /// Known pupils of the incident (on roll or not).
+    pupils: Vec<&'a Pupil>,
+    /// Which `when.text` patterns match anywhere in subject, note or body.
+    text: Vec<bool>,
+    /// Lower-case address of the original sender (the forwarded message's, else this one's).
+    sender: Option<String>,
+    attachments: bool,
+}
+
+impl RuleSet {
+    /// Applies the rules to one message.
+    pub fn evaluate(&self, facts: &Facts) -> Decision {
+        let seen = self.see(facts);
+        let mut notes = Vec::new();
+        let ident = facts.identification;
+
+        let named = ident
+            .category
+            .as_deref()
+            .and_then(|n| self.category_index(n));
+        if let (Some(n), None) = (&ident.category, named) {
+            notes.push(format!(
+                "category {n:?} named by staff is not configured; using the rules"
+            ));
+        }
+        let mut category = named.unwrap_or(self.default);
+        let mut category_reason = match named {
+            Some(_) => format!(
+                "named by staff ({})",
+                ident.category_how.as_deref().unwrap_or("marker")
+            ),
+            None => "no category named: the default".to_string(),
+        };
+
+        let mut matched = Vec::new();
+        let mut fired = Vec::new();
+        for rule in &self.rules {
+            if !self.holds(&rule.when, &seen, category) {
+                continue;
+            }
+            matched.push(rule.label.clone());
+            fired.push(rule);
+            if let Some(to) = rule.then.set_category.filter(|&to| to != category) {
+                let (from_sg, to_sg) = (self.is_safeguarding(category), self.is_safeguarding(to));
+                let name = |i: usize| self.list.get(i).map(|c| c.name.as_str()).unwrap_or("");
+                let raises = to_sg && !from_sg;
+                if named.is_some() && !raises {
+                    notes.push(format!(
+                        "{}: kept {:?} named by staff rather than {:?}",
+                        rule.label,
+                        name(category),
+                        name(to)
+                    ));
+                } else if from_sg && !to_sg {
+                    notes.push(format!(
+                        "{}: kept safeguarding category {:?} rather than {:?}",
+                        rule.label,
+                        name(category),
+                        name(to)
+                    ));
+                } else {
+                    category = to;
+                    category_reason = format!("set by rule {}", rule.label);
+                }
+            }
+            if rule.then.stop {
+                break;
+            }
+        }
+
+        let base = self
+            .list
+            .get(category)
+            .map(|c| c.visibility.clone())
+            .unwrap_or_else(Visibility::dsl_team);
+        let visibility = fired
+            .iter()
+            .filter_map(|r| r.then.visibility.as_ref())
+            .fold(base, |v, r| v.restrict(r));
+        let priority = fired
+            .iter()
+            .filter_map(|r| r.then.priority)
+            .max()
+            .unwrap_or(Priority::Normal);
+        let outcome_within = fired.iter().filter_map(|r| r.then.outcome_within).min();
+        let digest = fired.iter().any(|r| r.then.digest);
+
+        // Who hears about it.
+        let on_roll: Vec<&Pupil> = seen
+            .pupils
+            .iter()
+            .copied()
+            .filter(|p| p.on_roll())
+            .collect();
+        let mut recipients = Vec::new();
+        let mut steps: Vec<(Duration, Vec<(&Target, &str)>)> = Vec::new();
+        if !seen.pupils.is_empty() && on_roll.is_empty() {
+            notes.push("no alerts: every pupil of this incident has left the school".to_string());
+        } else {
+            for p in seen.pupils.iter().filter(|p| !p.on_roll()) {
+                notes.push(format!(
+                    "pupil {} has left the school: no alerts about them",
+                    p.id
+                ));
+            }
+            let resolver = Resolver {
+                directory: facts.directory,
+                visibility: &visibility,
+                pupils: &on_roll,
+                any_pupil: !ident.pupils.is_empty(),
+            };
+            for rule in &fired {
+                for t in &rule.then.alert {
+                    resolver.resolve(t, &rule.label, "", &mut recipients, &mut notes);
+                }
+                for (after, targets) in &rule.then.escalate {
+                    let at = match steps.iter().position(|(a, _)| a == after) {
+                        Some(i) => i,
+                        None => {
+                            steps.push((*after, Vec::new()));
+                            steps.len() - 1
+                        }
+                    };
+                    if let Some((_, list)) = steps.get_mut(at) {
+                        list.extend(targets.iter().map(|t| (t, rule.label.as_str())));
+                    }
+                }
+            }
+            steps.sort_by_key(|(after, _)| *after);
+            if outcome_within.is_none() {
+                steps.clear();
+            }
+        }
+        let escalation = steps
+            .into_iter()
+            .map(|(after, targets)| {
+                let mut rung = Vec::new();
+                let context = format!("escalation after {}: ", format_duration(after));
+                let resolver = Resolver {
+                    directory: facts.directory,
+                    visibility: &visibility,
+                    pupils: &on_roll,
+                    any_pupil: !ident.pupils.is_empty(),
+                };
+                for (t, label) in targets {
+                    resolver.resolve(t, label, &context, &mut rung, &mut notes);
+                }
+                Rung {
+                    after,
+                    recipients: rung,
+                }
+            })
+            .collect();
+
+        Decision {
+            category: self
+                .list
+                .get(category)
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            category_reason,
+            priority,
+            visibility,
+            recipients,
+            outcome_within,
+            escalation,
+            matched,
+            digest,
+            notes,
+        }
+    }
+
+    fn is_safeguarding(&self, i: usize) -> bool {
+        self.list.get(i).is_some_and(|c| c.safeguarding)
+    }
+
+    fn see<'a>(&self, facts: &'a Facts<'a>) -> Seen<'a> {
+        let msg = facts.message;
+        let mut text = vec![false; self.text.len()];
+        if !text.is_empty() {
+            for part in text_parts(msg) {
+                self.text.mark(part, &mut text);
+            }
+        }
+        let sender = msg
+            .forwarded
+            .as_ref()
+            .and_then(|f| f.from.as_ref())
+            .or(msg.from.as_ref())
+            .map(|a| a.address.trim().to_lowercase());
+        Seen {
+            facts,
+            pupils: facts
+                .identification
+                .pupils
+                .iter()
+                .filter_map(|m| facts.directory.pupil(m.pupil_id))
+                .collect(),
+            text,
+            sender,
+            attachments: msg.attachments.iter().any(|a| !a.inline),
+        }
+    }
+
+    fn holds(&self, w: &Conditions, seen: &Seen<'_>, category: usize) -> bool {
+        if w.category
+            .as_ref()
+            .is_some_and(|cs| !cs.contains(&category))
+            || w.category_not.contains(&category)
+        {
+            return false;
+        }
+        if w.safeguarding
+            .is_some_and(|want| want != self.is_safeguarding(category))
+        {
+            return false;
+        }
+        if w.text
+            .is_some_and(|i| !seen.text.get(i).copied().unwrap_or(false))
+        {
+            return false;
+        }
+        if let Some(list) = &w.sender
+            && !seen.sender.as_ref().is_some_and(|s| list.contains(s))
+        {
+            return false;
+        }
+        if let Some(domains) = &w.sender_domain {
+            let domain = seen
+                .sender
+                .as_deref()
+                .and_then(|s| s.rsplit_once('@'))
+                .map(|(_, d)| d);
+            let fits = domain.is_some_and(|d| {
+                domains.iter().any(|want| {
+                    d == want
+                        || d.strip_suffix(want.as_str())
+                            .is_some_and(|rest| rest.ends_with('.'))
+                })
+            });
+            if !fits {
+                return false;
+            }
+        }
+        if let Some(pc) = &w.pupil
+            && !seen.pupils.iter().any(|p| pc.holds(p))
+        {
+            return false;
+        }
+        if w.attachments.is_some_and(|want| want != seen.attachments) {
+            return false;
+        }
+        if let Some((qi, at_least, cats)) = &w.history {
+            let this_one = i64::from(cats.contains(&category));
+            let hit = seen.facts.identification.pupils.iter().any(|m| {
+                seen.facts
+                    .history
+                    .get(m.pupil_id, *qi)
+                    .saturating_add(this_one)
+                    >= *at_least
+            });
+            if !hit {
+                return false;
+            }
+        }
+        if let Some(level) = w.ai_risk
+            && seen.facts.ai_risk.is_none_or(|r| r < level)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// Where `when.text` looks: subjects, the note, the body, and forwarded originals that came
+/// as attachments (inline forwards are already part of the body).
+fn text_parts(msg: &Message) -> impl Iterator<Item = &str> {
+    let chain = msg.forward_chain.iter().flat_map(|f| {
+        f.subject
+            .as_deref()
+            .into_iter()
+            .chain(f.attached.then_some(f.body.as_str()))
+    });
+    msg.subject
+        .as_deref()
+        .into_iter()
+        .chain(msg.note.as_deref())
+        .chain(std::iter::once(msg.text.as_str()))
+        .chain(msg.reply_text.as_deref())
+        .chain(chain)
+        .chain(
+            msg.forwarded
+                .as_ref()
+                .filter(|f| f.attached)
+                .map(|f| f.body.as_str()),
+        )
+}

@@ -1,0 +1,140 @@
+//! The Maildir source: the embedded default, and for schools running their own mail server.
+//!
+//! `new/` is scanned (every `poll` interval, and at once when woken); messages are handed to
+//! the sink in batches and, only after the sink has committed them, renamed into `cur/` with a
+//! flag: `S` (seen) when filed, `F` (flagged for a human) when quarantined. A crash between
+//! the commit and the rename leaves the file in `new/`; on the next scan the sink recognises the
+//! same bytes and nothing is filed twice.
+
+use super::{Disposition, Incoming, Origin, Payload, Sink};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct MaildirSettings {
+    /// The Maildir (holding `new/`, `cur/`, `tmp/`).
+    pub path: PathBuf,
+    pub max_message_size: u64,
+    pub batch_size: usize,
+    pub poll: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaildirError {
+    #[error("the intake Maildir {path} cannot be used: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// Creates `new/`, `cur/` and `tmp/` when missing.
+pub fn ensure(path: &Path) -> Result<(), MaildirError> {
+    for sub in ["new", "cur", "tmp"] {
+        let d = path.join(sub);
+        std::fs::create_dir_all(&d).map_err(|source| MaildirError::Io { path: d.display().to_string(), source })?;
+    }
+    Ok(())
+}
+
+/// Messages waiting in `new/`, oldest name first (Maildir names start with a timestamp).
+fn waiting(path: &Path) -> Result<Vec<PathBuf>, MaildirError> {
+    let new = path.join("new");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
+        .map_err(|source| MaildirError::Io { path: new.display().to_string(), source })?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn load(path: &Path, max: u64) -> std::io::Result<Payload> {
+    let size = std::fs::metadata(path)?.len();
+    if size > max {
+        return Ok(Payload::TooLarge { size });
+    }
+    Ok(Payload::Raw(std::fs::read(path)?))
+}
+
+/// Moves a committed message from `new/` into `cur/` with its flag.
+fn settle(maildir: &Path, file: &Path, disposition: Disposition) -> std::io::Result<()> {
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = name.split(":2,").next().unwrap_or(&name);
+    let flag = match disposition {
+        Disposition::Filed => "S",
+        Disposition::Quarantine => "F",
+    };
+    std::fs::rename(file, maildir.join("cur").join(format!("{base}:2,{flag}")))
+}
+
+/// One pass: every message now in `new/`, in batches. Returns how many were settled.
+pub async fn drain<S: Sink>(settings: &MaildirSettings, sink: &S, shutdown: &CancellationToken) -> Result<usize, MaildirError> {
+    let mut settled = 0;
+    let files = waiting(&settings.path)?;
+    for chunk in files.chunks(settings.batch_size.max(1)) {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut paths = Vec::with_capacity(chunk.len());
+        for file in chunk {
+            match load(file, settings.max_message_size) {
+                Ok(payload) => {
+                    batch.push(Incoming { origin: Origin::Maildir { path: file.clone() }, payload });
+                    paths.push(file.clone());
+                }
+                // Gone (another Haven took it) or unreadable for now: it stays for the next pass.
+                Err(e) => tracing::warn!(error = %e.kind(), "intake file could not be read; will retry"),
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        match sink.accept(batch).await {
+            Ok(dispositions) => {
+                for (file, d) in paths.iter().zip(dispositions) {
+                    match settle(&settings.path, file, d) {
+                        Ok(()) => settled += 1,
+                        Err(e) => tracing::warn!(error = %e.kind(), "committed message could not be moved to cur/; it will be recognised next pass"),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(transient = e.transient, "filing failed; the messages stay in new/");
+                tracing::debug!(error = %e, "filing error");
+                return Ok(settled);
+            }
+        }
+    }
+    Ok(settled)
+}
+
+/// Runs until `shutdown`: drain, wait for `poll` (or a wake-up), drain again. Errors are logged
+/// once per change of state, not per retry.
+pub async fn run<S: Sink>(settings: MaildirSettings, sink: &S, shutdown: CancellationToken) {
+    let mut failing = false;
+    loop {
+        match drain(&settings, sink, &shutdown).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!("intake Maildir readable again");
+                    failing = false;
+                }
+                if n > 0 {
+                    tracing::info!(messages = n, "intake batch settled");
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::error!(error = %e, "intake Maildir failing; retrying");
+                    failing = true;
+                }
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(settings.poll) => {}
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The outbox's side of the store: claiming emails that are due, and recording what became of
+//! each send (sent, to retry, dead), with an audit entry for the final states.
+//!
+//! Several daemons may share one PostgreSQL database, so a claim is a lease: the claimed rows'
+//! `next_attempt_us` moves to the end of the lease, and `FOR UPDATE SKIP LOCKED` keeps two
+//! daemons from claiming the same row at once. A daemon that dies mid-send leaves its rows to
+//! be claimed again when the lease ends; the resend carries the same Message-ID.
+
+use super::{Result, Store, StoreError, from_us, on_pool, to_us};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::Row;
+
+/// How long a claimed email is reserved for the daemon that claimed it. Longer than one send
+/// can take (the SMTP timeout), short enough that a crash delays an alert by minutes only.
+pub const CLAIM_LEASE: Duration = Duration::minutes(5);
+
+/// The audit actor for the outbox worker's entries.
+const ACTOR: &str = "outbox";
+
+/// An email claimed for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEmail {
+    pub id: i64,
+    pub incident_id: Option<i64>,
+    /// alert | reminder | digest | triage | notice
+    pub purpose: String,
+    pub recipient: String,
+    /// Without angle brackets; stable across resends.
+    pub email_message_id: String,
+    pub subject: String,
+    pub body: String,
+    /// Failed attempts so far.
+    pub attempts: i32,
+}
+
+/// An email that will not be sent, for the digest and the administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadEmail {
+    pub id: i64,
+    pub incident_id: Option<i64>,
+    pub purpose: String,
+    pub recipient: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created: DateTime<Utc>,
+}
+
+impl Store {
+    /// Claims up to `limit` pending emails whose next attempt is due at `now`, leasing them
+    /// until `now + CLAIM_LEASE` so no other daemon sends them meanwhile. Oldest first.
+    pub async fn due_emails(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<PendingEmail>> {
+        let lock = match self {
+            Store::Sqlite(_) => "",
+            Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE outbox SET next_attempt_us = $2 WHERE id IN (\
+             SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_us <= $1 \
+             ORDER BY next_attempt_us, id LIMIT $3{lock}) \
+             RETURNING id, incident_id, purpose, recipient, email_message_id, subject, body, attempts"
+        );
+        let mut out: Vec<PendingEmail> = on_pool!(self, |p| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(to_us(now))
+                .bind(to_us(now + CLAIM_LEASE))
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(PendingEmail {
+                    id: r.try_get("id")?,
+                    incident_id: r.try_get("incident_id")?,
+                    purpose: r.try_get("purpose")?,
+                    recipient: r.try_get("recipient")?,
+                    email_message_id: r.try_get("email_message_id")?,
+                    subject: r.try_get("subject")?,
+                    body: r.try_get("body")?,
+                    attempts: r.try_get("attempts")?,
+                });
+            }
+            out
+        });
+        out.sort_by_key(|e| e.id);
+        Ok(out)
+    }
+
+    /// Records a delivered email, with an audit entry naming only ids.
+    pub async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let row = super::on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE outbox SET state = 'sent', sent_us = $2, last_error = NULL \
+                 WHERE id = $1 AND state = 'pending' RETURNING incident_id, purpose",
+            )
+            .bind(id)
+            .bind(to_us(at))
+            .fetch_optional(&mut *c)
+            .await?
+            .map(|r| audit_subject(id, &r))
+            .transpose()?
+        });
+        if let Some((subject, purpose)) = row {
+            tx.append_audit(
+                at,
+                ACTOR,
+                &format!("{purpose}_sent"),
+                &subject,
+                &format!("outbox={id}"),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Counts one failed attempt and schedules the next at `next`. `error` is kept for the
+    /// administrator (it may name the recipient, so it is stored, never logged).
+    pub async fn mark_retry(&self, id: i64, error: &str, next: DateTime<Utc>) -> Result<()> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt_us = $3 \
+                 WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(error)
+            .bind(to_us(next))
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Gives a claimed email back without counting an attempt (nothing was tried: the server
+    /// was unreachable for an earlier email in the same pass), to be tried at `next`.
+    pub async fn release_email(&self, id: i64, next: DateTime<Utc>) -> Result<()> {
+        on_pool!(self, |p| {
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_us = $2 WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(to_us(next))
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Dead-letters an email that cannot be delivered (a permanent refusal, or too many
+    /// attempts), counting this last attempt, with an audit entry naming only ids.
+    pub async fn mark_dead(&self, id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let row = super::on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = $2 \
+                 WHERE id = $1 AND state = 'pending' RETURNING incident_id, purpose, attempts",
+            )
+            .bind(id)
+            .bind(error)
+            .fetch_optional(&mut *c)
+            .await?
+            .map(|r| Ok::<_, StoreError>((audit_subject(id, &r)?, row_get(&r, "attempts")?)))
+            .transpose()?
+        });
+        if let Some(((subject, purpose), attempts)) = row {
+            tx.append_audit(
+                at,
+                ACTOR,
+                &format!("{purpose}_dead"),
+                &subject,
+                &format!("outbox={id} attempts={attempts}"),
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    /// When the next pending email falls due (for the worker's sleep), if any is pending.
+    pub async fn next_email_due(&self) -> Result<Option<DateTime<Utc>>> {
+        on_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT MIN(next_attempt_us) AS due FROM outbox WHERE state = 'pending'",
+            )
+            .fetch_one(p)
+            .await?;
+            let due: Option<i64> = row.try_get("due")?;
+            Ok(due.map(from_us))
+        })
+    }
+
+    /// Emails dead-lettered among those created at or after `since`, oldest first: what the
+    /// digest and the administrator are told about.
+    pub async fn dead_emails(&self, since: DateTime<Utc>) -> Result<Vec<DeadEmail>> {
+        on_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT id, incident_id, purpose, recipient, attempts, last_error, created_us FROM outbox \
+                 WHERE state = 'dead' AND created_us >= $1 ORDER BY id",
+            )
+            .bind(to_us(since))
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(DeadEmail {
+                    id: r.try_get("id")?,
+                    incident_id: r.try_get("incident_id")?,
+                    purpose: r.try_get("purpose")?,
+                    recipient: r.try_get("recipient")?,
+                    attempts: r.try_get("attempts")?,
+                    last_error: r.try_get("last_error")?,
+                    created: from_us(r.try_get("created_us")?),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The staff id an address belongs to (any of the member's addresses, case-insensitive),
+    /// so the worker can sign a reply token for the recipient of an alert.
+    pub async fn staff_id_by_email(&self, email: &str) -> Result<Option<i64>> {
+        on_pool!(self, |p| {
+            let row = sqlx::query("SELECT staff_id FROM staff_emails WHERE email = $1")
+                .bind(email.trim().to_lowercase())
+                .fetch_optional(p)
+                .await?;
+            Ok(row.map(|r| r.try_get::<i64, _>("staff_id")).transpose()?)
+        })
+    }
+}
+
+/// The audit subject (`incident:N`, or `outbox:ID` for mail about no incident) and purpose.
+fn audit_subject<R: Row>(id: i64, row: &R) -> Result<(String, String)>
+where
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let incident: Option<i64> = row.try_get("incident_id")?;
+    let purpose: String = row.try_get("purpose")?;
+    let subject = match incident {
+        Some(n) => format!("incident:{n}"),
+        None => format!("outbox:{id}"),
+    };
+    Ok((subject, purpose))
+}
+
+fn row_get<R: Row>(row: &R, col: &str) -> Result<i32>
+where
+    for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    row.try_get(col).map_err(StoreError::from)
+}
