@@ -640,7 +640,10 @@ async fn two_daemons_on_one_mailbox_take_every_message_and_stay_healthy() {
     s.batch_size = 3;
     let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
     let (src_a, src_b) = (start(s.clone(), &a), start(s, &b));
-    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
+    eventually("INBOX empty", WAIT, || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
     src_a.reach(ImapState::Idle, WAIT).await;
     src_b.reach(ImapState::Idle, WAIT).await;
     // Both may commit the same message (the real pipeline then files it once); what matters
@@ -654,5 +657,53 @@ async fn two_daemons_on_one_mailbox_take_every_message_and_stay_healthy() {
     assert_eq!(src_b.status.last_error(), None);
     src_a.stop().await;
     src_b.stop().await;
-    assert_eq!(d.count(&server_name(&d, "Haven/Filed").await).await, 20);
+    // Two sessions moving the same message at once can each copy it (Dovecot's MOVE is copy
+    // + expunge): Filed may hold duplicates, never fewer than every message.
+    let filed = d.count(&server_name(&d, "Haven/Filed").await).await;
+    assert!(filed >= 20, "Filed holds {filed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn xoauth2_rereads_the_token_after_the_server_rejects_an_expired_one() {
+    use haven::source::imap::TokenSource;
+    let d = Dovecot::start_xoauth2();
+    d.append(&message(1, "")).await;
+    let token_file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("temp file: {e}"));
+    std::fs::write(token_file.path(), d.oauth2_token(-60)).unwrap_or_else(|e| panic!("{e}"));
+    let mut s = settings(&d);
+    s.auth = ImapAuth::Xoauth2 {
+        token_source: TokenSource::File(token_file.path().into()),
+    };
+    let sink = Arc::new(Recorder::default());
+    let src = start(s.clone(), &sink);
+
+    src.reach(ImapState::Retrying, WAIT).await;
+    let error = src.status.last_error().unwrap_or_default();
+    assert!(error.contains("refused the login"), "{error}");
+    assert!(sink.got().is_empty());
+
+    // Whatever refreshes tokens writes a new one; the next attempt uses it.
+    std::fs::write(token_file.path(), format!("{}\n", d.oauth2_token(3600)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually("delivered after the token was refreshed", WAIT, || async {
+        sink.got().len() == 1
+    })
+    .await;
+    src.reach(ImapState::Idle, WAIT).await;
+    assert_eq!(src.status.last_error(), None);
+    src.stop().await;
+
+    // The same through a token command.
+    d.append(&message(2, "")).await;
+    let command = format!("cat {}", token_file.path().display());
+    s.auth = ImapAuth::Xoauth2 {
+        token_source: TokenSource::Command(command),
+    };
+    let src = start(s, &sink);
+    eventually("delivered with the command's token", WAIT, || async {
+        sink.got().len() == 2
+    })
+    .await;
+    src.stop().await;
+    assert_eq!(d.count("INBOX").await, 0);
 }

@@ -39,13 +39,42 @@ impl Dovecot {
     /// Starts an instance with `extra` appended to its config, e.g.
     /// `imap_capability = IMAP4rev1 UIDPLUS` to play a server without IDLE and MOVE.
     pub fn start_with(extra: &str) -> Dovecot {
-        Dovecot::start_inner(extra, false)
+        Dovecot::start_inner(extra, Flavour::Plain)
     }
 
     /// Starts an instance that also speaks TLS: STARTTLS on `port`, IMAPS on `tls_port`, with a
     /// certificate for `localhost` and 127.0.0.1 signed by a throwaway CA ([`Dovecot::ca_file`]).
     pub fn start_tls() -> Dovecot {
-        Dovecot::start_inner("", true)
+        Dovecot::start_inner("", Flavour::Tls)
+    }
+
+    /// Starts an instance that also takes SASL XOAUTH2: tokens are HS256 JWTs for user
+    /// `intake` made by [`Dovecot::oauth2_token`], checked by Dovecot itself (no token server).
+    pub fn start_xoauth2() -> Dovecot {
+        Dovecot::start_inner("", Flavour::Xoauth2)
+    }
+
+    /// A bearer token Dovecot accepts until `valid_for` seconds from now (a negative value
+    /// gives a token that has already expired).
+    pub fn oauth2_token(&self, valid_for: i64) -> String {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let iat = now.min(now + valid_for) - 60;
+        let header = b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let body = b64.encode(format!(
+            r#"{{"sub":"{USER}","iat":{iat},"exp":{}}}"#,
+            now + valid_for
+        ));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(OAUTH2_KEY)
+            .unwrap_or_else(|e| panic!("hmac key: {e}"));
+        mac.update(format!("{header}.{body}").as_bytes());
+        let signature = b64.encode(mac.finalize().into_bytes());
+        format!("{header}.{body}.{signature}")
     }
 
     /// The PEM file of the CA that signed the TLS certificate (trust it to connect).
@@ -53,7 +82,7 @@ impl Dovecot {
         self.root().join("tls/ca.pem")
     }
 
-    fn start_inner(extra: &str, tls: bool) -> Dovecot {
+    fn start_inner(extra: &str, flavour: Flavour) -> Dovecot {
         if !Path::new(DOVECOT).exists() {
             panic!("{DOVECOT} is missing: {FIX}");
         }
@@ -87,8 +116,19 @@ impl Dovecot {
             set_mode(&p, 0o700);
         }
         let port = free_port();
-        let tls_port = tls.then(free_port);
+        let tls_port = (flavour == Flavour::Tls).then(free_port);
         let r = root.display();
+        let auth = match flavour {
+            Flavour::Xoauth2 => {
+                write_oauth2_config(&root);
+                format!(
+                    "auth_mechanisms = plain login xoauth2\n\
+                     passdb {{\n  driver = oauth2\n  mechanisms = xoauth2\n  \
+                     args = {r}/oauth2/oauth2.conf.ext\n}}\n"
+                )
+            }
+            _ => "auth_mechanisms = plain login\n".to_string(),
+        };
         let ssl = match tls_port {
             Some(tls_port) => {
                 make_certificates(&root.join("tls"));
@@ -113,7 +153,7 @@ impl Dovecot {
              protocols = imap\n\
              listen = 127.0.0.1\n\
              disable_plaintext_auth = no\n\
-             auth_mechanisms = plain login\n\
+             {auth}\
              default_login_user = dovenull\n\
              default_internal_user = dovecot\n\
              first_valid_uid = {uid}\n\
@@ -300,6 +340,48 @@ impl Dovecot {
         let _ = s.logout().await;
         names
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavour {
+    Plain,
+    Tls,
+    Xoauth2,
+}
+
+/// The HMAC key Dovecot checks test tokens with.
+const OAUTH2_KEY: &[u8] = b"haven-test-oauth2-hmac-key-0123456789";
+
+/// Dovecot's local JWT validation: the key (base64) at keys/<azp>/<alg>/<kid>, readable by
+/// the auth process (user dovecot).
+fn write_oauth2_config(root: &Path) {
+    use base64::Engine as _;
+    let dir = root.join("oauth2");
+    let keys = dir.join("keys/default/HS256");
+    std::fs::create_dir_all(&keys).unwrap_or_else(|e| panic!("mkdir {}: {e}", keys.display()));
+    for d in [
+        dir.clone(),
+        dir.join("keys"),
+        dir.join("keys/default"),
+        keys.clone(),
+    ] {
+        set_mode(&d, 0o755);
+    }
+    let key = keys.join("default");
+    std::fs::write(
+        &key,
+        base64::engine::general_purpose::STANDARD.encode(OAUTH2_KEY),
+    )
+    .unwrap_or_else(|e| panic!("write {}: {e}", key.display()));
+    set_mode(&key, 0o644);
+    let conf = format!(
+        "introspection_mode = local\n\
+         local_validation_key_dict = fs:posix:prefix={}/\n\
+         username_attribute = sub\n",
+        dir.join("keys").display()
+    );
+    std::fs::write(dir.join("oauth2.conf.ext"), conf)
+        .unwrap_or_else(|e| panic!("write oauth2.conf.ext: {e}"));
 }
 
 impl Drop for Dovecot {
