@@ -145,10 +145,19 @@ reply_key_file = "secrets/reply.key"
 
     /// Starts `haven run` in the background; stop it with [`Daemon::stop`].
     pub fn start(&self) -> Daemon {
+        self.start_env(&[])
+    }
+
+    /// [`HavenEnv::start`] with extra environment variables (for example `RUST_LOG`).
+    pub fn start_env(&self, env: &[(&str, &str)]) -> Daemon {
         let log = self.path("var/haven-run.log");
         let out = std::fs::File::create(&log).expect("daemon log file");
         let err = out.try_clone().expect("daemon log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_haven"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .arg("run")
             .arg("--config")
             .arg(&self.config)
@@ -241,8 +250,8 @@ impl Drop for Daemon {
     }
 }
 
-/// Polls `check` every 100 ms until it returns Some, or panics after `timeout` with `what`
-/// and the last value `describe` gave.
+/// Polls `check` every 100 ms until it returns `Ok`, or panics after `timeout` naming `what`
+/// and the last `Err` it gave (what was seen instead).
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
