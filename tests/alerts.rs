@@ -425,6 +425,35 @@ async fn auto_reply_and_bounce_are_ignored(backend: Backend) {
     school.finish().await;
 }
 
+/// An `Outcome:` reply when no outcome is outstanding (a second one after the action was
+/// closed, or one to an alert whose rule asked for none) is not lost: it is filed on the
+/// chronology in the sender's words, and the outcome already recorded stands.
+async fn outcome_nobody_waits_for_is_kept_on_the_chronology(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver("forward.eml", &forward());
+    let pastoral = Alert::parse(&school.received(1)[0]);
+    let (dsl, ddsl) = school.file_safeguarding_forward();
+    let before = school.status();
+
+    school.deliver("nfa.eml", &reply("gmail.eml", &dsl, DSL, "Outcome: NFA"));
+    let late = "Outcome: Referred to children's social care after a call from school nurse";
+    school.deliver("late.eml", &reply("iphone.eml", &ddsl, "Dev Deputy <ddsl@school.example>", late));
+    let head = "Outcome: Spoke to her tutor; bus duty told";
+    let s = school.deliver("head.eml", &reply("outlook.eml", &pastoral, "Harriet Head <head@school.example>", head));
+    assert_eq!(s["messages"]["filed"], 5, "{s}; {:?}", school.reasons("quarantined"));
+    assert_eq!(s["outcomes"]["open"], 0, "{s}");
+
+    let chron = school.chronology();
+    let outcomes: Vec<&str> = chron.iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["NFA"], "the first outcome closed the action and stands: {chron:?}");
+    let replies: Vec<&str> = chron.iter().filter(|e| e["kind"] == "reply").filter_map(|e| e["body"].as_str()).collect();
+    for words in [late, head] {
+        assert!(replies.iter().any(|b| b.contains(words)), "{words:?} is on the chronology: {replies:?}");
+    }
+    school.assert_nothing_sent(&before["outbox"]["sent"], 3);
+    school.finish().await;
+}
+
 backend_tests!(
     forwarded_email_alerts_the_right_staff_with_minimal_content,
     outlook_outcome_reply_closes_the_action,
@@ -433,4 +462,5 @@ backend_tests!(
     plain_reply_is_a_follow_up_on_the_chronology,
     forged_and_stray_replies_are_quarantined,
     auto_reply_and_bounce_are_ignored,
+    outcome_nobody_waits_for_is_kept_on_the_chronology,
 );

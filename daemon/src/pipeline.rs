@@ -115,6 +115,7 @@ impl Filer {
         let rules = self.rules.current();
         let directory = self.store.load_directory().await?;
         let mut message_ids_in_batch = HashSet::new();
+        let mut outcomes_in_batch = HashSet::new();
 
         let mut assessed = Vec::with_capacity(batch.len());
         for incoming in batch {
@@ -128,7 +129,7 @@ impl Filer {
                 }
             }
             let a = self
-                .assess(incoming, &directory, &rules, now, &mut message_ids_in_batch)
+                .assess(incoming, &directory, &rules, now, &mut message_ids_in_batch, &mut outcomes_in_batch)
                 .await?;
             assessed.push(Ok(a));
         }
@@ -172,6 +173,7 @@ impl Filer {
         rules: &RuleSet,
         now: DateTime<Utc>,
         message_ids_in_batch: &mut HashSet<String>,
+        outcomes_in_batch: &mut HashSet<i64>,
     ) -> Result<Assessed, StoreError> {
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
         let raw = match &incoming.payload {
@@ -246,7 +248,7 @@ impl Filer {
 
         // 5b. A reply to one of Haven's alerts: matched by its signed token, never by subject.
         if let Some(token) = reply_token_in(&msg) {
-            return self.assess_reply(record, &msg, &token, sender, directory, now).await;
+            return self.assess_reply(record, &msg, &token, sender, directory, now, outcomes_in_batch).await;
         }
 
         // 6. Pupils and category.
@@ -274,6 +276,12 @@ impl Filer {
 
     /// A reply to an alert from a member of staff: checked, then an outcome (`Outcome: …` as the
     /// first line) or a follow-up entry on the incident. Anything doubtful is quarantined.
+    ///
+    /// An outcome only closes an action that is still open; when none is (a second outcome, or
+    /// one the rules never asked for) the reply is kept as a follow-up, since the store keeps
+    /// the text of an outcome only on the action it closes. `outcomes_in_batch` holds the
+    /// incidents whose outcome an earlier message of this batch records.
+    #[allow(clippy::too_many_arguments)]
     async fn assess_reply(
         &self,
         mut record: MessageRecord,
@@ -282,6 +290,7 @@ impl Filer {
         sender: &Staff,
         directory: &Directory,
         now: DateTime<Utc>,
+        outcomes_in_batch: &mut HashSet<i64>,
     ) -> Result<Assessed, StoreError> {
         let quarantine = |mut record: MessageRecord, reason: &str| {
             record.state = MessageState::Quarantined;
@@ -304,13 +313,17 @@ impl Filer {
             return quarantine(record, "reply from a member of staff who may not see this incident");
         }
         let text = msg.reply_text.clone().unwrap_or_else(|| msg.text.trim().to_string());
+        let mut reason = format!("reply filed as a follow-up to incident {incident_id}");
         if let Some(outcome) = outcome_line(&text) {
-            record.state = MessageState::Filed;
-            record.reason = format!("outcome recorded on incident {incident_id}");
-            return Ok(Assessed { record, incident: None, outcome: Some((incident_id, sender.id, outcome)) });
+            if self.outcome_outstanding(incident_id).await? && outcomes_in_batch.insert(incident_id) {
+                record.state = MessageState::Filed;
+                record.reason = format!("outcome recorded on incident {incident_id}");
+                return Ok(Assessed { record, incident: None, outcome: Some((incident_id, sender.id, outcome)) });
+            }
+            reason.push_str(" (an outcome, but none was outstanding)");
         }
         record.state = MessageState::Filed;
-        record.reason = format!("reply filed as a follow-up to incident {incident_id}");
+        record.reason = reason;
         let follow_up = IncidentRecord {
             occurred: msg.date.map(|d| d.with_timezone(&Utc)).unwrap_or(now),
             recorded: now,
@@ -336,6 +349,11 @@ impl Filer {
             follows: Some(incident_id),
         };
         Ok(Assessed { record, incident: Some(seal_incident(follow_up, &self.sealer)), outcome: None })
+    }
+
+    /// Whether `incident` has an action still waiting for its outcome.
+    async fn outcome_outstanding(&self, incident: i64) -> Result<bool, StoreError> {
+        Ok(self.store.open_actions().await?.iter().any(|a| a.incident_id == incident))
     }
 
     /// Counts, per pupil and per history query of the rule set, of earlier incidents.
