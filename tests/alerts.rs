@@ -282,7 +282,7 @@ fn assert_minimal(alert: &Alert) {
     }
 }
 
-/// 1. The forwarded parent email reaches exactly the staff the shipped rules name, once each,
+/// (1) The forwarded parent email reaches exactly the staff the shipped rules name, once each,
 /// and no alert carries the pupil's name, the parent's address or the parent's words.
 async fn forwarded_email_alerts_the_right_staff_with_minimal_content(backend: Backend) {
     let mut school = School::start(backend).await;
@@ -315,7 +315,7 @@ async fn forwarded_email_alerts_the_right_staff_with_minimal_content(backend: Ba
     school.finish().await;
 }
 
-/// 2. The DSL answers the alert from `client` with `Outcome: NFA` as the first line: the
+/// (2) The DSL answers the alert from `client` with `Outcome: NFA` as the first line: the
 /// outcome is recorded on the incident and its action closed; nothing is sent back.
 async fn outcome_reply_closes_the_action(backend: Backend, client: &str) {
     let mut school = School::start(backend).await;
@@ -351,7 +351,7 @@ async fn iphone_outcome_reply_closes_the_action(backend: Backend) {
     outcome_reply_closes_the_action(backend, "iphone.eml").await;
 }
 
-/// 3. A reply without `Outcome:` is a follow-up on the pupil's chronology, in the DSL's words
+/// (3) A reply without `Outcome:` is a follow-up on the pupil's chronology, in the DSL's words
 /// and without the quoted alert; the action stays open.
 async fn plain_reply_is_a_follow_up_on_the_chronology(backend: Backend) {
     let mut school = School::start(backend).await;
@@ -376,7 +376,7 @@ async fn plain_reply_is_a_follow_up_on_the_chronology(backend: Backend) {
     school.finish().await;
 }
 
-/// 4. A reply whose token was altered, one from outside the staff directory with a valid
+/// (4) A reply whose token was altered, one from outside the staff directory with a valid
 /// token, and one from a member of staff the alert was not sent to are quarantined; the action
 /// stays open and nobody is emailed.
 async fn forged_and_stray_replies_are_quarantined(backend: Backend) {
@@ -405,7 +405,7 @@ async fn forged_and_stray_replies_are_quarantined(backend: Backend) {
     school.finish().await;
 }
 
-/// 5. An out-of-office reply to an alert and a bounce of an alert are ignored with a reason:
+/// (5) An out-of-office reply to an alert and a bounce of an alert are ignored with a reason:
 /// no incident, no outcome, no alert and no answer.
 async fn auto_reply_and_bounce_are_ignored(backend: Backend) {
     let mut school = School::start(backend).await;
