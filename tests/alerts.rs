@@ -404,22 +404,35 @@ async fn forged_and_stray_replies_are_quarantined(backend: Backend) {
     school.finish().await;
 }
 
-/// (5) An out-of-office reply to an alert and a bounce of an alert are ignored with a reason:
-/// no incident, no outcome, no alert and no answer.
+/// (5) An out-of-office reply to an alert, bounces of an alert (a delivery report, a bare
+/// null-sender notice) and an alert that loops back into the intake are ignored with a reason: no incident, no outcome, no alert, no answer.
 async fn auto_reply_and_bounce_are_ignored(backend: Backend) {
     let mut school = School::start(backend).await;
     let (dsl, ddsl) = school.file_safeguarding_forward();
     let before = school.status();
 
     school.deliver("ooo.eml", &reply("auto-reply.eml", &dsl, DSL, ""));
-    let s = school.deliver("bounce.eml", &reply("bounce.eml", &ddsl, "", ""));
-    assert_eq!(s["messages"]["ignored"], 2, "{s}; quarantined: {:?}", school.reasons("quarantined"));
+    school.deliver("bounce.eml", &reply("bounce.eml", &ddsl, "", ""));
+    // A relay's bounce whose only mark is the null sender (`Return-Path: <>`).
+    school.deliver("null-sender.eml", &format!(
+        "Return-Path: <>\nFrom: Relay <relay@mx.school.example>\nTo: safeguarding@school.example\n\
+         Subject: Message not delivered\nDate: Tue, 10 Nov 2026 16:21:00 +0000\n\
+         Message-ID: <null-sender-1@mx.school.example>\nContent-Type: text/plain\n\n\
+         Your message to {} could not be delivered: the mailbox is full.\n",
+        ddsl.to
+    ));
+    // A loop: the alert itself comes back into the intake (a forwarding rule, a list that
+    // includes the intake address).
+    let s = school.deliver("loop.eml", &dsl.raw);
+    assert_eq!(s["messages"]["ignored"], 4, "{s}; quarantined: {:?}", school.reasons("quarantined"));
     assert_eq!(s["messages"]["filed"], 1, "{s}");
     assert_eq!(s["incidents"], 1, "{s}");
     assert_eq!(s["outcomes"]["open"], 1, "{s}");
     let reasons = school.reasons("ignored");
     assert!(reasons.iter().any(|r| r.contains("Auto-Submitted")), "the auto-reply says why: {reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("bounce") || r.contains("delivery status")), "the bounce says why: {reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("Return-Path")), "the null sender says why: {reasons:?}");
+    assert_eq!(reasons.len(), 4, "the looped alert says why too: {reasons:?}");
     school.assert_nothing_sent(&before["outbox"]["sent"], 2);
     school.finish().await;
 }

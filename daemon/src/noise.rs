@@ -30,8 +30,9 @@ pub fn ignore_reason(msg: &Message, own_domain: &str) -> Option<String> {
     {
         return Some("Haven's own message".into());
     }
+    // The reader gives Return-Path without its angle brackets, so the null sender `<>` is "".
     if let Some(v) = msg.header("Return-Path") {
-        if v.trim() == "<>" {
+        if v.trim().trim_matches(['<', '>']).trim().is_empty() {
             return Some("bounce (empty Return-Path)".into());
         }
     }
@@ -63,4 +64,38 @@ pub fn ignore_reason(msg: &Message, own_domain: &str) -> Option<String> {
         return Some("automatic reply (subject)".into());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(return_path: &str) -> Option<String> {
+        let raw = format!(
+            "Return-Path: {return_path}\r\nFrom: Dana Lead <dsl@school.example>\r\n\
+             To: safeguarding@school.example\r\nSubject: Note\r\nMessage-ID: <n1@school.example>\r\n\r\nText.\r\n"
+        );
+        let msg = crate::read::read_message(raw.as_bytes()).map_err(|e| e.to_string());
+        ignore_reason(&msg.unwrap_or_else(|e| panic!("{e}")), "school.example")
+    }
+
+    #[test]
+    fn null_sender_is_a_bounce() {
+        for null in ["<>", " <> ", ""] {
+            assert_eq!(reason(null).as_deref(), Some("bounce (empty Return-Path)"), "{null:?}");
+        }
+    }
+
+    #[test]
+    fn a_real_return_path_is_not_noise() {
+        for path in [
+            "<dsl@school.example>",
+            "dsl@school.example",
+            "<dsl@school.example> (via relay)",
+            "<\"dana lead\"@school.example>",
+            "<SRS0=abcd=XY=school.example=dsl@relay.example>",
+        ] {
+            assert_eq!(reason(path), None, "{path:?}");
+        }
+    }
 }
