@@ -181,7 +181,7 @@ async fn send_due_digests(
         let key = digest_key(d);
         let staff: Vec<crate::directory::Staff> =
             digest::recipients(&d.to, directory(store, dir_cache).await?).into_iter().cloned().collect();
-        for s in &staff {
+        for s in staff.iter().filter(|s| !s.email().is_empty()) {
             let who = format!("staff:{}", s.id);
             let last = store.last_digest_slot(&key, &who).await?;
             let Some(last) = last else {
@@ -238,9 +238,12 @@ async fn send_due_digests(
                         subject: content.subject(&facts),
                         body: content.body(&facts),
                     };
-                    tx.queue_email(None, &email, now).await?;
-                    report.digests_queued += 1;
-                    tracing::info!(staff = s.id, slot = %slot, "digest queued");
+                    // Two configured digests naming the same person at the same slot share
+                    // one Message-ID: they get one email.
+                    if tx.queue_email(None, &email, now).await? {
+                        report.digests_queued += 1;
+                        tracing::info!(staff = s.id, slot = %slot, "digest queued");
+                    }
                 } else {
                     report.digests_passed += 1;
                 }
