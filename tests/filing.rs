@@ -160,10 +160,87 @@ async fn nothing_readable_at_rest_or_in_logs(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Each configured limit gives its own quarantine reason; the next message is still filed.
+async fn limits_quarantine_with_a_reason(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "max_attachments = 2\nmax_mime_depth = 4");
+    env.import_school();
+    let attachment = |n: usize| {
+        format!(
+            "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"f{n}.pdf\"\r\n\r\n%PDF-{n}\r\n"
+        )
+    };
+    let many = format!(
+        "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: files [Jane Smith]\r\n\
+         Date: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <many@school.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThree files.\r\n{}{}{}--b--\r\n",
+        attachment(1),
+        attachment(2),
+        attachment(3)
+    );
+    std::fs::write(env.path("many.eml"), many).unwrap();
+    let mut deep = String::from(
+        "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: deep [Jane Smith]\r\n\
+         Date: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <deep@school.example>\r\nMIME-Version: 1.0\r\n",
+    );
+    for d in 0..8 {
+        deep.push_str(&format!("Content-Type: multipart/mixed; boundary=\"d{d}\"\r\n\r\n--d{d}\r\n"));
+    }
+    deep.push_str("Content-Type: text/plain\r\n\r\nNested.\r\n");
+    std::fs::write(env.path("deep.eml"), deep).unwrap();
+
+    let r = env.haven(&["ingest", env.path("many.eml").to_str().unwrap(), env.path("deep.eml").to_str().unwrap(), &mail("note-named.eml")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let s = env.status();
+    assert_eq!(s["messages"]["quarantined"], 2, "{s}");
+    assert_eq!(s["messages"]["filed"], 1, "the next message still flows: {s}");
+    let store = haven::store::Store::open(&db.url).await.unwrap();
+    let reasons: Vec<String> = store
+        .messages(Some(haven::store::MessageState::Quarantined))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.reason)
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("attachments") && r.contains('2')), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("nest") || r.contains("depth")), "{reasons:?}");
+    store.close().await;
+    db.cleanup().await;
+}
+
+/// `haven key rotate`: everything is still readable under the new key, the old key is kept
+/// beside it, and the audit chain still verifies.
+async fn key_rotation_keeps_records_readable(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let r = env.haven(&["ingest", &mail("forward-contact.eml")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let old_key = std::fs::read_to_string(env.path("secrets/haven.key")).unwrap();
+    let r = env.haven(&["key", "rotate"]);
+    assert_eq!(r.code, 0, "rotate: {}{}", r.stdout, r.stderr);
+    let new_key = std::fs::read_to_string(env.path("secrets/haven.key")).unwrap();
+    assert_ne!(old_key, new_key, "the key file holds a new key");
+    let kept: Vec<_> = std::fs::read_dir(env.path("secrets"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("haven.key.old-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "the old key is kept beside the new one");
+    let r = env.haven(&["chronology", "A100000000001", "--json"]);
+    assert_eq!(r.code, 0, "chronology after rotation: {}", r.stderr);
+    assert!(r.stdout.contains("lunch money"), "{}", r.stdout);
+    let r = env.haven(&["audit", "verify"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    db.cleanup().await;
+}
+
 backend_tests!(
     forward_is_filed_once_on_the_pupil,
     unknown_pupil_waits_and_stranger_is_quarantined,
     spoofed_staff_sender_is_quarantined,
     visibility_and_audit,
     nothing_readable_at_rest_or_in_logs,
+    limits_quarantine_with_a_reason,
+    key_rotation_keeps_records_readable,
 );

@@ -8,6 +8,7 @@ use crate::config::{Config, SourceKind};
 use crate::outbox;
 use crate::pipeline::Filer;
 use crate::rules::{LiveRules, RuleSet};
+use crate::schedule;
 use crate::source::imap;
 use crate::source::maildir::{self, MaildirSettings};
 use std::sync::Arc;
@@ -35,7 +36,14 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let wake_outbox = Arc::new(Notify::new());
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(signals(shutdown.clone(), live.clone(), app.config.rules.dir.clone(), app.store.clone()));
+    let reload = Reload {
+        live: live.clone(),
+        dir: app.config.rules.dir.clone(),
+        store: app.store.clone(),
+        mail_domain: app.config.school.mail_domain().to_string(),
+        wake_outbox: wake_outbox.clone(),
+    };
+    tasks.spawn(signals(shutdown.clone(), reload));
     tasks.spawn(intake(app.config.clone(), filer.clone(), shutdown.clone(), wake_outbox.clone()));
     tasks.spawn(outbox::run(
         app.store.clone(),
@@ -43,7 +51,14 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         outbox_settings(&app.config, reply_key),
         app.clock.clone(),
         shutdown.clone(),
-        wake_outbox,
+        wake_outbox.clone(),
+    ));
+    tasks.spawn(schedule::run(
+        app.store.clone(),
+        schedule::ScheduleSettings::from_config(&app.config),
+        app.clock.clone(),
+        shutdown.clone(),
+        wake_outbox.clone(),
     ));
     tracing::info!(source = app.config.intake.source.as_str(), database = app.store.backend(), "haven running");
     while let Some(done) = tasks.join_next().await {
@@ -101,8 +116,17 @@ impl crate::source::Sink for WakingSink {
     }
 }
 
+/// What a SIGHUP needs.
+struct Reload {
+    live: Arc<LiveRules>,
+    dir: std::path::PathBuf,
+    store: crate::store::Store,
+    mail_domain: String,
+    wake_outbox: Arc<Notify>,
+}
+
 /// SIGTERM/SIGINT cancel everything; SIGHUP reloads the rules.
-async fn signals(shutdown: CancellationToken, live: Arc<LiveRules>, rules_dir: std::path::PathBuf, store: crate::store::Store) {
+async fn signals(shutdown: CancellationToken, reload: Reload) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
@@ -116,24 +140,53 @@ async fn signals(shutdown: CancellationToken, live: Arc<LiveRules>, rules_dir: s
             () = shutdown.cancelled() => return,
             _ = term.recv() => { tracing::info!("SIGTERM: finishing the message in hand"); shutdown.cancel(); return; }
             _ = int.recv() => { tracing::info!("SIGINT: finishing the message in hand"); shutdown.cancel(); return; }
-            _ = hup.recv() => reload(&live, &rules_dir, &store).await,
+            _ = hup.recv() => reload.run().await,
         }
     }
 }
 
-async fn reload(live: &LiveRules, dir: &std::path::Path, store: &crate::store::Store) {
-    let now = chrono::Utc::now();
-    match RuleSet::load(dir) {
-        Ok(set) => {
-            let summary = set.summary();
-            live.replace(set);
-            tracing::info!(rules = %summary, "rules reloaded");
-            let _ = store.audit(now, "daemon", "rules_reload", "rules", &summary).await;
+impl Reload {
+    /// Swaps in the rules on disk, or keeps the last good set and tells the log, the audit
+    /// trail and the DSL team why.
+    async fn run(&self) {
+        let now = chrono::Utc::now();
+        match RuleSet::load(&self.dir) {
+            Ok(set) => {
+                let summary = set.summary();
+                self.live.replace(set);
+                tracing::info!(rules = %summary, "rules reloaded");
+                let _ = self.store.audit(now, "daemon", "rules_reload", "rules", &summary).await;
+            }
+            Err(e) => {
+                tracing::error!(errors = e.0.len(), "rules reload refused; the last good set stays in force:\n{e}");
+                let detail = format!("{} errors", e.0.len());
+                let _ = self.store.audit(now, "daemon", "rules_reload_refused", "rules", &detail).await;
+                if let Err(err) = self.tell_dsl_team(&e.to_string(), now).await {
+                    tracing::error!(error = %err, "could not queue the refused-rules notice");
+                }
+                self.wake_outbox.notify_one();
+            }
         }
-        Err(e) => {
-            tracing::error!(errors = e.0.len(), "rules reload refused; the last good set stays in force:\n{e}");
-            let _ = store.audit(now, "daemon", "rules_reload_refused", "rules", &format!("{} errors", e.0.len())).await;
+    }
+
+    async fn tell_dsl_team(&self, errors: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), crate::store::StoreError> {
+        let dir = self.store.load_directory().await?;
+        let mut tx = self.store.begin().await?;
+        for staff in dir.staff.iter().filter(|s| s.active && s.is_dsl_team()) {
+            let email = crate::store::OutboxRecord {
+                purpose: "notice",
+                recipient: staff.email().to_string(),
+                email_message_id: format!("haven.rules-refused.{}.{}@{}", now.timestamp(), staff.id, self.mail_domain),
+                subject: "Haven: a rules change was refused; the previous rules are still in force".into(),
+                body: format!(
+                    "The routing rules were reloaded but the new files have errors, so Haven is still \
+                     using the last good rules. Nothing was lost. Fix these and reload again \
+                     (`haven rules check` shows them):\n\n{errors}\n"
+                ),
+            };
+            tx.queue_email(None, &email, now).await?;
         }
+        tx.commit().await
     }
 }
 

@@ -313,3 +313,157 @@ fn dedup(mut v: Vec<i64>) -> Vec<i64> {
     v.retain(|x| seen.insert(*x));
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::category::Category;
+    use crate::directory::Contact;
+    use crate::visibility::Visibility;
+
+    fn pupil(id: i64, upn: &str, first: &str, last: &str) -> Pupil {
+        Pupil {
+            id,
+            upn: upn.into(),
+            first_name: first.into(),
+            last_name: last.into(),
+            preferred_name: None,
+            date_of_birth: None,
+            year_group: Some(7),
+            tutor_group: None,
+            house: None,
+            sen: false,
+            left_on: None,
+        }
+    }
+
+    fn school() -> Directory {
+        let mut olly = pupil(2, "A100000000002", "Oliver", "Brown");
+        olly.preferred_name = Some("Olly".into());
+        Directory {
+            pupils: vec![
+                pupil(1, "A100000000001", "Jane", "Smith"),
+                olly,
+                pupil(3, "A100000000003", "Leo", "Smith"),
+                pupil(4, "A100000000004", "Sam", "Lee"),
+                pupil(5, "A100000000005", "Sam", "Lee"),
+            ],
+            staff: Vec::new(),
+            contacts: vec![
+                Contact { id: 1, email: "mum@home.example".into(), name: None, relationship: None, pupil_ids: vec![1] },
+                Contact { id: 2, email: "gran@home.example".into(), name: None, relationship: None, pupil_ids: vec![1, 3] },
+            ],
+        }
+    }
+
+    fn categories() -> Categories {
+        let cat = |name: &str, alias: &str| Category {
+            name: name.into(),
+            aliases: vec![alias.into()],
+            visibility: Visibility::dsl_team(),
+            safeguarding: false,
+        };
+        Categories::new(vec![cat("Pastoral issue", "pastoral"), cat("E-safety", "esafety"), cat("Room search", "roomsearch")], "Pastoral issue")
+            .unwrap()
+    }
+
+    fn ident(headers: &str, body: &str) -> Identification {
+        let raw = format!(
+            "From: Teacher <t@school.example>\r\nDate: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <x@s>\r\n{headers}\r\n\r\n{body}"
+        );
+        let msg = crate::read::read_message(raw.as_bytes()).expect("readable");
+        identify(&msg, &school(), &categories(), "safeguarding@school.example")
+    }
+
+    fn forward_from(addr: &str, text: &str) -> String {
+        format!(
+            "FYI\r\n\r\n---------- Forwarded message ---------\r\nFrom: Parent <{addr}>\r\nDate: Mon, 9 Nov 2026 at 21:14\r\nSubject: Hello\r\nTo: t@school.example\r\n\r\n{text}\r\n"
+        )
+    }
+
+    fn ids(i: &Identification) -> Vec<(i64, PupilRole)> {
+        i.pupils.iter().map(|p| (p.pupil_id, p.role)).collect()
+    }
+
+    #[test]
+    fn pupil_line_by_name_or_upn() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: note", "Pupil: Jane Smith, A100000000002\r\n\r\nSeen upset.");
+        assert_eq!(ids(&i), vec![(1, PupilRole::Subject), (2, PupilRole::Subject)]);
+        assert!(i.triage.is_none());
+    }
+
+    #[test]
+    fn preferred_names_count() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: note", "Pupil: Olly Brown\r\n\r\nSeen upset.");
+        assert_eq!(ids(&i), vec![(2, PupilRole::Subject)]);
+    }
+
+    #[test]
+    fn roles_stay_on_their_own_pupil() {
+        let i = ident(
+            "To: safeguarding@school.example\r\nSubject: playground",
+            "Victim: Jane Smith\r\nPerpetrator: Oliver Brown\r\nWitness: Leo Smith\r\n\r\nPushed over at lunch.",
+        );
+        assert_eq!(ids(&i), vec![(1, PupilRole::Victim), (2, PupilRole::Perpetrator), (3, PupilRole::Witness)]);
+    }
+
+    #[test]
+    fn bracketed_subject_names_a_pupil_and_other_brackets_are_ignored() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: [EXTERNAL] [Leo Smith] late again", "Collected at 4pm.");
+        assert_eq!(ids(&i), vec![(3, PupilRole::Subject)]);
+    }
+
+    #[test]
+    fn category_from_line_tag_or_plus_address() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: Jane Smith\r\nCategory: E-safety\r\n\r\nPhotos.");
+        assert_eq!(i.category.as_deref(), Some("E-safety"));
+        let i = ident("To: safeguarding@school.example\r\nSubject: search #roomsearch", "Pupil: Jane Smith\r\n\r\nBag.");
+        assert_eq!(i.category.as_deref(), Some("Room search"));
+        let i = ident("To: safeguarding+esafety@school.example\r\nSubject: x", "Pupil: Jane Smith\r\n\r\nChat.");
+        assert_eq!((i.category.as_deref(), i.category_how.as_deref()), (Some("E-safety"), Some("plus address")));
+        let i = ident("To: safeguarding+r-1-2-abc@school.example\r\nSubject: x", "Pupil: Jane Smith\r\n\r\nChat.");
+        assert_eq!(i.category, None, "a reply token is not a category");
+    }
+
+    #[test]
+    fn contact_of_the_original_sender() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("mum@home.example", "She was upset."));
+        assert_eq!(ids(&i), vec![(1, PupilRole::Subject)]);
+        assert_eq!(i.pupils[0].how, "contact of the original sender");
+    }
+
+    #[test]
+    fn siblings_need_a_name_or_go_to_triage() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("gran@home.example", "Leo Smith was late."));
+        assert_eq!(ids(&i), vec![(3, PupilRole::Subject)]);
+        let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("gran@home.example", "The children were late."));
+        let t = i.triage.expect("siblings without a name wait for triage");
+        assert_eq!(t.candidates, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_full_name_in_the_text_is_found_and_a_shared_one_goes_to_triage() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: lunch", "I saw Oliver Brown crying at lunch.");
+        assert_eq!(ids(&i), vec![(2, PupilRole::Subject)]);
+        let i = ident("To: safeguarding@school.example\r\nSubject: lunch", "I saw Sam Lee crying at lunch.");
+        let t = i.triage.expect("two pupils called Sam Lee");
+        assert_eq!(t.candidates, vec![4, 5]);
+        let i = ident("To: safeguarding@school.example\r\nSubject: lunch", "Pupil: Sam Lee\r\n\r\nCrying.");
+        assert_eq!(i.triage.expect("ambiguous marker").candidates, vec![4, 5]);
+    }
+
+    #[test]
+    fn nobody_named_waits_for_triage() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: gate", "A boy was picked on at the gate.");
+        assert!(i.pupils.is_empty());
+        assert_eq!(i.triage.unwrap().reason, "no pupil could be identified");
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: Nobody Known\r\n\r\nText.");
+        assert!(i.triage.unwrap().reason.contains("no pupil matches"));
+    }
+
+    #[test]
+    fn names_inside_longer_words_do_not_match() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Jane Smithson was absent.");
+        assert!(i.pupils.is_empty());
+    }
+}

@@ -70,6 +70,22 @@ enum Command {
         #[arg(long)]
         by: String,
     },
+    /// Messages received and what became of each (the reason for every quarantine and triage).
+    Messages {
+        /// filed | awaiting_triage | quarantined | duplicate | ignored
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Outstanding outcomes, oldest due first.
+    Outcomes {
+        /// Only those past their due time.
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// What a technician checks first.
     Status {
         #[arg(long)]
@@ -204,6 +220,8 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             cli::export::run(&app.store, &app.sealer()?, req).await.map(|p| format!("exported to {}", p.display()))
         }
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, incident, &text, &by, now).await,
+        Command::Messages { state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
+        Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
         Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), now, json).await,
         Command::Audit { command: AuditCommand::Verify } => match app.store.verify_audit().await? {
             haven::store::AuditVerdict::Intact { entries } => Ok(format!("audit log intact: {entries} entries")),

@@ -30,6 +30,17 @@ fn mac_for(key: &[u8], incident: i64, staff_id: i64) -> HmacSha256 {
     mac
 }
 
+/// A reply key derived from another secret (for example the storage key), so the school has
+/// no extra secret to keep; the derivation is one-way, so tokens reveal nothing of `master`.
+pub fn derive_key(master: &[u8]) -> Vec<u8> {
+    let mut mac = match HmacSha256::new_from_slice(master) {
+        Ok(m) => m,
+        Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
+    };
+    mac.update(b"haven reply token key v1");
+    mac.finalize().into_bytes().to_vec()
+}
+
 /// The token for replies about `incident` from the staff member `staff_id`.
 pub fn sign(key: &[u8], incident: i64, staff_id: i64) -> String {
     let tag = mac_for(key, incident, staff_id).finalize().into_bytes();
@@ -48,7 +59,9 @@ pub fn verify(key: &[u8], token: &str) -> Option<(i64, i64)> {
     if mac.len() != MAC_BYTES {
         return None;
     }
-    mac_for(key, incident, staff_id).verify_truncated_left(&mac).ok()?;
+    mac_for(key, incident, staff_id)
+        .verify_truncated_left(&mac)
+        .ok()?;
     Some((incident, staff_id))
 }
 
@@ -77,7 +90,11 @@ pub fn reply_address(intake: &str, token: &str) -> Option<String> {
 
 fn parse_id(s: &str) -> Option<i64> {
     // Only plain positive decimals: no signs, no leading zeros, so one token has one spelling.
-    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+    if s.is_empty()
+        || s.len() > 18
+        || !s.bytes().all(|b| b.is_ascii_digit())
+        || (s.len() > 1 && s.starts_with('0'))
+    {
         return None;
     }
     s.parse().ok()
@@ -128,31 +145,59 @@ mod tests {
     const KEY: &[u8] = b"a reply key of thirty-two bytes!";
 
     #[test]
+    fn derived_keys_differ_by_master() {
+        let a = derive_key(b"storage key one");
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, derive_key(b"storage key one"));
+        assert_ne!(a, derive_key(b"storage key two"));
+        assert_ne!(a.as_slice(), b"storage key one".as_slice());
+    }
+
+    #[test]
     fn round_trip() {
         let t = sign(KEY, 12, 7);
         assert!(t.starts_with("12-7-"), "{t}");
         assert_eq!(t.len(), "12-7-".len() + 26);
         assert_eq!(verify(KEY, &t), Some((12, 7)));
-        assert_eq!(verify(KEY, &t.to_ascii_uppercase()), Some((12, 7)), "case folded by a server");
+        assert_eq!(
+            verify(KEY, &t.to_ascii_uppercase()),
+            Some((12, 7)),
+            "case folded by a server"
+        );
     }
 
     #[test]
     fn tampering_is_refused() {
         let t = sign(KEY, 12, 7);
         let mac = t.rsplit('-').next().unwrap_or_default();
-        assert_eq!(verify(KEY, &format!("13-7-{mac}")), None, "another incident");
-        assert_eq!(verify(KEY, &format!("12-8-{mac}")), None, "another member of staff");
+        assert_eq!(
+            verify(KEY, &format!("13-7-{mac}")),
+            None,
+            "another incident"
+        );
+        assert_eq!(
+            verify(KEY, &format!("12-8-{mac}")),
+            None,
+            "another member of staff"
+        );
         assert_eq!(verify(b"another key", &t), None);
         let mut flipped = t.clone().into_bytes();
         if let Some(last) = flipped.last_mut() {
             *last = if *last == b'a' { b'b' } else { b'a' };
         }
-        assert_eq!(verify(KEY, &String::from_utf8(flipped).unwrap_or_default()), None);
+        assert_eq!(
+            verify(KEY, &String::from_utf8(flipped).unwrap_or_default()),
+            None
+        );
         assert_eq!(verify(KEY, &t[..t.len() - 2]), None, "truncated");
         assert_eq!(verify(KEY, "12-7-"), None);
         assert_eq!(verify(KEY, "12-7"), None);
         assert_eq!(verify(KEY, ""), None);
-        assert_eq!(verify(KEY, &format!("012-7-{mac}")), None, "one spelling per token");
+        assert_eq!(
+            verify(KEY, &format!("012-7-{mac}")),
+            None,
+            "one spelling per token"
+        );
     }
 
     #[test]
@@ -162,7 +207,10 @@ mod tests {
         assert_eq!(addr, format!("safeguarding+r-{t}@school.example"));
         assert!(addr.split('@').next().unwrap_or_default().len() <= 64);
         assert_eq!(find_in_address(&addr), Some(t.as_str()));
-        assert_eq!(find_in_address(&format!("\"Haven\" <{addr}>")), Some(t.as_str()));
+        assert_eq!(
+            find_in_address(&format!("\"Haven\" <{addr}>")),
+            Some(t.as_str())
+        );
         assert_eq!(find_in_address("safeguarding@school.example"), None);
         assert_eq!(find_in_address("safeguarding+r-@school.example"), None);
         assert_eq!(find_in_address("no-at-sign"), None);

@@ -25,11 +25,24 @@ cp mail/intake/new/*.eml var/mail/intake/new/
 "$haven" rules check --config haven.toml
 "$haven" directory import --config haven.toml \
   --pupils directory/pupils.csv --staff directory/staff.csv --contacts directory/contacts.csv
+"$haven" run --config haven.toml 2>var/haven.log &
+daemon=$!
+trap 'kill -TERM $daemon 2>/dev/null; wait $daemon' INT TERM
+# Wait until every example message has been recorded (the daemon keeps running).
+for _ in $(seq 100); do
+  [[ -z $(ls var/mail/intake/new) ]] && break
+  sleep 0.2
+done
 echo
-echo "Haven is running on the example school. In another terminal, from $here:"
+"$haven" status --config haven.toml
+echo
+"$haven" chronology "Jane Smith" --config haven.toml --as dsl@eaton.sch.example
+echo
+echo "Haven is still running on the example school (log: $here/var/haven.log). In another terminal, from $here:"
 echo "  $haven status --config haven.toml"
-echo "  $haven chronology \"Jane Smith\" --config haven.toml --as dsl@eaton.sch.example"
-echo "  ls var/outbox/new/                 # alerts"
-echo "  cp some.eml var/mail/intake/new/   # file another message"
-echo
-exec "$haven" run --config haven.toml
+echo "  $haven messages --config haven.toml        # every message and why it is in its state"
+echo "  $haven chronology \"Amira Khan\" --config haven.toml --as dsl@eaton.sch.example"
+echo "  ls var/outbox/new/                        # the alerts Haven sent"
+echo "  cp some.eml var/mail/intake/new/          # file another message"
+echo "Stop with Ctrl-C."
+wait $daemon

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod dovecot;
 pub mod haven;
 pub mod smtp;

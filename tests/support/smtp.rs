@@ -32,7 +32,10 @@ fn require_aiosmtpd() {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(ok, "{PYTHON} cannot import aiosmtpd: install python3-aiosmtpd (tests/run.sh does it)");
+    assert!(
+        ok,
+        "{PYTHON} cannot import aiosmtpd: install python3-aiosmtpd (tests/run.sh does it)"
+    );
 }
 
 impl SmtpServer {
@@ -46,8 +49,16 @@ impl SmtpServer {
         require_aiosmtpd();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(PYTHON);
-        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(dir.path().join("mail"));
+        cmd.args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(dir.path().join("mail"));
         SmtpServer::spawn(cmd, port, dir)
     }
 
@@ -56,7 +67,8 @@ impl SmtpServer {
         require_aiosmtpd();
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/smtp_flaky.py");
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/smtp_flaky.py");
         let mut cmd = Command::new(PYTHON);
         cmd.arg(script)
             .arg(port.to_string())
@@ -73,7 +85,11 @@ impl SmtpServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {PYTHON}: {e}; install python3-aiosmtpd (tests/run.sh does it)"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {PYTHON}: {e}; install python3-aiosmtpd (tests/run.sh does it)"
+                )
+            });
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -138,10 +154,10 @@ pub fn header(raw: &str, name: &str) -> Option<String> {
             }
             break;
         }
-        if let Some((n, v)) = line.split_once(':') {
-            if n.eq_ignore_ascii_case(name) {
-                value = Some(v.trim().to_string());
-            }
+        if let Some((n, v)) = line.split_once(':')
+            && n.eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim().to_string());
         }
     }
     value

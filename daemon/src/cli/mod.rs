@@ -8,6 +8,7 @@ pub mod export;
 pub mod ingest;
 pub mod init;
 pub mod key;
+pub mod messages;
 pub mod outcome;
 pub mod outcomes;
 pub mod rules;

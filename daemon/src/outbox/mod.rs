@@ -19,7 +19,7 @@ pub mod smtp;
 pub use smtp::{Security, SmtpSettings, SmtpSetupError};
 
 use crate::clock::Clock;
-use crate::store::{PendingEmail, Store, StoreError};
+use crate::store::{CLAIM_LEASE, PendingEmail, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use smtp::{Failure, SmtpSender};
 use std::path::PathBuf;
@@ -64,7 +64,9 @@ pub struct OutboxSettings {
     pub from: String,
     /// Key for signing reply tokens.
     pub reply_key: Vec<u8>,
-    /// Failed attempts after which an email is dead-lettered.
+    /// Failed attempts after which an email is dead-lettered. With the backoff, the default 8
+    /// rides out a mail server outage of about two hours (attempts at 0, 1, 3, 7, 15, 31, 63
+    /// and 123 minutes).
     pub max_attempts: u32,
     /// Domain of Haven's Message-IDs (the thread roots use it too).
     pub mail_domain: String,
@@ -113,7 +115,8 @@ pub struct SendReport {
     pub retried: u32,
     /// Dead-lettered this time.
     pub dead: u32,
-    /// Claimed but not tried, because the server was unreachable for an earlier one.
+    /// Claimed but not tried: the server was unreachable for an earlier one, or the pass ran
+    /// so long that the claim's lease was at risk of running out.
     pub deferred: u32,
 }
 
@@ -148,9 +151,19 @@ pub async fn send_due(
     };
     let mut report = SendReport::default();
     let mut unreachable = false;
+    // Real elapsed time, not the injected clock: what matters is how much of the lease is
+    // left, and a slow server can use it up. Past half of it, another daemon could soon claim
+    // the same rows, so the rest are handed back to be claimed afresh by the next pass.
+    let started = std::time::Instant::now();
+    let lease_half = (CLAIM_LEASE / 2).to_std().unwrap_or_default();
     for e in store.due_emails(now, BATCH).await? {
         if unreachable {
             store.release_email(e.id, now + FIRST_BACKOFF).await?;
+            report.deferred += 1;
+            continue;
+        }
+        if started.elapsed() > lease_half {
+            store.release_email(e.id, now).await?;
             report.deferred += 1;
             continue;
         }
@@ -169,10 +182,14 @@ pub async fn send_due(
         };
         let result = match (transport, &sender) {
             (Transport::Smtp(_), Some(s)) => s.send(msg).await,
-            (Transport::Maildir(dir), _) => maildir::deliver(dir, &e.email_message_id, &msg.formatted())
-                .await
-                .map(|_| ())
-                .map_err(|err| Failure::Connection(format!("cannot write to the outbox Maildir: {err}"))),
+            (Transport::Maildir(dir), _) => {
+                maildir::deliver(dir, &e.email_message_id, &msg.formatted())
+                    .await
+                    .map(|_| ())
+                    .map_err(|err| {
+                        Failure::Connection(format!("cannot write to the outbox Maildir: {err}"))
+                    })
+            }
             (Transport::Smtp(_), None) => Err(Failure::Connection("no SMTP client".into())),
         };
         match result {
@@ -183,16 +200,32 @@ pub async fn send_due(
             }
             Err(Failure::Permanent(err)) => {
                 store.mark_dead(e.id, &err, now).await?;
-                tracing::error!(outbox = e.id, incident = e.incident_id, "email refused permanently; dead-lettered");
+                tracing::error!(
+                    outbox = e.id,
+                    incident = e.incident_id,
+                    "email refused permanently; dead-lettered"
+                );
                 report.dead += 1;
             }
             Err(failure) => {
-                let (Failure::Transient(err) | Failure::Connection(err) | Failure::Permanent(err)) = &failure;
+                let (Failure::Transient(err) | Failure::Connection(err) | Failure::Permanent(err)) =
+                    &failure;
                 unreachable = matches!(failure, Failure::Connection(_));
                 if give_up(&e, settings.max_attempts) {
                     let attempts = attempts_after(&e);
-                    store.mark_dead(e.id, &format!("gave up after {attempts} attempts: {err}"), now).await?;
-                    tracing::error!(outbox = e.id, incident = e.incident_id, attempts, "email dead-lettered after its last attempt");
+                    store
+                        .mark_dead(
+                            e.id,
+                            &format!("gave up after {attempts} attempts: {err}"),
+                            now,
+                        )
+                        .await?;
+                    tracing::error!(
+                        outbox = e.id,
+                        incident = e.incident_id,
+                        attempts,
+                        "email dead-lettered after its last attempt"
+                    );
                     report.dead += 1;
                 } else {
                     let next = now + backoff(attempts_after(&e));
@@ -236,10 +269,18 @@ pub async fn run(
             break;
         }
         let wait = match send_due(&store, &transport, &settings, clock.now()).await {
-            Ok(r) if r.claimed() >= u32::try_from(BATCH).unwrap_or(u32::MAX) => std::time::Duration::ZERO,
+            Ok(r) if r.claimed() >= u32::try_from(BATCH).unwrap_or(u32::MAX) => {
+                std::time::Duration::ZERO
+            }
             Ok(r) => {
                 if r.claimed() > 0 {
-                    tracing::info!(sent = r.sent, retried = r.retried, dead = r.dead, deferred = r.deferred, "outbox pass");
+                    tracing::info!(
+                        sent = r.sent,
+                        retried = r.retried,
+                        dead = r.dead,
+                        deferred = r.deferred,
+                        "outbox pass"
+                    );
                 }
                 until_next_due(&store, clock.as_ref()).await
             }
@@ -262,7 +303,10 @@ pub async fn run(
 async fn until_next_due(store: &Store, clock: &dyn Clock) -> std::time::Duration {
     let floor = std::time::Duration::from_secs(1);
     match store.next_email_due().await {
-        Ok(Some(due)) => (due - clock.now()).to_std().unwrap_or(floor).clamp(floor, IDLE_POLL),
+        Ok(Some(due)) => (due - clock.now())
+            .to_std()
+            .unwrap_or(floor)
+            .clamp(floor, IDLE_POLL),
         Ok(None) => IDLE_POLL,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the outbox");

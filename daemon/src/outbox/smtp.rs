@@ -50,10 +50,15 @@ impl std::fmt::Debug for SmtpSettings {
 /// Why the SMTP transport could not be set up. A configuration problem: no send can succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpSetupError {
-    #[error("smtp.security = \"plain\" is refused for {0}: use \"tls\" or \"starttls\", or a loopback host")]
+    #[error(
+        "smtp.security = \"plain\" is refused for {0}: use \"tls\" or \"starttls\", or a loopback host"
+    )]
     PlainNotLoopback(String),
     #[error("cannot set up TLS for {host}: {source}")]
-    Tls { host: String, source: lettre::transport::smtp::Error },
+    Tls {
+        host: String,
+        source: lettre::transport::smtp::Error,
+    },
 }
 
 /// What a failed send means for the email.
@@ -79,8 +84,10 @@ impl SmtpSender {
     /// Builds the client; checks that plain text is only used on loopback.
     pub fn new(s: &SmtpSettings) -> Result<SmtpSender, SmtpSetupError> {
         let tls_params = || {
-            TlsParameters::new(s.host.clone())
-                .map_err(|source| SmtpSetupError::Tls { host: s.host.clone(), source })
+            TlsParameters::new(s.host.clone()).map_err(|source| SmtpSetupError::Tls {
+                host: s.host.clone(),
+                source,
+            })
         };
         let tls = match s.security {
             Security::Tls => Tls::Wrapper(tls_params()?),
@@ -107,12 +114,18 @@ impl SmtpSender {
                     .authentication(vec![Mechanism::Plain, Mechanism::Login]);
             }
         }
-        Ok(SmtpSender { transport: b.build() })
+        Ok(SmtpSender {
+            transport: b.build(),
+        })
     }
 
     /// Sends one message to its one recipient.
     pub async fn send(&self, msg: Message) -> Result<(), Failure> {
-        self.transport.send(msg).await.map(|_| ()).map_err(|e| classify(&e))
+        self.transport
+            .send(msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
     }
 }
 
@@ -122,7 +135,10 @@ fn classify(e: &lettre::transport::smtp::Error) -> Failure {
     let code = e.status().map(|c| c.to_string());
     // Authentication refusals (530, 534, 535, 538) are permanent to SMTP but say nothing about
     // the recipient: the configuration is wrong for every email, so keep them and retry.
-    if code.as_deref().is_some_and(|c| matches!(c, "530" | "534" | "535" | "538")) {
+    if code
+        .as_deref()
+        .is_some_and(|c| matches!(c, "530" | "534" | "535" | "538"))
+    {
         return Failure::Connection(text);
     }
     if e.is_permanent() {

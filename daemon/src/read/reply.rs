@@ -65,7 +65,7 @@ fn wrote_re() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     RE.get_or_init(|| {
         Regex::new(
-            r"(?i)(wrote|writes|schrieb|schreef|a écrit|escribió|escreveu|ha scritto|scrisse|skrev|skrev følgende|kirjoitti|napisał\(a\)|napisała|napisał|napsal\(a\)|napsal|napísal|írta|ezt írta|написал\(а\)|написал|написала|написав|yazdı|šalje|wrote\s+on\s+.+)\s*(?:the following)?\s*[:：]\s*$",
+            r"(?i)(wrote|writes|schrieb|schreef|a écrit|escribió|escreveu|ha scritto|scrisse|skrev|skrev følgende|kirjoitti|napisał\(a\)|napisała|napisał|napsal\(a\)|napsal|napísal|írta|ezt írta|написал\(а\)|написал|написала|написав|yazdı|šalje|wrote\s+on).{0,200}[:：]\s*$",
         )
         .ok()
     })

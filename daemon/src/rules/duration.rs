@@ -38,11 +38,17 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-pub(crate) fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_duration<S: serde::Serializer>(
+    d: &Duration,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
 }
 
-pub(crate) fn serialize_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_opt_duration<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_str(&format_duration(*d)),
         None => s.serialize_none(),
@@ -59,7 +65,17 @@ mod tests {
         assert_eq!(parse_duration("4h"), Some(Duration::hours(4)));
         assert_eq!(parse_duration("2d"), Some(Duration::days(2)));
         assert_eq!(parse_duration("1w"), Some(Duration::weeks(1)));
-        for bad in ["", "d", "2", "2x", "-1d", "1.5d", "0d", "2 days", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "d",
+            "2",
+            "2x",
+            "-1d",
+            "1.5d",
+            "0d",
+            "2 days",
+            "99999999999999999999d",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
         assert_eq!(format_duration(Duration::days(2)), "2d");

@@ -38,13 +38,21 @@ impl RuleSet {
         let mut notes = Vec::new();
         let ident = facts.identification;
 
-        let named = ident.category.as_deref().and_then(|n| self.category_index(n));
+        let named = ident
+            .category
+            .as_deref()
+            .and_then(|n| self.category_index(n));
         if let (Some(n), None) = (&ident.category, named) {
-            notes.push(format!("category {n:?} named by staff is not configured; using the rules"));
+            notes.push(format!(
+                "category {n:?} named by staff is not configured; using the rules"
+            ));
         }
         let mut category = named.unwrap_or(self.default);
         let mut category_reason = match named {
-            Some(_) => format!("named by staff ({})", ident.category_how.as_deref().unwrap_or("marker")),
+            Some(_) => format!(
+                "named by staff ({})",
+                ident.category_how.as_deref().unwrap_or("marker")
+            ),
             None => "no category named: the default".to_string(),
         };
 
@@ -59,7 +67,8 @@ impl RuleSet {
             if let Some(to) = rule.then.set_category.filter(|&to| to != category) {
                 let (from_sg, to_sg) = (self.is_safeguarding(category), self.is_safeguarding(to));
                 let name = |i: usize| self.list.get(i).map(|c| c.name.as_str()).unwrap_or("");
-                if named.is_some() && !(to_sg && !from_sg) {
+                let raises = to_sg && !from_sg;
+                if named.is_some() && !raises {
                     notes.push(format!(
                         "{}: kept {:?} named by staff rather than {:?}",
                         rule.label,
@@ -83,24 +92,40 @@ impl RuleSet {
             }
         }
 
-        let base = self.list.get(category).map(|c| c.visibility.clone()).unwrap_or_else(Visibility::dsl_team);
+        let base = self
+            .list
+            .get(category)
+            .map(|c| c.visibility.clone())
+            .unwrap_or_else(Visibility::dsl_team);
         let visibility = fired
             .iter()
             .filter_map(|r| r.then.visibility.as_ref())
             .fold(base, |v, r| v.restrict(r));
-        let priority = fired.iter().filter_map(|r| r.then.priority).max().unwrap_or(Priority::Normal);
+        let priority = fired
+            .iter()
+            .filter_map(|r| r.then.priority)
+            .max()
+            .unwrap_or(Priority::Normal);
         let outcome_within = fired.iter().filter_map(|r| r.then.outcome_within).min();
         let digest = fired.iter().any(|r| r.then.digest);
 
         // Who hears about it.
-        let on_roll: Vec<&Pupil> = seen.pupils.iter().copied().filter(|p| p.on_roll()).collect();
+        let on_roll: Vec<&Pupil> = seen
+            .pupils
+            .iter()
+            .copied()
+            .filter(|p| p.on_roll())
+            .collect();
         let mut recipients = Vec::new();
         let mut steps: Vec<(Duration, Vec<(&Target, &str)>)> = Vec::new();
         if !seen.pupils.is_empty() && on_roll.is_empty() {
             notes.push("no alerts: every pupil of this incident has left the school".to_string());
         } else {
             for p in seen.pupils.iter().filter(|p| !p.on_roll()) {
-                notes.push(format!("pupil {} has left the school: no alerts about them", p.id));
+                notes.push(format!(
+                    "pupil {} has left the school: no alerts about them",
+                    p.id
+                ));
             }
             let resolver = Resolver {
                 directory: facts.directory,
@@ -144,12 +169,19 @@ impl RuleSet {
                 for (t, label) in targets {
                     resolver.resolve(t, label, &context, &mut rung, &mut notes);
                 }
-                Rung { after, recipients: rung }
+                Rung {
+                    after,
+                    recipients: rung,
+                }
             })
             .collect();
 
         Decision {
-            category: self.list.get(category).map(|c| c.name.clone()).unwrap_or_default(),
+            category: self
+                .list
+                .get(category)
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
             category_reason,
             priority,
             visibility,
@@ -195,55 +227,70 @@ impl RuleSet {
     }
 
     fn holds(&self, w: &Conditions, seen: &Seen<'_>, category: usize) -> bool {
-        if w.category.as_ref().is_some_and(|cs| !cs.contains(&category)) || w.category_not.contains(&category) {
+        if w.category
+            .as_ref()
+            .is_some_and(|cs| !cs.contains(&category))
+            || w.category_not.contains(&category)
+        {
             return false;
         }
-        if w.safeguarding.is_some_and(|want| want != self.is_safeguarding(category)) {
+        if w.safeguarding
+            .is_some_and(|want| want != self.is_safeguarding(category))
+        {
             return false;
         }
-        if w.text.is_some_and(|i| !seen.text.get(i).copied().unwrap_or(false)) {
+        if w.text
+            .is_some_and(|i| !seen.text.get(i).copied().unwrap_or(false))
+        {
             return false;
         }
-        if let Some(list) = &w.sender {
-            if !seen.sender.as_ref().is_some_and(|s| list.contains(s)) {
-                return false;
-            }
+        if let Some(list) = &w.sender
+            && !seen.sender.as_ref().is_some_and(|s| list.contains(s))
+        {
+            return false;
         }
         if let Some(domains) = &w.sender_domain {
-            let domain = seen.sender.as_deref().and_then(|s| s.rsplit_once('@')).map(|(_, d)| d);
+            let domain = seen
+                .sender
+                .as_deref()
+                .and_then(|s| s.rsplit_once('@'))
+                .map(|(_, d)| d);
             let fits = domain.is_some_and(|d| {
                 domains.iter().any(|want| {
-                    d == want || d.strip_suffix(want.as_str()).is_some_and(|rest| rest.ends_with('.'))
+                    d == want
+                        || d.strip_suffix(want.as_str())
+                            .is_some_and(|rest| rest.ends_with('.'))
                 })
             });
             if !fits {
                 return false;
             }
         }
-        if let Some(pc) = &w.pupil {
-            if !seen.pupils.iter().any(|p| pc.holds(p)) {
-                return false;
-            }
+        if let Some(pc) = &w.pupil
+            && !seen.pupils.iter().any(|p| pc.holds(p))
+        {
+            return false;
         }
         if w.attachments.is_some_and(|want| want != seen.attachments) {
             return false;
         }
         if let Some((qi, at_least, cats)) = &w.history {
             let this_one = i64::from(cats.contains(&category));
-            let hit = seen
-                .facts
-                .identification
-                .pupils
-                .iter()
-                .any(|m| seen.facts.history.get(m.pupil_id, *qi).saturating_add(this_one) >= *at_least);
+            let hit = seen.facts.identification.pupils.iter().any(|m| {
+                seen.facts
+                    .history
+                    .get(m.pupil_id, *qi)
+                    .saturating_add(this_one)
+                    >= *at_least
+            });
             if !hit {
                 return false;
             }
         }
-        if let Some(level) = w.ai_risk {
-            if !seen.facts.ai_risk.is_some_and(|r| r >= level) {
-                return false;
-            }
+        if let Some(level) = w.ai_risk
+            && seen.facts.ai_risk.is_none_or(|r| r < level)
+        {
+            return false;
         }
         true
     }
@@ -253,7 +300,10 @@ impl RuleSet {
 /// as attachments (inline forwards are already part of the body).
 fn text_parts(msg: &Message) -> impl Iterator<Item = &str> {
     let chain = msg.forward_chain.iter().flat_map(|f| {
-        f.subject.as_deref().into_iter().chain(f.attached.then_some(f.body.as_str()))
+        f.subject
+            .as_deref()
+            .into_iter()
+            .chain(f.attached.then_some(f.body.as_str()))
     });
     msg.subject
         .as_deref()
@@ -262,5 +312,10 @@ fn text_parts(msg: &Message) -> impl Iterator<Item = &str> {
         .chain(std::iter::once(msg.text.as_str()))
         .chain(msg.reply_text.as_deref())
         .chain(chain)
-        .chain(msg.forwarded.as_ref().filter(|f| f.attached).map(|f| f.body.as_str()))
+        .chain(
+            msg.forwarded
+                .as_ref()
+                .filter(|f| f.attached)
+                .map(|f| f.body.as_str()),
+        )
 }

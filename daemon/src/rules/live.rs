@@ -2,7 +2,8 @@
 //! reload (SIGHUP) swaps in a new set only after it loaded without errors, so a bad edit never
 //! replaces the last good set.
 
-use super::RuleSet;
+use super::{RuleErrors, RuleSet};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 #[derive(Debug)]
@@ -12,7 +13,9 @@ pub struct LiveRules {
 
 impl LiveRules {
     pub fn new(set: RuleSet) -> LiveRules {
-        LiveRules { current: RwLock::new(Arc::new(set)) }
+        LiveRules {
+            current: RwLock::new(Arc::new(set)),
+        }
     }
 
     /// The set to use for the next batch; a batch keeps its set even if a reload happens.
@@ -31,5 +34,13 @@ impl LiveRules {
             Ok(mut g) => *g = set,
             Err(p) => *p.into_inner() = set,
         }
+    }
+
+    /// Loads `dir` and swaps it in only if it has no errors; otherwise the current set stays
+    /// and the errors say why (for the log and the DSL).
+    pub fn reload(&self, dir: &Path) -> Result<(), RuleErrors> {
+        let set = RuleSet::load(dir)?;
+        self.replace(set);
+        Ok(())
     }
 }

@@ -19,17 +19,38 @@ pub(crate) struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// `context` prefixes notes (e.g. "escalation after 1d: "); `rule` is the rule's label.
-    pub fn resolve(&self, target: &Target, rule: &str, context: &str, out: &mut Vec<Recipient>, notes: &mut Vec<String>) {
+    pub fn resolve(
+        &self,
+        target: &Target,
+        rule: &str,
+        context: &str,
+        out: &mut Vec<Recipient>,
+        notes: &mut Vec<String>,
+    ) {
         let label = target.label();
         let staff: Vec<&Staff> = match target {
             Target::Role(role) => self.directory.staff_with_role(*role).collect(),
-            Target::HousemOfPupil => self.pupil_relative(Role::Housem, &label, context, notes, |s, p| {
-                same(s.house.as_deref(), p.house.as_deref())
-            }, "has no house"),
-            Target::TutorOfPupil => self.pupil_relative(Role::Tutor, &label, context, notes, |s, p| {
-                same(s.tutor_group.as_deref(), p.tutor_group.as_deref())
-            }, "has no tutor group"),
-            Target::Staff(email) => self.directory.active_staff_by_email(email).into_iter().collect(),
+            Target::HousemOfPupil => self.pupil_relative(
+                Role::Housem,
+                &label,
+                context,
+                notes,
+                |s, p| same(s.house.as_deref(), p.house.as_deref()),
+                "has no house",
+            ),
+            Target::TutorOfPupil => self.pupil_relative(
+                Role::Tutor,
+                &label,
+                context,
+                notes,
+                |s, p| same(s.tutor_group.as_deref(), p.tutor_group.as_deref()),
+                "has no tutor group",
+            ),
+            Target::Staff(email) => self
+                .directory
+                .active_staff_by_email(email)
+                .into_iter()
+                .collect(),
         };
         if staff.is_empty() {
             if matches!(target, Target::HousemOfPupil | Target::TutorOfPupil) {
@@ -55,7 +76,11 @@ impl Resolver<'_> {
                 ));
                 continue;
             }
-            out.push(Recipient { staff_id: s.id, email: s.email().to_string(), why: format!("{label} ({rule})") });
+            out.push(Recipient {
+                staff_id: s.id,
+                email: s.email().to_string(),
+                why: format!("{label} ({rule})"),
+            });
         }
     }
 

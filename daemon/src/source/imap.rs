@@ -21,7 +21,7 @@ mod drain;
 mod wire;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -47,16 +47,19 @@ pub enum ImapAuth {
     Password(String),
     /// SASL XOAUTH2 (Microsoft 365, Google). The token is read again on every connect, so a
     /// refreshed token is used after the server rejects an expired one.
-    Xoauth2 { token_source: TokenSource },
+    Xoauth2 {
+        token_source: TokenSource,
+    },
 }
 
 impl std::fmt::Debug for ImapAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ImapAuth::Password(_) => f.write_str("Password(<redacted>)"),
-            ImapAuth::Xoauth2 { token_source } => {
-                f.debug_struct("Xoauth2").field("token_source", token_source).finish()
-            }
+            ImapAuth::Xoauth2 { token_source } => f
+                .debug_struct("Xoauth2")
+                .field("token_source", token_source)
+                .finish(),
         }
     }
 }
@@ -141,7 +144,11 @@ pub enum ImapError {
     #[error("invalid IMAP settings: {0}")]
     Settings(String),
     #[error("cannot connect to {host}:{port}: {source}")]
-    Connect { host: String, port: u16, source: std::io::Error },
+    Connect {
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error("TLS with {host} failed: {message}")]
     Tls { host: String, message: String },
     #[error("IMAP {0} timed out")]
@@ -151,7 +158,10 @@ pub enum ImapError {
     #[error("cannot get the OAuth2 token: {0}")]
     Token(String),
     #[error("IMAP {op} failed: {source}")]
-    Protocol { op: &'static str, source: async_imap::error::Error },
+    Protocol {
+        op: &'static str,
+        source: async_imap::error::Error,
+    },
     #[error("the server gave no UIDVALIDITY for the intake mailbox")]
     NoUidValidity,
     #[error("the filing pipeline could not commit a batch: {0}")]
@@ -163,7 +173,10 @@ pub enum ImapError {
 impl ImapError {
     /// True when retrying cannot help: the settings themselves are wrong.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, ImapError::PlainRefused { .. } | ImapError::Settings(_))
+        matches!(
+            self,
+            ImapError::PlainRefused { .. } | ImapError::Settings(_)
+        )
     }
 }
 
@@ -183,15 +196,19 @@ pub enum ImapState {
     Stopped,
 }
 
-/// A shared view of the intake's [`ImapState`]; cheap to clone.
+/// A shared view of the intake's [`ImapState`] and its current failure; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ImapStatus {
     state: Arc<watch::Sender<ImapState>>,
+    last_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Default for ImapStatus {
     fn default() -> Self {
-        ImapStatus { state: Arc::new(watch::Sender::new(ImapState::Starting)) }
+        ImapStatus {
+            state: Arc::new(watch::Sender::new(ImapState::Starting)),
+            last_error: Arc::new(Mutex::new(None)),
+        }
     }
 }
 
@@ -207,6 +224,22 @@ impl ImapStatus {
     /// A receiver that sees every later change (`changed()`, `wait_for(..)`).
     pub fn subscribe(&self) -> watch::Receiver<ImapState> {
         self.state.subscribe()
+    }
+
+    /// Why the intake is retrying, while it is failing (cleared once work goes through).
+    /// Carries server and network errors only, never message content.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    fn set_error(&self, error: Option<String>) {
+        match self.last_error.lock() {
+            Ok(mut e) => *e = error,
+            Err(poisoned) => *poisoned.into_inner() = error,
+        }
     }
 
     fn set(&self, new: ImapState) {
@@ -233,6 +266,7 @@ pub async fn run<S: Sink>(
 ) -> Result<(), ImapError> {
     if let Err(e) = settings.check() {
         tracing::error!(error = %e, "IMAP intake cannot start");
+        status.set_error(Some(e.to_string()));
         status.set(ImapState::Stopped);
         return Err(e);
     }
@@ -250,6 +284,7 @@ pub async fn run<S: Sink>(
         };
         if err.is_permanent() {
             tracing::error!(error = %err, "IMAP intake stopped");
+            status.set_error(Some(err.to_string()));
             status.set(ImapState::Stopped);
             return Err(err);
         }
@@ -274,6 +309,11 @@ pub(crate) struct Health<'a> {
 }
 
 impl Health<'_> {
+    /// True while a failure is outstanding (so routine reconnects are not logged as news).
+    fn is_failing(&self) -> bool {
+        self.failing.is_some()
+    }
+
     fn set(&self, state: ImapState) {
         self.status.set(state);
     }
@@ -281,7 +321,11 @@ impl Health<'_> {
     /// Work went through (a batch committed or the mailbox drained): back to short waits.
     fn succeeded(&mut self) {
         if self.failing.take().is_some() {
-            tracing::info!(after_failures = self.backoff.failures(), "IMAP intake recovered");
+            self.status.set_error(None);
+            tracing::info!(
+                after_failures = self.backoff.failures(),
+                "IMAP intake recovered"
+            );
         }
         self.backoff.reset();
     }
@@ -294,6 +338,7 @@ impl Health<'_> {
             tracing::debug!(error = %text, retry_in_ms = wait.as_millis() as u64, "IMAP intake still failing");
         } else {
             tracing::warn!(error = %text, retry_in_ms = wait.as_millis() as u64, "IMAP intake failed; retrying");
+            self.status.set_error(Some(text.clone()));
             self.failing = Some(text);
         }
         wait
@@ -343,7 +388,10 @@ mod tests {
         s.batch_size = 0;
         s.filed_folder = "INBOX".into();
         let text = s.check().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("batch_size") && text.contains("differ"), "{text}");
+        assert!(
+            text.contains("batch_size") && text.contains("differ"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -355,7 +403,7 @@ mod tests {
     #[test]
     fn status_reports_changes() {
         let status = ImapStatus::new();
-        let mut rx = status.subscribe();
+        let rx = status.subscribe();
         status.set(ImapState::Idle);
         assert!(rx.has_changed().unwrap_or(false));
         assert_eq!(status.state(), ImapState::Idle);

@@ -101,8 +101,14 @@ impl Store {
             .transpose()?
         });
         if let Some((subject, purpose)) = row {
-            tx.append_audit(at, ACTOR, &format!("{purpose}_sent"), &subject, &format!("outbox={id}"))
-                .await?;
+            tx.append_audit(
+                at,
+                ACTOR,
+                &format!("{purpose}_sent"),
+                &subject,
+                &format!("outbox={id}"),
+            )
+            .await?;
         }
         tx.commit().await
     }
@@ -128,11 +134,13 @@ impl Store {
     /// was unreachable for an earlier email in the same pass), to be tried at `next`.
     pub async fn release_email(&self, id: i64, next: DateTime<Utc>) -> Result<()> {
         on_pool!(self, |p| {
-            sqlx::query("UPDATE outbox SET next_attempt_us = $2 WHERE id = $1 AND state = 'pending'")
-                .bind(id)
-                .bind(to_us(next))
-                .execute(p)
-                .await?;
+            sqlx::query(
+                "UPDATE outbox SET next_attempt_us = $2 WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(to_us(next))
+            .execute(p)
+            .await?;
         });
         Ok(())
     }
@@ -169,9 +177,11 @@ impl Store {
     /// When the next pending email falls due (for the worker's sleep), if any is pending.
     pub async fn next_email_due(&self) -> Result<Option<DateTime<Utc>>> {
         on_pool!(self, |p| {
-            let row = sqlx::query("SELECT MIN(next_attempt_us) AS due FROM outbox WHERE state = 'pending'")
-                .fetch_one(p)
-                .await?;
+            let row = sqlx::query(
+                "SELECT MIN(next_attempt_us) AS due FROM outbox WHERE state = 'pending'",
+            )
+            .fetch_one(p)
+            .await?;
             let due: Option<i64> = row.try_get("due")?;
             Ok(due.map(from_us))
         })

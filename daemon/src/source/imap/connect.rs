@@ -33,7 +33,9 @@ pub(crate) type ImapSession = Session<Box<dyn Io>>;
 /// that is not this machine would send the password in clear.
 pub(crate) fn check_security(settings: &ImapSettings) -> Result<(), ImapError> {
     if matches!(settings.security, Security::Plain) && !is_loopback_host(&settings.host) {
-        return Err(ImapError::PlainRefused { host: settings.host.clone() });
+        return Err(ImapError::PlainRefused {
+            host: settings.host.clone(),
+        });
     }
     Ok(())
 }
@@ -47,9 +49,13 @@ pub(crate) async fn open(settings: &ImapSettings) -> Result<ImapSession, ImapErr
 
 async fn transport(settings: &ImapSettings) -> Result<Client<Box<dyn Io>>, ImapError> {
     let host = settings.host.as_str();
-    let tcp = TcpStream::connect((host, settings.port)).await.map_err(|source| {
-        ImapError::Connect { host: host.to_string(), port: settings.port, source }
-    })?;
+    let tcp = TcpStream::connect((host, settings.port))
+        .await
+        .map_err(|source| ImapError::Connect {
+            host: host.to_string(),
+            port: settings.port,
+            source,
+        })?;
     // Commands are small and answered one at a time; Nagle only adds latency.
     let _ = tcp.set_nodelay(true);
     match settings.security {
@@ -70,7 +76,10 @@ async fn transport(settings: &ImapSettings) -> Result<Client<Box<dyn Io>>, ImapE
             client
                 .run_command_and_check_ok("STARTTLS", None)
                 .await
-                .map_err(|source| ImapError::Protocol { op: "STARTTLS", source })?;
+                .map_err(|source| ImapError::Protocol {
+                    op: "STARTTLS",
+                    source,
+                })?;
             // No greeting follows the handshake (RFC 3501 6.2.1).
             let tls = tls_wrap(host, client.into_inner()).await?;
             Ok(Client::new(Box::new(tls) as Box<dyn Io>))
@@ -84,7 +93,10 @@ async fn tls_wrap(
     host: &str,
     tcp: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
-    let tls_err = |message: String| ImapError::Tls { host: host.to_string(), message };
+    let tls_err = |message: String| ImapError::Tls {
+        host: host.to_string(),
+        message,
+    };
     let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -103,13 +115,18 @@ async fn read_greeting<T: Io>(client: &mut Client<T>) -> Result<(), ImapError> {
     let greeting = client
         .read_response()
         .await
-        .map_err(|e| ImapError::Protocol { op: "greeting", source: e.into() })?
+        .map_err(|e| ImapError::Protocol {
+            op: "greeting",
+            source: e.into(),
+        })?
         .ok_or(ImapError::Protocol {
             op: "greeting",
             source: async_imap::error::Error::ConnectionLost,
         })?;
     match greeting.parsed() {
-        Response::Data { status: Status::Ok, .. } => Ok(()),
+        Response::Data {
+            status: Status::Ok, ..
+        } => Ok(()),
         _ => Err(ImapError::Protocol {
             op: "greeting",
             source: async_imap::error::Error::Bad("the server did not greet with OK".into()),
@@ -131,7 +148,9 @@ async fn login(
             // Read afresh on every connect: a rejected or expired token is replaced by
             // whatever refreshes the file or command, and the next attempt picks it up.
             let token = read_token(token_source).await?;
-            let auth = XOAuth2 { payload: Some(xoauth2_payload(user, &token)) };
+            let auth = XOAuth2 {
+                payload: Some(xoauth2_payload(user, &token)),
+            };
             client
                 .authenticate("XOAUTH2", auth)
                 .await
@@ -172,7 +191,10 @@ async fn read_token(source: &TokenSource) -> Result<String, ImapError> {
                 .map_err(|_| ImapError::Token("the token command timed out".into()))?
                 .map_err(|e| ImapError::Token(format!("cannot run the token command: {e}")))?;
             if !out.status.success() {
-                return Err(ImapError::Token(format!("the token command failed ({})", out.status)));
+                return Err(ImapError::Token(format!(
+                    "the token command failed ({})",
+                    out.status
+                )));
             }
             String::from_utf8(out.stdout)
                 .map_err(|_| ImapError::Token("the token command printed non-UTF-8".into()))?
@@ -185,13 +207,27 @@ async fn read_token(source: &TokenSource) -> Result<String, ImapError> {
     Ok(token.to_string())
 }
 
+/// Runs one IMAP command (or command and its response stream) with a deadline, naming the
+/// command in the error either way.
+pub(crate) async fn command<T>(
+    limit: Duration,
+    op: &'static str,
+    fut: impl Future<Output = async_imap::error::Result<T>>,
+) -> Result<T, ImapError> {
+    within(limit, op, fut)
+        .await?
+        .map_err(|source| ImapError::Protocol { op, source })
+}
+
 /// Runs `fut` with a deadline, naming the operation in the error.
 pub(crate) async fn within<T>(
     limit: Duration,
     op: &'static str,
     fut: impl Future<Output = T>,
 ) -> Result<T, ImapError> {
-    tokio::time::timeout(limit, fut).await.map_err(|_| ImapError::Timeout(op))
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| ImapError::Timeout(op))
 }
 
 #[cfg(test)]
@@ -206,8 +242,16 @@ mod tests {
 
     #[tokio::test]
     async fn failing_or_empty_token_is_an_error() {
-        assert!(read_token(&TokenSource::Command("exit 3".into())).await.is_err());
-        assert!(read_token(&TokenSource::Command("true".into())).await.is_err());
+        assert!(
+            read_token(&TokenSource::Command("exit 3".into()))
+                .await
+                .is_err()
+        );
+        assert!(
+            read_token(&TokenSource::Command("true".into()))
+                .await
+                .is_err()
+        );
         let missing = TokenSource::File("/nonexistent/haven-token".into());
         assert!(read_token(&missing).await.is_err());
     }
@@ -215,7 +259,9 @@ mod tests {
     #[test]
     fn xoauth2_sends_the_token_once_then_an_empty_answer() {
         use async_imap::Authenticator;
-        let mut a = XOAuth2 { payload: Some("p".into()) };
+        let mut a = XOAuth2 {
+            payload: Some("p".into()),
+        };
         assert_eq!(a.process(b""), "p");
         assert_eq!(a.process(b"{\"status\":\"401\"}"), "");
     }

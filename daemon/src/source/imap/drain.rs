@@ -12,7 +12,7 @@ use async_imap::types::{NameAttribute, UnsolicitedResponse};
 use futures_util::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{self, ImapSession, within};
+use super::connect::{self, ImapSession, command};
 use super::wire::{quote, server_folder, uid_set};
 use super::{Health, ImapError, ImapSettings, ImapState};
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink};
@@ -56,7 +56,10 @@ impl HeldBack {
     /// How long until the earliest held message may be tried again.
     fn next_release(&self) -> Option<Duration> {
         let now = Instant::now();
-        self.until.values().map(|t| t.saturating_duration_since(now)).min()
+        self.until
+            .values()
+            .map(|t| t.saturating_duration_since(now))
+            .min()
     }
 }
 
@@ -94,19 +97,30 @@ pub(crate) async fn serve<S: Sink>(
     };
     let caps = read_caps(&mut session).await?;
     let folders = prepare_folders(&mut session, settings).await?;
-    let mailbox = within(COMMAND_TIMEOUT, "SELECT", session.select(&settings.mailbox))
-        .await?
-        .map_err(|source| ImapError::Protocol { op: "SELECT", source })?;
+    let mailbox = command(COMMAND_TIMEOUT, "SELECT", session.select(&settings.mailbox)).await?;
     let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
     held.for_mailbox(uidvalidity);
-    tracing::info!(
+    if health.is_failing() {
+        tracing::debug!(
+            uidvalidity,
+            exists = mailbox.exists,
+            "IMAP intake reconnected"
+        );
+    } else {
+        tracing::info!(
+            uidvalidity,
+            exists = mailbox.exists,
+            idle = caps.idle,
+            r#move = caps.moves,
+            "IMAP intake connected"
+        );
+    }
+    let work = Work {
+        settings,
+        caps,
+        folders: &folders,
         uidvalidity,
-        exists = mailbox.exists,
-        idle = caps.idle,
-        r#move = caps.moves,
-        "IMAP intake connected"
-    );
-    let work = Work { settings, caps, folders: &folders, uidvalidity };
+    };
 
     loop {
         health.set(ImapState::Draining);
@@ -124,7 +138,9 @@ pub(crate) async fn serve<S: Sink>(
             return Ok(());
         }
         health.succeeded();
-        let wait = held.next_release().map_or(settings.idle_renew, |d| d.min(settings.idle_renew));
+        let wait = held
+            .next_release()
+            .map_or(settings.idle_renew, |d| d.min(settings.idle_renew));
         let wake = if caps.idle {
             health.set(ImapState::Idle);
             let (s, wake) = idle(session, wait, shutdown).await?;
@@ -150,9 +166,7 @@ async fn logout(session: &mut ImapSession) {
 }
 
 async fn read_caps(session: &mut ImapSession) -> Result<Caps, ImapError> {
-    let caps = within(COMMAND_TIMEOUT, "CAPABILITY", session.capabilities())
-        .await?
-        .map_err(|source| ImapError::Protocol { op: "CAPABILITY", source })?;
+    let caps = command(COMMAND_TIMEOUT, "CAPABILITY", session.capabilities()).await?;
     Ok(Caps {
         moves: caps.has_str("MOVE"),
         uidplus: caps.has_str("UIDPLUS"),
@@ -165,22 +179,33 @@ async fn prepare_folders(
     session: &mut ImapSession,
     settings: &ImapSettings,
 ) -> Result<Folders, ImapError> {
-    let delimiter = list(session, "\"\"").await?.into_iter().find_map(|(_, d, _)| d);
+    let delimiter = list(session, "\"\"")
+        .await?
+        .into_iter()
+        .find_map(|(_, d, _)| d);
     let folders = Folders {
         filed: server_folder(&settings.filed_folder, delimiter.as_deref()),
         quarantine: server_folder(&settings.quarantine_folder, delimiter.as_deref()),
     };
     for folder in [&folders.filed, &folders.quarantine] {
-        let found = list(session, &quote(folder)).await?;
-        if found.iter().any(|(name, _, selectable)| name == folder && *selectable) {
+        if folder_exists(session, folder).await? {
             continue;
         }
-        within(COMMAND_TIMEOUT, "CREATE", session.create(folder))
-            .await?
-            .map_err(|source| ImapError::Protocol { op: "CREATE", source })?;
-        tracing::info!("IMAP intake created a destination folder");
+        match command(COMMAND_TIMEOUT, "CREATE", session.create(folder)).await {
+            Ok(()) => tracing::info!("IMAP intake created a destination folder"),
+            // Another daemon on the same mailbox may have created it a moment ago.
+            Err(_) if folder_exists(session, folder).await? => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(folders)
+}
+
+async fn folder_exists(session: &mut ImapSession, folder: &str) -> Result<bool, ImapError> {
+    let found = list(session, &quote(folder)).await?;
+    Ok(found
+        .iter()
+        .any(|(name, _, selectable)| name == folder && *selectable))
 }
 
 /// LIST "" pattern → (name, delimiter, selectable) for each match.
@@ -189,20 +214,26 @@ async fn list(
     pattern: &str,
 ) -> Result<Vec<(String, Option<String>, bool)>, ImapError> {
     let run = async {
-        let names: Vec<_> = session.list(Some(""), Some(pattern)).await?.try_collect().await?;
+        let names: Vec<_> = session
+            .list(Some(""), Some(pattern))
+            .await?
+            .try_collect()
+            .await?;
         Ok::<_, async_imap::error::Error>(
             names
                 .iter()
                 .map(|n| {
                     let selectable = !n.attributes().contains(&NameAttribute::NoSelect);
-                    (n.name().to_string(), n.delimiter().map(str::to_string), selectable)
+                    (
+                        n.name().to_string(),
+                        n.delimiter().map(str::to_string),
+                        selectable,
+                    )
                 })
                 .collect(),
         )
     };
-    within(COMMAND_TIMEOUT, "LIST", run)
-        .await?
-        .map_err(|source| ImapError::Protocol { op: "LIST", source })
+    command(COMMAND_TIMEOUT, "LIST", run).await
 }
 
 /// IDLE until the server announces a change, `wait` passes, or shutdown.
@@ -215,13 +246,14 @@ async fn idle(
     while session.unsolicited_responses.try_recv().is_ok() {}
     let notes = session.unsolicited_responses.clone();
     let mut handle = session.idle();
-    within(COMMAND_TIMEOUT, "IDLE", handle.init())
-        .await?
-        .map_err(|source| ImapError::Protocol { op: "IDLE", source })?;
+    command(COMMAND_TIMEOUT, "IDLE", handle.init()).await?;
     // Mail that arrived between the last search and IDLE is announced before "+ idling".
     let mut pending = false;
     while let Ok(note) = notes.try_recv() {
-        pending |= matches!(note, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+        pending |= matches!(
+            note,
+            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+        );
     }
     let wake = if pending {
         Wake::Work
@@ -239,9 +271,7 @@ async fn idle(
             _ = shutdown.cancelled() => Wake::Shutdown,
         }
     };
-    let session = within(COMMAND_TIMEOUT, "DONE", handle.done())
-        .await?
-        .map_err(|source| ImapError::Protocol { op: "DONE", source })?;
+    let session = command(COMMAND_TIMEOUT, "DONE", handle.done()).await?;
     Ok((session, wake))
 }
 
@@ -287,10 +317,12 @@ impl Work<'_> {
     /// The mailbox's UIDs, ascending.
     async fn search(&self, session: &mut ImapSession) -> Result<Vec<u32>, ImapError> {
         // Without UIDPLUS, moved messages can only be flagged \Deleted and must then be skipped.
-        let query = if self.caps.moves || self.caps.uidplus { "ALL" } else { "UNDELETED" };
-        let found = within(COMMAND_TIMEOUT, "UID SEARCH", session.uid_search(query))
-            .await?
-            .map_err(|source| ImapError::Protocol { op: "UID SEARCH", source })?;
+        let query = if self.caps.moves || self.caps.uidplus {
+            "ALL"
+        } else {
+            "UNDELETED"
+        };
+        let found = command(COMMAND_TIMEOUT, "UID SEARCH", session.uid_search(query)).await?;
         let mut uids: Vec<u32> = found.into_iter().collect();
         uids.sort_unstable();
         Ok(uids)
@@ -308,7 +340,9 @@ impl Work<'_> {
         let mut chosen = Vec::new();
         let mut budget = 0u64;
         for &uid in uids {
-            let Some(&size) = sizes.get(&uid) else { continue };
+            let Some(&size) = sizes.get(&uid) else {
+                continue;
+            };
             if size <= limit {
                 if budget > 0 && budget.saturating_add(size) > BATCH_BYTES {
                     break;
@@ -317,8 +351,11 @@ impl Work<'_> {
             }
             chosen.push((uid, size));
         }
-        let wanted: Vec<u32> =
-            chosen.iter().filter(|(_, size)| *size <= limit).map(|(uid, _)| *uid).collect();
+        let wanted: Vec<u32> = chosen
+            .iter()
+            .filter(|(_, size)| *size <= limit)
+            .map(|(uid, _)| *uid)
+            .collect();
         let mut bodies = self.fetch_bodies(session, &wanted).await?;
         Ok(chosen
             .into_iter()
@@ -345,8 +382,11 @@ impl Work<'_> {
     ) -> Result<HashMap<u32, u64>, ImapError> {
         let set = uid_set(uids);
         let run = async {
-            let fetches: Vec<_> =
-                session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect().await?;
+            let fetches: Vec<_> = session
+                .uid_fetch(&set, "(UID RFC822.SIZE)")
+                .await?
+                .try_collect()
+                .await?;
             Ok::<_, async_imap::error::Error>(
                 fetches
                     .iter()
@@ -354,9 +394,7 @@ impl Work<'_> {
                     .collect::<HashMap<_, _>>(),
             )
         };
-        within(COMMAND_TIMEOUT, "UID FETCH RFC822.SIZE", run)
-            .await?
-            .map_err(|source| ImapError::Protocol { op: "UID FETCH RFC822.SIZE", source })
+        command(COMMAND_TIMEOUT, "UID FETCH RFC822.SIZE", run).await
     }
 
     async fn fetch_bodies(
@@ -369,8 +407,11 @@ impl Work<'_> {
         }
         let set = uid_set(uids);
         let run = async {
-            let fetches: Vec<_> =
-                session.uid_fetch(&set, "(UID BODY.PEEK[])").await?.try_collect().await?;
+            let fetches: Vec<_> = session
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .await?
+                .try_collect()
+                .await?;
             Ok::<_, async_imap::error::Error>(
                 fetches
                     .iter()
@@ -378,9 +419,7 @@ impl Work<'_> {
                     .collect::<HashMap<_, _>>(),
             )
         };
-        within(BODY_TIMEOUT, "UID FETCH BODY.PEEK[]", run)
-            .await?
-            .map_err(|source| ImapError::Protocol { op: "UID FETCH BODY.PEEK[]", source })
+        command(BODY_TIMEOUT, "UID FETCH BODY.PEEK[]", run).await
     }
 
     /// Commits a batch and moves it. A transient sink error leaves everything in place for a
@@ -398,9 +437,16 @@ impl Work<'_> {
         match sink.accept(messages).await {
             Ok(dispositions) => {
                 if dispositions.len() != sent {
-                    return Err(ImapError::SinkContract { sent, got: dispositions.len() });
+                    return Err(ImapError::SinkContract {
+                        sent,
+                        got: dispositions.len(),
+                    });
                 }
-                tracing::debug!(messages = sent, uidvalidity = self.uidvalidity, "batch committed");
+                tracing::debug!(
+                    messages = sent,
+                    uidvalidity = self.uidvalidity,
+                    "batch committed"
+                );
                 self.move_committed(session, &uids, &dispositions).await
             }
             Err(e) if e.transient => Err(ImapError::Sink(e)),
@@ -433,10 +479,20 @@ impl Work<'_> {
         dispositions: &[Disposition],
     ) -> Result<(), ImapError> {
         let pick = |want: Disposition| -> Vec<u32> {
-            uids.iter().zip(dispositions).filter(|(_, d)| **d == want).map(|(u, _)| *u).collect()
+            uids.iter()
+                .zip(dispositions)
+                .filter(|(_, d)| **d == want)
+                .map(|(u, _)| *u)
+                .collect()
         };
-        self.move_to(session, &pick(Disposition::Filed), &self.folders.filed).await?;
-        self.move_to(session, &pick(Disposition::Quarantine), &self.folders.quarantine).await
+        self.move_to(session, &pick(Disposition::Filed), &self.folders.filed)
+            .await?;
+        self.move_to(
+            session,
+            &pick(Disposition::Quarantine),
+            &self.folders.quarantine,
+        )
+        .await
     }
 
     /// UID MOVE when the server has it; otherwise UID COPY, flag `\Deleted`, and UID EXPUNGE of
@@ -453,13 +509,9 @@ impl Work<'_> {
         }
         let set = uid_set(uids);
         if self.caps.moves {
-            return within(COMMAND_TIMEOUT, "UID MOVE", session.uid_mv(&set, folder))
-                .await?
-                .map_err(|source| ImapError::Protocol { op: "UID MOVE", source });
+            return command(COMMAND_TIMEOUT, "UID MOVE", session.uid_mv(&set, folder)).await;
         }
-        within(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder))
-            .await?
-            .map_err(|source| ImapError::Protocol { op: "UID COPY", source })?;
+        command(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder)).await?;
         let flag = async {
             let _: Vec<_> = session
                 .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
@@ -468,17 +520,13 @@ impl Work<'_> {
                 .await?;
             Ok::<_, async_imap::error::Error>(())
         };
-        within(COMMAND_TIMEOUT, "UID STORE", flag)
-            .await?
-            .map_err(|source| ImapError::Protocol { op: "UID STORE", source })?;
+        command(COMMAND_TIMEOUT, "UID STORE", flag).await?;
         if self.caps.uidplus {
             let expunge = async {
                 let _: Vec<_> = session.uid_expunge(&set).await?.try_collect().await?;
                 Ok::<_, async_imap::error::Error>(())
             };
-            within(COMMAND_TIMEOUT, "UID EXPUNGE", expunge)
-                .await?
-                .map_err(|source| ImapError::Protocol { op: "UID EXPUNGE", source })?;
+            command(COMMAND_TIMEOUT, "UID EXPUNGE", expunge).await?;
         }
         Ok(())
     }

@@ -77,7 +77,10 @@ mod tests {
         assert_eq!(uid_set(&[]), "");
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[3, 1, 2, 7, 9, 10, 10]), "1:3,7,9:10");
-        assert_eq!(uid_set(&[u32::MAX, u32::MAX - 1]), format!("{}:{}", u32::MAX - 1, u32::MAX));
+        assert_eq!(
+            uid_set(&[u32::MAX, u32::MAX - 1]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
     }
 
     #[test]
@@ -94,16 +97,32 @@ mod tests {
 
     #[test]
     fn only_loopback_hosts_count_as_local() {
-        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.3.4.5", "::1", "[::1]"] {
+        for host in [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "127.3.4.5",
+            "::1",
+            "[::1]",
+        ] {
             assert!(is_loopback_host(host), "{host}");
         }
-        for host in ["imap.example.org", "10.0.0.1", "localhost.example.org", "", "::2"] {
+        for host in [
+            "imap.example.org",
+            "10.0.0.1",
+            "localhost.example.org",
+            "",
+            "::2",
+        ] {
             assert!(!is_loopback_host(host), "{host}");
         }
     }
 
     #[test]
     fn xoauth2_payload_has_the_sasl_shape() {
-        assert_eq!(xoauth2_payload("u@x", "t0k"), "user=u@x\x01auth=Bearer t0k\x01\x01");
+        assert_eq!(
+            xoauth2_payload("u@x", "t0k"),
+            "user=u@x\x01auth=Bearer t0k\x01\x01"
+        );
     }
 }
