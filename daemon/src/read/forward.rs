@@ -17,6 +17,9 @@ use super::labels::{self, Field};
 use super::{fwddate, mailbox, reply};
 use crate::message::{Address, Forwarded};
 
+/// Longest header block looked at (real ones have fewer than ten lines); keeps scans linear.
+const MAX_HEADER_LINES: usize = 40;
+
 /// Most forwards followed inside one another (a longer chain is kept whole in the last body).
 const MAX_CHAIN: usize = 8;
 
@@ -156,7 +159,8 @@ fn bare(line: &str) -> &str {
 }
 
 fn next_non_blank(lines: &[&str], from: usize) -> Option<usize> {
-    (from..lines.len()).find(|&j| lines.get(j).is_some_and(|l| !bare(l).is_empty()))
+    let end = lines.len().min(from.saturating_add(MAX_HEADER_LINES));
+    (from..end).find(|&j| lines.get(j).is_some_and(|l| !bare(l).is_empty()))
 }
 
 fn starts_header_block(lines: &[&str], from: usize) -> bool {
@@ -232,7 +236,7 @@ fn separator_at(lines: &[&str], i: usize, b: &str) -> Option<Separator> {
     // A bare header block: From plus at least two other fields (new Outlook, Outlook desktop).
     if let Some((Field::From, _)) = labels::label_line(b) {
         let mut fields = Vec::new();
-        for l in lines.iter().skip(i) {
+        for l in lines.iter().skip(i).take(MAX_HEADER_LINES) {
             match labels::label_line(bare(l)) {
                 Some((f, _)) => fields.push(f),
                 None => break,

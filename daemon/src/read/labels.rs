@@ -6,6 +6,9 @@
 //! Outlook (desktop, web, new), Thunderbird, Yahoo Mail, HubSpot, Missive, MailMate and IONOS
 //! write in each locale.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 /// A field of a forwarded message's header block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -266,17 +269,21 @@ pub fn label_line(line: &str) -> Option<(Field, &str)> {
     Some((field, value))
 }
 
-/// The field a label names, in any language.
+/// The field a label names, in any language (case-insensitive).
 pub fn field_of(label: &str) -> Option<Field> {
-    for lang in LANGS {
-        for (field, labels) in lang.fields() {
-            if labels.iter().any(|l| l.eq_ignore_ascii_case(label) || l.to_lowercase() == label.to_lowercase())
-            {
-                return Some(field);
+    static INDEX: OnceLock<HashMap<String, Field>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut map = HashMap::new();
+        for lang in LANGS {
+            for (field, labels) in lang.fields() {
+                for l in labels {
+                    map.entry(l.to_lowercase()).or_insert(field);
+                }
             }
         }
-    }
-    None
+        map
+    });
+    index.get(&label.to_lowercase()).copied()
 }
 
 /// The languages whose From label starts `text` (for glued one-line headers).

@@ -9,6 +9,9 @@ use regex::Regex;
 
 use super::labels::{self, Field};
 
+/// Longest header block looked at (real ones have fewer than ten lines); keeps scans linear.
+const MAX_HEADER_LINES: usize = 40;
+
 /// The new text of a reply, or None when nothing new was written.
 pub fn reply_text(text: &str) -> Option<String> {
     let text = text.replace("\r\n", "\n").replace('\r', "\n").replace('\u{a0}', " ");
@@ -79,7 +82,19 @@ fn looks_like_attribution(line: &str) -> bool {
 
 /// The line where quoted history starts, if any.
 fn history_start(lines: &[&str]) -> Option<usize> {
-    (0..lines.len()).find(|&i| reply_header_at(lines, i).is_some() || is_quote_start(lines, i))
+    // rest_is_history[k]: from line k on there are only quotes, blanks, footers and signature.
+    let mut rest_is_history = vec![true; lines.len() + 1];
+    for k in (0..lines.len()).rev() {
+        let l = lines.get(k).copied().unwrap_or("");
+        let ok = l.trim().is_empty() || l.trim_start().starts_with('>') || is_footer(l) || is_signature_line(l);
+        let next = rest_is_history.get(k + 1).copied().unwrap_or(true);
+        if let Some(slot) = rest_is_history.get_mut(k) {
+            *slot = ok && next;
+        }
+    }
+    (0..lines.len()).find(|&i| {
+        reply_header_at(lines, i).is_some() || is_quote_start(lines, i, rest_is_history.get(i).copied().unwrap_or(false))
+    })
 }
 
 /// A reply header starting at line `i` (possibly wrapped over two or three lines, as Gmail does).
@@ -137,7 +152,8 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
             labels::is_original_phrase(phrase) || labels::is_forward_phrase(phrase)
         });
     if rule {
-        let next = (i + 1..lines.len()).find(|&j| lines.get(j).is_some_and(|l| !bare(l).is_empty()));
+        let end = lines.len().min(i + 1 + MAX_HEADER_LINES);
+        let next = (i + 1..end).find(|&j| lines.get(j).is_some_and(|l| !bare(l).is_empty()));
         return next.is_some_and(|j| lines.get(j).is_some_and(|l| labels::label_line(bare(l)).is_some()));
     }
     if let Some(phrase) = b.strip_suffix(':')
@@ -149,7 +165,7 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
         return false;
     }
     let mut fields = Vec::new();
-    for l in lines.iter().skip(i) {
+    for l in lines.iter().skip(i).take(MAX_HEADER_LINES) {
         match labels::label_line(bare(l)) {
             Some((f, _)) => fields.push(f),
             None => break,
@@ -158,18 +174,10 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
     [Field::Date, Field::To, Field::Subject, Field::Cc].iter().filter(|f| fields.contains(f)).count() >= 2
 }
 
-/// A `>`-quoted line that starts a block of quoted lines (two or more, or the last lines).
-fn is_quote_start(lines: &[&str], i: usize) -> bool {
+/// A `>`-quoted line that starts a block of quoted lines: two in a row, or only history after.
+fn is_quote_start(lines: &[&str], i: usize, rest_is_history: bool) -> bool {
     let quoted = |k: usize| lines.get(k).is_some_and(|l| l.trim_start().starts_with('>'));
-    if !quoted(i) {
-        return false;
-    }
-    // Only history when nothing but quotes, blanks and footers follows, or a run of quotes.
-    let rest_is_history = lines
-        .iter()
-        .skip(i)
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('>') || is_footer(l) || is_signature_line(l));
-    rest_is_history || quoted(i + 1)
+    quoted(i) && (rest_is_history || quoted(i + 1))
 }
 
 /// "-- " on its own line starts a signature (RFC 3676); "--" alone is how many clients type it.
