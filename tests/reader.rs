@@ -43,7 +43,12 @@ fn read_text(path: &Path) -> String {
 
 /// Trailing spaces and surrounding blank lines do not count (as in check-forwards.py).
 fn norm(s: &str) -> String {
-    s.replace("\r\n", "\n").trim().split('\n').map(|l| l.trim_end()).collect::<Vec<_>>().join("\n")
+    s.replace("\r\n", "\n")
+        .trim()
+        .split('\n')
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Maps a corpus expectation key onto the inspect JSON.
@@ -72,7 +77,9 @@ fn lookup(out: &Value, key: &str) -> Value {
 
 fn same(key: &str, got: &Value, want: &Value) -> bool {
     match (got, want) {
-        (Value::String(g), Value::String(w)) if key.ends_with(".address") => g.eq_ignore_ascii_case(w),
+        (Value::String(g), Value::String(w)) if key.ends_with(".address") => {
+            g.eq_ignore_ascii_case(w)
+        }
         (Value::String(g), Value::String(w)) => norm(g) == norm(w),
         (g, w) => g == w,
     }
@@ -81,7 +88,8 @@ fn same(key: &str, got: &Value, want: &Value) -> bool {
 #[test]
 fn forward_corpus_is_read_fully_right() {
     let dir = fixtures().join("forwards");
-    let cases: Value = serde_json::from_str(&read_text(&dir.join("cases.json"))).expect("cases.json");
+    let cases: Value =
+        serde_json::from_str(&read_text(&dir.join("cases.json"))).expect("cases.json");
     let cases = cases.as_array().expect("cases.json is a list");
     assert!(cases.len() >= 140, "the corpus lost cases: {}", cases.len());
     let mut failures = Vec::new();
@@ -99,7 +107,9 @@ fn forward_corpus_is_read_fully_right() {
                 continue;
             }
         };
-        let Some(expect) = case["expect"].as_object() else { continue };
+        let Some(expect) = case["expect"].as_object() else {
+            continue;
+        };
         for (key, want) in expect {
             if key.contains('(') {
                 continue; // the corpus's method-call checks repeat a field checked already
@@ -107,11 +117,20 @@ fn forward_corpus_is_read_fully_right() {
             let got = lookup(&out, key);
             if !same(key, &got, want) {
                 let show = |v: &Value| v.to_string().chars().take(100).collect::<String>();
-                failures.push(format!("{id}: {key}: got {} want {}", show(&got), show(want)));
+                failures.push(format!(
+                    "{id}: {key}: got {} want {}",
+                    show(&got),
+                    show(want)
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,7 +145,11 @@ fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
             keys.sort();
             keys.dedup();
             keys.into_iter().find_map(|k| {
-                first_difference(&format!("{path}.{k}"), x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))
+                first_difference(
+                    &format!("{path}.{k}"),
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                )
             })
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
@@ -158,10 +181,18 @@ fn golden_files() -> Vec<PathBuf> {
 fn golden_messages_match() {
     let bless = std::env::var("HAVEN_BLESS").is_ok_and(|v| v == "1");
     let files = golden_files();
-    assert!(files.len() >= 25, "expected at least 25 golden messages, found {}", files.len());
+    assert!(
+        files.len() >= 25,
+        "expected at least 25 golden messages, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for eml in &files {
-        let name = eml.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        let name = eml
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_string();
         let raw = std::fs::read(eml).expect("read eml");
         let got = match read_message(&raw) {
             Ok(msg) => inspect_json(&msg),
@@ -177,7 +208,9 @@ fn golden_messages_match() {
         }
         let Ok(expected_text) = std::fs::read_to_string(&expected_path) else {
             std::fs::write(&actual_path, &pretty).expect("write actual");
-            failures.push(format!("{name}: no {name}.json (run with HAVEN_BLESS=1 to create it)"));
+            failures.push(format!(
+                "{name}: no {name}.json (run with HAVEN_BLESS=1 to create it)"
+            ));
             continue;
         };
         let expected: Value = serde_json::from_str(&expected_text).expect("golden json");
@@ -191,7 +224,12 @@ fn golden_messages_match() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} golden messages differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden messages differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Behaviour every golden message must show whatever its `.json` says, so blessing a wrong
@@ -200,7 +238,11 @@ fn golden_messages_match() {
 fn golden_messages_behave() {
     let mut failures = Vec::new();
     for eml in golden_files() {
-        let name = eml.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        let name = eml
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_string();
         let raw = std::fs::read(&eml).expect("read eml");
         let Ok(msg) = read_message(&raw) else {
             failures.push(format!("{name}: not read"));
@@ -213,9 +255,19 @@ fn golden_messages_behave() {
             }
             let text = msg.reply_text.clone().unwrap_or_default();
             if !text.starts_with("Outcome:") {
-                fail(&format!("reply_text does not start with the Outcome line: {text:?}"));
+                fail(&format!(
+                    "reply_text does not start with the Outcome line: {text:?}"
+                ));
             }
-            for bad in ["wrote:", "Sent from", "Get Outlook", "\n> ", "From:", "-- \n", "Haven <"] {
+            for bad in [
+                "wrote:",
+                "Sent from",
+                "Get Outlook",
+                "\n> ",
+                "From:",
+                "-- \n",
+                "Haven <",
+            ] {
                 if text.contains(bad) {
                     fail(&format!("reply_text keeps {bad:?}: {text:?}"));
                 }
@@ -225,8 +277,15 @@ fn golden_messages_behave() {
             if msg.kind != Kind::Forward {
                 fail(&format!("kind is {:?}, not Forward", msg.kind));
             }
-            let from = msg.forwarded.as_ref().and_then(|f| f.from.as_ref()).map(|a| a.address.clone());
-            if !from.as_deref().is_some_and(|a| a.ends_with("@home.example")) {
+            let from = msg
+                .forwarded
+                .as_ref()
+                .and_then(|f| f.from.as_ref())
+                .map(|a| a.address.clone());
+            if !from
+                .as_deref()
+                .is_some_and(|a| a.ends_with("@home.example"))
+            {
                 fail(&format!("forwarded sender is {from:?}, not the parent"));
             }
             if msg.forwarded.as_ref().is_none_or(|f| f.date.is_none()) {
@@ -241,7 +300,10 @@ fn golden_messages_behave() {
             }
         }
         for a in &msg.attachments {
-            if a.filename.contains(['/', '\\']) || a.filename.starts_with('.') || a.filename.chars().any(char::is_control) {
+            if a.filename.contains(['/', '\\'])
+                || a.filename.starts_with('.')
+                || a.filename.chars().any(char::is_control)
+            {
                 fail(&format!("unsafe attachment name {:?}", a.filename));
             }
         }
@@ -256,11 +318,26 @@ fn golden_messages_behave() {
 #[test]
 fn reply_text_is_only_the_new_text() {
     let cases = [
-        ("Outcome: spoke to mum\r\n\r\nOn Mon, 1 Nov 2021 at 10:00, Haven <haven@school.example> wrote:\r\n> Please record an outcome.\r\n", "Outcome: spoke to mum"),
-        ("Outcome: no further action\n\nSent from my iPhone\n\nOn 1 Nov 2021, at 10:00, Haven <haven@school.example> wrote:\n\n> Please", "Outcome: no further action"),
-        ("Outcome: referred\n\nGet Outlook for Android\n________________________________\nFrom: Haven <haven@school.example>\nSent: Monday, November 1, 2021 10:00:00 AM\nTo: Sam\nSubject: Incident 7\n", "Outcome: referred"),
-        ("Outcome: closed\n\n-- \nSam Teacher\nHead of Year 9\n\n> old", "Outcome: closed"),
-        ("Outcome: monitoring\n\nAm Mo., 1. Nov. 2021 um 10:00 Uhr schrieb Haven <haven@school.example>:\n> alt", "Outcome: monitoring"),
+        (
+            "Outcome: spoke to mum\r\n\r\nOn Mon, 1 Nov 2021 at 10:00, Haven <haven@school.example> wrote:\r\n> Please record an outcome.\r\n",
+            "Outcome: spoke to mum",
+        ),
+        (
+            "Outcome: no further action\n\nSent from my iPhone\n\nOn 1 Nov 2021, at 10:00, Haven <haven@school.example> wrote:\n\n> Please",
+            "Outcome: no further action",
+        ),
+        (
+            "Outcome: referred\n\nGet Outlook for Android\n________________________________\nFrom: Haven <haven@school.example>\nSent: Monday, November 1, 2021 10:00:00 AM\nTo: Sam\nSubject: Incident 7\n",
+            "Outcome: referred",
+        ),
+        (
+            "Outcome: closed\n\n-- \nSam Teacher\nHead of Year 9\n\n> old",
+            "Outcome: closed",
+        ),
+        (
+            "Outcome: monitoring\n\nAm Mo., 1. Nov. 2021 um 10:00 Uhr schrieb Haven <haven@school.example>:\n> alt",
+            "Outcome: monitoring",
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(reply_text(text).as_deref(), Some(want), "for {text:?}");
@@ -279,9 +356,13 @@ fn simple_message(body: &str) -> Vec<u8> {
 }
 
 fn nested_multiparts(depth: usize) -> Vec<u8> {
-    let mut s = String::from("From: Sam <s@school.example>\r\nSubject: deep\r\nDate: Mon, 01 Nov 2021 10:00:00 +0000\r\nMIME-Version: 1.0\r\n");
+    let mut s = String::from(
+        "From: Sam <s@school.example>\r\nSubject: deep\r\nDate: Mon, 01 Nov 2021 10:00:00 +0000\r\nMIME-Version: 1.0\r\n",
+    );
     for i in 0..depth {
-        s.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+        s.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
     }
     s.push_str("Content-Type: text/plain\r\n\r\ndeep text\r\n");
     for i in (0..depth).rev() {
@@ -291,7 +372,9 @@ fn nested_multiparts(depth: usize) -> Vec<u8> {
 }
 
 fn with_attachments(n: usize) -> Vec<u8> {
-    let mut s = String::from("From: Sam <s@school.example>\r\nSubject: files\r\nDate: Mon, 01 Nov 2021 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nsee files\r\n");
+    let mut s = String::from(
+        "From: Sam <s@school.example>\r\nSubject: files\r\nDate: Mon, 01 Nov 2021 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nsee files\r\n",
+    );
     for i in 0..n {
         s.push_str(&format!("--x\r\nContent-Type: application/pdf; name=\"f{i}.pdf\"\r\nContent-Disposition: attachment; filename=\"f{i}.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n"));
     }
@@ -307,7 +390,10 @@ fn read_cleanly(name: &str, raw: &[u8]) -> Result<haven::message::Message, Strin
         Ok(Ok(msg)) => Ok(msg),
         Ok(Err(e)) => {
             let reason = e.to_string();
-            assert!(!reason.is_empty() && !reason.contains('\n'), "{name}: reason must be one line: {reason:?}");
+            assert!(
+                !reason.is_empty() && !reason.contains('\n'),
+                "{name}: reason must be one line: {reason:?}"
+            );
             Err(reason)
         }
     }
@@ -317,21 +403,27 @@ fn read_cleanly(name: &str, raw: &[u8]) -> Result<haven::message::Message, Strin
 fn empty_and_garbage_input_is_refused() {
     assert!(read_cleanly("empty", b"").is_err());
     assert!(read_cleanly("text", b"just some text, no headers at all\n").is_err());
-    let garbage: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     assert!(read_cleanly("garbage", &garbage).is_err());
     assert!(read_cleanly("nul bytes", &[0u8; 4096]).is_err());
 }
 
 #[test]
 fn truncated_messages_never_panic() {
-    let full = std::fs::read(fixtures().join("messages/forward-outlook-desktop-html.eml")).expect("fixture");
+    let full = std::fs::read(fixtures().join("messages/forward-outlook-desktop-html.eml"))
+        .expect("fixture");
     for cut in (0..full.len()).step_by(37) {
         let _ = read_cleanly(&format!("cut at {cut}"), full.get(..cut).unwrap_or(&[]));
     }
     for eml in golden_files() {
         let raw = std::fs::read(&eml).expect("read");
         for cut in [raw.len() / 3, raw.len() / 2, raw.len() * 9 / 10] {
-            let _ = read_cleanly(&format!("{} cut at {cut}", eml.display()), raw.get(..cut).unwrap_or(&[]));
+            let _ = read_cleanly(
+                &format!("{} cut at {cut}", eml.display()),
+                raw.get(..cut).unwrap_or(&[]),
+            );
         }
     }
 }
@@ -361,7 +453,8 @@ fn malformed_mime_never_panics() {
 
 #[test]
 fn deep_nesting_is_refused() {
-    let err = read_cleanly("nested 10,000", &nested_multiparts(10_000)).expect_err("must be refused");
+    let err =
+        read_cleanly("nested 10,000", &nested_multiparts(10_000)).expect_err("must be refused");
     assert!(err.contains("nested"), "{err}");
     let err = read_cleanly("nested 21", &nested_multiparts(21)).expect_err("must be refused");
     assert!(err.contains("20"), "{err}");
@@ -371,16 +464,28 @@ fn deep_nesting_is_refused() {
 
 #[test]
 fn limits_give_reasons() {
-    let limits = Limits { max_attachments: 3, ..Limits::default() };
+    let limits = Limits {
+        max_attachments: 3,
+        ..Limits::default()
+    };
     let err = read_message_with(&with_attachments(4), &limits).expect_err("over the limit");
     assert!(err.to_string().contains("limit of 3"), "{err}");
-    assert_eq!(read_message_with(&with_attachments(3), &limits).map(|m| m.attachments.len()), Ok(3));
+    assert_eq!(
+        read_message_with(&with_attachments(3), &limits).map(|m| m.attachments.len()),
+        Ok(3)
+    );
 
-    let limits = Limits { max_message_size: 100, ..Limits::default() };
+    let limits = Limits {
+        max_message_size: 100,
+        ..Limits::default()
+    };
     let err = read_message_with(&simple_message(&"x".repeat(200)), &limits).expect_err("too big");
     assert!(err.to_string().contains("over the limit of 100"), "{err}");
 
-    let giant = format!("From: a@b.c\r\nX-Big: {}\r\nSubject: x\r\n\r\nbody", "y".repeat(300 * 1024));
+    let giant = format!(
+        "From: a@b.c\r\nX-Big: {}\r\nSubject: x\r\n\r\nbody",
+        "y".repeat(300 * 1024)
+    );
     let err = read_cleanly("giant header", giant.as_bytes()).expect_err("giant header refused");
     assert!(err.contains("headers"), "{err}");
 }
@@ -388,5 +493,13 @@ fn limits_give_reasons() {
 #[test]
 fn default_limits_are_the_documented_ones() {
     let l = Limits::default();
-    assert_eq!((l.max_message_size, l.max_attachments, l.max_header_size, l.max_mime_depth), (50 * 1024 * 1024, 100, 256 * 1024, 20));
+    assert_eq!(
+        (
+            l.max_message_size,
+            l.max_attachments,
+            l.max_header_size,
+            l.max_mime_depth
+        ),
+        (50 * 1024 * 1024, 100, 256 * 1024, 20)
+    );
 }

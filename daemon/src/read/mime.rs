@@ -62,21 +62,34 @@ pub(crate) fn parse(raw: &[u8], limits: &Limits) -> Result<Parsed, ReadError> {
         )));
     }
     if !looks_like_headers(raw) {
-        return Err(ReadError("no mail headers found: not an email message".into()));
+        return Err(ReadError(
+            "no mail headers found: not an email message".into(),
+        ));
     }
     // mail-parser promises never to panic; a panic here would still only cost this message.
     let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
         .map_err(|_| ReadError("the message could not be parsed".into()))?;
     let Some(message) = parsed else {
-        return Err(ReadError("no mail headers found: not an email message".into()));
+        return Err(ReadError(
+            "no mail headers found: not an email message".into(),
+        ));
     };
-    let mut walker = Walker { limits, attachments: 0, attached: Vec::new() };
+    let mut walker = Walker {
+        limits,
+        attachments: 0,
+        attached: Vec::new(),
+    };
     let top = walker.message(&message, 0)?;
     if top.from.is_none() && top.subject.is_none() && top.date.is_none() && top.message_id.is_none()
     {
-        return Err(ReadError("no From, Subject, Date or Message-ID header: not an email message".into()));
+        return Err(ReadError(
+            "no From, Subject, Date or Message-ID header: not an email message".into(),
+        ));
     }
-    Ok(Parsed { top, attached: walker.attached })
+    Ok(Parsed {
+        top,
+        attached: walker.attached,
+    })
 }
 
 /// Bytes up to the blank line that ends the top-level header section (all of it when none).
@@ -102,7 +115,11 @@ fn looks_like_headers(raw: &[u8]) -> bool {
     let Some(colon) = first.iter().position(|&b| b == b':') else {
         return false;
     };
-    colon > 0 && first.iter().take(colon).all(|&b| b.is_ascii_graphic() && b != b':')
+    colon > 0
+        && first
+            .iter()
+            .take(colon)
+            .all(|&b| b.is_ascii_graphic() && b != b':')
 }
 
 struct Walker<'l> {
@@ -120,7 +137,14 @@ impl Walker<'_> {
         let mut part = headers_of(root);
         let html_cids = self.bodies(msg, &mut part);
         let mut nested = Vec::new();
-        self.walk(msg, 0, depth, &html_cids, &mut part.attachments, &mut nested)?;
+        self.walk(
+            msg,
+            0,
+            depth,
+            &html_cids,
+            &mut part.attachments,
+            &mut nested,
+        )?;
         // Attached messages are recorded after their parent, so the list is outermost first.
         for (child, child_depth) in nested {
             let mut read = self.message(child, child_depth)?;
@@ -145,14 +169,21 @@ impl Walker<'_> {
                 htmls.push(h.as_ref());
             }
         }
-        let html = if htmls.is_empty() { None } else { Some(htmls.join("\n")) };
+        let html = if htmls.is_empty() {
+            None
+        } else {
+            Some(htmls.join("\n"))
+        };
         part.text = if texts.is_empty() {
             html.as_deref().map(html::to_text).unwrap_or_default()
         } else {
             texts.join("\n")
         };
         part.text = normalise_newlines(&part.text);
-        let cids = html.as_deref().map(html::referenced_cids).unwrap_or_default();
+        let cids = html
+            .as_deref()
+            .map(html::referenced_cids)
+            .unwrap_or_default();
         part.html = html;
         cids
     }
@@ -235,13 +266,16 @@ impl Walker<'_> {
             .to_ascii_lowercase();
         let raw_name = part.attachment_name().unwrap_or("");
         let name = filename::sanitize(raw_name);
-        let content_id = part.content_id().map(|c| c.trim_matches(['<', '>', ' ']).to_string());
+        let content_id = part
+            .content_id()
+            .map(|c| c.trim_matches(['<', '>', ' ']).to_string());
         let referenced = content_id
             .as_ref()
             .is_some_and(|c| cids.iter().any(|r| r.eq_ignore_ascii_case(c)));
         let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
         let is_image = content_type.starts_with("image/");
-        let inline = referenced || (is_image && (disposition_inline || inline_disposition && raw_name.is_empty()));
+        let inline = referenced
+            || (is_image && (disposition_inline || inline_disposition && raw_name.is_empty()));
         let tnef = content_type == "application/ms-tnef"
             || content_type == "application/vnd.ms-tnef"
             || name.eq_ignore_ascii_case("winmail.dat");
