@@ -29,6 +29,8 @@ struct Recorder {
     calls: AtomicUsize,
     /// While set, every batch fails as if the database were unreachable.
     down: AtomicBool,
+    /// Runs once, right after the first batch is committed (before the source moves it).
+    after_commit: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Recorder {
@@ -72,6 +74,10 @@ impl Sink for Recorder {
             .collect();
         if let Ok(mut got) = self.got.lock() {
             got.extend(batch);
+        }
+        let hook = self.after_commit.lock().ok().and_then(|mut h| h.take());
+        if let Some(hook) = hook {
+            hook();
         }
         Ok(dispositions)
     }
@@ -180,7 +186,7 @@ async fn server_name(d: &Dovecot, configured: &str) -> String {
         .unwrap_or_else(|| panic!("no folder for {configured} on the server"))
 }
 
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn waiting_messages_are_delivered_once_and_moved_by_disposition() {
@@ -413,6 +419,71 @@ async fn the_source_reconnects_after_the_server_restarts() {
     })
     .await;
     src.stop().await;
+}
+
+/// A backlog (a weekend's mail, or a first start on a full mailbox) drains in batches; prints
+/// the rate so a regression shows in the test output.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_drains_in_batches() {
+    const N: usize = 400;
+    let d = Dovecot::start();
+    let msgs: Vec<Vec<u8>> = (0..N).map(|n| message(n, "")).collect();
+    d.append_all(&msgs).await;
+    let sink = Arc::new(Recorder::default());
+    let started = Instant::now();
+    let src = start(settings(&d), &sink);
+    eventually("the backlog delivered", Duration::from_secs(60), || async {
+        sink.got().len() == N
+    })
+    .await;
+    let elapsed = started.elapsed();
+    src.reach(ImapState::Idle, WAIT).await;
+    src.stop().await;
+    println!(
+        "backlog: {N} messages in {} ms ({:.0} msgs/s, {} sink commits)",
+        elapsed.as_millis(),
+        N as f64 / elapsed.as_secs_f64(),
+        sink.calls.load(Ordering::SeqCst)
+    );
+    assert_eq!(sink.uids(), (1..=N as u32).collect::<Vec<_>>());
+    assert_eq!(
+        sink.calls.load(Ordering::SeqCst),
+        N / 50,
+        "batches of batch_size"
+    );
+    assert_eq!(d.count("INBOX").await, 0);
+}
+
+/// The server goes away after the pipeline committed a batch but before the source moved it:
+/// the messages come again after the reconnect, with the same origin (mailbox, UIDVALIDITY,
+/// UID), which is what lets the pipeline recognise them instead of filing them twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_committed_but_not_moved_comes_again_with_the_same_origin() {
+    let d = Arc::new(Dovecot::start());
+    d.append(&message(1, "")).await;
+    d.append(&message(2, "")).await;
+    let sink = Arc::new(Recorder::default());
+    let server = d.clone();
+    if let Ok(mut hook) = sink.after_commit.lock() {
+        *hook = Some(Box::new(move || server.stop()));
+    }
+    let src = start(settings(&d), &sink);
+    src.reach(ImapState::Retrying, WAIT).await;
+    assert_eq!(sink.got().len(), 2);
+    d.restart();
+    eventually("delivered again", Duration::from_secs(30), || async {
+        sink.got().len() == 4
+    })
+    .await;
+    eventually("INBOX empty", WAIT, || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
+    src.stop().await;
+    let got = sink.got();
+    let (first, again) = got.split_at(2);
+    assert_eq!(first, again, "same origin and bytes the second time");
+    assert_eq!(d.count(&server_name(&d, "Haven/Filed").await).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -707,3 +778,144 @@ async fn xoauth2_rereads_the_token_after_the_server_rejects_an_expired_one() {
     src.stop().await;
     assert_eq!(d.count("INBOX").await, 0);
 }
+
+// --- The whole daemon on IMAP -------------------------------------------------------------
+
+use support::db::{Backend, TestDb};
+use support::haven::{HavenEnv, school_fixtures};
+
+/// Points a test installation's intake at `d` (plain IMAP on loopback).
+fn use_imap(env: &HavenEnv, d: &Dovecot) {
+    std::fs::write(env.path("secrets/imap-password"), format!("{PASSWORD}\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = std::fs::read_to_string(&env.config).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        config.contains("source = \"maildir\""),
+        "the test config changed shape"
+    );
+    let config = config.replace("source = \"maildir\"", "source = \"imap\"")
+        + &format!(
+            "\n[intake.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
+             username = \"{USER}\"\nauth = \"password\"\npassword_file = \"secrets/imap-password\"\n\
+             poll_interval = \"1s\"\n",
+            d.port
+        );
+    std::fs::write(&env.config, config).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `haven run` in the background, its output in `log`.
+fn spawn_daemon(env: &HavenEnv, log: &std::path::Path) -> std::process::Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+    std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["run", "--config"])
+        .arg(&env.config)
+        .current_dir(env.dir.path())
+        .env("RUST_LOG", "info,haven=debug")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start haven run: {e}"))
+}
+
+/// The test school's teacher forwards, each with its own Message-ID, with CRLF line ends.
+fn forwards(n: usize) -> Vec<Vec<u8>> {
+    let template = std::fs::read_to_string(school_fixtures().join("mail/forward-contact.eml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    assert!(template.contains("fwd-contact-1@"));
+    (0..n)
+        .map(|i| {
+            template
+                .replace("fwd-contact-1@", &format!("fwd-imap-{i}@"))
+                .into_bytes()
+        })
+        .collect()
+}
+
+/// The SPEC's promise on the IMAP path: `kill -9` at any point loses nothing and files nothing
+/// twice; SIGTERM then stops the daemon cleanly. Logs carry no names or message text.
+async fn the_daemon_files_each_imap_message_once_across_a_kill_9(backend: Backend) {
+    const N: usize = 150;
+    let db = TestDb::new(backend).await;
+    let d = Dovecot::start();
+    let env = HavenEnv::new(&db.url, "");
+    use_imap(&env, &d);
+    env.import_school();
+    d.append_all(&forwards(N)).await;
+    let log = env.path("haven.log");
+    let show_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    let mut daemon = spawn_daemon(&env, &log);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    while d.count("INBOX").await as usize == N {
+        assert!(
+            Instant::now() < deadline,
+            "nothing left INBOX within 60 s:\n{}",
+            show_log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Somewhere inside the next batch: fetching, filing, committing or moving.
+    tokio::time::sleep(Duration::from_millis(rand::random_range(0..120))).await;
+    daemon.kill().unwrap_or_else(|e| panic!("kill -9: {e}"));
+    let _ = daemon.wait();
+    let left = d.count("INBOX").await;
+    println!(
+        "kill -9 after {} ms with {left} of {N} messages still in INBOX",
+        started.elapsed().as_millis()
+    );
+
+    let mut daemon = spawn_daemon(&env, &log);
+    eventually(
+        "INBOX emptied after the restart",
+        Duration::from_secs(90),
+        || async { d.count("INBOX").await == 0 },
+    )
+    .await;
+    let pid = daemon.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Ok(Some(status)) = daemon.try_wait() {
+            break status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "haven run ignored SIGTERM:\n{}",
+            show_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(code, Some(0), "haven run after SIGTERM:\n{}", show_log());
+
+    let s = env.status();
+    assert_eq!(s["messages"]["filed"], N, "{s}");
+    assert_eq!(s["incidents"], N, "each forward filed exactly once: {s}");
+    let filed = server_name(&d, "Haven/Filed").await;
+    assert!(d.count(&filed).await as usize >= N);
+    let text = show_log();
+    for private in [
+        "Jane",
+        "Smith",
+        "lunch money",
+        "teacher@school.example",
+        "Worried",
+    ] {
+        assert!(
+            !text.contains(private),
+            "the daemon's log contains {private:?}"
+        );
+    }
+    db.cleanup().await;
+}
+
+backend_tests!(the_daemon_files_each_imap_message_once_across_a_kill_9);

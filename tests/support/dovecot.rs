@@ -287,6 +287,17 @@ impl Dovecot {
         self.append_to("INBOX", raw, None).await;
     }
 
+    /// APPENDs many messages to INBOX over one session, in order.
+    pub async fn append_all(&self, raws: &[Vec<u8>]) {
+        let mut s = self.client().await;
+        for raw in raws {
+            s.append("INBOX", None, None, raw)
+                .await
+                .unwrap_or_else(|e| panic!("APPEND: {e}"));
+        }
+        let _ = s.logout().await;
+    }
+
     /// APPENDs one message to `folder` with `flags` such as `(\Seen)`.
     pub async fn append_to(&self, folder: &str, raw: &[u8], flags: Option<&str>) {
         let mut s = self.client().await;

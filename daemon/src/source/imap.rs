@@ -108,7 +108,7 @@ impl ImapSettings {
             problems.push("batch_size must be at least 1");
         }
         if self.idle_renew.is_zero() || self.idle_renew > Duration::from_secs(29 * 60) {
-            problems.push("idle_renew must be between 0 and 29 minutes");
+            problems.push("idle_renew must be more than 0 and at most 29 minutes");
         }
         if self.poll_interval.is_zero() {
             problems.push("poll_interval must be more than 0");
