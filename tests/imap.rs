@@ -31,6 +31,8 @@ struct Recorder {
     down: AtomicBool,
     /// Runs once, right after the first batch is committed (before the source moves it).
     after_commit: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// When each committed message arrived, in order.
+    arrived: Mutex<Vec<Instant>>,
 }
 
 impl Recorder {
@@ -72,6 +74,9 @@ impl Sink for Recorder {
                 Payload::Raw(_) => Disposition::Filed,
             })
             .collect();
+        if let Ok(mut arrived) = self.arrived.lock() {
+            arrived.extend(batch.iter().map(|_| Instant::now()));
+        }
         if let Ok(mut got) = self.got.lock() {
             got.extend(batch);
         }
@@ -419,6 +424,113 @@ async fn the_source_reconnects_after_the_server_restarts() {
     })
     .await;
     src.stop().await;
+}
+
+/// Pick-up latency while idling, beside a bare IDLE client on the same server in the same run
+/// (Dovecot itself waits about 0.5 s before it notifies an idling client): Haven's median must
+/// stay close to the bare client's, and no message may take much longer.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_pickup_latency_is_close_to_a_bare_idle_client() {
+    const N: usize = 30;
+    const PROBE: &str = "Probe";
+    let d = Dovecot::start();
+    {
+        let mut c = d.client().await;
+        c.create(PROBE)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE: {e}"));
+        let _ = c.logout().await;
+    }
+    let sink = Arc::new(Recorder::default());
+    let src = start(settings(&d), &sink);
+    src.reach(ImapState::Idle, WAIT).await;
+
+    // The bare client: IDLE on its own mailbox, note when each EXISTS arrives.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let stop = CancellationToken::new();
+    let watcher = {
+        let mut session = d.client().await;
+        session
+            .select(PROBE)
+            .await
+            .unwrap_or_else(|e| panic!("SELECT: {e}"));
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            use async_imap::extensions::idle::IdleResponse;
+            use async_imap::imap_proto::{MailboxDatum, Response};
+            loop {
+                let mut idle = session.idle();
+                idle.init().await.unwrap_or_else(|e| panic!("IDLE: {e}"));
+                let (event, _interrupt) = idle.wait_with_timeout(Duration::from_secs(300));
+                let done = tokio::select! {
+                    r = event => {
+                        if let Ok(IdleResponse::NewData(data)) = r
+                            && matches!(data.parsed(), Response::MailboxData(MailboxDatum::Exists(_)))
+                        {
+                            let _ = tx.send(Instant::now());
+                        }
+                        false
+                    }
+                    _ = stop.cancelled() => true,
+                };
+                session = idle.done().await.unwrap_or_else(|e| panic!("DONE: {e}"));
+                if done {
+                    return;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (mut haven, mut bare) = (Vec::new(), Vec::new());
+    let mut c = d.client().await;
+    for n in 0..N {
+        c.append("INBOX", None, None, message(n, ""))
+            .await
+            .unwrap_or_else(|e| panic!("APPEND: {e}"));
+        let to_haven = Instant::now();
+        c.append(PROBE, None, None, message(n, ""))
+            .await
+            .unwrap_or_else(|e| panic!("APPEND: {e}"));
+        let to_bare = Instant::now();
+        let seen = tokio::time::timeout(WAIT, rx.recv()).await;
+        let Ok(Some(seen)) = seen else {
+            panic!("the bare IDLE client saw nothing")
+        };
+        bare.push(seen.saturating_duration_since(to_bare));
+        eventually("Haven took it", WAIT, || async {
+            sink.got().len() == n + 1
+        })
+        .await;
+        let arrived = sink.arrived.lock().ok().and_then(|a| a.last().copied());
+        haven.push(arrived.map_or(Duration::MAX, |t| t.saturating_duration_since(to_haven)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = c.logout().await;
+    stop.cancel();
+    let _ = watcher.await;
+    src.stop().await;
+
+    let pct = |v: &mut Vec<Duration>, p: usize| {
+        v.sort_unstable();
+        v.get((v.len() * p / 100).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(Duration::MAX)
+    };
+    let (h50, h99) = (pct(&mut haven, 50), pct(&mut haven, 99));
+    let (b50, b99) = (pct(&mut bare, 50), pct(&mut bare, 99));
+    println!(
+        "IDLE pick-up over {N} messages: Haven p50 {} ms, p99 {} ms; bare IDLE client p50 {} ms, p99 {} ms",
+        h50.as_millis(),
+        h99.as_millis(),
+        b50.as_millis(),
+        b99.as_millis()
+    );
+    assert!(
+        h50 <= b50 + Duration::from_millis(150),
+        "Haven's median {h50:?} vs the bare client's {b50:?}"
+    );
+    assert!(h99 < Duration::from_millis(1500), "Haven's p99 {h99:?}");
 }
 
 /// A backlog (a weekend's mail, or a first start on a full mailbox) drains in batches; prints
