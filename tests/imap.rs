@@ -1236,8 +1236,47 @@ async fn the_daemon_finishes_after_the_server_is_down_for_10_seconds(backend: Ba
     db.cleanup().await;
 }
 
+/// Messages Haven already filed show up again in the intake under a new UIDVALIDITY (a
+/// restored mailbox): they are recognised by Message-ID and content and moved, never filed again.
+async fn already_filed_messages_under_a_new_uidvalidity_are_moved_not_refiled(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let d = Dovecot::start();
+    let env = HavenEnv::new(&db.url, "");
+    use_imap(&env, &d, PASSWORD);
+    env.import_school();
+    d.append_all(&(0..3).map(forward).collect::<Vec<_>>()).await;
+    let daemon = Daemon::start(&env);
+    eventually("filed", WAIT, || async { d.count("INBOX").await == 0 }).await;
+    daemon.terminate().await;
+    assert_eq!(env.status()["incidents"], 3);
+
+    let filed = server_name(&d, "Haven/Filed").await;
+    d.copy_all(&filed, "INBOX").await;
+    let before = d.uidvalidity().await;
+    d.reset_inbox_uidvalidity();
+    assert_ne!(
+        d.uidvalidity().await,
+        before,
+        "the test needs a new UIDVALIDITY"
+    );
+    assert_eq!(d.count("INBOX").await, 3);
+
+    let daemon = Daemon::start(&env);
+    eventually("moved again", WAIT, || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
+    daemon.terminate().await;
+    let s = env.status();
+    assert_eq!(s["incidents"], 3, "nothing filed twice: {s}");
+    assert_eq!(s["messages"]["filed"], 3, "{s}");
+    assert_eq!(d.count(&filed).await, 6);
+    db.cleanup().await;
+}
+
 backend_tests!(
     the_daemon_files_500_messages_once_across_five_kill_9s,
+    already_filed_messages_under_a_new_uidvalidity_are_moved_not_refiled,
     the_daemon_files_what_arrives_while_it_idles,
     a_wrong_password_is_reported_once_and_retried,
     the_daemon_finishes_after_the_server_is_down_for_10_seconds,

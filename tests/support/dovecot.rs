@@ -307,6 +307,46 @@ impl Dovecot {
         let _ = s.logout().await;
     }
 
+    /// Copies every message of `from` into `to` (same bytes, new UIDs).
+    pub async fn copy_all(&self, from: &str, to: &str) {
+        let mut s = self.client().await;
+        s.select(from)
+            .await
+            .unwrap_or_else(|e| panic!("SELECT {from}: {e}"));
+        s.uid_copy("1:*", to)
+            .await
+            .unwrap_or_else(|e| panic!("COPY: {e}"));
+        let _ = s.logout().await;
+    }
+
+    /// Gives INBOX a new UIDVALIDITY (what a restored or migrated mailbox looks like): stops
+    /// the server, removes INBOX's UID list and indexes, starts it again.
+    pub fn reset_inbox_uidvalidity(&self) {
+        self.stop();
+        let maildir = self.root().join("home").join(USER).join("Maildir");
+        let entries = std::fs::read_dir(&maildir).unwrap_or_else(|e| panic!("{e}"));
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("dovecot-uidlist") || name.starts_with("dovecot.index") {
+                std::fs::remove_file(entry.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+        // UIDVALIDITY comes from the clock (seconds): make sure it moves on.
+        std::thread::sleep(Duration::from_millis(1100));
+        self.restart();
+    }
+
+    /// INBOX's UIDVALIDITY.
+    pub async fn uidvalidity(&self) -> u32 {
+        let mut s = self.client().await;
+        let m = s
+            .examine("INBOX")
+            .await
+            .unwrap_or_else(|e| panic!("EXAMINE: {e}"));
+        let _ = s.logout().await;
+        m.uid_validity.unwrap_or(0)
+    }
+
     /// How many messages `folder` holds; 0 when it does not exist.
     pub async fn count(&self, folder: &str) -> u32 {
         let mut s = self.client().await;
