@@ -598,6 +598,34 @@ async fn a_batch_committed_but_not_moved_comes_again_with_the_same_origin() {
     assert_eq!(d.count(&server_name(&d, "Haven/Filed").await).await, 2);
 }
 
+/// Folder names are configured with `/` and may be non-ASCII: the server gets them in its
+/// own hierarchy and in modified UTF-7 (expected spellings written out here by hand).
+#[tokio::test(flavor = "multi_thread")]
+async fn folder_names_follow_the_server_hierarchy_and_modified_utf7() {
+    let d = Dovecot::start();
+    let sep = d.delimiter().await;
+    let intake = format!("&AMk-coles{sep}Intake");
+    d.create(&intake).await;
+    d.append_to(&intake, &message(1, ""), None).await;
+    d.append_to(&intake, &message(2, QUARANTINE_ME), None).await;
+    let mut s = settings(&d);
+    s.mailbox = "Écoles/Intake".into();
+    s.filed_folder = "Haven/Classé".into();
+    s.quarantine_folder = "Haven/Quarantaine & Co".into();
+    let sink = Arc::new(Recorder::default());
+    let src = start(s, &sink);
+    eventually("both delivered", WAIT, || async { sink.got().len() == 2 }).await;
+    eventually("intake emptied", WAIT, || async {
+        d.count(&intake).await == 0
+    })
+    .await;
+    src.stop().await;
+    assert_eq!(d.count(&format!("Haven{sep}Class&AOk-")).await, 1);
+    assert_eq!(d.count(&format!("Haven{sep}Quarantaine &- Co")).await, 1);
+    assert!(sink.got().iter().all(|m| matches!(&m.origin,
+        Origin::Imap { mailbox, .. } if mailbox == "Écoles/Intake")));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_another_client_marked_seen_is_still_taken() {
     let d = Dovecot::start();

@@ -375,6 +375,30 @@ impl Dovecot {
         uids
     }
 
+    /// The server's hierarchy delimiter (`LIST "" ""`).
+    pub async fn delimiter(&self) -> String {
+        let mut s = self.client().await;
+        let names: Vec<_> = match s.list(Some(""), Some("\"\"")).await {
+            Ok(stream) => stream.try_collect().await.unwrap_or_default(),
+            Err(e) => panic!("LIST: {e}"),
+        };
+        let d = names
+            .first()
+            .and_then(|n| n.delimiter().map(str::to_string))
+            .unwrap_or_else(|| panic!("the server named no hierarchy delimiter"));
+        let _ = s.logout().await;
+        d
+    }
+
+    /// Creates a mailbox (name as the server spells it).
+    pub async fn create(&self, folder: &str) {
+        let mut s = self.client().await;
+        s.create(folder)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+        let _ = s.logout().await;
+    }
+
     /// The mailbox names the server lists (its own spelling and delimiter).
     pub async fn folders(&self) -> Vec<String> {
         let mut s = self.client().await;

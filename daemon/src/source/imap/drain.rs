@@ -73,6 +73,7 @@ struct Caps {
 
 /// The folder names as the server spells them.
 struct Folders {
+    intake: String,
     filed: String,
     quarantine: String,
 }
@@ -97,7 +98,7 @@ pub(crate) async fn serve<S: Sink>(
     };
     let caps = read_caps(&mut session).await?;
     let folders = prepare_folders(&mut session, settings).await?;
-    let mailbox = command(COMMAND_TIMEOUT, "SELECT", session.select(&settings.mailbox)).await?;
+    let mailbox = command(COMMAND_TIMEOUT, "SELECT", session.select(&folders.intake)).await?;
     let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
     held.for_mailbox(uidvalidity);
     if health.is_failing() {
@@ -184,6 +185,7 @@ async fn prepare_folders(
         .into_iter()
         .find_map(|(_, d, _)| d);
     let folders = Folders {
+        intake: server_folder(&settings.mailbox, delimiter.as_deref()),
         filed: server_folder(&settings.filed_folder, delimiter.as_deref()),
         quarantine: server_folder(&settings.quarantine_folder, delimiter.as_deref()),
     };
