@@ -112,7 +112,7 @@ impl Dovecot {
             maildir.join("tmp"),
         ] {
             std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+                .unwrap_or_else(|e| panic!("chown {}: {e} ({FIX})", p.display()));
             set_mode(&p, 0o700);
         }
         let port = free_port();
@@ -603,7 +603,9 @@ fn openssl(dir: &Path, args: &[&str]) {
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl ({FIX}): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run openssl: {e} (the TLS tests make their certificates with it: apt-get install openssl)")
+        });
     assert!(
         out.status.success(),
         "openssl {args:?} failed: {}",
