@@ -27,8 +27,9 @@ const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 /// A message the sink refused on its own (not transiently) is retried after this long.
 const HOLD_FOR: Duration = Duration::from_secs(15 * 60);
 
-/// Messages the sink refused one by one, left in the mailbox and skipped until their time,
-/// so one bad message does not block the rest or spin the loop.
+/// Messages left in the mailbox and skipped until their time: those the sink refused on their
+/// own, and those the server listed but did not return. One bad message must neither block the
+/// rest nor spin the drain loop; each is tried again after [`HOLD_FOR`].
 #[derive(Debug, Default)]
 pub(crate) struct HeldBack {
     uidvalidity: u32,
