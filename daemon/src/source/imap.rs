@@ -114,10 +114,9 @@ impl ImapSettings {
             problems.push("poll_interval must be more than 0");
         }
         for folder in [&self.mailbox, &self.filed_folder, &self.quarantine_folder] {
-            if folder.is_empty() || !folder.is_ascii() || folder.contains(['\r', '\n', '*', '%']) {
-                problems.push(
-                    "mailbox and folder names must be non-empty ASCII without * % or line breaks",
-                );
+            if folder.is_empty() || folder.contains(['\r', '\n', '*', '%']) {
+                problems
+                    .push("mailbox and folder names must be non-empty, without * % or line breaks");
                 break;
             }
         }
