@@ -80,6 +80,12 @@ pub(crate) fn parse(raw: &[u8], limits: &Limits) -> Result<Parsed, ReadError> {
         attached: Vec::new(),
     };
     let top = walker.message(&message, 0)?;
+    if walker.attachments > limits.max_attachments {
+        return Err(ReadError(format!(
+            "message has {} attachments, over the limit of {}",
+            walker.attachments, limits.max_attachments
+        )));
+    }
     if top.from.is_none() && top.subject.is_none() && top.date.is_none() && top.message_id.is_none()
     {
         return Err(ReadError(
@@ -249,12 +255,10 @@ impl Walker<'_> {
         cids: &[String],
         files: &mut Vec<Attachment>,
     ) -> Result<(), ReadError> {
+        // Past the limit, only count: the message is refused with the full number below.
         self.attachments += 1;
         if self.attachments > self.limits.max_attachments {
-            return Err(ReadError(format!(
-                "message has more than {} attachments, over the limit of {}",
-                self.limits.max_attachments, self.limits.max_attachments
-            )));
+            return Ok(());
         }
         let content_type = part
             .content_type()
