@@ -469,7 +469,7 @@ fn limits_give_reasons() {
         ..Limits::default()
     };
     let err = read_message_with(&with_attachments(4), &limits).expect_err("over the limit");
-    assert!(err.to_string().contains("limit of 3"), "{err}");
+    assert_eq!(err.to_string(), "message has 4 attachments, over the limit of 3");
     assert_eq!(
         read_message_with(&with_attachments(3), &limits).map(|m| m.attachments.len()),
         Ok(3)
@@ -502,4 +502,88 @@ fn default_limits_are_the_documented_ones() {
         ),
         (50 * 1024 * 1024, 100, 256 * 1024, 20)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `haven inspect` through the binary
+// ---------------------------------------------------------------------------------------------
+
+fn haven_inspect(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("inspect")
+        .args(args)
+        .output()
+        .expect("run haven inspect")
+}
+
+#[test]
+fn inspect_prints_the_spec_json() {
+    let file = fixtures().join("messages/forward-outlook-desktop-html.eml");
+    let out = haven_inspect(&[file.to_str().expect("utf-8 path"), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    for key in [
+        "message_id",
+        "from",
+        "subject",
+        "date",
+        "kind",
+        "note",
+        "forwarded",
+        "reply_text",
+        "attachments",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["kind"], "forward");
+    assert_eq!(v["forwarded"]["from"]["address"], "ann.parent@home.example");
+    assert_eq!(v["forwarded"]["date"], "2021-10-29T18:42:00+00:00");
+    assert_eq!(v["attachments"][1]["filename"], "Jane lunch rota.pdf");
+    assert_eq!(
+        v["attachments"][1]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
+}
+
+#[test]
+fn inspect_summary_is_readable() {
+    let file = fixtures().join("messages/reply-iphone.eml");
+    let out = haven_inspect(&[file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("kind:        reply"), "{text}");
+    assert!(text.contains("Outcome: no further action"), "{text}");
+}
+
+#[test]
+fn inspect_refuses_unusable_input_with_65_and_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.eml");
+    std::fs::write(&empty, b"").expect("write");
+    let garbage = dir.path().join("garbage.eml");
+    std::fs::write(&garbage, [0xffu8, 0x00, 0x13, 0x37].repeat(2000)).expect("write");
+    let deep = dir.path().join("deep.eml");
+    std::fs::write(&deep, nested_multiparts(10_000)).expect("write");
+    let missing = dir.path().join("missing.eml");
+    for path in [&empty, &garbage, &deep, &missing] {
+        let out = haven_inspect(&[path.to_str().expect("utf-8 path"), "--json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{}: {stderr}", path.display());
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{}: {stderr}",
+            path.display()
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}: printed something on stdout",
+            path.display()
+        );
+    }
 }

@@ -64,7 +64,7 @@ fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
 }
 
 /// The SPEC's `haven inspect --json` object (plus `text`, `html`, `forward_chain`, attachment
-/// `inline`/`tnef`, and the forwarded `date_text`/`attached`).
+/// `inline`/`tnef`, the forwarded `date_text`/`attached`, and every top-level header).
 pub fn inspect_json(msg: &Message) -> Value {
     json!({
         "message_id": msg.message_id,
@@ -83,6 +83,7 @@ pub fn inspect_json(msg: &Message) -> Value {
         "text": msg.text,
         "html": msg.html,
         "size": msg.size,
+        "headers": msg.headers.iter().map(|h| json!({"name": h.name, "value": h.value})).collect::<Vec<_>>(),
     })
 }
 

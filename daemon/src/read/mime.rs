@@ -80,6 +80,12 @@ pub(crate) fn parse(raw: &[u8], limits: &Limits) -> Result<Parsed, ReadError> {
         attached: Vec::new(),
     };
     let top = walker.message(&message, 0)?;
+    if walker.attachments > limits.max_attachments {
+        return Err(ReadError(format!(
+            "message has {} attachments, over the limit of {}",
+            walker.attachments, limits.max_attachments
+        )));
+    }
     if top.from.is_none() && top.subject.is_none() && top.date.is_none() && top.message_id.is_none()
     {
         return Err(ReadError(
@@ -134,7 +140,7 @@ impl Walker<'_> {
         let Some(root) = msg.parts.first() else {
             return Ok(Part::default());
         };
-        let mut part = headers_of(root);
+        let mut part = headers_of(root, msg.raw_message.as_ref());
         let html_cids = self.bodies(msg, &mut part);
         let mut nested = Vec::new();
         self.walk(
@@ -249,12 +255,10 @@ impl Walker<'_> {
         cids: &[String],
         files: &mut Vec<Attachment>,
     ) -> Result<(), ReadError> {
+        // Past the limit, only count: the message is refused with the full number below.
         self.attachments += 1;
         if self.attachments > self.limits.max_attachments {
-            return Err(ReadError(format!(
-                "message has more than {} attachments, over the limit of {}",
-                self.limits.max_attachments, self.limits.max_attachments
-            )));
+            return Ok(());
         }
         let content_type = part
             .content_type()
@@ -294,11 +298,21 @@ impl Walker<'_> {
 }
 
 /// Headers, addresses, subject and date of one message's root part.
-fn headers_of(root: &MessagePart<'_>) -> Part {
+fn headers_of(root: &MessagePart<'_>, raw: &[u8]) -> Part {
     let mut part = Part::default();
     for h in &root.headers {
         let name = h.name.as_str().to_string();
-        let value = header_text(&h.value);
+        let value = match &h.value {
+            // Structured values the parser keeps only in part: the header as received.
+            HeaderValue::Received(_)
+            | HeaderValue::ContentType(_)
+            | HeaderValue::DateTime(_)
+            | HeaderValue::Empty => raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .map(|b| unfold(&String::from_utf8_lossy(b)))
+                .unwrap_or_else(|| header_text(&h.value)),
+            other => unfold(&header_text(other)),
+        };
         match &h.name {
             HeaderName::MessageId if part.message_id.is_none() => {
                 part.message_id = ids(&h.value).into_iter().next();
@@ -398,6 +412,16 @@ fn to_chrono(d: &mail_parser::DateTime) -> Option<DateTime<FixedOffset>> {
     let naive = NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))?
         .and_hms_opt(u32::from(d.hour), u32::from(d.minute), u32::from(d.second))?;
     offset.from_local_datetime(&naive).single()
+}
+
+/// A folded header value on one line.
+fn unfold(value: &str) -> String {
+    value
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn normalise_newlines(text: &str) -> String {
