@@ -2,7 +2,8 @@
 //! shipped rules and the test directory, on the database a [`super::db::TestDb`] made.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The test school's directory and messages (tests/fixtures/school).
 pub fn school_fixtures() -> PathBuf {
@@ -36,6 +37,20 @@ impl HavenEnv {
     /// A Maildir-intake, Maildir-outbox installation on `db_url`, with `extra` TOML appended
     /// to the `[intake]` table (for example `trusted_authserv_id = "mx.school.example"`).
     pub fn new(db_url: &str, intake_extra: &str) -> HavenEnv {
+        HavenEnv::build(db_url, intake_extra, "transport = \"maildir\"\nmaildir = \"var/outbox\"")
+    }
+
+    /// A Maildir-intake installation whose outbox sends by SMTP to `127.0.0.1:smtp_port`
+    /// without TLS (a [`super::smtp::SmtpServer`] on loopback).
+    pub fn with_smtp(db_url: &str, intake_extra: &str, smtp_port: u16) -> HavenEnv {
+        HavenEnv::build(
+            db_url,
+            intake_extra,
+            &format!("transport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {smtp_port}\nsecurity = \"plain\""),
+        )
+    }
+
+    fn build(db_url: &str, intake_extra: &str, smtp: &str) -> HavenEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         for d in ["secrets", "mail/intake/new", "mail/intake/cur", "mail/intake/tmp", "var"] {
@@ -69,9 +84,8 @@ max_message_size = "10MB"
 path = "mail/intake"
 
 [smtp]
-transport = "maildir"
 from = "Haven <safeguarding@school.example>"
-maildir = "var/outbox"
+{smtp}
 
 [rules]
 dir = "rules"
@@ -120,6 +134,42 @@ reply_key_file = "secrets/reply.key"
         assert_eq!(r.code, 0, "directory import failed: {}{}", r.stdout, r.stderr);
     }
 
+    /// Delivers `raw` into the intake Maildir the way a mail server does: written under
+    /// `tmp/`, then renamed into `new/`, so the daemon never reads half a file.
+    pub fn deliver(&self, name: &str, raw: &[u8]) {
+        let tmp = self.path("mail/intake/tmp").join(name);
+        std::fs::write(&tmp, raw).unwrap_or_else(|e| panic!("{}: {e}", tmp.display()));
+        let new = self.path("mail/intake/new").join(name);
+        std::fs::rename(&tmp, &new).unwrap_or_else(|e| panic!("{}: {e}", new.display()));
+    }
+
+    /// Starts `haven run` in the background; stop it with [`Daemon::stop`].
+    pub fn start(&self) -> Daemon {
+        self.start_env(&[])
+    }
+
+    /// [`HavenEnv::start`] with extra environment variables (for example `RUST_LOG`).
+    pub fn start_env(&self, env: &[(&str, &str)]) -> Daemon {
+        let log = self.path("var/haven-run.log");
+        let out = std::fs::File::create(&log).expect("daemon log file");
+        let err = out.try_clone().expect("daemon log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_haven"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start haven run");
+        Daemon { child: Some(child), log }
+    }
+
     /// `haven status --json`, parsed.
     pub fn status(&self) -> serde_json::Value {
         let r = self.haven(&["status", "--json"]);
@@ -142,6 +192,75 @@ fn copy_dir(from: &Path, to: &Path) {
         let e = e.unwrap();
         if e.file_type().unwrap().is_file() {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// `haven run` in the background. Dropping it without [`Daemon::stop`] kills it.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// What the daemon has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics, with the daemon's log, if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!("haven run exited early ({status}):\n{}", self.log());
+        }
+    }
+
+    /// SIGTERM, then waits up to 20 s: the daemon must stop by itself and exit 0.
+    pub fn stop(mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "could not send SIGTERM to haven run");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("haven run did not stop within 20 s of SIGTERM:\n{}", self.log());
+                }
+            }
+        };
+        assert_eq!(status.code(), Some(0), "haven run after SIGTERM: {status}\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Ok`, or panics after `timeout` naming `what`
+/// and the last `Err` it gave (what was seen instead).
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
 }
