@@ -469,7 +469,10 @@ fn limits_give_reasons() {
         ..Limits::default()
     };
     let err = read_message_with(&with_attachments(4), &limits).expect_err("over the limit");
-    assert_eq!(err.to_string(), "message has 4 attachments, over the limit of 3");
+    assert_eq!(
+        err.to_string(),
+        "message has 4 attachments, over the limit of 3"
+    );
     assert_eq!(
         read_message_with(&with_attachments(3), &limits).map(|m| m.attachments.len()),
         Ok(3)
@@ -586,4 +589,60 @@ fn inspect_refuses_unusable_input_with_65_and_one_line() {
             path.display()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Speed: a guard against accidental quadratic work, not a benchmark
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reading_stays_linear_on_big_bodies() {
+    // 2 MB of lines that each look like the start of a header block or a quote.
+    let body = "From: someone@home.example\r\n> quoted\r\n".repeat(50_000);
+    let mut raw = simple_message(&body);
+    raw.splice(0..0, b"In-Reply-To: <x@y>\r\n".iter().copied());
+    let start = std::time::Instant::now();
+    let msg = read_message(&raw).expect("read");
+    let elapsed = start.elapsed();
+    eprintln!("2 MB adversarial body read in {elapsed:?}");
+    assert!(
+        elapsed.as_secs() < 20,
+        "took {elapsed:?}: some scan is no longer linear"
+    );
+    assert!(!msg.text.is_empty());
+
+    let corpus = golden_files()
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect::<Vec<_>>();
+    let start = std::time::Instant::now();
+    let rounds = 20;
+    for _ in 0..rounds {
+        for raw in &corpus {
+            let _ = read_message(raw);
+        }
+    }
+    let per_second = (rounds * corpus.len()) as f64 / start.elapsed().as_secs_f64();
+    eprintln!("golden messages: {per_second:.0} messages/s (this build profile)");
+
+    let dir = fixtures().join("forwards");
+    let cases: Value =
+        serde_json::from_str(&read_text(&dir.join("cases.json"))).expect("cases.json");
+    let wrapped: Vec<Vec<u8>> = cases
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| {
+            let body = read_text(&dir.join(c["body_file"].as_str().unwrap_or("")));
+            wrap(&body, "Note for the safeguarding team", "bench")
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        for raw in &wrapped {
+            let _ = read_message(raw);
+        }
+    }
+    let per_second = (rounds * wrapped.len()) as f64 / start.elapsed().as_secs_f64();
+    eprintln!("forward corpus: {per_second:.0} messages/s (this build profile)");
 }

@@ -59,7 +59,11 @@ pub fn has_quoted_lines(text: &str) -> bool {
 /// A single line such as "On Mon, 1 Nov 2021 at 10:00, Sam <s@x> wrote:" in any known language.
 pub fn is_reply_header_line(line: &str) -> bool {
     let l = bare(line);
-    l.len() <= 400 && wrote_re().is_some_and(|re| re.is_match(l)) && looks_like_attribution(l)
+    // Cheap test first: attributions end with a colon.
+    (l.ends_with(':') || l.ends_with('：'))
+        && l.len() <= 400
+        && wrote_re().is_some_and(|re| re.is_match(l))
+        && looks_like_attribution(l)
 }
 
 fn bare(line: &str) -> &str {
