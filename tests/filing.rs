@@ -235,6 +235,35 @@ async fn key_rotation_keeps_records_readable(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A bad row in any directory file names its file and line, and nothing at all is imported.
+async fn bad_directory_row_imports_nothing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let f = school_fixtures();
+    let pupils = std::fs::read_to_string(f.join("pupils.csv")).unwrap() + "A100000000009,New,Pupil,,2014-01-01,7,7K,Kestrel,no\n";
+    std::fs::write(env.path("pupils.csv"), pupils).unwrap();
+    let staff = std::fs::read_to_string(f.join("staff.csv")).unwrap() + "new@school.example,New,Person,wizard,,\n";
+    std::fs::write(env.path("staff.csv"), staff).unwrap();
+    let r = env.haven(&[
+        "directory",
+        "import",
+        "--pupils",
+        env.path("pupils.csv").to_str().unwrap(),
+        "--staff",
+        env.path("staff.csv").to_str().unwrap(),
+        "--contacts",
+        f.join("contacts.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
+    let line = std::fs::read_to_string(env.path("staff.csv")).unwrap().lines().count();
+    assert!(r.stderr.contains(&format!("staff.csv:{line}: unknown role \"wizard\"")), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
+    let r = env.haven(&["chronology", "A100000000009"]);
+    assert_ne!(r.code, 0, "the new pupil from the rejected import must not exist");
+    db.cleanup().await;
+}
+
 backend_tests!(
     forward_is_filed_once_on_the_pupil,
     unknown_pupil_waits_and_stranger_is_quarantined,
@@ -243,4 +272,5 @@ backend_tests!(
     nothing_readable_at_rest_or_in_logs,
     limits_quarantine_with_a_reason,
     key_rotation_keeps_records_readable,
+    bad_directory_row_imports_nothing,
 );

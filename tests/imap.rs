@@ -29,6 +29,10 @@ struct Recorder {
     calls: AtomicUsize,
     /// While set, every batch fails as if the database were unreachable.
     down: AtomicBool,
+    /// Runs once, right after the first batch is committed (before the source moves it).
+    after_commit: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// When each committed message arrived, in order.
+    arrived: Mutex<Vec<Instant>>,
 }
 
 impl Recorder {
@@ -70,8 +74,15 @@ impl Sink for Recorder {
                 Payload::Raw(_) => Disposition::Filed,
             })
             .collect();
+        if let Ok(mut arrived) = self.arrived.lock() {
+            arrived.extend(batch.iter().map(|_| Instant::now()));
+        }
         if let Ok(mut got) = self.got.lock() {
             got.extend(batch);
+        }
+        let hook = self.after_commit.lock().ok().and_then(|mut h| h.take());
+        if let Some(hook) = hook {
+            hook();
         }
         Ok(dispositions)
     }
@@ -180,7 +191,7 @@ async fn server_name(d: &Dovecot, configured: &str) -> String {
         .unwrap_or_else(|| panic!("no folder for {configured} on the server"))
 }
 
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn waiting_messages_are_delivered_once_and_moved_by_disposition() {
@@ -413,6 +424,206 @@ async fn the_source_reconnects_after_the_server_restarts() {
     })
     .await;
     src.stop().await;
+}
+
+/// Pick-up latency while idling, beside a bare IDLE client on the same server in the same run
+/// (Dovecot itself waits about 0.5 s before it notifies an idling client): Haven's median must
+/// stay close to the bare client's, and no message may take much longer.
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_pickup_latency_is_close_to_a_bare_idle_client() {
+    const N: usize = 30;
+    const PROBE: &str = "Probe";
+    let d = Dovecot::start();
+    {
+        let mut c = d.client().await;
+        c.create(PROBE)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE: {e}"));
+        let _ = c.logout().await;
+    }
+    let sink = Arc::new(Recorder::default());
+    let src = start(settings(&d), &sink);
+    src.reach(ImapState::Idle, WAIT).await;
+
+    // The bare client: IDLE on its own mailbox, note when each EXISTS arrives.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let stop = CancellationToken::new();
+    let watcher = {
+        let mut session = d.client().await;
+        session
+            .select(PROBE)
+            .await
+            .unwrap_or_else(|e| panic!("SELECT: {e}"));
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            use async_imap::extensions::idle::IdleResponse;
+            use async_imap::imap_proto::{MailboxDatum, Response};
+            loop {
+                let mut idle = session.idle();
+                idle.init().await.unwrap_or_else(|e| panic!("IDLE: {e}"));
+                let (event, _interrupt) = idle.wait_with_timeout(Duration::from_secs(300));
+                let done = tokio::select! {
+                    r = event => {
+                        if let Ok(IdleResponse::NewData(data)) = r
+                            && matches!(data.parsed(), Response::MailboxData(MailboxDatum::Exists(_)))
+                        {
+                            let _ = tx.send(Instant::now());
+                        }
+                        false
+                    }
+                    _ = stop.cancelled() => true,
+                };
+                session = idle.done().await.unwrap_or_else(|e| panic!("DONE: {e}"));
+                if done {
+                    return;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (mut haven, mut bare) = (Vec::new(), Vec::new());
+    let mut c = d.client().await;
+    for n in 0..N {
+        c.append("INBOX", None, None, message(n, ""))
+            .await
+            .unwrap_or_else(|e| panic!("APPEND: {e}"));
+        let to_haven = Instant::now();
+        c.append(PROBE, None, None, message(n, ""))
+            .await
+            .unwrap_or_else(|e| panic!("APPEND: {e}"));
+        let to_bare = Instant::now();
+        let seen = tokio::time::timeout(WAIT, rx.recv()).await;
+        let Ok(Some(seen)) = seen else {
+            panic!("the bare IDLE client saw nothing")
+        };
+        bare.push(seen.saturating_duration_since(to_bare));
+        eventually("Haven took it", WAIT, || async {
+            sink.got().len() == n + 1
+        })
+        .await;
+        let arrived = sink.arrived.lock().ok().and_then(|a| a.last().copied());
+        haven.push(arrived.map_or(Duration::MAX, |t| t.saturating_duration_since(to_haven)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = c.logout().await;
+    stop.cancel();
+    let _ = watcher.await;
+    src.stop().await;
+
+    let pct = |v: &mut Vec<Duration>, p: usize| {
+        v.sort_unstable();
+        v.get((v.len() * p / 100).min(v.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(Duration::MAX)
+    };
+    let (h50, h99) = (pct(&mut haven, 50), pct(&mut haven, 99));
+    let (b50, b99) = (pct(&mut bare, 50), pct(&mut bare, 99));
+    println!(
+        "IDLE pick-up over {N} messages: Haven p50 {} ms, p99 {} ms; bare IDLE client p50 {} ms, p99 {} ms",
+        h50.as_millis(),
+        h99.as_millis(),
+        b50.as_millis(),
+        b99.as_millis()
+    );
+    assert!(
+        h50 <= b50 + Duration::from_millis(150),
+        "Haven's median {h50:?} vs the bare client's {b50:?}"
+    );
+    assert!(h99 < Duration::from_millis(1500), "Haven's p99 {h99:?}");
+}
+
+/// A backlog (a weekend's mail, or a first start on a full mailbox) drains in batches; prints
+/// the rate so a regression shows in the test output.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_drains_in_batches() {
+    const N: usize = 400;
+    let d = Dovecot::start();
+    let msgs: Vec<Vec<u8>> = (0..N).map(|n| message(n, "")).collect();
+    d.append_all(&msgs).await;
+    let sink = Arc::new(Recorder::default());
+    let started = Instant::now();
+    let src = start(settings(&d), &sink);
+    eventually("the backlog delivered", Duration::from_secs(60), || async {
+        sink.got().len() == N
+    })
+    .await;
+    let elapsed = started.elapsed();
+    src.reach(ImapState::Idle, WAIT).await;
+    src.stop().await;
+    println!(
+        "backlog: {N} messages in {} ms ({:.0} msgs/s, {} sink commits)",
+        elapsed.as_millis(),
+        N as f64 / elapsed.as_secs_f64(),
+        sink.calls.load(Ordering::SeqCst)
+    );
+    assert_eq!(sink.uids(), (1..=N as u32).collect::<Vec<_>>());
+    assert_eq!(
+        sink.calls.load(Ordering::SeqCst),
+        N / 50,
+        "batches of batch_size"
+    );
+    assert_eq!(d.count("INBOX").await, 0);
+}
+
+/// The server goes away after the pipeline committed a batch but before the source moved it:
+/// the messages come again after the reconnect, with the same origin (mailbox, UIDVALIDITY,
+/// UID), which is what lets the pipeline recognise them instead of filing them twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_committed_but_not_moved_comes_again_with_the_same_origin() {
+    let d = Arc::new(Dovecot::start());
+    d.append(&message(1, "")).await;
+    d.append(&message(2, "")).await;
+    let sink = Arc::new(Recorder::default());
+    let server = d.clone();
+    if let Ok(mut hook) = sink.after_commit.lock() {
+        *hook = Some(Box::new(move || server.stop()));
+    }
+    let src = start(settings(&d), &sink);
+    src.reach(ImapState::Retrying, WAIT).await;
+    assert_eq!(sink.got().len(), 2);
+    d.restart();
+    eventually("delivered again", Duration::from_secs(30), || async {
+        sink.got().len() == 4
+    })
+    .await;
+    eventually("INBOX empty", WAIT, || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
+    src.stop().await;
+    let got = sink.got();
+    let (first, again) = got.split_at(2);
+    assert_eq!(first, again, "same origin and bytes the second time");
+    assert_eq!(d.count(&server_name(&d, "Haven/Filed").await).await, 2);
+}
+
+/// Folder names are configured with `/` and may be non-ASCII: the server gets them in its
+/// own hierarchy and in modified UTF-7 (expected spellings written out here by hand).
+#[tokio::test(flavor = "multi_thread")]
+async fn folder_names_follow_the_server_hierarchy_and_modified_utf7() {
+    let d = Dovecot::start();
+    let sep = d.delimiter().await;
+    let intake = format!("&AMk-coles{sep}Intake");
+    d.create(&intake).await;
+    d.append_to(&intake, &message(1, ""), None).await;
+    d.append_to(&intake, &message(2, QUARANTINE_ME), None).await;
+    let mut s = settings(&d);
+    s.mailbox = "Écoles/Intake".into();
+    s.filed_folder = "Haven/Classé".into();
+    s.quarantine_folder = "Haven/Quarantaine & Co".into();
+    let sink = Arc::new(Recorder::default());
+    let src = start(s, &sink);
+    eventually("both delivered", WAIT, || async { sink.got().len() == 2 }).await;
+    eventually("intake emptied", WAIT, || async {
+        d.count(&intake).await == 0
+    })
+    .await;
+    src.stop().await;
+    assert_eq!(d.count(&format!("Haven{sep}Class&AOk-")).await, 1);
+    assert_eq!(d.count(&format!("Haven{sep}Quarantaine &- Co")).await, 1);
+    assert!(sink.got().iter().all(|m| matches!(&m.origin,
+        Origin::Imap { mailbox, .. } if mailbox == "Écoles/Intake")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -707,3 +918,394 @@ async fn xoauth2_rereads_the_token_after_the_server_rejects_an_expired_one() {
     src.stop().await;
     assert_eq!(d.count("INBOX").await, 0);
 }
+
+// --- The whole daemon on IMAP (issue 7's end-to-end checks) ------------------------------
+
+use support::db::{Backend, TestDb};
+use support::haven::{HavenEnv, school_fixtures};
+
+/// Points a test installation's intake at `d` (plain IMAP on loopback), with a 50 MB limit.
+fn use_imap(env: &HavenEnv, d: &Dovecot, password: &str) {
+    std::fs::write(env.path("secrets/imap-password"), format!("{password}\n"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = std::fs::read_to_string(&env.config).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        config.contains("source = \"maildir\"") && config.contains("max_message_size = \"10MB\""),
+        "the test config changed shape"
+    );
+    let config = config
+        .replace("source = \"maildir\"", "source = \"imap\"")
+        .replace("max_message_size = \"10MB\"", "max_message_size = \"50MB\"")
+        + &format!(
+            "\n[intake.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
+             username = \"{USER}\"\nauth = \"password\"\npassword_file = \"secrets/imap-password\"\n\
+             poll_interval = \"1s\"\n",
+            d.port
+        );
+    std::fs::write(&env.config, config).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `haven run` in the background; every run of one test appends to the same log.
+struct Daemon {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(env: &HavenEnv) -> Daemon {
+        let log = env.path("haven.log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(["run", "--config"])
+            .arg(&env.config)
+            .current_dir(env.dir.path())
+            .env("RUST_LOG", "info,haven=debug")
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start haven run: {e}"));
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("haven run exited ({status}):\n{}", self.log());
+        }
+    }
+
+    fn kill_9(mut self) {
+        self.child.kill().unwrap_or_else(|e| panic!("kill -9: {e}"));
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit code must be 0 within 20 s.
+    async fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "haven run ignored SIGTERM:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(code, Some(0), "haven run after SIGTERM:\n{}", self.log());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A failed assertion must not leave a daemon behind.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The test school's teacher forward with its own Message-ID (and CRLF line ends).
+fn forward(i: usize) -> Vec<u8> {
+    let template = std::fs::read_to_string(school_fixtures().join("mail/forward-contact.eml"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n");
+    assert!(template.contains("fwd-contact-1@"));
+    template
+        .replace("fwd-contact-1@", &format!("fwd-imap-{i}@"))
+        .into_bytes()
+}
+
+/// The same forward with a PDF of about `mb` megabytes (base64) attached.
+fn forward_with_attachment(i: usize, mb: usize) -> Vec<u8> {
+    use base64::Engine as _;
+    let plain = String::from_utf8(forward(i)).unwrap_or_default();
+    let (head, body) = plain.split_once("\r\n\r\n").unwrap_or((&plain, ""));
+    let head = head.replace(
+        "Content-Type: text/plain; charset=utf-8",
+        "Content-Type: multipart/mixed; boundary=\"b-haven\"",
+    );
+    let pdf: Vec<u8> = (0..mb * 1024 * 1024 * 3 / 4)
+        .map(|n| (n % 251) as u8)
+        .collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pdf);
+    let mut lines = String::with_capacity(encoded.len() * 78 / 76 + 64);
+    for chunk in encoded.as_bytes().chunks(76) {
+        lines.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        lines.push_str("\r\n");
+    }
+    format!(
+        "{head}\r\n\r\n--b-haven\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
+         --b-haven\r\nContent-Type: application/pdf; name=\"letter.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"letter.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{lines}--b-haven--\r\n"
+    )
+    .into_bytes()
+}
+
+/// Nothing in the daemon's log that names a person or quotes a message.
+fn assert_log_is_clean(log: &str) {
+    for private in [
+        "Jane",
+        "Smith",
+        "lunch money",
+        "teacher@school.example",
+        "Worried",
+    ] {
+        assert!(
+            !log.contains(private),
+            "the daemon's log contains {private:?}"
+        );
+    }
+}
+
+/// 500 messages appended while the daemon runs; the daemon killed with SIGKILL at random
+/// moments five times and restarted each time: every message filed exactly once, INBOX
+/// empty, then SIGTERM stops it cleanly.
+async fn the_daemon_files_500_messages_once_across_five_kill_9s(backend: Backend) {
+    const N: usize = 500;
+    let db = TestDb::new(backend).await;
+    let d = Arc::new(Dovecot::start());
+    let env = HavenEnv::new(&db.url, "");
+    use_imap(&env, &d, PASSWORD);
+    env.import_school();
+
+    let mut daemon = Daemon::start(&env);
+    let appender = {
+        let d = d.clone();
+        tokio::spawn(async move {
+            for chunk in (0..N).collect::<Vec<_>>().chunks(25) {
+                let msgs: Vec<Vec<u8>> = chunk.iter().map(|i| forward(*i)).collect();
+                d.append_all(&msgs).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut kills = Vec::new();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(rand::random_range(150..900))).await;
+        daemon.assert_running();
+        daemon.kill_9();
+        kills.push(d.count("INBOX").await);
+        daemon = Daemon::start(&env);
+    }
+    println!("kill -9 five times; messages waiting in INBOX at each kill: {kills:?}");
+    appender
+        .await
+        .unwrap_or_else(|e| panic!("appending failed: {e}"));
+    eventually("INBOX emptied", Duration::from_secs(120), || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
+    daemon.assert_running();
+    let log = daemon.log();
+    daemon.terminate().await;
+
+    let s = env.status();
+    assert_eq!(s["messages"]["filed"], N, "{s}");
+    assert_eq!(s["incidents"], N, "each forward filed exactly once: {s}");
+    for other in ["awaiting_triage", "quarantined", "duplicate", "ignored"] {
+        assert_eq!(s["messages"][other], 0, "{other}: {s}");
+    }
+    let filed = server_name(&d, "Haven/Filed").await;
+    assert!(d.count(&filed).await as usize >= N);
+    assert_log_is_clean(&log);
+    db.cleanup().await;
+}
+
+/// While the daemon idles: a new forward is filed and moved within seconds; a malformed
+/// message goes to Quarantine and the one after it is still filed; a 20 MB attachment is
+/// filed; a message another client marked \Seen is filed like any other.
+async fn the_daemon_files_what_arrives_while_it_idles(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let d = Dovecot::start();
+    let env = HavenEnv::new(&db.url, "");
+    use_imap(&env, &d, PASSWORD);
+    env.import_school();
+    d.append_to("INBOX", &forward(1), Some("(\\Seen)")).await;
+    let mut daemon = Daemon::start(&env);
+    eventually("the first forward filed", WAIT, || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
+    // Let it settle into IDLE.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let appended = Instant::now();
+    d.append(&forward(2)).await;
+    eventually("the idle pick-up filed and moved", WAIT, || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
+    println!(
+        "daemon: APPEND to moved out of INBOX (after commit) in {} ms",
+        appended.elapsed().as_millis()
+    );
+    assert!(appended.elapsed() < Duration::from_secs(5));
+
+    d.append_all(&[
+        b"%PDF-1.4 not an email at all\r\n\x00\x01\x02 binary junk\r\n".to_vec(),
+        forward(3),
+        forward_with_attachment(4, 20),
+    ])
+    .await;
+    eventually("the rest handled", Duration::from_secs(60), || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
+    daemon.assert_running();
+    let log = daemon.log();
+    daemon.terminate().await;
+
+    let s = env.status();
+    assert_eq!(s["messages"]["filed"], 4, "{s}");
+    assert_eq!(s["messages"]["quarantined"], 1, "{s}");
+    assert_eq!(s["incidents"], 4, "{s}");
+    assert_eq!(d.count(&server_name(&d, "Haven/Filed").await).await, 4);
+    assert_eq!(d.count(&server_name(&d, "Haven/Quarantine").await).await, 1);
+    assert_log_is_clean(&log);
+    db.cleanup().await;
+}
+
+/// A wrong password: a clear error in the log, retries with backoff (logged once, not per
+/// retry), and the daemon keeps running until told to stop.
+async fn a_wrong_password_is_reported_once_and_retried(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let d = Dovecot::start();
+    let env = HavenEnv::new(&db.url, "");
+    use_imap(&env, &d, "not-the-password");
+    env.import_school();
+    d.append(&forward(1)).await;
+    let mut daemon = Daemon::start(&env);
+    eventually("the login refusal logged", WAIT, || {
+        let found = daemon.log().contains("refused the login");
+        async move { found }
+    })
+    .await;
+    // Dovecot answers a failed login after 2 s; with backoff the attempts go on.
+    let failed_logins = || {
+        d.log()
+            .lines()
+            .filter(|l| l.contains("auth failed") && l.contains(USER))
+            .count()
+    };
+    eventually(
+        "three failed login attempts",
+        Duration::from_secs(40),
+        || {
+            let n = failed_logins();
+            async move { n >= 3 }
+        },
+    )
+    .await;
+    daemon.assert_running();
+    let log = daemon.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("refused the login"))
+        .count();
+    assert_eq!(
+        warnings, 1,
+        "logged once per state change, not per retry:\n{log}"
+    );
+    assert_eq!(d.count("INBOX").await, 1, "nothing taken without a login");
+    daemon.terminate().await;
+    db.cleanup().await;
+}
+
+/// Dovecot stopped for 10 s in the middle of a run: Haven reconnects and finishes.
+async fn the_daemon_finishes_after_the_server_is_down_for_10_seconds(backend: Backend) {
+    const N: usize = 200;
+    let db = TestDb::new(backend).await;
+    let d = Dovecot::start();
+    let env = HavenEnv::new(&db.url, "");
+    use_imap(&env, &d, PASSWORD);
+    env.import_school();
+    d.append_all(&(0..N).map(forward).collect::<Vec<_>>()).await;
+    let mut daemon = Daemon::start(&env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while d.count("INBOX").await as usize == N {
+        assert!(
+            Instant::now() < deadline,
+            "nothing filed:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    d.stop();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    d.restart();
+    eventually(
+        "INBOX emptied after the outage",
+        Duration::from_secs(60),
+        || async { d.count("INBOX").await == 0 },
+    )
+    .await;
+    daemon.assert_running();
+    daemon.terminate().await;
+    let s = env.status();
+    assert_eq!(s["messages"]["filed"], N, "{s}");
+    assert_eq!(s["incidents"], N, "{s}");
+    db.cleanup().await;
+}
+
+/// Messages Haven already filed show up again in the intake under a new UIDVALIDITY (a
+/// restored mailbox): they are recognised by Message-ID and content and moved, never filed again.
+async fn already_filed_messages_under_a_new_uidvalidity_are_moved_not_refiled(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let d = Dovecot::start();
+    let env = HavenEnv::new(&db.url, "");
+    use_imap(&env, &d, PASSWORD);
+    env.import_school();
+    d.append_all(&(0..3).map(forward).collect::<Vec<_>>()).await;
+    let daemon = Daemon::start(&env);
+    eventually("filed", WAIT, || async { d.count("INBOX").await == 0 }).await;
+    daemon.terminate().await;
+    assert_eq!(env.status()["incidents"], 3);
+
+    let filed = server_name(&d, "Haven/Filed").await;
+    d.copy_all(&filed, "INBOX").await;
+    let before = d.uidvalidity().await;
+    d.reset_inbox_uidvalidity();
+    assert_ne!(
+        d.uidvalidity().await,
+        before,
+        "the test needs a new UIDVALIDITY"
+    );
+    assert_eq!(d.count("INBOX").await, 3);
+
+    let daemon = Daemon::start(&env);
+    eventually("moved again", WAIT, || async {
+        d.count("INBOX").await == 0
+    })
+    .await;
+    daemon.terminate().await;
+    let s = env.status();
+    assert_eq!(s["incidents"], 3, "nothing filed twice: {s}");
+    assert_eq!(s["messages"]["filed"], 3, "{s}");
+    assert_eq!(d.count(&filed).await, 6);
+    db.cleanup().await;
+}
+
+backend_tests!(
+    the_daemon_files_500_messages_once_across_five_kill_9s,
+    already_filed_messages_under_a_new_uidvalidity_are_moved_not_refiled,
+    the_daemon_files_what_arrives_while_it_idles,
+    a_wrong_password_is_reported_once_and_retried,
+    the_daemon_finishes_after_the_server_is_down_for_10_seconds,
+);

@@ -43,7 +43,12 @@ fn read_text(path: &Path) -> String {
 
 /// Trailing spaces and surrounding blank lines do not count (as in check-forwards.py).
 fn norm(s: &str) -> String {
-    s.replace("\r\n", "\n").trim().split('\n').map(|l| l.trim_end()).collect::<Vec<_>>().join("\n")
+    s.replace("\r\n", "\n")
+        .trim()
+        .split('\n')
+        .map(|l| l.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Maps a corpus expectation key onto the inspect JSON.
@@ -72,7 +77,9 @@ fn lookup(out: &Value, key: &str) -> Value {
 
 fn same(key: &str, got: &Value, want: &Value) -> bool {
     match (got, want) {
-        (Value::String(g), Value::String(w)) if key.ends_with(".address") => g.eq_ignore_ascii_case(w),
+        (Value::String(g), Value::String(w)) if key.ends_with(".address") => {
+            g.eq_ignore_ascii_case(w)
+        }
         (Value::String(g), Value::String(w)) => norm(g) == norm(w),
         (g, w) => g == w,
     }
@@ -81,7 +88,8 @@ fn same(key: &str, got: &Value, want: &Value) -> bool {
 #[test]
 fn forward_corpus_is_read_fully_right() {
     let dir = fixtures().join("forwards");
-    let cases: Value = serde_json::from_str(&read_text(&dir.join("cases.json"))).expect("cases.json");
+    let cases: Value =
+        serde_json::from_str(&read_text(&dir.join("cases.json"))).expect("cases.json");
     let cases = cases.as_array().expect("cases.json is a list");
     assert!(cases.len() >= 140, "the corpus lost cases: {}", cases.len());
     let mut failures = Vec::new();
@@ -99,7 +107,9 @@ fn forward_corpus_is_read_fully_right() {
                 continue;
             }
         };
-        let Some(expect) = case["expect"].as_object() else { continue };
+        let Some(expect) = case["expect"].as_object() else {
+            continue;
+        };
         for (key, want) in expect {
             if key.contains('(') {
                 continue; // the corpus's method-call checks repeat a field checked already
@@ -107,11 +117,20 @@ fn forward_corpus_is_read_fully_right() {
             let got = lookup(&out, key);
             if !same(key, &got, want) {
                 let show = |v: &Value| v.to_string().chars().take(100).collect::<String>();
-                failures.push(format!("{id}: {key}: got {} want {}", show(&got), show(want)));
+                failures.push(format!(
+                    "{id}: {key}: got {} want {}",
+                    show(&got),
+                    show(want)
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} wrong:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,7 +145,11 @@ fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
             keys.sort();
             keys.dedup();
             keys.into_iter().find_map(|k| {
-                first_difference(&format!("{path}.{k}"), x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))
+                first_difference(
+                    &format!("{path}.{k}"),
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                )
             })
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
@@ -158,10 +181,18 @@ fn golden_files() -> Vec<PathBuf> {
 fn golden_messages_match() {
     let bless = std::env::var("HAVEN_BLESS").is_ok_and(|v| v == "1");
     let files = golden_files();
-    assert!(files.len() >= 25, "expected at least 25 golden messages, found {}", files.len());
+    assert!(
+        files.len() >= 25,
+        "expected at least 25 golden messages, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for eml in &files {
-        let name = eml.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        let name = eml
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_string();
         let raw = std::fs::read(eml).expect("read eml");
         let got = match read_message(&raw) {
             Ok(msg) => inspect_json(&msg),
@@ -177,7 +208,9 @@ fn golden_messages_match() {
         }
         let Ok(expected_text) = std::fs::read_to_string(&expected_path) else {
             std::fs::write(&actual_path, &pretty).expect("write actual");
-            failures.push(format!("{name}: no {name}.json (run with HAVEN_BLESS=1 to create it)"));
+            failures.push(format!(
+                "{name}: no {name}.json (run with HAVEN_BLESS=1 to create it)"
+            ));
             continue;
         };
         let expected: Value = serde_json::from_str(&expected_text).expect("golden json");
@@ -191,7 +224,12 @@ fn golden_messages_match() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} golden messages differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden messages differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Behaviour every golden message must show whatever its `.json` says, so blessing a wrong
@@ -200,7 +238,11 @@ fn golden_messages_match() {
 fn golden_messages_behave() {
     let mut failures = Vec::new();
     for eml in golden_files() {
-        let name = eml.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        let name = eml
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_string();
         let raw = std::fs::read(&eml).expect("read eml");
         let Ok(msg) = read_message(&raw) else {
             failures.push(format!("{name}: not read"));
@@ -213,9 +255,19 @@ fn golden_messages_behave() {
             }
             let text = msg.reply_text.clone().unwrap_or_default();
             if !text.starts_with("Outcome:") {
-                fail(&format!("reply_text does not start with the Outcome line: {text:?}"));
+                fail(&format!(
+                    "reply_text does not start with the Outcome line: {text:?}"
+                ));
             }
-            for bad in ["wrote:", "Sent from", "Get Outlook", "\n> ", "From:", "-- \n", "Haven <"] {
+            for bad in [
+                "wrote:",
+                "Sent from",
+                "Get Outlook",
+                "\n> ",
+                "From:",
+                "-- \n",
+                "Haven <",
+            ] {
                 if text.contains(bad) {
                     fail(&format!("reply_text keeps {bad:?}: {text:?}"));
                 }
@@ -225,8 +277,15 @@ fn golden_messages_behave() {
             if msg.kind != Kind::Forward {
                 fail(&format!("kind is {:?}, not Forward", msg.kind));
             }
-            let from = msg.forwarded.as_ref().and_then(|f| f.from.as_ref()).map(|a| a.address.clone());
-            if !from.as_deref().is_some_and(|a| a.ends_with("@home.example")) {
+            let from = msg
+                .forwarded
+                .as_ref()
+                .and_then(|f| f.from.as_ref())
+                .map(|a| a.address.clone());
+            if !from
+                .as_deref()
+                .is_some_and(|a| a.ends_with("@home.example"))
+            {
                 fail(&format!("forwarded sender is {from:?}, not the parent"));
             }
             if msg.forwarded.as_ref().is_none_or(|f| f.date.is_none()) {
@@ -241,7 +300,10 @@ fn golden_messages_behave() {
             }
         }
         for a in &msg.attachments {
-            if a.filename.contains(['/', '\\']) || a.filename.starts_with('.') || a.filename.chars().any(char::is_control) {
+            if a.filename.contains(['/', '\\'])
+                || a.filename.starts_with('.')
+                || a.filename.chars().any(char::is_control)
+            {
                 fail(&format!("unsafe attachment name {:?}", a.filename));
             }
         }
@@ -256,11 +318,26 @@ fn golden_messages_behave() {
 #[test]
 fn reply_text_is_only_the_new_text() {
     let cases = [
-        ("Outcome: spoke to mum\r\n\r\nOn Mon, 1 Nov 2021 at 10:00, Haven <haven@school.example> wrote:\r\n> Please record an outcome.\r\n", "Outcome: spoke to mum"),
-        ("Outcome: no further action\n\nSent from my iPhone\n\nOn 1 Nov 2021, at 10:00, Haven <haven@school.example> wrote:\n\n> Please", "Outcome: no further action"),
-        ("Outcome: referred\n\nGet Outlook for Android\n________________________________\nFrom: Haven <haven@school.example>\nSent: Monday, November 1, 2021 10:00:00 AM\nTo: Sam\nSubject: Incident 7\n", "Outcome: referred"),
-        ("Outcome: closed\n\n-- \nSam Teacher\nHead of Year 9\n\n> old", "Outcome: closed"),
-        ("Outcome: monitoring\n\nAm Mo., 1. Nov. 2021 um 10:00 Uhr schrieb Haven <haven@school.example>:\n> alt", "Outcome: monitoring"),
+        (
+            "Outcome: spoke to mum\r\n\r\nOn Mon, 1 Nov 2021 at 10:00, Haven <haven@school.example> wrote:\r\n> Please record an outcome.\r\n",
+            "Outcome: spoke to mum",
+        ),
+        (
+            "Outcome: no further action\n\nSent from my iPhone\n\nOn 1 Nov 2021, at 10:00, Haven <haven@school.example> wrote:\n\n> Please",
+            "Outcome: no further action",
+        ),
+        (
+            "Outcome: referred\n\nGet Outlook for Android\n________________________________\nFrom: Haven <haven@school.example>\nSent: Monday, November 1, 2021 10:00:00 AM\nTo: Sam\nSubject: Incident 7\n",
+            "Outcome: referred",
+        ),
+        (
+            "Outcome: closed\n\n-- \nSam Teacher\nHead of Year 9\n\n> old",
+            "Outcome: closed",
+        ),
+        (
+            "Outcome: monitoring\n\nAm Mo., 1. Nov. 2021 um 10:00 Uhr schrieb Haven <haven@school.example>:\n> alt",
+            "Outcome: monitoring",
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(reply_text(text).as_deref(), Some(want), "for {text:?}");
@@ -279,9 +356,13 @@ fn simple_message(body: &str) -> Vec<u8> {
 }
 
 fn nested_multiparts(depth: usize) -> Vec<u8> {
-    let mut s = String::from("From: Sam <s@school.example>\r\nSubject: deep\r\nDate: Mon, 01 Nov 2021 10:00:00 +0000\r\nMIME-Version: 1.0\r\n");
+    let mut s = String::from(
+        "From: Sam <s@school.example>\r\nSubject: deep\r\nDate: Mon, 01 Nov 2021 10:00:00 +0000\r\nMIME-Version: 1.0\r\n",
+    );
     for i in 0..depth {
-        s.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"));
+        s.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+        ));
     }
     s.push_str("Content-Type: text/plain\r\n\r\ndeep text\r\n");
     for i in (0..depth).rev() {
@@ -291,7 +372,9 @@ fn nested_multiparts(depth: usize) -> Vec<u8> {
 }
 
 fn with_attachments(n: usize) -> Vec<u8> {
-    let mut s = String::from("From: Sam <s@school.example>\r\nSubject: files\r\nDate: Mon, 01 Nov 2021 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nsee files\r\n");
+    let mut s = String::from(
+        "From: Sam <s@school.example>\r\nSubject: files\r\nDate: Mon, 01 Nov 2021 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nsee files\r\n",
+    );
     for i in 0..n {
         s.push_str(&format!("--x\r\nContent-Type: application/pdf; name=\"f{i}.pdf\"\r\nContent-Disposition: attachment; filename=\"f{i}.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n"));
     }
@@ -307,7 +390,10 @@ fn read_cleanly(name: &str, raw: &[u8]) -> Result<haven::message::Message, Strin
         Ok(Ok(msg)) => Ok(msg),
         Ok(Err(e)) => {
             let reason = e.to_string();
-            assert!(!reason.is_empty() && !reason.contains('\n'), "{name}: reason must be one line: {reason:?}");
+            assert!(
+                !reason.is_empty() && !reason.contains('\n'),
+                "{name}: reason must be one line: {reason:?}"
+            );
             Err(reason)
         }
     }
@@ -317,21 +403,27 @@ fn read_cleanly(name: &str, raw: &[u8]) -> Result<haven::message::Message, Strin
 fn empty_and_garbage_input_is_refused() {
     assert!(read_cleanly("empty", b"").is_err());
     assert!(read_cleanly("text", b"just some text, no headers at all\n").is_err());
-    let garbage: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     assert!(read_cleanly("garbage", &garbage).is_err());
     assert!(read_cleanly("nul bytes", &[0u8; 4096]).is_err());
 }
 
 #[test]
 fn truncated_messages_never_panic() {
-    let full = std::fs::read(fixtures().join("messages/forward-outlook-desktop-html.eml")).expect("fixture");
+    let full = std::fs::read(fixtures().join("messages/forward-outlook-desktop-html.eml"))
+        .expect("fixture");
     for cut in (0..full.len()).step_by(37) {
         let _ = read_cleanly(&format!("cut at {cut}"), full.get(..cut).unwrap_or(&[]));
     }
     for eml in golden_files() {
         let raw = std::fs::read(&eml).expect("read");
         for cut in [raw.len() / 3, raw.len() / 2, raw.len() * 9 / 10] {
-            let _ = read_cleanly(&format!("{} cut at {cut}", eml.display()), raw.get(..cut).unwrap_or(&[]));
+            let _ = read_cleanly(
+                &format!("{} cut at {cut}", eml.display()),
+                raw.get(..cut).unwrap_or(&[]),
+            );
         }
     }
 }
@@ -361,7 +453,8 @@ fn malformed_mime_never_panics() {
 
 #[test]
 fn deep_nesting_is_refused() {
-    let err = read_cleanly("nested 10,000", &nested_multiparts(10_000)).expect_err("must be refused");
+    let err =
+        read_cleanly("nested 10,000", &nested_multiparts(10_000)).expect_err("must be refused");
     assert!(err.contains("nested"), "{err}");
     let err = read_cleanly("nested 21", &nested_multiparts(21)).expect_err("must be refused");
     assert!(err.contains("20"), "{err}");
@@ -371,16 +464,31 @@ fn deep_nesting_is_refused() {
 
 #[test]
 fn limits_give_reasons() {
-    let limits = Limits { max_attachments: 3, ..Limits::default() };
+    let limits = Limits {
+        max_attachments: 3,
+        ..Limits::default()
+    };
     let err = read_message_with(&with_attachments(4), &limits).expect_err("over the limit");
-    assert!(err.to_string().contains("limit of 3"), "{err}");
-    assert_eq!(read_message_with(&with_attachments(3), &limits).map(|m| m.attachments.len()), Ok(3));
+    assert_eq!(
+        err.to_string(),
+        "message has 4 attachments, over the limit of 3"
+    );
+    assert_eq!(
+        read_message_with(&with_attachments(3), &limits).map(|m| m.attachments.len()),
+        Ok(3)
+    );
 
-    let limits = Limits { max_message_size: 100, ..Limits::default() };
+    let limits = Limits {
+        max_message_size: 100,
+        ..Limits::default()
+    };
     let err = read_message_with(&simple_message(&"x".repeat(200)), &limits).expect_err("too big");
     assert!(err.to_string().contains("over the limit of 100"), "{err}");
 
-    let giant = format!("From: a@b.c\r\nX-Big: {}\r\nSubject: x\r\n\r\nbody", "y".repeat(300 * 1024));
+    let giant = format!(
+        "From: a@b.c\r\nX-Big: {}\r\nSubject: x\r\n\r\nbody",
+        "y".repeat(300 * 1024)
+    );
     let err = read_cleanly("giant header", giant.as_bytes()).expect_err("giant header refused");
     assert!(err.contains("headers"), "{err}");
 }
@@ -388,5 +496,153 @@ fn limits_give_reasons() {
 #[test]
 fn default_limits_are_the_documented_ones() {
     let l = Limits::default();
-    assert_eq!((l.max_message_size, l.max_attachments, l.max_header_size, l.max_mime_depth), (50 * 1024 * 1024, 100, 256 * 1024, 20));
+    assert_eq!(
+        (
+            l.max_message_size,
+            l.max_attachments,
+            l.max_header_size,
+            l.max_mime_depth
+        ),
+        (50 * 1024 * 1024, 100, 256 * 1024, 20)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `haven inspect` through the binary
+// ---------------------------------------------------------------------------------------------
+
+fn haven_inspect(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("inspect")
+        .args(args)
+        .output()
+        .expect("run haven inspect")
+}
+
+#[test]
+fn inspect_prints_the_spec_json() {
+    let file = fixtures().join("messages/forward-outlook-desktop-html.eml");
+    let out = haven_inspect(&[file.to_str().expect("utf-8 path"), "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    for key in [
+        "message_id",
+        "from",
+        "subject",
+        "date",
+        "kind",
+        "note",
+        "forwarded",
+        "reply_text",
+        "attachments",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["kind"], "forward");
+    assert_eq!(v["forwarded"]["from"]["address"], "ann.parent@home.example");
+    assert_eq!(v["forwarded"]["date"], "2021-10-29T18:42:00+00:00");
+    assert_eq!(v["attachments"][1]["filename"], "Jane lunch rota.pdf");
+    assert_eq!(
+        v["attachments"][1]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
+}
+
+#[test]
+fn inspect_summary_is_readable() {
+    let file = fixtures().join("messages/reply-iphone.eml");
+    let out = haven_inspect(&[file.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("kind:        reply"), "{text}");
+    assert!(text.contains("Outcome: no further action"), "{text}");
+}
+
+#[test]
+fn inspect_refuses_unusable_input_with_65_and_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.eml");
+    std::fs::write(&empty, b"").expect("write");
+    let garbage = dir.path().join("garbage.eml");
+    std::fs::write(&garbage, [0xffu8, 0x00, 0x13, 0x37].repeat(2000)).expect("write");
+    let deep = dir.path().join("deep.eml");
+    std::fs::write(&deep, nested_multiparts(10_000)).expect("write");
+    let missing = dir.path().join("missing.eml");
+    for path in [&empty, &garbage, &deep, &missing] {
+        let out = haven_inspect(&[path.to_str().expect("utf-8 path"), "--json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{}: {stderr}", path.display());
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{}: {stderr}",
+            path.display()
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}: printed something on stdout",
+            path.display()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Speed: a guard against accidental quadratic work, not a benchmark
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reading_stays_linear_on_big_bodies() {
+    // 2 MB of lines that each look like the start of a header block or a quote.
+    let body = "From: someone@home.example\r\n> quoted\r\n".repeat(50_000);
+    let mut raw = simple_message(&body);
+    raw.splice(0..0, b"In-Reply-To: <x@y>\r\n".iter().copied());
+    let start = std::time::Instant::now();
+    let msg = read_message(&raw).expect("read");
+    let elapsed = start.elapsed();
+    eprintln!("2 MB adversarial body read in {elapsed:?}");
+    assert!(
+        elapsed.as_secs() < 20,
+        "took {elapsed:?}: some scan is no longer linear"
+    );
+    assert!(!msg.text.is_empty());
+
+    let corpus = golden_files()
+        .iter()
+        .map(|p| std::fs::read(p).expect("read"))
+        .collect::<Vec<_>>();
+    let start = std::time::Instant::now();
+    let rounds = 20;
+    for _ in 0..rounds {
+        for raw in &corpus {
+            let _ = read_message(raw);
+        }
+    }
+    let per_second = (rounds * corpus.len()) as f64 / start.elapsed().as_secs_f64();
+    eprintln!("golden messages: {per_second:.0} messages/s (this build profile)");
+
+    let dir = fixtures().join("forwards");
+    let cases: Value =
+        serde_json::from_str(&read_text(&dir.join("cases.json"))).expect("cases.json");
+    let wrapped: Vec<Vec<u8>> = cases
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| {
+            let body = read_text(&dir.join(c["body_file"].as_str().unwrap_or("")));
+            wrap(&body, "Note for the safeguarding team", "bench")
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        for raw in &wrapped {
+            let _ = read_message(raw);
+        }
+    }
+    let per_second = (rounds * wrapped.len()) as f64 / start.elapsed().as_secs_f64();
+    eprintln!("forward corpus: {per_second:.0} messages/s (this build profile)");
 }

@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 
 say() { echo "tests/run.sh: $*" >&2; }
 
-# --- packages: Dovecot (IMAP tests), isync (the mbsync benchmark), aiosmtpd (SMTP tests) -----
+# --- packages: Dovecot (IMAP tests), isync (mbsync), aiosmtpd (SMTP tests), openssl (TLS certs) ---
 need=()
-for p in dovecot-core dovecot-imapd isync python3-aiosmtpd; do
+for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then

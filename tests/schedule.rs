@@ -402,7 +402,34 @@ async fn digest_lists_overdue_outcomes_oldest_first(backend: Backend) {
     db.cleanup().await;
 }
 
+async fn the_loop_fires_wakes_the_outbox_and_stops_on_shutdown(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let ids = seed(&db.store).await;
+    file(&db.store, &ids, 1, t0(), "Safeguarding", "dsl-team", Some(t0() + Duration::days(1)), &ladder(&ids)).await;
+    let clock = haven::clock::ManualClock::new(t0() + Duration::hours(1));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let task = tokio::spawn(haven::schedule::run(
+        db.store.clone(),
+        settings(vec![]),
+        std::sync::Arc::new(clock),
+        shutdown.clone(),
+        wake.clone(),
+    ));
+    tokio::time::timeout(std::time::Duration::from_secs(20), wake.notified())
+        .await
+        .expect("the first pass queues the due reminder and wakes the outbox worker");
+    assert_eq!(queued(&db.store, "reminder").await.len(), 1);
+    shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(20), task)
+        .await
+        .expect("the scheduler stops promptly on shutdown")
+        .expect("the scheduler task did not panic");
+    db.cleanup().await;
+}
+
 backend_tests!(
+    the_loop_fires_wakes_the_outbox_and_stops_on_shutdown,
     ladder_of_three_rungs_fires_each_at_its_time,
     outcome_between_rungs_stops_the_ladder,
     restart_between_rungs_repeats_nothing_and_skips_nothing,

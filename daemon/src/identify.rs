@@ -9,6 +9,7 @@ use crate::category::Categories;
 use crate::directory::{Directory, Pupil};
 use crate::message::Message;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// What a pupil is to an incident. A role belongs to one pupil, never to every linked pupil.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -97,7 +98,8 @@ pub fn identify(msg: &Message, dir: &Directory, categories: &Categories, intake_
     }
 
     // 2. The original sender's contact record.
-    let mentioned = mentioned_pupils(msg, dir);
+    let mentions = Mentions::find(msg, dir);
+    let mentioned = mentions.unique();
     if let Some(from) = msg.forwarded.as_ref().and_then(|f| f.from.as_ref()) {
         let linked: Vec<i64> = dedup(dir.contacts_by_email(&from.address).flat_map(|c| c.pupil_ids.clone()).collect());
         match linked.as_slice() {
@@ -127,7 +129,7 @@ pub fn identify(msg: &Message, dir: &Directory, categories: &Categories, intake_
             add(&mut id, *pupil_id, PupilRole::Linked, "full name in the text".into());
         }
     }
-    let ambiguous = ambiguous_mentions(msg, dir);
+    let ambiguous = mentions.ambiguous();
     if id.pupils.is_empty() {
         id.triage = Some(if ambiguous.is_empty() {
             Triage { reason: "no pupil could be identified".into(), candidates: Vec::new() }
@@ -260,46 +262,66 @@ fn haystack(msg: &Message) -> String {
     } else {
         parts.push(&msg.text);
     }
-    normalise(&parts.join("\n"))
+    parts.join("\n")
 }
 
-/// Whole-word occurrences of `needle` in `hay` (both normalised).
-fn mentions(hay: &str, needle: &str) -> bool {
-    hay.match_indices(needle).any(|(i, m)| {
-        let before = hay[..i].chars().next_back();
-        let after = hay[i + m.len()..].chars().next();
-        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-    })
+/// Words as names are written: letters and digits, with inner apostrophes and hyphens
+/// (O'Brien, Smith-Jones), lower-cased.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '\'' | '’' | '-')))
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase().replace('’', "'"))
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
-/// Pupils whose full name appears in the text and is not shared with another pupil on roll.
-fn mentioned_pupils(msg: &Message, dir: &Directory) -> Vec<i64> {
-    let hay = haystack(msg);
-    let mut out = Vec::new();
-    for p in dir.pupils.iter().filter(|p| p.on_roll()) {
-        for n in names(p) {
-            if mentions(&hay, &n) && !shared_name(dir, &n) && !out.contains(&p.id) {
-                out.push(p.id);
+/// Full names mentioned in a message, found in one pass: every run of up to four consecutive
+/// words is looked up among the pupils' names (so the cost does not grow with the roll).
+struct Mentions {
+    /// Pupils on roll whose full name appears, and how many pupils on roll share that name.
+    found: Vec<(i64, usize)>,
+}
+
+impl Mentions {
+    fn find(msg: &Message, dir: &Directory) -> Mentions {
+        let mut by_name: HashMap<String, Vec<i64>> = HashMap::new();
+        for p in dir.pupils.iter().filter(|p| p.on_roll()) {
+            for n in names(p) {
+                let ids = by_name.entry(words(&n).join(" ")).or_default();
+                if !ids.contains(&p.id) {
+                    ids.push(p.id);
+                }
             }
         }
-    }
-    out
-}
-
-/// Pupils on roll whose full name appears in the text but is shared with another pupil.
-fn ambiguous_mentions(msg: &Message, dir: &Directory) -> Vec<i64> {
-    let hay = haystack(msg);
-    let mut out = Vec::new();
-    for p in dir.pupils.iter().filter(|p| p.on_roll()) {
-        if names(p).iter().any(|n| mentions(&hay, n) && shared_name(dir, n)) {
-            out.push(p.id);
+        let hay = words(&haystack(msg));
+        let mut found: Vec<(i64, usize)> = Vec::new();
+        for start in 0..hay.len() {
+            let mut gram = String::new();
+            for w in hay.iter().skip(start).take(4) {
+                if !gram.is_empty() {
+                    gram.push(' ');
+                }
+                gram.push_str(w);
+                if let Some(ids) = by_name.get(&gram) {
+                    for id in ids {
+                        if !found.iter().any(|(f, _)| f == id) {
+                            found.push((*id, ids.len()));
+                        }
+                    }
+                }
+            }
         }
+        Mentions { found }
     }
-    out
-}
 
-fn shared_name(dir: &Directory, name: &str) -> bool {
-    dir.pupils.iter().filter(|p| p.on_roll() && names(p).iter().any(|n| n == name)).count() > 1
+    /// Named pupils whose name no other pupil on roll shares.
+    fn unique(&self) -> Vec<i64> {
+        self.found.iter().filter(|(_, n)| *n == 1).map(|(id, _)| *id).collect()
+    }
+
+    /// Named pupils whose name is shared.
+    fn ambiguous(&self) -> Vec<i64> {
+        self.found.iter().filter(|(_, n)| *n > 1).map(|(id, _)| *id).collect()
+    }
 }
 
 fn add(id: &mut Identification, pupil_id: i64, role: PupilRole, how: String) {

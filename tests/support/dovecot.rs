@@ -112,7 +112,7 @@ impl Dovecot {
             maildir.join("tmp"),
         ] {
             std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+                .unwrap_or_else(|e| panic!("chown {}: {e} ({FIX})", p.display()));
             set_mode(&p, 0o700);
         }
         let port = free_port();
@@ -287,6 +287,17 @@ impl Dovecot {
         self.append_to("INBOX", raw, None).await;
     }
 
+    /// APPENDs many messages to INBOX over one session, in order.
+    pub async fn append_all(&self, raws: &[Vec<u8>]) {
+        let mut s = self.client().await;
+        for raw in raws {
+            s.append("INBOX", None, None, raw)
+                .await
+                .unwrap_or_else(|e| panic!("APPEND: {e}"));
+        }
+        let _ = s.logout().await;
+    }
+
     /// APPENDs one message to `folder` with `flags` such as `(\Seen)`.
     pub async fn append_to(&self, folder: &str, raw: &[u8], flags: Option<&str>) {
         let mut s = self.client().await;
@@ -294,6 +305,46 @@ impl Dovecot {
             .await
             .unwrap_or_else(|e| panic!("APPEND to {folder}: {e}"));
         let _ = s.logout().await;
+    }
+
+    /// Copies every message of `from` into `to` (same bytes, new UIDs).
+    pub async fn copy_all(&self, from: &str, to: &str) {
+        let mut s = self.client().await;
+        s.select(from)
+            .await
+            .unwrap_or_else(|e| panic!("SELECT {from}: {e}"));
+        s.uid_copy("1:*", to)
+            .await
+            .unwrap_or_else(|e| panic!("COPY: {e}"));
+        let _ = s.logout().await;
+    }
+
+    /// Gives INBOX a new UIDVALIDITY (what a restored or migrated mailbox looks like): stops
+    /// the server, removes INBOX's UID list and indexes, starts it again.
+    pub fn reset_inbox_uidvalidity(&self) {
+        self.stop();
+        let maildir = self.root().join("home").join(USER).join("Maildir");
+        let entries = std::fs::read_dir(&maildir).unwrap_or_else(|e| panic!("{e}"));
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("dovecot-uidlist") || name.starts_with("dovecot.index") {
+                std::fs::remove_file(entry.path()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+        // UIDVALIDITY comes from the clock (seconds): make sure it moves on.
+        std::thread::sleep(Duration::from_millis(1100));
+        self.restart();
+    }
+
+    /// INBOX's UIDVALIDITY.
+    pub async fn uidvalidity(&self) -> u32 {
+        let mut s = self.client().await;
+        let m = s
+            .examine("INBOX")
+            .await
+            .unwrap_or_else(|e| panic!("EXAMINE: {e}"));
+        let _ = s.logout().await;
+        m.uid_validity.unwrap_or(0)
     }
 
     /// How many messages `folder` holds; 0 when it does not exist.
@@ -322,6 +373,30 @@ impl Dovecot {
         uids.sort_unstable();
         let _ = s.logout().await;
         uids
+    }
+
+    /// The server's hierarchy delimiter (`LIST "" ""`).
+    pub async fn delimiter(&self) -> String {
+        let mut s = self.client().await;
+        let names: Vec<_> = match s.list(Some(""), Some("\"\"")).await {
+            Ok(stream) => stream.try_collect().await.unwrap_or_default(),
+            Err(e) => panic!("LIST: {e}"),
+        };
+        let d = names
+            .first()
+            .and_then(|n| n.delimiter().map(str::to_string))
+            .unwrap_or_else(|| panic!("the server named no hierarchy delimiter"));
+        let _ = s.logout().await;
+        d
+    }
+
+    /// Creates a mailbox (name as the server spells it).
+    pub async fn create(&self, folder: &str) {
+        let mut s = self.client().await;
+        s.create(folder)
+            .await
+            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+        let _ = s.logout().await;
     }
 
     /// The mailbox names the server lists (its own spelling and delimiter).
@@ -528,7 +603,9 @@ fn openssl(dir: &Path, args: &[&str]) {
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl ({FIX}): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run openssl: {e} (the TLS tests make their certificates with it: apt-get install openssl)")
+        });
     assert!(
         out.status.success(),
         "openssl {args:?} failed: {}",

@@ -12,18 +12,367 @@ use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
 /// Month names and their inflected forms, by month, in the languages of [`super::labels`].
 /// Matching takes the longest form a word starts with, so "marraskuuta" is November, not March.
 static MONTHS: &[(u32, &[&str])] = &[
-    (1, &["january", "jan", "januar", "janvier", "janv", "enero", "ene", "gennaio", "gen", "januari", "januára", "janeiro", "janeiro", "tammikuu", "leden", "ledna", "január", "stycznia", "styczeń", "sty", "ianuarie", "января", "январь", "янв", "ocak", "січня", "січень", "siječnja", "siječanj", "jaanuar", "jänner"]),
-    (2, &["february", "feb", "februar", "février", "févr", "febrero", "febbraio", "februari", "fevereiro", "fev", "helmikuu", "únor", "února", "február", "februára", "lutego", "luty", "lut", "februarie", "февраля", "февраль", "фев", "şubat", "лютого", "лютий", "veljače", "veljača", "veebruar"]),
-    (3, &["march", "mar", "märz", "mars", "marzo", "maart", "março", "maaliskuu", "březen", "března", "március", "marca", "marzec", "martie", "марта", "март", "mart", "березня", "березень", "ožujka", "ožujak", "marts", "mär", "marec", "märts"]),
-    (4, &["april", "apr", "avril", "avr", "abril", "abr", "aprile", "huhtikuu", "duben", "dubna", "április", "apríla", "kwietnia", "kwiecień", "kwi", "aprilie", "апреля", "апрель", "апр", "nisan", "квітня", "квітень", "travnja", "travanj", "aprill"]),
-    (5, &["may", "mai", "mayo", "maggio", "mei", "maio", "toukokuu", "květen", "května", "május", "mája", "maja", "maj", "мая", "май", "mayıs", "травня", "травень", "svibnja", "svibanj"]),
-    (6, &["june", "jun", "juni", "juin", "junio", "giugno", "junho", "kesäkuu", "červen", "června", "június", "júna", "czerwca", "czerwiec", "cze", "iunie", "июня", "июнь", "haziran", "червня", "червень", "lipnja", "lipanj", "juuni"]),
-    (7, &["july", "jul", "juli", "juillet", "juil", "julio", "luglio", "lug", "julho", "heinäkuu", "červenec", "července", "július", "júla", "lipca", "lipiec", "lip", "iulie", "июля", "июль", "temmuz", "липня", "липень", "srpnja", "srpanj", "juuli"]),
-    (8, &["august", "aug", "août", "agosto", "ago", "augustus", "elokuu", "srpen", "srpna", "augusztus", "augusta", "sierpnia", "sierpień", "sie", "august", "августа", "август", "авг", "ağustos", "серпня", "серпень", "kolovoza", "kolovoz", "aout"]),
-    (9, &["september", "sep", "sept", "septembre", "septiembre", "settembre", "set", "setembro", "syyskuu", "září", "szeptember", "septembra", "września", "wrzesień", "wrz", "septembrie", "сентября", "сентябрь", "сен", "eylül", "вересня", "вересень", "rujna", "rujan"]),
-    (10, &["october", "oct", "oktober", "octobre", "octubre", "ottobre", "ott", "outubro", "out", "lokakuu", "říjen", "října", "október", "októbra", "października", "październik", "paź", "octombrie", "октября", "октябрь", "окт", "ekim", "жовтня", "жовтень", "okt"]),
-    (11, &["november", "nov", "novembre", "noviembre", "novembro", "marraskuu", "listopadu", "listopad", "novembra", "listopada", "noiembrie", "ноября", "ноябрь", "ноя", "kasım", "листопада", "листопад", "studenoga", "studeni"]),
-    (12, &["december", "dec", "dezember", "décembre", "déc", "diciembre", "dic", "dicembre", "december", "dezembro", "dez", "joulukuu", "prosinec", "prosince", "decembra", "grudnia", "grudzień", "gru", "decembrie", "декабря", "декабрь", "дек", "aralık", "грудня", "грудень", "prosinca", "prosinac", "detsember", "desember", "des"]),
+    (
+        1,
+        &[
+            "january",
+            "jan",
+            "januar",
+            "janvier",
+            "janv",
+            "enero",
+            "ene",
+            "gennaio",
+            "gen",
+            "januari",
+            "januára",
+            "janeiro",
+            "janeiro",
+            "tammikuu",
+            "leden",
+            "ledna",
+            "január",
+            "stycznia",
+            "styczeń",
+            "sty",
+            "ianuarie",
+            "января",
+            "январь",
+            "янв",
+            "ocak",
+            "січня",
+            "січень",
+            "siječnja",
+            "siječanj",
+            "jaanuar",
+            "jänner",
+        ],
+    ),
+    (
+        2,
+        &[
+            "february",
+            "feb",
+            "februar",
+            "février",
+            "févr",
+            "febrero",
+            "febbraio",
+            "februari",
+            "fevereiro",
+            "fev",
+            "helmikuu",
+            "únor",
+            "února",
+            "február",
+            "februára",
+            "lutego",
+            "luty",
+            "lut",
+            "februarie",
+            "февраля",
+            "февраль",
+            "фев",
+            "şubat",
+            "лютого",
+            "лютий",
+            "veljače",
+            "veljača",
+            "veebruar",
+        ],
+    ),
+    (
+        3,
+        &[
+            "march",
+            "mar",
+            "märz",
+            "mars",
+            "marzo",
+            "maart",
+            "março",
+            "maaliskuu",
+            "březen",
+            "března",
+            "március",
+            "marca",
+            "marzec",
+            "martie",
+            "марта",
+            "март",
+            "mart",
+            "березня",
+            "березень",
+            "ožujka",
+            "ožujak",
+            "marts",
+            "mär",
+            "marec",
+            "märts",
+        ],
+    ),
+    (
+        4,
+        &[
+            "april",
+            "apr",
+            "avril",
+            "avr",
+            "abril",
+            "abr",
+            "aprile",
+            "huhtikuu",
+            "duben",
+            "dubna",
+            "április",
+            "apríla",
+            "kwietnia",
+            "kwiecień",
+            "kwi",
+            "aprilie",
+            "апреля",
+            "апрель",
+            "апр",
+            "nisan",
+            "квітня",
+            "квітень",
+            "travnja",
+            "travanj",
+            "aprill",
+        ],
+    ),
+    (
+        5,
+        &[
+            "may",
+            "mai",
+            "mayo",
+            "maggio",
+            "mei",
+            "maio",
+            "toukokuu",
+            "květen",
+            "května",
+            "május",
+            "mája",
+            "maja",
+            "maj",
+            "мая",
+            "май",
+            "mayıs",
+            "травня",
+            "травень",
+            "svibnja",
+            "svibanj",
+        ],
+    ),
+    (
+        6,
+        &[
+            "june",
+            "jun",
+            "juni",
+            "juin",
+            "junio",
+            "giugno",
+            "junho",
+            "kesäkuu",
+            "červen",
+            "června",
+            "június",
+            "júna",
+            "czerwca",
+            "czerwiec",
+            "cze",
+            "iunie",
+            "июня",
+            "июнь",
+            "haziran",
+            "червня",
+            "червень",
+            "lipnja",
+            "lipanj",
+            "juuni",
+        ],
+    ),
+    (
+        7,
+        &[
+            "july",
+            "jul",
+            "juli",
+            "juillet",
+            "juil",
+            "julio",
+            "luglio",
+            "lug",
+            "julho",
+            "heinäkuu",
+            "červenec",
+            "července",
+            "július",
+            "júla",
+            "lipca",
+            "lipiec",
+            "lip",
+            "iulie",
+            "июля",
+            "июль",
+            "temmuz",
+            "липня",
+            "липень",
+            "srpnja",
+            "srpanj",
+            "juuli",
+        ],
+    ),
+    (
+        8,
+        &[
+            "august",
+            "aug",
+            "août",
+            "agosto",
+            "ago",
+            "augustus",
+            "elokuu",
+            "srpen",
+            "srpna",
+            "augusztus",
+            "augusta",
+            "sierpnia",
+            "sierpień",
+            "sie",
+            "august",
+            "августа",
+            "август",
+            "авг",
+            "ağustos",
+            "серпня",
+            "серпень",
+            "kolovoza",
+            "kolovoz",
+            "aout",
+        ],
+    ),
+    (
+        9,
+        &[
+            "september",
+            "sep",
+            "sept",
+            "septembre",
+            "septiembre",
+            "settembre",
+            "set",
+            "setembro",
+            "syyskuu",
+            "září",
+            "szeptember",
+            "septembra",
+            "września",
+            "wrzesień",
+            "wrz",
+            "septembrie",
+            "сентября",
+            "сентябрь",
+            "сен",
+            "eylül",
+            "вересня",
+            "вересень",
+            "rujna",
+            "rujan",
+        ],
+    ),
+    (
+        10,
+        &[
+            "october",
+            "oct",
+            "oktober",
+            "octobre",
+            "octubre",
+            "ottobre",
+            "ott",
+            "outubro",
+            "out",
+            "lokakuu",
+            "říjen",
+            "října",
+            "október",
+            "októbra",
+            "października",
+            "październik",
+            "paź",
+            "octombrie",
+            "октября",
+            "октябрь",
+            "окт",
+            "ekim",
+            "жовтня",
+            "жовтень",
+            "okt",
+        ],
+    ),
+    (
+        11,
+        &[
+            "november",
+            "nov",
+            "novembre",
+            "noviembre",
+            "novembro",
+            "marraskuu",
+            "listopadu",
+            "listopad",
+            "novembra",
+            "listopada",
+            "noiembrie",
+            "ноября",
+            "ноябрь",
+            "ноя",
+            "kasım",
+            "листопада",
+            "листопад",
+            "studenoga",
+            "studeni",
+        ],
+    ),
+    (
+        12,
+        &[
+            "december",
+            "dec",
+            "dezember",
+            "décembre",
+            "déc",
+            "diciembre",
+            "dic",
+            "dicembre",
+            "december",
+            "dezembro",
+            "dez",
+            "joulukuu",
+            "prosinec",
+            "prosince",
+            "decembra",
+            "grudnia",
+            "grudzień",
+            "gru",
+            "decembrie",
+            "декабря",
+            "декабрь",
+            "дек",
+            "aralık",
+            "грудня",
+            "грудень",
+            "prosinca",
+            "prosinac",
+            "detsember",
+            "desember",
+            "des",
+        ],
+    ),
 ];
 
 /// Parses a header-block date; None when it cannot be read with confidence.
@@ -49,7 +398,9 @@ pub fn parse(text: &str) -> Option<DateTime<FixedOffset>> {
         let h = time.hour() % 12 + if pm { 12 } else { 0 };
         time = time.with_hour(h)?;
     }
-    zone.unwrap_or(FixedOffset::east_opt(0)?).from_local_datetime(&date.and_time(time)).single()
+    zone.unwrap_or(FixedOffset::east_opt(0)?)
+        .from_local_datetime(&date.and_time(time))
+        .single()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +468,9 @@ fn find_time(tokens: &[Tok]) -> (Option<NaiveTime>, bool, bool, Option<(usize, u
             Tok::Sym(c @ (':' | '.')) => *c,
             _ => continue,
         };
-        let Some(m) = num(tokens.get(i + 2)) else { continue };
+        let Some(m) = num(tokens.get(i + 2)) else {
+            continue;
+        };
         let mut end = i + 3;
         let mut s = 0;
         if tokens.get(i + 3) == Some(&Tok::Sym(sep))
@@ -169,12 +522,17 @@ fn find_zone(tokens: &[Tok], after: Option<usize>) -> Option<FixedOffset> {
             return None;
         }
     }
-    if let (Some(Tok::Sym(sign @ ('+' | '-'))), Some(Tok::Num(n))) = (rest.get(i), rest.get(i + 1)) {
+    if let (Some(Tok::Sym(sign @ ('+' | '-'))), Some(Tok::Num(n))) = (rest.get(i), rest.get(i + 1))
+    {
         let sign = if *sign == '-' { -1 } else { 1 };
         let (h, m) = match n.len() {
             1 | 2 => {
                 let h: i32 = n.parse().ok()?;
-                let m = if rest.get(i + 2) == Some(&Tok::Sym(':')) { num(rest.get(i + 3)).unwrap_or(0) as i32 } else { 0 };
+                let m = if rest.get(i + 2) == Some(&Tok::Sym(':')) {
+                    num(rest.get(i + 3)).unwrap_or(0) as i32
+                } else {
+                    0
+                };
                 (h, m)
             }
             4 => (n.get(..2)?.parse().ok()?, n.get(2..)?.parse().ok()?),
@@ -185,7 +543,11 @@ fn find_zone(tokens: &[Tok], after: Option<usize>) -> Option<FixedOffset> {
         }
         return FixedOffset::east_opt(base + sign * (h * 3600 + m * 60));
     }
-    if i == 1 { FixedOffset::east_opt(base) } else { None }
+    if i == 1 {
+        FixedOffset::east_opt(base)
+    } else {
+        None
+    }
 }
 
 fn abbreviation(w: &str) -> Option<i32> {
@@ -196,7 +558,13 @@ fn abbreviation(w: &str) -> Option<i32> {
         "cest" | "mesz" | "eet" | "sel" | "eest" => 2 * h,
         "msk" => 3 * h,
         "est" => -5 * h,
-        "edt" | "cst" => if w == "edt" { -4 * h } else { -6 * h },
+        "edt" | "cst" => {
+            if w == "edt" {
+                -4 * h
+            } else {
+                -6 * h
+            }
+        }
         "cdt" => -5 * h,
         "mst" => -7 * h,
         "mdt" => -6 * h,
@@ -211,7 +579,11 @@ fn month_of(word: &str) -> Option<u32> {
     let mut best: Option<(usize, u32)> = None;
     for (month, forms) in MONTHS {
         for form in *forms {
-            let fits = if form.chars().count() <= 4 { word == *form } else { word.starts_with(form) };
+            let fits = if form.chars().count() <= 4 {
+                word == *form
+            } else {
+                word.starts_with(form)
+            };
             if fits && best.is_none_or(|(len, _)| form.len() > len) {
                 best = Some((form.len(), *month));
             }
@@ -221,7 +593,11 @@ fn month_of(word: &str) -> Option<u32> {
 }
 
 /// Day, month and year from the tokens that are not the time.
-fn find_date(tokens: &[Tok], time_span: Option<(usize, usize)>, us_clock: bool) -> Option<NaiveDate> {
+fn find_date(
+    tokens: &[Tok],
+    time_span: Option<(usize, usize)>,
+    us_clock: bool,
+) -> Option<NaiveDate> {
     let time_start = time_span;
     let in_time = |i: usize| time_start.is_some_and(|(s, e)| i >= s && i < e);
 
@@ -235,7 +611,10 @@ fn find_date(tokens: &[Tok], time_span: Option<(usize, usize)>, us_clock: bool) 
             Tok::Word(w) if month.is_none() => month = month_of(w),
             Tok::Num(n) => {
                 // Skip the zone offset digits ("+0100", "GMT+1").
-                if i > 0 && matches!(tokens.get(i - 1), Some(Tok::Sym('+' | '-'))) && time_start.is_some_and(|(_, e)| i >= e) {
+                if i > 0
+                    && matches!(tokens.get(i - 1), Some(Tok::Sym('+' | '-')))
+                    && time_start.is_some_and(|(_, e)| i >= e)
+                {
                     continue;
                 }
                 nums.push((i, n.clone()));
@@ -251,12 +630,9 @@ fn find_date(tokens: &[Tok], time_span: Option<(usize, usize)>, us_clock: bool) 
         .filter(|(k, (_, n))| *k != year_pos && n.len() <= 2)
         .filter_map(|(_, (_, n))| n.parse().ok())
         .collect();
-    // CJK: 2022年9月19日 — year, month, day in order.
-    if tokens.iter().any(|t| matches!(t, Tok::Word(_))) || month.is_some() {
-        if let Some(m) = month {
-            let day = *others.first()?;
-            return NaiveDate::from_ymd_opt(year, m, day);
-        }
+    if let Some(m) = month {
+        let day = *others.first()?;
+        return NaiveDate::from_ymd_opt(year, m, day);
     }
     let (a, b) = (*others.first()?, *others.get(1)?);
     if year_pos == 0 {
@@ -278,35 +654,85 @@ mod tests {
     use super::parse;
 
     fn p(s: &str) -> String {
-        parse(s).map(|d| d.to_rfc3339()).unwrap_or_else(|| "none".into())
+        parse(s)
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_else(|| "none".into())
     }
 
     #[test]
     fn english_layouts() {
         assert_eq!(p("Thu, 6 April 2023 at 16:17"), "2023-04-06T16:17:00+00:00");
-        assert_eq!(p("Wed, Oct 27, 2021 at 9:31 AM"), "2021-10-27T09:31:00+00:00");
-        assert_eq!(p("Wednesday, October 27, 2021 15:14"), "2021-10-27T15:14:00+00:00");
-        assert_eq!(p("Tuesday, November 2, 2021, 09:26:50 AM GMT+1"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("Monday, September 19, 2022, 5:55:44 PM -0400"), "2022-09-19T17:55:44-04:00");
-        assert_eq!(p("Wed, 3 Nov 2021 15:51:30 +0100"), "2021-11-03T15:51:30+01:00");
+        assert_eq!(
+            p("Wed, Oct 27, 2021 at 9:31 AM"),
+            "2021-10-27T09:31:00+00:00"
+        );
+        assert_eq!(
+            p("Wednesday, October 27, 2021 15:14"),
+            "2021-10-27T15:14:00+00:00"
+        );
+        assert_eq!(
+            p("Tuesday, November 2, 2021, 09:26:50 AM GMT+1"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("Monday, September 19, 2022, 5:55:44 PM -0400"),
+            "2022-09-19T17:55:44-04:00"
+        );
+        assert_eq!(
+            p("Wed, 3 Nov 2021 15:51:30 +0100"),
+            "2021-11-03T15:51:30+01:00"
+        );
         assert_eq!(p("28/10/2021 12:46"), "2021-10-28T12:46:00+00:00");
         assert_eq!(p("02/10/2023 4:52 PM EST"), "2023-02-10T16:52:00-05:00");
         assert_eq!(p("July 19, 2022 at 3:09 PM"), "2022-07-19T15:09:00+00:00");
-        assert_eq!(p("Monday, 1 August 2022 11:11 pm"), "2022-08-01T23:11:00+00:00");
+        assert_eq!(
+            p("Monday, 1 August 2022 11:11 pm"),
+            "2022-08-01T23:11:00+00:00"
+        );
     }
 
     #[test]
     fn other_languages() {
-        assert_eq!(p("úterý 2. listopadu 2021 09:26:50 SEČ"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("tirsdag den 2. november 2021 09.26.50 CET"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("Dienstag, 2. November 2021, 09:26:50 MEZ"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("martes, 2 de noviembre de 2021 09:26:50 CET"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("tiistaina 2. marraskuuta 2021 klo 09.26.50 UTC+1"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("2021. november 2., kedd 09:26:50 CET"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("2 Kasım 2021 Salı 09:26:50 GMT+1"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("вівторок, 2 листопада 2021 р., 09:26:50 GMT+1"), "2021-11-02T09:26:50+01:00");
-        assert_eq!(p("2022年9月19日月曜日 17:55:44 -0400"), "2022-09-19T17:55:44-04:00");
-        assert_eq!(p("mercredi 27 octobre 2021 à 15:14"), "2021-10-27T15:14:00+00:00");
+        assert_eq!(
+            p("úterý 2. listopadu 2021 09:26:50 SEČ"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("tirsdag den 2. november 2021 09.26.50 CET"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("Dienstag, 2. November 2021, 09:26:50 MEZ"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("martes, 2 de noviembre de 2021 09:26:50 CET"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("tiistaina 2. marraskuuta 2021 klo 09.26.50 UTC+1"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("2021. november 2., kedd 09:26:50 CET"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("2 Kasım 2021 Salı 09:26:50 GMT+1"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("вівторок, 2 листопада 2021 р., 09:26:50 GMT+1"),
+            "2021-11-02T09:26:50+01:00"
+        );
+        assert_eq!(
+            p("2022年9月19日月曜日 17:55:44 -0400"),
+            "2022-09-19T17:55:44-04:00"
+        );
+        assert_eq!(
+            p("mercredi 27 octobre 2021 à 15:14"),
+            "2021-10-27T15:14:00+00:00"
+        );
     }
 
     #[test]

@@ -25,22 +25,23 @@ fn sanitizer() -> &'static ammonia::Builder<'static> {
     static BUILDER: OnceLock<ammonia::Builder<'static>> = OnceLock::new();
     BUILDER.get_or_init(|| {
         let mut b = ammonia::Builder::default();
-        b.url_schemes(HashSet::from(["http", "https", "mailto", "tel", "cid", "data"]))
-            .link_rel(Some("noopener noreferrer nofollow"))
-            .attribute_filter(|element, attribute, value| {
-                if element == "img" && attribute == "src" {
-                    let v = value.trim_start().to_ascii_lowercase();
-                    if v.starts_with("cid:") || v.starts_with("data:image/") {
-                        return Some(value.into());
-                    }
-                    return None;
+        b.url_schemes(HashSet::from([
+            "http", "https", "mailto", "tel", "cid", "data",
+        ]))
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .attribute_filter(|element, attribute, value| {
+            if element == "img" && attribute == "src" {
+                let v = value.trim_start().to_ascii_lowercase();
+                if v.starts_with("cid:") || v.starts_with("data:image/") {
+                    return Some(value.into());
                 }
-                if attribute == "href" && value.trim_start().to_ascii_lowercase().starts_with("data:")
-                {
-                    return None;
-                }
-                Some(value.into())
-            });
+                return None;
+            }
+            if attribute == "href" && value.trim_start().to_ascii_lowercase().starts_with("data:") {
+                return None;
+            }
+            Some(value.into())
+        });
         b
     })
 }
@@ -115,8 +116,8 @@ fn flatten_if_too_deep(html: &str) -> std::borrow::Cow<'_, str> {
 /// Rough element depth: opening tags minus closing tags, ignoring void and self-closing ones.
 fn max_depth(html: &str) -> usize {
     const VOID: [&str; 14] = [
-        "br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source", "track",
-        "embed", "param",
+        "br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source",
+        "track", "embed", "param",
     ];
     let bytes = html.as_bytes();
     let (mut depth, mut max) = (0usize, 0usize);
@@ -198,6 +199,9 @@ mod tests {
 
     #[test]
     fn cids_are_found() {
-        assert_eq!(referenced_cids(r#"<img src="cid:Image001.png@01D">"#), vec!["image001.png@01d"]);
+        assert_eq!(
+            referenced_cids(r#"<img src="cid:Image001.png@01D">"#),
+            vec!["image001.png@01d"]
+        );
     }
 }

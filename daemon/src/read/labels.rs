@@ -6,6 +6,9 @@
 //! Outlook (desktop, web, new), Thunderbird, Yahoo Mail, HubSpot, Missive, MailMate and IONOS
 //! write in each locale.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 /// A field of a forwarded message's header block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -43,58 +46,226 @@ impl Lang {
 
 macro_rules! lang {
     ($from:expr, $to:expr, $cc:expr, $date:expr, $subject:expr, $reply_to:expr) => {
-        Lang { from: &$from, to: &$to, cc: &$cc, date: &$date, subject: &$subject, reply_to: &$reply_to }
+        Lang {
+            from: &$from,
+            to: &$to,
+            cc: &$cc,
+            date: &$date,
+            subject: &$subject,
+            reply_to: &$reply_to,
+        }
     };
 }
 
 /// Header labels by language (English first: other locales often keep "Cc" or "Date").
 pub static LANGS: &[Lang] = &[
     // en
-    lang!(["From"], ["To"], ["Cc", "CC", "Bcc"], ["Date", "Sent"], ["Subject"], ["Reply-To", "Reply To"]),
+    lang!(
+        ["From"],
+        ["To"],
+        ["Cc", "CC", "Bcc"],
+        ["Date", "Sent"],
+        ["Subject"],
+        ["Reply-To", "Reply To"]
+    ),
     // cs
-    lang!(["Od"], ["Komu"], ["Kopie"], ["Datum", "Odesláno"], ["Předmět"], ["Odpověď na"]),
+    lang!(
+        ["Od"],
+        ["Komu"],
+        ["Kopie"],
+        ["Datum", "Odesláno"],
+        ["Předmět"],
+        ["Odpověď na"]
+    ),
     // da
-    lang!(["Fra"], ["Til"], ["Cc", "Kopi"], ["Dato", "Sendt"], ["Emne"], ["Svar til"]),
+    lang!(
+        ["Fra"],
+        ["Til"],
+        ["Cc", "Kopi"],
+        ["Dato", "Sendt"],
+        ["Emne"],
+        ["Svar til"]
+    ),
     // de
-    lang!(["Von"], ["An"], ["Kopie (CC)", "Kopie", "Cc", "CC"], ["Datum", "Gesendet"], ["Betreff"], ["Antwort an"]),
+    lang!(
+        ["Von"],
+        ["An"],
+        ["Kopie (CC)", "Kopie", "Cc", "CC"],
+        ["Datum", "Gesendet"],
+        ["Betreff"],
+        ["Antwort an"]
+    ),
     // es
-    lang!(["De"], ["Para"], ["Cc", "CC", "CCO", "Copia"], ["Fecha", "Enviado el", "Enviado"], ["Asunto"], ["Responder a"]),
+    lang!(
+        ["De"],
+        ["Para"],
+        ["Cc", "CC", "CCO", "Copia"],
+        ["Fecha", "Enviado el", "Enviado"],
+        ["Asunto"],
+        ["Responder a"]
+    ),
     // fi
-    lang!(["Lähettäjä"], ["Vastaanottaja"], ["Kopio"], ["Päivämäärä", "Päiväys", "Lähetetty"], ["Aihe"], ["Vastaus"]),
+    lang!(
+        ["Lähettäjä"],
+        ["Vastaanottaja"],
+        ["Kopio"],
+        ["Päivämäärä", "Päiväys", "Lähetetty"],
+        ["Aihe"],
+        ["Vastaus"]
+    ),
     // fr
-    lang!(["De"], ["À", "A", "Pour"], ["Cc", "Copie à", "Copie"], ["Date", "Envoyé"], ["Objet", "Sujet"], ["Répondre à"]),
+    lang!(
+        ["De"],
+        ["À", "A", "Pour"],
+        ["Cc", "Copie à", "Copie"],
+        ["Date", "Envoyé"],
+        ["Objet", "Sujet"],
+        ["Répondre à"]
+    ),
     // hr
-    lang!(["Šalje"], ["Prima"], ["Cc"], ["Datum", "Poslano"], ["Predmet", "Naslov"], ["Odgovori na"]),
+    lang!(
+        ["Šalje"],
+        ["Prima"],
+        ["Cc"],
+        ["Datum", "Poslano"],
+        ["Predmet", "Naslov"],
+        ["Odgovori na"]
+    ),
     // hu
-    lang!(["Feladó"], ["Címzett"], ["Másolatot kap", "Másolat"], ["Dátum", "Elküldve", "Küldve"], ["Tárgy"], ["Válaszcím"]),
+    lang!(
+        ["Feladó"],
+        ["Címzett"],
+        ["Másolatot kap", "Másolat"],
+        ["Dátum", "Elküldve", "Küldve"],
+        ["Tárgy"],
+        ["Válaszcím"]
+    ),
     // it
-    lang!(["Da", "Mittente"], ["A"], ["Cc"], ["Data", "Inviato"], ["Oggetto"], ["Rispondi a"]),
+    lang!(
+        ["Da", "Mittente"],
+        ["A"],
+        ["Cc"],
+        ["Data", "Inviato"],
+        ["Oggetto"],
+        ["Rispondi a"]
+    ),
     // nl
-    lang!(["Van"], ["Aan"], ["Cc", "CC", "Kopie"], ["Datum", "Verzonden"], ["Onderwerp"], ["Antwoord aan"]),
+    lang!(
+        ["Van"],
+        ["Aan"],
+        ["Cc", "CC", "Kopie"],
+        ["Datum", "Verzonden"],
+        ["Onderwerp"],
+        ["Antwoord aan"]
+    ),
     // no
-    lang!(["Fra"], ["Til"], ["Kopi"], ["Dato", "Sendt"], ["Emne"], ["Svar til"]),
+    lang!(
+        ["Fra"],
+        ["Til"],
+        ["Kopi"],
+        ["Dato", "Sendt"],
+        ["Emne"],
+        ["Svar til"]
+    ),
     // pl
-    lang!(["Od", "Nadawca"], ["Do", "Adresat"], ["DW", "Dw", "Kopia"], ["Data", "Wysłano"], ["Temat"], ["Odpowiedź-do"]),
+    lang!(
+        ["Od", "Nadawca"],
+        ["Do", "Adresat"],
+        ["DW", "Dw", "Kopia"],
+        ["Data", "Wysłano"],
+        ["Temat"],
+        ["Odpowiedź-do"]
+    ),
     // pt
-    lang!(["De"], ["Para"], ["Cc", "CC", "Cópia"], ["Data", "Enviado", "Enviada"], ["Assunto"], ["Responder A", "Responder a"]),
+    lang!(
+        ["De"],
+        ["Para"],
+        ["Cc", "CC", "Cópia"],
+        ["Data", "Enviado", "Enviada"],
+        ["Assunto"],
+        ["Responder A", "Responder a"]
+    ),
     // ro
-    lang!(["De la", "Expeditorul"], ["Către", "Destinatarul"], ["Cc"], ["Dată", "Trimis"], ["Subiectul", "Subiect"], ["Răspuns către"]),
+    lang!(
+        ["De la", "Expeditorul"],
+        ["Către", "Destinatarul"],
+        ["Cc"],
+        ["Dată", "Trimis"],
+        ["Subiectul", "Subiect"],
+        ["Răspuns către"]
+    ),
     // ru
-    lang!(["От", "Отправитель"], ["Кому"], ["Копия"], ["Дата", "Отправлено"], ["Тема"], ["Ответ-Кому"]),
+    lang!(
+        ["От", "Отправитель"],
+        ["Кому"],
+        ["Копия"],
+        ["Дата", "Отправлено"],
+        ["Тема"],
+        ["Ответ-Кому"]
+    ),
     // sk
-    lang!(["Od"], ["Komu", "Pre"], ["Kópia"], ["Dátum", "Odoslané"], ["Predmet"], ["Odpovedať-Pre"]),
+    lang!(
+        ["Od"],
+        ["Komu", "Pre"],
+        ["Kópia"],
+        ["Dátum", "Odoslané"],
+        ["Predmet"],
+        ["Odpovedať-Pre"]
+    ),
     // sv
-    lang!(["Från"], ["Till"], ["Kopia"], ["Datum", "Skickat"], ["Ämne"], ["Svara till"]),
+    lang!(
+        ["Från"],
+        ["Till"],
+        ["Kopia"],
+        ["Datum", "Skickat"],
+        ["Ämne"],
+        ["Svara till"]
+    ),
     // tr
-    lang!(["Kimden", "Gönderen"], ["Kime"], ["Bilgi", "Cc"], ["Tarih", "Gönderilen"], ["Konu"], ["Yanıt Adresi"]),
+    lang!(
+        ["Kimden", "Gönderen"],
+        ["Kime"],
+        ["Bilgi", "Cc"],
+        ["Tarih", "Gönderilen"],
+        ["Konu"],
+        ["Yanıt Adresi"]
+    ),
     // uk
-    lang!(["Від кого", "Від"], ["Кому"], ["Копія"], ["Дата", "Відправлено"], ["Тема"], ["Кому відповісти"]),
+    lang!(
+        ["Від кого", "Від"],
+        ["Кому"],
+        ["Копія"],
+        ["Дата", "Відправлено"],
+        ["Тема"],
+        ["Кому відповісти"]
+    ),
     // et
-    lang!(["Saatja"], ["Saaja"], ["Koopia"], ["Kuupäev"], ["Teema"], ["Vastuse saaja"]),
+    lang!(
+        ["Saatja"],
+        ["Saaja"],
+        ["Koopia"],
+        ["Kuupäev"],
+        ["Teema"],
+        ["Vastuse saaja"]
+    ),
     // ja
-    lang!(["差出人", "送信元", "送信者"], ["宛先", "送信先"], ["CC"], ["日付", "送信日時"], ["件名"], ["返信先"]),
+    lang!(
+        ["差出人", "送信元", "送信者"],
+        ["宛先", "送信先"],
+        ["CC"],
+        ["日付", "送信日時"],
+        ["件名"],
+        ["返信先"]
+    ),
     // zh
-    lang!(["发件人", "寄件者"], ["收件人", "收件者"], ["抄送", "副本"], ["日期", "发送时间", "寄件日期"], ["主题", "主旨"], ["回复"]),
+    lang!(
+        ["发件人", "寄件者"],
+        ["收件人", "收件者"],
+        ["抄送", "副本"],
+        ["日期", "发送时间", "寄件日期"],
+        ["主题", "主旨"],
+        ["回复"]
+    ),
 ];
 
 /// Phrases that name a forward, written alone on a line ("Begin forwarded message:") or between
@@ -199,14 +370,53 @@ pub enum SubjectKind {
 }
 
 static FORWARD_PREFIXES: &[&str] = &[
-    "fw", "fwd", "vs", "wg", "rv", "tr", "trs", "i", "pd", "enc", "redir.", "vb", "vl", "videresend",
-    "i̇lt", "ilt", "doorst", "wtr", "tov", "továbbítás", "pf", "přeposlat", "转发", "転送", "пересл",
+    "fw",
+    "fwd",
+    "vs",
+    "wg",
+    "rv",
+    "tr",
+    "trs",
+    "i",
+    "pd",
+    "enc",
+    "redir.",
+    "vb",
+    "vl",
+    "videresend",
+    "i̇lt",
+    "ilt",
+    "doorst",
+    "wtr",
+    "tov",
+    "továbbítás",
+    "pf",
+    "přeposlat",
+    "转发",
+    "転送",
+    "пересл",
     "fwd.",
 ];
 
 static REPLY_PREFIXES: &[&str] = &[
-    "re", "aw", "sv", "antw", "r", "res", "odp", "vá", "ynt", "отв", "ответ", "atb", "ats", "sv.",
-    "odg", "返信", "回复", "答复",
+    "re",
+    "aw",
+    "sv",
+    "antw",
+    "r",
+    "res",
+    "odp",
+    "vá",
+    "ynt",
+    "отв",
+    "ответ",
+    "atb",
+    "ats",
+    "sv.",
+    "odg",
+    "返信",
+    "回复",
+    "答复",
 ];
 
 /// Classifies a subject by its outermost prefix ("Fwd: Re: x" is a forward), skipping leading
@@ -237,7 +447,12 @@ fn subject_prefix(subject: &str) -> Option<(SubjectKind, &str)> {
     let word = s.get(..colon)?.trim();
     let rest = s.get(colon..)?.trim_start_matches([':', '：']).trim_start();
     // "Re[2]" and "RE (2)" count as "Re".
-    let word = word.split(['[', '(']).next().unwrap_or("").trim().to_lowercase();
+    let word = word
+        .split(['[', '('])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_lowercase();
     if word.is_empty() || word.chars().count() > 12 {
         return None;
     }
@@ -260,23 +475,30 @@ pub fn label_line(line: &str) -> Option<(Field, &str)> {
         return None;
     }
     let after = line.get(colon..)?;
-    let after = after.strip_prefix(':').or_else(|| after.strip_prefix('：')).unwrap_or(after);
+    let after = after
+        .strip_prefix(':')
+        .or_else(|| after.strip_prefix('：'))
+        .unwrap_or(after);
     let value = after.trim_start_matches('*').trim();
     let field = field_of(label)?;
     Some((field, value))
 }
 
-/// The field a label names, in any language.
+/// The field a label names, in any language (case-insensitive).
 pub fn field_of(label: &str) -> Option<Field> {
-    for lang in LANGS {
-        for (field, labels) in lang.fields() {
-            if labels.iter().any(|l| l.eq_ignore_ascii_case(label) || l.to_lowercase() == label.to_lowercase())
-            {
-                return Some(field);
+    static INDEX: OnceLock<HashMap<String, Field>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut map = HashMap::new();
+        for lang in LANGS {
+            for (field, labels) in lang.fields() {
+                for l in labels {
+                    map.entry(l.to_lowercase()).or_insert(field);
+                }
             }
         }
-    }
-    None
+        map
+    });
+    index.get(&label.to_lowercase()).copied()
 }
 
 /// The languages whose From label starts `text` (for glued one-line headers).
@@ -285,7 +507,8 @@ pub fn langs_of_from(text: &str) -> impl Iterator<Item = &'static Lang> + '_ {
     LANGS.iter().filter(move |lang| {
         lang.from.iter().any(|l| {
             t.starts_with(l)
-                && t.get(l.len()..).is_some_and(|rest| rest.trim_start().starts_with([':', '：']))
+                && t.get(l.len()..)
+                    .is_some_and(|rest| rest.trim_start().starts_with([':', '：']))
         })
     })
 }
@@ -319,10 +542,19 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(label_line("From: A <a@b.c>"), Some((Field::From, "A <a@b.c>")));
-        assert_eq!(label_line("Sujet : \tHello"), Some((Field::Subject, "Hello")));
+        assert_eq!(
+            label_line("From: A <a@b.c>"),
+            Some((Field::From, "A <a@b.c>"))
+        );
+        assert_eq!(
+            label_line("Sujet : \tHello"),
+            Some((Field::Subject, "Hello"))
+        );
         assert_eq!(label_line("件名：Hello"), Some((Field::Subject, "Hello")));
-        assert_eq!(label_line("**Sent:** Monday"), Some((Field::Date, "Monday")));
+        assert_eq!(
+            label_line("**Sent:** Monday"),
+            Some((Field::Date, "Monday"))
+        );
         assert_eq!(label_line("Note: hello"), None);
     }
 }

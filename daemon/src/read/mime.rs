@@ -62,21 +62,40 @@ pub(crate) fn parse(raw: &[u8], limits: &Limits) -> Result<Parsed, ReadError> {
         )));
     }
     if !looks_like_headers(raw) {
-        return Err(ReadError("no mail headers found: not an email message".into()));
+        return Err(ReadError(
+            "no mail headers found: not an email message".into(),
+        ));
     }
     // mail-parser promises never to panic; a panic here would still only cost this message.
     let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
         .map_err(|_| ReadError("the message could not be parsed".into()))?;
     let Some(message) = parsed else {
-        return Err(ReadError("no mail headers found: not an email message".into()));
+        return Err(ReadError(
+            "no mail headers found: not an email message".into(),
+        ));
     };
-    let mut walker = Walker { limits, attachments: 0, attached: Vec::new() };
+    let mut walker = Walker {
+        limits,
+        attachments: 0,
+        attached: Vec::new(),
+    };
     let top = walker.message(&message, 0)?;
+    if walker.attachments > limits.max_attachments {
+        return Err(ReadError(format!(
+            "message has {} attachments, over the limit of {}",
+            walker.attachments, limits.max_attachments
+        )));
+    }
     if top.from.is_none() && top.subject.is_none() && top.date.is_none() && top.message_id.is_none()
     {
-        return Err(ReadError("no From, Subject, Date or Message-ID header: not an email message".into()));
+        return Err(ReadError(
+            "no From, Subject, Date or Message-ID header: not an email message".into(),
+        ));
     }
-    Ok(Parsed { top, attached: walker.attached })
+    Ok(Parsed {
+        top,
+        attached: walker.attached,
+    })
 }
 
 /// Bytes up to the blank line that ends the top-level header section (all of it when none).
@@ -102,7 +121,11 @@ fn looks_like_headers(raw: &[u8]) -> bool {
     let Some(colon) = first.iter().position(|&b| b == b':') else {
         return false;
     };
-    colon > 0 && first.iter().take(colon).all(|&b| b.is_ascii_graphic() && b != b':')
+    colon > 0
+        && first
+            .iter()
+            .take(colon)
+            .all(|&b| b.is_ascii_graphic() && b != b':')
 }
 
 struct Walker<'l> {
@@ -117,10 +140,17 @@ impl Walker<'_> {
         let Some(root) = msg.parts.first() else {
             return Ok(Part::default());
         };
-        let mut part = headers_of(root);
+        let mut part = headers_of(root, msg.raw_message.as_ref());
         let html_cids = self.bodies(msg, &mut part);
         let mut nested = Vec::new();
-        self.walk(msg, 0, depth, &html_cids, &mut part.attachments, &mut nested)?;
+        self.walk(
+            msg,
+            0,
+            depth,
+            &html_cids,
+            &mut part.attachments,
+            &mut nested,
+        )?;
         // Attached messages are recorded after their parent, so the list is outermost first.
         for (child, child_depth) in nested {
             let mut read = self.message(child, child_depth)?;
@@ -145,14 +175,21 @@ impl Walker<'_> {
                 htmls.push(h.as_ref());
             }
         }
-        let html = if htmls.is_empty() { None } else { Some(htmls.join("\n")) };
+        let html = if htmls.is_empty() {
+            None
+        } else {
+            Some(htmls.join("\n"))
+        };
         part.text = if texts.is_empty() {
             html.as_deref().map(html::to_text).unwrap_or_default()
         } else {
             texts.join("\n")
         };
         part.text = normalise_newlines(&part.text);
-        let cids = html.as_deref().map(html::referenced_cids).unwrap_or_default();
+        let cids = html
+            .as_deref()
+            .map(html::referenced_cids)
+            .unwrap_or_default();
         part.html = html;
         cids
     }
@@ -218,12 +255,10 @@ impl Walker<'_> {
         cids: &[String],
         files: &mut Vec<Attachment>,
     ) -> Result<(), ReadError> {
+        // Past the limit, only count: the message is refused with the full number below.
         self.attachments += 1;
         if self.attachments > self.limits.max_attachments {
-            return Err(ReadError(format!(
-                "message has more than {} attachments, over the limit of {}",
-                self.limits.max_attachments, self.limits.max_attachments
-            )));
+            return Ok(());
         }
         let content_type = part
             .content_type()
@@ -235,13 +270,16 @@ impl Walker<'_> {
             .to_ascii_lowercase();
         let raw_name = part.attachment_name().unwrap_or("");
         let name = filename::sanitize(raw_name);
-        let content_id = part.content_id().map(|c| c.trim_matches(['<', '>', ' ']).to_string());
+        let content_id = part
+            .content_id()
+            .map(|c| c.trim_matches(['<', '>', ' ']).to_string());
         let referenced = content_id
             .as_ref()
             .is_some_and(|c| cids.iter().any(|r| r.eq_ignore_ascii_case(c)));
         let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
         let is_image = content_type.starts_with("image/");
-        let inline = referenced || (is_image && (disposition_inline || inline_disposition && raw_name.is_empty()));
+        let inline = referenced
+            || (is_image && (disposition_inline || inline_disposition && raw_name.is_empty()));
         let tnef = content_type == "application/ms-tnef"
             || content_type == "application/vnd.ms-tnef"
             || name.eq_ignore_ascii_case("winmail.dat");
@@ -260,11 +298,21 @@ impl Walker<'_> {
 }
 
 /// Headers, addresses, subject and date of one message's root part.
-fn headers_of(root: &MessagePart<'_>) -> Part {
+fn headers_of(root: &MessagePart<'_>, raw: &[u8]) -> Part {
     let mut part = Part::default();
     for h in &root.headers {
         let name = h.name.as_str().to_string();
-        let value = header_text(&h.value);
+        let value = match &h.value {
+            // Structured values the parser keeps only in part: the header as received.
+            HeaderValue::Received(_)
+            | HeaderValue::ContentType(_)
+            | HeaderValue::DateTime(_)
+            | HeaderValue::Empty => raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .map(|b| unfold(&String::from_utf8_lossy(b)))
+                .unwrap_or_else(|| header_text(&h.value)),
+            other => unfold(&header_text(other)),
+        };
         match &h.name {
             HeaderName::MessageId if part.message_id.is_none() => {
                 part.message_id = ids(&h.value).into_iter().next();
@@ -364,6 +412,16 @@ fn to_chrono(d: &mail_parser::DateTime) -> Option<DateTime<FixedOffset>> {
     let naive = NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))?
         .and_hms_opt(u32::from(d.hour), u32::from(d.minute), u32::from(d.second))?;
     offset.from_local_datetime(&naive).single()
+}
+
+/// A folded header value on one line.
+fn unfold(value: &str) -> String {
+    value
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn normalise_newlines(text: &str) -> String {

@@ -9,16 +9,26 @@ use regex::Regex;
 
 use super::labels::{self, Field};
 
+/// Longest header block looked at (real ones have fewer than ten lines); keeps scans linear.
+const MAX_HEADER_LINES: usize = 40;
+
 /// The new text of a reply, or None when nothing new was written.
 pub fn reply_text(text: &str) -> Option<String> {
-    let text = text.replace("\r\n", "\n").replace('\r', "\n").replace('\u{a0}', " ");
+    let text = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\u{a0}', " ");
     let lines: Vec<&str> = text.lines().collect();
     let cut = history_start(&lines).unwrap_or(lines.len());
     let kept = lines.get(..cut).unwrap_or(&[]).join("\n");
     let kept = strip_signature(&kept);
     let kept = strip_footers(&kept);
     let kept = kept.trim();
-    if kept.is_empty() { None } else { Some(kept.to_string()) }
+    if kept.is_empty() {
+        None
+    } else {
+        Some(kept.to_string())
+    }
 }
 
 /// Removes phone and app footers ("Sent from my iPhone", "Get Outlook for Android") from the end.
@@ -49,7 +59,11 @@ pub fn has_quoted_lines(text: &str) -> bool {
 /// A single line such as "On Mon, 1 Nov 2021 at 10:00, Sam <s@x> wrote:" in any known language.
 pub fn is_reply_header_line(line: &str) -> bool {
     let l = bare(line);
-    l.len() <= 400 && wrote_re().is_some_and(|re| re.is_match(l)) && looks_like_attribution(l)
+    // Cheap test first: attributions end with a colon.
+    (l.ends_with(':') || l.ends_with('：'))
+        && l.len() <= 400
+        && wrote_re().is_some_and(|re| re.is_match(l))
+        && looks_like_attribution(l)
 }
 
 fn bare(line: &str) -> &str {
@@ -79,7 +93,23 @@ fn looks_like_attribution(line: &str) -> bool {
 
 /// The line where quoted history starts, if any.
 fn history_start(lines: &[&str]) -> Option<usize> {
-    (0..lines.len()).find(|&i| reply_header_at(lines, i).is_some() || is_quote_start(lines, i))
+    // rest_is_history[k]: from line k on there are only quotes, blanks, footers and signature.
+    let mut rest_is_history = vec![true; lines.len() + 1];
+    for k in (0..lines.len()).rev() {
+        let l = lines.get(k).copied().unwrap_or("");
+        let ok = l.trim().is_empty()
+            || l.trim_start().starts_with('>')
+            || is_footer(l)
+            || is_signature_line(l);
+        let next = rest_is_history.get(k + 1).copied().unwrap_or(true);
+        if let Some(slot) = rest_is_history.get_mut(k) {
+            *slot = ok && next;
+        }
+    }
+    (0..lines.len()).find(|&i| {
+        reply_header_at(lines, i).is_some()
+            || is_quote_start(lines, i, rest_is_history.get(i).copied().unwrap_or(false))
+    })
 }
 
 /// A reply header starting at line `i` (possibly wrapped over two or three lines, as Gmail does).
@@ -129,7 +159,9 @@ fn starts_like_attribution(line: &str) -> bool {
 /// "From:" and at least two other header labels on the following lines, or an Outlook rule
 /// ("_____" / "-----Original Message-----") followed by a header block.
 fn header_block_at(lines: &[&str], i: usize) -> bool {
-    let Some(line) = lines.get(i) else { return false };
+    let Some(line) = lines.get(i) else {
+        return false;
+    };
     let b = bare(line);
     let rule = (b.len() >= 10 && b.chars().all(|c| c == '_'))
         || (b.starts_with("--") && b.ends_with("--") && {
@@ -137,8 +169,13 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
             labels::is_original_phrase(phrase) || labels::is_forward_phrase(phrase)
         });
     if rule {
-        let next = (i + 1..lines.len()).find(|&j| lines.get(j).is_some_and(|l| !bare(l).is_empty()));
-        return next.is_some_and(|j| lines.get(j).is_some_and(|l| labels::label_line(bare(l)).is_some()));
+        let end = lines.len().min(i + 1 + MAX_HEADER_LINES);
+        let next = (i + 1..end).find(|&j| lines.get(j).is_some_and(|l| !bare(l).is_empty()));
+        return next.is_some_and(|j| {
+            lines
+                .get(j)
+                .is_some_and(|l| labels::label_line(bare(l)).is_some())
+        });
     }
     if let Some(phrase) = b.strip_suffix(':')
         && labels::is_forward_phrase(phrase)
@@ -149,27 +186,28 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
         return false;
     }
     let mut fields = Vec::new();
-    for l in lines.iter().skip(i) {
+    for l in lines.iter().skip(i).take(MAX_HEADER_LINES) {
         match labels::label_line(bare(l)) {
-            Some((f, _)) => fields.push(f),
-            None => break,
+            // A field seen twice is not one header block any more.
+            Some((f, _)) if !fields.contains(&f) => fields.push(f),
+            _ => break,
         }
     }
-    [Field::Date, Field::To, Field::Subject, Field::Cc].iter().filter(|f| fields.contains(f)).count() >= 2
+    [Field::Date, Field::To, Field::Subject, Field::Cc]
+        .iter()
+        .filter(|f| fields.contains(f))
+        .count()
+        >= 2
 }
 
-/// A `>`-quoted line that starts a block of quoted lines (two or more, or the last lines).
-fn is_quote_start(lines: &[&str], i: usize) -> bool {
-    let quoted = |k: usize| lines.get(k).is_some_and(|l| l.trim_start().starts_with('>'));
-    if !quoted(i) {
-        return false;
-    }
-    // Only history when nothing but quotes, blanks and footers follows, or a run of quotes.
-    let rest_is_history = lines
-        .iter()
-        .skip(i)
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('>') || is_footer(l) || is_signature_line(l));
-    rest_is_history || quoted(i + 1)
+/// A `>`-quoted line that starts a block of quoted lines: two in a row, or only history after.
+fn is_quote_start(lines: &[&str], i: usize, rest_is_history: bool) -> bool {
+    let quoted = |k: usize| {
+        lines
+            .get(k)
+            .is_some_and(|l| l.trim_start().starts_with('>'))
+    };
+    quoted(i) && (rest_is_history || quoted(i + 1))
 }
 
 /// "-- " on its own line starts a signature (RFC 3676); "--" alone is how many clients type it.
@@ -219,7 +257,9 @@ pub fn is_footer(line: &str) -> bool {
         "wysłane z ",
         "odesláno z ",
     ];
-    STARTS.iter().any(|s| l.starts_with(s)) || l == "sent from my iphone" || l == "sent from my ipad"
+    STARTS.iter().any(|s| l.starts_with(s))
+        || l == "sent from my iphone"
+        || l == "sent from my ipad"
 }
 
 #[cfg(test)]
@@ -229,7 +269,10 @@ mod tests {
     #[test]
     fn gmail_reply() {
         let t = "Outcome: parents spoken to.\n\nOn Mon, 1 Nov 2021 at 10:00, Haven <haven@school.example> wrote:\n> Incident 12 needs an outcome.\n";
-        assert_eq!(reply_text(t).as_deref(), Some("Outcome: parents spoken to."));
+        assert_eq!(
+            reply_text(t).as_deref(),
+            Some("Outcome: parents spoken to.")
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::store::{OpenAction, OutboxRecord, RecordedIncident, Store, StoreError
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -181,7 +182,7 @@ async fn send_due_digests(
         let key = digest_key(d);
         let staff: Vec<crate::directory::Staff> =
             digest::recipients(&d.to, directory(store, dir_cache).await?).into_iter().cloned().collect();
-        for s in &staff {
+        for s in staff.iter().filter(|s| !s.email().is_empty()) {
             let who = format!("staff:{}", s.id);
             let last = store.last_digest_slot(&key, &who).await?;
             let Some(last) = last else {
@@ -205,13 +206,11 @@ async fn send_due_digests(
                 let n = |m| st.messages.get(&m).copied().unwrap_or(0);
                 cache.counts = Some((n(crate::store::MessageState::AwaitingTriage), n(crate::store::MessageState::Quarantined)));
             }
-            if !cache.incidents.contains_key(&period) {
-                let found = store.incidents_recorded_between(last, slot).await?;
-                cache.incidents.insert(period, found);
+            if let Entry::Vacant(v) = cache.incidents.entry(period) {
+                v.insert(store.incidents_recorded_between(last, slot).await?);
             }
-            if !cache.dead.contains_key(&period) {
-                let n = store.dead_lettered_between(last, slot).await?;
-                cache.dead.insert(period, n);
+            if let Entry::Vacant(v) = cache.dead.entry(period) {
+                v.insert(store.dead_lettered_between(last, slot).await?);
             }
             let (awaiting_triage, quarantined) = cache.counts.unwrap_or_default();
             let dir = directory(store, dir_cache).await?;
@@ -238,9 +237,12 @@ async fn send_due_digests(
                         subject: content.subject(&facts),
                         body: content.body(&facts),
                     };
-                    tx.queue_email(None, &email, now).await?;
-                    report.digests_queued += 1;
-                    tracing::info!(staff = s.id, slot = %slot, "digest queued");
+                    // Two configured digests naming the same person at the same slot share
+                    // one Message-ID: they get one email.
+                    if tx.queue_email(None, &email, now).await? {
+                        report.digests_queued += 1;
+                        tracing::info!(staff = s.id, slot = %slot, "digest queued");
+                    }
                 } else {
                     report.digests_passed += 1;
                 }
@@ -255,10 +257,10 @@ async fn send_due_digests(
 async fn until_next_due(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>) -> Duration {
     let mut next: Option<DateTime<Utc>> = store.next_rung_due().await.ok().flatten();
     for d in &settings.digests {
-        if let Ok(cron) = cron::Schedule::from_str(d.cron.trim()) {
-            if let Some(slot) = due::next_digest_slot(&cron, settings.tz, now) {
-                next = Some(next.map_or(slot, |n| n.min(slot)));
-            }
+        if let Ok(cron) = cron::Schedule::from_str(d.cron.trim())
+            && let Some(slot) = due::next_digest_slot(&cron, settings.tz, now)
+        {
+            next = Some(next.map_or(slot, |n| n.min(slot)));
         }
     }
     let wait = next.map_or(MAX_SLEEP, |t| (t - now).to_std().unwrap_or(Duration::ZERO));

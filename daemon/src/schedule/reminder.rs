@@ -77,7 +77,7 @@ pub fn reminders_for(
             first
         })
         .filter_map(|id| directory.staff.iter().find(|s| s.id == *id))
-        .filter(|s| visibility.allows(s, &pupils))
+        .filter(|s| visibility.allows(s, &pupils) && !s.email().is_empty())
         .map(|s| OutboxRecord {
             purpose: "reminder",
             recipient: s.email().to_string(),

@@ -108,16 +108,15 @@ impl ImapSettings {
             problems.push("batch_size must be at least 1");
         }
         if self.idle_renew.is_zero() || self.idle_renew > Duration::from_secs(29 * 60) {
-            problems.push("idle_renew must be between 0 and 29 minutes");
+            problems.push("idle_renew must be more than 0 and at most 29 minutes");
         }
         if self.poll_interval.is_zero() {
             problems.push("poll_interval must be more than 0");
         }
         for folder in [&self.mailbox, &self.filed_folder, &self.quarantine_folder] {
-            if folder.is_empty() || !folder.is_ascii() || folder.contains(['\r', '\n', '*', '%']) {
-                problems.push(
-                    "mailbox and folder names must be non-empty ASCII without * % or line breaks",
-                );
+            if folder.is_empty() || folder.contains(['\r', '\n', '*', '%']) {
+                problems
+                    .push("mailbox and folder names must be non-empty, without * % or line breaks");
                 break;
             }
         }

@@ -108,13 +108,15 @@ impl Store {
     /// When the next unfired rung of an open action falls due, for the scheduler's sleep.
     pub async fn next_rung_due(&self) -> Result<Option<DateTime<Utc>>> {
         on_pool!(self, |p| {
+            // ORDER BY … LIMIT 1 rather than MIN(): walks the unfired-rungs index in due order
+            // and stops at the first open action, instead of joining every unfired rung.
             let row = sqlx::query(
-                "SELECT MIN(r.due_us) AS due FROM action_rungs r JOIN actions a ON a.id = r.action_id \
-                 WHERE r.fired_us IS NULL AND a.outcome IS NULL",
+                "SELECT r.due_us FROM action_rungs r JOIN actions a ON a.id = r.action_id \
+                 WHERE r.fired_us IS NULL AND a.outcome IS NULL ORDER BY r.due_us LIMIT 1",
             )
-            .fetch_one(p)
+            .fetch_optional(p)
             .await?;
-            Ok(row.try_get::<Option<i64>, _>("due")?.map(from_us))
+            Ok(row.map(|r| r.try_get::<i64, _>("due_us")).transpose()?.map(from_us))
         })
     }
 

@@ -27,8 +27,9 @@ const BATCH_BYTES: u64 = 64 * 1024 * 1024;
 /// A message the sink refused on its own (not transiently) is retried after this long.
 const HOLD_FOR: Duration = Duration::from_secs(15 * 60);
 
-/// Messages the sink refused one by one, left in the mailbox and skipped until their time,
-/// so one bad message does not block the rest or spin the loop.
+/// Messages left in the mailbox and skipped until their time: those the sink refused on their
+/// own, and those the server listed but did not return. One bad message must neither block the
+/// rest nor spin the drain loop; each is tried again after [`HOLD_FOR`].
 #[derive(Debug, Default)]
 pub(crate) struct HeldBack {
     uidvalidity: u32,
@@ -73,6 +74,7 @@ struct Caps {
 
 /// The folder names as the server spells them.
 struct Folders {
+    intake: String,
     filed: String,
     quarantine: String,
 }
@@ -97,7 +99,7 @@ pub(crate) async fn serve<S: Sink>(
     };
     let caps = read_caps(&mut session).await?;
     let folders = prepare_folders(&mut session, settings).await?;
-    let mailbox = command(COMMAND_TIMEOUT, "SELECT", session.select(&settings.mailbox)).await?;
+    let mailbox = command(COMMAND_TIMEOUT, "SELECT", session.select(&folders.intake)).await?;
     let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
     held.for_mailbox(uidvalidity);
     if health.is_failing() {
@@ -184,6 +186,7 @@ async fn prepare_folders(
         .into_iter()
         .find_map(|(_, d, _)| d);
     let folders = Folders {
+        intake: server_folder(&settings.mailbox, delimiter.as_deref()),
         filed: server_folder(&settings.filed_folder, delimiter.as_deref()),
         quarantine: server_folder(&settings.quarantine_folder, delimiter.as_deref()),
     };
@@ -275,6 +278,56 @@ async fn idle(
     Ok((session, wake))
 }
 
+/// Which of `uids` (ascending) make this batch, with their sizes: in order, stopping before
+/// the bodies would pass `budget` bytes (one message is always taken); messages over `limit`
+/// cost nothing as only their size is handed over. UIDs with no size are returned as missing.
+fn plan_batch(
+    uids: &[u32],
+    sizes: &HashMap<u32, u64>,
+    limit: u64,
+    budget: u64,
+) -> (Vec<(u32, u64)>, Vec<u32>) {
+    let mut chosen = Vec::new();
+    let mut missing = Vec::new();
+    let mut used = 0u64;
+    for &uid in uids {
+        let Some(&size) = sizes.get(&uid) else {
+            missing.push(uid);
+            continue;
+        };
+        if size <= limit {
+            if used > 0 && used.saturating_add(size) > budget {
+                break;
+            }
+            used = used.saturating_add(size);
+        }
+        chosen.push((uid, size));
+    }
+    (chosen, missing)
+}
+
+/// One batch as fetched: (uid, message) in UID order, and the UIDs the server listed but then
+/// did not return.
+struct Fetched {
+    batch: Vec<(u32, Incoming)>,
+    missing: Vec<u32>,
+}
+
+/// UIDs the server did not return were usually moved by another client meanwhile (they are then
+/// gone); holding them back keeps a server that never returns one from spinning the drain loop.
+fn skip_missing(missing: &[u32], held: &mut HeldBack) {
+    if missing.is_empty() {
+        return;
+    }
+    for &uid in missing {
+        held.hold(uid);
+    }
+    tracing::info!(
+        count = missing.len(),
+        "messages the server listed but did not return are skipped for now"
+    );
+}
+
 /// What one connection knows while draining.
 struct Work<'a> {
     settings: &'a ImapSettings,
@@ -304,9 +357,9 @@ impl Work<'_> {
                 return Ok(Wake::Work);
             }
             uids.truncate(self.settings.batch_size);
-            let batch = self.fetch_batch(session, &uids).await?;
+            let Fetched { batch, missing } = self.fetch_batch(session, &uids).await?;
+            skip_missing(&missing, held);
             if batch.is_empty() {
-                // All of them vanished (another client moved them); look again.
                 continue;
             }
             self.commit(session, sink, batch, held).await?;
@@ -334,36 +387,27 @@ impl Work<'_> {
         &self,
         session: &mut ImapSession,
         uids: &[u32],
-    ) -> Result<Vec<(u32, Incoming)>, ImapError> {
+    ) -> Result<Fetched, ImapError> {
         let sizes = self.fetch_sizes(session, uids).await?;
         let limit = self.settings.max_message_size;
-        let mut chosen = Vec::new();
-        let mut budget = 0u64;
-        for &uid in uids {
-            let Some(&size) = sizes.get(&uid) else {
-                continue;
-            };
-            if size <= limit {
-                if budget > 0 && budget.saturating_add(size) > BATCH_BYTES {
-                    break;
-                }
-                budget = budget.saturating_add(size);
-            }
-            chosen.push((uid, size));
-        }
+        let (chosen, mut missing) = plan_batch(uids, &sizes, limit, BATCH_BYTES);
         let wanted: Vec<u32> = chosen
             .iter()
             .filter(|(_, size)| *size <= limit)
             .map(|(uid, _)| *uid)
             .collect();
         let mut bodies = self.fetch_bodies(session, &wanted).await?;
-        Ok(chosen
+        let batch = chosen
             .into_iter()
             .filter_map(|(uid, size)| {
                 let payload = if size > limit {
                     Payload::TooLarge { size }
                 } else {
-                    Payload::Raw(bodies.remove(&uid)?)
+                    let Some(raw) = bodies.remove(&uid) else {
+                        missing.push(uid);
+                        return None;
+                    };
+                    Payload::Raw(raw)
                 };
                 let origin = Origin::Imap {
                     mailbox: self.settings.mailbox.clone(),
@@ -372,7 +416,8 @@ impl Work<'_> {
                 };
                 Some((uid, Incoming { origin, payload }))
             })
-            .collect())
+            .collect();
+        Ok(Fetched { batch, missing })
     }
 
     async fn fetch_sizes(
@@ -462,7 +507,11 @@ impl Work<'_> {
                 tracing::warn!(messages = sent, error = %e,
                     "the filing pipeline refused a batch; retrying its messages one by one");
                 for uid in uids {
-                    let one = self.fetch_batch(session, &[uid]).await?;
+                    let Fetched {
+                        batch: one,
+                        missing,
+                    } = self.fetch_batch(session, &[uid]).await?;
+                    skip_missing(&missing, held);
                     if !one.is_empty() {
                         Box::pin(self.commit(session, sink, one, held)).await?;
                     }
@@ -535,6 +584,24 @@ impl Work<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_stop_at_the_byte_budget_but_always_take_one() {
+        let sizes: HashMap<u32, u64> = [(1, 40), (2, 40), (3, 500), (4, 40), (6, 10)].into();
+        // 3 is over the limit: handed over by size, costing nothing; 5 has no size.
+        let (chosen, missing) = plan_batch(&[1, 2, 3, 4, 5, 6], &sizes, 100, 100);
+        assert_eq!(chosen, [(1, 40), (2, 40), (3, 500)]);
+        assert_eq!(missing, Vec::<u32>::new());
+        let (chosen, missing) = plan_batch(&[4, 5, 6], &sizes, 100, 100);
+        assert_eq!(chosen, [(4, 40), (6, 10)]);
+        assert_eq!(missing, [5]);
+        let big: HashMap<u32, u64> = [(7, 90)].into();
+        assert_eq!(
+            plan_batch(&[7], &big, 100, 10).0,
+            [(7, 90)],
+            "one message always goes"
+        );
+    }
 
     #[test]
     fn held_messages_are_skipped_until_released_and_reset_on_new_uidvalidity() {

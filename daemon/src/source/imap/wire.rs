@@ -44,13 +44,51 @@ pub(crate) fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// A configured folder name (always written with `/`, as in the SPEC) in the server's own
-/// hierarchy: Dovecot's Maildir++ default separator is `.`, Exchange and Gmail use `/`.
+/// A configured folder name (always written with `/`, as in the SPEC) as the server spells
+/// it: in its own hierarchy (Dovecot's Maildir++ default separator is `.`, Exchange and Gmail
+/// use `/`) and in IMAP's modified UTF-7, so `Haven/Classé` works too.
 pub(crate) fn server_folder(configured: &str, delimiter: Option<&str>) -> String {
-    match delimiter {
+    let local = match delimiter {
         Some(d) if d != "/" && !d.is_empty() => configured.replace('/', d),
         _ => configured.to_string(),
+    };
+    modified_utf7(&local)
+}
+
+/// RFC 3501 5.1.3: printable ASCII stands for itself (`&` as `&-`); any other run of
+/// characters is UTF-16BE in base64 with `,` for `/`, between `&` and `-`.
+pub(crate) fn modified_utf7(name: &str) -> String {
+    use base64::Engine as _;
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::IMAP_MUTF7,
+        base64::engine::general_purpose::NO_PAD,
+    );
+    let mut out = String::with_capacity(name.len());
+    let mut run: Vec<u16> = Vec::new();
+    let flush = |run: &mut Vec<u16>, out: &mut String| {
+        if !run.is_empty() {
+            let bytes: Vec<u8> = run.iter().flat_map(|u| u.to_be_bytes()).collect();
+            out.push('&');
+            out.push_str(&engine.encode(bytes));
+            out.push('-');
+            run.clear();
+        }
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut run, &mut out);
+            if c == '&' {
+                out.push_str("&-");
+            } else {
+                out.push(c);
+            }
+        } else {
+            let mut units = [0u16; 2];
+            run.extend_from_slice(c.encode_utf16(&mut units));
+        }
     }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// Whether a plain (unencrypted) connection may go to `host`: only to this machine, where the
@@ -93,6 +131,20 @@ mod tests {
         assert_eq!(server_folder("Haven/Filed", Some(".")), "Haven.Filed");
         assert_eq!(server_folder("Haven/Filed", Some("/")), "Haven/Filed");
         assert_eq!(server_folder("Haven/Filed", None), "Haven/Filed");
+    }
+
+    #[test]
+    fn folder_names_use_modified_utf7() {
+        // RFC 3501's own example, and the cases that trip encoders up.
+        assert_eq!(
+            modified_utf7("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
+        assert_eq!(modified_utf7("Tom & Jerry"), "Tom &- Jerry");
+        assert_eq!(modified_utf7("Classé"), "Class&AOk-");
+        assert_eq!(modified_utf7("INBOX"), "INBOX");
+        assert_eq!(modified_utf7("😀"), "&2D3eAA-");
+        assert_eq!(server_folder("Haven/Classé", Some(".")), "Haven.Class&AOk-");
     }
 
     #[test]
