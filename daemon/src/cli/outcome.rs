@@ -18,12 +18,14 @@ pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, no
         return Err(CliError::Usage(format!("there is no incident #{incident}")));
     }
     let mut tx = store.begin().await?;
-    let recorded = tx.record_outcome(incident, staff.id, text, now).await?;
-    tx.commit().await?;
-    Ok(match recorded {
-        OutcomeRecorded::Closed { action } => format!("outcome recorded on incident #{incident}; action {action} closed"),
-        OutcomeRecorded::NoOpenAction => {
-            format!("outcome recorded on incident #{incident} (it had no open action)")
+    match tx.record_outcome(incident, staff.id, text, now).await? {
+        OutcomeRecorded::Closed { action } => {
+            tx.commit().await?;
+            Ok(format!("outcome recorded on incident #{incident}; action {action} closed"))
         }
-    })
+        // Dropping the transaction rolls it back: nothing is half-recorded.
+        OutcomeRecorded::NoOpenAction => Err(CliError::Usage(format!(
+            "incident #{incident} has no outstanding outcome (none was required, or it was already recorded); nothing was recorded"
+        ))),
+    }
 }
