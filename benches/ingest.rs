@@ -8,130 +8,19 @@
 //! PostgreSQL: HAVEN_TEST_PG (default postgres://postgres@127.0.0.1:5432/postgres); a fresh
 //! database is created and dropped.
 
-use chrono::{NaiveDate, Utc};
-use haven::clock::SystemClock;
-use haven::directory::{Pupil, Role, Staff};
-use haven::pipeline::{Filer, FilingSettings};
-use haven::read::Limits;
-use haven::rules::{LiveRules, RuleSet};
-use haven::seal::Sealer;
+mod support;
+
 use haven::source::{Incoming, Origin, Payload};
-use haven::store::{ContactImport, Store};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use haven::store::Store;
+use std::path::PathBuf;
 use std::time::Instant;
 
 const BATCH: usize = 50;
 
-fn pupils() -> Vec<Pupil> {
-    (0..600)
-        .map(|i| Pupil {
-            id: 0,
-            upn: format!("B{:012}", i),
-            first_name: format!("Pupil{i}"),
-            last_name: format!("Surname{}", i % 97),
-            preferred_name: None,
-            date_of_birth: NaiveDate::from_ymd_opt(2014, 1, 1),
-            year_group: Some(7 + (i % 5) as i32),
-            tutor_group: Some(format!("{}K", 7 + i % 5)),
-            house: Some(["Kestrel", "Heron"][i as usize % 2].into()),
-            sen: i % 7 == 0,
-            left_on: None,
-        })
-        .collect()
-}
-
-fn staff() -> Vec<Staff> {
-    let mk = |email: &str, roles: Vec<Role>, house: Option<&str>| Staff {
-        id: 0,
-        emails: vec![email.into()],
-        first_name: "Staff".into(),
-        last_name: email.split('@').next().unwrap_or("x").into(),
-        roles,
-        house: house.map(str::to_string),
-        tutor_group: None,
-        active: true,
-    };
-    vec![
-        mk("dsl@school.example", vec![Role::Dsl], None),
-        mk("ddsl@school.example", vec![Role::Ddsl], None),
-        mk("head@school.example", vec![Role::Head, Role::Slt], None),
-        mk("kestrel@school.example", vec![Role::Housem], Some("Kestrel")),
-        mk("heron@school.example", vec![Role::Housem], Some("Heron")),
-        mk("esafety@school.example", vec![Role::Esafety], None),
-        mk("teacher@school.example", vec![Role::Teacher], None),
-    ]
-}
-
-fn contacts() -> Vec<ContactImport> {
-    (0..600)
-        .map(|i| ContactImport {
-            email: format!("parent{i}@home.example"),
-            name: Some(format!("Parent {i}")),
-            relationship: Some("mother".into()),
-            pupil_upns: vec![format!("B{:012}", i)],
-        })
-        .collect()
-}
-
-/// One realistic forward; every third carries a 100 KB attachment.
-fn message(i: usize, attachment: &str) -> Vec<u8> {
-    let p = i % 600;
-    let body = format!(
-        "Passing this on.\r\n\r\n---------- Forwarded message ---------\r\nFrom: Parent {p} <parent{p}@home.example>\r\n\
-         Date: Mon, 9 Nov 2026 at 21:14\r\nSubject: This week\r\nTo: Terry Teach <teacher@school.example>\r\n\r\n\
-         Hello, message number {i}. My child has been upset after school this week and says some older\r\n\
-         pupils have been unkind on the bus. Could someone keep an eye out please?\r\n\r\nThanks\r\n"
-    );
-    let head = format!(
-        "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: Fwd: This week\r\n\
-         Date: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <bench-{i}@mail.school.example>\r\nMIME-Version: 1.0\r\n"
-    );
-    if i % 3 == 0 {
-        format!(
-            "{head}Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
-             --b\r\nContent-Type: application/pdf; name=\"letter-{i}.pdf\"\r\nContent-Disposition: attachment; filename=\"letter-{i}.pdf\"\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{attachment}\r\n--b--\r\n"
-        )
-        .into_bytes()
-    } else {
-        format!("{head}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}").into_bytes()
-    }
-}
-
-fn attachment() -> String {
-    use base64::Engine;
-    let data: Vec<u8> = (0..100 * 1024).map(|i| (i * 7919 % 251) as u8).collect();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-    b64.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn run(label: &str, url: &str, n: usize, rules_dir: &Path) {
+async fn run(label: &str, url: &str, n: usize) {
     let store = Store::open(url).await.expect("open store");
-    let now = Utc::now();
-    store.sync_directory(&pupils(), &staff(), &contacts(), now.date_naive(), now).await.expect("directory");
-    let rules = RuleSet::load(rules_dir).expect("shipped rules");
-    let settings = FilingSettings {
-        intake_address: "safeguarding@school.example".into(),
-        mail_domain: "school.example".into(),
-        limits: Limits::default(),
-        trusted_authserv_id: None,
-        alerts: haven::alert::AlertSettings {
-            detail: haven::config::Detail::Minimal,
-            mail_domain: "school.example".into(),
-            school_name: "Bench School".into(),
-        },
-        reply_key: None,
-    };
-    let filer = Filer::new(store.clone(), Arc::new(LiveRules::new(rules)), Arc::new(SystemClock), Sealer::from_key(&[7; 32]), settings);
-    let att = attachment();
+    let filer = support::filer(&store).await;
+    let att = support::attachment();
     let started = Instant::now();
     let mut filed = 0;
     let mut generating = std::time::Duration::ZERO;
@@ -139,7 +28,7 @@ async fn run(label: &str, url: &str, n: usize, rules_dir: &Path) {
         // Generated per batch, as a mailbox delivers them, so RSS is Haven's and not the corpus's.
         let g = Instant::now();
         let batch: Vec<Incoming> = (first..(first + BATCH).min(n))
-            .map(|i| Incoming { origin: Origin::Maildir { path: PathBuf::from(format!("new/{i}")) }, payload: Payload::Raw(message(i, &att)) })
+            .map(|i| Incoming { origin: Origin::Maildir { path: PathBuf::from(format!("new/{i}")) }, payload: Payload::Raw(support::message(i, &att)) })
             .collect();
         generating += g.elapsed();
         let out = filer.file_batch(&batch).await.expect("file batch");
@@ -149,19 +38,18 @@ async fn run(label: &str, url: &str, n: usize, rules_dir: &Path) {
     println!(
         "{label:<10} {n} messages ({filed} incidents) in {secs:.2} s: {:.0} messages/s, peak RSS {:.0} MiB",
         n as f64 / secs,
-        peak_rss_mib()
+        support::peak_rss_mib()
     );
     store.close().await;
 }
 
 fn main() {
     let n: usize = std::env::var("HAVEN_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("temp dir");
         let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
-        run("sqlite", &sqlite, n, &rules_dir).await;
+        run("sqlite", &sqlite, n).await;
 
         let admin = std::env::var("HAVEN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("haven_bench_{}", std::process::id());
@@ -170,7 +58,7 @@ fn main() {
             Ok(pool) => {
                 sqlx_exec(&pool, &format!("CREATE DATABASE {name}")).await;
                 let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-                run("postgres", &format!("{base}/{name}"), n, &rules_dir).await;
+                run("postgres", &format!("{base}/{name}"), n).await;
                 sqlx_exec(&pool, &format!("DROP DATABASE {name} WITH (FORCE)")).await;
             }
             Err(e) => println!("postgres   skipped: cannot connect to {admin}: {e} (start PostgreSQL or set HAVEN_TEST_PG)"),

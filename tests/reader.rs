@@ -451,6 +451,39 @@ fn malformed_mime_never_panics() {
     }
 }
 
+/// Inputs found by the fuzz target (fuzz/README.md) and other hostile shapes, kept as files in
+/// tests/fixtures/malformed: each is read or refused with a one-line reason, never a panic,
+/// and `haven inspect` exits 0 or 65 on it.
+#[test]
+fn malformed_corpus_is_read_or_refused() {
+    let dir = fixtures().join("malformed");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "tests/fixtures/malformed is empty");
+    for path in files {
+        let name = path.display().to_string();
+        let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let _ = read_cleanly(&name, &raw);
+        let out = haven_inspect(&["--json", &name]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => {
+                let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: not JSON: {e}"));
+                assert!(json.is_object(), "{name}: {json}");
+            }
+            Some(65) => assert!(
+                stderr.trim_end().lines().count() == 1 && stderr.starts_with("haven inspect: "),
+                "{name}: exit 65 without a one-line reason: {stderr}"
+            ),
+            other => panic!("{name}: haven inspect exited {other:?}: {stderr}"),
+        }
+    }
+}
+
 #[test]
 fn deep_nesting_is_refused() {
     let err =

@@ -72,8 +72,12 @@ fn pupil(
 }
 
 fn school() -> Directory {
-    Directory {
-        staff: vec![
+    Directory::new(vec![
+            pupil(JANE, 7, Some("Keller"), Some("7K"), false, false),
+            pupil(AHMED, 9, Some("Nightingale"), None, true, false),
+            pupil(LEFT, 11, Some("Keller"), None, false, true),
+            pupil(NO_HOUSE, 8, None, None, false, false),
+        ], vec![
             staff(DSL, "dsl@school.example", &[Role::Dsl], None, None, true),
             staff(
                 DDSL,
@@ -133,15 +137,7 @@ fn school() -> Directory {
                 None,
                 true,
             ),
-        ],
-        pupils: vec![
-            pupil(JANE, 7, Some("Keller"), Some("7K"), false, false),
-            pupil(AHMED, 9, Some("Nightingale"), None, true, false),
-            pupil(LEFT, 11, Some("Keller"), None, false, true),
-            pupil(NO_HOUSE, 8, None, None, false, false),
-        ],
-        contacts: Vec::new(),
-    }
+        ], Vec::new())
 }
 
 fn message(subject: &str, note: &str, text: &str) -> Message {

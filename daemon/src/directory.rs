@@ -5,6 +5,8 @@
 
 use chrono::NaiveDate;
 use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// A staff role from SPEC "Domain".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -147,9 +149,38 @@ pub struct Directory {
     pub pupils: Vec<Pupil>,
     pub staff: Vec<Staff>,
     pub contacts: Vec<Contact>,
+    /// Pupils on roll by full name, built on first use and kept with this snapshot.
+    #[serde(skip)]
+    names_on_roll: NameIndex,
 }
 
+/// Pupil ids by a full name as `identify` writes it (lower-case words, one space apart).
+pub type NamesOnRoll = HashMap<String, Vec<i64>>;
+
+/// The lazily built name index. It is derived from the pupils, so it takes no part in
+/// comparing two snapshots.
+#[derive(Debug, Clone, Default)]
+struct NameIndex(OnceLock<NamesOnRoll>);
+
+impl PartialEq for NameIndex {
+    fn eq(&self, _: &NameIndex) -> bool {
+        true
+    }
+}
+
+impl Eq for NameIndex {}
+
 impl Directory {
+    pub fn new(pupils: Vec<Pupil>, staff: Vec<Staff>, contacts: Vec<Contact>) -> Directory {
+        Directory { pupils, staff, contacts, names_on_roll: NameIndex::default() }
+    }
+
+    /// Pupils on roll by each full name they may be written with; `build` makes the index
+    /// the first time it is asked for.
+    pub fn names_on_roll(&self, build: impl FnOnce(&Directory) -> NamesOnRoll) -> &NamesOnRoll {
+        self.names_on_roll.0.get_or_init(|| build(self))
+    }
+
     pub fn pupil(&self, id: i64) -> Option<&Pupil> {
         self.pupils.iter().find(|p| p.id == id)
     }

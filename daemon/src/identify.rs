@@ -6,10 +6,9 @@
 //! with the candidates, rather than being filed on a guess.
 
 use crate::category::Categories;
-use crate::directory::{Directory, Pupil};
+use crate::directory::{Directory, NamesOnRoll, Pupil};
 use crate::message::Message;
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// What a pupil is to an incident. A role belongs to one pupil, never to every linked pupil.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -274,6 +273,20 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Pupils on roll by every full name they may be written with, as [`words`] spells it.
+fn name_index(dir: &Directory) -> NamesOnRoll {
+    let mut by_name = NamesOnRoll::new();
+    for p in dir.pupils.iter().filter(|p| p.on_roll()) {
+        for n in names(p) {
+            let ids = by_name.entry(words(&n).join(" ")).or_default();
+            if !ids.contains(&p.id) {
+                ids.push(p.id);
+            }
+        }
+    }
+    by_name
+}
+
 /// Full names mentioned in a message, found in one pass: every run of up to four consecutive
 /// words is looked up among the pupils' names (so the cost does not grow with the roll).
 struct Mentions {
@@ -283,15 +296,7 @@ struct Mentions {
 
 impl Mentions {
     fn find(msg: &Message, dir: &Directory) -> Mentions {
-        let mut by_name: HashMap<String, Vec<i64>> = HashMap::new();
-        for p in dir.pupils.iter().filter(|p| p.on_roll()) {
-            for n in names(p) {
-                let ids = by_name.entry(words(&n).join(" ")).or_default();
-                if !ids.contains(&p.id) {
-                    ids.push(p.id);
-                }
-            }
-        }
+        let by_name = dir.names_on_roll(name_index);
         let hay = words(&haystack(msg));
         let mut found: Vec<(i64, usize)> = Vec::new();
         for start in 0..hay.len() {
@@ -362,20 +367,16 @@ mod tests {
     fn school() -> Directory {
         let mut olly = pupil(2, "A100000000002", "Oliver", "Brown");
         olly.preferred_name = Some("Olly".into());
-        Directory {
-            pupils: vec![
+        Directory::new(vec![
                 pupil(1, "A100000000001", "Jane", "Smith"),
                 olly,
                 pupil(3, "A100000000003", "Leo", "Smith"),
                 pupil(4, "A100000000004", "Sam", "Lee"),
                 pupil(5, "A100000000005", "Sam", "Lee"),
-            ],
-            staff: Vec::new(),
-            contacts: vec![
+            ], Vec::new(), vec![
                 Contact { id: 1, email: "mum@home.example".into(), name: None, relationship: None, pupil_ids: vec![1] },
                 Contact { id: 2, email: "gran@home.example".into(), name: None, relationship: None, pupil_ids: vec![1, 3] },
-            ],
-        }
+            ])
     }
 
     fn categories() -> Categories {

@@ -11,8 +11,9 @@
 //! 7. rules (`crate::rules`) — category, visibility, recipients, outcome deadline, ladder
 //! 8. record — message, incident, attachments, alerts (outbox), action, audit: one transaction
 //!
-//! Stages 2–7 are pure and decided before the transaction opens; the store is only asked for
-//! facts (history counts, earlier Message-IDs) and then written once.
+//! Stages 2–7 are pure apart from asking the store for facts (history counts, earlier
+//! Message-IDs); stage 8 writes. In a batch the two overlap — message i is written while
+//! message i+1 is assessed — and the batch is one transaction, committed once.
 
 use crate::alert;
 use crate::authenticate::{self, SenderCheck};
@@ -29,7 +30,7 @@ use crate::seal::Sealer;
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use crate::store::{
     AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, Recorded, Store,
-    StoreError,
+    StoreError, Tx,
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -87,6 +88,45 @@ struct Assessed {
     outcome: Option<(i64, i64, String)>,
 }
 
+/// One message of a batch, as the recorder receives it.
+enum Step {
+    /// Recorded before under the same IMAP UID: nothing to write.
+    Already(Filing),
+    Record { sealed_raw: Vec<u8>, assessed: Assessed },
+}
+
+/// How many assessed messages may wait for the recorder.
+const RECORD_AHEAD: usize = 4;
+
+/// Stage 8: writes each message as it arrives, in order, in the batch's transaction, and hands
+/// the transaction back uncommitted with what was recorded.
+async fn record_all(
+    mut tx: Tx,
+    mut steps: tokio::sync::mpsc::Receiver<Step>,
+    now: DateTime<Utc>,
+    expected: usize,
+) -> Result<(Tx, Vec<Filing>), StoreError> {
+    let mut out = Vec::with_capacity(expected);
+    while let Some(step) = steps.recv().await {
+        let (sealed_raw, a) = match step {
+            Step::Already(filing) => {
+                out.push(filing);
+                continue;
+            }
+            Step::Record { sealed_raw, assessed } => (sealed_raw, assessed),
+        };
+        let recorded = tx.record_message(&sealed_raw, &a.record, a.incident.as_ref(), "intake").await?;
+        if let (Recorded::New { .. }, Some((incident, by, text))) = (&recorded, &a.outcome) {
+            tx.record_outcome(*incident, *by, text, now).await?;
+        }
+        out.push(match recorded {
+            Recorded::New { message, incident } => Filing { state: a.record.state, message, incident, already: false },
+            Recorded::Already { message, state } => Filing { state, message, incident: None, already: true },
+        });
+    }
+    Ok((tx, out))
+}
+
 impl Filer {
     pub fn new(
         store: Store,
@@ -110,59 +150,67 @@ impl Filer {
     }
 
     /// Files several messages in ONE transaction (one durable commit), in order.
+    ///
+    /// Stage 8 runs in a task of its own: while message i is written, message i+1 is read,
+    /// identified and sealed, so the database and the CPU work side by side. If anything
+    /// fails, the transaction is dropped unfinished and nothing of the batch is kept.
     pub async fn file_batch(&self, batch: &[Incoming]) -> Result<Vec<Filing>, StoreError> {
         let now = self.clock.now();
         let rules = self.rules.current();
         let directory = self.store.load_directory().await?;
-        let mut message_ids_in_batch = HashSet::new();
-        let mut outcomes_in_batch = HashSet::new();
+        let tx = self.store.begin().await?;
+        let (to_recorder, from_assessor) = tokio::sync::mpsc::channel(RECORD_AHEAD);
+        let recorder = tokio::spawn(record_all(tx, from_assessor, now, batch.len()));
 
-        let mut assessed = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            // 1. Already recorded under this IMAP UID? Then only the move is left to do.
-            if let Origin::Imap { mailbox, uidvalidity, uid } = &incoming.origin {
-                if let Some((id, state)) =
-                    self.store.find_message_by_imap_uid(mailbox, *uidvalidity, *uid).await?
-                {
-                    assessed.push(Err(Filing { state, message: id, incident: None, already: true }));
-                    continue;
+        let assessed = async {
+            let mut message_ids_in_batch = HashSet::new();
+            let mut outcomes_in_batch = HashSet::new();
+            for incoming in batch {
+                let step = self
+                    .step(incoming, &directory, &rules, now, &mut message_ids_in_batch, &mut outcomes_in_batch)
+                    .await?;
+                if to_recorder.send(step).await.is_err() {
+                    break; // the recorder stopped on an error, which it returns
                 }
             }
-            let a = self
-                .assess(incoming, &directory, &rules, now, &mut message_ids_in_batch, &mut outcomes_in_batch)
-                .await?;
-            assessed.push(Ok(a));
+            Ok::<(), StoreError>(())
         }
-
-        // 8. Record everything in one transaction.
-        let mut tx = self.store.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for (incoming, a) in batch.iter().zip(assessed) {
-            let a = match a {
-                Ok(a) => a,
-                Err(already) => {
-                    out.push(already);
-                    continue;
-                }
-            };
-            let sealed_raw = match &incoming.payload {
-                Payload::Raw(raw) => self.sealer.seal(fields::RAW, raw),
-                Payload::TooLarge { .. } => Vec::new(),
-            };
-            let recorded = tx.record_message(&sealed_raw, &a.record, a.incident.as_ref(), "intake").await?;
-            if let (Recorded::New { .. }, Some((incident, by, text))) = (&recorded, &a.outcome) {
-                tx.record_outcome(*incident, *by, text, now).await?;
-            }
-            out.push(match recorded {
-                Recorded::New { message, incident } => Filing { state: a.record.state, message, incident, already: false },
-                Recorded::Already { message, state } => Filing { state, message, incident: None, already: true },
-            });
-        }
+        .await;
+        drop(to_recorder);
+        let recorded = recorder
+            .await
+            .map_err(|e| StoreError::Invalid(format!("the recording task failed: {e}")))?;
+        assessed?;
+        let (tx, out) = recorded?;
         tx.commit().await?;
         for f in &out {
             tracing::info!(message = f.message, incident = ?f.incident, state = f.state.as_str(), already = f.already, "message recorded");
         }
         Ok(out)
+    }
+
+    /// Stages 1–7 for one message, and its raw bytes sealed for storage.
+    async fn step(
+        &self,
+        incoming: &Incoming,
+        directory: &Directory,
+        rules: &RuleSet,
+        now: DateTime<Utc>,
+        message_ids_in_batch: &mut HashSet<String>,
+        outcomes_in_batch: &mut HashSet<i64>,
+    ) -> Result<Step, StoreError> {
+        // 1. Already recorded under this IMAP UID? Then only the move is left to do.
+        if let Origin::Imap { mailbox, uidvalidity, uid } = &incoming.origin
+            && let Some((id, state)) = self.store.find_message_by_imap_uid(mailbox, *uidvalidity, *uid).await?
+        {
+            return Ok(Step::Already(Filing { state, message: id, incident: None, already: true }));
+        }
+        let assessed = self.assess(incoming, directory, rules, now, message_ids_in_batch, outcomes_in_batch).await?;
+        let sealed_raw = match &incoming.payload {
+            Payload::Raw(raw) => self.sealer.seal(fields::RAW, raw),
+            Payload::TooLarge { .. } => Vec::new(),
+        };
+        Ok(Step::Record { sealed_raw, assessed })
     }
 
     /// Stages 2–7 for one message: decides its state and, when filed, its incident.

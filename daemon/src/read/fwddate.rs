@@ -579,11 +579,11 @@ fn month_of(word: &str) -> Option<u32> {
     let mut best: Option<(usize, u32)> = None;
     for (month, forms) in MONTHS {
         for form in *forms {
-            let fits = if form.chars().count() <= 4 {
-                word == *form
-            } else {
-                word.starts_with(form)
-            };
+            // A form of up to four letters must be the whole word; a longer one a prefix.
+            if !word.starts_with(form) {
+                continue;
+            }
+            let fits = word.len() == form.len() || form.chars().count() > 4;
             if fits && best.is_none_or(|(len, _)| form.len() > len) {
                 best = Some((form.len(), *month));
             }

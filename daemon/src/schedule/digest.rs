@@ -240,11 +240,7 @@ mod tests {
 
     #[test]
     fn dsl_only_incidents_reach_only_the_dsl_team_and_nothing_names_a_pupil() {
-        let directory = Directory {
-            pupils: vec![pupil(1)],
-            staff: vec![staff(1, &[Role::Dsl]), staff(2, &[Role::Slt])],
-            contacts: vec![],
-        };
+        let directory = Directory::new(vec![pupil(1)], vec![staff(1, &[Role::Dsl]), staff(2, &[Role::Slt])], vec![]);
         let incidents = vec![
             RecordedIncident {
                 id: 7,
@@ -292,7 +288,7 @@ mod tests {
     fn role_and_address_recipients() {
         let mut off = staff(3, &[Role::Dsl]);
         off.active = false;
-        let directory = Directory { pupils: vec![], staff: vec![staff(1, &[Role::Dsl]), staff(2, &[Role::Ddsl]), off], contacts: vec![] };
+        let directory = Directory::new(vec![], vec![staff(1, &[Role::Dsl]), staff(2, &[Role::Ddsl]), off], vec![]);
         assert_eq!(recipients("role:dsl", &directory).iter().map(|s| s.id).collect::<Vec<_>>(), vec![1]);
         assert_eq!(recipients("S2@school.example", &directory).iter().map(|s| s.id).collect::<Vec<_>>(), vec![2]);
         assert!(recipients("role:wizard", &directory).is_empty());

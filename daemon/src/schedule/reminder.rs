@@ -109,8 +109,7 @@ mod tests {
 
     #[test]
     fn only_active_staff_who_may_see_it_are_reminded_once_each() {
-        let directory = Directory {
-            pupils: vec![Pupil {
+        let directory = Directory::new(vec![Pupil {
                 id: 1,
                 upn: "U1".into(),
                 first_name: "Jane".into(),
@@ -122,10 +121,7 @@ mod tests {
                 house: None,
                 sen: false,
                 left_on: None,
-            }],
-            staff: vec![staff(1, &[Role::Dsl], true), staff(2, &[Role::Teacher], true), staff(3, &[Role::Dsl], false)],
-            contacts: vec![],
-        };
+            }], vec![staff(1, &[Role::Dsl], true), staff(2, &[Role::Teacher], true), staff(3, &[Role::Dsl], false)], vec![]);
         let now = Utc.with_ymd_and_hms(2026, 11, 5, 9, 0, 0).single().unwrap_or_default();
         let rung = DueRung {
             action_id: 4,

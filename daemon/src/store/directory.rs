@@ -141,7 +141,7 @@ impl Store {
                     pupil_ids: links.remove(&id).unwrap_or_default(),
                 });
             }
-            Ok(Directory { pupils, staff, contacts })
+            Ok(Directory::new(pupils, staff, contacts))
         })
     }
 }
