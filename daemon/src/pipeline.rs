@@ -95,6 +95,17 @@ enum Step {
     Record { sealed_raw: Vec<u8>, assessed: Assessed },
 }
 
+/// A message hashed, parsed and sealed, ready for assessment.
+struct Prepared {
+    /// None when the message was too large to fetch.
+    sha256: Option<String>,
+    read: Option<Result<Message, read::ReadError>>,
+    sealed_raw: Vec<u8>,
+}
+
+/// How many messages are prepared ahead of the one being assessed.
+const PREPARE_AHEAD: usize = 4;
+
 /// How many assessed messages may wait for the recorder.
 const RECORD_AHEAD: usize = 4;
 
@@ -165,9 +176,17 @@ impl Filer {
         let assessed = async {
             let mut message_ids_in_batch = HashSet::new();
             let mut outcomes_in_batch = HashSet::new();
+            let mut preparing = std::collections::VecDeque::with_capacity(PREPARE_AHEAD);
+            let mut ahead = batch.iter();
             for incoming in batch {
+                while preparing.len() < PREPARE_AHEAD
+                    && let Some(next) = ahead.next()
+                {
+                    preparing.push_back(self.prepare(next));
+                }
+                let Some(prepared) = preparing.pop_front() else { break };
                 let step = self
-                    .step(incoming, &directory, &rules, now, &mut message_ids_in_batch, &mut outcomes_in_batch)
+                    .step(incoming, prepared.await?, &directory, &rules, now, &mut message_ids_in_batch, &mut outcomes_in_batch)
                     .await?;
                 if to_recorder.send(step).await.is_err() {
                     break; // the recorder stopped on an error, which it returns
@@ -189,10 +208,33 @@ impl Filer {
         Ok(out)
     }
 
-    /// Stages 1–7 for one message, and its raw bytes sealed for storage.
+    /// The CPU-heavy part of a message — hashing, parsing (stage 2) and sealing the raw bytes —
+    /// on the blocking pool, so several messages of a batch are prepared side by side.
+    fn prepare(&self, incoming: &Incoming) -> impl Future<Output = Result<Prepared, StoreError>> + use<> {
+        let raw = match &incoming.payload {
+            Payload::Raw(raw) => Some(raw.clone()),
+            Payload::TooLarge { .. } => None,
+        };
+        let (limits, sealer) = (self.settings.limits.clone(), self.sealer.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let Some(raw) = raw else {
+                return Prepared { sha256: None, read: None, sealed_raw: Vec::new() };
+            };
+            Prepared {
+                sha256: Some(hex::encode(Sha256::digest(&raw))),
+                read: Some(read::read_message_with(&raw, &limits)),
+                sealed_raw: sealer.seal(fields::RAW, &raw),
+            }
+        });
+        async move { task.await.map_err(|e| StoreError::Invalid(format!("preparing a message failed: {e}"))) }
+    }
+
+    /// Stages 1–7 for one message.
+    #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
         incoming: &Incoming,
+        prepared: Prepared,
         directory: &Directory,
         rules: &RuleSet,
         now: DateTime<Utc>,
@@ -205,18 +247,20 @@ impl Filer {
         {
             return Ok(Step::Already(Filing { state, message: id, incident: None, already: true }));
         }
-        let assessed = self.assess(incoming, directory, rules, now, message_ids_in_batch, outcomes_in_batch).await?;
-        let sealed_raw = match &incoming.payload {
-            Payload::Raw(raw) => self.sealer.seal(fields::RAW, raw),
-            Payload::TooLarge { .. } => Vec::new(),
-        };
+        let Prepared { sha256, read, sealed_raw } = prepared;
+        let assessed = self
+            .assess(incoming, sha256, read, directory, rules, now, message_ids_in_batch, outcomes_in_batch)
+            .await?;
         Ok(Step::Record { sealed_raw, assessed })
     }
 
     /// Stages 2–7 for one message: decides its state and, when filed, its incident.
+    #[allow(clippy::too_many_arguments)]
     async fn assess(
         &self,
         incoming: &Incoming,
+        sha256: Option<String>,
+        read: Option<Result<Message, read::ReadError>>,
         directory: &Directory,
         rules: &RuleSet,
         now: DateTime<Utc>,
@@ -224,9 +268,13 @@ impl Filer {
         outcomes_in_batch: &mut HashSet<i64>,
     ) -> Result<Assessed, StoreError> {
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
-        let raw = match &incoming.payload {
-            Payload::Raw(raw) => raw.as_slice(),
-            Payload::TooLarge { size } => {
+        let (raw, read) = match (&incoming.payload, read) {
+            (Payload::Raw(raw), Some(read)) => (raw.as_slice(), read),
+            (Payload::Raw(_), None) | (Payload::TooLarge { .. }, _) => {
+                let size = match &incoming.payload {
+                    Payload::Raw(raw) => raw.len() as u64,
+                    Payload::TooLarge { size } => *size,
+                };
                 return Ok(Assessed {
                     record: MessageRecord {
                         sha256: None,
@@ -235,7 +283,7 @@ impl Filer {
                         origin,
                         imap_uid,
                         received: now,
-                        size: *size,
+                        size,
                         state: MessageState::Quarantined,
                         reason: format!(
                             "message is {size} bytes, over the intake.max_message_size limit; left unread on the server"
@@ -248,7 +296,7 @@ impl Filer {
             }
         };
         let mut record = MessageRecord {
-            sha256: Some(hex::encode(Sha256::digest(raw))),
+            sha256,
             message_id: None,
             source,
             origin,
@@ -266,7 +314,7 @@ impl Filer {
         };
 
         // 2. Read.
-        let msg = match read::read_message_with(raw, &self.settings.limits) {
+        let msg = match read {
             Ok(m) => m,
             Err(e) => return outcome(record, MessageState::Quarantined, format!("unreadable: {e}")),
         };

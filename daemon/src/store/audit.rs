@@ -1,7 +1,7 @@
 //! The append-only, hash-chained audit log: every entry's hash covers the previous entry's
 //! hash, so an edited or deleted row breaks the chain from that row on.
 
-use super::{Result, Store, Tx, from_us, on_pool, on_tx, to_us};
+use super::{Result, Store, StoreError, Tx, TxConn, from_us, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -48,16 +48,22 @@ impl Tx {
         subject: &str,
         detail: &str,
     ) -> Result<()> {
-        if let Tx::Postgres(t) = self {
+        let known_head = self.audit_head.take();
+        if known_head.is_none()
+            && let TxConn::Postgres(t) = &mut self.conn
+        {
             sqlx::query("SELECT pg_advisory_xact_lock(7306041)").execute(&mut **t).await?;
         }
-        on_tx!(self, |c| {
-            let prev: String = sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
-                .fetch_optional(&mut *c)
-                .await?
-                .map(|r| r.try_get("hash"))
-                .transpose()?
-                .unwrap_or_else(|| GENESIS.to_string());
+        let hash = on_tx!(self, |c| {
+            let prev: String = match known_head {
+                Some(head) => head,
+                None => sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .map(|r| r.try_get("hash"))
+                    .transpose()?
+                    .unwrap_or_else(|| GENESIS.to_string()),
+            };
             let at_us = to_us(at);
             let hash = chain_hash(&prev, at_us, actor, action, subject, detail);
             sqlx::query(
@@ -73,8 +79,10 @@ impl Tx {
             .bind(&hash)
             .execute(&mut *c)
             .await?;
-            Ok(())
-        })
+            Ok::<String, StoreError>(hash)
+        })?;
+        self.audit_head = Some(hash);
+        Ok(())
     }
 }
 

@@ -89,7 +89,14 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 /// An open transaction on either engine.
-pub enum Tx {
+pub struct Tx {
+    conn: TxConn,
+    /// The hash of the last audit entry, once this transaction has read or written it: the
+    /// transaction holds the audit chain's lock from then on, so the head cannot move.
+    audit_head: Option<String>,
+}
+
+pub(crate) enum TxConn {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
@@ -97,12 +104,12 @@ pub enum Tx {
 /// Runs `$body` with `$conn` bound to the transaction's connection.
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
-        match $tx {
-            $crate::store::Tx::Sqlite(t) => {
+        match &mut $tx.conn {
+            $crate::store::TxConn::Sqlite(t) => {
                 let $conn = &mut **t;
                 $body
             }
-            $crate::store::Tx::Postgres(t) => {
+            $crate::store::TxConn::Postgres(t) => {
                 let $conn = &mut **t;
                 $body
             }
@@ -113,9 +120,9 @@ pub(crate) use on_tx;
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
         }
         Ok(())
     }
@@ -165,10 +172,11 @@ impl Store {
     }
 
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(match self {
-            Store::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            Store::Postgres(p) => Tx::Postgres(p.begin().await?),
-        })
+        let conn = match self {
+            Store::Sqlite(p) => TxConn::Sqlite(p.begin().await?),
+            Store::Postgres(p) => TxConn::Postgres(p.begin().await?),
+        };
+        Ok(Tx { conn, audit_head: None })
     }
 
     pub async fn close(&self) {
