@@ -179,7 +179,7 @@ async fn throughput_round(n: usize, att: &str) -> (Duration, Duration) {
     }
     let a = started.elapsed();
     haven.stop().await;
-    let filed = d.count("Haven/Filed").await;
+    let filed = d.count(&format!("Haven{}Filed", d.delimiter().await)).await;
     assert_eq!(filed as usize, n, "Filed holds {filed} of {n}");
     (a, b)
 }
