@@ -68,7 +68,7 @@ fn main() {
 
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let golden = files(&fixtures.join("messages"), ".eml").into_iter().map(|(_, raw)| raw).collect();
-    let forwards = files(&fixtures.join("forwards"), "_body.txt").into_iter().map(|(_, body)| wrap(&body)).collect();
+    let forwards = forward_bodies(&fixtures.join("forwards")).iter().map(|body| wrap(body)).collect();
     measure("golden messages (tests/fixtures/messages)", golden, 1000);
     measure("forwarded-message corpus (tests/fixtures/forwards)", forwards, 200);
 }
@@ -88,6 +88,17 @@ fn files(dir: &std::path::Path, suffix: &str) -> Vec<(String, Vec<u8>)> {
         .collect();
     out.sort();
     out
+}
+
+/// Every distinct body file named in the forwarded-message corpus's cases.json.
+fn forward_bodies(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let cases: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("cases.json")).expect("cases.json")).expect("cases.json is JSON");
+    let mut names: Vec<&str> =
+        cases.as_array().expect("a list of cases").iter().filter_map(|c| c["body_file"].as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.iter().map(|n| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"))).collect()
 }
 
 /// A corpus body as a member of staff's client sends it (as tests/reader.rs does).
