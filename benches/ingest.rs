@@ -1,6 +1,6 @@
 //! Ingest benchmark: files 10,000 generated forwards (a third with a 100 KB attachment) through
 //! the whole pipeline — read, authenticate, identify, rules, seal, one transaction per batch of
-//! 50 as the daemon commits them — into SQLite and into PostgreSQL, and prints messages/second
+//! 500 as the daemon commits them — into SQLite and into PostgreSQL, and prints messages/second
 //! and the process's peak RSS.
 //!
 //!     cargo bench --bench ingest            # HAVEN_BENCH_N=2000 for a quicker run
@@ -15,7 +15,8 @@ use haven::store::Store;
 use std::path::PathBuf;
 use std::time::Instant;
 
-const BATCH: usize = 50;
+/// As the daemon commits a backlog (daemon.rs `INTAKE_BATCH`).
+const BATCH: usize = 500;
 
 async fn run(label: &str, url: &str, n: usize) {
     let store = Store::open(url).await.expect("open store");

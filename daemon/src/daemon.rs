@@ -16,6 +16,17 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// Messages per durable commit when the IMAP intake has a backlog (a batch also stops at 64 MB
+/// of bodies). Each batch costs fixed round trips (IMAP SEARCH, FETCH, MOVE; loading the
+/// directory; one fsynced commit), so larger batches drain faster: `cargo bench --bench imap`
+/// with HAVEN_BENCH_BATCH=50/200/500 filed 2,000 messages in 4.12/3.28/2.58 s. A lone new
+/// message is still committed on its own at once.
+const INTAKE_BATCH: usize = 500;
+
+/// The Maildir source reads a whole batch into memory with no byte budget, so its batches
+/// stay small.
+const MAILDIR_BATCH: usize = 50;
+
 /// Runs until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), CliError> {
     // Refuse to start on anything invalid: rules, keys, transport.
@@ -86,7 +97,7 @@ async fn intake(config: Config, filer: Arc<Filer>, shutdown: CancellationToken, 
             let settings = MaildirSettings {
                 path: m.path.clone(),
                 max_message_size: config.intake.max_message_size,
-                batch_size: 50,
+                batch_size: MAILDIR_BATCH,
                 poll: Duration::from_millis(250),
             };
             maildir::run(settings, &sink, shutdown).await;
@@ -241,7 +252,7 @@ fn imap_settings(config: &Config) -> Option<imap::ImapSettings> {
         quarantine_folder: i.quarantine_folder.clone(),
         poll_interval: i.poll_interval,
         max_message_size: config.intake.max_message_size,
-        batch_size: 50,
+        batch_size: INTAKE_BATCH,
         idle_renew: Duration::from_secs(25 * 60),
     })
 }
