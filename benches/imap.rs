@@ -190,41 +190,6 @@ fn pct(v: &mut [Duration], p: usize) -> Duration {
     v.get((v.len() * p / 100).min(v.len().saturating_sub(1))).copied().unwrap_or(Duration::MAX)
 }
 
-/// The bare IDLE client: IDLEs on `folder` and sends the instant each EXISTS arrives.
-async fn bare_idle_client(
-    d: &Dovecot,
-    folder: &str,
-    tx: tokio::sync::mpsc::UnboundedSender<Instant>,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    let mut session = d.client().await;
-    session.select(folder).await.expect("SELECT");
-    tokio::spawn(async move {
-        use async_imap::extensions::idle::IdleResponse;
-        use async_imap::imap_proto::{MailboxDatum, Response};
-        loop {
-            let mut idle = session.idle();
-            idle.init().await.expect("IDLE");
-            let (event, _interrupt) = idle.wait_with_timeout(Duration::from_secs(300));
-            let done = tokio::select! {
-                r = event => {
-                    if let Ok(IdleResponse::NewData(data)) = r
-                        && matches!(data.parsed(), Response::MailboxData(MailboxDatum::Exists(_)))
-                    {
-                        let _ = tx.send(Instant::now());
-                    }
-                    false
-                }
-                _ = stop.cancelled() => true,
-            };
-            session = idle.done().await.expect("DONE");
-            if done {
-                return;
-            }
-        }
-    })
-}
-
 async fn latency(m: usize, att: &str) {
     const PROBE: &str = "Probe";
     let d = Dovecot::start();
@@ -236,7 +201,7 @@ async fn latency(m: usize, att: &str) {
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stop = CancellationToken::new();
-    let watcher = bare_idle_client(&d, PROBE, tx, stop.clone()).await;
+    let watcher = d.idle_watcher(PROBE, tx, stop.clone()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let mut c = d.client().await;

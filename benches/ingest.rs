@@ -39,7 +39,7 @@ async fn run(label: &str, url: &str, n: usize) {
     println!(
         "{label:<10} {n} messages ({filed} incidents) in {secs:.2} s: {:.0} messages/s, peak RSS {:.0} MiB",
         n as f64 / secs,
-        support::peak_rss_mib()
+        support::rss_mib("VmHWM:")
     );
     store.close().await;
 }

@@ -1,17 +1,14 @@
-//! Reading benchmark: messages/second for the reader over the golden messages
-//! (tests/fixtures/messages: Outlook, Gmail, Apple Mail, forwards, replies, charsets, TNEF) on one
-//! core, and the peak RSS of reading one 25 MB message.
+//! Reading benchmark: messages/second for the reader on one core, over the golden messages
+//! (tests/fixtures/messages: Outlook, Gmail, Apple Mail, forwards, replies, charsets, TNEF) and
+//! over every body of the forwarded-message corpus; and the peak RSS of reading one message
+//! with a 25 MB attachment.
 //!
 //!     cargo bench --bench read
 
-use std::time::Instant;
+mod support;
 
-fn rss_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+use support::rss_mib;
+use std::time::Instant;
 
 /// A forward with a 25 MB attachment (base64 in the raw message).
 fn big_message() -> Vec<u8> {

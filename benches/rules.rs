@@ -32,13 +32,15 @@ fn directory() -> Directory {
         tutor_group: Some("7K".into()),
         active: true,
     };
-    Directory::new(vec![pupil(1, Some("Kestrel")), pupil(2, Some("Heron")), pupil(3, None)], vec![
-            staff(1, vec![Role::Dsl], None),
-            staff(2, vec![Role::Slt, Role::Head], None),
-            staff(3, vec![Role::Housem], Some("Kestrel")),
-            staff(4, vec![Role::Tutor], None),
-            staff(5, vec![Role::Esafety], None),
-        ], Vec::new())
+    let pupils = vec![pupil(1, Some("Kestrel")), pupil(2, Some("Heron")), pupil(3, None)];
+    let staff = vec![
+        staff(1, vec![Role::Dsl], None),
+        staff(2, vec![Role::Slt, Role::Head], None),
+        staff(3, vec![Role::Housem], Some("Kestrel")),
+        staff(4, vec![Role::Tutor], None),
+        staff(5, vec![Role::Esafety], None),
+    ];
+    Directory::new(pupils, staff, Vec::new())
 }
 
 fn rules_dir() -> tempfile::TempDir {

@@ -448,38 +448,7 @@ async fn idle_pickup_latency_is_close_to_a_bare_idle_client() {
     // The bare client: IDLE on its own mailbox, note when each EXISTS arrives.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
     let stop = CancellationToken::new();
-    let watcher = {
-        let mut session = d.client().await;
-        session
-            .select(PROBE)
-            .await
-            .unwrap_or_else(|e| panic!("SELECT: {e}"));
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            use async_imap::extensions::idle::IdleResponse;
-            use async_imap::imap_proto::{MailboxDatum, Response};
-            loop {
-                let mut idle = session.idle();
-                idle.init().await.unwrap_or_else(|e| panic!("IDLE: {e}"));
-                let (event, _interrupt) = idle.wait_with_timeout(Duration::from_secs(300));
-                let done = tokio::select! {
-                    r = event => {
-                        if let Ok(IdleResponse::NewData(data)) = r
-                            && matches!(data.parsed(), Response::MailboxData(MailboxDatum::Exists(_)))
-                        {
-                            let _ = tx.send(Instant::now());
-                        }
-                        false
-                    }
-                    _ = stop.cancelled() => true,
-                };
-                session = idle.done().await.unwrap_or_else(|e| panic!("DONE: {e}"));
-                if done {
-                    return;
-                }
-            }
-        })
-    };
+    let watcher = d.idle_watcher(PROBE, tx, stop.clone()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let (mut haven, mut bare) = (Vec::new(), Vec::new());

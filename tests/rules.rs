@@ -72,72 +72,74 @@ fn pupil(
 }
 
 fn school() -> Directory {
-    Directory::new(vec![
-            pupil(JANE, 7, Some("Keller"), Some("7K"), false, false),
-            pupil(AHMED, 9, Some("Nightingale"), None, true, false),
-            pupil(LEFT, 11, Some("Keller"), None, false, true),
-            pupil(NO_HOUSE, 8, None, None, false, false),
-        ], vec![
-            staff(DSL, "dsl@school.example", &[Role::Dsl], None, None, true),
-            staff(
-                DDSL,
-                "ddsl@school.example",
-                &[Role::Ddsl, Role::Teacher],
-                None,
-                None,
-                true,
-            ),
-            staff(SLT, "slt@school.example", &[Role::Slt], None, None, true),
-            staff(HEAD, "head@school.example", &[Role::Head], None, None, true),
-            staff(
-                HOUSEM_KELLER,
-                "keller@school.example",
-                &[Role::Housem],
-                Some("Keller"),
-                None,
-                true,
-            ),
-            staff(
-                HOUSEM_NIGHTINGALE,
-                "nightingale@school.example",
-                &[Role::Housem],
-                Some("Nightingale"),
-                None,
-                true,
-            ),
-            staff(
-                ESAFETY,
-                "esafety@school.example",
-                &[Role::Esafety, Role::Teacher],
-                None,
-                None,
-                true,
-            ),
-            staff(
-                TUTOR_7K,
-                "tutor7k@school.example",
-                &[Role::Tutor],
-                None,
-                Some("7K"),
-                true,
-            ),
-            staff(
-                SLT_LEFT,
-                "gone@school.example",
-                &[Role::Slt],
-                None,
-                None,
-                false,
-            ),
-            staff(
-                TEACHER,
-                "teacher@school.example",
-                &[Role::Teacher],
-                None,
-                None,
-                true,
-            ),
-        ], Vec::new())
+    let pupils = vec![
+        pupil(JANE, 7, Some("Keller"), Some("7K"), false, false),
+        pupil(AHMED, 9, Some("Nightingale"), None, true, false),
+        pupil(LEFT, 11, Some("Keller"), None, false, true),
+        pupil(NO_HOUSE, 8, None, None, false, false),
+    ];
+    let staff = vec![
+        staff(DSL, "dsl@school.example", &[Role::Dsl], None, None, true),
+        staff(
+            DDSL,
+            "ddsl@school.example",
+            &[Role::Ddsl, Role::Teacher],
+            None,
+            None,
+            true,
+        ),
+        staff(SLT, "slt@school.example", &[Role::Slt], None, None, true),
+        staff(HEAD, "head@school.example", &[Role::Head], None, None, true),
+        staff(
+            HOUSEM_KELLER,
+            "keller@school.example",
+            &[Role::Housem],
+            Some("Keller"),
+            None,
+            true,
+        ),
+        staff(
+            HOUSEM_NIGHTINGALE,
+            "nightingale@school.example",
+            &[Role::Housem],
+            Some("Nightingale"),
+            None,
+            true,
+        ),
+        staff(
+            ESAFETY,
+            "esafety@school.example",
+            &[Role::Esafety, Role::Teacher],
+            None,
+            None,
+            true,
+        ),
+        staff(
+            TUTOR_7K,
+            "tutor7k@school.example",
+            &[Role::Tutor],
+            None,
+            Some("7K"),
+            true,
+        ),
+        staff(
+            SLT_LEFT,
+            "gone@school.example",
+            &[Role::Slt],
+            None,
+            None,
+            false,
+        ),
+        staff(
+            TEACHER,
+            "teacher@school.example",
+            &[Role::Teacher],
+            None,
+            None,
+            true,
+        ),
+    ];
+    Directory::new(pupils, staff, Vec::new())
 }
 
 fn message(subject: &str, note: &str, text: &str) -> Message {

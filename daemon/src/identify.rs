@@ -367,16 +367,18 @@ mod tests {
     fn school() -> Directory {
         let mut olly = pupil(2, "A100000000002", "Oliver", "Brown");
         olly.preferred_name = Some("Olly".into());
-        Directory::new(vec![
-                pupil(1, "A100000000001", "Jane", "Smith"),
-                olly,
-                pupil(3, "A100000000003", "Leo", "Smith"),
-                pupil(4, "A100000000004", "Sam", "Lee"),
-                pupil(5, "A100000000005", "Sam", "Lee"),
-            ], Vec::new(), vec![
-                Contact { id: 1, email: "mum@home.example".into(), name: None, relationship: None, pupil_ids: vec![1] },
-                Contact { id: 2, email: "gran@home.example".into(), name: None, relationship: None, pupil_ids: vec![1, 3] },
-            ])
+        let pupils = vec![
+            pupil(1, "A100000000001", "Jane", "Smith"),
+            olly,
+            pupil(3, "A100000000003", "Leo", "Smith"),
+            pupil(4, "A100000000004", "Sam", "Lee"),
+            pupil(5, "A100000000005", "Sam", "Lee"),
+        ];
+        let contacts = vec![
+            Contact { id: 1, email: "mum@home.example".into(), name: None, relationship: None, pupil_ids: vec![1] },
+            Contact { id: 2, email: "gran@home.example".into(), name: None, relationship: None, pupil_ids: vec![1, 3] },
+        ];
+        Directory::new(pupils, Vec::new(), contacts)
     }
 
     fn categories() -> Categories {

@@ -97,9 +97,8 @@ enum Step {
 
 /// A message hashed, parsed and sealed, ready for assessment.
 struct Prepared {
-    /// None when the message was too large to fetch.
-    sha256: Option<String>,
-    read: Option<Result<Message, read::ReadError>>,
+    /// Its SHA-256 and what the reader made of it; None when it was too large to fetch.
+    read: Option<(String, Result<Message, read::ReadError>)>,
     sealed_raw: Vec<u8>,
 }
 
@@ -218,11 +217,11 @@ impl Filer {
         let (limits, sealer) = (self.settings.limits.clone(), self.sealer.clone());
         let task = tokio::task::spawn_blocking(move || {
             let Some(raw) = raw else {
-                return Prepared { sha256: None, read: None, sealed_raw: Vec::new() };
+                return Prepared { read: None, sealed_raw: Vec::new() };
             };
+            let sha256 = hex::encode(Sha256::digest(&raw));
             Prepared {
-                sha256: Some(hex::encode(Sha256::digest(&raw))),
-                read: Some(read::read_message_with(&raw, &limits)),
+                read: Some((sha256, read::read_message_with(&raw, &limits))),
                 sealed_raw: sealer.seal(fields::RAW, &raw),
             }
         });
@@ -247,9 +246,9 @@ impl Filer {
         {
             return Ok(Step::Already(Filing { state, message: id, incident: None, already: true }));
         }
-        let Prepared { sha256, read, sealed_raw } = prepared;
+        let Prepared { read, sealed_raw } = prepared;
         let assessed = self
-            .assess(incoming, sha256, read, directory, rules, now, message_ids_in_batch, outcomes_in_batch)
+            .assess(incoming, read, directory, rules, now, message_ids_in_batch, outcomes_in_batch)
             .await?;
         Ok(Step::Record { sealed_raw, assessed })
     }
@@ -259,8 +258,7 @@ impl Filer {
     async fn assess(
         &self,
         incoming: &Incoming,
-        sha256: Option<String>,
-        read: Option<Result<Message, read::ReadError>>,
+        read: Option<(String, Result<Message, read::ReadError>)>,
         directory: &Directory,
         rules: &RuleSet,
         now: DateTime<Utc>,
@@ -268,41 +266,35 @@ impl Filer {
         outcomes_in_batch: &mut HashSet<i64>,
     ) -> Result<Assessed, StoreError> {
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
-        let (raw, read) = match (&incoming.payload, read) {
-            (Payload::Raw(raw), Some(read)) => (raw.as_slice(), read),
-            (Payload::Raw(_), None) | (Payload::TooLarge { .. }, _) => {
-                let size = match &incoming.payload {
-                    Payload::Raw(raw) => raw.len() as u64,
-                    Payload::TooLarge { size } => *size,
-                };
-                return Ok(Assessed {
-                    record: MessageRecord {
-                        sha256: None,
-                        message_id: None,
-                        source,
-                        origin,
-                        imap_uid,
-                        received: now,
-                        size,
-                        state: MessageState::Quarantined,
-                        reason: format!(
-                            "message is {size} bytes, over the intake.max_message_size limit; left unread on the server"
-                        ),
-                        duplicate_of: None,
-                    },
-                    incident: None,
-                    outcome: None,
-                });
-            }
+        let size = incoming.payload.size();
+        let Some((sha256, read)) = read else {
+            return Ok(Assessed {
+                record: MessageRecord {
+                    sha256: None,
+                    message_id: None,
+                    source,
+                    origin,
+                    imap_uid,
+                    received: now,
+                    size,
+                    state: MessageState::Quarantined,
+                    reason: format!(
+                        "message is {size} bytes, over the intake.max_message_size limit; left unread on the server"
+                    ),
+                    duplicate_of: None,
+                },
+                incident: None,
+                outcome: None,
+            });
         };
         let mut record = MessageRecord {
-            sha256,
+            sha256: Some(sha256),
             message_id: None,
             source,
             origin,
             imap_uid,
             received: now,
-            size: raw.len() as u64,
+            size,
             state: MessageState::Quarantined,
             reason: String::new(),
             duplicate_of: None,

@@ -399,6 +399,45 @@ impl Dovecot {
         let _ = s.logout().await;
     }
 
+    /// A bare IDLE client on `folder`: sends the instant each EXISTS arrives until `stop`. The
+    /// yardstick for Haven's pick-up latency (Dovecot waits about 0.5 s before it notifies).
+    pub async fn idle_watcher(
+        &self,
+        folder: &str,
+        seen: tokio::sync::mpsc::UnboundedSender<Instant>,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        use async_imap::extensions::idle::IdleResponse;
+        use async_imap::imap_proto::{MailboxDatum, Response};
+        let mut session = self.client().await;
+        session
+            .select(folder)
+            .await
+            .unwrap_or_else(|e| panic!("SELECT {folder}: {e}"));
+        tokio::spawn(async move {
+            loop {
+                let mut idle = session.idle();
+                idle.init().await.unwrap_or_else(|e| panic!("IDLE: {e}"));
+                let (event, _interrupt) = idle.wait_with_timeout(Duration::from_secs(300));
+                let done = tokio::select! {
+                    r = event => {
+                        if let Ok(IdleResponse::NewData(data)) = r
+                            && matches!(data.parsed(), Response::MailboxData(MailboxDatum::Exists(_)))
+                        {
+                            let _ = seen.send(Instant::now());
+                        }
+                        false
+                    }
+                    _ = stop.cancelled() => true,
+                };
+                session = idle.done().await.unwrap_or_else(|e| panic!("DONE: {e}"));
+                if done {
+                    return;
+                }
+            }
+        })
+    }
+
     /// The mailbox names the server lists (its own spelling and delimiter).
     pub async fn folders(&self) -> Vec<String> {
         let mut s = self.client().await;

@@ -109,19 +109,21 @@ mod tests {
 
     #[test]
     fn only_active_staff_who_may_see_it_are_reminded_once_each() {
-        let directory = Directory::new(vec![Pupil {
-                id: 1,
-                upn: "U1".into(),
-                first_name: "Jane".into(),
-                last_name: "Smith".into(),
-                preferred_name: None,
-                date_of_birth: None,
-                year_group: Some(9),
-                tutor_group: None,
-                house: None,
-                sen: false,
-                left_on: None,
-            }], vec![staff(1, &[Role::Dsl], true), staff(2, &[Role::Teacher], true), staff(3, &[Role::Dsl], false)], vec![]);
+        let jane = Pupil {
+            id: 1,
+            upn: "U1".into(),
+            first_name: "Jane".into(),
+            last_name: "Smith".into(),
+            preferred_name: None,
+            date_of_birth: None,
+            year_group: Some(9),
+            tutor_group: None,
+            house: None,
+            sen: false,
+            left_on: None,
+        };
+        let staff = vec![staff(1, &[Role::Dsl], true), staff(2, &[Role::Teacher], true), staff(3, &[Role::Dsl], false)];
+        let directory = Directory::new(vec![jane], staff, vec![]);
         let now = Utc.with_ymd_and_hms(2026, 11, 5, 9, 0, 0).single().unwrap_or_default();
         let rung = DueRung {
             action_id: 4,

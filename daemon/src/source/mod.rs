@@ -26,6 +26,16 @@ pub enum Payload {
     TooLarge { size: u64 },
 }
 
+impl Payload {
+    /// The message's size in bytes, fetched or not.
+    pub fn size(&self) -> u64 {
+        match self {
+            Payload::Raw(raw) => raw.len() as u64,
+            Payload::TooLarge { size } => *size,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
     pub origin: Origin,

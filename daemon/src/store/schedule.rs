@@ -138,10 +138,7 @@ impl Store {
             )
             .fetch_all(p)
             .await?;
-            let mut pupils: HashMap<i64, Vec<i64>> = HashMap::new();
-            for l in links {
-                pupils.entry(l.try_get("incident_id")?).or_default().push(l.try_get("pupil_id")?);
-            }
+            let mut pupils = pupils_by_incident(links)?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let incident_id: i64 = r.try_get("incident_id")?;
@@ -187,10 +184,7 @@ impl Store {
             .bind(to_us(until))
             .fetch_all(p)
             .await?;
-            let mut pupils: HashMap<i64, Vec<i64>> = HashMap::new();
-            for l in links {
-                pupils.entry(l.try_get("incident_id")?).or_default().push(l.try_get("pupil_id")?);
-            }
+            let mut pupils = pupils_by_incident(links)?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let id: i64 = r.try_get("id")?;
@@ -330,4 +324,17 @@ impl Tx {
         }
         Ok(inserted)
     }
+}
+
+/// `(incident_id, pupil_id)` rows, grouped by incident.
+fn pupils_by_incident<R: Row>(links: Vec<R>) -> Result<HashMap<i64, Vec<i64>>>
+where
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    let mut pupils: HashMap<i64, Vec<i64>> = HashMap::new();
+    for l in links {
+        pupils.entry(l.try_get("incident_id")?).or_default().push(l.try_get("pupil_id")?);
+    }
+    Ok(pupils)
 }
