@@ -5,7 +5,8 @@
 mod support;
 
 use support::db::{Backend, TestDb};
-use support::haven::{HavenEnv, school_fixtures};
+use std::time::Duration;
+use support::haven::{HavenEnv, school_fixtures, wait_for};
 
 fn mail(name: &str) -> String {
     school_fixtures().join("mail").join(name).display().to_string()
@@ -264,7 +265,36 @@ async fn bad_directory_row_imports_nothing(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Three pastoral notes about one pupil waiting in the intake when the daemon starts are filed
+/// together, in one transaction; the third still counts the two before it, so the "three
+/// pastoral issues in 30 days" rule asks the DSL for an outcome, exactly once.
+async fn a_backlog_counts_its_own_history(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    for day in 1..=3 {
+        let raw = format!(
+            "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\n\
+             Subject: Oliver this week\r\nDate: Mon, {day} Nov 2026 09:30:00 +0000\r\n\
+             Message-ID: <pastoral-{day}@mail.school.example>\r\n\r\n\
+             Pupil: Oliver Brown\r\nCategory: Pastoral issue\r\n\r\nOlly was upset at lunch again (day {day}).\r\n"
+        );
+        env.deliver(&format!("pastoral-{day}.eml"), raw.as_bytes());
+    }
+    let mut daemon = env.start();
+    let s = wait_for("the three notes to be filed", Duration::from_secs(30), || {
+        daemon.assert_running();
+        let s = env.status();
+        if s["messages"]["filed"] == 3 { Ok(s) } else { Err(s.to_string()) }
+    });
+    daemon.stop();
+    assert_eq!(s["incidents"], 3, "{s}");
+    assert_eq!(s["outcomes"]["open"], 1, "the third note, and only it, waits for the DSL's outcome: {s}");
+    db.cleanup().await;
+}
+
 backend_tests!(
+    a_backlog_counts_its_own_history,
     forward_is_filed_once_on_the_pupil,
     unknown_pupil_waits_and_stranger_is_quarantined,
     spoofed_staff_sender_is_quarantined,

@@ -11,9 +11,12 @@
 //! 7. rules (`crate::rules`) — category, visibility, recipients, outcome deadline, ladder
 //! 8. record — message, incident, attachments, alerts (outbox), action, audit: one transaction
 //!
-//! Stages 2–7 are pure apart from asking the store for facts (history counts, earlier
-//! Message-IDs); stage 8 writes. In a batch the two overlap — message i is written while
-//! message i+1 is assessed — and the batch is one transaction, committed once.
+//! Stages 2–7 are pure apart from asking the store for facts (IMAP UIDs and Message-IDs
+//! recorded before, pupils' earlier incidents); stage 8 writes. A batch is one transaction,
+//! committed once. It is assessed a window of messages at a time, asking the store each fact
+//! once per window, and written a chunk at a time with multi-row statements while the next
+//! window is assessed. What the batch itself has filed counts too: a Message-ID seen earlier
+//! in the batch is a duplicate, and an incident filed earlier counts in the history.
 
 use crate::alert;
 use crate::authenticate::{self, SenderCheck};
@@ -26,15 +29,16 @@ use crate::message::Message;
 use crate::noise;
 use crate::read::{self, Limits};
 use crate::rules::{Decision, Facts, History, LiveRules, RuleSet};
+use crate::store::EarlierIncident;
 use crate::seal::Sealer;
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use crate::store::{
     AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, Recorded, Store,
-    StoreError, Tx,
+    StoreError, ToRecord, Tx,
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// What the pipeline needs from the configuration.
@@ -95,6 +99,47 @@ enum Step {
     Record { sealed_raw: Vec<u8>, assessed: Assessed },
 }
 
+/// How far a message's assessment went before the rules.
+enum Progress {
+    Done(Step),
+    /// Filed, once the rules (stage 7) have decided how: its sealed raw bytes and the rest.
+    ToRules(Vec<u8>, Box<ForRules>),
+}
+
+/// What stages 2–6 made of a message.
+enum Assessment {
+    Decided(Assessed),
+    ToRules(Box<ForRules>),
+}
+
+/// A message from a member of staff about known pupils, waiting for the rules.
+struct ForRules {
+    record: MessageRecord,
+    msg: Message,
+    ident: Identification,
+    /// The forwarder's staff id.
+    sender: i64,
+}
+
+/// What the store already held of a window's messages.
+#[derive(Default)]
+struct Known {
+    /// (mailbox, UIDVALIDITY, UID) → the message recorded under it.
+    uids: HashMap<(String, u32, u32), (i64, MessageState)>,
+    /// Message-ID → the first message recorded with it.
+    originals: HashMap<String, i64>,
+}
+
+/// What the batch has assessed so far, which the store cannot see until it commits.
+#[derive(Default)]
+struct Seen {
+    message_ids: HashSet<String>,
+    /// Incidents whose outcome a message of this batch records.
+    outcomes: HashSet<i64>,
+    /// (pupil, category, occurred-at) of each incident of this batch, for history counts.
+    incidents: Vec<(i64, String, DateTime<Utc>)>,
+}
+
 /// A message hashed, parsed and sealed, ready for assessment.
 struct Prepared {
     /// Its SHA-256 and what the reader made of it; None when it was too large to fetch.
@@ -102,39 +147,67 @@ struct Prepared {
     sealed_raw: Vec<u8>,
 }
 
-/// How many messages are prepared ahead of the one being assessed.
-const PREPARE_AHEAD: usize = 4;
+/// How many messages are prepared, looked up and assessed together.
+const WINDOW: usize = 32;
 
-/// How many assessed messages may wait for the recorder.
-const RECORD_AHEAD: usize = 4;
+/// How many assessed messages the recorder writes together, a few statements per table.
+const RECORD_CHUNK: usize = 64;
 
-/// Stage 8: writes each message as it arrives, in order, in the batch's transaction, and hands
-/// the transaction back uncommitted with what was recorded.
+/// Stage 8: writes the messages as they arrive, in order and a chunk at a time, in the batch's
+/// transaction, and hands the transaction back uncommitted with what was recorded.
 async fn record_all(
     mut tx: Tx,
     mut steps: tokio::sync::mpsc::Receiver<Step>,
     now: DateTime<Utc>,
     expected: usize,
 ) -> Result<(Tx, Vec<Filing>), StoreError> {
-    let mut out = Vec::with_capacity(expected);
-    while let Some(step) = steps.recv().await {
-        let (sealed_raw, a) = match step {
-            Step::Already(filing) => {
-                out.push(filing);
-                continue;
+    let mut out: Vec<Option<Filing>> = Vec::with_capacity(expected);
+    let mut chunk: Vec<(usize, Vec<u8>, Assessed)> = Vec::with_capacity(RECORD_CHUNK);
+    loop {
+        let step = steps.recv().await;
+        let finished = step.is_none();
+        match step {
+            Some(Step::Already(filing)) => out.push(Some(filing)),
+            Some(Step::Record { sealed_raw, assessed }) => {
+                chunk.push((out.len(), sealed_raw, assessed));
+                out.push(None);
             }
-            Step::Record { sealed_raw, assessed } => (sealed_raw, assessed),
-        };
-        let recorded = tx.record_message(&sealed_raw, &a.record, a.incident.as_ref(), "intake").await?;
+            None => {}
+        }
+        if chunk.len() == RECORD_CHUNK || (finished && !chunk.is_empty()) {
+            record_chunk(&mut tx, &chunk, now, &mut out).await?;
+            chunk.clear();
+        }
+        if finished {
+            break;
+        }
+    }
+    let out = out.into_iter().map(|f| f.expect("every message of the batch was recorded")).collect();
+    Ok((tx, out))
+}
+
+/// Writes one chunk of assessed messages, then the outcomes they record.
+async fn record_chunk(
+    tx: &mut Tx,
+    chunk: &[(usize, Vec<u8>, Assessed)],
+    now: DateTime<Utc>,
+    out: &mut [Option<Filing>],
+) -> Result<(), StoreError> {
+    let items: Vec<ToRecord> = chunk
+        .iter()
+        .map(|(_, raw, a)| ToRecord { raw, message: &a.record, incident: a.incident.as_ref() })
+        .collect();
+    let recorded = tx.record_messages(&items, "intake").await?;
+    for ((slot, _, a), recorded) in chunk.iter().zip(recorded) {
         if let (Recorded::New { .. }, Some((incident, by, text))) = (&recorded, &a.outcome) {
             tx.record_outcome(*incident, *by, text, now).await?;
         }
-        out.push(match recorded {
+        out[*slot] = Some(match recorded {
             Recorded::New { message, incident } => Filing { state: a.record.state, message, incident, already: false },
             Recorded::Already { message, state } => Filing { state, message, incident: None, already: true },
         });
     }
-    Ok((tx, out))
+    Ok(())
 }
 
 impl Filer {
@@ -161,34 +234,50 @@ impl Filer {
 
     /// Files several messages in ONE transaction (one durable commit), in order.
     ///
-    /// Stage 8 runs in a task of its own: while message i is written, message i+1 is read,
-    /// identified and sealed, so the database and the CPU work side by side. If anything
-    /// fails, the transaction is dropped unfinished and nothing of the batch is kept.
+    /// The batch is assessed a window at a time: the window's messages are hashed, parsed and
+    /// sealed side by side on the blocking pool (the next window's while this one is
+    /// assessed), and what the store knows about them (IMAP UIDs and Message-IDs recorded
+    /// before, pupils' earlier incidents) is asked in one query each. Stage 8 runs in a task of
+    /// its own, so the database and the CPU work side by side. If anything fails, the
+    /// transaction is dropped unfinished and nothing of the batch is kept.
     pub async fn file_batch(&self, batch: &[Incoming]) -> Result<Vec<Filing>, StoreError> {
         let now = self.clock.now();
         let rules = self.rules.current();
         let directory = self.store.load_directory().await?;
         let tx = self.store.begin().await?;
-        let (to_recorder, from_assessor) = tokio::sync::mpsc::channel(RECORD_AHEAD);
+        let (to_recorder, from_assessor) = tokio::sync::mpsc::channel(RECORD_CHUNK);
         let recorder = tokio::spawn(record_all(tx, from_assessor, now, batch.len()));
 
         let assessed = async {
-            let mut message_ids_in_batch = HashSet::new();
-            let mut outcomes_in_batch = HashSet::new();
-            let mut preparing = std::collections::VecDeque::with_capacity(PREPARE_AHEAD);
-            let mut ahead = batch.iter();
-            for incoming in batch {
-                while preparing.len() < PREPARE_AHEAD
-                    && let Some(next) = ahead.next()
-                {
-                    preparing.push_back(self.prepare(next));
+            let mut seen = Seen::default();
+            let mut windows = batch.chunks(WINDOW);
+            let mut preparing = windows.next().map(|w| (w, self.prepare_window(w)));
+            while let Some((window, prepared)) = preparing.take() {
+                preparing = windows.next().map(|w| (w, self.prepare_window(w)));
+                let mut ready = Vec::with_capacity(window.len());
+                for p in prepared {
+                    ready.push(p.await?);
                 }
-                let Some(prepared) = preparing.pop_front() else { break };
-                let step = self
-                    .step(incoming, prepared.await?, &directory, &rules, now, &mut message_ids_in_batch, &mut outcomes_in_batch)
-                    .await?;
-                if to_recorder.send(step).await.is_err() {
-                    break; // the recorder stopped on an error, which it returns
+                let known = self.look_up(window, &ready).await?;
+                let mut progress = Vec::with_capacity(window.len());
+                for (incoming, prepared) in window.iter().zip(ready) {
+                    progress.push(self.assess(incoming, prepared, &directory, &rules, now, &known, &mut seen).await?);
+                }
+                let earlier = self.earlier_incidents(&rules, &progress, now).await?;
+                for p in progress {
+                    let step = match p {
+                        Progress::Done(step) => step,
+                        Progress::ToRules(sealed_raw, r) => Step::Record {
+                            sealed_raw,
+                            assessed: self.decide(*r, &directory, &rules, now, &earlier, &seen),
+                        },
+                    };
+                    if let Step::Record { assessed: Assessed { incident: Some(inc), .. }, .. } = &step {
+                        seen.incidents.extend(inc.pupils.iter().map(|p| (p.pupil_id, inc.category.clone(), inc.occurred)));
+                    }
+                    if to_recorder.send(step).await.is_err() {
+                        return Ok(()); // the recorder stopped on an error, which it returns
+                    }
                 }
             }
             Ok::<(), StoreError>(())
@@ -205,6 +294,11 @@ impl Filer {
             tracing::info!(message = f.message, incident = ?f.incident, state = f.state.as_str(), already = f.already, "message recorded");
         }
         Ok(out)
+    }
+
+    /// Starts preparing every message of a window.
+    fn prepare_window(&self, window: &[Incoming]) -> Vec<impl Future<Output = Result<Prepared, StoreError>> + use<>> {
+        window.iter().map(|incoming| self.prepare(incoming)).collect()
     }
 
     /// The CPU-heavy part of a message — hashing, parsing (stage 2) and sealing the raw bytes —
@@ -228,47 +322,70 @@ impl Filer {
         async move { task.await.map_err(|e| StoreError::Invalid(format!("preparing a message failed: {e}"))) }
     }
 
-    /// Stages 1–7 for one message.
+    /// What the store already holds of a window's messages: IMAP UIDs and Message-IDs.
+    async fn look_up(&self, window: &[Incoming], prepared: &[Prepared]) -> Result<Known, StoreError> {
+        let mut known = Known::default();
+        let mut by_mailbox: std::collections::BTreeMap<(&str, u32), Vec<u32>> = Default::default();
+        for incoming in window {
+            if let Origin::Imap { mailbox, uidvalidity, uid } = &incoming.origin {
+                by_mailbox.entry((mailbox, *uidvalidity)).or_default().push(*uid);
+            }
+        }
+        for ((mailbox, uidvalidity), uids) in by_mailbox {
+            for (uid, found) in self.store.find_messages_by_imap_uid(mailbox, uidvalidity, &uids).await? {
+                known.uids.insert((mailbox.to_string(), uidvalidity, uid), found);
+            }
+        }
+        let message_ids: Vec<&str> = prepared
+            .iter()
+            .filter_map(|p| p.read.as_ref()?.1.as_ref().ok()?.message_id.as_deref())
+            .collect();
+        known.originals = self.store.find_originals_by_message_id(&message_ids).await?;
+        Ok(known)
+    }
+
+    /// Stages 1–6 for one message: decides its state, or gets it ready for the rules.
     #[allow(clippy::too_many_arguments)]
-    async fn step(
+    async fn assess(
         &self,
         incoming: &Incoming,
         prepared: Prepared,
         directory: &Directory,
         rules: &RuleSet,
         now: DateTime<Utc>,
-        message_ids_in_batch: &mut HashSet<String>,
-        outcomes_in_batch: &mut HashSet<i64>,
-    ) -> Result<Step, StoreError> {
+        known: &Known,
+        seen: &mut Seen,
+    ) -> Result<Progress, StoreError> {
         // 1. Already recorded under this IMAP UID? Then only the move is left to do.
         if let Origin::Imap { mailbox, uidvalidity, uid } = &incoming.origin
-            && let Some((id, state)) = self.store.find_message_by_imap_uid(mailbox, *uidvalidity, *uid).await?
+            && let Some((id, state)) = known.uids.get(&(mailbox.clone(), *uidvalidity, *uid))
         {
-            return Ok(Step::Already(Filing { state, message: id, incident: None, already: true }));
+            return Ok(Progress::Done(Step::Already(Filing { state: *state, message: *id, incident: None, already: true })));
         }
         let Prepared { read, sealed_raw } = prepared;
-        let assessed = self
-            .assess(incoming, read, directory, rules, now, message_ids_in_batch, outcomes_in_batch)
-            .await?;
-        Ok(Step::Record { sealed_raw, assessed })
+        Ok(match self.assess_read(incoming, read, directory, rules, now, known, seen).await? {
+            Assessment::Decided(assessed) => Progress::Done(Step::Record { sealed_raw, assessed }),
+            Assessment::ToRules(r) => Progress::ToRules(sealed_raw, r),
+        })
     }
 
-    /// Stages 2–7 for one message: decides its state and, when filed, its incident.
+    /// Stages 2–6 for one message.
     #[allow(clippy::too_many_arguments)]
-    async fn assess(
+    async fn assess_read(
         &self,
         incoming: &Incoming,
         read: Option<(String, Result<Message, read::ReadError>)>,
         directory: &Directory,
         rules: &RuleSet,
         now: DateTime<Utc>,
-        message_ids_in_batch: &mut HashSet<String>,
-        outcomes_in_batch: &mut HashSet<i64>,
-    ) -> Result<Assessed, StoreError> {
+        known: &Known,
+        seen: &mut Seen,
+    ) -> Result<Assessment, StoreError> {
+        let done = |assessed: Assessed| Ok(Assessment::Decided(assessed));
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
         let size = incoming.payload.size();
         let Some((sha256, read)) = read else {
-            return Ok(Assessed {
+            return done(Assessed {
                 record: MessageRecord {
                     sha256: None,
                     message_id: None,
@@ -302,7 +419,7 @@ impl Filer {
         let outcome = |mut record: MessageRecord, state, reason: String| {
             record.state = state;
             record.reason = reason;
-            Ok(Assessed { record, incident: None, outcome: None })
+            done(Assessed { record, incident: None, outcome: None })
         };
 
         // 2. Read.
@@ -325,10 +442,10 @@ impl Filer {
 
         // 5. Duplicate delivery of a message already recorded.
         if let Some(mid) = &msg.message_id {
-            if !message_ids_in_batch.insert(mid.clone()) {
+            if !seen.message_ids.insert(mid.clone()) {
                 return outcome(record, MessageState::Duplicate, "same Message-ID as an earlier message in this batch".into());
             }
-            if let Some(original) = self.store.find_original_by_message_id(mid).await? {
+            if let Some(original) = known.originals.get(mid).copied() {
                 record.duplicate_of = Some(original);
                 return outcome(record, MessageState::Duplicate, format!("same Message-ID as message {original}"));
             }
@@ -336,7 +453,8 @@ impl Filer {
 
         // 5b. A reply to one of Haven's alerts: matched by its signed token, never by subject.
         if let Some(token) = reply_token_in(&msg) {
-            return self.assess_reply(record, &msg, &token, sender, directory, now, outcomes_in_batch).await;
+            let assessed = self.assess_reply(record, &msg, &token, sender, directory, now, &mut seen.outcomes).await?;
+            return done(assessed);
         }
 
         // 6. Pupils and category.
@@ -344,9 +462,34 @@ impl Filer {
         if let Some(triage) = &ident.triage {
             return outcome(record, MessageState::AwaitingTriage, triage.reason.clone());
         }
+        let sender = sender.id;
+        Ok(Assessment::ToRules(Box::new(ForRules { record, msg, ident, sender })))
+    }
 
-        // 7. Rules, with the history counts they ask for.
-        let history = self.history(rules, &ident, msg.occurred_at().map(|d| d.with_timezone(&Utc)).unwrap_or(now)).await?;
+    /// Stage 7 for one message: the rules, then the incident to file.
+    fn decide(
+        &self,
+        r: ForRules,
+        directory: &Directory,
+        rules: &RuleSet,
+        now: DateTime<Utc>,
+        earlier: &[EarlierIncident],
+        seen: &Seen,
+    ) -> Assessed {
+        let ForRules { mut record, msg, ident, sender } = r;
+        let at = occurred_or(&msg, now);
+        let mut history = History::default();
+        for (qi, q) in rules.history_queries().iter().enumerate() {
+            let since = at - q.within;
+            for p in &ident.pupils {
+                let counts = |(pupil, category, occurred): (i64, &str, DateTime<Utc>)| {
+                    pupil == p.pupil_id && occurred >= since && q.categories.iter().any(|c| c == category)
+                };
+                let n = earlier.iter().map(|e| (e.pupil, e.category.as_str(), e.occurred)).filter(|e| counts(*e)).count()
+                    + seen.incidents.iter().map(|(p, c, o)| (*p, c.as_str(), *o)).filter(|e| counts(*e)).count();
+                history.set(p.pupil_id, qi, i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
         let decision = rules.evaluate(&Facts {
             message: &msg,
             identification: &ident,
@@ -354,12 +497,42 @@ impl Filer {
             history: &history,
             ai_risk: None,
         });
-
         record.state = MessageState::Filed;
         record.reason = format!("filed under {}", decision.category);
-        let incident = incident_record(&msg, &ident, &decision, sender.id, directory, now, &self.settings);
+        let incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
         let incident = seal_incident(incident, &self.sealer);
-        Ok(Assessed { record, incident: Some(incident), outcome: None })
+        Assessed { record, incident: Some(incident), outcome: None }
+    }
+
+    /// The earlier incidents the rules' history conditions may count for a window's pupils,
+    /// in one query (incidents filed earlier in this batch are in [`Seen`]).
+    async fn earlier_incidents(
+        &self,
+        rules: &RuleSet,
+        progress: &[Progress],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<EarlierIncident>, StoreError> {
+        let queries = rules.history_queries();
+        let waiting: Vec<&ForRules> = progress
+            .iter()
+            .filter_map(|p| match p {
+                Progress::ToRules(_, r) => Some(&**r),
+                Progress::Done(_) => None,
+            })
+            .collect();
+        let (Some(longest), Some(first)) = (
+            queries.iter().map(|q| q.within).max(),
+            waiting.iter().map(|r| occurred_or(&r.msg, now)).min(),
+        ) else {
+            return Ok(Vec::new());
+        };
+        let mut pupils: Vec<i64> = waiting.iter().flat_map(|r| r.ident.pupils.iter().map(|p| p.pupil_id)).collect();
+        pupils.sort_unstable();
+        pupils.dedup();
+        let mut categories: Vec<String> = queries.iter().flat_map(|q| q.categories.iter().cloned()).collect();
+        categories.sort_unstable();
+        categories.dedup();
+        self.store.pupil_incidents_since(&pupils, &categories, first - longest).await
     }
 
     /// A reply to an alert from a member of staff: checked, then an outcome (`Outcome: …` as the
@@ -443,19 +616,11 @@ impl Filer {
     async fn outcome_outstanding(&self, incident: i64) -> Result<bool, StoreError> {
         Ok(self.store.open_actions().await?.iter().any(|a| a.incident_id == incident))
     }
+}
 
-    /// Counts, per pupil and per history query of the rule set, of earlier incidents.
-    async fn history(&self, rules: &RuleSet, ident: &Identification, at: DateTime<Utc>) -> Result<History, StoreError> {
-        let mut history = History::default();
-        for (qi, q) in rules.history_queries().iter().enumerate() {
-            for p in &ident.pupils {
-                let since = at - q.within;
-                let n = self.store.count_pupil_incidents(p.pupil_id, &q.categories, since).await?;
-                history.set(p.pupil_id, qi, n);
-            }
-        }
-        Ok(history)
-    }
+/// When the message's story happened: the original's date, else the forward's, else now.
+fn occurred_or(msg: &Message, now: DateTime<Utc>) -> DateTime<Utc> {
+    msg.occurred_at().map(|d| d.with_timezone(&Utc)).unwrap_or(now)
 }
 
 fn origin_fields(origin: &Origin) -> (&'static str, String, Option<(u32, u32)>) {
@@ -476,7 +641,7 @@ fn incident_record(
     now: DateTime<Utc>,
     settings: &FilingSettings,
 ) -> IncidentRecord {
-    let occurred = msg.occurred_at().map(|d| d.with_timezone(&Utc)).unwrap_or(now);
+    let occurred = occurred_or(msg, now);
     let original = msg.forwarded.as_ref();
     let body_text = match original {
         Some(f) => f.body.clone(),

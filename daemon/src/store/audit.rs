@@ -1,7 +1,7 @@
 //! The append-only, hash-chained audit log: every entry's hash covers the previous entry's
 //! hash, so an edited or deleted row breaks the chain from that row on.
 
-use super::{Result, Store, StoreError, Tx, TxConn, from_us, on_pool, on_tx, to_us};
+use super::{Result, ROWS_PER_STATEMENT, Store, Tx, TxConn, from_us, insert_values, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -36,6 +36,16 @@ fn chain_hash(prev: &str, at_us: i64, actor: &str, action: &str, subject: &str, 
     hex::encode(h.finalize())
 }
 
+/// An audit entry to append.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditRecord<'a> {
+    pub at: DateTime<Utc>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: String,
+    pub detail: String,
+}
+
 impl Tx {
     /// Appends one entry chained to the newest. Call after the transaction's first write so
     /// that concurrent writers are already serialised (SQLite's write lock; on PostgreSQL an
@@ -48,40 +58,47 @@ impl Tx {
         subject: &str,
         detail: &str,
     ) -> Result<()> {
+        let entry = AuditRecord { at, actor, action, subject: subject.to_string(), detail: detail.to_string() };
+        self.append_audits(std::slice::from_ref(&entry)).await
+    }
+
+    /// Appends entries in order, each chained to the one before, with one multi-row INSERT.
+    pub(crate) async fn append_audits(&mut self, entries: &[AuditRecord<'_>]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let known_head = self.audit_head.take();
         if known_head.is_none()
             && let TxConn::Postgres(t) = &mut self.conn
         {
             sqlx::query("SELECT pg_advisory_xact_lock(7306041)").execute(&mut **t).await?;
         }
-        let hash = on_tx!(self, |c| {
-            let prev: String = match known_head {
-                Some(head) => head,
-                None => sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        let mut prev: String = match known_head {
+            Some(head) => head,
+            None => on_tx!(self, |c| {
+                sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
                     .fetch_optional(&mut *c)
                     .await?
                     .map(|r| r.try_get("hash"))
                     .transpose()?
-                    .unwrap_or_else(|| GENESIS.to_string()),
-            };
-            let at_us = to_us(at);
-            let hash = chain_hash(&prev, at_us, actor, action, subject, detail);
-            sqlx::query(
-                "INSERT INTO audit_log (at_us, actor, action, subject, detail, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(at_us)
-            .bind(actor)
-            .bind(action)
-            .bind(subject)
-            .bind(detail)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *c)
-            .await?;
-            Ok::<String, StoreError>(hash)
-        })?;
-        self.audit_head = Some(hash);
+                    .unwrap_or_else(|| GENESIS.to_string())
+            }),
+        };
+        let mut rows = Vec::with_capacity(entries.len());
+        for e in entries {
+            let at_us = to_us(e.at);
+            let hash = chain_hash(&prev, at_us, e.actor, e.action, &e.subject, &e.detail);
+            rows.push((at_us, e, std::mem::replace(&mut prev, hash.clone()), hash));
+        }
+        on_tx!(self, |c| {
+            insert_values!(c, ROWS_PER_STATEMENT,
+                "INSERT INTO audit_log (at_us, actor, action, subject, detail, prev_hash, hash) ", rows, "", |b, row| {
+                let (at_us, e, prev, hash) = row;
+                b.push_bind(*at_us).push_bind(e.actor.to_string()).push_bind(e.action.to_string())
+                    .push_bind(e.subject.clone()).push_bind(e.detail.clone()).push_bind(prev.clone()).push_bind(hash.clone());
+            });
+        });
+        self.audit_head = Some(prev);
         Ok(())
     }
 }

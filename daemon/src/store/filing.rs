@@ -2,9 +2,11 @@
 //! with it (pupil links, attachments, alerts in the outbox, the outcome action and its
 //! escalation rungs, the audit entry), in one transaction.
 
-use super::{Result, Store, StoreError, Tx, on_pool, on_tx, to_us};
+use super::audit::AuditRecord;
+use super::{BLOBS_PER_STATEMENT, ROWS_PER_STATEMENT, Result, Store, StoreError, Tx, from_us, insert_values, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+use std::collections::{HashMap, HashSet};
 
 /// The one state every received message ends in (SPEC "The pipeline").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -131,6 +133,14 @@ pub struct IncidentRecord {
     pub follows: Option<i64>,
 }
 
+/// An earlier incident of a pupil, as the rules' history conditions count it.
+#[derive(Debug, Clone)]
+pub struct EarlierIncident {
+    pub pupil: i64,
+    pub category: String,
+    pub occurred: DateTime<Utc>,
+}
+
 /// What recording did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -153,37 +163,94 @@ impl Store {
         })
     }
 
-    /// The record of an IMAP message by mailbox, UIDVALIDITY and UID.
-    pub async fn find_message_by_imap_uid(
+    /// The records of IMAP messages by mailbox, UIDVALIDITY and UIDs: (UID, record) for each
+    /// UID recorded before.
+    pub async fn find_messages_by_imap_uid(
         &self,
         mailbox: &str,
         uidvalidity: u32,
-        uid: u32,
-    ) -> Result<Option<(i64, MessageState)>> {
-        on_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT id, state FROM messages WHERE origin = $1 AND imap_uidvalidity = $2 AND imap_uid = $3",
-            )
-            .bind(mailbox)
-            .bind(i64::from(uidvalidity))
-            .bind(i64::from(uid))
-            .fetch_optional(p)
-            .await?;
-            row.map(state_of).transpose()
-        })
+        uids: &[u32],
+    ) -> Result<Vec<(u32, (i64, MessageState))>> {
+        let mut found = Vec::new();
+        for chunk in uids.chunks(ROWS_PER_STATEMENT) {
+            on_pool!(self, |p| {
+                let mut q = sqlx::QueryBuilder::new("SELECT id, state, imap_uid FROM messages WHERE origin = ");
+                q.push_bind(mailbox).push(" AND imap_uidvalidity = ").push_bind(i64::from(uidvalidity));
+                q.push(" AND imap_uid IN (");
+                let mut list = q.separated(", ");
+                for uid in chunk {
+                    list.push_bind(i64::from(*uid));
+                }
+                q.push(")");
+                for row in q.build().fetch_all(p).await? {
+                    let uid = u32::try_from(row.try_get::<i64, _>("imap_uid")?).unwrap_or_default();
+                    found.push((uid, state_of(row)?));
+                }
+            });
+        }
+        Ok(found)
     }
 
-    /// The first message recorded with this Message-ID that was not itself a duplicate.
-    pub async fn find_original_by_message_id(&self, message_id: &str) -> Result<Option<i64>> {
-        on_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT id FROM messages WHERE message_id = $1 AND state <> 'duplicate' ORDER BY id LIMIT 1",
-            )
-            .bind(message_id)
-            .fetch_optional(p)
-            .await?;
-            row.map(|r| r.try_get::<i64, _>("id")).transpose().map_err(Into::into)
-        })
+    /// For each of these Message-IDs recorded before, the first message recorded with it
+    /// that was not itself a duplicate.
+    pub async fn find_originals_by_message_id(&self, message_ids: &[&str]) -> Result<HashMap<String, i64>> {
+        let mut found = HashMap::new();
+        for chunk in message_ids.chunks(ROWS_PER_STATEMENT) {
+            on_pool!(self, |p| {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT message_id, MIN(id) AS id FROM messages WHERE state <> 'duplicate' AND message_id IN (",
+                );
+                let mut list = q.separated(", ");
+                for mid in chunk {
+                    list.push_bind(*mid);
+                }
+                q.push(") GROUP BY message_id");
+                for row in q.build().fetch_all(p).await? {
+                    found.insert(row.try_get("message_id")?, row.try_get("id")?);
+                }
+            });
+        }
+        Ok(found)
+    }
+
+    /// The incidents in any of `categories` of any of `pupils`, occurring at or after `since`.
+    pub async fn pupil_incidents_since(
+        &self,
+        pupils: &[i64],
+        categories: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<EarlierIncident>> {
+        let mut found = Vec::new();
+        if categories.is_empty() {
+            return Ok(found);
+        }
+        for chunk in pupils.chunks(ROWS_PER_STATEMENT) {
+            on_pool!(self, |p| {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT ip.pupil_id, i.category, i.occurred_us FROM incidents i \
+                     JOIN incident_pupils ip ON ip.incident_id = i.id WHERE i.occurred_us >= ",
+                );
+                q.push_bind(to_us(since)).push(" AND ip.pupil_id IN (");
+                let mut list = q.separated(", ");
+                for pupil in chunk {
+                    list.push_bind(*pupil);
+                }
+                q.push(") AND i.category IN (");
+                let mut list = q.separated(", ");
+                for category in categories {
+                    list.push_bind(category.as_str());
+                }
+                q.push(")");
+                for row in q.build().fetch_all(p).await? {
+                    found.push(EarlierIncident {
+                        pupil: row.try_get("pupil_id")?,
+                        category: row.try_get("category")?,
+                        occurred: from_us(row.try_get("occurred_us")?),
+                    });
+                }
+            });
+        }
+        Ok(found)
     }
 
     /// Incidents in any of `categories` linked to `pupil_id` and occurring at or after `since`.
@@ -225,10 +292,60 @@ where
     Ok((id, state))
 }
 
+/// One message of a batch to record: its raw bytes (as stored), its record and, when filed,
+/// its incident.
+#[derive(Debug, Clone, Copy)]
+pub struct ToRecord<'a> {
+    pub raw: &'a [u8],
+    pub message: &'a MessageRecord,
+    pub incident: Option<&'a IncidentRecord>,
+}
+
+/// A key that finds an inserted message among the rows an INSERT returned: its content hash,
+/// or for a message too large to fetch its IMAP address (both unique in the table).
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum MessageKey {
+    Sha(String),
+    Imap(String, i64, i64),
+}
+
+impl MessageKey {
+    fn of(msg: &MessageRecord) -> Option<MessageKey> {
+        match (&msg.sha256, msg.imap_uid) {
+            (Some(sha), _) => Some(MessageKey::Sha(sha.clone())),
+            (None, Some((v, u))) => Some(MessageKey::Imap(msg.origin.clone(), i64::from(v), i64::from(u))),
+            (None, None) => None,
+        }
+    }
+
+    fn returned<R: Row>(row: &R) -> Result<(MessageKey, i64)>
+    where
+        for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+    {
+        let id: i64 = row.try_get("id")?;
+        let key = match row.try_get::<Option<String>, _>("sha256")? {
+            Some(sha) => MessageKey::Sha(sha),
+            None => MessageKey::Imap(
+                row.try_get("origin")?,
+                row.try_get::<Option<i64>, _>("imap_uidvalidity")?.unwrap_or_default(),
+                row.try_get::<Option<i64>, _>("imap_uid")?.unwrap_or_default(),
+            ),
+        };
+        Ok((key, id))
+    }
+}
+
+fn imap_columns(msg: &MessageRecord) -> (Option<i64>, Option<i64>) {
+    msg.imap_uid.map_or((None, None), |(v, u)| (Some(i64::from(v)), Some(i64::from(u))))
+}
+
 impl Tx {
     /// Records one message and, when given, files its incident, inside this transaction.
-    /// The raw bytes are stored content-addressed. Returns `Already` without writing anything
-    /// when these exact bytes were recorded before.
+    /// See [`Tx::record_messages`].
     pub async fn record_message(
         &mut self,
         raw: &[u8],
@@ -236,173 +353,205 @@ impl Tx {
         incident: Option<&IncidentRecord>,
         actor: &str,
     ) -> Result<Recorded> {
-        let received_us = to_us(msg.received);
-        let inserted: Option<i64> = on_tx!(self, |c| {
-            if let Some(sha) = &msg.sha256 {
-                sqlx::query("INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
-                    .bind(sha)
-                    .bind(raw.len() as i64)
-                    .bind(raw)
-                    .execute(&mut *c)
-                    .await?;
+        let mut out = self.record_messages(&[ToRecord { raw, message: msg, incident }], actor).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Records messages and files their incidents inside this transaction, in order, with a
+    /// few multi-row statements per table rather than one per row. The raw bytes are stored
+    /// content-addressed. A message whose exact bytes (or IMAP UID) were recorded before comes
+    /// back `Already` and nothing of it is written.
+    pub async fn record_messages(&mut self, batch: &[ToRecord<'_>], actor: &str) -> Result<Vec<Recorded>> {
+        self.store_blobs(batch.iter().filter_map(|r| Some((r.message.sha256.as_deref()?, r.raw)))).await?;
+        let ids = self.insert_messages(batch).await?;
+
+        let mut recorded = Vec::with_capacity(batch.len());
+        let mut filed: Vec<(i64, &IncidentRecord)> = Vec::new();
+        for (item, id) in batch.iter().zip(ids) {
+            match id {
+                Some(message) => {
+                    if let Some(inc) = item.incident {
+                        filed.push((message, inc));
+                    }
+                    recorded.push(Recorded::New { message, incident: None });
+                }
+                None => {
+                    let (message, state) = self.earlier_record(item.message).await?;
+                    recorded.push(Recorded::Already { message, state });
+                }
             }
-            let (uidvalidity, uid) = match msg.imap_uid {
-                Some((v, u)) => (Some(i64::from(v)), Some(i64::from(u))),
-                None => (None, None),
+        }
+        let incidents = self.file_incidents(&filed).await?;
+
+        let mut audit = Vec::with_capacity(batch.len());
+        for (item, r) in batch.iter().zip(&mut recorded) {
+            let Recorded::New { message, incident } = r else { continue };
+            *incident = incidents.get(message).copied();
+            let subject = match incident {
+                Some(id) => format!("incident:{id}"),
+                None => format!("message:{message}"),
             };
-            sqlx::query(
-                "INSERT INTO messages (sha256, message_id, source, origin, imap_uidvalidity, imap_uid, \
-                 received_us, size, state, reason, duplicate_of) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT DO NOTHING RETURNING id",
+            let detail = format!("state={} message={message}", item.message.state.as_str());
+            audit.push(AuditRecord { at: item.message.received, actor, action: "record", subject, detail });
+        }
+        self.append_audits(&audit).await?;
+        Ok(recorded)
+    }
+
+    /// Stores blobs by content hash; one already stored is kept as it is.
+    async fn store_blobs<'b>(&mut self, blobs: impl Iterator<Item = (&'b str, &'b [u8])>) -> Result<()> {
+        let mut seen = HashSet::new();
+        let blobs: Vec<(&str, &[u8])> = blobs.filter(|(sha, _)| seen.insert(*sha)).collect();
+        on_tx!(self, |c| {
+            insert_values!(c, BLOBS_PER_STATEMENT, "INSERT INTO blobs (sha256, size, data) ", blobs,
+                " ON CONFLICT (sha256) DO NOTHING", |b, blob| {
+                b.push_bind(blob.0).push_bind(blob.1.len() as i64).push_bind(blob.1);
+            });
+        });
+        Ok(())
+    }
+
+    /// Inserts the message rows; for each, its new id, or None when it was recorded before.
+    async fn insert_messages(&mut self, batch: &[ToRecord<'_>]) -> Result<Vec<Option<i64>>> {
+        let (keyed, unkeyed): (Vec<(usize, &MessageRecord)>, Vec<_>) =
+            batch.iter().map(|r| r.message).enumerate().partition(|(_, m)| MessageKey::of(m).is_some());
+        // Rows with a unique key go in together and are found again by it among the returned
+        // rows. One without (too large to read, from a Maildir) cannot conflict and could not
+        // be told apart from another: each goes in on its own.
+        let mut groups = vec![keyed];
+        groups.extend(unkeyed.into_iter().map(|row| vec![row]));
+        let mut ids = vec![None; batch.len()];
+        for group in groups {
+            let returned: Vec<(MessageKey, i64)> = on_tx!(self, |c| {
+                let rows = insert_values!(c, ROWS_PER_STATEMENT,
+                    "INSERT INTO messages (sha256, message_id, source, origin, imap_uidvalidity, imap_uid, \
+                     received_us, size, state, reason, duplicate_of) ", group,
+                    " ON CONFLICT DO NOTHING RETURNING id, sha256, origin, imap_uidvalidity, imap_uid", |b, row| {
+                    let m = row.1;
+                    let (uidvalidity, uid) = imap_columns(m);
+                    b.push_bind(m.sha256.clone()).push_bind(m.message_id.clone()).push_bind(m.source)
+                        .push_bind(m.origin.clone()).push_bind(uidvalidity).push_bind(uid)
+                        .push_bind(to_us(m.received)).push_bind(m.size as i64).push_bind(m.state.as_str())
+                        .push_bind(m.reason.clone()).push_bind(m.duplicate_of);
+                });
+                rows.iter().map(MessageKey::returned).collect::<Result<_>>()?
+            });
+            match group.as_slice() {
+                [(i, m)] if MessageKey::of(m).is_none() => ids[*i] = returned.first().map(|r| r.1),
+                _ => {
+                    let returned: HashMap<MessageKey, i64> = returned.into_iter().collect();
+                    for (i, m) in &group {
+                        ids[*i] = MessageKey::of(m).and_then(|k| returned.get(&k).copied());
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// The message recorded before under the same content hash or IMAP UID.
+    async fn earlier_record(&mut self, msg: &MessageRecord) -> Result<(i64, MessageState)> {
+        let (uidvalidity, uid) = imap_columns(msg);
+        on_tx!(self, |c| {
+            let row = sqlx::query(
+                "SELECT id, state FROM messages WHERE sha256 = $1 \
+                 OR (origin = $2 AND imap_uidvalidity = $3 AND imap_uid = $4) ORDER BY id LIMIT 1",
             )
             .bind(&msg.sha256)
-            .bind(&msg.message_id)
-            .bind(msg.source)
             .bind(&msg.origin)
             .bind(uidvalidity)
             .bind(uid)
-            .bind(received_us)
-            .bind(msg.size as i64)
-            .bind(msg.state.as_str())
-            .bind(&msg.reason)
-            .bind(msg.duplicate_of)
-            .fetch_optional(&mut *c)
-            .await?
-            .map(|r| r.try_get::<i64, _>("id"))
-            .transpose()?
-        });
-        let Some(message) = inserted else {
-            // Conflict on the content hash or on the IMAP (mailbox, UIDVALIDITY, UID).
-            let (uidvalidity, uid) = msg.imap_uid.map_or((None, None), |(v, u)| (Some(i64::from(v)), Some(i64::from(u))));
-            let earlier = on_tx!(self, |c| {
-                let row = sqlx::query(
-                    "SELECT id, state FROM messages WHERE sha256 = $1 \
-                     OR (origin = $2 AND imap_uidvalidity = $3 AND imap_uid = $4) ORDER BY id LIMIT 1",
-                )
-                .bind(&msg.sha256)
-                .bind(&msg.origin)
-                .bind(uidvalidity)
-                .bind(uid)
-                .fetch_one(&mut *c)
-                .await?;
-                state_of(row)
-            })?;
-            return Ok(Recorded::Already { message: earlier.0, state: earlier.1 });
-        };
-
-        let incident_id = match incident {
-            Some(inc) => Some(self.file_incident(message, inc).await?),
-            None => None,
-        };
-        let subject = match incident_id {
-            Some(id) => format!("incident:{id}"),
-            None => format!("message:{message}"),
-        };
-        let detail = format!("state={} message={message}", msg.state.as_str());
-        self.append_audit(msg.received, actor, "record", &subject, &detail).await?;
-        Ok(Recorded::New { message, incident: incident_id })
+            .fetch_one(&mut *c)
+            .await?;
+            state_of(row)
+        })
     }
 
-    async fn file_incident(&mut self, message: i64, inc: &IncidentRecord) -> Result<i64> {
-        on_tx!(self, |c| {
-            let id: i64 = sqlx::query(
+    /// Files incidents with their pupil links, attachments, alerts, actions and rungs. Returns
+    /// each message's incident id.
+    async fn file_incidents(&mut self, filed: &[(i64, &IncidentRecord)]) -> Result<HashMap<i64, i64>> {
+        if filed.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let ids: HashMap<i64, i64> = on_tx!(self, |c| {
+            let rows = insert_values!(c, ROWS_PER_STATEMENT,
                 "INSERT INTO incidents (message_id, occurred_us, recorded_us, recorded_by, record_kind, \
                  category, priority, visibility, note, original_from, original_name, original_subject, \
-                 body_text, body_html, follows) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
-            )
-            .bind(message)
-            .bind(to_us(inc.occurred))
-            .bind(to_us(inc.recorded))
-            .bind(inc.recorded_by)
-            .bind(&inc.record_kind)
-            .bind(&inc.category)
-            .bind(&inc.priority)
-            .bind(&inc.visibility)
-            .bind(&inc.note)
-            .bind(&inc.original_from)
-            .bind(&inc.original_name)
-            .bind(&inc.original_subject)
-            .bind(&inc.body_text)
-            .bind(&inc.body_html)
-            .bind(inc.follows)
-            .fetch_one(&mut *c)
-            .await?
-            .try_get("id")?;
-            for p in &inc.pupils {
-                sqlx::query("INSERT INTO incident_pupils (incident_id, pupil_id, role, how) VALUES ($1, $2, $3, $4)")
-                    .bind(id)
-                    .bind(p.pupil_id)
-                    .bind(&p.role)
-                    .bind(&p.how)
-                    .execute(&mut *c)
-                    .await?;
+                 body_text, body_html, follows) ", filed, " RETURNING id, message_id", |b, row| {
+                let (message, inc) = *row;
+                b.push_bind(message).push_bind(to_us(inc.occurred)).push_bind(to_us(inc.recorded))
+                    .push_bind(inc.recorded_by).push_bind(inc.record_kind.clone()).push_bind(inc.category.clone())
+                    .push_bind(inc.priority.clone()).push_bind(inc.visibility.clone()).push_bind(inc.note.clone())
+                    .push_bind(inc.original_from.clone()).push_bind(inc.original_name.clone())
+                    .push_bind(inc.original_subject.clone()).push_bind(inc.body_text.clone())
+                    .push_bind(inc.body_html.clone()).push_bind(inc.follows);
+            });
+            rows.iter()
+                .map(|r| Ok((r.try_get::<i64, _>("message_id")?, r.try_get::<i64, _>("id")?)))
+                .collect::<Result<_>>()?
+        });
+        let incident = |message: &i64| ids[message];
+
+        let pupils: Vec<(i64, &PupilLink)> =
+            filed.iter().flat_map(|(m, inc)| inc.pupils.iter().map(move |p| (incident(m), p))).collect();
+        let attachments: Vec<(i64, &AttachmentRecord)> =
+            filed.iter().flat_map(|(m, inc)| inc.attachments.iter().map(move |a| (incident(m), a))).collect();
+        let outbox: Vec<(i64, i64, &OutboxRecord)> = filed
+            .iter()
+            .flat_map(|(m, inc)| inc.outbox.iter().map(move |o| (incident(m), to_us(inc.recorded), o)))
+            .collect();
+        let actions: Vec<(i64, i64, &ActionRecord)> = filed
+            .iter()
+            .filter_map(|(m, inc)| Some((incident(m), to_us(inc.recorded), inc.action.as_ref()?)))
+            .collect();
+
+        self.store_blobs(attachments.iter().map(|(_, a)| (a.sha256.as_str(), a.data.as_slice()))).await?;
+        let action_ids: HashMap<i64, i64> = on_tx!(self, |c| {
+            insert_values!(c, ROWS_PER_STATEMENT, "INSERT INTO incident_pupils (incident_id, pupil_id, role, how) ",
+                pupils, "", |b, row| {
+                b.push_bind(row.0).push_bind(row.1.pupil_id).push_bind(row.1.role.clone()).push_bind(row.1.how.clone());
+            });
+            insert_values!(c, ROWS_PER_STATEMENT,
+                "INSERT INTO attachments (incident_id, filename, content_type, size, sha256, inline, tnef) ",
+                attachments, "", |b, row| {
+                let a = row.1;
+                b.push_bind(row.0).push_bind(a.filename.clone()).push_bind(a.content_type.clone())
+                    .push_bind(a.data.len() as i64).push_bind(a.sha256.clone()).push_bind(a.inline).push_bind(a.tnef);
+            });
+            insert_values!(c, ROWS_PER_STATEMENT,
+                "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, \
+                 created_us, state, attempts, next_attempt_us) ", outbox, "", |b, row| {
+                let (incident, created, o) = *row;
+                let number = incident.to_string();
+                b.push_bind(incident).push_bind(o.purpose).push_bind(o.recipient.clone())
+                    .push_bind(o.email_message_id.replace("{incident}", &number))
+                    .push_bind(o.subject.replace("{incident}", &number))
+                    .push_bind(o.body.replace("{incident}", &number))
+                    .push_bind(created).push_bind("pending").push_bind(0i32).push_bind(created);
+            });
+            let rows = insert_values!(c, ROWS_PER_STATEMENT,
+                "INSERT INTO actions (incident_id, owner, created_us, due_us) ", actions,
+                " RETURNING id, incident_id", |b, row| {
+                b.push_bind(row.0).push_bind(row.2.owner).push_bind(row.1).push_bind(to_us(row.2.due));
+            });
+            rows.iter()
+                .map(|r| Ok((r.try_get::<i64, _>("incident_id")?, r.try_get::<i64, _>("id")?)))
+                .collect::<Result<_>>()?
+        });
+
+        let mut rungs: Vec<(i64, i32, i64, String)> = Vec::new();
+        for (incident, _, a) in &actions {
+            for (i, r) in a.rungs.iter().enumerate() {
+                let recipients = serde_json::to_string(&r.recipients).map_err(|e| StoreError::Invalid(e.to_string()))?;
+                rungs.push((action_ids[incident], i as i32, to_us(r.due), recipients));
             }
-            for a in &inc.attachments {
-                sqlx::query("INSERT INTO blobs (sha256, size, data) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
-                    .bind(&a.sha256)
-                    .bind(a.data.len() as i64)
-                    .bind(&a.data)
-                    .execute(&mut *c)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO attachments (incident_id, filename, content_type, size, sha256, inline, tnef) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(id)
-                .bind(&a.filename)
-                .bind(&a.content_type)
-                .bind(a.data.len() as i64)
-                .bind(&a.sha256)
-                .bind(a.inline)
-                .bind(a.tnef)
-                .execute(&mut *c)
-                .await?;
-            }
-            let number = id.to_string();
-            for o in &inc.outbox {
-                sqlx::query(
-                    "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, \
-                     created_us, state, attempts, next_attempt_us) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7)",
-                )
-                .bind(id)
-                .bind(o.purpose)
-                .bind(&o.recipient)
-                .bind(o.email_message_id.replace("{incident}", &number))
-                .bind(o.subject.replace("{incident}", &number))
-                .bind(o.body.replace("{incident}", &number))
-                .bind(to_us(inc.recorded))
-                .execute(&mut *c)
-                .await?;
-            }
-            if let Some(a) = &inc.action {
-                let action: i64 = sqlx::query(
-                    "INSERT INTO actions (incident_id, owner, created_us, due_us) VALUES ($1, $2, $3, $4) RETURNING id",
-                )
-                .bind(id)
-                .bind(a.owner)
-                .bind(to_us(inc.recorded))
-                .bind(to_us(a.due))
-                .fetch_one(&mut *c)
-                .await?
-                .try_get("id")?;
-                for (i, r) in a.rungs.iter().enumerate() {
-                    let recipients = serde_json::to_string(&r.recipients)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                    sqlx::query(
-                        "INSERT INTO action_rungs (action_id, rung, due_us, recipients) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(action)
-                    .bind(i as i32)
-                    .bind(to_us(r.due))
-                    .bind(recipients)
-                    .execute(&mut *c)
-                    .await?;
-                }
-            }
-            Ok::<i64, StoreError>(id)
-        })
+        }
+        on_tx!(self, |c| {
+            insert_values!(c, ROWS_PER_STATEMENT, "INSERT INTO action_rungs (action_id, rung, due_us, recipients) ",
+                rungs, "", |b, row| {
+                b.push_bind(row.0).push_bind(row.1).push_bind(row.2).push_bind(row.3.clone());
+            });
+        });
+        Ok(ids)
     }
 }

@@ -18,7 +18,7 @@ mod schedule;
 pub use audit::{AuditEntry, AuditVerdict};
 pub use directory::{ContactImport, SyncReport};
 pub use filing::{
-    ActionRecord, AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
+    ActionRecord, EarlierIncident, ToRecord, AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
     PupilLink, Recorded, RungRecord,
 };
 pub use outcomes::OutcomeRecorded;
@@ -118,6 +118,30 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
+/// Rows per multi-row INSERT: well inside both engines' limits on bound parameters
+/// (SQLite 32,766; PostgreSQL 65,535) at 16 columns.
+pub(crate) const ROWS_PER_STATEMENT: usize = 128;
+
+/// Blobs per INSERT: they carry whole messages and attachments.
+pub(crate) const BLOBS_PER_STATEMENT: usize = 16;
+
+/// Runs `INSERT … VALUES (…), (…) …` over `$rows`, chunk by chunk, pushing each row's values
+/// with `$push`; evaluates to every row the statements returned.
+macro_rules! insert_values {
+    ($conn:expr, $per:expr, $head:expr, $rows:expr, $tail:expr, |$b:ident, $row:ident| $push:block) => {{
+        let mut returned = Vec::new();
+        for chunk in $rows.chunks($per) {
+            let mut qb = sqlx::QueryBuilder::new($head);
+            qb.push_values(chunk, |mut $b, $row| $push);
+            qb.push($tail);
+            returned.extend(qb.build().fetch_all(&mut *$conn).await?);
+        }
+        returned
+    }};
+}
+pub(crate) use insert_values;
+
+
 impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self.conn {
@@ -139,6 +163,9 @@ impl Store {
                 // FULL: a commit survives power loss, as the reliability promises require.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // Checkpoints run beside the writers (see `checkpoint_in_background`); this is
+                // only the backstop that bounds the WAL (~400 MB) should that task fall behind.
+                .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string())
                 .busy_timeout(Duration::from_secs(30));
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
@@ -146,6 +173,7 @@ impl Store {
                 .await
                 .map_err(StoreError::Connect)?;
             SQLITE_MIGRATIONS.run(&pool).await?;
+            tokio::spawn(checkpoint_in_background(pool.clone()));
             Store::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url).map_err(StoreError::Connect)?;
@@ -181,6 +209,29 @@ impl Store {
 
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await)
+    }
+}
+
+/// WAL pages after which a committing writer checkpoints itself.
+const WAL_BACKSTOP_PAGES: u32 = 100_000;
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies committed pages from SQLite's write-ahead log into the database file every
+/// half-second, on a connection of its own, so that a commit only waits for its own WAL
+/// fsync and not for a checkpoint too. A PASSIVE checkpoint never blocks readers or
+/// writers. Ends when the pool is closed.
+async fn checkpoint_in_background(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pool.is_closed() {
+        tick.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await
+            && !pool.is_closed()
+        {
+            tracing::warn!(error = %e, "SQLite checkpoint failed; the next one will try again");
+        }
     }
 }
 
