@@ -293,7 +293,110 @@ async fn a_backlog_counts_its_own_history(backend: Backend) {
     db.cleanup().await;
 }
 
+/// An email Haven wrote to its Maildir outbox.
+struct Sent {
+    to: String,
+    reply_to: String,
+    subject: String,
+    body: String,
+}
+
+/// Every email in the installation's Maildir outbox, oldest first.
+fn outbox(env: &HavenEnv) -> Vec<Sent> {
+    let mut files: Vec<_> = std::fs::read_dir(env.path("var/outbox/new"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort_by_key(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
+    files
+        .iter()
+        .map(|f| {
+            let raw = std::fs::read(f).unwrap();
+            let m = mail_parser::MessageParser::default().parse(&raw).expect("an email in the outbox");
+            let first = |a: Option<&mail_parser::Address>| {
+                a.and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string()
+            };
+            Sent {
+                to: first(m.to()),
+                reply_to: first(m.reply_to()),
+                subject: m.subject().unwrap_or_default().to_string(),
+                body: m.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// A forward Haven cannot place waits for triage, and its forwarder gets one short question
+/// (no pupil's name, none of the message's text) whose Reply-To carries a signed token. An
+/// answer from someone who was not asked, or with a forged token, is quarantined; one naming
+/// nobody Haven can find is kept and the question asked again; the forwarder's answer naming
+/// the pupil files the original message on that pupil's chronology, once.
+async fn a_message_awaiting_triage_is_filed_by_the_forwarders_answer(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let mut daemon = env.start();
+    env.deliver("unknown.eml", &std::fs::read(mail("unknown-pupil.eml")).unwrap());
+    let questions = |n: usize| {
+        wait_for(&format!("{n} triage question(s) in the outbox"), Duration::from_secs(30), || {
+            let q: Vec<Sent> = outbox(&env).into_iter().filter(|e| e.subject.contains("which pupil")).collect();
+            if q.len() == n { Ok(q) } else { Err(format!("{} questions", q.len())) }
+        })
+    };
+    let q = questions(1).remove(0);
+    assert_eq!(q.to, "teacher@school.example", "only the forwarder is asked");
+    assert!(q.reply_to.starts_with("safeguarding+t-"), "answers carry a triage token: {}", q.reply_to);
+    assert!(q.body.contains("Pupil: Firstname Surname"), "the question says how to answer: {}", q.body);
+    assert!(!q.body.contains("followed home"), "the question repeats none of the message: {}", q.body);
+    assert_eq!(env.status()["messages"]["awaiting_triage"], 1);
+
+    let answer = |n: u32, from: &str, to: &str, text: &str| {
+        let raw = format!(
+            "From: {from}\r\nTo: Haven <{to}>\r\nSubject: Re: {subject}\r\nDate: Thu, 12 Nov 2026 08:0{n}:00 +0000\r\n\
+             Message-ID: <answer-{n}@mail.school.example>\r\n\r\n{text}\r\n\r\nOn 11 Nov, Haven wrote:\r\n> {quoted}\r\n",
+            subject = q.subject,
+            quoted = q.body.lines().next().unwrap_or_default(),
+        );
+        env.deliver(&format!("answer-{n}.eml"), raw.as_bytes());
+    };
+    let wait_state = |state: &str, n: u64| {
+        wait_for(&format!("{n} {state}"), Duration::from_secs(30), || {
+            let s = env.status();
+            if s["messages"][state] == n { Ok(s) } else { Err(s.to_string()) }
+        })
+    };
+    answer(1, "Eli Safe <esafety@school.example>", &q.reply_to, "Pupil: Amira Khan");
+    wait_state("quarantined", 1);
+    let (local, domain) = q.reply_to.split_once('@').unwrap();
+    let forged = format!("{}{}@{domain}", &local[..local.len() - 1], if local.ends_with('a') { 'b' } else { 'a' });
+    answer(2, "Terry Teach <teacher@school.example>", &forged, "Pupil: Amira Khan");
+    wait_state("quarantined", 2);
+    answer(3, "Terry Teach <teacher@school.example>", &q.reply_to, "Sorry, I'm not sure who it was.");
+    wait_state("ignored", 1);
+    questions(2);
+    assert_eq!(env.status()["messages"]["awaiting_triage"], 1, "still waiting");
+
+    answer(4, "Terry Teach <teacher@school.example>", &q.reply_to, "Pupil: Amira Khan");
+    let s = wait_state("awaiting_triage", 0);
+    assert_eq!(s["messages"]["filed"], 2, "the answer and the message it settles: {s}");
+    assert_eq!(s["incidents"], 1, "{s}");
+    let r = env.haven(&["chronology", "A100000000003", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let e = &chron["incidents"][0];
+    assert!(e["body"].as_str().unwrap().contains("followed home"), "the original message is filed: {e}");
+    assert!(e["occurred_at"].as_str().unwrap().starts_with("2026-11-11"), "when it was sent: {e}");
+    assert_eq!(e["recorded_by"], "Terry Teach", "{e}");
+
+    answer(5, "Terry Teach <teacher@school.example>", &q.reply_to, "Pupil: Amira Khan");
+    let s = wait_state("ignored", 2);
+    assert_eq!(s["incidents"], 1, "a second answer files nothing: {s}");
+    daemon.assert_running();
+    daemon.stop();
+    db.cleanup().await;
+}
+
 backend_tests!(
+    a_message_awaiting_triage_is_filed_by_the_forwarders_answer,
     a_backlog_counts_its_own_history,
     forward_is_filed_once_on_the_pupil,
     unknown_pupil_waits_and_stranger_is_quarantined,

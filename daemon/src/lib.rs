@@ -35,4 +35,5 @@ pub mod schedule;
 pub mod seal;
 pub mod source;
 pub mod store;
+pub mod triage;
 pub mod visibility;

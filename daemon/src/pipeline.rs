@@ -24,16 +24,17 @@ use crate::clock::Clock;
 use crate::directory::{Directory, Pupil, Staff};
 use crate::reply_token;
 use crate::visibility::Visibility;
-use crate::identify::{self, Identification};
+use crate::identify::{self, Identification, Triage};
 use crate::message::Message;
 use crate::noise;
 use crate::read::{self, Limits};
 use crate::rules::{Decision, Facts, History, LiveRules, RuleSet};
 use crate::store::EarlierIncident;
 use crate::seal::Sealer;
+use crate::triage;
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use crate::store::{
-    AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, Recorded, Store,
+    AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, QuestionRecord, Recorded, Store,
     StoreError, ToRecord, Tx,
 };
 use chrono::{DateTime, Utc};
@@ -90,6 +91,17 @@ struct Assessed {
     incident: Option<IncidentRecord>,
     /// An outcome to record with the message: (incident, staff id, text).
     outcome: Option<(i64, i64, String)>,
+    /// For an answer to a triage question: the message it settles (the incident is its).
+    settles: Option<i64>,
+    /// A triage question to the forwarder.
+    question: Option<QuestionRecord>,
+}
+
+impl Assessed {
+    /// A message recorded in its state, with nothing else to write.
+    fn only(record: MessageRecord) -> Assessed {
+        Assessed { record, incident: None, outcome: None, settles: None, question: None }
+    }
 }
 
 /// One message of a batch, as the recorder receives it.
@@ -119,6 +131,8 @@ struct ForRules {
     ident: Identification,
     /// The forwarder's staff id.
     sender: i64,
+    /// For an answer to a triage question: the message it settles, which `msg` is.
+    settles: Option<i64>,
 }
 
 /// What the store already held of a window's messages.
@@ -136,6 +150,8 @@ struct Seen {
     message_ids: HashSet<String>,
     /// Incidents whose outcome a message of this batch records.
     outcomes: HashSet<i64>,
+    /// Messages awaiting triage that an answer in this batch settles.
+    settled: HashSet<i64>,
     /// (pupil, category, occurred-at) of each incident of this batch, for history counts.
     incidents: Vec<(i64, String, DateTime<Utc>)>,
 }
@@ -195,7 +211,13 @@ async fn record_chunk(
 ) -> Result<(), StoreError> {
     let items: Vec<ToRecord> = chunk
         .iter()
-        .map(|(_, raw, a)| ToRecord { raw, message: &a.record, incident: a.incident.as_ref() })
+        .map(|(_, raw, a)| ToRecord {
+            raw,
+            message: &a.record,
+            incident: a.incident.as_ref(),
+            settles: a.settles,
+            question: a.question.as_ref(),
+        })
         .collect();
     let recorded = tx.record_messages(&items, "intake").await?;
     for ((slot, _, a), recorded) in chunk.iter().zip(recorded) {
@@ -385,8 +407,7 @@ impl Filer {
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
         let size = incoming.payload.size();
         let Some((sha256, read)) = read else {
-            return done(Assessed {
-                record: MessageRecord {
+            return done(Assessed::only(MessageRecord {
                     sha256: None,
                     message_id: None,
                     source,
@@ -398,11 +419,8 @@ impl Filer {
                     reason: format!(
                         "message is {size} bytes, over the intake.max_message_size limit; left unread on the server"
                     ),
-                    duplicate_of: None,
-                },
-                incident: None,
-                outcome: None,
-            });
+                duplicate_of: None,
+            }));
         };
         let mut record = MessageRecord {
             sha256: Some(sha256),
@@ -419,7 +437,7 @@ impl Filer {
         let outcome = |mut record: MessageRecord, state, reason: String| {
             record.state = state;
             record.reason = reason;
-            done(Assessed { record, incident: None, outcome: None })
+            done(Assessed::only(record))
         };
 
         // 2. Read.
@@ -451,7 +469,11 @@ impl Filer {
             }
         }
 
-        // 5b. A reply to one of Haven's alerts: matched by its signed token, never by subject.
+        // 5b. An answer to a triage question, or a reply to one of Haven's alerts: matched by
+        // its signed token, never by subject.
+        if let Some(token) = triage_token_in(&msg) {
+            return self.assess_answer(record, msg, &token, sender, directory, rules, seen).await;
+        }
         if let Some(token) = reply_token_in(&msg) {
             let assessed = self.assess_reply(record, &msg, &token, sender, directory, now, &mut seen.outcomes).await?;
             return done(assessed);
@@ -460,10 +482,12 @@ impl Filer {
         // 6. Pupils and category.
         let ident = identify::identify(&msg, directory, rules.categories(), &self.settings.intake_address);
         if let Some(triage) = &ident.triage {
-            return outcome(record, MessageState::AwaitingTriage, triage.reason.clone());
+            record.state = MessageState::AwaitingTriage;
+            record.reason = triage.reason.clone();
+            return done(Assessed { question: self.question(None, &msg, triage, sender, directory), ..Assessed::only(record) });
         }
         let sender = sender.id;
-        Ok(Assessment::ToRules(Box::new(ForRules { record, msg, ident, sender })))
+        Ok(Assessment::ToRules(Box::new(ForRules { record, msg, ident, sender, settles: None })))
     }
 
     /// Stage 7 for one message: the rules, then the incident to file.
@@ -476,7 +500,7 @@ impl Filer {
         earlier: &[EarlierIncident],
         seen: &Seen,
     ) -> Assessed {
-        let ForRules { mut record, msg, ident, sender } = r;
+        let ForRules { mut record, msg, ident, sender, settles } = r;
         let at = occurred_or(&msg, now);
         let mut history = History::default();
         for (qi, q) in rules.history_queries().iter().enumerate() {
@@ -498,10 +522,13 @@ impl Filer {
             ai_risk: None,
         });
         record.state = MessageState::Filed;
-        record.reason = format!("filed under {}", decision.category);
+        record.reason = match settles {
+            Some(settled) => format!("answer to triage: message {settled} filed under {}", decision.category),
+            None => format!("filed under {}", decision.category),
+        };
         let incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
         let incident = seal_incident(incident, &self.sealer);
-        Assessed { record, incident: Some(incident), outcome: None }
+        Assessed { incident: Some(incident), settles, ..Assessed::only(record) }
     }
 
     /// The earlier incidents the rules' history conditions may count for a window's pupils,
@@ -556,7 +583,7 @@ impl Filer {
         let quarantine = |mut record: MessageRecord, reason: &str| {
             record.state = MessageState::Quarantined;
             record.reason = reason.to_string();
-            Ok(Assessed { record, incident: None, outcome: None })
+            Ok(Assessed::only(record))
         };
         let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify(key, token));
         let Some((incident_id, addressed_to)) = verified else {
@@ -579,7 +606,7 @@ impl Filer {
             if self.outcome_outstanding(incident_id).await? && outcomes_in_batch.insert(incident_id) {
                 record.state = MessageState::Filed;
                 record.reason = format!("outcome recorded on incident {incident_id}");
-                return Ok(Assessed { record, incident: None, outcome: Some((incident_id, sender.id, outcome)) });
+                return Ok(Assessed { outcome: Some((incident_id, sender.id, outcome)), ..Assessed::only(record) });
             }
             reason.push_str(" (an outcome, but none was outstanding)");
         }
@@ -609,7 +636,85 @@ impl Filer {
             action: None,
             follows: Some(incident_id),
         };
-        Ok(Assessed { record, incident: Some(seal_incident(follow_up, &self.sealer)), outcome: None })
+        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer)), ..Assessed::only(record) })
+    }
+
+    /// The triage question to `sender` about a message awaiting triage (`about`, or the one
+    /// being recorded); None when replies cannot be signed (no reply key), since an answer
+    /// could then never be matched.
+    fn question(
+        &self,
+        about: Option<i64>,
+        msg: &Message,
+        triage: &Triage,
+        sender: &Staff,
+        directory: &Directory,
+    ) -> Option<QuestionRecord> {
+        self.settings.reply_key.as_ref()?;
+        Some(QuestionRecord { about, email: triage::question(msg, triage, sender, directory, &self.settings.alerts) })
+    }
+
+    /// An answer to a triage question: checked, then the message it settles goes on to the
+    /// rules with the pupils the answer names. An answer naming no pupil Haven can find is
+    /// kept (ignored, with the reason) and the question is asked again; anything doubtful is
+    /// quarantined.
+    #[allow(clippy::too_many_arguments)]
+    async fn assess_answer(
+        &self,
+        mut record: MessageRecord,
+        answer: Message,
+        token: &str,
+        sender: &Staff,
+        directory: &Directory,
+        rules: &RuleSet,
+        seen: &mut Seen,
+    ) -> Result<Assessment, StoreError> {
+        let mut finish = |state, reason: String, question| {
+            record.state = state;
+            record.reason = reason;
+            Ok(Assessment::Decided(Assessed { question, ..Assessed::only(record.clone()) }))
+        };
+        let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify_triage(key, token));
+        let Some((message, asked)) = verified else {
+            return finish(MessageState::Quarantined, "triage token is invalid or was not signed by this Haven".into(), None);
+        };
+        if sender.id != asked && !sender.is_dsl_team() {
+            return finish(MessageState::Quarantined, "answer to triage from a member of staff who was not asked".into(), None);
+        }
+        let original = match self.store.message_raw(message).await? {
+            None => return finish(MessageState::Quarantined, format!("triage token names message {message}, which Haven does not hold"), None),
+            Some((state, _)) if state != MessageState::AwaitingTriage || seen.settled.contains(&message) => {
+                return finish(MessageState::Ignored, format!("answer to triage about message {message}, which is no longer awaiting triage"), None);
+            }
+            Some((_, sealed)) => self
+                .sealer
+                .open(fields::RAW, &sealed)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| read::read_message_with(&raw, &self.settings.limits).map_err(|e| e.to_string())),
+        };
+        let original = match original {
+            Ok(m) => m,
+            Err(e) => return finish(MessageState::Quarantined, format!("message {message} cannot be read again: {e}"), None),
+        };
+        let intake = &self.settings.intake_address;
+        let named = identify::identify(&answer, directory, rules.categories(), intake);
+        let before = identify::identify(&original, directory, rules.categories(), intake);
+        let ident = match triage::answered(&named, &before, sender) {
+            Ok(ident) => ident,
+            Err(reason) => {
+                let triage = Triage { reason: reason.clone(), candidates: before.triage.map(|t| t.candidates).unwrap_or_default() };
+                let again = self.question(Some(message), &original, &triage, sender, directory);
+                let reason = format!("answer to triage about message {message} named no pupil Haven could find: {reason}");
+                return finish(MessageState::Ignored, reason, again);
+            }
+        };
+        seen.settled.insert(message);
+        // The incident is the original message's, recorded by whoever forwarded it.
+        let forwarder = match authenticate::check_sender(&original, directory, None) {
+            SenderCheck::Staff(s) => s.id,
+            SenderCheck::Refused(_) => sender.id,
+        };
+        Ok(Assessment::ToRules(Box::new(ForRules { record, msg: original, ident, sender: forwarder, settles: Some(message) })))
     }
 
     /// Whether `incident` has an action still waiting for its outcome.
@@ -687,6 +792,11 @@ fn attachments(msg: &Message) -> Vec<AttachmentRecord> {
             data: a.data.clone(),
         })
         .collect()
+}
+
+/// The triage token in a `+t-…` recipient address, if the message answers a triage question.
+fn triage_token_in(msg: &Message) -> Option<String> {
+    msg.to.iter().chain(&msg.cc).find_map(|a| reply_token::find_triage_in_address(&a.address).map(str::to_string))
 }
 
 /// The reply token in a `+r-…` recipient address, if the message answers one of our emails.

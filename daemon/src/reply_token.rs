@@ -1,5 +1,7 @@
 //! Signed reply tokens: the proof, carried in an alert's Reply-To address, that a reply is
-//! about a given incident and was sent to a given member of staff.
+//! about a given incident and was sent to a given member of staff. A triage question (which
+//! pupil is this message about?) carries one the same way for the message it asks about, under
+//! its own tag (`+t-`) and its own MAC input, so neither kind can stand for the other.
 //!
 //! A token is `INCIDENT-STAFF-MAC`, where MAC is HMAC-SHA256 over `"INCIDENT:STAFF"` with the
 //! school's reply key, truncated to 16 bytes and written in lower-case base32 (26 characters),
@@ -18,15 +20,26 @@ const MAC_BYTES: usize = 16;
 /// The plus tag that marks a token in an address's local part.
 const TAG: &str = "+r-";
 
+/// The plus tag of a triage question's token.
+const TRIAGE_TAG: &str = "+t-";
+
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 fn mac_for(key: &[u8], incident: i64, staff_id: i64) -> HmacSha256 {
+    mac_over(key, &format!("{incident}:{staff_id}"))
+}
+
+fn triage_mac_for(key: &[u8], message: i64, staff_id: i64) -> HmacSha256 {
+    mac_over(key, &format!("triage:{message}:{staff_id}"))
+}
+
+fn mac_over(key: &[u8], input: &str) -> HmacSha256 {
     // new_from_slice accepts keys of any length for HMAC; the error arm cannot happen.
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
     };
-    mac.update(format!("{incident}:{staff_id}").as_bytes());
+    mac.update(input.as_bytes());
     mac
 }
 
@@ -43,49 +56,83 @@ pub fn derive_key(master: &[u8]) -> Vec<u8> {
 
 /// The token for replies about `incident` from the staff member `staff_id`.
 pub fn sign(key: &[u8], incident: i64, staff_id: i64) -> String {
-    let tag = mac_for(key, incident, staff_id).finalize().into_bytes();
+    encode(incident, staff_id, mac_for(key, incident, staff_id))
+}
+
+/// The token for answers to the triage question about `message` asked of `staff_id`.
+pub fn sign_triage(key: &[u8], message: i64, staff_id: i64) -> String {
+    encode(message, staff_id, triage_mac_for(key, message, staff_id))
+}
+
+fn encode(id: i64, staff_id: i64, mac: HmacSha256) -> String {
+    let tag = mac.finalize().into_bytes();
     let short = tag.get(..MAC_BYTES).unwrap_or(&tag);
-    format!("{incident}-{staff_id}-{}", base32_encode(short))
+    format!("{id}-{staff_id}-{}", base32_encode(short))
 }
 
 /// The (incident, staff id) a token vouches for, or None when it is malformed or its MAC does
 /// not verify under `key`. The comparison is constant-time. Case is ignored.
 pub fn verify(key: &[u8], token: &str) -> Option<(i64, i64)> {
+    decode_and_verify(token, |incident, staff| mac_for(key, incident, staff))
+}
+
+/// The (message, staff id) a triage token vouches for; see [`verify`].
+pub fn verify_triage(key: &[u8], token: &str) -> Option<(i64, i64)> {
+    decode_and_verify(token, |message, staff| triage_mac_for(key, message, staff))
+}
+
+fn decode_and_verify(token: &str, mac_for: impl Fn(i64, i64) -> HmacSha256) -> Option<(i64, i64)> {
     let token = token.trim().to_ascii_lowercase();
     let mut parts = token.splitn(3, '-');
-    let incident = parse_id(parts.next()?)?;
+    let id = parse_id(parts.next()?)?;
     let staff_id = parse_id(parts.next()?)?;
     let mac = base32_decode(parts.next()?)?;
     if mac.len() != MAC_BYTES {
         return None;
     }
-    mac_for(key, incident, staff_id)
-        .verify_truncated_left(&mac)
-        .ok()?;
-    Some((incident, staff_id))
+    mac_for(id, staff_id).verify_truncated_left(&mac).ok()?;
+    Some((id, staff_id))
 }
 
 /// The token in an address such as `safeguarding+r-12-7-abc…@school.example` (angle brackets
 /// and a display name are allowed around it), or None when the local part carries none.
 pub fn find_in_address(addr: &str) -> Option<&str> {
+    find_tagged(addr, TAG)
+}
+
+/// The triage token in an address such as `safeguarding+t-40-7-abc…@school.example`.
+pub fn find_triage_in_address(addr: &str) -> Option<&str> {
+    find_tagged(addr, TRIAGE_TAG)
+}
+
+fn find_tagged<'a>(addr: &'a str, tag: &str) -> Option<&'a str> {
     let addr = addr.trim();
     let addr = match (addr.rfind('<'), addr.rfind('>')) {
         (Some(open), Some(close)) if open < close => addr.get(open + 1..close)?,
         _ => addr,
     };
     let (local, _domain) = addr.rsplit_once('@')?;
-    let at = local.find(TAG)?;
-    let token = local.get(at + TAG.len()..)?;
+    let at = local.find(tag)?;
+    let token = local.get(at + tag.len()..)?;
     (!token.is_empty()).then_some(token)
 }
 
 /// `local+r-TOKEN@domain` from the intake address `local@domain`.
 pub fn reply_address(intake: &str, token: &str) -> Option<String> {
+    tagged_address(intake, TAG, token)
+}
+
+/// `local+t-TOKEN@domain`: where the answer to a triage question goes.
+pub fn triage_reply_address(intake: &str, token: &str) -> Option<String> {
+    tagged_address(intake, TRIAGE_TAG, token)
+}
+
+fn tagged_address(intake: &str, tag: &str, token: &str) -> Option<String> {
     let (local, domain) = intake.trim().rsplit_once('@')?;
     if local.is_empty() || domain.is_empty() {
         return None;
     }
-    Some(format!("{local}{TAG}{token}@{domain}"))
+    Some(format!("{local}{tag}{token}@{domain}"))
 }
 
 fn parse_id(s: &str) -> Option<i64> {
@@ -151,6 +198,17 @@ mod tests {
         assert_eq!(a, derive_key(b"storage key one"));
         assert_ne!(a, derive_key(b"storage key two"));
         assert_ne!(a.as_slice(), b"storage key one".as_slice());
+    }
+
+    #[test]
+    fn a_triage_token_is_not_an_incident_token() {
+        let t = sign_triage(KEY, 12, 7);
+        assert_eq!(verify_triage(KEY, &t), Some((12, 7)));
+        assert_eq!(verify(KEY, &t), None, "a triage token must not vouch for incident 12");
+        assert_eq!(verify_triage(KEY, &sign(KEY, 12, 7)), None, "nor an incident token for message 12");
+        let addr = triage_reply_address("safeguarding@school.example", &t).unwrap();
+        assert_eq!(find_triage_in_address(&addr), Some(t.as_str()));
+        assert_eq!(find_in_address(&addr), None);
     }
 
     #[test]

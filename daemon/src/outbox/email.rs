@@ -49,8 +49,9 @@ pub fn thread_id(incident: i64, mail_domain: &str) -> String {
 }
 
 /// The message for `email`, dated `now`. `staff_id` is the recipient's directory id, used to
-/// sign the reply token; without it (or without an incident) replies go to the plain intake
-/// address and cannot act on anything.
+/// sign the reply token (for an incident, or for the message a triage question asks about);
+/// without it, or without either, replies go to the plain intake address and cannot act on
+/// anything.
 pub fn build_message(
     email: &PendingEmail,
     staff_id: Option<i64>,
@@ -63,10 +64,14 @@ pub fn build_message(
         .trim()
         .parse()
         .map_err(|_| EmailError::Recipient)?;
-    let reply_to = match (email.incident_id, staff_id) {
-        (Some(incident), Some(staff)) => {
+    let reply_to = match (email.incident_id, email.message_id, staff_id) {
+        (Some(incident), _, Some(staff)) => {
             let token = reply_token::sign(env.reply_key, incident, staff);
             reply_token::reply_address(env.intake_address, &token).ok_or(EmailError::Intake)?
+        }
+        (None, Some(message), Some(staff)) if email.purpose == "triage" => {
+            let token = reply_token::sign_triage(env.reply_key, message, staff);
+            reply_token::triage_reply_address(env.intake_address, &token).ok_or(EmailError::Intake)?
         }
         _ => env.intake_address.trim().to_string(),
     };
@@ -104,6 +109,7 @@ mod tests {
         PendingEmail {
             id: 1,
             incident_id: Some(12),
+            message_id: None,
             purpose: "alert".into(),
             recipient: "dsl@school.example".into(),
             email_message_id: "haven.12.alert.7@school.example".into(),
@@ -160,6 +166,17 @@ mod tests {
             t.contains("Reply-To: Haven <safeguarding@school.example>\r\n"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn a_triage_question_carries_a_triage_token_and_no_incident() {
+        let mut r = row();
+        (r.incident_id, r.message_id, r.purpose) = (None, Some(40), "triage".into());
+        let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        let t = text(&build_message(&r, Some(7), &ENV, now).unwrap_or_else(|e| panic!("{e}")));
+        let token = reply_token::sign_triage(b"key", 40, 7);
+        assert!(t.contains(&format!("safeguarding+t-{token}@school.example")), "{t}");
+        assert!(!t.contains("X-Haven-Incident"), "{t}");
     }
 
     #[test]

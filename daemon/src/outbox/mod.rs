@@ -167,9 +167,9 @@ pub async fn send_due(
             report.deferred += 1;
             continue;
         }
-        let staff_id = match e.incident_id {
-            Some(_) => store.staff_id_by_email(&e.recipient).await?,
-            None => None,
+        let staff_id = match (e.incident_id, e.message_id) {
+            (None, None) => None,
+            _ => store.staff_id_by_email(&e.recipient).await?,
         };
         let msg = match email::build_message(&e, staff_id, &env, now) {
             Ok(m) => m,

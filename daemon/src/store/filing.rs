@@ -152,6 +152,22 @@ pub enum Recorded {
 }
 
 impl Store {
+    /// A message's state and its stored (sealed) raw bytes; None when there is no such
+    /// message or its bytes were never fetched.
+    pub async fn message_raw(&self, id: i64) -> Result<Option<(MessageState, Vec<u8>)>> {
+        on_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT m.id, m.state, b.data FROM messages m JOIN blobs b ON b.sha256 = m.sha256 WHERE m.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let data: Vec<u8> = row.try_get("data")?;
+            Ok(Some((state_of(row)?.1, data)))
+        })
+    }
+
     /// The earlier record of these exact bytes, if any.
     pub async fn find_message_by_sha(&self, sha256: &str) -> Result<Option<(i64, MessageState)>> {
         on_pool!(self, |p| {
@@ -299,6 +315,20 @@ pub struct ToRecord<'a> {
     pub raw: &'a [u8],
     pub message: &'a MessageRecord,
     pub incident: Option<&'a IncidentRecord>,
+    /// For an answer to a triage question: the message awaiting triage that it settles. The
+    /// incident is that message's, and that message becomes filed.
+    pub settles: Option<i64>,
+    /// A triage question to queue with this message.
+    pub question: Option<&'a QuestionRecord>,
+}
+
+/// A triage question to the forwarder, queued with a message.
+#[derive(Debug, Clone)]
+pub struct QuestionRecord {
+    /// The message awaiting triage it asks about; None: the one it is recorded with.
+    pub about: Option<i64>,
+    /// `{message}` in it stands for that message's number, `{recorded}` for this one's.
+    pub email: OutboxRecord,
 }
 
 /// A key that finds an inserted message among the rows an INSERT returned: its content hash,
@@ -353,14 +383,16 @@ impl Tx {
         incident: Option<&IncidentRecord>,
         actor: &str,
     ) -> Result<Recorded> {
-        let mut out = self.record_messages(&[ToRecord { raw, message: msg, incident }], actor).await?;
+        let item = ToRecord { raw, message: msg, incident, settles: None, question: None };
+        let mut out = self.record_messages(&[item], actor).await?;
         Ok(out.remove(0))
     }
 
     /// Records messages and files their incidents inside this transaction, in order, with a
     /// few multi-row statements per table rather than one per row. The raw bytes are stored
     /// content-addressed. A message whose exact bytes (or IMAP UID) were recorded before comes
-    /// back `Already` and nothing of it is written.
+    /// back `Already` and nothing of it is written. Triage questions are queued, and messages
+    /// that answers settle are filed.
     pub async fn record_messages(&mut self, batch: &[ToRecord<'_>], actor: &str) -> Result<Vec<Recorded>> {
         self.store_blobs(batch.iter().filter_map(|r| Some((r.message.sha256.as_deref()?, r.raw)))).await?;
         let ids = self.insert_messages(batch).await?;
@@ -371,7 +403,7 @@ impl Tx {
             match id {
                 Some(message) => {
                     if let Some(inc) = item.incident {
-                        filed.push((message, inc));
+                        filed.push((item.settles.unwrap_or(message), inc));
                     }
                     recorded.push(Recorded::New { message, incident: None });
                 }
@@ -384,9 +416,18 @@ impl Tx {
         let incidents = self.file_incidents(&filed).await?;
 
         let mut audit = Vec::with_capacity(batch.len());
+        let mut questions = Vec::new();
         for (item, r) in batch.iter().zip(&mut recorded) {
             let Recorded::New { message, incident } = r else { continue };
-            *incident = incidents.get(message).copied();
+            *incident = incidents.get(&item.settles.unwrap_or(*message)).copied();
+            if let Some(q) = item.question {
+                questions.push((q.about.unwrap_or(*message), *message, item.message.received, &q.email));
+            }
+            if let (Some(settled), Some(id)) = (item.settles, *incident) {
+                self.settle(settled, *message, id).await?;
+                let detail = format!("filed as incident:{id} on the answer in message:{message}");
+                audit.push(AuditRecord { at: item.message.received, actor, action: "triage", subject: format!("message:{settled}"), detail });
+            }
             let subject = match incident {
                 Some(id) => format!("incident:{id}"),
                 None => format!("message:{message}"),
@@ -394,8 +435,44 @@ impl Tx {
             let detail = format!("state={} message={message}", item.message.state.as_str());
             audit.push(AuditRecord { at: item.message.received, actor, action: "record", subject, detail });
         }
+        self.queue_questions(&questions).await?;
         self.append_audits(&audit).await?;
         Ok(recorded)
+    }
+
+    /// Marks a message that was awaiting triage as filed, on the answer in `answer`.
+    async fn settle(&mut self, message: i64, answer: i64, incident: i64) -> Result<()> {
+        let reason = format!("filed as incident {incident} on the answer to triage in message {answer}");
+        let changed = on_tx!(self, |c| {
+            sqlx::query("UPDATE messages SET state = 'filed', reason = $2 WHERE id = $1 AND state = 'awaiting_triage'")
+                .bind(message)
+                .bind(reason)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        if changed != 1 {
+            // Settled by someone else since it was assessed: dropping the transaction keeps
+            // the message from being filed twice; the next attempt sees it filed.
+            return Err(StoreError::Invalid(format!("message {message} is no longer awaiting triage")));
+        }
+        Ok(())
+    }
+
+    /// Queues triage questions: (message asked about, message recorded with, when, question).
+    async fn queue_questions(&mut self, questions: &[(i64, i64, DateTime<Utc>, &OutboxRecord)]) -> Result<()> {
+        on_tx!(self, |c| {
+            insert_values!(c, ROWS_PER_STATEMENT,
+                "INSERT INTO outbox (message_id, purpose, recipient, email_message_id, subject, body, \
+                 created_us, state, attempts, next_attempt_us) ", questions, "", |b, row| {
+                let (about, recorded, at, q) = *row;
+                let fill = |s: &str| s.replace("{message}", &about.to_string()).replace("{recorded}", &recorded.to_string());
+                b.push_bind(about).push_bind(q.purpose).push_bind(q.recipient.clone())
+                    .push_bind(fill(&q.email_message_id)).push_bind(fill(&q.subject)).push_bind(fill(&q.body))
+                    .push_bind(to_us(at)).push_bind("pending").push_bind(0i32).push_bind(to_us(at));
+            });
+        });
+        Ok(())
     }
 
     /// Stores blobs by content hash; one already stored is kept as it is.

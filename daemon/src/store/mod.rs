@@ -19,7 +19,7 @@ pub use audit::{AuditEntry, AuditVerdict};
 pub use directory::{ContactImport, SyncReport};
 pub use filing::{
     ActionRecord, EarlierIncident, ToRecord, AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
-    PupilLink, Recorded, RungRecord,
+    PupilLink, QuestionRecord, Recorded, RungRecord,
 };
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};

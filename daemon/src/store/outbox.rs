@@ -22,6 +22,8 @@ const ACTOR: &str = "outbox";
 pub struct PendingEmail {
     pub id: i64,
     pub incident_id: Option<i64>,
+    /// For a triage question: the message it asks about.
+    pub message_id: Option<i64>,
     /// alert | reminder | digest | triage | notice
     pub purpose: String,
     pub recipient: String,
@@ -57,7 +59,7 @@ impl Store {
             "UPDATE outbox SET next_attempt_us = $2 WHERE id IN (\
              SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_us <= $1 \
              ORDER BY next_attempt_us, id LIMIT $3{lock}) \
-             RETURNING id, incident_id, purpose, recipient, email_message_id, subject, body, attempts"
+             RETURNING id, incident_id, message_id, purpose, recipient, email_message_id, subject, body, attempts"
         );
         let mut out: Vec<PendingEmail> = on_pool!(self, |p| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -71,6 +73,7 @@ impl Store {
                 out.push(PendingEmail {
                     id: r.try_get("id")?,
                     incident_id: r.try_get("incident_id")?,
+                    message_id: r.try_get("message_id")?,
                     purpose: r.try_get("purpose")?,
                     recipient: r.try_get("recipient")?,
                     email_message_id: r.try_get("email_message_id")?,
