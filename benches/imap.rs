@@ -162,6 +162,12 @@ fn mbsync(d: &Dovecot, dir: &Path, n: usize) -> Duration {
     took
 }
 
+/// Flushes every dirty page to disk (`sync`).
+fn settle_disk() {
+    let ok = Command::new("sync").status().is_ok_and(|s| s.success());
+    assert!(ok, "sync failed");
+}
+
 async fn throughput_round(n: usize, att: &str) -> (Duration, Duration) {
     let d = Dovecot::start();
     let raws: Vec<Vec<u8>> = (0..n).map(|i| support::message(i, att)).collect();
@@ -170,8 +176,12 @@ async fn throughput_round(n: usize, att: &str) -> (Duration, Duration) {
     warm(&d).await;
     let dir = tempfile::tempdir().expect("temp dir");
 
+    // Each side starts with no dirty pages left by the other (or by the previous round), so
+    // neither pays for the other's writeback inside its fsyncs.
+    settle_disk();
     let b = mbsync(&d, dir.path(), n);
 
+    settle_disk();
     let started = Instant::now();
     let haven = Haven::start(&d, dir.path()).await;
     haven.wait_for(n).await;

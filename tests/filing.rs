@@ -44,6 +44,26 @@ async fn forward_is_filed_once_on_the_pupil(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A teacher answering a parent from their phone with the intake in copy: what the teacher
+/// typed is the incident's note, and the parent's quoted words stay in its body.
+async fn a_phone_reply_keeps_the_parents_quoted_words(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+
+    let r = env.haven(&["ingest", &mail("phone-reply.eml")]);
+    assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
+    let r = env.haven(&["chronology", "A100000000001", "--json"]);
+    assert_eq!(r.code, 0, "chronology: {}", r.stderr);
+    let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let entries = chron["incidents"].as_array().expect("incidents array");
+    assert_eq!(entries.len(), 1, "filed on Jane: {chron}");
+    let e = &entries[0];
+    assert_eq!(e["note"], "Passing this on straight away, will speak to her first thing.", "{e}");
+    assert!(e["body"].as_str().unwrap().contains("asking her to send a photo"), "{e}");
+    db.cleanup().await;
+}
+
 /// Without a pupil Haven can name, the message waits for triage; from someone who is not
 /// staff, it is quarantined. Nothing is filed and nothing is lost: each has a state.
 async fn unknown_pupil_waits_and_stranger_is_quarantined(backend: Backend) {
@@ -396,6 +416,7 @@ async fn a_message_awaiting_triage_is_filed_by_the_forwarders_answer(backend: Ba
 }
 
 backend_tests!(
+    a_phone_reply_keeps_the_parents_quoted_words,
     a_message_awaiting_triage_is_filed_by_the_forwarders_answer,
     a_backlog_counts_its_own_history,
     forward_is_filed_once_on_the_pupil,

@@ -748,9 +748,11 @@ fn incident_record(
 ) -> IncidentRecord {
     let occurred = occurred_or(msg, now);
     let original = msg.forwarded.as_ref();
+    // A member of staff replying to a parent with the intake in copy: what they typed is the
+    // note, and the body keeps the parent's quoted words.
     let body_text = match original {
         Some(f) => f.body.clone(),
-        None => msg.reply_text.clone().unwrap_or_else(|| msg.text.clone()),
+        None => msg.text.clone(),
     };
     let outbox = alert::alerts_for(decision, ident, msg, recorded_by, directory, &settings.alerts);
     let action = alert::action_for(decision, now);
@@ -762,7 +764,7 @@ fn incident_record(
         category: decision.category.clone(),
         priority: decision.priority.as_str().to_string(),
         visibility: decision.visibility.as_str().to_string(),
-        note: msg.note.clone(),
+        note: msg.note.clone().or_else(|| msg.reply_text.clone()),
         original_from: original.and_then(|f| f.from.as_ref()).map(|a| a.address.clone()),
         original_name: original.and_then(|f| f.from.as_ref()).and_then(|a| a.name.clone()),
         original_subject: original.and_then(|f| f.subject.clone()).or_else(|| msg.subject.clone()),
