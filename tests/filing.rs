@@ -12,6 +12,14 @@ fn mail(name: &str) -> String {
     school_fixtures().join("mail").join(name).display().to_string()
 }
 
+/// The incidents on a pupil's chronology, as the DSL's `--json` shows them.
+fn incidents_of(env: &HavenEnv, upn: &str) -> Vec<serde_json::Value> {
+    let r = env.haven(&["chronology", upn, "--json"]);
+    assert_eq!(r.code, 0, "chronology {upn}: {}", r.stderr);
+    let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    chron["incidents"].as_array().expect("incidents array").clone()
+}
+
 /// A parent's email forwarded by a teacher is filed on the right pupil (found through the
 /// parent's contact record), dated when the parent wrote it; a second ingest files nothing.
 async fn forward_is_filed_once_on_the_pupil(backend: Backend) {
@@ -25,11 +33,8 @@ async fn forward_is_filed_once_on_the_pupil(backend: Backend) {
     assert_eq!(s["messages"]["filed"], 1, "{s}");
     assert_eq!(s["incidents"], 1, "{s}");
 
-    let r = env.haven(&["chronology", "A100000000001", "--json"]);
-    assert_eq!(r.code, 0, "chronology: {}", r.stderr);
-    let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let entries = chron["incidents"].as_array().expect("incidents array");
-    assert_eq!(entries.len(), 1, "{chron}");
+    let entries = incidents_of(&env, "A100000000001");
+    assert_eq!(entries.len(), 1, "{entries:?}");
     let e = &entries[0];
     assert_eq!(e["original_from"], "parent.smith@example.com", "{e}");
     assert!(e["occurred_at"].as_str().unwrap().starts_with("2026-11-09"), "occurred at the parent's date: {e}");
@@ -53,11 +58,8 @@ async fn a_phone_reply_keeps_the_parents_quoted_words(backend: Backend) {
 
     let r = env.haven(&["ingest", &mail("phone-reply.eml")]);
     assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
-    let r = env.haven(&["chronology", "A100000000001", "--json"]);
-    assert_eq!(r.code, 0, "chronology: {}", r.stderr);
-    let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let entries = chron["incidents"].as_array().expect("incidents array");
-    assert_eq!(entries.len(), 1, "filed on Jane: {chron}");
+    let entries = incidents_of(&env, "A100000000001");
+    assert_eq!(entries.len(), 1, "filed on Jane: {entries:?}");
     let e = &entries[0];
     assert_eq!(e["note"], "Passing this on straight away, will speak to her first thing.", "{e}");
     assert!(e["body"].as_str().unwrap().contains("asking her to send a photo"), "{e}");
@@ -399,10 +401,8 @@ async fn a_message_awaiting_triage_is_filed_by_the_forwarders_answer(backend: Ba
     let s = wait_state("awaiting_triage", 0);
     assert_eq!(s["messages"]["filed"], 2, "the answer and the message it settles: {s}");
     assert_eq!(s["incidents"], 1, "{s}");
-    let r = env.haven(&["chronology", "A100000000003", "--json"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let e = &chron["incidents"][0];
+    let entries = incidents_of(&env, "A100000000003");
+    let e = &entries[0];
     assert!(e["body"].as_str().unwrap().contains("followed home"), "the original message is filed: {e}");
     assert!(e["occurred_at"].as_str().unwrap().starts_with("2026-11-11"), "when it was sent: {e}");
     assert_eq!(e["recorded_by"], "Terry Teach", "{e}");
