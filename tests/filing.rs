@@ -6,7 +6,7 @@ mod support;
 
 use support::db::{Backend, TestDb};
 use std::time::Duration;
-use support::haven::{HavenEnv, school_fixtures, wait_for};
+use support::haven::{Daemon, HavenEnv, school_fixtures, wait_for};
 
 fn mail(name: &str) -> String {
     school_fixtures().join("mail").join(name).display().to_string()
@@ -415,7 +415,68 @@ async fn a_message_awaiting_triage_is_filed_by_the_forwarders_answer(backend: Ba
     db.cleanup().await;
 }
 
+/// A DSL edits the rules while the daemon runs: a broken edit sent with SIGHUP is refused, said
+/// so in the log, and the last good set keeps filing; the fixed edit goes live on the next
+/// SIGHUP, without a restart.
+async fn sighup_reloads_the_rules_and_a_broken_edit_keeps_the_last_good_set(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let mut daemon = env.start();
+    let note = |n: u32| {
+        format!(
+            "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\n\
+             Subject: Note about Oliver Brown\r\nDate: Wed, 11 Nov 2026 09:3{n}:00 +0000\r\n\
+             Message-ID: <hedgehog-{n}@mail.school.example>\r\n\r\nPupil: Oliver Brown\r\n\
+             \r\nOlly talked about the hedgehog game again.\r\n"
+        )
+        .into_bytes()
+    };
+    let to_housem = || outbox(&env).iter().filter(|e| e.to == "heron@school.example").count();
+    let filed = |n: u64| {
+        wait_for(&format!("{n} filed"), Duration::from_secs(30), || {
+            let s = env.status();
+            if s["messages"]["filed"] == n { Ok(()) } else { Err(s.to_string()) }
+        })
+    };
+    let rule = env.path("rules/90-hedgehog.toml");
+    let log_says = |daemon: &Daemon, what: &str| {
+        wait_for(what, Duration::from_secs(30), || {
+            let log = daemon.log();
+            if log.contains(what) { Ok(()) } else { Err(log) }
+        })
+    };
+
+    // Running, with its signal handlers in place, once it has filed something.
+    env.deliver("1.eml", &note(1));
+    filed(1);
+
+    std::fs::write(&rule, "[[rule]]\nname = \"hedgehog\"\nwhen.text = \"(hedgehog\"\nalert = [\"housem-of-pupil\"]\n").unwrap();
+    daemon.signal("HUP");
+    log_says(&daemon, "rules reload refused");
+    env.deliver("2.eml", &note(2));
+    filed(2);
+    daemon.assert_running();
+    wait_for("both notes' alerts to SLT", Duration::from_secs(30), || {
+        let slt = outbox(&env).iter().filter(|e| e.to == "head@school.example").count();
+        if slt == 2 { Ok(()) } else { Err(format!("{slt} to SLT")) }
+    });
+    assert_eq!(to_housem(), 0, "the broken rule is not in force");
+
+    std::fs::write(&rule, "[[rule]]\nname = \"hedgehog\"\nwhen.text = \"hedgehog\"\nalert = [\"housem-of-pupil\"]\n").unwrap();
+    daemon.signal("HUP");
+    log_says(&daemon, "rules reloaded");
+    env.deliver("3.eml", &note(3));
+    filed(3);
+    wait_for("the new rule's alert", Duration::from_secs(30), || {
+        if to_housem() == 1 { Ok(()) } else { Err(format!("{:?}", outbox(&env).iter().map(|e| &e.to).collect::<Vec<_>>())) }
+    });
+    daemon.stop();
+    db.cleanup().await;
+}
+
 backend_tests!(
+    sighup_reloads_the_rules_and_a_broken_edit_keeps_the_last_good_set,
     a_phone_reply_keeps_the_parents_quoted_words,
     a_message_awaiting_triage_is_filed_by_the_forwarders_answer,
     a_backlog_counts_its_own_history,

@@ -23,7 +23,7 @@ pub fn pupils() -> Vec<Pupil> {
             last_name: format!("Surname{}", i % 97),
             preferred_name: None,
             date_of_birth: NaiveDate::from_ymd_opt(2014, 1, 1),
-            year_group: Some(7 + (i % 5) as i32),
+            year_group: Some(7 + (i % 5)),
             tutor_group: Some(format!("{}K", 7 + i % 5)),
             house: Some(["Kestrel", "Heron"][i as usize % 2].into()),
             sen: i % 7 == 0,
@@ -78,7 +78,7 @@ pub fn message(i: usize, attachment: &str) -> Vec<u8> {
         "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: Fwd: This week\r\n\
          Date: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <bench-{i}@mail.school.example>\r\nMIME-Version: 1.0\r\n"
     );
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         format!(
             "{head}Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n\
              --b\r\nContent-Type: application/pdf; name=\"letter-{i}.pdf\"\r\nContent-Disposition: attachment; filename=\"letter-{i}.pdf\"\r\n\

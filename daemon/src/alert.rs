@@ -80,10 +80,10 @@ pub fn alerts_for(
             body.push_str(&format!("\nNote from the member of staff:\n{n}\n"));
         }
     }
-    if settings.detail == Detail::Full {
-        if let Some(f) = &msg.forwarded {
-            body.push_str(&format!("\nOriginal message:\n{}\n", f.body));
-        }
+    if settings.detail == Detail::Full
+        && let Some(f) = &msg.forwarded
+    {
+        body.push_str(&format!("\nOriginal message:\n{}\n", f.body));
     }
     body.push_str(
         "\nWhat to do: review the incident in Haven. To record the outcome, reply to this email \

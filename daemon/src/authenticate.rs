@@ -19,10 +19,10 @@ pub fn check_sender<'a>(msg: &Message, dir: &'a Directory, trusted_authserv_id: 
     let Some(staff) = dir.active_staff_by_email(&from.address) else {
         return SenderCheck::Refused("sender is not an active member of staff".into());
     };
-    if let Some(trusted) = trusted_authserv_id {
-        if let Err(reason) = authenticated_by(msg, trusted, &from.address) {
-            return SenderCheck::Refused(reason);
-        }
+    if let Some(trusted) = trusted_authserv_id
+        && let Err(reason) = authenticated_by(msg, trusted, &from.address)
+    {
+        return SenderCheck::Refused(reason);
     }
     SenderCheck::Staff(staff)
 }

@@ -190,7 +190,7 @@ impl Directory {
         let email = email.to_ascii_lowercase();
         self.staff
             .iter()
-            .find(|s| s.active && s.emails.iter().any(|e| *e == email))
+            .find(|s| s.active && s.emails.contains(&email))
     }
 
     pub fn staff_with_role(&self, role: Role) -> impl Iterator<Item = &Staff> {

@@ -150,18 +150,18 @@ fn marker_text(msg: &Message) -> String {
 
 fn explicit_category(msg: &Message, marker_text: &str, categories: &Categories, intake: &str, id: &mut Identification) {
     let mut set = |name: &str, how: &str| {
-        if id.category.is_none() {
-            if let Some(c) = categories.find(name) {
-                id.category = Some(c.name.clone());
-                id.category_how = Some(how.to_string());
-            }
+        if id.category.is_none()
+            && let Some(c) = categories.find(name)
+        {
+            id.category = Some(c.name.clone());
+            id.category_how = Some(how.to_string());
         }
     };
     for line in marker_text.lines() {
-        if let Some((key, value)) = line.split_once(':') {
-            if key.trim().eq_ignore_ascii_case("category") {
-                set(value.trim(), "Category: line");
-            }
+        if let Some((key, value)) = line.split_once(':')
+            && key.trim().eq_ignore_ascii_case("category")
+        {
+            set(value.trim(), "Category: line");
         }
     }
     if let Some(subject) = &msg.subject {
@@ -176,10 +176,10 @@ fn explicit_category(msg: &Message, marker_text: &str, categories: &Categories, 
         if !d.eq_ignore_ascii_case(domain) {
             continue;
         }
-        if let Some(tag) = l.strip_prefix(local).and_then(|rest| rest.strip_prefix('+')) {
-            if !tag.starts_with("r-") {
-                set(tag, "plus address");
-            }
+        if let Some(tag) = l.strip_prefix(local).and_then(|rest| rest.strip_prefix('+'))
+            && !tag.starts_with("r-")
+        {
+            set(tag, "plus address");
         }
     }
 }
@@ -227,7 +227,7 @@ fn resolve(dir: &Directory, item: &str) -> Resolved {
     if let Some(p) = dir.pupils.iter().find(|p| p.upn.eq_ignore_ascii_case(item.trim())) {
         return Resolved::One(p.id);
     }
-    let matching: Vec<&Pupil> = dir.pupils.iter().filter(|p| names(p).iter().any(|n| *n == q)).collect();
+    let matching: Vec<&Pupil> = dir.pupils.iter().filter(|p| names(p).contains(&q)).collect();
     let on_roll: Vec<&Pupil> = matching.iter().copied().filter(|p| p.on_roll()).collect();
     let pick = if on_roll.is_empty() { matching } else { on_roll };
     match pick.as_slice() {

@@ -31,10 +31,10 @@ pub fn ignore_reason(msg: &Message, own_domain: &str) -> Option<String> {
         return Some("Haven's own message".into());
     }
     // The reader gives Return-Path without its angle brackets, so the null sender `<>` is "".
-    if let Some(v) = msg.header("Return-Path") {
-        if v.trim().trim_matches(['<', '>']).trim().is_empty() {
-            return Some("bounce (empty Return-Path)".into());
-        }
+    if let Some(v) = msg.header("Return-Path")
+        && v.trim().trim_matches(['<', '>']).trim().is_empty()
+    {
+        return Some("bounce (empty Return-Path)".into());
     }
     if let Some(ct) = msg.header("Content-Type") {
         let ct = ct.to_ascii_lowercase();
@@ -42,10 +42,10 @@ pub fn ignore_reason(msg: &Message, own_domain: &str) -> Option<String> {
             return Some("delivery status report".into());
         }
     }
-    if let Some(mid) = &msg.message_id {
-        if mid.starts_with("haven.") && mid.ends_with(&format!("@{own_domain}")) {
-            return Some("Haven's own message".into());
-        }
+    if let Some(mid) = &msg.message_id
+        && mid.starts_with("haven.") && mid.ends_with(&format!("@{own_domain}"))
+    {
+        return Some("Haven's own message".into());
     }
     let subject = msg.subject.as_deref().unwrap_or("").to_ascii_lowercase();
     let from = msg.from.as_ref().map(|a| a.address.as_str()).unwrap_or("");

@@ -6,7 +6,8 @@
 //! 3. noise (`crate::noise`) — auto-replies, bounces, Haven's own mail: ignored
 //! 4. sender (`crate::authenticate`) — not an active member of staff: quarantined
 //! 5. duplicate — same Message-ID as a message already recorded
-//! 5b. reply to an alert (signed token in the address) — an outcome, or a follow-up entry
+//!    5b. reply to an alert or a triage question (signed token in the address): an outcome,
+//!    a follow-up entry, or the pupil a message awaiting triage is about
 //! 6. identify (`crate::identify`) — pupils and category; unknown/ambiguous: awaiting triage
 //! 7. rules (`crate::rules`) — category, visibility, recipients, outcome deadline, ladder
 //! 8. record — message, incident, attachments, alerts (outbox), action, audit: one transaction
@@ -108,7 +109,7 @@ impl Assessed {
 enum Step {
     /// Recorded before under the same IMAP UID: nothing to write.
     Already(Filing),
-    Record { sealed_raw: Vec<u8>, assessed: Assessed },
+    Record { sealed_raw: Vec<u8>, assessed: Box<Assessed> },
 }
 
 /// How far a message's assessment went before the rules.
@@ -120,7 +121,7 @@ enum Progress {
 
 /// What stages 2–6 made of a message.
 enum Assessment {
-    Decided(Assessed),
+    Decided(Box<Assessed>),
     ToRules(Box<ForRules>),
 }
 
@@ -185,7 +186,7 @@ async fn record_all(
         match step {
             Some(Step::Already(filing)) => out.push(Some(filing)),
             Some(Step::Record { sealed_raw, assessed }) => {
-                chunk.push((out.len(), sealed_raw, assessed));
+                chunk.push((out.len(), sealed_raw, *assessed));
                 out.push(None);
             }
             None => {}
@@ -291,10 +292,12 @@ impl Filer {
                         Progress::Done(step) => step,
                         Progress::ToRules(sealed_raw, r) => Step::Record {
                             sealed_raw,
-                            assessed: self.decide(*r, &directory, &rules, now, &earlier, &seen),
+                            assessed: Box::new(self.decide(*r, &directory, &rules, now, &earlier, &seen)),
                         },
                     };
-                    if let Step::Record { assessed: Assessed { incident: Some(inc), .. }, .. } = &step {
+                    if let Step::Record { assessed, .. } = &step
+                        && let Some(inc) = &assessed.incident
+                    {
                         seen.incidents.extend(inc.pupils.iter().map(|p| (p.pupil_id, inc.category.clone(), inc.occurred)));
                     }
                     if to_recorder.send(step).await.is_err() {
@@ -403,7 +406,7 @@ impl Filer {
         known: &Known,
         seen: &mut Seen,
     ) -> Result<Assessment, StoreError> {
-        let done = |assessed: Assessed| Ok(Assessment::Decided(assessed));
+        let done = |assessed: Assessed| Ok(Assessment::Decided(Box::new(assessed)));
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
         let size = incoming.payload.size();
         let Some((sha256, read)) = read else {
@@ -672,7 +675,7 @@ impl Filer {
         let mut finish = |state, reason: String, question| {
             record.state = state;
             record.reason = reason;
-            Ok(Assessment::Decided(Assessed { question, ..Assessed::only(record.clone()) }))
+            Ok(Assessment::Decided(Box::new(Assessed { question, ..Assessed::only(record.clone()) })))
         };
         let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify_triage(key, token));
         let Some((message, asked)) = verified else {

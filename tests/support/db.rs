@@ -68,12 +68,12 @@ impl TestDb {
     /// Closes the pool and drops the PostgreSQL database.
     pub async fn cleanup(self) {
         self.store.close().await;
-        if let Some(name) = self.pg_name {
-            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut conn)
-                    .await;
-            }
+        if let Some(name) = self.pg_name
+            && let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut conn)
+                .await;
         }
     }
 }
