@@ -20,6 +20,7 @@ pub mod config;
 pub mod daemon;
 pub mod directory;
 pub mod directory_csv;
+pub mod history;
 pub mod identify;
 pub mod ingest;
 pub mod inspect;

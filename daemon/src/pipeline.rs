@@ -29,7 +29,8 @@ use crate::identify::{self, Identification, Triage};
 use crate::message::Message;
 use crate::noise;
 use crate::read::{self, Limits};
-use crate::rules::{Decision, Facts, History, LiveRules, RuleSet};
+use crate::history;
+use crate::rules::{Decision, Facts, LiveRules, RuleSet};
 use crate::store::EarlierIncident;
 use crate::seal::Sealer;
 use crate::triage;
@@ -153,8 +154,8 @@ struct Seen {
     outcomes: HashSet<i64>,
     /// Messages awaiting triage that an answer in this batch settles.
     settled: HashSet<i64>,
-    /// (pupil, category, occurred-at) of each incident of this batch, for history counts.
-    incidents: Vec<(i64, String, DateTime<Utc>)>,
+    /// Each pupil's incidents filed by this batch, for history counts.
+    incidents: Vec<EarlierIncident>,
 }
 
 /// A message hashed, parsed and sealed, ready for assessment.
@@ -298,7 +299,11 @@ impl Filer {
                     if let Step::Record { assessed, .. } = &step
                         && let Some(inc) = &assessed.incident
                     {
-                        seen.incidents.extend(inc.pupils.iter().map(|p| (p.pupil_id, inc.category.clone(), inc.occurred)));
+                        seen.incidents.extend(inc.pupils.iter().map(|p| EarlierIncident {
+                            pupil: p.pupil_id,
+                            category: inc.category.clone(),
+                            occurred: inc.occurred,
+                        }));
                     }
                     if to_recorder.send(step).await.is_err() {
                         return Ok(()); // the recorder stopped on an error, which it returns
@@ -411,17 +416,15 @@ impl Filer {
         let size = incoming.payload.size();
         let Some((sha256, read)) = read else {
             return done(Assessed::only(MessageRecord {
-                    sha256: None,
-                    message_id: None,
-                    source,
-                    origin,
-                    imap_uid,
-                    received: now,
-                    size,
-                    state: MessageState::Quarantined,
-                    reason: format!(
-                        "message is {size} bytes, over the intake.max_message_size limit; left unread on the server"
-                    ),
+                sha256: None,
+                message_id: None,
+                source,
+                origin,
+                imap_uid,
+                received: now,
+                size,
+                state: MessageState::Quarantined,
+                reason: format!("message is {size} bytes, over the intake.max_message_size limit; left unread on the server"),
                 duplicate_of: None,
             }));
         };
@@ -505,18 +508,7 @@ impl Filer {
     ) -> Assessed {
         let ForRules { mut record, msg, ident, sender, settles } = r;
         let at = occurred_or(&msg, now);
-        let mut history = History::default();
-        for (qi, q) in rules.history_queries().iter().enumerate() {
-            let since = at - q.within;
-            for p in &ident.pupils {
-                let counts = |(pupil, category, occurred): (i64, &str, DateTime<Utc>)| {
-                    pupil == p.pupil_id && occurred >= since && q.categories.iter().any(|c| c == category)
-                };
-                let n = earlier.iter().map(|e| (e.pupil, e.category.as_str(), e.occurred)).filter(|e| counts(*e)).count()
-                    + seen.incidents.iter().map(|(p, c, o)| (*p, c.as_str(), *o)).filter(|e| counts(*e)).count();
-                history.set(p.pupil_id, qi, i64::try_from(n).unwrap_or(i64::MAX));
-            }
-        }
+        let history = history::counts(rules, &ident, at, earlier.iter().chain(&seen.incidents));
         let decision = rules.evaluate(&Facts {
             message: &msg,
             identification: &ident,
@@ -542,7 +534,6 @@ impl Filer {
         progress: &[Progress],
         now: DateTime<Utc>,
     ) -> Result<Vec<EarlierIncident>, StoreError> {
-        let queries = rules.history_queries();
         let waiting: Vec<&ForRules> = progress
             .iter()
             .filter_map(|p| match p {
@@ -550,19 +541,11 @@ impl Filer {
                 Progress::Done(_) => None,
             })
             .collect();
-        let (Some(longest), Some(first)) = (
-            queries.iter().map(|q| q.within).max(),
-            waiting.iter().map(|r| occurred_or(&r.msg, now)).min(),
-        ) else {
+        let Some(first) = waiting.iter().map(|r| occurred_or(&r.msg, now)).min() else {
             return Ok(Vec::new());
         };
-        let mut pupils: Vec<i64> = waiting.iter().flat_map(|r| r.ident.pupils.iter().map(|p| p.pupil_id)).collect();
-        pupils.sort_unstable();
-        pupils.dedup();
-        let mut categories: Vec<String> = queries.iter().flat_map(|q| q.categories.iter().cloned()).collect();
-        categories.sort_unstable();
-        categories.dedup();
-        self.store.pupil_incidents_since(&pupils, &categories, first - longest).await
+        let pupils = waiting.iter().flat_map(|r| r.ident.pupils.iter().map(|p| p.pupil_id)).collect();
+        history::earlier(&self.store, rules, pupils, first).await
     }
 
     /// A reply to an alert from a member of staff: checked, then an outcome (`Outcome: …` as the

@@ -6,7 +6,8 @@ use crate::authenticate::{self, SenderCheck};
 use crate::config::Config;
 use crate::identify;
 use crate::read;
-use crate::rules::{Facts, History};
+use crate::history;
+use crate::rules::Facts;
 use chrono::Utc;
 use serde_json::json;
 use std::path::Path;
@@ -28,13 +29,8 @@ pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliEr
     };
     let ident = identify::identify(&msg, &dir, rules.categories(), &settings.intake_address);
     let at = msg.occurred_at().map_or_else(|| app.now(), |d| d.with_timezone(&Utc));
-    let mut history = History::default();
-    for (qi, q) in rules.history_queries().iter().enumerate() {
-        for p in &ident.pupils {
-            let n = app.store.count_pupil_incidents(p.pupil_id, &q.categories, at - q.within).await?;
-            history.set(p.pupil_id, qi, n);
-        }
-    }
+    let earlier = history::earlier(&app.store, &rules, ident.pupils.iter().map(|p| p.pupil_id).collect(), at).await?;
+    let history = history::counts(&rules, &ident, at, earlier.iter());
     let decision = rules.evaluate(&Facts { message: &msg, identification: &ident, directory: &dir, history: &history, ai_risk: None });
     let pupils: Vec<serde_json::Value> = ident
         .pupils

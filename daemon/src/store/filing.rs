@@ -268,31 +268,6 @@ impl Store {
         }
         Ok(found)
     }
-
-    /// Incidents in any of `categories` linked to `pupil_id` and occurring at or after `since`.
-    pub async fn count_pupil_incidents(
-        &self,
-        pupil_id: i64,
-        categories: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<u32> {
-        on_pool!(self, |p| {
-            let mut n = 0i64;
-            for cat in categories {
-                let row = sqlx::query(
-                    "SELECT COUNT(*) AS n FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
-                     WHERE ip.pupil_id = $1 AND i.category = $2 AND i.occurred_us >= $3",
-                )
-                .bind(pupil_id)
-                .bind(cat)
-                .bind(to_us(since))
-                .fetch_one(p)
-                .await?;
-                n += row.try_get::<i64, _>("n")?;
-            }
-            Ok(u32::try_from(n).unwrap_or(u32::MAX))
-        })
-    }
 }
 
 fn state_of<R: Row>(row: R) -> Result<(i64, MessageState)>

@@ -18,8 +18,8 @@ mod schedule;
 pub use audit::{AuditEntry, AuditVerdict};
 pub use directory::{ContactImport, SyncReport};
 pub use filing::{
-    ActionRecord, EarlierIncident, ToRecord, AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
-    PupilLink, QuestionRecord, Recorded, RungRecord,
+    ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
+    PupilLink, QuestionRecord, Recorded, RungRecord, ToRecord,
 };
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
@@ -140,7 +140,6 @@ macro_rules! insert_values {
     }};
 }
 pub(crate) use insert_values;
-
 
 impl Tx {
     pub async fn commit(self) -> Result<()> {
