@@ -9,112 +9,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
-use support::db::{Backend, admin_url};
+use support::db::Backend;
+use support::disk::{DiskDb, Tmpfs, admin};
 use support::haven::{Daemon, HavenEnv, school_fixtures, wait_for};
-
-/// A small tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "cannot mount a tmpfs at {} ({}): these tests must run as root, as tests/run.sh does",
-            dir.path().display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Writes a filler file until the filesystem has no space left.
-    fn fill(&self) {
-        use std::io::Write;
-        let mut f = std::fs::File::create(self.filler()).expect("filler file");
-        let block = vec![0u8; 64 * 1024];
-        let mut small = vec![0u8; 4096];
-        while f.write_all(&block).is_ok() {}
-        while f.write_all(&small).is_ok() {}
-        small.truncate(1);
-        while f.write_all(&small).is_ok() {}
-        let _ = f.sync_all();
-    }
-
-    fn free(&self) {
-        std::fs::remove_file(self.filler()).expect("remove the filler file");
-    }
-
-    fn filler(&self) -> PathBuf {
-        self.path().join("filler")
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
-
-/// A database whose files live on `disk`: a SQLite file on it, or a PostgreSQL database created
-/// in a tablespace on it.
-struct DiskDb {
-    url: String,
-    pg: Option<String>,
-}
-
-impl DiskDb {
-    async fn new(backend: Backend, disk: &Tmpfs) -> DiskDb {
-        match backend {
-            Backend::Sqlite => DiskDb { url: format!("sqlite://{}", disk.path().join("haven.db").display()), pg: None },
-            Backend::Postgres => {
-                let name = format!("haven_test_{}_{}", std::process::id(), rand::random::<u32>());
-                let chown = Command::new("chown").args(["postgres:postgres"]).arg(disk.path()).status();
-                assert!(chown.is_ok_and(|s| s.success()), "chown postgres {}", disk.path().display());
-                let mut admin = admin().await;
-                for sql in [
-                    format!("CREATE TABLESPACE {name} LOCATION '{}'", disk.path().display()),
-                    format!("CREATE DATABASE {name} TABLESPACE {name}"),
-                ] {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                        .execute(&mut admin)
-                        .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-                }
-                let base = admin_url().rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-                DiskDb { url: format!("{base}/{name}"), pg: Some(name) }
-            }
-        }
-    }
-
-    async fn cleanup(self) {
-        if let Some(name) = self.pg {
-            let mut admin = admin().await;
-            for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("DROP TABLESPACE IF EXISTS {name}")] {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
-            }
-        }
-    }
-}
-
-async fn admin() -> sqlx::PgConnection {
-    <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", admin_url()))
-}
 
 /// The test school's teacher forward with a Message-ID of its own.
 fn forward(i: usize) -> Vec<u8> {
