@@ -9,10 +9,10 @@
 mod audit;
 mod directory;
 mod filing;
+mod keyring;
 mod outcomes;
 mod outbox;
 mod read;
-mod reseal;
 mod schedule;
 
 pub use audit::{AuditEntry, AuditVerdict};
@@ -24,7 +24,7 @@ pub use filing::{
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
-pub use reseal::{ResealBytes, ResealCount, ResealText};
+pub use keyring::{KeyState, KeyWalk};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
