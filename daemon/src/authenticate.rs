@@ -601,6 +601,23 @@ mod tests {
         }
     }
 
+    /// Cut anywhere, a hostile header neither panics the parser nor becomes a pass.
+    #[test]
+    fn no_prefix_of_a_hostile_header_is_a_pass() {
+        for header in [
+            "mx.school.example; dmarc=fail header.from=school.example; spf=pass smtp.mailfrom=\"x;dmarc=pass x\"@evil.example",
+            "mx.school.example; dmarc=fail (a (b; dmarc=pass header.from=school.example) \\) c) header.from=school.example",
+            "mx.school.example; spf=pass smtp.mailfrom=\"\\\"; dmarc=pass header.from=school.example\"@evil.example",
+        ] {
+            for (i, _) in header.char_indices().skip(1) {
+                let prefix = &header[..i];
+                let _ = parse_authentication_results(prefix);
+                assert!(verdict(prefix).is_err(), "{prefix:?} passed");
+            }
+            assert!(verdict(header).is_err(), "{header:?} passed");
+        }
+    }
+
     #[test]
     fn malformed_results_are_errors() {
         for header in [
