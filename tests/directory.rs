@@ -78,48 +78,53 @@ fn assert_audit_chain_holds(env: &HavenEnv) {
     assert_eq!(r.code, 0, "audit verify: {}{}", r.stdout, r.stderr);
 }
 
-/// A staff export holding only its header row would deactivate all 13 staff, the DSL team
-/// included: refused (exit 65, with the counts on stderr), even with --allow-mass-change, and
-/// every member of staff is still active afterwards; the refusal is in the audit log.
+/// A staff export holding only its header row would deactivate all 7 staff, the DSL team
+/// included: refused (exit 65, with the counts on stderr), even with --allow-mass-change; every
+/// member of staff is still active, so a teacher's forward is still filed (not quarantined as
+/// from a stranger); both refusals are in the audit log, whose chain still holds.
 async fn header_only_staff_file_is_refused_and_everyone_stays_active(backend: Backend) {
     let db = TestDb::new(backend).await;
     let env = HavenEnv::new(&db.url, "");
-    import_eaton(&env);
+    env.import_school();
+    let f = school_fixtures();
     let before = db.store.load_directory().await.unwrap();
-    assert_eq!(active_staff(&before).len(), 13);
+    assert_eq!(active_staff(&before).len(), 7);
 
-    let (header, _) = rows(&eaton("staff.csv"));
+    let (header, _) = rows(&f.join("staff.csv"));
     let staff = write_csv(&env, "staff.csv", &header, &[]);
-    let r = import(&env, &eaton("pupils.csv"), &staff, &eaton("contacts.csv"), &[]);
+    let r = import(&env, &f.join("pupils.csv"), &staff, &f.join("contacts.csv"), &[]);
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
     let s = staff.display();
     assert!(
         r.stderr.contains(&format!(
-            "{s}: would leave no active member of the DSL team (role dsl or ddsl), so nobody could record outcomes; \
-             this is refused even with --allow-mass-change"
+            "haven: {s}: would leave no active member of the DSL team (role dsl or ddsl), so nobody could record outcomes; \
+             this is refused even with --allow-mass-change;\n\
+             {s}: would deactivate 7 of 7 active staff (100 %), over the 10 % limit; nothing was changed; check the file"
         )),
-        "{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(&format!("{s}: would deactivate 13 of 13 active staff (100 %), over the 10 % limit; nothing was changed")),
         "{}",
         r.stderr
     );
     let after = db.store.load_directory().await.unwrap();
     assert_eq!(active_staff(&after), active_staff(&before), "a refused import must deactivate nobody");
 
-    let r = import(&env, &eaton("pupils.csv"), &staff, &eaton("contacts.csv"), &["--allow-mass-change"]);
+    let r = import(&env, &f.join("pupils.csv"), &staff, &f.join("contacts.csv"), &["--allow-mass-change"]);
     assert_eq!(r.code, 65, "no DSL team is refused even with the flag: {}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("would leave no active member of the DSL team"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was changed; check the file"), "{}", r.stderr);
     assert!(!r.stderr.contains("would deactivate"), "the flag allows the mass change itself: {}", r.stderr);
     let after = db.store.load_directory().await.unwrap();
-    assert_eq!(active_staff(&after).len(), 13);
+    assert_eq!(active_staff(&after).len(), 7);
+
+    let mail = f.join("mail/forward-contact.eml");
+    let r = env.haven(&["ingest", mail.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
+    let status = env.status();
+    assert_eq!(status["messages"]["filed"], 1, "the teacher is still staff: {status}");
 
     let audit = audit_actions(&db).await;
     let refused: Vec<&(String, String)> = audit.iter().filter(|(a, _)| a == "directory_import_refused").collect();
     assert_eq!(refused.len(), 2, "{audit:?}");
-    assert!(refused[0].1.contains("staff 13 of 13 would be deactivated"), "{audit:?}");
+    assert!(refused[0].1.contains("staff 7 of 7 would be deactivated"), "{audit:?}");
     assert!(refused[0].1.contains("0 of the DSL team would stay active"), "{audit:?}");
     assert_audit_chain_holds(&env);
     db.cleanup().await;
