@@ -1,13 +1,13 @@
 //! `haven directory import --pupils F --staff F --contacts F [--allow-mass-change]`: the school
 //! directory from CSV exports of the MIS. Every bad row is reported (`file:line: reason`) and
 //! nothing is imported unless all three files are clean; a clean import is applied in one
-//! transaction, and rolled back whole when [`judge`] refuses what it would change (too many
-//! pupils marked as left or staff deactivated, or no DSL team left).
+//! transaction with its audit entry, and rolled back whole when [`judge`] refuses what it would
+//! change (too many pupils marked as left or staff deactivated, or no DSL team left).
 
 use super::CliError;
 use crate::config::Share;
 use crate::directory_csv::{read_contacts, read_pupils, read_staff};
-use crate::store::{Store, SyncReport};
+use crate::store::{DirectoryImport, Store, SyncReport};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::collections::HashSet;
@@ -53,8 +53,9 @@ pub async fn import(store: &Store, files: ImportFiles<'_>, guard: ImportGuard, t
         )));
     }
     let today = now.with_timezone(&tz).date_naive();
+    let import = DirectoryImport { pupils: &pupils, staff: &staff, contacts: &contacts };
     let checked = store
-        .sync_directory_checked(&pupils, &staff, &contacts, today, now, |report| match judge(report, &files, guard) {
+        .sync_directory_checked(&import, today, now, Some("cli"), |report| match judge(report, &files, guard) {
             Some(refusal) => Err(refusal),
             None => Ok(()),
         })
@@ -66,24 +67,6 @@ pub async fn import(store: &Store, files: ImportFiles<'_>, guard: ImportGuard, t
             return Err(CliError::Data(refusal.message));
         }
     };
-    store
-        .audit(
-            now,
-            "cli",
-            "directory_import",
-            "directory",
-            &format!(
-                "pupils +{} ~{} left {} rejoined {}; staff {} active, {} deactivated; {} contacts",
-                report.pupils_added,
-                report.pupils_updated,
-                report.pupils_left,
-                report.pupils_rejoined,
-                report.staff_active,
-                report.staff_deactivated,
-                report.contacts
-            ),
-        )
-        .await?;
     Ok(Imported { report, warnings })
 }
 

@@ -33,6 +33,30 @@ pub struct SyncReport {
     pub dsl_team_active: u64,
 }
 
+impl SyncReport {
+    /// What the audit log says about an applied import: counts only.
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "pupils +{} ~{} left {} rejoined {}; staff {} active, {} deactivated; {} contacts",
+            self.pupils_added,
+            self.pupils_updated,
+            self.pupils_left,
+            self.pupils_rejoined,
+            self.staff_active,
+            self.staff_deactivated,
+            self.contacts
+        )
+    }
+}
+
+/// One directory import, as read from the MIS files.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectoryImport<'a> {
+    pub pupils: &'a [Pupil],
+    pub staff: &'a [Staff],
+    pub contacts: &'a [ContactImport],
+}
+
 fn date_text(d: Option<NaiveDate>) -> Option<String> {
     d.map(|d| d.format("%Y-%m-%d").to_string())
 }
@@ -49,30 +73,34 @@ impl Store {
         today: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<SyncReport> {
+        let import = DirectoryImport { pupils, staff, contacts };
         let checked = self
-            .sync_directory_checked(pupils, staff, contacts, today, now, |_| Ok::<(), std::convert::Infallible>(()))
+            .sync_directory_checked(&import, today, now, None, |_| Ok::<(), std::convert::Infallible>(()))
             .await?;
         Ok(checked.unwrap_or_else(|never| match never {}))
     }
 
     /// [`Store::sync_directory`], with `check` judging the report inside the transaction
     /// before it commits: when `check` refuses, the transaction is rolled back, nothing at
-    /// all has changed, and its error is returned inside `Ok`.
+    /// all has changed, and its error is returned inside `Ok`. When `audit_as` names an actor,
+    /// the import's `directory_import` audit entry is written in the same transaction.
     pub async fn sync_directory_checked<E>(
         &self,
-        pupils: &[Pupil],
-        staff: &[Staff],
-        contacts: &[ContactImport],
+        import: &DirectoryImport<'_>,
         today: NaiveDate,
         now: DateTime<Utc>,
+        audit_as: Option<&str>,
         check: impl FnOnce(&SyncReport) -> std::result::Result<(), E>,
     ) -> Result<std::result::Result<SyncReport, E>> {
         let mut tx = self.begin().await?;
-        let report = sync_in(&mut tx, pupils, staff, contacts, today, to_us(now)).await?;
+        let report = sync_in(&mut tx, import.pupils, import.staff, import.contacts, today, to_us(now)).await?;
         if let Err(refused) = check(&report) {
             // Dropping an uncommitted sqlx transaction rolls it back.
             drop(tx);
             return Ok(Err(refused));
+        }
+        if let Some(actor) = audit_as {
+            tx.append_audit(now, actor, "directory_import", "directory", &report.audit_detail()).await?;
         }
         tx.commit().await?;
         Ok(Ok(report))
