@@ -126,6 +126,10 @@ enum DirectoryCommand {
         staff: PathBuf,
         #[arg(long)]
         contacts: PathBuf,
+        /// Apply an import that marks more pupils as left, or deactivates more staff, than
+        /// `directory.max_change` allows (never one that leaves no DSL team).
+        #[arg(long)]
+        allow_mass_change: bool,
     },
 }
 
@@ -214,9 +218,14 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             let summary = cli::ingest::run(&filer, &paths).await?;
             Ok(if json { serde_json::to_string_pretty(&summary).unwrap_or_default() } else { summary.to_string() })
         }
-        Command::Directory { command: DirectoryCommand::Import { pupils, staff, contacts } } => {
+        Command::Directory { command: DirectoryCommand::Import { pupils, staff, contacts, allow_mass_change } } => {
             let files = cli::directory::ImportFiles { pupils: &pupils, staff: &staff, contacts: &contacts };
-            cli::directory::import(&app.store, files, app.config.school.tz(), now).await.map(|r| r.to_string())
+            let guard = cli::directory::ImportGuard { max_change: app.config.directory.max_change, allow_mass_change };
+            let imported = cli::directory::import(&app.store, files, guard, app.config.school.tz(), now).await?;
+            for warning in &imported.warnings {
+                eprintln!("haven: warning: {warning}");
+            }
+            Ok(imported.report.to_string())
         }
         Command::Chronology { pupil, viewer, json } => {
             cli::chronology::run(&app.store, &app.sealer().await?, &pupil, viewer.as_deref(), app.config.school.tz(), now, json).await

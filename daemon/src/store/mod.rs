@@ -16,7 +16,7 @@ mod read;
 mod schedule;
 
 pub use audit::{AuditEntry, AuditVerdict};
-pub use directory::{ContactImport, SyncReport};
+pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
     PupilLink, QuestionRecord, Recorded, RungRecord, ToRecord,
