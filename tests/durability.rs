@@ -12,7 +12,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 use support::db::Backend;
-use support::disk::{DiskDb, Tmpfs, admin};
+use support::disk::{DiskDb, admin};
 use support::haven::{Daemon, HavenEnv, school_fixtures, wait_for};
 
 /// The test school's teacher forward with a Message-ID of its own.
@@ -63,8 +63,8 @@ fn wait_for_log(daemon: &mut Daemon, needle: &str, within: Duration) {
 /// is restarted) all 200 are filed exactly once.
 async fn a_full_disk_files_nothing_until_space_returns_then_everything_once(backend: Backend) {
     const N: usize = 200;
-    let disk = Tmpfs::mount("64m");
-    let db = DiskDb::new(backend, &disk).await;
+    let db = DiskDb::new(backend, "64m").await;
+    let disk = &db.disk;
     let env = HavenEnv::new(&db.url, "");
     env.import_school();
     let mut daemon = env.start();
@@ -97,8 +97,8 @@ async fn a_full_disk_files_nothing_until_space_returns_then_everything_once(back
 /// connection left inside a failed transaction would make later "commits" vanish).
 async fn a_running_daemon_recovers_from_a_full_disk_without_a_restart(backend: Backend) {
     const N: usize = 120;
-    let disk = Tmpfs::mount("64m");
-    let db = DiskDb::new(backend, &disk).await;
+    let db = DiskDb::new(backend, "64m").await;
+    let disk = &db.disk;
     let env = HavenEnv::new(&db.url, "");
     env.import_school();
     let mut daemon = env.start();
@@ -131,8 +131,8 @@ async fn a_running_daemon_recovers_from_a_full_disk_without_a_restart(backend: B
 /// retry), and files everything once writes work again.
 async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Backend) {
     const N: usize = 20;
-    let disk = Tmpfs::mount("64m");
-    let db = DiskDb::new(backend, &disk).await;
+    let db = DiskDb::new(backend, "64m").await;
+    let disk = &db.disk;
     let env = HavenEnv::new(&db.url, "");
     env.import_school();
     let mut daemon = env.start_env(&[("RUST_LOG", "haven=debug")]);
@@ -185,8 +185,7 @@ async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Bac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backends_killed_mid_batch_lose_nothing_and_file_nothing_twice() {
     const N: usize = 300;
-    let disk = Tmpfs::mount("64m");
-    let db = DiskDb::new(Backend::Postgres, &disk).await;
+    let db = DiskDb::new(Backend::Postgres, "64m").await;
     let name = db.pg.clone().unwrap();
     let env = HavenEnv::new(&db.url, "");
     env.import_school();

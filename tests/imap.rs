@@ -1276,8 +1276,8 @@ async fn already_filed_messages_under_a_new_uidvalidity_are_moved_not_refiled(ba
 /// again) every message is filed exactly once and moved to Filed.
 async fn a_full_disk_leaves_every_message_in_inbox_until_space_returns(backend: Backend) {
     const N: usize = 100;
-    let disk = support::disk::Tmpfs::mount("64m");
-    let db = support::disk::DiskDb::new(backend, &disk).await;
+    let db = support::disk::DiskDb::new(backend, "64m").await;
+    let disk = &db.disk;
     let d = Dovecot::start();
     let env = HavenEnv::new(&db.url, "");
     use_imap(&env, &d, PASSWORD);

@@ -59,25 +59,33 @@ impl Drop for Tmpfs {
     }
 }
 
-/// A database whose files live on `disk`: a SQLite file on it, or a PostgreSQL database created
-/// in a tablespace on it.
+/// A database whose files live on a small tmpfs of its own: a SQLite file on it, or a
+/// PostgreSQL database created in a tablespace on it.
+///
+/// Dropping it (also when a test panics) drops the PostgreSQL database and tablespace BEFORE
+/// the tmpfs is unmounted: a database whose files vanish under the server would leave dirty
+/// buffers no checkpoint can write, and every later CREATE DATABASE on the server would fail.
 pub struct DiskDb {
     pub url: String,
     /// The PostgreSQL database's name (also its tablespace's).
     pub pg: Option<String>,
+    pub disk: Tmpfs,
 }
 
 impl DiskDb {
-    pub async fn new(backend: Backend, disk: &Tmpfs) -> DiskDb {
+    pub async fn new(backend: Backend, size: &str) -> DiskDb {
+        let disk = Tmpfs::mount(size);
         match backend {
-            Backend::Sqlite => DiskDb { url: format!("sqlite://{}", disk.path().join("haven.db").display()), pg: None },
+            Backend::Sqlite => DiskDb { url: format!("sqlite://{}", disk.path().join("haven.db").display()), pg: None, disk },
             Backend::Postgres => {
                 let name = format!("haven_test_{}_{}", std::process::id(), rand::random::<u32>());
                 let chown = Command::new("chown").args(["postgres:postgres"]).arg(disk.path()).status();
                 assert!(chown.is_ok_and(|s| s.success()), "chown postgres {}", disk.path().display());
+                let base = admin_url().rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+                let db = DiskDb { url: format!("{base}/{name}"), pg: Some(name.clone()), disk };
                 let mut admin = admin().await;
                 for sql in [
-                    format!("CREATE TABLESPACE {name} LOCATION '{}'", disk.path().display()),
+                    format!("CREATE TABLESPACE {name} LOCATION '{}'", db.disk.path().display()),
                     format!("CREATE DATABASE {name} TABLESPACE {name}"),
                 ] {
                     sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
@@ -85,17 +93,29 @@ impl DiskDb {
                         .await
                         .unwrap_or_else(|e| panic!("{sql}: {e}"));
                 }
-                let base = admin_url().rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-                DiskDb { url: format!("{base}/{name}"), pg: Some(name) }
+                db
             }
         }
     }
 
+    /// Drops the PostgreSQL database and its tablespace (also done on drop).
     pub async fn cleanup(self) {
-        if let Some(name) = self.pg {
-            let mut admin = admin().await;
-            for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("DROP TABLESPACE IF EXISTS {name}")] {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await;
+        drop(self);
+    }
+}
+
+impl Drop for DiskDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg.take() else { return };
+        for sql in [format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"), format!("DROP TABLESPACE IF EXISTS {name}")] {
+            let ok = Command::new("psql")
+                .arg(admin_url())
+                .args(["-qAtc", &sql])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("could not run {sql:?}: run it by hand before unmounting {}", self.disk.path().display());
             }
         }
     }

@@ -250,7 +250,13 @@ impl Store {
         };
         // Not committed until COMMIT succeeds: a failed BEGIN also closes the connection.
         let mut tx = Tx { conn, committed: false, audit_head: None };
-        on_tx!(tx, |c| sqlx::raw_sql("BEGIN").execute(c).await.map(|_| ()))?;
+        // SQLite: take the write lock at BEGIN, where the busy timeout applies. A deferred
+        // transaction that reads first fails at once ("database is locked") when it tries to
+        // write after another connection committed.
+        match &mut tx.conn {
+            TxConn::Sqlite(c) => sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut **c).await.map(|_| ())?,
+            TxConn::Postgres(c) => sqlx::raw_sql("BEGIN").execute(&mut **c).await.map(|_| ())?,
+        }
         Ok(tx)
     }
 
