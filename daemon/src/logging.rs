@@ -6,7 +6,8 @@
 //! parser, the IMAP client and the rest quote what they handle, which is the messages
 //! themselves. That includes `log` records bridged into tracing, which carry the target of the
 //! crate that wrote them. `HAVEN_LOG_THIRD_PARTY=1` lifts the cap for a debugging session and
-//! says at start, as a warning, that the log may now hold pupil data.
+//! says at start, as a warning, that the log may now hold pupil data. Until then a panic's
+//! message, which can quote the text being handled, is withheld too (its location is not).
 //!
 //! This module must not decide what Haven logs; it only decides whose events get through.
 
@@ -37,6 +38,9 @@ pub fn init() {
     if tracing_subscriber::registry().with(cap).with(filter).with(fmt).try_init().is_err() {
         return;
     }
+    if lifted != Ok(true) {
+        std::panic::set_hook(Box::new(withhold_panic_message));
+    }
     if let Some((value, error)) = filter_problem {
         tracing::warn!(rust_log = %value, %error, "RUST_LOG is not understood; logging at info");
     }
@@ -58,6 +62,23 @@ pub fn init() {
              other crates' logs stay capped at warn"
         ),
     }
+}
+
+/// A panic's message can quote the text being handled (a string sliced out of bounds shows
+/// the string), so the hook says where it happened, and the backtrace if `RUST_BACKTRACE` asks
+/// for one, but not what it said; `HAVEN_LOG_THIRD_PARTY=1` keeps Rust's own hook.
+fn withhold_panic_message(info: &std::panic::PanicHookInfo<'_>) {
+    let at = info.location().map_or_else(|| "an unknown place".to_string(), ToString::to_string);
+    let thread = std::thread::current().name().unwrap_or("unnamed").to_string();
+    let backtrace = std::backtrace::Backtrace::capture();
+    let backtrace = match backtrace.status() {
+        std::backtrace::BacktraceStatus::Captured => format!("\n{backtrace}"),
+        _ => String::new(),
+    };
+    eprintln!(
+        "haven panicked at {at} (thread {thread}); the panic message is withheld because it may quote \
+         pupil data (HAVEN_LOG_THIRD_PARTY=1 shows it){backtrace}"
+    );
 }
 
 /// `Ok(true)` lifts the cap; anything not understood keeps it and is returned as `Err`.
