@@ -366,7 +366,7 @@ async fn postgres_connections_are_encrypted() {
     let env = HavenEnv::new(&verify.replace(&format!("sslrootcert={cert}"), "sslrootcert=/nonexistent/ca.pem"), "");
     let r = env.haven(&["status"]);
     assert_ne!(r.code, 0, "a missing sslrootcert must fail: {}", r.stdout);
-    assert!(r.stderr.contains("is the sslrootcert file in the database URL there?"), "{}", r.stderr);
+    assert!(r.stderr.contains("is the sslrootcert file in the database URL (or PGSSLROOTCERT) there?"), "{}", r.stderr);
 
     // verify-full to the name on the certificate: works, encrypted.
     let by_name = verify.replace("@127.0.0.1:", "@localhost:");

@@ -160,8 +160,8 @@ fn missing_root_cert(url: &str, e: sqlx::Error) -> StoreError {
                 && (url.contains("sslrootcert=") || std::env::var_os("PGSSLROOTCERT").is_some()) =>
         {
             StoreError::Invalid(format!(
-                "cannot open the database: {io}: is the sslrootcert file in the database URL there? \
-                 (give its absolute path)"
+                "cannot open the database: {io}: is the sslrootcert file in the database URL (or \
+                 PGSSLROOTCERT) there? (give its absolute path)"
             ))
         }
         _ => StoreError::Connect(e),
