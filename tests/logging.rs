@@ -2,8 +2,8 @@
 //! PostgreSQL.
 //!
 //! The log: the example school's messages (examples/eaton, HTML-only forward included, plus
-//! the test school's messages) filed with `haven ingest` and by `haven run` under
-//! `RUST_LOG=trace`, on both engines. Nothing in stderr may name a pupil, a parent or carer, an
+//! the test school's messages) filed with `haven ingest` and by `haven run` (from a Maildir and
+//! from IMAP) under `RUST_LOG=trace`, on both engines. Nothing in stderr may name a pupil, a parent or carer, an
 //! address from the directory (staff addresses included: they are not pupil data, but the log
 //! promise says no addresses), a subject or a line of any message. `HAVEN_LOG_THIRD_PARTY=1`
 //! lifts the cap on other crates' logs, says so, and then the same check does find pupil data
@@ -18,6 +18,7 @@ use regex::Regex;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::db::{Backend, TestDb};
+use support::dovecot::{self, Dovecot};
 use support::haven::{HavenEnv, school_fixtures, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -241,6 +242,56 @@ async fn daemon_at_trace_logs_no_pupil_data(backend: Backend) {
     db.cleanup().await;
 }
 
+/// `haven run` fetching from IMAP under `RUST_LOG=trace` (the IMAP client's trace holds every
+/// byte it reads): every message recorded, nothing in the log.
+async fn imap_daemon_at_trace_logs_no_pupil_data(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = eaton_env(&db.url);
+    let dovecot = Dovecot::start();
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    assert!(config.contains("source = \"maildir\""), "the test config changed shape");
+    std::fs::write(env.path("secrets/imap-password"), format!("{}\n", dovecot::PASSWORD)).unwrap();
+    let config = config.replace("source = \"maildir\"", "source = \"imap\"")
+        + &format!(
+            "\n[intake.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\nusername = \"{}\"\n\
+             auth = \"password\"\npassword_file = \"secrets/imap-password\"\npoll_interval = \"1s\"\n",
+            dovecot.port,
+            dovecot::USER
+        );
+    std::fs::write(&env.config, config).unwrap();
+    let files = messages();
+    let raws: Vec<Vec<u8>> = files.iter().map(|f| crlf(&std::fs::read(f).unwrap())).collect();
+    dovecot.append_all(&raws).await;
+
+    let mut daemon = env.start_env(&TRACE);
+    wait_for("every message fetched and recorded, the outbox drained", WAIT, || {
+        daemon.assert_running();
+        let s = env.status();
+        if recorded(&s) == files.len() as u64 && s["outbox"]["pending"] == 0 {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    let log = daemon.log();
+    daemon.stop();
+    assert!(log.contains("IMAP intake connected"), "Haven's own events are logged: {log}");
+    assert_nothing_leaks("haven run on IMAP", &log);
+    db.cleanup().await;
+}
+
+/// `raw` with CRLF line ends, as IMAP carries it.
+fn crlf(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 40);
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
 /// The switch lifts the cap, says so loudly, and then the HTML parser's debug output does
 /// hold pupil data (the check above would see a leak). A value it does not understand keeps
 /// the cap and says why.
@@ -287,6 +338,7 @@ async fn the_third_party_switch_warns_and_lifts_the_cap(backend: Backend) {
 backend_tests!(
     ingest_at_trace_logs_no_pupil_data,
     daemon_at_trace_logs_no_pupil_data,
+    imap_daemon_at_trace_logs_no_pupil_data,
     the_third_party_switch_warns_and_lifts_the_cap
 );
 
