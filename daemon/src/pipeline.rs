@@ -349,7 +349,7 @@ impl Filer {
         drop(to_recorder);
         let recorded = recorder
             .await
-            .map_err(|e| StoreError::Invalid(format!("the recording task failed: {e}")))?;
+            .map_err(|e| StoreError::Invalid(format!("the recording task failed: {}", task_failure(&e))))?;
         assessed?;
         let (tx, out) = recorded?;
         tx.commit().await?;
@@ -382,7 +382,7 @@ impl Filer {
                 sealed_raw: sealer.seal(fields::RAW, &raw),
             }
         });
-        async move { task.await.map_err(|e| StoreError::Invalid(format!("preparing a message failed: {e}"))) }
+        async move { task.await.map_err(|e| StoreError::Invalid(format!("preparing a message failed: {}", task_failure(&e)))) }
     }
 
     /// What the store already holds of a window's messages: IMAP UIDs and Message-IDs.
@@ -861,6 +861,12 @@ fn seal_incident(mut inc: IncidentRecord, sealer: &Sealer) -> IncidentRecord {
         a.data = sealer.seal(fields::ATTACHMENT, &a.data);
     }
     inc
+}
+
+/// Why a task ended without its answer. Not the panic's own message: it can quote the message
+/// being read (a string slice out of bounds shows the string), and this text reaches the log.
+fn task_failure(e: &tokio::task::JoinError) -> &'static str {
+    if e.is_panic() { "it panicked (the location is in the log)" } else { "it was cancelled" }
 }
 
 impl Sink for Filer {

@@ -196,6 +196,23 @@ impl Tx {
     }
 }
 
+/// sqlx reports an `sslrootcert` it cannot find only as "No such file or directory"; say
+/// which setting to look at.
+fn missing_root_cert(url: &str, e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::NotFound
+                && (url.contains("sslrootcert=") || std::env::var_os("PGSSLROOTCERT").is_some()) =>
+        {
+            StoreError::Invalid(format!(
+                "cannot open the database: {io}: is the sslrootcert file in the database URL (or \
+                 PGSSLROOTCERT) there? (give its absolute path)"
+            ))
+        }
+        _ => StoreError::Connect(e),
+    }
+}
+
 impl Store {
     /// Opens the database named by `url`, creating a SQLite file if needed, and migrates it.
     pub async fn open(url: &str) -> Result<Store> {
@@ -226,7 +243,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(opts)
                 .await
-                .map_err(StoreError::Connect)?;
+                .map_err(|e| missing_root_cert(url, e))?;
             POSTGRES_MIGRATIONS.run(&pool).await?;
             Store::Postgres(pool)
         } else {
