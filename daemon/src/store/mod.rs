@@ -15,7 +15,7 @@ mod read;
 mod reseal;
 mod schedule;
 
-pub use audit::{AuditEntry, AuditVerdict};
+pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use directory::{ContactImport, SyncReport};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
@@ -91,9 +91,9 @@ pub(crate) use on_pool;
 /// An open transaction on either engine.
 pub struct Tx {
     conn: TxConn,
-    /// The hash of the last audit entry, once this transaction has read or written it: the
-    /// transaction holds the audit chain's lock from then on, so the head cannot move.
-    audit_head: Option<String>,
+    /// The audit chain's head, once this transaction has appended to it: the transaction
+    /// holds the chain's lock from then on, so the head cannot move. Anchored after commit.
+    audit_head: Option<audit::ChainHead>,
 }
 
 pub(crate) enum TxConn {
@@ -146,6 +146,9 @@ impl Tx {
         match self.conn {
             TxConn::Sqlite(t) => t.commit().await?,
             TxConn::Postgres(t) => t.commit().await?,
+        }
+        if let Some(head) = self.audit_head {
+            head.anchor().await;
         }
         Ok(())
     }
