@@ -14,7 +14,7 @@ fn mail(name: &str) -> String {
 
 /// The incidents on a pupil's chronology, as the DSL's `--json` shows them.
 fn incidents_of(env: &HavenEnv, upn: &str) -> Vec<serde_json::Value> {
-    let r = env.haven(&["chronology", upn, "--json"]);
+    let r = env.haven(&["chronology", upn, "--json", "--as", "dsl@school.example"]);
     assert_eq!(r.code, 0, "chronology {upn}: {}", r.stderr);
     let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     chron["incidents"].as_array().expect("incidents array").clone()
@@ -250,7 +250,7 @@ async fn key_rotation_keeps_records_readable(backend: Backend) {
         .filter(|e| e.file_name().to_string_lossy().starts_with("haven.key.old-"))
         .collect();
     assert_eq!(kept.len(), 1, "the old key is kept beside the new one");
-    let r = env.haven(&["chronology", "A100000000001", "--json"]);
+    let r = env.haven(&["chronology", "A100000000001", "--json", "--as", "dsl@school.example"]);
     assert_eq!(r.code, 0, "chronology after rotation: {}", r.stderr);
     assert!(r.stdout.contains("lunch money"), "{}", r.stdout);
     let r = env.haven(&["audit", "verify"]);
@@ -282,7 +282,7 @@ async fn bad_directory_row_imports_nothing(backend: Backend) {
     let line = std::fs::read_to_string(env.path("staff.csv")).unwrap().lines().count();
     assert!(r.stderr.contains(&format!("staff.csv:{line}: unknown role \"wizard\"")), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
-    let r = env.haven(&["chronology", "A100000000009"]);
+    let r = env.haven(&["chronology", "A100000000009", "--as", "dsl@school.example"]);
     assert_ne!(r.code, 0, "the new pupil from the rejected import must not exist");
     db.cleanup().await;
 }
