@@ -200,12 +200,12 @@ async fn outcome_by_someone_who_cannot_see_it_is_refused(backend: Backend) {
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains(&format!("--by teacher@school.example: may not record the outcome of incident #{incident}")), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was recorded"), "{}", r.stderr);
+    let refused = entries(&db).await.into_iter().last().unwrap();
+    assert_eq!(refused.action, "outcome_refused", "the refusal is audited: {refused:?}");
     assert!(olivers_incident(&env)["outcome"].is_null(), "no outcome recorded");
     let r = env.haven(&["outcomes", "--json"]);
     let open: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(open["outcomes"].as_array().unwrap().iter().any(|o| o["incident"] == incident), "still outstanding: {open}");
-    let refused = entries(&db).await.into_iter().last().unwrap();
-    assert_eq!(refused.action, "outcome_refused", "the refusal is audited: {refused:?}");
 
     let r = env.haven(&["outcome", &id, "Spoke to Olly; NFA", "--by", DSL]);
     assert_eq!(r.code, 0, "the DSL may: {}{}", r.stdout, r.stderr);
