@@ -233,7 +233,44 @@ async fn outcome_by_someone_who_cannot_see_it_is_refused(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Writes that change who may see an incident or its outcome are audited with a digest of the
+/// incident: widening a DSL-only incident's visibility, forging an outcome or deleting the
+/// disclosure with SQL leaves the chain intact, but `audit verify` names the incident and the
+/// entry it disagrees with.
+async fn records_changed_behind_havens_back_are_named(backend: Backend) {
+    let (db, env) = school_with_a_log(backend).await;
+    let incident = olivers_incident(&env)["incident"].as_i64().expect("an incident id");
+    let r = env.haven(&["audit", "verify"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let verify_names_it = |what: &str, expect: &str| {
+        let r = env.haven(&["audit", "verify"]);
+        assert_eq!(r.code, 65, "{what}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains(expect), "{what}: {}", r.stderr);
+    };
+    let changed = format!("incident #{incident} disagrees with audit entry");
+
+    let store = &db.store;
+    let sql = |s: String| async move { haven::store::on_pool_for_tests(store, &s).await };
+    sql(format!("UPDATE incidents SET visibility = 'dsl-team,teacher' WHERE id = {incident}")).await;
+    verify_names_it("widened visibility", &changed);
+    sql(format!("UPDATE incidents SET visibility = 'dsl-team' WHERE id = {incident}")).await;
+    let r = env.haven(&["audit", "verify"]);
+    assert_eq!(r.code, 0, "put back, it verifies again: {}{}", r.stdout, r.stderr);
+
+    sql(format!("UPDATE actions SET outcome = 'NFA', outcome_by = 1, outcome_us = 1 WHERE incident_id = {incident}")).await;
+    verify_names_it("forged outcome", &changed);
+
+    for table in ["action_rungs WHERE action_id IN (SELECT id FROM actions WHERE incident_id = {i})", "actions WHERE incident_id = {i}",
+        "outbox WHERE incident_id = {i}", "attachments WHERE incident_id = {i}", "incident_pupils WHERE incident_id = {i}", "incidents WHERE id = {i}"]
+    {
+        sql(format!("DELETE FROM {}", table.replace("{i}", &incident.to_string()))).await;
+    }
+    verify_names_it("deleted disclosure", &format!("incident #{incident} is missing: audit entry"));
+    db.cleanup().await;
+}
+
 backend_tests!(
+    records_changed_behind_havens_back_are_named,
     a_correct_log_is_intact_and_names_the_os_user,
     an_edited_entry_with_a_recomputed_chain_is_named,
     deleting_the_newest_entries_is_detected,

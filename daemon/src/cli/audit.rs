@@ -1,5 +1,6 @@
-//! `haven audit verify`: checks the audit log's HMAC chain entry by entry (streamed) and its
-//! length and head against the head anchored outside the database; names the first entry that
+//! `haven audit verify`: checks the audit log's HMAC chain entry by entry (streamed), its
+//! length and head against the head anchored outside the database, and each recorded incident
+//! against the digest its newest entry holds; names the first entry or incident that
 //! disagrees. Exit 0 when intact, 65 otherwise.
 
 use super::CliError;
@@ -18,6 +19,12 @@ pub async fn verify(store: &Store, config: &Config) -> Result<String, CliError> 
             "audit log truncated: {entries} entries in the database, but {} records {anchored}: the newest {} were deleted",
             head.display(),
             anchored - entries
+        ))),
+        AuditVerdict::RecordChanged { incident, entry } => Err(CliError::Data(format!(
+            "incident #{incident} disagrees with audit entry {entry}: who may see it, its category, priority or outcome was changed outside Haven"
+        ))),
+        AuditVerdict::RecordMissing { incident, entry } => Err(CliError::Data(format!(
+            "incident #{incident} is missing: audit entry {entry} recorded it, and it was deleted outside Haven"
         ))),
         AuditVerdict::Unanchored { entries, reason } => Err(CliError::Data(format!(
             "audit log unanchored: its {entries} entries hold, but {reason} ({}), so deleted entries cannot be ruled out",

@@ -70,6 +70,11 @@ pub enum AuditVerdict {
     /// The chain holds but its head file is missing or unreadable, so a truncation cannot be
     /// ruled out.
     Unanchored { entries: u64, reason: String },
+    /// The chain holds, but an incident no longer matches the digest its newest audit entry
+    /// recorded (who may see it, its category, priority or actions were changed outside Haven).
+    RecordChanged { incident: i64, entry: i64 },
+    /// The chain holds, but an incident it recorded is gone (deleted outside Haven).
+    RecordMissing { incident: i64, entry: i64 },
 }
 
 /// Why the audit key cannot be used.
@@ -167,6 +172,7 @@ fn user_name(passwd: &str, uid: u32) -> Option<String> {
 }
 
 /// What one entry's MAC covers besides its predecessor's MAC.
+#[derive(Clone, Copy)]
 struct Fields<'a> {
     seq: i64,
     at_us: i64,
@@ -175,11 +181,15 @@ struct Fields<'a> {
     action: &'a str,
     subject: &'a str,
     detail: &'a str,
+    /// `incident:ID` when the entry carries the digest of the incident it changed, else "".
+    record: &'a str,
+    record_digest: &'a str,
 }
 
 fn entry_mac(key: &[u8], prev: &str, f: &Fields<'_>) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-    for part in [prev, &f.seq.to_string(), &f.at_us.to_string(), f.actor, f.os_user, f.action, f.subject, f.detail] {
+    let (seq, at_us) = (f.seq.to_string(), f.at_us.to_string());
+    for part in [prev, &seq, &at_us, f.actor, f.os_user, f.action, f.subject, f.detail, f.record, f.record_digest] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part.as_bytes());
     }
@@ -315,6 +325,8 @@ struct StoredEntry {
     action: String,
     subject: String,
     detail: String,
+    record: String,
+    record_digest: String,
     prev_hash: String,
     hash: String,
     chain: String,
@@ -328,6 +340,85 @@ pub(crate) struct AuditRecord<'a> {
     pub action: &'a str,
     pub subject: String,
     pub detail: String,
+    /// The incident this entry created or changed: the digest of its row as this transaction
+    /// leaves it is chained with the entry.
+    pub incident: Option<i64>,
+}
+
+/// One row of an incident's digest: the incident, and one of its actions if it has any.
+struct DigestRow {
+    id: i64,
+    category: String,
+    priority: String,
+    visibility: String,
+    action: Option<i64>,
+    owner: Option<i64>,
+    due_us: Option<i64>,
+    has_outcome: i32,
+    outcome_by: Option<i64>,
+    outcome_us: Option<i64>,
+}
+
+/// The incidents (and their actions) whose digests are taken, by id range.
+const DIGEST_SQL: &str = "SELECT i.id, i.category, i.priority, i.visibility, a.id AS action_id, a.owner, a.due_us, \
+     CASE WHEN a.outcome IS NULL THEN 0 ELSE 1 END AS has_outcome, a.outcome_by, a.outcome_us \
+     FROM incidents i LEFT JOIN actions a ON a.incident_id = i.id \
+     WHERE i.id >= $1 AND i.id <= $2 ORDER BY i.id, a.id";
+
+/// Runs [`DIGEST_SQL`] for ids `lo..=hi` on `$conn` and evaluates to its rows.
+macro_rules! digest_rows {
+    ($conn:expr, $lo:expr, $hi:expr) => {
+        sqlx::query(DIGEST_SQL)
+            .bind($lo)
+            .bind($hi)
+            .fetch_all($conn)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok::<_, sqlx::Error>(DigestRow {
+                    id: r.try_get("id")?,
+                    category: r.try_get("category")?,
+                    priority: r.try_get("priority")?,
+                    visibility: r.try_get("visibility")?,
+                    action: r.try_get("action_id")?,
+                    owner: r.try_get("owner")?,
+                    due_us: r.try_get("due_us")?,
+                    has_outcome: r.try_get("has_outcome")?,
+                    outcome_by: r.try_get("outcome_by")?,
+                    outcome_us: r.try_get("outcome_us")?,
+                })
+            })
+            .collect::<Result<Vec<DigestRow>, _>>()?
+    };
+}
+
+/// Each incident's digest, in id order: SHA-256 over who may see it, its category and
+/// priority, and each action's owner, due time and outcome (whether, by whom, when). The
+/// sealed text is not covered: key rotation re-seals it, and the seal authenticates it.
+fn incident_digests(rows: &[DigestRow]) -> Vec<(i64, String)> {
+    fn feed(h: &mut Sha256, parts: &[&str]) {
+        for p in parts {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p.as_bytes());
+        }
+    }
+    let opt = |v: Option<i64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let mut out = Vec::new();
+    let mut current: Option<(i64, Sha256)> = None;
+    for r in rows {
+        if current.as_ref().map(|(id, _)| *id) != Some(r.id) {
+            out.extend(current.take().map(|(id, h)| (id, hex::encode(h.finalize()))));
+            let mut h = Sha256::new();
+            feed(&mut h, &["incident", &r.id.to_string(), &r.category, &r.priority, &r.visibility]);
+            current = Some((r.id, h));
+        }
+        if let (Some(action), Some((_, h))) = (r.action, current.as_mut()) {
+            let parts = [action.to_string(), opt(r.owner), opt(r.due_us), r.has_outcome.to_string(), opt(r.outcome_by), opt(r.outcome_us)];
+            feed(h, &["action", &parts[0], &parts[1], &parts[2], &parts[3], &parts[4], &parts[5]]);
+        }
+    }
+    out.extend(current.map(|(id, h)| (id, hex::encode(h.finalize()))));
+    out
 }
 
 impl Tx {
@@ -342,8 +433,38 @@ impl Tx {
         subject: &str,
         detail: &str,
     ) -> Result<()> {
-        let entry = AuditRecord { at, actor, action, subject: subject.to_string(), detail: detail.to_string() };
+        let entry = AuditRecord { at, actor, action, subject: subject.to_string(), detail: detail.to_string(), incident: None };
         self.append_audits(std::slice::from_ref(&entry)).await
+    }
+
+    /// Appends an entry about a change to `incident` (subject `incident:ID`) that carries the
+    /// digest of the incident as this transaction now has it.
+    pub(crate) async fn append_incident_audit(
+        &mut self,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        incident: i64,
+        detail: &str,
+    ) -> Result<()> {
+        let entry = AuditRecord {
+            at,
+            actor,
+            action,
+            subject: format!("incident:{incident}"),
+            detail: detail.to_string(),
+            incident: Some(incident),
+        };
+        self.append_audits(std::slice::from_ref(&entry)).await
+    }
+
+    /// The digests of `ids` as this transaction sees them.
+    async fn digests_of(&mut self, ids: &[i64]) -> Result<std::collections::HashMap<i64, String>> {
+        let (Some(lo), Some(hi)) = (ids.iter().min().copied(), ids.iter().max().copied()) else {
+            return Ok(Default::default());
+        };
+        let rows = on_tx!(self, |c| digest_rows!(&mut *c, lo, hi));
+        Ok(incident_digests(&rows).into_iter().filter(|(id, _)| ids.contains(id)).collect())
     }
 
     /// Appends entries in order, each chained to the one before, with one multi-row INSERT.
@@ -357,21 +478,38 @@ impl Tx {
             None => self.read_chain_head(key).await?,
         };
         let os_user = os_user();
+        let changed: Vec<i64> = entries.iter().filter_map(|e| e.incident).collect();
+        let digests = self.digests_of(&changed).await?;
         let mut rows = Vec::with_capacity(entries.len());
         for e in entries {
             let at_us = to_us(e.at);
             let seq = head.seq + 1;
-            let fields = Fields { seq, at_us, actor: e.actor, os_user, action: e.action, subject: &e.subject, detail: &e.detail };
+            let (record, record_digest) = match e.incident {
+                Some(id) => (format!("incident:{id}"), digests.get(&id).cloned().unwrap_or_default()),
+                None => (String::new(), String::new()),
+            };
+            let fields = Fields {
+                seq,
+                at_us,
+                actor: e.actor,
+                os_user,
+                action: e.action,
+                subject: &e.subject,
+                detail: &e.detail,
+                record: &record,
+                record_digest: &record_digest,
+            };
             let mac = entry_mac(&key.key, &head.mac, &fields);
-            rows.push((seq, at_us, e, std::mem::replace(&mut head.mac, mac.clone()), mac));
+            rows.push((seq, at_us, e, record, record_digest, std::mem::replace(&mut head.mac, mac.clone()), mac));
             head.seq = seq;
         }
         on_tx!(self, |c| {
             insert_values!(c, ROWS_PER_STATEMENT,
-                "INSERT INTO audit_log (seq, at_us, actor, os_user, action, subject, detail, prev_hash, hash, chain) ", rows, "", |b, row| {
-                let (seq, at_us, e, prev, mac) = row;
+                "INSERT INTO audit_log (seq, at_us, actor, os_user, action, subject, detail, record, record_digest, prev_hash, hash, chain) ", rows, "", |b, row| {
+                let (seq, at_us, e, record, record_digest, prev, mac) = row;
                 b.push_bind(*seq).push_bind(*at_us).push_bind(e.actor.to_string()).push_bind(os_user.to_string())
                     .push_bind(e.action.to_string()).push_bind(e.subject.clone()).push_bind(e.detail.clone())
+                    .push_bind(record.clone()).push_bind(record_digest.clone())
                     .push_bind(prev.clone()).push_bind(mac.clone()).push_bind(KEYED);
             });
         });
@@ -445,6 +583,8 @@ impl Store {
         let mut n: i64 = 0;
         let mut last_id = i64::MIN;
         let mut keyed_seen = false;
+        // Each incident's newest recorded digest and the entry that recorded it.
+        let mut recorded: std::collections::BTreeMap<i64, (String, i64)> = std::collections::BTreeMap::new();
         let anchor = key.head_file.as_deref().map(read_anchor);
         let anchored = match &anchor {
             Some(Ok(Some(a))) => Some(a.clone()),
@@ -453,7 +593,7 @@ impl Store {
         loop {
             let rows: Vec<StoredEntry> = on_pool!(self, |p| {
                 sqlx::query(
-                    "SELECT id, seq, at_us, actor, os_user, action, subject, detail, prev_hash, hash, chain \
+                    "SELECT id, seq, at_us, actor, os_user, action, subject, detail, record, record_digest, prev_hash, hash, chain \
                      FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
                 )
                 .bind(last_id)
@@ -471,6 +611,8 @@ impl Store {
                         action: r.try_get("action")?,
                         subject: r.try_get("subject")?,
                         detail: r.try_get("detail")?,
+                        record: r.try_get("record")?,
+                        record_digest: r.try_get("record_digest")?,
                         prev_hash: r.try_get("prev_hash")?,
                         hash: r.try_get("hash")?,
                         chain: r.try_get("chain")?,
@@ -480,8 +622,18 @@ impl Store {
             });
             let page = rows.len();
             for r in rows {
-                let StoredEntry { id, seq, at_us, actor, os_user, action, subject, detail, prev_hash: stored_prev, hash, chain } = r;
-                let fields = Fields { seq: n + 1, at_us, actor: &actor, os_user: &os_user, action: &action, subject: &subject, detail: &detail };
+                let StoredEntry { id, seq, at_us, actor, os_user, action, subject, detail, record, record_digest, prev_hash: stored_prev, hash, chain } = r;
+                let fields = Fields {
+                    seq: n + 1,
+                    at_us,
+                    actor: &actor,
+                    os_user: &os_user,
+                    action: &action,
+                    subject: &subject,
+                    detail: &detail,
+                    record: &record,
+                    record_digest: &record_digest,
+                };
                 let holds = seq == Some(n + 1)
                     && stored_prev == prev
                     && match chain.as_str() {
@@ -489,12 +641,17 @@ impl Store {
                             keyed_seen = true;
                             hash == entry_mac(&key.key, &prev, &fields)
                         }
-                        LEGACY => !keyed_seen && os_user.is_empty() && hash == legacy_hash(&prev, &fields),
+                        LEGACY => {
+                            !keyed_seen && os_user.is_empty() && record.is_empty() && hash == legacy_hash(&prev, &fields)
+                        }
                         _ => false,
                     }
                     && anchored.as_ref().is_none_or(|a| a.entries != n + 1 || a.mac == hash);
                 if !holds {
                     return Ok(AuditVerdict::Broken { id });
+                }
+                if let Some(incident) = record.strip_prefix("incident:").and_then(|i| i.parse::<i64>().ok()) {
+                    recorded.insert(incident, (record_digest, id));
                 }
                 prev = hash;
                 n += 1;
@@ -505,14 +662,39 @@ impl Store {
             }
         }
         let entries = n as u64;
-        Ok(match anchor {
-            None => AuditVerdict::Intact { entries },
-            Some(Ok(Some(a))) if a.entries > n => AuditVerdict::Truncated { entries, anchored: a.entries as u64 },
-            Some(Ok(Some(_))) => AuditVerdict::Intact { entries },
-            Some(Ok(None)) if !keyed_seen => AuditVerdict::Intact { entries },
-            Some(Ok(None)) => AuditVerdict::Unanchored { entries, reason: "the head file is missing".into() },
-            Some(Err(e)) => AuditVerdict::Unanchored { entries, reason: format!("the head file is unreadable: {e}") },
-        })
+        match anchor {
+            Some(Ok(Some(a))) if a.entries > n => {
+                return Ok(AuditVerdict::Truncated { entries, anchored: a.entries as u64 });
+            }
+            Some(Ok(None)) if keyed_seen => {
+                return Ok(AuditVerdict::Unanchored { entries, reason: "the head file is missing".into() });
+            }
+            Some(Err(e)) => {
+                return Ok(AuditVerdict::Unanchored { entries, reason: format!("the head file is unreadable: {e}") });
+            }
+            _ => {}
+        }
+        Ok(self.check_records(&recorded).await?.unwrap_or(AuditVerdict::Intact { entries }))
+    }
+
+    /// Compares each recorded incident with the digest its newest audit entry holds, a
+    /// thousand incidents at a time, in id order; the first that disagrees.
+    async fn check_records(&self, recorded: &std::collections::BTreeMap<i64, (String, i64)>) -> Result<Option<AuditVerdict>> {
+        let ids: Vec<i64> = recorded.keys().copied().collect();
+        for chunk in ids.chunks(VERIFY_PAGE as usize) {
+            let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
+            let rows = on_pool!(self, |p| digest_rows!(p, lo, hi));
+            let now: std::collections::HashMap<i64, String> = incident_digests(&rows).into_iter().collect();
+            for id in chunk {
+                let (digest, entry) = &recorded[id];
+                match now.get(id) {
+                    None => return Ok(Some(AuditVerdict::RecordMissing { incident: *id, entry: *entry })),
+                    Some(d) if d != digest => return Ok(Some(AuditVerdict::RecordChanged { incident: *id, entry: *entry })),
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The newest audit entries, newest last.
@@ -564,10 +746,11 @@ mod tests {
 
     #[test]
     fn the_mac_depends_on_the_key_and_every_field() {
-        let f = Fields { seq: 1, at_us: 5, actor: "a", os_user: "u", action: "x", subject: "s", detail: "d" };
+        let f = Fields { seq: 1, at_us: 5, actor: "a", os_user: "u", action: "x", subject: "s", detail: "d", record: "", record_digest: "" };
         let m = entry_mac(b"key one", GENESIS, &f);
         assert_ne!(m, entry_mac(b"key two", GENESIS, &f));
         assert_ne!(m, entry_mac(b"key one", GENESIS, &Fields { os_user: "v", ..f }));
         assert_ne!(m, entry_mac(b"key one", GENESIS, &Fields { seq: 2, ..f }));
+        assert_ne!(m, entry_mac(b"key one", GENESIS, &Fields { record_digest: "00", ..f }));
     }
 }

@@ -48,8 +48,7 @@ impl Tx {
             OutcomeRecorded::Closed { action } => format!("action={action} closed"),
             OutcomeRecorded::NoOpenAction => "no open action".to_string(),
         };
-        self.append_audit(at, &format!("staff:{by}"), "outcome", &format!("incident:{incident}"), &detail)
-            .await?;
+        self.append_incident_audit(at, &format!("staff:{by}"), "outcome", incident, &detail).await?;
         Ok(result)
     }
 }
