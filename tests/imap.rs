@@ -1271,8 +1271,51 @@ async fn already_filed_messages_under_a_new_uidvalidity_are_moved_not_refiled(ba
     db.cleanup().await;
 }
 
+/// The database's disk fills while 100 messages wait in INBOX: none leaves INBOX; the daemon
+/// is killed with SIGKILL while the disk is full; once there is room again (and it is started
+/// again) every message is filed exactly once and moved to Filed.
+async fn a_full_disk_leaves_every_message_in_inbox_until_space_returns(backend: Backend) {
+    const N: usize = 100;
+    let disk = support::disk::Tmpfs::mount("64m");
+    let db = support::disk::DiskDb::new(backend, &disk).await;
+    let d = Dovecot::start();
+    let env = HavenEnv::new(&db.url, "");
+    use_imap(&env, &d, PASSWORD);
+    env.import_school();
+    let mut daemon = Daemon::start(&env);
+    eventually("the daemon connected", Duration::from_secs(30), || async {
+        daemon.log().contains("IMAP intake connected")
+    })
+    .await;
+
+    disk.fill();
+    let msgs: Vec<Vec<u8>> = (0..N).map(forward).collect();
+    d.append_all(&msgs).await;
+    eventually("a refused commit", Duration::from_secs(60), || async {
+        daemon.log().contains("IMAP intake failed; retrying")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    daemon.assert_running();
+    assert_eq!(d.count("INBOX").await as usize, N, "a message left INBOX though nothing could be committed:\n{}", daemon.log());
+    daemon.kill_9();
+
+    disk.free();
+    let mut daemon = Daemon::start(&env);
+    eventually("INBOX emptied", Duration::from_secs(120), || async { d.count("INBOX").await == 0 }).await;
+    daemon.assert_running();
+    daemon.terminate().await;
+    let s = env.status();
+    assert_eq!(s["messages"]["filed"], N, "{s}");
+    assert_eq!(s["incidents"], N, "each forward filed exactly once: {s}");
+    let filed = server_name(&d, "Haven/Filed").await;
+    assert_eq!(d.count(&filed).await as usize, N);
+    db.cleanup().await;
+}
+
 backend_tests!(
     the_daemon_files_500_messages_once_across_five_kill_9s,
+    a_full_disk_leaves_every_message_in_inbox_until_space_returns,
     already_filed_messages_under_a_new_uidvalidity_are_moved_not_refiled,
     the_daemon_files_what_arrives_while_it_idles,
     a_wrong_password_is_reported_once_and_retried,

@@ -6,7 +6,7 @@
 use chrono::{Duration, NaiveDate};
 use haven::directory::{Directory, Pupil, Role, Staff};
 use haven::identify::{Identification, PupilMatch, PupilRole};
-use haven::message::{Address, Attachment, Forwarded, Kind, Message};
+use haven::message::{Address, Attachment, Forwarded, FromShape, Kind, Message};
 use haven::rules::{Decision, Facts, History, LiveRules, Priority, RiskLevel, RuleSet};
 use std::path::{Path, PathBuf};
 
@@ -149,6 +149,7 @@ fn message(subject: &str, note: &str, text: &str) -> Message {
             address: "teacher@school.example".into(),
             name: None,
         }),
+        from_shape: FromShape { headers: 1, addresses: 1, group: false },
         to: vec![Address {
             address: "safeguarding@school.example".into(),
             name: None,

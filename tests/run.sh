@@ -42,6 +42,9 @@ fi
 # Databases left behind by an interrupted earlier run.
 psql "$HAVEN_TEST_PG" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'haven_test_%'" 2>/dev/null |
   while read -r db; do psql "$HAVEN_TEST_PG" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+# ... and the tablespaces of the full-disk tests (tests/support/disk.rs), on their tmpfs.
+psql "$HAVEN_TEST_PG" -Atqc "SELECT spcname FROM pg_tablespace WHERE spcname LIKE 'haven_test_%'" 2>/dev/null |
+  while read -r ts; do psql "$HAVEN_TEST_PG" -qc "DROP TABLESPACE IF EXISTS $ts" >/dev/null 2>&1 || true; done
 
 cleanup() { [[ -n $started_pg ]] && pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main stop || true; }
 trap cleanup EXIT

@@ -36,6 +36,7 @@ pub struct Config {
     pub rules: Rules,
     pub alerts: Alerts,
     pub digests: Vec<Digest>,
+    pub directory: DirectorySettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -322,6 +323,71 @@ pub struct Digest {
     pub send_empty: bool,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectoryRaw {
+    #[serde(default = "default_max_change")]
+    max_change: String,
+}
+
+fn default_max_change() -> String {
+    "10%".into()
+}
+
+/// `[directory]`: how much one `haven directory import` may change without
+/// `--allow-mass-change`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectorySettings {
+    /// The largest share of the pupils on roll an import may mark as left, and of the active
+    /// staff it may deactivate.
+    pub max_change: Share,
+}
+
+impl Default for DirectorySettings {
+    fn default() -> Self {
+        DirectorySettings { max_change: Share { basis_points: 1000 } }
+    }
+}
+
+/// A share written as a percentage ("10%", "2.5%"), kept in hundredths of a percent so that
+/// "10% of 30" is exactly 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    basis_points: u32,
+}
+
+impl Share {
+    /// How many of `whole` this share is, rounded down.
+    pub fn of(self, whole: u64) -> u64 {
+        whole.saturating_mul(u64::from(self.basis_points)) / 10_000
+    }
+}
+
+impl fmt::Display for Share {
+    /// "10 %", "2.5 %".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, frac) = (self.basis_points / 100, self.basis_points % 100);
+        match frac {
+            0 => write!(f, "{whole} %"),
+            _ if frac % 10 == 0 => write!(f, "{whole}.{} %", frac / 10),
+            _ => write!(f, "{whole}.{frac:02} %"),
+        }
+    }
+}
+
+/// "10%", "10 %", "2.5%": from 0 % to 100 %, at most two decimals.
+pub fn parse_share(s: &str) -> Option<Share> {
+    let n = s.trim().strip_suffix('%')?.trim_end();
+    let (whole, frac) = n.split_once('.').unwrap_or((n, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let frac: u32 = format!("{frac:0<2}").parse().ok()?;
+    let basis_points = whole.checked_mul(100)?.checked_add(frac)?;
+    (basis_points <= 10_000).then_some(Share { basis_points })
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Top {
@@ -333,6 +399,7 @@ struct Top {
     rules: Option<toml::Value>,
     alerts: Option<toml::Value>,
     digest: Option<Vec<toml::Value>>,
+    directory: Option<toml::Value>,
 }
 
 /// Collects errors while the sections are read one by one.
@@ -388,6 +455,16 @@ impl Config {
         let smtp: Option<SmtpRaw> = c.section("smtp", top.smtp, true);
         let rules: Option<Rules> = c.section("rules", top.rules, false);
         let alerts: Option<Alerts> = c.section("alerts", top.alerts, false);
+        let directory = c.section::<DirectoryRaw>("directory", top.directory, false).and_then(|d| {
+            let share = parse_share(&d.max_change);
+            if share.is_none() {
+                c.err(format!(
+                    "directory.max_change: expected a percentage from 0% to 100% such as \"10%\", found {:?}",
+                    d.max_change
+                ));
+            }
+            share.map(|max_change| DirectorySettings { max_change })
+        });
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
             if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
@@ -438,6 +515,7 @@ impl Config {
             rules: Rules { dir: base.join(rules.map_or_else(|| PathBuf::from("rules"), |r| r.dir)) },
             alerts: Alerts { reply_key_file: alerts.reply_key_file.map(|p| base.join(p)), ..alerts },
             digests,
+            directory: directory.unwrap_or_default(),
         })
     }
 
@@ -752,5 +830,24 @@ maildir = "mail/outbox"
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
         assert!(errs.iter().any(|e| e.contains("HAVEN_TEST_UNSET_VAR is not set")), "{errs:#?}");
         assert!(errs.iter().any(|e| e.contains("\"plain\" is refused")), "{errs:#?}");
+    }
+
+    #[test]
+    fn the_directory_import_limit_is_a_percentage() {
+        let c = Config::parse(GOOD, Path::new("/x")).unwrap();
+        assert_eq!(c.directory.max_change.of(30), 3, "10 % by default");
+        assert_eq!(c.directory.max_change.to_string(), "10 %");
+        let c = Config::parse(&format!("{GOOD}[directory]\nmax_change = \"2.5%\"\n"), Path::new("/x")).unwrap();
+        assert_eq!(c.directory.max_change.of(400), 10);
+        assert_eq!(c.directory.max_change.to_string(), "2.5 %");
+        for bad in ["ten", "10", "150%", "-5%", "1.234%", "%"] {
+            let errs = Config::parse(&format!("{GOOD}[directory]\nmax_change = \"{bad}\"\n"), Path::new("/x")).unwrap_err();
+            assert_eq!(
+                errs,
+                vec![format!("directory.max_change: expected a percentage from 0% to 100% such as \"10%\", found {bad:?}")]
+            );
+        }
+        let errs = Config::parse(&format!("{GOOD}[directory]\nmax_changes = \"10%\"\n"), Path::new("/x")).unwrap_err();
+        assert!(errs[0].starts_with("directory: unknown field `max_changes`"), "{errs:#?}");
     }
 }

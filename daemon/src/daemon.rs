@@ -9,6 +9,7 @@ use crate::outbox;
 use crate::pipeline::Filer;
 use crate::rules::{LiveRules, RuleSet};
 use crate::schedule;
+use crate::seal::KeyFiles;
 use crate::source::imap;
 use crate::source::maildir::{self, MaildirSettings};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ const MAILDIR_BATCH: usize = 50;
 pub async fn run(config: Config) -> Result<(), CliError> {
     // Refuse to start on anything invalid: rules, keys, transport.
     let rules = cli::load_rules(&config)?;
-    let sealer = cli::load_sealer(&config)?;
+    cli::load_sealer(&config)?;
     let reply_key = cli::read_reply_key(&config)?;
     let transport = outbox_transport(&config);
     transport.check().map_err(|e| CliError::Config(e.to_string()))?;
@@ -42,7 +43,10 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     }
     let app = App::open(config).await?;
     let live = Arc::new(LiveRules::new(rules));
-    let filer = Arc::new(Filer::new(app.store.clone(), live.clone(), app.clock.clone(), sealer, cli::filing_settings(&app.config)));
+    let filer = Arc::new(
+        Filer::new(app.store.clone(), live.clone(), app.clock.clone(), app.sealer().await?, cli::filing_settings(&app.config))
+            .following_key_changes(KeyFiles::new(&app.config.storage.key_file)),
+    );
     let shutdown = CancellationToken::new();
     let wake_outbox = Arc::new(Notify::new());
 

@@ -8,7 +8,7 @@
 use crate::directory::{Pupil, Role, Staff};
 use crate::store::ContactImport;
 use chrono::NaiveDate;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// (canonical column, accepted aliases, required)
@@ -262,9 +262,19 @@ pub fn read_staff(path: &Path, errors: &mut Vec<String>) -> Vec<Staff> {
     out
 }
 
-pub fn read_contacts(path: &Path, pupils: &[Pupil], errors: &mut Vec<String>) -> Vec<ContactImport> {
+/// Contacts, each linked to pupils by UPN. A UPN missing from the pupils file but naming a
+/// pupil Haven already knows (`known_upns`) is a pupil who has left: the contact is kept, still
+/// linked to that pupil's record, and a warning says so. A UPN Haven has never seen is an error.
+pub fn read_contacts(
+    path: &Path,
+    pupils: &[Pupil],
+    known_upns: &HashSet<String>,
+    errors: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<ContactImport> {
     let name = path.display().to_string();
     let table = read_table(path, CONTACT_COLUMNS, errors);
+    let on_file: HashSet<&str> = pupils.iter().map(|p| p.upn.as_str()).collect();
     let mut out = Vec::new();
     'rows: for (line, row) in table.rows {
         let mut bad = |msg: String| errors.push(format!("{name}:{line}: {msg}"));
@@ -277,11 +287,21 @@ pub fn read_contacts(path: &Path, pupils: &[Pupil], errors: &mut Vec<String>) ->
             continue;
         }
         let upns: Vec<String> = upns.split(';').map(|u| u.trim().to_ascii_uppercase()).filter(|u| !u.is_empty()).collect();
+        let mut left = Vec::new();
         for u in &upns {
-            if !pupils.iter().any(|p| p.upn == *u) {
-                bad(format!("UPN {u} is not in the pupils file"));
+            if on_file.contains(u.as_str()) {
+                continue;
+            }
+            if !known_upns.contains(u) {
+                bad(format!("UPN {u} is not in the pupils file and is not a pupil Haven knows"));
                 continue 'rows;
             }
+            left.push(u);
+        }
+        for u in left {
+            warnings.push(format!(
+                "{name}:{line}: UPN {u} is not in the pupils file, so that pupil has left; the contact is kept and stays linked to their record"
+            ));
         }
         out.push(ContactImport {
             email: email.to_ascii_lowercase(),
@@ -328,5 +348,31 @@ mod tests {
                 format!("{name}:4: sen must be yes or no"),
             ]
         );
+    }
+
+    #[test]
+    fn a_contact_of_a_pupil_who_has_left_is_kept_with_a_warning() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), "pupils.csv", "upn,first_name,last_name\nA1,Jane,Smith\n");
+        let c = write(
+            d.path(),
+            "contacts.csv",
+            "email,pupil_upns\nmum@home.example,A1\ngran@home.example,A1;a2\nwho@home.example,A9\n",
+        );
+        let mut errors = Vec::new();
+        let pupils = read_pupils(&p, &mut errors);
+        let known: HashSet<String> = ["A1".to_string(), "A2".to_string()].into();
+        let mut warnings = Vec::new();
+        let contacts = read_contacts(&c, &pupils, &known, &mut errors, &mut warnings);
+        let name = c.display();
+        assert_eq!(contacts.len(), 2);
+        assert_eq!(contacts[1].pupil_upns, vec!["A1", "A2"]);
+        assert_eq!(
+            warnings,
+            vec![format!(
+                "{name}:3: UPN A2 is not in the pupils file, so that pupil has left; the contact is kept and stays linked to their record"
+            )]
+        );
+        assert_eq!(errors, vec![format!("{name}:4: UPN A9 is not in the pupils file and is not a pupil Haven knows")]);
     }
 }

@@ -129,6 +129,10 @@ enum DirectoryCommand {
         staff: PathBuf,
         #[arg(long)]
         contacts: PathBuf,
+        /// Apply an import that marks more pupils as left, or deactivates more staff, than
+        /// `directory.max_change` allows (never one that leaves no DSL team).
+        #[arg(long)]
+        allow_mass_change: bool,
     },
 }
 
@@ -140,8 +144,22 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum KeyCommand {
-    /// Re-seal everything under a new key; the old key is kept beside it as KEY.old-<id>.
+    /// Add a new key to the keyring, make it current and re-seal everything under it (online;
+    /// safe to interrupt). The old key stays in the ring until you retire it.
     Rotate,
+    /// Re-seal whatever is not yet under the current key (resumes an interrupted rotation).
+    Reseal,
+    /// Open every sealed value with the keyring and count them by key; with --without, as if
+    /// that key were gone. Changes nothing.
+    Verify {
+        #[arg(long, value_name = "KEY_ID")]
+        without: Option<String>,
+    },
+    /// Stop using an old key: only when every sealed value opens without it.
+    Retire {
+        #[arg(value_name = "KEY_ID")]
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -199,16 +217,21 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         }
         Command::Rules { command: RulesCommand::Test { file, json } } => cli::rules::test(&app, &file, json).await,
         Command::Ingest { paths, json } => {
-            let filer = app.filer()?;
+            let filer = app.filer().await?;
             let summary = cli::ingest::run(&filer, &paths).await?;
             Ok(if json { serde_json::to_string_pretty(&summary).unwrap_or_default() } else { summary.to_string() })
         }
-        Command::Directory { command: DirectoryCommand::Import { pupils, staff, contacts } } => {
+        Command::Directory { command: DirectoryCommand::Import { pupils, staff, contacts, allow_mass_change } } => {
             let files = cli::directory::ImportFiles { pupils: &pupils, staff: &staff, contacts: &contacts };
-            cli::directory::import(&app.store, files, app.config.school.tz(), now).await.map(|r| r.to_string())
+            let guard = cli::directory::ImportGuard { max_change: app.config.directory.max_change, allow_mass_change };
+            let imported = cli::directory::import(&app.store, files, guard, app.config.school.tz(), now).await?;
+            for warning in &imported.warnings {
+                eprintln!("haven: warning: {warning}");
+            }
+            Ok(imported.report.to_string())
         }
         Command::Chronology { pupil, viewer, json } => {
-            cli::chronology::run(&app.store, &app.sealer()?, &pupil, &viewer, app.config.school.tz(), now, json).await
+            cli::chronology::run(&app.store, &app.sealer().await?, &pupil, &viewer, app.config.school.tz(), now, json).await
         }
         Command::Export { pupil, format, viewer, out } => {
             let req = cli::export::ExportRequest {
@@ -220,16 +243,21 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
                 tz: app.config.school.tz(),
                 now,
             };
-            cli::export::run(&app.store, &app.sealer()?, req).await.map(|p| format!("exported to {}", p.display()))
+            cli::export::run(&app.store, &app.sealer().await?, req).await.map(|p| format!("exported to {}", p.display()))
         }
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, incident, &text, &by, now).await,
         Command::Messages { state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
         Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
         Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), now, json).await,
         Command::Audit { command: AuditCommand::Verify } => cli::audit::verify(&app.store, &app.config).await,
-        Command::Key { command: KeyCommand::Rotate } => {
-            let (count, id) = cli::key::rotate(&app.store, &app.config.storage.key_file).await?;
-            Ok(format!("re-sealed {count:?} under key {id}; the old key is kept beside it until you delete it"))
+        Command::Key { command } => {
+            let key_file = &app.config.storage.key_file;
+            match command {
+                KeyCommand::Rotate => cli::key::rotate(&app.store, key_file, now).await,
+                KeyCommand::Reseal => cli::key::reseal(&app.store, key_file).await,
+                KeyCommand::Verify { without } => cli::key::verify(&app.store, key_file, without.as_deref()).await,
+                KeyCommand::Retire { id } => cli::key::retire(&app.store, key_file, &id, now).await,
+            }
         }
     }
 }

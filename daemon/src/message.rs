@@ -14,6 +14,26 @@ pub struct Address {
     pub name: Option<String>,
 }
 
+/// How the top-level From was written: Haven files only a message whose From names one
+/// mailbox, once, since a sender check of "the first address" would not be the address a mail
+/// server authenticated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FromShape {
+    /// `From:` header fields.
+    pub headers: usize,
+    /// Mailboxes named across them, members of groups included.
+    pub addresses: usize,
+    /// Group syntax (`Staff: a@b, c@d;`) was used.
+    pub group: bool,
+}
+
+impl FromShape {
+    /// At most one header naming at most one mailbox, no group: the usual shape, not worth showing.
+    pub fn is_plain(&self) -> bool {
+        self.headers <= 1 && self.addresses <= 1 && !self.group
+    }
+}
+
 /// How the sender meant the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,7 +107,10 @@ pub struct Header {
 pub struct Message {
     /// Without angle brackets.
     pub message_id: Option<String>,
+    /// The first mailbox of the first From header; see `from_shape` for whether there were more.
     pub from: Option<Address>,
+    #[serde(skip_serializing_if = "FromShape::is_plain")]
+    pub from_shape: FromShape,
     pub to: Vec<Address>,
     pub cc: Vec<Address>,
     pub reply_to: Vec<Address>,

@@ -32,7 +32,7 @@ use crate::read::{self, Limits};
 use crate::history;
 use crate::rules::{Decision, Facts, LiveRules, RuleSet};
 use crate::store::EarlierIncident;
-use crate::seal::Sealer;
+use crate::seal::{KeyFiles, Sealer};
 use crate::triage;
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use crate::store::{
@@ -83,7 +83,10 @@ pub struct Filer {
     store: Store,
     rules: Arc<LiveRules>,
     clock: Arc<dyn Clock>,
-    sealer: Sealer,
+    /// The keyring as of the last batch.
+    sealer: std::sync::RwLock<Sealer>,
+    /// Where the key files are, when the filer follows key rotations (the daemon, ingest).
+    key_files: Option<KeyFiles>,
     settings: FilingSettings,
 }
 
@@ -242,7 +245,36 @@ impl Filer {
         sealer: Sealer,
         settings: FilingSettings,
     ) -> Filer {
-        Filer { store, rules, clock, sealer, settings }
+        Filer { store, rules, clock, sealer: std::sync::RwLock::new(sealer), key_files: None, settings }
+    }
+
+    /// Before each batch, asks the database which key is current and, after a rotation,
+    /// re-reads the keyring from `files` so new values are sealed with the new key.
+    pub fn following_key_changes(mut self, files: KeyFiles) -> Filer {
+        self.key_files = Some(files);
+        self
+    }
+
+    /// The keyring as of the last batch.
+    fn sealer(&self) -> Sealer {
+        self.sealer.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Brings the keyring up to date with the database before a batch.
+    async fn follow_keys(&self) -> Result<(), StoreError> {
+        let Some(files) = &self.key_files else { return Ok(()) };
+        let held = self.sealer();
+        let state = self.store.key_state().await?;
+        let current_matches = state.current.as_ref().is_none_or(|id| *id == held.key_id());
+        let holds_retired = held.key_ids().iter().any(|id| state.retired.contains(id));
+        if current_matches && !holds_retired {
+            return Ok(());
+        }
+        let ring = Sealer::load(files, state.current.as_deref(), &state.retired)
+            .map_err(|e| StoreError::Invalid(format!("the keyring changed but cannot be loaded: {e}")))?;
+        tracing::info!(key = %ring.key_id(), "the keyring changed; sealing with the current key");
+        *self.sealer.write().unwrap_or_else(|e| e.into_inner()) = ring;
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -267,6 +299,7 @@ impl Filer {
     pub async fn file_batch(&self, batch: &[Incoming]) -> Result<Vec<Filing>, StoreError> {
         let now = self.clock.now();
         let rules = self.rules.current();
+        self.follow_keys().await?;
         let directory = self.store.load_directory().await?;
         let tx = self.store.begin().await?;
         let (to_recorder, from_assessor) = tokio::sync::mpsc::channel(RECORD_CHUNK);
@@ -338,7 +371,7 @@ impl Filer {
             Payload::Raw(raw) => Some(raw.clone()),
             Payload::TooLarge { .. } => None,
         };
-        let (limits, sealer) = (self.settings.limits.clone(), self.sealer.clone());
+        let (limits, sealer) = (self.settings.limits.clone(), self.sealer());
         let task = tokio::task::spawn_blocking(move || {
             let Some(raw) = raw else {
                 return Prepared { read: None, sealed_raw: Vec::new() };
@@ -522,7 +555,7 @@ impl Filer {
             None => format!("filed under {}", decision.category),
         };
         let incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
-        let incident = seal_incident(incident, &self.sealer);
+        let incident = seal_incident(incident, &self.sealer());
         Assessed { incident: Some(incident), settles, ..Assessed::only(record) }
     }
 
@@ -622,7 +655,7 @@ impl Filer {
             action: None,
             follows: Some(incident_id),
         };
-        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer)), ..Assessed::only(record) })
+        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), ..Assessed::only(record) })
     }
 
     /// The triage question to `sender` about a message awaiting triage (`about`, or the one
@@ -673,7 +706,7 @@ impl Filer {
                 return finish(MessageState::Ignored, format!("answer to triage about message {message}, which is no longer awaiting triage"), None);
             }
             Some((_, sealed)) => self
-                .sealer
+                .sealer()
                 .open(fields::RAW, &sealed)
                 .map_err(|e| e.to_string())
                 .and_then(|raw| read::read_message_with(&raw, &self.settings.limits).map_err(|e| e.to_string())),

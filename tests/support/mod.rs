@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod disk;
 pub mod dovecot;
 pub mod haven;
 pub mod smtp;

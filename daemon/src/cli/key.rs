@@ -1,15 +1,19 @@
-//! `haven key rotate`: move everything sealed at rest to a new key, crash-safely.
+//! `haven key …`: the keyring, crash-safe and online.
 //!
-//! Order: the new key is written to `KEY.new` (mode 0600) → every sealed value is re-sealed
-//! in one transaction → after commit the old key is kept as `KEY.old-<id>` and the new one
-//! renamed into place. A crash before commit leaves the old key in force; after commit the new
-//! key is at `KEY.new` and errors name the key id they need.
+//! Rotation never overwrites or deletes a key file. Its steps, each durable before the next:
+//! a new key file is written into the keyring folder (fsynced with its folder) → the database
+//! names it current (a running daemon starts sealing with it at its next batch) → values under
+//! older keys are re-sealed a batch per transaction → `verify` opens every value without the
+//! old key. Killed at any moment, every value still opens (the ring holds every key not
+//! retired), and `haven key reseal` finishes the job. `retire` takes an old key out of the ring
+//! only after every value opened without it.
 
 use super::CliError;
-use crate::seal::Sealer;
-use crate::store::{ResealCount, Store};
+use crate::seal::{KeyFiles, Sealer};
+use crate::store::{KeyWalk, Store};
+use chrono::{DateTime, Utc};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Writes a new hex key to `path` with mode 0600, failing if it exists.
 pub fn write_new_key(path: &Path) -> Result<(), CliError> {
@@ -23,50 +27,120 @@ pub fn write_new_key(path: &Path) -> Result<(), CliError> {
     let mut f = opts
         .open(path)
         .map_err(|e| CliError::Usage(format!("cannot create key file {}: {e}", path.display())))?;
-    writeln!(f, "{}", Sealer::generate_key_hex())
+    writeln!(f, "{}", *Sealer::generate_key_hex())
         .and_then(|_| f.sync_all())
         .map_err(|e| CliError::Other(anyhow::anyhow!("writing {}: {e}", path.display())))
 }
 
-pub async fn rotate(store: &Store, key_file: &Path) -> Result<(ResealCount, String), CliError> {
-    let old = Sealer::from_key_file(key_file).map_err(|e| CliError::Config(e.to_string()))?;
-    let new_path = with_suffix(key_file, ".new");
-    if new_path.exists() {
-        return Err(CliError::Usage(format!(
-            "{} exists: a rotation was interrupted. If `haven status` works with it, move it to {}; otherwise delete it and run the rotation again",
-            new_path.display(),
-            key_file.display()
-        )));
-    }
-    write_new_key(&new_path)?;
-    let new = Sealer::from_key_file(&new_path).map_err(|e| CliError::Config(e.to_string()))?;
-    let bytes = |field: &str, data: &[u8]| -> Result<Vec<u8>, String> {
-        if data.is_empty() {
-            return Ok(Vec::new());
-        }
-        let plain = old.open(field, data).map_err(|e| e.to_string())?;
-        Ok(new.seal(field, &plain))
-    };
-    let text = |field: &str, data: &str| -> Result<String, String> {
-        let plain = old.open_text(field, data).map_err(|e| e.to_string())?;
-        Ok(new.seal_text(field, &plain))
-    };
-    let count = match store.reseal_all(&bytes, &text).await {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_file(&new_path);
-            return Err(CliError::Other(anyhow::anyhow!("rotation rolled back, the old key stays in force: {e}")));
-        }
-    };
-    let kept = with_suffix(key_file, &format!(".old-{}", old.key_id()));
-    std::fs::rename(key_file, &kept)
-        .and_then(|_| std::fs::rename(&new_path, key_file))
-        .map_err(|e| CliError::Other(anyhow::anyhow!("re-sealed, but moving the key files failed ({e}); the new key is {}", new_path.display())))?;
-    Ok((count, new.key_id()))
+/// The keyring, sealing with the key the database names as current.
+pub async fn load_ring(store: &Store, key_file: &Path) -> Result<Sealer, CliError> {
+    let state = store.key_state().await?;
+    Sealer::load(&KeyFiles::new(key_file), state.current.as_deref(), &state.retired).map_err(|e| CliError::Config(e.to_string()))
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
+/// How many times rotation walks the database: a daemon's batch that began before the switch
+/// may commit under the old key after the first walk passed it.
+const RESEAL_WALKS: usize = 3;
+
+pub async fn rotate(store: &Store, key_file: &Path, now: DateTime<Utc>) -> Result<String, CliError> {
+    let files = KeyFiles::new(key_file);
+    let previous = load_ring(store, key_file).await?.key_id();
+    let id = files
+        .add_new_key()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write a new key into {}: {e}", files.ring_dir().display())))?;
+    store.make_key_current(&id, &previous, "cli", now).await?;
+    let ring = load_ring(store, key_file).await?;
+    let mut resealed = 0;
+    for _ in 0..RESEAL_WALKS {
+        let walk = store.reseal_to_current(&ring).await?;
+        resealed += walk.resealed;
+        if walk.resealed == 0 {
+            break;
+        }
+    }
+    let remaining = ring.without(&previous).map(|rest| async move { store.verify_keys(&rest).await });
+    let verdict = match remaining {
+        Some(check) => check.await?,
+        None => KeyWalk::default(),
+    };
+    let file = files.path_for(&id);
+    let mut out = format!(
+        "key {id} is now current ({}); {resealed} values re-sealed under it.\n\
+         Back up that file now: without it nothing sealed from now on can be read.\n",
+        file.display()
+    );
+    if verdict.failed == 0 {
+        out.push_str(&format!("Every sealed value opens without the old key {previous}: retire it with `haven key retire {previous}`."));
+    } else {
+        out.push_str(&format!(
+            "{} values still need the old key {previous} (a batch that was being filed during the switch); run `haven key reseal`, then `haven key retire {previous}`.",
+            verdict.failed
+        ));
+    }
+    Ok(out)
+}
+
+pub async fn reseal(store: &Store, key_file: &Path) -> Result<String, CliError> {
+    let ring = load_ring(store, key_file).await?;
+    let walk = store.reseal_to_current(&ring).await?;
+    failures_or(&walk, format!("{} values re-sealed under the current key {}; {}", walk.resealed, ring.key_id(), counts(&walk)))
+}
+
+pub async fn verify(store: &Store, key_file: &Path, without: Option<&str>) -> Result<String, CliError> {
+    let ring = load_ring(store, key_file).await?;
+    let ring = match without {
+        None => ring,
+        Some(id) => ring_without(&ring, id)?,
+    };
+    let walk = store.verify_keys(&ring).await?;
+    let what = match without {
+        Some(id) => format!("without key {id}"),
+        None => "with the keyring".to_string(),
+    };
+    failures_or(&walk, format!("every sealed value opens {what}: {}", counts(&walk)))
+}
+
+pub async fn retire(store: &Store, key_file: &Path, id: &str, now: DateTime<Utc>) -> Result<String, CliError> {
+    let ring = load_ring(store, key_file).await?;
+    let rest = ring_without(&ring, id)?;
+    let walk = store.verify_keys(&rest).await?;
+    if walk.failed > 0 {
+        return Err(CliError::Data(format!(
+            "key {id} is still needed: {} sealed values do not open without it ({}); run `haven key reseal` first. Nothing was changed.",
+            walk.failed,
+            first_failures(&walk)
+        )));
+    }
+    store.retire_key(id, "cli", now).await?;
+    Ok(format!(
+        "key {id} retired: every sealed value opened without it ({}). Haven no longer loads it; keep its file with your offline key backups or destroy it as your policy says.",
+        counts(&walk)
+    ))
+}
+
+fn ring_without(ring: &Sealer, id: &str) -> Result<Sealer, CliError> {
+    if ring.key_id() == id {
+        return Err(CliError::Usage(format!("key {id} is the current key; rotate first")));
+    }
+    if !ring.key_ids().iter().any(|k| k == id) {
+        return Err(CliError::Usage(format!("key {id} is not in the keyring (its ids: {})", ring.key_ids().join(", "))));
+    }
+    ring.without(id).ok_or_else(|| CliError::Usage(format!("key {id} is the current key")))
+}
+
+fn counts(walk: &KeyWalk) -> String {
+    let by: Vec<String> = walk.by_key.iter().map(|(k, n)| format!("{n} under {k}")).collect();
+    if by.is_empty() { "nothing is sealed yet".into() } else { by.join(", ") }
+}
+
+fn first_failures(walk: &KeyWalk) -> String {
+    walk.failures.iter().map(|(at, why)| format!("{at}: {why}")).collect::<Vec<_>>().join("; ")
+}
+
+fn failures_or(walk: &KeyWalk, ok: String) -> Result<String, CliError> {
+    if walk.failed == 0 {
+        Ok(ok)
+    } else {
+        Err(CliError::Data(format!("{} sealed values do not open: {}", walk.failed, first_failures(walk))))
+    }
 }

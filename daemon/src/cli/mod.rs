@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::pipeline::{Filer, FilingSettings};
 use crate::read::Limits;
 use crate::rules::{LiveRules, RuleSet};
-use crate::seal::Sealer;
+use crate::seal::{KeyFiles, Sealer};
 use crate::store::{AuditKey, Store};
 use chrono::{DateTime, Utc};
 use std::path::Path;
@@ -88,21 +88,23 @@ impl App {
         self.clock.now()
     }
 
-    /// The storage key (exit 78 when it is missing or malformed).
-    pub fn sealer(&self) -> Result<Sealer, CliError> {
-        load_sealer(&self.config)
+    /// The keyring, sealing with the key the database names as current (exit 78 when a key
+    /// file is missing, malformed or readable by others).
+    pub async fn sealer(&self) -> Result<Sealer, CliError> {
+        key::load_ring(&self.store, &self.config.storage.key_file).await
     }
 
     /// The filing pipeline as `haven ingest` and the daemon run it.
-    pub fn filer(&self) -> Result<Filer, CliError> {
+    pub async fn filer(&self) -> Result<Filer, CliError> {
         let rules = load_rules(&self.config)?;
         Ok(Filer::new(
             self.store.clone(),
             Arc::new(LiveRules::new(rules)),
             self.clock.clone(),
-            self.sealer()?,
+            self.sealer().await?,
             filing_settings(&self.config),
-        ))
+        )
+        .following_key_changes(KeyFiles::new(&self.config.storage.key_file)))
     }
 }
 
@@ -114,6 +116,7 @@ pub fn install_audit_key(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Checks that the first key file can be read, before anything else starts.
 pub fn load_sealer(config: &Config) -> Result<Sealer, CliError> {
     Sealer::from_key_file(&config.storage.key_file).map_err(|e| CliError::Config(e.to_string()))
 }

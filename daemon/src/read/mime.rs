@@ -11,13 +11,14 @@ use mail_parser::{HeaderName, HeaderValue, MessageParser, MessagePart, MimeHeade
 use sha2::{Digest, Sha256};
 
 use super::{Limits, ReadError, filename, html};
-use crate::message::{Address, Attachment, Header};
+use crate::message::{Address, Attachment, FromShape, Header};
 
 /// One message read into owned values: the top-level one or an attached one.
 #[derive(Debug, Default)]
 pub(crate) struct Part {
     pub message_id: Option<String>,
     pub from: Option<Address>,
+    pub from_shape: FromShape,
     pub to: Vec<Address>,
     pub cc: Vec<Address>,
     pub reply_to: Vec<Address>,
@@ -317,8 +318,15 @@ fn headers_of(root: &MessagePart<'_>, raw: &[u8]) -> Part {
             HeaderName::MessageId if part.message_id.is_none() => {
                 part.message_id = ids(&h.value).into_iter().next();
             }
-            HeaderName::From if part.from.is_none() => {
-                part.from = addresses(&h.value).into_iter().next();
+            HeaderName::From => {
+                part.from_shape.headers += 1;
+                if let HeaderValue::Address(a) = &h.value {
+                    part.from_shape.group |= a.as_group().is_some();
+                    part.from_shape.addresses += a.iter().filter(|m| m.address.as_deref().is_some_and(|s| !s.trim().is_empty())).count();
+                }
+                if part.from.is_none() {
+                    part.from = addresses(&h.value).into_iter().next();
+                }
             }
             HeaderName::To => part.to.extend(addresses(&h.value)),
             HeaderName::Cc => part.cc.extend(addresses(&h.value)),

@@ -144,6 +144,7 @@ fn build(parsed: mime::Parsed, size: u64) -> Message {
     Message {
         message_id: top.message_id,
         from: top.from,
+        from_shape: top.from_shape,
         to: top.to,
         cc: top.cc,
         reply_to: top.reply_to,

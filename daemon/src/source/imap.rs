@@ -15,7 +15,7 @@
 //! - [`drain`]: batches from the mailbox to the sink, then the moves.
 //! - [`backoff`], [`wire`]: pure helpers.
 
-mod backoff;
+use super::backoff;
 mod connect;
 mod drain;
 mod wire;

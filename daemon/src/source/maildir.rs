@@ -6,7 +6,8 @@
 //! the commit and the rename leaves the file in `new/`; on the next scan the sink recognises the
 //! same bytes and nothing is filed twice.
 
-use super::{Disposition, Incoming, Origin, Payload, Sink};
+use super::backoff::{self, Backoff};
+use super::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -68,8 +69,17 @@ fn settle(maildir: &Path, file: &Path, disposition: Disposition) -> std::io::Res
     std::fs::rename(file, maildir.join("cur").join(format!("{base}:2,{flag}")))
 }
 
-/// One pass: every message now in `new/`, in batches. Returns how many were settled.
-pub async fn drain<S: Sink>(settings: &MaildirSettings, sink: &S, shutdown: &CancellationToken) -> Result<usize, MaildirError> {
+/// What one pass did.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Messages committed and moved into `cur/`.
+    pub settled: usize,
+    /// Why the sink could not commit a batch; that batch and the rest stay in `new/`.
+    pub refused: Option<SinkError>,
+}
+
+/// One pass: every message now in `new/`, in batches, until the sink refuses one.
+pub async fn drain<S: Sink>(settings: &MaildirSettings, sink: &S, shutdown: &CancellationToken) -> Result<Drained, MaildirError> {
     let mut settled = 0;
     let files = waiting(&settings.path)?;
     for chunk in files.chunks(settings.batch_size.max(1)) {
@@ -100,41 +110,56 @@ pub async fn drain<S: Sink>(settings: &MaildirSettings, sink: &S, shutdown: &Can
                     }
                 }
             }
-            Err(e) => {
-                tracing::warn!(transient = e.transient, "filing failed; the messages stay in new/");
-                tracing::debug!(error = %e, "filing error");
-                return Ok(settled);
-            }
+            Err(e) => return Ok(Drained { settled, refused: Some(e) }),
         }
     }
-    Ok(settled)
+    Ok(Drained { settled, refused: None })
 }
 
-/// Runs until `shutdown`: drain, wait for `poll` (or a wake-up), drain again. Errors are logged
-/// once per change of state, not per retry.
+/// Runs until `shutdown`: drain, wait for `poll` (or a wake-up), drain again. While the sink
+/// refuses batches (the database is full, read-only or gone) the waits grow (1 s, 2 s, 4 s, …
+/// up to 5 minutes) and nothing leaves `new/`. Failures are logged once per change of state,
+/// not per retry.
 pub async fn run<S: Sink>(settings: MaildirSettings, sink: &S, shutdown: CancellationToken) {
-    let mut failing = false;
+    let mut unreadable = false;
+    let mut refused = Backoff::new(backoff::INITIAL, backoff::MAX);
     loop {
+        let mut wait = settings.poll;
         match drain(&settings, sink, &shutdown).await {
-            Ok(n) => {
-                if failing {
+            Ok(Drained { settled, refused: error }) => {
+                if unreadable {
                     tracing::info!("intake Maildir readable again");
-                    failing = false;
+                    unreadable = false;
                 }
-                if n > 0 {
-                    tracing::info!(messages = n, "intake batch settled");
+                if settled > 0 {
+                    tracing::info!(messages = settled, "intake batch settled");
+                }
+                match error {
+                    None => {
+                        if refused.failures() > 0 {
+                            tracing::info!(after_failures = refused.failures(), "filing works again");
+                        }
+                        refused.reset();
+                    }
+                    Some(e) => {
+                        if refused.failures() == 0 {
+                            tracing::error!(transient = e.transient, error = %e, "filing failed; the messages stay in new/ and will be retried");
+                        }
+                        wait = refused.next(rand::random());
+                        tracing::debug!(failures = refused.failures(), wait_ms = wait.as_millis() as u64, "filing will be retried");
+                    }
                 }
             }
             Err(e) => {
-                if !failing {
+                if !unreadable {
                     tracing::error!(error = %e, "intake Maildir failing; retrying");
-                    failing = true;
+                    unreadable = true;
                 }
             }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(settings.poll) => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }

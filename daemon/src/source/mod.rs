@@ -5,6 +5,7 @@
 //! committed them does the source move each one to where its [`Disposition`] says. A source
 //! never deletes or moves a message the sink has not committed.
 
+pub(crate) mod backoff;
 pub mod imap;
 pub mod maildir;
 

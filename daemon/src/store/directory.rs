@@ -25,6 +25,36 @@ pub struct SyncReport {
     pub staff_active: u64,
     pub staff_deactivated: u64,
     pub contacts: u64,
+    /// Pupils on roll before the import: what `pupils_left` is a share of.
+    pub pupils_on_roll_before: u64,
+    /// Active staff before the import: what `staff_deactivated` is a share of.
+    pub staff_active_before: u64,
+    /// Active members of the DSL team (dsl or ddsl) after the import.
+    pub dsl_team_active: u64,
+}
+
+impl SyncReport {
+    /// What the audit log says about an applied import: counts only.
+    pub fn audit_detail(&self) -> String {
+        format!(
+            "pupils +{} ~{} left {} rejoined {}; staff {} active, {} deactivated; {} contacts",
+            self.pupils_added,
+            self.pupils_updated,
+            self.pupils_left,
+            self.pupils_rejoined,
+            self.staff_active,
+            self.staff_deactivated,
+            self.contacts
+        )
+    }
+}
+
+/// One directory import, as read from the MIS files.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectoryImport<'a> {
+    pub pupils: &'a [Pupil],
+    pub staff: &'a [Staff],
+    pub contacts: &'a [ContactImport],
 }
 
 fn date_text(d: Option<NaiveDate>) -> Option<String> {
@@ -43,10 +73,37 @@ impl Store {
         today: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<SyncReport> {
+        let import = DirectoryImport { pupils, staff, contacts };
+        let checked = self
+            .sync_directory_checked(&import, today, now, None, |_| Ok::<(), std::convert::Infallible>(()))
+            .await?;
+        Ok(checked.unwrap_or_else(|never| match never {}))
+    }
+
+    /// [`Store::sync_directory`], with `check` judging the report inside the transaction
+    /// before it commits: when `check` refuses, the transaction is rolled back, nothing at
+    /// all has changed, and its error is returned inside `Ok`. When `audit_as` names an actor,
+    /// the import's `directory_import` audit entry is written in the same transaction.
+    pub async fn sync_directory_checked<E>(
+        &self,
+        import: &DirectoryImport<'_>,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+        audit_as: Option<&str>,
+        check: impl FnOnce(&SyncReport) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<SyncReport, E>> {
         let mut tx = self.begin().await?;
-        let report = sync_in(&mut tx, pupils, staff, contacts, today, to_us(now)).await?;
+        let report = sync_in(&mut tx, import.pupils, import.staff, import.contacts, today, to_us(now)).await?;
+        if let Err(refused) = check(&report) {
+            // Dropping an uncommitted sqlx transaction rolls it back.
+            drop(tx);
+            return Ok(Err(refused));
+        }
+        if let Some(actor) = audit_as {
+            tx.append_audit(now, actor, "directory_import", "directory", &report.audit_detail()).await?;
+        }
         tx.commit().await?;
-        Ok(report)
+        Ok(Ok(report))
     }
 
     /// Everything identification and rules need, in one read.
@@ -165,6 +222,7 @@ async fn sync_in(
                 .into_iter()
                 .map(|r| Ok((r.try_get("upn")?, (r.try_get("id")?, r.try_get("left_on")?))))
                 .collect::<Result<_, sqlx::Error>>()?;
+        report.pupils_on_roll_before = existing.values().filter(|(_, left_on)| left_on.is_none()).count() as u64;
         let mut upn_to_id: HashMap<String, i64> = HashMap::new();
         let mut seen = HashSet::new();
         for p in pupils {
@@ -212,6 +270,11 @@ async fn sync_in(
         }
 
         // Staff, by any of their addresses.
+        let active_before: i64 = sqlx::query("SELECT COUNT(*) AS n FROM staff WHERE active")
+            .fetch_one(&mut *c)
+            .await?
+            .try_get("n")?;
+        report.staff_active_before = active_before as u64;
         let mut staff_ids_seen = HashSet::new();
         for s in staff {
             let emails: Vec<String> = s.emails.iter().map(|e| e.to_ascii_lowercase()).collect();
@@ -305,6 +368,16 @@ async fn sync_in(
                 report.staff_deactivated += 1;
             }
         }
+        let dsl_team: i64 = sqlx::query(
+            "SELECT COUNT(DISTINCT staff.id) AS n FROM staff JOIN staff_roles ON staff_roles.staff_id = staff.id \
+             WHERE staff.active AND staff_roles.role IN ($1, $2)",
+        )
+        .bind(Role::Dsl.as_str())
+        .bind(Role::Ddsl.as_str())
+        .fetch_one(&mut *c)
+        .await?
+        .try_get("n")?;
+        report.dsl_team_active = dsl_team as u64;
 
         // Contacts, by email; their links are replaced by the import's.
         sqlx::query("DELETE FROM contact_pupils").execute(&mut *c).await?;

@@ -9,14 +9,14 @@
 mod audit;
 mod directory;
 mod filing;
+mod keyring;
 mod outcomes;
 mod outbox;
 mod read;
-mod reseal;
 mod schedule;
 
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
-pub use directory::{ContactImport, SyncReport};
+pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
     PupilLink, QuestionRecord, Recorded, RungRecord, ToRecord,
@@ -24,7 +24,7 @@ pub use filing::{
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
-pub use reseal::{ResealBytes, ResealCount, ResealText};
+pub use keyring::{KeyState, KeyWalk};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
@@ -52,21 +52,46 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether trying again later can help (the database was unreachable or busy).
+    /// Whether trying again later can help: the database was unreachable, busy, full, read-only
+    /// or failing. Only what one message's own data provokes (a constraint it breaks, a value
+    /// the engine refuses) is not transient, so a source can set that message aside and go on.
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Connect(_) => true,
-            StoreError::Database(e) => matches!(
+            StoreError::Database(sqlx::Error::Database(d)) => match self.engine_code(d.as_ref()) {
+                EngineCode::Sqlite(code) => !matches!(code & 0xff, SQLITE_CONSTRAINT | SQLITE_TOOBIG | SQLITE_MISMATCH),
+                EngineCode::Postgres(state) => !(state.starts_with("22") || state.starts_with("23")),
+                EngineCode::Unknown => true,
+            },
+            StoreError::Database(e) => !matches!(
                 e,
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
-            ) || e
-                .as_database_error()
-                .and_then(|d| d.code())
-                .is_some_and(|c| c == "5" || c == "40001" || c == "40P01"),
+                sqlx::Error::RowNotFound | sqlx::Error::ColumnNotFound(_) | sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)
+            ),
             _ => false,
         }
     }
+
+    fn engine_code(&self, d: &dyn sqlx::error::DatabaseError) -> EngineCode {
+        let Some(code) = d.code() else { return EngineCode::Unknown };
+        if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+            code.parse().map(EngineCode::Sqlite).unwrap_or(EngineCode::Unknown)
+        } else {
+            EngineCode::Postgres(code.into_owned())
+        }
+    }
 }
+
+enum EngineCode {
+    /// SQLite's extended result code.
+    Sqlite(i32),
+    /// PostgreSQL's SQLSTATE.
+    Postgres(String),
+    Unknown,
+}
+
+const SQLITE_CONSTRAINT: i32 = 19;
+const SQLITE_TOOBIG: i32 = 18;
+const SQLITE_MISMATCH: i32 = 20;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -88,17 +113,37 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-/// An open transaction on either engine.
+/// An open transaction on either engine, on a pooled connection of its own.
+///
+/// The transaction is begun and committed by hand rather than with sqlx's `Transaction`, so
+/// that a connection which saw any failure never goes back to the pool: dropped without a
+/// successful COMMIT (an error, a cancelled task), the connection is closed, and closing rolls
+/// the transaction back on the server. A connection left inside a transaction that the engine
+/// had already abandoned (SQLite rolls back by itself on SQLITE_FULL and some I/O errors)
+/// would otherwise turn every later "commit" on it into a no-op, or hold a lock the
+/// checkpointer waits on. A batch is therefore filed only when its COMMIT really succeeded.
 pub struct Tx {
     conn: TxConn,
+    committed: bool,
     /// The audit chain's head, once this transaction has appended to it: the transaction
     /// holds the chain's lock from then on, so the head cannot move. Anchored after commit.
     audit_head: Option<audit::ChainHead>,
 }
 
 pub(crate) enum TxConn {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.committed {
+            match &mut self.conn {
+                TxConn::Sqlite(c) => c.close_on_drop(),
+                TxConn::Postgres(c) => c.close_on_drop(),
+            }
+        }
+    }
 }
 
 /// Runs `$body` with `$conn` bound to the transaction's connection.
@@ -142,12 +187,12 @@ macro_rules! insert_values {
 pub(crate) use insert_values;
 
 impl Tx {
-    pub async fn commit(self) -> Result<()> {
-        match self.conn {
-            TxConn::Sqlite(t) => t.commit().await?,
-            TxConn::Postgres(t) => t.commit().await?,
-        }
-        if let Some(head) = self.audit_head {
+    /// Commits. On any error the connection is closed (see [`Tx`]) and nothing of the
+    /// transaction is kept.
+    pub async fn commit(mut self) -> Result<()> {
+        on_tx!(self, |c| sqlx::raw_sql("COMMIT").execute(c).await.map(|_| ()))?;
+        self.committed = true;
+        if let Some(head) = self.audit_head.take() {
             head.anchor().await;
         }
         Ok(())
@@ -203,10 +248,13 @@ impl Store {
 
     pub async fn begin(&self) -> Result<Tx> {
         let conn = match self {
-            Store::Sqlite(p) => TxConn::Sqlite(p.begin().await?),
-            Store::Postgres(p) => TxConn::Postgres(p.begin().await?),
+            Store::Sqlite(p) => TxConn::Sqlite(p.acquire().await?),
+            Store::Postgres(p) => TxConn::Postgres(p.acquire().await?),
         };
-        Ok(Tx { conn, audit_head: None })
+        // Not committed until COMMIT succeeds: a failed BEGIN also closes the connection.
+        let mut tx = Tx { conn, committed: false, audit_head: None };
+        on_tx!(tx, |c| sqlx::raw_sql("BEGIN").execute(c).await.map(|_| ()))?;
+        Ok(tx)
     }
 
     pub async fn close(&self) {

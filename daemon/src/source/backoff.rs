@@ -1,4 +1,4 @@
-//! Capped exponential backoff with jitter between reconnect attempts, so a school's daemons do
+//! Capped exponential backoff with jitter between retries (reconnects, refused commits), so a school's daemons do
 //! not hammer a mail server that is down, nor all retry in the same second when it returns.
 //! Pure: the caller supplies the random number.
 

@@ -1,0 +1,261 @@
+//! The keyring's state (which key is current, which are retired: ids only, never key
+//! material), and the two walks over every sealed value: re-sealing what is not under the
+//! current key, a batch per transaction so a rotation can be interrupted at any moment and
+//! resumed, and verifying that every value opens with a given ring.
+//!
+//! Sealed values live in `blobs.data` (raw messages and attachments) and in the incident text
+//! columns; [`SEALED_TEXT`] lists the text columns, so a new sealed column is one line here.
+
+use super::{Result, Store, StoreError, on_pool, on_tx, to_us};
+use crate::seal::{SealError, Sealer};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+/// Tables with sealed text columns: (table, [(column, field the value was sealed for)]).
+/// Every such table has an integer primary key `id`.
+const SEALED_TEXT: &[(&str, &[(&str, &str)])] = &[(
+    "incidents",
+    &[
+        ("note", "incident.note"),
+        ("original_subject", "incident.original_subject"),
+        ("body_text", "incident.body_text"),
+        ("body_html", "incident.body_html"),
+    ],
+)];
+
+/// Rows of text per transaction.
+const TEXT_BATCH: i64 = 500;
+/// Blobs per transaction: each may be a whole message or attachment.
+const BLOB_BATCH: i64 = 16;
+
+/// What the database says of the keyring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyState {
+    /// The key new values are sealed with; None: the one in `storage.key_file`.
+    pub current: Option<String>,
+    pub retired: Vec<String>,
+}
+
+/// How many sealed values a walk saw, by key id, and the first ones that did not open.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyWalk {
+    /// Values under each key id, after the walk (re-sealed ones under the current key).
+    pub by_key: std::collections::BTreeMap<String, u64>,
+    /// Values re-sealed under the current key.
+    pub resealed: u64,
+    /// Values that did not open: (where, why), at most [`KeyWalk::SHOWN`] of them.
+    pub failures: Vec<(String, String)>,
+    pub failed: u64,
+}
+
+impl KeyWalk {
+    pub const SHOWN: usize = 10;
+
+    fn fail(&mut self, at: String, e: &SealError) {
+        self.failed += 1;
+        if self.failures.len() < Self::SHOWN {
+            self.failures.push((at, e.to_string()));
+        }
+    }
+
+    fn saw(&mut self, id: Option<String>) {
+        *self.by_key.entry(id.unwrap_or_else(|| "unsealed".into())).or_default() += 1;
+    }
+}
+
+/// Re-seal (`Some(sealer)`) or only open (`None`) each value.
+#[derive(Clone, Copy)]
+enum Walk<'a> {
+    Reseal(&'a Sealer),
+    Verify(&'a Sealer),
+}
+
+impl Walk<'_> {
+    fn sealer(&self) -> &Sealer {
+        match self {
+            Walk::Reseal(s) | Walk::Verify(s) => s,
+        }
+    }
+}
+
+impl Store {
+    pub async fn key_state(&self) -> Result<KeyState> {
+        let rows: Vec<(String, String)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT key_id, state FROM keyring ORDER BY key_id").fetch_all(p).await?
+        });
+        let mut state = KeyState::default();
+        for (id, s) in rows {
+            match s.as_str() {
+                "current" => state.current = Some(id),
+                "retired" => state.retired.push(id),
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+
+    /// Makes `id` the current key (the one before stays active, able to open what it sealed)
+    /// and records it in the audit log, in one transaction.
+    pub async fn make_key_current(&self, id: &str, previous: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, |c| {
+            for (key, state) in [(previous, "active"), (id, "current")] {
+                sqlx::query(
+                    "INSERT INTO keyring (key_id, state, changed_us) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key_id) DO UPDATE SET state = excluded.state, changed_us = excluded.changed_us",
+                )
+                .bind(key)
+                .bind(state)
+                .bind(to_us(now))
+                .execute(&mut *c)
+                .await?;
+            }
+            Ok::<(), StoreError>(())
+        })?;
+        tx.append_audit(now, actor, "key_current", "keyring", &format!("new values are sealed with key {id}; key {previous} stays in the ring"))
+            .await?;
+        tx.commit().await
+    }
+
+    /// Marks `id` retired: it is no longer loaded into the ring.
+    pub async fn retire_key(&self, id: &str, actor: &str, now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "INSERT INTO keyring (key_id, state, changed_us) VALUES ($1, 'retired', $2) \
+                 ON CONFLICT (key_id) DO UPDATE SET state = 'retired', changed_us = excluded.changed_us",
+            )
+            .bind(id)
+            .bind(to_us(now))
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+        })?;
+        tx.append_audit(now, actor, "key_retired", "keyring", &format!("key {id} retired after every sealed value opened without it"))
+            .await?;
+        tx.commit().await
+    }
+
+    /// Re-seals every value not under `sealer`'s current key, a batch per transaction; safe
+    /// to interrupt and run again, and beside a running daemon.
+    pub async fn reseal_to_current(&self, sealer: &Sealer) -> Result<KeyWalk> {
+        self.walk(Walk::Reseal(sealer)).await
+    }
+
+    /// Opens every sealed value with `sealer`'s ring, changing nothing.
+    pub async fn verify_keys(&self, sealer: &Sealer) -> Result<KeyWalk> {
+        self.walk(Walk::Verify(sealer)).await
+    }
+
+    async fn walk(&self, how: Walk<'_>) -> Result<KeyWalk> {
+        let mut out = KeyWalk::default();
+        self.walk_blobs(how, &mut out).await?;
+        for (table, columns) in SEALED_TEXT {
+            self.walk_text(how, table, columns, &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    async fn walk_blobs(&self, how: Walk<'_>, out: &mut KeyWalk) -> Result<()> {
+        let current = how.sealer().key_id();
+        let mut after = String::new();
+        loop {
+            let mut tx = self.begin().await?;
+            let more = on_tx!(&mut tx, |c| {
+                let rows = sqlx::query(
+                    "SELECT b.sha256, b.data, EXISTS (SELECT 1 FROM messages m WHERE m.sha256 = b.sha256) AS is_message \
+                     FROM blobs b WHERE b.sha256 > $1 ORDER BY b.sha256 LIMIT $2",
+                )
+                .bind(&after)
+                .bind(BLOB_BATCH)
+                .fetch_all(&mut *c)
+                .await?;
+                for r in &rows {
+                    let sha: String = r.try_get("sha256")?;
+                    let data: Vec<u8> = r.try_get("data")?;
+                    let field = if r.try_get::<bool, _>("is_message")? { "message.raw" } else { "attachment" };
+                    let id = Sealer::sealed_key_id(&data);
+                    match (&how, how.sealer().open(field, &data)) {
+                        (_, Err(e)) => {
+                            out.fail(format!("blob {}", &sha[..sha.len().min(12)]), &e);
+                            out.saw(id);
+                        }
+                        (Walk::Reseal(s), Ok(plain)) if id.as_deref() != Some(current.as_str()) => {
+                            sqlx::query("UPDATE blobs SET data = $1 WHERE sha256 = $2")
+                                .bind(s.seal(field, &plain))
+                                .bind(&sha)
+                                .execute(&mut *c)
+                                .await?;
+                            out.resealed += 1;
+                            out.saw(Some(current.clone()));
+                        }
+                        (_, Ok(_)) => out.saw(id),
+                    }
+                    after = sha;
+                }
+                Ok::<bool, StoreError>(!rows.is_empty())
+            })?;
+            tx.commit().await?;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn walk_text(&self, how: Walk<'_>, table: &str, columns: &[(&str, &str)], out: &mut KeyWalk) -> Result<()> {
+        let current = how.sealer().key_id();
+        let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+        let select = format!("SELECT id, {} FROM {table} WHERE id > $1 ORDER BY id LIMIT $2", names.join(", "));
+        let sets: Vec<String> = names.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 1)).collect();
+        let update = format!("UPDATE {table} SET {} WHERE id = ${}", sets.join(", "), names.len() + 1);
+        let mut after = 0i64;
+        loop {
+            let mut tx = self.begin().await?;
+            let more = on_tx!(&mut tx, |c| {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(select.clone())).bind(after).bind(TEXT_BATCH).fetch_all(&mut *c).await?;
+                for r in &rows {
+                    let row: i64 = r.try_get("id")?;
+                    after = row;
+                    let mut values: Vec<Option<String>> = Vec::with_capacity(columns.len());
+                    let mut changed = false;
+                    for (column, field) in columns {
+                        let Some(value) = r.try_get::<Option<String>, _>(*column)? else {
+                            values.push(None);
+                            continue;
+                        };
+                        let id = Sealer::sealed_text_key_id(&value);
+                        match (&how, how.sealer().open_text(field, &value)) {
+                            (_, Err(e)) => {
+                                out.fail(format!("{table} {row} {column}"), &e);
+                                out.saw(id);
+                                values.push(Some(value));
+                            }
+                            (Walk::Reseal(s), Ok(plain)) if id.as_deref() != Some(current.as_str()) => {
+                                values.push(Some(s.seal_text(field, &plain)));
+                                changed = true;
+                                out.resealed += 1;
+                                out.saw(Some(current.clone()));
+                            }
+                            (_, Ok(_)) => {
+                                out.saw(id);
+                                values.push(Some(value));
+                            }
+                        }
+                    }
+                    if changed {
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(update.clone()));
+                        for v in values {
+                            q = q.bind(v);
+                        }
+                        q.bind(row).execute(&mut *c).await?;
+                    }
+                }
+                Ok::<bool, StoreError>(!rows.is_empty())
+            })?;
+            tx.commit().await?;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+}

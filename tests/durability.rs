@@ -1,0 +1,226 @@
+//! "Filed" means durable: faults broken for real under the running daemon, on SQLite and on
+//! PostgreSQL. The database's filesystem fills up (a small tmpfs, mounted by the test; for
+//! PostgreSQL the test database's tablespace lives on it), goes read-only, or the server kills
+//! the daemon's backends in the middle of a batch; the daemon is killed with SIGKILL. After
+//! the fault ends every message is filed exactly once, and none was moved out of the intake
+//! before its commit really happened.
+//!
+//! Needs root (mount). Run by `tests/run.sh` as root.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+use support::db::Backend;
+use support::disk::{DiskDb, Tmpfs, admin};
+use support::haven::{Daemon, HavenEnv, school_fixtures, wait_for};
+
+/// The test school's teacher forward with a Message-ID of its own.
+fn forward(i: usize) -> Vec<u8> {
+    let template = std::fs::read_to_string(school_fixtures().join("mail/forward-contact.eml")).unwrap();
+    assert!(template.contains("fwd-contact-1@"));
+    template.replace("fwd-contact-1@", &format!("fwd-durable-{i}@")).into_bytes()
+}
+
+fn count(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.filter_map(Result::ok).count()).unwrap_or(0)
+}
+
+fn waiting(env: &HavenEnv) -> usize {
+    count(&env.path("mail/intake/new"))
+}
+
+fn settled(env: &HavenEnv) -> usize {
+    count(&env.path("mail/intake/cur"))
+}
+
+fn deliver_all(env: &HavenEnv, n: usize) {
+    for i in 0..n {
+        env.deliver(&format!("{:010}.M{i}P1.test", 1_700_000_000 + i), &forward(i));
+    }
+}
+
+/// Every one of `n` forwards filed exactly once, and nothing else recorded.
+fn assert_filed_once(env: &HavenEnv, n: usize) {
+    let s = env.status();
+    assert_eq!(s["messages"]["filed"], n, "every message filed: {s}");
+    assert_eq!(s["incidents"], n, "each exactly once: {s}");
+    for other in ["awaiting_triage", "quarantined", "duplicate", "ignored"] {
+        assert_eq!(s["messages"][other], 0, "{other}: {s}");
+    }
+}
+
+fn wait_for_log(daemon: &mut Daemon, needle: &str, within: Duration) {
+    wait_for(&format!("{needle:?} in the daemon's log"), within, || {
+        daemon.assert_running();
+        let log = daemon.log();
+        if log.contains(needle) { Ok(()) } else { Err(log.lines().last().unwrap_or("").to_string()) }
+    });
+}
+
+/// The database's disk fills while 200 messages wait: nothing is moved out of `new/` and
+/// nothing is claimed as filed; kill -9 while it is full; once space returns (and the daemon
+/// is restarted) all 200 are filed exactly once.
+async fn a_full_disk_files_nothing_until_space_returns_then_everything_once(backend: Backend) {
+    const N: usize = 200;
+    let disk = Tmpfs::mount("64m");
+    let db = DiskDb::new(backend, &disk).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let mut daemon = env.start();
+    wait_for_log(&mut daemon, "haven running", Duration::from_secs(30));
+
+    disk.fill();
+    deliver_all(&env, N);
+    wait_for_log(&mut daemon, "filing failed", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(3));
+    daemon.assert_running();
+    assert_eq!(settled(&env), 0, "a message was moved out of new/ though the disk is full:\n{}", daemon.log());
+    assert_eq!(waiting(&env), N);
+    assert!(!daemon.log().contains("message recorded"), "a message was claimed as recorded:\n{}", daemon.log());
+
+    // Killed while the disk is full, started again once there is room.
+    drop(daemon);
+    disk.free();
+    let mut daemon = env.start();
+    wait_for("every message settled", Duration::from_secs(120), || {
+        daemon.assert_running();
+        if settled(&env) == N && waiting(&env) == 0 { Ok(()) } else { Err(format!("{} settled", settled(&env))) }
+    });
+    daemon.stop();
+    assert_filed_once(&env, N);
+    db.cleanup().await;
+}
+
+/// The disk fills and empties again under the running daemon, which is never restarted: it
+/// recovers by itself, and what it files after the fault really is in the database (a
+/// connection left inside a failed transaction would make later "commits" vanish).
+async fn a_running_daemon_recovers_from_a_full_disk_without_a_restart(backend: Backend) {
+    const N: usize = 120;
+    let disk = Tmpfs::mount("64m");
+    let db = DiskDb::new(backend, &disk).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let mut daemon = env.start();
+    wait_for_log(&mut daemon, "haven running", Duration::from_secs(30));
+
+    // Half arrive with room, then the disk fills in the middle of the rest.
+    for i in 0..N / 2 {
+        env.deliver(&format!("{:010}.M{i}P1.test", 1_700_000_000 + i), &forward(i));
+    }
+    disk.fill();
+    for i in N / 2..N {
+        env.deliver(&format!("{:010}.M{i}P1.test", 1_700_000_000 + i), &forward(i));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    disk.free();
+    wait_for("every message settled", Duration::from_secs(120), || {
+        daemon.assert_running();
+        if settled(&env) == N && waiting(&env) == 0 { Ok(()) } else { Err(format!("{} settled", settled(&env))) }
+    });
+    // What the daemon filed must be in the database as another process sees it, now and
+    // after the daemon is gone.
+    assert_filed_once(&env, N);
+    drop(daemon);
+    assert_filed_once(&env, N);
+    db.cleanup().await;
+}
+
+/// A database that refuses every write (SQLite: its disk is full; PostgreSQL: the database is
+/// made read-only) is not hammered: the daemon backs off, logs the failure once (not per
+/// retry), and files everything once writes work again.
+async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Backend) {
+    const N: usize = 20;
+    let disk = Tmpfs::mount("64m");
+    let db = DiskDb::new(backend, &disk).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let mut daemon = env.start_env(&[("RUST_LOG", "haven=debug")]);
+    wait_for_log(&mut daemon, "haven running", Duration::from_secs(30));
+
+    let read_only = |on: bool| {
+        let db = db.pg.clone();
+        async move {
+            let Some(name) = db else { return };
+            let mut admin = admin().await;
+            let set = if on { "SET default_transaction_read_only = on" } else { "RESET default_transaction_read_only" };
+            for sql in [
+                format!("ALTER DATABASE {name} {set}"),
+                format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut admin).await.expect("make the database read-only");
+            }
+        }
+    };
+    match backend {
+        Backend::Sqlite => disk.fill(),
+        Backend::Postgres => read_only(true).await,
+    }
+    deliver_all(&env, N);
+    wait_for_log(&mut daemon, "filing failed", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(12));
+    let log = daemon.log();
+    let failures = log.matches("filing failed").count();
+    let retries = log.matches("filing will be retried").count();
+    assert_eq!(failures, 1, "the failure is logged once, not per retry:\n{log}");
+    assert!((2..=6).contains(&retries), "12 s of a refusing database: {retries} attempts (backoff 1 s, 2 s, 4 s, …):\n{log}");
+    assert_eq!(settled(&env), 0);
+
+    match backend {
+        Backend::Sqlite => disk.free(),
+        Backend::Postgres => read_only(false).await,
+    }
+    wait_for("every message settled", Duration::from_secs(120), || {
+        daemon.assert_running();
+        if settled(&env) == N { Ok(()) } else { Err(format!("{} settled", settled(&env))) }
+    });
+    assert!(daemon.log().contains("filing works again"), "{}", daemon.log());
+    daemon.stop();
+    assert_filed_once(&env, N);
+    db.cleanup().await;
+}
+
+/// PostgreSQL terminates the daemon's backends again and again while 300 messages are filed:
+/// every message is filed exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backends_killed_mid_batch_lose_nothing_and_file_nothing_twice() {
+    const N: usize = 300;
+    let disk = Tmpfs::mount("64m");
+    let db = DiskDb::new(Backend::Postgres, &disk).await;
+    let name = db.pg.clone().unwrap();
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let mut daemon = env.start();
+    wait_for_log(&mut daemon, "haven running", Duration::from_secs(30));
+    deliver_all(&env, N);
+
+    let mut admin = admin().await;
+    let mut killed = 0i64;
+    let started = std::time::Instant::now();
+    while settled(&env) < N && started.elapsed() < Duration::from_secs(8) {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .expect("pg_terminate_backend");
+        killed += n;
+        tokio::time::sleep(Duration::from_millis(rand::random_range(30..200))).await;
+    }
+    println!("backends terminated while filing: {killed}; settled by then: {}", settled(&env));
+    assert!(killed > 0, "no backend was terminated: the test proved nothing");
+    wait_for("every message settled", Duration::from_secs(120), || {
+        daemon.assert_running();
+        if settled(&env) == N { Ok(()) } else { Err(format!("{} settled", settled(&env))) }
+    });
+    daemon.stop();
+    assert_filed_once(&env, N);
+    db.cleanup().await;
+}
+
+backend_tests!(
+    a_full_disk_files_nothing_until_space_returns_then_everything_once,
+    a_running_daemon_recovers_from_a_full_disk_without_a_restart,
+    a_failing_database_is_retried_with_backoff_and_logged_once,
+);
