@@ -108,7 +108,7 @@ impl School {
     }
 
     fn chronology(&self) -> Vec<Value> {
-        let r = self.env.haven(&["chronology", JANE, "--json"]);
+        let r = self.env.haven(&["chronology", JANE, "--json", "--as", "dsl@school.example"]);
         assert_eq!(r.code, 0, "chronology: {}", r.stderr);
         let v: Value = serde_json::from_str(&r.stdout).expect("chronology --json is JSON");
         v["incidents"].as_array().cloned().unwrap_or_default()

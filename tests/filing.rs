@@ -14,7 +14,7 @@ fn mail(name: &str) -> String {
 
 /// The incidents on a pupil's chronology, as the DSL's `--json` shows them.
 fn incidents_of(env: &HavenEnv, upn: &str) -> Vec<serde_json::Value> {
-    let r = env.haven(&["chronology", upn, "--json"]);
+    let r = env.haven(&["chronology", upn, "--json", "--as", "dsl@school.example"]);
     assert_eq!(r.code, 0, "chronology {upn}: {}", r.stderr);
     let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     chron["incidents"].as_array().expect("incidents array").clone()
@@ -243,14 +243,14 @@ async fn key_rotation_keeps_records_readable(backend: Backend) {
     let r = env.haven(&["key", "rotate"]);
     assert_eq!(r.code, 0, "rotate: {}{}", r.stdout, r.stderr);
     let new_key = std::fs::read_to_string(env.path("secrets/haven.key")).unwrap();
-    assert_ne!(old_key, new_key, "the key file holds a new key");
-    let kept: Vec<_> = std::fs::read_dir(env.path("secrets"))
+    assert_eq!(old_key, new_key, "the key file is never overwritten");
+    let added: Vec<_> = std::fs::read_dir(env.path("secrets/haven.keyring"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("haven.key.old-"))
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".key"))
         .collect();
-    assert_eq!(kept.len(), 1, "the old key is kept beside the new one");
-    let r = env.haven(&["chronology", "A100000000001", "--json"]);
+    assert_eq!(added.len(), 1, "the new key is added to the keyring folder");
+    let r = env.haven(&["chronology", "A100000000001", "--json", "--as", "dsl@school.example"]);
     assert_eq!(r.code, 0, "chronology after rotation: {}", r.stderr);
     assert!(r.stdout.contains("lunch money"), "{}", r.stdout);
     let r = env.haven(&["audit", "verify"]);
@@ -282,7 +282,7 @@ async fn bad_directory_row_imports_nothing(backend: Backend) {
     let line = std::fs::read_to_string(env.path("staff.csv")).unwrap().lines().count();
     assert!(r.stderr.contains(&format!("staff.csv:{line}: unknown role \"wizard\"")), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
-    let r = env.haven(&["chronology", "A100000000009"]);
+    let r = env.haven(&["chronology", "A100000000009", "--as", "dsl@school.example"]);
     assert_ne!(r.code, 0, "the new pupil from the rejected import must not exist");
     db.cleanup().await;
 }

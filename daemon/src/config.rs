@@ -76,6 +76,11 @@ struct DatabaseRaw {
 pub struct Storage {
     pub dir: PathBuf,
     pub key_file: PathBuf,
+    /// The audit chain's HMAC key (hex), kept out of the database so that nobody who can
+    /// only write to the database can rewrite the log. Default: `audit.key` beside `key_file`;
+    /// the chain's head is anchored in `audit.head` beside it.
+    #[serde(default)]
+    pub audit_key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -496,7 +501,15 @@ impl Config {
             base: base.to_path_buf(),
             school,
             database_url,
-            storage: Storage { dir: base.join(storage.dir), key_file: base.join(storage.key_file) },
+            storage: Storage {
+                dir: base.join(storage.dir),
+                audit_key_file: if storage.audit_key_file.as_os_str().is_empty() {
+                    base.join(&storage.key_file).with_file_name("audit.key")
+                } else {
+                    base.join(storage.audit_key_file)
+                },
+                key_file: base.join(storage.key_file),
+            },
             intake,
             smtp,
             rules: Rules { dir: base.join(rules.map_or_else(|| PathBuf::from("rules"), |r| r.dir)) },
@@ -787,6 +800,7 @@ maildir = "mail/outbox"
         let c = Config::parse(GOOD, Path::new("/srv/haven")).unwrap();
         assert_eq!(c.database_url(), "sqlite:///srv/haven/var/haven.db");
         assert_eq!(c.storage.key_file, Path::new("/srv/haven/secrets/haven.key"));
+        assert_eq!(c.storage.audit_key_file, Path::new("/srv/haven/secrets/audit.key"), "beside the storage key");
         assert_eq!(c.intake.max_message_size, 50 * 1024 * 1024);
         assert_eq!(c.school.timezone, "Europe/London");
         assert_eq!(c.rules.dir, Path::new("/srv/haven/rules"));

@@ -43,12 +43,13 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
-    /// A pupil's chronology (UPN or full name).
+    /// A pupil's chronology (UPN or full name), as one member of staff may see it.
     Chronology {
         pupil: String,
-        /// Only what this member of staff may see (their email address).
-        #[arg(long = "as")]
-        viewer: Option<String>,
+        /// Who is looking (their email address): only what they may see is shown, and the view
+        /// is audited under their name beside the operating-system user.
+        #[arg(long = "as", value_name = "STAFF_EMAIL")]
+        viewer: String,
         #[arg(long)]
         json: bool,
     },
@@ -57,8 +58,9 @@ enum Command {
         pupil: String,
         #[arg(long, value_enum, default_value = "html")]
         format: cli::export::Format,
-        #[arg(long = "as")]
-        viewer: Option<String>,
+        /// Who is exporting (their email address): only what they may see is exported.
+        #[arg(long = "as", value_name = "STAFF_EMAIL")]
+        viewer: String,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -66,8 +68,9 @@ enum Command {
     Outcome {
         incident: i64,
         text: String,
-        /// The member of staff recording it (email address).
-        #[arg(long)]
+        /// The member of staff recording it (email address): the DSL team, or someone the
+        /// incident was alerted to who may still see it.
+        #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
     /// Messages received and what became of each (the reason for every quarantine and triage).
@@ -135,7 +138,7 @@ enum DirectoryCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain; names the first broken entry.
+    /// Check the HMAC chain and its anchored head; names the first entry that disagrees.
     Verify,
 }
 
@@ -228,12 +231,12 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             Ok(imported.report.to_string())
         }
         Command::Chronology { pupil, viewer, json } => {
-            cli::chronology::run(&app.store, &app.sealer().await?, &pupil, viewer.as_deref(), app.config.school.tz(), now, json).await
+            cli::chronology::run(&app.store, &app.sealer().await?, &pupil, &viewer, app.config.school.tz(), now, json).await
         }
         Command::Export { pupil, format, viewer, out } => {
             let req = cli::export::ExportRequest {
                 query: &pupil,
-                viewer: viewer.as_deref(),
+                viewer: &viewer,
                 format,
                 out,
                 school: &app.config.school.name,
@@ -246,12 +249,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Messages { state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
         Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
         Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), now, json).await,
-        Command::Audit { command: AuditCommand::Verify } => match app.store.verify_audit().await? {
-            haven::store::AuditVerdict::Intact { entries } => Ok(format!("audit log intact: {entries} entries")),
-            haven::store::AuditVerdict::Broken { id } => Err(CliError::Data(format!(
-                "audit log broken at entry {id}: its hash does not match its content and the entry before it"
-            ))),
-        },
+        Command::Audit { command: AuditCommand::Verify } => cli::audit::verify(&app.store, &app.config).await,
         Command::Key { command } => {
             let key_file = &app.config.storage.key_file;
             match command {

@@ -2,7 +2,7 @@
 # Runs Haven on the bundled example school: SQLite, a local Maildir as the intake mailbox, and
 # alerts written to a Maildir instead of being sent. Every run starts from a fresh var/:
 #   var/haven.db                 the database
-#   var/secrets/                 the encryption and reply-signing keys (mode 0600)
+#   var/secrets/                 the encryption, reply-signing and audit keys (mode 0600)
 #   var/mail/intake/new/         the intake mailbox: drop .eml files here while Haven runs
 #   var/outbox/new/              the alerts Haven "sent"
 # Stop with Ctrl-C (SIGTERM/SIGINT: Haven finishes the message in hand and exits 0).
@@ -20,7 +20,8 @@ cp mail/intake/new/*.eml var/mail/intake/new/
 # Fresh keys for this run; never committed.
 ( umask 077
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/haven.key
-  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/reply.key )
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/reply.key
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/audit.key )
 
 "$haven" rules check --config haven.toml
 "$haven" directory import --config haven.toml \

@@ -58,6 +58,7 @@ impl HavenEnv {
         }
         write_secret(&root.join("secrets/haven.key"));
         write_secret(&root.join("secrets/reply.key"));
+        write_secret(&root.join("secrets/audit.key"));
         copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules"), &root.join("rules"));
         let config = root.join("haven.toml");
         std::fs::write(

@@ -1,6 +1,7 @@
-//! `haven chronology PUPIL [--as STAFF] [--json]`: a pupil's incidents in occurred-at order.
-//! With `--as`, only what that member of staff may see (the one visibility rule in
-//! `crate::visibility`); every view is written to the audit log.
+//! `haven chronology PUPIL --as STAFF [--json]`: a pupil's incidents in occurred-at order, only
+//! what that member of staff may see (the one visibility rule in `crate::visibility`). `--as` is
+//! required: the command line must say who is looking. Every view is written to the audit log
+//! under the member of staff, beside the operating-system user who ran the command.
 
 use super::CliError;
 use crate::directory::{Directory, Pupil};
@@ -51,32 +52,26 @@ pub async fn load_view(
     store: &Store,
     sealer: &Sealer,
     query: &str,
-    viewer: Option<&str>,
+    viewer: &str,
     audit_action: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
     let dir = store.load_directory().await?;
+    let staff = dir
+        .active_staff_by_email(viewer)
+        .ok_or_else(|| CliError::Usage(format!("--as {viewer}: not an active member of staff; nothing was shown")))?
+        .clone();
     let pupil = find_pupil(&dir, query)?.clone();
-    let viewer_staff = match viewer {
-        Some(email) => Some(
-            dir.active_staff_by_email(email)
-                .ok_or_else(|| CliError::Usage(format!("{email} is not an active member of staff")))?
-                .clone(),
-        ),
-        None => None,
-    };
     let mut entries = store.chronology(pupil.id).await?;
+    entries.retain(|e| {
+        let pupils: Vec<&Pupil> = e.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
+        Visibility::parse(&e.visibility).is_some_and(|v| v.allows(&staff, &pupils))
+    });
     for e in &mut entries {
         open_entry(e, sealer)?;
     }
-    if let Some(staff) = &viewer_staff {
-        entries.retain(|e| {
-            let pupils: Vec<&Pupil> = e.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
-            Visibility::parse(&e.visibility).is_some_and(|v| v.allows(staff, &pupils))
-        });
-    }
     store
-        .audit(now, viewer.unwrap_or("cli"), audit_action, &format!("pupil:{}", pupil.id), &format!("entries={}", entries.len()))
+        .audit(now, &viewer.to_ascii_lowercase(), audit_action, &format!("pupil:{}", pupil.id), &format!("entries={}", entries.len()))
         .await?;
     Ok(View { dir, pupil, entries })
 }
@@ -85,7 +80,7 @@ pub async fn run(
     store: &Store,
     sealer: &Sealer,
     query: &str,
-    viewer: Option<&str>,
+    viewer: &str,
     tz: Tz,
     now: DateTime<Utc>,
     as_json: bool,

@@ -1,6 +1,6 @@
-//! `haven export PUPIL --format html|json [--as STAFF] [--out DIR]`: a chronology bundle for a
-//! meeting, a referral or a destination school: the chronology (respecting visibility for
-//! `--as`), every attachment decrypted into `attachments/`, and `MANIFEST.sha256` listing the
+//! `haven export PUPIL --as STAFF --format html|json [--out DIR]`: a chronology bundle for a
+//! meeting, a referral or a destination school: the chronology as `--as` (required) may see
+//! it, every attachment decrypted into `attachments/`, and `MANIFEST.sha256` listing the
 //! SHA-256 of every file so the recipient can check nothing was altered. Audited as `export`.
 
 use super::CliError;
@@ -25,7 +25,8 @@ pub enum Format {
 
 pub struct ExportRequest<'a> {
     pub query: &'a str,
-    pub viewer: Option<&'a str>,
+    /// Who is exporting (a staff email): required, and the bundle holds only what they may see.
+    pub viewer: &'a str,
     pub format: Format,
     pub out: Option<PathBuf>,
     pub school: &'a str,

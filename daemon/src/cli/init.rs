@@ -22,6 +22,7 @@ url = "sqlite://haven.db"            # or url_env = "HAVEN_DATABASE_URL" for pos
 [storage]
 dir = "data"
 key_file = "secrets/haven.key"       # created by `haven init`; back it up separately
+audit_key_file = "secrets/audit.key" # the audit log's HMAC key; its head is kept in secrets/audit.head
 
 [intake]
 source = "maildir"                   # "imap" for a real mailbox (see [intake.imap] below)
@@ -89,11 +90,15 @@ pub fn run(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
             written.push(p);
         }
     }
-    for key in ["secrets/haven.key", "secrets/reply.key"] {
+    for key in ["secrets/haven.key", "secrets/reply.key", "secrets/audit.key"] {
         let p = dir.join(key);
         write_new_key(&p)?;
         written.push(p);
     }
+    let head = dir.join("secrets").join(crate::store::HEAD_FILE_NAME);
+    crate::store::write_empty_anchor(&head)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", head.display())))?;
+    written.push(head);
     std::fs::write(&config, STARTER).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", config.display())))?;
     written.push(config);
     Ok(written)

@@ -2,6 +2,7 @@
 //! Exit codes are a contract (SPEC "Command line"): 0 success, 2 usage, 65 unusable input,
 //! 78 configuration or rules invalid.
 
+pub mod audit;
 pub mod chronology;
 pub mod directory;
 pub mod export;
@@ -20,7 +21,7 @@ use crate::pipeline::{Filer, FilingSettings};
 use crate::read::Limits;
 use crate::rules::{LiveRules, RuleSet};
 use crate::seal::{KeyFiles, Sealer};
-use crate::store::Store;
+use crate::store::{AuditKey, Store};
 use chrono::{DateTime, Utc};
 use std::path::Path;
 use std::process::ExitCode;
@@ -61,8 +62,10 @@ pub fn load_config(path: &Path) -> Result<Config, CliError> {
     Config::load(path).map_err(|e| CliError::Config(e.to_string()))
 }
 
-/// Opens (and migrates) the configured database.
+/// Opens (and migrates) the configured database, with the audit key installed for this
+/// process: every audit entry it writes is chained under that key.
 pub async fn open_store(config: &Config) -> Result<Store, CliError> {
+    install_audit_key(config)?;
     Store::open(config.database_url())
         .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))
@@ -103,6 +106,14 @@ impl App {
         )
         .following_key_changes(KeyFiles::new(&self.config.storage.key_file)))
     }
+}
+
+/// Reads `storage.audit_key_file` (exit 78 when missing, malformed or readable by others) and
+/// makes it this process's audit key.
+pub fn install_audit_key(config: &Config) -> Result<(), CliError> {
+    let key = AuditKey::from_key_file(&config.storage.audit_key_file).map_err(|e| CliError::Config(e.to_string()))?;
+    crate::store::install_audit_key(key);
+    Ok(())
 }
 
 /// Checks that the first key file can be read, before anything else starts.

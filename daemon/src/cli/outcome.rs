@@ -1,8 +1,14 @@
 //! `haven outcome INCIDENT TEXT --by STAFF`: records the outcome of an incident and closes its
 //! open action, so no further reminder fires. `NFA` is an outcome like any other.
+//!
+//! `--by` must name someone allowed to record it: a member of the DSL team, or someone the
+//! incident was alerted to (an alert, a reminder, or the action's owner) who may still see it.
+//! Anyone else is refused, the refusal is audited, and nothing is recorded.
 
 use super::CliError;
+use crate::directory::Pupil;
 use crate::store::{OutcomeRecorded, Store};
+use crate::visibility::Visibility;
 use chrono::{DateTime, Utc};
 
 pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, now: DateTime<Utc>) -> Result<String, CliError> {
@@ -13,9 +19,22 @@ pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, no
     let dir = store.load_directory().await?;
     let staff = dir
         .active_staff_by_email(by_email)
-        .ok_or_else(|| CliError::Usage(format!("{by_email} is not an active member of staff")))?;
-    if !store.incident_exists(incident).await? {
+        .ok_or_else(|| CliError::Usage(format!("--by {by_email}: not an active member of staff; nothing was recorded")))?;
+    let Some(facts) = store.incident_facts(incident).await? else {
         return Err(CliError::Usage(format!("there is no incident #{incident}")));
+    };
+    let allowed = staff.is_dsl_team() || {
+        let pupils: Vec<&Pupil> = facts.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
+        Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(staff, &pupils))
+            && store.was_alerted(incident, staff.id, &staff.emails).await?
+    };
+    if !allowed {
+        store
+            .audit(now, &format!("staff:{}", staff.id), "outcome_refused", &format!("incident:{incident}"), "not DSL team nor an alerted viewer")
+            .await?;
+        return Err(CliError::Usage(format!(
+            "--by {by_email}: may not record the outcome of incident #{incident}: only the DSL team, or someone it was alerted to who may see it, may; nothing was recorded"
+        )));
     }
     let mut tx = store.begin().await?;
     match tx.record_outcome(incident, staff.id, text, now).await? {

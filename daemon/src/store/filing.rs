@@ -401,14 +401,14 @@ impl Tx {
             if let (Some(settled), Some(id)) = (item.settles, *incident) {
                 self.settle(settled, *message, id).await?;
                 let detail = format!("filed as incident:{id} on the answer in message:{message}");
-                audit.push(AuditRecord { at: item.message.received, actor, action: "triage", subject: format!("message:{settled}"), detail });
+                audit.push(AuditRecord { at: item.message.received, actor, action: "triage", subject: format!("message:{settled}"), detail, incident: None });
             }
             let subject = match incident {
                 Some(id) => format!("incident:{id}"),
                 None => format!("message:{message}"),
             };
             let detail = format!("state={} message={message}", item.message.state.as_str());
-            audit.push(AuditRecord { at: item.message.received, actor, action: "record", subject, detail });
+            audit.push(AuditRecord { at: item.message.received, actor, action: "record", subject, detail, incident: *incident });
         }
         self.queue_questions(&questions).await?;
         self.append_audits(&audit).await?;

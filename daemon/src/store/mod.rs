@@ -15,7 +15,7 @@ mod outbox;
 mod read;
 mod schedule;
 
-pub use audit::{AuditEntry, AuditVerdict};
+pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
@@ -125,9 +125,9 @@ pub(crate) use on_pool;
 pub struct Tx {
     conn: TxConn,
     committed: bool,
-    /// The hash of the last audit entry, once this transaction has read or written it: the
-    /// transaction holds the audit chain's lock from then on, so the head cannot move.
-    audit_head: Option<String>,
+    /// The audit chain's head, once this transaction has appended to it: the transaction
+    /// holds the chain's lock from then on, so the head cannot move. Anchored after commit.
+    audit_head: Option<audit::ChainHead>,
 }
 
 pub(crate) enum TxConn {
@@ -192,6 +192,9 @@ impl Tx {
     pub async fn commit(mut self) -> Result<()> {
         on_tx!(self, |c| sqlx::raw_sql("COMMIT").execute(c).await.map(|_| ()))?;
         self.committed = true;
+        if let Some(head) = self.audit_head.take() {
+            head.anchor().await;
+        }
         Ok(())
     }
 }

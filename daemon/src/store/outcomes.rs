@@ -1,7 +1,7 @@
 //! Recording an outcome on an incident: closes its open action, so no further rung of the
 //! escalation ladder fires. Shared by `haven outcome` and email replies.
 
-use super::{Result, Tx, on_tx, to_us};
+use super::{Result, Store, Tx, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -48,8 +48,36 @@ impl Tx {
             OutcomeRecorded::Closed { action } => format!("action={action} closed"),
             OutcomeRecorded::NoOpenAction => "no open action".to_string(),
         };
-        self.append_audit(at, &format!("staff:{by}"), "outcome", &format!("incident:{incident}"), &detail)
-            .await?;
+        self.append_incident_audit(at, &format!("staff:{by}"), "outcome", incident, &detail).await?;
         Ok(result)
+    }
+}
+
+impl Store {
+    /// Whether staff member `staff_id` (who answers to `emails`) was told about `incident`: sent
+    /// its alert or a reminder, or made the owner of its outcome.
+    pub async fn was_alerted(&self, incident: i64, staff_id: i64, emails: &[String]) -> Result<bool> {
+        on_pool!(self, |p| {
+            let owner = sqlx::query("SELECT 1 AS one FROM actions WHERE incident_id = $1 AND owner = $2 LIMIT 1")
+                .bind(incident)
+                .bind(staff_id)
+                .fetch_optional(p)
+                .await?
+                .is_some();
+            if owner {
+                return Ok(true);
+            }
+            let recipients = sqlx::query("SELECT recipient FROM outbox WHERE incident_id = $1 AND purpose IN ('alert', 'reminder')")
+                .bind(incident)
+                .fetch_all(p)
+                .await?;
+            for r in recipients {
+                let to: String = r.try_get("recipient")?;
+                if emails.iter().any(|e| e.eq_ignore_ascii_case(to.trim())) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
     }
 }
