@@ -50,6 +50,12 @@ fn assert_filed_once(env: &HavenEnv, n: usize) {
     }
 }
 
+/// Every message moved out of `new/` is in the database, as another process reads it.
+fn assert_moved_only_what_is_filed(env: &HavenEnv, daemon: &Daemon) {
+    let filed = env.status()["messages"]["filed"].as_u64().unwrap_or(0) as usize;
+    assert_eq!(settled(env), filed, "a message was moved out of new/ without being in the database:\n{}", daemon.log());
+}
+
 fn wait_for_log(daemon: &mut Daemon, needle: &str, within: Duration) {
     wait_for(&format!("{needle:?} in the daemon's log"), within, || {
         daemon.assert_running();
@@ -75,9 +81,11 @@ async fn a_full_disk_files_nothing_until_space_returns_then_everything_once(back
     wait_for_log(&mut daemon, "filing failed", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(3));
     daemon.assert_running();
-    assert_eq!(settled(&env), 0, "a message was moved out of new/ though the disk is full:\n{}", daemon.log());
-    assert_eq!(waiting(&env), N);
-    assert!(!daemon.log().contains("message recorded"), "a message was claimed as recorded:\n{}", daemon.log());
+    // A full disk can still take a few pages into space SQLite already holds (its WAL is
+    // reused after a checkpoint), so a first batch may really commit; what must hold is that
+    // nothing left new/ that the database does not have.
+    assert_moved_only_what_is_filed(&env, &daemon);
+    assert!(waiting(&env) > 0, "the full disk refused nothing: the test proved nothing");
 
     // Killed while the disk is full, started again once there is room.
     drop(daemon);
@@ -164,7 +172,7 @@ async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Bac
     let retries = log.matches("filing will be retried").count();
     assert_eq!(failures, 1, "the failure is logged once, not per retry:\n{log}");
     assert!((2..=6).contains(&retries), "12 s of a refusing database: {retries} attempts (backoff 1 s, 2 s, 4 s, …):\n{log}");
-    assert_eq!(settled(&env), 0);
+    assert_moved_only_what_is_filed(&env, &daemon);
 
     match backend {
         Backend::Sqlite => disk.free(),
