@@ -19,7 +19,7 @@ pub use audit::{AuditEntry, AuditVerdict};
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
-    PupilLink, QuestionRecord, Recorded, RungRecord, ToRecord,
+    PupilLink, QuestionRecord, Recorded, Release, RungRecord, ToRecord,
 };
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
