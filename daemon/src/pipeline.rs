@@ -45,7 +45,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 mod release;
+mod trust;
 pub use release::{ReleaseError, Released};
+pub use trust::{DATE_IN_FUTURE, DATE_UNREADABLE, content_sha256};
+use trust::{occurred, trusted_date};
 
 /// What the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
@@ -777,51 +780,6 @@ impl Filer {
     async fn outcome_outstanding(&self, incident: i64) -> Result<bool, StoreError> {
         Ok(self.store.open_actions().await?.iter().any(|a| a.incident_id == incident))
     }
-}
-
-/// The note on an incident whose original's date could not be read.
-pub const DATE_UNREADABLE: &str = "date unreadable in the original";
-/// The note on an incident whose original's date is more than a day after it was filed.
-pub const DATE_IN_FUTURE: &str = "date in the original is more than a day in the future";
-
-/// When the message's story happened: the original's date (the forwarded message's when there
-/// is one and it wrote a date, else the message's own), or `now` with the reason when that
-/// date cannot be trusted. Pure.
-fn occurred(msg: &Message, now: DateTime<Utc>) -> (DateTime<Utc>, Option<&'static str>) {
-    match msg.forwarded.as_ref().filter(|f| f.date.is_some() || f.date_text.is_some()) {
-        Some(f) => trusted_date(f.date, true, now),
-        None => trusted_date(msg.date, msg.header("Date").is_some(), now),
-    }
-}
-
-/// A date as parsed (`written`: a date was written at all), or `now` and why not: unreadable,
-/// or more than a day after `now` (a day's slack for wrong clocks and time zones). A message
-/// without any date is simply dated when it was filed. Pure.
-fn trusted_date(
-    date: Option<chrono::DateTime<chrono::FixedOffset>>,
-    written: bool,
-    now: DateTime<Utc>,
-) -> (DateTime<Utc>, Option<&'static str>) {
-    match date.map(|d| d.with_timezone(&Utc)) {
-        Some(d) if d > now + chrono::TimeDelta::days(1) => (now, Some(DATE_IN_FUTURE)),
-        Some(d) => (d, None),
-        None if written => (now, Some(DATE_UNREADABLE)),
-        None => (now, None),
-    }
-}
-
-/// SHA-256 (hex) of a message's body — everything after the header block — with carriage
-/// returns removed and trailing whitespace dropped, so the same message has the same content
-/// hash whichever server delivered it and whatever transport headers it gained. Pure.
-pub fn content_sha256(raw: &[u8]) -> String {
-    let start = [&b"\r\n\r\n"[..], &b"\n\n"[..]]
-        .iter()
-        .filter_map(|sep| raw.windows(sep.len()).position(|w| w == *sep).map(|i| i + sep.len()))
-        .min()
-        .unwrap_or(raw.len());
-    let body: Vec<u8> = raw[start..].iter().copied().filter(|b| *b != b'\r').collect();
-    let end = body.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
-    hex::encode(Sha256::digest(&body[..end]))
 }
 
 fn origin_fields(origin: &Origin) -> (&'static str, String, Option<(u32, u32)>) {
