@@ -116,6 +116,24 @@ async fn the_dsl_releases_a_quarantined_message_once(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A message from a member of staff whose mail failed sender authentication, once released,
+/// is recorded by that member of staff (not by the DSL who released it).
+async fn a_released_staff_message_is_recorded_by_its_sender(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, r#"trusted_authserv_id = "mx.school.example""#);
+    env.import_school();
+    let raw = std::fs::read_to_string(school_fixtures().join("mail/spoofed.eml")).unwrap();
+    let (id, state, reason) = ingest(&env, "unauthenticated.eml", &raw);
+    assert_eq!(state, "quarantined", "{reason}");
+    let r = release(&env, id, "ddsl@school.example");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let entries = incidents_of(&env, "A100000000003");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["recorded_by"], "Dana Lead", "recorded by the sender the From names: {}", entries[0]);
+    assert_eq!(message(&env, id)["released_by"], "Dev Deputy");
+    db.cleanup().await;
+}
+
 /// A message quarantined unread cannot be released, and says why.
 async fn an_unreadable_message_cannot_be_released(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -236,11 +254,23 @@ async fn untrusted_dates_are_filed_with_the_filing_time(backend: Backend) {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("date: date unreadable in the original; dated when filed"), "{}", r.stdout);
     assert!(r.stdout.contains("date: date in the original is more than a day in the future; dated when filed"), "{}", r.stdout);
+
+    // The export says it too, in its JSON and its HTML.
+    for format in ["json", "html"] {
+        let out = env.path(&format!("export-{format}"));
+        let r = env.haven(&["export", "A100000000002", "--format", format, "--as", "dsl@school.example", "--out", out.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "export {format}: {}{}", r.stdout, r.stderr);
+        // The HTML escapes every space (ammonia's clean_text).
+        let doc = std::fs::read_to_string(out.join(format!("chronology.{format}"))).unwrap().replace("&#32;", " ");
+        assert!(doc.contains("date unreadable in the original"), "{format}: {doc}");
+        assert!(doc.contains("date in the original is more than a day in the future"), "{format}: {doc}");
+    }
     db.cleanup().await;
 }
 
 backend_tests!(
     the_dsl_releases_a_quarantined_message_once,
+    a_released_staff_message_is_recorded_by_its_sender,
     an_unreadable_message_cannot_be_released,
     only_filed_messages_make_duplicates_by_id_and_content,
     untrusted_dates_are_filed_with_the_filing_time,

@@ -4,7 +4,8 @@
 //! 1. already recorded? (same IMAP UID, same bytes) — nothing is written twice
 //! 2. read (`crate::read`) — unreadable or over a limit: quarantined
 //! 3. noise (`crate::noise`) — auto-replies, bounces, Haven's own mail: ignored
-//! 4. sender (`crate::authenticate`) — not an active member of staff: quarantined
+//! 4. sender (`crate::authenticate`) — not an active member of staff: quarantined (until the
+//!    DSL team releases it: `release`)
 //! 5. duplicate — same Message-ID and same content as a message filed or awaiting triage
 //!    5b. reply to an alert or a triage question (signed token in the address): an outcome,
 //!    a follow-up entry, or the pupil a message awaiting triage is about
