@@ -134,7 +134,8 @@ async fn a_released_staff_message_is_recorded_by_its_sender(backend: Backend) {
     db.cleanup().await;
 }
 
-/// A message quarantined unread cannot be released, and says why.
+/// A message quarantined unread cannot be released, nor one that another check than the
+/// sender's quarantined; each says why.
 async fn an_unreadable_message_cannot_be_released(backend: Backend) {
     let db = TestDb::new(backend).await;
     let env = HavenEnv::new(&db.url, "max_attachments = 1");
@@ -154,6 +155,19 @@ async fn an_unreadable_message_cannot_be_released(backend: Backend) {
     let r = release(&env, id, "dsl@school.example");
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains(&format!("message {id} cannot be released: it is unreadable or over a limit")), "{}", r.stderr);
+    assert_eq!(message(&env, id)["state"], "quarantined", "nothing changed");
+
+    // A reply whose signed address was altered: the sender check was not what quarantined
+    // it, so releasing it would quarantine it again, and it is refused.
+    let reply = format!(
+        "{TEACHER_FROM}\r\nTo: safeguarding+r-1-2-forged@school.example\r\nSubject: Re: alert\r\n\
+         Date: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <forged-reply@school.example>\r\n\r\nOutcome: NFA\r\n"
+    );
+    let (id, state, reason) = ingest(&env, "forged-reply.eml", &reply);
+    assert_eq!(state, "quarantined", "{reason}");
+    let r = release(&env, id, "dsl@school.example");
+    assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&format!("message {id} was not released: on release it would be quarantined again ({reason})")), "{}", r.stderr);
     assert_eq!(message(&env, id)["state"], "quarantined", "nothing changed");
     db.cleanup().await;
 }
