@@ -139,6 +139,7 @@ enum DirectoryCommand {
 enum MessagesCommand {
     /// File a quarantined message as if its sender check had passed (DSL team only, audited).
     Release {
+        /// The message's number, as `haven messages --state quarantined` lists it.
         id: i64,
         /// The member of the DSL team releasing it (email address).
         #[arg(long)]
