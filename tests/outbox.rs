@@ -118,6 +118,7 @@ async fn file_incident(
         state: MessageState::Filed,
         reason: "filed".into(),
         duplicate_of: None,
+        content_sha256: None,
     };
     let outbox = recipients
         .iter()
@@ -154,6 +155,7 @@ async fn file_incident(
         outbox,
         action: None,
         follows: None,
+        date_note: None,
     };
     let mut tx = db.store.begin().await.unwrap();
     let rec = tx

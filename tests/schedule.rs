@@ -99,6 +99,7 @@ async fn file(
         state: MessageState::Filed,
         reason: "test".into(),
         duplicate_of: None,
+        content_sha256: None,
     };
     let incident = IncidentRecord {
         occurred: recorded - Duration::hours(1),
@@ -123,6 +124,7 @@ async fn file(
             rungs: rungs.iter().map(|(after, who)| RungRecord { due: recorded + *after, recipients: who.clone() }).collect(),
         }),
         follows: None,
+        date_note: None,
     };
     let mut tx = store.begin().await.expect("begin");
     let rec = tx.record_message(sha.as_bytes(), &msg, Some(&incident), "test").await.expect("file the incident");

@@ -74,6 +74,7 @@ fn message(sha: &str, state: MessageState) -> MessageRecord {
         state,
         reason: "test".into(),
         duplicate_of: None,
+        content_sha256: None,
     }
 }
 
@@ -110,6 +111,7 @@ fn incident(pupil_id: i64) -> IncidentRecord {
         }],
         action: None,
         follows: None,
+        date_note: None,
     }
 }
 

@@ -75,6 +75,8 @@ enum Command {
     },
     /// Messages received and what became of each (the reason for every quarantine and triage).
     Messages {
+        #[command(subcommand)]
+        command: Option<MessagesCommand>,
         /// filed | awaiting_triage | quarantined | duplicate | ignored
         #[arg(long)]
         state: Option<String>,
@@ -133,6 +135,21 @@ enum DirectoryCommand {
         /// `directory.max_change` allows (never one that leaves no DSL team).
         #[arg(long)]
         allow_mass_change: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MessagesCommand {
+    /// File a quarantined message as if its sender check had passed (DSL team only, audited).
+    Release {
+        /// The message's number, as `haven messages --state quarantined` lists it.
+        id: i64,
+        /// The member of the DSL team releasing it (email address).
+        #[arg(long)]
+        by: String,
+        /// Why it may be filed, for the audit log.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -246,7 +263,10 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             cli::export::run(&app.store, &app.sealer().await?, req).await.map(|p| format!("exported to {}", p.display()))
         }
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, incident, &text, &by, now).await,
-        Command::Messages { state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
+        Command::Messages { command: Some(MessagesCommand::Release { id, by, reason }), .. } => {
+            cli::messages::release(&app.filer().await?, id, &by, &reason).await
+        }
+        Command::Messages { command: None, state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
         Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
         Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), now, json).await,
         Command::Audit { command: AuditCommand::Verify } => cli::audit::verify(&app.store, &app.config).await,

@@ -4,8 +4,9 @@
 //! 1. already recorded? (same IMAP UID, same bytes) — nothing is written twice
 //! 2. read (`crate::read`) — unreadable or over a limit: quarantined
 //! 3. noise (`crate::noise`) — auto-replies, bounces, Haven's own mail: ignored
-//! 4. sender (`crate::authenticate`) — not an active member of staff: quarantined
-//! 5. duplicate — same Message-ID as a message already recorded
+//! 4. sender (`crate::authenticate`) — not an active member of staff: quarantined (until the
+//!    DSL team releases it: `release`)
+//! 5. duplicate — same Message-ID and same content as a message filed or awaiting triage
 //!    5b. reply to an alert or a triage question (signed token in the address): an outcome,
 //!    a follow-up entry, or the pupil a message awaiting triage is about
 //! 6. identify (`crate::identify`) — pupils and category; unknown/ambiguous: awaiting triage
@@ -43,6 +44,12 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+mod release;
+mod trust;
+pub use release::{ReleaseError, Released};
+pub use trust::{DATE_IN_FUTURE, DATE_UNREADABLE, content_sha256};
+use trust::{occurred, trusted_date};
 
 /// What the pipeline needs from the configuration.
 #[derive(Debug, Clone)]
@@ -145,14 +152,16 @@ struct ForRules {
 struct Known {
     /// (mailbox, UIDVALIDITY, UID) → the message recorded under it.
     uids: HashMap<(String, u32, u32), (i64, MessageState)>,
-    /// Message-ID → the first message recorded with it.
-    originals: HashMap<String, i64>,
+    /// Message-ID → the messages filed or awaiting triage with it, oldest first, and their
+    /// content hashes.
+    originals: HashMap<String, Vec<(i64, Option<String>)>>,
 }
 
 /// What the batch has assessed so far, which the store cannot see until it commits.
 #[derive(Default)]
 struct Seen {
-    message_ids: HashSet<String>,
+    /// (Message-ID, content hash) of the messages from staff assessed so far.
+    message_ids: HashSet<(String, Option<String>)>,
     /// Incidents whose outcome a message of this batch records.
     outcomes: HashSet<i64>,
     /// Messages awaiting triage that an answer in this batch settles.
@@ -163,9 +172,17 @@ struct Seen {
 
 /// A message hashed, parsed and sealed, ready for assessment.
 struct Prepared {
-    /// Its SHA-256 and what the reader made of it; None when it was too large to fetch.
-    read: Option<(String, Result<Message, read::ReadError>)>,
+    /// Its hashes and what the reader made of it; None when it was too large to fetch.
+    read: Option<(Hashes, Result<Message, read::ReadError>)>,
     sealed_raw: Vec<u8>,
+}
+
+/// A received message's hashes.
+struct Hashes {
+    /// Of the raw bytes: the same bytes are never recorded twice.
+    raw: String,
+    /// Of the body ([`content_sha256`]): with the Message-ID, what makes a duplicate.
+    content: String,
 }
 
 /// How many messages are prepared, looked up and assessed together.
@@ -376,9 +393,9 @@ impl Filer {
             let Some(raw) = raw else {
                 return Prepared { read: None, sealed_raw: Vec::new() };
             };
-            let sha256 = hex::encode(Sha256::digest(&raw));
+            let hashes = Hashes { raw: hex::encode(Sha256::digest(&raw)), content: content_sha256(&raw) };
             Prepared {
-                read: Some((sha256, read::read_message_with(&raw, &limits))),
+                read: Some((hashes, read::read_message_with(&raw, &limits))),
                 sealed_raw: sealer.seal(fields::RAW, &raw),
             }
         });
@@ -426,28 +443,30 @@ impl Filer {
             return Ok(Progress::Done(Step::Already(Filing { state: *state, message: *id, incident: None, already: true })));
         }
         let Prepared { read, sealed_raw } = prepared;
-        Ok(match self.assess_read(incoming, read, directory, rules, now, known, seen).await? {
+        Ok(match self.assess_read(incoming, read, directory, rules, now, known, seen, None).await? {
             Assessment::Decided(assessed) => Progress::Done(Step::Record { sealed_raw, assessed }),
             Assessment::ToRules(r) => Progress::ToRules(sealed_raw, r),
         })
     }
 
-    /// Stages 2–6 for one message.
+    /// Stages 2–6 for one message. `released_by`: a member of the DSL team releasing it from
+    /// quarantine, for whom the sender check passes (see [`release`]).
     #[allow(clippy::too_many_arguments)]
     async fn assess_read(
         &self,
         incoming: &Incoming,
-        read: Option<(String, Result<Message, read::ReadError>)>,
+        read: Option<(Hashes, Result<Message, read::ReadError>)>,
         directory: &Directory,
         rules: &RuleSet,
         now: DateTime<Utc>,
         known: &Known,
         seen: &mut Seen,
+        released_by: Option<&Staff>,
     ) -> Result<Assessment, StoreError> {
         let done = |assessed: Assessed| Ok(Assessment::Decided(Box::new(assessed)));
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
         let size = incoming.payload.size();
-        let Some((sha256, read)) = read else {
+        let Some((hashes, read)) = read else {
             return done(Assessed::only(MessageRecord {
                 sha256: None,
                 message_id: None,
@@ -459,10 +478,11 @@ impl Filer {
                 state: MessageState::Quarantined,
                 reason: format!("message is {size} bytes, over the intake.max_message_size limit; left unread on the server"),
                 duplicate_of: None,
+                content_sha256: None,
             }));
         };
         let mut record = MessageRecord {
-            sha256: Some(sha256),
+            sha256: Some(hashes.raw),
             message_id: None,
             source,
             origin,
@@ -472,6 +492,7 @@ impl Filer {
             state: MessageState::Quarantined,
             reason: String::new(),
             duplicate_of: None,
+            content_sha256: Some(hashes.content),
         };
         let outcome = |mut record: MessageRecord, state, reason: String| {
             record.state = state;
@@ -491,20 +512,36 @@ impl Filer {
             return outcome(record, MessageState::Ignored, reason);
         }
 
-        // 4. Sender.
+        // 4. Sender. A message released from quarantine passes: it is the From's, when that
+        // is a member of staff (their mail server's authentication failed), else the DSL's
+        // who released it.
         let sender = match authenticate::check_sender(&msg, directory, self.settings.trusted_authserv_id.as_deref()) {
             SenderCheck::Staff(staff) => staff,
-            SenderCheck::Refused(reason) => return outcome(record, MessageState::Quarantined, reason),
+            SenderCheck::Refused(reason) => match released_by {
+                None => return outcome(record, MessageState::Quarantined, reason),
+                Some(dsl) => match authenticate::check_sender(&msg, directory, None) {
+                    SenderCheck::Staff(staff) => staff,
+                    SenderCheck::Refused(_) => dsl,
+                },
+            },
         };
 
-        // 5. Duplicate delivery of a message already recorded.
+        // 5. Duplicate delivery of a message already filed or awaiting triage: the same
+        // Message-ID with the same content. The same Message-ID on other content is filed,
+        // and its reason says so. A message recorded before contents were hashed counts by
+        // its Message-ID alone.
         if let Some(mid) = &msg.message_id {
-            if !seen.message_ids.insert(mid.clone()) {
-                return outcome(record, MessageState::Duplicate, "same Message-ID as an earlier message in this batch".into());
+            let content = record.content_sha256.clone();
+            if !seen.message_ids.insert((mid.clone(), content.clone())) {
+                return outcome(record, MessageState::Duplicate, "same Message-ID and content as an earlier message in this batch".into());
             }
-            if let Some(original) = known.originals.get(mid).copied() {
-                record.duplicate_of = Some(original);
-                return outcome(record, MessageState::Duplicate, format!("same Message-ID as message {original}"));
+            let earlier = known.originals.get(mid).map(Vec::as_slice).unwrap_or_default();
+            if let Some((original, _)) = earlier.iter().find(|(_, c)| c.is_none() || *c == content) {
+                record.duplicate_of = Some(*original);
+                return outcome(record, MessageState::Duplicate, format!("same Message-ID and content as message {original}"));
+            }
+            if let Some((other, _)) = earlier.first() {
+                record.reason = format!("message {other} has the same Message-ID with other content");
             }
         }
 
@@ -540,7 +577,7 @@ impl Filer {
         seen: &Seen,
     ) -> Assessed {
         let ForRules { mut record, msg, ident, sender, settles } = r;
-        let at = occurred_or(&msg, now);
+        let (at, _) = occurred(&msg, now);
         let history = history::counts(rules, &ident, at, earlier.iter().chain(&seen.incidents));
         let decision = rules.evaluate(&Facts {
             message: &msg,
@@ -550,10 +587,12 @@ impl Filer {
             ai_risk: None,
         });
         record.state = MessageState::Filed;
-        record.reason = match settles {
+        let filed = match settles {
             Some(settled) => format!("answer to triage: message {settled} filed under {}", decision.category),
             None => format!("filed under {}", decision.category),
         };
+        // What stage 5 noted (the same Message-ID on other content) stays in the reason.
+        record.reason = if record.reason.is_empty() { filed } else { format!("{filed} ({})", record.reason) };
         let incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
         let incident = seal_incident(incident, &self.sealer());
         Assessed { incident: Some(incident), settles, ..Assessed::only(record) }
@@ -574,7 +613,7 @@ impl Filer {
                 Progress::Done(_) => None,
             })
             .collect();
-        let Some(first) = waiting.iter().map(|r| occurred_or(&r.msg, now)).min() else {
+        let Some(first) = waiting.iter().map(|r| occurred(&r.msg, now).0).min() else {
             return Ok(Vec::new());
         };
         let pupils = waiting.iter().flat_map(|r| r.ident.pupils.iter().map(|p| p.pupil_id)).collect();
@@ -631,8 +670,9 @@ impl Filer {
         }
         record.state = MessageState::Filed;
         record.reason = reason;
+        let (occurred, date_note) = trusted_date(msg.date, msg.header("Date").is_some(), now);
         let follow_up = IncidentRecord {
-            occurred: msg.date.map(|d| d.with_timezone(&Utc)).unwrap_or(now),
+            occurred,
             recorded: now,
             recorded_by: Some(sender.id),
             record_kind: "reply".into(),
@@ -654,6 +694,7 @@ impl Filer {
             outbox: Vec::new(),
             action: None,
             follows: Some(incident_id),
+            date_note: date_note.map(str::to_string),
         };
         Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), ..Assessed::only(record) })
     }
@@ -742,11 +783,6 @@ impl Filer {
     }
 }
 
-/// When the message's story happened: the original's date, else the forward's, else now.
-fn occurred_or(msg: &Message, now: DateTime<Utc>) -> DateTime<Utc> {
-    msg.occurred_at().map(|d| d.with_timezone(&Utc)).unwrap_or(now)
-}
-
 fn origin_fields(origin: &Origin) -> (&'static str, String, Option<(u32, u32)>) {
     match origin {
         Origin::Imap { mailbox, uidvalidity, uid } => ("imap", mailbox.clone(), Some((*uidvalidity, *uid))),
@@ -765,7 +801,7 @@ fn incident_record(
     now: DateTime<Utc>,
     settings: &FilingSettings,
 ) -> IncidentRecord {
-    let occurred = occurred_or(msg, now);
+    let (occurred, date_note) = occurred(msg, now);
     let original = msg.forwarded.as_ref();
     // A member of staff replying to a parent with the intake in copy: what they typed is the
     // note, and the body keeps the parent's quoted words.
@@ -798,6 +834,7 @@ fn incident_record(
         outbox,
         action,
         follows: None,
+        date_note: date_note.map(str::to_string),
     }
 }
 

@@ -132,6 +132,9 @@ pub async fn run(
         if !others.is_empty() {
             out.push_str(&format!("  also: {}\n", others.join(", ")));
         }
+        if let Some(d) = &e.date_note {
+            out.push_str(&format!("  date: {d}; dated when filed\n"));
+        }
         if let Some(from) = &e.original_from {
             out.push_str(&format!("  from: {from}\n"));
         }
@@ -173,6 +176,7 @@ pub fn entry_json(e: &ChronologyEntry, dir: &Directory) -> serde_json::Value {
         "body": e.body,
         "attachments": e.attachments,
         "outcome": e.outcome,
+        "date_note": e.date_note,
     })
 }
 

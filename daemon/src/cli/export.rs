@@ -142,6 +142,9 @@ fn render_html(view: &View, attachments: &[Vec<serde_json::Value>], school: &str
             e.recorded_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
             esc(e.recorded_by.as_deref().unwrap_or("unknown")),
         );
+        if let Some(d) = &e.date_note {
+            let _ = write!(h, "<p>Date: {}; dated when filed.</p>", esc(d));
+        }
         if let Some(from) = &e.original_from {
             let _ = write!(h, "<p>From: {}</p>", esc(from));
         }

@@ -61,6 +61,9 @@ pub struct MessageRecord {
     /// Why it is in that state; shown to the technician and the DSL, never logged.
     pub reason: String,
     pub duplicate_of: Option<i64>,
+    /// SHA-256 of the body (see `pipeline::content_sha256`): with the Message-ID, what makes a
+    /// later message a duplicate. None when the message could not be read.
+    pub content_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +134,8 @@ pub struct IncidentRecord {
     pub action: Option<ActionRecord>,
     /// For a follow-up (a reply to an alert): the incident it answers.
     pub follows: Option<i64>,
+    /// Why `occurred` is the filing time: the original's date could not be trusted.
+    pub date_note: Option<String>,
 }
 
 /// An earlier incident of a pupil, as the rules' history conditions count it.
@@ -207,26 +212,51 @@ impl Store {
         Ok(found)
     }
 
-    /// For each of these Message-IDs recorded before, the first message recorded with it
-    /// that was not itself a duplicate.
-    pub async fn find_originals_by_message_id(&self, message_ids: &[&str]) -> Result<HashMap<String, i64>> {
-        let mut found = HashMap::new();
+    /// For each of these Message-IDs, the messages filed or awaiting triage with it, oldest
+    /// first, with their content hashes (None: recorded before content was hashed). Only
+    /// those make a later message a duplicate: a quarantined, ignored or duplicate message
+    /// reserves nothing.
+    pub async fn find_originals_by_message_id(
+        &self,
+        message_ids: &[&str],
+    ) -> Result<HashMap<String, Vec<(i64, Option<String>)>>> {
+        let mut found: HashMap<String, Vec<(i64, Option<String>)>> = HashMap::new();
         for chunk in message_ids.chunks(ROWS_PER_STATEMENT) {
             on_pool!(self, |p| {
                 let mut q = sqlx::QueryBuilder::new(
-                    "SELECT message_id, MIN(id) AS id FROM messages WHERE state <> 'duplicate' AND message_id IN (",
+                    "SELECT message_id, id, content_sha256 FROM messages \
+                     WHERE state IN ('filed', 'awaiting_triage') AND message_id IN (",
                 );
                 let mut list = q.separated(", ");
                 for mid in chunk {
                     list.push_bind(*mid);
                 }
-                q.push(") GROUP BY message_id");
+                q.push(") ORDER BY id");
                 for row in q.build().fetch_all(p).await? {
-                    found.insert(row.try_get("message_id")?, row.try_get("id")?);
+                    let entry = found.entry(row.try_get("message_id")?).or_default();
+                    entry.push((row.try_get("id")?, row.try_get("content_sha256")?));
                 }
             });
         }
         Ok(found)
+    }
+
+    /// What a release needs of a message: its state, its reason and its sealed raw bytes
+    /// (None when it was too large to fetch). None when there is no such message.
+    pub async fn message_for_release(&self, id: i64) -> Result<Option<(MessageState, String, Option<Vec<u8>>)>> {
+        on_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT m.id, m.state, m.reason, b.data FROM messages m LEFT JOIN blobs b ON b.sha256 = m.sha256 \
+                 WHERE m.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let data: Option<Vec<u8>> = row.try_get("data")?;
+            let reason: String = row.try_get("reason")?;
+            Ok(Some((state_of(row)?.1, reason, data)))
+        })
     }
 
     /// The incidents in any of `categories` of any of `pupils`, occurring at or after `since`.
@@ -295,6 +325,24 @@ pub struct ToRecord<'a> {
     pub settles: Option<i64>,
     /// A triage question to queue with this message.
     pub question: Option<&'a QuestionRecord>,
+}
+
+/// A quarantined message released from quarantine, as the pipeline decided on it again.
+#[derive(Debug, Clone, Copy)]
+pub struct Release<'a> {
+    pub message: i64,
+    /// Its new state, reason, duplicate_of and content hash (the rest of its row is kept).
+    pub record: &'a MessageRecord,
+    pub incident: Option<&'a IncidentRecord>,
+    /// For an answer to a triage question: the message awaiting triage it settles.
+    pub settles: Option<i64>,
+    pub question: Option<&'a QuestionRecord>,
+    /// The member of the DSL team who released it: staff id and, for the audit, email.
+    pub by: i64,
+    pub actor: &'a str,
+    /// Why they released it, for the audit log.
+    pub reason: &'a str,
+    pub at: DateTime<Utc>,
 }
 
 /// A triage question to the forwarder, queued with a message.
@@ -415,6 +463,53 @@ impl Tx {
         Ok(recorded)
     }
 
+    /// Records a quarantined message again as the pipeline decided on its release: its row
+    /// takes the new state and reason (no second row is written) and names who released it,
+    /// and its incident (alerts, action, rungs), triage question or settled message are
+    /// written with the audit entry, all in this transaction. Returns the incident filed.
+    pub async fn release_message(&mut self, r: &Release<'_>) -> Result<Option<i64>> {
+        let m = r.record;
+        let changed = on_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE messages SET state = $2, reason = $3, duplicate_of = $4, content_sha256 = $5, \
+                 released_by = $6, released_us = $7 WHERE id = $1 AND state = 'quarantined'",
+            )
+            .bind(r.message)
+            .bind(m.state.as_str())
+            .bind(m.reason.clone())
+            .bind(m.duplicate_of)
+            .bind(m.content_sha256.clone())
+            .bind(r.by)
+            .bind(to_us(r.at))
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+        });
+        if changed != 1 {
+            // Released by someone else since it was read: dropping the transaction writes nothing.
+            return Err(StoreError::Invalid(format!("message {} is no longer quarantined", r.message)));
+        }
+        let owner = r.settles.unwrap_or(r.message);
+        let incident = match r.incident {
+            Some(inc) => self.file_incidents(&[(owner, inc)]).await?.get(&owner).copied(),
+            None => None,
+        };
+        let mut audit = Vec::new();
+        if let (Some(settled), Some(id)) = (r.settles, incident) {
+            self.settle(settled, r.message, id).await?;
+            let detail = format!("filed as incident:{id} on the answer in message:{}", r.message);
+            audit.push(AuditRecord { at: r.at, actor: r.actor, action: "triage", subject: format!("message:{settled}"), detail, incident: None });
+        }
+        if let Some(q) = r.question {
+            self.queue_questions(&[(q.about.unwrap_or(r.message), r.message, r.at, &q.email)]).await?;
+        }
+        let filed = incident.map(|i| format!(" incident:{i}")).unwrap_or_default();
+        let detail = format!("state={}{filed} reason: {}", m.state.as_str(), r.reason);
+        audit.push(AuditRecord { at: r.at, actor: r.actor, action: "release", subject: format!("message:{}", r.message), detail, incident });
+        self.append_audits(&audit).await?;
+        Ok(incident)
+    }
+
     /// Marks a message that was awaiting triage as filed, on the answer in `answer`.
     async fn settle(&mut self, message: i64, answer: i64, incident: i64) -> Result<()> {
         let reason = format!("filed as incident {incident} on the answer to triage in message {answer}");
@@ -477,14 +572,14 @@ impl Tx {
             let returned: Vec<(MessageKey, i64)> = on_tx!(self, |c| {
                 let rows = insert_values!(c, ROWS_PER_STATEMENT,
                     "INSERT INTO messages (sha256, message_id, source, origin, imap_uidvalidity, imap_uid, \
-                     received_us, size, state, reason, duplicate_of) ", group,
+                     received_us, size, state, reason, duplicate_of, content_sha256) ", group,
                     " ON CONFLICT DO NOTHING RETURNING id, sha256, origin, imap_uidvalidity, imap_uid", |b, row| {
                     let m = row.1;
                     let (uidvalidity, uid) = imap_columns(m);
                     b.push_bind(m.sha256.clone()).push_bind(m.message_id.clone()).push_bind(m.source)
                         .push_bind(m.origin.clone()).push_bind(uidvalidity).push_bind(uid)
                         .push_bind(to_us(m.received)).push_bind(m.size as i64).push_bind(m.state.as_str())
-                        .push_bind(m.reason.clone()).push_bind(m.duplicate_of);
+                        .push_bind(m.reason.clone()).push_bind(m.duplicate_of).push_bind(m.content_sha256.clone());
                 });
                 rows.iter().map(MessageKey::returned).collect::<Result<_>>()?
             });
@@ -529,14 +624,14 @@ impl Tx {
             let rows = insert_values!(c, ROWS_PER_STATEMENT,
                 "INSERT INTO incidents (message_id, occurred_us, recorded_us, recorded_by, record_kind, \
                  category, priority, visibility, note, original_from, original_name, original_subject, \
-                 body_text, body_html, follows) ", filed, " RETURNING id, message_id", |b, row| {
+                 body_text, body_html, follows, date_note) ", filed, " RETURNING id, message_id", |b, row| {
                 let (message, inc) = *row;
                 b.push_bind(message).push_bind(to_us(inc.occurred)).push_bind(to_us(inc.recorded))
                     .push_bind(inc.recorded_by).push_bind(inc.record_kind.clone()).push_bind(inc.category.clone())
                     .push_bind(inc.priority.clone()).push_bind(inc.visibility.clone()).push_bind(inc.note.clone())
                     .push_bind(inc.original_from.clone()).push_bind(inc.original_name.clone())
                     .push_bind(inc.original_subject.clone()).push_bind(inc.body_text.clone())
-                    .push_bind(inc.body_html.clone()).push_bind(inc.follows);
+                    .push_bind(inc.body_html.clone()).push_bind(inc.follows).push_bind(inc.date_note.clone());
             });
             rows.iter()
                 .map(|r| Ok((r.try_get::<i64, _>("message_id")?, r.try_get::<i64, _>("id")?)))

@@ -19,7 +19,7 @@ pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAM
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
-    PupilLink, QuestionRecord, Recorded, RungRecord, ToRecord,
+    PupilLink, QuestionRecord, Recorded, Release, RungRecord, ToRecord,
 };
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
@@ -236,7 +236,9 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .map_err(StoreError::Connect)?;
-            SQLITE_MIGRATIONS.run(&pool).await?;
+            if pending(sqlx::query_scalar(APPLIED).fetch_all(&pool).await, &SQLITE_MIGRATIONS) {
+                SQLITE_MIGRATIONS.run(&pool).await?;
+            }
             tokio::spawn(checkpoint_in_background(pool.clone()));
             Store::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -247,7 +249,9 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .map_err(|e| missing_root_cert(url, e))?;
-            POSTGRES_MIGRATIONS.run(&pool).await?;
+            if pending(sqlx::query_scalar(APPLIED).fetch_all(&pool).await, &POSTGRES_MIGRATIONS) {
+                POSTGRES_MIGRATIONS.run(&pool).await?;
+            }
             Store::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl);
@@ -284,6 +288,17 @@ impl Store {
         on_pool!(self, |p| p.close().await)
     }
 }
+
+/// Whether any migration is not yet applied (or that cannot be told). Running the migrator
+/// writes even when nothing is pending (it creates its own table if missing), so a database
+/// that refuses writes (full, read-only, a replica) could not even be looked at with
+/// `haven status`; a database already up to date is opened without writing.
+fn pending(applied: std::result::Result<Vec<i64>, sqlx::Error>, migrator: &sqlx::migrate::Migrator) -> bool {
+    applied.map_or(true, |applied| migrator.iter().any(|m| !applied.contains(&m.version)))
+}
+
+/// The migrations recorded as applied.
+const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
 
 /// WAL pages after which a committing writer checkpoints itself.
 const WAL_BACKSTOP_PAGES: u32 = 100_000;

@@ -27,6 +27,8 @@ pub struct ChronologyEntry {
     pub body: String,
     pub attachments: Vec<String>,
     pub outcome: Option<String>,
+    /// Why `occurred_at` is the filing time: the original's date could not be trusted.
+    pub date_note: Option<String>,
 }
 
 /// A message's record, for triage lists and tests.
@@ -36,6 +38,9 @@ pub struct MessageSummary {
     pub state: MessageState,
     pub reason: String,
     pub source: String,
+    /// For a message released from quarantine: who released it (full name) and when.
+    pub released_by: Option<String>,
+    pub released_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -57,7 +62,7 @@ impl Store {
             let rows = sqlx::query(
                 "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
                  i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
-                 i.original_subject, i.body_text, \
+                 i.original_subject, i.body_text, i.date_note, \
                  (SELECT a.outcome FROM actions a WHERE a.incident_id = i.id AND a.outcome IS NOT NULL \
                   ORDER BY a.outcome_us DESC LIMIT 1) AS outcome \
                  FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
@@ -108,6 +113,7 @@ impl Store {
                     body: r.try_get("body_text")?,
                     attachments,
                     outcome: r.try_get("outcome")?,
+                    date_note: r.try_get("date_note")?,
                 });
             }
             Ok(out)
@@ -118,7 +124,8 @@ impl Store {
     pub async fn messages(&self, state: Option<MessageState>) -> Result<Vec<MessageSummary>> {
         on_pool!(self, |p| {
             let rows = sqlx::query(
-                "SELECT id, state, reason, source FROM messages WHERE ($1 IS NULL OR state = $1) ORDER BY id",
+                "SELECT m.id, m.state, m.reason, m.source, m.released_us, s.first_name, s.last_name FROM messages m \
+                 LEFT JOIN staff s ON s.id = m.released_by WHERE ($1 IS NULL OR m.state = $1) ORDER BY m.id",
             )
             .bind(state.map(|s| s.as_str()))
             .fetch_all(p)
@@ -126,11 +133,15 @@ impl Store {
             rows.into_iter()
                 .map(|r| {
                     let state: String = r.try_get("state")?;
+                    let first: Option<String> = r.try_get("first_name")?;
+                    let last: Option<String> = r.try_get("last_name")?;
                     Ok(MessageSummary {
                         id: r.try_get("id")?,
                         state: MessageState::parse(&state).unwrap_or(MessageState::Quarantined),
                         reason: r.try_get("reason")?,
                         source: r.try_get("source")?,
+                        released_by: first.zip(last).map(|(f, l)| format!("{f} {l}")),
+                        released_at: r.try_get::<Option<i64>, _>("released_us")?.map(from_us),
                     })
                 })
                 .collect()
