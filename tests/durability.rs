@@ -170,8 +170,13 @@ async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Bac
     let log = daemon.log();
     let failures = log.matches("filing failed").count();
     let retries = log.matches("filing will be retried").count();
-    assert_eq!(failures, 1, "the failure is logged once, not per retry:\n{log}");
-    assert!((2..=6).contains(&retries), "12 s of a refusing database: {retries} attempts (backoff 1 s, 2 s, 4 s, …):\n{log}");
+    // Logged once per change of state, not per retry. (SQLite can take one more batch into
+    // WAL space a checkpoint freed, which is a recovery and a new failure: at most a few.)
+    let recoveries = log.matches("filing works again").count();
+    assert_eq!(failures, 1 + recoveries, "the failure is logged once per change of state, not per retry:\n{log}");
+    assert!(failures <= 3, "{failures} failures logged in 12 s:\n{log}");
+    // Backoff: 0.5–1 s, 1–2 s, 2–4 s, 4–8 s … gives 3 to 5 retries in 12 s; four a second would be 48.
+    assert!((2..=8).contains(&retries), "12 s of a refusing database: {retries} attempts:\n{log}");
     assert_moved_only_what_is_filed(&env, &daemon);
 
     match backend {
