@@ -445,7 +445,7 @@ fn room_searches_must_be_recorded() {
 }
 
 #[test]
-fn pupils_who_have_left_get_no_alerts() {
+fn a_concern_about_a_pupil_who_has_left_reaches_the_dsl_team_only() {
     let set = shipped();
     let d = decide(
         &set,
@@ -454,10 +454,13 @@ fn pupils_who_have_left_get_no_alerts() {
         &History::default(),
     );
     assert_eq!(d.category, "Safeguarding / child protection");
-    assert!(d.recipients.is_empty());
-    assert!(d.escalation.is_empty());
+    assert_eq!(ids(&d), vec![DSL, DDSL], "the DSL team decides whether to pass it on");
+    assert_eq!(d.outcome_within, Some(Duration::days(2)));
+    // The ladder keeps the DSL team's steps; nobody else hears about a pupil who has left.
+    let ladder: Vec<Vec<i64>> = d.escalation.iter().map(|r| r.recipients.iter().map(|r| r.staff_id).collect()).collect();
+    assert_eq!(ladder, vec![vec![DDSL]]);
     assert!(
-        d.notes.iter().any(|n| n.contains("left the school")),
+        d.notes.iter().any(|n| n.contains("left the school on 2024-07-20")),
         "{:?}",
         d.notes
     );

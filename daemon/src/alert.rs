@@ -51,7 +51,9 @@ pub fn alerts_for(
         .map(|(m, p)| {
             let who = if settings.detail == Detail::Full { p.full_name() } else { p.initials() };
             let year = p.year_group.map(|y| format!(", Year {y}")).unwrap_or_default();
-            format!("{who} ({}{year})", m.role.as_str())
+            // The DSL decides whether to pass a concern about a pupil who has left on.
+            let left = p.left_on.map(|d| format!(", left on {}", d.format("%-d %B %Y"))).unwrap_or_default();
+            format!("{who} ({}{year}{left})", m.role.as_str())
         })
         .collect();
     let urgent = decision.priority.as_str() == "urgent";

@@ -1,0 +1,203 @@
+//! No concern reaches nobody (issue 18), end to end through the real `haven run` on SQLite and
+//! on PostgreSQL, on the example school (examples/eaton/directory), with a real SMTP server on
+//! loopback: who received what, and who can see what with `haven chronology --as`.
+//!
+//! Messages are dropped into the intake Maildir while the daemon runs; every wait polls
+//! `haven status --json` (or the SMTP server's Maildir) with a deadline.
+
+mod support;
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+use support::db::{Backend, TestDb};
+use support::haven::{Daemon, HavenEnv, wait_for};
+use support::smtp::SmtpServer;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+const DSL: &str = "dsl@eaton.sch.example";
+const DDSL: &str = "ddsl@eaton.sch.example";
+const HEAD: &str = "head@eaton.sch.example";
+const HERON: &str = "heron@eaton.sch.example";
+const ESAFETY: &str = "esafety@eaton.sch.example";
+const TEACHER: &str = "teacher@eaton.sch.example";
+const TOM_PRICE: &str = "E100000000004";
+
+fn eaton(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton/directory").join(file)
+}
+
+/// The example school with `haven run` running, sending by SMTP to a real server.
+struct School {
+    db: TestDb,
+    smtp: SmtpServer,
+    env: HavenEnv,
+    daemon: Daemon,
+}
+
+impl School {
+    async fn start(backend: Backend) -> School {
+        School::start_with(backend, "").await
+    }
+
+    /// `pupils` replaces the example school's pupils file (to make a pupil leave) when given.
+    async fn start_with(backend: Backend, without_upn: &str) -> School {
+        let db = TestDb::new(backend).await;
+        let smtp = SmtpServer::start();
+        let env = HavenEnv::with_smtp(&db.url, "", smtp.port);
+        let import = |pupils: &str| {
+            let r = env.haven(&[
+                "directory",
+                "import",
+                "--pupils",
+                pupils,
+                "--staff",
+                eaton("staff.csv").to_str().unwrap(),
+                "--contacts",
+                eaton("contacts.csv").to_str().unwrap(),
+            ]);
+            assert_eq!(r.code, 0, "directory import: {}{}", r.stdout, r.stderr);
+        };
+        import(eaton("pupils.csv").to_str().unwrap());
+        if !without_upn.is_empty() {
+            // The next export from the MIS no longer lists the pupil: they have left.
+            let all = std::fs::read_to_string(eaton("pupils.csv")).unwrap();
+            let kept: Vec<&str> = all.lines().filter(|l| !l.starts_with(without_upn)).collect();
+            let path = env.path("pupils-later.csv");
+            std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+            import(path.to_str().unwrap());
+        }
+        let daemon = env.start_env(&[("RUST_LOG", "debug")]);
+        School { db, smtp, env, daemon }
+    }
+
+    fn status(&mut self) -> Value {
+        self.daemon.assert_running();
+        self.env.status()
+    }
+
+    /// Drops `raw` into the intake; waits until it is recorded and the outbox has drained.
+    fn deliver(&mut self, name: &str, raw: &str) {
+        let before = recorded(&self.status());
+        self.env.deliver(name, raw.as_bytes());
+        wait_for(&format!("{name} to be recorded and the outbox to drain"), WAIT, || {
+            let s = self.status();
+            if recorded(&s) > before && s["outbox"]["pending"] == 0 { Ok(()) } else { Err(s.to_string()) }
+        });
+    }
+
+    /// Waits until the SMTP server holds exactly `n` emails and Haven has nothing left to send.
+    fn received(&mut self, n: usize) -> Vec<Email> {
+        let got = wait_for(&format!("{n} emails at the SMTP server"), WAIT, || {
+            let got = self.smtp.messages();
+            let s = self.status();
+            if got.len() >= n && s["outbox"]["pending"] == 0 { Ok(got) } else { Err(format!("{} received; status {s}", got.len())) }
+        });
+        assert_eq!(got.len(), n, "expected exactly {n} emails:\n{}", got.join("\n-----\n"));
+        got.iter().map(|raw| Email::parse(raw)).collect()
+    }
+
+    /// `haven chronology PUPIL --as STAFF` (text).
+    fn chronology_as(&self, upn: &str, staff: &str) -> String {
+        let r = self.env.haven(&["chronology", upn, "--as", staff]);
+        assert_eq!(r.code, 0, "chronology --as {staff}: {}", r.stderr);
+        r.stdout
+    }
+
+    /// `haven chronology PUPIL --as STAFF --json`: the incidents they may see.
+    fn incidents_seen_by(&self, upn: &str, staff: &str) -> Vec<Value> {
+        let r = self.env.haven(&["chronology", upn, "--as", staff, "--json"]);
+        assert_eq!(r.code, 0, "chronology --as {staff}: {}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).expect("chronology --json is JSON");
+        v["incidents"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `haven messages --state STATE --json`: the reasons recorded.
+    fn reasons(&self, state: &str) -> Vec<String> {
+        let r = self.env.haven(&["messages", "--state", state, "--json"]);
+        assert_eq!(r.code, 0, "messages: {}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).expect("messages --json is JSON");
+        v.as_array().into_iter().flatten().filter_map(|m| m["reason"].as_str().map(str::to_string)).collect()
+    }
+
+    /// Stops the daemon; its log must hold none of `secrets` (names, addresses, words).
+    async fn finish(self, secrets: &[&str]) {
+        let log = self.daemon.log();
+        assert!(log.contains("message recorded"), "the daemon logged its work:\n{log}");
+        for secret in secrets {
+            assert!(!log.contains(secret), "the daemon's log contains {secret:?}:\n{log}");
+        }
+        self.daemon.stop();
+        self.db.cleanup().await;
+    }
+}
+
+fn recorded(status: &Value) -> u64 {
+    ["filed", "awaiting_triage", "quarantined", "duplicate", "ignored"].iter().filter_map(|k| status["messages"][k].as_u64()).sum()
+}
+
+/// One email as the SMTP server received it.
+#[derive(Debug, Clone)]
+struct Email {
+    to: String,
+    subject: String,
+    body: String,
+}
+
+impl Email {
+    fn parse(raw: &str) -> Email {
+        let m = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap_or_else(|| panic!("not an email:\n{raw}"));
+        let to = m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
+        Email {
+            to,
+            subject: m.subject().unwrap_or_default().to_string(),
+            body: m.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
+        }
+    }
+}
+
+fn to_of(emails: &[Email]) -> Vec<&str> {
+    let mut v: Vec<&str> = emails.iter().map(|e| e.to.as_str()).collect();
+    v.sort_unstable();
+    v
+}
+
+/// A note from a member of staff to the intake.
+fn note(from: &str, id: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: Staff <{from}>\r\nTo: safeguarding@school.example\r\nSubject: {subject}\r\n\
+         Date: Mon, 30 Nov 2026 09:30:00 +0000\r\nMessage-ID: <{id}@mail.eaton.sch.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+}
+
+// ---------------------------------------------------------------- concerns that reach nobody
+
+/// A disclosure about a pupil who left last week goes to the DSL team, marked "left on DATE",
+/// with an outcome due and its owner; not to the pupil's former HouseM, and nobody else can
+/// see it.
+async fn a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team(backend: Backend) {
+    let mut school = School::start_with(backend, TOM_PRICE).await;
+    let header = school.chronology_as(TOM_PRICE, DSL);
+    let left = header.lines().next().and_then(|l| l.rsplit_once(", left ")).map(|(_, d)| d.trim().to_string()).expect("Tom has left");
+    let left = chrono::NaiveDate::parse_from_str(&left, "%Y-%m-%d").expect("a date").format("%-d %B %Y").to_string();
+
+    school.deliver("left.eml", &note(TEACHER, "left-1", "Note", "Pupil: Tom Price\n\nHe told me \"my stepdad hits me\"."));
+    let emails = school.received(2);
+    assert_eq!(to_of(&emails), vec![DDSL, DSL], "the DSL team is alerted: {emails:?}");
+    for e in &emails {
+        assert!(e.subject.starts_with("URGENT: "), "{}", e.subject);
+        assert!(e.body.contains(&format!("TP (subject, Year 3, left on {left})")), "marked as left:\n{}", e.body);
+        assert!(e.body.contains("Outcome required within: 2 days"), "{}", e.body);
+        assert!(!e.body.contains("stepdad"), "{}", e.body);
+    }
+    let s = school.status();
+    assert_eq!(s["outcomes"]["open"], 1, "an outcome is awaited: {s}");
+    assert_eq!(school.incidents_seen_by(TOM_PRICE, DSL).len(), 1);
+    assert_eq!(school.incidents_seen_by(TOM_PRICE, DDSL).len(), 1);
+    assert_eq!(school.incidents_seen_by(TOM_PRICE, HERON).len(), 0, "his former HouseM does not see it");
+    school.finish(&["Tom", "Price", "stepdad"]).await;
+}
+
+backend_tests!(a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,);
