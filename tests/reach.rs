@@ -22,7 +22,9 @@ const HEAD: &str = "head@eaton.sch.example";
 const HERON: &str = "heron@eaton.sch.example";
 const ESAFETY: &str = "esafety@eaton.sch.example";
 const TEACHER: &str = "teacher@eaton.sch.example";
+const KESTREL: &str = "kestrel@eaton.sch.example";
 const TOM_PRICE: &str = "E100000000004";
+const RUBY_ELLIS: &str = "E100000000010";
 
 fn eaton(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton/directory").join(file)
@@ -200,4 +202,47 @@ async fn a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team(backend: B
     school.finish(&["Tom", "Price", "stepdad"]).await;
 }
 
-backend_tests!(a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,);
+/// An `#esafety` message about grooming stays E-safety (the E-Safety Officer is told) but is
+/// urgent and the DSL team's, with an outcome due and the ladder.
+async fn e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver(
+        "grooming.eml",
+        &note(TEACHER, "groom-1", "Online chat #esafety", "Pupil: Ruby Ellis\n\nAn adult she met in a game is grooming her; he asked her to keep it secret."),
+    );
+    let emails = school.received(3);
+    assert_eq!(to_of(&emails), vec![DDSL, DSL, ESAFETY], "{emails:?}");
+    for e in &emails {
+        assert_eq!(e.subject, format!("URGENT: Haven incident #{}: E-safety", 1), "stays E-safety, urgent");
+        assert!(e.body.contains("Outcome required within: 2 days"), "{}", e.body);
+    }
+    let s = school.status();
+    assert_eq!(s["outcomes"]["open"], 1, "an outcome is awaited, with the ladder: {s}");
+    assert_eq!(school.incidents_seen_by(RUBY_ELLIS, ESAFETY).len(), 1);
+    assert_eq!(school.incidents_seen_by(RUBY_ELLIS, KESTREL).len(), 0, "E-safety is not the HouseM's");
+    school.finish(&["Ruby", "Ellis", "grooming", "game"]).await;
+}
+
+/// Welfare information is background: the DSL is told, but no outcome is demanded and nothing
+/// escalates to the head.
+async fn welfare_information_is_background(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver(
+        "welfare.eml",
+        &note(TEACHER, "welfare-1", "Record from previous school #welfare", "Pupil: Ruby Ellis\n\nYoung carer for her mother; receives support from the county carers service."),
+    );
+    let emails = school.received(1);
+    assert_eq!(to_of(&emails), vec![DSL], "{emails:?}");
+    assert_eq!(emails[0].subject, "Haven incident #1: Welfare information");
+    assert!(!emails[0].body.contains("Outcome required"), "{}", emails[0].body);
+    let s = school.status();
+    assert_eq!(s["outcomes"]["open"], 0, "no outcome demanded: {s}");
+    assert_eq!(school.incidents_seen_by(RUBY_ELLIS, KESTREL).len(), 1, "welfare is seen by the pupil's HouseM");
+    school.finish(&["Ruby", "Ellis", "carer"]).await;
+}
+
+backend_tests!(
+    a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,
+    e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due,
+    welfare_information_is_background,
+);
