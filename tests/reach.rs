@@ -23,6 +23,7 @@ const HERON: &str = "heron@eaton.sch.example";
 const ESAFETY: &str = "esafety@eaton.sch.example";
 const TEACHER: &str = "teacher@eaton.sch.example";
 const KESTREL: &str = "kestrel@eaton.sch.example";
+const JANE_SMITH: &str = "E100000000001";
 const TOM_PRICE: &str = "E100000000004";
 const RUBY_ELLIS: &str = "E100000000010";
 
@@ -241,8 +242,31 @@ async fn welfare_information_is_background(backend: Backend) {
     school.finish(&["Ruby", "Ellis", "carer"]).await;
 }
 
+/// `Category: Victim` is not a category: the incident is filed under the default and says so,
+/// and the forwarder gets one short reply naming the category used and the valid names.
+async fn an_unknown_category_is_reported_to_the_forwarder(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver("victim.eml", &note(TEACHER, "victim-1", "Playground", "Pupil: Jane Smith\nCategory: Victim\n\nPushed over at lunch by older children."));
+    let emails = school.received(3);
+    assert_eq!(to_of(&emails), vec![DSL, HEAD, TEACHER], "SLT alerted, the forwarder told: {emails:?}");
+    let reply = emails.iter().find(|e| e.to == TEACHER).unwrap();
+    assert_eq!(reply.subject, "Haven incident #1: category not recognised");
+    for want in ["\"Victim\" in your Category: line is not one Haven knows", "filed under Pastoral issue", "E-safety (#esafety, #online)", "Behaviour (#behaviour, #bullying"] {
+        assert!(reply.body.contains(want), "{want:?} in:\n{}", reply.body);
+    }
+    assert!(!reply.body.contains("Jane") && !reply.body.contains("lunch"), "{}", reply.body);
+    let chronology = school.chronology_as(JANE_SMITH, DSL);
+    assert!(
+        chronology.contains("category: \"Victim\" (Category: line) is not a category Haven knows; filed under Pastoral issue"),
+        "the incident says so:\n{chronology}"
+    );
+    assert!(school.reasons("filed").iter().any(|r| r.contains("the category named was not recognised")));
+    school.finish(&["Jane", "Smith", "Pushed", "Victim"]).await;
+}
+
 backend_tests!(
     a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,
     e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due,
     welfare_information_is_background,
+    an_unknown_category_is_reported_to_the_forwarder,
 );

@@ -184,6 +184,43 @@ fn explicit_category(msg: &Message, marker_text: &str, categories: &Categories, 
     }
 }
 
+/// A category staff named that is not configured: the name as written and where
+/// ("Category: line" or "plus address"), when no configured category was named too. A `#tag`
+/// in the subject is not counted: subjects carry hashtags for other reasons ("Issue #42").
+pub fn unknown_category(msg: &Message, categories: &Categories, intake: &str) -> Option<(String, &'static str)> {
+    let mut named: Vec<(String, &'static str)> = Vec::new();
+    for line in marker_text(msg).lines() {
+        if let Some((key, value)) = line.split_once(':')
+            && key.trim().eq_ignore_ascii_case("category")
+        {
+            named.push((value.trim().to_string(), "Category: line"));
+        }
+    }
+    let (local, domain) = intake.rsplit_once('@').unwrap_or((intake, ""));
+    for to in msg.to.iter().chain(&msg.cc) {
+        let Some((l, d)) = to.address.rsplit_once('@') else { continue };
+        if !d.eq_ignore_ascii_case(domain) {
+            continue;
+        }
+        if let Some(tag) = l.strip_prefix(local).and_then(|rest| rest.strip_prefix('+'))
+            && !tag.starts_with("r-")
+            && !tag.starts_with("t-")
+        {
+            named.push((tag.to_string(), "plus address"));
+        }
+    }
+    let tagged_known = msg.subject.as_deref().is_some_and(|subject| {
+        subject
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix('#'))
+            .any(|tag| categories.find(tag.trim_end_matches(|c: char| !c.is_alphanumeric())).is_some())
+    });
+    if tagged_known || named.iter().any(|(n, _)| categories.find(n).is_some()) {
+        return None;
+    }
+    named.into_iter().find(|(n, _)| !n.is_empty())
+}
+
 /// `Pupil:`, `Pupils:`, `Victim:`, `Perpetrator:`, `Witness:` lines and their values.
 fn marker_lines(text: &str) -> Vec<(PupilRole, &str)> {
     text.lines()
@@ -448,6 +485,23 @@ mod tests {
         assert_eq!((i.category.as_deref(), i.category_how.as_deref()), (Some("E-safety"), Some("plus address")));
         let i = ident("To: safeguarding+r-1-2-abc@school.example\r\nSubject: x", "Pupil: Jane Smith\r\n\r\nChat.");
         assert_eq!(i.category, None, "a reply token is not a category");
+    }
+
+    #[test]
+    fn an_unknown_category_is_reported_unless_a_known_one_is_named_too() {
+        let read = |headers: &str, body: &str| {
+            let raw = format!("From: t@school.example\r\nDate: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <x@s>\r\n{headers}\r\n\r\n{body}");
+            crate::read::read_message(raw.as_bytes()).expect("readable")
+        };
+        let intake = "safeguarding@school.example";
+        let m = read("To: safeguarding@school.example\r\nSubject: x", "Pupil: Jane Smith\r\nCategory: Victim\r\n\r\nText.");
+        assert_eq!(unknown_category(&m, &categories(), intake), Some(("Victim".into(), "Category: line")));
+        let m = read("To: safeguarding+victim@school.example\r\nSubject: x", "Pupil: Jane Smith\r\n\r\nText.");
+        assert_eq!(unknown_category(&m, &categories(), intake), Some(("victim".into(), "plus address")));
+        let m = read("To: safeguarding@school.example\r\nSubject: x #esafety", "Category: Victim\r\n\r\nText.");
+        assert_eq!(unknown_category(&m, &categories(), intake), None, "a known category was named too");
+        let m = read("To: safeguarding@school.example\r\nSubject: Issue #42", "Pupil: Jane Smith\r\n\r\nText.");
+        assert_eq!(unknown_category(&m, &categories(), intake), None, "a hashtag is not a category marker");
     }
 
     #[test]

@@ -100,12 +100,14 @@ struct Assessed {
     settles: Option<i64>,
     /// A triage question to the forwarder.
     question: Option<QuestionRecord>,
+    /// Why the incident is not in the category staff named (an unknown name).
+    category_note: Option<String>,
 }
 
 impl Assessed {
     /// A message recorded in its state, with nothing else to write.
     fn only(record: MessageRecord) -> Assessed {
-        Assessed { record, incident: None, outcome: None, settles: None, question: None }
+        Assessed { record, incident: None, outcome: None, settles: None, question: None, category_note: None }
     }
 }
 
@@ -228,6 +230,9 @@ async fn record_chunk(
     for ((slot, _, a), recorded) in chunk.iter().zip(recorded) {
         if let (Recorded::New { .. }, Some((incident, by, text))) = (&recorded, &a.outcome) {
             tx.record_outcome(*incident, *by, text, now).await?;
+        }
+        if let (Recorded::New { incident: Some(incident), .. }, Some(note)) = (&recorded, &a.category_note) {
+            tx.set_category_note(*incident, note).await?;
         }
         out[*slot] = Some(match recorded {
             Recorded::New { message, incident } => Filing { state: a.record.state, message, incident, already: false },
@@ -554,9 +559,21 @@ impl Filer {
             Some(settled) => format!("answer to triage: message {settled} filed under {}", decision.category),
             None => format!("filed under {}", decision.category),
         };
-        let incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
+        let mut incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
+        // A category staff named that Haven does not know: the incident says so, and the
+        // forwarder is told which one was used and what the names are.
+        let unknown = identify::unknown_category(&msg, rules.categories(), &self.settings.intake_address);
+        let category_note = unknown.map(|(name, how)| {
+            if let Some(to) = directory.staff.iter().find(|s| s.id == sender) {
+                incident.outbox.push(alert::unknown_category_reply(&name, how, &decision.category, rules.categories(), to, &self.settings.alerts));
+            }
+            format!("{name:?} ({how}) is not a category Haven knows; filed under {}", decision.category)
+        });
+        if category_note.is_some() {
+            record.reason.push_str(" (the category named was not recognised)");
+        }
         let incident = seal_incident(incident, &self.sealer());
-        Assessed { incident: Some(incident), settles, ..Assessed::only(record) }
+        Assessed { incident: Some(incident), settles, category_note, ..Assessed::only(record) }
     }
 
     /// The earlier incidents the rules' history conditions may count for a window's pupils,

@@ -415,6 +415,18 @@ impl Tx {
         Ok(recorded)
     }
 
+    /// Records why `incident` is not in the category staff named (see migration 0009).
+    pub async fn set_category_note(&mut self, incident: i64, note: &str) -> Result<()> {
+        on_tx!(self, |c| {
+            sqlx::query("UPDATE incidents SET category_note = $2 WHERE id = $1")
+                .bind(incident)
+                .bind(note)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Marks a message that was awaiting triage as filed, on the answer in `answer`.
     async fn settle(&mut self, message: i64, answer: i64, incident: i64) -> Result<()> {
         let reason = format!("filed as incident {incident} on the answer to triage in message {answer}");
