@@ -264,9 +264,33 @@ async fn an_unknown_category_is_reported_to_the_forwarder(backend: Backend) {
     school.finish(&["Jane", "Smith", "Pushed", "Victim"]).await;
 }
 
+/// A message from someone who is not active staff is quarantined, and the DSL team is told at
+/// once: the message number, the reason and how to release it, and nothing of the message.
+async fn a_quarantined_message_is_told_to_the_dsl_team_without_content(backend: Backend) {
+    let mut school = School::start(backend).await;
+    let former = "former.teacher@eaton.sch.example";
+    school.deliver("former.eml", &note(former, "former-1", "Worried about Amira Khan", "Pupil: Amira Khan\n\nShe told me at the bus stop that her uncle hits her."));
+    let s = school.status();
+    assert_eq!(s["messages"]["quarantined"], 1, "{s}");
+    let emails = school.received(2);
+    assert_eq!(to_of(&emails), vec![DDSL, DSL], "{emails:?}");
+    for e in &emails {
+        assert_eq!(e.subject, "Haven: message 1 was quarantined");
+        for want in ["quarantine as message 1", "Reason: sender is not an active member of staff", "haven messages release 1 --by YOUR-EMAIL --reason"] {
+            assert!(e.body.contains(want), "{want:?} in:\n{}", e.body);
+        }
+        for never in ["former.teacher", "Amira", "Khan", "Worried", "uncle", "bus stop"] {
+            assert!(!e.body.contains(never) && !e.subject.contains(never), "{never:?} in:\n{}", e.body);
+        }
+    }
+    assert_eq!(school.incidents_seen_by("E100000000003", DSL).len(), 0, "nothing was filed");
+    school.finish(&["Amira", "Khan", "uncle", "former.teacher"]).await;
+}
+
 backend_tests!(
     a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,
     e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due,
     welfare_information_is_background,
     an_unknown_category_is_reported_to_the_forwarder,
+    a_quarantined_message_is_told_to_the_dsl_team_without_content,
 );

@@ -446,6 +446,13 @@ impl Tx {
         Ok(())
     }
 
+    /// Queues emails about a message that has no incident (a quarantine notice to the DSL
+    /// team); `{message}` in them stands for its number.
+    pub async fn queue_about_message(&mut self, message: i64, emails: &[OutboxRecord], at: DateTime<Utc>) -> Result<()> {
+        let rows: Vec<(i64, i64, DateTime<Utc>, &OutboxRecord)> = emails.iter().map(|e| (message, message, at, e)).collect();
+        self.queue_questions(&rows).await
+    }
+
     /// Queues triage questions: (message asked about, message recorded with, when, question).
     async fn queue_questions(&mut self, questions: &[(i64, i64, DateTime<Utc>, &OutboxRecord)]) -> Result<()> {
         on_tx!(self, |c| {
