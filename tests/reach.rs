@@ -44,11 +44,17 @@ impl School {
         School::start_with(backend, "").await
     }
 
-    /// `pupils` replaces the example school's pupils file (to make a pupil leave) when given.
+    /// The example school, with the pupil `without_upn` (when given) gone from a later
+    /// import: they have left.
     async fn start_with(backend: Backend, without_upn: &str) -> School {
         let db = TestDb::new(backend).await;
         let smtp = SmtpServer::start();
         let env = HavenEnv::with_smtp(&db.url, "", smtp.port);
+        School::started(db, smtp, env, without_upn)
+    }
+
+    /// Imports the example school into `env` and starts `haven run`.
+    fn started(db: TestDb, smtp: SmtpServer, env: HavenEnv, without_upn: &str) -> School {
         let import = |pupils: &str| {
             let r = env.haven(&[
                 "directory",
@@ -287,10 +293,37 @@ async fn a_quarantined_message_is_told_to_the_dsl_team_without_content(backend: 
     school.finish(&["Amira", "Khan", "uncle", "former.teacher"]).await;
 }
 
+// ---------------------------------------------------------------- rules a lead can trust
+
+/// `when.history` without `categories` counts incidents of any category: a Behaviour note and
+/// then an Attendance note about the same pupil make two, and the rule alerts the deputy DSL.
+async fn history_without_categories_counts_any_category(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let smtp = SmtpServer::start();
+    let env = HavenEnv::with_smtp(&db.url, "", smtp.port);
+    std::fs::write(
+        env.path("rules/40-any.toml"),
+        "[[rule]]\nname = \"Two concerns of any kind in 30 days reach the deputy DSL\"\n\
+         when.history = { at_least = 2, within = \"30d\" }\nalert = [\"ddsl\"]\n",
+    )
+    .unwrap();
+    let mut school = School::started(db, smtp, env, "");
+    school.deliver("first.eml", &note(TEACHER, "any-1", "Queue #behaviour", "Pupil: Jane Smith\n\nPushed in the lunch queue."));
+    let first = school.received(2);
+    assert_eq!(to_of(&first), vec![DSL, HEAD], "SLT only, the first time: {first:?}");
+    school.deliver("second.eml", &note(TEACHER, "any-2", "Late #attendance", "Pupil: Jane Smith\n\nLate three days this week."));
+    let all = school.received(5);
+    let to_deputy: Vec<&Email> = all.iter().filter(|e| e.to == DDSL).collect();
+    assert_eq!(to_deputy.len(), 1, "{all:?}");
+    assert_eq!(to_deputy[0].subject, "Haven incident #2: Attendance");
+    school.finish(&["Jane", "Smith", "queue"]).await;
+}
+
 backend_tests!(
     a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,
     e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due,
     welfare_information_is_background,
     an_unknown_category_is_reported_to_the_forwarder,
     a_quarantined_message_is_told_to_the_dsl_team_without_content,
+    history_without_categories_counts_any_category,
 );

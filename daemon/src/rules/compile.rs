@@ -536,7 +536,8 @@ impl RuleCompiler<'_, '_> {
         when.attachments = w.attachments;
         if let Some(h) = &w.history {
             let h = h.get_ref();
-            let cats = self.categories(&h.categories);
+            // No categories: incidents of any category count (an empty list).
+            let cats = h.categories.as_ref().map(|c| self.categories(c)).unwrap_or_default();
             let within = self.duration(&h.within);
             let at_least = *h.at_least.get_ref();
             if at_least < 1 {
@@ -786,4 +787,94 @@ fn one_line(s: &str) -> String {
         .unwrap_or(s)
         .trim()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Directory;
+    use crate::identify::{Identification, PupilMatch, PupilRole};
+    use crate::rules::{Facts, History};
+
+    const CATEGORIES: &str = r#"default = "Pastoral issue"
+
+[[category]]
+name = "Pastoral issue"
+visibility = "slt, head, housem-of-pupil"
+
+[[category]]
+name = "Behaviour"
+visibility = "slt, head"
+
+[[category]]
+name = "SEND"
+visibility = "slt, senco"
+"#;
+
+    fn set(rules: &str) -> Result<RuleSet, RuleErrors> {
+        let source = |name: &str, text: &str| Source { name: name.into(), path: format!("rules/{name}"), text: text.into() };
+        compile(&[source("00-categories.toml", CATEGORIES), source("10-rules.toml", rules)])
+    }
+
+    fn jane() -> Pupil {
+        Pupil {
+            id: 1,
+            upn: "A1".into(),
+            first_name: "Jane".into(),
+            last_name: "Smith".into(),
+            preferred_name: None,
+            date_of_birth: None,
+            year_group: Some(7),
+            tutor_group: None,
+            house: None,
+            sen: false,
+            left_on: None,
+        }
+    }
+
+    /// Whether the rule set alerts anyone about a Behaviour note on Jane, given how many
+    /// earlier incidents each history query counts.
+    fn fires_with_earlier(set: &RuleSet, earlier: i64) -> bool {
+        let raw = "From: t@school.example\r\nSubject: x\r\nMessage-ID: <x@s>\r\n\r\nPushed in the queue.\r\n";
+        let msg = crate::read::read_message(raw.as_bytes()).expect("readable");
+        let staff = Staff {
+            id: 9,
+            emails: vec!["slt@school.example".into()],
+            first_name: "Sam".into(),
+            last_name: "Lead".into(),
+            roles: vec![Role::Slt],
+            house: None,
+            tutor_group: None,
+            active: true,
+        };
+        let dir = Directory::new(vec![jane()], vec![staff], Vec::new());
+        let ident = Identification {
+            pupils: vec![PupilMatch { pupil_id: 1, role: PupilRole::Subject, how: "test".into() }],
+            category: Some("Behaviour".into()),
+            category_how: Some("Category: line".into()),
+            triage: None,
+        };
+        let mut history = History::default();
+        for qi in 0..set.history_queries().len() {
+            history.set(1, qi, earlier);
+        }
+        let d = set.evaluate(&Facts { message: &msg, identification: &ident, directory: &dir, history: &history, ai_risk: None });
+        !d.recipients.is_empty()
+    }
+
+    #[test]
+    fn history_without_categories_counts_any_category() {
+        let set = set(
+            r#"[[rule]]
+name = "Three of anything"
+when.history = { at_least = 3, within = "30d" }
+alert = ["slt"]
+"#,
+        )
+        .expect("valid: categories may be left out");
+        assert_eq!(set.history_queries()[0].categories, Vec::<String>::new(), "empty means any");
+        // A Behaviour incident counts itself, though the rule names no category.
+        assert!(!fires_with_earlier(&set, 1));
+        assert!(fires_with_earlier(&set, 2));
+    }
 }

@@ -296,7 +296,7 @@ impl RuleSet {
             return false;
         }
         if let Some((qi, at_least, cats)) = &w.history {
-            let this_one = i64::from(cats.contains(&category));
+            let this_one = i64::from(cats.is_empty() || cats.contains(&category));
             let hit = seen.facts.identification.pupils.iter().any(|m| {
                 seen.facts
                     .history

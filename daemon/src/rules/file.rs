@@ -71,11 +71,13 @@ pub(crate) struct When {
     pub ai_risk: Option<Spanned<String>>,
 }
 
-/// `when.history = { categories = [...], at_least = 3, within = "30d" }`
+/// `when.history = { categories = [...], at_least = 3, within = "30d" }`; without
+/// `categories`, incidents of any category count.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryEntry {
-    pub categories: Spanned<Strings>,
+    #[serde(default)]
+    pub categories: Option<Spanned<Strings>>,
     pub at_least: Spanned<i64>,
     pub within: Spanned<String>,
 }

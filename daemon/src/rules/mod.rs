@@ -40,6 +40,7 @@ use std::str::FromStr;
 /// (canonical names) that occurred within `within` before this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
+    /// Empty: any category.
     pub categories: Vec<String>,
     pub within: chrono::Duration,
 }
