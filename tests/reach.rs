@@ -319,6 +319,36 @@ async fn history_without_categories_counts_any_category(backend: Backend) {
     school.finish(&["Jane", "Smith", "queue"]).await;
 }
 
+/// `haven rules check` warns, with file and line, when a rule alerts someone who may not see
+/// the category it sets (the SENCo would silently never be alerted), and names the nearest
+/// role for a misspelt one.
+#[test]
+fn rules_check_warns_about_an_alert_nobody_receives_and_suggests_names() {
+    let env = HavenEnv::new("sqlite://var/haven.db", "");
+    let rule = |alert: &str| {
+        format!(
+            "# SEN pupils' pastoral issues reach the SENCo\n[[rule]]\nname = \"SEN pupils reach the SENCo\"\nwhen.sen = true\n\
+             set_category = \"Pastoral issue\"\nalert = [\"{alert}\"]\n"
+        )
+    };
+    std::fs::write(env.path("rules/40-senco.toml"), rule("senco")).unwrap();
+    let r = env.haven(&["rules", "check"]);
+    assert_eq!(r.code, 0, "a warning does not stop the rules: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(
+            "rules/40-senco.toml:6:10: warning: rule \"SEN pupils reach the SENCo\" alerts senco, who may not see category \"Pastoral issue\""
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 warning(s) above"), "{}", r.stdout);
+
+    std::fs::write(env.path("rules/40-senco.toml"), rule("senoc")).unwrap();
+    let r = env.haven(&["rules", "check"]);
+    assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("rules/40-senco.toml:6:10: unknown role \"senoc\" (did you mean \"senco\"?)"), "{}", r.stderr);
+}
+
 backend_tests!(
     a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,
     e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due,

@@ -14,7 +14,15 @@ use std::path::Path;
 
 pub fn check(config: &Config) -> Result<String, CliError> {
     let set = load_rules(config)?;
-    Ok(format!("rules OK: {} ({})", set.summary(), config.rules.dir.display()))
+    let mut out = String::new();
+    for w in set.warnings() {
+        out.push_str(&format!("{w}\n"));
+    }
+    out.push_str(&format!("rules OK: {} ({})", set.summary(), config.rules.dir.display()));
+    if !set.warnings().is_empty() {
+        out.push_str(&format!(", {} warning(s) above", set.warnings().len()));
+    }
+    Ok(out)
 }
 
 pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliError> {

@@ -21,6 +21,7 @@ mod evaluate;
 mod file;
 mod live;
 mod recipients;
+mod suggest;
 
 pub use compile::RuleSet;
 pub use duration::{format_duration, parse_duration};
