@@ -349,6 +349,40 @@ fn rules_check_warns_about_an_alert_nobody_receives_and_suggests_names() {
     assert!(r.stderr.contains("rules/40-senco.toml:6:10: unknown role \"senoc\" (did you mean \"senco\"?)"), "{}", r.stderr);
 }
 
+/// `haven rules test` names staff (not "staff 12") and prints minute durations as minutes.
+async fn rules_test_names_staff_and_prints_minutes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    std::fs::write(
+        env.path("rules/40-quick.toml"),
+        "[[rule]]\nname = \"Room searches within half an hour\"\nwhen.category = [\"Room search\"]\n\
+         alert = [\"staff:senco@eaton.sch.example\"]\noutcome_within = \"30m\"\n\
+         escalate = [{ after = \"45m\", alert = [\"ddsl\"] }]\n",
+    )
+    .unwrap();
+    let r = env.haven(&[
+        "directory", "import",
+        "--pupils", eaton("pupils.csv").to_str().unwrap(),
+        "--staff", eaton("staff.csv").to_str().unwrap(),
+        "--contacts", eaton("contacts.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let eml = env.path("search.eml");
+    std::fs::write(&eml, note(HERON, "search-1", "Bag search #roomsearch", "Pupil: Tom Price\n\nSearched his bag.")).unwrap();
+    let r = env.haven(&["rules", "test", eml.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for want in [
+        "alert: Hana Heron <heron@eaton.sch.example> — housem-of-pupil",
+        "outcome required within 30 minutes",
+        "escalate after 45 minutes to Dev Deputy <ddsl@eaton.sch.example>",
+        "Nadia Rahman (senco@eaton.sch.example) not alerted, visibility",
+    ] {
+        assert!(r.stdout.contains(want), "{want:?} in:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("0 hours") && !r.stdout.contains("staff 1"), "{}", r.stdout);
+    db.cleanup().await;
+}
+
 backend_tests!(
     a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,
     e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due,
@@ -356,4 +390,5 @@ backend_tests!(
     an_unknown_category_is_reported_to_the_forwarder,
     a_quarantined_message_is_told_to_the_dsl_team_without_content,
     history_without_categories_counts_any_category,
+    rules_test_names_staff_and_prints_minutes,
 );

@@ -24,7 +24,7 @@ mod recipients;
 mod suggest;
 
 pub use compile::RuleSet;
-pub use duration::{format_duration, parse_duration};
+pub use duration::{describe_duration, format_duration, parse_duration};
 pub use errors::{RuleError, RuleErrors};
 pub use live::LiveRules;
 

@@ -70,8 +70,10 @@ impl Resolver<'_> {
             }
             if !self.visibility.allows(s, self.pupils) {
                 notes.push(format!(
-                    "{context}alert {label}: staff {} not alerted, visibility {} does not let them see this incident",
-                    s.id,
+                    "{context}alert {label}: {} {} ({}) not alerted, visibility {} does not let them see this incident",
+                    s.first_name,
+                    s.last_name,
+                    s.email(),
                     self.visibility.as_str()
                 ));
                 continue;
