@@ -383,6 +383,27 @@ async fn rules_test_names_staff_and_prints_minutes(backend: Backend) {
     db.cleanup().await;
 }
 
+/// An ambiguous `Pupil: Smith` waits for triage, and the question to the forwarder lists the
+/// pupils it could be (UPN, initials, year, tutor group), as for a parent with two children.
+async fn an_ambiguous_surname_lists_the_candidates_in_the_triage_question(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver("smith.eml", &note(TEACHER, "smith-1", "Upset at lunch", "Pupil: Smith\n\nCrying after lunch, would not say why."));
+    let s = school.status();
+    assert_eq!(s["messages"]["awaiting_triage"], 1, "{s}");
+    let emails = school.received(1);
+    assert_eq!(emails[0].to, TEACHER);
+    assert_eq!(emails[0].subject, "Haven: which pupil is message 1 about?");
+    let body = &emails[0].body;
+    for want in ["a Pupil: line gives only part of a name, which 2 pupils have", "E100000000001  JS, Year 5, 5K", "E100000000005  LS, Year 5, 5H"] {
+        assert!(body.contains(want), "{want:?} in:\n{body}");
+    }
+    for never in ["Jane", "Leo", "Smith", "Crying"] {
+        assert!(!body.contains(never), "{never:?} in:\n{body}");
+    }
+    assert!(school.reasons("awaiting_triage").iter().any(|r| r.contains("part of a name")));
+    school.finish(&["Jane", "Leo", "Smith", "Crying"]).await;
+}
+
 backend_tests!(
     a_disclosure_about_a_pupil_who_has_left_reaches_the_dsl_team,
     e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due,
@@ -391,4 +412,5 @@ backend_tests!(
     a_quarantined_message_is_told_to_the_dsl_team_without_content,
     history_without_categories_counts_any_category,
     rules_test_names_staff_and_prints_minutes,
+    an_ambiguous_surname_lists_the_candidates_in_the_triage_question,
 );

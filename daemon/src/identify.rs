@@ -77,6 +77,11 @@ pub fn identify(msg: &Message, dir: &Directory, categories: &Categories, intake_
                     unresolved.push(format!("{} pupils match a {} line", ids.len(), role_label(role)));
                     candidates.extend(ids);
                 }
+                Resolved::Partly(ids) => {
+                    let who = if ids.len() == 1 { "1 pupil has".to_string() } else { format!("{} pupils have", ids.len()) };
+                    unresolved.push(format!("a {} line gives only part of a name, which {who}", role_label(role)));
+                    candidates.extend(ids);
+                }
                 Resolved::None => unresolved.push(format!("no pupil matches a {} line", role_label(role))),
             }
         }
@@ -255,6 +260,9 @@ fn bracketed(subject: &str) -> impl Iterator<Item = &str> {
 enum Resolved {
     One(i64),
     Many(Vec<i64>),
+    /// No full name matches, but these pupils have the one name given (`Pupil: Smith`): the
+    /// forwarder is asked which, never filed on a guess.
+    Partly(Vec<i64>),
     None,
 }
 
@@ -268,9 +276,29 @@ fn resolve(dir: &Directory, item: &str) -> Resolved {
     let on_roll: Vec<&Pupil> = matching.iter().copied().filter(|p| p.on_roll()).collect();
     let pick = if on_roll.is_empty() { matching } else { on_roll };
     match pick.as_slice() {
-        [] => Resolved::None,
+        [] => partly(dir, &q),
         [p] => Resolved::One(p.id),
         many => Resolved::Many(many.iter().map(|p| p.id).collect()),
+    }
+}
+
+/// Pupils with a surname, first or preferred name equal to `q` (normalised), on roll first.
+fn partly(dir: &Directory, q: &str) -> Resolved {
+    if q.is_empty() {
+        return Resolved::None;
+    }
+    let has = |p: &Pupil| {
+        [Some(p.last_name.as_str()), Some(p.first_name.as_str()), p.preferred_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|n| normalise(n) == q)
+    };
+    let matching: Vec<&Pupil> = dir.pupils.iter().filter(|p| has(p)).collect();
+    let on_roll: Vec<i64> = matching.iter().filter(|p| p.on_roll()).map(|p| p.id).collect();
+    match (on_roll.is_empty(), matching.is_empty()) {
+        (_, true) => Resolved::None,
+        (false, _) => Resolved::Partly(on_roll),
+        (true, false) => Resolved::Partly(matching.iter().map(|p| p.id).collect()),
     }
 }
 
@@ -538,6 +566,16 @@ mod tests {
         assert_eq!(i.triage.unwrap().reason, "no pupil could be identified");
         let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: Nobody Known\r\n\r\nText.");
         assert!(i.triage.unwrap().reason.contains("no pupil matches"));
+    }
+
+    #[test]
+    fn part_of_a_name_waits_for_triage_with_the_pupils_who_have_it() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: Smith\r\n\r\nText.");
+        let t = i.triage.expect("a surname alone is not a pupil");
+        assert_eq!(t.candidates, vec![1, 3]);
+        assert_eq!(t.reason, "a Pupil: line gives only part of a name, which 2 pupils have");
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: olly\r\n\r\nText.");
+        assert_eq!(i.triage.expect("never filed on a guess").candidates, vec![2]);
     }
 
     #[test]
