@@ -9,6 +9,9 @@
 //!   the escalation ladder gathers every matching rule's steps.
 //! - Recipients are resolved last, against the final visibility, so nobody is alerted to an
 //!   incident they may not see.
+//! - A pupil who has left (or is not yet on roll) still has a DSL: when any rule alerts, the
+//!   DSL team is alerted too; when every pupil has left, only the DSL team is alerted or
+//!   escalated to. Their HouseM and tutor are never alerted about them.
 
 use super::compile::{Conditions, RuleSet, Target};
 use super::duration::format_duration;

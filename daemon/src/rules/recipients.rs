@@ -11,7 +11,8 @@ use crate::visibility::Visibility;
 pub(crate) struct Resolver<'a> {
     pub directory: &'a Directory,
     pub visibility: &'a Visibility,
-    /// The incident's pupils still on roll: left pupils get no alerts.
+    /// The incident's pupils still on roll: the staff of a pupil who has left are not alerted
+    /// (the DSL team is, see `evaluate`).
     pub pupils: &'a [&'a Pupil],
     /// Whether the incident names any pupil at all.
     pub any_pupil: bool,
