@@ -400,7 +400,14 @@ async fn forged_and_stray_replies_are_quarantined(backend: Backend) {
     assert!(reasons.iter().any(|r| r.contains("not an active member of staff")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("not sent to")), "{reasons:?}");
     assert!(school.chronology().iter().all(|e| e["outcome"].is_null()), "no outcome recorded");
-    school.assert_nothing_sent(&before["outbox"]["sent"], 2);
+    // Nobody who replied is answered; the DSL team is told, without content, that the reply
+    // from outside the staff list was quarantined (issue 18).
+    assert_eq!(before["outbox"]["sent"], 2, "{before}");
+    let notices: Vec<Alert> = school.received(4).iter().map(|raw| Alert::parse(raw)).filter(|a| a.subject.ends_with("was quarantined")).collect();
+    let mut to: Vec<&str> = notices.iter().map(|a| a.to.as_str()).collect();
+    to.sort_unstable();
+    assert_eq!(to, vec!["ddsl@school.example", "dsl@school.example"], "only the DSL team is told");
+    assert!(notices.iter().all(|a| !a.body.contains("parent.smith") && !a.body.contains("Mary")), "content-free");
     school.finish().await;
 }
 

@@ -46,7 +46,7 @@ fn release(env: &HavenEnv, id: i64, by: &str) -> Run {
 }
 
 fn incidents_of(env: &HavenEnv, upn: &str) -> Vec<serde_json::Value> {
-    let r = env.haven(&["chronology", upn, "--json"]);
+    let r = env.haven(&["chronology", upn, "--as", "dsl@school.example", "--json"]);
     assert_eq!(r.code, 0, "chronology {upn}: {}", r.stderr);
     let chron: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     chron["incidents"].as_array().expect("incidents array").clone()
@@ -264,7 +264,7 @@ async fn untrusted_dates_are_filed_with_the_filing_time(backend: Backend) {
     filing_time(&jane[0]);
     assert_eq!(jane[0]["date_note"], "date unreadable in the original", "the forwarded original's date: {}", jane[0]);
 
-    let r = env.haven(&["chronology", "A100000000002"]);
+    let r = env.haven(&["chronology", "A100000000002", "--as", "dsl@school.example"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("date: date unreadable in the original; dated when filed"), "{}", r.stdout);
     assert!(r.stdout.contains("date: date in the original is more than a day in the future; dated when filed"), "{}", r.stdout);

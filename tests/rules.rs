@@ -234,7 +234,9 @@ fn errors_of(name: &str) -> String {
 #[test]
 fn shipped_rules_load_and_say_what_they_hold() {
     let set = shipped();
-    assert_eq!(set.summary(), "13 categories, 8 rules from 4 files");
+    assert_eq!(set.summary(), "13 categories, 9 rules from 4 files");
+    let warnings: Vec<String> = set.warnings().iter().map(ToString::to_string).collect();
+    assert!(warnings.is_empty(), "every shipped rule alerts only people who may see its category: {warnings:?}");
     assert_eq!(set.categories().default_category().name, "Pastoral issue");
     assert_eq!(
         set.categories().find("#ESAFETY").map(|c| c.name.as_str()),
@@ -445,7 +447,7 @@ fn room_searches_must_be_recorded() {
 }
 
 #[test]
-fn pupils_who_have_left_get_no_alerts() {
+fn a_concern_about_a_pupil_who_has_left_reaches_the_dsl_team_only() {
     let set = shipped();
     let d = decide(
         &set,
@@ -454,10 +456,13 @@ fn pupils_who_have_left_get_no_alerts() {
         &History::default(),
     );
     assert_eq!(d.category, "Safeguarding / child protection");
-    assert!(d.recipients.is_empty());
-    assert!(d.escalation.is_empty());
+    assert_eq!(ids(&d), vec![DSL, DDSL], "the DSL team decides whether to pass it on");
+    assert_eq!(d.outcome_within, Some(Duration::days(2)));
+    // The ladder keeps the DSL team's steps; nobody else hears about a pupil who has left.
+    let ladder: Vec<Vec<i64>> = d.escalation.iter().map(|r| r.recipients.iter().map(|r| r.staff_id).collect()).collect();
+    assert_eq!(ladder, vec![vec![DDSL]]);
     assert!(
-        d.notes.iter().any(|n| n.contains("left the school")),
+        d.notes.iter().any(|n| n.contains("left the school on 2024-07-20")),
         "{:?}",
         d.notes
     );
@@ -626,9 +631,9 @@ fn every_condition_kind_decides_whether_a_rule_applies() {
 fn unknown_keys_are_reported_where_they_are() {
     assert_eq!(
         errors_of("unknown-key"),
-        "10-rules.toml:3:1: unknown field `alerts`, expected one of `name`, `when`, `alert`, `set_category`, `priority`, `visibility`, `outcome_within`, `escalate`, `digest`, `stop`\n\
-         10-rules.toml:8:6: unknown field `categroy`, expected one of `category`, `category_not`, `safeguarding`, `text`, `sender`, `sender_domain`, `year_group`, `house`, `sen`, `on_roll`, `attachments`, `history`, `ai_risk`\n\
-         10-rules.toml:10:3: unknown key `rules`, expected `default`, `[[category]]` or `[[rule]]`"
+        "10-rules.toml:3:1: unknown field `alerts`, expected one of `name`, `when`, `alert`, `set_category`, `priority`, `visibility`, `outcome_within`, `escalate`, `digest`, `stop` (did you mean `alert`?)\n\
+         10-rules.toml:8:6: unknown field `categroy`, expected one of `category`, `category_not`, `safeguarding`, `text`, `sender`, `sender_domain`, `year_group`, `house`, `sen`, `on_roll`, `attachments`, `history`, `ai_risk` (did you mean `category`?)\n\
+         10-rules.toml:10:3: unknown key `rules`, expected `default`, `[[category]]` or `[[rule]]` (did you mean `[[rule]]`?)"
     );
 }
 
@@ -636,7 +641,7 @@ fn unknown_keys_are_reported_where_they_are() {
 fn unknown_roles_are_reported() {
     assert_eq!(
         errors_of("unknown-role"),
-        "10-rules.toml:3:17: unknown role \"dls\": use one of dsl, ddsl, slt, head, housem, tutor, esafety, senco, first_aid, teacher, assistant, dsl-team, housem-of-pupil, tutor-of-pupil or staff:EMAIL\n\
+        "10-rules.toml:3:17: unknown role \"dls\" (did you mean \"dsl\"?): use one of dsl, ddsl, slt, head, housem, tutor, esafety, senco, first_aid, teacher, assistant, dsl-team, housem-of-pupil, tutor-of-pupil or staff:EMAIL\n\
          10-rules.toml:7:38: \"staff:nobody\" is not staff:EMAIL"
     );
 }
@@ -645,7 +650,7 @@ fn unknown_roles_are_reported() {
 fn unknown_categories_are_reported() {
     assert_eq!(
         errors_of("unknown-category"),
-        "10-rules.toml:3:28: unknown category \"E-saftey\": the categories are Pastoral issue, E-safety\n\
+        "10-rules.toml:3:28: unknown category \"E-saftey\" (did you mean \"E-safety\"?): the categories are Pastoral issue, E-safety\n\
          10-rules.toml:8:16: unknown category \"Bullying\": the categories are Pastoral issue, E-safety"
     );
 }

@@ -51,7 +51,9 @@ pub fn alerts_for(
         .map(|(m, p)| {
             let who = if settings.detail == Detail::Full { p.full_name() } else { p.initials() };
             let year = p.year_group.map(|y| format!(", Year {y}")).unwrap_or_default();
-            format!("{who} ({}{year})", m.role.as_str())
+            // The DSL decides whether to pass a concern about a pupil who has left on.
+            let left = p.left_on.map(|d| format!(", left on {}", d.format("%-d %B %Y"))).unwrap_or_default();
+            format!("{who} ({}{year}{left})", m.role.as_str())
         })
         .collect();
     let urgent = decision.priority.as_str() == "urgent";
@@ -101,6 +103,46 @@ pub fn alerts_for(
             body: body.clone(),
         })
         .collect()
+}
+
+/// The one short reply to a member of staff who named a category Haven does not know
+/// (`Category: Victim`): which one was used, and the valid names. It names the incident by its
+/// number only, like an alert.
+pub fn unknown_category_reply(
+    named: &str,
+    how: &str,
+    used: &str,
+    categories: &crate::category::Categories,
+    to: &crate::directory::Staff,
+    settings: &AlertSettings,
+) -> OutboxRecord {
+    let names: Vec<String> = categories
+        .iter()
+        .map(|c| {
+            // Every tag that names it: the name folded (#esafety), then the aliases.
+            let mut tags = vec![crate::category::fold(&c.name)];
+            for a in c.aliases.iter().filter(|a| !a.contains(char::is_whitespace)) {
+                if !tags.contains(a) {
+                    tags.push(a.clone());
+                }
+            }
+            format!("    {} (#{})", c.name, tags.join(", #"))
+        })
+        .collect();
+    OutboxRecord {
+        purpose: "notice",
+        recipient: to.email().to_string(),
+        email_message_id: alert_message_id("category", to.id, &settings.mail_domain),
+        subject: "Haven incident #{incident}: category not recognised".into(),
+        body: format!(
+            "Your message to {school} was filed as incident #{{incident}}, but the category \
+             {named:?} in your {how} is not one Haven knows, so it was filed under {used}.\n\n\
+             If another category fits better, tell the DSL. Next time, name one of these (a \
+             \"Category:\" line, a #tag in the subject, or safeguarding+tag@):\n\n{}\n",
+            names.join("\n"),
+            school = settings.school_name,
+        ),
+    }
 }
 
 /// The outcome action and its escalation rungs, when the rules require an outcome.

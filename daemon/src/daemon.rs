@@ -32,6 +32,9 @@ const MAILDIR_BATCH: usize = 50;
 pub async fn run(config: Config) -> Result<(), CliError> {
     // Refuse to start on anything invalid: rules, keys, transport.
     let rules = cli::load_rules(&config)?;
+    for w in rules.warnings() {
+        tracing::warn!("rules: {w}");
+    }
     cli::load_sealer(&config)?;
     let reply_key = cli::read_reply_key(&config)?;
     let transport = outbox_transport(&config);

@@ -21,7 +21,13 @@ pub async fn earlier(
     };
     pupils.sort_unstable();
     pupils.dedup();
-    let mut categories: Vec<String> = queries.iter().flat_map(|q| q.categories.iter().cloned()).collect();
+    // A query for any category needs every incident: every configured category is asked for.
+    let any = queries.iter().any(|q| q.categories.is_empty());
+    let mut categories: Vec<String> = if any {
+        rules.categories().iter().map(|c| c.name.clone()).collect()
+    } else {
+        queries.iter().flat_map(|q| q.categories.iter().cloned()).collect()
+    };
     categories.sort_unstable();
     categories.dedup();
     store.pupil_incidents_since(&pupils, &categories, first - longest).await
@@ -41,7 +47,7 @@ pub fn counts<'a>(
         for p in &ident.pupils {
             let n = incidents
                 .clone()
-                .filter(|e| e.pupil == p.pupil_id && e.occurred >= since && q.categories.contains(&e.category))
+                .filter(|e| e.pupil == p.pupil_id && e.occurred >= since && (q.categories.is_empty() || q.categories.contains(&e.category)))
                 .count();
             history.set(p.pupil_id, qi, i64::try_from(n).unwrap_or(i64::MAX));
         }

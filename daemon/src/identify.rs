@@ -77,6 +77,11 @@ pub fn identify(msg: &Message, dir: &Directory, categories: &Categories, intake_
                     unresolved.push(format!("{} pupils match a {} line", ids.len(), role_label(role)));
                     candidates.extend(ids);
                 }
+                Resolved::Partly(ids) => {
+                    let who = if ids.len() == 1 { "1 pupil has".to_string() } else { format!("{} pupils have", ids.len()) };
+                    unresolved.push(format!("a {} line gives only part of a name, which {who}", role_label(role)));
+                    candidates.extend(ids);
+                }
                 Resolved::None => unresolved.push(format!("no pupil matches a {} line", role_label(role))),
             }
         }
@@ -184,6 +189,43 @@ fn explicit_category(msg: &Message, marker_text: &str, categories: &Categories, 
     }
 }
 
+/// A category staff named that is not configured: the name as written and where
+/// ("Category: line" or "plus address"), when no configured category was named too. A `#tag`
+/// in the subject is not counted: subjects carry hashtags for other reasons ("Issue #42").
+pub fn unknown_category(msg: &Message, categories: &Categories, intake: &str) -> Option<(String, &'static str)> {
+    let mut named: Vec<(String, &'static str)> = Vec::new();
+    for line in marker_text(msg).lines() {
+        if let Some((key, value)) = line.split_once(':')
+            && key.trim().eq_ignore_ascii_case("category")
+        {
+            named.push((value.trim().to_string(), "Category: line"));
+        }
+    }
+    let (local, domain) = intake.rsplit_once('@').unwrap_or((intake, ""));
+    for to in msg.to.iter().chain(&msg.cc) {
+        let Some((l, d)) = to.address.rsplit_once('@') else { continue };
+        if !d.eq_ignore_ascii_case(domain) {
+            continue;
+        }
+        if let Some(tag) = l.strip_prefix(local).and_then(|rest| rest.strip_prefix('+'))
+            && !tag.starts_with("r-")
+            && !tag.starts_with("t-")
+        {
+            named.push((tag.to_string(), "plus address"));
+        }
+    }
+    let tagged_known = msg.subject.as_deref().is_some_and(|subject| {
+        subject
+            .split_whitespace()
+            .filter_map(|w| w.strip_prefix('#'))
+            .any(|tag| categories.find(tag.trim_end_matches(|c: char| !c.is_alphanumeric())).is_some())
+    });
+    if tagged_known || named.iter().any(|(n, _)| categories.find(n).is_some()) {
+        return None;
+    }
+    named.into_iter().find(|(n, _)| !n.is_empty())
+}
+
 /// `Pupil:`, `Pupils:`, `Victim:`, `Perpetrator:`, `Witness:` lines and their values.
 fn marker_lines(text: &str) -> Vec<(PupilRole, &str)> {
     text.lines()
@@ -218,6 +260,9 @@ fn bracketed(subject: &str) -> impl Iterator<Item = &str> {
 enum Resolved {
     One(i64),
     Many(Vec<i64>),
+    /// No full name matches, but these pupils have the one name given (`Pupil: Smith`): the
+    /// forwarder is asked which, never filed on a guess.
+    Partly(Vec<i64>),
     None,
 }
 
@@ -231,9 +276,29 @@ fn resolve(dir: &Directory, item: &str) -> Resolved {
     let on_roll: Vec<&Pupil> = matching.iter().copied().filter(|p| p.on_roll()).collect();
     let pick = if on_roll.is_empty() { matching } else { on_roll };
     match pick.as_slice() {
-        [] => Resolved::None,
+        [] => partly(dir, &q),
         [p] => Resolved::One(p.id),
         many => Resolved::Many(many.iter().map(|p| p.id).collect()),
+    }
+}
+
+/// Pupils with a surname, first or preferred name equal to `q` (normalised), on roll first.
+fn partly(dir: &Directory, q: &str) -> Resolved {
+    if q.is_empty() {
+        return Resolved::None;
+    }
+    let has = |p: &Pupil| {
+        [Some(p.last_name.as_str()), Some(p.first_name.as_str()), p.preferred_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|n| normalise(n) == q)
+    };
+    let matching: Vec<&Pupil> = dir.pupils.iter().filter(|p| has(p)).collect();
+    let on_roll: Vec<i64> = matching.iter().filter(|p| p.on_roll()).map(|p| p.id).collect();
+    match (on_roll.is_empty(), matching.is_empty()) {
+        (_, true) => Resolved::None,
+        (false, _) => Resolved::Partly(on_roll),
+        (true, false) => Resolved::Partly(matching.iter().map(|p| p.id).collect()),
     }
 }
 
@@ -451,6 +516,23 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_category_is_reported_unless_a_known_one_is_named_too() {
+        let read = |headers: &str, body: &str| {
+            let raw = format!("From: t@school.example\r\nDate: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <x@s>\r\n{headers}\r\n\r\n{body}");
+            crate::read::read_message(raw.as_bytes()).expect("readable")
+        };
+        let intake = "safeguarding@school.example";
+        let m = read("To: safeguarding@school.example\r\nSubject: x", "Pupil: Jane Smith\r\nCategory: Victim\r\n\r\nText.");
+        assert_eq!(unknown_category(&m, &categories(), intake), Some(("Victim".into(), "Category: line")));
+        let m = read("To: safeguarding+victim@school.example\r\nSubject: x", "Pupil: Jane Smith\r\n\r\nText.");
+        assert_eq!(unknown_category(&m, &categories(), intake), Some(("victim".into(), "plus address")));
+        let m = read("To: safeguarding@school.example\r\nSubject: x #esafety", "Category: Victim\r\n\r\nText.");
+        assert_eq!(unknown_category(&m, &categories(), intake), None, "a known category was named too");
+        let m = read("To: safeguarding@school.example\r\nSubject: Issue #42", "Pupil: Jane Smith\r\n\r\nText.");
+        assert_eq!(unknown_category(&m, &categories(), intake), None, "a hashtag is not a category marker");
+    }
+
+    #[test]
     fn contact_of_the_original_sender() {
         let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("mum@home.example", "She was upset."));
         assert_eq!(ids(&i), vec![(1, PupilRole::Subject)]);
@@ -484,6 +566,16 @@ mod tests {
         assert_eq!(i.triage.unwrap().reason, "no pupil could be identified");
         let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: Nobody Known\r\n\r\nText.");
         assert!(i.triage.unwrap().reason.contains("no pupil matches"));
+    }
+
+    #[test]
+    fn part_of_a_name_waits_for_triage_with_the_pupils_who_have_it() {
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: Smith\r\n\r\nText.");
+        let t = i.triage.expect("a surname alone is not a pupil");
+        assert_eq!(t.candidates, vec![1, 3]);
+        assert_eq!(t.reason, "a Pupil: line gives only part of a name, which 2 pupils have");
+        let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: olly\r\n\r\nText.");
+        assert_eq!(i.triage.expect("never filed on a guess").candidates, vec![2]);
     }
 
     #[test]

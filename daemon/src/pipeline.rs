@@ -107,12 +107,16 @@ struct Assessed {
     settles: Option<i64>,
     /// A triage question to the forwarder.
     question: Option<QuestionRecord>,
+    /// Why the incident is not in the category staff named (an unknown name).
+    category_note: Option<String>,
+    /// Emails about the message itself: the quarantine notice to the DSL team.
+    notices: Vec<crate::store::OutboxRecord>,
 }
 
 impl Assessed {
     /// A message recorded in its state, with nothing else to write.
     fn only(record: MessageRecord) -> Assessed {
-        Assessed { record, incident: None, outcome: None, settles: None, question: None }
+        Assessed { record, incident: None, outcome: None, settles: None, question: None, category_note: None, notices: Vec::new() }
     }
 }
 
@@ -245,6 +249,12 @@ async fn record_chunk(
     for ((slot, _, a), recorded) in chunk.iter().zip(recorded) {
         if let (Recorded::New { .. }, Some((incident, by, text))) = (&recorded, &a.outcome) {
             tx.record_outcome(*incident, *by, text, now).await?;
+        }
+        if let (Recorded::New { incident: Some(incident), .. }, Some(note)) = (&recorded, &a.category_note) {
+            tx.set_category_note(*incident, note).await?;
+        }
+        if let (Recorded::New { message, .. }, false) = (&recorded, a.notices.is_empty()) {
+            tx.queue_about_message(*message, &a.notices, a.record.received).await?;
         }
         out[*slot] = Some(match recorded {
             Recorded::New { message, incident } => Filing { state: a.record.state, message, incident, already: false },
@@ -467,7 +477,7 @@ impl Filer {
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
         let size = incoming.payload.size();
         let Some((hashes, read)) = read else {
-            return done(Assessed::only(MessageRecord {
+            return done(self.quarantined(MessageRecord {
                 sha256: None,
                 message_id: None,
                 source,
@@ -479,7 +489,7 @@ impl Filer {
                 reason: format!("message is {size} bytes, over the intake.max_message_size limit; left unread on the server"),
                 duplicate_of: None,
                 content_sha256: None,
-            }));
+            }, directory));
         };
         let mut record = MessageRecord {
             sha256: Some(hashes.raw),
@@ -503,7 +513,10 @@ impl Filer {
         // 2. Read.
         let msg = match read {
             Ok(m) => m,
-            Err(e) => return outcome(record, MessageState::Quarantined, format!("unreadable: {e}")),
+            Err(e) => {
+                record.reason = format!("unreadable: {e}");
+                return done(self.quarantined(record, directory));
+            }
         };
         record.message_id = msg.message_id.clone();
 
@@ -518,7 +531,10 @@ impl Filer {
         let sender = match authenticate::check_sender(&msg, directory, self.settings.trusted_authserv_id.as_deref()) {
             SenderCheck::Staff(staff) => staff,
             SenderCheck::Refused(reason) => match released_by {
-                None => return outcome(record, MessageState::Quarantined, reason),
+                None => {
+                    record.reason = reason;
+                    return done(self.quarantined(record, directory));
+                }
                 Some(dsl) => match authenticate::check_sender(&msg, directory, None) {
                     SenderCheck::Staff(staff) => staff,
                     SenderCheck::Refused(_) => dsl,
@@ -593,9 +609,21 @@ impl Filer {
         };
         // What stage 5 noted (the same Message-ID on other content) stays in the reason.
         record.reason = if record.reason.is_empty() { filed } else { format!("{filed} ({})", record.reason) };
-        let incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
+        let mut incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
+        // A category staff named that Haven does not know: the incident says so, and the
+        // forwarder is told which one was used and what the names are.
+        let unknown = identify::unknown_category(&msg, rules.categories(), &self.settings.intake_address);
+        let category_note = unknown.map(|(name, how)| {
+            if let Some(to) = directory.staff.iter().find(|s| s.id == sender) {
+                incident.outbox.push(alert::unknown_category_reply(&name, how, &decision.category, rules.categories(), to, &self.settings.alerts));
+            }
+            format!("{name:?} ({how}) is not a category Haven knows; filed under {}", decision.category)
+        });
+        if category_note.is_some() {
+            record.reason.push_str(" (the category named was not recognised)");
+        }
         let incident = seal_incident(incident, &self.sealer());
-        Assessed { incident: Some(incident), settles, ..Assessed::only(record) }
+        Assessed { incident: Some(incident), settles, category_note, ..Assessed::only(record) }
     }
 
     /// The earlier incidents the rules' history conditions may count for a window's pupils,
@@ -777,9 +805,48 @@ impl Filer {
         Ok(Assessment::ToRules(Box::new(ForRules { record, msg: original, ident, sender: forwarder, settles: Some(message) })))
     }
 
+    /// A message quarantined before Haven knew it came from active staff (too large,
+    /// unreadable, a sender who is not active staff or failed authentication). The DSL team is
+    /// told at once, with no sender, subject or text: only the message number, the reason
+    /// (which names at most a domain) and how to release it. A former member of staff may be
+    /// reporting something real.
+    fn quarantined(&self, mut record: MessageRecord, directory: &Directory) -> Assessed {
+        record.state = MessageState::Quarantined;
+        let notices = directory
+            .staff
+            .iter()
+            .filter(|s| s.active && s.is_dsl_team())
+            .map(|s| quarantine_notice(&record, s, &self.settings.alerts))
+            .collect();
+        Assessed { notices, ..Assessed::only(record) }
+    }
+
     /// Whether `incident` has an action still waiting for its outcome.
     async fn outcome_outstanding(&self, incident: i64) -> Result<bool, StoreError> {
         Ok(self.store.open_actions().await?.iter().any(|a| a.incident_id == incident))
+    }
+}
+
+/// The content-free notice to one member of the DSL team that message `{message}` (filled in
+/// by the store) was quarantined.
+fn quarantine_notice(record: &MessageRecord, to: &Staff, settings: &alert::AlertSettings) -> crate::store::OutboxRecord {
+    crate::store::OutboxRecord {
+        purpose: "notice",
+        recipient: to.email().to_string(),
+        email_message_id: format!("haven.quarantine.{{message}}.{}@{}", to.id, settings.mail_domain),
+        subject: "Haven: message {message} was quarantined".into(),
+        body: format!(
+            "A message to {school}'s safeguarding address was not filed: Haven has kept it in \
+             quarantine as message {{message}} (received {received}).\n\n\
+             Reason: {reason}\n\n\
+             It may still report something real (a former member of staff, a colleague writing \
+             from a personal address). To see it: haven messages --state quarantined. To file it \
+             through the pipeline, release it:\n\n    haven messages release {{message}} --by YOUR-EMAIL --reason \"why it may be filed\"\n\n\
+             This notice carries no sender, subject or text of the message.\n",
+            school = settings.school_name,
+            received = record.received.format("%-d %B %Y %H:%M UTC"),
+            reason = record.reason,
+        ),
     }
 }
 

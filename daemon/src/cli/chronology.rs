@@ -135,6 +135,9 @@ pub async fn run(
         if let Some(d) = &e.date_note {
             out.push_str(&format!("  date: {d}; dated when filed\n"));
         }
+        if let Some(n) = &e.category_note {
+            out.push_str(&format!("  category: {n}\n"));
+        }
         if let Some(from) = &e.original_from {
             out.push_str(&format!("  from: {from}\n"));
         }
@@ -162,6 +165,7 @@ pub fn entry_json(e: &ChronologyEntry, dir: &Directory) -> serde_json::Value {
         "recorded_by": e.recorded_by,
         "kind": e.record_kind,
         "category": e.category,
+        "category_note": e.category_note,
         "priority": e.priority,
         "visibility": e.visibility,
         "role": e.role,

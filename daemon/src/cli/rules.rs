@@ -7,14 +7,22 @@ use crate::config::Config;
 use crate::identify;
 use crate::read;
 use crate::history;
-use crate::rules::Facts;
+use crate::rules::{Facts, describe_duration};
 use chrono::Utc;
 use serde_json::json;
 use std::path::Path;
 
 pub fn check(config: &Config) -> Result<String, CliError> {
     let set = load_rules(config)?;
-    Ok(format!("rules OK: {} ({})", set.summary(), config.rules.dir.display()))
+    let mut out = String::new();
+    for w in set.warnings() {
+        out.push_str(&format!("{w}\n"));
+    }
+    out.push_str(&format!("rules OK: {} ({})", set.summary(), config.rules.dir.display()));
+    if !set.warnings().is_empty() {
+        out.push_str(&format!(", {} warning(s) above", set.warnings().len()));
+    }
+    Ok(out)
 }
 
 pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliError> {
@@ -69,16 +77,21 @@ pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliEr
     for m in &decision.matched {
         out.push_str(&format!("matched: {m}\n"));
     }
+    // Staff by name and address, as a lead knows them.
+    let who = |r: &crate::rules::Recipient| match dir.staff.iter().find(|s| s.id == r.staff_id) {
+        Some(s) => format!("{} {} <{}>", s.first_name, s.last_name, r.email),
+        None => r.email.clone(),
+    };
     for r in &decision.recipients {
-        out.push_str(&format!("alert: {} — {}\n", r.email, r.why));
+        out.push_str(&format!("alert: {} — {}\n", who(r), r.why));
     }
     match decision.outcome_within {
-        Some(d) => out.push_str(&format!("outcome required within {} hours\n", d.num_hours())),
+        Some(d) => out.push_str(&format!("outcome required within {}\n", describe_duration(d))),
         None => out.push_str("no outcome required\n"),
     }
     for rung in &decision.escalation {
-        let who: Vec<&str> = rung.recipients.iter().map(|r| r.email.as_str()).collect();
-        out.push_str(&format!("escalate after {} hours to {}\n", rung.after.num_hours(), who.join(", ")));
+        let names: Vec<String> = rung.recipients.iter().map(who).collect();
+        out.push_str(&format!("escalate after {} to {}\n", describe_duration(rung.after), names.join(", ")));
     }
     for n in &decision.notes {
         out.push_str(&format!("note: {n}\n"));

@@ -30,6 +30,8 @@ pub struct RuleSet {
     pub(crate) history: Vec<HistoryQuery>,
     pub(crate) text: TextMatcher,
     pub(crate) files: usize,
+    /// Rules that load but will not do what they say (see [`RuleSet::warnings`]).
+    pub(crate) warnings: Vec<RuleError>,
 }
 
 /// Who a rule alerts.
@@ -232,6 +234,13 @@ impl RuleSet {
         )
     }
 
+    /// Mistakes that do not stop the rules loading but make a rule do less than it says: a
+    /// rule alerting someone who may never see the category it is about (they would silently
+    /// never be alerted). `haven rules check` prints them as `file:line:column: warning: …`.
+    pub fn warnings(&self) -> &[RuleError] {
+        &self.warnings
+    }
+
     /// Rule labels (`file.toml: rule name`) in evaluation order.
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.label.as_str())
@@ -379,11 +388,14 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
     let mut rules = Vec::new();
     let mut history: Vec<HistoryQuery> = Vec::new();
     let mut patterns: Vec<String> = Vec::new();
+    let mut warnings = Vec::new();
     for (src, f) in sources.iter().zip(&parsed) {
         let mut errs = FileErrors::new(&src.path, &src.text);
+        let mut warns = FileErrors::new(&src.path, &src.text);
         let mut names: HashMap<String, ()> = HashMap::new();
         for r in &f.rules {
             let entry = r.get_ref();
+            warn_unseen(&list, entry, &mut warns);
             let name = entry.name.get_ref().trim();
             if name.is_empty() {
                 errs.at(Some(entry.name.span()), "a rule needs a name");
@@ -405,6 +417,7 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
             }
         }
         all_errors.append(&mut errs.errors);
+        warnings.append(&mut warns.errors);
     }
 
     let text = match RegexSetBuilder::new(&patterns)
@@ -444,7 +457,46 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
         history,
         text,
         files: sources.len(),
+        warnings,
     })
+}
+
+/// Warns when a rule alerts someone who may not see the category it is about: the category it
+/// sets, or else each category its `when.category` names. Such a person is never alerted (the
+/// SENCo rule on a category SENCos may not see silently alerted nobody). A conflict with the
+/// rule's own `visibility` is an error, reported elsewhere.
+fn warn_unseen(list: &[Category], e: &RuleEntry, warns: &mut FileErrors<'_>) {
+    let by_name = |n: &str| index_of(list, n).and_then(|i| list.get(i));
+    let about: Vec<&Category> = match (&e.set_category, &e.when.category) {
+        (Some(c), _) => by_name(c.get_ref()).into_iter().collect(),
+        (None, Some(cs)) => cs.items().filter_map(|(n, _)| by_name(n)).collect(),
+        (None, None) => return,
+    };
+    let own = e.visibility.as_ref().and_then(|v| Visibility::parse(v.get_ref()));
+    let mut lists: Vec<&Spanned<Strings>> = e.alert.iter().collect();
+    if let Some(ladder) = &e.escalate {
+        lists.extend(ladder.get_ref().iter().map(|r| &r.get_ref().alert));
+    }
+    for (text, span) in lists.into_iter().flat_map(|l| l.items()) {
+        let Some(Ok(targets)) = parse_target(text) else { continue };
+        if own.as_ref().is_some_and(|v| targets.iter().any(|t| !visibility_admits(v, t))) {
+            continue;
+        }
+        for c in &about {
+            if targets.iter().any(|t| !visibility_admits(&c.visibility, t)) {
+                warns.at(
+                    Some(span.clone()),
+                    format!(
+                        "warning: rule {:?} alerts {}, who may not see category {:?} (visibility {:?}), so it will never alert them: add the role to the category's visibility or alert someone who may see it",
+                        e.name.get_ref().trim(),
+                        text.trim(),
+                        c.name,
+                        c.visibility.as_str()
+                    ),
+                );
+            }
+        }
+    }
 }
 
 fn build_regex(p: &str) -> Result<Regex, regex::Error> {
@@ -472,8 +524,14 @@ fn role_names() -> String {
 
 fn unknown_category(name: &str, list: &[Category]) -> String {
     let known: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
+    let names_and_aliases = list.iter().flat_map(|c| std::iter::once(c.name.as_str()).chain(c.aliases.iter().map(String::as_str)));
+    // An alias that is meant names its category.
+    let meant = super::suggest::nearest(name, names_and_aliases)
+        .and_then(|n| list.iter().find(|c| c.name == n || c.aliases.iter().any(|a| a == n)))
+        .map(|c| format!(" (did you mean {:?}?)", c.name))
+        .unwrap_or_default();
     format!(
-        "unknown category {name:?}: the categories are {}",
+        "unknown category {name:?}{meant}: the categories are {}",
         known.join(", ")
     )
 }
@@ -536,7 +594,8 @@ impl RuleCompiler<'_, '_> {
         when.attachments = w.attachments;
         if let Some(h) = &w.history {
             let h = h.get_ref();
-            let cats = self.categories(&h.categories);
+            // No categories: incidents of any category count (an empty list).
+            let cats = h.categories.as_ref().map(|c| self.categories(c)).unwrap_or_default();
             let within = self.duration(&h.within);
             let at_least = *h.at_least.get_ref();
             if at_least < 1 {
@@ -712,8 +771,12 @@ impl RuleCompiler<'_, '_> {
                 None => self.errs.at(
                     Some(span),
                     format!(
-                        "unknown role {:?}: use one of {}, dsl-team, housem-of-pupil, tutor-of-pupil or staff:EMAIL",
+                        "unknown role {:?}{}: use one of {}, dsl-team, housem-of-pupil, tutor-of-pupil or staff:EMAIL",
                         t.trim(),
+                        super::suggest::did_you_mean(
+                            t,
+                            Role::ALL.iter().map(|r| r.as_str()).chain(["dsl-team", "housem-of-pupil", "tutor-of-pupil"])
+                        ),
                         role_names()
                     ),
                 ),
@@ -786,4 +849,162 @@ fn one_line(s: &str) -> String {
         .unwrap_or(s)
         .trim()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::Directory;
+    use crate::identify::{Identification, PupilMatch, PupilRole};
+    use crate::rules::{Facts, History};
+
+    const CATEGORIES: &str = r#"default = "Pastoral issue"
+
+[[category]]
+name = "Pastoral issue"
+visibility = "slt, head, housem-of-pupil"
+
+[[category]]
+name = "Behaviour"
+visibility = "slt, head"
+
+[[category]]
+name = "SEND"
+visibility = "slt, senco"
+"#;
+
+    fn set(rules: &str) -> Result<RuleSet, RuleErrors> {
+        let source = |name: &str, text: &str| Source { name: name.into(), path: format!("rules/{name}"), text: text.into() };
+        compile(&[source("00-categories.toml", CATEGORIES), source("10-rules.toml", rules)])
+    }
+
+    fn jane() -> Pupil {
+        Pupil {
+            id: 1,
+            upn: "A1".into(),
+            first_name: "Jane".into(),
+            last_name: "Smith".into(),
+            preferred_name: None,
+            date_of_birth: None,
+            year_group: Some(7),
+            tutor_group: None,
+            house: None,
+            sen: false,
+            left_on: None,
+        }
+    }
+
+    /// Whether the rule set alerts anyone about a Behaviour note on Jane, given how many
+    /// earlier incidents each history query counts.
+    fn fires_with_earlier(set: &RuleSet, earlier: i64) -> bool {
+        let raw = "From: t@school.example\r\nSubject: x\r\nMessage-ID: <x@s>\r\n\r\nPushed in the queue.\r\n";
+        let msg = crate::read::read_message(raw.as_bytes()).expect("readable");
+        let staff = Staff {
+            id: 9,
+            emails: vec!["slt@school.example".into()],
+            first_name: "Sam".into(),
+            last_name: "Lead".into(),
+            roles: vec![Role::Slt],
+            house: None,
+            tutor_group: None,
+            active: true,
+        };
+        let dir = Directory::new(vec![jane()], vec![staff], Vec::new());
+        let ident = Identification {
+            pupils: vec![PupilMatch { pupil_id: 1, role: PupilRole::Subject, how: "test".into() }],
+            category: Some("Behaviour".into()),
+            category_how: Some("Category: line".into()),
+            triage: None,
+        };
+        let mut history = History::default();
+        for qi in 0..set.history_queries().len() {
+            history.set(1, qi, earlier);
+        }
+        let d = set.evaluate(&Facts { message: &msg, identification: &ident, directory: &dir, history: &history, ai_risk: None });
+        !d.recipients.is_empty()
+    }
+
+    fn warnings_of(rules: &str) -> Vec<String> {
+        set(rules).expect("valid").warnings().iter().map(ToString::to_string).collect()
+    }
+
+    fn errors_of(rules: &str) -> Vec<String> {
+        set(rules).expect_err("invalid").0.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_rule_alerting_someone_who_may_not_see_its_category_is_warned_with_its_line() {
+        let w = warnings_of(
+            r#"[[rule]]
+name = "SEN pupils reach the SENCo"
+when.sen = true
+set_category = "Pastoral issue"
+alert = ["senco"]
+
+[[rule]]
+name = "SEND reaches the SENCo"
+when.category = ["SEND", "Behaviour"]
+alert = ["senco", "slt"]
+outcome_within = "1d"
+escalate = [{ after = "4h", alert = ["housem-of-pupil"] }]
+"#,
+        );
+        assert_eq!(
+            w,
+            vec![
+                "rules/10-rules.toml:5:10: warning: rule \"SEN pupils reach the SENCo\" alerts senco, who may not see category \"Pastoral issue\" (visibility \"dsl-team,slt,head,housem-of-pupil\"), so it will never alert them: add the role to the category's visibility or alert someone who may see it",
+                "rules/10-rules.toml:10:10: warning: rule \"SEND reaches the SENCo\" alerts senco, who may not see category \"Behaviour\" (visibility \"dsl-team,slt,head\"), so it will never alert them: add the role to the category's visibility or alert someone who may see it",
+                "rules/10-rules.toml:12:38: warning: rule \"SEND reaches the SENCo\" alerts housem-of-pupil, who may not see category \"SEND\" (visibility \"dsl-team,slt,senco\"), so it will never alert them: add the role to the category's visibility or alert someone who may see it",
+                "rules/10-rules.toml:12:38: warning: rule \"SEND reaches the SENCo\" alerts housem-of-pupil, who may not see category \"Behaviour\" (visibility \"dsl-team,slt,head\"), so it will never alert them: add the role to the category's visibility or alert someone who may see it",
+            ]
+        );
+        assert!(warnings_of("[[rule]]\nname = \"fine\"\nwhen.category = \"SEND\"\nalert = [\"senco\", \"dsl\"]\n").is_empty());
+    }
+
+    #[test]
+    fn misspelt_keys_roles_and_categories_get_the_nearest_name() {
+        let e = errors_of(
+            r#"[[rule]]
+name = "typos"
+when.categroy = ["Behaviour"]
+alert = ["dsl"]
+
+[[rule]]
+name = "a typo in an action"
+alerts = ["dsl"]
+
+[[rule]]
+name = "more typos"
+when.category = ["Behavour"]
+alert = ["dls", "SENC0"]
+"#,
+        );
+        let e = e.join("\n");
+        for want in [
+            "unknown field `categroy`, expected one of",
+            "(did you mean `category`?)",
+            "(did you mean `alert`?)",
+            "unknown category \"Behavour\" (did you mean \"Behaviour\"?)",
+            "unknown role \"dls\" (did you mean \"dsl\"?)",
+            "unknown role \"SENC0\" (did you mean \"senco\"?)",
+        ] {
+            assert!(e.contains(want), "{want:?} in:\n{e}");
+        }
+    }
+
+    #[test]
+    fn history_without_categories_counts_any_category() {
+        let set = set(
+            r#"[[rule]]
+name = "Three of anything"
+when.history = { at_least = 3, within = "30d" }
+alert = ["slt"]
+"#,
+        )
+        .expect("valid: categories may be left out");
+        assert_eq!(set.history_queries()[0].categories, Vec::<String>::new(), "empty means any");
+        // A Behaviour incident counts itself, though the rule names no category.
+        assert!(!fires_with_earlier(&set, 1));
+        assert!(fires_with_earlier(&set, 2));
+    }
 }

@@ -38,6 +38,21 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// In words for people: `30 minutes`, `90 minutes`, `4 hours`, `1 day`, `2 weeks`.
+pub fn describe_duration(d: Duration) -> String {
+    let minutes = d.num_minutes();
+    let (n, unit) = if minutes != 0 && minutes % (7 * 24 * 60) == 0 {
+        (minutes / (7 * 24 * 60), "week")
+    } else if minutes != 0 && minutes % (24 * 60) == 0 {
+        (minutes / (24 * 60), "day")
+    } else if minutes != 0 && minutes % 60 == 0 {
+        (minutes / 60, "hour")
+    } else {
+        (minutes, "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 pub(crate) fn serialize_duration<S: serde::Serializer>(
     d: &Duration,
     s: S,
@@ -81,5 +96,10 @@ mod tests {
         assert_eq!(format_duration(Duration::days(2)), "2d");
         assert_eq!(format_duration(Duration::days(14)), "2w");
         assert_eq!(format_duration(Duration::minutes(90)), "90m");
+        assert_eq!(describe_duration(Duration::minutes(30)), "30 minutes");
+        assert_eq!(describe_duration(Duration::minutes(90)), "90 minutes");
+        assert_eq!(describe_duration(Duration::hours(4)), "4 hours");
+        assert_eq!(describe_duration(Duration::days(1)), "1 day");
+        assert_eq!(describe_duration(Duration::weeks(2)), "2 weeks");
     }
 }

@@ -9,6 +9,9 @@
 //!   the escalation ladder gathers every matching rule's steps.
 //! - Recipients are resolved last, against the final visibility, so nobody is alerted to an
 //!   incident they may not see.
+//! - A pupil who has left (or is not yet on roll) still has a DSL: when any rule alerts, the
+//!   DSL team is alerted too; when every pupil has left, only the DSL team is alerted or
+//!   escalated to. Their HouseM and tutor are never alerted about them.
 
 use super::compile::{Conditions, RuleSet, Target};
 use super::duration::format_duration;
@@ -116,43 +119,60 @@ impl RuleSet {
             .copied()
             .filter(|p| p.on_roll())
             .collect();
+        let left: Vec<&Pupil> = seen.pupils.iter().copied().filter(|p| !p.on_roll()).collect();
         let mut recipients = Vec::new();
         let mut steps: Vec<(Duration, Vec<(&Target, &str)>)> = Vec::new();
-        if !seen.pupils.is_empty() && on_roll.is_empty() {
-            notes.push("no alerts: every pupil of this incident has left the school".to_string());
-        } else {
-            for p in seen.pupils.iter().filter(|p| !p.on_roll()) {
-                notes.push(format!(
-                    "pupil {} has left the school: no alerts about them",
-                    p.id
-                ));
+        for p in &left {
+            notes.push(format!(
+                "pupil {} left the school on {}: the DSL team is told, and decides whether to pass it on",
+                p.id,
+                p.left_on.map(|d| d.to_string()).unwrap_or_default()
+            ));
+        }
+        let resolver = Resolver {
+            directory: facts.directory,
+            visibility: &visibility,
+            pupils: &on_roll,
+            any_pupil: !ident.pupils.is_empty(),
+        };
+        for rule in &fired {
+            for t in &rule.then.alert {
+                resolver.resolve(t, &rule.label, "", &mut recipients, &mut notes);
             }
-            let resolver = Resolver {
-                directory: facts.directory,
-                visibility: &visibility,
-                pupils: &on_roll,
-                any_pupil: !ident.pupils.is_empty(),
-            };
-            for rule in &fired {
-                for t in &rule.then.alert {
-                    resolver.resolve(t, &rule.label, "", &mut recipients, &mut notes);
-                }
-                for (after, targets) in &rule.then.escalate {
-                    let at = match steps.iter().position(|(a, _)| a == after) {
-                        Some(i) => i,
-                        None => {
-                            steps.push((*after, Vec::new()));
-                            steps.len() - 1
-                        }
-                    };
-                    if let Some((_, list)) = steps.get_mut(at) {
-                        list.extend(targets.iter().map(|t| (t, rule.label.as_str())));
+            for (after, targets) in &rule.then.escalate {
+                let at = match steps.iter().position(|(a, _)| a == after) {
+                    Some(i) => i,
+                    None => {
+                        steps.push((*after, Vec::new()));
+                        steps.len() - 1
                     }
+                };
+                if let Some((_, list)) = steps.get_mut(at) {
+                    list.extend(targets.iter().map(|t| (t, rule.label.as_str())));
                 }
             }
-            steps.sort_by_key(|(after, _)| *after);
-            if outcome_within.is_none() {
-                steps.clear();
+        }
+        steps.sort_by_key(|(after, _)| *after);
+        if outcome_within.is_none() {
+            steps.clear();
+        }
+        // A concern about a pupil who has left (or is not yet on roll) reaches the DSL team,
+        // never nobody: when every pupil has left, only the DSL team hears of it.
+        let everyone_left = !left.is_empty() && on_roll.is_empty();
+        if everyone_left {
+            recipients.retain(|r| {
+                let dsl = is_dsl_team(facts, r.staff_id);
+                if !dsl {
+                    notes.push(format!("alert {}: not sent, every pupil of this incident has left the school", r.why));
+                }
+                dsl
+            });
+        }
+        if !left.is_empty() && fired.iter().any(|r| !r.then.alert.is_empty()) {
+            let team = Target::Role(crate::directory::Role::Dsl);
+            let deputies = Target::Role(crate::directory::Role::Ddsl);
+            for t in [&team, &deputies] {
+                resolver.resolve(t, "a pupil of this incident has left the school", "", &mut recipients, &mut notes);
             }
         }
         let escalation = steps
@@ -169,11 +189,15 @@ impl RuleSet {
                 for (t, label) in targets {
                     resolver.resolve(t, label, &context, &mut rung, &mut notes);
                 }
+                if everyone_left {
+                    rung.retain(|r| is_dsl_team(facts, r.staff_id));
+                }
                 Rung {
                     after,
                     recipients: rung,
                 }
             })
+            .filter(|rung| !rung.recipients.is_empty() || !everyone_left)
             .collect();
 
         Decision {
@@ -275,7 +299,7 @@ impl RuleSet {
             return false;
         }
         if let Some((qi, at_least, cats)) = &w.history {
-            let this_one = i64::from(cats.contains(&category));
+            let this_one = i64::from(cats.is_empty() || cats.contains(&category));
             let hit = seen.facts.identification.pupils.iter().any(|m| {
                 seen.facts
                     .history
@@ -294,6 +318,10 @@ impl RuleSet {
         }
         true
     }
+}
+
+fn is_dsl_team(facts: &Facts<'_>, staff_id: i64) -> bool {
+    facts.directory.staff.iter().any(|s| s.id == staff_id && s.is_dsl_team())
 }
 
 /// Where `when.text` looks: subjects, the note, the body, and forwarded originals that came

@@ -71,11 +71,13 @@ pub(crate) struct When {
     pub ai_risk: Option<Spanned<String>>,
 }
 
-/// `when.history = { categories = [...], at_least = 3, within = "30d" }`
+/// `when.history = { categories = [...], at_least = 3, within = "30d" }`; without
+/// `categories`, incidents of any category count.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryEntry {
-    pub categories: Spanned<Strings>,
+    #[serde(default)]
+    pub categories: Option<Spanned<Strings>>,
     pub at_least: Spanned<i64>,
     pub within: Spanned<String>,
 }
@@ -186,7 +188,7 @@ pub(crate) fn parse_file(text: &str, errors: &mut FileErrors<'_>) -> RulesFile {
         match key.get_ref().as_ref() {
             "default" => match entry::<String>(value) {
                 Ok(v) => file.default = Some(v),
-                Err(e) => errors.at(e.span().or(Some(key_span)), e.message()),
+                Err(e) => errors.at(e.span().or(Some(key_span)), super::suggest::field_message(e.message())),
             },
             "category" => each(value, key_span, "category", errors, |v| {
                 file.categories.push(v)
@@ -194,7 +196,12 @@ pub(crate) fn parse_file(text: &str, errors: &mut FileErrors<'_>) -> RulesFile {
             "rule" => each(value, key_span, "rule", errors, |v| file.rules.push(v)),
             other => errors.at(
                 Some(key_span),
-                format!("unknown key `{other}`, expected `default`, `[[category]]` or `[[rule]]`"),
+                format!(
+                    "unknown key `{other}`, expected `default`, `[[category]]` or `[[rule]]`{}",
+                    super::suggest::nearest(other, ["default", "category", "rule"])
+                        .map(|k| if k == "default" { " (did you mean `default`?)".to_string() } else { format!(" (did you mean `[[{k}]]`?)") })
+                        .unwrap_or_default()
+                ),
             ),
         }
     }
@@ -215,7 +222,7 @@ fn each<T: for<'de> Deserialize<'de>>(
             for item in items {
                 match entry::<T>(item) {
                     Ok(v) => push(v),
-                    Err(e) => errors.at(e.span().or(Some(span.clone())), e.message()),
+                    Err(e) => errors.at(e.span().or(Some(span.clone())), super::suggest::field_message(e.message())),
                 }
             }
         }

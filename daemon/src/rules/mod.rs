@@ -21,9 +21,10 @@ mod evaluate;
 mod file;
 mod live;
 mod recipients;
+mod suggest;
 
 pub use compile::RuleSet;
-pub use duration::{format_duration, parse_duration};
+pub use duration::{describe_duration, format_duration, parse_duration};
 pub use errors::{RuleError, RuleErrors};
 pub use live::LiveRules;
 
@@ -40,6 +41,7 @@ use std::str::FromStr;
 /// (canonical names) that occurred within `within` before this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
+    /// Empty: any category.
     pub categories: Vec<String>,
     pub within: chrono::Duration,
 }

@@ -11,7 +11,8 @@ use crate::visibility::Visibility;
 pub(crate) struct Resolver<'a> {
     pub directory: &'a Directory,
     pub visibility: &'a Visibility,
-    /// The incident's pupils still on roll: left pupils get no alerts.
+    /// The incident's pupils still on roll: the staff of a pupil who has left are not alerted
+    /// (the DSL team is, see `evaluate`).
     pub pupils: &'a [&'a Pupil],
     /// Whether the incident names any pupil at all.
     pub any_pupil: bool,
@@ -70,8 +71,10 @@ impl Resolver<'_> {
             }
             if !self.visibility.allows(s, self.pupils) {
                 notes.push(format!(
-                    "{context}alert {label}: staff {} not alerted, visibility {} does not let them see this incident",
-                    s.id,
+                    "{context}alert {label}: {} {} ({}) not alerted, visibility {} does not let them see this incident",
+                    s.first_name,
+                    s.last_name,
+                    s.email(),
                     self.visibility.as_str()
                 ));
                 continue;

@@ -510,6 +510,18 @@ impl Tx {
         Ok(incident)
     }
 
+    /// Records why `incident` is not in the category staff named (see migration 0009).
+    pub async fn set_category_note(&mut self, incident: i64, note: &str) -> Result<()> {
+        on_tx!(self, |c| {
+            sqlx::query("UPDATE incidents SET category_note = $2 WHERE id = $1")
+                .bind(incident)
+                .bind(note)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Marks a message that was awaiting triage as filed, on the answer in `answer`.
     async fn settle(&mut self, message: i64, answer: i64, incident: i64) -> Result<()> {
         let reason = format!("filed as incident {incident} on the answer to triage in message {answer}");
@@ -527,6 +539,13 @@ impl Tx {
             return Err(StoreError::Invalid(format!("message {message} is no longer awaiting triage")));
         }
         Ok(())
+    }
+
+    /// Queues emails about a message that has no incident (a quarantine notice to the DSL
+    /// team); `{message}` in them stands for its number.
+    pub async fn queue_about_message(&mut self, message: i64, emails: &[OutboxRecord], at: DateTime<Utc>) -> Result<()> {
+        let rows: Vec<(i64, i64, DateTime<Utc>, &OutboxRecord)> = emails.iter().map(|e| (message, message, at, e)).collect();
+        self.queue_questions(&rows).await
     }
 
     /// Queues triage questions: (message asked about, message recorded with, when, question).

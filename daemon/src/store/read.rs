@@ -15,6 +15,8 @@ pub struct ChronologyEntry {
     pub recorded_by: Option<String>,
     pub record_kind: String,
     pub category: String,
+    /// Why the category is not the one staff named (an unknown name), when so.
+    pub category_note: Option<String>,
     pub priority: String,
     pub visibility: String,
     /// This pupil's role on the incident.
@@ -62,7 +64,7 @@ impl Store {
             let rows = sqlx::query(
                 "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
                  i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
-                 i.original_subject, i.body_text, i.date_note, \
+                 i.original_subject, i.body_text, i.date_note, i.category_note, \
                  (SELECT a.outcome FROM actions a WHERE a.incident_id = i.id AND a.outcome IS NOT NULL \
                   ORDER BY a.outcome_us DESC LIMIT 1) AS outcome \
                  FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
@@ -103,6 +105,7 @@ impl Store {
                     recorded_by: first.zip(last).map(|(f, l)| format!("{f} {l}")),
                     record_kind: r.try_get("record_kind")?,
                     category: r.try_get("category")?,
+                    category_note: r.try_get("category_note")?,
                     priority: r.try_get("priority")?,
                     visibility: r.try_get("visibility")?,
                     role: r.try_get("role")?,
