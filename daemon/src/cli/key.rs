@@ -97,7 +97,7 @@ pub async fn verify(store: &Store, key_file: &Path, without: Option<&str>) -> Re
         Some(id) => format!("without key {id}"),
         None => "with the keyring".to_string(),
     };
-    failures_or(&walk, format!("every sealed value opens {what}: {}", counts(&walk)))
+    failures_or(&walk, format!("current key {}; every sealed value opens {what}: {}", ring.key_id(), counts(&walk)))
 }
 
 pub async fn retire(store: &Store, key_file: &Path, id: &str, now: DateTime<Utc>) -> Result<String, CliError> {
