@@ -167,7 +167,11 @@ fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
 }
 
 fn golden_files() -> Vec<PathBuf> {
-    let dir = fixtures().join("messages");
+    golden_files_in("messages")
+}
+
+fn golden_files_in(sub: &str) -> Vec<PathBuf> {
+    let dir = fixtures().join(sub);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -179,11 +183,56 @@ fn golden_files() -> Vec<PathBuf> {
 
 #[test]
 fn golden_messages_match() {
+    check_golden("messages", &Limits::default(), 25);
+}
+
+/// The school's reading limits: zone-less forwarded dates are read in Europe/London.
+fn school_limits() -> Limits {
+    Limits {
+        timezone: chrono_tz::Europe::London,
+        ..Limits::default()
+    }
+}
+
+/// Forwards whose header-block date has no zone, read in the school's zone (Europe/London):
+/// summer, winter, and either side of both DST changes (`tests/fixtures/times`).
+#[test]
+fn golden_times_match() {
+    check_golden("times", &school_limits(), 10);
+}
+
+/// Each `times` fixture names the instant its forwarded date must be read as in an
+/// `X-Haven-Test-Expect-Date` header, so a blessed `.json` cannot hide a wrong time.
+#[test]
+fn forwarded_dates_without_a_zone_are_read_in_the_schools_zone() {
+    let mut failures = Vec::new();
+    for eml in golden_files_in("times") {
+        let raw = std::fs::read(&eml).expect("read eml");
+        let msg = read_message_with(&raw, &school_limits()).expect("readable");
+        let want = msg
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("X-Haven-Test-Expect-Date"))
+            .map(|h| h.value.trim().to_string())
+            .expect("the fixture names its expected date");
+        let got = msg
+            .forwarded
+            .as_ref()
+            .and_then(|f| f.date)
+            .map(|d| d.to_rfc3339());
+        if got.as_deref() != Some(want.as_str()) {
+            failures.push(format!("{}: got {got:?} want {want}", eml.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn check_golden(sub: &str, limits: &Limits, min: usize) {
     let bless = std::env::var("HAVEN_BLESS").is_ok_and(|v| v == "1");
-    let files = golden_files();
+    let files = golden_files_in(sub);
     assert!(
-        files.len() >= 25,
-        "expected at least 25 golden messages, found {}",
+        files.len() >= min,
+        "expected at least {min} golden messages in {sub}, found {}",
         files.len()
     );
     let mut failures = Vec::new();
@@ -194,7 +243,7 @@ fn golden_messages_match() {
             .unwrap_or("?")
             .to_string();
         let raw = std::fs::read(eml).expect("read eml");
-        let got = match read_message(&raw) {
+        let got = match read_message_with(&raw, limits) {
             Ok(msg) => inspect_json(&msg),
             Err(e) => serde_json::json!({ "error": e.to_string() }),
         };

@@ -3,11 +3,21 @@
 //! "Dienstag, 2. November 2021, 09:26:50 MEZ", "2021. november 2., kedd 09:26:50 CET",
 //! "2022年9月19日月曜日 17:55:44 -0400", RFC 5322 dates…
 //!
-//! Reading is best effort: None when the day, month and year cannot all be found. With no zone
-//! given the time is taken as UTC (+00:00). Numeric dates are read day first (schools here write
-//! 28/10/2021), unless the first number cannot be a day-of-month order or the time uses AM/PM.
+//! Reading is best effort: None when the day, month and year cannot all be found. Numeric dates
+//! are read day first (schools here write 28/10/2021), unless the first number cannot be a
+//! day-of-month order or the time uses AM/PM.
+//!
+//! A zone given in the text (`+0100`, `GMT+1`, `CET`) is kept as given. Gmail and Outlook print
+//! the original's time in the forwarder's local time with no zone, so [`parse_in`] reads such a
+//! time in the zone it is given (the school's), with the offset in force on that day:
+//! - a time that occurs twice (the hour the clocks go back) is read as the first occurrence,
+//!   in summer time, the earlier instant;
+//! - a time that does not exist (the hour the clocks go forward) is read with the offset in
+//!   force before the change, so "01:30" on the spring change in London is 01:30 GMT
+//!   (02:30 BST), the instant a clock that had not been put forward would show.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
+use chrono::{DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone};
+use chrono_tz::Tz;
 
 /// Month names and their inflected forms, by month, in the languages of [`super::labels`].
 /// Matching takes the longest form a word starts with, so "marraskuuta" is November, not March.
@@ -375,8 +385,15 @@ static MONTHS: &[(u32, &[&str])] = &[
     ),
 ];
 
-/// Parses a header-block date; None when it cannot be read with confidence.
+/// Parses a header-block date, reading a time without a zone as UTC; None when it cannot be
+/// read with confidence.
 pub fn parse(text: &str) -> Option<DateTime<FixedOffset>> {
+    parse_in(text, chrono_tz::UTC)
+}
+
+/// Parses a header-block date, reading a time without a zone in `zone` (see the module notes
+/// for the DST changes); None when it cannot be read with confidence.
+pub fn parse_in(text: &str, zone: Tz) -> Option<DateTime<FixedOffset>> {
     let text = text.trim();
     if text.is_empty() || text.len() > 200 {
         return None;
@@ -390,7 +407,7 @@ pub fn parse(text: &str) -> Option<DateTime<FixedOffset>> {
     let lower = text.to_lowercase();
     let tokens = tokenize(&lower);
     let (time, pm, am, span) = find_time(&tokens);
-    let zone = find_zone(&tokens, span.map(|(_, end)| end));
+    let given = find_zone(&tokens, span.map(|(_, end)| end));
     let date = find_date(&tokens, span, pm || am)?;
     let mut time = time.unwrap_or(NaiveTime::MIN);
     if pm || am {
@@ -398,9 +415,28 @@ pub fn parse(text: &str) -> Option<DateTime<FixedOffset>> {
         let h = time.hour() % 12 + if pm { 12 } else { 0 };
         time = time.with_hour(h)?;
     }
-    zone.unwrap_or(FixedOffset::east_opt(0)?)
-        .from_local_datetime(&date.and_time(time))
-        .single()
+    let local = date.and_time(time);
+    match given {
+        Some(offset) => offset.from_local_datetime(&local).single(),
+        None => in_zone(local, zone),
+    }
+}
+
+/// A local wall-clock time in `zone`: the first occurrence when it repeats, the offset from
+/// before the change when it falls in the gap.
+fn in_zone(local: NaiveDateTime, zone: Tz) -> Option<DateTime<FixedOffset>> {
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(d) => Some(d.fixed_offset()),
+        LocalResult::Ambiguous(first, _) => Some(first.fixed_offset()),
+        LocalResult::None => {
+            let before = zone
+                .from_local_datetime(&(local - Duration::days(1)))
+                .earliest()?
+                .offset()
+                .fix();
+            before.from_local_datetime(&local).single()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -732,6 +768,52 @@ mod tests {
         assert_eq!(
             p("mercredi 27 octobre 2021 à 15:14"),
             "2021-10-27T15:14:00+00:00"
+        );
+    }
+
+    fn london(s: &str) -> String {
+        super::parse_in(s, chrono_tz::Europe::London)
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_else(|| "none".into())
+    }
+
+    #[test]
+    fn zone_less_times_are_the_schools() {
+        // Summer (BST) and winter (GMT), Gmail and Outlook layouts.
+        assert_eq!(london("Mon, 8 Jun 2026 at 21:14"), "2026-06-08T21:14:00+01:00");
+        assert_eq!(
+            london("Monday, June 8, 2026 9:14 PM"),
+            "2026-06-08T21:14:00+01:00"
+        );
+        assert_eq!(london("Tue, 8 Dec 2026 at 21:14"), "2026-12-08T21:14:00+00:00");
+        // Spring change, 29 March 2026 01:00 GMT -> 02:00 BST.
+        assert_eq!(london("29/03/2026 00:59"), "2026-03-29T00:59:00+00:00");
+        assert_eq!(london("29/03/2026 01:30"), "2026-03-29T01:30:00+00:00");
+        assert_eq!(london("29/03/2026 02:00"), "2026-03-29T02:00:00+01:00");
+        // Autumn change, 25 October 2026 02:00 BST -> 01:00 GMT: 01:30 happens twice.
+        assert_eq!(london("25/10/2026 00:59"), "2026-10-25T00:59:00+01:00");
+        assert_eq!(london("25/10/2026 01:30"), "2026-10-25T01:30:00+01:00");
+        assert_eq!(london("25/10/2026 02:00"), "2026-10-25T02:00:00+00:00");
+        // An explicit zone is kept as given.
+        assert_eq!(
+            london("Mon, 8 Jun 2026 21:14:00 +0000"),
+            "2026-06-08T21:14:00+00:00"
+        );
+        assert_eq!(
+            london("Monday, June 8, 2026, 9:14:00 PM GMT+2"),
+            "2026-06-08T21:14:00+02:00"
+        );
+        // New York: gap at 02:00 on 8 March 2026, the repeat at 01:00 on 1 November.
+        let ny = |s: &str| {
+            super::parse_in(s, chrono_tz::America::New_York).map(|d| d.to_rfc3339())
+        };
+        assert_eq!(
+            ny("03/08/2026 2:30 AM").as_deref(),
+            Some("2026-03-08T02:30:00-05:00")
+        );
+        assert_eq!(
+            ny("11/01/2026 1:30 AM").as_deref(),
+            Some("2026-11-01T01:30:00-04:00")
         );
     }
 
