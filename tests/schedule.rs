@@ -428,6 +428,50 @@ async fn the_loop_fires_wakes_the_outbox_and_stops_on_shutdown(backend: Backend)
     db.cleanup().await;
 }
 
+/// A throwaway installation whose config has `digests` appended (`rules check` needs no database).
+fn env_with_digests(digests: &str) -> support::haven::HavenEnv {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = support::haven::HavenEnv::new(&format!("sqlite://{}", dir.path().join("unused.db").display()), "");
+    let mut config = std::fs::read_to_string(&env.config).expect("config");
+    config.push_str(digests);
+    std::fs::write(&env.config, config).expect("write config");
+    env
+}
+
+/// `haven rules check` shows when each digest will run next, in the school's zone: a weekday
+/// digest written `1-5` runs Monday to Friday, never on a Sunday.
+#[test]
+fn rules_check_prints_the_next_three_runs_of_each_digest() {
+    let env = env_with_digests("\n[[digest]]\nto = \"role:dsl\"\ncron = \"30 7 * * 1-5\"\n\n[[digest]]\nto = \"role:slt\"\ncron = \"0 0 18 * * 0\"\n");
+    let r = env.haven(&["rules", "check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let line = |prefix: &str| {
+        r.stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {}", r.stdout)).to_string()
+    };
+    let weekdays = line("digest[0] to role:dsl (\"30 7 * * 1-5\"): next ");
+    let runs: Vec<&str> = weekdays.split(": next ").nth(1).unwrap_or("").split(", ").collect();
+    assert_eq!(runs.len(), 3, "{weekdays}");
+    for run in &runs {
+        assert!(["Mon ", "Tue ", "Wed ", "Thu ", "Fri "].iter().any(|d| run.starts_with(d)), "a weekday: {run}");
+        assert!(run.ends_with("07:30 GMT") || run.ends_with("07:30 BST"), "07:30 school time: {run}");
+    }
+    let sundays = line("digest[1] to role:slt (\"0 0 18 * * 0\"): next ");
+    assert_eq!(sundays.matches("Sun ").count(), 3, "0 is Sunday: {sundays}");
+}
+
+/// A cron line naming a weekday that is not one is refused with a message naming the days.
+#[test]
+fn a_digest_with_a_weekday_that_is_not_one_is_refused() {
+    let env = env_with_digests("\n[[digest]]\nto = \"role:dsl\"\ncron = \"30 7 * * 1-8\"\n");
+    let r = env.haven(&["rules", "check"]);
+    assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("digest[0].cron: weekday \"8\" is not a day: use 0-7 (0 and 7 Sunday, 1 Monday"),
+        "{}",
+        r.stderr
+    );
+}
+
 backend_tests!(
     the_loop_fires_wakes_the_outbox_and_stops_on_shutdown,
     ladder_of_three_rungs_fires_each_at_its_time,

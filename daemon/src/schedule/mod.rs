@@ -23,7 +23,6 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -175,7 +174,7 @@ async fn send_due_digests(
 ) -> Result<(), ScheduleError> {
     let mut cache = DigestCache::default();
     for d in &settings.digests {
-        let Ok(cron) = cron::Schedule::from_str(d.cron.trim()) else {
+        let Ok(cron) = due::parse_cron(&d.cron) else {
             tracing::error!(to_role = d.to.starts_with("role:"), "digest cron unreadable; skipped");
             continue;
         };
@@ -257,7 +256,7 @@ async fn send_due_digests(
 async fn until_next_due(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>) -> Duration {
     let mut next: Option<DateTime<Utc>> = store.next_rung_due().await.ok().flatten();
     for d in &settings.digests {
-        if let Ok(cron) = cron::Schedule::from_str(d.cron.trim())
+        if let Ok(cron) = due::parse_cron(&d.cron)
             && let Some(slot) = due::next_digest_slot(&cron, settings.tz, now)
         {
             next = Some(next.map_or(slot, |n| n.min(slot)));
