@@ -186,7 +186,8 @@ async fn send_due_digests(
             let last = store.last_digest_slot(&key, &who).await?;
             let Some(last) = last else {
                 // A new recipient starts from the latest slot, so the first start of Haven (or
-                // a new DSL) does not send a digest for a morning already gone.
+                // a new DSL) does not send a digest for a morning already gone; their first
+                // digest, at the next slot, still covers everything since records began.
                 let start = due::latest_digest_slot(&cron, settings.tz, now).unwrap_or(now);
                 let mut tx = store.begin().await?;
                 if tx.record_digest_run(&key, &who, start, false, now).await? {
@@ -196,7 +197,12 @@ async fn send_due_digests(
                 continue;
             };
             let Some(slot) = due::due_digest_slot(&cron, settings.tz, Some(last), now) else { continue };
-            let period = (to_us(last), to_us(slot));
+            // The digest covers everything since the previous one actually sent to this person
+            // (a passed-over slot was empty for them or only a starting point), or, for their
+            // first, everything since records began.
+            let since = store.last_sent_digest_slot(&key, &who).await?;
+            let from = since.unwrap_or(DateTime::UNIX_EPOCH);
+            let period = (to_us(from), to_us(slot));
             if cache.open_actions.is_none() {
                 cache.open_actions = Some(store.open_actions().await?);
             }
@@ -206,10 +212,10 @@ async fn send_due_digests(
                 cache.counts = Some((n(crate::store::MessageState::AwaitingTriage), n(crate::store::MessageState::Quarantined)));
             }
             if let Entry::Vacant(v) = cache.incidents.entry(period) {
-                v.insert(store.incidents_recorded_between(last, slot).await?);
+                v.insert(store.incidents_recorded_between(from, slot).await?);
             }
             if let Entry::Vacant(v) = cache.dead.entry(period) {
-                v.insert(store.dead_lettered_between(last, slot).await?);
+                v.insert(store.dead_lettered_between(from, slot).await?);
             }
             let (awaiting_triage, quarantined) = cache.counts.unwrap_or_default();
             let dir = directory(store, dir_cache).await?;
@@ -217,6 +223,7 @@ async fn send_due_digests(
                 school_name: &settings.school_name,
                 tz: settings.tz,
                 slot,
+                since,
                 new_incidents: cache.incidents.get(&period).map_or(&[], Vec::as_slice),
                 open_actions: cache.open_actions.as_deref().unwrap_or(&[]),
                 awaiting_triage,
