@@ -322,6 +322,22 @@ fn golden_messages_behave() {
                 }
             }
         }
+        let header = |n: &str| {
+            msg.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(n))
+                .map(|h| h.value.trim().to_string())
+        };
+        if let Some(want) = header("X-Haven-Test-Expect-Reply")
+            && msg.reply_text.as_deref() != Some(want.as_str())
+        {
+            fail(&format!("reply_text is {:?}, not {want:?}", msg.reply_text));
+        }
+        if let Some(kept) = header("X-Haven-Test-Kept")
+            && !msg.text.contains(&kept)
+        {
+            fail(&format!("the full text lost {kept:?}"));
+        }
         if name.starts_with("forward-") {
             if msg.kind != Kind::Forward {
                 fail(&format!("kind is {:?}, not Forward", msg.kind));

@@ -139,7 +139,8 @@ fn build(parsed: mime::Parsed, size: u64, timezone: chrono_tz::Tz) -> Message {
             }
             forward::Found::Reply => {
                 kind = Kind::Reply;
-                reply_text = reply::reply_text(&text);
+                let sender = top.from.as_ref().and_then(|a| a.name.as_deref());
+                reply_text = reply::reply_text_from(&text, sender);
             }
             forward::Found::Nothing => {
                 note = non_empty(&text);

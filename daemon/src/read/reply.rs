@@ -1,7 +1,12 @@
 //! The new text of a reply: what the sender typed above the quoted history, without their
-//! signature (after "-- ") or their phone's footer ("Sent from my iPhone"). This is how staff
-//! record outcomes by email, so it must work for the clients they use: Outlook (desktop, web,
-//! mobile), Gmail (web, Android), Apple Mail (macOS, iPhone), Thunderbird.
+//! signature or their phone's footer ("Sent from my iPhone"). This is how staff record outcomes
+//! by email, so it must work for the clients they use: Outlook (desktop, web, mobile), Gmail
+//! (web, Android), Apple Mail (macOS, iPhone), Thunderbird.
+//!
+//! A signature is what follows "-- " (RFC 3676), or a closing block at the end: a short
+//! sign-off ("Thanks", "Kind regards, Dee"), or the sender's name, followed by at most a few
+//! short lines of name, job title and contact details. Only the reply text loses it; the
+//! message's full text is kept as received.
 
 use std::sync::OnceLock;
 
@@ -14,6 +19,12 @@ const MAX_HEADER_LINES: usize = 40;
 
 /// The new text of a reply, or None when nothing new was written.
 pub fn reply_text(text: &str) -> Option<String> {
+    reply_text_from(text, None)
+}
+
+/// The new text of a reply from `sender` (the From display name, when known: a closing line
+/// that is the sender's name is a sign-off even with no job title under it).
+pub fn reply_text_from(text: &str, sender: Option<&str>) -> Option<String> {
     let text = text
         .replace("\r\n", "\n")
         .replace('\r', "\n")
@@ -22,6 +33,9 @@ pub fn reply_text(text: &str) -> Option<String> {
     let cut = history_start(&lines).unwrap_or(lines.len());
     let kept = lines.get(..cut).unwrap_or(&[]).join("\n");
     let kept = strip_signature(&kept);
+    let kept = strip_footers(&kept);
+    let kept = strip_disclaimers(&kept);
+    let kept = strip_closing(&kept, sender);
     let kept = strip_footers(&kept);
     let kept = kept.trim();
     if kept.is_empty() {
@@ -223,6 +237,171 @@ fn strip_signature(text: &str) -> String {
     }
 }
 
+/// Removes the confidentiality and "consider the environment" paragraphs schools' mail servers
+/// and signatures put at the end.
+fn strip_disclaimers(text: &str) -> String {
+    const OPENINGS: [&str; 13] = [
+        "this email",
+        "this e-mail",
+        "this message",
+        "the information in this",
+        "the information contained",
+        "confidentiality",
+        "disclaimer",
+        "important: this",
+        "please consider the environment",
+        "please think of the environment",
+        "think before you print",
+        "privacy notice",
+        "any views or opinions",
+    ];
+    let mut lines: Vec<&str> = text.trim_end().lines().collect();
+    loop {
+        let start = lines.iter().rposition(|l| l.trim().is_empty()).map_or(0, |b| b + 1);
+        let Some(first) = lines.get(start) else { break };
+        let first = first.trim().to_lowercase();
+        if start == 0 || !OPENINGS.iter().any(|o| first.starts_with(o)) {
+            break;
+        }
+        lines.truncate(start);
+        while lines.last().is_some_and(|l| l.trim().is_empty()) {
+            lines.pop();
+        }
+    }
+    lines.join("\n")
+}
+
+/// Most non-blank lines a closing block (sign-off, name, title, contacts) may have.
+const MAX_CLOSING_LINES: usize = 8;
+
+/// Removes a closing block from the end: from a sign-off line, or from a line with the
+/// sender's name, or from a name line over job-title or contact lines, to the end. The
+/// earliest such start wins; text before it must remain.
+fn strip_closing(text: &str, sender: Option<&str>) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let non_blank: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines.get(i).is_some_and(|l| !l.trim().is_empty()))
+        .collect();
+    let first_text = non_blank.first().copied().unwrap_or(0);
+    let window = non_blank.len().saturating_sub(MAX_CLOSING_LINES);
+    for &start in non_blank.iter().skip(window) {
+        if start <= first_text {
+            continue;
+        }
+        let rest = lines.get(start..).unwrap_or(&[]);
+        let tail: Vec<&str> = rest.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+        if tail.iter().any(|l| l.chars().count() > 100) {
+            continue;
+        }
+        let Some(head) = tail.first() else { continue };
+        let after_blank = start > 0 && lines.get(start - 1).is_some_and(|l| l.trim().is_empty());
+        let closing = is_sign_off(head)
+            || (sender.is_some_and(|s| is_senders_name(head, s)) && tail.iter().skip(1).all(|l| is_signature_detail(l) || is_name_line(l)))
+            || (after_blank
+                && is_name_line(head)
+                && tail.len() >= 2
+                && tail.iter().skip(1).any(|l| is_signature_detail(l)));
+        if closing {
+            return lines.get(..start).unwrap_or(&[]).join("\n").trim_end().to_string();
+        }
+    }
+    text.trim_end().to_string()
+}
+
+/// "Thanks", "Kind regards,", "Many thanks, Dee", "Best wishes!".
+fn is_sign_off(line: &str) -> bool {
+    const SIGN_OFFS: [&str; 27] = [
+        "thanks",
+        "thank you",
+        "many thanks",
+        "thanks again",
+        "thanks so much",
+        "thank you very much",
+        "with thanks",
+        "best",
+        "best wishes",
+        "all best wishes",
+        "all the best",
+        "kind regards",
+        "kindest regards",
+        "regards",
+        "best regards",
+        "warm regards",
+        "warmest regards",
+        "many regards",
+        "with best wishes",
+        "yours sincerely",
+        "yours faithfully",
+        "sincerely",
+        "cheers",
+        "speak soon",
+        "take care",
+        "thx",
+        "ta",
+    ];
+    let l = line.trim().to_lowercase();
+    if l.chars().count() > 40 {
+        return false;
+    }
+    let phrase = l.trim_end_matches(['.', ',', '!', ' ']);
+    SIGN_OFFS.iter().any(|s| {
+        phrase == *s
+            || phrase.strip_prefix(s).is_some_and(|rest| {
+                // "Thanks, Dee" / "Regards - Dee": a sign-off and a short name on one line.
+                let name = rest.trim_start_matches([',', ' ', '-', '–']);
+                rest.starts_with([',', ' ', '-']) && !name.is_empty() && name.split_whitespace().count() <= 3
+                    && name.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '.' | '-' | '\''))
+            })
+    })
+}
+
+/// The sender's display name, or its first word, alone on the line ("Dee", "Dee Lead").
+fn is_senders_name(line: &str, sender: &str) -> bool {
+    let l = line.trim().trim_end_matches([',', '.']).to_lowercase();
+    let s = sender.trim().trim_matches('"').to_lowercase();
+    if l.is_empty() || s.is_empty() {
+        return false;
+    }
+    l == s || s.split_whitespace().next().is_some_and(|first| first == l)
+}
+
+/// One to four capitalised words ("Dee", "Mrs S. Teacher", "Dee Lead | DSL" is not one).
+fn is_name_line(line: &str) -> bool {
+    let l = line.trim().trim_end_matches(',');
+    let words: Vec<&str> = l.split_whitespace().collect();
+    !words.is_empty()
+        && words.len() <= 4
+        && l.chars().count() <= 40
+        && words.iter().all(|w| {
+            w.chars().next().is_some_and(char::is_uppercase)
+                && w.chars().all(|c| c.is_alphabetic() || matches!(c, '.' | '-' | '\''))
+        })
+}
+
+/// A job title, school or contact line of a signature.
+fn is_signature_detail(line: &str) -> bool {
+    const WORDS: [&str; 40] = [
+        "head", "headteacher", "teacher", "lead", "leader", "officer", "dsl", "ddsl", "deputy",
+        "designated", "safeguarding", "manager", "assistant", "coordinator", "co-ordinator",
+        "senco", "principal", "pastoral", "tutor", "year", "department", "school", "academy",
+        "college", "trust", "mentor", "administrator", "secretary", "welfare", "attendance",
+        "inclusion", "learning", "support", "director", "governor", "tel", "phone", "mobile",
+        "ext", "email",
+    ];
+    let l = line.trim().to_lowercase();
+    if l.contains('@') || l.contains("www.") || l.contains("http") || l.contains('|') {
+        return true;
+    }
+    if l.chars().filter(char::is_ascii_digit).count() >= 7 {
+        return true;
+    }
+    // A title or a school's name is written like one: capitalised, a few words, no sentence.
+    let titled = line.trim().chars().find(|c| c.is_alphabetic()).is_some_and(char::is_uppercase)
+        && line.split_whitespace().count() <= 8
+        && !line.trim_end().ends_with(['.', '?', '!']);
+    titled && l.split(|c: char| !c.is_alphanumeric() && c != '-').any(|w| WORDS.contains(&w))
+}
+
 /// A phone or app footer line.
 pub fn is_footer(line: &str) -> bool {
     let l = line.trim().to_lowercase();
@@ -295,6 +474,39 @@ mod tests {
         assert_eq!(reply_text(t).as_deref(), Some("Outcome: monitored"));
         let t = "Outcome: monitored\n\n-----Original Message-----\nFrom: Haven <haven@school.example>\nSent: 01 November 2021 10:00\n";
         assert_eq!(reply_text(t).as_deref(), Some("Outcome: monitored"));
+    }
+
+    #[test]
+    fn closing_blocks_are_not_the_outcome() {
+        let cases = [
+            // Outlook: first name, then a signature with title and phone.
+            ("Outcome: met mum.\n\nDee\n\nDee Lead | Designated Safeguarding Lead\nExample Academy | 01234 567890", None),
+            // Sign-off, name, job title.
+            ("Outcome: met mum.\n\nKind regards,\nSam Teacher\nHead of Year 9", None),
+            ("Outcome: met mum.\nThanks\nSam", None),
+            ("Outcome: met mum.\n\nMany thanks, Dee", None),
+            // A typical school signature without a sign-off.
+            ("Outcome: met mum.\n\nMrs S. Teacher\nAssistant Head (Pastoral)\nEaton Community School\nTel: 01234 567 890 ext 212\nwww.eaton.example", None),
+            // Apple Mail: the sender's name alone.
+            ("Outcome: met mum.\n\nDee", Some("Dee Lead")),
+            ("Outcome: met mum.\n\nBest wishes\n\nSam\n\nSent from my iPad", None),
+        ];
+        for (text, sender) in cases {
+            assert_eq!(super::reply_text_from(text, sender).as_deref(), Some("Outcome: met mum."), "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn outcome_words_are_kept() {
+        // Not closings: a name that is part of the outcome, a last line that is content.
+        for text in [
+            "Outcome: spoke to\nJane Smith",
+            "Outcome: referred to CSC.\n\nMum is aware and agrees.",
+            "Outcome: best to wait for the meeting on Friday.",
+            "Outcome: spoke to the family.\n\nFollow-up\nwith the school nurse next week at 10:00",
+        ] {
+            assert_eq!(super::reply_text_from(text, Some("Dee Lead")).as_deref(), Some(text), "for {text:?}");
+        }
     }
 
     #[test]
