@@ -328,7 +328,8 @@ fn golden_messages_behave() {
                 .find(|h| h.name.eq_ignore_ascii_case(n))
                 .map(|h| h.value.trim().to_string())
         };
-        if let Some(want) = header("X-Haven-Test-Expect-Reply")
+        // The expected reply text, with line breaks written `\n`.
+        if let Some(want) = header("X-Haven-Test-Expect-Reply").map(|w| w.replace("\\n", "\n"))
             && msg.reply_text.as_deref() != Some(want.as_str())
         {
             fail(&format!("reply_text is {:?}, not {want:?}", msg.reply_text));

@@ -30,8 +30,7 @@ pub fn reply_text_from(text: &str, sender: Option<&str>) -> Option<String> {
         .replace('\r', "\n")
         .replace('\u{a0}', " ");
     let lines: Vec<&str> = text.lines().collect();
-    let cut = history_start(&lines).unwrap_or(lines.len());
-    let kept = lines.get(..cut).unwrap_or(&[]).join("\n");
+    let kept = new_lines(&lines).join("\n");
     let kept = strip_signature(&kept);
     let kept = strip_footers(&kept);
     let kept = strip_disclaimers(&kept);
@@ -105,25 +104,78 @@ fn looks_like_attribution(line: &str) -> bool {
     line.contains('@') || line.chars().any(|c| c.is_ascii_digit()) || line.contains('"')
 }
 
-/// The line where quoted history starts, if any.
-fn history_start(lines: &[&str]) -> Option<usize> {
-    // rest_is_history[k]: from line k on there are only quotes, blanks, footers and signature.
-    let mut rest_is_history = vec![true; lines.len() + 1];
-    for k in (0..lines.len()).rev() {
-        let l = lines.get(k).copied().unwrap_or("");
-        let ok = l.trim().is_empty()
-            || l.trim_start().starts_with('>')
-            || is_footer(l)
-            || is_signature_line(l);
-        let next = rest_is_history.get(k + 1).copied().unwrap_or(true);
-        if let Some(slot) = rest_is_history.get_mut(k) {
-            *slot = ok && next;
+/// The lines written new, wherever they are: above the quoted history (top-posted), below it
+/// (bottom-posted, as Thunderbird and many phones can send), or between quoted passages
+/// (interleaved answers). A `>` quote, with the "On … wrote:" line that introduces it, is
+/// left out and leaves a blank line; history that is not `>`-quoted (Outlook's header block,
+/// an attribution with unquoted text under it) ends the new text.
+fn new_lines<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    let quoted = |k: usize| lines.get(k).is_some_and(|l| l.trim_start().starts_with('>'));
+    let mut out: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if quoted(i) {
+            while quoted(i) {
+                i += 1;
+            }
+            out.push("");
+            continue;
+        }
+        if let Some(span) = attribution_span(lines, i) {
+            let next = (i + span..lines.len()).find(|&k| lines.get(k).is_some_and(|l| !l.trim().is_empty()));
+            match next {
+                Some(k) if quoted(k) => {
+                    i = k;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        if header_block_at(lines, i) {
+            break;
+        }
+        if let Some(l) = lines.get(i) {
+            out.push(l);
+        }
+        i += 1;
+    }
+    // Blank runs left where quotes were collapse to one blank line.
+    let mut kept: Vec<&str> = Vec::with_capacity(out.len());
+    for l in out {
+        if l.trim().is_empty() && kept.last().is_none_or(|p| p.trim().is_empty()) {
+            continue;
+        }
+        kept.push(l);
+    }
+    kept
+}
+
+/// How many lines a reply attribution ("On … wrote:", wrapped over up to three lines as Gmail
+/// does) starting at line `i` takes, if one does.
+fn attribution_span(lines: &[&str], i: usize) -> Option<usize> {
+    let b = bare(lines.get(i)?);
+    if b.is_empty() {
+        return None;
+    }
+    if is_reply_header_line(b) {
+        return Some(1);
+    }
+    if b.len() < 300 && b.chars().any(|c| c.is_ascii_digit()) && starts_like_attribution(b) {
+        let mut joined = b.to_string();
+        for k in 1..=2 {
+            let Some(next) = lines.get(i + k) else { break };
+            let nb = bare(next);
+            if nb.is_empty() {
+                break;
+            }
+            joined.push(' ');
+            joined.push_str(nb);
+            if is_reply_header_line(&joined) {
+                return Some(k + 1);
+            }
         }
     }
-    (0..lines.len()).find(|&i| {
-        reply_header_at(lines, i).is_some()
-            || is_quote_start(lines, i, rest_is_history.get(i).copied().unwrap_or(false))
-    })
+    None
 }
 
 /// A reply header starting at line `i` (possibly wrapped over two or three lines, as Gmail does).
@@ -212,16 +264,6 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
         .filter(|f| fields.contains(f))
         .count()
         >= 2
-}
-
-/// A `>`-quoted line that starts a block of quoted lines: two in a row, or only history after.
-fn is_quote_start(lines: &[&str], i: usize, rest_is_history: bool) -> bool {
-    let quoted = |k: usize| {
-        lines
-            .get(k)
-            .is_some_and(|l| l.trim_start().starts_with('>'))
-    };
-    quoted(i) && (rest_is_history || quoted(i + 1))
 }
 
 /// "-- " on its own line starts a signature (RFC 3676); "--" alone is how many clients type it.
@@ -507,6 +549,25 @@ mod tests {
         ] {
             assert_eq!(super::reply_text_from(text, Some("Dee Lead")).as_deref(), Some(text), "for {text:?}");
         }
+    }
+
+    #[test]
+    fn bottom_posted_and_interleaved_replies() {
+        // Thunderbird bottom-posting: the attribution and quote first, the new text below.
+        let t = "On 01/11/2021 16:00, Haven wrote:\n> Incident 12 needs an outcome.\n> Reply with Outcome:.\n\nOutcome: mum spoken to, NFA.\n\n-- \nSam Teacher\nHead of Year 9\n";
+        assert_eq!(reply_text(t).as_deref(), Some("Outcome: mum spoken to, NFA."));
+        // A wrapped Gmail attribution above the quote, text under it.
+        let t = "On Mon, 1 Nov 2021 at 16:00 Haven <haven@school.example>\nwrote:\n\n> Incident 12 needs an outcome.\n\nOutcome: referred to CSC\n\nSent from my Galaxy";
+        assert_eq!(reply_text(t).as_deref(), Some("Outcome: referred to CSC"));
+        // Interleaved: answers between the quoted questions.
+        let t = "> Incident 12 needs an outcome.\nOutcome: spoke to Jane.\n> Please say who was told.\nMum and the form tutor were told.\n> Thanks\n";
+        assert_eq!(
+            reply_text(t).as_deref(),
+            Some("Outcome: spoke to Jane.\n\nMum and the form tutor were told.")
+        );
+        // Above and below: both kept, the quote between left out.
+        let t = "Outcome: monitoring.\n\n> Incident 12 needs an outcome.\n> by Wednesday\n\nReview on Friday.\n";
+        assert_eq!(reply_text(t).as_deref(), Some("Outcome: monitoring.\n\nReview on Friday."));
     }
 
     #[test]
