@@ -283,6 +283,50 @@ fn check_golden(sub: &str, limits: &Limits, min: usize) {
 
 /// Behaviour every golden message must show whatever its `.json` says, so blessing a wrong
 /// result cannot hide it.
+/// Outlook's forward header block in each language Outlook ships labels for
+/// (`forward-outlook-lang-CODE.eml`): the parent, both recipients lists, the subject, the date
+/// and the parent's words all read right.
+#[test]
+fn outlook_forwards_read_right_in_every_language() {
+    let files: Vec<PathBuf> = golden_files()
+        .into_iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("forward-outlook-lang-")))
+        .collect();
+    assert!(files.len() >= 15, "at least 15 languages, found {}", files.len());
+    let mut failures = Vec::new();
+    for eml in &files {
+        let name = eml.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        let msg = read_message(&std::fs::read(eml).expect("read")).expect("readable");
+        let Some(f) = msg.forwarded.as_ref() else {
+            failures.push(format!("{name}: no forward found"));
+            continue;
+        };
+        let addrs = |list: &[haven::message::Address]| list.iter().map(|a| a.address.clone()).collect::<Vec<_>>();
+        let got = (
+            f.from.as_ref().map(|a| (a.address.as_str(), a.name.as_deref())),
+            addrs(&f.to),
+            addrs(&f.cc),
+            f.subject.as_deref(),
+            f.date.map(|d| d.to_rfc3339()),
+            f.body.starts_with("Kai said he is scared"),
+            msg.note.as_deref(),
+        );
+        let want = (
+            Some(("jo.parent@home.example", Some("Jo Parent"))),
+            vec!["s.teacher@school.example".to_string()],
+            vec!["alex.carer@home.example".to_string(), "office@school.example".to_string()],
+            Some("Worried about Kai"),
+            Some("2021-11-02T09:26:00+00:00".to_string()),
+            true,
+            Some("Passing this on from the parents' inbox."),
+        );
+        if got != want {
+            failures.push(format!("{name}: got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} wrong:\n{}", failures.len(), files.len(), failures.join("\n"));
+}
+
 #[test]
 fn golden_messages_behave() {
     let mut failures = Vec::new();

@@ -25,6 +25,17 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         1,
         &[
+            "ιανουαρίου",
+            "ιανουάριος",
+            "ιαν",
+            "януари",
+            "sausio",
+            "sausis",
+            "janvāris",
+            "janvārī",
+            "ionawr",
+            "januar",
+            "ianuarie",
             "january",
             "jan",
             "januar",
@@ -61,6 +72,16 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         2,
         &[
+            "φεβρουαρίου",
+            "φεβρουάριος",
+            "φεβ",
+            "февруари",
+            "vasario",
+            "vasaris",
+            "februāris",
+            "februārī",
+            "chwefror",
+            "februari",
             "february",
             "feb",
             "februar",
@@ -94,6 +115,15 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         3,
         &[
+            "μαρτίου",
+            "μάρτιος",
+            "μαρ",
+            "kovo",
+            "kovas",
+            "martā",
+            "mawrth",
+            "marec",
+            "maret",
             "march",
             "mar",
             "märz",
@@ -124,6 +154,15 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         4,
         &[
+            "απριλίου",
+            "απρίλιος",
+            "απρ",
+            "април",
+            "balandžio",
+            "balandis",
+            "aprīlis",
+            "aprīlī",
+            "ebrill",
             "april",
             "apr",
             "avril",
@@ -154,6 +193,13 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         5,
         &[
+            "μαΐου",
+            "μάιος",
+            "μαΐ",
+            "gegužės",
+            "gegužė",
+            "maijs",
+            "maijā",
             "may",
             "mai",
             "mayo",
@@ -179,6 +225,16 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         6,
         &[
+            "ιουνίου",
+            "ιούνιος",
+            "ιουν",
+            "юни",
+            "birželio",
+            "birželis",
+            "jūnijs",
+            "jūnijā",
+            "mehefin",
+            "junij",
             "june",
             "jun",
             "juni",
@@ -208,6 +264,16 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         7,
         &[
+            "ιουλίου",
+            "ιούλιος",
+            "ιουλ",
+            "юли",
+            "liepos",
+            "liepa",
+            "jūlijs",
+            "jūlijā",
+            "gorffennaf",
+            "julij",
             "july",
             "jul",
             "juli",
@@ -239,6 +305,15 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         8,
         &[
+            "αυγούστου",
+            "αύγουστος",
+            "αυγ",
+            "rugpjūčio",
+            "rugpjūtis",
+            "augustā",
+            "awst",
+            "avgust",
+            "agustus",
             "august",
             "aug",
             "août",
@@ -268,6 +343,16 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         9,
         &[
+            "σεπτεμβρίου",
+            "σεπτέμβριος",
+            "σεπ",
+            "септември",
+            "rugsėjo",
+            "rugsėjis",
+            "septembris",
+            "septembrī",
+            "medi",
+            "septembar",
             "september",
             "sep",
             "sept",
@@ -297,6 +382,16 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         10,
         &[
+            "οκτωβρίου",
+            "οκτώβριος",
+            "οκτ",
+            "октомври",
+            "spalio",
+            "spalis",
+            "oktobris",
+            "oktobrī",
+            "hydref",
+            "oktobar",
             "october",
             "oct",
             "oktober",
@@ -327,6 +422,16 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         11,
         &[
+            "νοεμβρίου",
+            "νοέμβριος",
+            "νοε",
+            "ноември",
+            "lapkričio",
+            "lapkritis",
+            "novembris",
+            "novembrī",
+            "tachwedd",
+            "novembar",
             "november",
             "nov",
             "novembre",
@@ -351,6 +456,16 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         12,
         &[
+            "δεκεμβρίου",
+            "δεκέμβριος",
+            "δεκ",
+            "декември",
+            "gruodžio",
+            "gruodis",
+            "decembris",
+            "decembrī",
+            "rhagfyr",
+            "decembar",
             "december",
             "dec",
             "dezember",
@@ -407,8 +522,13 @@ pub fn parse_in(text: &str, zone: Tz) -> Option<DateTime<FixedOffset>> {
     let lower = text.to_lowercase();
     let tokens = tokenize(&lower);
     let (time, pm, am, span) = find_time(&tokens);
+    // Month-first numeric dates go with the English 12-hour clock, not with Korean or
+    // Vietnamese halves of the day.
+    let us_clock = span.is_some_and(|(_, end)| {
+        matches!(end.checked_sub(1).and_then(|k| tokens.get(k)), Some(Tok::Word(w)) if matches!(w.as_str(), "am" | "pm" | "a" | "p"))
+    });
     let given = find_zone(&tokens, span.map(|(_, end)| end));
-    let date = find_date(&tokens, span, pm || am)?;
+    let date = find_date(&tokens, span, us_clock)?;
     let mut time = time.unwrap_or(NaiveTime::MIN);
     if pm || am {
         use chrono::Timelike;
@@ -515,8 +635,16 @@ fn find_time(tokens: &[Tok]) -> (Option<NaiveTime>, bool, bool, Option<(usize, u
             s = sec;
             end = i + 5;
         } else if sep == '.' {
-            // "2.11" could be a date: a dotted time needs seconds.
-            continue;
+            // "2.11" could be a date: a dotted time needs seconds, or to follow the year or
+            // "klo" as Finnish writes it ("2. marraskuuta 2021 9.26", "klo 9.26").
+            let after_year_or_klo = match i.checked_sub(1).and_then(|k| tokens.get(k)) {
+                Some(Tok::Num(n)) => n.len() == 4,
+                Some(Tok::Word(w)) => w == "klo",
+                _ => false,
+            };
+            if !after_year_or_klo || matches!(tokens.get(i + 3), Some(Tok::Sym('.'))) {
+                continue;
+            }
         }
         if h > 23 || m > 59 || s > 60 {
             continue;
@@ -530,11 +658,18 @@ fn find_time(tokens: &[Tok]) -> (Option<NaiveTime>, bool, bool, Option<(usize, u
         let time = NaiveTime::from_hms_opt(h, m, s.min(59));
         let (mut pm, mut am) = (false, false);
         if let Some(Tok::Word(w)) = tokens.get(end) {
-            pm = w == "pm" || w == "p";
-            am = w == "am" || w == "a";
+            pm = w == "pm" || w == "p" || w == "ch";
+            am = w == "am" || w == "a" || w == "sa";
             if pm || am {
                 end += 1;
             }
+        }
+        // Korean, Japanese and Chinese write the half of the day before the time ("오후 9:26").
+        if let Some(Tok::Word(w)) = i.checked_sub(1).and_then(|k| tokens.get(k))
+            && !(pm || am)
+        {
+            pm = w.ends_with("오후") || w.ends_with("午後") || w.ends_with("下午");
+            am = w.ends_with("오전") || w.ends_with("午前") || w.ends_with("上午");
         }
         return (time, pm, am, Some((i, end)));
     }
@@ -644,7 +779,10 @@ fn find_date(
             continue;
         }
         match t {
-            Tok::Word(w) if month.is_none() => month = month_of(w),
+            // "Dydd Mawrth" is Welsh for Tuesday, not March.
+            Tok::Word(w) if month.is_none() && !matches!(i.checked_sub(1).and_then(|k| tokens.get(k)), Some(Tok::Word(d)) if d == "dydd") => {
+                month = month_of(w)
+            }
             Tok::Num(n) => {
                 // Skip the zone offset digits ("+0100", "GMT+1").
                 if i > 0
@@ -815,6 +953,27 @@ mod tests {
             ny("11/01/2026 1:30 AM").as_deref(),
             Some("2026-11-01T01:30:00-04:00")
         );
+    }
+
+    #[test]
+    fn outlook_long_dates_in_more_languages() {
+        let want = "2021-11-02T09:26:00+00:00";
+        for text in [
+            "tiistai 2. marraskuuta 2021 9.26",
+            "Τρίτη, 2 Νοεμβρίου 2021 9:26",
+            "2 ноември 2021 г. 9:26",
+            "2021 m. lapkričio 2 d. 9:26",
+            "otrdiena, 2021. gada 2. novembris 9:26",
+            "Dydd Mawrth, 2 Tachwedd 2021 09:26",
+            "2021년 11월 2일 화요일 오전 9:26",
+            "Thứ Ba, 2 tháng 11, 2021 9:26 SA",
+            "2. novembar 2021. 9:26",
+            "torek, 02. november 2021 9:26",
+        ] {
+            assert_eq!(p(text), want, "{text}");
+        }
+        assert_eq!(p("2021년 11월 2일 화요일 오후 2:26"), "2021-11-02T14:26:00+00:00");
+        assert_eq!(p("Thứ Ba, 2 tháng 11, 2021 2:26 CH"), "2021-11-02T14:26:00+00:00");
     }
 
     #[test]
