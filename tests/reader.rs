@@ -327,6 +327,71 @@ fn outlook_forwards_read_right_in_every_language() {
     assert!(failures.is_empty(), "{} of {} wrong:\n{}", failures.len(), files.len(), failures.join("\n"));
 }
 
+/// Yahoo's Cc lists (one per line, wrapped, glued onto one line, in other languages, names with
+/// commas, names only) and forwards whose address fields are empty (`To:`, `To: <>`,
+/// `undisclosed-recipients:;`, names without addresses, no date): each recipient once, with
+/// its name, and nothing made up.
+#[test]
+fn yahoo_cc_lists_and_empty_address_fields_read_right() {
+    let carer = ("alex.carer@home.example", Some("Alex Carer"));
+    let office = ("office@school.example", Some("Office"));
+    let sam = ("s.teacher@school.example", Some("Sam Teacher"));
+    type Mailboxes = Vec<(&'static str, Option<&'static str>)>;
+    let cases: Vec<(&str, Mailboxes, Mailboxes)> = vec![
+        (
+            "forward-yahoo-cc-four",
+            vec![sam],
+            vec![carer, ("pat.smith@home.example", Some("Smith, Pat")), office, ("nurse@school.example", Some("Nurse"))],
+        ),
+        ("forward-yahoo-cc-wrapped", vec![sam], vec![carer, office, ("nurse@school.example", Some("Nurse"))]),
+        (
+            "forward-yahoo-glued-cc",
+            vec![sam],
+            vec![carer, ("pat.smith@home.example", Some("Smith, Pat")), ("office@school.example", None)],
+        ),
+        ("forward-yahoo-glued-empty-cc", vec![sam], vec![]),
+        ("forward-yahoo-glued-fr", vec![sam], vec![carer, office]),
+        ("forward-yahoo-glued-es", vec![sam], vec![("alex.carer@home.example", Some("Carer, Alex")), office]),
+        ("forward-yahoo-cc-names-only", vec![("", Some("Sam Teacher"))], vec![("", Some("Alex Carer")), ("", Some("Office"))]),
+        ("forward-gmail-empty-to", vec![], vec![]),
+        ("forward-gmail-undisclosed", vec![], vec![]),
+        ("forward-apple-empty-to", vec![], vec![]),
+        ("forward-outlook-empty-to-cc", vec![], vec![]),
+        ("fwd-outlook-names-only", vec![("", Some("Sam Teacher"))], vec![]),
+        ("fwd-outlook-empty-sent", vec![sam], vec![]),
+    ];
+    let mut failures = Vec::new();
+    for (name, to, cc) in cases {
+        let path = fixtures().join("messages").join(format!("{name}.eml"));
+        let msg = read_message(&std::fs::read(&path).expect("fixture")).expect("readable");
+        let Some(f) = msg.forwarded.as_ref() else {
+            failures.push(format!("{name}: no forward"));
+            continue;
+        };
+        let list = |l: &[haven::message::Address]| {
+            l.iter().map(|a| (a.address.clone(), a.name.clone())).collect::<Vec<_>>()
+        };
+        let want = |l: &Mailboxes| {
+            l.iter().map(|(a, n)| (a.to_string(), n.map(str::to_string))).collect::<Vec<_>>()
+        };
+        if list(&f.to) != want(&to) || list(&f.cc) != want(&cc) {
+            failures.push(format!("{name}: to {:?} cc {:?}", list(&f.to), list(&f.cc)));
+        }
+        if f.subject.as_deref() != Some("Worried about Kai") || !f.body.starts_with("Kai said he is scared") {
+            failures.push(format!("{name}: subject {:?} body {:?}", f.subject, f.body));
+        }
+        let from = f.from.as_ref().map(|a| a.name.as_deref());
+        if from != Some(Some("Jo Parent")) {
+            failures.push(format!("{name}: from {:?}", f.from));
+        }
+        let dated = name != "fwd-outlook-empty-sent";
+        if f.date.is_some() != dated {
+            failures.push(format!("{name}: date {:?}", f.date));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn golden_messages_behave() {
     let mut failures = Vec::new();
