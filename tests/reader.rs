@@ -5,6 +5,8 @@
 //! --json` prints). On a mismatch the test writes `NAME.actual.json` beside them; diff the two.
 //! After a deliberate change, `HAVEN_BLESS=1 cargo test --test reader` rewrites the `.json` files.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use haven::inspect::inspect_json;
@@ -854,3 +856,48 @@ fn reading_stays_linear_on_big_bodies() {
     let per_second = (rounds * wrapped.len()) as f64 / start.elapsed().as_secs_f64();
     eprintln!("forward corpus: {per_second:.0} messages/s (this build profile)");
 }
+
+// ---------------------------------------------------------------------------------------------
+// End to end: a zone-less forwarded date filed through the real binary
+// ---------------------------------------------------------------------------------------------
+
+/// A teacher forwards a parent's Gmail written at 21:14 on a June evening (BST, the header says
+/// no zone) and one written at 21:14 in December (GMT): the chronology says 21:14 for both,
+/// and the instants stored are 20:14 and 21:14 UTC.
+async fn zone_less_forwarded_dates_are_filed_in_school_time(backend: support::db::Backend) {
+    let db = support::db::TestDb::new(backend).await;
+    let env = support::haven::HavenEnv::new(&db.url, "");
+    env.import_school();
+    let contact = support::haven::school_fixtures().join("mail").join("forward-contact.eml");
+    let original = std::fs::read_to_string(&contact).expect("fixture");
+    for (n, outer, inner) in [
+        (1, "Tue, 9 Jun 2026 08:05:00 +0100", "Mon, 8 Jun 2026 at 21:14"),
+        (2, "Tue, 8 Dec 2026 08:05:00 +0000", "Mon, 7 Dec 2026 at 21:14"),
+    ] {
+        let raw = original
+            .replace("Tue, 10 Nov 2026 16:05:00 +0000", outer)
+            .replace("Mon, 9 Nov 2026 at 21:14", inner)
+            .replace("<fwd-contact-1@", &format!("<fwd-times-{n}@"))
+            .replace("lunch money", &format!("lunch money ({n})"));
+        let path = env.path(&format!("times-{n}.eml"));
+        std::fs::write(&path, raw).expect("write");
+        let r = env.haven(&["ingest", path.to_str().expect("utf-8 path")]);
+        assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
+    }
+    let r = env.haven(&["chronology", "A100000000001", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let chron: Value = serde_json::from_str(&r.stdout).expect("json");
+    let mut occurred: Vec<String> = chron["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter_map(|e| e["occurred_at"].as_str().map(str::to_string))
+        .collect();
+    occurred.sort();
+    assert_eq!(occurred, ["2026-06-08T20:14:00+00:00", "2026-12-07T21:14:00+00:00"]);
+    let r = env.haven(&["chronology", "A100000000001"]);
+    assert!(r.stdout.contains("2026-06-08 21:14") && r.stdout.contains("2026-12-07 21:14"), "{}", r.stdout);
+    db.cleanup().await;
+}
+
+backend_tests!(zone_less_forwarded_dates_are_filed_in_school_time);
