@@ -342,7 +342,8 @@ fn strip_closing(text: &str, sender: Option<&str>) -> String {
             || (after_blank
                 && is_name_line(head)
                 && tail.len() >= 2
-                && tail.iter().skip(1).any(|l| is_signature_detail(l)));
+                && tail.iter().skip(1).all(|l| is_signature_detail(l) || is_name_line(l))
+                && tail.iter().skip(1).any(|l| is_contact_line(l)));
         if closing {
             return lines.get(..start).unwrap_or(&[]).join("\n").trim_end().to_string();
         }
@@ -386,12 +387,18 @@ fn is_sign_off(line: &str) -> bool {
         return false;
     }
     let phrase = l.trim_end_matches(['.', ',', '!', ' ']);
+    let original = line.trim();
     SIGN_OFFS.iter().any(|s| {
         phrase == *s
-            || phrase.strip_prefix(s).is_some_and(|rest| {
-                // "Thanks, Dee" / "Regards - Dee": a sign-off and a short name on one line.
-                let name = rest.trim_start_matches([',', ' ', '-', '–']);
-                rest.starts_with([',', ' ', '-']) && !name.is_empty() && name.split_whitespace().count() <= 3
+            || (phrase.starts_with(s) && {
+                // "Thanks, Dee" / "Regards - Dee": a sign-off and a short capitalised name on
+                // one line ("Best to wait" is not one).
+                let rest = original.get(s.len()..).unwrap_or("");
+                let name = rest.trim_start_matches([',', ' ', '-', '–']).trim_end_matches(['.', '!']);
+                rest.starts_with([',', ' ', '-'])
+                    && !name.is_empty()
+                    && name.split_whitespace().count() <= 3
+                    && name.split_whitespace().all(|w| w.chars().next().is_some_and(char::is_uppercase))
                     && name.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '.' | '-' | '\''))
             })
     })
@@ -431,10 +438,7 @@ fn is_signature_detail(line: &str) -> bool {
         "ext", "email",
     ];
     let l = line.trim().to_lowercase();
-    if l.contains('@') || l.contains("www.") || l.contains("http") || l.contains('|') {
-        return true;
-    }
-    if l.chars().filter(char::is_ascii_digit).count() >= 7 {
+    if is_contact_line(line) {
         return true;
     }
     // A title or a school's name is written like one: capitalised, a few words, no sentence.
@@ -442,6 +446,16 @@ fn is_signature_detail(line: &str) -> bool {
         && line.split_whitespace().count() <= 8
         && !line.trim_end().ends_with(['.', '?', '!']);
     titled && l.split(|c: char| !c.is_alphanumeric() && c != '-').any(|w| WORDS.contains(&w))
+}
+
+/// A signature's contact line: an address, a web site, a phone number, or `|`-separated parts.
+fn is_contact_line(line: &str) -> bool {
+    let l = line.trim().to_lowercase();
+    l.contains('@')
+        || l.contains("www.")
+        || l.contains("http")
+        || l.contains('|')
+        || l.chars().filter(char::is_ascii_digit).count() >= 7
 }
 
 /// A phone or app footer line.
@@ -546,6 +560,10 @@ mod tests {
             "Outcome: referred to CSC.\n\nMum is aware and agrees.",
             "Outcome: best to wait for the meeting on Friday.",
             "Outcome: spoke to the family.\n\nFollow-up\nwith the school nurse next week at 10:00",
+            "Outcome: referred.\n\nJane Smith\nYear 7 tutor informed",
+            "Pupil: Jane Smith\n\nLeo Smith\nYear 7",
+            "Outcome: referred.\nBest to wait for CSC",
+            "Outcome: referred.\n\nThanks to the nurse for her help",
         ] {
             assert_eq!(super::reply_text_from(text, Some("Dee Lead")).as_deref(), Some(text), "for {text:?}");
         }
