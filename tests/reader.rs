@@ -901,3 +901,31 @@ async fn zone_less_forwarded_dates_are_filed_in_school_time(backend: support::db
 }
 
 backend_tests!(zone_less_forwarded_dates_are_filed_in_school_time);
+
+/// `haven inspect --timezone` reads a zone-less forwarded date as the daemon would; a zone that
+/// is not one is refused with a message, exit 64.
+#[test]
+fn inspect_reads_zone_less_dates_in_the_zone_given() {
+    let file = fixtures().join("times").join("forward-gmail-summer.eml");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+            .arg("inspect")
+            .args(args)
+            .arg(&file)
+            .output()
+            .expect("run haven inspect")
+    };
+    let out = run(&["--json", "--timezone", "Europe/London"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["forwarded"]["date"], "2026-06-08T21:14:00+01:00");
+    let out = run(&["--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["forwarded"]["date"], "2026-06-08T21:14:00+00:00", "UTC without --timezone");
+    let out = run(&["--timezone", "Europe/Londn"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "haven inspect: --timezone: unknown time zone \"Europe/Londn\" (use a name such as Europe/London)"
+    );
+}
