@@ -283,6 +283,20 @@ pub async fn run(
     wake_outbox: Arc<Notify>,
 ) {
     tracing::info!(digests = settings.digests.len(), "scheduler started");
+    let now = clock.now();
+    for (i, d) in settings.digests.iter().enumerate() {
+        // The index, never the recipient (an address); times in the school's zone.
+        match due::parse_cron(&d.cron) {
+            Ok(cron) => {
+                let next: Vec<String> = due::next_digest_slots(&cron, settings.tz, now, 3)
+                    .iter()
+                    .map(|t| t.with_timezone(&settings.tz).format("%a %-d %b %Y %H:%M %Z").to_string())
+                    .collect();
+                tracing::info!(digest = i, next = %next.join(", "), "digest schedule");
+            }
+            Err(e) => tracing::error!(digest = i, error = %e, "digest cron unreadable"),
+        }
+    }
     loop {
         if shutdown.is_cancelled() {
             break;
