@@ -5,6 +5,8 @@
 //! --json` prints). On a mismatch the test writes `NAME.actual.json` beside them; diff the two.
 //! After a deliberate change, `HAVEN_BLESS=1 cargo test --test reader` rewrites the `.json` files.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use haven::inspect::inspect_json;
@@ -167,7 +169,11 @@ fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
 }
 
 fn golden_files() -> Vec<PathBuf> {
-    let dir = fixtures().join("messages");
+    golden_files_in("messages")
+}
+
+fn golden_files_in(sub: &str) -> Vec<PathBuf> {
+    let dir = fixtures().join(sub);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -179,11 +185,56 @@ fn golden_files() -> Vec<PathBuf> {
 
 #[test]
 fn golden_messages_match() {
+    check_golden("messages", &Limits::default(), 25);
+}
+
+/// The school's reading limits: zone-less forwarded dates are read in Europe/London.
+fn school_limits() -> Limits {
+    Limits {
+        timezone: chrono_tz::Europe::London,
+        ..Limits::default()
+    }
+}
+
+/// Forwards whose header-block date has no zone, read in the school's zone (Europe/London):
+/// summer, winter, and either side of both DST changes (`tests/fixtures/times`).
+#[test]
+fn golden_times_match() {
+    check_golden("times", &school_limits(), 10);
+}
+
+/// Each `times` fixture names the instant its forwarded date must be read as in an
+/// `X-Haven-Test-Expect-Date` header, so a blessed `.json` cannot hide a wrong time.
+#[test]
+fn forwarded_dates_without_a_zone_are_read_in_the_schools_zone() {
+    let mut failures = Vec::new();
+    for eml in golden_files_in("times") {
+        let raw = std::fs::read(&eml).expect("read eml");
+        let msg = read_message_with(&raw, &school_limits()).expect("readable");
+        let want = msg
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("X-Haven-Test-Expect-Date"))
+            .map(|h| h.value.trim().to_string())
+            .expect("the fixture names its expected date");
+        let got = msg
+            .forwarded
+            .as_ref()
+            .and_then(|f| f.date)
+            .map(|d| d.to_rfc3339());
+        if got.as_deref() != Some(want.as_str()) {
+            failures.push(format!("{}: got {got:?} want {want}", eml.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn check_golden(sub: &str, limits: &Limits, min: usize) {
     let bless = std::env::var("HAVEN_BLESS").is_ok_and(|v| v == "1");
-    let files = golden_files();
+    let files = golden_files_in(sub);
     assert!(
-        files.len() >= 25,
-        "expected at least 25 golden messages, found {}",
+        files.len() >= min,
+        "expected at least {min} golden messages in {sub}, found {}",
         files.len()
     );
     let mut failures = Vec::new();
@@ -194,7 +245,7 @@ fn golden_messages_match() {
             .unwrap_or("?")
             .to_string();
         let raw = std::fs::read(eml).expect("read eml");
-        let got = match read_message(&raw) {
+        let got = match read_message_with(&raw, limits) {
             Ok(msg) => inspect_json(&msg),
             Err(e) => serde_json::json!({ "error": e.to_string() }),
         };
@@ -234,6 +285,115 @@ fn golden_messages_match() {
 
 /// Behaviour every golden message must show whatever its `.json` says, so blessing a wrong
 /// result cannot hide it.
+/// Outlook's forward header block in each language Outlook ships labels for
+/// (`forward-outlook-lang-CODE.eml`): the parent, both recipients lists, the subject, the date
+/// and the parent's words all read right.
+#[test]
+fn outlook_forwards_read_right_in_every_language() {
+    let files: Vec<PathBuf> = golden_files()
+        .into_iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("forward-outlook-lang-")))
+        .collect();
+    assert!(files.len() >= 15, "at least 15 languages, found {}", files.len());
+    let mut failures = Vec::new();
+    for eml in &files {
+        let name = eml.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        let msg = read_message(&std::fs::read(eml).expect("read")).expect("readable");
+        let Some(f) = msg.forwarded.as_ref() else {
+            failures.push(format!("{name}: no forward found"));
+            continue;
+        };
+        let addrs = |list: &[haven::message::Address]| list.iter().map(|a| a.address.clone()).collect::<Vec<_>>();
+        let got = (
+            f.from.as_ref().map(|a| (a.address.as_str(), a.name.as_deref())),
+            addrs(&f.to),
+            addrs(&f.cc),
+            f.subject.as_deref(),
+            f.date.map(|d| d.to_rfc3339()),
+            f.body.starts_with("Kai said he is scared"),
+            msg.note.as_deref(),
+        );
+        let want = (
+            Some(("jo.parent@home.example", Some("Jo Parent"))),
+            vec!["s.teacher@school.example".to_string()],
+            vec!["alex.carer@home.example".to_string(), "office@school.example".to_string()],
+            Some("Worried about Kai"),
+            Some("2021-11-02T09:26:00+00:00".to_string()),
+            true,
+            Some("Passing this on from the parents' inbox."),
+        );
+        if got != want {
+            failures.push(format!("{name}: got {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} wrong:\n{}", failures.len(), files.len(), failures.join("\n"));
+}
+
+/// Yahoo's Cc lists (one per line, wrapped, glued onto one line, in other languages, names with
+/// commas, names only) and forwards whose address fields are empty (`To:`, `To: <>`,
+/// `undisclosed-recipients:;`, names without addresses, no date): each recipient once, with
+/// its name, and nothing made up.
+#[test]
+fn yahoo_cc_lists_and_empty_address_fields_read_right() {
+    let carer = ("alex.carer@home.example", Some("Alex Carer"));
+    let office = ("office@school.example", Some("Office"));
+    let sam = ("s.teacher@school.example", Some("Sam Teacher"));
+    type Mailboxes = Vec<(&'static str, Option<&'static str>)>;
+    let cases: Vec<(&str, Mailboxes, Mailboxes)> = vec![
+        (
+            "forward-yahoo-cc-four",
+            vec![sam],
+            vec![carer, ("pat.smith@home.example", Some("Smith, Pat")), office, ("nurse@school.example", Some("Nurse"))],
+        ),
+        ("forward-yahoo-cc-wrapped", vec![sam], vec![carer, office, ("nurse@school.example", Some("Nurse"))]),
+        (
+            "forward-yahoo-glued-cc",
+            vec![sam],
+            vec![carer, ("pat.smith@home.example", Some("Smith, Pat")), ("office@school.example", None)],
+        ),
+        ("forward-yahoo-glued-empty-cc", vec![sam], vec![]),
+        ("forward-yahoo-glued-fr", vec![sam], vec![carer, office]),
+        ("forward-yahoo-glued-es", vec![sam], vec![("alex.carer@home.example", Some("Carer, Alex")), office]),
+        ("forward-yahoo-cc-names-only", vec![("", Some("Sam Teacher"))], vec![("", Some("Alex Carer")), ("", Some("Office"))]),
+        ("forward-gmail-empty-to", vec![], vec![]),
+        ("forward-gmail-undisclosed", vec![], vec![]),
+        ("forward-apple-empty-to", vec![], vec![]),
+        ("forward-outlook-empty-to-cc", vec![], vec![]),
+        ("fwd-outlook-names-only", vec![("", Some("Sam Teacher"))], vec![]),
+        ("fwd-outlook-empty-sent", vec![sam], vec![]),
+    ];
+    let mut failures = Vec::new();
+    for (name, to, cc) in cases {
+        let path = fixtures().join("messages").join(format!("{name}.eml"));
+        let msg = read_message(&std::fs::read(&path).expect("fixture")).expect("readable");
+        let Some(f) = msg.forwarded.as_ref() else {
+            failures.push(format!("{name}: no forward"));
+            continue;
+        };
+        let list = |l: &[haven::message::Address]| {
+            l.iter().map(|a| (a.address.clone(), a.name.clone())).collect::<Vec<_>>()
+        };
+        let want = |l: &Mailboxes| {
+            l.iter().map(|(a, n)| (a.to_string(), n.map(str::to_string))).collect::<Vec<_>>()
+        };
+        if list(&f.to) != want(&to) || list(&f.cc) != want(&cc) {
+            failures.push(format!("{name}: to {:?} cc {:?}", list(&f.to), list(&f.cc)));
+        }
+        if f.subject.as_deref() != Some("Worried about Kai") || !f.body.starts_with("Kai said he is scared") {
+            failures.push(format!("{name}: subject {:?} body {:?}", f.subject, f.body));
+        }
+        let from = f.from.as_ref().map(|a| a.name.as_deref());
+        if from != Some(Some("Jo Parent")) {
+            failures.push(format!("{name}: from {:?}", f.from));
+        }
+        let dated = name != "fwd-outlook-empty-sent";
+        if f.date.is_some() != dated {
+            failures.push(format!("{name}: date {:?}", f.date));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn golden_messages_behave() {
     let mut failures = Vec::new();
@@ -272,6 +432,23 @@ fn golden_messages_behave() {
                     fail(&format!("reply_text keeps {bad:?}: {text:?}"));
                 }
             }
+        }
+        let header = |n: &str| {
+            msg.headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(n))
+                .map(|h| h.value.trim().to_string())
+        };
+        // The expected reply text, with line breaks written `\n`.
+        if let Some(want) = header("X-Haven-Test-Expect-Reply").map(|w| w.replace("\\n", "\n"))
+            && msg.reply_text.as_deref() != Some(want.as_str())
+        {
+            fail(&format!("reply_text is {:?}, not {want:?}", msg.reply_text));
+        }
+        if let Some(kept) = header("X-Haven-Test-Kept")
+            && !msg.text.contains(&kept)
+        {
+            fail(&format!("the full text lost {kept:?}"));
         }
         if name.starts_with("forward-") {
             if msg.kind != Kind::Forward {
@@ -678,4 +855,77 @@ fn reading_stays_linear_on_big_bodies() {
     }
     let per_second = (rounds * wrapped.len()) as f64 / start.elapsed().as_secs_f64();
     eprintln!("forward corpus: {per_second:.0} messages/s (this build profile)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end: a zone-less forwarded date filed through the real binary
+// ---------------------------------------------------------------------------------------------
+
+/// A teacher forwards a parent's Gmail written at 21:14 on a June evening (BST, the header says
+/// no zone) and one written at 21:14 in December (GMT): the chronology says 21:14 for both,
+/// and the instants stored are 20:14 and 21:14 UTC.
+async fn zone_less_forwarded_dates_are_filed_in_school_time(backend: support::db::Backend) {
+    let db = support::db::TestDb::new(backend).await;
+    let env = support::haven::HavenEnv::new(&db.url, "");
+    env.import_school();
+    let contact = support::haven::school_fixtures().join("mail").join("forward-contact.eml");
+    let original = std::fs::read_to_string(&contact).expect("fixture");
+    for (n, outer, inner) in [
+        (1, "Tue, 9 Jun 2026 08:05:00 +0100", "Mon, 8 Jun 2026 at 21:14"),
+        (2, "Tue, 8 Dec 2026 08:05:00 +0000", "Mon, 7 Dec 2026 at 21:14"),
+    ] {
+        let raw = original
+            .replace("Tue, 10 Nov 2026 16:05:00 +0000", outer)
+            .replace("Mon, 9 Nov 2026 at 21:14", inner)
+            .replace("<fwd-contact-1@", &format!("<fwd-times-{n}@"))
+            .replace("lunch money", &format!("lunch money ({n})"));
+        let path = env.path(&format!("times-{n}.eml"));
+        std::fs::write(&path, raw).expect("write");
+        let r = env.haven(&["ingest", path.to_str().expect("utf-8 path")]);
+        assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
+    }
+    let r = env.haven(&["chronology", "A100000000001", "--as", "dsl@school.example", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let chron: Value = serde_json::from_str(&r.stdout).expect("json");
+    let mut occurred: Vec<String> = chron["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter_map(|e| e["occurred_at"].as_str().map(str::to_string))
+        .collect();
+    occurred.sort();
+    assert_eq!(occurred, ["2026-06-08T20:14:00+00:00", "2026-12-07T21:14:00+00:00"]);
+    let r = env.haven(&["chronology", "A100000000001", "--as", "dsl@school.example"]);
+    assert!(r.stdout.contains("2026-06-08 21:14") && r.stdout.contains("2026-12-07 21:14"), "{}", r.stdout);
+    db.cleanup().await;
+}
+
+backend_tests!(zone_less_forwarded_dates_are_filed_in_school_time);
+
+/// `haven inspect --timezone` reads a zone-less forwarded date as the daemon would; a zone that
+/// is not one is refused with a message, exit 64.
+#[test]
+fn inspect_reads_zone_less_dates_in_the_zone_given() {
+    let file = fixtures().join("times").join("forward-gmail-summer.eml");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+            .arg("inspect")
+            .args(args)
+            .arg(&file)
+            .output()
+            .expect("run haven inspect")
+    };
+    let out = run(&["--json", "--timezone", "Europe/London"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["forwarded"]["date"], "2026-06-08T21:14:00+01:00");
+    let out = run(&["--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["forwarded"]["date"], "2026-06-08T21:14:00+00:00", "UTC without --timezone");
+    let out = run(&["--timezone", "Europe/Londn"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "haven inspect: --timezone: unknown time zone \"Europe/Londn\" (use a name such as Europe/London)"
+    );
 }

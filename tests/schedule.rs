@@ -430,6 +430,81 @@ async fn the_loop_fires_wakes_the_outbox_and_stops_on_shutdown(backend: Backend)
     db.cleanup().await;
 }
 
+/// Haven's scheduler first runs on Monday at 10:00, after 26 incidents were filed over the
+/// weekend: Tuesday's first digest lists all 26 (not "0 new"), and later digests cover what
+/// came since the previous one sent to the same person, kept in the database across a
+/// restart and a change of schedule.
+async fn first_digest_covers_everything_since_records_began(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let ids = seed(&db.store).await;
+    for n in 0..26 {
+        file(&db.store, &ids, 100 + n, utc(2026, 10, 31, 9, 0) + Duration::hours(i64::from(n)), "Behaviour", "dsl-team", None, &[]).await;
+    }
+    let s = settings(vec![daily("role:dsl", false)]);
+    assert_eq!(pass(&db.store, &s, t0()).await.digests_passed, 1, "no digest for a morning already gone");
+    assert_eq!(pass(&db.store, &s, utc(2026, 11, 3, 7, 30)).await.digests_queued, 1);
+    let first = queued(&db.store, "digest").await.pop().expect("the first digest");
+    assert!(first.subject.contains(": 26 new"), "{}", first.subject);
+    assert!(first.body.contains("New incidents since records began (your first digest): 26"), "{}", first.body);
+
+    // One more on Tuesday; a restart (new settings, the same database) and a new schedule
+    // written in 5 fields: the new schedule's first run only sets its starting point, and its
+    // first digest covers what came since Tuesday's digest to the DSL.
+    let late = file(&db.store, &ids, 200, utc(2026, 11, 3, 9, 0), "Behaviour", "dsl-team", None, &[]).await;
+    let weekdays = settings(vec![Digest { to: "role:dsl".into(), cron: "30 7 * * 1-5".into(), send_empty: false }]);
+    assert_eq!(pass(&db.store, &weekdays, utc(2026, 11, 4, 8, 0)).await.digests_passed, 1);
+    assert_eq!(pass(&db.store, &weekdays, utc(2026, 11, 5, 7, 30)).await.digests_queued, 1);
+    let next = queued(&db.store, "digest").await.pop().expect("the next digest");
+    assert!(next.subject.contains(": 1 new"), "{}", next.subject);
+    assert!(next.body.contains("New incidents since your last digest (Tue 3 Nov 2026 07:30): 1"), "{}", next.body);
+    assert!(next.body.contains(&format!("#{late} Behaviour")), "{}", next.body);
+    db.cleanup().await;
+}
+
+/// A throwaway installation whose config has `digests` appended (`rules check` needs no database).
+fn env_with_digests(digests: &str) -> support::haven::HavenEnv {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = support::haven::HavenEnv::new(&format!("sqlite://{}", dir.path().join("unused.db").display()), "");
+    let mut config = std::fs::read_to_string(&env.config).expect("config");
+    config.push_str(digests);
+    std::fs::write(&env.config, config).expect("write config");
+    env
+}
+
+/// `haven rules check` shows when each digest will run next, in the school's zone: a weekday
+/// digest written `1-5` runs Monday to Friday, never on a Sunday.
+#[test]
+fn rules_check_prints_the_next_three_runs_of_each_digest() {
+    let env = env_with_digests("\n[[digest]]\nto = \"role:dsl\"\ncron = \"30 7 * * 1-5\"\n\n[[digest]]\nto = \"role:slt\"\ncron = \"0 0 18 * * 0\"\n");
+    let r = env.haven(&["rules", "check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let line = |prefix: &str| {
+        r.stdout.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} line in {}", r.stdout)).to_string()
+    };
+    let weekdays = line("digest[0] to role:dsl (\"30 7 * * 1-5\"): next ");
+    let runs: Vec<&str> = weekdays.split(": next ").nth(1).unwrap_or("").split(", ").collect();
+    assert_eq!(runs.len(), 3, "{weekdays}");
+    for run in &runs {
+        assert!(["Mon ", "Tue ", "Wed ", "Thu ", "Fri "].iter().any(|d| run.starts_with(d)), "a weekday: {run}");
+        assert!(run.ends_with("07:30 GMT") || run.ends_with("07:30 BST"), "07:30 school time: {run}");
+    }
+    let sundays = line("digest[1] to role:slt (\"0 0 18 * * 0\"): next ");
+    assert_eq!(sundays.matches("Sun ").count(), 3, "0 is Sunday: {sundays}");
+}
+
+/// A cron line naming a weekday that is not one is refused with a message naming the days.
+#[test]
+fn a_digest_with_a_weekday_that_is_not_one_is_refused() {
+    let env = env_with_digests("\n[[digest]]\nto = \"role:dsl\"\ncron = \"30 7 * * 1-8\"\n");
+    let r = env.haven(&["rules", "check"]);
+    assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("digest[0].cron: weekday \"8\" is not a day: use 0-7 (0 and 7 Sunday, 1 Monday"),
+        "{}",
+        r.stderr
+    );
+}
+
 backend_tests!(
     the_loop_fires_wakes_the_outbox_and_stops_on_shutdown,
     ladder_of_three_rungs_fires_each_at_its_time,
@@ -441,4 +516,5 @@ backend_tests!(
     digest_after_an_outage_sends_only_the_latest_slot,
     dsl_only_incident_appears_only_in_dsl_digests,
     digest_lists_overdue_outcomes_oldest_first,
+    first_digest_covers_everything_since_records_began,
 );

@@ -317,7 +317,8 @@ fn default_attempts() -> u32 {
 pub struct Digest {
     /// `role:dsl` or a staff email address.
     pub to: String,
-    /// Six-field cron (sec min hour day month weekday), in the school's time zone.
+    /// Cron, 5 fields (min hour day month weekday) or 6 (sec first), in the school's time zone;
+    /// numeric weekdays are POSIX (0 or 7 Sunday, 1 Monday). See [`crate::schedule::due::parse_cron`].
     pub cron: String,
     #[serde(default)]
     pub send_empty: bool,
@@ -468,7 +469,7 @@ impl Config {
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
             if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
-                if let Err(e) = cron::Schedule::from_str_checked(&d.cron) {
+                if let Err(e) = crate::schedule::due::parse_cron(&d.cron) {
                     c.err(format!("digest[{i}].cron: {e}"));
                 }
                 if !(d.to.starts_with("role:") || d.to.contains('@')) {
@@ -522,17 +523,6 @@ impl Config {
     /// The database URL, with a relative SQLite path resolved against the config's directory.
     pub fn database_url(&self) -> &str {
         &self.database_url
-    }
-}
-
-trait CronCheck {
-    fn from_str_checked(s: &str) -> Result<cron::Schedule, String>;
-}
-
-impl CronCheck for cron::Schedule {
-    fn from_str_checked(s: &str) -> Result<cron::Schedule, String> {
-        use std::str::FromStr;
-        cron::Schedule::from_str(s).map_err(|e| one_line(&e.to_string()))
     }
 }
 

@@ -16,9 +16,22 @@ use crate::read::{self, Limits};
 /// Exit code for input that is not a usable message (EX_DATAERR).
 const EXIT_UNUSABLE: u8 = 65;
 
-/// Runs `haven inspect FILE [--json]`; exit 65 with a one-line reason for unusable input.
-pub fn run(path: &Path, json: bool) -> ExitCode {
-    let limits = Limits::default();
+/// Exit code for a bad command line (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+/// Runs `haven inspect FILE [--json] [--timezone ZONE]`; exit 65 with a one-line reason for
+/// unusable input, 64 for a zone that is not one.
+pub fn run(path: &Path, json: bool, timezone: Option<&str>) -> ExitCode {
+    let mut limits = Limits::default();
+    if let Some(zone) = timezone {
+        match zone.parse::<chrono_tz::Tz>() {
+            Ok(tz) => limits.timezone = tz,
+            Err(_) => {
+                eprintln!("haven inspect: --timezone: unknown time zone {zone:?} (use a name such as Europe/London)");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
     let raw = match read_file(path, limits.max_message_size) {
         Ok(raw) => raw,
         Err(reason) => {

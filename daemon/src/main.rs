@@ -25,6 +25,10 @@ enum Command {
         /// Print the JSON contract instead of a summary.
         #[arg(long)]
         json: bool,
+        /// Read forwarded dates written without a zone in this zone (the school's, such as
+        /// Europe/London), as the daemon does; UTC when not given.
+        #[arg(long)]
+        timezone: Option<String>,
     },
     /// File .eml files or Maildirs through the full pipeline, as the daemon would.
     Ingest {
@@ -182,8 +186,8 @@ enum KeyCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     haven::logging::init();
-    if let Command::Inspect { file, json } = &cli.command {
-        return haven::inspect::run(file, *json);
+    if let Command::Inspect { file, json, timezone } = &cli.command {
+        return haven::inspect::run(file, *json, timezone.as_deref());
     }
     if let Command::Init { dir } = &cli.command {
         return report(cli::init::run(dir).map(|written| {

@@ -136,6 +136,7 @@ pub fn filing_settings(config: &Config) -> FilingSettings {
             max_attachments: i.max_attachments,
             max_header_size: usize::try_from(i.max_header_size).unwrap_or(usize::MAX),
             max_mime_depth: i.max_mime_depth,
+            timezone: config.school.tz(),
         },
         trusted_authserv_id: i.trusted_authserv_id.clone(),
         alerts: crate::alert::AlertSettings {

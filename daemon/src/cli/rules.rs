@@ -13,6 +13,13 @@ use serde_json::json;
 use std::path::Path;
 
 pub fn check(config: &Config) -> Result<String, CliError> {
+    use crate::clock::Clock;
+    check_at(config, crate::clock::SystemClock.now())
+}
+
+/// The rules' summary, then the next three times each digest will run after `now`, in the
+/// school's zone, so a cron line that means other days than intended shows at once.
+pub fn check_at(config: &Config, now: chrono::DateTime<Utc>) -> Result<String, CliError> {
     let set = load_rules(config)?;
     let mut out = String::new();
     for w in set.warnings() {
@@ -21,6 +28,18 @@ pub fn check(config: &Config) -> Result<String, CliError> {
     out.push_str(&format!("rules OK: {} ({})", set.summary(), config.rules.dir.display()));
     if !set.warnings().is_empty() {
         out.push_str(&format!(", {} warning(s) above", set.warnings().len()));
+    }
+    let tz = config.school.tz();
+    for (i, d) in config.digests.iter().enumerate() {
+        let runs = match crate::schedule::due::parse_cron(&d.cron) {
+            Ok(cron) => crate::schedule::due::next_digest_slots(&cron, tz, now, 3)
+                .iter()
+                .map(|t| t.with_timezone(&tz).format("%a %-d %b %Y %H:%M %Z").to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("cron unreadable: {e}"),
+        };
+        out.push_str(&format!("\ndigest[{i}] to {} ({:?}): next {runs}", d.to, d.cron));
     }
     Ok(out)
 }

@@ -36,6 +36,8 @@ pub struct Context {
     /// Domain of the message's sender: a forwarded message from the same domain that only passes
     /// on another forward is a colleague's hop, not the original.
     pub sender_domain: Option<String>,
+    /// The zone a header-block date without one is read in (the school's).
+    pub timezone: chrono_tz::Tz,
 }
 
 /// What [`find`] saw in the text.
@@ -106,6 +108,7 @@ fn find_depth(text: &str, ctx: &Context, depth: usize) -> Found {
             reply_signal: false,
             subject: forwarded.subject.clone(),
             sender_domain: ctx.sender_domain.clone(),
+            timezone: ctx.timezone,
         };
         if let Found::Forward(inner) = find_depth(&forwarded.body, &inner_ctx, depth + 1) {
             let colleague = same_domain(forwarded.from.as_ref(), ctx.sender_domain.as_deref());
@@ -440,7 +443,9 @@ fn extract(lines: &[&str], sep: &Separator, ctx: &Context) -> Forwarded {
     let first = |f: Field| fields.iter().find(|(k, _)| *k == f).map(|(_, v)| v.clone());
     let from = first(Field::From).and_then(|v| mailbox::parse_first(&v));
     let date_text = first(Field::Date).filter(|d| !d.is_empty());
-    let date = date_text.as_deref().and_then(fwddate::parse);
+    let date = date_text
+        .as_deref()
+        .and_then(|t| fwddate::parse_in(t, ctx.timezone));
     let subject = first(Field::Subject).or_else(|| {
         if ctx.forward_subject {
             ctx.subject.as_deref().map(labels::strip_forward_prefixes)

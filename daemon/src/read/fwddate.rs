@@ -3,11 +3,21 @@
 //! "Dienstag, 2. November 2021, 09:26:50 MEZ", "2021. november 2., kedd 09:26:50 CET",
 //! "2022年9月19日月曜日 17:55:44 -0400", RFC 5322 dates…
 //!
-//! Reading is best effort: None when the day, month and year cannot all be found. With no zone
-//! given the time is taken as UTC (+00:00). Numeric dates are read day first (schools here write
-//! 28/10/2021), unless the first number cannot be a day-of-month order or the time uses AM/PM.
+//! Reading is best effort: None when the day, month and year cannot all be found. Numeric dates
+//! are read day first (schools here write 28/10/2021), unless the first number cannot be a
+//! day-of-month order or the time uses AM/PM.
+//!
+//! A zone given in the text (`+0100`, `GMT+1`, `CET`) is kept as given. Gmail and Outlook print
+//! the original's time in the forwarder's local time with no zone, so [`parse_in`] reads such a
+//! time in the zone it is given (the school's), with the offset in force on that day:
+//! - a time that occurs twice (the hour the clocks go back) is read as the first occurrence,
+//!   in summer time, the earlier instant;
+//! - a time that does not exist (the hour the clocks go forward) is read with the offset in
+//!   force before the change, so "01:30" on the spring change in London is 01:30 GMT
+//!   (02:30 BST), the instant a clock that had not been put forward would show.
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
+use chrono::{DateTime, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone};
+use chrono_tz::Tz;
 
 /// Month names and their inflected forms, by month, in the languages of [`super::labels`].
 /// Matching takes the longest form a word starts with, so "marraskuuta" is November, not March.
@@ -15,6 +25,22 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         1,
         &[
+            "janúar",
+            "јануари",
+            "јануар",
+            "ינואר",
+            "يناير",
+            "ιανουαρίου",
+            "ιανουάριος",
+            "ιαν",
+            "януари",
+            "sausio",
+            "sausis",
+            "janvāris",
+            "janvārī",
+            "ionawr",
+            "januar",
+            "ianuarie",
             "january",
             "jan",
             "januar",
@@ -51,6 +77,21 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         2,
         &[
+            "febrúar",
+            "февруари",
+            "фебруар",
+            "פברואר",
+            "فبراير",
+            "φεβρουαρίου",
+            "φεβρουάριος",
+            "φεβ",
+            "февруари",
+            "vasario",
+            "vasaris",
+            "februāris",
+            "februārī",
+            "chwefror",
+            "februari",
             "february",
             "feb",
             "februar",
@@ -84,6 +125,17 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         3,
         &[
+            "מרץ",
+            "مارس",
+            "μαρτίου",
+            "μάρτιος",
+            "μαρ",
+            "kovo",
+            "kovas",
+            "martā",
+            "mawrth",
+            "marec",
+            "maret",
             "march",
             "mar",
             "märz",
@@ -114,6 +166,19 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         4,
         &[
+            "apríl",
+            "אפריל",
+            "أبريل",
+            "ابريل",
+            "απριλίου",
+            "απρίλιος",
+            "απρ",
+            "април",
+            "balandžio",
+            "balandis",
+            "aprīlis",
+            "aprīlī",
+            "ebrill",
             "april",
             "apr",
             "avril",
@@ -144,6 +209,17 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         5,
         &[
+            "maí",
+            "мај",
+            "מאי",
+            "مايو",
+            "μαΐου",
+            "μάιος",
+            "μαΐ",
+            "gegužės",
+            "gegužė",
+            "maijs",
+            "maijā",
             "may",
             "mai",
             "mayo",
@@ -169,6 +245,21 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         6,
         &[
+            "júní",
+            "јуни",
+            "јун",
+            "יוני",
+            "يونيو",
+            "ιουνίου",
+            "ιούνιος",
+            "ιουν",
+            "юни",
+            "birželio",
+            "birželis",
+            "jūnijs",
+            "jūnijā",
+            "mehefin",
+            "junij",
             "june",
             "jun",
             "juni",
@@ -198,6 +289,21 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         7,
         &[
+            "júlí",
+            "јули",
+            "јул",
+            "יולי",
+            "يوليو",
+            "ιουλίου",
+            "ιούλιος",
+            "ιουλ",
+            "юли",
+            "liepos",
+            "liepa",
+            "jūlijs",
+            "jūlijā",
+            "gorffennaf",
+            "julij",
             "july",
             "jul",
             "juli",
@@ -229,6 +335,19 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         8,
         &[
+            "ágúst",
+            "אוגוסט",
+            "أغسطس",
+            "اغسطس",
+            "αυγούστου",
+            "αύγουστος",
+            "αυγ",
+            "rugpjūčio",
+            "rugpjūtis",
+            "augustā",
+            "awst",
+            "avgust",
+            "agustus",
             "august",
             "aug",
             "août",
@@ -258,6 +377,19 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         9,
         &[
+            "септембар",
+            "ספטמבר",
+            "سبتمبر",
+            "σεπτεμβρίου",
+            "σεπτέμβριος",
+            "σεπ",
+            "септември",
+            "rugsėjo",
+            "rugsėjis",
+            "septembris",
+            "septembrī",
+            "medi",
+            "septembar",
             "september",
             "sep",
             "sept",
@@ -287,6 +419,21 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         10,
         &[
+            "október",
+            "октобар",
+            "אוקטובר",
+            "أكتوبر",
+            "اكتوبر",
+            "οκτωβρίου",
+            "οκτώβριος",
+            "οκτ",
+            "октомври",
+            "spalio",
+            "spalis",
+            "oktobris",
+            "oktobrī",
+            "hydref",
+            "oktobar",
             "october",
             "oct",
             "oktober",
@@ -317,6 +464,20 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         11,
         &[
+            "nóvember",
+            "новембар",
+            "נובמבר",
+            "نوفمبر",
+            "νοεμβρίου",
+            "νοέμβριος",
+            "νοε",
+            "ноември",
+            "lapkričio",
+            "lapkritis",
+            "novembris",
+            "novembrī",
+            "tachwedd",
+            "novembar",
             "november",
             "nov",
             "novembre",
@@ -341,6 +502,20 @@ static MONTHS: &[(u32, &[&str])] = &[
     (
         12,
         &[
+            "desember",
+            "децембар",
+            "דצמבר",
+            "ديسمبر",
+            "δεκεμβρίου",
+            "δεκέμβριος",
+            "δεκ",
+            "декември",
+            "gruodžio",
+            "gruodis",
+            "decembris",
+            "decembrī",
+            "rhagfyr",
+            "decembar",
             "december",
             "dec",
             "dezember",
@@ -375,8 +550,15 @@ static MONTHS: &[(u32, &[&str])] = &[
     ),
 ];
 
-/// Parses a header-block date; None when it cannot be read with confidence.
+/// Parses a header-block date, reading a time without a zone as UTC; None when it cannot be
+/// read with confidence.
 pub fn parse(text: &str) -> Option<DateTime<FixedOffset>> {
+    parse_in(text, chrono_tz::UTC)
+}
+
+/// Parses a header-block date, reading a time without a zone in `zone` (see the module notes
+/// for the DST changes); None when it cannot be read with confidence.
+pub fn parse_in(text: &str, zone: Tz) -> Option<DateTime<FixedOffset>> {
     let text = text.trim();
     if text.is_empty() || text.len() > 200 {
         return None;
@@ -390,17 +572,41 @@ pub fn parse(text: &str) -> Option<DateTime<FixedOffset>> {
     let lower = text.to_lowercase();
     let tokens = tokenize(&lower);
     let (time, pm, am, span) = find_time(&tokens);
-    let zone = find_zone(&tokens, span.map(|(_, end)| end));
-    let date = find_date(&tokens, span, pm || am)?;
+    // Month-first numeric dates go with the English 12-hour clock, not with Korean or
+    // Vietnamese halves of the day.
+    let us_clock = span.is_some_and(|(_, end)| {
+        matches!(end.checked_sub(1).and_then(|k| tokens.get(k)), Some(Tok::Word(w)) if matches!(w.as_str(), "am" | "pm" | "a" | "p"))
+    });
+    let given = find_zone(&tokens, span.map(|(_, end)| end));
+    let date = find_date(&tokens, span, us_clock)?;
     let mut time = time.unwrap_or(NaiveTime::MIN);
     if pm || am {
         use chrono::Timelike;
         let h = time.hour() % 12 + if pm { 12 } else { 0 };
         time = time.with_hour(h)?;
     }
-    zone.unwrap_or(FixedOffset::east_opt(0)?)
-        .from_local_datetime(&date.and_time(time))
-        .single()
+    let local = date.and_time(time);
+    match given {
+        Some(offset) => offset.from_local_datetime(&local).single(),
+        None => in_zone(local, zone),
+    }
+}
+
+/// A local wall-clock time in `zone`: the first occurrence when it repeats, the offset from
+/// before the change when it falls in the gap.
+fn in_zone(local: NaiveDateTime, zone: Tz) -> Option<DateTime<FixedOffset>> {
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(d) => Some(d.fixed_offset()),
+        LocalResult::Ambiguous(first, _) => Some(first.fixed_offset()),
+        LocalResult::None => {
+            let before = zone
+                .from_local_datetime(&(local - Duration::days(1)))
+                .earliest()?
+                .offset()
+                .fix();
+            before.from_local_datetime(&local).single()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -479,8 +685,16 @@ fn find_time(tokens: &[Tok]) -> (Option<NaiveTime>, bool, bool, Option<(usize, u
             s = sec;
             end = i + 5;
         } else if sep == '.' {
-            // "2.11" could be a date: a dotted time needs seconds.
-            continue;
+            // "2.11" could be a date: a dotted time needs seconds, or to follow the year or
+            // "klo" as Finnish writes it ("2. marraskuuta 2021 9.26", "klo 9.26").
+            let after_year_or_klo = match i.checked_sub(1).and_then(|k| tokens.get(k)) {
+                Some(Tok::Num(n)) => n.len() == 4,
+                Some(Tok::Word(w)) => w == "klo",
+                _ => false,
+            };
+            if !after_year_or_klo || matches!(tokens.get(i + 3), Some(Tok::Sym('.'))) {
+                continue;
+            }
         }
         if h > 23 || m > 59 || s > 60 {
             continue;
@@ -494,11 +708,18 @@ fn find_time(tokens: &[Tok]) -> (Option<NaiveTime>, bool, bool, Option<(usize, u
         let time = NaiveTime::from_hms_opt(h, m, s.min(59));
         let (mut pm, mut am) = (false, false);
         if let Some(Tok::Word(w)) = tokens.get(end) {
-            pm = w == "pm" || w == "p";
-            am = w == "am" || w == "a";
+            pm = w == "pm" || w == "p" || w == "ch" || w == "م";
+            am = w == "am" || w == "a" || w == "sa" || w == "ص";
             if pm || am {
                 end += 1;
             }
+        }
+        // Korean, Japanese and Chinese write the half of the day before the time ("오후 9:26").
+        if let Some(Tok::Word(w)) = i.checked_sub(1).and_then(|k| tokens.get(k))
+            && !(pm || am)
+        {
+            pm = w.ends_with("오후") || w.ends_with("午後") || w.ends_with("下午");
+            am = w.ends_with("오전") || w.ends_with("午前") || w.ends_with("上午");
         }
         return (time, pm, am, Some((i, end)));
     }
@@ -608,7 +829,10 @@ fn find_date(
             continue;
         }
         match t {
-            Tok::Word(w) if month.is_none() => month = month_of(w),
+            // "Dydd Mawrth" is Welsh for Tuesday, not March.
+            Tok::Word(w) if month.is_none() && !matches!(i.checked_sub(1).and_then(|k| tokens.get(k)), Some(Tok::Word(d)) if d == "dydd") => {
+                month = month_of(w)
+            }
             Tok::Num(n) => {
                 // Skip the zone offset digits ("+0100", "GMT+1").
                 if i > 0
@@ -733,6 +957,79 @@ mod tests {
             p("mercredi 27 octobre 2021 à 15:14"),
             "2021-10-27T15:14:00+00:00"
         );
+    }
+
+    fn london(s: &str) -> String {
+        super::parse_in(s, chrono_tz::Europe::London)
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_else(|| "none".into())
+    }
+
+    #[test]
+    fn zone_less_times_are_the_schools() {
+        // Summer (BST) and winter (GMT), Gmail and Outlook layouts.
+        assert_eq!(london("Mon, 8 Jun 2026 at 21:14"), "2026-06-08T21:14:00+01:00");
+        assert_eq!(
+            london("Monday, June 8, 2026 9:14 PM"),
+            "2026-06-08T21:14:00+01:00"
+        );
+        assert_eq!(london("Tue, 8 Dec 2026 at 21:14"), "2026-12-08T21:14:00+00:00");
+        // Spring change, 29 March 2026 01:00 GMT -> 02:00 BST.
+        assert_eq!(london("29/03/2026 00:59"), "2026-03-29T00:59:00+00:00");
+        assert_eq!(london("29/03/2026 01:30"), "2026-03-29T01:30:00+00:00");
+        assert_eq!(london("29/03/2026 02:00"), "2026-03-29T02:00:00+01:00");
+        // Autumn change, 25 October 2026 02:00 BST -> 01:00 GMT: 01:30 happens twice.
+        assert_eq!(london("25/10/2026 00:59"), "2026-10-25T00:59:00+01:00");
+        assert_eq!(london("25/10/2026 01:30"), "2026-10-25T01:30:00+01:00");
+        assert_eq!(london("25/10/2026 02:00"), "2026-10-25T02:00:00+00:00");
+        // An explicit zone is kept as given.
+        assert_eq!(
+            london("Mon, 8 Jun 2026 21:14:00 +0000"),
+            "2026-06-08T21:14:00+00:00"
+        );
+        assert_eq!(
+            london("Monday, June 8, 2026, 9:14:00 PM GMT+2"),
+            "2026-06-08T21:14:00+02:00"
+        );
+        // New York: gap at 02:00 on 8 March 2026, the repeat at 01:00 on 1 November.
+        let ny = |s: &str| {
+            super::parse_in(s, chrono_tz::America::New_York).map(|d| d.to_rfc3339())
+        };
+        assert_eq!(
+            ny("03/08/2026 2:30 AM").as_deref(),
+            Some("2026-03-08T02:30:00-05:00")
+        );
+        assert_eq!(
+            ny("11/01/2026 1:30 AM").as_deref(),
+            Some("2026-11-01T01:30:00-04:00")
+        );
+    }
+
+    #[test]
+    fn outlook_long_dates_in_more_languages() {
+        let want = "2021-11-02T09:26:00+00:00";
+        for text in [
+            "tiistai 2. marraskuuta 2021 9.26",
+            "Τρίτη, 2 Νοεμβρίου 2021 9:26",
+            "2 ноември 2021 г. 9:26",
+            "2021 m. lapkričio 2 d. 9:26",
+            "otrdiena, 2021. gada 2. novembris 9:26",
+            "Dydd Mawrth, 2 Tachwedd 2021 09:26",
+            "2021년 11월 2일 화요일 오전 9:26",
+            "Thứ Ba, 2 tháng 11, 2021 9:26 SA",
+            "2. novembar 2021. 9:26",
+            "torek, 02. november 2021 9:26",
+            "þriðjudagur, 2. nóvember 2021 09:26",
+            "вторник, 2 ноември 2021 09:26",
+            "уторак, 2. новембар 2021. 09:26",
+            "יום שלישי 02 נובמבר 2021 09:26",
+            "الثلاثاء، 2 نوفمبر، 2021 9:26 ص",
+        ] {
+            assert_eq!(p(text), want, "{text}");
+        }
+        assert_eq!(p("2021년 11월 2일 화요일 오후 2:26"), "2021-11-02T14:26:00+00:00");
+        assert_eq!(p("Thứ Ba, 2 tháng 11, 2021 2:26 CH"), "2021-11-02T14:26:00+00:00");
+        assert_eq!(p("الثلاثاء، 2 نوفمبر، 2021 2:26 م"), "2021-11-02T14:26:00+00:00");
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub static LANGS: &[Lang] = &[
     lang!(
         ["Od"],
         ["Komu"],
-        ["Kopie"],
+        ["Kopie", "Cc"],
         ["Datum", "Odesláno"],
         ["Předmět"],
         ["Odpověď na"]
@@ -108,7 +108,7 @@ pub static LANGS: &[Lang] = &[
     lang!(
         ["Lähettäjä"],
         ["Vastaanottaja"],
-        ["Kopio"],
+        ["Kopio", "Kopiot"],
         ["Päivämäärä", "Päiväys", "Lähetetty"],
         ["Aihe"],
         ["Vastaus"]
@@ -124,9 +124,9 @@ pub static LANGS: &[Lang] = &[
     ),
     // hr
     lang!(
-        ["Šalje"],
-        ["Prima"],
-        ["Cc"],
+        ["Šalje", "Od"],
+        ["Prima", "Za"],
+        ["Cc", "Kopija"],
         ["Datum", "Poslano"],
         ["Predmet", "Naslov"],
         ["Odgovori na"]
@@ -162,7 +162,7 @@ pub static LANGS: &[Lang] = &[
     lang!(
         ["Fra"],
         ["Til"],
-        ["Kopi"],
+        ["Kopi", "Cc"],
         ["Dato", "Sendt"],
         ["Emne"],
         ["Svar til"]
@@ -207,7 +207,7 @@ pub static LANGS: &[Lang] = &[
     lang!(
         ["Od"],
         ["Komu", "Pre"],
-        ["Kópia"],
+        ["Kópia", "Kópia (Cc)"],
         ["Dátum", "Odoslané"],
         ["Predmet"],
         ["Odpovedať-Pre"]
@@ -216,7 +216,7 @@ pub static LANGS: &[Lang] = &[
     lang!(
         ["Från"],
         ["Till"],
-        ["Kopia"],
+        ["Kopia", "Cc"],
         ["Datum", "Skickat"],
         ["Ämne"],
         ["Svara till"]
@@ -226,7 +226,7 @@ pub static LANGS: &[Lang] = &[
         ["Kimden", "Gönderen"],
         ["Kime"],
         ["Bilgi", "Cc"],
-        ["Tarih", "Gönderilen"],
+        ["Tarih", "Gönderilen", "Gönderildi", "Gönderme Tarihi"],
         ["Konu"],
         ["Yanıt Adresi"]
     ),
@@ -235,18 +235,180 @@ pub static LANGS: &[Lang] = &[
         ["Від кого", "Від"],
         ["Кому"],
         ["Копія"],
-        ["Дата", "Відправлено"],
+        ["Дата", "Відправлено", "Надіслано"],
         ["Тема"],
         ["Кому відповісти"]
     ),
     // et
     lang!(
         ["Saatja"],
-        ["Saaja"],
+        ["Saaja", "Adressaat"],
         ["Koopia"],
-        ["Kuupäev"],
+        ["Kuupäev", "Saatmisaeg", "Saadetud"],
         ["Teema"],
         ["Vastuse saaja"]
+    ),
+    // sl
+    lang!(
+        ["Od", "Pošiljatelj"],
+        ["Za", "Prejemnik"],
+        ["Kp", "Kopija"],
+        ["Poslano", "Datum"],
+        ["Zadeva"],
+        ["Odgovor za"]
+    ),
+    // sr (Latin)
+    lang!(
+        ["Od", "Pošiljalac"],
+        ["Za", "Prima"],
+        ["Cc", "Kopija"],
+        ["Poslato", "Datum"],
+        ["Tema", "Predmet"],
+        ["Odgovor za"]
+    ),
+    // bg
+    lang!(
+        ["От", "Подател"],
+        ["До", "Получател"],
+        ["Як", "Копие"],
+        ["Изпратено", "Дата"],
+        ["Относно", "Тема"],
+        ["Отговор до"]
+    ),
+    // el
+    lang!(
+        ["Από", "Αποστολέας"],
+        ["Προς"],
+        ["Κοιν.", "Κοιν", "Κοινοποίηση"],
+        ["Στάλθηκε", "Ημερομηνία", "Εστάλη"],
+        ["Θέμα"],
+        ["Απάντηση σε"]
+    ),
+    // lt
+    lang!(
+        ["Nuo", "Siuntėjas"],
+        ["Kam", "Gavėjas"],
+        ["Kopija"],
+        ["Išsiųsta", "Data"],
+        ["Tema"],
+        ["Atsakyti"]
+    ),
+    // lv
+    lang!(
+        ["No", "Sūtītājs"],
+        ["Kam", "Adresāts"],
+        ["Kopija"],
+        ["Nosūtīts", "Datums"],
+        ["Tēma"],
+        ["Atbildēt uz"]
+    ),
+    // ca
+    lang!(
+        ["De"],
+        ["Per a", "A"],
+        ["A/c", "Cc"],
+        ["Enviat el", "Enviat", "Data"],
+        ["Assumpte", "Tema"],
+        ["Respon a"]
+    ),
+    // cy
+    lang!(
+        ["Oddi wrth"],
+        ["At"],
+        ["Cc", "Copi"],
+        ["Anfonwyd", "Dyddiad"],
+        ["Pwnc"],
+        ["Ateb i"]
+    ),
+    // ga
+    lang!(
+        ["Ó"],
+        ["Chuig"],
+        ["Cc"],
+        ["Seolta", "Dáta"],
+        ["Ábhar"],
+        ["Freagra chuig"]
+    ),
+    // id
+    lang!(
+        ["Dari"],
+        ["Kepada"],
+        ["Cc", "Tembusan"],
+        ["Dikirim", "Tanggal"],
+        ["Perihal", "Subjek"],
+        ["Balas ke"]
+    ),
+    // ms
+    lang!(
+        ["Daripada"],
+        ["Kepada"],
+        ["Sk", "Cc"],
+        ["Dihantar", "Tarikh"],
+        ["Subjek", "Perkara"],
+        ["Balas kepada"]
+    ),
+    // vi
+    lang!(
+        ["Từ", "Người gửi"],
+        ["Đến", "Tới"],
+        ["Cc", "Đồng gửi"],
+        ["Đã gửi", "Ngày"],
+        ["Chủ đề", "Tiêu đề"],
+        ["Trả lời"]
+    ),
+    // ko
+    lang!(
+        ["보낸 사람"],
+        ["받는 사람"],
+        ["참조"],
+        ["보낸 날짜", "날짜"],
+        ["제목"],
+        ["회신 대상"]
+    ),
+    // is
+    lang!(
+        ["Frá"],
+        ["Til"],
+        ["Afrit"],
+        ["Sent", "Dagsetning"],
+        ["Efni"],
+        ["Svara til"]
+    ),
+    // mk
+    lang!(
+        ["Од"],
+        ["До"],
+        ["Копија"],
+        ["Испратено", "Датум"],
+        ["Тема", "Предмет"],
+        ["Одговор до"]
+    ),
+    // sr (Cyrillic)
+    lang!(
+        ["Од"],
+        ["За"],
+        ["Копија"],
+        ["Послато", "Датум"],
+        ["Тема", "Предмет"],
+        ["Одговор за"]
+    ),
+    // he
+    lang!(
+        ["מאת"],
+        ["אל"],
+        ["עותק"],
+        ["נשלח", "תאריך"],
+        ["נושא"],
+        ["השב אל"]
+    ),
+    // ar
+    lang!(
+        ["من"],
+        ["إلى"],
+        ["نسخة"],
+        ["تم الإرسال", "التاريخ"],
+        ["الموضوع"],
+        ["الرد إلى"]
     ),
     // ja
     lang!(

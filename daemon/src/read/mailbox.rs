@@ -1,6 +1,8 @@
 //! Mailboxes written as text inside a forwarded header block, the way clients print them:
 //! `Name <a@b>`, `"Name" <a@b>`, `'Name' [a@b]`, `Name [mailto:a@b]`, `Name <a@b<mailto:a@b>>`,
-//! `<a@b>`, `a@b`, several separated by `,` or `;`.
+//! `<a@b>`, `a@b`, several separated by `,` or `;`. An empty field (`To:`, `To: <>`,
+//! `undisclosed-recipients:;`) is an empty list; names without addresses (`Cc: Alex Carer;
+//! Office`, as Outlook writes people it knows) are one mailbox each, with no address.
 
 use crate::message::Address;
 
@@ -47,7 +49,13 @@ fn split(text: &str) -> Vec<String> {
                 depth = depth.saturating_sub(1);
                 current.push(c);
             }
-            (None, ',') | (None, ';') if depth == 0 => {
+            (None, ';') if depth == 0 => {
+                // Clients put ';' only between mailboxes, never inside a name.
+                if !current.trim().is_empty() {
+                    items.push(std::mem::take(&mut current));
+                }
+            }
+            (None, ',') if depth == 0 => {
                 // "Doe, John <j@x>" would split here; a part with neither @ nor brackets is a
                 // name fragment and is joined with what follows.
                 if current.contains('@') || current.contains('<') || current.contains('[') {
@@ -67,7 +75,7 @@ fn split(text: &str) -> Vec<String> {
 
 /// One mailbox; None when there is neither an address nor a name.
 fn parse_one(item: &str) -> Option<Address> {
-    let item = item.trim();
+    let item = without_group_label(item.trim());
     if item.is_empty() {
         return None;
     }
@@ -98,7 +106,8 @@ fn parse_one(item: &str) -> Option<Address> {
         }
     };
     if address.is_empty() {
-        let name = clean_name(item);
+        // "<>" or "Name <>": only what stands before the brackets can be a name.
+        let name = clean_name(name_part);
         return if name.is_empty() {
             None
         } else {
@@ -122,6 +131,17 @@ fn make(name: &str, address: &str) -> Address {
         address: address.to_lowercase(),
         name,
     }
+}
+
+/// `undisclosed-recipients:` or `Staff: a@b` without the group's label (RFC 5322 group syntax).
+fn without_group_label(item: &str) -> &str {
+    let Some(colon) = item.find(':') else { return item };
+    let label = item.get(..colon).unwrap_or("");
+    let quoted_or_bracketed = label.contains(['"', '<', '[', '@']);
+    if quoted_or_bracketed || label.trim().is_empty() || label.to_ascii_lowercase().ends_with("mailto") {
+        return item;
+    }
+    item.get(colon + 1..).unwrap_or("").trim()
 }
 
 fn clean_address(addr: &str) -> String {
@@ -210,5 +230,19 @@ mod tests {
         );
         let l = parse_list("a@x.org, b@y.org;");
         assert_eq!(l, vec![a("a@x.org", None), a("b@y.org", None)]);
+    }
+
+    #[test]
+    fn empty_fields_and_names_without_addresses() {
+        for empty in ["", " ", "<>", ";", "undisclosed-recipients:;", "Undisclosed recipients: ;"] {
+            assert_eq!(parse_list(empty), vec![], "for {empty:?}");
+        }
+        assert_eq!(parse_list("Alex Carer; Office"), vec![a("", Some("Alex Carer")), a("", Some("Office"))]);
+        assert_eq!(parse_list("Carer, Alex; Office"), vec![a("", Some("Carer, Alex")), a("", Some("Office"))]);
+        assert_eq!(
+            parse_list("Staff: a@x.org, b@y.org;"),
+            vec![a("a@x.org", None), a("b@y.org", None)]
+        );
+        assert_eq!(parse_first("Jo Parent <>"), Some(a("", Some("Jo Parent"))));
     }
 }

@@ -46,6 +46,9 @@ pub struct Limits {
     pub max_header_size: usize,
     /// Deepest nesting of multiparts and attached messages.
     pub max_mime_depth: usize,
+    /// The zone a forwarded date without one is read in: the school's (`school.timezone`),
+    /// since staff forward from clients set to it. UTC by default.
+    pub timezone: chrono_tz::Tz,
 }
 
 impl Default for Limits {
@@ -55,6 +58,7 @@ impl Default for Limits {
             max_attachments: 100,
             max_header_size: 256 * 1024,
             max_mime_depth: 20,
+            timezone: chrono_tz::UTC,
         }
     }
 }
@@ -67,11 +71,11 @@ pub fn read_message(raw: &[u8]) -> Result<Message, ReadError> {
 /// Reads one raw RFC 5322 message, refusing it when it goes over `limits`.
 pub fn read_message_with(raw: &[u8], limits: &Limits) -> Result<Message, ReadError> {
     let parsed = mime::parse(raw, limits)?;
-    Ok(build(parsed, raw.len() as u64))
+    Ok(build(parsed, raw.len() as u64, limits.timezone))
 }
 
 /// Turns the owned parts into Haven's message: classification, forward chain, note, reply text.
-fn build(parsed: mime::Parsed, size: u64) -> Message {
+fn build(parsed: mime::Parsed, size: u64, timezone: chrono_tz::Tz) -> Message {
     let mime::Parsed { top, attached } = parsed;
     let text = top.text.clone();
     let html = top.html.as_deref().map(html::sanitize);
@@ -87,6 +91,7 @@ fn build(parsed: mime::Parsed, size: u64) -> Message {
         reply_signal,
         subject: top.subject.clone(),
         sender_domain: top.from.as_ref().and_then(|a| domain_of(&a.address)),
+        timezone,
     };
 
     let mut kind = Kind::New;
@@ -111,6 +116,7 @@ fn build(parsed: mime::Parsed, size: u64) -> Message {
                 reply_signal: false,
                 subject: first.subject.clone(),
                 sender_domain: context.sender_domain.clone(),
+                timezone,
             };
             if let forward::Found::Forward(inner) = forward::find(&first.text, &inner_context)
                 && inner.note.is_none()
@@ -133,7 +139,8 @@ fn build(parsed: mime::Parsed, size: u64) -> Message {
             }
             forward::Found::Reply => {
                 kind = Kind::Reply;
-                reply_text = reply::reply_text(&text);
+                let sender = top.from.as_ref().and_then(|a| a.name.as_deref());
+                reply_text = reply::reply_text_from(&text, sender);
             }
             forward::Found::Nothing => {
                 note = non_empty(&text);

@@ -1,7 +1,12 @@
 //! The new text of a reply: what the sender typed above the quoted history, without their
-//! signature (after "-- ") or their phone's footer ("Sent from my iPhone"). This is how staff
-//! record outcomes by email, so it must work for the clients they use: Outlook (desktop, web,
-//! mobile), Gmail (web, Android), Apple Mail (macOS, iPhone), Thunderbird.
+//! signature or their phone's footer ("Sent from my iPhone"). This is how staff record outcomes
+//! by email, so it must work for the clients they use: Outlook (desktop, web, mobile), Gmail
+//! (web, Android), Apple Mail (macOS, iPhone), Thunderbird.
+//!
+//! A signature is what follows "-- " (RFC 3676), or a closing block at the end: a short
+//! sign-off ("Thanks", "Kind regards, Dee"), or the sender's name, followed by at most a few
+//! short lines of name, job title and contact details. Only the reply text loses it; the
+//! message's full text is kept as received.
 
 use std::sync::OnceLock;
 
@@ -14,14 +19,22 @@ const MAX_HEADER_LINES: usize = 40;
 
 /// The new text of a reply, or None when nothing new was written.
 pub fn reply_text(text: &str) -> Option<String> {
+    reply_text_from(text, None)
+}
+
+/// The new text of a reply from `sender` (the From display name, when known: a closing line
+/// that is the sender's name is a sign-off even with no job title under it).
+pub fn reply_text_from(text: &str, sender: Option<&str>) -> Option<String> {
     let text = text
         .replace("\r\n", "\n")
         .replace('\r', "\n")
         .replace('\u{a0}', " ");
     let lines: Vec<&str> = text.lines().collect();
-    let cut = history_start(&lines).unwrap_or(lines.len());
-    let kept = lines.get(..cut).unwrap_or(&[]).join("\n");
+    let kept = new_lines(&lines).join("\n");
     let kept = strip_signature(&kept);
+    let kept = strip_footers(&kept);
+    let kept = strip_disclaimers(&kept);
+    let kept = strip_closing(&kept, sender);
     let kept = strip_footers(&kept);
     let kept = kept.trim();
     if kept.is_empty() {
@@ -91,25 +104,78 @@ fn looks_like_attribution(line: &str) -> bool {
     line.contains('@') || line.chars().any(|c| c.is_ascii_digit()) || line.contains('"')
 }
 
-/// The line where quoted history starts, if any.
-fn history_start(lines: &[&str]) -> Option<usize> {
-    // rest_is_history[k]: from line k on there are only quotes, blanks, footers and signature.
-    let mut rest_is_history = vec![true; lines.len() + 1];
-    for k in (0..lines.len()).rev() {
-        let l = lines.get(k).copied().unwrap_or("");
-        let ok = l.trim().is_empty()
-            || l.trim_start().starts_with('>')
-            || is_footer(l)
-            || is_signature_line(l);
-        let next = rest_is_history.get(k + 1).copied().unwrap_or(true);
-        if let Some(slot) = rest_is_history.get_mut(k) {
-            *slot = ok && next;
+/// The lines written new, wherever they are: above the quoted history (top-posted), below it
+/// (bottom-posted, as Thunderbird and many phones can send), or between quoted passages
+/// (interleaved answers). A `>` quote, with the "On … wrote:" line that introduces it, is
+/// left out and leaves a blank line; history that is not `>`-quoted (Outlook's header block,
+/// an attribution with unquoted text under it) ends the new text.
+fn new_lines<'a>(lines: &[&'a str]) -> Vec<&'a str> {
+    let quoted = |k: usize| lines.get(k).is_some_and(|l| l.trim_start().starts_with('>'));
+    let mut out: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if quoted(i) {
+            while quoted(i) {
+                i += 1;
+            }
+            out.push("");
+            continue;
+        }
+        if let Some(span) = attribution_span(lines, i) {
+            let next = (i + span..lines.len()).find(|&k| lines.get(k).is_some_and(|l| !l.trim().is_empty()));
+            match next {
+                Some(k) if quoted(k) => {
+                    i = k;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        if header_block_at(lines, i) {
+            break;
+        }
+        if let Some(l) = lines.get(i) {
+            out.push(l);
+        }
+        i += 1;
+    }
+    // Blank runs left where quotes were collapse to one blank line.
+    let mut kept: Vec<&str> = Vec::with_capacity(out.len());
+    for l in out {
+        if l.trim().is_empty() && kept.last().is_none_or(|p| p.trim().is_empty()) {
+            continue;
+        }
+        kept.push(l);
+    }
+    kept
+}
+
+/// How many lines a reply attribution ("On … wrote:", wrapped over up to three lines as Gmail
+/// does) starting at line `i` takes, if one does.
+fn attribution_span(lines: &[&str], i: usize) -> Option<usize> {
+    let b = bare(lines.get(i)?);
+    if b.is_empty() {
+        return None;
+    }
+    if is_reply_header_line(b) {
+        return Some(1);
+    }
+    if b.len() < 300 && b.chars().any(|c| c.is_ascii_digit()) && starts_like_attribution(b) {
+        let mut joined = b.to_string();
+        for k in 1..=2 {
+            let Some(next) = lines.get(i + k) else { break };
+            let nb = bare(next);
+            if nb.is_empty() {
+                break;
+            }
+            joined.push(' ');
+            joined.push_str(nb);
+            if is_reply_header_line(&joined) {
+                return Some(k + 1);
+            }
         }
     }
-    (0..lines.len()).find(|&i| {
-        reply_header_at(lines, i).is_some()
-            || is_quote_start(lines, i, rest_is_history.get(i).copied().unwrap_or(false))
-    })
+    None
 }
 
 /// A reply header starting at line `i` (possibly wrapped over two or three lines, as Gmail does).
@@ -200,16 +266,6 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
         >= 2
 }
 
-/// A `>`-quoted line that starts a block of quoted lines: two in a row, or only history after.
-fn is_quote_start(lines: &[&str], i: usize, rest_is_history: bool) -> bool {
-    let quoted = |k: usize| {
-        lines
-            .get(k)
-            .is_some_and(|l| l.trim_start().starts_with('>'))
-    };
-    quoted(i) && (rest_is_history || quoted(i + 1))
-}
-
 /// "-- " on its own line starts a signature (RFC 3676); "--" alone is how many clients type it.
 fn is_signature_line(line: &str) -> bool {
     line == "-- " || line == "--" || line.trim_end() == "--"
@@ -221,6 +277,185 @@ fn strip_signature(text: &str) -> String {
         Some(pos) => lines.get(..pos).unwrap_or(&[]).join("\n"),
         None => text.to_string(),
     }
+}
+
+/// Removes the confidentiality and "consider the environment" paragraphs schools' mail servers
+/// and signatures put at the end.
+fn strip_disclaimers(text: &str) -> String {
+    const OPENINGS: [&str; 13] = [
+        "this email",
+        "this e-mail",
+        "this message",
+        "the information in this",
+        "the information contained",
+        "confidentiality",
+        "disclaimer",
+        "important: this",
+        "please consider the environment",
+        "please think of the environment",
+        "think before you print",
+        "privacy notice",
+        "any views or opinions",
+    ];
+    let mut lines: Vec<&str> = text.trim_end().lines().collect();
+    loop {
+        let start = lines.iter().rposition(|l| l.trim().is_empty()).map_or(0, |b| b + 1);
+        let Some(first) = lines.get(start) else { break };
+        let first = first.trim().to_lowercase();
+        if start == 0 || !OPENINGS.iter().any(|o| first.starts_with(o)) {
+            break;
+        }
+        lines.truncate(start);
+        while lines.last().is_some_and(|l| l.trim().is_empty()) {
+            lines.pop();
+        }
+    }
+    lines.join("\n")
+}
+
+/// Most non-blank lines a closing block (sign-off, name, title, contacts) may have.
+const MAX_CLOSING_LINES: usize = 8;
+
+/// Removes a closing block from the end: from a sign-off line, or from a line with the
+/// sender's name, or from a name line over job-title or contact lines, to the end. The
+/// earliest such start wins; text before it must remain.
+fn strip_closing(text: &str, sender: Option<&str>) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    let non_blank: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines.get(i).is_some_and(|l| !l.trim().is_empty()))
+        .collect();
+    let first_text = non_blank.first().copied().unwrap_or(0);
+    let window = non_blank.len().saturating_sub(MAX_CLOSING_LINES);
+    for &start in non_blank.iter().skip(window) {
+        if start <= first_text {
+            continue;
+        }
+        let rest = lines.get(start..).unwrap_or(&[]);
+        let tail: Vec<&str> = rest.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+        if tail.iter().any(|l| l.chars().count() > 100) {
+            continue;
+        }
+        let Some(head) = tail.first() else { continue };
+        let after_blank = start > 0 && lines.get(start - 1).is_some_and(|l| l.trim().is_empty());
+        let closing = is_sign_off(head)
+            || (sender.is_some_and(|s| is_senders_name(head, s)) && tail.iter().skip(1).all(|l| is_signature_detail(l) || is_name_line(l)))
+            || (after_blank
+                && is_name_line(head)
+                && tail.len() >= 2
+                && tail.iter().skip(1).all(|l| is_signature_detail(l) || is_name_line(l))
+                && tail.iter().skip(1).any(|l| is_contact_line(l)));
+        if closing {
+            return lines.get(..start).unwrap_or(&[]).join("\n").trim_end().to_string();
+        }
+    }
+    text.trim_end().to_string()
+}
+
+/// "Thanks", "Kind regards,", "Many thanks, Dee", "Best wishes!".
+fn is_sign_off(line: &str) -> bool {
+    const SIGN_OFFS: [&str; 27] = [
+        "thanks",
+        "thank you",
+        "many thanks",
+        "thanks again",
+        "thanks so much",
+        "thank you very much",
+        "with thanks",
+        "best",
+        "best wishes",
+        "all best wishes",
+        "all the best",
+        "kind regards",
+        "kindest regards",
+        "regards",
+        "best regards",
+        "warm regards",
+        "warmest regards",
+        "many regards",
+        "with best wishes",
+        "yours sincerely",
+        "yours faithfully",
+        "sincerely",
+        "cheers",
+        "speak soon",
+        "take care",
+        "thx",
+        "ta",
+    ];
+    let l = line.trim().to_lowercase();
+    if l.chars().count() > 40 {
+        return false;
+    }
+    let phrase = l.trim_end_matches(['.', ',', '!', ' ']);
+    let original = line.trim();
+    SIGN_OFFS.iter().any(|s| {
+        phrase == *s
+            || (phrase.starts_with(s) && {
+                // "Thanks, Dee" / "Regards - Dee": a sign-off and a short capitalised name on
+                // one line ("Best to wait" is not one).
+                let rest = original.get(s.len()..).unwrap_or("");
+                let name = rest.trim_start_matches([',', ' ', '-', '–']).trim_end_matches(['.', '!']);
+                rest.starts_with([',', ' ', '-'])
+                    && !name.is_empty()
+                    && name.split_whitespace().count() <= 3
+                    && name.split_whitespace().all(|w| w.chars().next().is_some_and(char::is_uppercase))
+                    && name.chars().all(|c| c.is_alphabetic() || matches!(c, ' ' | '.' | '-' | '\''))
+            })
+    })
+}
+
+/// The sender's display name, or its first word, alone on the line ("Dee", "Dee Lead").
+fn is_senders_name(line: &str, sender: &str) -> bool {
+    let l = line.trim().trim_end_matches([',', '.']).to_lowercase();
+    let s = sender.trim().trim_matches('"').to_lowercase();
+    if l.is_empty() || s.is_empty() {
+        return false;
+    }
+    l == s || s.split_whitespace().next().is_some_and(|first| first == l)
+}
+
+/// One to four capitalised words ("Dee", "Mrs S. Teacher", "Dee Lead | DSL" is not one).
+fn is_name_line(line: &str) -> bool {
+    let l = line.trim().trim_end_matches(',');
+    let words: Vec<&str> = l.split_whitespace().collect();
+    !words.is_empty()
+        && words.len() <= 4
+        && l.chars().count() <= 40
+        && words.iter().all(|w| {
+            w.chars().next().is_some_and(char::is_uppercase)
+                && w.chars().all(|c| c.is_alphabetic() || matches!(c, '.' | '-' | '\''))
+        })
+}
+
+/// A job title, school or contact line of a signature.
+fn is_signature_detail(line: &str) -> bool {
+    const WORDS: [&str; 40] = [
+        "head", "headteacher", "teacher", "lead", "leader", "officer", "dsl", "ddsl", "deputy",
+        "designated", "safeguarding", "manager", "assistant", "coordinator", "co-ordinator",
+        "senco", "principal", "pastoral", "tutor", "year", "department", "school", "academy",
+        "college", "trust", "mentor", "administrator", "secretary", "welfare", "attendance",
+        "inclusion", "learning", "support", "director", "governor", "tel", "phone", "mobile",
+        "ext", "email",
+    ];
+    let l = line.trim().to_lowercase();
+    if is_contact_line(line) {
+        return true;
+    }
+    // A title or a school's name is written like one: capitalised, a few words, no sentence.
+    let titled = line.trim().chars().find(|c| c.is_alphabetic()).is_some_and(char::is_uppercase)
+        && line.split_whitespace().count() <= 8
+        && !line.trim_end().ends_with(['.', '?', '!']);
+    titled && l.split(|c: char| !c.is_alphanumeric() && c != '-').any(|w| WORDS.contains(&w))
+}
+
+/// A signature's contact line: an address, a web site, a phone number, or `|`-separated parts.
+fn is_contact_line(line: &str) -> bool {
+    let l = line.trim().to_lowercase();
+    l.contains('@')
+        || l.contains("www.")
+        || l.contains("http")
+        || l.contains('|')
+        || l.chars().filter(char::is_ascii_digit).count() >= 7
 }
 
 /// A phone or app footer line.
@@ -295,6 +530,62 @@ mod tests {
         assert_eq!(reply_text(t).as_deref(), Some("Outcome: monitored"));
         let t = "Outcome: monitored\n\n-----Original Message-----\nFrom: Haven <haven@school.example>\nSent: 01 November 2021 10:00\n";
         assert_eq!(reply_text(t).as_deref(), Some("Outcome: monitored"));
+    }
+
+    #[test]
+    fn closing_blocks_are_not_the_outcome() {
+        let cases = [
+            // Outlook: first name, then a signature with title and phone.
+            ("Outcome: met mum.\n\nDee\n\nDee Lead | Designated Safeguarding Lead\nExample Academy | 01234 567890", None),
+            // Sign-off, name, job title.
+            ("Outcome: met mum.\n\nKind regards,\nSam Teacher\nHead of Year 9", None),
+            ("Outcome: met mum.\nThanks\nSam", None),
+            ("Outcome: met mum.\n\nMany thanks, Dee", None),
+            // A typical school signature without a sign-off.
+            ("Outcome: met mum.\n\nMrs S. Teacher\nAssistant Head (Pastoral)\nEaton Community School\nTel: 01234 567 890 ext 212\nwww.eaton.example", None),
+            // Apple Mail: the sender's name alone.
+            ("Outcome: met mum.\n\nDee", Some("Dee Lead")),
+            ("Outcome: met mum.\n\nBest wishes\n\nSam\n\nSent from my iPad", None),
+        ];
+        for (text, sender) in cases {
+            assert_eq!(super::reply_text_from(text, sender).as_deref(), Some("Outcome: met mum."), "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn outcome_words_are_kept() {
+        // Not closings: a name that is part of the outcome, a last line that is content.
+        for text in [
+            "Outcome: spoke to\nJane Smith",
+            "Outcome: referred to CSC.\n\nMum is aware and agrees.",
+            "Outcome: best to wait for the meeting on Friday.",
+            "Outcome: spoke to the family.\n\nFollow-up\nwith the school nurse next week at 10:00",
+            "Outcome: referred.\n\nJane Smith\nYear 7 tutor informed",
+            "Pupil: Jane Smith\n\nLeo Smith\nYear 7",
+            "Outcome: referred.\nBest to wait for CSC",
+            "Outcome: referred.\n\nThanks to the nurse for her help",
+        ] {
+            assert_eq!(super::reply_text_from(text, Some("Dee Lead")).as_deref(), Some(text), "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn bottom_posted_and_interleaved_replies() {
+        // Thunderbird bottom-posting: the attribution and quote first, the new text below.
+        let t = "On 01/11/2021 16:00, Haven wrote:\n> Incident 12 needs an outcome.\n> Reply with Outcome:.\n\nOutcome: mum spoken to, NFA.\n\n-- \nSam Teacher\nHead of Year 9\n";
+        assert_eq!(reply_text(t).as_deref(), Some("Outcome: mum spoken to, NFA."));
+        // A wrapped Gmail attribution above the quote, text under it.
+        let t = "On Mon, 1 Nov 2021 at 16:00 Haven <haven@school.example>\nwrote:\n\n> Incident 12 needs an outcome.\n\nOutcome: referred to CSC\n\nSent from my Galaxy";
+        assert_eq!(reply_text(t).as_deref(), Some("Outcome: referred to CSC"));
+        // Interleaved: answers between the quoted questions.
+        let t = "> Incident 12 needs an outcome.\nOutcome: spoke to Jane.\n> Please say who was told.\nMum and the form tutor were told.\n> Thanks\n";
+        assert_eq!(
+            reply_text(t).as_deref(),
+            Some("Outcome: spoke to Jane.\n\nMum and the form tutor were told.")
+        );
+        // Above and below: both kept, the quote between left out.
+        let t = "Outcome: monitoring.\n\n> Incident 12 needs an outcome.\n> by Wednesday\n\nReview on Friday.\n";
+        assert_eq!(reply_text(t).as_deref(), Some("Outcome: monitoring.\n\nReview on Friday."));
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct DigestFacts<'a> {
     pub tz: Tz,
     /// The slot this digest is for; "now" for how overdue things are.
     pub slot: DateTime<Utc>,
+    /// The slot of the recipient's previous digest; None for their first, which covers
+    /// everything since records began.
+    pub since: Option<DateTime<Utc>>,
     /// Incidents recorded since the recipient's previous digest, oldest first.
     pub new_incidents: &'a [RecordedIncident],
     /// Actions waiting for an outcome (any order: the digest sorts them).
@@ -158,7 +161,11 @@ impl DigestContent {
         let when = |t: DateTime<Utc>| t.with_timezone(&facts.tz).format("%a %-d %b %Y %H:%M").to_string();
         let pupils = |p: &[String]| if p.is_empty() { "no pupil named".to_string() } else { p.join(", ") };
         let mut b = format!("Haven digest for {}, {}.\n\n", facts.school_name, when(facts.slot));
-        let _ = writeln!(b, "New incidents since your last digest: {}", self.new_incidents.len());
+        let since = match facts.since {
+            Some(t) => format!("since your last digest ({})", when(t)),
+            None => "since records began (your first digest)".to_string(),
+        };
+        let _ = writeln!(b, "New incidents {since}: {}", self.new_incidents.len());
         for i in &self.new_incidents {
             let _ = writeln!(b, "  #{} {}: {}; recorded {}", i.incident, i.category, pupils(&i.pupils), when(i.recorded));
         }
@@ -176,7 +183,7 @@ impl DigestContent {
         }
         let _ = writeln!(b, "\nMessages awaiting triage: {}", self.awaiting_triage);
         let _ = writeln!(b, "Messages quarantined: {}", self.quarantined);
-        let _ = writeln!(b, "Emails dead-lettered since your last digest: {}", self.dead_lettered);
+        let _ = writeln!(b, "Emails dead-lettered {since}: {}", self.dead_lettered);
         b.push_str(
             "\nTo record an outcome, reply to the incident's alert or reminder with a first line \
              starting \"Outcome:\", or run `haven outcome INCIDENT \"text\"`.\n",
@@ -264,6 +271,7 @@ mod tests {
             school_name: "Eaton",
             tz: chrono_tz::Europe::London,
             slot: t(10, 7),
+            since: Some(t(9, 7)),
             new_incidents: &incidents,
             open_actions: &actions,
             awaiting_triage: 1,
@@ -302,6 +310,7 @@ mod tests {
             school_name: "Eaton",
             tz: chrono_tz::Europe::London,
             slot: t(10, 7),
+            since: Some(t(9, 7)),
             new_incidents: &[],
             open_actions: &[],
             awaiting_triage: 0,

@@ -23,7 +23,6 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -175,7 +174,7 @@ async fn send_due_digests(
 ) -> Result<(), ScheduleError> {
     let mut cache = DigestCache::default();
     for d in &settings.digests {
-        let Ok(cron) = cron::Schedule::from_str(d.cron.trim()) else {
+        let Ok(cron) = due::parse_cron(&d.cron) else {
             tracing::error!(to_role = d.to.starts_with("role:"), "digest cron unreadable; skipped");
             continue;
         };
@@ -187,7 +186,8 @@ async fn send_due_digests(
             let last = store.last_digest_slot(&key, &who).await?;
             let Some(last) = last else {
                 // A new recipient starts from the latest slot, so the first start of Haven (or
-                // a new DSL) does not send a digest for a morning already gone.
+                // a new DSL) does not send a digest for a morning already gone; their first
+                // digest, at the next slot, still covers everything since records began.
                 let start = due::latest_digest_slot(&cron, settings.tz, now).unwrap_or(now);
                 let mut tx = store.begin().await?;
                 if tx.record_digest_run(&key, &who, start, false, now).await? {
@@ -197,7 +197,12 @@ async fn send_due_digests(
                 continue;
             };
             let Some(slot) = due::due_digest_slot(&cron, settings.tz, Some(last), now) else { continue };
-            let period = (to_us(last), to_us(slot));
+            // The digest covers everything since the previous one actually sent to this person
+            // (a passed-over slot was empty for them or only a starting point), or, for their
+            // first, everything since records began.
+            let since = store.last_sent_digest_slot(&key, &who).await?;
+            let from = since.unwrap_or(DateTime::UNIX_EPOCH);
+            let period = (to_us(from), to_us(slot));
             if cache.open_actions.is_none() {
                 cache.open_actions = Some(store.open_actions().await?);
             }
@@ -207,10 +212,10 @@ async fn send_due_digests(
                 cache.counts = Some((n(crate::store::MessageState::AwaitingTriage), n(crate::store::MessageState::Quarantined)));
             }
             if let Entry::Vacant(v) = cache.incidents.entry(period) {
-                v.insert(store.incidents_recorded_between(last, slot).await?);
+                v.insert(store.incidents_recorded_between(from, slot).await?);
             }
             if let Entry::Vacant(v) = cache.dead.entry(period) {
-                v.insert(store.dead_lettered_between(last, slot).await?);
+                v.insert(store.dead_lettered_between(from, slot).await?);
             }
             let (awaiting_triage, quarantined) = cache.counts.unwrap_or_default();
             let dir = directory(store, dir_cache).await?;
@@ -218,6 +223,7 @@ async fn send_due_digests(
                 school_name: &settings.school_name,
                 tz: settings.tz,
                 slot,
+                since,
                 new_incidents: cache.incidents.get(&period).map_or(&[], Vec::as_slice),
                 open_actions: cache.open_actions.as_deref().unwrap_or(&[]),
                 awaiting_triage,
@@ -257,7 +263,7 @@ async fn send_due_digests(
 async fn until_next_due(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>) -> Duration {
     let mut next: Option<DateTime<Utc>> = store.next_rung_due().await.ok().flatten();
     for d in &settings.digests {
-        if let Ok(cron) = cron::Schedule::from_str(d.cron.trim())
+        if let Ok(cron) = due::parse_cron(&d.cron)
             && let Some(slot) = due::next_digest_slot(&cron, settings.tz, now)
         {
             next = Some(next.map_or(slot, |n| n.min(slot)));
@@ -277,6 +283,20 @@ pub async fn run(
     wake_outbox: Arc<Notify>,
 ) {
     tracing::info!(digests = settings.digests.len(), "scheduler started");
+    let now = clock.now();
+    for (i, d) in settings.digests.iter().enumerate() {
+        // The index, never the recipient (an address); times in the school's zone.
+        match due::parse_cron(&d.cron) {
+            Ok(cron) => {
+                let next: Vec<String> = due::next_digest_slots(&cron, settings.tz, now, 3)
+                    .iter()
+                    .map(|t| t.with_timezone(&settings.tz).format("%a %-d %b %Y %H:%M %Z").to_string())
+                    .collect();
+                tracing::info!(digest = i, next = %next.join(", "), "digest schedule");
+            }
+            Err(e) => tracing::error!(digest = i, error = %e, "digest cron unreadable"),
+        }
+    }
     loop {
         if shutdown.is_cancelled() {
             break;

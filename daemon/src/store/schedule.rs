@@ -217,6 +217,23 @@ impl Store {
         })
     }
 
+    /// The slot of the latest digest actually sent to `recipient`: of `digest` when there is
+    /// one, else of any digest (a digest whose schedule was changed), else None (never sent).
+    pub async fn last_sent_digest_slot(&self, digest: &str, recipient: &str) -> Result<Option<DateTime<Utc>>> {
+        on_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT COALESCE( \
+                   (SELECT MAX(slot_us) FROM digest_runs WHERE digest = $1 AND recipient = $2 AND sent), \
+                   (SELECT MAX(slot_us) FROM digest_runs WHERE recipient = $2 AND sent)) AS slot",
+            )
+            .bind(digest)
+            .bind(recipient)
+            .fetch_one(p)
+            .await?;
+            Ok(row.try_get::<Option<i64>, _>("slot")?.map(from_us))
+        })
+    }
+
     /// The latest slot of `digest` dealt with for `recipient` (sent or passed over), if any.
     pub async fn last_digest_slot(&self, digest: &str, recipient: &str) -> Result<Option<DateTime<Utc>>> {
         on_pool!(self, |p| {
