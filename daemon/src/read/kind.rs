@@ -76,7 +76,9 @@ pub fn read_record_kind(msg: &Message) -> KindReading {
         Kind::Reply => msg.reply_text.as_deref(),
         Kind::Forward | Kind::New => msg.note.as_deref(),
     };
-    let forwarded = msg.kind == Kind::Forward || msg.forwarded.is_some();
+    // A reply from a member of staff that Haven files (not an answer to an alert, which the
+    // pipeline reads apart) carries the message it quotes: correspondence, an email.
+    let forwarded = msg.kind != Kind::New || msg.forwarded.is_some();
     read_kind_of_text(own.unwrap_or(""), forwarded)
 }
 
@@ -146,8 +148,6 @@ fn opening_kind(text: &str) -> Option<RecordKind> {
         ("direct conversation", RecordKind::Conversation),
         ("conversation with", RecordKind::Conversation),
         ("face to face conversation", RecordKind::Conversation),
-        ("spoke with", RecordKind::Conversation),
-        ("spoke to", RecordKind::Conversation),
         ("phone call", RecordKind::PhoneCall),
         ("telephone call", RecordKind::PhoneCall),
         ("telephone conversation", RecordKind::PhoneCall),
@@ -211,7 +211,6 @@ mod tests {
             ("Pupil: Amira Khan\nCategory: welfare\n\nPhone call with mum at 4pm.", RecordKind::PhoneCall),
             ("Telephone call from the social worker.", RecordKind::PhoneCall),
             ("Observation: limping in PE.", RecordKind::Observation),
-            ("Spoke to Tom after registration.", RecordKind::Conversation),
             ("Phone-call with grandad.", RecordKind::PhoneCall),
         ] {
             assert_eq!(kind(text), (want, KindSource::Opening), "{text:?}");
@@ -226,6 +225,8 @@ mod tests {
         let r = read_kind_of_text("Phone call with mum after she sent this.", true);
         assert_eq!((r.kind, r.source), (RecordKind::Email, KindSource::Forward));
         assert_eq!(kind(""), (RecordKind::Observation, KindSource::Default));
+        // "Spoke to…" does not say whether in person or by phone.
+        assert_eq!(kind("Spoke to mum after school."), (RecordKind::Observation, KindSource::Default));
     }
 
     #[test]
