@@ -154,7 +154,7 @@ fn unescape(html: &str) -> String {
 }
 
 /// The block of the text chronology for incident `id`: from its heading to the next heading.
-fn block<'a>(text: &'a str, id: i64) -> &'a str {
+fn block(text: &str, id: i64) -> &str {
     let start = text.find(&format!("\n#{id} ")).unwrap_or_else(|| panic!("incident #{id} in:\n{text}"));
     let rest = &text[start + 1..];
     let end = rest[1..].find("\n#").map_or(rest.len(), |i| i + 2);

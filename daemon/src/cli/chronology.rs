@@ -307,7 +307,7 @@ fn push_body(out: &mut String, e: &Entry, at: &dyn Fn(&DateTime<Utc>) -> String,
     if let Some(sender) = e.original_sender() {
         out.push_str(&format!("{pad}original message from {sender}, sent {}\n", at(&e.occurred_at)));
     } else if e.original_subject.is_some() && e.original_text().is_some() {
-        out.push_str(&format!("{pad}original message:\n"));
+        out.push_str(&format!("{pad}message as received:\n"));
     }
     if let Some(s) = &e.original_subject {
         out.push_str(&format!("{pad}subject: {s}\n"));
@@ -323,9 +323,11 @@ fn push_body(out: &mut String, e: &Entry, at: &dyn Fn(&DateTime<Utc>) -> String,
 /// Every line of `text` under `pad`, ending in a newline.
 fn indent(text: &str, pad: &str) -> String {
     let mut out = String::new();
-    for line in text.trim_end().lines() {
-        out.push_str(pad);
-        out.push_str(line.trim_end());
+    for line in text.trim_end().lines().map(str::trim_end) {
+        if !line.is_empty() {
+            out.push_str(pad);
+            out.push_str(line);
+        }
         out.push('\n');
     }
     out
