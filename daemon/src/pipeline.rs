@@ -609,6 +609,9 @@ impl Filer {
         };
         // What stage 5 noted (the same Message-ID on other content) stays in the reason.
         record.reason = if record.reason.is_empty() { filed } else { format!("{filed} ({})", record.reason) };
+        if let Some(why) = read::kind::read_record_kind(&msg).refused {
+            record.reason = format!("{}; {why}", record.reason);
+        }
         let mut incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
         // A category staff named that Haven does not know: the incident says so, and the
         // forwarder is told which one was used and what the names are.
@@ -688,6 +691,15 @@ impl Filer {
         }
         let text = msg.reply_text.clone().unwrap_or_else(|| msg.text.trim().to_string());
         let mut reason = format!("reply filed as a follow-up to incident {incident_id}");
+        // A follow-up is a `reply` unless its words say what kind of record it is.
+        let said = read::kind::read_kind_of_text(&text, false);
+        let record_kind = match said.source {
+            read::kind::KindSource::KindLine | read::kind::KindSource::Opening => said.kind.as_str(),
+            read::kind::KindSource::Forward | read::kind::KindSource::Default => "reply",
+        };
+        if let Some(why) = &said.refused {
+            reason = format!("{reason}; {why}");
+        }
         if let Some(outcome) = outcome_line(&text) {
             if self.outcome_outstanding(incident_id).await? && outcomes_in_batch.insert(incident_id) {
                 record.state = MessageState::Filed;
@@ -703,7 +715,7 @@ impl Filer {
             occurred,
             recorded: now,
             recorded_by: Some(sender.id),
-            record_kind: "reply".into(),
+            record_kind: record_kind.into(),
             category: facts.category.clone(),
             priority: facts.priority.clone(),
             visibility: facts.visibility.clone(),
@@ -882,7 +894,7 @@ fn incident_record(
         occurred,
         recorded: now,
         recorded_by: Some(recorded_by),
-        record_kind: if original.is_some() { "email" } else { "observation" }.to_string(),
+        record_kind: read::kind::read_record_kind(msg).kind.as_str().to_string(),
         category: decision.category.clone(),
         priority: decision.priority.as_str().to_string(),
         visibility: decision.visibility.as_str().to_string(),

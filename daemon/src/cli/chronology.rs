@@ -11,7 +11,9 @@ use crate::seal::Sealer;
 use crate::visibility::Visibility;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde_json::json;
+use crate::read::kind::kind_label;
+use serde::Serialize;
+use std::collections::HashSet;
 
 /// Finds a pupil by UPN or by name ("Jane Smith", preferred names too), case-insensitive.
 pub fn find_pupil<'a>(dir: &'a Directory, query: &str) -> Result<&'a Pupil, CliError> {
@@ -85,103 +87,297 @@ pub async fn run(
     now: DateTime<Utc>,
     as_json: bool,
 ) -> Result<String, CliError> {
-    let View { dir, pupil, entries } = load_view(store, sealer, query, viewer, "chronology_view", now).await?;
-    let pupil = &pupil;
+    let view = load_view(store, sealer, query, viewer, "chronology_view", now).await?;
+    let chronology = Chronology::build(&view);
     if as_json {
-        let v = json!({
-            "pupil": {
-                "upn": pupil.upn,
-                "name": pupil.full_name(),
-                "preferred_name": pupil.preferred_name,
-                "year_group": pupil.year_group,
-                "tutor_group": pupil.tutor_group,
-                "house": pupil.house,
-                "on_roll": pupil.on_roll(),
-            },
-            "incidents": entries.iter().map(|e| entry_json(e, &dir)).collect::<Vec<_>>(),
-        });
-        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(serde_json::to_string_pretty(&chronology).unwrap_or_default());
     }
-    let mut out = format!(
-        "{} ({}), Year {}, {}, house {}{}\n{} incident(s)\n",
-        pupil.full_name(),
-        pupil.upn,
-        pupil.year_group.map_or("?".into(), |y| y.to_string()),
-        pupil.tutor_group.as_deref().unwrap_or("no tutor group"),
-        pupil.house.as_deref().unwrap_or("none"),
-        if pupil.on_roll() { String::new() } else { format!(", left {}", pupil.left_on.map(|d| d.to_string()).unwrap_or_default()) },
-        entries.len()
-    );
-    for e in &entries {
-        out.push_str(&format!(
-            "\n#{} {} — {} ({}, {})\n  recorded {} by {}\n",
-            e.incident,
-            e.occurred_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-            e.category,
-            e.role,
-            e.priority,
-            e.recorded_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
-            e.recorded_by.as_deref().unwrap_or("unknown"),
-        ));
-        let others: Vec<String> = e
-            .pupils
-            .iter()
-            .filter(|(id, _)| *id != pupil.id)
-            .filter_map(|(id, role)| dir.pupil(*id).map(|p| format!("{} ({role})", p.full_name())))
-            .collect();
-        if !others.is_empty() {
-            out.push_str(&format!("  also: {}\n", others.join(", ")));
-        }
-        if let Some(d) = &e.date_note {
-            out.push_str(&format!("  date: {d}; dated when filed\n"));
-        }
-        if let Some(n) = &e.category_note {
-            out.push_str(&format!("  category: {n}\n"));
-        }
-        if let Some(from) = &e.original_from {
-            out.push_str(&format!("  from: {from}\n"));
-        }
-        if let Some(s) = &e.original_subject {
-            out.push_str(&format!("  subject: {s}\n"));
-        }
-        if let Some(n) = &e.note {
-            out.push_str(&format!("  note: {}\n", n.replace('\n', "\n        ")));
-        }
-        if !e.attachments.is_empty() {
-            out.push_str(&format!("  attachments: {}\n", e.attachments.join(", ")));
-        }
-        if let Some(o) = &e.outcome {
-            out.push_str(&format!("  outcome: {o}\n"));
-        }
-    }
-    Ok(out)
+    Ok(chronology.render_text(tz))
 }
 
-pub fn entry_json(e: &ChronologyEntry, dir: &Directory) -> serde_json::Value {
-    json!({
-        "incident": e.incident,
-        "occurred_at": e.occurred_at.to_rfc3339(),
-        "recorded_at": e.recorded_at.to_rfc3339(),
-        "recorded_by": e.recorded_by,
-        "kind": e.record_kind,
-        "category": e.category,
-        "category_note": e.category_note,
-        "priority": e.priority,
-        "visibility": e.visibility,
-        "role": e.role,
-        "pupils": e.pupils.iter().map(|(id, role)| json!({
-            "upn": dir.pupil(*id).map(|p| p.upn.clone()),
-            "name": dir.pupil(*id).map(|p| p.full_name()),
-            "role": role,
-        })).collect::<Vec<_>>(),
-        "note": e.note,
-        "original_from": e.original_from,
-        "original_subject": e.original_subject,
-        "body": e.body,
-        "attachments": e.attachments,
-        "outcome": e.outcome,
-        "date_note": e.date_note,
-    })
+/// The chronology view: one model, rendered as JSON (`--json`), as text and in the export.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chronology {
+    pub pupil: PupilView,
+    /// Every entry in occurred-at order; a follow-up names the incident it answers (`follows`).
+    pub incidents: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PupilView {
+    pub upn: String,
+    pub name: String,
+    pub preferred_name: Option<String>,
+    pub date_of_birth: Option<String>,
+    pub year_group: Option<i64>,
+    pub tutor_group: Option<String>,
+    pub house: Option<String>,
+    pub on_roll: bool,
+    pub left_on: Option<String>,
+}
+
+/// One incident or follow-up as the view shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub incident: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: Option<String>,
+    /// As stored: email, conversation, phone_call, observation, reply (a follow-up).
+    pub kind: String,
+    /// How it is shown: "phone call", "direct conversation", "follow-up", …
+    pub kind_label: String,
+    pub category: String,
+    pub priority: String,
+    pub visibility: String,
+    /// This pupil's role.
+    pub role: String,
+    pub pupils: Vec<PupilOnEntry>,
+    /// What the member of staff wrote (for a follow-up, its words are in `body`).
+    pub note: Option<String>,
+    pub original_from: Option<String>,
+    pub original_name: Option<String>,
+    pub original_subject: Option<String>,
+    /// The text filed: the original message's words for an email, else the staff's own text.
+    pub body: String,
+    pub attachments: Vec<String>,
+    pub outcome: Option<String>,
+    pub outcome_by: Option<String>,
+    pub outcome_at: Option<DateTime<Utc>>,
+    /// The incident this entry follows up.
+    pub follows: Option<i64>,
+    /// The follow-ups on this incident that are in the view.
+    pub follow_ups: Vec<i64>,
+    /// Why `occurred_at` is the filing time: the original's date could not be trusted.
+    pub date_note: Option<String>,
+    /// Why the category is not the one staff named.
+    pub category_note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PupilOnEntry {
+    pub upn: Option<String>,
+    pub name: Option<String>,
+    pub role: String,
+}
+
+impl Entry {
+    /// The words of whoever recorded it: the note, or a follow-up's text.
+    pub fn own_words(&self) -> Option<&str> {
+        match &self.note {
+            Some(n) if !n.trim().is_empty() => Some(n),
+            _ if self.follows.is_some() || !self.carries_a_message() => Some(self.body.as_str()).filter(|b| !b.trim().is_empty()),
+            _ => None,
+        }
+    }
+
+    /// The original message's words, when there is one and they are not the note again.
+    pub fn original_text(&self) -> Option<&str> {
+        let body = self.body.trim();
+        if body.is_empty() || self.own_words().is_some_and(|w| w.trim() == body) {
+            return None;
+        }
+        let note = self.note.as_deref().map(str::trim);
+        if !self.carries_a_message() && note.is_some_and(|n| body.contains(n) || n.contains(body)) {
+            // A member of staff's own note: the body is the note with its marker lines.
+            return None;
+        }
+        Some(self.body.as_str())
+    }
+
+    /// Whether the record carries someone else's message (a forward, a reply quoting a parent).
+    fn carries_a_message(&self) -> bool {
+        self.original_from.is_some() || self.kind == "email"
+    }
+
+    /// "Rukhsana Khan <r.khan@example.net>", or the address alone.
+    pub fn original_sender(&self) -> Option<String> {
+        let from = self.original_from.as_deref()?;
+        Some(match &self.original_name {
+            Some(n) if !n.trim().is_empty() => format!("{n} <{from}>"),
+            _ => from.to_string(),
+        })
+    }
+}
+
+impl Chronology {
+    pub fn build(view: &View) -> Chronology {
+        let p = &view.pupil;
+        let mut incidents: Vec<Entry> = view.entries.iter().map(|e| entry(e, &view.dir)).collect();
+        let present: HashSet<i64> = incidents.iter().map(|e| e.incident).collect();
+        let links: Vec<(i64, i64)> =
+            incidents.iter().filter_map(|e| e.follows.filter(|f| present.contains(f)).map(|f| (f, e.incident))).collect();
+        for (parent, child) in links {
+            if let Some(e) = incidents.iter_mut().find(|e| e.incident == parent) {
+                e.follow_ups.push(child);
+            }
+        }
+        Chronology {
+            pupil: PupilView {
+                upn: p.upn.clone(),
+                name: p.full_name(),
+                preferred_name: p.preferred_name.clone(),
+                date_of_birth: p.date_of_birth.map(|d| d.to_string()),
+                year_group: p.year_group.map(i64::from),
+                tutor_group: p.tutor_group.clone(),
+                house: p.house.clone(),
+                on_roll: p.on_roll(),
+                left_on: p.left_on.map(|d| d.to_string()),
+            },
+            incidents,
+        }
+    }
+
+    /// The text view: each incident with everything on it, its follow-ups under it.
+    pub fn render_text(&self, tz: Tz) -> String {
+        let p = &self.pupil;
+        let at = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+        let tops: Vec<&Entry> = self.incidents.iter().filter(|e| !self.is_nested(e)).collect();
+        let mut out = format!(
+            "{} ({}), Year {}, {}, house {}{}\n{} incident(s), {} follow-up(s)\n",
+            p.name,
+            p.upn,
+            p.year_group.map_or("?".into(), |y| y.to_string()),
+            p.tutor_group.as_deref().unwrap_or("no tutor group"),
+            p.house.as_deref().unwrap_or("none"),
+            match (&p.on_roll, &p.left_on) {
+                (false, Some(d)) => format!(", left {d}"),
+                (false, None) => ", left".to_string(),
+                (true, _) => String::new(),
+            },
+            tops.len(),
+            self.incidents.len() - tops.len(),
+        );
+        for e in tops {
+            out.push_str(&format!(
+                "\n#{} {} — {} ({}, {}, {})\n",
+                e.incident,
+                at(&e.occurred_at),
+                e.category,
+                e.kind_label,
+                e.role,
+                e.priority
+            ));
+            if let Some(f) = e.follows {
+                out.push_str(&format!("  follow-up to incident #{f}\n"));
+            }
+            out.push_str(&format!("  recorded {} by {}\n", at(&e.recorded_at), e.recorded_by.as_deref().unwrap_or("unknown")));
+            out.push_str(&format!("  pupils: {}\n", pupils_line(&e.pupils)));
+            if let Some(d) = &e.date_note {
+                out.push_str(&format!("  date: {d}; dated when filed\n"));
+            }
+            if let Some(n) = &e.category_note {
+                out.push_str(&format!("  category: {n}\n"));
+            }
+            push_body(&mut out, e, &at, "  ");
+            for child in e.follow_ups.iter().filter_map(|id| self.incidents.iter().find(|c| c.incident == *id)) {
+                out.push_str(&format!(
+                    "  follow-up #{} {} by {} ({}), recorded {}\n",
+                    child.incident,
+                    at(&child.occurred_at),
+                    child.recorded_by.as_deref().unwrap_or("unknown"),
+                    child.kind_label,
+                    at(&child.recorded_at),
+                ));
+                push_body(&mut out, child, &at, "    ");
+            }
+            match &e.outcome {
+                Some(o) => out.push_str(&format!(
+                    "  outcome ({}, {}):\n{}",
+                    e.outcome_by.as_deref().unwrap_or("unknown"),
+                    e.outcome_at.as_ref().map(&at).unwrap_or_else(|| "time not recorded".into()),
+                    indent(o, "    ")
+                )),
+                None => out.push_str("  outcome: none recorded\n"),
+            }
+        }
+        out
+    }
+
+    /// A follow-up shown under its incident (the incident is in the view).
+    fn is_nested(&self, e: &Entry) -> bool {
+        e.follows.is_some_and(|f| self.incidents.iter().any(|p| p.incident == f && p.follow_ups.contains(&e.incident)))
+    }
+}
+
+/// "Amira Khan (subject), Grace Okafor (witness)"
+pub fn pupils_line(pupils: &[PupilOnEntry]) -> String {
+    pupils
+        .iter()
+        .map(|p| format!("{} ({})", p.name.as_deref().or(p.upn.as_deref()).unwrap_or("unknown pupil"), p.role))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The note, the original message (sender, date, subject, text) and the attachments.
+fn push_body(out: &mut String, e: &Entry, at: &dyn Fn(&DateTime<Utc>) -> String, pad: &str) {
+    if let Some(w) = e.own_words() {
+        out.push_str(&format!("{pad}note:\n{}", indent(w, &format!("{pad}  "))));
+    }
+    if let Some(sender) = e.original_sender() {
+        out.push_str(&format!("{pad}original message from {sender}, sent {}\n", at(&e.occurred_at)));
+    } else if e.original_subject.is_some() && e.original_text().is_some() {
+        out.push_str(&format!("{pad}message as received:\n"));
+    }
+    if let Some(s) = &e.original_subject {
+        out.push_str(&format!("{pad}subject: {s}\n"));
+    }
+    if let Some(t) = e.original_text() {
+        out.push_str(&format!("{pad}text:\n{}", indent(t, &format!("{pad}  "))));
+    }
+    if !e.attachments.is_empty() {
+        out.push_str(&format!("{pad}attachments: {}\n", e.attachments.join(", ")));
+    }
+}
+
+/// Every line of `text` under `pad`, ending in a newline.
+fn indent(text: &str, pad: &str) -> String {
+    let mut out = String::new();
+    for line in text.trim_end().lines().map(str::trim_end) {
+        if !line.is_empty() {
+            out.push_str(pad);
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn entry(e: &ChronologyEntry, dir: &Directory) -> Entry {
+    Entry {
+        incident: e.incident,
+        occurred_at: e.occurred_at,
+        recorded_at: e.recorded_at,
+        recorded_by: e.recorded_by.clone(),
+        kind: e.record_kind.clone(),
+        kind_label: kind_label(&e.record_kind).to_string(),
+        category: e.category.clone(),
+        priority: e.priority.clone(),
+        visibility: e.visibility.clone(),
+        role: e.role.clone(),
+        pupils: e
+            .pupils
+            .iter()
+            .map(|(id, role)| PupilOnEntry {
+                upn: dir.pupil(*id).map(|p| p.upn.clone()),
+                name: dir.pupil(*id).map(|p| p.full_name()),
+                role: role.clone(),
+            })
+            .collect(),
+        note: e.note.clone(),
+        original_from: e.original_from.clone(),
+        original_name: e.original_name.clone(),
+        original_subject: e.original_subject.clone(),
+        body: e.body.clone(),
+        attachments: e.attachments.clone(),
+        outcome: e.outcome.clone(),
+        outcome_by: e.outcome_by.clone(),
+        outcome_at: e.outcome_at,
+        follows: e.follows,
+        follow_ups: Vec::new(),
+        date_note: e.date_note.clone(),
+        category_note: e.category_note.clone(),
+    }
 }
 
 /// Opens the sealed fields of an entry.

@@ -4,7 +4,7 @@
 //! SHA-256 of every file so the recipient can check nothing was altered. Audited as `export`.
 
 use super::CliError;
-use super::chronology::{View, entry_json, load_view};
+use super::chronology::{Chronology, Entry, load_view, pupils_line};
 use crate::pipeline::fields;
 use crate::seal::Sealer;
 use crate::store::Store;
@@ -66,9 +66,10 @@ pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Resu
         }
         attachments_by_incident.push(listed);
     }
+    let chronology = Chronology::build(&view);
     let document = match req.format {
-        Format::Json => ("chronology.json".to_string(), render_json(&view, &attachments_by_incident, req.now).into_bytes()),
-        _ => ("chronology.html".to_string(), render_html(&view, &attachments_by_incident, req.school, req.tz, req.now).into_bytes()),
+        Format::Json => ("chronology.json".to_string(), render_json(&chronology, &attachments_by_incident, req.now).into_bytes()),
+        _ => ("chronology.html".to_string(), render_html(&chronology, &attachments_by_incident, req.school, req.tz, req.now).into_bytes()),
     };
     files.insert(0, document);
 
@@ -88,33 +89,28 @@ fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.write_all(data)
 }
 
-fn render_json(view: &View, attachments: &[Vec<serde_json::Value>], now: DateTime<Utc>) -> String {
+fn render_json(view: &Chronology, attachments: &[Vec<serde_json::Value>], now: DateTime<Utc>) -> String {
     let incidents: Vec<serde_json::Value> = view
-        .entries
+        .incidents
         .iter()
         .zip(attachments)
         .map(|(e, files)| {
-            let mut v = entry_json(e, &view.dir);
+            let mut v = serde_json::to_value(e).unwrap_or_default();
             v["attachments"] = json!(files);
             v
         })
         .collect();
     let v = json!({
         "exported_at": now.to_rfc3339(),
-        "pupil": {
-            "upn": view.pupil.upn,
-            "name": view.pupil.full_name(),
-            "date_of_birth": view.pupil.date_of_birth.map(|d| d.to_string()),
-            "year_group": view.pupil.year_group,
-            "on_roll": view.pupil.on_roll(),
-        },
+        "pupil": view.pupil,
         "incidents": incidents,
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 
-fn render_html(view: &View, attachments: &[Vec<serde_json::Value>], school: &str, tz: Tz, now: DateTime<Utc>) -> String {
+fn render_html(view: &Chronology, attachments: &[Vec<serde_json::Value>], school: &str, tz: Tz, now: DateTime<Utc>) -> String {
     let esc = |s: &str| ammonia::clean_text(s);
+    let at = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
     let p = &view.pupil;
     let mut h = String::new();
     let _ = write!(
@@ -124,37 +120,36 @@ fn render_html(view: &View, attachments: &[Vec<serde_json::Value>], school: &str
          pre{{white-space:pre-wrap}}</style></head><body>\
          <h1>Safeguarding chronology: {name}</h1><p>{school}. UPN {upn}, Year {year}. Exported {now}. \
          CONFIDENTIAL: share only with those who need to know.</p>",
-        name = esc(&p.full_name()),
+        name = esc(&p.name),
         school = esc(school),
         upn = esc(&p.upn),
         year = p.year_group.map_or("?".into(), |y| y.to_string()),
-        now = now.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+        now = at(&now),
     );
-    for (e, files) in view.entries.iter().zip(attachments) {
+    for (e, files) in view.incidents.iter().zip(attachments) {
         let _ = write!(
             h,
-            "<section><h2>#{} {} — {}</h2><p>Role: {}. Priority: {}. Recorded {} by {}.</p>",
-            e.incident,
-            e.occurred_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            "<section id=\"incident-{id}\"><h2>#{id} {} — {}</h2><p>Kind: {}. Role: {}. Priority: {}. Recorded {} by {}.</p>",
+            at(&e.occurred_at),
             esc(&e.category),
+            esc(&e.kind_label),
             esc(&e.role),
             esc(&e.priority),
-            e.recorded_at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            at(&e.recorded_at),
             esc(e.recorded_by.as_deref().unwrap_or("unknown")),
+            id = e.incident,
         );
         if let Some(d) = &e.date_note {
             let _ = write!(h, "<p>Date: {}; dated when filed.</p>", esc(d));
         }
-        if let Some(from) = &e.original_from {
-            let _ = write!(h, "<p>From: {}</p>", esc(from));
+        if let Some(n) = &e.category_note {
+            let _ = write!(h, "<p>Category: {}</p>", esc(n));
         }
-        if let Some(s) = &e.original_subject {
-            let _ = write!(h, "<p>Subject: {}</p>", esc(s));
+        if let Some(f) = e.follows {
+            let _ = write!(h, "<p>Follow-up to <a href=\"#incident-{f}\">incident #{f}</a>.</p>");
         }
-        if let Some(n) = &e.note {
-            let _ = write!(h, "<h3>Note</h3><pre>{}</pre>", esc(n));
-        }
-        let _ = write!(h, "<h3>Message</h3><pre>{}</pre>", esc(&e.body));
+        let _ = write!(h, "<p>Pupils: {}</p>", esc(&pupils_line(&e.pupils)));
+        html_body(&mut h, e, &at);
         for f in files {
             let _ = write!(
                 h,
@@ -164,11 +159,41 @@ fn render_html(view: &View, attachments: &[Vec<serde_json::Value>], school: &str
                 sha = esc(f["sha256"].as_str().unwrap_or_default()),
             );
         }
+        if !e.follow_ups.is_empty() {
+            let links: Vec<String> = e.follow_ups.iter().map(|c| format!("<a href=\"#incident-{c}\">#{c}</a>")).collect();
+            let _ = write!(h, "<p>Follow-ups: {}</p>", links.join(", "));
+        }
         if let Some(o) = &e.outcome {
-            let _ = write!(h, "<p><strong>Outcome:</strong> {}</p>", esc(o));
+            let _ = write!(
+                h,
+                "<p><strong>Outcome</strong> ({}, {}):</p><pre>{}</pre>",
+                esc(e.outcome_by.as_deref().unwrap_or("unknown")),
+                e.outcome_at.as_ref().map(&at).unwrap_or_else(|| "time not recorded".into()),
+                esc(o)
+            );
         }
         h.push_str("</section>");
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// The note once, then the original message when there is one.
+fn html_body(h: &mut String, e: &Entry, at: &dyn Fn(&DateTime<Utc>) -> String) {
+    let esc = |s: &str| ammonia::clean_text(s);
+    if let Some(w) = e.own_words() {
+        let _ = write!(h, "<h3>Note</h3><pre>{}</pre>", esc(w));
+    }
+    if e.original_sender().is_some() || e.original_text().is_some() {
+        h.push_str("<h3>Original message</h3>");
+    }
+    if let Some(sender) = e.original_sender() {
+        let _ = write!(h, "<p>From: {}. Sent {}.</p>", esc(&sender), at(&e.occurred_at));
+    }
+    if let Some(s) = &e.original_subject {
+        let _ = write!(h, "<p>Subject: {}</p>", esc(s));
+    }
+    if let Some(t) = e.original_text() {
+        let _ = write!(h, "<pre>{}</pre>", esc(t));
+    }
 }

@@ -12,6 +12,7 @@
 //! - [`fwddate`]: the dates those headers carry, in many languages and layouts.
 //! - [`forward`]: inline forwards found in a body (header block, original text, note above).
 //! - [`reply`]: the new text of a reply, without quoted history, signature or phone footer.
+//! - [`kind`]: what kind of record the sender says it is (conversation, phone call, …).
 //!
 //! How a message is classified (see [`read_message_with`]): a forwarded message found inline or
 //! attached makes it a [`Kind::Forward`]; otherwise quoted history under a reply subject or
@@ -22,6 +23,7 @@ pub mod filename;
 pub mod forward;
 pub mod fwddate;
 pub mod html;
+pub mod kind;
 pub mod labels;
 pub mod mailbox;
 mod mime;

@@ -31,6 +31,13 @@ pub struct ChronologyEntry {
     pub outcome: Option<String>,
     /// Why `occurred_at` is the filing time: the original's date could not be trusted.
     pub date_note: Option<String>,
+    /// Who recorded the outcome ("First Last") and when.
+    pub outcome_by: Option<String>,
+    pub outcome_at: Option<DateTime<Utc>>,
+    /// The original sender's display name, when the record carries someone else's message.
+    pub original_name: Option<String>,
+    /// The incident this entry follows up (a reply to its alert).
+    pub follows: Option<i64>,
 }
 
 /// A message's record, for triage lists and tests.
@@ -64,11 +71,13 @@ impl Store {
             let rows = sqlx::query(
                 "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
                  i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
-                 i.original_subject, i.body_text, i.date_note, i.category_note, \
-                 (SELECT a.outcome FROM actions a WHERE a.incident_id = i.id AND a.outcome IS NOT NULL \
-                  ORDER BY a.outcome_us DESC LIMIT 1) AS outcome \
+                 i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, \
+                 oa.outcome, oa.outcome_us, os.first_name AS outcome_first, os.last_name AS outcome_last \
                  FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
                  LEFT JOIN staff s ON s.id = i.recorded_by \
+                 LEFT JOIN actions oa ON oa.id = (SELECT a.id FROM actions a WHERE a.incident_id = i.id \
+                  AND a.outcome IS NOT NULL ORDER BY a.outcome_us DESC, a.id DESC LIMIT 1) \
+                 LEFT JOIN staff os ON os.id = oa.outcome_by \
                  WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id",
             )
             .bind(pupil_id)
@@ -117,6 +126,13 @@ impl Store {
                     attachments,
                     outcome: r.try_get("outcome")?,
                     date_note: r.try_get("date_note")?,
+                    outcome_by: r
+                        .try_get::<Option<String>, _>("outcome_first")?
+                        .zip(r.try_get::<Option<String>, _>("outcome_last")?)
+                        .map(|(f, l)| format!("{f} {l}")),
+                    outcome_at: r.try_get::<Option<i64>, _>("outcome_us")?.map(from_us),
+                    original_name: r.try_get("original_name")?,
+                    follows: r.try_get("follows")?,
                 });
             }
             Ok(out)
