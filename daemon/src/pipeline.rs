@@ -22,9 +22,9 @@
 use crate::alert;
 use crate::authenticate::{self, SenderCheck};
 use crate::clock::Clock;
-use crate::directory::{Directory, Pupil, Staff};
+use crate::directory::{Directory, Staff};
 use crate::reply_token;
-use crate::visibility::Visibility;
+use crate::visibility;
 use crate::identify::{self, Identification, Triage};
 use crate::message::Message;
 use crate::noise;
@@ -611,8 +611,7 @@ impl Filer {
         let Some(facts) = self.store.incident_facts(incident_id).await? else {
             return quarantine(record, "reply token names an incident that does not exist");
         };
-        let pupils: Vec<&Pupil> = facts.pupils.iter().filter_map(|(id, _)| directory.pupil(*id)).collect();
-        let may_see = Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(sender, &pupils));
+        let may_see = visibility::may_see_incident(&facts.visibility, sender, directory, &facts.pupils);
         if sender.id != addressed_to && !sender.is_dsl_team() {
             return quarantine(record, "reply from a member of staff the alert was not sent to");
         }

@@ -8,7 +8,7 @@ use crate::directory::{Directory, Pupil};
 use crate::store::{ChronologyEntry, Store};
 use crate::pipeline::fields;
 use crate::seal::Sealer;
-use crate::visibility::Visibility;
+use crate::visibility;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -63,10 +63,7 @@ pub async fn load_view(
         .clone();
     let pupil = find_pupil(&dir, query)?.clone();
     let mut entries = store.chronology(pupil.id).await?;
-    entries.retain(|e| {
-        let pupils: Vec<&Pupil> = e.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
-        Visibility::parse(&e.visibility).is_some_and(|v| v.allows(&staff, &pupils))
-    });
+    entries.retain(|e| visibility::may_see_entry(&e.visibility, &staff, &dir, &e.pupils, pupil.id));
     for e in &mut entries {
         open_entry(e, sealer)?;
     }

@@ -6,9 +6,7 @@
 //! Anyone else is refused, the refusal is audited, and nothing is recorded.
 
 use super::CliError;
-use crate::directory::Pupil;
 use crate::store::{OutcomeRecorded, Store};
-use crate::visibility::Visibility;
 use chrono::{DateTime, Utc};
 
 pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, now: DateTime<Utc>) -> Result<String, CliError> {
@@ -24,8 +22,7 @@ pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, no
         return Err(CliError::Usage(format!("there is no incident #{incident}")));
     };
     let allowed = staff.is_dsl_team() || {
-        let pupils: Vec<&Pupil> = facts.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
-        Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(staff, &pupils))
+        crate::visibility::may_see_incident(&facts.visibility, staff, &dir, &facts.pupils)
             && store.was_alerted(incident, staff.id, &staff.emails).await?
     };
     if !allowed {
