@@ -1,0 +1,229 @@
+//! No record reaches the wrong eyes, and every concern can be closed by the right person: end
+//! to end through the real `haven run` on SQLite and PostgreSQL, with a real SMTP server.
+//! Who received what is read at the SMTP server; who sees what with `haven chronology --as`
+//! for each role of the example school (tests/fixtures/school):
+//!
+//! - Jane Smith (A…001) and Amira Khan (A…003) are in Kestrel, HouseM kestrel@;
+//! - Oliver Brown (A…002) and Tom Price (A…004) are in Heron, HouseM heron@;
+//! - the DSL team is dsl@ and ddsl@.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::db::{Backend, TestDb};
+use support::haven::{Daemon, HavenEnv, wait_for};
+use support::smtp::SmtpServer;
+
+const WAIT: Duration = Duration::from_secs(30);
+const JANE: &str = "A100000000001";
+const OLIVER: &str = "A100000000002";
+const AMIRA: &str = "A100000000003";
+const DSL: &str = "dsl@school.example";
+const KESTREL: &str = "kestrel@school.example";
+const HERON: &str = "heron@school.example";
+
+struct School {
+    db: TestDb,
+    smtp: SmtpServer,
+    env: HavenEnv,
+    daemon: Daemon,
+}
+
+/// One email at the SMTP server: its recipient, subject and decoded text.
+#[derive(Debug, Clone)]
+struct Mail {
+    to: String,
+    reply_to: String,
+    subject: String,
+    body: String,
+}
+
+impl Mail {
+    fn parse(raw: &str) -> Mail {
+        let m = mail_parser::MessageParser::default().parse(raw.as_bytes()).expect("an email");
+        let first = |a: Option<&mail_parser::Address>| {
+            a.and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string()
+        };
+        Mail {
+            to: first(m.to()),
+            reply_to: first(m.reply_to()),
+            subject: m.subject().unwrap_or_default().to_string(),
+            body: m.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
+        }
+    }
+}
+
+impl School {
+    async fn start(backend: Backend) -> School {
+        let db = TestDb::new(backend).await;
+        let smtp = SmtpServer::start();
+        let env = HavenEnv::with_smtp(&db.url, "", smtp.port);
+        env.import_school();
+        let daemon = env.start_env(&[("RUST_LOG", "debug")]);
+        School { db, smtp, env, daemon }
+    }
+
+    fn status(&mut self) -> Value {
+        self.daemon.assert_running();
+        self.env.status()
+    }
+
+    /// Drops `raw` into the intake; waits until it is recorded and the outbox is empty.
+    fn deliver(&mut self, name: &str, raw: &str) -> Value {
+        let count = |s: &Value| -> u64 {
+            ["filed", "awaiting_triage", "quarantined", "duplicate", "ignored"].iter().filter_map(|k| s["messages"][k].as_u64()).sum()
+        };
+        let before = count(&self.status());
+        self.env.deliver(name, raw.as_bytes());
+        wait_for(&format!("{name} to be recorded and the outbox to drain"), WAIT, || {
+            let s = self.status();
+            if count(&s) > before && s["outbox"]["pending"] == 0 { Ok(s) } else { Err(s.to_string()) }
+        })
+    }
+
+    /// Every email the SMTP server holds, once exactly `n` are there and nothing is pending.
+    fn mails(&mut self, n: usize) -> Vec<Mail> {
+        let got = wait_for(&format!("{n} emails at the SMTP server"), WAIT, || {
+            let got = self.smtp.messages();
+            let s = self.status();
+            if got.len() >= n && s["outbox"]["pending"] == 0 { Ok(got) } else { Err(format!("{} received; {s}", got.len())) }
+        });
+        let mails: Vec<Mail> = got.iter().map(|r| Mail::parse(r)).collect();
+        assert_eq!(mails.len(), n, "exactly {n} emails: {:#?}", mails.iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>());
+        mails
+    }
+
+    /// The incidents on `pupil`'s chronology as `viewer` sees them.
+    fn chronology(&self, pupil: &str, viewer: &str) -> Vec<Value> {
+        let r = self.env.haven(&["chronology", pupil, "--json", "--as", viewer]);
+        assert_eq!(r.code, 0, "chronology {pupil} --as {viewer}: {}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+        v["incidents"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// (incident, this pupil's role) on `pupil`'s chronology as `viewer` sees it.
+    fn sees(&self, pupil: &str, viewer: &str) -> Vec<(i64, String)> {
+        self.chronology(pupil, viewer)
+            .iter()
+            .map(|e| (e["incident"].as_i64().unwrap_or(0), e["role"].as_str().unwrap_or_default().to_string()))
+            .collect()
+    }
+
+    async fn finish(self) {
+        let log = self.daemon.log();
+        assert!(log.contains("message recorded"), "the daemon logged its work:\n{log}");
+        for secret in ["Jane", "Smith", "Oliver", "Amira", "Khan", "took her money", "parent.smith@example.com"] {
+            assert!(!log.contains(secret), "the daemon's log contains {secret:?}:\n{log}");
+        }
+        self.daemon.stop();
+        self.db.cleanup().await;
+    }
+}
+
+fn recipients(mails: &[Mail]) -> Vec<String> {
+    let mut to: Vec<String> = mails.iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    to
+}
+
+/// A note from a member of staff straight to the intake.
+fn note(id: &str, from: &str, markers: &str, text: &str) -> String {
+    format!(
+        "From: {from}\nTo: safeguarding@school.example\nSubject: Note {id}\nDate: Tue, 10 Nov 2026 16:05:00 +0000\n\
+         Message-ID: <{id}@mail.school.example>\nContent-Type: text/plain; charset=utf-8\n\n{markers}\n\n{text}\n"
+    )
+}
+
+/// A parent's email forwarded by the tutor with `markers` in the note above it.
+fn forward(id: &str, markers: &str, parent_text: &str) -> String {
+    format!(
+        "From: Terry Teach <teacher@school.example>\nTo: safeguarding@school.example\nSubject: Fwd: This week\n\
+         Date: Tue, 10 Nov 2026 16:05:00 +0000\nMessage-ID: <{id}@mail.school.example>\nContent-Type: text/plain; charset=utf-8\n\n\
+         {markers}\n\n---------- Forwarded message ---------\nFrom: Mary Smith <parent.smith@example.com>\n\
+         Date: Mon, 9 Nov 2026 at 21:14\nSubject: This week\nTo: Terry Teach <teacher@school.example>\n\n{parent_text}\n"
+    )
+}
+
+const TEACHER: &str = "Terry Teach <teacher@school.example>";
+
+/// A "DSL Team + HouseM" incident about Oliver (Heron) with Jane (Kestrel) as a witness
+/// alerts the DSL team and Heron's HouseM only; Kestrel's HouseM is not alerted and sees it
+/// on neither chronology, while the Heron HouseM sees it on both.
+async fn a_witness_does_not_widen_who_sees_or_is_alerted(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver(
+        "witness.eml",
+        &note("w1", TEACHER, "Pupil: Oliver Brown\nWitness: Jane Smith\nCategory: DSL Team + HouseM", "Upset in the changing room."),
+    );
+    let mails = school.mails(3);
+    assert_eq!(recipients(&mails), ["ddsl@school.example", DSL, HERON], "the witness's HouseM is not alerted");
+    assert_eq!(school.sees(OLIVER, HERON), [(1, "subject".to_string())]);
+    assert_eq!(school.sees(JANE, HERON), [(1, "witness".to_string())], "the subject's HouseM sees it on the witness's chronology");
+    assert_eq!(school.sees(JANE, KESTREL), [], "the witness's HouseM may not see it");
+    assert_eq!(school.sees(OLIVER, KESTREL), []);
+    assert_eq!(school.sees(JANE, DSL), [(1, "witness".to_string())]);
+    school.finish().await;
+}
+
+/// Names found only in a parent's text beside the pupil the sender is a contact of are
+/// *mentioned*: on their chronology for the DSL team only, no alert to their HouseM, until the
+/// DSL confirms or removes the link with `haven link`, which nobody else may do.
+async fn names_in_a_parents_text_are_only_mentioned_until_the_dsl_decides(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver(
+        "parent.eml",
+        &forward("m1", "Category: DSL Team + HouseM", "Amira Khan and Oliver Brown took her money on the bus again."),
+    );
+    let mails = school.mails(3);
+    assert_eq!(recipients(&mails), ["ddsl@school.example", DSL, KESTREL], "Oliver's HouseM is not alerted");
+    assert_eq!(school.sees(JANE, KESTREL), [(1, "subject".to_string())]);
+    assert_eq!(school.sees(OLIVER, HERON), [], "a mention is not on Oliver's chronology for his HouseM");
+    assert_eq!(school.sees(AMIRA, KESTREL), [], "nor on Amira's for hers, though she may see Jane's record");
+    assert_eq!(school.sees(OLIVER, DSL), [(1, "mentioned".to_string())]);
+    assert_eq!(school.sees(AMIRA, "ddsl@school.example"), [(1, "mentioned".to_string())]);
+
+    // Only the DSL team decides; a refusal changes nothing and says why.
+    let r = school.env.haven(&["link", "confirm", "1", OLIVER, "--by", HERON]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("only the DSL team may confirm or remove a mentioned pupil; nothing was changed"), "{}", r.stderr);
+    assert_eq!(school.sees(OLIVER, DSL), [(1, "mentioned".to_string())]);
+    let r = school.env.haven(&["link", "remove", "1", JANE, "--by", DSL]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("is subject on it, not mentioned"), "{}", r.stderr);
+
+    let r = school.env.haven(&["link", "confirm", "1", OLIVER, "--by", DSL]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("confirmed as linked to incident #1"), "{}", r.stdout);
+    assert_eq!(school.sees(OLIVER, DSL), [(1, "linked".to_string())]);
+    assert_eq!(school.sees(OLIVER, HERON), [], "a linked pupil's own HouseM is still not added");
+    let r = school.env.haven(&["link", "remove", "1", "Amira Khan", "--by", "ddsl@school.example"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(school.sees(AMIRA, DSL), [], "removed from Amira's chronology");
+    assert_eq!(school.sees(JANE, DSL), [(1, "subject".to_string())]);
+    let r = school.env.haven(&["audit", "verify"]);
+    assert_eq!(r.code, 0, "the audit chain holds the link decisions: {} {}", r.stdout, r.stderr);
+    school.finish().await;
+}
+
+/// `Linked: NAME, UPN` in the note links pupils with role `linked`; they widen nobody's view.
+async fn linked_lines_link_pupils_by_name_or_upn(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver(
+        "linked.eml",
+        &note("l1", TEACHER, "Pupil: Jane Smith\nLinked: Oliver Brown, A100000000003\nCategory: DSL Team + HouseM", "Argument at lunch."),
+    );
+    let mails = school.mails(3);
+    assert_eq!(recipients(&mails), ["ddsl@school.example", DSL, KESTREL]);
+    assert_eq!(school.sees(OLIVER, DSL), [(1, "linked".to_string())]);
+    assert_eq!(school.sees(AMIRA, DSL), [(1, "linked".to_string())]);
+    assert_eq!(school.sees(OLIVER, HERON), []);
+    assert_eq!(school.sees(AMIRA, KESTREL), [(1, "linked".to_string())], "Jane's HouseM may see it wherever it shows");
+    school.finish().await;
+}
+
+backend_tests!(
+    a_witness_does_not_widen_who_sees_or_is_alerted,
+    names_in_a_parents_text_are_only_mentioned_until_the_dsl_decides,
+    linked_lines_link_pupils_by_name_or_upn,
+);
