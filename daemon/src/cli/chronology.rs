@@ -143,6 +143,10 @@ pub async fn run(
         }
         if let Some(o) = &e.outcome {
             out.push_str(&format!("  outcome: {o}\n"));
+            if let Some(at) = e.outcome_at {
+                let by = e.outcome_by.as_deref().unwrap_or("unknown");
+                out.push_str(&format!("  outcome recorded {} by {by}\n", at.with_timezone(&tz).format("%Y-%m-%d %H:%M")));
+            }
         }
     }
     Ok(out)
@@ -170,6 +174,8 @@ pub fn entry_json(e: &ChronologyEntry, dir: &Directory) -> serde_json::Value {
         "body": e.body,
         "attachments": e.attachments,
         "outcome": e.outcome,
+        "outcome_by": e.outcome_by,
+        "outcome_at": e.outcome_at.map(|t| t.to_rfc3339()),
     })
 }
 

@@ -163,6 +163,10 @@ fn render_html(view: &View, attachments: &[Vec<serde_json::Value>], school: &str
         }
         if let Some(o) = &e.outcome {
             let _ = write!(h, "<p><strong>Outcome:</strong> {}</p>", esc(o));
+            if let Some(at) = e.outcome_at {
+                let by = e.outcome_by.as_deref().unwrap_or("unknown");
+                let _ = write!(h, "<p>Outcome recorded {} by {}</p>", esc(&at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()), esc(by));
+            }
         }
         h.push_str("</section>");
     }

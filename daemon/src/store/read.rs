@@ -27,6 +27,9 @@ pub struct ChronologyEntry {
     pub body: String,
     pub attachments: Vec<String>,
     pub outcome: Option<String>,
+    /// Who recorded the outcome (staff name) and when.
+    pub outcome_by: Option<String>,
+    pub outcome_at: Option<DateTime<Utc>>,
 }
 
 /// A message's record, for triage lists and tests.
@@ -59,7 +62,11 @@ impl Store {
                  i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
                  i.original_subject, i.body_text, \
                  (SELECT a.outcome FROM actions a WHERE a.incident_id = i.id AND a.outcome IS NOT NULL \
-                  ORDER BY a.outcome_us DESC LIMIT 1) AS outcome \
+                  ORDER BY a.outcome_us DESC LIMIT 1) AS outcome, \
+                 (SELECT a.outcome_us FROM actions a WHERE a.incident_id = i.id AND a.outcome IS NOT NULL \
+                  ORDER BY a.outcome_us DESC LIMIT 1) AS outcome_us, \
+                 (SELECT os.first_name || ' ' || os.last_name FROM actions a JOIN staff os ON os.id = a.outcome_by \
+                  WHERE a.incident_id = i.id AND a.outcome IS NOT NULL ORDER BY a.outcome_us DESC LIMIT 1) AS outcome_by \
                  FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
                  LEFT JOIN staff s ON s.id = i.recorded_by \
                  WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id",
@@ -108,6 +115,8 @@ impl Store {
                     body: r.try_get("body_text")?,
                     attachments,
                     outcome: r.try_get("outcome")?,
+                    outcome_by: r.try_get("outcome_by")?,
+                    outcome_at: r.try_get::<Option<i64>, _>("outcome_us")?.map(from_us),
                 });
             }
             Ok(out)
