@@ -56,9 +56,14 @@ impl Mail {
 
 impl School {
     async fn start(backend: Backend) -> School {
+        School::start_with(backend, "").await
+    }
+
+    /// With `extra` configuration (TOML tables) after the intake's settings.
+    async fn start_with(backend: Backend, extra: &str) -> School {
         let db = TestDb::new(backend).await;
         let smtp = SmtpServer::start();
-        let env = HavenEnv::with_smtp(&db.url, "", smtp.port);
+        let env = HavenEnv::with_smtp(&db.url, extra, smtp.port);
         env.import_school();
         let daemon = env.start_env(&[("RUST_LOG", "debug")]);
         School { db, smtp, env, daemon }
@@ -92,6 +97,36 @@ impl School {
         let mails: Vec<Mail> = got.iter().map(|r| Mail::parse(r)).collect();
         assert_eq!(mails.len(), n, "exactly {n} emails: {:#?}", mails.iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>());
         mails
+    }
+
+    /// The first email at the SMTP server that `wanted` picks, once it is there.
+    fn mail_where(&mut self, what: &str, wanted: impl Fn(&Mail) -> bool) -> Mail {
+        wait_for(what, WAIT, || {
+            let got: Vec<Mail> = self.smtp.messages().iter().map(|r| Mail::parse(r)).collect();
+            got.iter().find(|m| wanted(m)).cloned().ok_or_else(|| format!("{:?}", got.iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()))
+        })
+    }
+
+    /// The one-line answers Haven sent about outcomes: (to, text), sorted.
+    fn notices(&mut self) -> Vec<(String, String)> {
+        let _ = self.status();
+        let mut n: Vec<(String, String)> = self
+            .smtp
+            .messages()
+            .iter()
+            .map(|r| Mail::parse(r))
+            .filter(|m| m.subject.to_lowercase().contains("outcome") && !m.subject.contains("digest"))
+            .map(|m| (m.to, m.body.trim().to_string()))
+            .collect();
+        n.sort();
+        n
+    }
+
+    /// `haven messages --state STATE --json`: the reasons recorded.
+    fn reasons(&self, state: &str) -> Vec<String> {
+        let r = self.env.haven(&["messages", "--state", state, "--json"]);
+        let v: Value = serde_json::from_str(&r.stdout).expect("JSON");
+        v.as_array().into_iter().flatten().filter_map(|m| m["reason"].as_str().map(str::to_string)).collect()
     }
 
     /// The incidents on `pupil`'s chronology as `viewer` sees them.
@@ -222,8 +257,123 @@ async fn linked_lines_link_pupils_by_name_or_upn(backend: Backend) {
     school.finish().await;
 }
 
+/// A reply to `mail` (an alert or a digest) from `from`, its new text `text` above the quote.
+fn reply_to(mail: &Mail, id: &str, from: &str, text: &str) -> String {
+    let quoted: Vec<String> = mail.body.lines().map(|l| format!("> {l}")).collect();
+    format!(
+        "From: {from}\nTo: Haven <{}>\nSubject: Re: {}\nDate: Tue, 10 Nov 2026 17:05:00 +0000\n\
+         Message-ID: <{id}@mail.school.example>\nContent-Type: text/plain; charset=utf-8\n\n{text}\n\n\
+         On Tue, 10 Nov 2026 at 16:06, Haven wrote:\n{}\n",
+        mail.reply_to,
+        mail.subject,
+        quoted.join("\n")
+    )
+}
+
+/// `haven outcome` records the outcome of an incident no rule asked one for (a pastoral note),
+/// by someone it was alerted to; who recorded it and when show on the chronology; a second
+/// outcome is refused with the reason, and someone who was not alerted is refused.
+async fn any_incident_may_be_given_an_outcome_by_command(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver("pastoral.eml", &note("p1", TEACHER, "Pupil: Jane Smith", "Quiet in class all week."));
+    assert_eq!(recipients(&school.mails(1)), ["head@school.example"], "a pastoral issue goes to SLT");
+    let r = school.env.haven(&["outcome", "1", "Spoke to her", "--by", KESTREL]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("may not record the outcome of incident #1"), "not alerted: {}", r.stderr);
+    let r = school.env.haven(&["outcome", "1", "Spoke to her; tutor keeping an eye", "--by", "head@school.example"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "outcome recorded on incident #1 (no rule required one)");
+    let entry = &school.chronology(JANE, KESTREL)[0];
+    assert_eq!(entry["outcome"], "Spoke to her; tutor keeping an eye", "{entry}");
+    assert_eq!(entry["outcome_by"], "Harriet Head", "{entry}");
+    assert!(entry["outcome_at"].as_str().is_some_and(|t| t.starts_with("20")), "{entry}");
+    let r = school.env.haven(&["chronology", JANE, "--as", KESTREL]);
+    assert!(r.stdout.contains("by Harriet Head"), "the text view says who recorded it: {}", r.stdout);
+    let r = school.env.haven(&["outcome", "1", "NFA", "--by", DSL]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("the outcome of incident #1 was already recorded; nothing was recorded"), "{}", r.stderr);
+    school.finish().await;
+}
+
+/// Outcomes by reply follow the rule `haven outcome` applies: the DSL Team + HouseM incident
+/// about Oliver is closed by his alerted HouseM, who is told so in one line; Kestrel's HouseM
+/// (Jane is only a witness) was not alerted, and answering with Heron's alert is refused, with
+/// the reason sent back.
+async fn outcomes_by_reply_only_from_the_right_person_and_answered(backend: Backend) {
+    let mut school = School::start(backend).await;
+    school.deliver(
+        "witness.eml",
+        &note("w2", TEACHER, "Pupil: Oliver Brown\nWitness: Jane Smith\nCategory: DSL Team + HouseM", "Upset in the changing room."),
+    );
+    let mails = school.mails(3);
+    let heron = mails.iter().find(|m| m.to == HERON).cloned().expect("Heron's HouseM is alerted");
+    school.deliver("kestrel.eml", &reply_to(&heron, "k1", "Kit Kestrel <kestrel@school.example>", "Outcome: NFA"));
+    assert!(school.chronology(OLIVER, DSL)[0]["outcome"].is_null(), "Kestrel's HouseM did not close it");
+    assert!(school.reasons("quarantined").iter().any(|r| r.contains("not sent to")));
+    let s = school.deliver("heron.eml", &reply_to(&heron, "h1", "Hana Heron <heron@school.example>", "Outcome: Spoke to Olly and mum"));
+    assert_eq!(s["outcomes"]["open"], 0, "{s}");
+    let entry = &school.chronology(OLIVER, HERON)[0];
+    assert_eq!((entry["outcome"].as_str(), entry["outcome_by"].as_str()), (Some("Spoke to Olly and mum"), Some("Hana Heron")));
+    school.mails(5);
+    assert_eq!(
+        school.notices(),
+        [
+            (HERON.to_string(), "Outcome recorded on incident #1.".to_string()),
+            (
+                KESTREL.to_string(),
+                "Your outcome for incident #1 was not recorded: reply from a member of staff the alert was not sent to.".to_string()
+            ),
+        ]
+    );
+    school.finish().await;
+}
+
+/// The digest invites replies; `Outcome #N: text` lines in a reply to it record each outcome
+/// with the same checks (the incident with no rule asking for one included), and the DSL is
+/// told line by line what was recorded and what was not, instead of the reply going to triage.
+async fn a_reply_to_a_digest_records_each_outcome(backend: Backend) {
+    let digest = "\n[[digest]]\nto = \"dsl@school.example\"\ncron = \"*/3 * * * * *\"\n";
+    let mut school = School::start_with(backend, digest).await;
+    school.deliver("cp.eml", &note("c1", TEACHER, "Pupil: Jane Smith\nCategory: Safeguarding", "Bruise on her arm."));
+    school.deliver("pastoral.eml", &note("p2", TEACHER, "Pupil: Oliver Brown", "Forgot his kit again."));
+    let digest = school.mail_where("a digest to the DSL listing both incidents", |m| {
+        m.to == DSL && m.subject.starts_with("Haven digest") && m.body.contains("#1 ") && m.body.contains("#2 ")
+    });
+    assert!(digest.body.contains("Outcome #24: NFA"), "the digest invites replies: {}", digest.body);
+    assert!(digest.reply_to.starts_with("safeguarding+d-"), "replies to it carry a token: {}", digest.reply_to);
+
+    school.deliver(
+        "digest-reply.eml",
+        &reply_to(&digest, "d1", "Dana Lead <dsl@school.example>", "Outcome #1: Referred to social care\nOutcome #2: NFA\nOutcome #9: NFA"),
+    );
+    let s = school.status();
+    assert_eq!(s["outcomes"]["open"], 0, "{s}");
+    assert_eq!(s["messages"]["awaiting_triage"], 0, "not sent to triage: {s}");
+    assert_eq!(s["incidents"], 2, "{s}");
+    let jane = &school.chronology(JANE, DSL)[0];
+    assert_eq!((jane["outcome"].as_str(), jane["outcome_by"].as_str()), (Some("Referred to social care"), Some("Dana Lead")));
+    assert_eq!(school.chronology(OLIVER, DSL)[0]["outcome"], "NFA");
+    let answer = school.mail_where("the answer to the digest reply", |m| m.to == DSL && m.subject.contains("outcome(s) recorded"));
+    assert_eq!(answer.subject, "Haven: 2 of 3 outcome(s) recorded");
+    assert_eq!(
+        answer.body.trim(),
+        "Incident #1: outcome recorded.\nIncident #2: outcome recorded.\nIncident #9: not recorded: there is no incident #9."
+    );
+
+    // The head replying with the DSL's digest is refused, and told why.
+    school.deliver("head.eml", &reply_to(&digest, "d2", "Harriet Head <head@school.example>", "Outcome #2: changed"));
+    assert!(school.reasons("quarantined").iter().any(|r| r.contains("the digest was not sent to")));
+    let refused = school.mail_where("the refusal", |m| m.to == "head@school.example" && m.subject == "Haven: no outcome recorded");
+    assert_eq!(refused.body.trim(), "No outcome was recorded: reply from a member of staff the digest was not sent to.");
+    assert_eq!(school.chronology(OLIVER, DSL)[0]["outcome"], "NFA");
+    school.finish().await;
+}
+
 backend_tests!(
     a_witness_does_not_widen_who_sees_or_is_alerted,
     names_in_a_parents_text_are_only_mentioned_until_the_dsl_decides,
     linked_lines_link_pupils_by_name_or_upn,
+    any_incident_may_be_given_an_outcome_by_command,
+    outcomes_by_reply_only_from_the_right_person_and_answered,
+    a_reply_to_a_digest_records_each_outcome,
 );
