@@ -241,6 +241,22 @@ async fn names_in_a_parents_text_are_only_mentioned_until_the_dsl_decides(backen
     school.finish().await;
 }
 
+/// A pupil only mentioned gains no history: three pastoral emails from Jane's mum naming
+/// Oliver, then a pastoral note about Oliver, do not make "three pastoral issues in 30 days"
+/// (rules/30-patterns.toml) alert the DSL about him.
+async fn a_mention_adds_nothing_to_a_pupils_history(backend: Backend) {
+    let mut school = School::start(backend).await;
+    for i in 1..=3 {
+        school.deliver(&format!("mum{i}.eml"), &forward(&format!("h{i}"), "", "Oliver Brown was unkind to her at lunch."));
+    }
+    let before = school.smtp.messages().len();
+    school.deliver("oliver.eml", &note("h4", TEACHER, "Pupil: Oliver Brown", "Lost his coat."));
+    let mails = school.mails(before + 1);
+    assert_eq!(mails.last().map(|m| m.to.as_str()), Some("head@school.example"), "SLT only, not the DSL");
+    assert_eq!(school.sees(OLIVER, DSL).len(), 4, "the mentions are on his chronology for the DSL team");
+    school.finish().await;
+}
+
 /// `Linked: NAME, UPN` in the note links pupils with role `linked`; they widen nobody's view.
 async fn linked_lines_link_pupils_by_name_or_upn(backend: Backend) {
     let mut school = School::start(backend).await;
@@ -373,6 +389,7 @@ backend_tests!(
     a_witness_does_not_widen_who_sees_or_is_alerted,
     names_in_a_parents_text_are_only_mentioned_until_the_dsl_decides,
     linked_lines_link_pupils_by_name_or_upn,
+    a_mention_adds_nothing_to_a_pupils_history,
     any_incident_may_be_given_an_outcome_by_command,
     outcomes_by_reply_only_from_the_right_person_and_answered,
     a_reply_to_a_digest_records_each_outcome,

@@ -336,7 +336,8 @@ impl Filer {
                     if let Step::Record { assessed, .. } = &step
                         && let Some(inc) = &assessed.incident
                     {
-                        seen.incidents.extend(inc.pupils.iter().map(|p| EarlierIncident {
+                        // A pupil only mentioned in the text gains no history from it.
+                        seen.incidents.extend(inc.pupils.iter().filter(|p| p.role != "mentioned").map(|p| EarlierIncident {
                             pupil: p.pupil_id,
                             category: inc.category.clone(),
                             occurred: inc.occurred,
