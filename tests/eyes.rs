@@ -212,6 +212,10 @@ async fn names_in_a_parents_text_are_only_mentioned_until_the_dsl_decides(backen
     );
     let mails = school.mails(3);
     assert_eq!(recipients(&mails), ["ddsl@school.example", DSL, KESTREL], "Oliver's HouseM is not alerted");
+    for m in &mails {
+        assert!(m.body.contains("JS (subject, Year 7)"), "{}", m.body);
+        assert!(!m.body.contains("OB (") && !m.body.contains("AK (") && !m.body.contains("mentioned"), "no alert names a mention: {}", m.body);
+    }
     assert_eq!(school.sees(JANE, KESTREL), [(1, "subject".to_string())]);
     assert_eq!(school.sees(OLIVER, HERON), [], "a mention is not on Oliver's chronology for his HouseM");
     assert_eq!(school.sees(AMIRA, KESTREL), [], "nor on Amira's for hers, though she may see Jane's record");

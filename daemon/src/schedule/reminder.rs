@@ -47,6 +47,7 @@ pub fn reminders_for(
         incident
             .pupils
             .iter()
+            .filter(|(_, role)| role != "mentioned")
             .filter_map(|(id, role)| directory.pupil(*id).map(|p| (p, role)))
             .map(|(p, role)| {
                 let year = p.year_group.map(|y| format!(", Year {y}")).unwrap_or_default();
