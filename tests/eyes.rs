@@ -218,6 +218,11 @@ async fn names_in_a_parents_text_are_only_mentioned_until_the_dsl_decides(backen
     }
     assert_eq!(school.sees(JANE, KESTREL), [(1, "subject".to_string())]);
     assert_eq!(school.sees(OLIVER, HERON), [], "a mention is not on Oliver's chronology for his HouseM");
+    let pupils = |viewer: &str| -> Vec<String> {
+        school.chronology(JANE, viewer)[0]["pupils"].as_array().unwrap().iter().map(|p| format!("{} {}", p["upn"], p["role"])).collect()
+    };
+    assert_eq!(pupils(KESTREL), [format!("\"{JANE}\" \"subject\"")], "the HouseM is not shown the mentions");
+    assert_eq!(pupils(DSL).len(), 3, "the DSL team is: {:?}", pupils(DSL));
     assert_eq!(school.sees(AMIRA, KESTREL), [], "nor on Amira's for hers, though she may see Jane's record");
     assert_eq!(school.sees(OLIVER, DSL), [(1, "mentioned".to_string())]);
     assert_eq!(school.sees(AMIRA, "ddsl@school.example"), [(1, "mentioned".to_string())]);
@@ -309,6 +314,11 @@ async fn any_incident_may_be_given_an_outcome_by_command(backend: Backend) {
     assert!(entry["outcome_at"].as_str().is_some_and(|t| t.starts_with("20")), "{entry}");
     let r = school.env.haven(&["chronology", JANE, "--as", KESTREL]);
     assert!(r.stdout.contains("by Harriet Head"), "the text view says who recorded it: {}", r.stdout);
+    let out = school.env.path("export");
+    let r = school.env.haven(&["export", JANE, "--as", KESTREL, "--format", "html", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let html = std::fs::read_to_string(out.join("chronology.html")).expect("the export");
+    assert!(html.contains("Outcome recorded ") && html.contains(" by Harriet&#32;Head"), "the export says who recorded it: {html}");
     let r = school.env.haven(&["outcome", "1", "NFA", "--by", DSL]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("the outcome of incident #1 was already recorded; nothing was recorded"), "{}", r.stderr);

@@ -64,6 +64,12 @@ pub async fn load_view(
     let pupil = find_pupil(&dir, query)?.clone();
     let mut entries = store.chronology(pupil.id).await?;
     entries.retain(|e| visibility::may_see_entry(&e.visibility, &staff, &dir, &e.pupils, pupil.id));
+    if !staff.is_dsl_team() {
+        // A pupil only mentioned is the DSL team's to confirm: nobody else sees the link.
+        for e in &mut entries {
+            e.pupils.retain(|(_, role)| role != "mentioned");
+        }
+    }
     for e in &mut entries {
         open_entry(e, sealer)?;
     }
