@@ -211,4 +211,32 @@ mod tests {
         assert_eq!(Visibility::parse(&v.as_str()), Some(v));
         assert_eq!(Visibility::parse("everyone-ish"), None);
     }
+
+    #[test]
+    fn the_pupils_an_incident_is_about() {
+        let roles = [(1, "subject"), (2, "witness"), (3, "mentioned"), (4, "victim"), (5, "linked")];
+        assert_eq!(about(roles), vec![1, 4]);
+        assert_eq!(about([(2, "witness"), (3, "mentioned"), (5, "linked")]), vec![2, 5], "named by staff, they stand in");
+        assert_eq!(about([(3, "mentioned")]), Vec::<i32>::new(), "a mention never counts");
+    }
+
+    #[test]
+    fn a_witness_widens_nobody_and_a_mention_shows_to_the_dsl_team_alone() {
+        let mut heron = pupil("Heron");
+        heron.id = 1;
+        let mut kestrel = pupil("Kestrel");
+        kestrel.id = 2;
+        let dir = Directory::new(vec![heron, kestrel], Vec::new(), Vec::new());
+        let pupils = vec![(1, "subject".to_string()), (2, "witness".to_string())];
+        let v = "dsl-team+housem";
+        let kestrel_housem = staff(&[Role::Housem], Some("Kestrel"));
+        let heron_housem = staff(&[Role::Housem], Some("Heron"));
+        assert!(!may_see_incident(v, &kestrel_housem, &dir, &pupils));
+        assert!(may_see_entry(v, &heron_housem, &dir, &pupils, 2), "on the witness's chronology, to whoever may see it");
+        let mentioned = vec![(1, "subject".to_string()), (2, "mentioned".to_string())];
+        assert!(!may_see_entry(v, &heron_housem, &dir, &mentioned, 2));
+        assert!(may_see_entry(v, &heron_housem, &dir, &mentioned, 1));
+        assert!(may_see_entry(v, &staff(&[Role::Dsl], None), &dir, &mentioned, 2));
+    }
+
 }
