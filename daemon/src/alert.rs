@@ -44,9 +44,11 @@ pub fn alerts_for(
         .find(|s| s.id == recorded_by)
         .map(|s| format!("{} {}", s.first_name, s.last_name))
         .unwrap_or_else(|| "a member of staff".into());
+    // A pupil only mentioned in the text is the DSL team's to confirm: not in any alert.
     let pupils: Vec<String> = ident
         .pupils
         .iter()
+        .filter(|m| m.role != crate::identify::PupilRole::Mentioned)
         .filter_map(|m| directory.pupil(m.pupil_id).map(|p| (m, p)))
         .map(|(m, p)| {
             let who = if settings.detail == Detail::Full { p.full_name() } else { p.initials() };

@@ -2,6 +2,11 @@
 //! category, from explicit markers first (SPEC "How staff mark a forward"), then the original
 //! sender's contact record, then full names mentioned in the text. Pure.
 //!
+//! A pupil found only by a full name in the text, when someone else was identified by surer
+//! means (a marker, the subject, a UPN, the sender's contact record), is only *mentioned*: the
+//! DSL team sees the link and confirms or removes it (`haven link`); it widens nobody's view
+//! and alerts nobody. When such a name is the only candidate, the incident is filed on them.
+//!
 //! When no pupil can be named, or a name fits several pupils, the message waits for triage
 //! with the candidates, rather than being filed on a guess.
 
@@ -19,6 +24,8 @@ pub enum PupilRole {
     Perpetrator,
     Witness,
     Linked,
+    /// Named only in the text beside a pupil identified by surer means: the DSL team's to confirm.
+    Mentioned,
 }
 
 impl PupilRole {
@@ -29,6 +36,7 @@ impl PupilRole {
             PupilRole::Perpetrator => "perpetrator",
             PupilRole::Witness => "witness",
             PupilRole::Linked => "linked",
+            PupilRole::Mentioned => "mentioned",
         }
     }
 }
@@ -125,12 +133,13 @@ pub fn identify(msg: &Message, dir: &Directory, categories: &Categories, intake_
         }
     }
 
-    // 3. Full names mentioned in the subject, note and body.
+    // 3. Full names mentioned in the subject, note and body: the first is the subject when
+    // nobody else was identified; any other is only mentioned.
     for pupil_id in &mentioned {
         if id.pupils.is_empty() {
             add(&mut id, *pupil_id, PupilRole::Subject, "full name in the text".into());
         } else {
-            add(&mut id, *pupil_id, PupilRole::Linked, "full name in the text".into());
+            add(&mut id, *pupil_id, PupilRole::Mentioned, "full name in the text".into());
         }
     }
     let ambiguous = mentions.ambiguous();
@@ -226,7 +235,7 @@ pub fn unknown_category(msg: &Message, categories: &Categories, intake: &str) ->
     named.into_iter().find(|(n, _)| !n.is_empty())
 }
 
-/// `Pupil:`, `Pupils:`, `Victim:`, `Perpetrator:`, `Witness:` lines and their values.
+/// `Pupil:`, `Pupils:`, `Victim:`, `Perpetrator:`, `Witness:`, `Linked:` lines and their values.
 fn marker_lines(text: &str) -> Vec<(PupilRole, &str)> {
     text.lines()
         .filter_map(|line| {
@@ -236,6 +245,7 @@ fn marker_lines(text: &str) -> Vec<(PupilRole, &str)> {
                 "victim" | "victims" => PupilRole::Victim,
                 "perpetrator" | "perpetrators" => PupilRole::Perpetrator,
                 "witness" | "witnesses" => PupilRole::Witness,
+                "linked" | "linked pupil" | "linked pupils" => PupilRole::Linked,
                 _ => return None,
             };
             Some((role, value.trim()))
@@ -245,7 +255,8 @@ fn marker_lines(text: &str) -> Vec<(PupilRole, &str)> {
 
 fn role_label(role: PupilRole) -> &'static str {
     match role {
-        PupilRole::Subject | PupilRole::Linked => "Pupil:",
+        PupilRole::Subject | PupilRole::Mentioned => "Pupil:",
+        PupilRole::Linked => "Linked:",
         PupilRole::Victim => "Victim:",
         PupilRole::Perpetrator => "Perpetrator:",
         PupilRole::Witness => "Witness:",
@@ -576,6 +587,26 @@ mod tests {
         assert_eq!(t.reason, "a Pupil: line gives only part of a name, which 2 pupils have");
         let i = ident("To: safeguarding@school.example\r\nSubject: x", "Pupil: olly\r\n\r\nText.");
         assert_eq!(i.triage.expect("never filed on a guess").candidates, vec![2]);
+    }
+
+    #[test]
+    fn linked_lines_take_names_or_upns() {
+        let i = ident(
+            "To: safeguarding@school.example\r\nSubject: x",
+            "Pupil: Jane Smith\r\nLinked: Oliver Brown, A100000000003\r\n\r\nArgument.",
+        );
+        assert_eq!(ids(&i), vec![(1, PupilRole::Subject), (2, PupilRole::Linked), (3, PupilRole::Linked)]);
+    }
+
+    #[test]
+    fn names_beside_a_surer_identification_are_only_mentioned() {
+        let i = ident(
+            "To: safeguarding@school.example\r\nSubject: Fwd: Hello",
+            &forward_from("mum@home.example", "Oliver Brown took her money."),
+        );
+        assert_eq!(ids(&i), vec![(1, PupilRole::Subject), (2, PupilRole::Mentioned)]);
+        let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("x@home.example", "Oliver Brown took it."));
+        assert_eq!(ids(&i), vec![(2, PupilRole::Subject)], "the only candidate is filed on as before");
     }
 
     #[test]

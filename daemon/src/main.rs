@@ -77,6 +77,16 @@ enum Command {
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
+    /// Confirm or remove a pupil only mentioned by name in an incident's text (DSL team).
+    Link {
+        action: cli::link::LinkAction,
+        incident: i64,
+        /// The pupil: UPN or full name.
+        pupil: String,
+        /// The member of the DSL team deciding (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
     /// Messages received and what became of each (the reason for every quarantine and triage).
     Messages {
         #[command(subcommand)]
@@ -267,6 +277,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             cli::export::run(&app.store, &app.sealer().await?, req).await.map(|p| format!("exported to {}", p.display()))
         }
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, incident, &text, &by, now).await,
+        Command::Link { action, incident, pupil, by } => cli::link::run(&app.store, action, incident, &pupil, &by, now).await,
         Command::Messages { command: Some(MessagesCommand::Release { id, by, reason }), .. } => {
             cli::messages::release(&app.filer().await?, id, &by, &reason).await
         }

@@ -7,8 +7,9 @@
 //! 4. sender (`crate::authenticate`) — not an active member of staff: quarantined (until the
 //!    DSL team releases it: `release`)
 //! 5. duplicate — same Message-ID and same content as a message filed or awaiting triage
-//!    5b. reply to an alert or a triage question (signed token in the address): an outcome,
-//!    a follow-up entry, or the pupil a message awaiting triage is about
+//!    5b. reply to an alert, a digest or a triage question (signed token in the address): an
+//!    outcome (answered with a one-line confirmation or the reason it was refused), a
+//!    follow-up entry, or the pupil a message awaiting triage is about
 //! 6. identify (`crate::identify`) — pupils and category; unknown/ambiguous: awaiting triage
 //! 7. rules (`crate::rules`) — category, visibility, recipients, outcome deadline, ladder
 //! 8. record — message, incident, attachments, alerts (outbox), action, audit: one transaction
@@ -23,9 +24,9 @@
 use crate::alert;
 use crate::authenticate::{self, SenderCheck};
 use crate::clock::Clock;
-use crate::directory::{Directory, Pupil, Staff};
+use crate::directory::{Directory, Staff};
 use crate::reply_token;
-use crate::visibility::Visibility;
+use crate::visibility;
 use crate::identify::{self, Identification, Triage};
 use crate::message::Message;
 use crate::noise;
@@ -101,11 +102,12 @@ pub struct Filer {
 struct Assessed {
     record: MessageRecord,
     incident: Option<IncidentRecord>,
-    /// An outcome to record with the message: (incident, staff id, text).
-    outcome: Option<(i64, i64, String)>,
+    /// Outcomes to record with the message: (incident, staff id, text).
+    outcomes: Vec<(i64, i64, String)>,
     /// For an answer to a triage question: the message it settles (the incident is its).
     settles: Option<i64>,
-    /// A triage question to the forwarder.
+    /// An email to the sender queued with the message: a triage question to the forwarder, or
+    /// the answer to an `Outcome:` reply (recorded, or why not).
     question: Option<QuestionRecord>,
     /// Why the incident is not in the category staff named (an unknown name).
     category_note: Option<String>,
@@ -116,7 +118,7 @@ struct Assessed {
 impl Assessed {
     /// A message recorded in its state, with nothing else to write.
     fn only(record: MessageRecord) -> Assessed {
-        Assessed { record, incident: None, outcome: None, settles: None, question: None, category_note: None, notices: Vec::new() }
+        Assessed { record, incident: None, outcomes: Vec::new(), settles: None, question: None, category_note: None, notices: Vec::new() }
     }
 }
 
@@ -247,8 +249,10 @@ async fn record_chunk(
         .collect();
     let recorded = tx.record_messages(&items, "intake").await?;
     for ((slot, _, a), recorded) in chunk.iter().zip(recorded) {
-        if let (Recorded::New { .. }, Some((incident, by, text))) = (&recorded, &a.outcome) {
-            tx.record_outcome(*incident, *by, text, now).await?;
+        if let Recorded::New { .. } = &recorded {
+            for (incident, by, text) in &a.outcomes {
+                tx.record_outcome(*incident, *by, text, now).await?;
+            }
         }
         if let (Recorded::New { incident: Some(incident), .. }, Some(note)) = (&recorded, &a.category_note) {
             tx.set_category_note(*incident, note).await?;
@@ -359,7 +363,8 @@ impl Filer {
                     if let Step::Record { assessed, .. } = &step
                         && let Some(inc) = &assessed.incident
                     {
-                        seen.incidents.extend(inc.pupils.iter().map(|p| EarlierIncident {
+                        // A pupil only mentioned in the text gains no history from it.
+                        seen.incidents.extend(inc.pupils.iter().filter(|p| p.role != "mentioned").map(|p| EarlierIncident {
                             pupil: p.pupil_id,
                             category: inc.category.clone(),
                             occurred: inc.occurred,
@@ -570,6 +575,10 @@ impl Filer {
             let assessed = self.assess_reply(record, &msg, &token, sender, directory, now, &mut seen.outcomes).await?;
             return done(assessed);
         }
+        if let Some(token) = digest_token_in(&msg) {
+            let assessed = self.assess_digest_reply(record, &msg, &token, sender, directory, &mut seen.outcomes).await?;
+            return done(assessed);
+        }
 
         // 6. Pupils and category.
         let ident = identify::identify(&msg, directory, rules.categories(), &self.settings.intake_address);
@@ -654,10 +663,11 @@ impl Filer {
     /// A reply to an alert from a member of staff: checked, then an outcome (`Outcome: …` as the
     /// first line) or a follow-up entry on the incident. Anything doubtful is quarantined.
     ///
-    /// An outcome only closes an action that is still open; when none is (a second outcome, or
-    /// one the rules never asked for) the reply is kept as a follow-up, since the store keeps
-    /// the text of an outcome only on the action it closes. `outcomes_in_batch` holds the
-    /// incidents whose outcome an earlier message of this batch records.
+    /// Any incident may be given an outcome, whether or not a rule asked for one, by whoever
+    /// [`Store::may_record_outcome`] allows (the rule `haven outcome` applies). An outcome that
+    /// cannot be recorded (already recorded, or by someone who may not) is kept as a follow-up,
+    /// and whoever sent it is told in one line. `outcomes_in_batch` holds the incidents whose
+    /// outcome an earlier message of this batch records.
     #[allow(clippy::too_many_arguments)]
     async fn assess_reply(
         &self,
@@ -669,27 +679,31 @@ impl Filer {
         now: DateTime<Utc>,
         outcomes_in_batch: &mut HashSet<i64>,
     ) -> Result<Assessed, StoreError> {
-        let quarantine = |mut record: MessageRecord, reason: &str| {
+        let text = msg.reply_text.clone().unwrap_or_else(|| msg.text.trim().to_string());
+        let outcome = outcome_line(&text);
+        let quarantine = |mut record: MessageRecord, reason: &str, incident: Option<i64>| {
             record.state = MessageState::Quarantined;
             record.reason = reason.to_string();
-            Ok(Assessed::only(record))
+            let about = incident.map(|i| format!(" for incident #{i}")).unwrap_or_default();
+            let question = outcome.as_ref().and_then(|_| {
+                self.notice(sender, "Haven: outcome not recorded", &format!("Your outcome{about} was not recorded: {reason}."))
+            });
+            Ok(Assessed { question, ..Assessed::only(record) })
         };
         let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify(key, token));
         let Some((incident_id, addressed_to)) = verified else {
-            return quarantine(record, "reply token is invalid or was not signed by this Haven");
+            return quarantine(record, "reply token is invalid or was not signed by this Haven", None);
         };
         let Some(facts) = self.store.incident_facts(incident_id).await? else {
-            return quarantine(record, "reply token names an incident that does not exist");
+            return quarantine(record, "reply token names an incident that does not exist", None);
         };
-        let pupils: Vec<&Pupil> = facts.pupils.iter().filter_map(|(id, _)| directory.pupil(*id)).collect();
-        let may_see = Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(sender, &pupils));
+        let may_see = visibility::may_see_incident(&facts.visibility, sender, directory, &facts.pupils);
         if sender.id != addressed_to && !sender.is_dsl_team() {
-            return quarantine(record, "reply from a member of staff the alert was not sent to");
+            return quarantine(record, "reply from a member of staff the alert was not sent to", Some(incident_id));
         }
         if !may_see {
-            return quarantine(record, "reply from a member of staff who may not see this incident");
+            return quarantine(record, "reply from a member of staff who may not see this incident", Some(incident_id));
         }
-        let text = msg.reply_text.clone().unwrap_or_else(|| msg.text.trim().to_string());
         let mut reason = format!("reply filed as a follow-up to incident {incident_id}");
         // A follow-up is a `reply` unless its words say what kind of record it is.
         let said = read::kind::read_kind_of_text(&text, false);
@@ -700,13 +714,24 @@ impl Filer {
         if let Some(why) = &said.refused {
             reason = format!("{reason}; {why}");
         }
-        if let Some(outcome) = outcome_line(&text) {
-            if self.outcome_outstanding(incident_id).await? && outcomes_in_batch.insert(incident_id) {
+        let mut question = None;
+        if let Some(outcome) = outcome {
+            let why_not = if !self.store.may_record_outcome(&facts, sender, directory).await? {
+                format!("only the DSL team, or someone incident #{incident_id} was alerted to who may see it, may record its outcome")
+            } else if !self.store.outcome_open(incident_id).await? || !outcomes_in_batch.insert(incident_id) {
+                format!("the outcome of incident #{incident_id} was already recorded")
+            } else {
                 record.state = MessageState::Filed;
                 record.reason = format!("outcome recorded on incident {incident_id}");
-                return Ok(Assessed { outcome: Some((incident_id, sender.id, outcome)), ..Assessed::only(record) });
-            }
-            reason.push_str(" (an outcome, but none was outstanding)");
+                let question = self.notice(sender, &format!("Haven: outcome recorded on incident #{incident_id}"), &format!("Outcome recorded on incident #{incident_id}."));
+                return Ok(Assessed { outcomes: vec![(incident_id, sender.id, outcome)], question, ..Assessed::only(record) });
+            };
+            reason.push_str(&format!(" (an outcome, not recorded: {why_not})"));
+            question = self.notice(
+                sender,
+                &format!("Haven: outcome not recorded on incident #{incident_id}"),
+                &format!("Your outcome was not recorded: {why_not}. Your reply was filed as a follow-up on incident #{incident_id}."),
+            );
         }
         record.state = MessageState::Filed;
         record.reason = reason;
@@ -736,7 +761,91 @@ impl Filer {
             follows: Some(incident_id),
             date_note: date_note.map(str::to_string),
         };
-        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), ..Assessed::only(record) })
+        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), question, ..Assessed::only(record) })
+    }
+
+    /// A reply to a digest: each `Outcome #24: NFA` line records that incident's outcome, with
+    /// the checks of [`Store::may_record_outcome`]; the sender gets one line per outcome saying
+    /// whether it was recorded. The digest's token only vouches for whom it was sent to.
+    async fn assess_digest_reply(
+        &self,
+        mut record: MessageRecord,
+        msg: &Message,
+        token: &str,
+        sender: &Staff,
+        directory: &Directory,
+        outcomes_in_batch: &mut HashSet<i64>,
+    ) -> Result<Assessed, StoreError> {
+        let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify_digest(key, token));
+        let refuse = |mut record: MessageRecord, state, reason: &str| {
+            record.state = state;
+            record.reason = reason.to_string();
+            let question = self.notice(sender, "Haven: no outcome recorded", &format!("No outcome was recorded: {reason}."));
+            Ok(Assessed { question, ..Assessed::only(record) })
+        };
+        match verified {
+            None => return refuse(record, MessageState::Quarantined, "digest reply token is invalid or was not signed by this Haven"),
+            Some(to) if to != sender.id && !sender.is_dsl_team() => {
+                return refuse(record, MessageState::Quarantined, "reply from a member of staff the digest was not sent to");
+            }
+            Some(_) => {}
+        }
+        let text = msg.reply_text.clone().unwrap_or_else(|| msg.text.clone());
+        let wanted = digest_outcome_lines(&text);
+        if wanted.is_empty() {
+            return refuse(record, MessageState::Ignored, "a reply to a digest with no \"Outcome #N: text\" line");
+        }
+        let mut outcomes = Vec::new();
+        let mut lines = Vec::new();
+        for (incident, outcome) in wanted {
+            let facts = self.store.incident_facts(incident).await?;
+            let why_not = match &facts {
+                None => Some(format!("there is no incident #{incident}")),
+                Some(f) if !self.store.may_record_outcome(f, sender, directory).await? => Some(format!(
+                    "only the DSL team, or someone incident #{incident} was alerted to who may see it, may record its outcome"
+                )),
+                Some(_) if !self.store.outcome_open(incident).await? || !outcomes_in_batch.insert(incident) => {
+                    Some(format!("the outcome of incident #{incident} was already recorded"))
+                }
+                Some(_) => None,
+            };
+            match why_not {
+                Some(why) => lines.push(format!("Incident #{incident}: not recorded: {why}.")),
+                None => {
+                    lines.push(format!("Incident #{incident}: outcome recorded."));
+                    outcomes.push((incident, sender.id, outcome));
+                }
+            }
+        }
+        let recorded: Vec<String> = outcomes.iter().map(|(i, _, _)| i.to_string()).collect();
+        record.state = MessageState::Filed;
+        record.reason = format!(
+            "reply to a digest: {} outcome(s) recorded{}, {} refused",
+            outcomes.len(),
+            if recorded.is_empty() { String::new() } else { format!(" (incidents {})", recorded.join(", ")) },
+            lines.len() - outcomes.len()
+        );
+        let subject = format!("Haven: {} of {} outcome(s) recorded", outcomes.len(), lines.len());
+        let question = self.notice(sender, &subject, &lines.join("\n"));
+        Ok(Assessed { outcomes, question, ..Assessed::only(record) })
+    }
+
+    /// A short email to a member of staff, queued with the message being recorded.
+    fn notice(&self, to: &Staff, subject: &str, body: &str) -> Option<QuestionRecord> {
+        let recipient = to.email();
+        if recipient.is_empty() {
+            return None;
+        }
+        Some(QuestionRecord {
+            about: None,
+            email: crate::store::OutboxRecord {
+                purpose: "notice",
+                recipient: recipient.to_string(),
+                email_message_id: format!("haven.notice.{{recorded}}@{}", self.settings.mail_domain),
+                subject: subject.to_string(),
+                body: format!("{body}\n"),
+            },
+        })
     }
 
     /// The triage question to `sender` about a message awaiting triage (`about`, or the one
@@ -831,11 +940,6 @@ impl Filer {
             .map(|s| quarantine_notice(&record, s, &self.settings.alerts))
             .collect();
         Assessed { notices, ..Assessed::only(record) }
-    }
-
-    /// Whether `incident` has an action still waiting for its outcome.
-    async fn outcome_outstanding(&self, incident: i64) -> Result<bool, StoreError> {
-        Ok(self.store.open_actions().await?.iter().any(|a| a.incident_id == incident))
     }
 }
 
@@ -941,6 +1045,31 @@ fn reply_token_in(msg: &Message) -> Option<String> {
     msg.to.iter().chain(&msg.cc).find_map(|a| reply_token::find_in_address(&a.address).map(str::to_string))
 }
 
+/// The digest token in a `+d-…` recipient address, if the message answers a digest.
+fn digest_token_in(msg: &Message) -> Option<String> {
+    msg.to.iter().chain(&msg.cc).find_map(|a| reply_token::find_digest_in_address(&a.address).map(str::to_string))
+}
+
+/// `Outcome #24: NFA` lines of a reply to a digest: (incident, outcome), in order. Quoted lines
+/// (`> …`) are not the sender's.
+fn digest_outcome_lines(text: &str) -> Vec<(i64, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            let (key, rest) = line.split_once(':')?;
+            let key = key.trim();
+            let word = key.get(..7)?;
+            if !word.eq_ignore_ascii_case("outcome") {
+                return None;
+            }
+            let number = key.get(7..)?.trim().strip_prefix('#')?.trim();
+            let incident: i64 = number.parse().ok().filter(|n| *n > 0)?;
+            let outcome = rest.trim();
+            (!outcome.is_empty()).then(|| (incident, outcome.to_string()))
+        })
+        .collect()
+}
+
 /// `Outcome: NFA` → "NFA": the outcome line, when the reply's first line is one.
 fn outcome_line(text: &str) -> Option<String> {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty())?;
@@ -991,5 +1120,16 @@ impl Sink for Filer {
             Ok(filings) => Ok(filings.iter().map(Filing::disposition).collect()),
             Err(e) => Err(SinkError::new(e.is_transient(), e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::digest_outcome_lines;
+
+    #[test]
+    fn digest_outcome_lines_are_numbered_and_quoted_ones_are_not_the_senders() {
+        let text = "Outcome #24: NFA\noutcome # 25 : Referred to CSC\n> Outcome #26: quoted\nOutcome #0: no\nOutcome #27:\nOutcome: no number\nThanks";
+        assert_eq!(digest_outcome_lines(text), vec![(24, "NFA".to_string()), (25, "Referred to CSC".to_string())]);
     }
 }

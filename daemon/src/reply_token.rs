@@ -23,6 +23,9 @@ const TAG: &str = "+r-";
 /// The plus tag of a triage question's token.
 const TRIAGE_TAG: &str = "+t-";
 
+/// The plus tag of a digest's token: it vouches only for the recipient (`STAFF-STAFF-MAC`).
+const DIGEST_TAG: &str = "+d-";
+
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 fn mac_for(key: &[u8], incident: i64, staff_id: i64) -> HmacSha256 {
@@ -31,6 +34,10 @@ fn mac_for(key: &[u8], incident: i64, staff_id: i64) -> HmacSha256 {
 
 fn triage_mac_for(key: &[u8], message: i64, staff_id: i64) -> HmacSha256 {
     mac_over(key, &format!("triage:{message}:{staff_id}"))
+}
+
+fn digest_mac_for(key: &[u8], staff: i64, staff_again: i64) -> HmacSha256 {
+    mac_over(key, &format!("digest:{staff}:{staff_again}"))
 }
 
 fn mac_over(key: &[u8], input: &str) -> HmacSha256 {
@@ -64,6 +71,11 @@ pub fn sign_triage(key: &[u8], message: i64, staff_id: i64) -> String {
     encode(message, staff_id, triage_mac_for(key, message, staff_id))
 }
 
+/// The token for replies to a digest sent to `staff_id`.
+pub fn sign_digest(key: &[u8], staff_id: i64) -> String {
+    encode(staff_id, staff_id, digest_mac_for(key, staff_id, staff_id))
+}
+
 fn encode(id: i64, staff_id: i64, mac: HmacSha256) -> String {
     let tag = mac.finalize().into_bytes();
     let short = tag.get(..MAC_BYTES).unwrap_or(&tag);
@@ -79,6 +91,12 @@ pub fn verify(key: &[u8], token: &str) -> Option<(i64, i64)> {
 /// The (message, staff id) a triage token vouches for; see [`verify`].
 pub fn verify_triage(key: &[u8], token: &str) -> Option<(i64, i64)> {
     decode_and_verify(token, |message, staff| triage_mac_for(key, message, staff))
+}
+
+/// The staff id a digest token vouches for; see [`verify`].
+pub fn verify_digest(key: &[u8], token: &str) -> Option<i64> {
+    let (staff, again) = decode_and_verify(token, |a, b| digest_mac_for(key, a, b))?;
+    (staff == again).then_some(staff)
 }
 
 fn decode_and_verify(token: &str, mac_for: impl Fn(i64, i64) -> HmacSha256) -> Option<(i64, i64)> {
@@ -103,6 +121,16 @@ pub fn find_in_address(addr: &str) -> Option<&str> {
 /// The triage token in an address such as `safeguarding+t-40-7-abc…@school.example`.
 pub fn find_triage_in_address(addr: &str) -> Option<&str> {
     find_tagged(addr, TRIAGE_TAG)
+}
+
+/// The digest token in an address such as `safeguarding+d-7-7-abc…@school.example`.
+pub fn find_digest_in_address(addr: &str) -> Option<&str> {
+    find_tagged(addr, DIGEST_TAG)
+}
+
+/// `local+d-TOKEN@domain`: where replies to a digest go.
+pub fn digest_reply_address(intake: &str, token: &str) -> Option<String> {
+    tagged_address(intake, DIGEST_TAG, token)
 }
 
 fn find_tagged<'a>(addr: &'a str, tag: &str) -> Option<&'a str> {
@@ -280,5 +308,16 @@ mod tests {
             let bytes: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37)).collect();
             assert_eq!(base32_decode(&base32_encode(&bytes)), Some(bytes));
         }
+    }
+
+    #[test]
+    fn a_digest_token_vouches_for_its_recipient_only() {
+        let token = sign_digest(b"key", 7);
+        assert_eq!(verify_digest(b"key", &token), Some(7));
+        assert_eq!(verify_digest(b"other", &token), None);
+        assert_eq!(verify(b"key", &token), None, "a digest token is not an alert token");
+        let addr = digest_reply_address("safeguarding@school.example", &token).unwrap();
+        assert_eq!(find_digest_in_address(&addr), Some(token.as_str()));
+        assert_eq!(find_in_address(&addr), None);
     }
 }

@@ -5,8 +5,13 @@
 //! `housem-of-pupil` and `tutor-of-pupil`. The DSL team (`dsl`, `ddsl`) always sees everything.
 //! Two presets name the school policies: `dsl-team` (DSL Team Access Only) and
 //! `dsl-team+housem` (the DSL team and the pupil's HouseM, no other house staff).
+//!
+//! The pupil-relative audiences are decided by the pupils an incident is *about* ([`about`]):
+//! its subject, victim and perpetrator. A witness's or linked pupil's own staff are not added,
+//! and a pupil only *mentioned* by name in a parent's text never widens who sees; on the
+//! mentioned pupil's chronology the entry shows to the DSL team alone ([`may_see_entry`]).
 
-use crate::directory::{Pupil, Role, Staff};
+use crate::directory::{Directory, Pupil, Role, Staff};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -105,6 +110,43 @@ impl Visibility {
     }
 }
 
+/// The roles that make an incident *about* a pupil.
+pub fn is_about_role(role: &str) -> bool {
+    matches!(role, "subject" | "victim" | "perpetrator")
+}
+
+/// The pupils an incident is about, from its pupils and their roles: the subject, victim and
+/// perpetrator. When staff named none of those (only a `Witness:` or `Linked:` line), the
+/// pupils they named stand in. A pupil only mentioned in a parent's text never counts.
+pub fn about<T, R: AsRef<str>>(pupils: impl IntoIterator<Item = (T, R)>) -> Vec<T> {
+    let (mut about, mut named) = (Vec::new(), Vec::new());
+    for (p, role) in pupils {
+        match role.as_ref() {
+            r if is_about_role(r) => about.push(p),
+            "mentioned" => {}
+            _ => named.push(p),
+        }
+    }
+    if about.is_empty() { named } else { about }
+}
+
+/// Whether `staff` may see a stored incident: its visibility, applied to the pupils it is
+/// about. An unreadable visibility is the narrowest, the DSL team alone.
+pub fn may_see_incident(visibility: &str, staff: &Staff, dir: &Directory, pupils: &[(i64, String)]) -> bool {
+    let about: Vec<&Pupil> = about(pupils.iter().map(|(id, r)| (*id, r.as_str()))).into_iter().filter_map(|id| dir.pupil(id)).collect();
+    Visibility::parse(visibility).unwrap_or_else(Visibility::dsl_team).allows(staff, &about)
+}
+
+/// Whether `staff` sees a stored incident on the chronology (or export) of pupil `on`: as
+/// [`may_see_incident`], and where `on` is only mentioned, the DSL team alone.
+pub fn may_see_entry(visibility: &str, staff: &Staff, dir: &Directory, pupils: &[(i64, String)], on: i64) -> bool {
+    let mentioned = pupils.iter().any(|(id, r)| *id == on && r == "mentioned");
+    if mentioned && !(staff.active && staff.is_dsl_team()) {
+        return false;
+    }
+    may_see_incident(visibility, staff, dir, pupils)
+}
+
 impl fmt::Display for Visibility {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.as_str())
@@ -169,4 +211,32 @@ mod tests {
         assert_eq!(Visibility::parse(&v.as_str()), Some(v));
         assert_eq!(Visibility::parse("everyone-ish"), None);
     }
+
+    #[test]
+    fn the_pupils_an_incident_is_about() {
+        let roles = [(1, "subject"), (2, "witness"), (3, "mentioned"), (4, "victim"), (5, "linked")];
+        assert_eq!(about(roles), vec![1, 4]);
+        assert_eq!(about([(2, "witness"), (3, "mentioned"), (5, "linked")]), vec![2, 5], "named by staff, they stand in");
+        assert_eq!(about([(3, "mentioned")]), Vec::<i32>::new(), "a mention never counts");
+    }
+
+    #[test]
+    fn a_witness_widens_nobody_and_a_mention_shows_to_the_dsl_team_alone() {
+        let mut heron = pupil("Heron");
+        heron.id = 1;
+        let mut kestrel = pupil("Kestrel");
+        kestrel.id = 2;
+        let dir = Directory::new(vec![heron, kestrel], Vec::new(), Vec::new());
+        let pupils = vec![(1, "subject".to_string()), (2, "witness".to_string())];
+        let v = "dsl-team+housem";
+        let kestrel_housem = staff(&[Role::Housem], Some("Kestrel"));
+        let heron_housem = staff(&[Role::Housem], Some("Heron"));
+        assert!(!may_see_incident(v, &kestrel_housem, &dir, &pupils));
+        assert!(may_see_entry(v, &heron_housem, &dir, &pupils, 2), "on the witness's chronology, to whoever may see it");
+        let mentioned = vec![(1, "subject".to_string()), (2, "mentioned".to_string())];
+        assert!(!may_see_entry(v, &heron_housem, &dir, &mentioned, 2));
+        assert!(may_see_entry(v, &heron_housem, &dir, &mentioned, 1));
+        assert!(may_see_entry(v, &staff(&[Role::Dsl], None), &dir, &mentioned, 2));
+    }
+
 }

@@ -8,7 +8,7 @@ use crate::directory::{Directory, Pupil};
 use crate::store::{ChronologyEntry, Store};
 use crate::pipeline::fields;
 use crate::seal::Sealer;
-use crate::visibility::Visibility;
+use crate::visibility;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use crate::read::kind::kind_label;
@@ -65,10 +65,13 @@ pub async fn load_view(
         .clone();
     let pupil = find_pupil(&dir, query)?.clone();
     let mut entries = store.chronology(pupil.id).await?;
-    entries.retain(|e| {
-        let pupils: Vec<&Pupil> = e.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
-        Visibility::parse(&e.visibility).is_some_and(|v| v.allows(&staff, &pupils))
-    });
+    entries.retain(|e| visibility::may_see_entry(&e.visibility, &staff, &dir, &e.pupils, pupil.id));
+    if !staff.is_dsl_team() {
+        // A pupil only mentioned is the DSL team's to confirm: nobody else sees the link.
+        for e in &mut entries {
+            e.pupils.retain(|(_, role)| role != "mentioned");
+        }
+    }
     for e in &mut entries {
         open_entry(e, sealer)?;
     }

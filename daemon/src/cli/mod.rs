@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod init;
 pub mod key;
 pub mod messages;
+pub mod link;
 pub mod outcome;
 pub mod outcomes;
 pub mod rules;

@@ -1,14 +1,14 @@
 //! `haven outcome INCIDENT TEXT --by STAFF`: records the outcome of an incident and closes its
-//! open action, so no further reminder fires. `NFA` is an outcome like any other.
+//! open action, so no further reminder fires; an incident no rule asked an outcome for may be
+//! given one too. `NFA` is an outcome like any other.
 //!
-//! `--by` must name someone allowed to record it: a member of the DSL team, or someone the
-//! incident was alerted to (an alert, a reminder, or the action's owner) who may still see it.
+//! `--by` must name someone allowed to record it ([`Store::may_record_outcome`], the rule email
+//! replies use too): a member of the DSL team, or someone the incident was alerted to (an
+//! alert, a reminder, or the action's owner) who may still see it.
 //! Anyone else is refused, the refusal is audited, and nothing is recorded.
 
 use super::CliError;
-use crate::directory::Pupil;
 use crate::store::{OutcomeRecorded, Store};
-use crate::visibility::Visibility;
 use chrono::{DateTime, Utc};
 
 pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, now: DateTime<Utc>) -> Result<String, CliError> {
@@ -23,11 +23,7 @@ pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, no
     let Some(facts) = store.incident_facts(incident).await? else {
         return Err(CliError::Usage(format!("there is no incident #{incident}")));
     };
-    let allowed = staff.is_dsl_team() || {
-        let pupils: Vec<&Pupil> = facts.pupils.iter().filter_map(|(id, _)| dir.pupil(*id)).collect();
-        Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(staff, &pupils))
-            && store.was_alerted(incident, staff.id, &staff.emails).await?
-    };
+    let allowed = store.may_record_outcome(&facts, staff, &dir).await?;
     if !allowed {
         store
             .audit(now, &format!("staff:{}", staff.id), "outcome_refused", &format!("incident:{incident}"), "not DSL team nor an alerted viewer")
@@ -42,9 +38,13 @@ pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, no
             tx.commit().await?;
             Ok(format!("outcome recorded on incident #{incident}; action {action} closed"))
         }
+        OutcomeRecorded::Added { .. } => {
+            tx.commit().await?;
+            Ok(format!("outcome recorded on incident #{incident} (no rule required one)"))
+        }
         // Dropping the transaction rolls it back: nothing is half-recorded.
         OutcomeRecorded::NoOpenAction => Err(CliError::Usage(format!(
-            "incident #{incident} has no outstanding outcome (none was required, or it was already recorded); nothing was recorded"
+            "the outcome of incident #{incident} was already recorded; nothing was recorded"
         ))),
     }
 }

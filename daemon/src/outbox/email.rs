@@ -73,6 +73,10 @@ pub fn build_message(
             let token = reply_token::sign_triage(env.reply_key, message, staff);
             reply_token::triage_reply_address(env.intake_address, &token).ok_or(EmailError::Intake)?
         }
+        (None, None, Some(staff)) if email.purpose == "digest" => {
+            let token = reply_token::sign_digest(env.reply_key, staff);
+            reply_token::digest_reply_address(env.intake_address, &token).ok_or(EmailError::Intake)?
+        }
         _ => env.intake_address.trim().to_string(),
     };
     let reply_to = Mailbox::new(

@@ -168,7 +168,7 @@ pub async fn send_due(
             continue;
         }
         let staff_id = match (e.incident_id, e.message_id) {
-            (None, None) => None,
+            (None, None) if e.purpose != "digest" => None,
             _ => store.staff_id_by_email(&e.recipient).await?,
         };
         let msg = match email::build_message(&e, staff_id, &env, now) {

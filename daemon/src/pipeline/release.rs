@@ -111,7 +111,7 @@ impl Filer {
         };
         let mut tx = self.store.begin().await?;
         let incident = tx.release_message(&release).await?;
-        if let Some((incident, staff, text)) = &assessed.outcome {
+        for (incident, staff, text) in &assessed.outcomes {
             tx.record_outcome(*incident, *staff, text, now).await?;
         }
         tx.commit().await?;

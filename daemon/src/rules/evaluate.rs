@@ -112,12 +112,14 @@ impl RuleSet {
         let outcome_within = fired.iter().filter_map(|r| r.then.outcome_within).min();
         let digest = fired.iter().any(|r| r.then.digest);
 
-        // Who hears about it.
+        // Who hears about it: decided by the pupils the incident is about, never a witness's
+        // or a mentioned pupil's own staff.
+        let about = crate::visibility::about(ident.pupils.iter().map(|m| (m.pupil_id, m.role.as_str())));
         let on_roll: Vec<&Pupil> = seen
             .pupils
             .iter()
             .copied()
-            .filter(|p| p.on_roll())
+            .filter(|p| p.on_roll() && about.contains(&p.id))
             .collect();
         let left: Vec<&Pupil> = seen.pupils.iter().copied().filter(|p| !p.on_roll()).collect();
         let mut recipients = Vec::new();

@@ -185,8 +185,10 @@ impl DigestContent {
         let _ = writeln!(b, "Messages quarantined: {}", self.quarantined);
         let _ = writeln!(b, "Emails dead-lettered {since}: {}", self.dead_lettered);
         b.push_str(
-            "\nTo record an outcome, reply to the incident's alert or reminder with a first line \
-             starting \"Outcome:\", or run `haven outcome INCIDENT \"text\"`.\n",
+            "\nTo record outcomes, reply to this digest with one line per incident, such as \
+             \"Outcome #24: NFA\"; you get a one-line answer saying what was recorded. You can also \
+             reply to the incident's alert or reminder with a first line starting \"Outcome:\", \
+             or run `haven outcome INCIDENT \"text\" --by YOU`.\n",
         );
         b
     }

@@ -35,7 +35,10 @@ pub fn reminders_for(
     ctx: &ReminderContext<'_>,
     now: DateTime<Utc>,
 ) -> Vec<OutboxRecord> {
-    let pupils: Vec<&Pupil> = incident.pupils.iter().filter_map(|(id, _)| directory.pupil(*id)).collect();
+    let pupils: Vec<&Pupil> = crate::visibility::about(incident.pupils.iter().map(|(id, r)| (*id, r.as_str())))
+        .into_iter()
+        .filter_map(|id| directory.pupil(id))
+        .collect();
     // An unreadable stored visibility is treated as the narrowest: the DSL team only.
     let visibility = Visibility::parse(&incident.visibility).unwrap_or_else(Visibility::dsl_team);
     let pupil_text = if pupils.is_empty() {
@@ -44,6 +47,7 @@ pub fn reminders_for(
         incident
             .pupils
             .iter()
+            .filter(|(_, role)| role != "mentioned")
             .filter_map(|(id, role)| directory.pupil(*id).map(|p| (p, role)))
             .map(|(p, role)| {
                 let year = p.year_group.map(|y| format!(", Year {y}")).unwrap_or_default();

@@ -259,7 +259,8 @@ impl Store {
         })
     }
 
-    /// The incidents in any of `categories` of any of `pupils`, occurring at or after `since`.
+    /// The incidents in any of `categories` of any of `pupils`, occurring at or after `since`;
+    /// not those a pupil is only mentioned in.
     pub async fn pupil_incidents_since(
         &self,
         pupils: &[i64],
@@ -274,7 +275,7 @@ impl Store {
             on_pool!(self, |p| {
                 let mut q = sqlx::QueryBuilder::new(
                     "SELECT ip.pupil_id, i.category, i.occurred_us FROM incidents i \
-                     JOIN incident_pupils ip ON ip.incident_id = i.id WHERE i.occurred_us >= ",
+                     JOIN incident_pupils ip ON ip.incident_id = i.id WHERE ip.role <> 'mentioned' AND i.occurred_us >= ",
                 );
                 q.push_bind(to_us(since)).push(" AND ip.pupil_id IN (");
                 let mut list = q.separated(", ");

@@ -10,6 +10,7 @@ mod audit;
 mod directory;
 mod filing;
 mod keyring;
+mod links;
 mod outcomes;
 mod outbox;
 mod read;

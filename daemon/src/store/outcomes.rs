@@ -1,7 +1,10 @@
 //! Recording an outcome on an incident: closes its open action, so no further rung of the
-//! escalation ladder fires. Shared by `haven outcome` and email replies.
+//! escalation ladder fires; an incident no rule asked an outcome for gets one all the same.
+//! Shared by `haven outcome` and email replies, with the one rule for who may record it
+//! ([`Store::may_record_outcome`]).
 
-use super::{Result, Store, Tx, on_pool, on_tx, to_us};
+use super::{IncidentFacts, Result, Store, Tx, on_pool, on_tx, to_us};
+use crate::directory::{Directory, Staff};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -10,8 +13,9 @@ use sqlx::Row;
 pub enum OutcomeRecorded {
     /// The incident's open action is now closed with this outcome.
     Closed { action: i64 },
-    /// The incident had no open action (none required, or already closed): the outcome is
-    /// kept in the audit trail only.
+    /// No rule asked for an outcome: it is recorded on a new, closed action.
+    Added { action: i64 },
+    /// The incident's outcome was already recorded: nothing is changed.
     NoOpenAction,
 }
 
@@ -42,11 +46,33 @@ impl Tx {
         });
         let result = match closed {
             Some(action) => OutcomeRecorded::Closed { action },
-            None => OutcomeRecorded::NoOpenAction,
+            None => {
+                // None required: the outcome is kept on an action made for it, closed at once.
+                let added: Option<i64> = on_tx!(self, |c| {
+                    sqlx::query(
+                        "INSERT INTO actions (incident_id, owner, created_us, due_us, outcome, outcome_by, outcome_us) \
+                         SELECT $1, NULL, $3, $3, $4, $2, $3 \
+                         WHERE NOT EXISTS (SELECT 1 FROM actions WHERE incident_id = $1) RETURNING id",
+                    )
+                    .bind(incident)
+                    .bind(by)
+                    .bind(to_us(at))
+                    .bind(text)
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .map(|r| r.try_get::<i64, _>("id"))
+                    .transpose()?
+                });
+                match added {
+                    Some(action) => OutcomeRecorded::Added { action },
+                    None => OutcomeRecorded::NoOpenAction,
+                }
+            }
         };
         let detail = match result {
             OutcomeRecorded::Closed { action } => format!("action={action} closed"),
-            OutcomeRecorded::NoOpenAction => "no open action".to_string(),
+            OutcomeRecorded::Added { action } => format!("action={action} added, none was required"),
+            OutcomeRecorded::NoOpenAction => "already recorded; nothing changed".to_string(),
         };
         self.append_incident_audit(at, &format!("staff:{by}"), "outcome", incident, &detail).await?;
         Ok(result)
@@ -54,6 +80,36 @@ impl Tx {
 }
 
 impl Store {
+    /// THE rule for who may record an incident's outcome, by command or by reply: a member of
+    /// the DSL team, or someone it was alerted to (alert, reminder, owner) who may see it.
+    pub async fn may_record_outcome(&self, facts: &IncidentFacts, staff: &Staff, dir: &Directory) -> Result<bool> {
+        if !staff.active {
+            return Ok(false);
+        }
+        if staff.is_dsl_team() {
+            return Ok(true);
+        }
+        Ok(crate::visibility::may_see_incident(&facts.visibility, staff, dir, &facts.pupils)
+            && self.was_alerted(facts.id, staff.id, &staff.emails).await?)
+    }
+
+    /// Whether `incident` can still be given an outcome: an action waits for one, or none was
+    /// ever required. False once it is recorded.
+    pub async fn outcome_open(&self, incident: i64) -> Result<bool> {
+        on_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN outcome IS NULL THEN 1 ELSE 0 END), 0) AS open \
+                 FROM actions WHERE incident_id = $1",
+            )
+            .bind(incident)
+            .fetch_one(p)
+            .await?;
+            let total: i64 = row.try_get("total")?;
+            let open: i64 = row.try_get("open")?;
+            Ok(total == 0 || open > 0)
+        })
+    }
+
     /// Whether staff member `staff_id` (who answers to `emails`) was told about `incident`: sent
     /// its alert or a reminder, or made the owner of its outcome.
     pub async fn was_alerted(&self, incident: i64, staff_id: i64, emails: &[String]) -> Result<bool> {

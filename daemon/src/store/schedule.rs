@@ -47,7 +47,8 @@ pub struct OpenAction {
     pub priority: String,
     /// The incident's stored visibility, for [`crate::visibility::Visibility::allows`].
     pub visibility: String,
-    /// The incident's pupils (ids), for visibility and initials.
+    /// The pupils the incident is about (ids, [`crate::visibility::about`]), for visibility
+    /// and initials.
     pub pupils: Vec<i64>,
 }
 
@@ -59,6 +60,7 @@ pub struct RecordedIncident {
     pub category: String,
     pub priority: String,
     pub visibility: String,
+    /// The pupils the incident is about ([`crate::visibility::about`]).
     pub pupils: Vec<i64>,
 }
 
@@ -132,7 +134,7 @@ impl Store {
             .fetch_all(p)
             .await?;
             let links = sqlx::query(
-                "SELECT ip.incident_id, ip.pupil_id FROM incident_pupils ip \
+                "SELECT ip.incident_id, ip.pupil_id, ip.role FROM incident_pupils ip \
                  WHERE ip.incident_id IN (SELECT incident_id FROM actions WHERE outcome IS NULL) \
                  ORDER BY ip.incident_id, ip.pupil_id",
             )
@@ -177,7 +179,7 @@ impl Store {
             .fetch_all(p)
             .await?;
             let links = sqlx::query(
-                "SELECT ip.incident_id, ip.pupil_id FROM incident_pupils ip JOIN incidents i ON i.id = ip.incident_id \
+                "SELECT ip.incident_id, ip.pupil_id, ip.role FROM incident_pupils ip JOIN incidents i ON i.id = ip.incident_id \
                  WHERE i.recorded_us > $1 AND i.recorded_us <= $2 ORDER BY ip.incident_id, ip.pupil_id",
             )
             .bind(to_us(after))
@@ -343,15 +345,16 @@ impl Tx {
     }
 }
 
-/// `(incident_id, pupil_id)` rows, grouped by incident.
+/// `(incident_id, pupil_id, role)` rows, grouped by incident: the pupils each is about.
 fn pupils_by_incident<R: Row>(links: Vec<R>) -> Result<HashMap<i64, Vec<i64>>>
 where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
 {
-    let mut pupils: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut all: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
     for l in links {
-        pupils.entry(l.try_get("incident_id")?).or_default().push(l.try_get("pupil_id")?);
+        all.entry(l.try_get("incident_id")?).or_default().push((l.try_get("pupil_id")?, l.try_get("role")?));
     }
-    Ok(pupils)
+    Ok(all.into_iter().map(|(incident, pupils)| (incident, crate::visibility::about(pupils))).collect())
 }
