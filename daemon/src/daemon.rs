@@ -41,8 +41,12 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         );
     }
     let app = App::open(config).await?;
+    let sealed = app.store.seal_clear_values(&sealer, &app.blind_index()?).await?;
+    if sealed > 0 {
+        tracing::info!(values = sealed, "sealed values kept in clear by an earlier version");
+    }
     let live = Arc::new(LiveRules::new(rules));
-    let filer = Arc::new(Filer::new(app.store.clone(), live.clone(), app.clock.clone(), sealer, cli::filing_settings(&app.config)));
+    let filer = Arc::new(Filer::new(app.store.clone(), live.clone(), app.clock.clone(), sealer.clone(), cli::filing_settings(&app.config)));
     let shutdown = CancellationToken::new();
     let wake_outbox = Arc::new(Notify::new());
 
@@ -53,6 +57,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         store: app.store.clone(),
         mail_domain: app.config.school.mail_domain().to_string(),
         wake_outbox: wake_outbox.clone(),
+        sealer: sealer.clone(),
     };
     tasks.spawn(signals(shutdown.clone(), reload));
     tasks.spawn(intake(app.config.clone(), filer.clone(), shutdown.clone(), wake_outbox.clone()));
@@ -66,7 +71,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     ));
     tasks.spawn(schedule::run(
         app.store.clone(),
-        schedule::ScheduleSettings::from_config(&app.config),
+        schedule::ScheduleSettings::from_config(&app.config, sealer.clone()),
         app.clock.clone(),
         shutdown.clone(),
         wake_outbox.clone(),
@@ -134,6 +139,8 @@ struct Reload {
     store: crate::store::Store,
     mail_domain: String,
     wake_outbox: Arc<Notify>,
+    /// Opens the sealed directory (to find the DSL team).
+    sealer: crate::seal::Sealer,
 }
 
 /// SIGTERM/SIGINT cancel everything; SIGHUP reloads the rules.
@@ -181,7 +188,7 @@ impl Reload {
     }
 
     async fn tell_dsl_team(&self, errors: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), crate::store::StoreError> {
-        let dir = self.store.load_directory().await?;
+        let dir = self.store.load_directory(&self.sealer).await?;
         let mut tx = self.store.begin().await?;
         for staff in dir.staff.iter().filter(|s| s.active && s.is_dsl_team()) {
             let email = crate::store::OutboxRecord {

@@ -202,7 +202,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         }
         Command::Directory { command: DirectoryCommand::Import { pupils, staff, contacts } } => {
             let files = cli::directory::ImportFiles { pupils: &pupils, staff: &staff, contacts: &contacts };
-            cli::directory::import(&app.store, files, app.config.school.tz(), now).await.map(|r| r.to_string())
+            cli::directory::import(&app.store, &app.sealer()?, &app.blind_index()?, files, app.config.school.tz(), now).await.map(|r| r.to_string())
         }
         Command::Chronology { pupil, viewer, json } => {
             cli::chronology::run(&app.store, &app.sealer()?, &pupil, viewer.as_deref(), app.config.school.tz(), now, json).await
@@ -219,7 +219,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             };
             cli::export::run(&app.store, &app.sealer()?, req).await.map(|p| format!("exported to {}", p.display()))
         }
-        Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, incident, &text, &by, now).await,
+        Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer()?, incident, &text, &by, now).await,
         Command::Messages { state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
         Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
         Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), now, json).await,

@@ -91,7 +91,7 @@ pub struct Filer {
 struct Assessed {
     record: MessageRecord,
     incident: Option<IncidentRecord>,
-    /// An outcome to record with the message: (incident, staff id, text).
+    /// An outcome to record with the message: (incident, staff id, sealed text).
     outcome: Option<(i64, i64, String)>,
     /// For an answer to a triage question: the message it settles (the incident is its).
     settles: Option<i64>,
@@ -267,7 +267,7 @@ impl Filer {
     pub async fn file_batch(&self, batch: &[Incoming]) -> Result<Vec<Filing>, StoreError> {
         let now = self.clock.now();
         let rules = self.rules.current();
-        let directory = self.store.load_directory().await?;
+        let directory = self.store.load_directory(&self.sealer).await?;
         let tx = self.store.begin().await?;
         let (to_recorder, from_assessor) = tokio::sync::mpsc::channel(RECORD_CHUNK);
         let recorder = tokio::spawn(record_all(tx, from_assessor, now, batch.len()));
@@ -592,7 +592,8 @@ impl Filer {
             if self.outcome_outstanding(incident_id).await? && outcomes_in_batch.insert(incident_id) {
                 record.state = MessageState::Filed;
                 record.reason = format!("outcome recorded on incident {incident_id}");
-                return Ok(Assessed { outcome: Some((incident_id, sender.id, outcome)), ..Assessed::only(record) });
+                let sealed = self.sealer.seal_text(fields::OUTCOME, &outcome);
+                return Ok(Assessed { outcome: Some((incident_id, sender.id, sealed)), ..Assessed::only(record) });
             }
             reason.push_str(" (an outcome, but none was outstanding)");
         }
@@ -816,6 +817,10 @@ pub mod fields {
     pub const SUBJECT: &str = "incident.original_subject";
     pub const BODY_TEXT: &str = "incident.body_text";
     pub const BODY_HTML: &str = "incident.body_html";
+    pub const ORIGINAL_FROM: &str = "incident.original_from";
+    pub const ORIGINAL_NAME: &str = "incident.original_name";
+    pub const FILENAME: &str = "attachment.filename";
+    pub const OUTCOME: &str = "action.outcome";
 }
 
 /// Seals what the incident says before it reaches the database.
@@ -824,8 +829,11 @@ fn seal_incident(mut inc: IncidentRecord, sealer: &Sealer) -> IncidentRecord {
     inc.original_subject = inc.original_subject.map(|s| sealer.seal_text(fields::SUBJECT, &s));
     inc.body_text = sealer.seal_text(fields::BODY_TEXT, &inc.body_text);
     inc.body_html = inc.body_html.map(|h| sealer.seal_text(fields::BODY_HTML, &h));
+    inc.original_from = inc.original_from.map(|f| sealer.seal_text(fields::ORIGINAL_FROM, &f));
+    inc.original_name = inc.original_name.map(|n| sealer.seal_text(fields::ORIGINAL_NAME, &n));
     for a in &mut inc.attachments {
         a.data = sealer.seal(fields::ATTACHMENT, &a.data);
+        a.filename = sealer.seal_text(fields::FILENAME, &a.filename);
     }
     inc
 }

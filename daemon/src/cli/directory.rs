@@ -3,6 +3,8 @@
 //! unless all three files are clean; a clean import is applied in one transaction.
 
 use super::CliError;
+use crate::blind::BlindIndex;
+use crate::seal::Sealer;
 use crate::directory_csv::{read_contacts, read_pupils, read_staff};
 use crate::store::{Store, SyncReport};
 use chrono::{DateTime, Utc};
@@ -15,7 +17,7 @@ pub struct ImportFiles<'a> {
     pub contacts: &'a Path,
 }
 
-pub async fn import(store: &Store, files: ImportFiles<'_>, tz: Tz, now: DateTime<Utc>) -> Result<SyncReport, CliError> {
+pub async fn import(store: &Store, sealer: &Sealer, blind: &BlindIndex, files: ImportFiles<'_>, tz: Tz, now: DateTime<Utc>) -> Result<SyncReport, CliError> {
     let mut errors = Vec::new();
     let pupils = read_pupils(files.pupils, &mut errors);
     let staff = read_staff(files.staff, &mut errors);
@@ -30,7 +32,7 @@ pub async fn import(store: &Store, files: ImportFiles<'_>, tz: Tz, now: DateTime
         )));
     }
     let today = now.with_timezone(&tz).date_naive();
-    let report = store.sync_directory(&pupils, &staff, &contacts, today, now).await?;
+    let report = store.sync_directory(sealer, blind, &pupils, &staff, &contacts, today, now).await?;
     store
         .audit(
             now,
