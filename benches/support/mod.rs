@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Pupils on the generated roll (one contact each): `HAVEN_BENCH_PUPILS`, default 600.
-pub fn roll_size() -> u32 {
+pub fn roll_size() -> i32 {
     std::env::var("HAVEN_BENCH_PUPILS").ok().and_then(|v| v.parse().ok()).unwrap_or(600)
 }
 
