@@ -173,3 +173,57 @@ async fn clear_values_from_an_older_version_are_sealed(backend: Backend) {
 }
 
 backend_tests!(clear_values_from_an_older_version_are_sealed);
+
+/// After `haven key rotate` the sealed roll, senders and outcome still read, and the next
+/// directory import matches every pupil and contact by its opened value (the blind indexes
+/// were made under the old key): nobody is added twice.
+async fn a_key_rotation_keeps_the_sealed_directory_and_outcomes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    // A parent's forward (a sender to seal) and a DSL-only note that needs an outcome.
+    let mail = support::haven::school_fixtures().join("mail");
+    for m in ["forward-contact.eml", "note-named.eml"] {
+        let r = env.haven(&["ingest", mail.join(m).to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    }
+    let r = env.haven(&["outcome", "2", "Spoke to Mr Brown; referred to the school nurse", "--by", "dsl@school.example"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = env.haven(&["key", "rotate"]);
+    assert_eq!(r.code, 0, "rotate: {}{}", r.stdout, r.stderr);
+
+    let chronology = |upn: &str| {
+        let r = env.haven(&["chronology", upn, "--json", "--as", "dsl@school.example"]);
+        assert_eq!(r.code, 0, "chronology after rotation: {}", r.stderr);
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()
+    };
+    let jane = chronology("A100000000001");
+    assert_eq!(jane["pupil"]["name"], "Jane Smith");
+    assert_eq!(jane["incidents"][0]["original_from"], "parent.smith@example.com", "{jane}");
+    let oliver = chronology("A100000000002");
+    assert_eq!(oliver["incidents"][0]["outcome"], "Spoke to Mr Brown; referred to the school nurse", "{oliver}");
+
+    let f = support::haven::school_fixtures();
+    let r = env.haven(&[
+        "directory",
+        "import",
+        "--pupils",
+        f.join("pupils.csv").to_str().unwrap(),
+        "--staff",
+        f.join("staff.csv").to_str().unwrap(),
+        "--contacts",
+        f.join("contacts.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("pupils: 0 added"), "the re-import matches every pupil: {}", r.stdout);
+    let dir = db.store.load_directory(&haven::seal::Sealer::from_key_file(&env.path("secrets/haven.key")).unwrap()).await.unwrap();
+    let pupils = std::fs::read_to_string(f.join("pupils.csv")).unwrap().lines().count() - 1;
+    let contacts = std::fs::read_to_string(f.join("contacts.csv")).unwrap().lines().count() - 1;
+    assert_eq!((dir.pupils.len(), dir.contacts.len()), (pupils, contacts), "nobody added twice");
+    db.cleanup().await;
+}
+
+mod rotation {
+    use super::*;
+    backend_tests!(a_key_rotation_keeps_the_sealed_directory_and_outcomes);
+}
