@@ -24,6 +24,9 @@ else
   work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 fi
 fail() { echo "at-rest: $*" >&2; exit 2; }
+for tool in jq perl sqlite3 pg_dump; do
+  command -v "$tool" >/dev/null || fail "needs $tool (tests/run.sh installs jq, sqlite3 and postgresql-client)"
+done
 
 # --- an installation of the example school -------------------------------------------------
 cd "$work"
