@@ -69,6 +69,12 @@ fn active_staff(dir: &Directory) -> Vec<String> {
 }
 
 /// The audit log's newest entries' actions, oldest first.
+
+/// The test installation's keyring, to read its sealed directory.
+fn sealer_of(env: &HavenEnv) -> haven::seal::Sealer {
+    haven::seal::Sealer::from_key_file(&env.path("secrets/haven.key")).expect("the test key")
+}
+
 async fn audit_actions(db: &TestDb) -> Vec<(String, String)> {
     db.store.audit_tail(20).await.unwrap().into_iter().map(|e| (e.action, e.detail)).collect()
 }
@@ -87,7 +93,7 @@ async fn header_only_staff_file_is_refused_and_everyone_stays_active(backend: Ba
     let env = HavenEnv::new(&db.url, "");
     env.import_school();
     let f = school_fixtures();
-    let before = db.store.load_directory().await.unwrap();
+    let before = db.store.load_directory(&sealer_of(&env)).await.unwrap();
     assert_eq!(active_staff(&before).len(), 7);
 
     let (header, _) = rows(&f.join("staff.csv"));
@@ -104,7 +110,7 @@ async fn header_only_staff_file_is_refused_and_everyone_stays_active(backend: Ba
         "{}",
         r.stderr
     );
-    let after = db.store.load_directory().await.unwrap();
+    let after = db.store.load_directory(&sealer_of(&env)).await.unwrap();
     assert_eq!(active_staff(&after), active_staff(&before), "a refused import must deactivate nobody");
 
     let r = import(&env, &f.join("pupils.csv"), &staff, &f.join("contacts.csv"), &["--allow-mass-change"]);
@@ -112,7 +118,7 @@ async fn header_only_staff_file_is_refused_and_everyone_stays_active(backend: Ba
     assert!(r.stderr.contains("would leave no active member of the DSL team"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was changed; check the file"), "{}", r.stderr);
     assert!(!r.stderr.contains("would deactivate"), "the flag allows the mass change itself: {}", r.stderr);
-    let after = db.store.load_directory().await.unwrap();
+    let after = db.store.load_directory(&sealer_of(&env)).await.unwrap();
     assert_eq!(active_staff(&after).len(), 7);
 
     let mail = f.join("mail/forward-contact.eml");
@@ -157,7 +163,7 @@ async fn pupils_cut_to_3_of_30_are_refused_then_accepted_with_the_flag(backend: 
         "{}",
         r.stderr
     );
-    let dir = db.store.load_directory().await.unwrap();
+    let dir = db.store.load_directory(&sealer_of(&env)).await.unwrap();
     assert_eq!(on_roll(&dir), 30, "a refused import marks nobody as left");
     let jane = dir.pupils.iter().find(|p| p.upn == "E100000000001").unwrap();
     assert_eq!(jane.tutor_group.as_deref(), Some("5K"), "a refused import changes nothing at all");
@@ -171,7 +177,7 @@ async fn pupils_cut_to_3_of_30_are_refused_then_accepted_with_the_flag(backend: 
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("27 left"), "{}", r.stdout);
     assert!(r.stderr.contains("haven: warning: "), "contacts of leavers are named: {}", r.stderr);
-    let dir = db.store.load_directory().await.unwrap();
+    let dir = db.store.load_directory(&sealer_of(&env)).await.unwrap();
     assert_eq!(on_roll(&dir), 3);
     assert_eq!(dir.pupils.len(), 30, "leavers are kept, never deleted");
     let jane = dir.pupils.iter().find(|p| p.upn == "E100000000001").unwrap();
@@ -205,7 +211,7 @@ async fn removing_the_dsl_team_is_refused_even_with_the_flag(backend: Backend) {
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("would leave no active member of the DSL team"), "{}", r.stderr);
 
-    let dir = db.store.load_directory().await.unwrap();
+    let dir = db.store.load_directory(&sealer_of(&env)).await.unwrap();
     let team: Vec<String> = dir.staff.iter().filter(|s| s.active && s.is_dsl_team()).map(|s| s.email().to_string()).collect();
     assert_eq!(team, vec!["dsl@eaton.sch.example", "ddsl@eaton.sch.example"]);
     assert_eq!(active_staff(&dir).len(), 13);
@@ -243,7 +249,7 @@ async fn a_leavers_contact_row_does_not_fail_the_import(backend: Backend) {
         "{}",
         r.stderr
     );
-    let dir = db.store.load_directory().await.unwrap();
+    let dir = db.store.load_directory(&sealer_of(&env)).await.unwrap();
     let id = |upn: &str| dir.pupils.iter().find(|p| p.upn == upn).unwrap();
     assert!(!id("E100000000004").on_roll());
     assert!(id("E100000000030").on_roll());
@@ -264,7 +270,7 @@ async fn a_leavers_contact_row_does_not_fail_the_import(backend: Backend) {
         "{}",
         r.stderr
     );
-    assert!(!db.store.load_directory().await.unwrap().pupils.iter().find(|p| p.upn == "E100000000004").unwrap().on_roll());
+    assert!(!db.store.load_directory(&sealer_of(&env)).await.unwrap().pupils.iter().find(|p| p.upn == "E100000000004").unwrap().on_roll());
     db.cleanup().await;
 }
 
@@ -287,7 +293,7 @@ async fn a_normal_reimport_with_one_leaver_works(backend: Backend) {
     assert!(r.stdout.contains("3 updated, 1 left"), "{}", r.stdout);
     assert!(r.stdout.contains("6 active, 1 deactivated"), "{}", r.stdout);
     assert!(r.stderr.contains("UPN A100000000002 is not in the pupils file, so that pupil has left"), "{}", r.stderr);
-    let dir = db.store.load_directory().await.unwrap();
+    let dir = db.store.load_directory(&sealer_of(&env)).await.unwrap();
     assert_eq!(on_roll(&dir), 3);
     assert_eq!(active_staff(&dir).len(), 6);
 
@@ -295,7 +301,7 @@ async fn a_normal_reimport_with_one_leaver_works(backend: Backend) {
     let r = import(&env, &f.join("pupils.csv"), &f.join("staff.csv"), &f.join("contacts.csv"), &[]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("1 rejoined"), "{}", r.stdout);
-    assert_eq!(on_roll(&db.store.load_directory().await.unwrap()), 4);
+    assert_eq!(on_roll(&db.store.load_directory(&sealer_of(&env)).await.unwrap()), 4);
     db.cleanup().await;
 }
 

@@ -78,6 +78,8 @@ async fn seed(db: &TestDb) -> (BTreeMap<String, i64>, i64) {
     };
     db.store
         .sync_directory(
+            &support::db::sealer(),
+            &support::db::blind(),
             &[jane],
             &[
                 staff(DSL, "Dana", Role::Dsl),
@@ -89,7 +91,7 @@ async fn seed(db: &TestDb) -> (BTreeMap<String, i64>, i64) {
         )
         .await
         .unwrap();
-    let dir = db.store.load_directory().await.unwrap();
+    let dir = db.store.load_directory(&support::db::sealer()).await.unwrap();
     let ids = dir
         .staff
         .iter()

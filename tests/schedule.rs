@@ -62,6 +62,8 @@ async fn seed(store: &Store) -> Ids {
     };
     store
         .sync_directory(
+            &support::db::sealer(),
+            &support::db::blind(),
             &[jane],
             &[staff(DSL, &[Role::Dsl]), staff(SLT, &[Role::Slt]), staff("teacher@school.example", &[Role::Teacher])],
             &[],
@@ -70,7 +72,7 @@ async fn seed(store: &Store) -> Ids {
         )
         .await
         .expect("sync the directory");
-    let dir = store.load_directory().await.expect("load the directory");
+    let dir = store.load_directory(&support::db::sealer()).await.expect("load the directory");
     let id = |email: &str| dir.active_staff_by_email(email).map(|s| s.id).expect("seeded staff");
     Ids { dsl: id(DSL), slt: id(SLT), jane: dir.pupils[0].id }
 }
@@ -157,7 +159,7 @@ async fn queued(store: &Store, purpose: &str) -> Vec<Queued> {
 }
 
 fn settings(digests: Vec<Digest>) -> ScheduleSettings {
-    ScheduleSettings { digests, tz: London, mail_domain: "school.example".into(), school_name: "Eaton".into() }
+    ScheduleSettings { digests, tz: London, mail_domain: "school.example".into(), school_name: "Eaton".into(), keys: std::sync::Arc::new(haven::store::LiveKeys::new(support::db::sealer(), None)) }
 }
 
 fn daily(to: &str, send_empty: bool) -> Digest {

@@ -47,6 +47,8 @@ fn t(h: u32) -> chrono::DateTime<Utc> {
 async fn seed(db: &TestDb) {
     db.store
         .sync_directory(
+            &support::db::sealer(),
+            &support::db::blind(),
             &[pupil("A123456789012", "Jane", "Smith", "Austen"), pupil("B123456789012", "Tom", "Smith", "Bronte")],
             &[staff("s.teacher@school.example", &[Role::Teacher]), staff("dsl@school.example", &[Role::Dsl])],
             &[ContactImport {
@@ -118,7 +120,7 @@ fn incident(pupil_id: i64) -> IncidentRecord {
 async fn directory_sync_round_trips_and_marks_leavers(backend: Backend) {
     let db = TestDb::new(backend).await;
     seed(&db).await;
-    let dir = db.store.load_directory().await.unwrap();
+    let dir = db.store.load_directory(&support::db::sealer()).await.unwrap();
     assert_eq!(dir.pupils.len(), 2);
     assert_eq!(dir.staff.len(), 2);
     assert_eq!(dir.contacts[0].email, "parent@home.example");
@@ -129,6 +131,8 @@ async fn directory_sync_round_trips_and_marks_leavers(backend: Backend) {
     let report = db
         .store
         .sync_directory(
+            &support::db::sealer(),
+            &support::db::blind(),
             &[pupil("A123456789012", "Jane", "Smith", "Austen")],
             &[staff("dsl@school.example", &[Role::Dsl])],
             &[],
@@ -139,7 +143,7 @@ async fn directory_sync_round_trips_and_marks_leavers(backend: Backend) {
         .unwrap();
     assert_eq!(report.pupils_left, 1);
     assert_eq!(report.staff_deactivated, 1);
-    let dir = db.store.load_directory().await.unwrap();
+    let dir = db.store.load_directory(&support::db::sealer()).await.unwrap();
     let tom = dir.pupils.iter().find(|p| p.upn == "B123456789012").expect("leaver kept");
     assert_eq!(tom.left_on, NaiveDate::from_ymd_opt(2026, 12, 1));
     assert!(dir.active_staff_by_email("s.teacher@school.example").is_none(), "leaver staff cannot file");
@@ -149,7 +153,7 @@ async fn directory_sync_round_trips_and_marks_leavers(backend: Backend) {
 async fn same_bytes_are_recorded_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     seed(&db).await;
-    let jane = db.store.load_directory().await.unwrap().pupils[0].id;
+    let jane = db.store.load_directory(&support::db::sealer()).await.unwrap().pupils[0].id;
     let sha = "a".repeat(64);
     let mut tx = db.store.begin().await.unwrap();
     let first = tx.record_message(b"hello", &message(&sha, MessageState::Filed), Some(&incident(jane)), "test").await.unwrap();

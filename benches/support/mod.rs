@@ -1,4 +1,4 @@
-//! What the benchmarks share: a generated school (600 pupils in two houses, staff with every
+//! What the benchmarks share: a generated school (600 pupils, or HAVEN_BENCH_PUPILS, in two houses, staff with every
 //! role the shipped rules alert, a parent contact per pupil), realistic forwards to file, and a
 //! filing pipeline on a store with that school in it.
 #![allow(dead_code)]
@@ -9,13 +9,26 @@ use haven::directory::{Pupil, Role, Staff};
 use haven::pipeline::{Filer, FilingSettings};
 use haven::read::Limits;
 use haven::rules::{LiveRules, RuleSet};
+use haven::blind::BlindIndex;
 use haven::seal::Sealer;
+
+/// The benches' storage key.
+const KEY: [u8; 32] = [7; 32];
+
+fn sealer() -> Sealer {
+    Sealer::from_key(&KEY)
+}
 use haven::store::{ContactImport, Store};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Pupils on the generated roll (one contact each): `HAVEN_BENCH_PUPILS`, default 600.
+pub fn roll_size() -> i32 {
+    std::env::var("HAVEN_BENCH_PUPILS").ok().and_then(|v| v.parse().ok()).unwrap_or(600)
+}
+
 pub fn pupils() -> Vec<Pupil> {
-    (0..600)
+    (0..roll_size())
         .map(|i| Pupil {
             id: 0,
             upn: format!("B{:012}", i),
@@ -55,7 +68,7 @@ pub fn staff() -> Vec<Staff> {
 }
 
 pub fn contacts() -> Vec<ContactImport> {
-    (0..600)
+    (0..roll_size())
         .map(|i| ContactImport {
             email: format!("parent{i}@home.example"),
             name: Some(format!("Parent {i}")),
@@ -108,7 +121,18 @@ pub fn rss_mib(field: &str) -> f64 {
 /// A filing pipeline on `store`, with the generated school imported and the shipped rules.
 pub async fn filer(store: &Store) -> Filer {
     let now = Utc::now();
-    store.sync_directory(&pupils(), &staff(), &contacts(), now.date_naive(), now).await.expect("directory");
+    let (pupils, staff, contacts) = (pupils(), staff(), contacts());
+    let started = std::time::Instant::now();
+    store.sync_directory(&sealer(), &BlindIndex::from_storage_key(&KEY), &pupils, &staff, &contacts, now.date_naive(), now).await.expect("directory");
+    let imported = started.elapsed();
+    let started = std::time::Instant::now();
+    store.load_directory(&sealer()).await.expect("load the directory");
+    println!(
+        "directory  {} pupils and contacts: imported in {:.2} s, loaded in {:.0} ms",
+        pupils.len(),
+        imported.as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
     let rules = RuleSet::load(&rules_dir).expect("shipped rules");
     let settings = FilingSettings {
@@ -123,5 +147,5 @@ pub async fn filer(store: &Store) -> Filer {
         },
         reply_key: None,
     };
-    Filer::new(store.clone(), Arc::new(LiveRules::new(rules)), Arc::new(SystemClock), Sealer::from_key(&[7; 32]), settings)
+    Filer::new(store.clone(), Arc::new(LiveRules::new(rules)), Arc::new(SystemClock), sealer(), settings)
 }

@@ -45,9 +45,14 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         );
     }
     let app = App::open(config).await?;
+    let sealer = app.sealer().await?;
+    let sealed = app.store.seal_clear_values(&sealer, &app.blind_index()?).await?;
+    if sealed > 0 {
+        tracing::info!(values = sealed, "sealed values kept in clear by an earlier version");
+    }
     let live = Arc::new(LiveRules::new(rules));
     let filer = Arc::new(
-        Filer::new(app.store.clone(), live.clone(), app.clock.clone(), app.sealer().await?, cli::filing_settings(&app.config))
+        Filer::new(app.store.clone(), live.clone(), app.clock.clone(), sealer, cli::filing_settings(&app.config))
             .following_key_changes(KeyFiles::new(&app.config.storage.key_file)),
     );
     let shutdown = CancellationToken::new();
@@ -60,6 +65,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         store: app.store.clone(),
         mail_domain: app.config.school.mail_domain().to_string(),
         wake_outbox: wake_outbox.clone(),
+        keys: filer.keys(),
     };
     tasks.spawn(signals(shutdown.clone(), reload));
     tasks.spawn(intake(app.config.clone(), filer.clone(), shutdown.clone(), wake_outbox.clone()));
@@ -73,7 +79,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     ));
     tasks.spawn(schedule::run(
         app.store.clone(),
-        schedule::ScheduleSettings::from_config(&app.config),
+        schedule::ScheduleSettings::from_config(&app.config, filer.keys()),
         app.clock.clone(),
         shutdown.clone(),
         wake_outbox.clone(),
@@ -141,6 +147,8 @@ struct Reload {
     store: crate::store::Store,
     mail_domain: String,
     wake_outbox: Arc<Notify>,
+    /// Opens the sealed directory (to find the DSL team).
+    keys: Arc<crate::store::LiveKeys>,
 }
 
 /// SIGTERM/SIGINT cancel everything; SIGHUP reloads the rules.
@@ -188,7 +196,7 @@ impl Reload {
     }
 
     async fn tell_dsl_team(&self, errors: &str, now: chrono::DateTime<chrono::Utc>) -> Result<(), crate::store::StoreError> {
-        let dir = self.store.load_directory().await?;
+        let dir = self.store.load_directory(&self.keys.current(&self.store).await?).await?;
         let mut tx = self.store.begin().await?;
         for staff in dir.staff.iter().filter(|s| s.active && s.is_dsl_team()) {
             let email = crate::store::OutboxRecord {

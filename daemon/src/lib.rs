@@ -9,10 +9,12 @@
 //! - [`noise`]: auto-replies, bounces and Haven's own mail, recognised so they are never filed.
 //! - [`authenticate`]: whether a sender may file (active staff; DMARC/DKIM when configured).
 //! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
+//! - [`blind`]: keyed hashes (blind indexes) for equality look-ups on sealed directory values.
 //! - [`schedule`]: escalation reminders and digests when they fall due (pure cron maths in `due`).
 
 pub mod alert;
 pub mod authenticate;
+pub mod blind;
 pub mod category;
 pub mod cli;
 pub mod clock;

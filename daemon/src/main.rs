@@ -255,7 +255,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Directory { command: DirectoryCommand::Import { pupils, staff, contacts, allow_mass_change } } => {
             let files = cli::directory::ImportFiles { pupils: &pupils, staff: &staff, contacts: &contacts };
             let guard = cli::directory::ImportGuard { max_change: app.config.directory.max_change, allow_mass_change };
-            let imported = cli::directory::import(&app.store, files, guard, app.config.school.tz(), now).await?;
+            let imported = cli::directory::import(&app.store, &app.sealer().await?, &app.blind_index()?, files, guard, app.config.school.tz(), now).await?;
             for warning in &imported.warnings {
                 eprintln!("haven: warning: {warning}");
             }
@@ -276,8 +276,8 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             };
             cli::export::run(&app.store, &app.sealer().await?, req).await.map(|p| format!("exported to {}", p.display()))
         }
-        Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, incident, &text, &by, now).await,
-        Command::Link { action, incident, pupil, by } => cli::link::run(&app.store, action, incident, &pupil, &by, now).await,
+        Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,
+        Command::Link { action, incident, pupil, by } => cli::link::run(&app.store, &app.sealer().await?, action, incident, &pupil, &by, now).await,
         Command::Messages { command: Some(MessagesCommand::Release { id, by, reason }), .. } => {
             cli::messages::release(&app.filer().await?, id, &by, &reason).await
         }

@@ -33,7 +33,7 @@ use crate::noise;
 use crate::read::{self, Limits};
 use crate::history;
 use crate::rules::{Decision, Facts, LiveRules, RuleSet};
-use crate::store::EarlierIncident;
+use crate::store::{EarlierIncident, LiveKeys};
 use crate::seal::{KeyFiles, Sealer};
 use crate::triage;
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
@@ -91,10 +91,8 @@ pub struct Filer {
     store: Store,
     rules: Arc<LiveRules>,
     clock: Arc<dyn Clock>,
-    /// The keyring as of the last batch.
-    sealer: std::sync::RwLock<Sealer>,
-    /// Where the key files are, when the filer follows key rotations (the daemon, ingest).
-    key_files: Option<KeyFiles>,
+    /// The keyring, followed across rotations when the filer knows where the key files are.
+    keys: Arc<LiveKeys>,
     settings: FilingSettings,
 }
 
@@ -102,7 +100,7 @@ pub struct Filer {
 struct Assessed {
     record: MessageRecord,
     incident: Option<IncidentRecord>,
-    /// Outcomes to record with the message: (incident, staff id, text).
+    /// Outcomes to record with the message: (incident, staff id, sealed text).
     outcomes: Vec<(i64, i64, String)>,
     /// For an answer to a triage question: the message it settles (the incident is its).
     settles: Option<i64>,
@@ -276,36 +274,24 @@ impl Filer {
         sealer: Sealer,
         settings: FilingSettings,
     ) -> Filer {
-        Filer { store, rules, clock, sealer: std::sync::RwLock::new(sealer), key_files: None, settings }
+        Filer { store, rules, clock, keys: Arc::new(LiveKeys::new(sealer, None)), settings }
     }
 
     /// Before each batch, asks the database which key is current and, after a rotation,
     /// re-reads the keyring from `files` so new values are sealed with the new key.
     pub fn following_key_changes(mut self, files: KeyFiles) -> Filer {
-        self.key_files = Some(files);
+        self.keys = Arc::new(LiveKeys::new(self.keys.held(), Some(files)));
         self
+    }
+
+    /// The keyring this filer follows, to share with the daemon's other tasks.
+    pub fn keys(&self) -> Arc<LiveKeys> {
+        self.keys.clone()
     }
 
     /// The keyring as of the last batch.
     fn sealer(&self) -> Sealer {
-        self.sealer.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Brings the keyring up to date with the database before a batch.
-    async fn follow_keys(&self) -> Result<(), StoreError> {
-        let Some(files) = &self.key_files else { return Ok(()) };
-        let held = self.sealer();
-        let state = self.store.key_state().await?;
-        let current_matches = state.current.as_ref().is_none_or(|id| *id == held.key_id());
-        let holds_retired = held.key_ids().iter().any(|id| state.retired.contains(id));
-        if current_matches && !holds_retired {
-            return Ok(());
-        }
-        let ring = Sealer::load(files, state.current.as_deref(), &state.retired)
-            .map_err(|e| StoreError::Invalid(format!("the keyring changed but cannot be loaded: {e}")))?;
-        tracing::info!(key = %ring.key_id(), "the keyring changed; sealing with the current key");
-        *self.sealer.write().unwrap_or_else(|e| e.into_inner()) = ring;
-        Ok(())
+        self.keys.held()
     }
 
     pub fn store(&self) -> &Store {
@@ -330,8 +316,8 @@ impl Filer {
     pub async fn file_batch(&self, batch: &[Incoming]) -> Result<Vec<Filing>, StoreError> {
         let now = self.clock.now();
         let rules = self.rules.current();
-        self.follow_keys().await?;
-        let directory = self.store.load_directory().await?;
+        let sealer = self.keys.current(&self.store).await?;
+        let directory = self.store.load_directory(&sealer).await?;
         let tx = self.store.begin().await?;
         let (to_recorder, from_assessor) = tokio::sync::mpsc::channel(RECORD_CHUNK);
         let recorder = tokio::spawn(record_all(tx, from_assessor, now, batch.len()));
@@ -724,7 +710,8 @@ impl Filer {
                 record.state = MessageState::Filed;
                 record.reason = format!("outcome recorded on incident {incident_id}");
                 let question = self.notice(sender, &format!("Haven: outcome recorded on incident #{incident_id}"), &format!("Outcome recorded on incident #{incident_id}."));
-                return Ok(Assessed { outcomes: vec![(incident_id, sender.id, outcome)], question, ..Assessed::only(record) });
+                let sealed = self.sealer().seal_text(fields::OUTCOME, &outcome);
+                return Ok(Assessed { outcomes: vec![(incident_id, sender.id, sealed)], question, ..Assessed::only(record) });
             };
             reason.push_str(&format!(" (an outcome, not recorded: {why_not})"));
             question = self.notice(
@@ -813,7 +800,7 @@ impl Filer {
                 Some(why) => lines.push(format!("Incident #{incident}: not recorded: {why}.")),
                 None => {
                     lines.push(format!("Incident #{incident}: outcome recorded."));
-                    outcomes.push((incident, sender.id, outcome));
+                    outcomes.push((incident, sender.id, self.sealer().seal_text(fields::OUTCOME, &outcome)));
                 }
             }
         }
@@ -1094,6 +1081,10 @@ pub mod fields {
     pub const SUBJECT: &str = "incident.original_subject";
     pub const BODY_TEXT: &str = "incident.body_text";
     pub const BODY_HTML: &str = "incident.body_html";
+    pub const ORIGINAL_FROM: &str = "incident.original_from";
+    pub const ORIGINAL_NAME: &str = "incident.original_name";
+    pub const FILENAME: &str = "attachment.filename";
+    pub const OUTCOME: &str = "action.outcome";
 }
 
 /// Seals what the incident says before it reaches the database.
@@ -1102,8 +1093,11 @@ fn seal_incident(mut inc: IncidentRecord, sealer: &Sealer) -> IncidentRecord {
     inc.original_subject = inc.original_subject.map(|s| sealer.seal_text(fields::SUBJECT, &s));
     inc.body_text = sealer.seal_text(fields::BODY_TEXT, &inc.body_text);
     inc.body_html = inc.body_html.map(|h| sealer.seal_text(fields::BODY_HTML, &h));
+    inc.original_from = inc.original_from.map(|f| sealer.seal_text(fields::ORIGINAL_FROM, &f));
+    inc.original_name = inc.original_name.map(|n| sealer.seal_text(fields::ORIGINAL_NAME, &n));
     for a in &mut inc.attachments {
         a.data = sealer.seal(fields::ATTACHMENT, &a.data);
+        a.filename = sealer.seal_text(fields::FILENAME, &a.filename);
     }
     inc
 }

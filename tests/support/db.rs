@@ -6,6 +6,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); an unreachable server fails the test with
 //! the command that starts it.
 
+use haven::blind::BlindIndex;
+use haven::seal::Sealer;
 use haven::store::Store;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -76,6 +78,19 @@ impl TestDb {
                 .await;
         }
     }
+}
+
+/// The storage key of the tests that use the store directly.
+const TEST_KEY: [u8; 32] = [42; 32];
+
+/// Seals and opens with the tests' storage key.
+pub fn sealer() -> Sealer {
+    Sealer::from_key(&TEST_KEY)
+}
+
+/// Blind indexes under the tests' storage key.
+pub fn blind() -> BlindIndex {
+    BlindIndex::from_storage_key(&TEST_KEY)
 }
 
 /// Generates `sqlite::NAME` and `postgres::NAME` tests from `async fn NAME(backend: Backend)`.

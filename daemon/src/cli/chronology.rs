@@ -58,7 +58,7 @@ pub async fn load_view(
     audit_action: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
-    let dir = store.load_directory().await?;
+    let dir = store.load_directory(sealer).await?;
     let staff = dir
         .active_staff_by_email(viewer)
         .ok_or_else(|| CliError::Usage(format!("--as {viewer}: not an active member of staff; nothing was shown")))?
@@ -389,8 +389,18 @@ fn open_entry(e: &mut ChronologyEntry, sealer: &Sealer) -> Result<(), CliError> 
     let note = e.note.as_deref().map(|n| open(fields::NOTE, n)).transpose()?;
     let subject = e.original_subject.as_deref().map(|s| open(fields::SUBJECT, s)).transpose()?;
     let body = open(fields::BODY_TEXT, &e.body)?;
+    // Sealed since migration 0007; older rows may still hold clear text.
+    let open_new = |field: &str, v: &str| {
+        crate::blind::open_or_clear(sealer, field, v).map_err(|err| CliError::Other(anyhow::anyhow!("incident {}: {err}", e.incident)))
+    };
+    let from = e.original_from.as_deref().map(|f| open_new(fields::ORIGINAL_FROM, f)).transpose()?;
+    let outcome = e.outcome.as_deref().map(|o| open_new(fields::OUTCOME, o)).transpose()?;
+    let attachments = e.attachments.iter().map(|a| open_new(fields::FILENAME, a)).collect::<Result<Vec<_>, _>>()?;
     e.note = note;
     e.original_subject = subject;
     e.body = body;
+    e.original_from = from;
+    e.outcome = outcome;
+    e.attachments = attachments;
     Ok(())
 }

@@ -6,6 +6,8 @@
 
 use super::CliError;
 use crate::config::Share;
+use crate::blind::BlindIndex;
+use crate::seal::Sealer;
 use crate::directory_csv::{read_contacts, read_pupils, read_staff};
 use crate::store::{DirectoryImport, Store, SyncReport};
 use chrono::{DateTime, Utc};
@@ -36,12 +38,21 @@ pub struct Imported {
     pub warnings: Vec<String>,
 }
 
-pub async fn import(store: &Store, files: ImportFiles<'_>, guard: ImportGuard, tz: Tz, now: DateTime<Utc>) -> Result<Imported, CliError> {
+#[allow(clippy::too_many_arguments)]
+pub async fn import(
+    store: &Store,
+    sealer: &Sealer,
+    blind: &BlindIndex,
+    files: ImportFiles<'_>,
+    guard: ImportGuard,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<Imported, CliError> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let pupils = read_pupils(files.pupils, &mut errors);
     let staff = read_staff(files.staff, &mut errors);
-    let known_upns: HashSet<String> = store.load_directory().await?.pupils.into_iter().map(|p| p.upn).collect();
+    let known_upns: HashSet<String> = store.load_directory(sealer).await?.pupils.into_iter().map(|p| p.upn).collect();
     let contacts = read_contacts(files.contacts, &pupils, &known_upns, &mut errors, &mut warnings);
     if !errors.is_empty() {
         return Err(CliError::Data(format!("{}\nnothing was imported", errors.join("\n"))));
@@ -55,7 +66,7 @@ pub async fn import(store: &Store, files: ImportFiles<'_>, guard: ImportGuard, t
     let today = now.with_timezone(&tz).date_naive();
     let import = DirectoryImport { pupils: &pupils, staff: &staff, contacts: &contacts };
     let checked = store
-        .sync_directory_checked(&import, today, now, Some("cli"), |report| match judge(report, &files, guard) {
+        .sync_directory_checked(sealer, blind, &import, today, now, Some("cli"), |report| match judge(report, &files, guard) {
             Some(refusal) => Err(refusal),
             None => Ok(()),
         })

@@ -60,8 +60,10 @@ pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Resu
             let data = sealer
                 .open(fields::ATTACHMENT, &a.sealed)
                 .map_err(|err| CliError::Other(anyhow::anyhow!("incident {} attachment: {err}", e.incident)))?;
-            let name = format!("attachments/{}-{}-{}", e.incident, &a.sha256[..12], a.filename);
-            listed.push(json!({"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256, "path": name}));
+            let filename = crate::blind::open_or_clear(sealer, fields::FILENAME, &a.filename)
+                .map_err(|err| CliError::Other(anyhow::anyhow!("incident {} attachment name: {err}", e.incident)))?;
+            let name = format!("attachments/{}-{}-{}", e.incident, &a.sha256[..12], filename);
+            listed.push(json!({"filename": filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256, "path": name}));
             files.push((name, data));
         }
         attachments_by_incident.push(listed);

@@ -1,5 +1,6 @@
 //! `haven init DIR`: a commented starter `haven.toml`, the shipped `rules/`, and new keys
-//! (mode 0600) in `DIR/secrets/`. Refuses to overwrite anything.
+//! (mode 0600) in `DIR/secrets/` (mode 0700, as is `DIR/data/`). Refuses to overwrite anything.
+//! The database file is made 0600 by the store when it first opens it.
 
 use super::CliError;
 use super::key::write_new_key;
@@ -80,7 +81,10 @@ pub fn run(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir.join("secrets"), std::fs::Permissions::from_mode(0o700));
+        // The keys, and the storage folder (data at rest), are for Haven's user only.
+        for private in ["secrets", "data"] {
+            let _ = std::fs::set_permissions(dir.join(private), std::fs::Permissions::from_mode(0o700));
+        }
     }
     let mut written = Vec::new();
     for (name, text) in SHIPPED_RULES {

@@ -17,13 +17,14 @@ pub enum LinkAction {
 
 pub async fn run(
     store: &Store,
+    sealer: &crate::seal::Sealer,
     action: LinkAction,
     incident: i64,
     pupil: &str,
     by_email: &str,
     now: DateTime<Utc>,
 ) -> Result<String, CliError> {
-    let dir = store.load_directory().await?;
+    let dir = store.load_directory(sealer).await?;
     let staff = dir
         .active_staff_by_email(by_email)
         .ok_or_else(|| CliError::Usage(format!("--by {by_email}: not an active member of staff; nothing was changed")))?;

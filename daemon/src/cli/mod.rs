@@ -107,6 +107,11 @@ impl App {
         )
         .following_key_changes(KeyFiles::new(&self.config.storage.key_file)))
     }
+
+    /// The blind-index key, derived from the storage key (exit 78 as for [`App::sealer`]).
+    pub fn blind_index(&self) -> Result<crate::blind::BlindIndex, CliError> {
+        crate::blind::BlindIndex::from_key_file(&self.config.storage.key_file).map_err(|e| CliError::Config(e.to_string()))
+    }
 }
 
 /// Reads `storage.audit_key_file` (exit 78 when missing, malformed or readable by others) and
@@ -156,6 +161,17 @@ pub fn read_reply_key(config: &Config) -> Result<Vec<u8>, CliError> {
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Config(format!("alerts.reply_key_file: cannot read {}: {e}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0);
+        if mode & 0o077 != 0 {
+            return Err(CliError::Config(format!(
+                "alerts.reply_key_file: {0} is readable by group or others; run: chmod 600 {0}",
+                path.display()
+            )));
+        }
+    }
     hex::decode(text.trim())
         .ok()
         .filter(|k| k.len() >= 32)

@@ -8,15 +8,17 @@
 //! Anyone else is refused, the refusal is audited, and nothing is recorded.
 
 use super::CliError;
+use crate::pipeline::fields;
+use crate::seal::Sealer;
 use crate::store::{OutcomeRecorded, Store};
 use chrono::{DateTime, Utc};
 
-pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, now: DateTime<Utc>) -> Result<String, CliError> {
+pub async fn record(store: &Store, sealer: &Sealer, incident: i64, text: &str, by_email: &str, now: DateTime<Utc>) -> Result<String, CliError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(CliError::Usage("the outcome text is empty".into()));
     }
-    let dir = store.load_directory().await?;
+    let dir = store.load_directory(sealer).await?;
     let staff = dir
         .active_staff_by_email(by_email)
         .ok_or_else(|| CliError::Usage(format!("--by {by_email}: not an active member of staff; nothing was recorded")))?;
@@ -33,7 +35,7 @@ pub async fn record(store: &Store, incident: i64, text: &str, by_email: &str, no
         )));
     }
     let mut tx = store.begin().await?;
-    match tx.record_outcome(incident, staff.id, text, now).await? {
+    match tx.record_outcome(incident, staff.id, &sealer.seal_text(fields::OUTCOME, text), now).await? {
         OutcomeRecorded::Closed { action } => {
             tx.commit().await?;
             Ok(format!("outcome recorded on incident #{incident}; action {action} closed"))

@@ -49,7 +49,7 @@ pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliEr
     let raw = std::fs::read(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
     let settings = super::filing_settings(&app.config);
     let msg = read::read_message_with(&raw, &settings.limits).map_err(|e| CliError::Data(format!("{}: {e}", file.display())))?;
-    let dir = app.store.load_directory().await?;
+    let dir = app.store.load_directory(&app.sealer().await?).await?;
     let sender = match authenticate::check_sender(&msg, &dir, settings.trusted_authserv_id.as_deref()) {
         SenderCheck::Staff(s) => format!("{} {} (staff)", s.first_name, s.last_name),
         SenderCheck::Refused(reason) => format!("would be quarantined: {reason}"),

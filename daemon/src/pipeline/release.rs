@@ -52,8 +52,8 @@ impl Filer {
     pub async fn release(&self, id: i64, by_email: &str, reason: &str) -> Result<Released, ReleaseError> {
         let now = self.clock.now();
         let rules = self.rules.current();
-        self.follow_keys().await?;
-        let directory = self.store.load_directory().await?;
+        let sealer = self.keys.current(&self.store).await?;
+        let directory = self.store.load_directory(&sealer).await?;
         let by = directory.active_staff_by_email(by_email).ok_or_else(|| ReleaseError::NotStaff(by_email.to_string()))?;
         if !by.is_dsl_team() {
             return Err(ReleaseError::NotDslTeam(by_email.to_string()));

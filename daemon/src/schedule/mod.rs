@@ -46,11 +46,15 @@ pub struct ScheduleSettings {
     /// Domain for the Message-IDs of Haven's emails.
     pub mail_domain: String,
     pub school_name: String,
+    /// Opens the sealed directory.
+    /// The keyring, shared with the intake so a rotation reaches the scheduler too.
+    pub keys: std::sync::Arc<crate::store::LiveKeys>,
 }
 
 impl ScheduleSettings {
-    pub fn from_config(config: &config::Config) -> ScheduleSettings {
+    pub fn from_config(config: &config::Config, keys: std::sync::Arc<crate::store::LiveKeys>) -> ScheduleSettings {
         ScheduleSettings {
+            keys,
             digests: config.digests.clone(),
             tz: config.school.tz(),
             mail_domain: config.school.mail_domain().to_string(),
@@ -101,9 +105,9 @@ pub async fn tick(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>
 }
 
 /// The directory, loaded at most once per pass and only when something needs it.
-async fn directory<'a>(store: &Store, cache: &'a mut Option<Directory>) -> Result<&'a Directory, StoreError> {
+async fn directory<'a>(store: &Store, keys: &crate::store::LiveKeys, cache: &'a mut Option<Directory>) -> Result<&'a Directory, StoreError> {
     if cache.is_none() {
-        *cache = Some(store.load_directory().await?);
+        *cache = Some(store.load_directory(&keys.current(store).await?).await?);
     }
     Ok(cache.get_or_insert_with(Directory::default))
 }
@@ -124,7 +128,7 @@ async fn fire_due_rungs(
         let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= BATCH;
         let mut fired_any = false;
         for rung in &batch {
-            let dir = directory(store, dir_cache).await?;
+            let dir = directory(store, &settings.keys, dir_cache).await?;
             let emails = match store.incident_facts(rung.incident_id).await? {
                 Some(facts) => reminder::reminders_for(rung, &facts, dir, &ctx, now),
                 None => Vec::new(),
@@ -180,7 +184,7 @@ async fn send_due_digests(
         };
         let key = digest_key(d);
         let staff: Vec<crate::directory::Staff> =
-            digest::recipients(&d.to, directory(store, dir_cache).await?).into_iter().cloned().collect();
+            digest::recipients(&d.to, directory(store, &settings.keys, dir_cache).await?).into_iter().cloned().collect();
         for s in staff.iter().filter(|s| !s.email().is_empty()) {
             let who = format!("staff:{}", s.id);
             let last = store.last_digest_slot(&key, &who).await?;
@@ -218,7 +222,7 @@ async fn send_due_digests(
                 v.insert(store.dead_lettered_between(from, slot).await?);
             }
             let (awaiting_triage, quarantined) = cache.counts.unwrap_or_default();
-            let dir = directory(store, dir_cache).await?;
+            let dir = directory(store, &settings.keys, dir_cache).await?;
             let facts = digest::DigestFacts {
                 school_name: &settings.school_name,
                 tz: settings.tz,

@@ -1,7 +1,15 @@
 //! The school directory in the database: syncing an import, and loading a snapshot.
+//!
+//! Pupils' UPNs, names and dates of birth and contacts' addresses and names are sealed at rest
+//! (fields below); a pupil's UPN and a contact's address also get a blind index, which keeps them
+//! unique. The import matches rows by the opened values, so it still matches after a key
+//! rotation, and rewrites every index under the current key. Staff names and addresses stay in
+//! clear: they are the school's published staff list, and mail is routed by them.
 
 use super::{Result, Store, StoreError, Tx, on_pool, on_tx, to_us};
+use crate::blind::{BlindIndex, kinds, open_or_clear};
 use crate::directory::{Contact, Directory, Pupil, Role, Staff};
+use crate::seal::Sealer;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -61,12 +69,35 @@ fn date_text(d: Option<NaiveDate>) -> Option<String> {
     d.map(|d| d.format("%Y-%m-%d").to_string())
 }
 
+/// Names of the sealed directory fields (the AEAD's associated data).
+pub(crate) mod fields {
+    pub const UPN: &str = "pupil.upn";
+    pub const FIRST_NAME: &str = "pupil.first_name";
+    pub const LAST_NAME: &str = "pupil.last_name";
+    pub const PREFERRED_NAME: &str = "pupil.preferred_name";
+    pub const DATE_OF_BIRTH: &str = "pupil.date_of_birth";
+    pub const CONTACT_EMAIL: &str = "contact.email";
+    pub const CONTACT_NAME: &str = "contact.name";
+}
+
+/// Opens one sealed directory value (or passes a clear one from before sealing), naming the row
+/// when it cannot.
+fn open_field(sealer: &Sealer, what: &str, id: i64, field: &str, value: Option<String>) -> Result<Option<String>> {
+    value
+        .map(|v| open_or_clear(sealer, field, &v))
+        .transpose()
+        .map_err(|source| StoreError::Sealed { what: format!("{what} {id} ({field})"), source })
+}
+
 impl Store {
     /// Makes the directory match an import, in one transaction: pupils are matched by UPN,
     /// staff by email address, contacts by email. Pupils absent from the import are marked
     /// left on `today` (never deleted); staff absent are deactivated.
+    #[allow(clippy::too_many_arguments)]
     pub async fn sync_directory(
         &self,
+        sealer: &Sealer,
+        blind: &BlindIndex,
         pupils: &[Pupil],
         staff: &[Staff],
         contacts: &[ContactImport],
@@ -75,7 +106,7 @@ impl Store {
     ) -> Result<SyncReport> {
         let import = DirectoryImport { pupils, staff, contacts };
         let checked = self
-            .sync_directory_checked(&import, today, now, None, |_| Ok::<(), std::convert::Infallible>(()))
+            .sync_directory_checked(sealer, blind, &import, today, now, None, |_| Ok::<(), std::convert::Infallible>(()))
             .await?;
         Ok(checked.unwrap_or_else(|never| match never {}))
     }
@@ -84,8 +115,11 @@ impl Store {
     /// before it commits: when `check` refuses, the transaction is rolled back, nothing at
     /// all has changed, and its error is returned inside `Ok`. When `audit_as` names an actor,
     /// the import's `directory_import` audit entry is written in the same transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn sync_directory_checked<E>(
         &self,
+        sealer: &Sealer,
+        blind: &BlindIndex,
         import: &DirectoryImport<'_>,
         today: NaiveDate,
         now: DateTime<Utc>,
@@ -93,9 +127,11 @@ impl Store {
         check: impl FnOnce(&SyncReport) -> std::result::Result<(), E>,
     ) -> Result<std::result::Result<SyncReport, E>> {
         let mut tx = self.begin().await?;
-        let report = sync_in(&mut tx, import.pupils, import.staff, import.contacts, today, to_us(now)).await?;
+        seal_clear_directory(&mut tx, sealer, blind).await?;
+        let keys = Keys { sealer, blind };
+        let report = sync_in(&mut tx, keys, import.pupils, import.staff, import.contacts, today, to_us(now)).await?;
         if let Err(refused) = check(&report) {
-            // Dropping an uncommitted sqlx transaction rolls it back.
+            // Dropping an uncommitted transaction rolls it back.
             drop(tx);
             return Ok(Err(refused));
         }
@@ -106,8 +142,8 @@ impl Store {
         Ok(Ok(report))
     }
 
-    /// Everything identification and rules need, in one read.
-    pub async fn load_directory(&self) -> Result<Directory> {
+    /// Everything identification and rules need, in one read, opened with `sealer`.
+    pub async fn load_directory(&self, sealer: &Sealer) -> Result<Directory> {
         on_pool!(self, |p| {
             let pupil_rows = sqlx::query(
                 "SELECT id, upn, first_name, last_name, preferred_name, date_of_birth, year_group, \
@@ -142,13 +178,15 @@ impl Store {
             };
             let mut pupils = Vec::with_capacity(pupil_rows.len());
             for r in pupil_rows {
+                let id: i64 = r.try_get("id")?;
+                let open = |field: &str, v: Option<String>| open_field(sealer, "pupil", id, field, v);
                 pupils.push(Pupil {
-                    id: r.try_get("id")?,
-                    upn: r.try_get("upn")?,
-                    first_name: r.try_get("first_name")?,
-                    last_name: r.try_get("last_name")?,
-                    preferred_name: r.try_get("preferred_name")?,
-                    date_of_birth: parse_date(r.try_get("date_of_birth")?),
+                    id,
+                    upn: open(fields::UPN, r.try_get("upn")?)?.unwrap_or_default(),
+                    first_name: open(fields::FIRST_NAME, r.try_get("first_name")?)?.unwrap_or_default(),
+                    last_name: open(fields::LAST_NAME, r.try_get("last_name")?)?.unwrap_or_default(),
+                    preferred_name: open(fields::PREFERRED_NAME, r.try_get("preferred_name")?)?,
+                    date_of_birth: parse_date(open(fields::DATE_OF_BIRTH, r.try_get("date_of_birth")?)?),
                     year_group: r.try_get("year_group")?,
                     tutor_group: r.try_get("tutor_group")?,
                     house: r.try_get("house")?,
@@ -190,10 +228,11 @@ impl Store {
             let mut contacts = Vec::with_capacity(contact_rows.len());
             for r in contact_rows {
                 let id: i64 = r.try_get("id")?;
+                let open = |field: &str, v: Option<String>| open_field(sealer, "contact", id, field, v);
                 contacts.push(Contact {
                     id,
-                    email: r.try_get("email")?,
-                    name: r.try_get("name")?,
+                    email: open(fields::CONTACT_EMAIL, r.try_get("email")?)?.unwrap_or_default(),
+                    name: open(fields::CONTACT_NAME, r.try_get("name")?)?,
                     relationship: r.try_get("relationship")?,
                     pupil_ids: links.remove(&id).unwrap_or_default(),
                 });
@@ -203,8 +242,82 @@ impl Store {
     }
 }
 
+/// The keys a sync seals and indexes with.
+#[derive(Clone, Copy)]
+struct Keys<'a> {
+    sealer: &'a Sealer,
+    blind: &'a BlindIndex,
+}
+
+impl Keys<'_> {
+    fn seal(&self, field: &str, value: &str) -> String {
+        self.sealer.seal_text(field, value)
+    }
+
+    fn seal_opt(&self, field: &str, value: Option<&str>) -> Option<String> {
+        value.map(|v| self.seal(field, v))
+    }
+}
+
+/// Seals directory rows still in clear (written before sealing began, migration 0007): the
+/// rows without a blind index.
+pub(crate) async fn seal_clear_directory(tx: &mut Tx, sealer: &Sealer, blind: &BlindIndex) -> Result<u64> {
+    let keys = Keys { sealer, blind };
+    let mut sealed = 0;
+    on_tx!(tx, |c| {
+        let rows = sqlx::query(
+            "SELECT id, upn, first_name, last_name, preferred_name, date_of_birth FROM pupils WHERE upn_index IS NULL",
+        )
+        .fetch_all(&mut *c)
+        .await?;
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let open = |field: &str, v: Option<String>| open_field(sealer, "pupil", id, field, v);
+            let upn = open(fields::UPN, r.try_get("upn")?)?.unwrap_or_default();
+            let first = open(fields::FIRST_NAME, r.try_get("first_name")?)?.unwrap_or_default();
+            let last = open(fields::LAST_NAME, r.try_get("last_name")?)?.unwrap_or_default();
+            let preferred = open(fields::PREFERRED_NAME, r.try_get("preferred_name")?)?;
+            let dob = open(fields::DATE_OF_BIRTH, r.try_get("date_of_birth")?)?;
+            sqlx::query(
+                "UPDATE pupils SET upn = $1, upn_index = $2, first_name = $3, last_name = $4, \
+                 preferred_name = $5, date_of_birth = $6 WHERE id = $7",
+            )
+            .bind(keys.seal(fields::UPN, &upn))
+            .bind(blind.index(kinds::UPN, &upn))
+            .bind(keys.seal(fields::FIRST_NAME, &first))
+            .bind(keys.seal(fields::LAST_NAME, &last))
+            .bind(keys.seal_opt(fields::PREFERRED_NAME, preferred.as_deref()))
+            .bind(keys.seal_opt(fields::DATE_OF_BIRTH, dob.as_deref()))
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
+            sealed += 1;
+        }
+        let rows = sqlx::query("SELECT id, email, name FROM contacts WHERE email_index IS NULL")
+            .fetch_all(&mut *c)
+            .await?;
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let open = |field: &str, v: Option<String>| open_field(sealer, "contact", id, field, v);
+            let email = open(fields::CONTACT_EMAIL, r.try_get("email")?)?.unwrap_or_default();
+            let name = open(fields::CONTACT_NAME, r.try_get("name")?)?;
+            sqlx::query("UPDATE contacts SET email = $1, email_index = $2, name = $3 WHERE id = $4")
+                .bind(keys.seal(fields::CONTACT_EMAIL, &email))
+                .bind(blind.index(kinds::CONTACT_EMAIL, &email))
+                .bind(keys.seal_opt(fields::CONTACT_NAME, name.as_deref()))
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            sealed += 1;
+        }
+        Ok::<(), StoreError>(())
+    })?;
+    Ok(sealed)
+}
+
 async fn sync_in(
     tx: &mut Tx,
+    keys: Keys<'_>,
     pupils: &[Pupil],
     staff: &[Staff],
     contacts: &[ContactImport],
@@ -214,39 +327,47 @@ async fn sync_in(
     let mut report = SyncReport::default();
     let today = today.format("%Y-%m-%d").to_string();
     on_tx!(tx, |c| {
-        // Pupils, by UPN.
-        let existing: BTreeMap<String, (i64, Option<String>)> =
-            sqlx::query("SELECT id, upn, left_on FROM pupils")
-                .fetch_all(&mut *c)
-                .await?
-                .into_iter()
-                .map(|r| Ok((r.try_get("upn")?, (r.try_get("id")?, r.try_get("left_on")?))))
-                .collect::<Result<_, sqlx::Error>>()?;
+        // Pupils, by UPN (opened: the stored values are sealed).
+        let mut existing: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+        for r in sqlx::query("SELECT id, upn, left_on FROM pupils").fetch_all(&mut *c).await? {
+            let id: i64 = r.try_get("id")?;
+            let upn = open_field(keys.sealer, "pupil", id, fields::UPN, r.try_get("upn")?)?.unwrap_or_default();
+            existing.insert(upn, (id, r.try_get("left_on")?));
+        }
         report.pupils_on_roll_before = existing.values().filter(|(_, left_on)| left_on.is_none()).count() as u64;
         let mut upn_to_id: HashMap<String, i64> = HashMap::new();
         let mut seen = HashSet::new();
         for p in pupils {
             seen.insert(p.upn.clone());
-            let values = sqlx::query(
-                "INSERT INTO pupils (upn, first_name, last_name, preferred_name, date_of_birth, \
-                 year_group, tutor_group, house, sen, left_on, updated_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10) \
-                 ON CONFLICT (upn) DO UPDATE SET first_name = excluded.first_name, \
-                 last_name = excluded.last_name, preferred_name = excluded.preferred_name, \
-                 date_of_birth = excluded.date_of_birth, year_group = excluded.year_group, \
-                 tutor_group = excluded.tutor_group, house = excluded.house, sen = excluded.sen, \
-                 left_on = NULL, updated_us = excluded.updated_us RETURNING id",
-            )
-            .bind(&p.upn)
-            .bind(&p.first_name)
-            .bind(&p.last_name)
-            .bind(&p.preferred_name)
-            .bind(date_text(p.date_of_birth))
-            .bind(p.year_group)
-            .bind(&p.tutor_group)
-            .bind(&p.house)
-            .bind(p.sen)
-            .bind(now_us)
+            let known = upn_to_id.get(&p.upn).copied().or_else(|| existing.get(&p.upn).map(|(id, _)| *id));
+            let query = match known {
+                Some(_) => sqlx::query(
+                    "UPDATE pupils SET upn = $1, upn_index = $2, first_name = $3, last_name = $4, \
+                     preferred_name = $5, date_of_birth = $6, year_group = $7, tutor_group = $8, house = $9, \
+                     sen = $10, left_on = NULL, updated_us = $11 WHERE id = $12 RETURNING id",
+                ),
+                None => sqlx::query(
+                    "INSERT INTO pupils (upn, upn_index, first_name, last_name, preferred_name, date_of_birth, \
+                     year_group, tutor_group, house, sen, left_on, updated_us) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11) RETURNING id",
+                ),
+            };
+            let values = query
+                .bind(keys.seal(fields::UPN, &p.upn))
+                .bind(keys.blind.index(kinds::UPN, &p.upn))
+                .bind(keys.seal(fields::FIRST_NAME, &p.first_name))
+                .bind(keys.seal(fields::LAST_NAME, &p.last_name))
+                .bind(keys.seal_opt(fields::PREFERRED_NAME, p.preferred_name.as_deref()))
+                .bind(keys.seal_opt(fields::DATE_OF_BIRTH, date_text(p.date_of_birth).as_deref()))
+                .bind(p.year_group)
+                .bind(&p.tutor_group)
+                .bind(&p.house)
+                .bind(p.sen)
+                .bind(now_us);
+            let values = match known {
+                Some(id) => values.bind(id),
+                None => values,
+            }
             .fetch_one(&mut *c)
             .await?;
             upn_to_id.insert(p.upn.clone(), values.try_get("id")?);
@@ -381,18 +502,36 @@ async fn sync_in(
 
         // Contacts, by email; their links are replaced by the import's.
         sqlx::query("DELETE FROM contact_pupils").execute(&mut *c).await?;
+        let mut contact_ids: HashMap<String, i64> = HashMap::new();
+        for r in sqlx::query("SELECT id, email FROM contacts").fetch_all(&mut *c).await? {
+            let id: i64 = r.try_get("id")?;
+            let email = open_field(keys.sealer, "contact", id, fields::CONTACT_EMAIL, r.try_get("email")?)?;
+            contact_ids.insert(email.unwrap_or_default().to_ascii_lowercase(), id);
+        }
         for ct in contacts {
-            let id: i64 = sqlx::query(
-                "INSERT INTO contacts (email, name, relationship) VALUES ($1, $2, $3) \
-                 ON CONFLICT (email) DO UPDATE SET name = excluded.name, relationship = excluded.relationship \
-                 RETURNING id",
-            )
-            .bind(ct.email.to_ascii_lowercase())
-            .bind(&ct.name)
-            .bind(&ct.relationship)
+            let email = ct.email.to_ascii_lowercase();
+            let known = contact_ids.get(&email).copied();
+            let query = match known {
+                Some(_) => sqlx::query(
+                    "UPDATE contacts SET email = $1, email_index = $2, name = $3, relationship = $4 \
+                     WHERE id = $5 RETURNING id",
+                ),
+                None => sqlx::query(
+                    "INSERT INTO contacts (email, email_index, name, relationship) VALUES ($1, $2, $3, $4) RETURNING id",
+                ),
+            }
+            .bind(keys.seal(fields::CONTACT_EMAIL, &email))
+            .bind(keys.blind.index(kinds::CONTACT_EMAIL, &email))
+            .bind(keys.seal_opt(fields::CONTACT_NAME, ct.name.as_deref()))
+            .bind(&ct.relationship);
+            let id: i64 = match known {
+                Some(id) => query.bind(id),
+                None => query,
+            }
             .fetch_one(&mut *c)
             .await?
             .try_get("id")?;
+            contact_ids.insert(email, id);
             for upn in &ct.pupil_upns {
                 let pupil_id = upn_to_id.get(upn).ok_or_else(|| {
                     StoreError::Invalid(format!("contact refers to unknown UPN {upn}"))

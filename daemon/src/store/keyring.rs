@@ -7,21 +7,49 @@
 //! columns; [`SEALED_TEXT`] lists the text columns, so a new sealed column is one line here.
 
 use super::{Result, Store, StoreError, on_pool, on_tx, to_us};
-use crate::seal::{SealError, Sealer};
+use super::directory::fields as directory;
+use crate::pipeline::fields;
+use crate::seal::{KeyFiles, SealError, Sealer};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 /// Tables with sealed text columns: (table, [(column, field the value was sealed for)]).
 /// Every such table has an integer primary key `id`.
-const SEALED_TEXT: &[(&str, &[(&str, &str)])] = &[(
-    "incidents",
-    &[
-        ("note", "incident.note"),
-        ("original_subject", "incident.original_subject"),
-        ("body_text", "incident.body_text"),
-        ("body_html", "incident.body_html"),
-    ],
-)];
+const SEALED_TEXT: &[(&str, &[(&str, &str)])] = &[
+    (
+        "incidents",
+        &[
+            ("note", fields::NOTE),
+            ("original_subject", fields::SUBJECT),
+            ("body_text", fields::BODY_TEXT),
+            ("body_html", fields::BODY_HTML),
+            ("original_from", fields::ORIGINAL_FROM),
+            ("original_name", fields::ORIGINAL_NAME),
+        ],
+    ),
+    ("attachments", &[("filename", fields::FILENAME)]),
+    ("actions", &[("outcome", fields::OUTCOME)]),
+    (
+        "pupils",
+        &[
+            ("upn", directory::UPN),
+            ("first_name", directory::FIRST_NAME),
+            ("last_name", directory::LAST_NAME),
+            ("preferred_name", directory::PREFERRED_NAME),
+            ("date_of_birth", directory::DATE_OF_BIRTH),
+        ],
+    ),
+    ("contacts", &[("email", directory::CONTACT_EMAIL), ("name", directory::CONTACT_NAME)]),
+];
+
+/// The columns outside the directory that a database from before migration 0007 kept in
+/// clear: (table, column, field). The start-up pass seals them (`seal_clear`).
+pub(super) const SEALED_CLEAR_BEFORE_0007: &[(&str, &str, &str)] = &[
+    ("incidents", "original_from", fields::ORIGINAL_FROM),
+    ("incidents", "original_name", fields::ORIGINAL_NAME),
+    ("attachments", "filename", fields::FILENAME),
+    ("actions", "outcome", fields::OUTCOME),
+];
 
 /// Rows of text per transaction.
 const TEXT_BATCH: i64 = 500;
@@ -224,6 +252,13 @@ impl Store {
                             continue;
                         };
                         let id = Sealer::sealed_text_key_id(&value);
+                        if id.is_none() {
+                            // Kept in clear by a version before the column was sealed: the
+                            // start-up pass seals it; no key is needed to read it.
+                            out.saw(None);
+                            values.push(Some(value));
+                            continue;
+                        }
                         match (&how, how.sealer().open_text(field, &value)) {
                             (_, Err(e)) => {
                                 out.fail(format!("{table} {row} {column}"), &e);
@@ -257,5 +292,48 @@ impl Store {
                 return Ok(());
             }
         }
+    }
+}
+
+/// The keyring as a running daemon holds it: the intake, the scheduler and the rules reload
+/// share one, and it is re-read from the key files when the database names another current
+/// key or retires one (`haven key rotate`/`retire` under a running daemon).
+pub struct LiveKeys {
+    files: Option<KeyFiles>,
+    held: std::sync::RwLock<Sealer>,
+}
+
+impl std::fmt::Debug for LiveKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LiveKeys({:?})", self.held())
+    }
+}
+
+impl LiveKeys {
+    /// `files`: where to re-read the ring from; None keeps `sealer` for good (tests, benches).
+    pub fn new(sealer: Sealer, files: Option<KeyFiles>) -> LiveKeys {
+        LiveKeys { files, held: std::sync::RwLock::new(sealer) }
+    }
+
+    /// The ring as of the last check.
+    pub fn held(&self) -> Sealer {
+        self.held.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The ring, brought up to date with the database first (one small query).
+    pub async fn current(&self, store: &Store) -> Result<Sealer> {
+        let held = self.held();
+        let Some(files) = &self.files else { return Ok(held) };
+        let state = store.key_state().await?;
+        let current_matches = state.current.as_ref().is_none_or(|id| *id == held.key_id());
+        let holds_retired = held.key_ids().iter().any(|id| state.retired.contains(id));
+        if current_matches && !holds_retired {
+            return Ok(held);
+        }
+        let ring = Sealer::load(files, state.current.as_deref(), &state.retired)
+            .map_err(|e| StoreError::Invalid(format!("the keyring changed but cannot be loaded: {e}")))?;
+        tracing::info!(key = %ring.key_id(), "the keyring changed; sealing with the current key");
+        *self.held.write().unwrap_or_else(|e| e.into_inner()) = ring.clone();
+        Ok(ring)
     }
 }

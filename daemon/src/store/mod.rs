@@ -14,6 +14,7 @@ mod links;
 mod outcomes;
 mod outbox;
 mod read;
+mod seal_clear;
 mod schedule;
 
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
@@ -25,7 +26,7 @@ pub use filing::{
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
-pub use keyring::{KeyState, KeyWalk};
+pub use keyring::{KeyState, KeyWalk, LiveKeys};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
@@ -50,6 +51,9 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("{0}")]
     Invalid(String),
+    /// A sealed value could not be opened (another key, or damaged): retrying cannot help.
+    #[error("{what}: {source}")]
+    Sealed { what: String, source: crate::seal::SealError },
 }
 
 impl StoreError {
@@ -221,9 +225,13 @@ impl Store {
     /// Opens the database named by `url`, creating a SQLite file if needed, and migrates it.
     pub async fn open(url: &str) -> Result<Store> {
         let store = if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)
-                .map_err(StoreError::Connect)?
+            let opts = SqliteConnectOptions::from_str(url).map_err(StoreError::Connect)?;
+            private_database_file(opts.get_filename())?;
+            let opts = opts
                 .create_if_missing(true)
+                // Deleted and overwritten values are zeroed, not left in free pages where a
+                // copy of the file would still show them (sealing a clear value, a sent alert).
+                .pragma("secure_delete", "ON")
                 .journal_mode(SqliteJournalMode::Wal)
                 // FULL: a commit survives power loss, as the reliability promises require.
                 .synchronous(SqliteSynchronous::Full)
@@ -300,6 +308,36 @@ fn pending(applied: std::result::Result<Vec<i64>, sqlx::Error>, migrator: &sqlx:
 
 /// The migrations recorded as applied.
 const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success";
+
+/// Creates the SQLite database file readable by its owner only (0600), or narrows an existing
+/// one that group or others can read; SQLite gives its `-wal` and `-shm` files the database
+/// file's mode. An in-memory database has no file.
+fn private_database_file(path: &std::path::Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+            return Ok(());
+        }
+        let failed = |e: std::io::Error| StoreError::Invalid(format!("cannot create the database file {}: {e}", path.display()));
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+                tracing::warn!(path = %path.display(), "the database file was readable by others; narrowed to 0600");
+                for suffix in ["-wal", "-shm"] {
+                    let mut side = path.as_os_str().to_owned();
+                    side.push(suffix);
+                    let _ = std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600));
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(failed)?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// WAL pages after which a committing writer checkpoints itself.
 const WAL_BACKSTOP_PAGES: u32 = 100_000;

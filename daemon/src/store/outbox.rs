@@ -88,12 +88,13 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a delivered email, with an audit entry naming only ids.
+    /// Records a delivered email, with an audit entry naming only ids. Its subject and body are
+    /// deleted: the recipient has them, and a copy of the database must not.
     pub async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         let mut tx = self.begin().await?;
         let row = super::on_tx!(&mut tx, |c| {
             sqlx::query(
-                "UPDATE outbox SET state = 'sent', sent_us = $2, last_error = NULL \
+                "UPDATE outbox SET state = 'sent', sent_us = $2, last_error = NULL, subject = '', body = '' \
                  WHERE id = $1 AND state = 'pending' RETURNING incident_id, purpose",
             )
             .bind(id)
@@ -149,12 +150,13 @@ impl Store {
     }
 
     /// Dead-letters an email that cannot be delivered (a permanent refusal, or too many
-    /// attempts), counting this last attempt, with an audit entry naming only ids.
+    /// attempts), counting this last attempt, with an audit entry naming only ids. Its subject
+    /// and body are deleted as on delivery; the row keeps who, why and when for the digest.
     pub async fn mark_dead(&self, id: i64, error: &str, at: DateTime<Utc>) -> Result<()> {
         let mut tx = self.begin().await?;
         let row = super::on_tx!(&mut tx, |c| {
             sqlx::query(
-                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = $2 \
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = $2, subject = '', body = '' \
                  WHERE id = $1 AND state = 'pending' RETURNING incident_id, purpose, attempts",
             )
             .bind(id)

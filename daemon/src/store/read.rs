@@ -222,6 +222,7 @@ impl Store {
 /// One attachment's record and its stored (sealed) content, for exports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachmentFile {
+    /// Sealed (field `attachment.filename`) since migration 0007.
     pub filename: String,
     pub content_type: String,
     pub size: u64,
