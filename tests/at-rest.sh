@@ -34,7 +34,8 @@ mkdir -p var/mail/intake/{new,cur,tmp} var/outbox var/secrets var/data stolen
 cp -r "$example/directory" .
 ( umask 077
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/haven.key
-  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/reply.key )
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/reply.key
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/audit.key )
 db_url=${pg_url:-sqlite://var/haven.db}
 sed -e "s|^url = .*|url = \"$db_url\"|" -e "s|^dir = \"../../rules\"|dir = \"$here/../rules\"|" \
   "$example/haven.toml" >haven.toml

@@ -894,7 +894,7 @@ async fn zone_less_forwarded_dates_are_filed_in_school_time(backend: support::db
         .filter_map(|e| e["occurred_at"].as_str().map(str::to_string))
         .collect();
     occurred.sort();
-    assert_eq!(occurred, ["2026-06-08T20:14:00+00:00", "2026-12-07T21:14:00+00:00"]);
+    assert_eq!(occurred, ["2026-06-08T20:14:00Z", "2026-12-07T21:14:00Z"]);
     let r = env.haven(&["chronology", "A100000000001", "--as", "dsl@school.example"]);
     assert!(r.stdout.contains("2026-06-08 21:14") && r.stdout.contains("2026-12-07 21:14"), "{}", r.stdout);
     db.cleanup().await;
