@@ -68,13 +68,12 @@ fn active_staff(dir: &Directory) -> Vec<String> {
     dir.staff.iter().filter(|s| s.active).map(|s| s.email().to_string()).collect()
 }
 
-/// The audit log's newest entries' actions, oldest first.
-
 /// The test installation's keyring, to read its sealed directory.
 fn sealer_of(env: &HavenEnv) -> haven::seal::Sealer {
     haven::seal::Sealer::from_key_file(&env.path("secrets/haven.key")).expect("the test key")
 }
 
+/// The audit log's newest entries' actions, oldest first.
 async fn audit_actions(db: &TestDb) -> Vec<(String, String)> {
     db.store.audit_tail(20).await.unwrap().into_iter().map(|e| (e.action, e.detail)).collect()
 }
