@@ -205,7 +205,7 @@ impl Reload {
     }
 }
 
-fn outbox_transport(config: &Config) -> outbox::Transport {
+pub(crate) fn outbox_transport(config: &Config) -> outbox::Transport {
     use crate::config::{Security, TransportKind};
     match config.smtp.transport {
         TransportKind::Maildir => outbox::Transport::Maildir(config.smtp.maildir.clone()),
@@ -234,7 +234,7 @@ fn outbox_settings(config: &Config, reply_key: Vec<u8>) -> outbox::OutboxSetting
     }
 }
 
-fn imap_settings(config: &Config) -> Option<imap::ImapSettings> {
+pub(crate) fn imap_settings(config: &Config) -> Option<imap::ImapSettings> {
     use crate::config::{ImapCredential, Security};
     let i = config.intake.imap.as_ref()?;
     Some(imap::ImapSettings {

@@ -119,6 +119,16 @@ impl SmtpSender {
         })
     }
 
+    /// Connects and, when credentials are configured, authenticates, then says QUIT without
+    /// sending anything (`haven check`).
+    pub async fn check_connection(&self) -> Result<(), String> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the server did not answer NOOP".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Sends one message to its one recipient.
     pub async fn send(&self, msg: Message) -> Result<(), Failure> {
         self.transport

@@ -131,6 +131,14 @@ impl ImapSettings {
     }
 }
 
+/// Connects, logs in and logs out again, touching no mailbox (`haven check`).
+pub async fn check_login(settings: &ImapSettings) -> Result<(), ImapError> {
+    settings.check()?;
+    let mut session = connect::open(settings).await?;
+    let _ = session.logout().await;
+    Ok(())
+}
+
 /// Why the intake could not do its work. Only [`ImapError::is_permanent`] errors end [`run`];
 /// the rest are retried after a backoff.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@ mod audit;
 mod directory;
 mod filing;
 mod keyring;
+mod migrations;
 mod outcomes;
 mod outbox;
 mod read;
@@ -25,6 +26,7 @@ pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use keyring::{KeyState, KeyWalk};
+pub use migrations::{MigrationState, migration_state};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
