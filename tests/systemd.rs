@@ -155,3 +155,52 @@ async fn imap_intake_is_ready_only_after_it_logs_in() {
     daemon.stop();
     db.cleanup().await;
 }
+
+fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/systemd")
+}
+
+fn systemd_tool(name: &str) -> std::process::Command {
+    let path = format!("/usr/bin/{name}");
+    assert!(std::path::Path::new(&path).exists(), "{path} is missing: install systemd (apt-get install systemd) to check the unit");
+    std::process::Command::new(path)
+}
+
+/// The shipped unit passes `systemd-analyze verify` (with ExecStart pointing at the binary
+/// under test) and scores 2.0 or better in `systemd-analyze security`; the sysusers file
+/// creates the haven user. (Running the daemon under the unit needs systemd as PID 1, which
+/// the test machine does not have.)
+#[test]
+fn the_unit_file_verifies_and_is_hardened() {
+    let unit = std::fs::read_to_string(examples().join("haven.service")).unwrap();
+    for line in ["Type=notify", "WatchdogSec=", "RestartPreventExitStatus=78", "LoadCredential="] {
+        assert!(unit.lines().any(|l| l.starts_with(line)), "the unit lacks {line}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("haven.service");
+    std::fs::write(&copy, unit.replace("/usr/local/bin/haven", env!("CARGO_BIN_EXE_haven"))).unwrap();
+    let verify = systemd_tool("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
+    let said = String::from_utf8_lossy(&verify.stderr).into_owned() + &String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}");
+
+    let security = systemd_tool("systemd-analyze").args(["security", "--offline=yes"]).arg(&copy).output().unwrap();
+    let out = String::from_utf8_lossy(&security.stdout).into_owned();
+    let score: f64 = out
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for haven.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{out}{}", String::from_utf8_lossy(&security.stderr)));
+    assert!(score <= 2.0, "systemd-analyze security scores the unit {score} (want 2.0 or better):\n{out}");
+
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("etc")).unwrap();
+    let sysusers = systemd_tool("systemd-sysusers")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("--dry-run")
+        .arg(examples().join("haven.sysusers.conf"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&sysusers.stderr).into_owned() + &String::from_utf8_lossy(&sysusers.stdout);
+    assert!(sysusers.status.success() && said.contains("Creating user 'haven'"), "systemd-sysusers:\n{said}");
+}

@@ -62,7 +62,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         wake_outbox: wake_outbox.clone(),
     };
     tasks.spawn(signals(shutdown.clone(), reload));
-    let sink = WakingSink { filer: filer.clone(), wake: wake_outbox.clone(), filed: filed.clone() };
+    let sink = WakingSink { filer: filer.clone(), wake: wake_outbox.clone(), filed: filed.clone(), notifier: notifier.clone() };
     tasks.spawn(intake(app.config.clone(), sink, shutdown.clone(), notifier.clone()));
     tasks.spawn(notify::report_status(notifier, app.store.clone(), app.config.school.tz(), filed, shutdown.clone()));
     tasks.spawn(outbox::run(
@@ -137,6 +137,8 @@ struct WakingSink {
     wake: Arc<Notify>,
     /// Tells the systemd status line a batch was filed.
     filed: Arc<Notify>,
+    /// Each batch is a watchdog beat too: a long backlog is one long pass of the intake loop.
+    notifier: Arc<Notifier>,
 }
 
 impl crate::source::Sink for WakingSink {
@@ -144,6 +146,7 @@ impl crate::source::Sink for WakingSink {
         let out = self.filer.accept(batch).await;
         self.wake.notify_one();
         self.filed.notify_one();
+        self.notifier.alive();
         out
     }
 }
