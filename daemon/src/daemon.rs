@@ -239,7 +239,10 @@ pub(crate) fn outbox_transport(config: &Config) -> outbox::Transport {
             },
             username: config.smtp.username.clone(),
             password: config.smtp.password.clone(),
-            xoauth2_token: None,
+            xoauth2_token: config.smtp.token.as_ref().map(|t| match t {
+                crate::config::TokenConfig::File(f) => imap::TokenSource::File(f.clone()),
+                crate::config::TokenConfig::Command(c) => imap::TokenSource::Command(c.clone()),
+            }),
         }),
     }
 }

@@ -17,6 +17,7 @@
 
 use super::backoff;
 mod connect;
+pub(crate) use connect::read_token;
 mod drain;
 mod wire;
 
