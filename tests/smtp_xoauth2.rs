@@ -105,6 +105,10 @@ async fn the_daemon_sends_alerts_with_xoauth2_and_check_reports_the_login() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains(&format!("ok   smtp     authenticated to 127.0.0.1:{port} as {USER}")), "{}", r.stdout);
 
+    // The refused check read the token twice (a rejected token is read again), then passed.
+    let checks = server.auth_log();
+    assert_eq!(checks.len(), 3, "{checks:?}");
+
     env.import_school();
     let daemon = env.start();
     let raw = std::fs::read(school_fixtures().join("mail/forward-contact.eml")).unwrap();
@@ -114,6 +118,18 @@ async fn the_daemon_sends_alerts_with_xoauth2_and_check_reports_the_login() {
         if got.is_empty() { Err(format!("auth log {:?}\n{}", server.auth_log(), daemon.log())) } else { Ok(got) }
     });
     assert_eq!(header(&got[0], "X-Auth-Token").as_deref(), Some("token-A"));
+    // A second report a few seconds later is another outbox pass: its alerts go over the
+    // connection the first pass logged in on (the worker keeps one pooled client).
+    let first = got.len();
+    std::thread::sleep(Duration::from_secs(2));
+    let second = String::from_utf8(raw).unwrap().replace("fwd-contact-1@", "fwd-contact-2@");
+    env.deliver("forward-2.eml", second.as_bytes());
+    wait_for("the second report's alerts", Duration::from_secs(30), || {
+        let n = server.messages().len();
+        if n > first { Ok(()) } else { Err(format!("{n} messages\n{}", daemon.log())) }
+    });
+    let logins = server.auth_log().split_off(checks.len());
+    assert_eq!(logins, vec![format!("ok {USER} token-A")], "two outbox passes, one login");
     daemon.stop();
     db.cleanup().await;
 }
