@@ -213,3 +213,24 @@ async fn an_invalid_config_fails_every_error_and_exits_78() {
     assert!(config.len() == 1 && config[0].contains("digest[0].cron"), "{}", r.stdout);
     db.cleanup().await;
 }
+
+/// Right after `haven init` the SQLite file does not exist yet: that passes (Haven creates
+/// it), and the check does not create it; a folder that is not there fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_not_yet_created_passes_and_is_left_alone() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let url = format!("sqlite://{}", db.dir.path().join("not-yet.db").display());
+    let env = HavenEnv::new(&url, "");
+    let r = env.haven(&["check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let database = lines(&r, "ok", "database");
+    assert!(database[0].contains("not-yet.db does not exist yet"), "{}", r.stdout);
+    assert!(!db.dir.path().join("not-yet.db").exists(), "haven check created the database");
+
+    let url = format!("sqlite://{}", db.dir.path().join("no-such-folder/haven.db").display());
+    let env = HavenEnv::new(&url, "");
+    let r = env.haven(&["check"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(lines(&r, "FAIL", "database")[0].contains("its folder does not exist"), "{}", r.stdout);
+    db.cleanup().await;
+}

@@ -178,7 +178,14 @@ fn check_digests(config: &Config) -> Vec<Line> {
 
 async fn check_database(config: &Config) -> Line {
     match crate::store::migration_state(config.database_url()).await {
-        Err(e) => Line::fail("database", format!("cannot open the database: {e}")),
+        Err(e) => Line::fail("database", e.to_string()),
+        Ok(crate::store::MigrationState { missing_file: Some((file, true)), pending, .. }) => Line::ok(
+            "database",
+            format!("sqlite: {} does not exist yet; Haven creates it, with all {} migrations, when it first opens it", file.display(), pending.len()),
+        ),
+        Ok(crate::store::MigrationState { missing_file: Some((file, false)), .. }) => {
+            Line::fail("database", format!("sqlite: {} cannot be created: its folder does not exist", file.display()))
+        }
         Ok(state) if !state.unknown.is_empty() => Line::fail(
             "database",
             format!(

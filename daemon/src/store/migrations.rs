@@ -23,6 +23,9 @@ pub struct MigrationState {
     pub pending: Vec<String>,
     /// Versions applied to the database that this binary does not know (a newer Haven ran).
     pub unknown: Vec<i64>,
+    /// A SQLite file that does not exist yet (Haven creates it, with every migration, when it
+    /// first opens it), with whether its folder is there to hold it.
+    pub missing_file: Option<(std::path::PathBuf, bool)>,
 }
 
 /// Opens the database named by `url` (never creating it) and compares its applied migrations
@@ -30,6 +33,17 @@ pub struct MigrationState {
 pub async fn migration_state(url: &str) -> Result<MigrationState, StoreError> {
     let (backend, migrator, applied) = if url.starts_with("sqlite:") {
         let opts = SqliteConnectOptions::from_str(url).map_err(StoreError::Connect)?.create_if_missing(false);
+        let file = opts.get_filename().to_path_buf();
+        if !file.exists() {
+            let folder = file.parent().is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
+            return Ok(MigrationState {
+                backend: "sqlite",
+                applied: 0,
+                pending: SQLITE_MIGRATIONS.iter().map(|m| format!("{:04} {}", m.version, m.description)).collect(),
+                unknown: Vec::new(),
+                missing_file: Some((file, folder)),
+            });
+        }
         let mut conn = within(opts.connect()).await?;
         let rows = sqlx::query_scalar::<_, i64>(APPLIED).fetch_all(&mut conn).await;
         ("sqlite", &SQLITE_MIGRATIONS, applied_versions(rows)?)
@@ -51,6 +65,7 @@ pub async fn migration_state(url: &str) -> Result<MigrationState, StoreError> {
             .map(|m| format!("{:04} {}", m.version, m.description))
             .collect(),
         unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
+        missing_file: None,
     })
 }
 
