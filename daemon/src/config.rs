@@ -249,8 +249,12 @@ struct SmtpRaw {
     #[serde(default = "default_starttls")]
     security: Security,
     username: Option<String>,
+    /// "password" (the default) or "xoauth2".
+    auth: Option<String>,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
+    token_file: Option<PathBuf>,
+    token_command: Option<String>,
     from: String,
     maildir: Option<PathBuf>,
 }
@@ -267,8 +271,18 @@ pub struct Smtp {
     pub security: Security,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// With `auth = "xoauth2"`: where the OAuth2 access token comes from (read afresh when
+    /// the server rejects the one in use).
+    pub token: Option<TokenConfig>,
     pub from: String,
     pub maildir: PathBuf,
+}
+
+/// Where an OAuth2 access token comes from (`token_file` or `token_command`).
+#[derive(Clone)]
+pub enum TokenConfig {
+    File(PathBuf),
+    Command(String),
 }
 
 impl fmt::Debug for Smtp {
@@ -679,6 +693,34 @@ fn resolve_imap(c: &mut Collect, r: ImapRaw, base: &Path) -> Option<Imap> {
 
 fn resolve_smtp(c: &mut Collect, r: SmtpRaw, base: &Path) -> Option<Smtp> {
     let password = resolve_password(c, "smtp.password", r.password_file, r.password_env, base);
+    let token = match r.auth.as_deref() {
+        None | Some("password") => {
+            if r.token_file.is_some() || r.token_command.is_some() {
+                c.err("smtp: token_file and token_command need auth = \"xoauth2\"".into());
+            }
+            None
+        }
+        Some("xoauth2") => {
+            if r.username.is_none() {
+                c.err("smtp.username: missing (auth = \"xoauth2\" logs in as this mailbox)".into());
+            }
+            if password.is_some() {
+                c.err("smtp: auth = \"xoauth2\" takes token_file or token_command, not a password".into());
+            }
+            match (r.token_file, r.token_command) {
+                (Some(f), None) => Some(TokenConfig::File(base.join(f))),
+                (None, Some(cmd)) => Some(TokenConfig::Command(cmd)),
+                _ => {
+                    c.err("smtp: auth = \"xoauth2\" needs exactly one of token_file, token_command".into());
+                    None
+                }
+            }
+        }
+        Some(other) => {
+            c.err(format!("smtp.auth: expected \"password\" or \"xoauth2\", found {other:?}"));
+            None
+        }
+    };
     let host = r.host.unwrap_or_default();
     match r.transport {
         TransportKind::Smtp => {
@@ -706,6 +748,7 @@ fn resolve_smtp(c: &mut Collect, r: SmtpRaw, base: &Path) -> Option<Smtp> {
         security: r.security,
         username: r.username,
         password,
+        token,
         from: r.from,
         maildir: base.join(r.maildir.unwrap_or_default()),
     })

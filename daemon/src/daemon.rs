@@ -5,6 +5,7 @@
 
 use crate::cli::{self, App, CliError};
 use crate::config::{Config, SourceKind};
+use crate::notify::{self, Notifier};
 use crate::outbox;
 use crate::pipeline::Filer;
 use crate::rules::{LiveRules, RuleSet};
@@ -57,6 +58,8 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     );
     let shutdown = CancellationToken::new();
     let wake_outbox = Arc::new(Notify::new());
+    let notifier = Arc::new(Notifier::from_env());
+    let filed = Arc::new(Notify::new());
 
     let mut tasks = tokio::task::JoinSet::new();
     let reload = Reload {
@@ -68,7 +71,9 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         keys: filer.keys(),
     };
     tasks.spawn(signals(shutdown.clone(), reload));
-    tasks.spawn(intake(app.config.clone(), filer.clone(), shutdown.clone(), wake_outbox.clone()));
+    let sink = WakingSink { filer: filer.clone(), wake: wake_outbox.clone(), filed: filed.clone(), notifier: notifier.clone() };
+    tasks.spawn(intake(app.config.clone(), sink, shutdown.clone(), notifier.clone()));
+    tasks.spawn(notify::report_status(notifier, app.store.clone(), app.config.school.tz(), filed, shutdown.clone()));
     tasks.spawn(outbox::run(
         app.store.clone(),
         transport,
@@ -97,8 +102,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
 }
 
 /// The intake source the config names, filing through `filer`.
-async fn intake(config: Config, filer: Arc<Filer>, shutdown: CancellationToken, wake_outbox: Arc<Notify>) {
-    let sink = WakingSink { filer, wake: wake_outbox };
+async fn intake(config: Config, sink: WakingSink, shutdown: CancellationToken, notifier: Arc<Notifier>) {
     match config.intake.source {
         SourceKind::Maildir => {
             let Some(m) = &config.intake.maildir else { return };
@@ -113,11 +117,21 @@ async fn intake(config: Config, filer: Arc<Filer>, shutdown: CancellationToken, 
                 batch_size: MAILDIR_BATCH,
                 poll: Duration::from_millis(250),
             };
-            maildir::run(settings, &sink, shutdown).await;
+            maildir::run_beating(settings, &sink, shutdown, |readable| {
+                if readable {
+                    notifier.ready();
+                    notifier.set_intake("idle");
+                } else {
+                    notifier.set_intake("retrying: the intake Maildir cannot be read");
+                }
+                notifier.alive();
+            })
+            .await;
         }
         SourceKind::Imap => {
             let Some(settings) = imap_settings(&config) else { return };
             let status = imap::ImapStatus::new();
+            tokio::spawn(notify::watch_imap(notifier, status.clone(), shutdown.clone()));
             if let Err(e) = imap::run(settings, &sink, shutdown.clone(), &status).await {
                 tracing::error!(error = %e, "IMAP intake cannot run; stopping");
                 shutdown.cancel();
@@ -130,12 +144,18 @@ async fn intake(config: Config, filer: Arc<Filer>, shutdown: CancellationToken, 
 struct WakingSink {
     filer: Arc<Filer>,
     wake: Arc<Notify>,
+    /// Tells the systemd status line a batch was filed.
+    filed: Arc<Notify>,
+    /// Each batch is a watchdog beat too: a long backlog is one long pass of the intake loop.
+    notifier: Arc<Notifier>,
 }
 
 impl crate::source::Sink for WakingSink {
     async fn accept(&self, batch: Vec<crate::source::Incoming>) -> Result<Vec<crate::source::Disposition>, crate::source::SinkError> {
         let out = self.filer.accept(batch).await;
         self.wake.notify_one();
+        self.filed.notify_one();
+        self.notifier.alive();
         out
     }
 }
@@ -216,7 +236,7 @@ impl Reload {
     }
 }
 
-fn outbox_transport(config: &Config) -> outbox::Transport {
+pub(crate) fn outbox_transport(config: &Config) -> outbox::Transport {
     use crate::config::{Security, TransportKind};
     match config.smtp.transport {
         TransportKind::Maildir => outbox::Transport::Maildir(config.smtp.maildir.clone()),
@@ -230,7 +250,10 @@ fn outbox_transport(config: &Config) -> outbox::Transport {
             },
             username: config.smtp.username.clone(),
             password: config.smtp.password.clone(),
-            xoauth2_token: None,
+            xoauth2_token: config.smtp.token.as_ref().map(|t| match t {
+                crate::config::TokenConfig::File(f) => imap::TokenSource::File(f.clone()),
+                crate::config::TokenConfig::Command(c) => imap::TokenSource::Command(c.clone()),
+            }),
         }),
     }
 }
@@ -245,7 +268,7 @@ fn outbox_settings(config: &Config, reply_key: Vec<u8>) -> outbox::OutboxSetting
     }
 }
 
-fn imap_settings(config: &Config) -> Option<imap::ImapSettings> {
+pub(crate) fn imap_settings(config: &Config) -> Option<imap::ImapSettings> {
     use crate::config::{ImapCredential, Security};
     let i = config.intake.imap.as_ref()?;
     Some(imap::ImapSettings {

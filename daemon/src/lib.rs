@@ -29,6 +29,7 @@ pub mod inspect;
 pub mod logging;
 pub mod message;
 pub mod noise;
+pub mod notify;
 pub mod outbox;
 pub mod pipeline;
 pub mod read;

@@ -120,6 +120,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Check the installation as the daemon would use it: keys and their permissions, rules,
+    /// digest schedules, database migrations, IMAP login, SMTP login (nothing is sent). One
+    /// line per check; exit 0 only when all pass, 1 when one fails, 78 for an unreadable
+    /// configuration.
+    Check,
     /// Write a commented starter haven.toml, the default rules and new keys into DIR.
     Init { dir: PathBuf },
 }
@@ -233,6 +238,9 @@ fn report(result: Result<String, CliError>) -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<String, CliError> {
+    if let Command::Check = &cli.command {
+        return cli::check::run(&cli.config).await;
+    }
     let config = cli::load_config(&cli.config)?;
     if let Command::Rules { command: RulesCommand::Check } = &cli.command {
         return cli::rules::check(&config);
@@ -243,7 +251,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
     let app = cli::App::open(config).await?;
     let now = app.now();
     match cli.command {
-        Command::Run | Command::Inspect { .. } | Command::Init { .. } | Command::Rules { command: RulesCommand::Check } => {
+        Command::Run | Command::Check | Command::Inspect { .. } | Command::Init { .. } | Command::Rules { command: RulesCommand::Check } => {
             unreachable!("handled above")
         }
         Command::Rules { command: RulesCommand::Test { file, json } } => cli::rules::test(&app, &file, json).await,

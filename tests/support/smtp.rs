@@ -80,6 +80,31 @@ impl SmtpServer {
         SmtpServer::spawn(cmd, port, dir)
     }
 
+    /// tests/support/smtp_xoauth2.py on `port`: SASL XOAUTH2 only, valid tokens read from
+    /// `tokens` at every AUTH, each AUTH logged to [`SmtpServer::auth_log`]; mail only after a
+    /// successful login, stored with an X-Auth-Token header.
+    pub fn xoauth2_on(port: u16, tokens: &std::path::Path) -> SmtpServer {
+        require_aiosmtpd();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/smtp_xoauth2.py");
+        let mut cmd = Command::new(PYTHON);
+        cmd.arg(script)
+            .arg(port.to_string())
+            .arg(dir.path().join("mail"))
+            .arg(tokens)
+            .arg(dir.path().join("auth.log"));
+        SmtpServer::spawn(cmd, port, dir)
+    }
+
+    /// Every AUTH the XOAUTH2 server saw: "ok USER TOKEN" or "rejected USER TOKEN".
+    pub fn auth_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("auth.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
     fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir) -> SmtpServer {
         let mut child = cmd
             .stdout(Stdio::null())

@@ -3,6 +3,7 @@
 //! 78 configuration or rules invalid.
 
 pub mod audit;
+pub mod check;
 pub mod chronology;
 pub mod directory;
 pub mod export;

@@ -143,6 +143,18 @@ pub async fn send_due(
         Transport::Smtp(s) => Some(SmtpSender::new(s)?),
         Transport::Maildir(_) => None,
     };
+    send_due_with(store, transport, sender.as_ref(), settings, now).await
+}
+
+/// [`send_due`] with an SMTP client the caller keeps between passes, so its pooled, logged-in
+/// connections (and its OAuth2 token) outlive one pass.
+async fn send_due_with(
+    store: &Store,
+    transport: &Transport,
+    sender: Option<&SmtpSender>,
+    settings: &OutboxSettings,
+    now: DateTime<Utc>,
+) -> Result<SendReport, OutboxError> {
     let env = email::Envelope {
         from: &settings.from,
         intake_address: &settings.intake_address,
@@ -180,7 +192,7 @@ pub async fn send_due(
                 continue;
             }
         };
-        let result = match (transport, &sender) {
+        let result = match (transport, sender) {
             (Transport::Smtp(_), Some(s)) => s.send(msg).await,
             (Transport::Maildir(dir), _) => {
                 maildir::deliver(dir, &e.email_message_id, &msg.formatted())
@@ -264,11 +276,22 @@ pub async fn run(
     wake: Arc<Notify>,
 ) {
     tracing::info!("outbox worker started");
+    // One SMTP client for the worker's life: its pool keeps a logged-in connection for 60 s
+    // after a pass, so alerts that follow each other reuse it. A refused setting was reported
+    // at start (`Transport::check`); should it fail here, each pass reports it instead.
+    let sender = match &transport {
+        Transport::Smtp(s) => SmtpSender::new(s).ok(),
+        Transport::Maildir(_) => None,
+    };
     loop {
         if shutdown.is_cancelled() {
             break;
         }
-        let wait = match send_due(&store, &transport, &settings, clock.now()).await {
+        let pass = match &sender {
+            Some(sender) => send_due_with(&store, &transport, Some(sender), &settings, clock.now()).await,
+            None => send_due(&store, &transport, &settings, clock.now()).await,
+        };
+        let wait = match pass {
             Ok(r) if r.claimed() >= u32::try_from(BATCH).unwrap_or(u32::MAX) => {
                 std::time::Duration::ZERO
             }

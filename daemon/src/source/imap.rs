@@ -17,6 +17,7 @@
 
 use super::backoff;
 mod connect;
+pub(crate) use connect::read_token;
 mod drain;
 mod wire;
 
@@ -129,6 +130,14 @@ impl ImapSettings {
             Err(ImapError::Settings(problems.join("; ")))
         }
     }
+}
+
+/// Connects, logs in and logs out again, touching no mailbox (`haven check`).
+pub async fn check_login(settings: &ImapSettings) -> Result<(), ImapError> {
+    settings.check()?;
+    let mut session = connect::open(settings).await?;
+    let _ = session.logout().await;
+    Ok(())
 }
 
 /// Why the intake could not do its work. Only [`ImapError::is_permanent`] errors end [`run`];

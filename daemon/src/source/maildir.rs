@@ -121,11 +121,20 @@ pub async fn drain<S: Sink>(settings: &MaildirSettings, sink: &S, shutdown: &Can
 /// up to 5 minutes) and nothing leaves `new/`. Failures are logged once per change of state,
 /// not per retry.
 pub async fn run<S: Sink>(settings: MaildirSettings, sink: &S, shutdown: CancellationToken) {
+    run_beating(settings, sink, shutdown, |_| {}).await;
+}
+
+/// [`run`], calling `beat` after every pass over the Maildir (whether or not it found mail),
+/// with whether the Maildir could be read: the daemon's readiness and watchdog signal that
+/// the loop is turning.
+pub async fn run_beating<S: Sink>(settings: MaildirSettings, sink: &S, shutdown: CancellationToken, beat: impl Fn(bool)) {
     let mut unreadable = false;
     let mut refused = Backoff::new(backoff::INITIAL, backoff::MAX);
     loop {
         let mut wait = settings.poll;
-        match drain(&settings, sink, &shutdown).await {
+        let pass = drain(&settings, sink, &shutdown).await;
+        let readable = pass.is_ok();
+        match pass {
             Ok(Drained { settled, refused: error }) => {
                 if unreadable {
                     tracing::info!("intake Maildir readable again");
@@ -157,6 +166,7 @@ pub async fn run<S: Sink>(settings: MaildirSettings, sink: &S, shutdown: Cancell
                 }
             }
         }
+        beat(readable);
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(wait) => {}

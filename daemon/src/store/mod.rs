@@ -11,6 +11,7 @@ mod directory;
 mod filing;
 mod keyring;
 mod links;
+mod migrations;
 mod outcomes;
 mod outbox;
 mod read;
@@ -27,6 +28,7 @@ pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use keyring::{KeyState, KeyWalk, LiveKeys};
+pub use migrations::{MigrationState, migration_state};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};

@@ -173,7 +173,7 @@ impl async_imap::Authenticator for XOAuth2 {
     }
 }
 
-async fn read_token(source: &TokenSource) -> Result<String, ImapError> {
+pub(crate) async fn read_token(source: &TokenSource) -> Result<String, ImapError> {
     let token = match source {
         TokenSource::File(path) => tokio::fs::read_to_string(path)
             .await
