@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 
 say() { echo "tests/run.sh: $*" >&2; }
 
-# --- packages: Dovecot (IMAP tests), isync (mbsync), aiosmtpd (SMTP tests), openssl (TLS certs) ---
+# --- packages: Dovecot (IMAP tests), isync (mbsync), aiosmtpd (SMTP tests), openssl (TLS certs), chromium + chromium-driver (console tests) ---
 need=()
-for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl; do
+for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then

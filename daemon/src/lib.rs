@@ -9,6 +9,7 @@
 //! - [`noise`]: auto-replies, bounces and Haven's own mail, recognised so they are never filed.
 //! - [`authenticate`]: whether a sender may file (active staff; DMARC/DKIM when configured).
 //! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
+//! - [`console`]: the DSL console, a web page served by `haven run` (loopback HTTP).
 //! - [`schedule`]: escalation reminders and digests when they fall due (pure cron maths in `due`).
 
 pub mod alert;
@@ -17,6 +18,7 @@ pub mod category;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod directory;
 pub mod directory_csv;
