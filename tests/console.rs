@@ -87,7 +87,7 @@ impl Drop for Browser {
 struct School {
     db: TestDb,
     smtp: SmtpServer,
-    _env: HavenEnv,
+    env: HavenEnv,
     daemon: Daemon,
     port: u16,
 }
@@ -132,7 +132,7 @@ impl School {
             daemon.assert_running();
             TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
         });
-        School { db, smtp, _env: env, daemon, port }
+        School { db, smtp, env, daemon, port }
     }
 
     fn url(&self, path: &str) -> String {
@@ -233,7 +233,7 @@ impl School {
         let c = browser.client();
         c.goto(&self.url("/")).await.unwrap();
         c.find(Locator::Css("input#email")).await.unwrap().send_keys(email).await.unwrap();
-        c.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+        click(c, "button[type=submit]").await;
         let page = c.source().await.unwrap();
         assert!(page.contains("Check your email"), "{page}");
         let body = wait_for("the sign-in email", WAIT, || {
@@ -265,8 +265,20 @@ fn totp_code(base32: &str) -> String {
 
 async fn submit_code(c: &Client, code: &str) -> String {
     c.find(Locator::Css("input#code")).await.unwrap().send_keys(code).await.unwrap();
-    c.find(Locator::Css("form[action='/totp'] button")).await.unwrap().click().await.unwrap();
+    click(c, "form[action='/totp'] button").await;
     c.source().await.unwrap()
+}
+
+/// Clicks what `css` finds and waits for the next page: until the old one is gone (its
+/// elements go stale), so the test never reads the page it just left.
+async fn click(c: &Client, css: &str) {
+    let before = c.find(Locator::Css("html")).await.unwrap();
+    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while before.tag_name().await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "clicking {css} led nowhere");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
@@ -288,7 +300,7 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
     let codes = c.find_all(Locator::Css("#recovery-codes li")).await.unwrap();
     assert_eq!(codes.len(), 10, "ten recovery codes, shown once");
     browser.screenshot("recovery-codes").await;
-    c.find(Locator::Css("#continue")).await.unwrap().click().await.unwrap();
+    click(c, "#continue").await;
     let who = c.find(Locator::Css("#signed-in-as")).await.unwrap().text().await.unwrap();
     assert_eq!(who, "Signed in as Dana Lead.");
     // What the DSL team sees first: the outcome awaited, the message awaiting triage and the
@@ -306,10 +318,10 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
 
     // Pupil search and the chronology, as the CLI's visibility rule lets the DSL see it.
     c.find(Locator::Css("input#q")).await.unwrap().send_keys("jane").await.unwrap();
-    c.find(Locator::Css("form[action='/pupils'] button")).await.unwrap().click().await.unwrap();
+    click(c, "form[action='/pupils'] button").await;
     let results = c.find_all(Locator::Css("#pupil-results li")).await.unwrap();
     assert_eq!(results.len(), 1);
-    c.find(Locator::Css("#pupil-results a")).await.unwrap().click().await.unwrap();
+    click(c, "#pupil-results a").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/pupils/A100000000001");
     assert_eq!(c.find(Locator::Css("#pupil")).await.unwrap().text().await.unwrap(), "Jane Smith (A100000000001)");
     assert_eq!(c.find(Locator::Css("#count")).await.unwrap().text().await.unwrap(), "1 incident(s)");
@@ -319,11 +331,11 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
     browser.screenshot("chronology").await;
 
     // Recording the outcome, with `haven outcome --by`'s own check.
-    c.find(Locator::Css("#incident-1 h2 a")).await.unwrap().click().await.unwrap();
+    click(c, "#incident-1 h2 a").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/incidents/1");
     c.find(Locator::Css("textarea#outcome")).await.unwrap().send_keys("NFA: spoke to mother").await.unwrap();
     browser.screenshot("incident").await;
-    c.find(Locator::Css("form[action='/incidents/1/outcome'] button")).await.unwrap().click().await.unwrap();
+    click(c, "form[action='/incidents/1/outcome'] button").await;
     assert_eq!(c.find(Locator::Css("#notice")).await.unwrap().text().await.unwrap(), "Outcome recorded.");
     assert_eq!(c.find(Locator::Css("dd.outcome")).await.unwrap().text().await.unwrap(), "NFA: spoke to mother");
     assert!(c.find(Locator::Css("textarea#outcome")).await.is_err(), "no second outcome form");
@@ -341,7 +353,7 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
     assert!(page.contains("This sign-in link has already been used."), "{page}");
 
     c.goto(&school.url("/home")).await.unwrap();
-    c.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+    click(c, "#sign-out").await;
     assert!(c.source().await.unwrap().contains("You are signed out."));
     c.goto(&school.url("/home")).await.unwrap();
     assert_eq!(c.title().await.unwrap(), "Sign in · Haven", "signed out means signed out");
@@ -373,7 +385,8 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
 }
 
 async fn wrong_codes_lock_sign_in_and_teachers_see_only_how_to_report(backend: Backend) {
-    let school = School::start_full(backend, "", true).await;
+    // The directory may change by up to half, so one member of staff can leave.
+    let school = School::start_full(backend, "\n[directory]\nmax_change = \"50%\"", true).await;
     let browser = Browser::start().await;
     let c = browser.client();
 
@@ -407,7 +420,29 @@ async fn wrong_codes_lock_sign_in_and_teachers_see_only_how_to_report(backend: B
     c.goto(&school.url("/home")).await.unwrap();
     assert!(c.find(Locator::Css("#no-outcomes")).await.is_ok(), "the HouseM is not shown the DSL-only outcome");
     assert!(c.find(Locator::Css("#quarantined")).await.is_err(), "nor the quarantine");
-    c.find(Locator::Css("#sign-out")).await.unwrap().click().await.unwrap();
+
+    // The HouseM leaves the staff list: signed out at the next request.
+    let f = school_fixtures();
+    let staff = std::fs::read_to_string(f.join("staff.csv")).unwrap();
+    let without: String = staff.lines().filter(|l| !l.starts_with("kestrel@")).map(|l| format!("{l}\n")).collect();
+    let staff_csv = school.env.path("staff-without-kestrel.csv");
+    std::fs::write(&staff_csv, without).unwrap();
+    let r = school.env.haven(&[
+        "directory",
+        "import",
+        "--pupils",
+        f.join("pupils.csv").to_str().unwrap(),
+        "--staff",
+        staff_csv.to_str().unwrap(),
+        "--contacts",
+        f.join("contacts.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "directory import: {}{}", r.stdout, r.stderr);
+    c.goto(&school.url("/home")).await.unwrap();
+    let page = c.source().await.unwrap();
+    assert!(page.contains("You were signed out because your account is no longer active"), "{page}");
+    c.goto(&school.url("/pupils/A100000000001")).await.unwrap();
+    assert_eq!(c.title().await.unwrap(), "Sign in · Haven", "the session is gone");
 
     // A HouseM enters wrong codes: after five, sign-in is locked and the DSL team is told.
     let link = school.ask_for_link(&browser, "heron@school.example").await;
@@ -438,6 +473,7 @@ async fn wrong_codes_lock_sign_in_and_teachers_see_only_how_to_report(backend: B
     assert!(actions.iter().any(|a| a == "console_totp_locked"), "{actions:?}");
     assert!(actions.iter().any(|a| a == "console_sign_in_refused"), "the teacher: {actions:?}");
     assert!(actions.iter().any(|a| a == "console_incident_refused"), "the HouseM: {actions:?}");
+    assert!(actions.iter().any(|a| a == "console_sign_out"), "the HouseM who left: {actions:?}");
     browser.close().await;
     school.finish().await;
 }

@@ -80,17 +80,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         wake_outbox.clone(),
     ));
     if let (Some(console), Some(settings)) = (console, app.config.console.clone()) {
-        let state = crate::console::State::new(
-            app.store.clone(),
-            app.clock.clone(),
-            &reply_key,
-            settings,
-            app.config.school.mail_domain().to_string(),
-            app.config.school.intake_address.clone(),
-            wake_outbox.clone(),
-            app.config.school.tz(),
-            app.sealer().await?,
-        );
+        let state = crate::console::State::new(&app, settings, &reply_key, app.sealer().await?, wake_outbox.clone());
         tasks.spawn(console.run(state, shutdown.clone()));
     }
     tracing::info!(source = app.config.intake.source.as_str(), database = app.store.backend(), "haven running");

@@ -43,18 +43,25 @@ pub struct State {
 impl State {
     /// `reply_key` is the alerts reply key: the console's signing key is derived from it.
     pub fn new(
-        store: Store,
-        clock: Arc<dyn Clock>,
-        reply_key: &[u8],
+        app: &crate::cli::App,
         settings: ConsoleSettings,
-        mail_domain: String,
-        intake_address: String,
-        wake_outbox: Arc<Notify>,
-        tz: chrono_tz::Tz,
+        reply_key: &[u8],
         sealer: crate::seal::Sealer,
+        wake_outbox: Arc<Notify>,
     ) -> State {
         let cookies = session::CookieNames::for_url(&settings.public_url);
-        State { store, clock, key: auth::ConsoleKey::derive(reply_key), settings, mail_domain, intake_address, wake_outbox, tz, sealer, cookies }
+        State {
+            store: app.store.clone(),
+            clock: app.clock.clone(),
+            key: auth::ConsoleKey::derive(reply_key),
+            settings,
+            mail_domain: app.config.school.mail_domain().to_string(),
+            intake_address: app.config.school.intake_address.clone(),
+            wake_outbox,
+            tz: app.config.school.tz(),
+            sealer,
+            cookies,
+        }
     }
 }
 

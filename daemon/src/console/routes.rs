@@ -104,7 +104,7 @@ async fn ask_for_link(axum::extract::State(st): Shared, headers: HeaderMap, Form
     }
     let email = f.get("email").map(|e| e.trim().to_lowercase()).unwrap_or_default();
     let staff = match st.store.load_directory().await {
-        Ok(d) => d.staff.into_iter().find(|s| s.active && s.emails.iter().any(|e| *e == email)),
+        Ok(d) => d.staff.into_iter().find(|s| s.active && s.emails.contains(&email)),
         Err(e) => {
             tracing::error!(error = %e, "console: cannot load the directory");
             return unavailable();
