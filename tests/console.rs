@@ -499,6 +499,19 @@ async fn expired_links_and_forms_without_their_token_are_refused(backend: Backen
     assert!(page.contains("This sign-in link has expired"), "{page}");
     browser.screenshot("link-expired").await;
     assert_eq!(emails_to(&school.smtp, "dsl@school.example", "sign-in link").len(), 1, "the forged form sent nothing");
+
+    // At most five links per address in 15 minutes: the sixth request sends nothing.
+    for _ in 0..4 {
+        school.ask_for_link(&browser, "dsl@school.example").await;
+    }
+    c.goto(&school.url("/")).await.unwrap();
+    c.find(Locator::Css("input#email")).await.unwrap().send_keys("dsl@school.example").await.unwrap();
+    click(c, "button[type=submit]").await;
+    assert!(c.source().await.unwrap().contains("Check your email"), "the page does not tell");
+    let actions = school.audit_actions().await;
+    assert!(actions.iter().any(|a| a == "console_link_rate_limited"), "{actions:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(emails_to(&school.smtp, "dsl@school.example", "sign-in link").len(), 5, "no sixth link");
     browser.close().await;
     school.finish().await;
 }

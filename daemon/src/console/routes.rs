@@ -28,6 +28,10 @@ pub const CONTENT_SECURITY_POLICY: &str =
 /// Forms are a few short fields; anything larger is refused with 413.
 pub const MAX_BODY: usize = 16 * 1024;
 
+/// At most this many sign-in links per address in [`LINK_WINDOW`]; further requests send nothing.
+const LINKS_PER_WINDOW: i64 = 5;
+const LINK_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+
 const STYLESHEET: &str = include_str!("../../templates/console.css");
 
 pub fn router(state: Arc<State>) -> Router {
@@ -110,7 +114,19 @@ async fn ask_for_link(axum::extract::State(st): Shared, headers: HeaderMap, Form
             return unavailable();
         }
     };
+    let limited = match &staff {
+        Some(staff) => st
+            .store
+            .console_links_sent_since(staff.email(), now - LINK_WINDOW)
+            .await
+            .map(|n| n >= LINKS_PER_WINDOW)
+            .unwrap_or(true),
+        None => false,
+    };
     match staff {
+        Some(staff) if limited => {
+            let _ = st.store.audit(now, &format!("staff:{}", staff.id), "console_link_rate_limited", "console", "").await;
+        }
         Some(staff) => {
             let nonce = auth::random_token();
             let lifetime = chrono::Duration::from_std(st.settings.link_lifetime).unwrap_or(chrono::Duration::minutes(10));

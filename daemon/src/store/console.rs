@@ -120,6 +120,20 @@ impl Store {
         })
     }
 
+    /// Sign-in links queued for `recipient` since `since`, for the per-address rate limit.
+    pub async fn console_links_sent_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<i64> {
+        on_pool!(self, |p| {
+            let r = sqlx::query(
+                "SELECT COUNT(*) AS n FROM outbox WHERE recipient = $1 AND email_message_id LIKE 'haven.console-link.%' AND created_us >= $2",
+            )
+            .bind(recipient)
+            .bind(to_us(since))
+            .fetch_one(p)
+            .await?;
+            Ok(r.try_get::<i64, _>("n")?)
+        })
+    }
+
     pub async fn console_session_create(&self, id_hash: &str, staff_id: i64, csrf: &str, now: DateTime<Utc>) -> Result<()> {
         on_pool!(self, |p| {
             sqlx::query(
