@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 say() { echo "tests/run.sh: $*" >&2; }
 
 # --- packages: Dovecot (IMAP tests), isync (mbsync), aiosmtpd (SMTP tests), openssl (TLS certs),
-# jq, sqlite3 and pg_dump (tests/at-rest.sh) ---
+# jq, sqlite3 and pg_dump (tests/at-rest.sh), chromium + chromium-driver (console tests),
+# systemd (systemd-analyze for the unit test) ---
 need=()
-for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client; do
+for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then

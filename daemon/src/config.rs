@@ -37,6 +37,31 @@ pub struct Config {
     pub alerts: Alerts,
     pub digests: Vec<Digest>,
     pub directory: DirectorySettings,
+    /// The web console; `None` (off) unless `[console]` is configured.
+    pub console: Option<ConsoleSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleRaw {
+    listen: String,
+    public_url: Option<String>,
+    #[serde(default = "default_link_lifetime")]
+    link_lifetime: String,
+}
+
+fn default_link_lifetime() -> String {
+    "10m".into()
+}
+
+/// `[console]`: where the DSL console listens (plain HTTP, loopback only).
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    pub listen: std::net::SocketAddr,
+    /// Where staff reach the console (the reverse proxy's address); sign-in links start here.
+    pub public_url: String,
+    /// How long an emailed sign-in link works.
+    pub link_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -415,6 +440,7 @@ struct Top {
     alerts: Option<toml::Value>,
     digest: Option<Vec<toml::Value>>,
     directory: Option<toml::Value>,
+    console: Option<toml::Value>,
 }
 
 /// Collects errors while the sections are read one by one.
@@ -480,6 +506,7 @@ impl Config {
             }
             share.map(|max_change| DirectorySettings { max_change })
         });
+        let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r));
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
             if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
@@ -531,6 +558,7 @@ impl Config {
             alerts: Alerts { reply_key_file: alerts.reply_key_file.map(|p| base.join(p)), ..alerts },
             digests,
             directory: directory.unwrap_or_default(),
+            console,
         })
     }
 
@@ -754,6 +782,23 @@ fn resolve_smtp(c: &mut Collect, r: SmtpRaw, base: &Path) -> Option<Smtp> {
     })
 }
 
+fn resolve_console(c: &mut Collect, r: &ConsoleRaw) -> Option<ConsoleSettings> {
+    let Ok(listen) = r.listen.parse::<std::net::SocketAddr>() else {
+        c.err(format!("console.listen: expected an address and port such as \"127.0.0.1:8080\", found {:?}", r.listen));
+        return None;
+    };
+    if !listen.ip().is_loopback() {
+        c.err(format!(
+            "console.listen: {listen} is not a loopback address; the console serves plain HTTP (no TLS), so it listens only on \
+             loopback (127.0.0.1 or ::1) behind a TLS reverse proxy"
+        ));
+        return None;
+    }
+    let link_lifetime = duration(c, "console.link_lifetime", &r.link_lifetime)?;
+    let public_url = r.public_url.clone().unwrap_or_else(|| format!("http://{listen}"));
+    Some(ConsoleSettings { listen, public_url: public_url.trim_end_matches('/').to_string(), link_lifetime })
+}
+
 pub fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -863,6 +908,18 @@ maildir = "mail/outbox"
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
         assert!(errs.iter().any(|e| e.contains("HAVEN_TEST_UNSET_VAR is not set")), "{errs:#?}");
         assert!(errs.iter().any(|e| e.contains("\"plain\" is refused")), "{errs:#?}");
+    }
+
+    #[test]
+    fn the_console_is_off_unless_configured_and_plain_http_only_on_loopback() {
+        assert!(Config::parse(GOOD, Path::new("/x")).unwrap().console.is_none());
+        let c = Config::parse(&format!("{GOOD}[console]\nlisten = \"127.0.0.1:8080\"\n"), Path::new("/x")).unwrap();
+        assert_eq!(c.console.unwrap().listen.to_string(), "127.0.0.1:8080");
+        let errs = Config::parse(&format!("{GOOD}[console]\nlisten = \"0.0.0.0:8080\"\n"), Path::new("/x")).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].starts_with("console.listen: 0.0.0.0:8080 is not a loopback address;"), "{errs:#?}");
+        let errs = Config::parse(&format!("{GOOD}[console]\nlisten = \"localhost\"\n"), Path::new("/x")).unwrap_err();
+        assert!(errs[0].contains("expected an address and port"), "{errs:#?}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `haven run`: the intake, the outbox worker and the scheduler as tasks under one shutdown
+//! `haven run`: the intake, the outbox worker, the scheduler and the console (when configured) as tasks under one shutdown
 //! signal. SIGTERM/SIGINT: the message in hand is finished and committed, then every task
 //! stops and the process exits 0. SIGHUP: the rules are reloaded; an invalid set is refused and
 //! the last good one stays in force.
@@ -45,6 +45,10 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             "sender authentication is OFF: intake.trusted_authserv_id is not set, so anyone who can forge a staff address can file; set it to your mail server's authserv-id"
         );
     }
+    let console = match &config.console {
+        Some(settings) => Some(crate::console::Console::bind(settings).await.map_err(|e| CliError::Config(e.to_string()))?),
+        None => None,
+    };
     let app = App::open(config).await?;
     let sealer = app.sealer().await?;
     let sealed = app.store.seal_clear_values(&sealer, &app.blind_index()?).await?;
@@ -77,7 +81,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     tasks.spawn(outbox::run(
         app.store.clone(),
         transport,
-        outbox_settings(&app.config, reply_key),
+        outbox_settings(&app.config, reply_key.clone()),
         app.clock.clone(),
         shutdown.clone(),
         wake_outbox.clone(),
@@ -89,6 +93,10 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         shutdown.clone(),
         wake_outbox.clone(),
     ));
+    if let (Some(console), Some(settings)) = (console, app.config.console.clone()) {
+        let state = crate::console::State::new(&app, settings, &reply_key, filer.keys(), wake_outbox.clone());
+        tasks.spawn(console.run(state, shutdown.clone()));
+    }
     tracing::info!(source = app.config.intake.source.as_str(), database = app.store.backend(), "haven running");
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {

@@ -10,6 +10,7 @@
 //! - [`authenticate`]: whether a sender may file (active staff; DMARC/DKIM when configured).
 //! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
 //! - [`blind`]: keyed hashes (blind indexes) for equality look-ups on sealed directory values.
+//! - [`console`]: the DSL console, a web page served by `haven run` (loopback HTTP).
 //! - [`schedule`]: escalation reminders and digests when they fall due (pure cron maths in `due`).
 
 pub mod alert;
@@ -19,6 +20,7 @@ pub mod category;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod directory;
 pub mod directory_csv;

@@ -7,6 +7,7 @@
 //! email or rules: it stores and reads what the pipeline gives it.
 
 mod audit;
+mod console;
 mod directory;
 mod filing;
 mod keyring;
@@ -19,6 +20,7 @@ mod seal_clear;
 mod schedule;
 
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
+pub use console::{SessionRecord, TotpRecord};
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,

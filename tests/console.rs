@@ -1,0 +1,525 @@
+//! The DSL console end to end: the real `haven run` serving `[console]` on a loopback port,
+//! driven by a real headless Chromium through chromedriver (WebDriver, fantoccini), on SQLite
+//! and on PostgreSQL. Headers and refusals are checked with raw HTTP requests. Each main page's
+//! screenshot is written under target/console-screenshots/.
+
+mod support;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::db::{Backend, TestDb};
+use support::haven::{Daemon, HavenEnv, school_fixtures, wait_for};
+use support::smtp::{SmtpServer, free_port};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// chromedriver on a free loopback port, and one headless Chromium session; both stopped on drop.
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver: install the Debian packages chromium and chromium-driver (tests/run.sh does it)");
+        wait_for("chromedriver to listen", WAIT, || TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string()));
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--no-first-run".into(),
+            "--window-size=1000,800".into(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), serde_json::json!({ "args": args, "binary": "/usr/bin/chromium" }));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session through chromedriver");
+        Browser { driver, client: Some(client), _profile: profile }
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("the browser is open")
+    }
+
+    /// Writes the page as it looks now to target/console-screenshots/NAME.png.
+    async fn screenshot(&self, name: &str) {
+        let png = self.client().screenshot().await.expect("screenshot");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.close().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A Haven installation with the console on a free loopback port and `haven run` running.
+struct School {
+    db: TestDb,
+    smtp: SmtpServer,
+    env: HavenEnv,
+    daemon: Daemon,
+    port: u16,
+}
+
+impl School {
+    async fn start(backend: Backend) -> School {
+        School::start_with(backend, "").await
+    }
+
+    /// [`School::start`] with extra keys in `[console]`.
+    async fn start_with(backend: Backend, console_extra: &str) -> School {
+        School::start_full(backend, console_extra, false).await
+    }
+
+    /// With `with_mail`, three messages are ingested first: a child-protection concern about
+    /// Jane (an outcome outstanding), one naming no known pupil (awaiting triage) and one from
+    /// a stranger (quarantined).
+    async fn start_full(backend: Backend, console_extra: &str, with_mail: bool) -> School {
+        let db = TestDb::new(backend).await;
+        let smtp = SmtpServer::start();
+        let env = HavenEnv::with_smtp(&db.url, "", smtp.port);
+        env.import_school();
+        if with_mail {
+            let mail = |name: &str| school_fixtures().join("mail").join(name);
+            let forward = std::fs::read_to_string(mail("forward-contact.eml")).unwrap();
+            let cp = forward
+                .replace("To: safeguarding@school.example", "To: safeguarding+cp@school.example")
+                .replace("fwd-contact-1@", "fwd-contact-cp@");
+            let stranger = forward
+                .replace("From: Terry Teach <teacher@school.example>", "From: Someone <someone@elsewhere.example>")
+                .replace("fwd-contact-1@", "stranger-1@");
+            std::fs::write(env.path("cp.eml"), cp).unwrap();
+            std::fs::write(env.path("stranger.eml"), stranger).unwrap();
+            let (cp, stranger, unknown) = (env.path("cp.eml"), env.path("stranger.eml"), mail("unknown-pupil.eml"));
+            let r = env.haven(&["ingest", cp.to_str().unwrap(), unknown.to_str().unwrap(), stranger.to_str().unwrap()]);
+            assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
+        }
+        let port = free_port();
+        append_config(&env, &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\n{console_extra}\n"));
+        let mut daemon = env.start();
+        wait_for("the console to listen", WAIT, || {
+            daemon.assert_running();
+            TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
+        });
+        School { db, smtp, env, daemon, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// One raw HTTP/1.1 request; the whole response (head and body) as text.
+    fn raw(&self, request: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn finish(self) {
+        self.daemon.stop();
+        self.db.cleanup().await;
+    }
+}
+
+fn append_config(env: &HavenEnv, toml: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(&env.config).unwrap();
+    f.write_all(toml.as_bytes()).unwrap();
+}
+
+fn header_line<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next().unwrap_or("");
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+async fn the_sign_in_page_is_served_with_strict_security_headers(backend: Backend) {
+    let school = School::start(backend).await;
+
+    let r = school.raw("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let csp = header_line(&r, "content-security-policy").unwrap_or_else(|| panic!("no CSP: {r}"));
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline") && !csp.contains("script-src"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(header_line(&r, "x-frame-options"), Some("DENY"));
+    assert_eq!(header_line(&r, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(header_line(&r, "referrer-policy"), Some("no-referrer"));
+    assert!(!r.to_lowercase().contains("<script"), "no JavaScript on the page: {r}");
+
+    // An oversized body is refused before any handler reads it.
+    let body = "email=".to_string() + &"a".repeat(64 * 1024);
+    let r = school.raw(&format!(
+        "POST /sign-in HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(300)]);
+
+    let browser = Browser::start().await;
+    let c = browser.client();
+    c.goto(&school.url("/")).await.unwrap();
+    assert_eq!(c.title().await.unwrap(), "Sign in · Haven");
+    let field = c.find(Locator::Css("input#email")).await.expect("an email field");
+    assert_eq!(field.attr("type").await.unwrap().as_deref(), Some("email"));
+    browser.screenshot("sign-in").await;
+    browser.close().await;
+    school.finish().await;
+}
+
+async fn a_console_listening_beyond_loopback_is_refused(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    append_config(&env, "\n[console]\nlisten = \"0.0.0.0:8080\"\n");
+    let r = env.haven(&["run"]);
+    assert_ne!(r.code, 0, "haven run must refuse: {}", r.stderr);
+    assert!(
+        r.stderr.contains("console.listen: 0.0.0.0:8080 is not a loopback address; the console serves plain HTTP (no TLS)"),
+        "{}",
+        r.stderr
+    );
+    db.cleanup().await;
+}
+
+/// The decoded text of every email the SMTP server received for `to` whose subject has `subject`.
+fn emails_to(smtp: &SmtpServer, to: &str, subject: &str) -> Vec<String> {
+    smtp.messages()
+        .iter()
+        .filter_map(|raw| {
+            let m = mail_parser::MessageParser::default().parse(raw.as_bytes())?;
+            let rcpt = m.to()?.first()?.address()?.to_string();
+            (rcpt == to && m.subject().unwrap_or("").contains(subject)).then(|| m.body_text(0).unwrap_or_default().into_owned())
+        })
+        .collect()
+}
+
+impl School {
+    /// Types `email` on the sign-in page in `browser` and returns the link Haven emailed.
+    async fn ask_for_link(&self, browser: &Browser, email: &str) -> String {
+        let before = emails_to(&self.smtp, email, "sign-in link").len();
+        let c = browser.client();
+        c.goto(&self.url("/")).await.unwrap();
+        c.find(Locator::Css("input#email")).await.unwrap().send_keys(email).await.unwrap();
+        click(c, "button[type=submit]").await;
+        let page = c.source().await.unwrap();
+        assert!(page.contains("Check your email"), "{page}");
+        let body = wait_for("the sign-in email", WAIT, || {
+            let all = emails_to(&self.smtp, email, "sign-in link");
+            all.get(before).cloned().ok_or_else(|| format!("{} emails", all.len()))
+        });
+        let start = body.find(&self.url("/sign-in/")).unwrap_or_else(|| panic!("no link in the email:\n{body}"));
+        body[start..].split_whitespace().next().unwrap().to_string()
+    }
+
+    /// The audit actions recorded so far, oldest first.
+    async fn audit_actions(&self) -> Vec<String> {
+        let store = haven::store::Store::open(&self.db.url).await.unwrap();
+        let entries = store.audit_tail(500).await.unwrap();
+        store.close().await;
+        let mut actions: Vec<(i64, String)> = entries.into_iter().map(|e| (e.id, e.action)).collect();
+        actions.sort();
+        actions.into_iter().map(|(_, a)| a).collect()
+    }
+}
+
+/// The code an authenticator app shows now for the base32 key on the enrolment page.
+fn totp_code(base32: &str) -> String {
+    let secret = totp_rs::Secret::try_from_base32(base32).expect("the page shows a base32 key");
+    let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    totp.generate(now).to_string()
+}
+
+async fn submit_code(c: &Client, code: &str) -> String {
+    c.find(Locator::Css("input#code")).await.unwrap().send_keys(code).await.unwrap();
+    click(c, "form[action='/totp'] button").await;
+    c.source().await.unwrap()
+}
+
+/// Clicks what `css` finds and waits for the next page: until the old one is gone (its
+/// elements go stale), so the test never reads the page it just left.
+async fn click(c: &Client, css: &str) {
+    let before = c.find(Locator::Css("html")).await.unwrap();
+    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while before.tag_name().await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "clicking {css} led nowhere");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
+    let school = School::start_full(backend, "", true).await;
+    let browser = Browser::start().await;
+    let c = browser.client();
+
+    let link = school.ask_for_link(&browser, "dsl@school.example").await;
+    c.goto(&link).await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/totp");
+    let secret = c.find(Locator::Css("#secret")).await.expect("the enrolment key").text().await.unwrap();
+    let otpauth = c.find(Locator::Css("#otpauth")).await.unwrap().text().await.unwrap();
+    assert!(otpauth.starts_with("otpauth://totp/") && otpauth.contains(&format!("secret={secret}")), "{otpauth}");
+    assert!(otpauth.contains("issuer=Haven"), "{otpauth}");
+    browser.screenshot("totp-enrol").await;
+
+    let page = submit_code(c, &totp_code(&secret)).await;
+    assert!(page.contains("Your recovery codes"), "{page}");
+    let codes = c.find_all(Locator::Css("#recovery-codes li")).await.unwrap();
+    assert_eq!(codes.len(), 10, "ten recovery codes, shown once");
+    browser.screenshot("recovery-codes").await;
+    click(c, "#continue").await;
+    let who = c.find(Locator::Css("#signed-in-as")).await.unwrap().text().await.unwrap();
+    assert_eq!(who, "Signed in as Dana Lead.");
+    // What the DSL team sees first: the outcome awaited, the message awaiting triage and the
+    // quarantined one with its reason.
+    let outcomes = c.find(Locator::Css("#outcomes tbody")).await.expect("outcomes outstanding").text().await.unwrap();
+    assert!(outcomes.starts_with("#1 "), "{outcomes}");
+    assert!(outcomes.contains("Safeguarding / child protection"), "{outcomes}");
+    assert!(!outcomes.contains("Jane"), "no pupil names in the list: {outcomes}");
+    let triage = c.find_all(Locator::Css("#awaiting-triage tbody tr")).await.unwrap();
+    assert_eq!(triage.len(), 1);
+    let quarantined = c.find(Locator::Css("#quarantined tbody")).await.expect("quarantined messages").text().await.unwrap();
+    assert_eq!(quarantined.lines().count(), 1, "{quarantined}");
+    assert!(quarantined.contains("sender is not an active member of staff"), "the reason is shown: {quarantined}");
+    browser.screenshot("home").await;
+
+    // Pupil search and the chronology, as the CLI's visibility rule lets the DSL see it.
+    c.find(Locator::Css("input#q")).await.unwrap().send_keys("jane").await.unwrap();
+    click(c, "form[action='/pupils'] button").await;
+    let results = c.find_all(Locator::Css("#pupil-results li")).await.unwrap();
+    assert_eq!(results.len(), 1);
+    click(c, "#pupil-results a").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/pupils/A100000000001");
+    assert_eq!(c.find(Locator::Css("#pupil")).await.unwrap().text().await.unwrap(), "Jane Smith (A100000000001)");
+    assert_eq!(c.find(Locator::Css("#count")).await.unwrap().text().await.unwrap(), "1 incident(s)");
+    let entry = c.find(Locator::Css("#incident-1")).await.expect("incident #1 on Jane's chronology").text().await.unwrap();
+    assert!(entry.contains("Safeguarding / child protection"), "{entry}");
+    assert!(entry.contains("outstanding"), "{entry}");
+    browser.screenshot("chronology").await;
+
+    // Recording the outcome, with `haven outcome --by`'s own check.
+    click(c, "#incident-1 h2 a").await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/incidents/1");
+    c.find(Locator::Css("textarea#outcome")).await.unwrap().send_keys("NFA: spoke to mother").await.unwrap();
+    browser.screenshot("incident").await;
+    click(c, "form[action='/incidents/1/outcome'] button").await;
+    assert_eq!(c.find(Locator::Css("#notice")).await.unwrap().text().await.unwrap(), "Outcome recorded.");
+    assert_eq!(c.find(Locator::Css("dd.outcome")).await.unwrap().text().await.unwrap(), "NFA: spoke to mother");
+    assert!(c.find(Locator::Css("textarea#outcome")).await.is_err(), "no second outcome form");
+    c.goto(&school.url("/home")).await.unwrap();
+    assert!(c.find(Locator::Css("#no-outcomes")).await.is_ok(), "the outcome is no longer outstanding");
+
+    // The session cookie is HttpOnly and SameSite=Strict; over loopback HTTP it is haven_session.
+    let cookie = c.get_named_cookie("haven_session").await.expect("a session cookie");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(format!("{:?}", cookie.same_site()), "Some(Strict)");
+
+    // The link worked once.
+    c.goto(&link).await.unwrap();
+    let page = c.source().await.unwrap();
+    assert!(page.contains("This sign-in link has already been used."), "{page}");
+
+    c.goto(&school.url("/home")).await.unwrap();
+    click(c, "#sign-out").await;
+    assert!(c.source().await.unwrap().contains("You are signed out."));
+    c.goto(&school.url("/home")).await.unwrap();
+    assert_eq!(c.title().await.unwrap(), "Sign in · Haven", "signed out means signed out");
+
+    // Enrolled: the next sign-in asks for a code only (no key shown again).
+    let link = school.ask_for_link(&browser, "dsl@school.example").await;
+    c.goto(&link).await.unwrap();
+    assert!(c.find(Locator::Css("#secret")).await.is_err(), "the key is shown only at enrolment");
+    let page = submit_code(c, &totp_code(&secret)).await;
+    assert!(page.contains("Signed in as Dana Lead."), "{page}");
+
+    let actions = school.audit_actions().await;
+    for a in [
+        "console_link_sent",
+        "console_link_used",
+        "console_sign_in",
+        "console_sign_in_failed",
+        "console_sign_out",
+        "console_view",
+        "console_pupil_search",
+        "console_chronology_view",
+        "console_incident_view",
+        "outcome",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    browser.close().await;
+    school.finish().await;
+}
+
+async fn wrong_codes_lock_sign_in_and_teachers_see_only_how_to_report(backend: Backend) {
+    // The directory may change by up to half, so one member of staff can leave.
+    let school = School::start_full(backend, "\n[directory]\nmax_change = \"50%\"", true).await;
+    let browser = Browser::start().await;
+    let c = browser.client();
+
+    // A teacher's link leads to the "write only" page and no session.
+    let link = school.ask_for_link(&browser, "teacher@school.example").await;
+    c.goto(&link).await.unwrap();
+    let text = c.find(Locator::Css("#write-only")).await.expect("the write-only page").text().await.unwrap();
+    assert!(text.contains("report concerns but not read safeguarding records"), "{text}");
+    assert!(c.source().await.unwrap().contains("safeguarding@school.example"));
+    assert!(c.get_named_cookie("haven_session").await.is_err(), "no session for a teacher");
+    browser.screenshot("write-only").await;
+    // A teacher opening a DSL-only incident's address is told there is nothing there.
+    let r = school.raw("GET /incidents/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    c.goto(&school.url("/incidents/1")).await.unwrap();
+    assert!(c.source().await.unwrap().contains("There is nothing here, or nothing you may see."));
+
+    // So is Jane's HouseM, signed in with two factors: the incident is for the DSL team and
+    // the head only, and her chronology shows nothing of it.
+    let link = school.ask_for_link(&browser, "kestrel@school.example").await;
+    c.goto(&link).await.unwrap();
+    let secret = c.find(Locator::Css("#secret")).await.unwrap().text().await.unwrap();
+    let page = submit_code(c, &totp_code(&secret)).await;
+    assert!(page.contains("Your recovery codes"), "{page}");
+    c.goto(&school.url("/incidents/1")).await.unwrap();
+    assert!(c.source().await.unwrap().contains("There is nothing here, or nothing you may see."));
+    c.goto(&school.url("/incidents/999")).await.unwrap();
+    assert!(c.source().await.unwrap().contains("There is nothing here, or nothing you may see."), "the same for no such incident");
+    c.goto(&school.url("/pupils/A100000000001")).await.unwrap();
+    assert_eq!(c.find(Locator::Css("#count")).await.unwrap().text().await.unwrap(), "0 incident(s)");
+    c.goto(&school.url("/home")).await.unwrap();
+    assert!(c.find(Locator::Css("#no-outcomes")).await.is_ok(), "the HouseM is not shown the DSL-only outcome");
+    assert!(c.find(Locator::Css("#quarantined")).await.is_err(), "nor the quarantine");
+
+    // The HouseM leaves the staff list: signed out at the next request.
+    let f = school_fixtures();
+    let staff = std::fs::read_to_string(f.join("staff.csv")).unwrap();
+    let without: String = staff.lines().filter(|l| !l.starts_with("kestrel@")).map(|l| format!("{l}\n")).collect();
+    let staff_csv = school.env.path("staff-without-kestrel.csv");
+    std::fs::write(&staff_csv, without).unwrap();
+    let r = school.env.haven(&[
+        "directory",
+        "import",
+        "--pupils",
+        f.join("pupils.csv").to_str().unwrap(),
+        "--staff",
+        staff_csv.to_str().unwrap(),
+        "--contacts",
+        f.join("contacts.csv").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "directory import: {}{}", r.stdout, r.stderr);
+    c.goto(&school.url("/home")).await.unwrap();
+    let page = c.source().await.unwrap();
+    assert!(page.contains("You were signed out because your account is no longer active"), "{page}");
+    c.goto(&school.url("/pupils/A100000000001")).await.unwrap();
+    assert_eq!(c.title().await.unwrap(), "Sign in · Haven", "the session is gone");
+
+    // A HouseM enters wrong codes: after five, sign-in is locked and the DSL team is told.
+    let link = school.ask_for_link(&browser, "heron@school.example").await;
+    c.goto(&link).await.unwrap();
+    let secret = c.find(Locator::Css("#secret")).await.unwrap().text().await.unwrap();
+    let right = totp_code(&secret);
+    let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 500_000) % 1_000_000);
+    for left in [4, 3, 2, 1] {
+        let page = submit_code(c, &wrong).await;
+        assert!(page.contains(&format!("That code is not right. {left} more wrong codes lock sign-in.")), "{page}");
+    }
+    let page = submit_code(c, &wrong).await;
+    assert!(page.contains("Sign-in locked"), "{page}");
+    browser.screenshot("totp-locked").await;
+    // The sixth try, even with the right code, is refused.
+    c.goto(&school.url("/totp")).await.unwrap();
+    assert!(c.source().await.unwrap().contains("Sign-in locked"));
+    c.goto(&school.url("/home")).await.unwrap();
+    assert!(c.source().await.unwrap().contains("Sign-in locked"), "no way round the second factor");
+    for dsl in ["dsl@school.example", "ddsl@school.example"] {
+        wait_for("the DSL team to be told", WAIT, || {
+            let n = emails_to(&school.smtp, dsl, "console sign-in locked");
+            n.first().cloned().ok_or_else(|| "no notice yet".to_string())
+        });
+    }
+    let actions = school.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "console_totp_failed").count(), 5, "{actions:?}");
+    assert!(actions.iter().any(|a| a == "console_totp_locked"), "{actions:?}");
+    assert!(actions.iter().any(|a| a == "console_sign_in_refused"), "the teacher: {actions:?}");
+    assert!(actions.iter().any(|a| a == "console_incident_refused"), "the HouseM: {actions:?}");
+    assert!(actions.iter().any(|a| a == "console_sign_out"), "the HouseM who left: {actions:?}");
+    browser.close().await;
+    school.finish().await;
+}
+
+async fn expired_links_and_forms_without_their_token_are_refused(backend: Backend) {
+    let school = School::start_with(backend, "link_lifetime = \"1s\"").await;
+
+    // A form posted without its CSRF token changes nothing and sends nothing.
+    let body = "email=dsl%40school.example";
+    let r = school.raw(&format!(
+        "POST /sign-in HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: haven_browser=abc\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    assert!(r.contains("The form did not come from this page in this browser"), "{r}");
+
+    let browser = Browser::start().await;
+    let c = browser.client();
+    let link = school.ask_for_link(&browser, "dsl@school.example").await;
+    std::thread::sleep(Duration::from_millis(2100));
+    c.goto(&link).await.unwrap();
+    let page = c.source().await.unwrap();
+    assert!(page.contains("This sign-in link has expired"), "{page}");
+    browser.screenshot("link-expired").await;
+    assert_eq!(emails_to(&school.smtp, "dsl@school.example", "sign-in link").len(), 1, "the forged form sent nothing");
+
+    // At most five links per address in 15 minutes: the sixth request sends nothing.
+    for _ in 0..4 {
+        school.ask_for_link(&browser, "dsl@school.example").await;
+    }
+    c.goto(&school.url("/")).await.unwrap();
+    c.find(Locator::Css("input#email")).await.unwrap().send_keys("dsl@school.example").await.unwrap();
+    click(c, "button[type=submit]").await;
+    assert!(c.source().await.unwrap().contains("Check your email"), "the page does not tell");
+    let actions = school.audit_actions().await;
+    assert!(actions.iter().any(|a| a == "console_link_rate_limited"), "{actions:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(emails_to(&school.smtp, "dsl@school.example", "sign-in link").len(), 5, "no sixth link");
+    browser.close().await;
+    school.finish().await;
+}
+
+backend_tests!(
+    the_sign_in_page_is_served_with_strict_security_headers,
+    a_console_listening_beyond_loopback_is_refused,
+    a_dsl_signs_in_with_an_emailed_link_and_totp,
+    wrong_codes_lock_sign_in_and_teachers_see_only_how_to_report,
+    expired_links_and_forms_without_their_token_are_refused,
+);
