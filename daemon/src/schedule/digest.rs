@@ -33,6 +33,8 @@ pub struct DigestFacts<'a> {
     /// Emails given up on since the previous digest.
     pub dead_lettered: u64,
     pub directory: &'a Directory,
+    /// The audit chain's head (entries, newest MAC) when the digest was written.
+    pub audit_head: Option<(i64, &'a str)>,
 }
 
 /// One incident line: what minimal detail allows.
@@ -184,6 +186,14 @@ impl DigestContent {
         let _ = writeln!(b, "\nMessages awaiting triage: {}", self.awaiting_triage);
         let _ = writeln!(b, "Messages quarantined: {}", self.quarantined);
         let _ = writeln!(b, "Emails dead-lettered {since}: {}", self.dead_lettered);
+        if let Some((entries, mac)) = &facts.audit_head {
+            let _ = writeln!(
+                b,
+                "\nAudit log: {entries} entries, newest {}. Keep this email: should the log ever be cut short, \
+                 this line shows how long it was.",
+                &mac[..mac.len().min(16)]
+            );
+        }
         b.push_str(
             "\nTo record outcomes, reply to this digest with one line per incident, such as \
              \"Outcome #24: NFA\"; you get a one-line answer saying what was recorded. You can also \
@@ -270,6 +280,7 @@ mod tests {
         ];
         let actions = vec![action(3, t(8, 9), "slt"), action(2, t(5, 9), "slt"), action(4, t(9, 9), "dsl-team")];
         let facts = DigestFacts {
+            audit_head: None,
             school_name: "Eaton",
             tz: chrono_tz::Europe::London,
             slot: t(10, 7),
@@ -309,6 +320,7 @@ mod tests {
     fn nothing_to_report_is_empty() {
         let directory = Directory::default();
         let facts = DigestFacts {
+            audit_head: None,
             school_name: "Eaton",
             tz: chrono_tz::Europe::London,
             slot: t(10, 7),
@@ -323,5 +335,25 @@ mod tests {
         assert!(digest_for(&staff(1, &[Role::Dsl]), &facts).is_empty());
         let facts = DigestFacts { quarantined: 2, ..facts };
         assert!(!digest_for(&staff(1, &[Role::Dsl]), &facts).is_empty());
+    }
+
+    #[test]
+    fn the_digest_carries_the_audit_chains_head() {
+        let directory = Directory::new(vec![], vec![staff(1, &[Role::Dsl])], vec![]);
+        let facts = DigestFacts {
+            audit_head: Some((1234, "0123456789abcdef0123456789abcdef")),
+            school_name: "Eaton",
+            tz: chrono_tz::Europe::London,
+            slot: t(10, 7),
+            since: None,
+            new_incidents: &[],
+            open_actions: &[],
+            awaiting_triage: 0,
+            quarantined: 1,
+            dead_lettered: 0,
+            directory: &directory,
+        };
+        let digest = digest_for(&staff(1, &[Role::Dsl]), &facts);
+        assert!(digest.body(&facts).contains("Audit log: 1234 entries, newest 0123456789abcdef."), "{}", digest.body(&facts));
     }
 }

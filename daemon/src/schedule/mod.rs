@@ -223,7 +223,9 @@ async fn send_due_digests(
             }
             let (awaiting_triage, quarantined) = cache.counts.unwrap_or_default();
             let dir = directory(store, &settings.keys, dir_cache).await?;
+            let audit_head = store.audit_head().await?;
             let facts = digest::DigestFacts {
+                audit_head: audit_head.as_ref().map(|(n, mac)| (*n, mac.as_str())),
                 school_name: &settings.school_name,
                 tz: settings.tz,
                 slot,

@@ -697,6 +697,19 @@ impl Store {
         Ok(None)
     }
 
+    /// The chain's head: how many entries it holds and the newest entry's MAC. Digest emails
+    /// carry it, so a log cut short (and its anchor file with it) is still contradicted by
+    /// what the DSL team received.
+    pub async fn audit_head(&self) -> Result<Option<(i64, String)>> {
+        on_pool!(self, |p| {
+            Ok(sqlx::query_as::<_, (i64, String)>(
+                "SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            )
+            .fetch_optional(p)
+            .await?)
+        })
+    }
+
     /// The newest audit entries, newest last.
     pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditEntry>> {
         on_pool!(self, |p| {
