@@ -34,10 +34,18 @@ fn settled(env: &HavenEnv) -> usize {
     count(&env.path("mail/intake/cur"))
 }
 
+/// Delivers `n` forwards of about 30 KB each: together more than the space the database may
+/// already hold (a WAL reused after a checkpoint), so a full disk really refuses them.
 fn deliver_all(env: &HavenEnv, n: usize) {
     for i in 0..n {
-        env.deliver(&format!("{:010}.M{i}P1.test", 1_700_000_000 + i), &forward(i));
+        env.deliver(&format!("{:010}.M{i}P1.test", 1_700_000_000 + i), &padded(forward(i), 500));
     }
+}
+
+/// `raw` with `lines` padding lines (58 bytes each) added to its body.
+fn padded(mut raw: Vec<u8>, lines: usize) -> Vec<u8> {
+    raw.extend(std::iter::repeat_n(b"The same padding line, to make the message large enough.\n".as_slice(), lines).flatten());
+    raw
 }
 
 /// Every one of `n` forwards filed exactly once, and nothing else recorded.
@@ -54,6 +62,14 @@ fn assert_filed_once(env: &HavenEnv, n: usize) {
 fn assert_moved_only_what_is_filed(env: &HavenEnv, daemon: &Daemon) {
     let filed = env.status()["messages"]["filed"].as_u64().unwrap_or(0) as usize;
     assert_eq!(settled(env), filed, "a message was moved out of new/ without being in the database:\n{}", daemon.log());
+}
+
+/// Waits until all `n` delivered messages have left `new/`, the daemon running throughout.
+fn wait_until_settled(env: &HavenEnv, daemon: &mut Daemon, n: usize) {
+    wait_for("every message settled", Duration::from_secs(120), || {
+        daemon.assert_running();
+        if settled(env) == n && waiting(env) == 0 { Ok(()) } else { Err(format!("{} settled", settled(env))) }
+    });
 }
 
 fn wait_for_log(daemon: &mut Daemon, needle: &str, within: Duration) {
@@ -91,10 +107,7 @@ async fn a_full_disk_files_nothing_until_space_returns_then_everything_once(back
     drop(daemon);
     disk.free();
     let mut daemon = env.start();
-    wait_for("every message settled", Duration::from_secs(120), || {
-        daemon.assert_running();
-        if settled(&env) == N && waiting(&env) == 0 { Ok(()) } else { Err(format!("{} settled", settled(&env))) }
-    });
+    wait_until_settled(&env, &mut daemon, N);
     daemon.stop();
     assert_filed_once(&env, N);
     db.cleanup().await;
@@ -122,10 +135,7 @@ async fn a_running_daemon_recovers_from_a_full_disk_without_a_restart(backend: B
     }
     std::thread::sleep(Duration::from_secs(4));
     disk.free();
-    wait_for("every message settled", Duration::from_secs(120), || {
-        daemon.assert_running();
-        if settled(&env) == N && waiting(&env) == 0 { Ok(()) } else { Err(format!("{} settled", settled(&env))) }
-    });
+    wait_until_settled(&env, &mut daemon, N);
     // What the daemon filed must be in the database as another process sees it, now and
     // after the daemon is gone.
     assert_filed_once(&env, N);
@@ -164,7 +174,12 @@ async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Bac
         Backend::Sqlite => disk.fill(),
         Backend::Postgres => read_only(true).await,
     }
-    deliver_all(&env, N);
+    // On SQLite, half a megabyte each, so that a WAL reused after a checkpoint cannot take
+    // them; PostgreSQL refuses every write whatever its size.
+    let lines = if backend == Backend::Sqlite { 9_000 } else { 500 };
+    for i in 0..N {
+        env.deliver(&format!("{:010}.M{i}P1.test", 1_700_000_000 + i), &padded(forward(i), lines));
+    }
     wait_for_log(&mut daemon, "filing failed", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(12));
     let log = daemon.log();
@@ -183,10 +198,7 @@ async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Bac
         Backend::Sqlite => disk.free(),
         Backend::Postgres => read_only(false).await,
     }
-    wait_for("every message settled", Duration::from_secs(120), || {
-        daemon.assert_running();
-        if settled(&env) == N { Ok(()) } else { Err(format!("{} settled", settled(&env))) }
-    });
+    wait_until_settled(&env, &mut daemon, N);
     assert!(daemon.log().contains("filing works again"), "{}", daemon.log());
     daemon.stop();
     assert_filed_once(&env, N);
@@ -222,10 +234,7 @@ async fn postgres_backends_killed_mid_batch_lose_nothing_and_file_nothing_twice(
     }
     println!("backends terminated while filing: {killed}; settled by then: {}", settled(&env));
     assert!(killed > 0, "no backend was terminated: the test proved nothing");
-    wait_for("every message settled", Duration::from_secs(120), || {
-        daemon.assert_running();
-        if settled(&env) == N { Ok(()) } else { Err(format!("{} settled", settled(&env))) }
-    });
+    wait_until_settled(&env, &mut daemon, N);
     daemon.stop();
     assert_filed_once(&env, N);
     db.cleanup().await;

@@ -1289,7 +1289,9 @@ async fn a_full_disk_leaves_every_message_in_inbox_until_space_returns(backend: 
     .await;
 
     disk.fill();
-    let msgs: Vec<Vec<u8>> = (0..N).map(forward).collect();
+    // About 30 KB each: more than the space the database may already hold can take.
+    let pad = "The same padding line, to make the message large enough.\r\n".repeat(500);
+    let msgs: Vec<Vec<u8>> = (0..N).map(|i| [forward(i), pad.clone().into_bytes()].concat()).collect();
     d.append_all(&msgs).await;
     eventually("a refused commit", Duration::from_secs(60), || async {
         daemon.log().contains("IMAP intake failed; retrying")

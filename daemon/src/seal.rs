@@ -253,9 +253,8 @@ impl KeyFiles {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let dir = self.ring_dir();
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-        let hex_key = Sealer::generate_key_hex();
-        let bytes = Zeroizing::new(hex::decode(hex_key.as_bytes()).unwrap_or_default());
-        let key: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.as_slice().try_into().unwrap_or([0; 32]));
+        let key = Zeroizing::new(rand::random::<[u8; 32]>());
+        let hex_key = Zeroizing::new(hex::encode(*key));
         let id = Key::new(&key).id_hex();
         let path = self.path_for(&id);
         let tmp = dir.join(format!(".{id}.tmp"));
