@@ -174,9 +174,9 @@ async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Bac
         Backend::Sqlite => disk.fill(),
         Backend::Postgres => read_only(true).await,
     }
-    // On SQLite, half a megabyte each, so that a WAL reused after a checkpoint cannot take
+    // On SQLite, 175 KB each (3.5 MB in all), so that a WAL reused after a checkpoint cannot take
     // them; PostgreSQL refuses every write whatever its size.
-    let lines = if backend == Backend::Sqlite { 9_000 } else { 500 };
+    let lines = if backend == Backend::Sqlite { 3_000 } else { 500 };
     for i in 0..N {
         env.deliver(&format!("{:010}.M{i}P1.test", 1_700_000_000 + i), &padded(forward(i), lines));
     }
@@ -190,8 +190,9 @@ async fn a_failing_database_is_retried_with_backoff_and_logged_once(backend: Bac
     let recoveries = log.matches("filing works again").count();
     assert_eq!(failures, 1 + recoveries, "the failure is logged once per change of state, not per retry:\n{log}");
     assert!(failures <= 3, "{failures} failures logged in 12 s:\n{log}");
-    // Backoff: 0.5–1 s, 1–2 s, 2–4 s, 4–8 s … gives 3 to 5 retries in 12 s; four a second would be 48.
-    assert!((2..=8).contains(&retries), "12 s of a refusing database: {retries} attempts:\n{log}");
+    // Backoff: 0.5–1 s, 1–2 s, 2–4 s, 4–8 s … gives at most 5 retries in 12 s (fewer when each
+    // attempt is slow on a loaded machine); four a second would be 48.
+    assert!((1..=8).contains(&retries), "12 s of a refusing database: {retries} attempts:\n{log}");
     assert_moved_only_what_is_filed(&env, &daemon);
 
     match backend {
