@@ -23,10 +23,12 @@ pub enum Role {
     FirstAid,
     Teacher,
     Assistant,
+    /// The data protection officer: reviews retention and approves disposal beside the DSL.
+    Dpo,
 }
 
 impl Role {
-    pub const ALL: [Role; 11] = [
+    pub const ALL: [Role; 12] = [
         Role::Dsl,
         Role::Ddsl,
         Role::Slt,
@@ -38,6 +40,7 @@ impl Role {
         Role::FirstAid,
         Role::Teacher,
         Role::Assistant,
+        Role::Dpo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Role {
             Role::FirstAid => "first_aid",
             Role::Teacher => "teacher",
             Role::Assistant => "assistant",
+            Role::Dpo => "dpo",
         }
     }
 

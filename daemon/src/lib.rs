@@ -36,6 +36,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod read;
 pub mod reply_token;
+pub mod retention;
 pub mod rules;
 pub mod schedule;
 pub mod seal;

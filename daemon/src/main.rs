@@ -127,6 +127,103 @@ enum Command {
     Check,
     /// Write a commented starter haven.toml, the default rules and new keys into DIR.
     Init { dir: PathBuf },
+    /// The retention schedule (retention.toml beside haven.toml): check it, list what falls due
+    /// for review, record a review decision. Nothing is ever deleted by these commands.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// Set or release a hold (litigation, police, inquiry, SAR, complaint) on a pupil or an
+    /// incident: while it stands nothing of theirs can be decided for destruction.
+    Hold {
+        #[command(subcommand)]
+        command: HoldCommand,
+    },
+    /// The holds that stand (or, with --all, every hold ever set).
+    Holds {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Validate retention.toml against the school's categories (exit 78 with file:line:column
+    /// errors); without a retention.toml, shows the shipped IRMS defaults.
+    Check,
+    /// Pupils whose records fall due for review: today, or within --within (e.g. 90d).
+    ///
+    /// Example: haven retention due --within 90d
+    Due {
+        /// Also list what falls due within this long from today (e.g. 30d, 90d).
+        #[arg(long, default_value = "0s", value_parser = parse_within)]
+        within: std::time::Duration,
+        /// Work from this date instead of today (YYYY-MM-DD), to plan ahead.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        on: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record what was decided when a pupil's series fell due (DSL team, head or DPO; audited).
+    ///
+    /// Example: haven retention review A123456789012 --series pastoral --decision retain
+    /// --until 2031-09-01 --reason "sibling case open" --by dsl@school.example
+    Review {
+        /// The pupil: UPN or full name.
+        pupil: String,
+        /// The series, as `haven retention check` lists them.
+        #[arg(long)]
+        series: String,
+        #[arg(long, value_enum)]
+        decision: cli::retention::Decision,
+        /// With retain: when the records are next reviewed.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        until: Option<chrono::NaiveDate>,
+        /// Why (kept sealed, for the record).
+        #[arg(long)]
+        reason: String,
+        /// Who decides (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum HoldCommand {
+    /// Place a hold on a pupil (--pupil) or one incident (--incident).
+    ///
+    /// Example: haven hold set --pupil A123456789012 --reason police --note "Op Elm, DC Shah" --by dsl@school.example
+    Set {
+        /// The pupil: UPN or full name.
+        #[arg(long, conflicts_with = "incident", required_unless_present = "incident")]
+        pupil: Option<String>,
+        /// The incident's number.
+        #[arg(long)]
+        incident: Option<i64>,
+        #[arg(long, value_enum)]
+        reason: haven::store::HoldReason,
+        /// What the hold is for: a case reference, who asked (kept sealed).
+        #[arg(long)]
+        note: String,
+        /// Who sets it: the DSL team, the head or the DPO (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Release a standing hold by its number (`haven holds` lists them).
+    Release {
+        id: i64,
+        /// Why it ends (kept sealed).
+        #[arg(long)]
+        note: String,
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+}
+
+fn parse_within(s: &str) -> Result<std::time::Duration, String> {
+    haven::config::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 30d, 90d)"))
 }
 
 #[derive(Subcommand)]
@@ -245,6 +342,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
     if let Command::Rules { command: RulesCommand::Check } = &cli.command {
         return cli::rules::check(&config);
     }
+    if let Command::Retention { command: RetentionCommand::Check } = &cli.command {
+        return cli::retention::check(&config);
+    }
     if let Command::Run = &cli.command {
         return haven::daemon::run(config).await.map(|()| String::new());
     }
@@ -284,6 +384,21 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             };
             cli::export::run(&app.store, &app.sealer().await?, req).await.map(|p| format!("exported to {}", p.display()))
         }
+        Command::Retention { command: RetentionCommand::Check } => unreachable!("handled above"),
+        Command::Retention { command: RetentionCommand::Due { within, on, json } } => cli::retention::due_list(&app, within, on, json).await,
+        Command::Retention { command: RetentionCommand::Review { pupil, series, decision, until, reason, by } } => {
+            cli::retention::review(&app, cli::retention::ReviewRequest { pupil: &pupil, series: &series, decision, until, reason: &reason, by: &by }).await
+        }
+        Command::Hold { command: HoldCommand::Set { pupil, incident, reason, note, by } } => {
+            let target = match (&pupil, incident) {
+                (Some(p), _) => cli::hold::Target::Pupil(p),
+                (None, Some(i)) => cli::hold::Target::Incident(i),
+                (None, None) => return Err(CliError::Usage("give --pupil or --incident".into())),
+            };
+            cli::hold::set(&app.store, &app.sealer().await?, target, reason, &note, &by, now).await
+        }
+        Command::Hold { command: HoldCommand::Release { id, note, by } } => cli::hold::release(&app.store, &app.sealer().await?, id, &note, &by, now).await,
+        Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,
         Command::Link { action, incident, pupil, by } => cli::link::run(&app.store, &app.sealer().await?, action, incident, &pupil, &by, now).await,
         Command::Messages { command: Some(MessagesCommand::Release { id, by, reason }), .. } => {

@@ -1,4 +1,5 @@
-//! `haven init DIR`: a commented starter `haven.toml`, the shipped `rules/`, and new keys
+//! `haven init DIR`: a commented starter `haven.toml`, the shipped `rules/`, the retention
+//! schedule's defaults (`retention.toml`), and new keys
 //! (mode 0600) in `DIR/secrets/` (mode 0700, as is `DIR/data/`). Refuses to overwrite anything.
 //! The database file is made 0600 by the store when it first opens it.
 
@@ -103,6 +104,12 @@ pub fn run(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     crate::store::write_empty_anchor(&head)
         .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", head.display())))?;
     written.push(head);
+    let retention = dir.join(crate::retention::FILE_NAME);
+    if !retention.exists() {
+        std::fs::write(&retention, crate::retention::DEFAULT_FILE)
+            .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", retention.display())))?;
+        written.push(retention);
+    }
     std::fs::write(&config, STARTER).map_err(|e| CliError::Usage(format!("cannot write {}: {e}", config.display())))?;
     written.push(config);
     Ok(written)

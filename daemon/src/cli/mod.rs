@@ -7,6 +7,7 @@ pub mod check;
 pub mod chronology;
 pub mod directory;
 pub mod export;
+pub mod hold;
 pub mod ingest;
 pub mod init;
 pub mod key;
@@ -14,6 +15,7 @@ pub mod messages;
 pub mod link;
 pub mod outcome;
 pub mod outcomes;
+pub mod retention;
 pub mod rules;
 pub mod status;
 

@@ -40,6 +40,8 @@ const SEALED_TEXT: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     ("contacts", &[("email", directory::CONTACT_EMAIL), ("name", directory::CONTACT_NAME)]),
+    ("holds", &[("note", super::retention::fields::HOLD_NOTE), ("release_note", super::retention::fields::HOLD_RELEASE_NOTE)]),
+    ("retention_reviews", &[("reason", super::retention::fields::REVIEW_REASON)]),
 ];
 
 /// The columns outside the directory that a database from before migration 0007 kept in

@@ -16,6 +16,7 @@ mod migrations;
 mod outcomes;
 mod outbox;
 mod read;
+mod retention;
 mod seal_clear;
 mod schedule;
 
@@ -29,6 +30,7 @@ pub use filing::{
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
+pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use keyring::{KeyState, KeyWalk, LiveKeys};
 pub use migrations::{MigrationState, migration_state};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
