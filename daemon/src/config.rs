@@ -30,6 +30,9 @@ pub struct Config {
     pub base: PathBuf,
     pub school: School,
     database_url: String,
+    /// `database.leader_lease`: how long the leader lease lasts unrenewed, so how soon
+    /// another daemon takes over from one that died (PostgreSQL with several daemons).
+    pub leader_lease: Duration,
     pub storage: Storage,
     pub intake: Intake,
     pub smtp: Smtp,
@@ -94,7 +97,12 @@ struct DatabaseRaw {
     url: Option<String>,
     url_env: Option<String>,
     url_file: Option<PathBuf>,
+    leader_lease: Option<String>,
 }
+
+/// The range `database.leader_lease` may take: shorter leases are renewed too often to ride
+/// out a slow query; longer ones leave the intake unread too long after a leader dies.
+const LEADER_LEASE_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(3)..=Duration::from_secs(600);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -528,6 +536,17 @@ impl Config {
                 c.err("school.intake_address: expected an email address".into());
             }
         }
+        let leader_lease = match database.as_ref().and_then(|d| d.leader_lease.as_deref()) {
+            None => crate::lease::LeaseTimes::DEFAULT_TTL,
+            Some(v) => match duration(&mut c, "database.leader_lease", v) {
+                Some(d) if LEADER_LEASE_RANGE.contains(&d) => d,
+                Some(_) => {
+                    c.err(format!("database.leader_lease: expected between \"3s\" and \"10m\", found {v:?}"));
+                    crate::lease::LeaseTimes::DEFAULT_TTL
+                }
+                None => crate::lease::LeaseTimes::DEFAULT_TTL,
+            },
+        };
         let database_url = database.and_then(|d| resolve_secret(&mut c, "database.url", d.url, d.url_file, d.url_env, base, true));
         let intake = intake.and_then(|i| resolve_intake(&mut c, i, base));
         let smtp = smtp.and_then(|s| resolve_smtp(&mut c, s, base));
@@ -543,6 +562,7 @@ impl Config {
             base: base.to_path_buf(),
             school,
             database_url,
+            leader_lease,
             storage: Storage {
                 dir: base.join(storage.dir),
                 audit_key_file: if storage.audit_key_file.as_os_str().is_empty() {
@@ -908,6 +928,17 @@ maildir = "mail/outbox"
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
         assert!(errs.iter().any(|e| e.contains("HAVEN_TEST_UNSET_VAR is not set")), "{errs:#?}");
         assert!(errs.iter().any(|e| e.contains("\"plain\" is refused")), "{errs:#?}");
+    }
+
+    #[test]
+    fn the_leader_lease_defaults_to_15s_and_refuses_what_cannot_work() {
+        assert_eq!(Config::parse(GOOD, Path::new("/x")).unwrap().leader_lease, Duration::from_secs(15));
+        let with = |v: &str| GOOD.replace("[storage]", &format!("leader_lease = \"{v}\"\n[storage]"));
+        assert_eq!(Config::parse(&with("6s"), Path::new("/x")).unwrap().leader_lease, Duration::from_secs(6));
+        for bad in ["1s", "2h", "soon"] {
+            let errs = Config::parse(&with(bad), Path::new("/x")).unwrap_err();
+            assert!(errs.len() == 1 && errs[0].starts_with("database.leader_lease: expected"), "{bad}: {errs:#?}");
+        }
     }
 
     #[test]

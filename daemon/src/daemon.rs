@@ -2,9 +2,14 @@
 //! signal. SIGTERM/SIGINT: the message in hand is finished and committed, then every task
 //! stops and the process exits 0. SIGHUP: the rules are reloaded; an invalid set is refused and
 //! the last good one stays in force.
+//!
+//! Several daemons may share one PostgreSQL database: only the leader ([`crate::lease`]) reads
+//! the intake and runs the scheduler; every daemon sends from the outbox and serves the
+//! console. On SQLite one daemon per database is the rule, and a second is refused.
 
 use crate::cli::{self, App, CliError};
 use crate::config::{Config, SourceKind};
+use crate::lease::{self, Leadership, LeaseTask, LeaseTimes, SoleDaemon};
 use crate::notify::{self, Notifier};
 use crate::outbox;
 use crate::pipeline::Filer;
@@ -50,6 +55,13 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         None => None,
     };
     let app = App::open(config).await?;
+    let (leadership, lease_task, _sole) = match crate::store::sqlite_file(app.config.database_url()) {
+        Some(db) => (Leadership::sole(), None, Some(SoleDaemon::lock(&db).map_err(|e| CliError::Other(e.into()))?)),
+        None => {
+            let (leadership, task) = LeaseTask::new(app.config.database_url(), LeaseTimes { ttl: app.config.leader_lease });
+            (leadership, Some(task), None)
+        }
+    };
     let sealer = app.sealer().await?;
     let sealed = app.store.seal_clear_values(&sealer, &app.blind_index()?).await?;
     if sealed > 0 {
@@ -58,7 +70,8 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let live = Arc::new(LiveRules::new(rules));
     let filer = Arc::new(
         Filer::new(app.store.clone(), live.clone(), app.clock.clone(), sealer, cli::filing_settings(&app.config))
-            .following_key_changes(KeyFiles::new(&app.config.storage.key_file)),
+            .following_key_changes(KeyFiles::new(&app.config.storage.key_file))
+            .fenced_by(leadership.clone()),
     );
     let shutdown = CancellationToken::new();
     let wake_outbox = Arc::new(Notify::new());
@@ -75,8 +88,18 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         keys: filer.keys(),
     };
     tasks.spawn(signals(shutdown.clone(), reload));
+    // The lease outlives the other tasks, so a leader finishes the batch in hand under it
+    // before handing it back.
+    let lease_stop = CancellationToken::new();
+    let lease = lease_task.map(|task| {
+        tasks.spawn(standby(notifier.clone(), leadership.clone(), shutdown.clone()));
+        tokio::spawn(task.run(lease_stop.clone()))
+    });
     let sink = WakingSink { filer: filer.clone(), wake: wake_outbox.clone(), filed: filed.clone(), notifier: notifier.clone() };
-    tasks.spawn(intake(app.config.clone(), sink, shutdown.clone(), notifier.clone()));
+    let (config, stop, beat) = (app.config.clone(), shutdown.clone(), notifier.clone());
+    tasks.spawn(lease::while_leading(leadership.clone(), shutdown.clone(), move |stint| {
+        intake(config.clone(), sink.clone(), stint, stop.clone(), beat.clone())
+    }));
     tasks.spawn(notify::report_status(notifier, app.store.clone(), app.config.school.tz(), filed, shutdown.clone()));
     tasks.spawn(outbox::run(
         app.store.clone(),
@@ -86,13 +109,11 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         shutdown.clone(),
         wake_outbox.clone(),
     ));
-    tasks.spawn(schedule::run(
-        app.store.clone(),
-        schedule::ScheduleSettings::from_config(&app.config, filer.keys()),
-        app.clock.clone(),
-        shutdown.clone(),
-        wake_outbox.clone(),
-    ));
+    let (store, settings, clock, wake) =
+        (app.store.clone(), schedule::ScheduleSettings::from_config(&app.config, filer.keys()), app.clock.clone(), wake_outbox.clone());
+    tasks.spawn(lease::while_leading(leadership.clone(), shutdown.clone(), move |stint| {
+        schedule::run(store.clone(), settings.clone(), clock.clone(), stint, wake.clone())
+    }));
     if let (Some(console), Some(settings)) = (console, app.config.console.clone()) {
         let state = crate::console::State::new(&app, settings, &reply_key, filer.keys(), wake_outbox.clone());
         tasks.spawn(console.run(state, shutdown.clone()));
@@ -104,13 +125,41 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             shutdown.cancel();
         }
     }
+    lease_stop.cancel();
+    if let Some(lease) = lease {
+        let _ = lease.await;
+    }
     app.store.close().await;
     tracing::info!("haven stopped");
     Ok(())
 }
 
-/// The intake source the config names, filing through `filer`.
-async fn intake(config: Config, sink: WakingSink, shutdown: CancellationToken, notifier: Arc<Notifier>) {
+/// While another daemon leads: ready for systemd (this daemon sends and serves), its watchdog
+/// fed, and "standby" as the intake's state.
+async fn standby(notifier: Arc<Notifier>, mut leadership: Leadership, shutdown: CancellationToken) {
+    let tick = notifier.watchdog().map_or(Duration::from_secs(60), |p| p / 4);
+    loop {
+        if leadership.current().is_some() {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = leadership.lost() => {}
+            }
+            continue;
+        }
+        notifier.ready();
+        notifier.set_intake("standby: another daemon leads");
+        notifier.alive();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = leadership.leading() => {}
+            () = tokio::time::sleep(tick) => {}
+        }
+    }
+}
+
+/// The intake source the config names, filing through `filer`, until `stint` ends (shutdown,
+/// or another daemon leads); a fault no retry can fix stops the whole daemon (`shutdown`).
+async fn intake(config: Config, sink: WakingSink, stint: CancellationToken, shutdown: CancellationToken, notifier: Arc<Notifier>) {
     match config.intake.source {
         SourceKind::Maildir => {
             let Some(m) = &config.intake.maildir else { return };
@@ -125,7 +174,7 @@ async fn intake(config: Config, sink: WakingSink, shutdown: CancellationToken, n
                 batch_size: MAILDIR_BATCH,
                 poll: Duration::from_millis(250),
             };
-            maildir::run_beating(settings, &sink, shutdown, |readable| {
+            maildir::run_beating(settings, &sink, stint, |readable| {
                 if readable {
                     notifier.ready();
                     notifier.set_intake("idle");
@@ -139,8 +188,8 @@ async fn intake(config: Config, sink: WakingSink, shutdown: CancellationToken, n
         SourceKind::Imap => {
             let Some(settings) = imap_settings(&config) else { return };
             let status = imap::ImapStatus::new();
-            tokio::spawn(notify::watch_imap(notifier, status.clone(), shutdown.clone()));
-            if let Err(e) = imap::run(settings, &sink, shutdown.clone(), &status).await {
+            tokio::spawn(notify::watch_imap(notifier, status.clone(), stint.clone()));
+            if let Err(e) = imap::run(settings, &sink, stint, &status).await {
                 tracing::error!(error = %e, "IMAP intake cannot run; stopping");
                 shutdown.cancel();
             }
@@ -149,6 +198,7 @@ async fn intake(config: Config, sink: WakingSink, shutdown: CancellationToken, n
 }
 
 /// Files through the pipeline, then wakes the outbox worker so alerts leave at once.
+#[derive(Clone)]
 struct WakingSink {
     filer: Arc<Filer>,
     wake: Arc<Notify>,

@@ -12,6 +12,8 @@
 //! - [`blind`]: keyed hashes (blind indexes) for equality look-ups on sealed directory values.
 //! - [`console`]: the DSL console, a web page served by `haven run` (loopback HTTP).
 //! - [`schedule`]: escalation reminders and digests when they fall due (pure cron maths in `due`).
+//! - [`lease`]: which of several daemons on one PostgreSQL database leads (reads the intake,
+//!   runs the scheduler); one daemon per SQLite database.
 
 pub mod alert;
 pub mod authenticate;
@@ -28,6 +30,7 @@ pub mod history;
 pub mod identify;
 pub mod ingest;
 pub mod inspect;
+pub mod lease;
 pub mod logging;
 pub mod message;
 pub mod noise;

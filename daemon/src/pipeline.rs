@@ -94,6 +94,8 @@ pub struct Filer {
     /// The keyring, followed across rotations when the filer knows where the key files are.
     keys: Arc<LiveKeys>,
     settings: FilingSettings,
+    /// Under several daemons, a batch commits only while this daemon still leads.
+    fence: Option<crate::lease::Leadership>,
 }
 
 /// What a message's assessment decided, before anything is written.
@@ -274,13 +276,21 @@ impl Filer {
         sealer: Sealer,
         settings: FilingSettings,
     ) -> Filer {
-        Filer { store, rules, clock, keys: Arc::new(LiveKeys::new(sealer, None)), settings }
+        Filer { store, rules, clock, keys: Arc::new(LiveKeys::new(sealer, None)), settings, fence: None }
     }
 
     /// Before each batch, asks the database which key is current and, after a rotation,
     /// re-reads the keyring from `files` so new values are sealed with the new key.
     pub fn following_key_changes(mut self, files: KeyFiles) -> Filer {
         self.keys = Arc::new(LiveKeys::new(self.keys.held(), Some(files)));
+        self
+    }
+
+    /// Commits each batch only while `leadership` holds (several daemons on one database): a
+    /// batch read by a leader that has since been replaced is not filed, and stays in the
+    /// intake for the new leader.
+    pub fn fenced_by(mut self, leadership: crate::lease::Leadership) -> Filer {
+        self.fence = Some(leadership);
         self
     }
 
@@ -369,7 +379,10 @@ impl Filer {
             .await
             .map_err(|e| StoreError::Invalid(format!("the recording task failed: {}", task_failure(&e))))?;
         assessed?;
-        let (tx, out) = recorded?;
+        let (mut tx, out) = recorded?;
+        if let Some(fence) = &self.fence {
+            fence.fence(&mut tx).await?;
+        }
         tx.commit().await?;
         for f in &out {
             tracing::info!(message = f.message, incident = ?f.incident, state = f.state.as_str(), already = f.already, "message recorded");

@@ -11,6 +11,7 @@ mod console;
 mod directory;
 mod filing;
 mod keyring;
+mod lease;
 mod links;
 mod migrations;
 mod outcomes;
@@ -32,6 +33,7 @@ pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use keyring::{KeyState, KeyWalk, LiveKeys};
+pub use lease::{LeaseConnection, LeaseState, holder_id, sqlite_file};
 pub use migrations::{MigrationState, migration_state};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
@@ -60,6 +62,10 @@ pub enum StoreError {
     /// A sealed value could not be opened (another key, or damaged): retrying cannot help.
     #[error("{what}: {source}")]
     Sealed { what: String, source: crate::seal::SealError },
+    /// A leader's write found the lease no longer its own (another daemon took over): the
+    /// write was dropped, and the new leader does it. Transient: the work is not lost.
+    #[error("this daemon no longer holds the leader lease; the daemon that does takes over")]
+    NotLeader,
 }
 
 impl StoreError {
@@ -68,7 +74,7 @@ impl StoreError {
     /// the engine refuses) is not transient, so a source can set that message aside and go on.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Connect(_) => true,
+            StoreError::Connect(_) | StoreError::NotLeader => true,
             StoreError::Database(sqlx::Error::Database(d)) => match self.engine_code(d.as_ref()) {
                 EngineCode::Sqlite(code) => !matches!(code & 0xff, SQLITE_CONSTRAINT | SQLITE_TOOBIG | SQLITE_MISMATCH),
                 EngineCode::Postgres(state) => !(state.starts_with("22") || state.starts_with("23")),
@@ -257,7 +263,7 @@ impl Store {
             tokio::spawn(checkpoint_in_background(pool.clone()));
             Store::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = PgConnectOptions::from_str(url).map_err(StoreError::Connect)?;
+            let opts = lease::named(PgConnectOptions::from_str(url).map_err(StoreError::Connect)?);
             let pool = PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))

@@ -10,9 +10,11 @@ use super::{Result, Store, StoreError, from_us, on_pool, to_us};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::Row;
 
-/// How long a claimed email is reserved for the daemon that claimed it. Longer than one send
-/// can take (the SMTP timeout), short enough that a crash delays an alert by minutes only.
-pub const CLAIM_LEASE: Duration = Duration::minutes(5);
+/// How long a claimed email is reserved for the daemon that claimed it. A pass stops starting
+/// sends at half of it, and one send is bounded by the SMTP timeout (30 s), so every send of a
+/// pass ends at least 30 s before another daemon may claim the row; short, because the emails
+/// a killed daemon had claimed wait this long before another daemon sends them.
+pub const CLAIM_LEASE: Duration = Duration::minutes(2);
 
 /// The audit actor for the outbox worker's entries.
 const ACTOR: &str = "outbox";
