@@ -146,6 +146,7 @@ pub async fn filer(store: &Store) -> Filer {
             school_name: "Bench School".into(),
         },
         reply_key: None,
+        backfill_age: chrono::Duration::days(7),
     };
     Filer::new(store.clone(), Arc::new(LiveRules::new(rules)), Arc::new(SystemClock), sealer(), settings)
 }

@@ -136,6 +136,8 @@ pub struct IncidentRecord {
     pub follows: Option<i64>,
     /// Why `occurred` is the filing time: the original's date could not be trusted.
     pub date_note: Option<String>,
+    /// Filed as historical (a backfill): no alert was queued and no outcome deadline opened.
+    pub backfilled: bool,
 }
 
 /// An earlier incident of a pupil, as the rules' history conditions count it.
@@ -644,14 +646,15 @@ impl Tx {
             let rows = insert_values!(c, ROWS_PER_STATEMENT,
                 "INSERT INTO incidents (message_id, occurred_us, recorded_us, recorded_by, record_kind, \
                  category, priority, visibility, note, original_from, original_name, original_subject, \
-                 body_text, body_html, follows, date_note) ", filed, " RETURNING id, message_id", |b, row| {
+                 body_text, body_html, follows, date_note, backfilled) ", filed, " RETURNING id, message_id", |b, row| {
                 let (message, inc) = *row;
                 b.push_bind(message).push_bind(to_us(inc.occurred)).push_bind(to_us(inc.recorded))
                     .push_bind(inc.recorded_by).push_bind(inc.record_kind.clone()).push_bind(inc.category.clone())
                     .push_bind(inc.priority.clone()).push_bind(inc.visibility.clone()).push_bind(inc.note.clone())
                     .push_bind(inc.original_from.clone()).push_bind(inc.original_name.clone())
                     .push_bind(inc.original_subject.clone()).push_bind(inc.body_text.clone())
-                    .push_bind(inc.body_html.clone()).push_bind(inc.follows).push_bind(inc.date_note.clone());
+                    .push_bind(inc.body_html.clone()).push_bind(inc.follows).push_bind(inc.date_note.clone())
+                    .push_bind(inc.backfilled);
             });
             rows.iter()
                 .map(|r| Ok((r.try_get::<i64, _>("message_id")?, r.try_get::<i64, _>("id")?)))

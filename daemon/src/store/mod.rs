@@ -9,12 +9,14 @@
 mod audit;
 mod console;
 mod directory;
+mod directory_cache;
 mod filing;
 mod keyring;
 mod links;
 mod migrations;
 mod outcomes;
 mod outbox;
+mod plans;
 mod read;
 mod seal_clear;
 mod schedule;
@@ -22,12 +24,15 @@ mod schedule;
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use console::{SessionRecord, TotpRecord};
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
+pub use directory_cache::DirectoryCache;
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
     PupilLink, QuestionRecord, Recorded, Release, RungRecord, ToRecord,
 };
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
+#[doc(hidden)]
+pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use keyring::{KeyState, KeyWalk, LiveKeys};
 pub use migrations::{MigrationState, migration_state};
