@@ -353,6 +353,30 @@ mod tests {
     }
 
     #[test]
+    fn historical_messages_are_counted_for_the_dsl_team_only() {
+        let directory = Directory::new(vec![], vec![staff(1, &[Role::Dsl]), staff(2, &[Role::Slt])], vec![]);
+        let facts = DigestFacts {
+            audit_head: None,
+            school_name: "Eaton",
+            tz: chrono_tz::Europe::London,
+            slot: t(10, 7),
+            since: Some(t(9, 7)),
+            new_incidents: &[],
+            open_actions: &[],
+            awaiting_triage: 0,
+            quarantined: 0,
+            dead_lettered: 0,
+            historical: 412,
+            directory: &directory,
+        };
+        let dsl = digest_for(&directory.staff[0], &facts);
+        assert!(!dsl.is_empty(), "a backfill alone is worth a digest");
+        assert!(dsl.body(&facts).contains("412 historical messages filed, no alerts sent"), "{}", dsl.body(&facts));
+        let slt = digest_for(&directory.staff[1], &facts);
+        assert!(slt.is_empty() && !slt.body(&facts).contains("historical"), "{}", slt.body(&facts));
+    }
+
+    #[test]
     fn the_digest_carries_the_audit_chains_head() {
         let directory = Directory::new(vec![], vec![staff(1, &[Role::Dsl])], vec![]);
         let facts = DigestFacts {

@@ -16,6 +16,13 @@ pub struct DirectoryCache {
     held: tokio::sync::Mutex<Option<(i64, Arc<Directory>)>>,
 }
 
+impl std::fmt::Debug for DirectoryCache {
+    /// Never the directory itself: it holds pupils' names.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryCache").finish_non_exhaustive()
+    }
+}
+
 impl DirectoryCache {
     /// The directory as the database holds it now: the copy held when no import has committed
     /// since it was opened, else opened again with `sealer`.

@@ -52,7 +52,8 @@ pub fn read_queries() -> Vec<PlannedQuery> {
         count("status: messages", read::STATUS_MESSAGES),
         count("status: incidents", read::STATUS_INCIDENTS),
         count("status: outbox", read::STATUS_OUTBOX),
-        q("status: outcomes", read::STATUS_OUTCOMES, &[now]),
+        // Counts every open action: walks the open-actions (partial) index, never the closed ones.
+        PlannedQuery { counts_all: true, ..q("status: outcomes", read::STATUS_OUTCOMES, &[now]) },
         q("status: last filed", read::STATUS_LAST_FILED, &[]),
         q("outstanding outcomes", schedule::OPEN_ACTIONS, &[now]),
         q("outstanding outcomes: pupils", schedule::OPEN_ACTION_PUPILS, &[now]),
