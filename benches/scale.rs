@@ -150,15 +150,33 @@ fn message(i: usize, p: usize, t: &Trust, written: DateTime<Utc>) -> Vec<u8> {
         )
         .into_bytes()
     } else {
-        format!(
+        let head = format!(
             "From: Teacher <{teacher}>\r\nTo: safeguarding@trust.example\r\nSubject: Note\r\nDate: {}\r\n\
-             Message-ID: <scale-{i}@mail.trust.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-             Pupil: {}\r\n\r\n{words}\r\n",
-            written.format("%a, %-d %b %Y %H:%M:%S +0000"),
-            upn(p)
+             Message-ID: <scale-{i}@mail.trust.example>\r\nMIME-Version: 1.0\r\n",
+            written.format("%a, %-d %b %Y %H:%M:%S +0000")
+        );
+        let note = format!("Pupil: {}\r\n\r\n{words}\r\n", upn(p));
+        // A third of the notes carry a scan or photo: 100 KB, and 3 MB every 250th message.
+        if i % 6 != 1 {
+            return format!("{head}Content-Type: text/plain; charset=utf-8\r\n\r\n{note}").into_bytes();
+        }
+        let kb = if i % 250 == 1 { 3 * 1024 } else { 100 };
+        format!(
+            "{head}Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n{note}\r\n--b{i}\r\nContent-Type: image/jpeg\r\n\
+             Content-Disposition: attachment; filename=\"scan-{i}.jpg\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b{i}--\r\n",
+            attachment(i, kb)
         )
         .into_bytes()
     }
+}
+
+/// `kb` kilobytes of attachment, different for each message (blobs are stored once by content).
+fn attachment(i: usize, kb: usize) -> String {
+    use base64::Engine;
+    let data: Vec<u8> = (0..kb * 1024).map(|k| ((k * 7919 + i * 31) % 251) as u8).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    b64.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
 }
 
 /// Which pupil message `i` is about, and when it was written: pupil 0 gets the busiest

@@ -572,10 +572,18 @@ impl Tx {
         let mut seen = HashSet::new();
         let blobs: Vec<(&str, &[u8])> = blobs.filter(|(sha, _)| seen.insert(*sha)).collect();
         on_tx!(self, |c| {
-            insert_values!(c, BLOBS_PER_STATEMENT, "INSERT INTO blobs (sha256, size, data) ", blobs,
-                " ON CONFLICT (sha256) DO NOTHING", |b, blob| {
-                b.push_bind(blob.0).push_bind(blob.1.len() as i64).push_bind(blob.1);
-            });
+            for chunk in blobs.chunks(BLOBS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO blobs (sha256, size, data) ");
+                qb.push_values(chunk, |mut b, blob| {
+                    b.push_bind(blob.0).push_bind(blob.1.len() as i64).push_bind(blob.1);
+                });
+                qb.push(" ON CONFLICT (sha256) DO NOTHING");
+                // Never kept in the statement cache: SQLite keeps a prepared statement's record
+                // buffer for reuse, so each cached blob INSERT (one per chunk size, on every
+                // pooled connection) would hold on to a copy of the largest messages it wrote,
+                // and the daemon's memory would grow with the biggest attachments it has seen.
+                qb.build().persistent(false).execute(&mut *c).await?;
+            }
         });
         Ok(())
     }
