@@ -139,7 +139,7 @@ fn message(i: usize, p: usize, t: &Trust, written: DateTime<Utc>) -> Vec<u8> {
     let teacher = staff_email(4 + HOUSES + i % (t.staff - 4 - HOUSES).max(1));
     let words = WORDS[i % WORDS.len()];
     let sent = Utc::now().format("%a, %-d %b %Y %H:%M:%S +0000");
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let parent = format!("parent{p}@home.example");
         format!(
             "From: Teacher <{teacher}>\r\nTo: safeguarding@trust.example\r\nSubject: Fwd: This week\r\nDate: {sent}\r\n\
@@ -184,7 +184,8 @@ fn attachment(i: usize, kb: usize) -> String {
 /// the past six days.
 fn about(i: usize, t: &Trust, now: DateTime<Utc>) -> (usize, DateTime<Utc>) {
     let spread = (i.wrapping_mul(2_654_435_761)) % (t.pupils - 2).max(1) + 2;
-    let p = if i % (t.messages / t.busiest.max(1)).max(1) == 0 && i / (t.messages / t.busiest.max(1)).max(1) < t.busiest {
+    let every = (t.messages / t.busiest.max(1)).max(1);
+    let p = if i.is_multiple_of(every) && i / every < t.busiest {
         0
     } else if i % (t.messages / 5).max(1) == 1 {
         1

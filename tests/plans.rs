@@ -125,7 +125,7 @@ async fn postgres_problems(conn: &mut sqlx::PgConnection, q: &PlannedQuery) -> V
         let whole = match s.kind.as_str() {
             "Seq Scan" => true,
             "Bitmap Heap Scan" | "Bitmap Index Scan" => false,
-            _ => !s.narrowed && !(q.counts_all || limited),
+            _ => !(s.narrowed || q.counts_all || limited),
         };
         if whole {
             problems.push(format!("{}: {} on {} {}\n{}", q.name, s.kind, s.table, s.index, lines.join("\n")));

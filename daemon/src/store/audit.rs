@@ -754,6 +754,9 @@ impl Store {
     }
 }
 
+/// The chain's newest entry, from the sequence index.
+pub(super) const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -785,6 +788,3 @@ mod tests {
         assert_ne!(m, entry_mac(b"key one", GENESIS, &Fields { record_digest: "00", ..f }));
     }
 }
-
-/// The chain's newest entry, from the sequence index.
-pub(super) const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1";
