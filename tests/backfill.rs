@@ -50,7 +50,7 @@ const PE_KIT: &str = "Jane left her PE kit on the bus again, sorry.";
 
 /// The test school, imported through `haven directory import`, with its rules folder.
 fn school(db: &TestDb, extra_rules: Option<&str>) -> HavenEnv {
-    let env = HavenEnv::new(&db.url, "");
+    let env = HavenEnv::new(&db.url, "backfill_age = \"7d\"");
     env.import_school();
     if let Some(rules) = extra_rules {
         std::fs::write(env.path("rules/90-backfill.toml"), rules).expect("write the extra rules");
@@ -230,7 +230,7 @@ async fn haven_ingest_backfills_quietly(backend: Backend) {
     assert_eq!(awaited, vec![3], "only the live disclosure (the third filed) awaits an outcome: {outcomes}");
 
     let config = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(&env.config, config.replace("source = \"maildir\"", "source = \"maildir\"\nbackfill_age = \"a week\"")).unwrap();
+    std::fs::write(&env.config, config.replace("backfill_age = \"7d\"", "backfill_age = \"a week\"")).unwrap();
     let r = env.haven(&["status"]);
     assert_ne!(r.code, 0, "a backfill_age Haven cannot read is refused");
     assert!(r.stderr.contains("intake.backfill_age") && r.stderr.contains("\"a week\""), "{}", r.stderr);
