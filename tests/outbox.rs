@@ -158,6 +158,7 @@ async fn file_incident(
         action: None,
         follows: None,
         date_note: None,
+        backfilled: false,
     };
     let mut tx = db.store.begin().await.unwrap();
     let rec = tx

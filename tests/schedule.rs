@@ -127,6 +127,7 @@ async fn file(
         }),
         follows: None,
         date_note: None,
+        backfilled: false,
     };
     let mut tx = store.begin().await.expect("begin");
     let rec = tx.record_message(sha.as_bytes(), &msg, Some(&incident), "test").await.expect("file the incident");
@@ -159,7 +160,7 @@ async fn queued(store: &Store, purpose: &str) -> Vec<Queued> {
 }
 
 fn settings(digests: Vec<Digest>) -> ScheduleSettings {
-    ScheduleSettings { digests, tz: London, mail_domain: "school.example".into(), school_name: "Eaton".into(), keys: std::sync::Arc::new(haven::store::LiveKeys::new(support::db::sealer(), None)) }
+    ScheduleSettings { digests, tz: London, mail_domain: "school.example".into(), school_name: "Eaton".into(), keys: std::sync::Arc::new(haven::store::LiveKeys::new(support::db::sealer(), None)), directory: Default::default() }
 }
 
 fn daily(to: &str, send_empty: bool) -> Digest {

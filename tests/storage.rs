@@ -114,6 +114,7 @@ fn incident(pupil_id: i64) -> IncidentRecord {
         action: None,
         follows: None,
         date_note: None,
+        backfilled: false,
     }
 }
 

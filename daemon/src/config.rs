@@ -153,6 +153,8 @@ struct IntakeRaw {
     #[serde(default = "default_max_mime_depth")]
     max_mime_depth: usize,
     trusted_authserv_id: Option<String>,
+    #[serde(default = "default_backfill_age")]
+    backfill_age: String,
     imap: Option<ImapRaw>,
     maildir: Option<MaildirConfig>,
 }
@@ -169,6 +171,9 @@ fn default_max_header_size() -> String {
 fn default_max_mime_depth() -> usize {
     20
 }
+fn default_backfill_age() -> String {
+    "7d".into()
+}
 
 #[derive(Debug, Clone)]
 pub struct Intake {
@@ -178,6 +183,9 @@ pub struct Intake {
     pub max_header_size: u64,
     pub max_mime_depth: usize,
     pub trusted_authserv_id: Option<String>,
+    /// A message whose original date is older than this when it is filed is historical (a
+    /// backfill): filed with its history, but it alerts nobody and opens no outcome deadline.
+    pub backfill_age: Duration,
     pub imap: Option<Imap>,
     pub maildir: Option<MaildirConfig>,
 }
@@ -673,6 +681,7 @@ fn resolve_sqlite(url: &str, base: &Path) -> String {
 fn resolve_intake(c: &mut Collect, i: IntakeRaw, base: &Path) -> Option<Intake> {
     let max_message_size = size(c, "intake.max_message_size", &i.max_message_size);
     let max_header_size = size(c, "intake.max_header_size", &i.max_header_size);
+    let backfill_age = duration(c, "intake.backfill_age", &i.backfill_age);
     let imap = match i.imap {
         Some(raw) => resolve_imap(c, raw, base),
         None => None,
@@ -693,6 +702,7 @@ fn resolve_intake(c: &mut Collect, i: IntakeRaw, base: &Path) -> Option<Intake> 
         max_header_size: max_header_size?,
         max_mime_depth: i.max_mime_depth,
         trusted_authserv_id: i.trusted_authserv_id,
+        backfill_age: backfill_age?,
         imap,
         maildir: i.maildir.map(|m| MaildirConfig { path: base.join(m.path) }),
     })

@@ -36,6 +36,10 @@ enum Command {
         paths: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Old records: file incidents and history, but queue no alerts and open no outcome
+        /// deadlines (unless a rule says on_backfill = "alert").
+        #[arg(long)]
+        backfill: bool,
     },
     /// Check the routing rules, or dry-run one message through them.
     Rules {
@@ -355,8 +359,8 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             unreachable!("handled above")
         }
         Command::Rules { command: RulesCommand::Test { file, json } } => cli::rules::test(&app, &file, json).await,
-        Command::Ingest { paths, json } => {
-            let filer = app.filer().await?;
+        Command::Ingest { paths, json, backfill } => {
+            let filer = if backfill { app.filer().await?.backfilling() } else { app.filer().await? };
             let summary = cli::ingest::run(&filer, &paths).await?;
             Ok(if json { serde_json::to_string_pretty(&summary).unwrap_or_default() } else { summary.to_string() })
         }

@@ -33,7 +33,7 @@ use crate::noise;
 use crate::read::{self, Limits};
 use crate::history;
 use crate::rules::{Decision, Facts, LiveRules, RuleSet};
-use crate::store::{EarlierIncident, LiveKeys};
+use crate::store::{DirectoryCache, EarlierIncident, LiveKeys};
 use crate::seal::{KeyFiles, Sealer};
 use crate::triage;
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
@@ -63,6 +63,8 @@ pub struct FilingSettings {
     pub alerts: alert::AlertSettings,
     /// Verifies reply tokens; without it every reply to an alert is quarantined.
     pub reply_key: Option<Vec<u8>>,
+    /// A message whose original is older than this is historical: see [`Filer::backfilling`].
+    pub backfill_age: chrono::Duration,
 }
 
 /// The outcome of one message.
@@ -96,6 +98,10 @@ pub struct Filer {
     settings: FilingSettings,
     /// Under several daemons, a batch commits only while this daemon still leads.
     fence: Option<crate::lease::Leadership>,
+    /// Every message is historical (`haven ingest --backfill`), whatever its date.
+    backfill: bool,
+    /// The opened directory, read again only when an import changed it.
+    directory: DirectoryCache,
 }
 
 /// What a message's assessment decided, before anything is written.
@@ -151,6 +157,9 @@ struct ForRules {
     sender: i64,
     /// For an answer to a triage question: the message it settles, which `msg` is.
     settles: Option<i64>,
+    /// Filed now on someone's word (a triage answer, a release from quarantine): never
+    /// historical, whatever its original's age, since a live concern may have waited.
+    live: bool,
 }
 
 /// What the store already held of a window's messages.
@@ -276,7 +285,25 @@ impl Filer {
         sealer: Sealer,
         settings: FilingSettings,
     ) -> Filer {
-        Filer { store, rules, clock, keys: Arc::new(LiveKeys::new(sealer, None)), settings, fence: None }
+        Filer {
+            store,
+            rules,
+            clock,
+            keys: Arc::new(LiveKeys::new(sealer, None)),
+            settings,
+            fence: None,
+            backfill: false,
+            directory: DirectoryCache::default(),
+        }
+    }
+
+    /// Files every message as historical (a backfill of old records): incidents and history are
+    /// recorded, but no alert is queued and no outcome deadline opened, unless a rule matching
+    /// the message says `on_backfill = "alert"`. Without this, only messages whose original is
+    /// older than `intake.backfill_age` are historical.
+    pub fn backfilling(mut self) -> Filer {
+        self.backfill = true;
+        self
     }
 
     /// Before each batch, asks the database which key is current and, after a rotation,
@@ -327,7 +354,7 @@ impl Filer {
         let now = self.clock.now();
         let rules = self.rules.current();
         let sealer = self.keys.current(&self.store).await?;
-        let directory = self.store.load_directory(&sealer).await?;
+        let directory = self.directory.current(&self.store, &sealer).await?;
         let tx = self.store.begin().await?;
         let (to_recorder, from_assessor) = tokio::sync::mpsc::channel(RECORD_CHUNK);
         let recorder = tokio::spawn(record_all(tx, from_assessor, now, batch.len()));
@@ -587,7 +614,7 @@ impl Filer {
             return done(Assessed { question: self.question(None, &msg, triage, sender, directory), ..Assessed::only(record) });
         }
         let sender = sender.id;
-        Ok(Assessment::ToRules(Box::new(ForRules { record, msg, ident, sender, settles: None })))
+        Ok(Assessment::ToRules(Box::new(ForRules { record, msg, ident, sender, settles: None, live: false })))
     }
 
     /// Stage 7 for one message: the rules, then the incident to file.
@@ -600,8 +627,11 @@ impl Filer {
         earlier: &[EarlierIncident],
         seen: &Seen,
     ) -> Assessed {
-        let ForRules { mut record, msg, ident, sender, settles } = r;
+        let ForRules { mut record, msg, ident, sender, settles, live } = r;
         let (at, _) = occurred(&msg, now);
+        // A historical message (a backfill) is recorded with its history but alerts nobody,
+        // unless a rule asks.
+        let historical = !live && (self.backfill || at + self.settings.backfill_age < now);
         let history = history::counts(rules, &ident, at, earlier.iter().chain(&seen.incidents));
         let decision = rules.evaluate(&Facts {
             message: &msg,
@@ -621,11 +651,18 @@ impl Filer {
             record.reason = format!("{}; {why}", record.reason);
         }
         let mut incident = incident_record(&msg, &ident, &decision, sender, directory, now, &self.settings);
+        let quiet = historical && !decision.alert_on_backfill;
+        if quiet {
+            incident.outbox.clear();
+            incident.action = None;
+            incident.backfilled = true;
+            record.reason.push_str(" (historical: no alerts sent)");
+        }
         // A category staff named that Haven does not know: the incident says so, and the
         // forwarder is told which one was used and what the names are.
         let unknown = identify::unknown_category(&msg, rules.categories(), &self.settings.intake_address);
         let category_note = unknown.map(|(name, how)| {
-            if let Some(to) = directory.staff.iter().find(|s| s.id == sender) {
+            if let Some(to) = directory.staff.iter().find(|s| s.id == sender).filter(|_| !quiet) {
                 incident.outbox.push(alert::unknown_category_reply(&name, how, &decision.category, rules.categories(), to, &self.settings.alerts));
             }
             format!("{name:?} ({how}) is not a category Haven knows; filed under {}", decision.category)
@@ -760,6 +797,7 @@ impl Filer {
             action: None,
             follows: Some(incident_id),
             date_note: date_note.map(str::to_string),
+            backfilled: false,
         };
         Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), question, ..Assessed::only(record) })
     }
@@ -923,7 +961,7 @@ impl Filer {
             SenderCheck::Staff(s) => s.id,
             SenderCheck::Refused(_) => sender.id,
         };
-        Ok(Assessment::ToRules(Box::new(ForRules { record, msg: original, ident, sender: forwarder, settles: Some(message) })))
+        Ok(Assessment::ToRules(Box::new(ForRules { record, msg: original, ident, sender: forwarder, settles: Some(message), live: true })))
     }
 
     /// A message quarantined before Haven knew it came from active staff (too large,
@@ -1018,6 +1056,7 @@ fn incident_record(
         action,
         follows: None,
         date_note: date_note.map(str::to_string),
+        backfilled: false,
     }
 }
 

@@ -9,7 +9,9 @@ use crate::store::{AuditVerdict, HEAD_FILE_NAME, Store};
 
 pub async fn verify(store: &Store, config: &Config) -> Result<String, CliError> {
     let head = config.storage.audit_key_file.with_file_name(HEAD_FILE_NAME);
-    match store.verify_audit().await? {
+    let mut progress = Progress { started: std::time::Instant::now(), last: None };
+    let verdict = store.verify_audit_with_progress(&mut |n| progress.checked(n)).await?;
+    match verdict {
         AuditVerdict::Intact { entries } => Ok(format!("audit log intact: {entries} entries; head anchored in {}", head.display())),
         AuditVerdict::Broken { id } => Err(CliError::Data(format!(
             "audit log tampered with at entry {id}: its MAC does not match its content and the entry before it, or the head anchored in {}",
@@ -30,5 +32,26 @@ pub async fn verify(store: &Store, config: &Config) -> Result<String, CliError> 
             "audit log unanchored: its {entries} entries hold, but {reason} ({}), so deleted entries cannot be ruled out",
             head.display()
         ))),
+    }
+}
+
+/// Plain progress lines on stderr while a long log is checked (a line every few seconds, so a
+/// log file or a pipe gets a readable trace, not a redrawn bar); nothing for a short log.
+struct Progress {
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+}
+
+/// How often a line is written.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Progress {
+    fn checked(&mut self, entries: u64) {
+        let since = self.last.unwrap_or(self.started);
+        if since.elapsed() >= PROGRESS_EVERY {
+            let secs = self.started.elapsed().as_secs_f64();
+            eprintln!("haven: audit verify: {entries} entries hold so far ({:.0} a second)", entries as f64 / secs.max(0.001));
+            self.last = Some(std::time::Instant::now());
+        }
     }
 }

@@ -58,13 +58,20 @@ pub async fn load_view(
     audit_action: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
-    let dir = store.load_directory(sealer).await?;
+    // Only the pupils shown are opened: the ones the query names, then those on the entries.
+    let named = store.find_pupils(sealer, query).await?;
+    let dir = store.load_directory_with_pupils(sealer, &named).await?;
     let staff = dir
         .active_staff_by_email(viewer)
         .ok_or_else(|| CliError::Usage(format!("--as {viewer}: not an active member of staff; nothing was shown")))?
         .clone();
     let pupil = find_pupil(&dir, query)?.clone();
     let mut entries = store.chronology(pupil.id).await?;
+    let mut shown: Vec<i64> = entries.iter().flat_map(|e| e.pupils.iter().map(|(id, _)| *id)).collect();
+    shown.push(pupil.id);
+    shown.sort_unstable();
+    shown.dedup();
+    let dir = store.load_directory_with_pupils(sealer, &shown).await?;
     entries.retain(|e| visibility::may_see_entry(&e.visibility, &staff, &dir, &e.pupils, pupil.id));
     if !staff.is_dsl_team() {
         // A pupil only mentioned is the DSL team's to confirm: nobody else sees the link.

@@ -154,6 +154,7 @@ pub fn filing_settings(config: &Config) -> FilingSettings {
             school_name: config.school.name.clone(),
         },
         reply_key: read_reply_key(config).ok(),
+        backfill_age: chrono::Duration::from_std(i.backfill_age).unwrap_or(chrono::Duration::MAX),
     }
 }
 

@@ -13,9 +13,8 @@ use std::fmt::Write as _;
 /// The listing at `now`; times shown in `tz` (JSON times are RFC 3339 UTC). `overdue_only`
 /// keeps those already past due.
 pub async fn run(store: &Store, now: DateTime<Utc>, tz: Tz, overdue_only: bool, json: bool) -> Result<String, CliError> {
-    let mut open = store.open_actions().await?;
+    let mut open = if overdue_only { store.overdue_actions(now).await? } else { store.open_actions().await? };
     open.sort_by_key(|a| (a.due, a.action_id));
-    open.retain(|a| !overdue_only || a.due < now);
     if json {
         let items: Vec<_> = open
             .iter()

@@ -53,7 +53,7 @@ impl Filer {
         let now = self.clock.now();
         let rules = self.rules.current();
         let sealer = self.keys.current(&self.store).await?;
-        let directory = self.store.load_directory(&sealer).await?;
+        let directory = self.directory.current(&self.store, &sealer).await?;
         let by = directory.active_staff_by_email(by_email).ok_or_else(|| ReleaseError::NotStaff(by_email.to_string()))?;
         if !by.is_dsl_team() {
             return Err(ReleaseError::NotDslTeam(by_email.to_string()));
@@ -84,7 +84,8 @@ impl Filer {
             .await?;
         let mut assessed = match assessment {
             Assessment::Decided(a) => *a,
-            Assessment::ToRules(r) => {
+            Assessment::ToRules(mut r) => {
+                r.live = true;
                 let ForRules { msg, ident, .. } = &*r;
                 let pupils = ident.pupils.iter().map(|p| p.pupil_id).collect();
                 let earlier = history::earlier(&self.store, &rules, pupils, occurred(msg, now).0).await?;

@@ -107,6 +107,8 @@ pub(crate) struct Actions {
     pub escalate: Vec<(Duration, Vec<Target>)>,
     pub digest: bool,
     pub stop: bool,
+    /// `on_backfill = "alert"`: a historical message this rule matches alerts all the same.
+    pub alert_on_backfill: bool,
 }
 
 #[derive(Debug)]
@@ -659,6 +661,16 @@ impl RuleCompiler<'_, '_> {
             }
         }
         then.outcome_within = e.outcome_within.as_ref().and_then(|d| self.duration(d));
+        if let Some(b) = &e.on_backfill {
+            match b.get_ref().trim().to_ascii_lowercase().as_str() {
+                "alert" => then.alert_on_backfill = true,
+                "quiet" => {}
+                _ => self.errs.at(
+                    Some(b.span()),
+                    format!("unknown on_backfill {:?}: use \"alert\" or \"quiet\"", b.get_ref()),
+                ),
+            }
+        }
         if let Some(ladder) = &e.escalate {
             if e.outcome_within.is_none() {
                 self.errs.at(
@@ -711,7 +723,8 @@ impl RuleCompiler<'_, '_> {
             && e.outcome_within.is_none()
             && e.escalate.is_none()
             && !then.digest
-            && !then.stop;
+            && !then.stop
+            && !then.alert_on_backfill;
         if no_action && self.errs.errors.len() == before {
             self.errs.at(Some(span), "rule does nothing: add an action (alert, set_category, priority, visibility, outcome_within, digest or stop)");
         }

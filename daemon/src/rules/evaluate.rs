@@ -111,6 +111,7 @@ impl RuleSet {
             .unwrap_or(Priority::Normal);
         let outcome_within = fired.iter().filter_map(|r| r.then.outcome_within).min();
         let digest = fired.iter().any(|r| r.then.digest);
+        let alert_on_backfill = fired.iter().any(|r| r.then.alert_on_backfill);
 
         // Who hears about it: decided by the pupils the incident is about, never a witness's
         // or a mentioned pupil's own staff.
@@ -216,6 +217,7 @@ impl RuleSet {
             escalation,
             matched,
             digest,
+            alert_on_backfill,
             notes,
         }
     }

@@ -49,6 +49,9 @@ pub(crate) struct RuleEntry {
     pub escalate: Option<Spanned<Vec<Spanned<EscalateEntry>>>>,
     pub digest: Option<Spanned<bool>>,
     pub stop: Option<Spanned<bool>>,
+    /// `"alert"` or `"quiet"` (the default): whether a historical message (a backfill) this
+    /// rule matches still alerts and opens its outcome deadline.
+    pub on_backfill: Option<Spanned<String>>,
 }
 
 /// `when.*`: every condition given must hold.

@@ -182,6 +182,8 @@ pub struct Decision {
     /// `file.toml: rule name`, in evaluation order.
     pub matched: Vec<String>,
     pub digest: bool,
+    /// A rule asked (`on_backfill = "alert"`) that a historical message alerts all the same.
+    pub alert_on_backfill: bool,
     /// Why someone was not alerted, why a category was kept, …
     pub notes: Vec<String>,
 }

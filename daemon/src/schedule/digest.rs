@@ -32,6 +32,8 @@ pub struct DigestFacts<'a> {
     pub quarantined: u64,
     /// Emails given up on since the previous digest.
     pub dead_lettered: u64,
+    /// Historical messages (a backfill) filed since the previous digest, without alerts.
+    pub historical: u64,
     pub directory: &'a Directory,
     /// The audit chain's head (entries, newest MAC) when the digest was written.
     pub audit_head: Option<(i64, &'a str)>,
@@ -67,6 +69,8 @@ pub struct DigestContent {
     pub awaiting_triage: u64,
     pub quarantined: u64,
     pub dead_lettered: u64,
+    /// Historical messages filed without alerts: told to the DSL team only, as a count.
+    pub historical: u64,
 }
 
 /// The active staff a digest's `to` names: everyone holding `role:NAME`, or the one member of
@@ -123,6 +127,7 @@ pub fn digest_for(staff: &Staff, facts: &DigestFacts<'_>) -> DigestContent {
         awaiting_triage: facts.awaiting_triage,
         quarantined: facts.quarantined,
         dead_lettered: facts.dead_lettered,
+        historical: if staff.is_dsl_team() { facts.historical } else { 0 },
     }
 }
 
@@ -142,6 +147,7 @@ impl DigestContent {
             && self.awaiting_triage == 0
             && self.quarantined == 0
             && self.dead_lettered == 0
+            && self.historical == 0
     }
 
     /// Outcomes already past their due time at `slot`.
@@ -186,6 +192,13 @@ impl DigestContent {
         let _ = writeln!(b, "\nMessages awaiting triage: {}", self.awaiting_triage);
         let _ = writeln!(b, "Messages quarantined: {}", self.quarantined);
         let _ = writeln!(b, "Emails dead-lettered {since}: {}", self.dead_lettered);
+        if self.historical > 0 {
+            let _ = writeln!(
+                b,
+                "\n{} historical messages filed, no alerts sent ({since}): each is on its pupils' chronologies.",
+                self.historical
+            );
+        }
         if let Some((entries, mac)) = &facts.audit_head {
             let _ = writeln!(
                 b,
@@ -290,6 +303,7 @@ mod tests {
             awaiting_triage: 1,
             quarantined: 0,
             dead_lettered: 0,
+            historical: 0,
             directory: &directory,
         };
         let dsl = digest_for(&directory.staff[0], &facts);
@@ -330,11 +344,36 @@ mod tests {
             awaiting_triage: 0,
             quarantined: 0,
             dead_lettered: 0,
+            historical: 0,
             directory: &directory,
         };
         assert!(digest_for(&staff(1, &[Role::Dsl]), &facts).is_empty());
         let facts = DigestFacts { quarantined: 2, ..facts };
         assert!(!digest_for(&staff(1, &[Role::Dsl]), &facts).is_empty());
+    }
+
+    #[test]
+    fn historical_messages_are_counted_for_the_dsl_team_only() {
+        let directory = Directory::new(vec![], vec![staff(1, &[Role::Dsl]), staff(2, &[Role::Slt])], vec![]);
+        let facts = DigestFacts {
+            audit_head: None,
+            school_name: "Eaton",
+            tz: chrono_tz::Europe::London,
+            slot: t(10, 7),
+            since: Some(t(9, 7)),
+            new_incidents: &[],
+            open_actions: &[],
+            awaiting_triage: 0,
+            quarantined: 0,
+            dead_lettered: 0,
+            historical: 412,
+            directory: &directory,
+        };
+        let dsl = digest_for(&directory.staff[0], &facts);
+        assert!(!dsl.is_empty(), "a backfill alone is worth a digest");
+        assert!(dsl.body(&facts).contains("412 historical messages filed, no alerts sent"), "{}", dsl.body(&facts));
+        let slt = digest_for(&directory.staff[1], &facts);
+        assert!(slt.is_empty() && !slt.body(&facts).contains("historical"), "{}", slt.body(&facts));
     }
 
     #[test]
@@ -351,6 +390,7 @@ mod tests {
             awaiting_triage: 0,
             quarantined: 1,
             dead_lettered: 0,
+            historical: 0,
             directory: &directory,
         };
         let digest = digest_for(&staff(1, &[Role::Dsl]), &facts);

@@ -49,12 +49,15 @@ pub struct ScheduleSettings {
     /// Opens the sealed directory.
     /// The keyring, shared with the intake so a rotation reaches the scheduler too.
     pub keys: std::sync::Arc<crate::store::LiveKeys>,
+    /// The opened directory, kept between passes until an import changes it.
+    pub directory: std::sync::Arc<crate::store::DirectoryCache>,
 }
 
 impl ScheduleSettings {
     pub fn from_config(config: &config::Config, keys: std::sync::Arc<crate::store::LiveKeys>) -> ScheduleSettings {
         ScheduleSettings {
             keys,
+            directory: Default::default(),
             digests: config.digests.clone(),
             tz: config.school.tz(),
             mail_domain: config.school.mail_domain().to_string(),
@@ -98,25 +101,25 @@ impl TickReport {
 /// One pass at `now`: fires every rung due (oldest first), then every digest due.
 pub async fn tick(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>) -> Result<TickReport, ScheduleError> {
     let mut report = TickReport::default();
-    let mut directory: Option<Directory> = None;
+    let mut directory: Option<Arc<Directory>> = None;
     fire_due_rungs(store, settings, now, &mut directory, &mut report).await?;
     send_due_digests(store, settings, now, &mut directory, &mut report).await?;
     Ok(report)
 }
 
 /// The directory, loaded at most once per pass and only when something needs it.
-async fn directory<'a>(store: &Store, keys: &crate::store::LiveKeys, cache: &'a mut Option<Directory>) -> Result<&'a Directory, StoreError> {
+async fn directory<'a>(store: &Store, settings: &ScheduleSettings, cache: &'a mut Option<Arc<Directory>>) -> Result<&'a Directory, StoreError> {
     if cache.is_none() {
-        *cache = Some(store.load_directory(&keys.current(store).await?).await?);
+        *cache = Some(settings.directory.current(store, &settings.keys.current(store).await?).await?);
     }
-    Ok(cache.get_or_insert_with(Directory::default))
+    Ok(cache.get_or_insert_with(Default::default))
 }
 
 async fn fire_due_rungs(
     store: &Store,
     settings: &ScheduleSettings,
     now: DateTime<Utc>,
-    dir_cache: &mut Option<Directory>,
+    dir_cache: &mut Option<Arc<Directory>>,
     report: &mut TickReport,
 ) -> Result<(), ScheduleError> {
     let ctx = reminder::ReminderContext { school_name: &settings.school_name, mail_domain: &settings.mail_domain, tz: settings.tz };
@@ -128,7 +131,7 @@ async fn fire_due_rungs(
         let full = i64::try_from(batch.len()).unwrap_or(i64::MAX) >= BATCH;
         let mut fired_any = false;
         for rung in &batch {
-            let dir = directory(store, &settings.keys, dir_cache).await?;
+            let dir = directory(store, settings, dir_cache).await?;
             let emails = match store.incident_facts(rung.incident_id).await? {
                 Some(facts) => reminder::reminders_for(rung, &facts, dir, &ctx, now),
                 None => Vec::new(),
@@ -167,13 +170,15 @@ struct DigestCache {
     /// Keyed by (previous slot, this slot) in microseconds.
     incidents: HashMap<(i64, i64), Vec<RecordedIncident>>,
     dead: HashMap<(i64, i64), u64>,
+    /// Historical messages filed quietly (a backfill) per period.
+    historical: HashMap<(i64, i64), u64>,
 }
 
 async fn send_due_digests(
     store: &Store,
     settings: &ScheduleSettings,
     now: DateTime<Utc>,
-    dir_cache: &mut Option<Directory>,
+    dir_cache: &mut Option<Arc<Directory>>,
     report: &mut TickReport,
 ) -> Result<(), ScheduleError> {
     let mut cache = DigestCache::default();
@@ -184,7 +189,7 @@ async fn send_due_digests(
         };
         let key = digest_key(d);
         let staff: Vec<crate::directory::Staff> =
-            digest::recipients(&d.to, directory(store, &settings.keys, dir_cache).await?).into_iter().cloned().collect();
+            digest::recipients(&d.to, directory(store, settings, dir_cache).await?).into_iter().cloned().collect();
         for s in staff.iter().filter(|s| !s.email().is_empty()) {
             let who = format!("staff:{}", s.id);
             let last = store.last_digest_slot(&key, &who).await?;
@@ -221,8 +226,11 @@ async fn send_due_digests(
             if let Entry::Vacant(v) = cache.dead.entry(period) {
                 v.insert(store.dead_lettered_between(from, slot).await?);
             }
+            if let Entry::Vacant(v) = cache.historical.entry(period) {
+                v.insert(store.historical_filed_between(from, slot).await?);
+            }
             let (awaiting_triage, quarantined) = cache.counts.unwrap_or_default();
-            let dir = directory(store, &settings.keys, dir_cache).await?;
+            let dir = directory(store, settings, dir_cache).await?;
             let audit_head = store.audit_head().await?;
             let facts = digest::DigestFacts {
                 audit_head: audit_head.as_ref().map(|(n, mac)| (*n, mac.as_str())),
@@ -235,6 +243,7 @@ async fn send_due_digests(
                 awaiting_triage,
                 quarantined,
                 dead_lettered: cache.dead.get(&period).copied().unwrap_or(0),
+                historical: cache.historical.get(&period).copied().unwrap_or(0),
                 directory: dir,
             };
             let content = digest::digest_for(s, &facts);

@@ -130,6 +130,7 @@ impl Store {
         seal_clear_directory(&mut tx, sealer, blind).await?;
         let keys = Keys { sealer, blind };
         let report = sync_in(&mut tx, keys, import.pupils, import.staff, import.contacts, today, to_us(now)).await?;
+        tx.bump_directory_generation().await?;
         if let Err(refused) = check(&report) {
             // Dropping an uncommitted transaction rolls it back.
             drop(tx);
@@ -144,13 +145,58 @@ impl Store {
 
     /// Everything identification and rules need, in one read, opened with `sealer`.
     pub async fn load_directory(&self, sealer: &Sealer) -> Result<Directory> {
-        on_pool!(self, |p| {
-            let pupil_rows = sqlx::query(
-                "SELECT id, upn, first_name, last_name, preferred_name, date_of_birth, year_group, \
-                 tutor_group, house, sen, left_on FROM pupils ORDER BY id",
+        self.load_directory_part(sealer, None).await
+    }
+
+    /// What a view of a few pupils needs: every member of staff (in clear, and few), only the
+    /// pupils `ids` opened, and no contacts. A trust's whole roll is never decrypted for it.
+    pub async fn load_directory_with_pupils(&self, sealer: &Sealer, ids: &[i64]) -> Result<Directory> {
+        self.load_directory_part(sealer, Some(ids)).await
+    }
+
+    /// The pupils whose UPN (a query without a space) or full name ("Jane Smith", a preferred
+    /// first name too) is `query`, case-insensitive: only the fields compared are opened.
+    pub async fn find_pupils(&self, sealer: &Sealer, query: &str) -> Result<Vec<i64>> {
+        let q = query.trim().to_lowercase();
+        let by_name = q.contains(char::is_whitespace);
+        let rows = on_pool!(self, |p| {
+            sqlx::query_as::<_, (i64, String, String, String, Option<String>)>(
+                "SELECT id, upn, first_name, last_name, preferred_name FROM pupils ORDER BY id",
             )
             .fetch_all(p)
-            .await?;
+            .await?
+        });
+        let mut found = Vec::new();
+        for (id, upn, first, last, preferred) in rows {
+            let open = |field: &str, v: String| open_field(sealer, "pupil", id, field, Some(v)).map(Option::unwrap_or_default);
+            let hit = if by_name {
+                let last = open(fields::LAST_NAME, last)?.to_lowercase();
+                let mut firsts = vec![open(fields::FIRST_NAME, first)?];
+                if let Some(p) = preferred {
+                    firsts.push(open(fields::PREFERRED_NAME, p)?);
+                }
+                firsts.iter().any(|f| format!("{} {last}", f.to_lowercase()) == q)
+            } else {
+                open(fields::UPN, upn)?.to_lowercase() == q
+            };
+            if hit {
+                found.push(id);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn load_directory_part(&self, sealer: &Sealer, only: Option<&[i64]>) -> Result<Directory> {
+        let pupils_sql = match only {
+            None => PUPIL_COLUMNS.to_string() + " ORDER BY id",
+            // Whole numbers only: nothing a user typed reaches this text.
+            Some(ids) => format!(
+                "{PUPIL_COLUMNS} WHERE id IN ({}) ORDER BY id",
+                if ids.is_empty() { "NULL".to_string() } else { ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ") }
+            ),
+        };
+        on_pool!(self, |p| {
+            let pupil_rows = sqlx::query(sqlx::AssertSqlSafe(pupils_sql)).fetch_all(p).await?;
             let staff_rows = sqlx::query(
                 "SELECT id, first_name, last_name, house, tutor_group, active FROM staff ORDER BY id",
             )
@@ -163,15 +209,16 @@ impl Store {
             let role_rows = sqlx::query("SELECT staff_id, role FROM staff_roles ORDER BY staff_id, role")
                 .fetch_all(p)
                 .await?;
-            let contact_rows =
-                sqlx::query("SELECT id, email, name, relationship FROM contacts ORDER BY id")
-                    .fetch_all(p)
-                    .await?;
-            let link_rows = sqlx::query(
-                "SELECT contact_id, pupil_id FROM contact_pupils ORDER BY contact_id, pupil_id",
-            )
-            .fetch_all(p)
-            .await?;
+            let (contact_rows, link_rows) = if only.is_some() {
+                (Vec::new(), Vec::new())
+            } else {
+                (
+                    sqlx::query("SELECT id, email, name, relationship FROM contacts ORDER BY id").fetch_all(p).await?,
+                    sqlx::query("SELECT contact_id, pupil_id FROM contact_pupils ORDER BY contact_id, pupil_id")
+                        .fetch_all(p)
+                        .await?,
+                )
+            };
 
             let parse_date = |s: Option<String>| {
                 s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
@@ -241,6 +288,10 @@ impl Store {
         })
     }
 }
+
+/// A pupil's columns, as a directory holds them.
+const PUPIL_COLUMNS: &str = "SELECT id, upn, first_name, last_name, preferred_name, date_of_birth, year_group, \
+     tutor_group, house, sen, left_on FROM pupils";
 
 /// The keys a sync seals and indexes with.
 #[derive(Clone, Copy)]

@@ -136,6 +136,8 @@ pub struct IncidentRecord {
     pub follows: Option<i64>,
     /// Why `occurred` is the filing time: the original's date could not be trusted.
     pub date_note: Option<String>,
+    /// Filed as historical (a backfill): no alert was queued and no outcome deadline opened.
+    pub backfilled: bool,
 }
 
 /// An earlier incident of a pupil, as the rules' history conditions count it.
@@ -570,10 +572,18 @@ impl Tx {
         let mut seen = HashSet::new();
         let blobs: Vec<(&str, &[u8])> = blobs.filter(|(sha, _)| seen.insert(*sha)).collect();
         on_tx!(self, |c| {
-            insert_values!(c, BLOBS_PER_STATEMENT, "INSERT INTO blobs (sha256, size, data) ", blobs,
-                " ON CONFLICT (sha256) DO NOTHING", |b, blob| {
-                b.push_bind(blob.0).push_bind(blob.1.len() as i64).push_bind(blob.1);
-            });
+            for chunk in blobs.chunks(BLOBS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::new("INSERT INTO blobs (sha256, size, data) ");
+                qb.push_values(chunk, |mut b, blob| {
+                    b.push_bind(blob.0).push_bind(blob.1.len() as i64).push_bind(blob.1);
+                });
+                qb.push(" ON CONFLICT (sha256) DO NOTHING");
+                // Never kept in the statement cache: SQLite keeps a prepared statement's record
+                // buffer for reuse, so each cached blob INSERT (one per chunk size, on every
+                // pooled connection) would hold on to a copy of the largest messages it wrote,
+                // and the daemon's memory would grow with the biggest attachments it has seen.
+                qb.build().persistent(false).execute(&mut *c).await?;
+            }
         });
         Ok(())
     }
@@ -644,14 +654,15 @@ impl Tx {
             let rows = insert_values!(c, ROWS_PER_STATEMENT,
                 "INSERT INTO incidents (message_id, occurred_us, recorded_us, recorded_by, record_kind, \
                  category, priority, visibility, note, original_from, original_name, original_subject, \
-                 body_text, body_html, follows, date_note) ", filed, " RETURNING id, message_id", |b, row| {
+                 body_text, body_html, follows, date_note, backfilled) ", filed, " RETURNING id, message_id", |b, row| {
                 let (message, inc) = *row;
                 b.push_bind(message).push_bind(to_us(inc.occurred)).push_bind(to_us(inc.recorded))
                     .push_bind(inc.recorded_by).push_bind(inc.record_kind.clone()).push_bind(inc.category.clone())
                     .push_bind(inc.priority.clone()).push_bind(inc.visibility.clone()).push_bind(inc.note.clone())
                     .push_bind(inc.original_from.clone()).push_bind(inc.original_name.clone())
                     .push_bind(inc.original_subject.clone()).push_bind(inc.body_text.clone())
-                    .push_bind(inc.body_html.clone()).push_bind(inc.follows).push_bind(inc.date_note.clone());
+                    .push_bind(inc.body_html.clone()).push_bind(inc.follows).push_bind(inc.date_note.clone())
+                    .push_bind(inc.backfilled);
             });
             rows.iter()
                 .map(|r| Ok((r.try_get::<i64, _>("message_id")?, r.try_get::<i64, _>("id")?)))

@@ -9,6 +9,7 @@
 mod audit;
 mod console;
 mod directory;
+mod directory_cache;
 mod filing;
 mod keyring;
 mod lease;
@@ -16,6 +17,7 @@ mod links;
 mod migrations;
 mod outcomes;
 mod outbox;
+mod plans;
 mod read;
 mod retention;
 mod seal_clear;
@@ -24,12 +26,15 @@ mod schedule;
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use console::{SessionRecord, TotpRecord};
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
+pub use directory_cache::DirectoryCache;
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
     PupilLink, QuestionRecord, Recorded, Release, RungRecord, ToRecord,
 };
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
+#[doc(hidden)]
+pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use keyring::{KeyState, KeyWalk, LiveKeys};

@@ -97,10 +97,7 @@ impl Store {
     /// ever required. False once it is recorded.
     pub async fn outcome_open(&self, incident: i64) -> Result<bool> {
         on_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN outcome IS NULL THEN 1 ELSE 0 END), 0) AS open \
-                 FROM actions WHERE incident_id = $1",
-            )
+            let row = sqlx::query(OUTCOME_OPEN)
             .bind(incident)
             .fetch_one(p)
             .await?;
@@ -114,7 +111,7 @@ impl Store {
     /// its alert or a reminder, or made the owner of its outcome.
     pub async fn was_alerted(&self, incident: i64, staff_id: i64, emails: &[String]) -> Result<bool> {
         on_pool!(self, |p| {
-            let owner = sqlx::query("SELECT 1 AS one FROM actions WHERE incident_id = $1 AND owner = $2 LIMIT 1")
+            let owner = sqlx::query(OWNS_ACTION)
                 .bind(incident)
                 .bind(staff_id)
                 .fetch_optional(p)
@@ -123,7 +120,7 @@ impl Store {
             if owner {
                 return Ok(true);
             }
-            let recipients = sqlx::query("SELECT recipient FROM outbox WHERE incident_id = $1 AND purpose IN ('alert', 'reminder')")
+            let recipients = sqlx::query(ALERTED_TO)
                 .bind(incident)
                 .fetch_all(p)
                 .await?;
@@ -137,3 +134,10 @@ impl Store {
         })
     }
 }
+
+/// An incident's actions, open and all, from the actions-by-incident index.
+pub(super) const OUTCOME_OPEN: &str = "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN outcome IS NULL THEN 1 ELSE 0 END), 0) AS open \
+     FROM actions WHERE incident_id = $1";
+pub(super) const OWNS_ACTION: &str = "SELECT 1 AS one FROM actions WHERE incident_id = $1 AND owner = $2 LIMIT 1";
+/// Who was sent an incident's alerts and reminders, from the outbox-by-incident index.
+pub(super) const ALERTED_TO: &str = "SELECT recipient FROM outbox WHERE incident_id = $1 AND purpose IN ('alert', 'reminder')";

@@ -64,49 +64,61 @@ pub struct StatusCounts {
     pub last_filed_at: Option<DateTime<Utc>>,
 }
 
+/// A pupil's entries: through the pupil's links, each incident by its key, its latest outcome
+/// through the actions-by-incident index.
+pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
+     i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
+     i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, \
+     oa.outcome, oa.outcome_us, os.first_name AS outcome_first, os.last_name AS outcome_last \
+     FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
+     LEFT JOIN staff s ON s.id = i.recorded_by \
+     LEFT JOIN actions oa ON oa.id = (SELECT a.id FROM actions a WHERE a.incident_id = i.id \
+      AND a.outcome IS NOT NULL ORDER BY a.outcome_us DESC, a.id DESC LIMIT 1) \
+     LEFT JOIN staff os ON os.id = oa.outcome_by \
+     WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id";
+
+/// Every pupil of every incident on a pupil's chronology.
+pub(super) const CHRONOLOGY_PUPILS: &str = "SELECT o.incident_id, o.pupil_id, o.role FROM incident_pupils ip \
+     JOIN incident_pupils o ON o.incident_id = ip.incident_id WHERE ip.pupil_id = $1 ORDER BY o.incident_id, o.pupil_id";
+
+/// The attachment names (inline images excluded) of every incident on a pupil's chronology.
+pub(super) const CHRONOLOGY_ATTACHMENTS: &str = "SELECT a.incident_id, a.filename FROM incident_pupils ip \
+     JOIN attachments a ON a.incident_id = ip.incident_id WHERE ip.pupil_id = $1 AND a.inline = $2 ORDER BY a.incident_id, a.id";
+
+pub(super) const MESSAGES_IN_STATE: &str = "SELECT m.id, m.state, m.reason, m.source, m.released_us, s.first_name, s.last_name \
+     FROM messages m LEFT JOIN staff s ON s.id = m.released_by WHERE m.state = $1 ORDER BY m.id";
+
+const MESSAGES_ALL: &str = "SELECT m.id, m.state, m.reason, m.source, m.released_us, s.first_name, s.last_name \
+     FROM messages m LEFT JOIN staff s ON s.id = m.released_by ORDER BY m.id";
+
+/// Counted from the (state, …) indexes, never from the rows themselves.
+pub(super) const STATUS_MESSAGES: &str = "SELECT state, COUNT(*) AS n FROM messages GROUP BY state";
+pub(super) const STATUS_INCIDENTS: &str = "SELECT COUNT(*) AS n FROM incidents";
+pub(super) const STATUS_OUTBOX: &str = "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state";
+pub(super) const STATUS_OUTCOMES: &str = "SELECT COUNT(*) AS open, COALESCE(SUM(CASE WHEN due_us < $1 THEN 1 ELSE 0 END), 0) AS overdue \
+     FROM actions WHERE outcome IS NULL";
+pub(super) const STATUS_LAST_FILED: &str = "SELECT MAX(received_us) AS t FROM messages WHERE state = 'filed'";
+
 impl Store {
     /// A pupil's incidents in occurred-at order (all of them: the caller applies visibility).
+    /// Three indexed queries whatever the number of incidents: the entries, then every pupil
+    /// and every attachment name of those entries.
     pub async fn chronology(&self, pupil_id: i64) -> Result<Vec<ChronologyEntry>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
-                 i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
-                 i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, \
-                 oa.outcome, oa.outcome_us, os.first_name AS outcome_first, os.last_name AS outcome_last \
-                 FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
-                 LEFT JOIN staff s ON s.id = i.recorded_by \
-                 LEFT JOIN actions oa ON oa.id = (SELECT a.id FROM actions a WHERE a.incident_id = i.id \
-                  AND a.outcome IS NOT NULL ORDER BY a.outcome_us DESC, a.id DESC LIMIT 1) \
-                 LEFT JOIN staff os ON os.id = oa.outcome_by \
-                 WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id",
-            )
-            .bind(pupil_id)
-            .fetch_all(p)
-            .await?;
+            let rows = sqlx::query(CHRONOLOGY).bind(pupil_id).fetch_all(p).await?;
+            let mut pupils: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+            for r in sqlx::query(CHRONOLOGY_PUPILS).bind(pupil_id).fetch_all(p).await? {
+                pupils.entry(r.try_get("incident_id")?).or_default().push((r.try_get("pupil_id")?, r.try_get("role")?));
+            }
+            let mut attachments: HashMap<i64, Vec<String>> = HashMap::new();
+            for r in sqlx::query(CHRONOLOGY_ATTACHMENTS).bind(pupil_id).bind(false).fetch_all(p).await? {
+                attachments.entry(r.try_get("incident_id")?).or_default().push(r.try_get("filename")?);
+            }
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let id: i64 = r.try_get("id")?;
                 let first: Option<String> = r.try_get("first_name")?;
                 let last: Option<String> = r.try_get("last_name")?;
-                let pupils = sqlx::query(
-                    "SELECT pupil_id, role FROM incident_pupils WHERE incident_id = $1 ORDER BY pupil_id",
-                )
-                .bind(id)
-                .fetch_all(p)
-                .await?
-                .into_iter()
-                .map(|r| Ok((r.try_get("pupil_id")?, r.try_get("role")?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-                let attachments = sqlx::query(
-                    "SELECT filename FROM attachments WHERE incident_id = $1 AND inline = $2 ORDER BY id",
-                )
-                .bind(id)
-                .bind(false)
-                .fetch_all(p)
-                .await?
-                .into_iter()
-                .map(|r| r.try_get("filename"))
-                .collect::<Result<Vec<String>, sqlx::Error>>()?;
                 out.push(ChronologyEntry {
                     incident: id,
                     occurred_at: from_us(r.try_get("occurred_us")?),
@@ -118,12 +130,12 @@ impl Store {
                     priority: r.try_get("priority")?,
                     visibility: r.try_get("visibility")?,
                     role: r.try_get("role")?,
-                    pupils,
+                    pupils: pupils.remove(&id).unwrap_or_default(),
                     note: r.try_get("note")?,
                     original_from: r.try_get("original_from")?,
                     original_subject: r.try_get("original_subject")?,
                     body: r.try_get("body_text")?,
-                    attachments,
+                    attachments: attachments.remove(&id).unwrap_or_default(),
                     outcome: r.try_get("outcome")?,
                     date_note: r.try_get("date_note")?,
                     outcome_by: r
@@ -142,13 +154,11 @@ impl Store {
     /// Messages recorded, oldest first (optionally only those in `state`).
     pub async fn messages(&self, state: Option<MessageState>) -> Result<Vec<MessageSummary>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT m.id, m.state, m.reason, m.source, m.released_us, s.first_name, s.last_name FROM messages m \
-                 LEFT JOIN staff s ON s.id = m.released_by WHERE ($1 IS NULL OR m.state = $1) ORDER BY m.id",
-            )
-            .bind(state.map(|s| s.as_str()))
-            .fetch_all(p)
-            .await?;
+            // Two statements, not `$1 IS NULL OR state = $1`: no engine can use an index for that.
+            let rows = match state {
+                Some(state) => sqlx::query(MESSAGES_IN_STATE).bind(state.as_str()).fetch_all(p).await?,
+                None => sqlx::query(MESSAGES_ALL).fetch_all(p).await?,
+            };
             rows.into_iter()
                 .map(|r| {
                     let state: String = r.try_get("state")?;
@@ -174,7 +184,7 @@ impl Store {
             for st in MessageState::ALL {
                 s.messages.insert(st, 0);
             }
-            for r in sqlx::query("SELECT state, COUNT(*) AS n FROM messages GROUP BY state")
+            for r in sqlx::query(STATUS_MESSAGES)
                 .fetch_all(p)
                 .await?
             {
@@ -183,11 +193,11 @@ impl Store {
                     s.messages.insert(st, r.try_get::<i64, _>("n")? as u64);
                 }
             }
-            s.incidents = sqlx::query("SELECT COUNT(*) AS n FROM incidents")
+            s.incidents = sqlx::query(STATUS_INCIDENTS)
                 .fetch_one(p)
                 .await?
                 .try_get::<i64, _>("n")? as u64;
-            for r in sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state")
+            for r in sqlx::query(STATUS_OUTBOX)
                 .fetch_all(p)
                 .await?
             {
@@ -200,16 +210,13 @@ impl Store {
                     _ => {}
                 }
             }
-            let r = sqlx::query(
-                "SELECT COUNT(*) AS open, COALESCE(SUM(CASE WHEN due_us < $1 THEN 1 ELSE 0 END), 0) AS overdue \
-                 FROM actions WHERE outcome IS NULL",
-            )
+            let r = sqlx::query(STATUS_OUTCOMES)
             .bind(to_us(now))
             .fetch_one(p)
             .await?;
             s.outcomes_open = r.try_get::<i64, _>("open")? as u64;
             s.outcomes_overdue = r.try_get::<i64, _>("overdue")? as u64;
-            s.last_filed_at = sqlx::query("SELECT MAX(received_us) AS t FROM messages WHERE state = 'filed'")
+            s.last_filed_at = sqlx::query(STATUS_LAST_FILED)
                 .fetch_one(p)
                 .await?
                 .try_get::<Option<i64>, _>("t")?

@@ -72,13 +72,7 @@ impl Store {
     /// ladder order), at most `limit`.
     pub async fn due_rungs(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueRung>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT r.action_id, r.rung, r.due_us, r.recipients, a.incident_id, a.due_us AS action_due_us, \
-                 (SELECT COUNT(*) FROM action_rungs l WHERE l.action_id = r.action_id) AS ladder_len \
-                 FROM action_rungs r JOIN actions a ON a.id = r.action_id \
-                 WHERE r.fired_us IS NULL AND r.due_us <= $1 AND a.outcome IS NULL \
-                 ORDER BY r.due_us, r.action_id, r.rung LIMIT $2",
-            )
+            let rows = sqlx::query(DUE_RUNGS)
             .bind(to_us(now))
             .bind(limit)
             .fetch_all(p)
@@ -112,10 +106,7 @@ impl Store {
         on_pool!(self, |p| {
             // ORDER BY … LIMIT 1 rather than MIN(): walks the unfired-rungs index in due order
             // and stops at the first open action, instead of joining every unfired rung.
-            let row = sqlx::query(
-                "SELECT r.due_us FROM action_rungs r JOIN actions a ON a.id = r.action_id \
-                 WHERE r.fired_us IS NULL AND a.outcome IS NULL ORDER BY r.due_us LIMIT 1",
-            )
+            let row = sqlx::query(NEXT_RUNG_DUE)
             .fetch_optional(p)
             .await?;
             Ok(row.map(|r| r.try_get::<i64, _>("due_us")).transpose()?.map(from_us))
@@ -124,22 +115,19 @@ impl Store {
 
     /// Every action still waiting for its outcome, oldest due first.
     pub async fn open_actions(&self) -> Result<Vec<OpenAction>> {
+        self.actions_awaiting_outcome(i64::MAX).await
+    }
+
+    /// The actions whose outcome is overdue at `now` (due before it), oldest due first: read
+    /// from the open-actions index up to `now`, not the whole list filtered.
+    pub async fn overdue_actions(&self, now: DateTime<Utc>) -> Result<Vec<OpenAction>> {
+        self.actions_awaiting_outcome(to_us(now)).await
+    }
+
+    async fn actions_awaiting_outcome(&self, due_before_us: i64) -> Result<Vec<OpenAction>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT a.id, a.incident_id, a.owner, s.first_name, s.last_name, a.created_us, a.due_us, \
-                 i.category, i.priority, i.visibility \
-                 FROM actions a JOIN incidents i ON i.id = a.incident_id LEFT JOIN staff s ON s.id = a.owner \
-                 WHERE a.outcome IS NULL ORDER BY a.due_us, a.id",
-            )
-            .fetch_all(p)
-            .await?;
-            let links = sqlx::query(
-                "SELECT ip.incident_id, ip.pupil_id, ip.role FROM incident_pupils ip \
-                 WHERE ip.incident_id IN (SELECT incident_id FROM actions WHERE outcome IS NULL) \
-                 ORDER BY ip.incident_id, ip.pupil_id",
-            )
-            .fetch_all(p)
-            .await?;
+            let rows = sqlx::query(OPEN_ACTIONS).bind(due_before_us).fetch_all(p).await?;
+            let links = sqlx::query(OPEN_ACTION_PUPILS).bind(due_before_us).fetch_all(p).await?;
             let mut pupils = pupils_by_incident(links)?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
@@ -163,25 +151,20 @@ impl Store {
         })
     }
 
-    /// Incidents recorded in `(after, until]`, oldest first.
+    /// Incidents recorded live (not historical, see [`Store::historical_filed_between`]) in
+    /// `(after, until]`, oldest first.
     pub async fn incidents_recorded_between(
         &self,
         after: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<RecordedIncident>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT id, recorded_us, category, priority, visibility FROM incidents \
-                 WHERE recorded_us > $1 AND recorded_us <= $2 ORDER BY recorded_us, id",
-            )
+            let rows = sqlx::query(LIVE_INCIDENTS_BETWEEN)
             .bind(to_us(after))
             .bind(to_us(until))
             .fetch_all(p)
             .await?;
-            let links = sqlx::query(
-                "SELECT ip.incident_id, ip.pupil_id, ip.role FROM incident_pupils ip JOIN incidents i ON i.id = ip.incident_id \
-                 WHERE i.recorded_us > $1 AND i.recorded_us <= $2 ORDER BY ip.incident_id, ip.pupil_id",
-            )
+            let links = sqlx::query(LIVE_INCIDENT_PUPILS_BETWEEN)
             .bind(to_us(after))
             .bind(to_us(until))
             .fetch_all(p)
@@ -203,12 +186,23 @@ impl Store {
         })
     }
 
+    /// How many historical messages (a backfill) were filed in `(after, until]`: incidents
+    /// recorded without alerts, which a digest counts rather than lists.
+    pub async fn historical_filed_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Result<u64> {
+        on_pool!(self, |p| {
+            let n: i64 = sqlx::query_scalar(HISTORICAL_BETWEEN)
+            .bind(to_us(after))
+            .bind(to_us(until))
+            .fetch_one(p)
+            .await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
     /// How many emails were dead-lettered in `(after, until]` (from the audit log, which records
     /// the moment each one was given up on).
     pub async fn dead_lettered_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Result<u64> {
-        let sql = format!(
-            "SELECT COUNT(*) AS n FROM audit_log WHERE at_us > $1 AND at_us <= $2 AND action IN ({DEAD_ACTIONS})"
-        );
+        let sql = dead_lettered_sql();
         on_pool!(self, |p| {
             let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(to_us(after))
@@ -345,6 +339,11 @@ impl Tx {
     }
 }
 
+/// Emails dead-lettered in a period, from the audit log's (action, time) index.
+pub(super) fn dead_lettered_sql() -> String {
+    format!("SELECT COUNT(*) AS n FROM audit_log WHERE action IN ({DEAD_ACTIONS}) AND at_us > $1 AND at_us <= $2")
+}
+
 /// `(incident_id, pupil_id, role)` rows, grouped by incident: the pupils each is about.
 fn pupils_by_incident<R: Row>(links: Vec<R>) -> Result<HashMap<i64, Vec<i64>>>
 where
@@ -358,3 +357,36 @@ where
     }
     Ok(all.into_iter().map(|(incident, pupils)| (incident, crate::visibility::about(pupils))).collect())
 }
+
+/// Unfired rungs due, oldest first, of open actions.
+pub(super) const DUE_RUNGS: &str = "SELECT r.action_id, r.rung, r.due_us, r.recipients, a.incident_id, a.due_us AS action_due_us, \
+                 (SELECT COUNT(*) FROM action_rungs l WHERE l.action_id = r.action_id) AS ladder_len \
+                 FROM action_rungs r JOIN actions a ON a.id = r.action_id \
+                 WHERE r.fired_us IS NULL AND r.due_us <= $1 AND a.outcome IS NULL \
+                 ORDER BY r.due_us, r.action_id, r.rung LIMIT $2";
+
+/// When the next unfired rung of an open action falls due.
+pub(super) const NEXT_RUNG_DUE: &str = "SELECT r.due_us FROM action_rungs r JOIN actions a ON a.id = r.action_id \
+                 WHERE r.fired_us IS NULL AND a.outcome IS NULL ORDER BY r.due_us LIMIT 1";
+
+/// Open actions due before $1, oldest due first.
+pub(super) const OPEN_ACTIONS: &str = "SELECT a.id, a.incident_id, a.owner, s.first_name, s.last_name, a.created_us, a.due_us, \
+                 i.category, i.priority, i.visibility \
+                 FROM actions a JOIN incidents i ON i.id = a.incident_id LEFT JOIN staff s ON s.id = a.owner \
+                 WHERE a.outcome IS NULL AND a.due_us < $1 ORDER BY a.due_us, a.id";
+
+/// The pupils of every incident with an open action due before $1.
+pub(super) const OPEN_ACTION_PUPILS: &str = "SELECT ip.incident_id, ip.pupil_id, ip.role FROM incident_pupils ip \
+                 WHERE ip.incident_id IN (SELECT incident_id FROM actions WHERE outcome IS NULL AND due_us < $1) \
+                 ORDER BY ip.incident_id, ip.pupil_id";
+
+/// Incidents filed live in a period.
+pub(super) const LIVE_INCIDENTS_BETWEEN: &str = "SELECT id, recorded_us, category, priority, visibility FROM incidents \
+                 WHERE recorded_us > $1 AND recorded_us <= $2 AND NOT backfilled ORDER BY recorded_us, id";
+
+/// The pupils of incidents filed live in a period.
+pub(super) const LIVE_INCIDENT_PUPILS_BETWEEN: &str = "SELECT ip.incident_id, ip.pupil_id, ip.role FROM incident_pupils ip JOIN incidents i ON i.id = ip.incident_id \
+                 WHERE i.recorded_us > $1 AND i.recorded_us <= $2 AND NOT i.backfilled ORDER BY ip.incident_id, ip.pupil_id";
+
+/// Historical incidents filed in a period.
+pub(super) const HISTORICAL_BETWEEN: &str = "SELECT COUNT(*) FROM incidents WHERE recorded_us > $1 AND recorded_us <= $2 AND backfilled";
