@@ -10,6 +10,7 @@ mod audit;
 mod console;
 mod directory;
 mod filing;
+mod health;
 mod keyring;
 mod links;
 mod migrations;
@@ -26,6 +27,7 @@ pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
     PupilLink, QuestionRecord, Recorded, Release, RungRecord, ToRecord,
 };
+pub use health::{Component, HealthRecord, HealthState};
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
