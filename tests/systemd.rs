@@ -201,10 +201,7 @@ async fn broken_settings_exit_78_so_systemd_does_not_restart() {
     let env = HavenEnv::new(&db.url, "");
     let config = std::fs::read_to_string(&env.config).unwrap();
 
-    std::fs::write(&env.config, format!("{config}
-[logging]
-format = "xml"
-")).unwrap();
+    std::fs::write(&env.config, format!("{config}\n[logging]\nformat = \"xml\"\n")).unwrap();
     let r = env.haven(&["run"]);
     assert_eq!(r.code, 78, "an invalid config: {}", r.stderr);
     assert!(r.stderr.contains("logging"), "{}", r.stderr);

@@ -82,19 +82,15 @@ pub fn init(settings: LogSettings) {
     };
     let switch = std::env::var(THIRD_PARTY_ENV).ok();
     let lifted = parse_switch(switch.as_deref());
-    let text = || {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_target(false)
-    };
-    let (json, stamped, journal) = match settings.format {
-        LogFormat::Json => (Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).json().flatten_event(true)), None, None),
-        LogFormat::Text if stderr_is_journal() => (None, None, Some(text().without_time())),
-        LogFormat::Text => (None, Some(text()), None),
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match settings.format {
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Text if stderr_is_journal() => fmt.with_ansi(ansi).with_target(false).without_time().boxed(),
+        LogFormat::Text => fmt.with_ansi(ansi).with_target(false).boxed(),
     };
     let cap = ThirdPartyCap { lifted: lifted == Ok(true) };
-    if tracing_subscriber::registry().with(cap).with(filter).with(json).with(stamped).with(journal).try_init().is_err() {
+    if tracing_subscriber::registry().with(cap).with(filter).with(fmt).try_init().is_err() {
         return;
     }
     if lifted != Ok(true) {
