@@ -71,7 +71,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let wake_outbox = Arc::new(Notify::new());
     let notifier = Arc::new(Notifier::from_env());
     let filed = Arc::new(Notify::new());
-    let health = Arc::new(HealthRecorder::new(app.store.clone(), app.clock.clone()));
+    let health = Arc::new(HealthRecorder::resume(app.store.clone(), app.clock.clone()).await);
     let metrics = Arc::new(Metrics::default());
 
     let mut tasks = tokio::task::JoinSet::new();

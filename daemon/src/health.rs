@@ -31,6 +31,21 @@ impl HealthRecorder {
         HealthRecorder { store, clock, daemon, current: Mutex::new(HashMap::new()) }
     }
 
+    /// [`HealthRecorder::new`], keeping the last errors the database holds (so the error
+    /// before a restart is still shown after it). The states are taken as stopped: this
+    /// daemon's first report starts a new "since", and an old failure cannot fail `/healthz`.
+    pub async fn resume(store: Store, clock: Arc<dyn Clock>) -> HealthRecorder {
+        let recorder = HealthRecorder::new(store, clock);
+        match recorder.store.health().await {
+            Ok(rows) => {
+                let stopped = rows.into_iter().map(|h| (h.component, HealthRecord { state: HealthState::Stopped, ..h }));
+                recorder.lock().extend(stopped);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the recorded health; starting afresh"),
+        }
+        recorder
+    }
+
     /// `component` works (`what`: "IMAP connected", "sending"); `backlog` for the intake.
     pub async fn ok(&self, component: Component, what: &str, backlog: Option<u64>) {
         self.report(component, HealthState::Ok, what, None, backlog).await;
