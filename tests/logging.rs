@@ -386,7 +386,7 @@ async fn text_logs_leave_timestamps_to_the_journal(backend: Backend) {
         let err = std::fs::File::create(&path).unwrap();
         let meta = err.metadata().unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_haven"));
-        cmd.args(["ingest"]).arg(&file).arg("--config").arg(&env.config).env("RUST_LOG", "debug").stderr(err);
+        cmd.args(["ingest"]).arg(&file).arg("--config").arg(&env.config).env("RUST_LOG", "debug").stdout(std::process::Stdio::null()).stderr(err);
         if journal {
             cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
         } else {
