@@ -51,11 +51,11 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// How emails leave, in a technician's words: "SMTP", "outbox Maildir".
+    /// How emails leave, in a technician's words: "SMTP", "Maildir".
     pub fn name(&self) -> &'static str {
         match self {
             Transport::Smtp(_) => "SMTP",
-            Transport::Maildir(_) => "outbox Maildir",
+            Transport::Maildir(_) => "Maildir",
         }
     }
 
@@ -335,7 +335,7 @@ pub async fn run(
         };
         match &pass {
             Ok(Pass { unreachable: Some(why), .. }) => health.failing(Component::Outbox, transport.name(), why).await,
-            Ok(_) => health.ok(Component::Outbox, transport.name(), None).await,
+            Ok(_) => health.ok(Component::Outbox, &format!("sending by {}", transport.name()), None).await,
             Err(e) => health.failing(Component::Outbox, "outbox", &e.to_string()).await,
         }
         let wait = match pass.map(|p| p.report) {

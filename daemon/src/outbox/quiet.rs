@@ -118,6 +118,15 @@ mod tests {
     }
 
     #[test]
+    fn the_alerts_section_reads_quiet_hours_and_names_a_bad_key() {
+        let alerts: crate::config::Alerts = toml::from_str("[quiet_hours]\nstart = \"18:00\"\nend = \"07:30\"\nweekends = true\n").unwrap();
+        assert_eq!(alerts.quiet_hours, Some(hours("18:00", "07:30", true)));
+        let e = toml::from_str::<crate::config::Alerts>("[quiet_hours]\nstart = \"6pm\"\nend = \"07:30\"\n").unwrap_err();
+        assert!(e.to_string().contains("quiet_hours.start: expected a time such as \"18:00\""), "{e}");
+        assert!(toml::from_str::<crate::config::Alerts>("[quiet_hours]\nstart = \"18:00\"\nend = \"07:30\"\nweekend = true\n").is_err());
+    }
+
+    #[test]
     fn bad_times_are_refused_with_the_key() {
         let e = QuietHours::try_from(QuietHoursRaw { start: "6pm".into(), end: "07:30".into(), weekends: false }).unwrap_err();
         assert!(e.starts_with("quiet_hours.start: expected a time"), "{e}");

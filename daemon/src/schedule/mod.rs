@@ -311,7 +311,7 @@ pub async fn run(
         }
         let wait = match tick(&store, &settings, clock.now()).await {
             Ok(r) => {
-                health.ok(Component::Scheduler, "reminders and digests", None).await;
+                health.ok(Component::Scheduler, "running", None).await;
                 if r.queued() > 0 {
                     wake_outbox.notify_one();
                 }
