@@ -1,4 +1,4 @@
-//! `haven run`: the intake, the outbox worker, the scheduler and the console (when configured) as tasks under one shutdown
+//! `haven run`: the intake, the outbox worker, the scheduler, the console and `/metrics` (when configured) as tasks under one shutdown
 //! signal. SIGTERM/SIGINT: the message in hand is finished and committed, then every task
 //! stops and the process exits 0. SIGHUP: the rules are reloaded; an invalid set is refused and
 //! the last good one stays in force.

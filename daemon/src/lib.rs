@@ -12,6 +12,8 @@
 //! - [`blind`]: keyed hashes (blind indexes) for equality look-ups on sealed directory values.
 //! - [`console`]: the DSL console, a web page served by `haven run` (loopback HTTP).
 //! - [`schedule`]: escalation reminders and digests when they fall due (pure cron maths in `due`).
+//! - [`health`]: the daemon's account of its intake, outbox and scheduler, for `haven status`.
+//! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
 
 pub mod alert;
 pub mod authenticate;
