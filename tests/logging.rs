@@ -335,7 +335,79 @@ async fn the_third_party_switch_warns_and_lifts_the_cap(backend: Backend) {
     db.cleanup().await;
 }
 
+/// `[logging] format = "json"`: `haven run` on the intake Maildir under `RUST_LOG=trace`
+/// writes one JSON object per line (timestamp, level and the event's fields at the top
+/// level), and the same privacy check finds nothing of the school in it.
+async fn json_logs_are_one_object_per_line_and_hold_no_pupil_data(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = eaton_env(&db.url);
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, format!("{config}\n[logging]\nformat = \"json\"\n")).unwrap();
+    let mut daemon = env.start_env(&TRACE);
+    let files = messages();
+    for f in &files {
+        env.deliver(&f.file_name().unwrap().to_string_lossy(), &std::fs::read(f).unwrap());
+    }
+    wait_for("every message recorded and the outbox drained", WAIT, || {
+        daemon.assert_running();
+        let s = env.status();
+        if recorded(&s) == files.len() as u64 && s["outbox"]["pending"] == 0 && s["outbox"]["sent"].as_u64() > Some(0) {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    let log = daemon.log();
+    daemon.stop();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l}")))
+        .collect();
+    assert!(events.len() > 20, "{log}");
+    for e in &events {
+        assert!(e["timestamp"].is_string() && e["level"].is_string() && e["message"].is_string(), "{e}");
+    }
+    let recorded_events: Vec<&serde_json::Value> = events.iter().filter(|e| e["message"] == "message recorded").collect();
+    assert!(!recorded_events.is_empty(), "Haven's own events are logged: {log}");
+    assert!(recorded_events.iter().all(|e| e["level"] == "DEBUG" || e["level"] == "INFO" || e["level"] == "TRACE"), "{recorded_events:?}");
+    assert_nothing_leaks("haven run with JSON logs", &log);
+    db.cleanup().await;
+}
+
+/// Text logs carry no colour codes when stderr is not a terminal, and under systemd
+/// (`JOURNAL_STREAM` names stderr) no timestamp either: the journal stamps each line.
+async fn text_logs_leave_timestamps_to_the_journal(backend: Backend) {
+    use std::os::unix::fs::MetadataExt;
+    let db = TestDb::new(backend).await;
+    let env = eaton_env(&db.url);
+    let file = messages().remove(0);
+    let run = |name: &str, journal: bool| {
+        let path = env.path(&format!("var/{name}.log"));
+        let err = std::fs::File::create(&path).unwrap();
+        let meta = err.metadata().unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_haven"));
+        cmd.args(["ingest"]).arg(&file).arg("--config").arg(&env.config).env("RUST_LOG", "debug").stdout(std::process::Stdio::null()).stderr(err);
+        if journal {
+            cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        } else {
+            cmd.env_remove("JOURNAL_STREAM");
+        }
+        assert!(cmd.status().unwrap().success());
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let stamped = Regex::new(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}").unwrap();
+    let journal = run("journal", true);
+    assert!(journal.contains("message recorded"), "{journal}");
+    let plain = run("plain", false);
+    assert!(!plain.is_empty() && plain.lines().all(|l| stamped.is_match(l)), "timestamps without the journal:\n{plain}");
+    assert!(journal.lines().all(|l| !stamped.is_match(l) && l.trim_start().starts_with(['D', 'I', 'W', 'E', 'T'])), "no timestamps for the journal:\n{journal}");
+    assert!(!plain.contains('\u{1b}') && !journal.contains('\u{1b}'), "no colour codes in a file");
+    db.cleanup().await;
+}
+
 backend_tests!(
+    json_logs_are_one_object_per_line_and_hold_no_pupil_data,
+    text_logs_leave_timestamps_to_the_journal,
     ingest_at_trace_logs_no_pupil_data,
     daemon_at_trace_logs_no_pupil_data,
     imap_daemon_at_trace_logs_no_pupil_data,

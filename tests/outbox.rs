@@ -34,6 +34,8 @@ fn settings(max_attempts: u32) -> OutboxSettings {
         max_attempts,
         mail_domain: "school.example".into(),
         intake_address: "safeguarding@school.example".into(),
+        quiet_hours: None,
+        tz: chrono_tz::Europe::London,
     }
 }
 
@@ -686,14 +688,9 @@ async fn the_worker_sends_when_woken_and_stops_on_shutdown(backend: Backend) {
     let clock = ManualClock::new(t0());
     let shutdown = tokio_util::sync::CancellationToken::new();
     let wake = Arc::new(tokio::sync::Notify::new());
-    let worker = tokio::spawn(outbox::run(
-        db.store.clone(),
-        smtp(server.port),
-        settings(8),
-        Arc::new(clock.clone()) as Arc<dyn Clock>,
-        shutdown.clone(),
-        wake.clone(),
-    ));
+    let clock_arc = Arc::new(clock.clone()) as Arc<dyn Clock>;
+    let health = Arc::new(haven::health::HealthRecorder::new(db.store.clone(), clock_arc.clone()));
+    let worker = tokio::spawn(outbox::run(db.store.clone(), smtp(server.port), settings(8), clock_arc, shutdown.clone(), wake.clone(), health));
     file_incident(&db, 1, &staff, jane, &[DSL, DDSL]).await;
     wake.notify_one();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
@@ -714,7 +711,49 @@ async fn the_worker_sends_when_woken_and_stops_on_shutdown(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Quiet hours 18:00–07:30 (and weekends): at 19:00 on a Monday the urgent incident's alert
+/// goes at once and the other waits, unclaimed and with no attempt counted, until 07:30 on
+/// the school's clock, when it goes.
+async fn non_urgent_alerts_wait_for_quiet_hours_to_end(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (staff, jane) = seed(&db).await;
+    let urgent = file_incident(&db, 1, &staff, jane, &[DSL]).await;
+    let normal = file_incident(&db, 2, &staff, jane, &[DDSL]).await;
+    let sql = "UPDATE incidents SET priority = 'normal' WHERE id = $1";
+    match &db.store {
+        Store::Sqlite(p) => sqlx::query(sql).bind(normal).execute(p).await.map(|_| ()),
+        Store::Postgres(p) => sqlx::query(sql).bind(normal).execute(p).await.map(|_| ()),
+    }
+    .unwrap();
+    let server = SmtpServer::start();
+    let transport = smtp(server.port);
+    let quiet = OutboxSettings {
+        quiet_hours: Some(toml::from_str("start = \"18:00\"\nend = \"07:30\"\nweekends = true").unwrap()),
+        ..settings(8)
+    };
+    let evening = t0() + Duration::hours(9);
+    let report = outbox::send_due(&db.store, &transport, &quiet, evening).await.unwrap();
+    assert_eq!(report, SendReport { sent: 1, deferred: 1, ..Default::default() });
+    let msgs = server.messages();
+    assert_eq!(msgs.len(), 1, "only the urgent alert goes in quiet hours");
+    assert_eq!(header(&msgs[0], "X-Haven-Incident"), Some(urgent.to_string()));
+    assert_eq!(rows(&db.store).await[DDSL], row("pending", 0), "held, not failed");
+    let opens = Utc.with_ymd_and_hms(2026, 11, 3, 7, 30, 0).unwrap();
+    assert_eq!(db.store.next_email_due().await.unwrap(), Some(opens), "due when the hours open");
+
+    let report = outbox::send_due(&db.store, &transport, &quiet, opens - Duration::minutes(1)).await.unwrap();
+    assert_eq!(report, SendReport::default(), "nothing is claimed before 07:30");
+    let report = outbox::send_due(&db.store, &transport, &quiet, opens).await.unwrap();
+    assert_eq!(report, SendReport { sent: 1, ..Default::default() });
+    let msgs = server.messages();
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(header(&msgs[1], "X-Haven-Incident"), Some(normal.to_string()));
+    assert_eq!(rows(&db.store).await[DDSL], row("sent", 0));
+    db.cleanup().await;
+}
+
 backend_tests!(
+    non_urgent_alerts_wait_for_quiet_hours_to_end,
     alerts_arrive_once_with_the_right_headers,
     an_outage_delays_and_does_not_lose,
     fifty_incidents_filed_during_an_outage_are_all_delivered_once,

@@ -414,13 +414,9 @@ async fn the_loop_fires_wakes_the_outbox_and_stops_on_shutdown(backend: Backend)
     let clock = haven::clock::ManualClock::new(t0() + Duration::hours(1));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
-    let task = tokio::spawn(haven::schedule::run(
-        db.store.clone(),
-        settings(vec![]),
-        std::sync::Arc::new(clock),
-        shutdown.clone(),
-        wake.clone(),
-    ));
+    let clock = std::sync::Arc::new(clock);
+    let health = std::sync::Arc::new(haven::health::HealthRecorder::new(db.store.clone(), clock.clone()));
+    let task = tokio::spawn(haven::schedule::run(db.store.clone(), settings(vec![]), clock, shutdown.clone(), wake.clone(), health));
     tokio::time::timeout(std::time::Duration::from_secs(20), wake.notified())
         .await
         .expect("the first pass queues the due reminder and wakes the outbox worker");

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::db::{Backend, TestDb};
-use support::dovecot::{Dovecot, PASSWORD, USER};
+use support::dovecot::{Dovecot, PASSWORD};
 use support::haven::{HavenEnv, school_fixtures, wait_for};
 
 /// The socket systemd would listen on, and every datagram received on it so far.
@@ -102,19 +102,6 @@ async fn maildir_intake_is_ready_after_its_first_pass_then_pings_and_reports_sta
     db.cleanup().await;
 }
 
-/// Points the installation's intake at `d` with `password`.
-fn use_imap(env: &HavenEnv, d: &Dovecot, password: &str) {
-    std::fs::write(env.path("secrets/imap-password"), format!("{password}\n")).unwrap_or_else(|e| panic!("{e}"));
-    let config = std::fs::read_to_string(&env.config).unwrap_or_else(|e| panic!("{e}"));
-    let config = config.replace("source = \"maildir\"", "source = \"imap\"")
-        + &format!(
-            "\n[intake.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
-             username = \"{USER}\"\nauth = \"password\"\npassword_file = \"secrets/imap-password\"\n",
-            d.port
-        );
-    std::fs::write(&env.config, config).unwrap_or_else(|e| panic!("{e}"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imap_intake_is_ready_only_after_it_logs_in() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -122,7 +109,7 @@ async fn imap_intake_is_ready_only_after_it_logs_in() {
 
     // A refused login: no READY=1, and the status line says why (so `systemctl status` does).
     let env = HavenEnv::new(&db.url, "");
-    use_imap(&env, &dovecot, "wrong");
+    env.use_imap(dovecot.port, "wrong", "");
     let systemd = FakeSystemd::bind();
     let mut daemon = env.start_env(&systemd.env());
     wait_for("a retrying STATUS line", Duration::from_secs(20), || {
@@ -138,7 +125,7 @@ async fn imap_intake_is_ready_only_after_it_logs_in() {
     daemon.stop();
 
     let env = HavenEnv::new(&db.url, "");
-    use_imap(&env, &dovecot, PASSWORD);
+    env.use_imap(dovecot.port, PASSWORD, "");
     let systemd = FakeSystemd::bind();
     let mut daemon = env.start_env(&systemd.env());
     wait_for("READY=1 after the IMAP login", Duration::from_secs(20), || {
@@ -153,6 +140,82 @@ async fn imap_intake_is_ready_only_after_it_logs_in() {
         systemd.texts()
     );
     daemon.stop();
+    db.cleanup().await;
+}
+
+/// The watchdog. A hung IMAP server (Dovecot frozen with SIGSTOP: the kernel accepts the
+/// connection, nothing greets) leaves the intake loop stuck connecting; within one watchdog
+/// period the daemon stops sending WATCHDOG=1, which is what makes systemd (`WatchdogSec=`)
+/// kill and restart it. When the server thaws, the loop logs in and the pings resume.
+///
+/// The restart itself is systemd's: this machine has no systemd as PID 1 (a container), so
+/// `systemd-run -p WatchdogSec=…` cannot run here, and the test plays systemd's side of the
+/// socket instead. On a host with systemd, the same check is
+/// `systemd-run -p Type=notify -p WatchdogSec=10s -p Restart=on-failure haven run --config …`,
+/// `kill -STOP` the IMAP server, and `systemctl status` shows "Watchdog timeout" and a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_intake_loop_stops_the_watchdog_pings() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let dovecot = Dovecot::start();
+    let env = HavenEnv::new(&db.url, "");
+    env.use_imap(dovecot.port, PASSWORD, "");
+    dovecot.pause();
+    let systemd = FakeSystemd::bind();
+    let started = Instant::now();
+    let mut daemon = env.start_env(&systemd.env());
+    // Well past the 2 s period, and well inside the 30 s connect timeout.
+    std::thread::sleep(Duration::from_secs(7));
+    daemon.assert_running();
+    let pings: Vec<Instant> = systemd.lines().into_iter().filter(|(_, l)| l == "WATCHDOG=1").map(|(t, _)| t).collect();
+    assert!(!pings.is_empty(), "pings while the connection attempt was young: {:?}", systemd.texts());
+    let quiet_from = started + Duration::from_secs(4);
+    assert!(
+        pings.iter().all(|t| *t < quiet_from),
+        "WATCHDOG=1 kept coming while the loop was stuck: {:?}",
+        pings.iter().map(|t| t.duration_since(started)).collect::<Vec<_>>()
+    );
+    assert_eq!(systemd.count("READY=1"), 0, "not ready while the server hangs: {:?}", systemd.texts());
+    assert!(
+        systemd.texts().iter().any(|l| l == "STATUS=connecting, 0 waiting, nothing filed yet"),
+        "the status line says where it is stuck: {:?}",
+        systemd.texts()
+    );
+
+    dovecot.resume();
+    wait_for("READY=1 once the server answers", Duration::from_secs(45), || {
+        daemon.assert_running();
+        (systemd.count("READY=1") == 1).then_some(()).ok_or_else(|| format!("{:?}", systemd.texts()))
+    });
+    let before = systemd.count("WATCHDOG=1");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(systemd.count("WATCHDOG=1") >= before + 3, "the pings resume: {:?}", systemd.texts());
+    daemon.stop();
+    db.cleanup().await;
+}
+
+/// The unit's `RestartPreventExitStatus=78` relies on `haven run` exiting 78 when the
+/// configuration, the rules or a key is broken (restarting cannot fix those), and on
+/// anything else not doing so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_settings_exit_78_so_systemd_does_not_restart() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let env = HavenEnv::new(&db.url, "");
+    let config = std::fs::read_to_string(&env.config).unwrap();
+
+    std::fs::write(&env.config, format!("{config}\n[logging]\nformat = \"xml\"\n")).unwrap();
+    let r = env.haven(&["run"]);
+    assert_eq!(r.code, 78, "an invalid config: {}", r.stderr);
+    assert!(r.stderr.contains("logging"), "{}", r.stderr);
+
+    std::fs::write(&env.config, &config).unwrap();
+    std::fs::write(env.path("rules/99-broken.toml"), "[[rule]]\nname = \"x\"\nalert = [\"dls\"]\n").unwrap();
+    let r = env.haven(&["run"]);
+    assert_eq!(r.code, 78, "invalid rules: {}", r.stderr);
+    std::fs::remove_file(env.path("rules/99-broken.toml")).unwrap();
+
+    std::fs::remove_file(env.path("secrets/reply.key")).unwrap();
+    let r = env.haven(&["run"]);
+    assert_eq!(r.code, 78, "a missing key file: {}", r.stderr);
     db.cleanup().await;
 }
 

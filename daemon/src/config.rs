@@ -42,6 +42,10 @@ pub struct Config {
     pub directory: DirectorySettings,
     /// The web console; `None` (off) unless `[console]` is configured.
     pub console: Option<ConsoleSettings>,
+    /// `/healthz` and `/metrics`; `None` (off) unless `[metrics]` is configured.
+    pub metrics: Option<crate::metrics::MetricsSettings>,
+    /// `[logging]`: text or JSON.
+    pub logging: crate::logging::LogSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -361,6 +365,9 @@ pub struct Alerts {
     pub reply_key_file: Option<PathBuf>,
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
+    /// `[alerts.quiet_hours]`: non-urgent alerts wait until these hours end (none by default).
+    #[serde(default)]
+    pub quiet_hours: Option<crate::outbox::QuietHours>,
 }
 
 fn default_attempts() -> u32 {
@@ -457,6 +464,8 @@ struct Top {
     digest: Option<Vec<toml::Value>>,
     directory: Option<toml::Value>,
     console: Option<toml::Value>,
+    metrics: Option<toml::Value>,
+    logging: Option<toml::Value>,
 }
 
 /// Collects errors while the sections are read one by one.
@@ -523,6 +532,8 @@ impl Config {
             share.map(|max_change| DirectorySettings { max_change })
         });
         let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r));
+        let metrics = c.section::<crate::metrics::MetricsRaw>("metrics", top.metrics, false).and_then(|r| r.resolve().map_err(|e| c.err(e)).ok());
+        let logging: Option<crate::logging::LogSettings> = c.section("logging", top.logging, false);
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
             if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
@@ -558,7 +569,7 @@ impl Config {
         let database_url = database.and_then(|d| resolve_secret(&mut c, "database.url", d.url, d.url_file, d.url_env, base, true));
         let intake = intake.and_then(|i| resolve_intake(&mut c, i, base));
         let smtp = smtp.and_then(|s| resolve_smtp(&mut c, s, base));
-        let alerts = alerts.unwrap_or(Alerts { detail: Detail::Minimal, reply_key_file: None, max_attempts: default_attempts() });
+        let alerts = alerts.unwrap_or(Alerts { detail: Detail::Minimal, reply_key_file: None, max_attempts: default_attempts(), quiet_hours: None });
 
         if !c.errors.is_empty() {
             return Err(c.errors);
@@ -587,6 +598,8 @@ impl Config {
             digests,
             directory: directory.unwrap_or_default(),
             console,
+            metrics,
+            logging: logging.unwrap_or_default(),
         })
     }
 

@@ -1,4 +1,4 @@
-//! `haven run`: the intake, the outbox worker, the scheduler and the console (when configured) as tasks under one shutdown
+//! `haven run`: the intake, the outbox worker, the scheduler, the console and `/metrics` (when configured) as tasks under one shutdown
 //! signal. SIGTERM/SIGINT: the message in hand is finished and committed, then every task
 //! stops and the process exits 0. SIGHUP: the rules are reloaded; an invalid set is refused and
 //! the last good one stays in force.
@@ -9,13 +9,16 @@
 
 use crate::cli::{self, App, CliError};
 use crate::config::{Config, SourceKind};
+use crate::health::HealthRecorder;
 use crate::lease::{self, Leadership, LeaseTask, LeaseTimes, SoleDaemon};
+use crate::metrics::Metrics;
 use crate::notify::{self, Notifier};
 use crate::outbox;
 use crate::pipeline::Filer;
 use crate::rules::{LiveRules, RuleSet};
 use crate::schedule;
 use crate::seal::KeyFiles;
+use crate::store::Component;
 use crate::source::imap;
 use crate::source::maildir::{self, MaildirSettings};
 use std::sync::Arc;
@@ -50,6 +53,10 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             "sender authentication is OFF: intake.trusted_authserv_id is not set, so anyone who can forge a staff address can file; set it to your mail server's authserv-id"
         );
     }
+    let metrics_server = match &config.metrics {
+        Some(settings) => Some(crate::metrics::MetricsServer::bind(settings).await.map_err(|e| CliError::Config(e.to_string()))?),
+        None => None,
+    };
     let console = match &config.console {
         Some(settings) => Some(crate::console::Console::bind(settings).await.map_err(|e| CliError::Config(e.to_string()))?),
         None => None,
@@ -77,6 +84,8 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let wake_outbox = Arc::new(Notify::new());
     let notifier = Arc::new(Notifier::from_env());
     let filed = Arc::new(Notify::new());
+    let health = Arc::new(HealthRecorder::resume(app.store.clone(), app.clock.clone()).await);
+    let metrics = Arc::new(Metrics::default());
 
     let mut tasks = tokio::task::JoinSet::new();
     let reload = Reload {
@@ -95,10 +104,17 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         tasks.spawn(standby(notifier.clone(), leadership.clone(), shutdown.clone()));
         tokio::spawn(task.run(lease_stop.clone()))
     });
-    let sink = WakingSink { filer: filer.clone(), wake: wake_outbox.clone(), filed: filed.clone(), notifier: notifier.clone() };
-    let (config, stop, beat) = (app.config.clone(), shutdown.clone(), notifier.clone());
+    let sink = WakingSink {
+        filer: filer.clone(),
+        wake: wake_outbox.clone(),
+        filed: filed.clone(),
+        notifier: notifier.clone(),
+        metrics: metrics.clone(),
+    };
+    let watchers = Watchers { notifier: notifier.clone(), health: health.clone(), metrics: metrics.clone() };
+    let (config, stop) = (app.config.clone(), shutdown.clone());
     tasks.spawn(lease::while_leading(leadership.clone(), shutdown.clone(), move |stint| {
-        intake(config.clone(), sink.clone(), stint, stop.clone(), beat.clone())
+        intake(config.clone(), sink.clone(), stint, stop.clone(), watchers.clone())
     }));
     tasks.spawn(notify::report_status(notifier, app.store.clone(), app.config.school.tz(), filed, shutdown.clone()));
     tasks.spawn(outbox::run(
@@ -108,12 +124,22 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         app.clock.clone(),
         shutdown.clone(),
         wake_outbox.clone(),
+        health.clone(),
     ));
-    let (store, settings, clock, wake) =
-        (app.store.clone(), schedule::ScheduleSettings::from_config(&app.config, filer.keys()), app.clock.clone(), wake_outbox.clone());
+    let (store, settings, clock, wake, schedule_health) = (
+        app.store.clone(),
+        schedule::ScheduleSettings::from_config(&app.config, filer.keys()),
+        app.clock.clone(),
+        wake_outbox.clone(),
+        health.clone(),
+    );
     tasks.spawn(lease::while_leading(leadership.clone(), shutdown.clone(), move |stint| {
-        schedule::run(store.clone(), settings.clone(), clock.clone(), stint, wake.clone())
+        schedule::run(store.clone(), settings.clone(), clock.clone(), stint, wake.clone(), schedule_health.clone())
     }));
+    if let (Some(server), Some(settings)) = (metrics_server, app.config.metrics) {
+        let endpoint = crate::metrics::Endpoint { metrics, health, store: app.store.clone(), clock: app.clock.clone(), settings };
+        tasks.spawn(server.run(endpoint, shutdown.clone()));
+    }
     if let (Some(console), Some(settings)) = (console, app.config.console.clone()) {
         let state = crate::console::State::new(&app, settings, &reply_key, filer.keys(), wake_outbox.clone());
         tasks.spawn(console.run(state, shutdown.clone()));
@@ -157,9 +183,18 @@ async fn standby(notifier: Arc<Notifier>, mut leadership: Leadership, shutdown: 
     }
 }
 
+/// Who follows the intake: systemd's notify socket, the health record, the metrics.
+#[derive(Clone)]
+struct Watchers {
+    notifier: Arc<Notifier>,
+    health: Arc<HealthRecorder>,
+    metrics: Arc<Metrics>,
+}
+
 /// The intake source the config names, filing through `filer`, until `stint` ends (shutdown,
 /// or another daemon leads); a fault no retry can fix stops the whole daemon (`shutdown`).
-async fn intake(config: Config, sink: WakingSink, stint: CancellationToken, shutdown: CancellationToken, notifier: Arc<Notifier>) {
+async fn intake(config: Config, sink: WakingSink, stint: CancellationToken, shutdown: CancellationToken, watchers: Watchers) {
+    let Watchers { notifier, health, metrics } = watchers;
     match config.intake.source {
         SourceKind::Maildir => {
             let Some(m) = &config.intake.maildir else { return };
@@ -174,25 +209,43 @@ async fn intake(config: Config, sink: WakingSink, stint: CancellationToken, shut
                 batch_size: MAILDIR_BATCH,
                 poll: Duration::from_millis(250),
             };
-            maildir::run_beating(settings, &sink, stint, |readable| {
-                if readable {
+            let readable = std::sync::Mutex::new(None);
+            maildir::run_beating(settings, &sink, stint, |ok| {
+                if ok {
                     notifier.ready();
                     notifier.set_intake("idle");
                 } else {
                     notifier.set_intake("retrying: the intake Maildir cannot be read");
                 }
                 notifier.alive();
+                // Health is written on a change only: the callback runs on every pass.
+                let mut last = readable.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if *last != Some(ok) {
+                    *last = Some(ok);
+                    let health = health.clone();
+                    tokio::spawn(async move {
+                        if ok {
+                            health.ok(Component::Intake, "Maildir readable", None).await;
+                        } else {
+                            health.failing(Component::Intake, "Maildir", "the intake Maildir cannot be read").await;
+                        }
+                    });
+                }
             })
             .await;
+            health.stopped(Component::Intake).await;
         }
         SourceKind::Imap => {
             let Some(settings) = imap_settings(&config) else { return };
             let status = imap::ImapStatus::new();
             tokio::spawn(notify::watch_imap(notifier, status.clone(), stint.clone()));
+            metrics.follow_imap(status.clone());
+            let recorded = tokio::spawn(crate::health::watch_imap(health, status.clone(), stint.clone()));
             if let Err(e) = imap::run(settings, &sink, stint, &status).await {
                 tracing::error!(error = %e, "IMAP intake cannot run; stopping");
                 shutdown.cancel();
             }
+            let _ = recorded.await;
         }
     }
 }
@@ -206,11 +259,17 @@ struct WakingSink {
     filed: Arc<Notify>,
     /// Each batch is a watchdog beat too: a long backlog is one long pass of the intake loop.
     notifier: Arc<Notifier>,
+    /// Filing latency, one observation per committed message.
+    metrics: Arc<Metrics>,
 }
 
 impl crate::source::Sink for WakingSink {
     async fn accept(&self, batch: Vec<crate::source::Incoming>) -> Result<Vec<crate::source::Disposition>, crate::source::SinkError> {
+        let started = std::time::Instant::now();
         let out = self.filer.accept(batch).await;
+        if let Ok(done) = &out {
+            self.metrics.observe_filing(done.len(), started.elapsed());
+        }
         self.wake.notify_one();
         self.filed.notify_one();
         self.notifier.alive();
@@ -323,6 +382,8 @@ fn outbox_settings(config: &Config, reply_key: Vec<u8>) -> outbox::OutboxSetting
         max_attempts: config.alerts.max_attempts,
         mail_domain: config.school.mail_domain().to_string(),
         intake_address: config.school.intake_address.clone(),
+        quiet_hours: config.alerts.quiet_hours,
+        tz: config.school.tz(),
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`schedule`]: escalation reminders and digests when they fall due (pure cron maths in `due`).
 //! - [`lease`]: which of several daemons on one PostgreSQL database leads (reads the intake,
 //!   runs the scheduler); one daemon per SQLite database.
+//! - [`health`]: the daemon's account of its intake, outbox and scheduler, for `haven status`.
+//! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
 
 pub mod alert;
 pub mod authenticate;
@@ -26,6 +28,7 @@ pub mod console;
 pub mod daemon;
 pub mod directory;
 pub mod directory_csv;
+pub mod health;
 pub mod history;
 pub mod identify;
 pub mod ingest;
@@ -33,6 +36,7 @@ pub mod inspect;
 pub mod lease;
 pub mod logging;
 pub mod message;
+pub mod metrics;
 pub mod noise;
 pub mod notify;
 pub mod outbox;

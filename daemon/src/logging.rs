@@ -9,7 +9,13 @@
 //! says at start, as a warning, that the log may now hold pupil data. Until then a panic's
 //! message, which can quote the text being handled, is withheld too (its location is not).
 //!
-//! This module must not decide what Haven logs; it only decides whose events get through.
+//! The format is `[logging] format = "text"` (the default) or `"json"` (one object per line,
+//! the event's fields at the top level, for a log shipper). Colours only on a terminal; under
+//! systemd (`JOURNAL_STREAM` names stderr) text lines carry no timestamp, since the journal
+//! stamps each line itself.
+//!
+//! This module must not decide what Haven logs; it only decides whose events get through and
+//! how they are written.
 
 use tracing::subscriber::Interest;
 use tracing::{Level, Metadata, Subscriber};
@@ -20,9 +26,55 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// The environment variable that lifts the cap on other crates' events.
 pub const THIRD_PARTY_ENV: &str = "HAVEN_LOG_THIRD_PARTY";
 
+/// `[logging]` in haven.toml.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// How each event is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event for people (and the journal).
+    #[default]
+    Text,
+    /// One JSON object per line for log shippers.
+    Json,
+}
+
+impl LogSettings {
+    /// The `[logging]` table of the config at `path`, read before the rest so the first
+    /// lines are already in the right format. Anything unreadable gives the default: loading
+    /// the config properly reports the mistake.
+    pub fn peek(path: &std::path::Path) -> LogSettings {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|mut t| t.remove("logging"))
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Whether stderr is the journal's stream (`JOURNAL_STREAM` is "device:inode" of it), so
+/// the journal adds timestamps itself.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some((dev, ino)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
+        let (d, i) = v.split_once(':')?;
+        Some((d.parse::<u64>().ok()?, i.parse::<u64>().ok()?))
+    }) else {
+        return false;
+    };
+    std::fs::metadata("/proc/self/fd/2").is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
 /// Installs the stderr subscriber. Problems with `RUST_LOG` or [`THIRD_PARTY_ENV`] are logged
 /// as warnings once it is in place; logging never stops Haven from starting.
-pub fn init() {
+pub fn init(settings: LogSettings) {
     let rust_log = std::env::var("RUST_LOG").ok();
     let (filter, filter_problem) = match EnvFilter::try_from_default_env() {
         Ok(f) => (f, None),
@@ -30,10 +82,13 @@ pub fn init() {
     };
     let switch = std::env::var(THIRD_PARTY_ENV).ok();
     let lifted = parse_switch(switch.as_deref());
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match settings.format {
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+        LogFormat::Text if stderr_is_journal() => fmt.with_ansi(ansi).with_target(false).without_time().boxed(),
+        LogFormat::Text => fmt.with_ansi(ansi).with_target(false).boxed(),
+    };
     let cap = ThirdPartyCap { lifted: lifted == Ok(true) };
     if tracing_subscriber::registry().with(cap).with(filter).with(fmt).try_init().is_err() {
         return;

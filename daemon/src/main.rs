@@ -301,7 +301,7 @@ enum KeyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    haven::logging::init();
+    haven::logging::init(haven::logging::LogSettings::peek(&cli.config));
     if let Command::Inspect { file, json, timezone } = &cli.command {
         return haven::inspect::run(file, *json, timezone.as_deref());
     }
@@ -410,7 +410,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         }
         Command::Messages { command: None, state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
         Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
-        Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), now, json).await,
+        Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), app.config.school.tz(), now, json).await,
         Command::Audit { command: AuditCommand::Verify } => cli::audit::verify(&app.store, &app.config).await,
         Command::Key { command } => {
             let key_file = &app.config.storage.key_file;

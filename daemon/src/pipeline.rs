@@ -412,7 +412,7 @@ impl Filer {
         }
         tx.commit().await?;
         for f in &out {
-            tracing::info!(message = f.message, incident = ?f.incident, state = f.state.as_str(), already = f.already, "message recorded");
+            tracing::info!(message_id = f.message, incident = ?f.incident, state = f.state.as_str(), already = f.already, "message recorded");
         }
         Ok(out)
     }

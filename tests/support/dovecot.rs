@@ -269,6 +269,30 @@ impl Dovecot {
         }
     }
 
+    /// Freezes every process of the instance (SIGSTOP): connections are still accepted by
+    /// the kernel, but nothing answers, as with a hung mail server. Undo with [`Dovecot::resume`].
+    pub fn pause(&self) {
+        self.signal_all("-STOP");
+    }
+
+    /// Lets a [`Dovecot::pause`]d instance run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal_all("-CONT");
+    }
+
+    fn signal_all(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.root().join("run/master.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("dovecot is not running: no master.pid"));
+        let members = session_members(pid);
+        assert!(!members.is_empty(), "dovecot's session {pid} has no processes");
+        for p in members {
+            let sent = Command::new("kill").arg(signal).arg(p.to_string()).status().is_ok_and(|s| s.success());
+            assert!(sent, "kill {signal} {p} failed");
+        }
+    }
+
     /// A logged-in client session for the test's own look at the mailbox.
     pub async fn client(&self) -> Session<TcpStream> {
         let tcp = TcpStream::connect(("127.0.0.1", self.port))

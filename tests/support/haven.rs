@@ -123,6 +123,20 @@ reply_key_file = "secrets/reply.key"
         cmd.output().expect("run haven").into()
     }
 
+    /// Points the installation's intake at the IMAP server on `127.0.0.1:port` (plain, as the
+    /// test user) with `password`, and appends `extra` TOML at the end of the config.
+    pub fn use_imap(&self, port: u16, password: &str, extra: &str) {
+        std::fs::write(self.path("secrets/imap-password"), format!("{password}\n")).unwrap_or_else(|e| panic!("{e}"));
+        let config = std::fs::read_to_string(&self.config).unwrap_or_else(|e| panic!("{e}"));
+        let config = config.replace("source = \"maildir\"", "source = \"imap\"")
+            + &format!(
+                "\n[intake.imap]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\n\
+                 username = \"{}\"\nauth = \"password\"\npassword_file = \"secrets/imap-password\"\n{extra}",
+                super::dovecot::USER
+            );
+        std::fs::write(&self.config, config).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Imports the test school's directory; panics with haven's stderr if it fails.
     pub fn import_school(&self) {
         let f = school_fixtures();

@@ -120,6 +120,7 @@ mod tests {
             subject: "Haven incident #12: Neglect".into(),
             body: "Incident #12 has been recorded.\n".into(),
             attempts: 0,
+            urgent: false,
         }
     }
 

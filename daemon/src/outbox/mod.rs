@@ -14,11 +14,15 @@
 
 pub mod email;
 pub mod maildir;
+pub mod quiet;
 pub mod smtp;
 
+pub use quiet::QuietHours;
 pub use smtp::{Security, SmtpSettings, SmtpSetupError};
 
 use crate::clock::Clock;
+use crate::health::HealthRecorder;
+use crate::store::Component;
 use crate::store::{CLAIM_LEASE, PendingEmail, Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use smtp::{Failure, SmtpSender};
@@ -47,6 +51,14 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// How emails leave, in a technician's words: "SMTP", "Maildir".
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Smtp(_) => "SMTP",
+            Transport::Maildir(_) => "Maildir",
+        }
+    }
+
     /// Checks the transport can be set up (call when loading the configuration, so a refused
     /// setting is reported at start rather than at the first alert).
     pub fn check(&self) -> Result<(), SmtpSetupError> {
@@ -72,6 +84,10 @@ pub struct OutboxSettings {
     pub mail_domain: String,
     /// `school.intake_address`: replies go here, plus-tagged with their token.
     pub intake_address: String,
+    /// `[alerts.quiet_hours]`: when non-urgent alerts wait.
+    pub quiet_hours: Option<QuietHours>,
+    /// The school's time zone, in which quiet hours are read.
+    pub tz: chrono_tz::Tz,
 }
 
 impl OutboxSettings {
@@ -115,8 +131,9 @@ pub struct SendReport {
     pub retried: u32,
     /// Dead-lettered this time.
     pub dead: u32,
-    /// Claimed but not tried: the server was unreachable for an earlier one, or the pass ran
-    /// so long that the claim's lease was at risk of running out.
+    /// Claimed but not tried: the server was unreachable for an earlier one, the pass ran
+    /// so long that the claim's lease was at risk of running out, or it is a non-urgent alert
+    /// in quiet hours (held until they end).
     pub deferred: u32,
 }
 
@@ -143,7 +160,20 @@ pub async fn send_due(
         Transport::Smtp(s) => Some(SmtpSender::new(s)?),
         Transport::Maildir(_) => None,
     };
-    send_due_with(store, transport, sender.as_ref(), settings, now).await
+    Ok(send_due_with(store, transport, sender.as_ref(), settings, now).await?.report)
+}
+
+/// What one pass did, and why the mail server could not be reached if it could not.
+struct Pass {
+    report: SendReport,
+    unreachable: Option<String>,
+}
+
+/// When a claimed email may go, if it must wait for quiet hours to end: alerts and
+/// reminders about an incident that is not urgent.
+fn held_until(e: &PendingEmail, settings: &OutboxSettings, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let waits = e.incident_id.is_some() && !e.urgent && matches!(e.purpose.as_str(), "alert" | "reminder");
+    settings.quiet_hours.filter(|_| waits).and_then(|q| q.opens_at(now, settings.tz))
 }
 
 /// [`send_due`] with an SMTP client the caller keeps between passes, so its pooled, logged-in
@@ -154,7 +184,7 @@ async fn send_due_with(
     sender: Option<&SmtpSender>,
     settings: &OutboxSettings,
     now: DateTime<Utc>,
-) -> Result<SendReport, OutboxError> {
+) -> Result<Pass, OutboxError> {
     let env = email::Envelope {
         from: &settings.from,
         intake_address: &settings.intake_address,
@@ -163,12 +193,19 @@ async fn send_due_with(
     };
     let mut report = SendReport::default();
     let mut unreachable = false;
+    let mut unreachable_why = None;
     // Real elapsed time, not the injected clock: what matters is how much of the lease is
     // left, and a slow server can use it up. Past half of it, another daemon could soon claim
     // the same rows, so the rest are handed back to be claimed afresh by the next pass.
     let started = std::time::Instant::now();
     let lease_half = (CLAIM_LEASE / 2).to_std().unwrap_or_default();
     for e in store.due_emails(now, BATCH).await? {
+        if let Some(opens) = held_until(&e, settings, now) {
+            store.release_email(e.id, opens).await?;
+            tracing::info!(outbox = e.id, incident = e.incident_id, until = %opens, "alert held for quiet hours");
+            report.deferred += 1;
+            continue;
+        }
         if unreachable {
             store.release_email(e.id, now + FIRST_BACKOFF).await?;
             report.deferred += 1;
@@ -223,6 +260,9 @@ async fn send_due_with(
                 let (Failure::Transient(err) | Failure::Connection(err) | Failure::Permanent(err)) =
                     &failure;
                 unreachable = matches!(failure, Failure::Connection(_));
+                if unreachable {
+                    unreachable_why = Some(err.clone());
+                }
                 if give_up(&e, settings.max_attempts) {
                     let attempts = attempts_after(&e);
                     store
@@ -254,7 +294,7 @@ async fn send_due_with(
             }
         }
     }
-    Ok(report)
+    Ok(Pass { report, unreachable: unreachable_why })
 }
 
 fn attempts_after(e: &PendingEmail) -> u32 {
@@ -267,6 +307,7 @@ fn give_up(e: &PendingEmail, max_attempts: u32) -> bool {
 
 /// Sends until `shutdown`: a pass whenever something may be due (woken by `wake` after a
 /// filing commits, by the next retry time, or every 30 seconds), and stops between passes.
+/// Tells `health` whether the mail server can be reached.
 pub async fn run(
     store: Store,
     transport: Transport,
@@ -274,6 +315,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
     wake: Arc<Notify>,
+    health: Arc<HealthRecorder>,
 ) {
     tracing::info!("outbox worker started");
     // One SMTP client for the worker's life: its pool keeps a logged-in connection for 60 s
@@ -289,9 +331,14 @@ pub async fn run(
         }
         let pass = match &sender {
             Some(sender) => send_due_with(&store, &transport, Some(sender), &settings, clock.now()).await,
-            None => send_due(&store, &transport, &settings, clock.now()).await,
+            None => send_due(&store, &transport, &settings, clock.now()).await.map(|report| Pass { report, unreachable: None }),
         };
-        let wait = match pass {
+        match &pass {
+            Ok(Pass { unreachable: Some(why), .. }) => health.failing(Component::Outbox, transport.name(), why).await,
+            Ok(_) => health.ok(Component::Outbox, &format!("sending by {}", transport.name()), None).await,
+            Err(e) => health.failing(Component::Outbox, "outbox", &e.to_string()).await,
+        }
+        let wait = match pass.map(|p| p.report) {
             Ok(r) if r.claimed() >= u32::try_from(BATCH).unwrap_or(u32::MAX) => {
                 std::time::Duration::ZERO
             }
@@ -318,6 +365,7 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    health.stopped(Component::Outbox).await;
     tracing::info!("outbox worker stopped");
 }
 

@@ -116,7 +116,7 @@ impl Filer {
             tx.record_outcome(*incident, *staff, text, now).await?;
         }
         tx.commit().await?;
-        tracing::info!(message = id, incident = ?incident, state = assessed.record.state.as_str(), "message released from quarantine");
+        tracing::info!(message_id = id, incident = ?incident, state = assessed.record.state.as_str(), "message released from quarantine");
         Ok(Released { state: assessed.record.state, incident, reason: assessed.record.reason })
     }
 }

@@ -296,7 +296,9 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
     wake_outbox: Arc<Notify>,
+    health: Arc<crate::health::HealthRecorder>,
 ) {
+    use crate::store::Component;
     tracing::info!(digests = settings.digests.len(), "scheduler started");
     let now = clock.now();
     for (i, d) in settings.digests.iter().enumerate() {
@@ -318,6 +320,7 @@ pub async fn run(
         }
         let wait = match tick(&store, &settings, clock.now()).await {
             Ok(r) => {
+                health.ok(Component::Scheduler, "running", None).await;
                 if r.queued() > 0 {
                     wake_outbox.notify_one();
                 }
@@ -327,6 +330,7 @@ pub async fn run(
                 until_next_due(&store, &settings, clock.now()).await
             }
             Err(e) => {
+                health.failing(Component::Scheduler, "reminders and digests", &e.to_string()).await;
                 tracing::error!(error = %e, transient = e.is_transient(), "scheduler pass failed");
                 RETRY_SLEEP
             }
@@ -336,5 +340,6 @@ pub async fn run(
             () = tokio::time::sleep(wait) => {}
         }
     }
+    health.stopped(Component::Scheduler).await;
     tracing::info!("scheduler stopped");
 }

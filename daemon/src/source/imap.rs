@@ -22,6 +22,7 @@ mod drain;
 mod wire;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -186,6 +187,17 @@ impl ImapError {
             ImapError::PlainRefused { .. } | ImapError::Settings(_)
         )
     }
+
+    /// Which step failed, in a technician's words: "IMAP login failing since 09:12".
+    pub fn stage(&self) -> &'static str {
+        match self {
+            ImapError::PlainRefused { .. } | ImapError::Settings(_) => "IMAP settings",
+            ImapError::Connect { .. } | ImapError::Tls { .. } | ImapError::Timeout("connect") => "IMAP connection",
+            ImapError::Auth(_) | ImapError::Token(_) | ImapError::Timeout("login") => "IMAP login",
+            ImapError::Timeout(_) | ImapError::Protocol { .. } | ImapError::NoUidValidity => "IMAP mailbox",
+            ImapError::Sink(_) | ImapError::SinkContract { .. } => "filing",
+        }
+    }
 }
 
 /// What the intake is doing now, for health reports and tests.
@@ -204,11 +216,17 @@ pub enum ImapState {
     Stopped,
 }
 
-/// A shared view of the intake's [`ImapState`] and its current failure; cheap to clone.
+/// A shared view of the intake's [`ImapState`], its current failure, its backlog and how
+/// often it reconnected; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ImapStatus {
     state: Arc<watch::Sender<ImapState>>,
-    last_error: Arc<Mutex<Option<String>>>,
+    /// The failing step ([`ImapError::stage`]) and the error.
+    last_error: Arc<Mutex<Option<(&'static str, String)>>>,
+    /// Messages in the intake mailbox when last looked; -1 before the first look.
+    backlog: Arc<AtomicI64>,
+    /// Connection attempts after the first.
+    reconnects: Arc<AtomicU64>,
 }
 
 impl Default for ImapStatus {
@@ -216,6 +234,8 @@ impl Default for ImapStatus {
         ImapStatus {
             state: Arc::new(watch::Sender::new(ImapState::Starting)),
             last_error: Arc::new(Mutex::new(None)),
+            backlog: Arc::new(AtomicI64::new(-1)),
+            reconnects: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -237,17 +257,37 @@ impl ImapStatus {
     /// Why the intake is retrying, while it is failing (cleared once work goes through).
     /// Carries server and network errors only, never message content.
     pub fn last_error(&self) -> Option<String> {
+        self.failure().map(|(_, e)| e)
+    }
+
+    /// [`ImapStatus::last_error`] with the step that failed ([`ImapError::stage`]).
+    pub fn failure(&self) -> Option<(&'static str, String)> {
         self.last_error
             .lock()
             .map(|e| e.clone())
             .unwrap_or_else(|e| e.into_inner().clone())
     }
 
-    fn set_error(&self, error: Option<String>) {
+    fn set_error(&self, error: Option<&ImapError>) {
+        let error = error.map(|e| (e.stage(), e.to_string()));
         match self.last_error.lock() {
             Ok(mut e) => *e = error,
             Err(poisoned) => *poisoned.into_inner() = error,
         }
+    }
+
+    /// Messages waiting in the intake mailbox when last looked (`None` before the first look).
+    pub fn backlog(&self) -> Option<u64> {
+        u64::try_from(self.backlog.load(Ordering::Relaxed)).ok()
+    }
+
+    pub(crate) fn set_backlog(&self, n: u64) {
+        self.backlog.store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Connection attempts after the first, since the daemon started.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     fn set(&self, new: ImapState) {
@@ -274,7 +314,7 @@ pub async fn run<S: Sink>(
 ) -> Result<(), ImapError> {
     if let Err(e) = settings.check() {
         tracing::error!(error = %e, "IMAP intake cannot start");
-        status.set_error(Some(e.to_string()));
+        status.set_error(Some(&e));
         status.set(ImapState::Stopped);
         return Err(e);
     }
@@ -284,7 +324,11 @@ pub async fn run<S: Sink>(
         failing: None,
     };
     let mut held = drain::HeldBack::default();
+    let mut first = true;
     while !shutdown.is_cancelled() {
+        if !std::mem::take(&mut first) {
+            status.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
         status.set(ImapState::Connecting);
         let err = match drain::serve(&settings, sink, &shutdown, &mut health, &mut held).await {
             Ok(()) => break,
@@ -292,7 +336,7 @@ pub async fn run<S: Sink>(
         };
         if err.is_permanent() {
             tracing::error!(error = %err, "IMAP intake stopped");
-            status.set_error(Some(err.to_string()));
+            status.set_error(Some(&err));
             status.set(ImapState::Stopped);
             return Err(err);
         }
@@ -326,6 +370,11 @@ impl Health<'_> {
         self.status.set(state);
     }
 
+    /// Messages waiting in the intake mailbox, for health reports.
+    fn backlog(&self, n: u64) {
+        self.status.set_backlog(n);
+    }
+
     /// Work went through (a batch committed or the mailbox drained): back to short waits.
     fn succeeded(&mut self) {
         if self.failing.take().is_some() {
@@ -346,7 +395,7 @@ impl Health<'_> {
             tracing::debug!(error = %text, retry_in_ms = wait.as_millis() as u64, "IMAP intake still failing");
         } else {
             tracing::warn!(error = %text, retry_in_ms = wait.as_millis() as u64, "IMAP intake failed; retrying");
-            self.status.set_error(Some(text.clone()));
+            self.status.set_error(Some(err));
             self.failing = Some(text);
         }
         wait

@@ -11,6 +11,7 @@ mod console;
 mod directory;
 mod directory_cache;
 mod filing;
+mod health;
 mod keyring;
 mod lease;
 mod links;
@@ -31,6 +32,7 @@ pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
     PupilLink, QuestionRecord, Recorded, Release, RungRecord, ToRecord,
 };
+pub use health::{Component, HealthRecord, HealthState};
 pub use outcomes::OutcomeRecorded;
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 #[doc(hidden)]

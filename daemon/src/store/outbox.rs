@@ -35,6 +35,8 @@ pub struct PendingEmail {
     pub body: String,
     /// Failed attempts so far.
     pub attempts: i32,
+    /// The email is about an incident whose priority is urgent (it never waits for quiet hours).
+    pub urgent: bool,
 }
 
 /// An email that will not be sent, for the digest and the administrator.
@@ -61,7 +63,8 @@ impl Store {
             "UPDATE outbox SET next_attempt_us = $2 WHERE id IN (\
              SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_us <= $1 \
              ORDER BY next_attempt_us, id LIMIT $3{lock}) \
-             RETURNING id, incident_id, message_id, purpose, recipient, email_message_id, subject, body, attempts"
+             RETURNING id, incident_id, message_id, purpose, recipient, email_message_id, subject, body, attempts, \
+             (SELECT priority FROM incidents WHERE incidents.id = outbox.incident_id) AS priority"
         );
         let mut out: Vec<PendingEmail> = on_pool!(self, |p| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -82,6 +85,7 @@ impl Store {
                     subject: r.try_get("subject")?,
                     body: r.try_get("body")?,
                     attempts: r.try_get("attempts")?,
+                    urgent: r.try_get::<Option<String>, _>("priority")?.as_deref() == Some("urgent"),
                 });
             }
             out

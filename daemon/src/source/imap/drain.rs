@@ -102,6 +102,7 @@ pub(crate) async fn serve<S: Sink>(
     let mailbox = command(COMMAND_TIMEOUT, "SELECT", session.select(&folders.intake)).await?;
     let uidvalidity = mailbox.uid_validity.ok_or(ImapError::NoUidValidity)?;
     held.for_mailbox(uidvalidity);
+    health.backlog(u64::from(mailbox.exists));
     if health.is_failing() {
         tracing::debug!(
             uidvalidity,
@@ -140,6 +141,7 @@ pub(crate) async fn serve<S: Sink>(
             return Ok(());
         }
         health.succeeded();
+        health.backlog(0);
         let wait = held
             .next_release()
             .map_or(settings.idle_renew, |d| d.min(settings.idle_renew));
