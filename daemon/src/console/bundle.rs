@@ -23,9 +23,10 @@ pub fn zip(root: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
         out.extend_from_slice(&0u16.to_le_bytes());
         out.extend_from_slice(path.as_bytes());
         out.extend_from_slice(data);
-        // Its central directory record.
+        // Its central directory record, "made by" Unix (so the name is not read as a DOS
+        // code page) version 2.0.
         central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        for v in [20u16, 20, 0x0800, 0, 0, 0x21] {
+        for v in [0x0314u16, 20, 0x0800, 0, 0, 0x21] {
             central.extend_from_slice(&v.to_le_bytes());
         }
         for v in [crc, size, size] {
@@ -34,7 +35,8 @@ pub fn zip(root: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
         for v in [path.len() as u16, 0, 0, 0, 0] {
             central.extend_from_slice(&v.to_le_bytes());
         }
-        central.extend_from_slice(&0u32.to_le_bytes());
+        // External attributes: a regular file, rw-r--r--.
+        central.extend_from_slice(&(0o100_644u32 << 16).to_le_bytes());
         central.extend_from_slice(&offset.to_le_bytes());
         central.extend_from_slice(path.as_bytes());
     }
@@ -55,7 +57,8 @@ pub fn zip(root: &str, files: &[(String, Vec<u8>)]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// `unzip` (Debian's Info-ZIP) reads the archive back byte for byte.
+    /// `unzip` (Debian's Info-ZIP) reads the archive back byte for byte, names in UTF-8 (in a
+    /// UTF-8 locale, as a desktop's is).
     #[test]
     fn unzip_reads_back_every_file() {
         let files = vec![("chronology.html".to_string(), b"<p>x</p>".to_vec()), ("attachments/1-ab-Zoë.txt".to_string(), vec![0u8, 1, 2, 255])];
@@ -64,6 +67,7 @@ mod tests {
         std::fs::write(dir.join("a.zip"), zip("export-X", &files)).unwrap();
         let status = std::process::Command::new("unzip")
             .args(["-q", "-o", "a.zip"])
+            .env("LC_ALL", "C.UTF-8")
             .current_dir(&dir)
             .status()
             .expect("unzip: install the Debian package unzip (tests/run.sh does it)");
