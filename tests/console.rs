@@ -688,7 +688,10 @@ async fn the_dsl_team_acts_from_the_console(backend: Backend) {
     // Sign out everywhere ends the earlier session too.
     let (head, _) = school.get_as(&first_cookie, "/home");
     assert!(head.starts_with("HTTP/1.1 200"), "the first session is alive: {head}");
+    // A second session: the same person signing in afresh (as on another device).
+    c.delete_cookie("haven_session").await.unwrap();
     let (_, second_cookie) = school.sign_in(&browser, "dsl@school.example", Some(&secret)).await;
+    assert_ne!(first_cookie, second_cookie);
     click(c, "#sign-out-everywhere").await;
     assert!(c.source().await.unwrap().contains("You are signed out everywhere"));
     for cookie in [&first_cookie, &second_cookie] {
