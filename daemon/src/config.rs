@@ -529,7 +529,7 @@ impl Config {
             }
             share.map(|max_change| DirectorySettings { max_change })
         });
-        let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r, &base));
+        let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r, base));
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
             if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
