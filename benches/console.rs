@@ -186,7 +186,8 @@ fn sign_in(port: u16, smtp: &SmtpServer) -> String {
 /// `wrk` for `seconds` against `path`; (requests/s, median ms, p99 ms).
 fn wrk(port: u16, cookie: &str, path: &str, seconds: u32) -> (f64, f64, f64) {
     let out = Command::new("wrk")
-        .args(["-t2", "-c4", &format!("-d{seconds}s"), "--latency", "-H", &format!("Cookie: haven_session={cookie}")])
+        // wrk's own 2 s timeout would drop the slow requests from the figures: wait 60 s.
+        .args(["-t2", "-c4", &format!("-d{seconds}s"), "--timeout", "60s", "--latency", "-H", &format!("Cookie: haven_session={cookie}")])
         .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
         .expect("wrk: install the Debian package wrk (tests/run.sh does it)");
@@ -208,8 +209,8 @@ fn wrk(port: u16, cookie: &str, path: &str, seconds: u32) -> (f64, f64, f64) {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
-    let non2xx = text.lines().find(|l| l.contains("Non-2xx"));
-    assert!(non2xx.is_none(), "every request must succeed: {text}");
+    let failed = text.lines().find(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+    assert!(failed.is_none(), "every request must succeed in time: {text}");
     (rps, ms("50%"), ms("99%"))
 }
 
