@@ -468,9 +468,20 @@ async fn wrong_codes_lock_sign_in_and_teachers_see_only_how_to_report(backend: B
             n.first().cloned().ok_or_else(|| "no notice yet".to_string())
         });
     }
+    // Only the DSL team unlocks it, from the command line; then the right code works.
+    let r = school.env.haven(&["console", "unlock", "heron@school.example", "--by", "esafety@school.example"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("only the DSL team may unlock console sign-in"), "{}", r.stderr);
+    let r = school.env.haven(&["console", "unlock", "heron@school.example", "--by", "dsl@school.example"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("console sign-in unlocked"), "{}", r.stdout);
+    c.goto(&school.url("/totp")).await.unwrap();
+    let page = submit_code(c, &totp_code(&secret)).await;
+    assert!(page.contains("Your recovery codes"), "unlocked: {page}");
     let actions = school.audit_actions().await;
     assert_eq!(actions.iter().filter(|a| *a == "console_totp_failed").count(), 5, "{actions:?}");
     assert!(actions.iter().any(|a| a == "console_totp_locked"), "{actions:?}");
+    assert!(actions.iter().any(|a| a == "console_totp_unlock") && actions.iter().any(|a| a == "console_unlock_refused"), "{actions:?}");
     assert!(actions.iter().any(|a| a == "console_sign_in_refused"), "the teacher: {actions:?}");
     assert!(actions.iter().any(|a| a == "console_incident_refused"), "the HouseM: {actions:?}");
     assert!(actions.iter().any(|a| a == "console_sign_out"), "the HouseM who left: {actions:?}");
@@ -516,10 +527,329 @@ async fn expired_links_and_forms_without_their_token_are_refused(backend: Backen
     school.finish().await;
 }
 
+
+impl School {
+    /// One raw HTTP/1.1 request; the response head (text) and body (bytes).
+    fn raw_bytes(&self, request: &str) -> (String, Vec<u8>) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").map_or(out.len(), |i| i + 4);
+        (String::from_utf8_lossy(&out[..split]).into_owned(), out[split..].to_vec())
+    }
+
+    /// `GET path` with a session cookie.
+    fn get_as(&self, cookie: &str, path: &str) -> (String, Vec<u8>) {
+        self.raw_bytes(&format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: haven_session={cookie}\r\nConnection: close\r\n\r\n"))
+    }
+
+    /// Signs `email` in through the browser (enrolling on first use, when `secret` is None)
+    /// and returns the authenticator key and the session cookie's value.
+    async fn sign_in(&self, browser: &Browser, email: &str, secret: Option<&str>) -> (String, String) {
+        let c = browser.client();
+        let link = self.ask_for_link(browser, email).await;
+        c.goto(&link).await.unwrap();
+        let secret = match secret {
+            Some(s) => s.to_string(),
+            None => c.find(Locator::Css("#secret")).await.expect("the enrolment key").text().await.unwrap(),
+        };
+        let page = submit_code(c, &totp_code(&secret)).await;
+        assert!(page.contains("Your recovery codes") || page.contains("Signed in as"), "{page}");
+        let cookie = c.get_named_cookie("haven_session").await.expect("a session cookie").value().to_string();
+        (secret, cookie)
+    }
+
+    /// Waits until Haven has filed `n` incidents.
+    fn wait_for_incidents(&self, n: u64) {
+        wait_for("the message to be filed", WAIT, || {
+            let got = self.env.status()["incidents"].as_u64().unwrap_or(0);
+            if got >= n { Ok(()) } else { Err(format!("{got} incidents")) }
+        });
+    }
+}
+
+/// A parent's email forwarded with an HTML part and an attachment; the parent names Oliver,
+/// who is therefore only *mentioned* beside Jane (the parent is her contact).
+const RICH: &str = "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: Fwd: This week\r\n\
+Date: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <rich-1@mail.school.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\nContent-Type: multipart/alternative; boundary=\"a\"\r\n\r\n\
+--a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nCategory: DSL Team + HouseM\r\n\r\n---------- Forwarded message ---------\r\n\
+From: Mary Smith <parent.smith@example.com>\r\nDate: Mon, 9 Nov 2026 at 21:14\r\nSubject: This week\r\nTo: Terry Teach <teacher@school.example>\r\n\r\n\
+Oliver Brown took her lunch money on the bus again.\r\n--a\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+<p>Category: DSL Team + HouseM</p><p>---------- Forwarded message ---------<br>From: Mary Smith &lt;parent.smith@example.com&gt;<br>\
+Date: Mon, 9 Nov 2026 at 21:14<br>Subject: This week<br>To: Terry Teach &lt;teacher@school.example&gt;</p>\
+<p><b>Oliver Brown</b> took her lunch money on the bus again.</p><img src=\"https://tracker.example/p.png\"><script>alert(1)</script>\r\n--a--\r\n\
+--m\r\nContent-Type: text/plain; name=\"note from mum.txt\"\r\nContent-Disposition: attachment; filename=\"note from mum.txt\"\r\n\r\n\
+She wrote this down for you.\r\n--m--\r\n";
+
+/// The DSL team's actions, each through the CLI's or pipeline's own path: answer triage,
+/// release a quarantine, confirm a mentioned pupil, download an attachment and an export, read
+/// the original message in its sandbox, the access log, and sign out everywhere.
+async fn the_dsl_team_acts_from_the_console(backend: Backend) {
+    let school = School::start_full(backend, "", true).await;
+    school.env.deliver("rich.eml", RICH.as_bytes());
+    school.wait_for_incidents(2);
+    let browser = Browser::start().await;
+    let c = browser.client();
+    let (secret, first_cookie) = school.sign_in(&browser, "dsl@school.example", None).await;
+
+    // Answer triage: the message about "a Year 9 girl" is Amira's, as a victim.
+    c.goto(&school.url("/home")).await.unwrap();
+    click(c, "#awaiting-triage a").await;
+    assert!(c.find(Locator::Css("#triage-form")).await.is_ok(), "the triage form");
+    let text = c.find(Locator::Css("pre.body")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("being followed home"), "the DSL reads the message to decide: {text}");
+    c.find(Locator::Css("#pupil_0")).await.unwrap().send_keys("A100000000003").await.unwrap();
+    c.find(Locator::Css("#role_0 option[value=victim]")).await.unwrap().click().await.unwrap();
+    browser.screenshot("triage").await;
+    click(c, "#triage-form button").await;
+    let notice = c.find(Locator::Css("#notice")).await.expect("filed").text().await.unwrap();
+    assert!(notice.contains("was filed as this incident under"), "{notice}");
+    let pupils = c.find(Locator::Css("#pupils")).await.unwrap().text().await.unwrap();
+    assert!(pupils.contains("Amira Khan (A100000000003): victim"), "{pupils}");
+    c.goto(&school.url("/home")).await.unwrap();
+    assert!(c.find(Locator::Css("#no-triage")).await.is_ok(), "no longer awaiting triage");
+
+    // Release the quarantined message with a reason: it is filed on Jane (her mother's email).
+    click(c, "#quarantined a").await;
+    c.find(Locator::Css("#reason-text")).await.unwrap().send_keys("A supply teacher's own address; genuine").await.unwrap();
+    click(c, "#release-form button").await;
+    let notice = c.find(Locator::Css("#notice")).await.unwrap().text().await.unwrap();
+    assert!(notice.contains("was released and filed as incident #"), "{notice}");
+    browser.screenshot("released").await;
+
+    // A release without a reason changes nothing and says why (the CLI's own check).
+    c.goto(&school.url("/home")).await.unwrap();
+    assert!(c.find(Locator::Css("#no-quarantine")).await.is_ok(), "no longer quarantined");
+
+    // The forwarded email with HTML, an attachment and a mention: incident #2 on Jane's chronology.
+    c.goto(&school.url("/incidents/2")).await.unwrap();
+    let frame = c.find(Locator::Css("iframe#original")).await.expect("the original message in a frame");
+    let sandbox = frame.attr("sandbox").await.unwrap();
+    assert!(sandbox.is_some_and(|s| !s.contains("allow")), "a frame sandboxed of everything");
+    let pupils = c.find(Locator::Css("#pupils")).await.unwrap().text().await.unwrap();
+    assert!(pupils.contains("Oliver Brown (A100000000002): mentioned"), "{pupils}");
+    let alerted = c.find(Locator::Css("#alerted")).await.expect("who was told").text().await.unwrap();
+    assert!(alerted.contains("Kit Kestrel") && alerted.contains("Dana Lead"), "{alerted}");
+    let attachment = c.find(Locator::Css("#attachments a")).await.unwrap();
+    assert_eq!(attachment.text().await.unwrap(), "note from mum.txt");
+    browser.screenshot("incident-detail").await;
+    click(c, "#pupils button.confirm").await;
+    let notice = c.find(Locator::Css("#notice")).await.unwrap().text().await.unwrap();
+    assert_eq!(notice, "Pupil A100000000002 confirmed as linked to incident #2.");
+    let pupils = c.find(Locator::Css("#pupils")).await.unwrap().text().await.unwrap();
+    assert!(pupils.contains("Oliver Brown (A100000000002): linked"), "{pupils}");
+    let viewers = c.find(Locator::Css("#viewers")).await.expect("who has viewed it").text().await.unwrap();
+    assert!(viewers.contains("Dana Lead"), "{viewers}");
+
+    // The attachment is a download, never shown: opaque type, attachment, no sniffing.
+    let cookie = c.get_named_cookie("haven_session").await.unwrap().value().to_string();
+    let (head, body) = school.get_as(&cookie, "/incidents/2/attachments/0");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(header_line(&head, "content-type"), Some("application/octet-stream"), "{head}");
+    assert!(header_line(&head, "content-disposition").is_some_and(|d| d.starts_with("attachment; filename=\"note from mum.txt\"")), "{head}");
+    assert_eq!(header_line(&head, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(String::from_utf8_lossy(&body).trim(), "She wrote this down for you.");
+    let (head, _) = school.get_as("not-a-session", "/incidents/2/attachments/0");
+    assert!(head.starts_with("HTTP/1.1 303") || head.starts_with("HTTP/1.1 404"), "no download without a session: {head}");
+
+    // The original message: sanitised, in a sandbox that may load nothing.
+    let (head, body) = school.get_as(&cookie, "/incidents/2/message");
+    let csp = header_line(&head, "content-security-policy").unwrap_or_else(|| panic!("{head}"));
+    assert!(csp.starts_with("sandbox;") && csp.contains("default-src 'none'") && csp.contains("img-src data:"), "{csp}");
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("took her lunch money") && !body.contains("<script") && !body.contains("alert(1)"), "{body}");
+
+    // The export: haven export's bundle as a zip, with the attachment and the manifest.
+    let (head, zip) = school.get_as(&cookie, "/pupils/A100000000001/export?format=json");
+    assert!(header_line(&head, "content-disposition").is_some_and(|d| d.contains(".zip")), "{head}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("e.zip"), &zip).unwrap();
+    let listed = Command::new("unzip").args(["-l", "e.zip"]).current_dir(dir.path()).output().expect("unzip (tests/run.sh installs it)");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("chronology.json") && listed.contains("note from mum.txt") && listed.contains("MANIFEST.sha256"), "{listed}");
+    let (head, _) = school.get_as(&cookie, "/pupils/A100000000001/export?format=pdf");
+    assert!(head.starts_with("HTTP/1.1 400"), "PDF is not built yet and says so: {head}");
+
+    // The access log: who saw Jane's records, and what Dana has seen.
+    c.goto(&school.url("/access?pupil=A100000000001")).await.unwrap();
+    let log = c.find(Locator::Css("#access")).await.expect("the access log").text().await.unwrap();
+    for what in ["downloaded an attachment", "exported the chronology", "read an original message", "opened an incident"] {
+        assert!(log.contains(what), "{what}: {log}");
+    }
+    assert!(log.contains("Dana Lead"), "{log}");
+    browser.screenshot("access-log").await;
+    c.goto(&school.url("/access?staff=dsl@school.example")).await.unwrap();
+    let log = c.find(Locator::Css("#access")).await.unwrap().text().await.unwrap();
+    assert!(log.contains("Jane Smith (A100000000001)"), "{log}");
+
+    // Sign out everywhere ends the earlier session too.
+    let (head, _) = school.get_as(&first_cookie, "/home");
+    assert!(head.starts_with("HTTP/1.1 200"), "the first session is alive: {head}");
+    // A second session: the same person signing in afresh (as on another device).
+    c.delete_cookie("haven_session").await.unwrap();
+    let (_, second_cookie) = school.sign_in(&browser, "dsl@school.example", Some(&secret)).await;
+    assert_ne!(first_cookie, second_cookie);
+    click(c, "#sign-out-everywhere").await;
+    assert!(c.source().await.unwrap().contains("You are signed out everywhere"));
+    for cookie in [&first_cookie, &second_cookie] {
+        let (head, _) = school.get_as(cookie, "/home");
+        assert!(head.starts_with("HTTP/1.1 303"), "signed out: {head}");
+    }
+
+    let actions = school.audit_actions().await;
+    for a in ["triage", "release", "link_confirm", "console_attachment_download", "console_message_frame", "export", "console_export_download", "console_access_log", "console_sign_out_everywhere"] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    browser.close().await;
+    school.finish().await;
+}
+
+/// A session unused for `idle_timeout`, or older than `absolute_timeout` however busy, is
+/// over: the next request is refused and must sign in again.
+async fn sessions_end_when_idle_and_at_their_absolute_limit(backend: Backend) {
+    let school = School::start_with(backend, "idle_timeout = \"6s\"\nabsolute_timeout = \"16s\"").await;
+    let browser = Browser::start().await;
+    let (secret, cookie) = school.sign_in(&browser, "dsl@school.example", None).await;
+    std::thread::sleep(Duration::from_millis(6500));
+    let (head, body) = school.get_as(&cookie, "/home");
+    assert!(head.starts_with("HTTP/1.1 401"), "idle too long: {head}");
+    assert!(String::from_utf8_lossy(&body).contains("You were signed out"), "and told so");
+    let (head, _) = school.get_as(&cookie, "/home");
+    assert!(head.starts_with("HTTP/1.1 303"), "the session is gone: {head}");
+
+    // Timed from before the sign-in, so never later than the session's start.
+    let signed_in = std::time::Instant::now();
+    let (_, cookie) = school.sign_in(&browser, "dsl@school.example", Some(&secret)).await;
+    // Busy (a request every second) but past sixteen seconds: refused all the same.
+    while signed_in.elapsed() < Duration::from_secs(13) {
+        let (head, _) = school.get_as(&cookie, "/home");
+        assert!(head.starts_with("HTTP/1.1 200"), "in use, within the limit ({:?}): {head}", signed_in.elapsed());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let refused = wait_for("the absolute limit", Duration::from_secs(10), || {
+        let (head, _) = school.get_as(&cookie, "/home");
+        std::thread::sleep(Duration::from_millis(700));
+        if head.starts_with("HTTP/1.1 401") { Ok(signed_in.elapsed()) } else { Err(head) }
+    });
+    assert!(refused >= Duration::from_secs(16), "not before sixteen seconds: {refused:?}");
+    let actions = school.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "console_session_expired").count(), 2, "{actions:?}");
+    browser.close().await;
+    school.finish().await;
+}
+
+/// Sign-in attempts are limited per client address; behind `trusted_proxy` the address is
+/// the one the proxy names last in X-Forwarded-For, and nobody else's header is believed.
+async fn sign_in_attempts_are_limited_per_client(backend: Backend) {
+    let school = School::start_with(backend, "trusted_proxy = \"127.0.0.1\"").await;
+    let post = |forwarded: &str| {
+        let body = "email=dsl%40school.example";
+        school.raw(&format!(
+            "POST /sign-in HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: {forwarded}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    for _ in 0..20 {
+        let r = post("203.0.113.7");
+        assert!(r.starts_with("HTTP/1.1 403"), "counted, refused for its missing token: {}", &r[..r.len().min(200)]);
+    }
+    let r = post("203.0.113.7");
+    assert!(r.starts_with("HTTP/1.1 429"), "{}", &r[..r.len().min(200)]);
+    assert!(r.contains("Too many sign-in attempts"), "{r}");
+    assert!(post("203.0.113.8").starts_with("HTTP/1.1 403"), "another client is not held back");
+    assert!(post("203.0.113.8, 203.0.113.7").starts_with("HTTP/1.1 429"), "only the proxy's own entry is believed");
+    let actions = school.audit_actions().await;
+    assert!(actions.iter().any(|a| a == "console_client_rate_limited"), "{actions:?}");
+    school.finish().await;
+}
+
+/// The served certificate's PEM, as `openssl s_client` (a real TLS client) received it.
+fn served_certificate(port: u16) -> Result<String, String> {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("openssl (tests/run.sh installs it): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text.find("-----BEGIN CERTIFICATE-----").ok_or_else(|| format!("no certificate: {text}"))?;
+    let end = text.find("-----END CERTIFICATE-----").ok_or("no end")? + "-----END CERTIFICATE-----".len();
+    Ok(text[start..end].to_string())
+}
+
+/// A self-signed certificate for `name` in secrets/console.{crt,key}; the certificate's PEM.
+fn make_certificate(env: &HavenEnv, name: &str) -> String {
+    let (crt, key) = (env.path("secrets/console.crt"), env.path("secrets/console.key"));
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={name}"), "-keyout", key.to_str().unwrap(), "-out", crt.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (tests/run.sh installs it)");
+    assert!(ok.success());
+    std::fs::read_to_string(crt).unwrap().trim().to_string()
+}
+
+/// Built-in TLS: the console is served over TLS with the configured pair, and a SIGHUP makes
+/// it serve the certificate now in the files (a pair that does not load is refused and the
+/// one in use kept).
+async fn the_console_serves_tls_and_reloads_its_certificate_on_sighup(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    let first = make_certificate(&env, "first.haven.test");
+    let port = free_port();
+    append_config(&env, &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\ncert_file = \"secrets/console.crt\"\nkey_file = \"secrets/console.key\"\n"));
+    let mut daemon = env.start();
+    let served = wait_for("the console to serve TLS", WAIT, || {
+        daemon.assert_running();
+        served_certificate(port)
+    });
+    assert_eq!(served, first);
+    let page = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let page = String::from_utf8_lossy(&page.stdout);
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("Sign in to the safeguarding console"), "{page}");
+    assert!(page.contains("__Host-haven-browser="), "over TLS the cookies are __Host- and Secure: {page}");
+
+    let second = make_certificate(&env, "second.haven.test");
+    assert_ne!(first, second);
+    daemon.signal("HUP");
+    wait_for("the new certificate to be served", WAIT, || match served_certificate(port) {
+        Ok(pem) if pem == second => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+
+    std::fs::write(env.path("secrets/console.crt"), "not a certificate").unwrap();
+    daemon.signal("HUP");
+    wait_for("the refusal to be logged", WAIT, || {
+        if daemon.log().contains("TLS certificate not reloaded") { Ok(()) } else { Err(daemon.log()) }
+    });
+    assert_eq!(served_certificate(port).unwrap(), second, "the pair in use is kept");
+    daemon.stop();
+    db.cleanup().await;
+}
+
 backend_tests!(
     the_sign_in_page_is_served_with_strict_security_headers,
     a_console_listening_beyond_loopback_is_refused,
     a_dsl_signs_in_with_an_emailed_link_and_totp,
     wrong_codes_lock_sign_in_and_teachers_see_only_how_to_report,
     expired_links_and_forms_without_their_token_are_refused,
+    the_dsl_team_acts_from_the_console,
+    sessions_end_when_idle_and_at_their_absolute_limit,
+    sign_in_attempts_are_limited_per_client,
+    the_console_serves_tls_and_reloads_its_certificate_on_sighup,
 );

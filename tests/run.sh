@@ -12,9 +12,9 @@ say() { echo "tests/run.sh: $*" >&2; }
 
 # --- packages: Dovecot (IMAP tests), isync (mbsync), aiosmtpd (SMTP tests), openssl (TLS certs),
 # jq, sqlite3 and pg_dump (tests/at-rest.sh), chromium + chromium-driver (console tests),
-# systemd (systemd-analyze for the unit test) ---
+# systemd (systemd-analyze for the unit test), unzip (console export test), wrk (console bench) ---
 need=()
-for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd; do
+for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then

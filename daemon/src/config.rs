@@ -55,6 +55,21 @@ struct ConsoleRaw {
     public_url: Option<String>,
     #[serde(default = "default_link_lifetime")]
     link_lifetime: String,
+    #[serde(default = "default_idle_timeout")]
+    idle_timeout: String,
+    #[serde(default = "default_absolute_timeout")]
+    absolute_timeout: String,
+    trusted_proxy: Option<String>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+}
+
+fn default_idle_timeout() -> String {
+    "30m".into()
+}
+
+fn default_absolute_timeout() -> String {
+    "12h".into()
 }
 
 fn default_link_lifetime() -> String {
@@ -69,6 +84,14 @@ pub struct ConsoleSettings {
     pub public_url: String,
     /// How long an emailed sign-in link works.
     pub link_lifetime: Duration,
+    /// A session unused this long is ended (30 minutes).
+    pub idle_timeout: Duration,
+    /// A session is ended this long after sign-in however busy (12 hours).
+    pub absolute_timeout: Duration,
+    /// The reverse proxy whose X-Forwarded-For is believed for the client's address.
+    pub trusted_proxy: Option<std::net::IpAddr>,
+    /// Built-in TLS: (certificate chain, private key) PEM files, reloaded on SIGHUP.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -531,9 +554,9 @@ impl Config {
             }
             share.map(|max_change| DirectorySettings { max_change })
         });
-        let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r));
         let metrics = c.section::<crate::metrics::MetricsRaw>("metrics", top.metrics, false).and_then(|r| r.resolve().map_err(|e| c.err(e)).ok());
         let logging: Option<crate::logging::LogSettings> = c.section("logging", top.logging, false);
+        let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r, base));
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
             if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
@@ -825,21 +848,50 @@ fn resolve_smtp(c: &mut Collect, r: SmtpRaw, base: &Path) -> Option<Smtp> {
     })
 }
 
-fn resolve_console(c: &mut Collect, r: &ConsoleRaw) -> Option<ConsoleSettings> {
+fn resolve_console(c: &mut Collect, r: &ConsoleRaw, base: &Path) -> Option<ConsoleSettings> {
     let Ok(listen) = r.listen.parse::<std::net::SocketAddr>() else {
         c.err(format!("console.listen: expected an address and port such as \"127.0.0.1:8080\", found {:?}", r.listen));
         return None;
     };
-    if !listen.ip().is_loopback() {
+    let tls = match (&r.cert_file, &r.key_file) {
+        (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+        (None, None) => None,
+        _ => {
+            c.err("console.cert_file and console.key_file: give both (built-in TLS) or neither (plain HTTP on loopback)".to_string());
+            return None;
+        }
+    };
+    if tls.is_none() && !listen.ip().is_loopback() {
         c.err(format!(
             "console.listen: {listen} is not a loopback address; the console serves plain HTTP (no TLS), so it listens only on \
-             loopback (127.0.0.1 or ::1) behind a TLS reverse proxy"
+             loopback (127.0.0.1 or ::1) behind a TLS reverse proxy, or set console.cert_file and console.key_file"
         ));
         return None;
     }
+    let trusted_proxy = match &r.trusted_proxy {
+        None => None,
+        Some(p) => match p.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                c.err(format!("console.trusted_proxy: expected an IP address such as \"127.0.0.1\", found {p:?}"));
+                return None;
+            }
+        },
+    };
     let link_lifetime = duration(c, "console.link_lifetime", &r.link_lifetime)?;
-    let public_url = r.public_url.clone().unwrap_or_else(|| format!("http://{listen}"));
-    Some(ConsoleSettings { listen, public_url: public_url.trim_end_matches('/').to_string(), link_lifetime })
+    let idle_timeout = duration(c, "console.idle_timeout", &r.idle_timeout)?;
+    let absolute_timeout = duration(c, "console.absolute_timeout", &r.absolute_timeout)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = r.public_url.clone().unwrap_or_else(|| format!("{scheme}://{listen}"));
+    Some(ConsoleSettings {
+        listen,
+        public_url: public_url.trim_end_matches('/').to_string(),
+        link_lifetime,
+        idle_timeout,
+        absolute_timeout,
+        trusted_proxy,
+        tls,
+    })
 }
 
 pub fn is_loopback(host: &str) -> bool {

@@ -141,7 +141,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         tasks.spawn(server.run(endpoint, shutdown.clone()));
     }
     if let (Some(console), Some(settings)) = (console, app.config.console.clone()) {
-        let state = crate::console::State::new(&app, settings, &reply_key, filer.keys(), wake_outbox.clone());
+        let state = crate::console::State::new(&app, settings, &reply_key, filer.clone(), wake_outbox.clone());
         tasks.spawn(console.run(state, shutdown.clone()));
     }
     tracing::info!(source = app.config.intake.source.as_str(), database = app.store.backend(), "haven running");

@@ -91,6 +91,11 @@ enum Command {
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
+    /// The DSL console's sign-in: unlock a second factor locked by wrong codes, or reset it.
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
     /// Messages received and what became of each (the reason for every quarantine and triage).
     Messages {
         #[command(subcommand)]
@@ -274,6 +279,21 @@ enum MessagesCommand {
 }
 
 #[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Unlock STAFF_EMAIL's authenticator after wrong codes (DSL team only, audited); with
+    /// --reset, they enrol a new authenticator at their next sign-in and every session ends.
+    Unlock {
+        #[arg(value_name = "STAFF_EMAIL")]
+        email: String,
+        /// The member of the DSL team unlocking it (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum AuditCommand {
     /// Check the HMAC chain and its anchored head; names the first entry that disagrees.
     Verify,
@@ -407,6 +427,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Link { action, incident, pupil, by } => cli::link::run(&app.store, &app.sealer().await?, action, incident, &pupil, &by, now).await,
         Command::Messages { command: Some(MessagesCommand::Release { id, by, reason }), .. } => {
             cli::messages::release(&app.filer().await?, id, &by, &reason).await
+        }
+        Command::Console { command: ConsoleCommand::Unlock { email, by, reset } } => {
+            cli::console::unlock(&app.store, &app.sealer().await?, &email, &by, reset, now).await
         }
         Command::Messages { command: None, state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
         Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,

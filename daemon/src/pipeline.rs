@@ -46,8 +46,10 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+mod answer;
 mod release;
 mod trust;
+pub use answer::{AnswerError, Answered};
 pub use release::{ReleaseError, Released};
 pub use trust::{DATE_IN_FUTURE, DATE_UNREADABLE, content_sha256};
 use trust::{occurred, trusted_date};

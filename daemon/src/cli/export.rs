@@ -34,23 +34,37 @@ pub struct ExportRequest<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// A bundle's files, the chronology document first and `MANIFEST.sha256` last, and the
+/// directory name it is written under by default.
+pub struct Bundle {
+    pub name: String,
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
 /// Writes the bundle and returns its directory.
 pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Result<PathBuf, CliError> {
+    let bundle = bundle(store, sealer, &req).await?;
+    let out = req.out.clone().unwrap_or_else(|| PathBuf::from(&bundle.name));
+    if out.exists() {
+        return Err(CliError::Usage(format!("{} already exists; choose another --out", out.display())));
+    }
+    let io = |e: std::io::Error| CliError::Other(anyhow::anyhow!("writing {}: {e}", out.display()));
+    std::fs::create_dir_all(out.join("attachments")).map_err(io)?;
+    for (name, data) in &bundle.files {
+        write_file(&out.join(name), data).map_err(io)?;
+    }
+    Ok(out)
+}
+
+/// Builds the bundle in memory (the console sends it without writing it to disk).
+pub async fn bundle(store: &Store, sealer: &Sealer, req: &ExportRequest<'_>) -> Result<Bundle, CliError> {
     if req.format == Format::Pdf {
         return Err(CliError::Usage(
             "PDF export is not available yet: export --format html and print it to PDF".into(),
         ));
     }
     let view = load_view(store, sealer, req.query, req.viewer, "export", req.now).await?;
-    let out = req
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("export-{}-{}", view.pupil.upn, req.now.format("%Y%m%d-%H%M%S"))));
-    if out.exists() {
-        return Err(CliError::Usage(format!("{} already exists; choose another --out", out.display())));
-    }
-    let io = |e: std::io::Error| CliError::Other(anyhow::anyhow!("writing {}: {e}", out.display()));
-    std::fs::create_dir_all(out.join("attachments")).map_err(io)?;
+    let name = format!("export-{}-{}", view.pupil.upn, req.now.format("%Y%m%d-%H%M%S"));
 
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut attachments_by_incident = Vec::new();
@@ -77,11 +91,10 @@ pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Resu
 
     let mut manifest = String::new();
     for (name, data) in &files {
-        write_file(&out.join(name), data).map_err(io)?;
         let _ = writeln!(manifest, "{}  {name}", hex::encode(Sha256::digest(data)));
     }
-    write_file(&out.join("MANIFEST.sha256"), manifest.as_bytes()).map_err(io)?;
-    Ok(out)
+    files.push(("MANIFEST.sha256".to_string(), manifest.into_bytes()));
+    Ok(Bundle { name, files })
 }
 
 fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {

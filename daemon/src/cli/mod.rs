@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod check;
 pub mod chronology;
+pub mod console;
 pub mod directory;
 pub mod export;
 pub mod hold;

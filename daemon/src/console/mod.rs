@@ -1,13 +1,26 @@
-//! The DSL console: a web page served by `haven run` on `[console] listen` (loopback only, plain
-//! HTTP behind a TLS reverse proxy). `routes` wires the pages and the security headers, `auth`
-//! holds the sign-in secrets (pure), `session` the cookies and server-side sessions, `views`
-//! the askama templates (auto-escaping, no JavaScript). This module serves; it must not decide
-//! who may see what (that is `visibility`).
+//! The DSL console: a web page served by `haven run` on `[console] listen`: plain HTTP on
+//! loopback behind a TLS reverse proxy, or TLS built in (`tls`). `routes` wires the sign-in
+//! pages, the chronology and the security headers; `actions` the triage, release and link
+//! forms; `files` downloads and the sandboxed original message; `access` the access log.
+//! `auth` holds the sign-in secrets (pure), `session` the cookies and server-side sessions,
+//! `limit` and `peer` the per-client sign-in limit, `views` the askama templates
+//! (auto-escaping, no JavaScript). This module serves; it must not decide who may see what
+//! (that is `visibility`) or who may act (the CLI's and pipeline's own checks).
 
+mod access;
+mod actions;
 mod auth;
+mod bundle;
+mod files;
+mod limit;
+mod peer;
+mod qr;
 mod routes;
 mod session;
+mod tls;
 mod views;
+
+pub use tls::TlsError;
 
 use crate::clock::Clock;
 use crate::config::ConsoleSettings;
@@ -22,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 pub enum ConsoleError {
     #[error("console.listen {addr}: cannot listen: {source} (is another program using that port?)")]
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// What every request handler shares.
@@ -33,6 +48,12 @@ pub struct State {
     pub mail_domain: String,
     pub intake_address: String,
     pub wake_outbox: Arc<Notify>,
+    /// The intake's filer: releases and triage answers go through the pipeline's own stages.
+    pub filer: Arc<crate::pipeline::Filer>,
+    /// The school's name, for exports.
+    pub school: String,
+    /// Sign-in attempts per client address.
+    attempts: limit::Attempts,
     /// The school's time zone, for times shown on pages.
     pub tz: chrono_tz::Tz,
     /// The keyring, shared with the intake: opens the directory and chronology entries.
@@ -46,7 +67,7 @@ impl State {
         app: &crate::cli::App,
         settings: ConsoleSettings,
         reply_key: &[u8],
-        keys: Arc<crate::store::LiveKeys>,
+        filer: Arc<crate::pipeline::Filer>,
         wake_outbox: Arc<Notify>,
     ) -> State {
         let cookies = session::CookieNames::for_url(&settings.public_url);
@@ -58,8 +79,11 @@ impl State {
             mail_domain: app.config.school.mail_domain().to_string(),
             intake_address: app.config.school.intake_address.clone(),
             wake_outbox,
+            keys: filer.keys(),
+            filer,
+            school: app.config.school.name.clone(),
+            attempts: limit::Attempts::default(),
             tz: app.config.school.tz(),
-            keys,
             cookies,
         }
     }
@@ -78,23 +102,39 @@ impl State {
 /// The console, bound and ready to serve.
 pub struct Console {
     listener: TcpListener,
+    /// Built-in TLS: the acceptor and the files it is reloaded from.
+    tls: Option<(tokio_rustls::TlsAcceptor, (std::path::PathBuf, std::path::PathBuf))>,
 }
 
 impl Console {
-    /// Binds `settings.listen`, so that `haven run` refuses to start if the port is taken.
+    /// Binds `settings.listen` and loads the certificate, so that `haven run` refuses to start
+    /// if the port is taken or the certificate unusable.
     pub async fn bind(settings: &ConsoleSettings) -> Result<Console, ConsoleError> {
+        let tls = match &settings.tls {
+            Some((cert, key)) => Some((tls::load(cert, key)?, (cert.clone(), key.clone()))),
+            None => None,
+        };
         let listener =
             TcpListener::bind(settings.listen).await.map_err(|source| ConsoleError::Bind { addr: settings.listen, source })?;
-        Ok(Console { listener })
+        Ok(Console { listener, tls })
     }
 
     /// Serves until `shutdown` is cancelled; requests in flight are finished first.
     pub async fn run(self, state: State, shutdown: CancellationToken) {
         let addr = self.listener.local_addr().ok();
-        tracing::info!(listen = ?addr, "console listening");
-        let served = axum::serve(self.listener, routes::router(Arc::new(state)))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        tracing::info!(listen = ?addr, tls = self.tls.is_some(), "console listening");
+        let app = routes::router(Arc::new(state)).into_make_service_with_connect_info::<peer::Peer>();
+        let served = match self.tls {
+            None => axum::serve(self.listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await,
+            Some((acceptor, files)) => match tls::serve_tls(self.listener, acceptor, files, shutdown.clone()) {
+                Ok((listener, accepting)) => {
+                    let serving = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+                    let (served, ()) = tokio::join!(serving.into_future(), accepting);
+                    served
+                }
+                Err(e) => Err(e),
+            },
+        };
         if let Err(e) = served {
             tracing::error!(error = %e, "console stopped; shutting down");
             shutdown.cancel();

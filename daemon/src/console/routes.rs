@@ -3,13 +3,14 @@
 //! request body limit. Every form carries a CSRF token. Handlers render views; they must not
 //! build HTML by hand.
 
+use super::peer::Peer;
 use super::session::{self, NoSession, Signed};
 use super::{State, auth, views};
 use crate::directory::{Role, Staff};
 use crate::store::OutboxRecord;
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path};
+use axum::extract::{ConnectInfo, Form, Path};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -18,12 +19,13 @@ use std::sync::Arc;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-type Shared = axum::extract::State<Arc<State>>;
-type Fields = Form<HashMap<String, String>>;
+pub(super) type Shared = axum::extract::State<Arc<State>>;
+pub(super) type Fields = Form<HashMap<String, String>>;
 
-/// No script at all, styles only from this origin, forms post only here, never framed.
+/// No script at all, styles only from this origin, forms post only here, never framed; the
+/// only frame is this origin's sandboxed original message (`files::message_frame`).
 pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Forms are a few short fields; anything larger is refused with 413.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -53,12 +55,22 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/pupils/{upn}", get(chronology))
         .route("/incidents/{id}", get(incident))
         .route("/incidents/{id}/outcome", post(record_outcome))
+        .route("/incidents/{id}/link", post(super::actions::change_link))
+        .route("/incidents/{id}/message", get(super::files::message_frame))
+        .route("/incidents/{id}/attachments/{n}", get(super::files::attachment))
+        .route("/pupils/{upn}/export", get(super::files::export))
+        .route("/messages/{id}", get(super::actions::message_page))
+        .route("/messages/{id}/release", post(super::actions::release))
+        .route("/messages/{id}/triage", post(super::actions::answer_triage))
+        .route("/access", get(super::access::access_log))
+        .route("/sign-out-everywhere", post(sign_out_everywhere))
         .route("/console.css", get(stylesheet))
         .fallback(not_found)
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY));
+    // A response that sets its own (the sandboxed message frame, a download) keeps it.
     for (name, value) in headers {
-        router = router.layer(SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value)));
+        router = router.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)));
     }
     router
 }
@@ -91,7 +103,7 @@ async fn sign_in_page(axum::extract::State(st): Shared, headers: HeaderMap) -> R
 }
 
 /// The refusal for a form without its CSRF token (or with another browser's).
-fn forged() -> Response {
+pub(super) fn forged() -> Response {
     message(
         StatusCode::FORBIDDEN,
         "This form could not be accepted",
@@ -99,8 +111,27 @@ fn forged() -> Response {
     )
 }
 
-async fn ask_for_link(axum::extract::State(st): Shared, headers: HeaderMap, Form(f): Fields) -> Response {
+/// Counts a sign-in attempt from the request's client; the refusal to give when that client
+/// has made too many (audited with its address, never shown who it was for).
+async fn over_client_limit(st: &State, peer: Peer, headers: &HeaderMap, form: &str) -> Option<Response> {
     let now = st.clock.now();
+    let ip = super::peer::client_ip(st.settings.trusted_proxy, peer.0, headers);
+    if st.attempts.allow(ip, now) {
+        return None;
+    }
+    let _ = st.store.audit(now, "console", "console_client_rate_limited", "console", &format!("client {ip}, {form}")).await;
+    Some(message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        "Too many sign-in attempts came from your network in the last 15 minutes. Nothing was sent. Wait a while, then try again.",
+    ))
+}
+
+async fn ask_for_link(axum::extract::State(st): Shared, ConnectInfo(peer): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Fields) -> Response {
+    let now = st.clock.now();
+    if let Some(refused) = over_client_limit(&st, peer, &headers, "sign-in form").await {
+        return refused;
+    }
     let Some(browser) = session::cookie(&headers, st.cookies.browser) else { return forged() };
     if f.get("csrf").is_none_or(|c| *c != st.key.csrf(&browser)) {
         let _ = st.store.audit(now, "console", "console_csrf_refused", "console", "sign-in form").await;
@@ -212,7 +243,7 @@ async fn follow_link(axum::extract::State(st): Shared, headers: HeaderMap, Path(
 }
 
 /// The request's session, or the response to give instead (back to sign-in, with why).
-async fn signed(st: &State, headers: &HeaderMap, stage: &str) -> Result<Signed, Response> {
+pub(super) async fn signed(st: &State, headers: &HeaderMap, stage: &str) -> Result<Signed, Response> {
     let now = st.clock.now();
     match session::current(st, headers, now).await {
         Ok(s) if s.stage == stage => Ok(s),
@@ -222,7 +253,7 @@ async fn signed(st: &State, headers: &HeaderMap, stage: &str) -> Result<Signed, 
         Err(NoSession::Expired) => Err(message(
             StatusCode::UNAUTHORIZED,
             "Signed out",
-            "You were signed out because the console was not used for 30 minutes, or you had been signed in for 12 hours. Sign in again.",
+            "You were signed out because the console was not used for a while, or you had been signed in for the longest a session lasts. Sign in again.",
         )),
         Err(NoSession::Deactivated) => Err(message(
             StatusCode::UNAUTHORIZED,
@@ -265,14 +296,19 @@ async fn totp_page(axum::extract::State(st): Shared, headers: HeaderMap) -> Resp
                 }
             };
             let Some(t) = auth::totp(&secret, s.staff.email()) else { return unavailable() };
-            Some((totp_rs::Secret::from(secret).to_base32(), t.to_url().unwrap_or_default()))
+            let url = t.to_url().unwrap_or_default();
+            let qr = super::qr::svg_data_url(&url);
+            Some((totp_rs::Secret::from(secret).to_base32(), url, qr))
         }
     };
     render(&views::Totp { csrf: s.csrf, enrol, error: None })
 }
 
-async fn totp_check(axum::extract::State(st): Shared, headers: HeaderMap, Form(f): Fields) -> Response {
+async fn totp_check(axum::extract::State(st): Shared, ConnectInfo(peer): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Fields) -> Response {
     let now = st.clock.now();
+    if let Some(refused) = over_client_limit(&st, peer, &headers, "code form").await {
+        return refused;
+    }
     let s = match signed(&st, &headers, "totp").await {
         Ok(s) => s,
         Err(r) => return r,
@@ -439,7 +475,7 @@ async fn pupils(axum::extract::State(st): Shared, headers: HeaderMap, axum::extr
     render(&views::Pupils { q: search.q, results })
 }
 
-fn entry_row(st: &State, e: &crate::store::ChronologyEntry, dir: &crate::directory::Directory, pupil: i64) -> views::EntryRow {
+pub(super) fn entry_row(st: &State, e: &crate::store::ChronologyEntry, dir: &crate::directory::Directory, pupil: i64) -> views::EntryRow {
     let others: Vec<String> = e
         .pupils
         .iter()
@@ -498,28 +534,115 @@ async fn chronology(axum::extract::State(st): Shared, headers: HeaderMap, Path(u
     render(&views::Chronology { name: p.full_name(), upn: p.upn.clone(), details, entries })
 }
 
-/// One incident, if `visibility` lets this person see it; otherwise 404, exactly as if there
-/// were no such incident.
-async fn incident_view(st: &State, s: &Signed, id: i64, notice: Option<String>) -> Response {
+/// Incident `id`'s facts, the directory and the UPN of its first pupil, if `visibility` lets
+/// this person see it; otherwise the 404 to give, exactly as if there were no such incident
+/// (the refusal is audited).
+pub(super) async fn visible_incident(
+    st: &State,
+    s: &Signed,
+    id: i64,
+) -> Result<(crate::store::IncidentFacts, crate::directory::Directory, String), Response> {
     let now = st.clock.now();
-    let actor = format!("staff:{}", s.staff.id);
     let (Ok(Some(facts)), Ok(dir)) = (st.store.incident_facts(id).await, st.directory().await) else {
-        return not_found().await;
+        return Err(not_found().await);
     };
     let pupils: Vec<&crate::directory::Pupil> = facts.pupils.iter().filter_map(|(pid, _)| dir.pupil(*pid)).collect();
     let allowed = crate::visibility::Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(&s.staff, &pupils));
-    let Some(first) = pupils.first().filter(|_| allowed) else {
-        let _ = st.store.audit(now, &actor, "console_incident_refused", &format!("incident:{id}"), "not visible").await;
-        return not_found().await;
+    let Some(upn) = pupils.first().filter(|_| allowed).map(|p| p.upn.clone()) else {
+        let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_incident_refused", &format!("incident:{id}"), "not visible").await;
+        return Err(not_found().await);
     };
-    let upn = first.upn.clone();
-    let view = match crate::cli::chronology::load_view(&st.store, &st.sealer().await, &upn, s.staff.email(), "console_incident_view", now).await {
+    Ok((facts, dir, upn))
+}
+
+/// One incident, if `visibility` lets this person see it; otherwise 404, exactly as if there
+/// were no such incident.
+pub(super) async fn incident_view(st: &State, s: &Signed, id: i64, notice: Option<String>) -> Response {
+    let now = st.clock.now();
+    let upn = match visible_incident(st, s, id).await {
+        Ok((_, _, upn)) => upn,
+        Err(r) => return r,
+    };
+    let sealer = st.sealer().await;
+    let view = match crate::cli::chronology::load_view(&st.store, &sealer, &upn, s.staff.email(), "console_incident_view", now).await {
         Ok(v) => v,
         Err(_) => return unavailable(),
     };
     let Some(e) = view.entries.iter().find(|e| e.incident == id) else { return not_found().await };
-    let entry = entry_row(st, e, &view.dir, view.pupil.id);
-    render(&views::Incident { csrf: s.csrf.clone(), pupil_upn: upn, pupil_name: view.pupil.full_name(), e: entry, notice })
+    match incident_detail(st, s, e, &view, &sealer, notice).await {
+        Ok(page) => render(&page),
+        Err(err) => {
+            tracing::error!(error = %err, incident = id, "console: cannot read an incident's details");
+            unavailable()
+        }
+    }
+}
+
+/// Everything the incident page shows beyond the chronology entry: its pupils and roles,
+/// attachments, follow-ups, who was emailed, the outcome's author and who has viewed it.
+async fn incident_detail(
+    st: &State,
+    s: &Signed,
+    e: &crate::store::ChronologyEntry,
+    view: &crate::cli::chronology::View,
+    sealer: &crate::seal::Sealer,
+    notice: Option<String>,
+) -> Result<views::Incident, crate::store::StoreError> {
+    let dir = &view.dir;
+    let when = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&st.tz).format("%a %-d %b %Y %H:%M").to_string();
+    let pupils = e
+        .pupils
+        .iter()
+        .filter_map(|(id, role)| {
+            let p = dir.pupil(*id)?;
+            Some(views::PupilOnIncident { upn: p.upn.clone(), name: p.full_name(), role: role.clone(), mentioned: role == "mentioned" })
+        })
+        .collect();
+    let mut attachments = Vec::new();
+    for (n, a) in st.store.attachment_files(e.incident).await?.iter().enumerate() {
+        let name = crate::blind::open_or_clear(sealer, crate::pipeline::fields::FILENAME, &a.filename)
+            .map_err(|err| crate::store::StoreError::Invalid(format!("an attachment's name does not open: {err}")))?;
+        attachments.push(views::AttachmentRow { n, name, size: a.size });
+    }
+    let follow_ups = view
+        .entries
+        .iter()
+        .filter(|f| f.follows == Some(e.incident))
+        .map(|f| views::FollowUpRow { incident: f.incident, occurred: when(f.occurred_at), note: f.note.clone().unwrap_or_else(|| f.body.clone()) })
+        .collect();
+    let staff_name = |address: &str| {
+        dir.staff
+            .iter()
+            .find(|st| st.emails.iter().any(|e| e.eq_ignore_ascii_case(address)))
+            .map_or_else(|| address.to_string(), |st| format!("{} {}", st.first_name, st.last_name))
+    };
+    let alerted = st
+        .store
+        .console_sent_about(e.incident)
+        .await?
+        .into_iter()
+        .map(|m| views::AlertedRow { who: staff_name(&m.recipient), purpose: m.purpose, state: m.state, when: when(m.created) })
+        .collect();
+    let outcome_by = match (&e.outcome_by, e.outcome_at) {
+        (Some(who), Some(at)) => format!("{who}, {}", when(at)),
+        _ => String::new(),
+    };
+    let viewers = super::access::viewers(st, e, dir).await?;
+    Ok(views::Incident {
+        csrf: s.csrf.clone(),
+        pupil_upn: view.pupil.upn.clone(),
+        pupil_name: view.pupil.full_name(),
+        e: entry_row(st, e, dir, view.pupil.id),
+        notice,
+        dsl_team: s.staff.is_dsl_team(),
+        pupils,
+        attachments,
+        has_html: st.store.console_incident_html(e.incident).await?.is_some(),
+        follow_ups,
+        alerted,
+        outcome_by,
+        viewers,
+    })
 }
 
 async fn incident(axum::extract::State(st): Shared, headers: HeaderMap, Path(id): Path<i64>) -> Response {
@@ -573,19 +696,40 @@ async fn sign_out(axum::extract::State(st): Shared, headers: HeaderMap, Form(f):
     ([(header::SET_COOKIE, clear)], message(StatusCode::OK, "Signed out", "You are signed out.")).into_response()
 }
 
+/// Ends every console session of the signed-in member of staff (a phone left signed in, a
+/// shared computer), this one included.
+async fn sign_out_everywhere(axum::extract::State(st): Shared, headers: HeaderMap, Form(f): Fields) -> Response {
+    let now = st.clock.now();
+    let s = match session::current(&st, &headers, now).await {
+        Ok(s) => s,
+        Err(_) => return Redirect::to("/").into_response(),
+    };
+    if f.get("csrf") != Some(&s.csrf) {
+        return forged();
+    }
+    let ended = match st.store.console_sessions_end_all(s.staff.id).await {
+        Ok(n) => n,
+        Err(_) => return unavailable(),
+    };
+    let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out_everywhere", "console", &format!("sessions={ended}")).await;
+    let clear = st.cookies.set(st.cookies.session, "", Some(0));
+    let text = format!("You are signed out everywhere: {ended} session(s) ended, on this and every other device.");
+    ([(header::SET_COOKIE, clear)], message(StatusCode::OK, "Signed out", &text)).into_response()
+}
+
 async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET).into_response()
 }
 
-async fn not_found() -> Response {
+pub(super) async fn not_found() -> Response {
     message(StatusCode::NOT_FOUND, "Not found", "There is nothing here, or nothing you may see.")
 }
 
-fn unavailable() -> Response {
+pub(super) fn unavailable() -> Response {
     message(StatusCode::SERVICE_UNAVAILABLE, "Try again", "Haven could not reach its database just now. Nothing was changed; try again in a moment.")
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, title: &str, text: &str) -> Response {
     (status, render(&views::Message { title: title.into(), text: text.into() })).into_response()
 }
 

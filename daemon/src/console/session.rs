@@ -1,14 +1,12 @@
 //! Cookies and server-side sessions: which browser and which signed-in member of staff a
-//! request comes from. Idle timeout 30 minutes, absolute 12 hours; staff deactivated in the
-//! directory are signed out at their next request. Every end of a session is audited.
+//! request comes from. Idle timeout (30 minutes) and absolute timeout (12 hours) come from
+//! `[console]`; staff deactivated in the directory are signed out at their next request.
+//! Every end of a session is audited.
 
 use super::State;
 use crate::directory::Staff;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-
-pub const IDLE: chrono::Duration = chrono::Duration::minutes(30);
-pub const ABSOLUTE: chrono::Duration = chrono::Duration::hours(12);
 
 /// The cookie names. `__Host-` cookies need HTTPS, so over loopback HTTP (no reverse proxy
 /// with TLS in front) plain names are used; behind an `https://` public_url the `__Host-`
@@ -70,9 +68,11 @@ pub async fn current(state: &State, headers: &HeaderMap, now: DateTime<Utc>) -> 
     let id_hash = super::auth::hash(&id);
     let Ok(Some(s)) = state.store.console_session(&id_hash).await else { return Err(NoSession::None) };
     let actor = format!("staff:{}", s.staff_id);
-    if now - s.last_seen > IDLE || now - s.created > ABSOLUTE {
+    let idle = chrono::Duration::from_std(state.settings.idle_timeout).unwrap_or(chrono::Duration::minutes(30));
+    let absolute = chrono::Duration::from_std(state.settings.absolute_timeout).unwrap_or(chrono::Duration::hours(12));
+    if now - s.last_seen > idle || now - s.created > absolute {
         let _ = state.store.console_session_end(&id_hash).await;
-        let why = if now - s.created > ABSOLUTE { "absolute 12 h" } else { "idle 30 min" };
+        let why = if now - s.created > absolute { "absolute timeout" } else { "idle timeout" };
         let _ = state.store.audit(now, &actor, "console_session_expired", "console", why).await;
         return Err(NoSession::Expired);
     }

@@ -31,8 +31,9 @@ pub struct WriteOnly {
 #[template(path = "totp.html")]
 pub struct Totp {
     pub csrf: String,
-    /// Shown on first sign-in only: the secret in base32 and the otpauth URL.
-    pub enrol: Option<(String, String)>,
+    /// Shown on first sign-in only: the secret in base32, the otpauth URL and its QR code
+    /// (a data: URL of an SVG image).
+    pub enrol: Option<(String, String, String)>,
     pub error: Option<String>,
 }
 
@@ -117,7 +118,8 @@ pub struct EntryRow {
     pub outcome: Option<String>,
 }
 
-/// One incident, with the form to record its outcome.
+/// One incident, with what it is about, what was sent, who has seen it, and the forms the
+/// signed-in person may use (outcome; confirm or remove a mentioned pupil for the DSL team).
 #[derive(Template)]
 #[template(path = "incident.html")]
 pub struct Incident {
@@ -127,4 +129,82 @@ pub struct Incident {
     /// The incident (named `e` for the shared entry.html).
     pub e: EntryRow,
     pub notice: Option<String>,
+    pub dsl_team: bool,
+    pub pupils: Vec<PupilOnIncident>,
+    pub attachments: Vec<AttachmentRow>,
+    /// Whether the original message had HTML, shown in the sandboxed frame.
+    pub has_html: bool,
+    pub follow_ups: Vec<FollowUpRow>,
+    pub alerted: Vec<AlertedRow>,
+    /// Who recorded the outcome and when ("" while outstanding).
+    pub outcome_by: String,
+    pub viewers: Vec<AccessRow>,
+}
+
+pub struct PupilOnIncident {
+    pub upn: String,
+    pub name: String,
+    pub role: String,
+    /// Only mentioned in the text: the DSL team's to confirm or remove.
+    pub mentioned: bool,
+}
+
+/// An attachment, downloaded by its position `n` on the incident.
+pub struct AttachmentRow {
+    pub n: usize,
+    pub name: String,
+    pub size: u64,
+}
+
+pub struct FollowUpRow {
+    pub incident: i64,
+    pub occurred: String,
+    pub note: String,
+}
+
+/// An email Haven queued about the incident and to whom.
+pub struct AlertedRow {
+    pub who: String,
+    pub purpose: String,
+    pub state: String,
+    pub when: String,
+}
+
+/// One line of the access log.
+pub struct AccessRow {
+    pub when: String,
+    pub who: String,
+    pub what: String,
+    pub which: String,
+}
+
+/// A message awaiting triage or quarantined, with the form that settles it.
+#[derive(Template)]
+#[template(path = "message_page.html")]
+pub struct MessagePage {
+    pub csrf: String,
+    pub id: i64,
+    pub state: String,
+    pub reason: String,
+    pub from: String,
+    pub subject: String,
+    pub text: String,
+    /// Awaiting triage: the form to pick pupils and roles.
+    pub triage: bool,
+    /// Quarantined (and held): the form to release it.
+    pub release: bool,
+    /// The triage form's rows (0, 1, 2).
+    pub rows: Vec<usize>,
+    pub roles: Vec<&'static str>,
+    pub notice: Option<String>,
+}
+
+/// The access log: per pupil or per member of staff.
+#[derive(Template)]
+#[template(path = "access.html")]
+pub struct Access {
+    pub pupil: String,
+    pub staff: String,
+    pub heading: String,
+    pub rows: Vec<AccessRow>,
 }

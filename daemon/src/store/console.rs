@@ -185,4 +185,27 @@ impl Store {
             Ok(())
         })
     }
+
+    /// Ends every session of `staff_id` ("sign out everywhere", a reset enrolment); how many.
+    pub async fn console_sessions_end_all(&self, staff_id: i64) -> Result<u64> {
+        on_pool!(self, |p| {
+            let r = sqlx::query("DELETE FROM console_sessions WHERE staff_id = $1").bind(staff_id).execute(p).await?;
+            Ok(r.rows_affected())
+        })
+    }
+
+    /// Unlocks a member of staff's second factor (failures forgotten); with `reset`, forgets
+    /// it and their recovery codes so that they enrol again at their next sign-in. Whether
+    /// there was anything to change.
+    pub async fn console_totp_unlock(&self, staff_id: i64, reset: bool) -> Result<bool> {
+        on_pool!(self, |p| {
+            let r = if reset {
+                sqlx::query("DELETE FROM console_recovery_codes WHERE staff_id = $1").bind(staff_id).execute(p).await?;
+                sqlx::query("DELETE FROM console_totp WHERE staff_id = $1").bind(staff_id).execute(p).await?
+            } else {
+                sqlx::query("UPDATE console_totp SET failures = 0, locked_us = NULL WHERE staff_id = $1").bind(staff_id).execute(p).await?
+            };
+            Ok(r.rows_affected() > 0)
+        })
+    }
 }

@@ -646,7 +646,7 @@ impl Tx {
 
     /// Files incidents with their pupil links, attachments, alerts, actions and rungs. Returns
     /// each message's incident id.
-    async fn file_incidents(&mut self, filed: &[(i64, &IncidentRecord)]) -> Result<HashMap<i64, i64>> {
+    pub(super) async fn file_incidents(&mut self, filed: &[(i64, &IncidentRecord)]) -> Result<HashMap<i64, i64>> {
         if filed.is_empty() {
             return Ok(HashMap::new());
         }

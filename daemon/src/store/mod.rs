@@ -8,6 +8,8 @@
 
 mod audit;
 mod console;
+mod console_access;
+mod console_triage;
 mod directory;
 mod directory_cache;
 mod filing;
@@ -26,6 +28,7 @@ mod schedule;
 
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use console::{SessionRecord, TotpRecord};
+pub use console_access::SentAbout;
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use directory_cache::DirectoryCache;
 pub use filing::{
