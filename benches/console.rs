@@ -18,6 +18,9 @@ mod haven_env;
 #[path = "../tests/support/smtp.rs"]
 #[allow(dead_code)]
 mod smtp;
+#[path = "../tests/support/dovecot.rs"]
+#[allow(dead_code)]
+mod dovecot;
 
 use chrono::{Duration, TimeZone, Utc};
 use db::{Backend, TestDb};
@@ -98,6 +101,7 @@ async fn fill(env: &HavenEnv, total: usize, on_pupil: usize) {
                     pupils: vec![PupilLink { pupil_id: pupil, role: "subject".into(), how: "bench".into() }],
                     attachments: Vec::new(),
                     outbox: Vec::new(),
+                    backfilled: false,
                     action: (i % 500 == 0).then(|| ActionRecord { owner: Some(dsl), due: at + Duration::days(1), rungs: Vec::new() }),
                     follows: None,
                     date_note: None,

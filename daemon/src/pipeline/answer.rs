@@ -90,7 +90,7 @@ impl Filer {
             content_sha256: None,
         };
         let assessed = self.decide(
-            ForRules { record, msg, ident, sender: forwarder, settles: None },
+            ForRules { record, msg, ident, sender: forwarder, settles: None, live: true },
             &directory,
             &rules,
             now,
