@@ -6,6 +6,8 @@
 //! - [`read`]: pure reading of raw bytes into a [`message::Message`] (the only user of mail-parser).
 //! - [`directory`]: pupils, staff and contacts as plain data.
 //! - [`clock`]: the one injected source of time.
+//! - [`duration`]: the one grammar for written durations (`90s`, `15m`, `2d`), config and rules alike.
+//! - [`ingest`]: message files, Maildir++ folders and mbox files found and read for `haven ingest`.
 //! - [`noise`]: auto-replies, bounces and Haven's own mail, recognised so they are never filed.
 //! - [`authenticate`]: whether a sender may file (active staff; DMARC/DKIM when configured).
 //! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
@@ -24,6 +26,7 @@ pub mod console;
 pub mod daemon;
 pub mod directory;
 pub mod directory_csv;
+pub mod duration;
 pub mod history;
 pub mod identify;
 pub mod ingest;

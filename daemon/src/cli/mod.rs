@@ -14,6 +14,7 @@ pub mod messages;
 pub mod link;
 pub mod outcome;
 pub mod outcomes;
+pub mod progress;
 pub mod rules;
 pub mod status;
 
