@@ -104,7 +104,7 @@ struct DatabaseRaw {
 pub struct Storage {
     /// `storage.dir` named a folder Haven never used (everything is in the database and the
     /// key files); still accepted, and ignored, so configs written before load unchanged.
-    #[serde(default, rename = "dir", skip_serializing)]
+    #[serde(default, rename = "dir")]
     _dir: Option<serde::de::IgnoredAny>,
     pub key_file: PathBuf,
     /// The audit chain's HMAC key (hex), kept out of the database so that nobody who can

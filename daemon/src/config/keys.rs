@@ -88,7 +88,7 @@ pub(super) fn syntax_error(text: &str, e: &toml::de::Error) -> String {
 mod tests {
     use super::*;
 
-    #[derive(Deserialize)]
+    #[derive(serde::Deserialize)]
     #[allow(dead_code)]
     struct Sample {
         host: String,
