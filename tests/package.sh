@@ -12,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_DEB_VERSION=3.6.3
-CARGO_DENY_VERSION=0.18.9
+CARGO_DEB_VERSION=3.8.0
+CARGO_DENY_VERSION=0.20.2
 CACHE=${HAVEN_CI_CACHE:-/var/cache/haven-ci}
 PROFILE=${HAVEN_DEB_PROFILE:-deb-check}
 

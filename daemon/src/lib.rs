@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`message`]: Haven's owned message type, the currency between stages.
-//! - [`read`]: pure reading of raw bytes into a [`message::Message`] (the only user of mail-parser).
+//! - [`read`]: pure reading of raw bytes into a [`message::Message`] (the only user of mail-parser's
+//!   message parser; [`ingest`] uses only its mbox splitter).
 //! - [`directory`]: pupils, staff and contacts as plain data.
 //! - [`clock`]: the one injected source of time.
 //! - [`duration`]: the one grammar for written durations (`90s`, `15m`, `2d`), config and rules alike.
