@@ -336,7 +336,7 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
     .await;
     put("haven outcomes --overdue", format!("{med:.1} / {p99:.1} ms"));
     let (med, p99) = timed(|| async move {
-        haven::cli::status::run(st, "imap", now, false).await.expect("status");
+        haven::cli::status::run(st, "imap", chrono_tz::Europe::London, now, false).await.expect("status");
     })
     .await;
     put("haven status", format!("{med:.1} / {p99:.1} ms"));

@@ -14,7 +14,7 @@ say() { echo "tests/run.sh: $*" >&2; }
 # jq, sqlite3 and pg_dump (tests/at-rest.sh), chromium + chromium-driver (console tests),
 # systemd (systemd-analyze for the unit test), unzip (console export test), wrk (console bench) ---
 need=()
-for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip; do
+for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip dpkg binutils; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -54,3 +54,6 @@ trap cleanup EXIT
 # --- the suite -------------------------------------------------------------------------------
 cargo build --workspace --all-targets
 cargo test --workspace -- --test-threads "${HAVEN_TEST_THREADS:-4}"
+
+# --- the package (cli): the .deb's contents and cargo deny (tests/package.sh) ---------------
+bash "$(dirname "$0")/package.sh"

@@ -241,7 +241,7 @@ fn the_unit_file_verifies_and_is_hardened() {
     }
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("haven.service");
-    std::fs::write(&copy, unit.replace("/usr/local/bin/haven", env!("CARGO_BIN_EXE_haven"))).unwrap();
+    std::fs::write(&copy, unit.replace("/usr/bin/haven", env!("CARGO_BIN_EXE_haven"))).unwrap();
     let verify = systemd_tool("systemd-analyze").arg("verify").arg(&copy).output().unwrap();
     let said = String::from_utf8_lossy(&verify.stderr).into_owned() + &String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success() && said.trim().is_empty(), "systemd-analyze verify:\n{said}");

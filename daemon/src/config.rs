@@ -1,7 +1,10 @@
 //! `haven.toml`: the keys in SPEC "Configuration", read with serde (`deny_unknown_fields`).
-//! Every error is reported at once, each with its key path. Secrets are never inline: a
-//! `*_file` key names a file and a `*_env` key an environment variable. Relative paths are
-//! relative to the directory holding the config file.
+//! Every error is reported at once, each with its key path: a syntax error with its line and
+//! column; an unknown key (with the nearest known one) without hiding the other errors of its
+//! section. Secrets are never inline: a `*_file` key names a file and a `*_env` key an
+//! environment variable. Relative paths are relative to the directory holding the config file.
+
+mod keys;
 
 use serde::Deserialize;
 use std::fmt;
@@ -134,7 +137,10 @@ const LEADER_LEASE_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_se
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
-    pub dir: PathBuf,
+    /// `storage.dir` named a folder Haven never used (everything is in the database and the
+    /// key files); still accepted, and ignored, so configs written before load unchanged.
+    #[serde(default, rename = "dir")]
+    _dir: Option<serde::de::IgnoredAny>,
     pub key_file: PathBuf,
     /// The audit chain's HMAC key (hex), kept out of the database so that nobody who can
     /// only write to the database can rewrite the log. Default: `audit.key` beside `key_file`;
@@ -182,8 +188,10 @@ struct IntakeRaw {
     trusted_authserv_id: Option<String>,
     #[serde(default = "default_backfill_age")]
     backfill_age: String,
-    imap: Option<ImapRaw>,
-    maildir: Option<MaildirConfig>,
+    /// `[intake.imap]` and `[intake.maildir]` are read as sections of their own, so an error
+    /// in one does not hide the errors of `[intake]`.
+    imap: Option<toml::Value>,
+    maildir: Option<toml::Value>,
 }
 
 fn default_max_size() -> String {
@@ -474,6 +482,7 @@ pub fn parse_share(s: &str) -> Option<Share> {
     (basis_points <= 10_000).then_some(Share { basis_points })
 }
 
+/// The sections of `haven.toml`; a section not named here is reported as unknown.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Top {
@@ -497,20 +506,58 @@ struct Collect {
 }
 
 impl Collect {
+    /// Reads the section at `path` into `T`, reporting every problem in it: each unknown key
+    /// (with the nearest known one), then each key serde refuses, one at a time, until the
+    /// rest reads or a required key is missing.
     fn section<T: serde::de::DeserializeOwned>(&mut self, path: &str, v: Option<toml::Value>, required: bool) -> Option<T> {
-        match v {
+        let mut table = match v {
             None if required => {
                 self.errors.push(format!("[{path}] is missing"));
-                None
+                return None;
             }
-            None => None,
-            Some(v) => match T::deserialize(v) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    self.errors.push(format!("{path}: {}", one_line(&e.to_string())));
-                    None
+            None => return None,
+            Some(toml::Value::Table(t)) => t,
+            Some(other) => {
+                self.errors.push(format!("{path}: expected a table ([{path}]), found a {}", other.type_str()));
+                return None;
+            }
+        };
+        let known = keys::struct_fields::<T>();
+        let unknown: Vec<String> = table.keys().filter(|k| !known.contains(&k.as_str())).cloned().collect();
+        for key in unknown {
+            table.remove(&key);
+            self.errors.push(format!("{path}.{key}: {}", keys::unknown_key(&key, known)));
+        }
+        loop {
+            let attempt = serde_path_to_error::deserialize::<_, T>(toml::Value::Table(table.clone()));
+            let e = match attempt {
+                // With a wrong key removed its default stands in, so the checks after this one
+                // still run and report their own errors.
+                Ok(t) => return Some(t),
+                Err(e) => e,
+            };
+            let message = crate::rules::suggest::field_message(&one_line(e.inner().message()));
+            let key = e.path().iter().next().and_then(|seg| match seg {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            });
+            match key.filter(|k| table.contains_key(k)) {
+                Some(key) => {
+                    self.errors.push(format!("{path}.{key}: {message}"));
+                    table.remove(&key);
                 }
-            },
+                None => {
+                    // A required key: missing, or removed above for being wrong.
+                    match message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+                        Some(key) if !self.errors.iter().any(|e| e.starts_with(&format!("{path}.{key}:"))) => {
+                            self.errors.push(format!("{path}.{key}: missing"));
+                        }
+                        Some(_) => {}
+                        None => self.errors.push(format!("{path}: {message}")),
+                    }
+                    return None;
+                }
+            }
         }
     }
 
@@ -535,8 +582,21 @@ impl Config {
 
     /// Parses config text; relative paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<String>> {
-        let top: Top = toml::from_str(text).map_err(|e| vec![one_line(&e.to_string())])?;
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| vec![keys::syntax_error(text, &e)])?;
         let mut c = Collect { errors: Vec::new() };
+        let sections = keys::struct_fields::<Top>();
+        let unknown: Vec<String> = table.keys().filter(|k| !sections.contains(&k.as_str())).cloned().collect();
+        for key in unknown {
+            table.remove(&key);
+            c.err(format!("[{key}]: {}", keys::unknown_section(&key, sections)));
+        }
+        let top: Top = match Top::deserialize(toml::Value::Table(table)) {
+            Ok(top) => top,
+            Err(e) => {
+                c.err(one_line(e.message()));
+                return Err(c.errors);
+            }
+        };
         let school: Option<School> = c.section("school", top.school, true);
         let database: Option<DatabaseRaw> = c.section("database", top.database, true);
         let storage: Option<Storage> = c.section("storage", top.storage, true);
@@ -606,7 +666,7 @@ impl Config {
             database_url,
             leader_lease,
             storage: Storage {
-                dir: base.join(storage.dir),
+                _dir: None,
                 audit_key_file: if storage.audit_key_file.as_os_str().is_empty() {
                     base.join(&storage.key_file).with_file_name("audit.key")
                 } else {
@@ -718,15 +778,13 @@ fn resolve_intake(c: &mut Collect, i: IntakeRaw, base: &Path) -> Option<Intake> 
     let max_message_size = size(c, "intake.max_message_size", &i.max_message_size);
     let max_header_size = size(c, "intake.max_header_size", &i.max_header_size);
     let backfill_age = duration(c, "intake.backfill_age", &i.backfill_age);
-    let imap = match i.imap {
-        Some(raw) => resolve_imap(c, raw, base),
-        None => None,
-    };
+    let imap = c.section::<ImapRaw>("intake.imap", i.imap, false).and_then(|raw| resolve_imap(c, raw, base));
+    let maildir = c.section::<MaildirConfig>("intake.maildir", i.maildir, false);
     match i.source {
         SourceKind::Imap if imap.is_none() && !c.errors.iter().any(|e| e.starts_with("intake.imap")) => {
             c.err("intake.imap: missing ([intake.imap] is required when intake.source = \"imap\")".into());
         }
-        SourceKind::Maildir if i.maildir.is_none() => {
+        SourceKind::Maildir if maildir.is_none() && !c.errors.iter().any(|e| e.starts_with("intake.maildir")) => {
             c.err("intake.maildir: missing ([intake.maildir] is required when intake.source = \"maildir\")".into());
         }
         _ => {}
@@ -740,7 +798,7 @@ fn resolve_intake(c: &mut Collect, i: IntakeRaw, base: &Path) -> Option<Intake> 
         trusted_authserv_id: i.trusted_authserv_id,
         backfill_age: backfill_age?,
         imap,
-        maildir: i.maildir.map(|m| MaildirConfig { path: base.join(m.path) }),
+        maildir: maildir.map(|m| MaildirConfig { path: base.join(m.path) }),
     })
 }
 
@@ -898,41 +956,34 @@ pub fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// "50MB", "512KB", "1GB", "1000" (bytes).
+/// Sizes as disks and mail servers count them: `KB`, `MB`, `GB` are powers of 1000 (50MB is
+/// 50,000,000 bytes); `KiB`, `MiB`, `GiB` powers of 1024; a bare number or `B` is bytes. Units
+/// in either case. There is no bare `M`: it would leave the reader to guess which.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let digits = s.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(s.len());
     let n: u64 = s[..digits].parse().ok()?;
     let mult = match s[digits..].trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
-        "KB" | "K" | "KIB" => 1024,
-        "MB" | "M" | "MIB" => 1024 * 1024,
-        "GB" | "G" | "GIB" => 1024 * 1024 * 1024,
+        "KB" => 1000,
+        "MB" => 1000 * 1000,
+        "GB" => 1000 * 1000 * 1000,
+        "KIB" => 1024,
+        "MIB" => 1024 * 1024,
+        "GIB" => 1024 * 1024 * 1024,
         _ => return None,
     };
     n.checked_mul(mult)
 }
 
-/// "30s", "5m", "4h", "2d", "1w".
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let digits = s.find(|ch: char| !ch.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..digits].parse().ok()?;
-    let secs = match s[digits..].trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    Some(Duration::from_secs(n.checked_mul(secs)?))
-}
+pub use crate::duration::parse_duration;
 
 fn size(c: &mut Collect, key: &str, v: &str) -> Option<u64> {
     let s = parse_size(v);
     if s.is_none() {
-        c.err(format!("{key}: expected a size such as \"50MB\", found {v:?}"));
+        c.err(format!(
+            "{key}: expected a size such as \"50MB\" (50,000,000 bytes) or \"50MiB\" (50 × 1,048,576 bytes), found {v:?}"
+        ));
     }
     s
 }
@@ -940,7 +991,7 @@ fn size(c: &mut Collect, key: &str, v: &str) -> Option<u64> {
 fn duration(c: &mut Collect, key: &str, v: &str) -> Option<Duration> {
     let d = parse_duration(v);
     if d.is_none() {
-        c.err(format!("{key}: expected a duration such as \"60s\", \"5m\" or \"2h\", found {v:?}"));
+        c.err(format!("{key}: expected a duration, {}; found {v:?}", crate::duration::GRAMMAR));
     }
     d
 }
@@ -974,7 +1025,7 @@ maildir = "mail/outbox"
         assert_eq!(c.database_url(), "sqlite:///srv/haven/var/haven.db");
         assert_eq!(c.storage.key_file, Path::new("/srv/haven/secrets/haven.key"));
         assert_eq!(c.storage.audit_key_file, Path::new("/srv/haven/secrets/audit.key"), "beside the storage key");
-        assert_eq!(c.intake.max_message_size, 50 * 1024 * 1024);
+        assert_eq!(c.intake.max_message_size, 50_000_000, "MB is 10^6 bytes");
         assert_eq!(c.school.timezone, "Europe/London");
         assert_eq!(c.rules.dir, Path::new("/srv/haven/rules"));
     }
@@ -987,8 +1038,8 @@ maildir = "mail/outbox"
             .replace("[smtp]\n", "[smtp]\nport = \"x\"\n");
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:#?}");
-        assert!(errs[0].starts_with("school: unknown field `colour`"), "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("smtp: ")), "{errs:#?}");
+        assert_eq!(errs[0], "school.colour: unknown key; this section knows name, timezone, intake_address");
+        assert!(errs.iter().any(|e| e.starts_with("smtp.port: invalid type: string \"x\"")), "{errs:#?}");
         assert!(errs.iter().any(|e| e.starts_with("intake.max_message_size: expected a size")), "{errs:#?}");
     }
 
@@ -997,7 +1048,7 @@ maildir = "mail/outbox"
         let bad = GOOD.replace("source = \"maildir\"", "source = \"imap\"")
             + "[intake.imap]\nhost = \"imap.example.com\"\nsecurity = \"plain\"\nusername = \"u\"\npassword = \"hunter2\"\n";
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
-        assert!(errs.iter().any(|e| e.contains("unknown field `password`")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("intake.imap.password: unknown key: secrets are never written in haven.toml")), "{errs:#?}");
         let bad = GOOD.replace("source = \"maildir\"", "source = \"imap\"")
             + "[intake.imap]\nhost = \"imap.example.com\"\nsecurity = \"plain\"\nusername = \"u\"\npassword_env = \"HAVEN_TEST_UNSET_VAR\"\n";
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
@@ -1044,6 +1095,6 @@ maildir = "mail/outbox"
             );
         }
         let errs = Config::parse(&format!("{GOOD}[directory]\nmax_changes = \"10%\"\n"), Path::new("/x")).unwrap_err();
-        assert!(errs[0].starts_with("directory: unknown field `max_changes`"), "{errs:#?}");
+        assert_eq!(errs, ["directory.max_changes: unknown key (did you mean \"max_change\"?)"]);
     }
 }

@@ -3,9 +3,12 @@
 //! # Layout
 //!
 //! - [`message`]: Haven's owned message type, the currency between stages.
-//! - [`read`]: pure reading of raw bytes into a [`message::Message`] (the only user of mail-parser).
+//! - [`read`]: pure reading of raw bytes into a [`message::Message`] (the only user of mail-parser's
+//!   message parser; [`ingest`] uses only its mbox splitter).
 //! - [`directory`]: pupils, staff and contacts as plain data.
 //! - [`clock`]: the one injected source of time.
+//! - [`duration`]: the one grammar for written durations (`90s`, `15m`, `2d`), config and rules alike.
+//! - [`ingest`]: message files, Maildir++ folders and mbox files found and read for `haven ingest`.
 //! - [`noise`]: auto-replies, bounces and Haven's own mail, recognised so they are never filed.
 //! - [`authenticate`]: whether a sender may file (active staff; DMARC/DKIM when configured).
 //! - [`store`]: SQLite and PostgreSQL behind one interface; migrations; the audit chain.
@@ -29,6 +32,7 @@ pub mod daemon;
 pub mod directory;
 pub mod directory_csv;
 pub mod health;
+pub mod duration;
 pub mod history;
 pub mod identify;
 pub mod ingest;

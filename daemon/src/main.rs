@@ -1,15 +1,35 @@
 //! The `haven` binary: parses the command line and hands over to the library (`haven::cli`).
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use haven::cli::{self, CliError};
+use haven::store::MessageState;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The exit codes every command shares (SPEC "Command line"), shown under each command's help.
+const EXIT_CODES: &str = "Exit codes: 0 done; 1 failed (a server, the database or a file could not be reached); \
+2 the command line is wrong or the command may not do that; 65 the input is unusable; \
+78 the configuration, the rules or a key file is invalid (fix it, then run `haven check`).";
+
 #[derive(Parser)]
-#[command(name = "haven", version, about = "Safeguarding intake and alerting for schools")]
+#[command(
+    name = "haven",
+    version,
+    about = "Safeguarding intake and alerting for schools",
+    long_about = "Haven reads the school's safeguarding mailbox, files each message on the right pupil's \
+chronology, alerts the people the rules name and keeps reminding until every escalated incident has \
+an outcome. `haven run` is the daemon; the other commands look at and look after what it keeps.",
+    after_help = concat!(
+        "Start: `haven init --system` (or `haven init DIR` to try it), edit haven.toml, \
+`haven directory import …`, `haven check`, then `haven run` (or `systemctl enable --now haven`).\n\n",
+        "Exit codes: 0 done; 1 failed (a server, the database or a file could not be reached); \
+2 the command line is wrong or the command may not do that; 65 the input is unusable; \
+78 the configuration, the rules or a key file is invalid."
+    )
+)]
 struct Cli {
-    /// The configuration file.
-    #[arg(long, short, global = true, env = "HAVEN_CONFIG", default_value = "haven.toml")]
+    /// The configuration file; relative paths inside it are relative to its folder.
+    #[arg(long, short, global = true, env = "HAVEN_CONFIG", default_value = "haven.toml", value_name = "FILE")]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -18,22 +38,40 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// The daemon: intake, outbox and scheduler until SIGTERM; SIGHUP reloads the rules.
+    #[command(after_help = "Example: haven run --config /etc/haven/haven.toml\n\n\
+Exit codes: 0 stopped by SIGTERM or SIGINT after finishing the message in hand; 1 failed; \
+78 the configuration, the rules or a key file is invalid (systemd does not restart it).")]
     Run,
     /// Read one message file without config or database and show how Haven reads it.
+    #[command(after_help = "Example: haven inspect forwarded.eml --timezone Europe/London\n\n\
+Exit codes: 0 read; 64 the time zone is unknown; 65 the file is not a usable message.")]
     Inspect {
+        /// The message file (.eml, as saved from a mail program or found in a Maildir).
+        #[arg(value_name = "FILE")]
         file: PathBuf,
         /// Print the JSON contract instead of a summary.
         #[arg(long)]
         json: bool,
         /// Read forwarded dates written without a zone in this zone (the school's, such as
         /// Europe/London), as the daemon does; UTC when not given.
-        #[arg(long)]
+        #[arg(long, value_name = "ZONE")]
         timezone: Option<String>,
     },
-    /// File .eml files or Maildirs through the full pipeline, as the daemon would.
+    /// File message files, Maildir++ folders and mbox files through the full pipeline, as the
+    /// daemon would (a backfill). Files are read, never moved; filing twice records nothing new.
+    #[command(after_help = concat!(
+        "Example: haven ingest /srv/old-mail/Maildir archive-2025.mbox\n\n",
+        "A progress bar (or, when standard error is not a terminal, a line every few seconds) shows on \
+standard error; the summary goes to standard output.\n\n",
+        "Exit codes: 0 done (unreadable files are listed); 1 failed (the database); 2 a path cannot be \
+read; 78 the configuration, rules or a key file is invalid."
+    ))]
     Ingest {
-        #[arg(required = true)]
+        /// Message files (.eml), Maildir folders (with their .Subfolders), mbox files (first line
+        /// "From "), or folders of .eml files; in this order.
+        #[arg(required = true, value_name = "PATH")]
         paths: Vec<PathBuf>,
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
         /// Old records: file incidents and history, but queue no alerts and open no outcome
@@ -42,39 +80,57 @@ enum Command {
         backfill: bool,
     },
     /// Check the routing rules, or dry-run one message through them.
+    #[command(after_help = format!("Examples: haven rules check; haven rules test forwarded.eml\n\n{EXIT_CODES}"))]
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
     },
     /// Import pupils, staff and contacts from CSV exports of the MIS.
+    #[command(after_help = format!(
+        "Example: haven directory import --pupils pupils.csv --staff staff.csv --contacts contacts.csv\n\n{EXIT_CODES}"
+    ))]
     Directory {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
     /// A pupil's chronology (UPN or full name), as one member of staff may see it.
+    #[command(after_help = format!("Example: haven chronology \"Jane Smith\" --as dsl@school.example\n\n{EXIT_CODES}"))]
     Chronology {
+        /// The pupil: a UPN, or a full name as the directory has it.
         pupil: String,
         /// Who is looking (their email address): only what they may see is shown, and the view
         /// is audited under their name beside the operating-system user.
         #[arg(long = "as", value_name = "STAFF_EMAIL")]
         viewer: String,
+        /// Print the chronology as JSON.
         #[arg(long)]
         json: bool,
     },
     /// A chronology bundle with attachments and SHA-256 manifest.
+    #[command(after_help = format!(
+        "Example: haven export E100000000001 --as dsl@school.example --out jane-smith.html\n\n{EXIT_CODES}"
+    ))]
     Export {
+        /// The pupil: a UPN, or a full name as the directory has it.
         pupil: String,
+        /// The bundle's format.
         #[arg(long, value_enum, default_value = "html")]
         format: cli::export::Format,
         /// Who is exporting (their email address): only what they may see is exported.
         #[arg(long = "as", value_name = "STAFF_EMAIL")]
         viewer: String,
-        #[arg(long)]
+        /// Where to write the bundle; a name made from the pupil and the date when not given.
+        #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
     },
     /// Record the outcome of an incident ("NFA" is an outcome).
+    #[command(after_help = format!(
+        "Example: haven outcome 42 \"Spoke to parents; referred to early help\" --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
     Outcome {
+        /// The incident's number, as alerts and `haven outcomes` show it.
         incident: i64,
+        /// What was decided or done, in a few words.
         text: String,
         /// The member of staff recording it (email address): the DSL team, or someone the
         /// incident was alerted to who may still see it.
@@ -82,8 +138,12 @@ enum Command {
         by: String,
     },
     /// Confirm or remove a pupil only mentioned by name in an incident's text (DSL team).
+    #[command(after_help = format!("Example: haven link confirm 42 \"Leo Smith\" --by dsl@school.example\n\n{EXIT_CODES}"))]
     Link {
+        /// confirm: the pupil becomes linked to the incident; remove: the incident leaves their
+        /// chronology.
         action: cli::link::LinkAction,
+        /// The incident's number.
         incident: i64,
         /// The pupil: UPN or full name.
         pupil: String,
@@ -97,34 +157,42 @@ enum Command {
         command: ConsoleCommand,
     },
     /// Messages received and what became of each (the reason for every quarantine and triage).
+    #[command(after_help = format!("Examples: haven messages --state quarantined; haven messages release 17 --by dsl@school.example --reason \"former colleague\"\n\n{EXIT_CODES}"))]
     Messages {
         #[command(subcommand)]
         command: Option<MessagesCommand>,
-        /// filed | awaiting_triage | quarantined | duplicate | ignored
-        #[arg(long)]
-        state: Option<String>,
+        /// Only the messages in this state.
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Outstanding outcomes, oldest due first.
+    #[command(after_help = format!("Example: haven outcomes --overdue\n\n{EXIT_CODES}"))]
     Outcomes {
         /// Only those past their due time.
         #[arg(long)]
         overdue: bool,
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// What a technician checks first.
+    #[command(after_help = format!("Example: haven status --json\n\n{EXIT_CODES}"))]
     Status {
+        /// Print the status as JSON (the SPEC's contract).
         #[arg(long)]
         json: bool,
     },
     /// The audit log.
+    #[command(after_help = format!("Example: haven audit verify\n\n{EXIT_CODES}"))]
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
     /// The encryption key.
+    #[command(after_help = format!("Examples: haven key rotate; haven key verify --without KEY_ID; haven key retire KEY_ID\n\n{EXIT_CODES}"))]
     Key {
         #[command(subcommand)]
         command: KeyCommand,
@@ -133,9 +201,41 @@ enum Command {
     /// digest schedules, database migrations, IMAP login, SMTP login (nothing is sent). One
     /// line per check; exit 0 only when all pass, 1 when one fails, 78 for an unreadable
     /// configuration.
+    #[command(after_help = "Example: sudo -u haven haven check --config /etc/haven/haven.toml\n\n\
+Exit codes: 0 every check passed; 1 a check failed (its line says FAIL and why); 78 the \
+configuration cannot be read.")]
     Check,
-    /// Write a commented starter haven.toml, the default rules and new keys into DIR.
-    Init { dir: PathBuf },
+    /// Write a commented starter haven.toml, the default rules and new keys: into DIR to try
+    /// Haven, or with --system where the packaged systemd unit expects them.
+    #[command(after_help = "Examples: haven init ./school; sudo haven init --system\n\n\
+--system writes /etc/haven/haven.toml, /etc/haven/rules/ (with README.md), and keys and the \
+database under /var/lib/haven (secrets/ and the SQLite file), owned by the haven user when it \
+exists. Nothing that exists is overwritten.\n\n\
+Exit codes: 0 written; 1 a file could not be written; 2 the configuration exists already or \
+the arguments are wrong.")]
+    Init {
+        /// The folder to write into (created when missing).
+        #[arg(required_unless_present = "system", conflicts_with = "system", value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Lay out a system install: /etc/haven for configuration and rules, /var/lib/haven for
+        /// keys and data, matching the packaged systemd unit.
+        #[arg(long)]
+        system: bool,
+        /// With --system: write under this folder instead of / (to prepare an image or try the
+        /// layout without root).
+        #[arg(long, requires = "system", value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example: haven completions bash > /etc/bash_completion.d/haven\n\nExit codes: 0 printed; 2 unknown shell.")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), as the package installs it as haven(1).
+    #[command(after_help = "Example: haven man | man -l -\n\nExit codes: 0 printed; 1 it could not be written.")]
+    Man,
     /// The retention schedule (retention.toml beside haven.toml): check it, list what falls due
     /// for review, record a review decision. Nothing is ever deleted by these commands.
     Retention {
@@ -235,13 +335,46 @@ fn parse_within(s: &str) -> Result<std::time::Duration, String> {
     haven::config::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 30d, 90d)"))
 }
 
+/// The states `haven messages --state` lists.
+#[derive(Clone, Copy, ValueEnum)]
+enum StateArg {
+    /// Filed on a pupil's chronology.
+    Filed,
+    /// Waiting for someone to say which pupil it is about.
+    #[value(name = "awaiting_triage", alias = "awaiting-triage")]
+    AwaitingTriage,
+    /// Kept apart: the sender could not be trusted, or it could not be read.
+    Quarantined,
+    /// The same message was recorded before.
+    Duplicate,
+    /// Auto-replies, bounces and Haven's own mail.
+    Ignored,
+}
+
+impl StateArg {
+    fn state(self) -> MessageState {
+        match self {
+            StateArg::Filed => MessageState::Filed,
+            StateArg::AwaitingTriage => MessageState::AwaitingTriage,
+            StateArg::Quarantined => MessageState::Quarantined,
+            StateArg::Duplicate => MessageState::Duplicate,
+            StateArg::Ignored => MessageState::Ignored,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum RulesCommand {
     /// Validate every rule file (exit 78 with file:line:column errors).
+    #[command(after_help = "Example: haven rules check\n\nExit codes: 0 valid; 78 invalid (each error with file:line:column).")]
     Check,
     /// Dry run: what Haven would do with this message. Files nothing, sends nothing.
+    #[command(after_help = format!("Example: haven rules test forwarded.eml --json\n\n{EXIT_CODES}"))]
     Test {
+        /// The message file (.eml).
+        #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Print the decision as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -249,12 +382,19 @@ enum RulesCommand {
 
 #[derive(Subcommand)]
 enum DirectoryCommand {
+    /// Replace the directory with the MIS's current export (pupils who left are kept, marked left).
+    #[command(after_help = format!(
+        "Example: haven directory import --pupils pupils.csv --staff staff.csv --contacts contacts.csv\n\n{EXIT_CODES}"
+    ))]
     Import {
-        #[arg(long)]
+        /// Pupils CSV (UPN, names, year, tutor group…; README "Directory import" lists the columns).
+        #[arg(long, value_name = "CSV")]
         pupils: PathBuf,
-        #[arg(long)]
+        /// Staff CSV (email, names, roles).
+        #[arg(long, value_name = "CSV")]
         staff: PathBuf,
-        #[arg(long)]
+        /// Parent and carer contacts CSV (email, pupil UPN, relationship).
+        #[arg(long, value_name = "CSV")]
         contacts: PathBuf,
         /// Apply an import that marks more pupils as left, or deactivates more staff, than
         /// `directory.max_change` allows (never one that leaves no DSL team).
@@ -266,14 +406,17 @@ enum DirectoryCommand {
 #[derive(Subcommand)]
 enum MessagesCommand {
     /// File a quarantined message as if its sender check had passed (DSL team only, audited).
+    #[command(after_help = format!(
+        "Example: haven messages release 17 --by dsl@school.example --reason \"former colleague, confirmed by phone\"\n\n{EXIT_CODES}"
+    ))]
     Release {
         /// The message's number, as `haven messages --state quarantined` lists it.
         id: i64,
         /// The member of the DSL team releasing it (email address).
-        #[arg(long)]
+        #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
         /// Why it may be filed, for the audit log.
-        #[arg(long)]
+        #[arg(long, value_name = "TEXT")]
         reason: String,
     },
 }
@@ -296,6 +439,7 @@ enum ConsoleCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check the HMAC chain and its anchored head; names the first entry that disagrees.
+    #[command(after_help = "Example: haven audit verify\n\nExit codes: 0 the chain is whole; 65 it is broken (the first bad entry is named); 78 a key file is invalid.")]
     Verify,
 }
 
@@ -303,17 +447,23 @@ enum AuditCommand {
 enum KeyCommand {
     /// Add a new key to the keyring, make it current and re-seal everything under it (online;
     /// safe to interrupt). The old key stays in the ring until you retire it.
+    #[command(after_help = format!("Example: haven key rotate\n\n{EXIT_CODES}"))]
     Rotate,
     /// Re-seal whatever is not yet under the current key (resumes an interrupted rotation).
+    #[command(after_help = format!("Example: haven key reseal\n\n{EXIT_CODES}"))]
     Reseal,
     /// Open every sealed value with the keyring and count them by key; with --without, as if
     /// that key were gone. Changes nothing.
+    #[command(after_help = format!("Example: haven key verify --without 3f2a9c1d\n\n{EXIT_CODES}"))]
     Verify {
+        /// Check as if this key (an id `haven key verify` prints) were gone.
         #[arg(long, value_name = "KEY_ID")]
         without: Option<String>,
     },
     /// Stop using an old key: only when every sealed value opens without it.
+    #[command(after_help = format!("Example: haven key retire 3f2a9c1d\n\n{EXIT_CODES}"))]
     Retire {
+        /// The old key's id, as `haven key rotate` printed it.
         #[arg(value_name = "KEY_ID")]
         id: String,
     },
@@ -325,11 +475,24 @@ fn main() -> ExitCode {
     if let Command::Inspect { file, json, timezone } = &cli.command {
         return haven::inspect::run(file, *json, timezone.as_deref());
     }
-    if let Command::Init { dir } = &cli.command {
-        return report(cli::init::run(dir).map(|written| {
-            let list: Vec<String> = written.iter().map(|p| format!("  {}", p.display())).collect();
-            format!("wrote\n{}\nnext: edit haven.toml, then `haven directory import …` and `haven run`", list.join("\n"))
-        }));
+    if let Command::Init { dir, system: _, root } = &cli.command {
+        let layout = match dir {
+            Some(dir) => cli::init::Layout::in_folder(dir),
+            None => cli::init::Layout::system(root),
+        };
+        return report(cli::init::run(&layout));
+    }
+    if let Command::Completions { shell } = &cli.command {
+        clap_complete::generate(*shell, &mut Cli::command(), "haven", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if let Command::Man = &cli.command {
+        return report(
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map(|()| String::new())
+                .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write the manual page: {e}"))),
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -375,13 +538,19 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
     let app = cli::App::open(config).await?;
     let now = app.now();
     match cli.command {
-        Command::Run | Command::Check | Command::Inspect { .. } | Command::Init { .. } | Command::Rules { command: RulesCommand::Check } => {
+        Command::Run
+        | Command::Check
+        | Command::Inspect { .. }
+        | Command::Init { .. }
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Rules { command: RulesCommand::Check } => {
             unreachable!("handled above")
         }
         Command::Rules { command: RulesCommand::Test { file, json } } => cli::rules::test(&app, &file, json).await,
         Command::Ingest { paths, json, backfill } => {
             let filer = if backfill { app.filer().await?.backfilling() } else { app.filer().await? };
-            let summary = cli::ingest::run(&filer, &paths).await?;
+            let summary = cli::ingest::run(&filer, &paths, app.config.intake.max_message_size).await?;
             Ok(if json { serde_json::to_string_pretty(&summary).unwrap_or_default() } else { summary.to_string() })
         }
         Command::Directory { command: DirectoryCommand::Import { pupils, staff, contacts, allow_mass_change } } => {
@@ -431,7 +600,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Console { command: ConsoleCommand::Unlock { email, by, reset } } => {
             cli::console::unlock(&app.store, &app.sealer().await?, &email, &by, reset, now).await
         }
-        Command::Messages { command: None, state, json } => cli::messages::run(&app.store, state.as_deref(), json).await,
+        Command::Messages { command: None, state, json } => {
+            cli::messages::run(&app.store, state.map(|s| s.state().as_str()), json).await
+        }
         Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
         Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), app.config.school.tz(), now, json).await,
         Command::Audit { command: AuditCommand::Verify } => cli::audit::verify(&app.store, &app.config).await,

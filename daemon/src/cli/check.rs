@@ -189,8 +189,9 @@ async fn check_database(config: &Config) -> Line {
         Ok(state) if !state.unknown.is_empty() => Line::fail(
             "database",
             format!(
-                "{}: migrated by a newer Haven (versions {:?} are unknown to this binary); install that version again",
-                state.backend, state.unknown
+                "{}: migrated by a newer Haven (versions {} are unknown to this binary); install that version again",
+                state.backend,
+                state.unknown.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
             ),
         ),
         Ok(state) if state.pending.is_empty() => {

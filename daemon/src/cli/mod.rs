@@ -17,6 +17,7 @@ pub mod link;
 pub mod outcome;
 pub mod outcomes;
 pub mod retention;
+pub mod progress;
 pub mod rules;
 pub mod status;
 

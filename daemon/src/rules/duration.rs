@@ -1,27 +1,17 @@
-//! Durations as safeguarding leads write them: `30m`, `4h`, `2d`, `1w`. Pure.
+//! Durations as safeguarding leads write them: `30m`, `4h`, `2d`, `1w`, read with Haven's one
+//! duration grammar ([`crate::duration`]) and counted in whole minutes. Pure.
 
 use chrono::Duration;
 
-/// Parses a whole number followed by `m`, `h`, `d` or `w`. None for anything else
-/// (including zero, which would make a deadline that has already passed).
+/// The longest deadline or wait a rule may give.
+const LONGEST: Duration = Duration::weeks(10_000);
+
+/// Parses a duration in [`crate::duration`]'s grammar that is a whole number of minutes, more
+/// than zero (zero would make a deadline that has already passed) and at most 10,000 weeks.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let unit = s.chars().last()?;
-    let number = s.get(..s.len() - unit.len_utf8())?;
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n: i64 = number.parse().ok()?;
-    if n == 0 || n > 10_000 {
-        return None;
-    }
-    match unit.to_ascii_lowercase() {
-        'm' => Some(Duration::minutes(n)),
-        'h' => Some(Duration::hours(n)),
-        'd' => Some(Duration::days(n)),
-        'w' => Some(Duration::weeks(n)),
-        _ => None,
-    }
+    let d = crate::duration::parse_duration(s)?;
+    let d = Duration::from_std(d).ok()?;
+    (d > Duration::zero() && d <= LONGEST && d.num_seconds() % 60 == 0).then_some(d)
 }
 
 /// The shortest exact written form (`parse_duration(format_duration(d)) == d` for whole minutes).
@@ -80,7 +70,9 @@ mod tests {
         assert_eq!(parse_duration("4h"), Some(Duration::hours(4)));
         assert_eq!(parse_duration("2d"), Some(Duration::days(2)));
         assert_eq!(parse_duration("1w"), Some(Duration::weeks(1)));
+        assert_eq!(parse_duration("120S"), Some(Duration::minutes(2)), "the same grammar as haven.toml");
         for bad in [
+            "90s",
             "",
             "d",
             "2",

@@ -21,7 +21,7 @@ mod evaluate;
 mod file;
 mod live;
 mod recipients;
-mod suggest;
+pub(crate) mod suggest;
 
 pub use compile::RuleSet;
 pub use duration::{describe_duration, format_duration, parse_duration};

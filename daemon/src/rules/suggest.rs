@@ -24,8 +24,10 @@ pub(crate) fn did_you_mean<'a>(wrong: &str, candidates: impl IntoIterator<Item =
 
 /// toml's "unknown field `alerts`, expected one of `name`, `when`, …" (or "expected `a` or
 /// `b`") with the nearest expected field named.
+/// An unknown enum value ("unknown variant `imapp`, expected `imap` or `maildir`") is
+/// answered the same way.
 pub(crate) fn field_message(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
+    let Some(rest) = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `")) else {
         return message.to_string();
     };
     let Some((wrong, expected)) = rest.split_once('`') else {
@@ -86,5 +88,9 @@ mod tests {
             "unknown field `alerts`, expected one of `name`, `when`, `alert`, `set_category` (did you mean `alert`?)"
         );
         assert_eq!(field_message("unknown field `zzz`, expected `a` or `b`"), "unknown field `zzz`, expected `a` or `b`");
+        assert_eq!(
+            field_message("unknown variant `imapp`, expected `imap` or `maildir`"),
+            "unknown variant `imapp`, expected `imap` or `maildir` (did you mean `imap`?)"
+        );
     }
 }
