@@ -152,6 +152,7 @@ read; 78 the configuration, rules or a key file is invalid."
         by: String,
     },
     /// The DSL console's sign-in: unlock a second factor locked by wrong codes, or reset it.
+    #[command(after_help = format!("Example: haven console unlock teacher@school.example --by dsl@school.example\n\n{EXIT_CODES}"))]
     Console {
         #[command(subcommand)]
         command: ConsoleCommand,
@@ -238,20 +239,25 @@ the arguments are wrong.")]
     Man,
     /// The retention schedule (retention.toml beside haven.toml): check it, list what falls due
     /// for review, record a review decision. Nothing is ever deleted by these commands.
+    #[command(after_help = format!("Examples: haven retention check; haven retention due --within 90d\n\n{EXIT_CODES}"))]
     Retention {
         #[command(subcommand)]
         command: RetentionCommand,
     },
     /// Set or release a hold (litigation, police, inquiry, SAR, complaint) on a pupil or an
     /// incident: while it stands nothing of theirs can be decided for destruction.
+    #[command(after_help = format!("Example: haven hold set --pupil A123456789012 --reason police --note \"Op Elm\" --by dsl@school.example\n\n{EXIT_CODES}"))]
     Hold {
         #[command(subcommand)]
         command: HoldCommand,
     },
     /// The holds that stand (or, with --all, every hold ever set).
+    #[command(after_help = format!("Example: haven holds --all\n\n{EXIT_CODES}"))]
     Holds {
+        /// Released holds too.
         #[arg(long)]
         all: bool,
+        /// Print the holds as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -261,10 +267,10 @@ the arguments are wrong.")]
 enum RetentionCommand {
     /// Validate retention.toml against the school's categories (exit 78 with file:line:column
     /// errors); without a retention.toml, shows the shipped IRMS defaults.
+    #[command(after_help = "Example: haven retention check\n\nExit codes: 0 valid; 78 invalid (each error with file:line:column).")]
     Check,
     /// Pupils whose records fall due for review: today, or within --within (e.g. 90d).
-    ///
-    /// Example: haven retention due --within 90d
+    #[command(after_help = format!("Example: haven retention due --within 90d\n\n{EXIT_CODES}"))]
     Due {
         /// Also list what falls due within this long from today (e.g. 30d, 90d).
         #[arg(long, default_value = "0s", value_parser = parse_within)]
@@ -272,19 +278,22 @@ enum RetentionCommand {
         /// Work from this date instead of today (YYYY-MM-DD), to plan ahead.
         #[arg(long, value_name = "YYYY-MM-DD")]
         on: Option<chrono::NaiveDate>,
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Record what was decided when a pupil's series fell due (DSL team, head or DPO; audited).
-    ///
-    /// Example: haven retention review A123456789012 --series pastoral --decision retain
-    /// --until 2031-09-01 --reason "sibling case open" --by dsl@school.example
+    #[command(after_help = format!(
+        "Example: haven retention review A123456789012 --series pastoral --decision retain --until 2031-09-01 \
+         --reason \"sibling case open\" --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
     Review {
         /// The pupil: UPN or full name.
         pupil: String,
         /// The series, as `haven retention check` lists them.
         #[arg(long)]
         series: String,
+        /// Keep the records until --until, or record that they should be destroyed.
         #[arg(long, value_enum)]
         decision: cli::retention::Decision,
         /// With retain: when the records are next reviewed.
@@ -302,8 +311,9 @@ enum RetentionCommand {
 #[derive(Subcommand)]
 enum HoldCommand {
     /// Place a hold on a pupil (--pupil) or one incident (--incident).
-    ///
-    /// Example: haven hold set --pupil A123456789012 --reason police --note "Op Elm, DC Shah" --by dsl@school.example
+    #[command(after_help = format!(
+        "Example: haven hold set --pupil A123456789012 --reason police --note \"Op Elm, DC Shah\" --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
     Set {
         /// The pupil: UPN or full name.
         #[arg(long, conflicts_with = "incident", required_unless_present = "incident")]
@@ -311,6 +321,7 @@ enum HoldCommand {
         /// The incident's number.
         #[arg(long)]
         incident: Option<i64>,
+        /// Why the records must be kept.
         #[arg(long, value_enum)]
         reason: haven::store::HoldReason,
         /// What the hold is for: a case reference, who asked (kept sealed).
@@ -321,11 +332,14 @@ enum HoldCommand {
         by: String,
     },
     /// Release a standing hold by its number (`haven holds` lists them).
+    #[command(after_help = format!("Example: haven hold release 3 --note \"case closed\" --by dsl@school.example\n\n{EXIT_CODES}"))]
     Release {
+        /// The hold's number.
         id: i64,
         /// Why it ends (kept sealed).
         #[arg(long)]
         note: String,
+        /// Who releases it: the DSL team, the head or the DPO (email address).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
@@ -425,12 +439,15 @@ enum MessagesCommand {
 enum ConsoleCommand {
     /// Unlock STAFF_EMAIL's authenticator after wrong codes (DSL team only, audited); with
     /// --reset, they enrol a new authenticator at their next sign-in and every session ends.
+    #[command(after_help = format!("Example: haven console unlock teacher@school.example --by dsl@school.example --reset\n\n{EXIT_CODES}"))]
     Unlock {
+        /// The member of staff whose authenticator is locked (email address).
         #[arg(value_name = "STAFF_EMAIL")]
         email: String,
         /// The member of the DSL team unlocking it (email address).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
+        /// Forget their authenticator and recovery codes: they enrol afresh at next sign-in.
         #[arg(long)]
         reset: bool,
     },
