@@ -34,7 +34,9 @@ done
 
 # The binary: the debug build copied under the deb-check profile, or a real release build.
 if [ "$PROFILE" = "deb-check" ]; then
-    cargo build -p haven --bin haven --quiet
+    # --all-targets, as the test command built it: the binary alone would resolve the
+    # dependencies' features without the dev-dependencies and rebuild many of them.
+    cargo build -p haven --all-targets --quiet
     mkdir -p target/deb-check
     cp target/debug/haven target/deb-check/haven
 else

@@ -641,7 +641,7 @@ fn unknown_keys_are_reported_where_they_are() {
 fn unknown_roles_are_reported() {
     assert_eq!(
         errors_of("unknown-role"),
-        "10-rules.toml:3:17: unknown role \"dls\" (did you mean \"dsl\"?): use one of dsl, ddsl, slt, head, housem, tutor, esafety, senco, first_aid, teacher, assistant, dsl-team, housem-of-pupil, tutor-of-pupil or staff:EMAIL\n\
+        "10-rules.toml:3:17: unknown role \"dls\" (did you mean \"dsl\"?): use one of dsl, ddsl, slt, head, housem, tutor, esafety, senco, first_aid, teacher, assistant, dpo, dsl-team, housem-of-pupil, tutor-of-pupil or staff:EMAIL\n\
          10-rules.toml:7:38: \"staff:nobody\" is not staff:EMAIL"
     );
 }
