@@ -18,6 +18,7 @@
 //! - [`lease`]: which of several daemons on one PostgreSQL database leads (reads the intake,
 //!   runs the scheduler); one daemon per SQLite database.
 //! - [`health`]: the daemon's account of its intake, outbox and scheduler, for `haven status`.
+//! - `pdf` (cargo feature `pdf`, on by default): views rendered as PDF/A-2b by typst, in memory.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
 
 pub mod alert;
@@ -31,8 +32,8 @@ pub mod console;
 pub mod daemon;
 pub mod directory;
 pub mod directory_csv;
-pub mod health;
 pub mod duration;
+pub mod health;
 pub mod history;
 pub mod identify;
 pub mod ingest;
@@ -44,6 +45,8 @@ pub mod metrics;
 pub mod noise;
 pub mod notify;
 pub mod outbox;
+#[cfg(feature = "pdf")]
+pub mod pdf;
 pub mod pipeline;
 pub mod read;
 pub mod reply_token;
