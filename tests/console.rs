@@ -527,7 +527,6 @@ async fn expired_links_and_forms_without_their_token_are_refused(backend: Backen
     school.finish().await;
 }
 
-
 impl School {
     /// One raw HTTP/1.1 request; the response head (text) and body (bytes).
     fn raw_bytes(&self, request: &str) -> (String, Vec<u8>) {
@@ -649,7 +648,10 @@ async fn the_dsl_team_acts_from_the_console(backend: Backend) {
     let (head, body) = school.get_as(&cookie, "/incidents/2/attachments/0");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(header_line(&head, "content-type"), Some("application/octet-stream"), "{head}");
-    assert!(header_line(&head, "content-disposition").is_some_and(|d| d.starts_with("attachment; filename=\"note from mum.txt\"")), "{head}");
+    assert!(
+        header_line(&head, "content-disposition").is_some_and(|d| d.starts_with("attachment; filename=\"note from mum.txt\"")),
+        "{head}"
+    );
     assert_eq!(header_line(&head, "x-content-type-options"), Some("nosniff"));
     assert_eq!(String::from_utf8_lossy(&body).trim(), "She wrote this down for you.");
     let (head, _) = school.get_as("not-a-session", "/incidents/2/attachments/0");
@@ -700,7 +702,17 @@ async fn the_dsl_team_acts_from_the_console(backend: Backend) {
     }
 
     let actions = school.audit_actions().await;
-    for a in ["triage", "release", "link_confirm", "console_attachment_download", "console_message_frame", "export", "console_export_download", "console_access_log", "console_sign_out_everywhere"] {
+    for a in [
+        "triage",
+        "release",
+        "link_confirm",
+        "console_attachment_download",
+        "console_message_frame",
+        "export",
+        "console_export_download",
+        "console_access_log",
+        "console_sign_out_everywhere",
+    ] {
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
     }
     browser.close().await;
@@ -802,7 +814,10 @@ async fn the_console_serves_tls_and_reloads_its_certificate_on_sighup(backend: B
     let env = HavenEnv::new(&db.url, "");
     let first = make_certificate(&env, "first.haven.test");
     let port = free_port();
-    append_config(&env, &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\ncert_file = \"secrets/console.crt\"\nkey_file = \"secrets/console.key\"\n"));
+    append_config(
+        &env,
+        &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\ncert_file = \"secrets/console.crt\"\nkey_file = \"secrets/console.key\"\n"),
+    );
     let mut daemon = env.start();
     let served = wait_for("the console to serve TLS", WAIT, || {
         daemon.assert_running();

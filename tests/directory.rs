@@ -203,8 +203,7 @@ async fn removing_the_dsl_team_is_refused_even_with_the_flag(backend: Backend) {
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("would leave no active member of the DSL team"), "{}", r.stderr);
 
-    let demoted: Vec<String> =
-        all.iter().map(|l| l.replace(",dsl;slt,", ",slt,").replace(",ddsl,", ",teacher,")).collect();
+    let demoted: Vec<String> = all.iter().map(|l| l.replace(",dsl;slt,", ",slt,").replace(",ddsl,", ",teacher,")).collect();
     let staff = write_csv(&env, "staff.csv", &header, &demoted);
     let r = import(&env, &eaton("pupils.csv"), &staff, &eaton("contacts.csv"), &["--allow-mass-change"]);
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);

@@ -456,7 +456,9 @@ enum ConsoleCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check the HMAC chain and its anchored head; names the first entry that disagrees.
-    #[command(after_help = "Example: haven audit verify\n\nExit codes: 0 the chain is whole; 65 it is broken (the first bad entry is named); 78 a key file is invalid.")]
+    #[command(
+        after_help = "Example: haven audit verify\n\nExit codes: 0 the chain is whole; 65 it is broken (the first bad entry is named); 78 a key file is invalid."
+    )]
     Verify,
 }
 
@@ -573,7 +575,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Directory { command: DirectoryCommand::Import { pupils, staff, contacts, allow_mass_change } } => {
             let files = cli::directory::ImportFiles { pupils: &pupils, staff: &staff, contacts: &contacts };
             let guard = cli::directory::ImportGuard { max_change: app.config.directory.max_change, allow_mass_change };
-            let imported = cli::directory::import(&app.store, &app.sealer().await?, &app.blind_index()?, files, guard, app.config.school.tz(), now).await?;
+            let imported =
+                cli::directory::import(&app.store, &app.sealer().await?, &app.blind_index()?, files, guard, app.config.school.tz(), now)
+                    .await?;
             for warning in &imported.warnings {
                 eprintln!("haven: warning: {warning}");
             }
@@ -595,9 +599,15 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             cli::export::run(&app.store, &app.sealer().await?, req).await.map(|p| format!("exported to {}", p.display()))
         }
         Command::Retention { command: RetentionCommand::Check } => unreachable!("handled above"),
-        Command::Retention { command: RetentionCommand::Due { within, on, json } } => cli::retention::due_list(&app, within, on, json).await,
+        Command::Retention { command: RetentionCommand::Due { within, on, json } } => {
+            cli::retention::due_list(&app, within, on, json).await
+        }
         Command::Retention { command: RetentionCommand::Review { pupil, series, decision, until, reason, by } } => {
-            cli::retention::review(&app, cli::retention::ReviewRequest { pupil: &pupil, series: &series, decision, until, reason: &reason, by: &by }).await
+            cli::retention::review(
+                &app,
+                cli::retention::ReviewRequest { pupil: &pupil, series: &series, decision, until, reason: &reason, by: &by },
+            )
+            .await
         }
         Command::Hold { command: HoldCommand::Set { pupil, incident, reason, note, by } } => {
             let target = match (&pupil, incident) {
@@ -607,21 +617,25 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             };
             cli::hold::set(&app.store, &app.sealer().await?, target, reason, &note, &by, now).await
         }
-        Command::Hold { command: HoldCommand::Release { id, note, by } } => cli::hold::release(&app.store, &app.sealer().await?, id, &note, &by, now).await,
+        Command::Hold { command: HoldCommand::Release { id, note, by } } => {
+            cli::hold::release(&app.store, &app.sealer().await?, id, &note, &by, now).await
+        }
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,
-        Command::Link { action, incident, pupil, by } => cli::link::run(&app.store, &app.sealer().await?, action, incident, &pupil, &by, now).await,
+        Command::Link { action, incident, pupil, by } => {
+            cli::link::run(&app.store, &app.sealer().await?, action, incident, &pupil, &by, now).await
+        }
         Command::Messages { command: Some(MessagesCommand::Release { id, by, reason }), .. } => {
             cli::messages::release(&app.filer().await?, id, &by, &reason).await
         }
         Command::Console { command: ConsoleCommand::Unlock { email, by, reset } } => {
             cli::console::unlock(&app.store, &app.sealer().await?, &email, &by, reset, now).await
         }
-        Command::Messages { command: None, state, json } => {
-            cli::messages::run(&app.store, state.map(|s| s.state().as_str()), json).await
-        }
+        Command::Messages { command: None, state, json } => cli::messages::run(&app.store, state.map(|s| s.state().as_str()), json).await,
         Command::Outcomes { overdue, json } => cli::outcomes::run(&app.store, now, app.config.school.tz(), overdue, json).await,
-        Command::Status { json } => cli::status::run(&app.store, app.config.intake.source.as_str(), app.config.school.tz(), now, json).await,
+        Command::Status { json } => {
+            cli::status::run(&app.store, app.config.intake.source.as_str(), app.config.school.tz(), now, json).await
+        }
         Command::Audit { command: AuditCommand::Verify } => cli::audit::verify(&app.store, &app.config).await,
         Command::Key { command } => {
             let key_file = &app.config.storage.key_file;

@@ -5,13 +5,13 @@
 
 use super::CliError;
 use crate::directory::{Directory, Pupil};
-use crate::store::{ChronologyEntry, Store};
 use crate::pipeline::fields;
+use crate::read::kind::kind_label;
 use crate::seal::Sealer;
+use crate::store::{ChronologyEntry, Store};
 use crate::visibility;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use crate::read::kind::kind_label;
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -36,7 +36,10 @@ pub fn find_pupil<'a>(dir: &'a Directory, query: &str) -> Result<&'a Pupil, CliE
         many => Err(CliError::Usage(format!(
             "{} pupils match {query:?}; give a UPN: {}",
             many.len(),
-            many.iter().map(|p| format!("{} (Year {})", p.upn, p.year_group.map_or("?".into(), |y| y.to_string()))).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|p| format!("{} (Year {})", p.upn, p.year_group.map_or("?".into(), |y| y.to_string())))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -392,7 +395,8 @@ fn entry(e: &ChronologyEntry, dir: &Directory) -> Entry {
 
 /// Opens the sealed fields of an entry.
 fn open_entry(e: &mut ChronologyEntry, sealer: &Sealer) -> Result<(), CliError> {
-    let open = |field: &str, v: &str| sealer.open_text(field, v).map_err(|err| CliError::Other(anyhow::anyhow!("incident {}: {err}", e.incident)));
+    let open =
+        |field: &str, v: &str| sealer.open_text(field, v).map_err(|err| CliError::Other(anyhow::anyhow!("incident {}: {err}", e.incident)));
     let note = e.note.as_deref().map(|n| open(fields::NOTE, n)).transpose()?;
     let subject = e.original_subject.as_deref().map(|s| open(fields::SUBJECT, s)).transpose()?;
     let body = open(fields::BODY_TEXT, &e.body)?;

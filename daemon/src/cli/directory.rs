@@ -5,10 +5,10 @@
 //! change (too many pupils marked as left or staff deactivated, or no DSL team left).
 
 use super::CliError;
-use crate::config::Share;
 use crate::blind::BlindIndex;
-use crate::seal::Sealer;
+use crate::config::Share;
 use crate::directory_csv::{read_contacts, read_pupils, read_staff};
+use crate::seal::Sealer;
 use crate::store::{DirectoryImport, Store, SyncReport};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;

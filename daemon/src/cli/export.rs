@@ -59,9 +59,7 @@ pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Resu
 /// Builds the bundle in memory (the console sends it without writing it to disk).
 pub async fn bundle(store: &Store, sealer: &Sealer, req: &ExportRequest<'_>) -> Result<Bundle, CliError> {
     if req.format == Format::Pdf {
-        return Err(CliError::Usage(
-            "PDF export is not available yet: export --format html and print it to PDF".into(),
-        ));
+        return Err(CliError::Usage("PDF export is not available yet: export --format html and print it to PDF".into()));
     }
     let view = load_view(store, sealer, req.query, req.viewer, "export", req.now).await?;
     let name = format!("export-{}-{}", view.pupil.upn, req.now.format("%Y%m%d-%H%M%S"));

@@ -24,9 +24,7 @@ pub fn write_new_key(path: &Path) -> Result<(), CliError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| CliError::Usage(format!("cannot create key file {}: {e}", path.display())))?;
+    let mut f = opts.open(path).map_err(|e| CliError::Usage(format!("cannot create key file {}: {e}", path.display())))?;
     writeln!(f, "{}", *Sealer::generate_key_hex())
         .and_then(|_| f.sync_all())
         .map_err(|e| CliError::Other(anyhow::anyhow!("writing {}: {e}", path.display())))

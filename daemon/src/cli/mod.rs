@@ -12,12 +12,12 @@ pub mod hold;
 pub mod ingest;
 pub mod init;
 pub mod key;
-pub mod messages;
 pub mod link;
+pub mod messages;
 pub mod outcome;
 pub mod outcomes;
-pub mod retention;
 pub mod progress;
+pub mod retention;
 pub mod rules;
 pub mod status;
 
@@ -72,9 +72,7 @@ pub fn load_config(path: &Path) -> Result<Config, CliError> {
 /// process: every audit entry it writes is chained under that key.
 pub async fn open_store(config: &Config) -> Result<Store, CliError> {
     install_audit_key(config)?;
-    Store::open(config.database_url())
-        .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))
+    Store::open(config.database_url()).await.map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))
 }
 
 /// What most commands need: the configuration, the open database and the clock.

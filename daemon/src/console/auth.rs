@@ -86,7 +86,9 @@ impl ConsoleKey {
 pub enum LinkError {
     #[error("This sign-in link is not complete. Copy the whole link from the email, or ask for a new one.")]
     Malformed,
-    #[error("This sign-in link was asked for in a different browser. Open it in the browser where you typed your address, or ask for a new one here.")]
+    #[error(
+        "This sign-in link was asked for in a different browser. Open it in the browser where you typed your address, or ask for a new one here."
+    )]
     NotThisBrowser,
     #[error("This sign-in link has expired (links work for a short time). Ask for a new one.")]
     Expired,
@@ -131,12 +133,7 @@ pub fn new_totp_secret() -> Vec<u8> {
 
 /// The RFC 6238 generator (SHA-1, 6 digits, 30 s, one step of skew) for `account`.
 pub fn totp(secret: &[u8], account: &str) -> Option<totp_rs::Totp> {
-    totp_rs::Builder::new()
-        .with_secret(secret.to_vec())
-        .with_issuer(Some("Haven"))
-        .with_account_name(account.replace(':', ""))
-        .build()
-        .ok()
+    totp_rs::Builder::new().with_secret(secret.to_vec()).with_issuer(Some("Haven")).with_account_name(account.replace(':', "")).build().ok()
 }
 
 /// Whether `code` is right at `now` (whitespace ignored).

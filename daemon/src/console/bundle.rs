@@ -61,7 +61,8 @@ mod tests {
     /// UTF-8 locale, as a desktop's is).
     #[test]
     fn unzip_reads_back_every_file() {
-        let files = vec![("chronology.html".to_string(), b"<p>x</p>".to_vec()), ("attachments/1-ab-Zoë.txt".to_string(), vec![0u8, 1, 2, 255])];
+        let files =
+            vec![("chronology.html".to_string(), b"<p>x</p>".to_vec()), ("attachments/1-ab-Zoë.txt".to_string(), vec![0u8, 1, 2, 255])];
         let dir = std::env::temp_dir().join(format!("haven-zip-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.zip"), zip("export-X", &files)).unwrap();

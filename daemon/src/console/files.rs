@@ -103,7 +103,12 @@ pub async fn attachment(axum::extract::State(st): Shared, headers: HeaderMap, Pa
         }
     };
     let detail = format!("attachment {n} sha256={}", a.sha256);
-    if st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_attachment_download", &format!("incident:{id}"), &detail).await.is_err() {
+    if st
+        .store
+        .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_attachment_download", &format!("incident:{id}"), &detail)
+        .await
+        .is_err()
+    {
         // A download that cannot be audited is not given.
         return unavailable();
     }
@@ -119,7 +124,12 @@ pub struct ExportQuery {
 /// `GET /pupils/{upn}/export?format=html|json`: `haven export`'s bundle (what this person may
 /// see, attachments and SHA-256 manifest, audited as `export`) as one zip file. The format
 /// is `haven export --format`'s, so a format added there is offered here.
-pub async fn export(axum::extract::State(st): Shared, headers: HeaderMap, Path(upn): Path<String>, Query(q): Query<ExportQuery>) -> Response {
+pub async fn export(
+    axum::extract::State(st): Shared,
+    headers: HeaderMap,
+    Path(upn): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
     let s = match signed(&st, &headers, "ok").await {
         Ok(s) => s,
         Err(r) => return r,
@@ -132,7 +142,10 @@ pub async fn export(axum::extract::State(st): Shared, headers: HeaderMap, Path(u
     match crate::cli::export::bundle(&st.store, &st.sealer().await, &req).await {
         Ok(bundle) => {
             let zipped = super::bundle::zip(&bundle.name, &bundle.files);
-            let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_export_download", "console", &format!("{}.zip", bundle.name)).await;
+            let _ = st
+                .store
+                .audit(now, &format!("staff:{}", s.staff.id), "console_export_download", "console", &format!("{}.zip", bundle.name))
+                .await;
             download(&format!("{}.zip", bundle.name), zipped)
         }
         Err(crate::cli::CliError::Usage(m)) if m.starts_with("no pupil") || m.contains("not an active") => not_found().await,
@@ -152,7 +165,10 @@ mod tests {
     fn a_download_name_cannot_break_out_of_its_header() {
         let h = disposition("report \"final\".pdf\r\nX: y");
         let s = h.to_str().unwrap();
-        assert!(s.starts_with("attachment; filename=\"report _final_.pdf__X: y\"; filename*=UTF-8''report%20%22final%22.pdf%0D%0AX%3A%20y"), "{s}");
+        assert!(
+            s.starts_with("attachment; filename=\"report _final_.pdf__X: y\"; filename*=UTF-8''report%20%22final%22.pdf%0D%0AX%3A%20y"),
+            "{s}"
+        );
         assert!(disposition("Zoë.docx").to_str().unwrap().ends_with("Zo%C3%AB.docx"));
     }
 }

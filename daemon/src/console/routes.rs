@@ -24,8 +24,7 @@ pub(super) type Fields = Form<HashMap<String, String>>;
 
 /// No script at all, styles only from this origin, forms post only here, never framed; the
 /// only frame is this origin's sandboxed original message (`files::message_frame`).
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Forms are a few short fields; anything larger is refused with 413.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -127,7 +126,12 @@ async fn over_client_limit(st: &State, peer: Peer, headers: &HeaderMap, form: &s
     ))
 }
 
-async fn ask_for_link(axum::extract::State(st): Shared, ConnectInfo(peer): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Fields) -> Response {
+async fn ask_for_link(
+    axum::extract::State(st): Shared,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    Form(f): Fields,
+) -> Response {
     let now = st.clock.now();
     if let Some(refused) = over_client_limit(&st, peer, &headers, "sign-in form").await {
         return refused;
@@ -146,12 +150,9 @@ async fn ask_for_link(axum::extract::State(st): Shared, ConnectInfo(peer): Conne
         }
     };
     let limited = match &staff {
-        Some(staff) => st
-            .store
-            .console_links_sent_since(staff.email(), now - LINK_WINDOW)
-            .await
-            .map(|n| n >= LINKS_PER_WINDOW)
-            .unwrap_or(true),
+        Some(staff) => {
+            st.store.console_links_sent_since(staff.email(), now - LINK_WINDOW).await.map(|n| n >= LINKS_PER_WINDOW).unwrap_or(true)
+        }
         None => false,
     };
     match staff {
@@ -304,7 +305,12 @@ async fn totp_page(axum::extract::State(st): Shared, headers: HeaderMap) -> Resp
     render(&views::Totp { csrf: s.csrf, enrol, error: None })
 }
 
-async fn totp_check(axum::extract::State(st): Shared, ConnectInfo(peer): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Fields) -> Response {
+async fn totp_check(
+    axum::extract::State(st): Shared,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    Form(f): Fields,
+) -> Response {
     let now = st.clock.now();
     if let Some(refused) = over_client_limit(&st, peer, &headers, "code form").await {
         return refused;
@@ -427,8 +433,11 @@ async fn home_view(st: &State, s: Signed) -> Result<views::Home, crate::store::S
             rows.into_iter().map(|m| views::MessageRow { id: m.id, source: m.source, reason: m.reason }).collect::<Vec<_>>(),
         )
     };
-    let (awaiting_triage, quarantined) =
-        if dsl_team { (rows(MessageState::AwaitingTriage).await?, rows(MessageState::Quarantined).await?) } else { (Vec::new(), Vec::new()) };
+    let (awaiting_triage, quarantined) = if dsl_team {
+        (rows(MessageState::AwaitingTriage).await?, rows(MessageState::Quarantined).await?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_view", "console:home", "").await;
     Ok(views::Home {
         csrf: s.csrf,
@@ -446,7 +455,11 @@ struct Search {
     q: String,
 }
 
-async fn pupils(axum::extract::State(st): Shared, headers: HeaderMap, axum::extract::Query(search): axum::extract::Query<Search>) -> Response {
+async fn pupils(
+    axum::extract::State(st): Shared,
+    headers: HeaderMap,
+    axum::extract::Query(search): axum::extract::Query<Search>,
+) -> Response {
     let s = match signed(&st, &headers, "ok").await {
         Ok(s) => s,
         Err(r) => return r,
@@ -460,8 +473,7 @@ async fn pupils(axum::extract::State(st): Shared, headers: HeaderMap, axum::extr
             .iter()
             .filter(|p| {
                 let names = [Some(&p.first_name), p.preferred_name.as_ref()];
-                p.upn.to_lowercase() == q
-                    || names.iter().flatten().any(|f| format!("{} {}", f, p.last_name).to_lowercase().contains(&q))
+                p.upn.to_lowercase() == q || names.iter().flatten().any(|f| format!("{} {}", f, p.last_name).to_lowercase().contains(&q))
             })
             .take(50)
             .map(|p| views::PupilRow {
@@ -471,7 +483,10 @@ async fn pupils(axum::extract::State(st): Shared, headers: HeaderMap, axum::extr
             })
             .collect()
     };
-    let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_pupil_search", "console", &format!("results={}", results.len())).await;
+    let _ = st
+        .store
+        .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_pupil_search", "console", &format!("results={}", results.len()))
+        .await;
     render(&views::Pupils { q: search.q, results })
 }
 
@@ -515,7 +530,9 @@ async fn chronology(axum::extract::State(st): Shared, headers: HeaderMap, Path(u
         Err(r) => return r,
     };
     let now = st.clock.now();
-    let view = match crate::cli::chronology::load_view(&st.store, &st.sealer().await, &upn, s.staff.email(), "console_chronology_view", now).await {
+    let view = match crate::cli::chronology::load_view(&st.store, &st.sealer().await, &upn, s.staff.email(), "console_chronology_view", now)
+        .await
+    {
         Ok(v) => v,
         Err(crate::cli::CliError::Usage(_)) => return not_found().await,
         Err(e) => {
@@ -549,7 +566,10 @@ pub(super) async fn visible_incident(
     let pupils: Vec<&crate::directory::Pupil> = facts.pupils.iter().filter_map(|(pid, _)| dir.pupil(*pid)).collect();
     let allowed = crate::visibility::Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(&s.staff, &pupils));
     let Some(upn) = pupils.first().filter(|_| allowed).map(|p| p.upn.clone()) else {
-        let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_incident_refused", &format!("incident:{id}"), "not visible").await;
+        let _ = st
+            .store
+            .audit(now, &format!("staff:{}", s.staff.id), "console_incident_refused", &format!("incident:{id}"), "not visible")
+            .await;
         return Err(not_found().await);
     };
     Ok((facts, dir, upn))
@@ -608,7 +628,11 @@ async fn incident_detail(
         .entries
         .iter()
         .filter(|f| f.follows == Some(e.incident))
-        .map(|f| views::FollowUpRow { incident: f.incident, occurred: when(f.occurred_at), note: f.note.clone().unwrap_or_else(|| f.body.clone()) })
+        .map(|f| views::FollowUpRow {
+            incident: f.incident,
+            occurred: when(f.occurred_at),
+            note: f.note.clone().unwrap_or_else(|| f.body.clone()),
+        })
         .collect();
     let staff_name = |address: &str| {
         dir.staff
@@ -664,7 +688,10 @@ async fn record_outcome(axum::extract::State(st): Shared, headers: HeaderMap, Pa
         Err(r) => return r,
     };
     if f.get("csrf") != Some(&s.csrf) {
-        let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", &format!("incident:{id}"), "outcome form").await;
+        let _ = st
+            .store
+            .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", &format!("incident:{id}"), "outcome form")
+            .await;
         return forged();
     }
     let text = f.get("outcome").map(String::as_str).unwrap_or_default();
@@ -711,7 +738,8 @@ async fn sign_out_everywhere(axum::extract::State(st): Shared, headers: HeaderMa
         Ok(n) => n,
         Err(_) => return unavailable(),
     };
-    let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out_everywhere", "console", &format!("sessions={ended}")).await;
+    let _ =
+        st.store.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out_everywhere", "console", &format!("sessions={ended}")).await;
     let clear = st.cookies.set(st.cookies.session, "", Some(0));
     let text = format!("You are signed out everywhere: {ended} session(s) ended, on this and every other device.");
     ([(header::SET_COOKIE, clear)], message(StatusCode::OK, "Signed out", &text)).into_response()
@@ -726,7 +754,11 @@ pub(super) async fn not_found() -> Response {
 }
 
 pub(super) fn unavailable() -> Response {
-    message(StatusCode::SERVICE_UNAVAILABLE, "Try again", "Haven could not reach its database just now. Nothing was changed; try again in a moment.")
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again",
+        "Haven could not reach its database just now. Nothing was changed; try again in a moment.",
+    )
 }
 
 pub(super) fn message(status: StatusCode, title: &str, text: &str) -> Response {

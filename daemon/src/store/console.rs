@@ -96,14 +96,13 @@ impl Store {
     /// Uses a recovery code once; false if it is unknown or already used.
     pub async fn console_use_recovery_code(&self, staff_id: i64, code_hash: &str, now: DateTime<Utc>) -> Result<bool> {
         on_pool!(self, |p| {
-            let r = sqlx::query(
-                "UPDATE console_recovery_codes SET used_us = $3 WHERE code_hash = $1 AND staff_id = $2 AND used_us IS NULL",
-            )
-            .bind(code_hash)
-            .bind(staff_id)
-            .bind(to_us(now))
-            .execute(p)
-            .await?;
+            let r =
+                sqlx::query("UPDATE console_recovery_codes SET used_us = $3 WHERE code_hash = $1 AND staff_id = $2 AND used_us IS NULL")
+                    .bind(code_hash)
+                    .bind(staff_id)
+                    .bind(to_us(now))
+                    .execute(p)
+                    .await?;
             Ok(r.rows_affected() == 1)
         })
     }

@@ -6,8 +6,8 @@
 //! Sealed values live in `blobs.data` (raw messages and attachments) and in the incident text
 //! columns; [`SEALED_TEXT`] lists the text columns, so a new sealed column is one line here.
 
-use super::{Result, Store, StoreError, on_pool, on_tx, to_us};
 use super::directory::fields as directory;
+use super::{Result, Store, StoreError, on_pool, on_tx, to_us};
 use crate::pipeline::fields;
 use crate::seal::{KeyFiles, SealError, Sealer};
 use chrono::{DateTime, Utc};
@@ -110,9 +110,8 @@ impl Walk<'_> {
 
 impl Store {
     pub async fn key_state(&self) -> Result<KeyState> {
-        let rows: Vec<(String, String)> = on_pool!(self, |p| {
-            sqlx::query_as("SELECT key_id, state FROM keyring ORDER BY key_id").fetch_all(p).await?
-        });
+        let rows: Vec<(String, String)> =
+            on_pool!(self, |p| { sqlx::query_as("SELECT key_id, state FROM keyring ORDER BY key_id").fetch_all(p).await? });
         let mut state = KeyState::default();
         for (id, s) in rows {
             match s.as_str() {
@@ -142,8 +141,14 @@ impl Store {
             }
             Ok::<(), StoreError>(())
         })?;
-        tx.append_audit(now, actor, "key_current", "keyring", &format!("new values are sealed with key {id}; key {previous} stays in the ring"))
-            .await?;
+        tx.append_audit(
+            now,
+            actor,
+            "key_current",
+            "keyring",
+            &format!("new values are sealed with key {id}; key {previous} stays in the ring"),
+        )
+        .await?;
         tx.commit().await
     }
 
