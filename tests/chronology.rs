@@ -243,6 +243,10 @@ async fn export_shows_a_note_once_and_links_the_follow_up(backend: Backend) {
     let (env, drawing) = example_with_follow_up_and_outcome(&db.url);
     let r = env.haven(&["export", AMIRA, "--as", DSL, "--format", "html", "--out", "bundle"]);
     assert_eq!(r.code, 0, "export: {}{}", r.stdout, r.stderr);
+    // Progress, off a terminal, is one closing line on stderr: every incident exported.
+    let done = r.stderr.lines().find(|l| l.contains(" incidents exported, ")).unwrap_or_default();
+    let (n, total) = done.trim_start_matches("haven: ").split_once(" of ").unwrap_or_default();
+    assert!(!n.is_empty() && total.starts_with(&format!("{n} incidents exported")), "progress on stderr: {}", r.stderr);
     let html = unescape(&std::fs::read_to_string(env.path("bundle/chronology.html")).unwrap());
     for note in ["Amira drew this in art and seemed low.", "Mum rang after school.", "Direct conversation with Amira in the library"] {
         assert_eq!(html.matches(note).count(), 1, "{note:?} appears once in the export:\n{html}");

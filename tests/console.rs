@@ -255,12 +255,27 @@ impl School {
     }
 }
 
-/// The code an authenticator app shows now for the base32 key on the enrolment page.
+/// The code an authenticator app shows for the base32 key on the enrolment page, for a time
+/// step this test run has not used for that key: a code signs in once (RFC 6238 section 5.2),
+/// so a second sign-in within 30 seconds takes the next step, which the console accepts (one
+/// step of skew), or waits until it may.
 fn totp_code(base32: &str) -> String {
+    static USED: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
     let secret = totp_rs::Secret::try_from_base32(base32).expect("the page shows a base32 key");
     let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    totp.generate(now).to_string()
+    loop {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 30;
+        let mut used = USED.lock().unwrap();
+        let last = used.iter().find(|(k, _)| k == base32).map(|(_, step)| *step);
+        let step = last.map_or(now, |l| (l + 1).max(now));
+        if step <= now + 1 {
+            used.retain(|(k, _)| k != base32);
+            used.push((base32.to_string(), step));
+            return totp.generate(step * 30).to_string();
+        }
+        drop(used);
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 async fn submit_code(c: &Client, code: &str) -> String {
@@ -362,8 +377,20 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
     let link = school.ask_for_link(&browser, "dsl@school.example").await;
     c.goto(&link).await.unwrap();
     assert!(c.find(Locator::Css("#secret")).await.is_err(), "the key is shown only at enrolment");
-    let page = submit_code(c, &totp_code(&secret)).await;
+    let code = totp_code(&secret);
+    let page = submit_code(c, &code).await;
     assert!(page.contains("Signed in as Dana Lead."), "{page}");
+
+    // A code works once: the same code again, still inside its 30-second window, is refused
+    // and counted as a wrong code.
+    click(c, "#sign-out").await;
+    let link = school.ask_for_link(&browser, "dsl@school.example").await;
+    c.goto(&link).await.unwrap();
+    let page = submit_code(c, &code).await;
+    assert!(page.contains("That code has been used already: each code signs in once."), "{page}");
+    assert!(page.contains("4 more wrong codes lock sign-in."), "{page}");
+    let page = submit_code(c, &totp_code(&secret)).await;
+    assert!(page.contains("Signed in as Dana Lead."), "the next code signs in: {page}");
 
     let actions = school.audit_actions().await;
     for a in [
@@ -371,6 +398,7 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
         "console_link_used",
         "console_sign_in",
         "console_sign_in_failed",
+        "console_totp_reused",
         "console_sign_out",
         "console_view",
         "console_pupil_search",

@@ -122,6 +122,9 @@ async fn rotating_under_a_running_daemon_loses_nothing(backend: Backend) {
     );
     println!("rotated with {filed_at_rotation} of {N} settled:\n{}", rotated.stdout);
     let new_id = rotated.stdout.split_whitespace().nth(1).unwrap().to_string();
+    // Off a terminal, the walk's progress is plain lines on stderr, ending with the count.
+    let walked = rotated.stderr.lines().find(|l| l.starts_with("haven: ") && l.contains(" rows re-sealed, "));
+    assert!(walked.is_some_and(|l| l.contains(" of ") && l.contains(" a second")), "progress on stderr: {}", rotated.stderr);
     assert!(daemon.log().contains("the keyring changed; sealing with the current key"), "{}", daemon.log());
 
     // Every value opens with the ring; then nothing needs the old key once re-sealed.

@@ -9,7 +9,7 @@
 //! parts and survives servers that fold the case of addresses. Pure: no I/O, no clock.
 //! Subjects are never trusted for matching (SPEC "Alert emails"); only a token that verifies.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -44,7 +44,7 @@ fn mac_over(key: &[u8], input: &str) -> HmacSha256 {
     // new_from_slice accepts keys of any length for HMAC; the error arm cannot happen.
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(m) => m,
-        Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
+        Err(_) => <HmacSha256 as KeyInit>::new(&Default::default()),
     };
     mac.update(input.as_bytes());
     mac
@@ -55,7 +55,7 @@ fn mac_over(key: &[u8], input: &str) -> HmacSha256 {
 pub fn derive_key(master: &[u8]) -> Vec<u8> {
     let mut mac = match HmacSha256::new_from_slice(master) {
         Ok(m) => m,
-        Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
+        Err(_) => <HmacSha256 as KeyInit>::new(&Default::default()),
     };
     mac.update(b"haven reply token key v1");
     mac.finalize().into_bytes().to_vec()

@@ -58,7 +58,7 @@ impl Dovecot {
     /// gives a token that has already expired).
     pub fn oauth2_token(&self, valid_for: i64) -> String {
         use base64::Engine as _;
-        use hmac::Mac as _;
+        use hmac::{KeyInit as _, Mac as _};
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let iat = now.min(now + valid_for) - 60;

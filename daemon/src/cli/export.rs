@@ -5,6 +5,7 @@
 
 use super::CliError;
 use super::chronology::{Chronology, Entry, load_view, pupils_line};
+use super::progress::Progress;
 use crate::pipeline::fields;
 use crate::seal::Sealer;
 use crate::store::Store;
@@ -41,9 +42,16 @@ pub struct Bundle {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
-/// Writes the bundle and returns its directory.
+/// Writes the bundle and returns its directory, showing progress by incident on stderr.
 pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Result<PathBuf, CliError> {
-    let bundle = bundle(store, sealer, &req).await?;
+    let mut shown: Option<Progress> = None;
+    let bundle = bundle_showing(store, sealer, &req, &mut |total| {
+        shown.get_or_insert_with(|| Progress::start("incidents exported", total)).advance(1)
+    })
+    .await?;
+    if let Some(progress) = shown {
+        progress.finish();
+    }
     let out = req.out.clone().unwrap_or_else(|| PathBuf::from(&bundle.name));
     if out.exists() {
         return Err(CliError::Usage(format!("{} already exists; choose another --out", out.display())));
@@ -58,6 +66,16 @@ pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Resu
 
 /// Builds the bundle in memory (the console sends it without writing it to disk).
 pub async fn bundle(store: &Store, sealer: &Sealer, req: &ExportRequest<'_>) -> Result<Bundle, CliError> {
+    bundle_showing(store, sealer, req, &mut |_| {}).await
+}
+
+/// [`bundle`], calling `incident_done(total)` as each incident's files are gathered.
+async fn bundle_showing(
+    store: &Store,
+    sealer: &Sealer,
+    req: &ExportRequest<'_>,
+    incident_done: &mut (dyn FnMut(u64) + Send),
+) -> Result<Bundle, CliError> {
     if req.format == Format::Pdf {
         return Err(CliError::Usage("PDF export is not available yet: export --format html and print it to PDF".into()));
     }
@@ -79,6 +97,7 @@ pub async fn bundle(store: &Store, sealer: &Sealer, req: &ExportRequest<'_>) -> 
             files.push((name, data));
         }
         attachments_by_incident.push(listed);
+        incident_done(view.entries.len() as u64);
     }
     let chronology = Chronology::build(&view);
     let document = match req.format {

@@ -136,7 +136,9 @@ async fn ask_for_link(
     if let Some(refused) = over_client_limit(&st, peer, &headers, "sign-in form").await {
         return refused;
     }
-    let Some(browser) = session::cookie(&headers, st.cookies.browser) else { return forged() };
+    let Some(browser) = session::cookie(&headers, st.cookies.browser) else {
+        return forged();
+    };
     if f.get("csrf").is_none_or(|c| *c != st.key.csrf(&browser)) {
         let _ = st.store.audit(now, "console", "console_csrf_refused", "console", "sign-in form").await;
         return forged();
@@ -296,7 +298,9 @@ async fn totp_page(axum::extract::State(st): Shared, headers: HeaderMap) -> Resp
                     secret
                 }
             };
-            let Some(t) = auth::totp(&secret, s.staff.email()) else { return unavailable() };
+            let Some(t) = auth::totp(&secret, s.staff.email()) else {
+                return unavailable();
+            };
             let url = t.to_url().unwrap_or_default();
             let qr = super::qr::svg_data_url(&url);
             Some((totp_rs::Secret::from(secret).to_base32(), url, qr))
@@ -324,38 +328,57 @@ async fn totp_check(
         return forged();
     }
     let actor = format!("staff:{}", s.staff.id);
-    let Ok(Some(record)) = st.store.console_totp(s.staff.id).await else { return Redirect::to("/totp").into_response() };
+    let Ok(Some(record)) = st.store.console_totp(s.staff.id).await else {
+        return Redirect::to("/totp").into_response();
+    };
     if record.locked {
         let _ = st.store.audit(now, &actor, "console_sign_in_failed", "console", "totp locked").await;
         return locked();
     }
-    let Some(secret) = st.key.open(&record.sealed_secret) else { return unavailable() };
+    let Some(secret) = st.key.open(&record.sealed_secret) else {
+        return unavailable();
+    };
     let code = f.get("code").map(String::as_str).unwrap_or_default();
-    let right = auth::check_totp(&secret, code, now)
-        || (record.enrolled
-            && code.contains('-')
-            && st.store.console_use_recovery_code(s.staff.id, &auth::recovery_hash(code), now).await.unwrap_or(false));
-    if !right {
-        let failures = st.store.console_totp_failed(s.staff.id, auth::TOTP_LOCK_AFTER, now).await.unwrap_or(auth::TOTP_LOCK_AFTER);
-        let _ = st.store.audit(now, &actor, "console_totp_failed", "console", &format!("failure {failures}")).await;
-        if failures >= auth::TOTP_LOCK_AFTER {
-            let _ = st.store.audit(now, &actor, "console_totp_locked", "console", "").await;
-            tell_dsl_team_locked(&st, &s.staff, now).await;
-            return locked();
-        }
-        let left = auth::TOTP_LOCK_AFTER - failures;
-        let error = format!("That code is not right. {left} more wrong codes lock sign-in.");
-        return (StatusCode::UNAUTHORIZED, render(&views::Totp { csrf: s.csrf, enrol: None, error: Some(error) })).into_response();
+    let step = auth::totp_step(&secret, code, now);
+    let recovered = step.is_none()
+        && record.enrolled
+        && code.contains('-')
+        && st.store.console_use_recovery_code(s.staff.id, &auth::recovery_hash(code), now).await.unwrap_or(false);
+    if step.is_none() && !recovered {
+        return wrong_code(&st, s, now, "That code is not right.").await;
     }
     let (codes, hashes) = if record.enrolled { (Vec::new(), Vec::new()) } else { auth::recovery_codes() };
-    if st.store.console_totp_passed(s.staff.id, &hashes, now).await.is_err()
-        || st.store.console_session_touch(&s.id_hash, "ok", now).await.is_err()
-    {
+    match st.store.console_totp_passed(s.staff.id, step, &hashes, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = st.store.audit(now, &actor, "console_totp_reused", "console", "").await;
+            let text = "That code has been used already: each code signs in once. Wait for the next code from your authenticator app.";
+            return wrong_code(&st, s, now, text).await;
+        }
+        Err(_) => return unavailable(),
+    }
+    if st.store.console_session_touch(&s.id_hash, "ok", now).await.is_err() {
         return unavailable();
     }
     let detail = if record.enrolled { "" } else { "totp enrolled" };
     let _ = st.store.audit(now, &actor, "console_sign_in", "console", detail).await;
     if record.enrolled { Redirect::to("/home").into_response() } else { render(&views::Recovery { codes }) }
+}
+
+/// A refused code (wrong, or used already): counted towards the lock, audited, and the form
+/// shown again with `why` and how many tries are left.
+async fn wrong_code(st: &State, s: Signed, now: chrono::DateTime<chrono::Utc>, why: &str) -> Response {
+    let actor = format!("staff:{}", s.staff.id);
+    let failures = st.store.console_totp_failed(s.staff.id, auth::TOTP_LOCK_AFTER, now).await.unwrap_or(auth::TOTP_LOCK_AFTER);
+    let _ = st.store.audit(now, &actor, "console_totp_failed", "console", &format!("failure {failures}")).await;
+    if failures >= auth::TOTP_LOCK_AFTER {
+        let _ = st.store.audit(now, &actor, "console_totp_locked", "console", "").await;
+        tell_dsl_team_locked(st, &s.staff, now).await;
+        return locked();
+    }
+    let left = auth::TOTP_LOCK_AFTER - failures;
+    let error = format!("{why} {left} more wrong codes lock sign-in.");
+    (StatusCode::UNAUTHORIZED, render(&views::Totp { csrf: s.csrf, enrol: None, error: Some(error) })).into_response()
 }
 
 /// Tells every active member of the DSL team that someone's second factor is locked.
@@ -465,7 +488,9 @@ async fn pupils(
         Err(r) => return r,
     };
     let q = search.q.trim().to_lowercase();
-    let Ok(dir) = st.directory().await else { return unavailable() };
+    let Ok(dir) = st.directory().await else {
+        return unavailable();
+    };
     let results = if q.is_empty() {
         Vec::new()
     } else {
@@ -588,7 +613,9 @@ pub(super) async fn incident_view(st: &State, s: &Signed, id: i64, notice: Optio
         Ok(v) => v,
         Err(_) => return unavailable(),
     };
-    let Some(e) = view.entries.iter().find(|e| e.incident == id) else { return not_found().await };
+    let Some(e) = view.entries.iter().find(|e| e.incident == id) else {
+        return not_found().await;
+    };
     match incident_detail(st, s, e, &view, &sealer, notice).await {
         Ok(page) => render(&page),
         Err(err) => {

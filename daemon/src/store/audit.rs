@@ -18,7 +18,7 @@
 
 use super::{ROWS_PER_STATEMENT, Result, Store, Tx, TxConn, from_us, insert_values, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::io::Write as _;
@@ -316,7 +316,9 @@ pub(crate) struct ChainHead {
 impl ChainHead {
     /// After commit: anchors this head outside the database, when it extends the anchor.
     pub(crate) async fn anchor(self) {
-        let Some(path) = audit_key().head_file.clone() else { return };
+        let Some(path) = audit_key().head_file.clone() else {
+            return;
+        };
         if !self.extends_anchor {
             return;
         }
@@ -747,8 +749,12 @@ impl Store {
             for id in chunk {
                 let (digest, entry) = &recorded[id];
                 match now.get(id) {
-                    None => return Ok(Some(AuditVerdict::RecordMissing { incident: *id, entry: *entry })),
-                    Some(d) if d != digest => return Ok(Some(AuditVerdict::RecordChanged { incident: *id, entry: *entry })),
+                    None => {
+                        return Ok(Some(AuditVerdict::RecordMissing { incident: *id, entry: *entry }));
+                    }
+                    Some(d) if d != digest => {
+                        return Ok(Some(AuditVerdict::RecordChanged { incident: *id, entry: *entry }));
+                    }
                     Some(_) => {}
                 }
             }
