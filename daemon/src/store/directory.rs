@@ -105,12 +105,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<SyncReport> {
         let import = DirectoryImport { pupils, staff, contacts };
-        let checked =
-            self.sync_directory_checked(sealer, blind, &import, today, now, None, |_| Ok::<(), std::convert::Infallible>(())).await?;
+        let checked = self
+            .sync_directory_checked(sealer, blind, &import, today, now, None, |_| Ok::<(), std::convert::Infallible>(()), &mut |_| {})
+            .await?;
         Ok(checked.unwrap_or_else(|never| match never {}))
     }
 
-    /// [`Store::sync_directory`], with `check` judging the report inside the transaction
+    /// [`Store::sync_directory`], with `progress` told of each pupil written and `check`
+    /// judging the report inside the transaction
     /// before it commits: when `check` refuses, the transaction is rolled back, nothing at
     /// all has changed, and its error is returned inside `Ok`. When `audit_as` names an actor,
     /// the import's `directory_import` audit entry is written in the same transaction.
@@ -124,11 +126,12 @@ impl Store {
         now: DateTime<Utc>,
         audit_as: Option<&str>,
         check: impl FnOnce(&SyncReport) -> std::result::Result<(), E>,
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<std::result::Result<SyncReport, E>> {
         let mut tx = self.begin().await?;
         seal_clear_directory(&mut tx, sealer, blind).await?;
         let keys = Keys { sealer, blind };
-        let report = sync_in(&mut tx, keys, import.pupils, import.staff, import.contacts, today, to_us(now)).await?;
+        let report = sync_in(&mut tx, keys, import.pupils, import.staff, import.contacts, today, to_us(now), progress).await?;
         tx.bump_directory_generation().await?;
         if let Err(refused) = check(&report) {
             // Dropping an uncommitted transaction rolls it back.
@@ -357,6 +360,7 @@ async fn sync_in(
     contacts: &[ContactImport],
     today: NaiveDate,
     now_us: i64,
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     let today = today.format("%Y-%m-%d").to_string();
@@ -410,6 +414,7 @@ async fn sync_in(
                 Some((_, Some(_))) => report.pupils_rejoined += 1,
                 Some((_, None)) => report.pupils_updated += 1,
             }
+            progress(1);
         }
         for (upn, (id, left_on)) in &existing {
             upn_to_id.entry(upn.clone()).or_insert(*id);
