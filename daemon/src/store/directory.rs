@@ -131,7 +131,7 @@ impl Store {
         let mut tx = self.begin().await?;
         seal_clear_directory(&mut tx, sealer, blind).await?;
         let keys = Keys { sealer, blind };
-        let report = sync_in(&mut tx, keys, import.pupils, import.staff, import.contacts, today, to_us(now), progress).await?;
+        let report = sync_in(&mut tx, keys, import, today, to_us(now), progress).await?;
         tx.bump_directory_generation().await?;
         if let Err(refused) = check(&report) {
             // Dropping an uncommitted transaction rolls it back.
@@ -355,13 +355,12 @@ pub(crate) async fn seal_clear_directory(tx: &mut Tx, sealer: &Sealer, blind: &B
 async fn sync_in(
     tx: &mut Tx,
     keys: Keys<'_>,
-    pupils: &[Pupil],
-    staff: &[Staff],
-    contacts: &[ContactImport],
+    import: &DirectoryImport<'_>,
     today: NaiveDate,
     now_us: i64,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<SyncReport> {
+    let DirectoryImport { pupils, staff, contacts } = *import;
     let mut report = SyncReport::default();
     let today = today.format("%Y-%m-%d").to_string();
     on_tx!(tx, |c| {
