@@ -403,6 +403,7 @@ impl Tx {
     pub async fn record_messages(&mut self, batch: &[ToRecord<'_>], actor: &str) -> Result<Vec<Recorded>> {
         self.store_blobs(batch.iter().filter_map(|r| Some((r.message.sha256.as_deref()?, r.raw)))).await?;
         let ids = self.insert_messages(batch).await?;
+        self.name_batch_originals(batch, &ids).await?;
 
         let mut recorded = Vec::with_capacity(batch.len());
         let mut filed: Vec<(i64, &IncidentRecord)> = Vec::new();
@@ -648,6 +649,41 @@ impl Tx {
             }
         }
         Ok(ids)
+    }
+
+    /// A duplicate of a message earlier in its own batch could not name its original before
+    /// both had ids; now they have, it names it (`duplicate_of` and the reason), as a duplicate
+    /// of an earlier batch's message does.
+    async fn name_batch_originals(&mut self, batch: &[ToRecord<'_>], ids: &[Option<i64>]) -> Result<()> {
+        for (item, id) in batch.iter().zip(ids) {
+            let m = item.message;
+            let (Some(id), MessageState::Duplicate, None, Some(mid), Some(content)) =
+                (id, m.state, m.duplicate_of, &m.message_id, &m.content_sha256)
+            else {
+                continue;
+            };
+            on_tx!(self, |c| {
+                let original: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM messages WHERE message_id = $1 AND content_sha256 = $2 AND state <> 'duplicate' AND id < $3 \
+                     ORDER BY id LIMIT 1",
+                )
+                .bind(mid)
+                .bind(content)
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?;
+                if let Some(original) = original {
+                    sqlx::query("UPDATE messages SET duplicate_of = $1, reason = $2 WHERE id = $3")
+                        .bind(original)
+                        .bind(format!("same Message-ID and content as message {original}"))
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok::<(), StoreError>(())
+            })?;
+        }
+        Ok(())
     }
 
     /// The message recorded before under the same content hash or IMAP UID.
