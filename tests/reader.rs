@@ -733,7 +733,7 @@ async fn zone_less_forwarded_dates_are_filed_in_school_time(backend: support::db
 backend_tests!(zone_less_forwarded_dates_are_filed_in_school_time);
 
 /// `haven inspect --timezone` reads a zone-less forwarded date as the daemon would; a zone that
-/// is not one is refused with a message, exit 64.
+/// is not one is refused with a message, exit 2 (usage).
 #[test]
 fn inspect_reads_zone_less_dates_in_the_zone_given() {
     let file = fixtures().join("times").join("forward-gmail-summer.eml");
@@ -748,7 +748,7 @@ fn inspect_reads_zone_less_dates_in_the_zone_given() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["forwarded"]["date"], "2026-06-08T21:14:00+00:00", "UTC without --timezone");
     let out = run(&["--timezone", "Europe/Londn"]);
-    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(out.status.code(), Some(2), "a usage error, as the SPEC's exit codes say");
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "haven inspect: --timezone: unknown time zone \"Europe/Londn\" (use a name such as Europe/London)"

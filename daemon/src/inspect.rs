@@ -17,10 +17,10 @@ use crate::read::{self, Limits};
 const EXIT_UNUSABLE: u8 = 65;
 
 /// Exit code for a bad command line (EX_USAGE).
-const EXIT_USAGE: u8 = 64;
+const EXIT_USAGE: u8 = 2;
 
 /// Runs `haven inspect FILE [--json] [--timezone ZONE]`; exit 65 with a one-line reason for
-/// unusable input, 64 for a zone that is not one.
+/// unusable input, 2 (usage, as the SPEC says) for a zone that is not one.
 pub fn run(path: &Path, json: bool, timezone: Option<&str>) -> ExitCode {
     let mut limits = Limits::default();
     if let Some(zone) = timezone {
