@@ -885,6 +885,106 @@ async fn the_console_serves_tls_and_reloads_its_certificate_on_sighup(backend: B
     db.cleanup().await;
 }
 
+/// The console on a phone's width and from the keyboard alone: a DSL signs in without the mouse
+/// (Tab to each field, type, Enter), and no page of the flow scrolls sideways at 375 pixels;
+/// every control on each page can take the keyboard's focus and has a name a screen reader can
+/// say. Screenshots: target/console-screenshots/phone-*.png.
+async fn the_console_works_at_a_phones_width_and_from_the_keyboard(backend: Backend) {
+    let school = School::start_full(backend, "", true).await;
+    let browser = Browser::start().await;
+    let c = browser.client();
+    c.set_window_size(375, 812).await.unwrap();
+    let enter = fantoccini::key::Key::Enter.to_string();
+
+    c.goto(&school.url("/")).await.unwrap();
+    check_phone_page(&browser, "phone-sign-in").await;
+    let email = "dsl@school.example";
+    let field = tab_to(c, "email").await;
+    field.send_keys(email).await.unwrap();
+    field.send_keys(&enter).await.unwrap();
+    wait_for_text(c, "Check your email").await;
+    let body = wait_for("the sign-in email", WAIT, || emails_to(&school.smtp, email, "sign-in link").pop().ok_or_else(|| "no email yet".to_string()));
+    let start = body.find(&school.url("/sign-in/")).unwrap_or_else(|| panic!("no link in the email:\n{body}"));
+    c.goto(body[start..].split_whitespace().next().unwrap()).await.unwrap();
+
+    check_phone_page(&browser, "phone-totp-enrol").await;
+    let secret = c.find(Locator::Css("#secret")).await.expect("the enrolment key").text().await.unwrap();
+    let field = tab_to(c, "code").await;
+    field.send_keys(&totp_code(&secret)).await.unwrap();
+    field.send_keys(&enter).await.unwrap();
+    wait_for_text(c, "Your recovery codes").await;
+    check_phone_page(&browser, "phone-recovery-codes").await;
+    tab_to(c, "continue").await.send_keys(&enter).await.unwrap();
+    wait_for_text(c, "Signed in as Dana Lead.").await;
+    check_phone_page(&browser, "phone-home").await;
+
+    let field = tab_to(c, "q").await;
+    field.send_keys("jane").await.unwrap();
+    field.send_keys(&enter).await.unwrap();
+    wait_for_text(c, "A100000000001").await;
+    check_phone_page(&browser, "phone-pupil-search").await;
+    for (path, name) in [
+        ("/pupils/A100000000001", "phone-chronology"),
+        ("/incidents/1", "phone-incident"),
+        ("/messages/2", "phone-triage"),
+        ("/messages/3", "phone-quarantined"),
+    ] {
+        c.goto(&school.url(path)).await.unwrap();
+        check_phone_page(&browser, name).await;
+    }
+    browser.close().await;
+    school.finish().await;
+}
+
+/// Presses Tab (at most 40 times) until the element with `id` has the focus, and returns it:
+/// the control is reachable from the keyboard, in the page's own order.
+async fn tab_to(c: &Client, id: &str) -> fantoccini::elements::Element {
+    let tab = fantoccini::key::Key::Tab.to_string();
+    c.find(Locator::Css("body")).await.unwrap();
+    for _ in 0..40 {
+        let focused = c.active_element().await.unwrap();
+        if focused.attr("id").await.unwrap().as_deref() == Some(id) {
+            return focused;
+        }
+        focused.send_keys(&tab).await.unwrap();
+    }
+    panic!("#{id} never took the focus from the keyboard: {}", c.source().await.unwrap());
+}
+
+async fn wait_for_text(c: &Client, text: &str) {
+    for _ in 0..100 {
+        if c.source().await.unwrap().contains(text) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{text:?} never appeared: {}", c.source().await.unwrap());
+}
+
+/// The page fits a phone's width (nothing scrolls sideways but a table inside its own frame)
+/// and every control can be focused and has an accessible name; a screenshot as NAME.png.
+async fn check_phone_page(browser: &Browser, name: &str) {
+    let c = browser.client();
+    let found = c
+        .execute(
+            "const bad = [];
+             for (const el of document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, iframe')) {
+               const label = el.labels && el.labels.length ? el.labels[0].textContent : '';
+               const named = (el.getAttribute('aria-label') || label || el.textContent || el.title || el.value || '').trim();
+               if (!named) bad.push('unnamed: ' + el.outerHTML.slice(0, 120));
+               if (el.tabIndex < 0) bad.push('not focusable: ' + el.outerHTML.slice(0, 120));
+             }
+             return { scroll: document.documentElement.scrollWidth, width: window.innerWidth, bad: bad };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot(name).await;
+    let (scroll, width) = (found["scroll"].as_u64().unwrap(), found["width"].as_u64().unwrap());
+    assert!(scroll <= width, "{name}: the page is {scroll} px wide on a {width} px phone screen");
+    assert_eq!(found["bad"], serde_json::json!([]), "{name}: every control focusable and named");
+}
+
 backend_tests!(
     the_sign_in_page_is_served_with_strict_security_headers,
     a_console_listening_beyond_loopback_is_refused,
@@ -895,4 +995,5 @@ backend_tests!(
     sessions_end_when_idle_and_at_their_absolute_limit,
     sign_in_attempts_are_limited_per_client,
     the_console_serves_tls_and_reloads_its_certificate_on_sighup,
+    the_console_works_at_a_phones_width_and_from_the_keyboard,
 );
