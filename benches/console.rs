@@ -12,15 +12,15 @@
 #[path = "../tests/support/db.rs"]
 #[allow(dead_code)]
 mod db;
+#[path = "../tests/support/dovecot.rs"]
+#[allow(dead_code)]
+mod dovecot;
 #[path = "../tests/support/haven.rs"]
 #[allow(dead_code)]
 mod haven_env;
 #[path = "../tests/support/smtp.rs"]
 #[allow(dead_code)]
 mod smtp;
-#[path = "../tests/support/dovecot.rs"]
-#[allow(dead_code)]
-mod dovecot;
 
 use chrono::{Duration, TimeZone, Utc};
 use db::{Backend, TestDb};
@@ -54,7 +54,8 @@ async fn fill(env: &HavenEnv, total: usize, on_pupil: usize) {
     let others: Vec<i64> = dir.pupils.iter().filter(|p| p.id != jane).map(|p| p.id).collect();
     let dsl = dir.staff.iter().find(|s| s.is_dsl_team()).expect("a DSL").id;
     let base = Utc.with_ymd_and_hms(2025, 9, 1, 8, 0, 0).unwrap();
-    let body = sealer.seal_text(fields::BODY_TEXT, "Mum rang to say the older girls on the bus keep taking lunch money. Spoke to the pupil at break.");
+    let body = sealer
+        .seal_text(fields::BODY_TEXT, "Mum rang to say the older girls on the bus keep taking lunch money. Spoke to the pupil at break.");
     let started = std::time::Instant::now();
     for first in (0..total).step_by(BATCH) {
         let range = first..(first + BATCH).min(total);
@@ -233,7 +234,9 @@ async fn run(backend: Backend, label: &str, total: usize, on_pupil: usize, secon
         TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
     });
     let cookie = sign_in(port, &smtp);
-    for (page, path) in [(format!("chronology ({on_pupil} incidents)"), format!("/pupils/{UPN}")), ("DSL home".to_string(), "/home".to_string())] {
+    for (page, path) in
+        [(format!("chronology ({on_pupil} incidents)"), format!("/pupils/{UPN}")), ("DSL home".to_string(), "/home".to_string())]
+    {
         let (rps, median, p99) = wrk(port, &cookie, &path, seconds);
         println!("  {label:<10} {page:<28} {rps:>8.0} req/s   median {median:>7.2} ms   p99 {p99:>7.2} ms");
     }

@@ -117,13 +117,8 @@ async fn warm(d: &Dovecot) {
     use futures_util::TryStreamExt;
     let mut c = d.client().await;
     c.select("INBOX").await.expect("SELECT");
-    let fetched: Vec<_> = c
-        .fetch("1:*", "(UID RFC822.SIZE BODY.PEEK[])")
-        .await
-        .expect("FETCH")
-        .try_collect()
-        .await
-        .expect("FETCH responses");
+    let fetched: Vec<_> =
+        c.fetch("1:*", "(UID RFC822.SIZE BODY.PEEK[])").await.expect("FETCH").try_collect().await.expect("FETCH responses");
     drop(fetched);
     let _ = c.logout().await;
 }
@@ -154,10 +149,7 @@ fn mbsync(d: &Dovecot, dir: &Path, n: usize) -> Duration {
         .unwrap_or_else(|e| panic!("run mbsync: {e} (apt-get install isync, or run tests/run.sh once)"));
     let took = started.elapsed();
     assert!(out.status.success(), "mbsync failed: {}", String::from_utf8_lossy(&out.stderr));
-    let got: usize = ["new", "cur"]
-        .iter()
-        .map(|sub| std::fs::read_dir(maildir.join("INBOX").join(sub)).map_or(0, |d| d.count()))
-        .sum();
+    let got: usize = ["new", "cur"].iter().map(|sub| std::fs::read_dir(maildir.join("INBOX").join(sub)).map_or(0, |d| d.count())).sum();
     assert_eq!(got, n, "mbsync downloaded {got} of {n}");
     took
 }

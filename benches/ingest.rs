@@ -29,7 +29,10 @@ async fn run(label: &str, url: &str, n: usize) {
         // Generated per batch, as a mailbox delivers them, so RSS is Haven's and not the corpus's.
         let g = Instant::now();
         let batch: Vec<Incoming> = (first..(first + BATCH).min(n))
-            .map(|i| Incoming { origin: Origin::Maildir { path: PathBuf::from(format!("new/{i}")) }, payload: Payload::Raw(support::message(i, &att)) })
+            .map(|i| Incoming {
+                origin: Origin::Maildir { path: PathBuf::from(format!("new/{i}")) },
+                payload: Payload::Raw(support::message(i, &att)),
+            })
             .collect();
         generating += g.elapsed();
         let out = filer.file_batch(&batch).await.expect("file batch");

@@ -58,7 +58,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn compare<F: std::future::Future<Output = String>>(label: &str, mut fresh_url: impl FnMut() -> F, maildir: &Path, files: &[PathBuf], rounds: usize) {
+async fn compare<F: std::future::Future<Output = String>>(
+    label: &str,
+    mut fresh_url: impl FnMut() -> F,
+    maildir: &Path,
+    files: &[PathBuf],
+    rounds: usize,
+) {
     let (mut before, mut after) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
         before.push(one_at_a_time(&fresh_url().await, files).await);

@@ -7,8 +7,8 @@
 
 mod support;
 
-use support::rss_mib;
 use std::time::Instant;
+use support::rss_mib;
 
 /// A forward with a 25 MB attachment (base64 in the raw message).
 fn big_message() -> Vec<u8> {
@@ -62,7 +62,6 @@ fn main() {
         .expect("run the 25 MB reading in a child process");
     assert!(status.success(), "reading the 25 MB message failed");
 
-
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
     let golden = files(&fixtures.join("messages"), ".eml").into_iter().map(|(_, raw)| raw).collect();
     let forwards = forward_bodies(&fixtures.join("forwards")).iter().map(|body| wrap(body)).collect();
@@ -91,8 +90,7 @@ fn files(dir: &std::path::Path, suffix: &str) -> Vec<(String, Vec<u8>)> {
 fn forward_bodies(dir: &std::path::Path) -> Vec<Vec<u8>> {
     let cases: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("cases.json")).expect("cases.json")).expect("cases.json is JSON");
-    let mut names: Vec<&str> =
-        cases.as_array().expect("a list of cases").iter().filter_map(|c| c["body_file"].as_str()).collect();
+    let mut names: Vec<&str> = cases.as_array().expect("a list of cases").iter().filter_map(|c| c["body_file"].as_str()).collect();
     names.sort_unstable();
     names.dedup();
     names.iter().map(|n| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"))).collect()

@@ -58,7 +58,10 @@ impl Trust {
 
 /// A name that no other index shares: syllables spelling `i` in base 24.
 fn name(mut i: usize, salt: usize) -> String {
-    const SYL: [&str; 24] = ["ka", "lo", "mi", "na", "ro", "sa", "te", "vi", "da", "fe", "go", "ha", "ju", "ke", "li", "mo", "nu", "pa", "ri", "so", "tu", "wa", "ye", "zo"];
+    const SYL: [&str; 24] = [
+        "ka", "lo", "mi", "na", "ro", "sa", "te", "vi", "da", "fe", "go", "ha", "ju", "ke", "li", "mo", "nu", "pa", "ri", "so", "tu", "wa",
+        "ye", "zo",
+    ];
     i = i * 7 + salt;
     let mut s = String::new();
     loop {
@@ -264,7 +267,10 @@ async fn file_range(filer: &Filer, t: &Trust, range: std::ops::Range<usize>, now
             .iter()
             .map(|&i| {
                 let (p, written) = about(i, t, now);
-                Incoming { origin: Origin::Maildir { path: PathBuf::from(format!("new/{i}")) }, payload: Payload::Raw(message(i, p, t, written)) }
+                Incoming {
+                    origin: Origin::Maildir { path: PathBuf::from(format!("new/{i}")) },
+                    payload: Payload::Raw(message(i, p, t, written)),
+                }
             })
             .collect();
         let started = Instant::now();
@@ -304,10 +310,7 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
     put("filing, whole run", format!("{:.0} s", bulk + edge as f64 * (1.0 / empty_rate + 1.0 / end_rate)));
     put("RSS filing: start / end / peak", format!("{rss_start:.0} / {:.0} / {:.0} MiB", rss("VmRSS:"), rss("VmHWM:")));
     let s = store.status(now).await.expect("status");
-    put(
-        "incidents / outbox pending / open outcomes",
-        format!("{} / {} / {}", s.incidents, s.outbox_pending, s.outcomes_open),
-    );
+    put("incidents / outbox pending / open outcomes", format!("{} / {} / {}", s.incidents, s.outbox_pending, s.outcomes_open));
 
     // Reads, as the commands run them.
     let (st, sealer) = (&store, &sealer);
@@ -385,10 +388,9 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
             let path = url.trim_start_matches("sqlite://");
             ["", "-wal"].iter().filter_map(|s| std::fs::metadata(format!("{path}{s}")).ok()).map(|m| m.len()).sum::<u64>()
         }
-        Store::Postgres(p) => sqlx::query_scalar::<_, i64>("SELECT pg_database_size(current_database())")
-            .fetch_one(p)
-            .await
-            .map_or(0, |n| n as u64),
+        Store::Postgres(p) => {
+            sqlx::query_scalar::<_, i64>("SELECT pg_database_size(current_database())").fetch_one(p).await.map_or(0, |n| n as u64)
+        }
     };
     put("database size", format!("{:.0} MiB", size as f64 / 1048576.0));
     put("RSS at the end", format!("{:.0} MiB", rss("VmRSS:")));
@@ -409,9 +411,8 @@ fn main() {
 
         let admin = std::env::var("HAVEN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("haven_scale_{}", std::process::id());
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e} (start it, or set HAVEN_TEST_PG)"));
+        let pool =
+            sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e} (start it, or set HAVEN_TEST_PG)"));
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.expect("CREATE DATABASE");
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         let postgres = run(&format!("{base}/{name}"), &trust, dir.path()).await;

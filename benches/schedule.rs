@@ -104,7 +104,11 @@ async fn bench(backend: Backend) {
     let next = time_next(&db.store).await;
     println!("{name}: next_rung_due: median {next:.2} ms");
     // An outage: nothing fired for the last 3 days of the range.
-    on_pool_for_tests(&db.store, &format!("UPDATE action_rungs SET fired_us = NULL WHERE due_us >= {}", (now - Duration::days(3)).timestamp_micros())).await;
+    on_pool_for_tests(
+        &db.store,
+        &format!("UPDATE action_rungs SET fired_us = NULL WHERE due_us >= {}", (now - Duration::days(3)).timestamp_micros()),
+    )
+    .await;
     let (catch_up, found) = time_due(&db.store, now).await;
     println!("{name}: due_rungs catching up: median {catch_up:.2} ms (a batch of {found}) [target < 50 ms]");
     db.cleanup().await;

@@ -33,9 +33,7 @@ fn forward() -> String {
 /// The same forward sent to `safeguarding+cp@`, the teacher's way of naming the
 /// "Safeguarding / child protection" category (rules/00-categories.toml alias `cp`).
 fn safeguarding_forward() -> String {
-    forward()
-        .replace("To: safeguarding@school.example", "To: safeguarding+cp@school.example")
-        .replace("fwd-contact-1@", "fwd-contact-cp@")
+    forward().replace("To: safeguarding@school.example", "To: safeguarding+cp@school.example").replace("fwd-contact-1@", "fwd-contact-cp@")
 }
 
 /// A Haven installation sending by SMTP to a real server, with `haven run` running.
@@ -69,11 +67,7 @@ impl School {
         self.env.deliver(name, raw.as_bytes());
         wait_for(&format!("{name} to be recorded and the outbox to drain"), WAIT, || {
             let s = self.status();
-            if recorded(&s) > before && s["outbox"]["pending"] == 0 {
-                Ok(s)
-            } else {
-                Err(s.to_string())
-            }
+            if recorded(&s) > before && s["outbox"]["pending"] == 0 { Ok(s) } else { Err(s.to_string()) }
         })
     }
 
@@ -83,11 +77,7 @@ impl School {
         let got = wait_for(&format!("{n} emails at the SMTP server"), WAIT, || {
             let got = self.smtp.messages();
             let s = self.status();
-            if got.len() >= n && s["outbox"]["pending"] == 0 {
-                Ok(got)
-            } else {
-                Err(format!("{} received; status {s}", got.len()))
-            }
+            if got.len() >= n && s["outbox"]["pending"] == 0 { Ok(got) } else { Err(format!("{} received; status {s}", got.len())) }
         });
         // Exactly n: an extra email (a second copy, a stray answer) is as wrong as a missing one.
         assert_eq!(got.len(), n, "expected exactly {n} emails at the SMTP server:\n{}", got.join("\n-----\n"));
@@ -119,11 +109,7 @@ impl School {
         let r = self.env.haven(&["messages", "--state", state, "--json"]);
         assert_eq!(r.code, 0, "messages: {}", r.stderr);
         let v: Value = serde_json::from_str(&r.stdout).expect("messages --json is JSON");
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m["reason"].as_str().map(str::to_string))
-            .collect()
+        v.as_array().into_iter().flatten().filter_map(|m| m["reason"].as_str().map(str::to_string)).collect()
     }
 
     /// The `total` emails at the SMTP server once all are there: the one-line notices among them.
@@ -153,10 +139,7 @@ impl School {
 
 /// Every message Haven has recorded, in any state.
 fn recorded(status: &Value) -> u64 {
-    ["filed", "awaiting_triage", "quarantined", "duplicate", "ignored"]
-        .iter()
-        .filter_map(|k| status["messages"][k].as_u64())
-        .sum()
+    ["filed", "awaiting_triage", "quarantined", "duplicate", "ignored"].iter().filter_map(|k| status["messages"][k].as_u64()).sum()
 }
 
 /// One email as the SMTP server received it, decoded.
@@ -177,12 +160,7 @@ impl Alert {
         let m = mail_parser::MessageParser::default()
             .parse(raw.as_bytes())
             .unwrap_or_else(|| panic!("the SMTP server received something that is not an email:\n{raw}"));
-        let to: Vec<String> = m
-            .to()
-            .into_iter()
-            .flat_map(|a| a.iter())
-            .filter_map(|a| a.address().map(str::to_string))
-            .collect();
+        let to: Vec<String> = m.to().into_iter().flat_map(|a| a.iter()).filter_map(|a| a.address().map(str::to_string)).collect();
         assert_eq!(to.len(), 1, "one recipient per alert, so nobody sees who else was told: {to:?}\n{raw}");
         let reply_to = m.reply_to().and_then(|a| a.first()).unwrap_or_else(|| panic!("no Reply-To:\n{raw}"));
         Alert {
@@ -281,9 +259,18 @@ fn assert_minimal(alert: &Alert) {
         assert!(alert.body.contains(needed), "the alert says {needed:?}:\n{}", alert.body);
     }
     assert_eq!(header(&alert.raw, "Auto-Submitted").as_deref(), Some("auto-generated"), "{}", alert.raw);
-    assert!(alert.reply_to.starts_with("safeguarding+r-") && alert.reply_to.ends_with("@school.example"), "Reply-To carries a token: {}", alert.reply_to);
+    assert!(
+        alert.reply_to.starts_with("safeguarding+r-") && alert.reply_to.ends_with("@school.example"),
+        "Reply-To carries a token: {}",
+        alert.reply_to
+    );
     // aiosmtpd's Mailbox handler records the envelope: nobody else was sent this copy.
-    assert_eq!(header(&alert.raw, "X-RcptTo").as_deref(), Some(alert.to.as_str()), "the envelope recipient is the To address:\n{}", alert.raw);
+    assert_eq!(
+        header(&alert.raw, "X-RcptTo").as_deref(),
+        Some(alert.to.as_str()),
+        "the envelope recipient is the To address:\n{}",
+        alert.raw
+    );
 }
 
 /// (1) The forwarded parent email reaches exactly the staff the shipped rules name, once each,
@@ -424,7 +411,10 @@ async fn forged_and_stray_replies_are_quarantined(backend: Backend) {
     assert_eq!(
         notices,
         [
-            ("dsl@school.example".to_string(), "Your outcome was not recorded: reply token is invalid or was not signed by this Haven.".to_string()),
+            (
+                "dsl@school.example".to_string(),
+                "Your outcome was not recorded: reply token is invalid or was not signed by this Haven.".to_string()
+            ),
             (
                 "teacher@school.example".to_string(),
                 "Your outcome for incident #1 was not recorded: reply from a member of staff the alert was not sent to.".to_string()
@@ -444,13 +434,16 @@ async fn auto_reply_and_bounce_are_ignored(backend: Backend) {
     school.deliver("ooo.eml", &reply("auto-reply.eml", &dsl, DSL, ""));
     school.deliver("bounce.eml", &reply("bounce.eml", &ddsl, "", ""));
     // A relay's bounce whose only mark is the null sender (`Return-Path: <>`).
-    school.deliver("null-sender.eml", &format!(
-        "Return-Path: <>\nFrom: Relay <relay@mx.school.example>\nTo: safeguarding@school.example\n\
+    school.deliver(
+        "null-sender.eml",
+        &format!(
+            "Return-Path: <>\nFrom: Relay <relay@mx.school.example>\nTo: safeguarding@school.example\n\
          Subject: Message not delivered\nDate: Tue, 10 Nov 2026 16:21:00 +0000\n\
          Message-ID: <null-sender-1@mx.school.example>\nContent-Type: text/plain\n\n\
          Your message to {} could not be delivered: the mailbox is full.\n",
-        ddsl.to
-    ));
+            ddsl.to
+        ),
+    );
     // A loop: the alert itself comes back into the intake (a forwarding rule, a list that
     // includes the intake address).
     let s = school.deliver("loop.eml", &dsl.raw);

@@ -111,10 +111,7 @@ fn a_reply_key_others_can_read_stops_the_daemon() {
     let out = child.wait_with_output().expect("haven run output");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(status.code(), Some(78), "configuration error exit code; stderr: {stderr}");
-    assert!(
-        stderr.contains("reply.key is readable by group or others; run: chmod 600"),
-        "the error names the file and the fix: {stderr}"
-    );
+    assert!(stderr.contains("reply.key is readable by group or others; run: chmod 600"), "the error names the file and the fix: {stderr}");
 }
 
 /// What a row holds as stored.

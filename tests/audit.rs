@@ -84,7 +84,10 @@ async fn a_correct_log_is_intact_and_names_the_os_user(backend: Backend) {
         .expect("a Uid line");
     let view = log.last().unwrap();
     assert_eq!((view.action.as_str(), view.actor.as_str()), ("chronology_view", DSL), "{view:?}");
-    assert!(view.os_user.contains(&format!("uid {uid})")) || view.os_user == format!("uid {uid}"), "the OS user beside the claimed DSL: {view:?}");
+    assert!(
+        view.os_user.contains(&format!("uid {uid})")) || view.os_user == format!("uid {uid}"),
+        "the OS user beside the claimed DSL: {view:?}"
+    );
     assert!(log.iter().all(|e| !e.os_user.is_empty()), "every entry names who ran the process: {log:?}");
 
     std::fs::set_permissions(env.path("secrets/audit.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -148,11 +151,8 @@ async fn stored_hash(db: &TestDb, id: i64) -> String {
 async fn deleting_the_newest_entries_is_detected(backend: Backend) {
     let (db, env) = school_with_a_log(backend).await;
     let before = entries(&db).await.len();
-    haven::store::on_pool_for_tests(
-        &db.store,
-        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log ORDER BY id DESC LIMIT 3)",
-    )
-    .await;
+    haven::store::on_pool_for_tests(&db.store, "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log ORDER BY id DESC LIMIT 3)")
+        .await;
     let r = env.haven(&["audit", "verify"]);
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("audit log truncated"), "{}", r.stderr);
@@ -260,9 +260,14 @@ async fn records_changed_behind_havens_back_are_named(backend: Backend) {
     sql(format!("UPDATE actions SET outcome = 'NFA', outcome_by = 1, outcome_us = 1 WHERE incident_id = {incident}")).await;
     verify_names_it("forged outcome", &changed);
 
-    for table in ["action_rungs WHERE action_id IN (SELECT id FROM actions WHERE incident_id = {i})", "actions WHERE incident_id = {i}",
-        "outbox WHERE incident_id = {i}", "attachments WHERE incident_id = {i}", "incident_pupils WHERE incident_id = {i}", "incidents WHERE id = {i}"]
-    {
+    for table in [
+        "action_rungs WHERE action_id IN (SELECT id FROM actions WHERE incident_id = {i})",
+        "actions WHERE incident_id = {i}",
+        "outbox WHERE incident_id = {i}",
+        "attachments WHERE incident_id = {i}",
+        "incident_pupils WHERE incident_id = {i}",
+        "incidents WHERE id = {i}",
+    ] {
         sql(format!("DELETE FROM {}", table.replace("{i}", &incident.to_string()))).await;
     }
     verify_names_it("deleted disclosure", &format!("incident #{incident} is missing: audit entry"));

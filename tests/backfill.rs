@@ -95,8 +95,12 @@ async fn queued_about(store: &Store, incident: i64, purpose: &str) -> i64 {
 async fn queued(store: &Store, purpose: &str) -> Vec<(String, String, String)> {
     let sql = "SELECT recipient, subject, body FROM outbox WHERE purpose = $1 ORDER BY id";
     match store {
-        Store::Sqlite(p) => sqlx::query(sql).bind(purpose).fetch_all(p).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
-        Store::Postgres(p) => sqlx::query(sql).bind(purpose).fetch_all(p).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect(),
+        Store::Sqlite(p) => {
+            sqlx::query(sql).bind(purpose).fetch_all(p).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+        }
+        Store::Postgres(p) => {
+            sqlx::query(sql).bind(purpose).fetch_all(p).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+        }
     }
 }
 
@@ -108,10 +112,11 @@ async fn old_messages_are_filed_without_alerts_and_the_digest_counts_them(backen
     let env = school(&db, None);
     let filer = filer(&db, &env);
     let years_ago = now() - Duration::days(730);
-    let batch: Vec<Incoming> = [(1, years_ago), (2, years_ago + Duration::days(3)), (3, now() - Duration::days(8)), (4, now() - Duration::hours(1))]
-        .into_iter()
-        .map(|(n, at)| file(n, forward(n, at, DISCLOSURE)))
-        .collect();
+    let batch: Vec<Incoming> =
+        [(1, years_ago), (2, years_ago + Duration::days(3)), (3, now() - Duration::days(8)), (4, now() - Duration::hours(1))]
+            .into_iter()
+            .map(|(n, at)| file(n, forward(n, at, DISCLOSURE)))
+            .collect();
     let filed = filer.file_batch(&batch).await.expect("file the batch");
     assert!(filed.iter().all(|f| f.state == MessageState::Filed), "{filed:?}");
     let incidents: Vec<i64> = filed.iter().map(|f| f.incident.expect("an incident")).collect();
@@ -175,10 +180,7 @@ async fn a_rule_opts_back_in_and_a_backfill_is_quiet_whatever_its_date(backend: 
         ),
     );
     let old = now() - Duration::days(400);
-    let filed = filer(&db, &env)
-        .file_batch(&[file(1, forward(1, old, DISCLOSURE)), file(2, forward(2, old, PE_KIT))])
-        .await
-        .expect("file");
+    let filed = filer(&db, &env).file_batch(&[file(1, forward(1, old, DISCLOSURE)), file(2, forward(2, old, PE_KIT))]).await.expect("file");
     let (disclosure, pe_kit) = (filed[0].incident.unwrap(), filed[1].incident.unwrap());
     assert!(queued_about(&db.store, disclosure, "alert").await >= 2, "the rule opted old disclosures back in");
     assert_eq!(queued_about(&db.store, pe_kit, "alert").await, 0, "other old messages stay quiet");
@@ -288,7 +290,11 @@ fn on_backfill_must_be_alert_or_quiet() {
     .unwrap();
     let err = RuleSet::load(dir.path()).expect_err("an unknown on_backfill").to_string();
     assert!(err.contains("10-x.toml:4") && err.contains("unknown on_backfill \"sometimes\""), "{err}");
-    std::fs::write(dir.path().join("10-x.toml"), "[[rule]]\nname = \"x\"\nwhen.category = [\"Safeguarding / child protection\"]\non_backfill = \"alert\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("10-x.toml"),
+        "[[rule]]\nname = \"x\"\nwhen.category = [\"Safeguarding / child protection\"]\non_backfill = \"alert\"\n",
+    )
+    .unwrap();
     RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("on_backfill = \"alert\" alone is a rule: {e}"));
 }
 

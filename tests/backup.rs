@@ -4,11 +4,11 @@
 
 mod support;
 
-use support::db::{Backend, TestDb};
-use support::haven::{HavenEnv, school_fixtures, wait_for};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
+use support::db::{Backend, TestDb};
+use support::haven::{HavenEnv, school_fixtures, wait_for};
 
 fn script(name: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/backup").join(name)

@@ -30,10 +30,7 @@ fn append_config(env: &HavenEnv, text: &str) {
 
 /// The lines of `haven check` that start with `status` and name `part`.
 fn lines<'a>(r: &'a Run, status: &str, part: &str) -> Vec<&'a str> {
-    r.stdout
-        .lines()
-        .filter(|l| l.split_whitespace().next() == Some(status) && l.split_whitespace().nth(1) == Some(part))
-        .collect()
+    r.stdout.lines().filter(|l| l.split_whitespace().next() == Some(status) && l.split_whitespace().nth(1) == Some(part)).collect()
 }
 
 fn chmod(path: &std::path::Path, mode: u32) {
@@ -60,10 +57,14 @@ async fn every_part_working_passes(backend: Backend) {
     assert!(imap[0].contains(&format!("logged in to {USER}@127.0.0.1:{}", dovecot.port)), "{}", imap[0]);
     assert!(lines(&r, "ok", "smtp")[0].contains(&format!("127.0.0.1:{}", smtp.port)), "{}", r.stdout);
     let database = lines(&r, "ok", "database");
-    assert!(database[0].contains(match backend {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    }) && database[0].contains("none pending"), "{}", database[0]);
+    assert!(
+        database[0].contains(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }) && database[0].contains("none pending"),
+        "{}",
+        database[0]
+    );
     assert!(lines(&r, "ok", "digests")[0].contains("next"), "{}", r.stdout);
     assert!(smtp.messages().is_empty(), "haven check must not send mail");
     db.cleanup().await;

@@ -225,7 +225,10 @@ async fn busiest_pupils_text_chronology_shows_everything(backend: Backend) {
     let outcome = OUTCOME.trim_start_matches("Outcome: ");
     assert!(b.contains("  outcome (Dana Lead, "), "who recorded the outcome:\n{b}");
     assert!(b.contains(outcome), "the outcome's text:\n{b}");
-    assert!(follow_up.get("outcome_by").is_some() && incidents.iter().any(|e| e["outcome_by"] == "Dana Lead" && e["outcome_at"].is_string()), "{amira}");
+    assert!(
+        follow_up.get("outcome_by").is_some() && incidents.iter().any(|e| e["outcome_by"] == "Dana Lead" && e["outcome_at"].is_string()),
+        "{amira}"
+    );
 
     // The email (message 15, Ruby's tutor replying to mum) is an email and shows mum's words.
     let ruby = env.haven(&["chronology", "Ruby Ellis", "--as", DSL]).stdout;
@@ -240,6 +243,10 @@ async fn export_shows_a_note_once_and_links_the_follow_up(backend: Backend) {
     let (env, drawing) = example_with_follow_up_and_outcome(&db.url);
     let r = env.haven(&["export", AMIRA, "--as", DSL, "--format", "html", "--out", "bundle"]);
     assert_eq!(r.code, 0, "export: {}{}", r.stdout, r.stderr);
+    // Progress, off a terminal, is one closing line on stderr: every incident exported.
+    let done = r.stderr.lines().find(|l| l.contains(" incidents exported, ")).unwrap_or_default();
+    let (n, total) = done.trim_start_matches("haven: ").split_once(" of ").unwrap_or_default();
+    assert!(!n.is_empty() && total.starts_with(&format!("{n} incidents exported")), "progress on stderr: {}", r.stderr);
     let html = unescape(&std::fs::read_to_string(env.path("bundle/chronology.html")).unwrap());
     for note in ["Amira drew this in art and seemed low.", "Mum rang after school.", "Direct conversation with Amira in the library"] {
         assert_eq!(html.matches(note).count(), 1, "{note:?} appears once in the export:\n{html}");
@@ -276,10 +283,7 @@ async fn unknown_kind_line_is_filed_with_a_reason(backend: Backend) {
     let r = env.haven(&["messages", "--state", "filed", "--json"]);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let reason = v.as_array().unwrap().last().unwrap()["reason"].as_str().unwrap().to_string();
-    assert!(
-        reason.contains("the Kind: line names no kind Haven knows (direct conversation, phone call, observation, email)"),
-        "{reason}"
-    );
+    assert!(reason.contains("the Kind: line names no kind Haven knows (direct conversation, phone call, observation, email)"), "{reason}");
     let chron = env.haven(&["chronology", AMIRA, "--as", DSL]).stdout;
     assert!(chron.contains("Kind: carrier pigeon"), "the text is kept whole:\n{chron}");
     db.cleanup().await;
@@ -312,7 +316,8 @@ fn kind_golden_files() {
             std::fs::write(&golden, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
             continue;
         }
-        let want: Value = serde_json::from_str(&std::fs::read_to_string(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()))).unwrap();
+        let want: Value =
+            serde_json::from_str(&std::fs::read_to_string(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()))).unwrap();
         if got != want {
             failed.push(format!("{}: got {got}, want {want}", eml.display()));
         }

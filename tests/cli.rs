@@ -137,15 +137,15 @@ fn config_errors(env: &HavenEnv) -> Vec<String> {
     let r = env.haven(&["status"]);
     assert_eq!(r.code, 78, "a config error exits 78: {}{}", r.stdout, r.stderr);
     let prefix = format!("haven: {}: ", env.config.display());
-    r.stderr.lines().map(|l| l.strip_prefix(&prefix).or_else(|| l.strip_prefix(&format!("{}: ", env.config.display()))).unwrap_or(l).to_string()).collect()
+    r.stderr
+        .lines()
+        .map(|l| l.strip_prefix(&prefix).or_else(|| l.strip_prefix(&format!("{}: ", env.config.display()))).unwrap_or(l).to_string())
+        .collect()
 }
 
 #[test]
 fn an_unknown_key_does_not_hide_the_other_errors_of_its_section() {
-    let env = with_config(
-        "[smtp]\n",
-        "[smtp]\nhots = \"smtp.school.example\"\nport = \"twenty-five\"\nsecurity = \"startls\"\n",
-    );
+    let env = with_config("[smtp]\n", "[smtp]\nhots = \"smtp.school.example\"\nport = \"twenty-five\"\nsecurity = \"startls\"\n");
     let errors = config_errors(&env);
     assert!(errors.contains(&"smtp.hots: unknown key (did you mean \"host\"?)".to_string()), "{errors:#?}");
     assert!(errors.iter().any(|e| e.starts_with("smtp.port: invalid type: string \"twenty-five\"")), "{errors:#?}");
@@ -192,7 +192,11 @@ fn a_secret_written_inline_is_refused_with_the_way_to_give_it() {
     let env = with_config("[smtp]\n", "[smtp]\npassword = \"hunter2\"\n");
     let r = env.haven(&["status"]);
     assert_eq!(r.code, 78);
-    assert!(r.stderr.contains("smtp.password: unknown key: secrets are never written in haven.toml; name a file with password_file"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("smtp.password: unknown key: secrets are never written in haven.toml; name a file with password_file"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("hunter2"), "the secret is not repeated");
 }
 
@@ -212,7 +216,8 @@ fn a_misspelt_role_or_category_in_the_rules_is_named_with_the_nearest() {
     let text = std::fs::read_to_string(&routing).unwrap();
     let (role, category) = ("alert = [\"dsl\", \"ddsl\"]", "when.category = [\"E-safety\"]");
     assert!(text.contains(role) && text.contains(category), "the shipped routing rules changed shape");
-    std::fs::write(&routing, text.replacen(role, "alert = [\"dls\", \"ddsl\"]", 1).replacen(category, "when.category = [\"E-saftey\"]", 1)).unwrap();
+    std::fs::write(&routing, text.replacen(role, "alert = [\"dls\", \"ddsl\"]", 1).replacen(category, "when.category = [\"E-saftey\"]", 1))
+        .unwrap();
     let r = env.haven(&["rules", "check"]);
     assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("did you mean \"dsl\"?"), "{}", r.stderr);

@@ -255,12 +255,27 @@ impl School {
     }
 }
 
-/// The code an authenticator app shows now for the base32 key on the enrolment page.
+/// The code an authenticator app shows for the base32 key on the enrolment page, for a time
+/// step this test run has not used for that key: a code signs in once (RFC 6238 section 5.2),
+/// so a second sign-in within 30 seconds takes the next step, which the console accepts (one
+/// step of skew), or waits until it may.
 fn totp_code(base32: &str) -> String {
+    static USED: std::sync::Mutex<Vec<(String, u64)>> = std::sync::Mutex::new(Vec::new());
     let secret = totp_rs::Secret::try_from_base32(base32).expect("the page shows a base32 key");
     let totp = totp_rs::Builder::new().with_secret(secret).build().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    totp.generate(now).to_string()
+    loop {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 30;
+        let mut used = USED.lock().unwrap();
+        let last = used.iter().find(|(k, _)| k == base32).map(|(_, step)| *step);
+        let step = last.map_or(now, |l| (l + 1).max(now));
+        if step <= now + 1 {
+            used.retain(|(k, _)| k != base32);
+            used.push((base32.to_string(), step));
+            return totp.generate(step * 30).to_string();
+        }
+        drop(used);
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 async fn submit_code(c: &Client, code: &str) -> String {
@@ -362,8 +377,20 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
     let link = school.ask_for_link(&browser, "dsl@school.example").await;
     c.goto(&link).await.unwrap();
     assert!(c.find(Locator::Css("#secret")).await.is_err(), "the key is shown only at enrolment");
-    let page = submit_code(c, &totp_code(&secret)).await;
+    let code = totp_code(&secret);
+    let page = submit_code(c, &code).await;
     assert!(page.contains("Signed in as Dana Lead."), "{page}");
+
+    // A code works once: the same code again, still inside its 30-second window, is refused
+    // and counted as a wrong code.
+    click(c, "#sign-out").await;
+    let link = school.ask_for_link(&browser, "dsl@school.example").await;
+    c.goto(&link).await.unwrap();
+    let page = submit_code(c, &code).await;
+    assert!(page.contains("That code has been used already: each code signs in once."), "{page}");
+    assert!(page.contains("4 more wrong codes lock sign-in."), "{page}");
+    let page = submit_code(c, &totp_code(&secret)).await;
+    assert!(page.contains("Signed in as Dana Lead."), "the next code signs in: {page}");
 
     let actions = school.audit_actions().await;
     for a in [
@@ -371,6 +398,7 @@ async fn a_dsl_signs_in_with_an_emailed_link_and_totp(backend: Backend) {
         "console_link_used",
         "console_sign_in",
         "console_sign_in_failed",
+        "console_totp_reused",
         "console_sign_out",
         "console_view",
         "console_pupil_search",
@@ -527,7 +555,6 @@ async fn expired_links_and_forms_without_their_token_are_refused(backend: Backen
     school.finish().await;
 }
 
-
 impl School {
     /// One raw HTTP/1.1 request; the response head (text) and body (bytes).
     fn raw_bytes(&self, request: &str) -> (String, Vec<u8>) {
@@ -649,7 +676,10 @@ async fn the_dsl_team_acts_from_the_console(backend: Backend) {
     let (head, body) = school.get_as(&cookie, "/incidents/2/attachments/0");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert_eq!(header_line(&head, "content-type"), Some("application/octet-stream"), "{head}");
-    assert!(header_line(&head, "content-disposition").is_some_and(|d| d.starts_with("attachment; filename=\"note from mum.txt\"")), "{head}");
+    assert!(
+        header_line(&head, "content-disposition").is_some_and(|d| d.starts_with("attachment; filename=\"note from mum.txt\"")),
+        "{head}"
+    );
     assert_eq!(header_line(&head, "x-content-type-options"), Some("nosniff"));
     assert_eq!(String::from_utf8_lossy(&body).trim(), "She wrote this down for you.");
     let (head, _) = school.get_as("not-a-session", "/incidents/2/attachments/0");
@@ -700,7 +730,17 @@ async fn the_dsl_team_acts_from_the_console(backend: Backend) {
     }
 
     let actions = school.audit_actions().await;
-    for a in ["triage", "release", "link_confirm", "console_attachment_download", "console_message_frame", "export", "console_export_download", "console_access_log", "console_sign_out_everywhere"] {
+    for a in [
+        "triage",
+        "release",
+        "link_confirm",
+        "console_attachment_download",
+        "console_message_frame",
+        "export",
+        "console_export_download",
+        "console_access_log",
+        "console_sign_out_everywhere",
+    ] {
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
     }
     browser.close().await;
@@ -802,7 +842,10 @@ async fn the_console_serves_tls_and_reloads_its_certificate_on_sighup(backend: B
     let env = HavenEnv::new(&db.url, "");
     let first = make_certificate(&env, "first.haven.test");
     let port = free_port();
-    append_config(&env, &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\ncert_file = \"secrets/console.crt\"\nkey_file = \"secrets/console.key\"\n"));
+    append_config(
+        &env,
+        &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\ncert_file = \"secrets/console.crt\"\nkey_file = \"secrets/console.key\"\n"),
+    );
     let mut daemon = env.start();
     let served = wait_for("the console to serve TLS", WAIT, || {
         daemon.assert_running();
@@ -842,6 +885,106 @@ async fn the_console_serves_tls_and_reloads_its_certificate_on_sighup(backend: B
     db.cleanup().await;
 }
 
+/// The console on a phone's width and from the keyboard alone: a DSL signs in without the mouse
+/// (Tab to each field, type, Enter), and no page of the flow scrolls sideways at 375 pixels;
+/// every control on each page can take the keyboard's focus and has a name a screen reader can
+/// say. Screenshots: target/console-screenshots/phone-*.png.
+async fn the_console_works_at_a_phones_width_and_from_the_keyboard(backend: Backend) {
+    let school = School::start_full(backend, "", true).await;
+    let browser = Browser::start().await;
+    let c = browser.client();
+    c.set_window_size(375, 812).await.unwrap();
+    let enter = fantoccini::key::Key::Enter.to_string();
+
+    c.goto(&school.url("/")).await.unwrap();
+    check_phone_page(&browser, "phone-sign-in").await;
+    let email = "dsl@school.example";
+    let field = tab_to(c, "email").await;
+    field.send_keys(email).await.unwrap();
+    field.send_keys(&enter).await.unwrap();
+    wait_for_text(c, "Check your email").await;
+    let body = wait_for("the sign-in email", WAIT, || emails_to(&school.smtp, email, "sign-in link").pop().ok_or_else(|| "no email yet".to_string()));
+    let start = body.find(&school.url("/sign-in/")).unwrap_or_else(|| panic!("no link in the email:\n{body}"));
+    c.goto(body[start..].split_whitespace().next().unwrap()).await.unwrap();
+
+    check_phone_page(&browser, "phone-totp-enrol").await;
+    let secret = c.find(Locator::Css("#secret")).await.expect("the enrolment key").text().await.unwrap();
+    let field = tab_to(c, "code").await;
+    field.send_keys(&totp_code(&secret)).await.unwrap();
+    field.send_keys(&enter).await.unwrap();
+    wait_for_text(c, "Your recovery codes").await;
+    check_phone_page(&browser, "phone-recovery-codes").await;
+    tab_to(c, "continue").await.send_keys(&enter).await.unwrap();
+    wait_for_text(c, "Signed in as Dana Lead.").await;
+    check_phone_page(&browser, "phone-home").await;
+
+    let field = tab_to(c, "q").await;
+    field.send_keys("jane").await.unwrap();
+    field.send_keys(&enter).await.unwrap();
+    wait_for_text(c, "A100000000001").await;
+    check_phone_page(&browser, "phone-pupil-search").await;
+    for (path, name) in [
+        ("/pupils/A100000000001", "phone-chronology"),
+        ("/incidents/1", "phone-incident"),
+        ("/messages/2", "phone-triage"),
+        ("/messages/3", "phone-quarantined"),
+    ] {
+        c.goto(&school.url(path)).await.unwrap();
+        check_phone_page(&browser, name).await;
+    }
+    browser.close().await;
+    school.finish().await;
+}
+
+/// Presses Tab (at most 40 times) until the element with `id` has the focus, and returns it:
+/// the control is reachable from the keyboard, in the page's own order.
+async fn tab_to(c: &Client, id: &str) -> fantoccini::elements::Element {
+    let tab = fantoccini::key::Key::Tab.to_string();
+    c.find(Locator::Css("body")).await.unwrap();
+    for _ in 0..40 {
+        let focused = c.active_element().await.unwrap();
+        if focused.attr("id").await.unwrap().as_deref() == Some(id) {
+            return focused;
+        }
+        focused.send_keys(&tab).await.unwrap();
+    }
+    panic!("#{id} never took the focus from the keyboard: {}", c.source().await.unwrap());
+}
+
+async fn wait_for_text(c: &Client, text: &str) {
+    for _ in 0..100 {
+        if c.source().await.unwrap().contains(text) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{text:?} never appeared: {}", c.source().await.unwrap());
+}
+
+/// The page fits a phone's width (nothing scrolls sideways but a table inside its own frame)
+/// and every control can be focused and has an accessible name; a screenshot as NAME.png.
+async fn check_phone_page(browser: &Browser, name: &str) {
+    let c = browser.client();
+    let found = c
+        .execute(
+            "const bad = [];
+             for (const el of document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, iframe')) {
+               const label = el.labels && el.labels.length ? el.labels[0].textContent : '';
+               const named = (el.getAttribute('aria-label') || label || el.textContent || el.title || el.value || '').trim();
+               if (!named) bad.push('unnamed: ' + el.outerHTML.slice(0, 120));
+               if (el.tabIndex < 0) bad.push('not focusable: ' + el.outerHTML.slice(0, 120));
+             }
+             return { scroll: document.documentElement.scrollWidth, width: window.innerWidth, bad: bad };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot(name).await;
+    let (scroll, width) = (found["scroll"].as_u64().unwrap(), found["width"].as_u64().unwrap());
+    assert!(scroll <= width, "{name}: the page is {scroll} px wide on a {width} px phone screen");
+    assert_eq!(found["bad"], serde_json::json!([]), "{name}: every control focusable and named");
+}
+
 backend_tests!(
     the_sign_in_page_is_served_with_strict_security_headers,
     a_console_listening_beyond_loopback_is_refused,
@@ -852,4 +995,5 @@ backend_tests!(
     sessions_end_when_idle_and_at_their_absolute_limit,
     sign_in_attempts_are_limited_per_client,
     the_console_serves_tls_and_reloads_its_certificate_on_sighup,
+    the_console_works_at_a_phones_width_and_from_the_keyboard,
 );

@@ -58,6 +58,10 @@ fn import(env: &HavenEnv, pupils: &Path, staff: &Path, contacts: &Path, extra: &
 fn import_eaton(env: &HavenEnv) {
     let r = import(env, &eaton("pupils.csv"), &eaton("staff.csv"), &eaton("contacts.csv"), &[]);
     assert_eq!(r.code, 0, "the example directory must import: {}{}", r.stdout, r.stderr);
+    // Off a terminal, progress is a closing line on stderr: every pupil of the file written.
+    let pupils = std::fs::read_to_string(eaton("pupils.csv")).unwrap().lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+    let done = format!("haven: {pupils} of {pupils} pupils imported, ");
+    assert!(r.stderr.lines().any(|l| l.starts_with(&done)), "{done:?} on stderr: {}", r.stderr);
 }
 
 fn on_roll(dir: &Directory) -> usize {
@@ -203,8 +207,7 @@ async fn removing_the_dsl_team_is_refused_even_with_the_flag(backend: Backend) {
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("would leave no active member of the DSL team"), "{}", r.stderr);
 
-    let demoted: Vec<String> =
-        all.iter().map(|l| l.replace(",dsl;slt,", ",slt,").replace(",ddsl,", ",teacher,")).collect();
+    let demoted: Vec<String> = all.iter().map(|l| l.replace(",dsl;slt,", ",slt,").replace(",ddsl,", ",teacher,")).collect();
     let staff = write_csv(&env, "staff.csv", &header, &demoted);
     let r = import(&env, &eaton("pupils.csv"), &staff, &eaton("contacts.csv"), &["--allow-mass-change"]);
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);

@@ -42,9 +42,7 @@ struct Mail {
 impl Mail {
     fn parse(raw: &str) -> Mail {
         let m = mail_parser::MessageParser::default().parse(raw.as_bytes()).expect("an email");
-        let first = |a: Option<&mail_parser::Address>| {
-            a.and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string()
-        };
+        let first = |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
         Mail {
             to: first(m.to()),
             reply_to: first(m.reply_to()),
@@ -103,7 +101,10 @@ impl School {
     fn mail_where(&mut self, what: &str, wanted: impl Fn(&Mail) -> bool) -> Mail {
         wait_for(what, WAIT, || {
             let got: Vec<Mail> = self.smtp.messages().iter().map(|r| Mail::parse(r)).collect();
-            got.iter().find(|m| wanted(m)).cloned().ok_or_else(|| format!("{:?}", got.iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()))
+            got.iter()
+                .find(|m| wanted(m))
+                .cloned()
+                .ok_or_else(|| format!("{:?}", got.iter().map(|m| (&m.to, &m.subject)).collect::<Vec<_>>()))
         })
     }
 
@@ -214,7 +215,11 @@ async fn names_in_a_parents_text_are_only_mentioned_until_the_dsl_decides(backen
     assert_eq!(recipients(&mails), ["ddsl@school.example", DSL, KESTREL], "Oliver's HouseM is not alerted");
     for m in &mails {
         assert!(m.body.contains("JS (subject, Year 7)"), "{}", m.body);
-        assert!(!m.body.contains("OB (") && !m.body.contains("AK (") && !m.body.contains("mentioned"), "no alert names a mention: {}", m.body);
+        assert!(
+            !m.body.contains("OB (") && !m.body.contains("AK (") && !m.body.contains("mentioned"),
+            "no alert names a mention: {}",
+            m.body
+        );
     }
     assert_eq!(school.sees(JANE, KESTREL), [(1, "subject".to_string())]);
     assert_eq!(school.sees(OLIVER, HERON), [], "a mention is not on Oliver's chronology for his HouseM");

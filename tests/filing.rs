@@ -4,8 +4,8 @@
 
 mod support;
 
-use support::db::{Backend, TestDb};
 use std::time::Duration;
+use support::db::{Backend, TestDb};
 use support::haven::{Daemon, HavenEnv, school_fixtures, wait_for};
 
 fn mail(name: &str) -> String {
@@ -100,9 +100,23 @@ async fn spoofed_staff_sender_is_quarantined(backend: Backend) {
     let raw = std::fs::read_to_string(mail("spoofed.eml")).unwrap();
     let variants = [
         ("none", raw.clone()),
-        ("untrusted", format!("Authentication-Results: mx.attacker.example; dmarc=pass header.from=school.example\n{raw}").replace("spoof-1@", "spoof-2@")),
-        ("failing", format!("Authentication-Results: mx.school.example; dmarc=fail header.from=school.example\n{raw}").replace("spoof-1@", "spoof-3@")),
-        ("passing", format!("Authentication-Results: mx.school.example; dkim=pass header.d=school.example; dmarc=pass header.from=school.example\n{raw}").replace("spoof-1@", "spoof-4@")),
+        (
+            "untrusted",
+            format!("Authentication-Results: mx.attacker.example; dmarc=pass header.from=school.example\n{raw}")
+                .replace("spoof-1@", "spoof-2@"),
+        ),
+        (
+            "failing",
+            format!("Authentication-Results: mx.school.example; dmarc=fail header.from=school.example\n{raw}")
+                .replace("spoof-1@", "spoof-3@"),
+        ),
+        (
+            "passing",
+            format!(
+                "Authentication-Results: mx.school.example; dkim=pass header.d=school.example; dmarc=pass header.from=school.example\n{raw}"
+            )
+            .replace("spoof-1@", "spoof-4@"),
+        ),
     ];
     for (name, text) in &variants {
         let p = env.path(&format!("{name}.eml"));
@@ -158,7 +172,17 @@ async fn nothing_readable_at_rest_or_in_logs(backend: Backend) {
     assert_eq!(env.status()["incidents"], 2);
     let log = format!("{}{}", r.stdout, r.stderr);
     assert!(!log.is_empty(), "debug logging produced nothing to check");
-    for secret in ["Jane", "Smith", "Oliver", "Olly", "parent.smith@example.com", "teacher@school.example", "Worried about this week", "lunch money", "bruise"] {
+    for secret in [
+        "Jane",
+        "Smith",
+        "Oliver",
+        "Olly",
+        "parent.smith@example.com",
+        "teacher@school.example",
+        "Worried about this week",
+        "lunch money",
+        "bruise",
+    ] {
         assert!(!log.contains(secret), "log output contains {secret:?}:\n{log}");
     }
     match backend {
@@ -189,9 +213,7 @@ async fn limits_quarantine_with_a_reason(backend: Backend) {
     let env = HavenEnv::new(&db.url, "max_attachments = 2\nmax_mime_depth = 4");
     env.import_school();
     let attachment = |n: usize| {
-        format!(
-            "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"f{n}.pdf\"\r\n\r\n%PDF-{n}\r\n"
-        )
+        format!("--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"f{n}.pdf\"\r\n\r\n%PDF-{n}\r\n")
     };
     let many = format!(
         "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: files [Jane Smith]\r\n\
@@ -218,13 +240,8 @@ async fn limits_quarantine_with_a_reason(backend: Backend) {
     assert_eq!(s["messages"]["quarantined"], 2, "{s}");
     assert_eq!(s["messages"]["filed"], 1, "the next message still flows: {s}");
     let store = haven::store::Store::open(&db.url).await.unwrap();
-    let reasons: Vec<String> = store
-        .messages(Some(haven::store::MessageState::Quarantined))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.reason)
-        .collect();
+    let reasons: Vec<String> =
+        store.messages(Some(haven::store::MessageState::Quarantined)).await.unwrap().into_iter().map(|m| m.reason).collect();
     assert!(reasons.iter().any(|r| r.contains("attachments") && r.contains('2')), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("nest") || r.contains("depth")), "{reasons:?}");
     store.close().await;
@@ -325,18 +342,16 @@ struct Sent {
 
 /// Every email in the installation's Maildir outbox, oldest first.
 fn outbox(env: &HavenEnv) -> Vec<Sent> {
-    let mut files: Vec<_> = std::fs::read_dir(env.path("var/outbox/new"))
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-        .unwrap_or_default();
+    let mut files: Vec<_> =
+        std::fs::read_dir(env.path("var/outbox/new")).map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect()).unwrap_or_default();
     files.sort_by_key(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
     files
         .iter()
         .map(|f| {
             let raw = std::fs::read(f).unwrap();
             let m = mail_parser::MessageParser::default().parse(&raw).expect("an email in the outbox");
-            let first = |a: Option<&mail_parser::Address>| {
-                a.and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string()
-            };
+            let first =
+                |a: Option<&mail_parser::Address>| a.and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
             Sent {
                 to: first(m.to()),
                 reply_to: first(m.reply_to()),

@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use haven::source::imap::{
-    ImapAuth, ImapError, ImapSettings, ImapState, ImapStatus, Security, run,
-};
+use haven::source::imap::{ImapAuth, ImapError, ImapSettings, ImapState, ImapStatus, Security, run};
 use haven::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use support::dovecot::{Dovecot, PASSWORD, USER};
 use tokio::task::JoinHandle;
@@ -61,8 +59,7 @@ impl Sink for Recorder {
         if self.down.load(Ordering::SeqCst) {
             return Err(SinkError::new(true, "database unavailable"));
         }
-        let refused =
-            |m: &Incoming| matches!(&m.payload, Payload::Raw(r) if contains(r, REFUSE_ME));
+        let refused = |m: &Incoming| matches!(&m.payload, Payload::Raw(r) if contains(r, REFUSE_ME));
         if batch.iter().any(refused) {
             return Err(SinkError::new(false, "cannot file this message"));
         }
@@ -90,11 +87,7 @@ impl Sink for Recorder {
 
 /// A small message with CRLF line endings (what IMAP returns, so bytes compare equal).
 fn message(n: usize, extra_header: &str) -> Vec<u8> {
-    let extra = if extra_header.is_empty() {
-        String::new()
-    } else {
-        format!("{extra_header}\r\n")
-    };
+    let extra = if extra_header.is_empty() { String::new() } else { format!("{extra_header}\r\n") };
     format!(
         "From: teacher{n}@school.example\r\nTo: safeguarding@school.example\r\n\
          Subject: concern {n}\r\nMessage-ID: <test-{n}@school.example>\r\n\
@@ -132,11 +125,7 @@ fn start(settings: ImapSettings, sink: &Arc<Recorder>) -> Running {
     let status = ImapStatus::new();
     let (s, t, st) = (sink.clone(), shutdown.clone(), status.clone());
     let task = tokio::spawn(async move { run(settings, &*s, t, &st).await });
-    Running {
-        shutdown,
-        status,
-        task,
-    }
+    Running { shutdown, status, task }
 }
 
 impl Running {
@@ -154,11 +143,7 @@ impl Running {
     async fn reach(&self, want: ImapState, within: Duration) {
         let mut rx = self.status.subscribe();
         let waited = tokio::time::timeout(within, rx.wait_for(|s| *s == want)).await;
-        assert!(
-            matches!(waited, Ok(Ok(_))),
-            "the source did not reach {want:?} within {within:?}; it is {:?}",
-            self.status.state()
-        );
+        assert!(matches!(waited, Ok(Ok(_))), "the source did not reach {want:?} within {within:?}; it is {:?}", self.status.state());
     }
 }
 
@@ -173,10 +158,7 @@ where
         if check().await {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for: {what}"
-        );
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -203,14 +185,8 @@ async fn waiting_messages_are_delivered_once_and_moved_by_disposition() {
     let sink = Arc::new(Recorder::default());
     let src = start(settings(&d), &sink);
 
-    eventually("4 messages delivered", WAIT, || async {
-        sink.got().len() >= 4
-    })
-    .await;
-    eventually("INBOX empty", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("4 messages delivered", WAIT, || async { sink.got().len() >= 4 }).await;
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
     src.reach(ImapState::Idle, WAIT).await;
     src.stop().await;
 
@@ -218,11 +194,7 @@ async fn waiting_messages_are_delivered_once_and_moved_by_disposition() {
     assert_eq!(got.len(), 4, "each message exactly once");
     for (n, m) in got.iter().enumerate() {
         match &m.origin {
-            Origin::Imap {
-                mailbox,
-                uidvalidity,
-                uid,
-            } => {
+            Origin::Imap { mailbox, uidvalidity, uid } => {
                 assert_eq!(mailbox, "INBOX");
                 assert!(*uidvalidity > 0);
                 assert_eq!(*uid as usize, n + 1, "UID order");
@@ -230,21 +202,13 @@ async fn waiting_messages_are_delivered_once_and_moved_by_disposition() {
             other => panic!("origin {other:?}"),
         }
         let extra = if n == 3 { QUARANTINE_ME } else { "" };
-        assert_eq!(
-            m.payload,
-            Payload::Raw(message(n, extra)),
-            "message {n} bytes intact"
-        );
+        assert_eq!(m.payload, Payload::Raw(message(n, extra)), "message {n} bytes intact");
     }
     let filed = server_name(&d, "Haven/Filed").await;
     let quarantine = server_name(&d, "Haven/Quarantine").await;
     assert_eq!(d.count(&filed).await, 3);
     assert_eq!(d.count(&quarantine).await, 1);
-    assert_eq!(
-        d.search(&filed, "SEEN").await,
-        Vec::<u32>::new(),
-        "Haven never sets \\Seen"
-    );
+    assert_eq!(d.search(&filed, "SEEN").await, Vec::<u32>::new(), "Haven never sets \\Seen");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -258,20 +222,11 @@ async fn a_message_appended_during_idle_arrives_within_seconds() {
 
     let appended = Instant::now();
     d.append(&message(1, "")).await;
-    eventually("the new message delivered", WAIT, || async {
-        sink.got().len() == 1
-    })
-    .await;
+    eventually("the new message delivered", WAIT, || async { sink.got().len() == 1 }).await;
     let latency = appended.elapsed();
-    println!(
-        "IDLE pick-up latency: {} ms (Dovecot batches notifications ~500 ms)",
-        latency.as_millis()
-    );
+    println!("IDLE pick-up latency: {} ms (Dovecot batches notifications ~500 ms)", latency.as_millis());
     assert!(latency < Duration::from_secs(5), "latency {latency:?}");
-    eventually("INBOX empty", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
     src.stop().await;
 }
 
@@ -284,23 +239,13 @@ async fn messages_stay_while_the_pipeline_is_down_and_arrive_after_it_recovers()
     sink.down.store(true, Ordering::SeqCst);
     let src = start(settings(&d), &sink);
 
-    eventually("two refused attempts", WAIT, || async {
-        sink.calls.load(Ordering::SeqCst) >= 2
-    })
-    .await;
-    assert_eq!(
-        d.count("INBOX").await,
-        2,
-        "nothing leaves INBOX before a commit"
-    );
+    eventually("two refused attempts", WAIT, || async { sink.calls.load(Ordering::SeqCst) >= 2 }).await;
+    assert_eq!(d.count("INBOX").await, 2, "nothing leaves INBOX before a commit");
     assert!(sink.got().is_empty());
 
     sink.down.store(false, Ordering::SeqCst);
     eventually("both delivered", WAIT, || async { sink.got().len() == 2 }).await;
-    eventually("INBOX empty", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
     assert_eq!(sink.uids(), [1, 2]);
     src.stop().await;
 }
@@ -309,13 +254,7 @@ async fn messages_stay_while_the_pipeline_is_down_and_arrive_after_it_recovers()
 async fn an_oversized_message_is_handed_over_by_size_without_being_downloaded() {
     let d = Dovecot::start();
     let mut big = message(1, "");
-    big.extend(
-        std::iter::repeat_n(
-            b"0123456789abcdef0123456789abcdef0123456789abcdef012345678\r\n",
-            5000,
-        )
-        .flatten(),
-    );
+    big.extend(std::iter::repeat_n(b"0123456789abcdef0123456789abcdef0123456789abcdef012345678\r\n", 5000).flatten());
     let big_size = big.len() as u64;
     d.append(&big).await;
     d.append(&message(2, "")).await;
@@ -326,21 +265,12 @@ async fn an_oversized_message_is_handed_over_by_size_without_being_downloaded() 
     let src = start(s, &sink);
 
     eventually("both delivered", WAIT, || async { sink.got().len() == 2 }).await;
-    eventually("INBOX empty", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
     src.stop().await;
 
     let got = sink.got();
-    assert_eq!(
-        got.first().map(|m| &m.payload),
-        Some(&Payload::TooLarge { size: big_size })
-    );
-    assert_eq!(
-        got.get(1).map(|m| &m.payload),
-        Some(&Payload::Raw(message(2, "")))
-    );
+    assert_eq!(got.first().map(|m| &m.payload), Some(&Payload::TooLarge { size: big_size }));
+    assert_eq!(got.get(1).map(|m| &m.payload), Some(&Payload::Raw(message(2, ""))));
     assert_eq!(d.count(&server_name(&d, "Haven/Quarantine").await).await, 1);
 
     // Dovecot logs, per session, how many body bytes it sent: only the small message's.
@@ -350,22 +280,12 @@ async fn an_oversized_message_is_handed_over_by_size_without_being_downloaded() 
         body_bytes = log
             .lines()
             .filter(|l| l.contains("Logged out"))
-            .filter_map(|l| {
-                l.split("body_bytes=")
-                    .nth(1)?
-                    .split(|c: char| !c.is_ascii_digit())
-                    .next()?
-                    .parse::<u64>()
-                    .ok()
-            })
+            .filter_map(|l| l.split("body_bytes=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
             .sum();
         async move { body_bytes > 0 }
     })
     .await;
-    assert!(
-        body_bytes < big_size / 10,
-        "sent {body_bytes} body bytes; the large message is {big_size}"
-    );
+    assert!(body_bytes < big_size / 10, "sent {body_bytes} body bytes; the large message is {big_size}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -376,27 +296,17 @@ async fn a_restarted_source_delivers_nothing_twice() {
     let sink = Arc::new(Recorder::default());
 
     let src = start(settings(&d), &sink);
-    eventually("first two delivered", WAIT, || async {
-        sink.got().len() == 2
-    })
-    .await;
+    eventually("first two delivered", WAIT, || async { sink.got().len() == 2 }).await;
     src.reach(ImapState::Idle, WAIT).await;
     src.stop().await;
 
     d.append(&message(3, "")).await;
     let src = start(settings(&d), &sink);
-    eventually("the third delivered", WAIT, || async {
-        sink.got().len() >= 3
-    })
-    .await;
+    eventually("the third delivered", WAIT, || async { sink.got().len() >= 3 }).await;
     src.reach(ImapState::Idle, WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     src.stop().await;
-    assert_eq!(
-        sink.uids(),
-        [1, 2, 3],
-        "each message exactly once across restarts"
-    );
+    assert_eq!(sink.uids(), [1, 2, 3], "each message exactly once across restarts");
     assert_eq!(d.count("INBOX").await, 0);
 }
 
@@ -413,16 +323,8 @@ async fn the_source_reconnects_after_the_server_restarts() {
     d.restart();
     d.append(&message(1, "")).await;
 
-    eventually(
-        "delivered after the restart",
-        Duration::from_secs(30),
-        || async { sink.got().len() == 1 },
-    )
-    .await;
-    eventually("INBOX empty", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("delivered after the restart", Duration::from_secs(30), || async { sink.got().len() == 1 }).await;
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
     src.stop().await;
 }
 
@@ -436,9 +338,7 @@ async fn idle_pickup_latency_is_close_to_a_bare_idle_client() {
     let d = Dovecot::start();
     {
         let mut c = d.client().await;
-        c.create(PROBE)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE: {e}"));
+        c.create(PROBE).await.unwrap_or_else(|e| panic!("CREATE: {e}"));
         let _ = c.logout().await;
     }
     let sink = Arc::new(Recorder::default());
@@ -454,23 +354,14 @@ async fn idle_pickup_latency_is_close_to_a_bare_idle_client() {
     let (mut haven, mut bare) = (Vec::new(), Vec::new());
     let mut c = d.client().await;
     for n in 0..N {
-        c.append("INBOX", None, None, message(n, ""))
-            .await
-            .unwrap_or_else(|e| panic!("APPEND: {e}"));
+        c.append("INBOX", None, None, message(n, "")).await.unwrap_or_else(|e| panic!("APPEND: {e}"));
         let to_haven = Instant::now();
-        c.append(PROBE, None, None, message(n, ""))
-            .await
-            .unwrap_or_else(|e| panic!("APPEND: {e}"));
+        c.append(PROBE, None, None, message(n, "")).await.unwrap_or_else(|e| panic!("APPEND: {e}"));
         let to_bare = Instant::now();
         let seen = tokio::time::timeout(WAIT, rx.recv()).await;
-        let Ok(Some(seen)) = seen else {
-            panic!("the bare IDLE client saw nothing")
-        };
+        let Ok(Some(seen)) = seen else { panic!("the bare IDLE client saw nothing") };
         bare.push(seen.saturating_duration_since(to_bare));
-        eventually("Haven took it", WAIT, || async {
-            sink.got().len() == n + 1
-        })
-        .await;
+        eventually("Haven took it", WAIT, || async { sink.got().len() == n + 1 }).await;
         let arrived = sink.arrived.lock().ok().and_then(|a| a.last().copied());
         haven.push(arrived.map_or(Duration::MAX, |t| t.saturating_duration_since(to_haven)));
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -482,9 +373,7 @@ async fn idle_pickup_latency_is_close_to_a_bare_idle_client() {
 
     let pct = |v: &mut Vec<Duration>, p: usize| {
         v.sort_unstable();
-        v.get((v.len() * p / 100).min(v.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(Duration::MAX)
+        v.get((v.len() * p / 100).min(v.len().saturating_sub(1))).copied().unwrap_or(Duration::MAX)
     };
     let (h50, h99) = (pct(&mut haven, 50), pct(&mut haven, 99));
     let (b50, b99) = (pct(&mut bare, 50), pct(&mut bare, 99));
@@ -495,10 +384,7 @@ async fn idle_pickup_latency_is_close_to_a_bare_idle_client() {
         b50.as_millis(),
         b99.as_millis()
     );
-    assert!(
-        h50 <= b50 + Duration::from_millis(150),
-        "Haven's median {h50:?} vs the bare client's {b50:?}"
-    );
+    assert!(h50 <= b50 + Duration::from_millis(150), "Haven's median {h50:?} vs the bare client's {b50:?}");
     assert!(h99 < Duration::from_millis(1500), "Haven's p99 {h99:?}");
 }
 
@@ -513,10 +399,7 @@ async fn a_backlog_drains_in_batches() {
     let sink = Arc::new(Recorder::default());
     let started = Instant::now();
     let src = start(settings(&d), &sink);
-    eventually("the backlog delivered", Duration::from_secs(60), || async {
-        sink.got().len() == N
-    })
-    .await;
+    eventually("the backlog delivered", Duration::from_secs(60), || async { sink.got().len() == N }).await;
     let elapsed = started.elapsed();
     src.reach(ImapState::Idle, WAIT).await;
     src.stop().await;
@@ -527,11 +410,7 @@ async fn a_backlog_drains_in_batches() {
         sink.calls.load(Ordering::SeqCst)
     );
     assert_eq!(sink.uids(), (1..=N as u32).collect::<Vec<_>>());
-    assert_eq!(
-        sink.calls.load(Ordering::SeqCst),
-        N / 50,
-        "batches of batch_size"
-    );
+    assert_eq!(sink.calls.load(Ordering::SeqCst), N / 50, "batches of batch_size");
     assert_eq!(d.count("INBOX").await, 0);
 }
 
@@ -552,14 +431,8 @@ async fn a_batch_committed_but_not_moved_comes_again_with_the_same_origin() {
     src.reach(ImapState::Retrying, WAIT).await;
     assert_eq!(sink.got().len(), 2);
     d.restart();
-    eventually("delivered again", Duration::from_secs(30), || async {
-        sink.got().len() == 4
-    })
-    .await;
-    eventually("INBOX empty", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("delivered again", Duration::from_secs(30), || async { sink.got().len() == 4 }).await;
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
     src.stop().await;
     let got = sink.got();
     let (first, again) = got.split_at(2);
@@ -584,10 +457,7 @@ async fn folder_names_follow_the_server_hierarchy_and_modified_utf7() {
     let sink = Arc::new(Recorder::default());
     let src = start(s, &sink);
     eventually("both delivered", WAIT, || async { sink.got().len() == 2 }).await;
-    eventually("intake emptied", WAIT, || async {
-        d.count(&intake).await == 0
-    })
-    .await;
+    eventually("intake emptied", WAIT, || async { d.count(&intake).await == 0 }).await;
     src.stop().await;
     assert_eq!(d.count(&format!("Haven{sep}Class&AOk-")).await, 1);
     assert_eq!(d.count(&format!("Haven{sep}Quarantaine &- Co")).await, 1);
@@ -598,17 +468,13 @@ async fn folder_names_follow_the_server_hierarchy_and_modified_utf7() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_another_client_marked_seen_is_still_taken() {
     let d = Dovecot::start();
-    d.append_to("INBOX", &message(1, ""), Some("(\\Seen)"))
-        .await;
+    d.append_to("INBOX", &message(1, ""), Some("(\\Seen)")).await;
     d.append(&message(2, "")).await;
     assert_eq!(d.search("INBOX", "SEEN").await, [1]);
     let sink = Arc::new(Recorder::default());
     let src = start(settings(&d), &sink);
     eventually("both delivered", WAIT, || async { sink.got().len() == 2 }).await;
-    eventually("INBOX empty", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
     src.stop().await;
     assert_eq!(sink.uids(), [1, 2]);
 }
@@ -616,26 +482,16 @@ async fn a_message_another_client_marked_seen_is_still_taken() {
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_imap_to_a_remote_host_is_refused_with_a_clear_error() {
     let sink = Recorder::default();
-    let mut s = ImapSettings {
-        host: "imap.example.org".into(),
-        ..settings_without_server()
-    };
+    let mut s = ImapSettings { host: "imap.example.org".into(), ..settings_without_server() };
     s.security = Security::Plain;
     let status = ImapStatus::new();
-    let ended = tokio::time::timeout(
-        Duration::from_secs(5),
-        run(s, &sink, CancellationToken::new(), &status),
-    )
-    .await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), run(s, &sink, CancellationToken::new(), &status)).await;
     let err = match ended {
         Ok(Err(e)) => e,
         other => panic!("expected an immediate refusal, got {other:?}"),
     };
     let text = err.to_string();
-    assert!(
-        text.contains("plain") && text.contains("loopback") && text.contains("imap.example.org"),
-        "{text}"
-    );
+    assert!(text.contains("plain") && text.contains("loopback") && text.contains("imap.example.org"), "{text}");
     assert!(err.is_permanent());
     assert_eq!(status.state(), ImapState::Stopped);
     assert_eq!(sink.calls.load(Ordering::SeqCst), 0);
@@ -666,14 +522,8 @@ async fn one_message_the_pipeline_refuses_does_not_block_the_others() {
     d.append(&message(3, "")).await;
     let sink = Arc::new(Recorder::default());
     let src = start(settings(&d), &sink);
-    eventually("the good two delivered", WAIT, || async {
-        sink.got().len() == 2
-    })
-    .await;
-    eventually("only the refused one left", WAIT, || async {
-        d.count("INBOX").await == 1
-    })
-    .await;
+    eventually("the good two delivered", WAIT, || async { sink.got().len() == 2 }).await;
+    eventually("only the refused one left", WAIT, || async { d.count("INBOX").await == 1 }).await;
     src.reach(ImapState::Idle, WAIT).await;
     src.stop().await;
     assert_eq!(sink.uids(), [1, 3]);
@@ -682,34 +532,22 @@ async fn one_message_the_pipeline_refuses_does_not_block_the_others() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_idle_and_move_the_source_polls_and_copies_then_expunges_by_uid() {
-    let d =
-        Dovecot::start_with("protocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ UIDPLUS\n}");
+    let d = Dovecot::start_with("protocol imap {\n  imap_capability = IMAP4rev1 LITERAL+ UIDPLUS\n}");
     d.append(&message(1, "")).await;
     // A message the pipeline refuses stays; that another client flagged it \Deleted must not
     // make it go: Haven expunges by UID, never with a plain EXPUNGE.
-    d.append_to("INBOX", &message(9, REFUSE_ME), Some("(\\Deleted)"))
-        .await;
+    d.append_to("INBOX", &message(9, REFUSE_ME), Some("(\\Deleted)")).await;
     let sink = Arc::new(Recorder::default());
     let src = start(settings(&d), &sink);
     src.reach(ImapState::Polling, WAIT).await;
     d.append(&message(2, "")).await;
-    eventually("both delivered by polling", WAIT, || async {
-        sink.got().len() >= 2
-    })
-    .await;
-    eventually("INBOX down to the refused one", WAIT, || async {
-        d.count("INBOX").await == 1
-    })
-    .await;
+    eventually("both delivered by polling", WAIT, || async { sink.got().len() >= 2 }).await;
+    eventually("INBOX down to the refused one", WAIT, || async { d.count("INBOX").await == 1 }).await;
     src.stop().await;
     assert_eq!(sink.uids(), [1, 3]);
     let filed = server_name(&d, "Haven/Filed").await;
     assert_eq!(d.count(&filed).await, 2);
-    assert_eq!(
-        d.search("INBOX", "ALL").await,
-        [2],
-        "the refused, flagged message is still there"
-    );
+    assert_eq!(d.search("INBOX", "ALL").await, [2], "the refused, flagged message is still there");
 }
 
 /// The environment variable that turns the TLS test into its own child process (see below).
@@ -725,38 +563,23 @@ async fn starttls_and_tls_deliver_when_the_certificate_is_trusted() {
     }
     let d = Dovecot::start_tls();
     let tls_port = d.tls_port.unwrap_or_else(|| panic!("no TLS port"));
-    for (n, (mode, port)) in [("starttls", d.port), ("tls", tls_port)]
-        .into_iter()
-        .enumerate()
-    {
+    for (n, (mode, port)) in [("starttls", d.port), ("tls", tls_port)].into_iter().enumerate() {
         d.append(&message(n, "")).await;
         let marker = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("temp file: {e}"));
-        let out =
-            std::process::Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("{e}")))
-                .args([
-                    "--exact",
-                    "starttls_and_tls_deliver_when_the_certificate_is_trusted",
-                    "--nocapture",
-                ])
-                .env(
-                    TLS_CHILD,
-                    format!("{mode}:{port}:{}", marker.path().display()),
-                )
-                .env("SSL_CERT_FILE", d.ca_file())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot re-run the test binary: {e}"));
+        let out = std::process::Command::new(std::env::current_exe().unwrap_or_else(|e| panic!("{e}")))
+            .args(["--exact", "starttls_and_tls_deliver_when_the_certificate_is_trusted", "--nocapture"])
+            .env(TLS_CHILD, format!("{mode}:{port}:{}", marker.path().display()))
+            .env("SSL_CERT_FILE", d.ca_file())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot re-run the test binary: {e}"));
         assert!(
-            out.status.success()
-                && std::fs::read_to_string(marker.path()).is_ok_and(|m| m == "delivered"),
+            out.status.success() && std::fs::read_to_string(marker.path()).is_ok_and(|m| m == "delivered"),
             "{mode} child failed:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         assert_eq!(d.count("INBOX").await, 0, "{mode}: moved out of INBOX");
-        assert_eq!(
-            d.count(&server_name(&d, "Haven/Filed").await).await,
-            n as u32 + 1
-        );
+        assert_eq!(d.count(&server_name(&d, "Haven/Filed").await).await, n as u32 + 1);
     }
 }
 
@@ -770,17 +593,10 @@ async fn tls_child(spec: &str) {
     let mut s = settings_without_server();
     s.host = "localhost".into();
     s.port = port;
-    s.security = if mode == "tls" {
-        Security::Tls
-    } else {
-        Security::Starttls
-    };
+    s.security = if mode == "tls" { Security::Tls } else { Security::Starttls };
     let sink = Arc::new(Recorder::default());
     let src = start(s, &sink);
-    eventually("delivered over TLS", WAIT, || async {
-        sink.got().len() == 1
-    })
-    .await;
+    eventually("delivered over TLS", WAIT, || async { sink.got().len() == 1 }).await;
     src.reach(ImapState::Idle, WAIT).await;
     src.stop().await;
     std::fs::write(marker, "delivered").unwrap_or_else(|e| panic!("marker: {e}"));
@@ -800,10 +616,7 @@ async fn an_untrusted_server_certificate_is_refused() {
         let src = start(s, &sink);
         src.reach(ImapState::Retrying, WAIT).await;
         let error = src.status.last_error().unwrap_or_default();
-        assert!(
-            error.contains("TLS") && error.contains("certificate"),
-            "{security:?}: {error}"
-        );
+        assert!(error.contains("TLS") && error.contains("certificate"), "{security:?}: {error}");
         src.stop().await;
         assert!(sink.got().is_empty());
     }
@@ -820,10 +633,7 @@ async fn two_daemons_on_one_mailbox_take_every_message_and_stay_healthy() {
     s.batch_size = 3;
     let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
     let (src_a, src_b) = (start(s.clone(), &a), start(s, &b));
-    eventually("INBOX empty", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("INBOX empty", WAIT, || async { d.count("INBOX").await == 0 }).await;
     src_a.reach(ImapState::Idle, WAIT).await;
     src_b.reach(ImapState::Idle, WAIT).await;
     // Both may commit the same message (the real pipeline then files it once); what matters
@@ -851,9 +661,7 @@ async fn xoauth2_rereads_the_token_after_the_server_rejects_an_expired_one() {
     let token_file = tempfile::NamedTempFile::new().unwrap_or_else(|e| panic!("temp file: {e}"));
     std::fs::write(token_file.path(), d.oauth2_token(-60)).unwrap_or_else(|e| panic!("{e}"));
     let mut s = settings(&d);
-    s.auth = ImapAuth::Xoauth2 {
-        token_source: TokenSource::File(token_file.path().into()),
-    };
+    s.auth = ImapAuth::Xoauth2 { token_source: TokenSource::File(token_file.path().into()) };
     let sink = Arc::new(Recorder::default());
     let src = start(s.clone(), &sink);
 
@@ -863,12 +671,8 @@ async fn xoauth2_rereads_the_token_after_the_server_rejects_an_expired_one() {
     assert!(sink.got().is_empty());
 
     // Whatever refreshes tokens writes a new one; the next attempt uses it.
-    std::fs::write(token_file.path(), format!("{}\n", d.oauth2_token(3600)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    eventually("delivered after the token was refreshed", WAIT, || async {
-        sink.got().len() == 1
-    })
-    .await;
+    std::fs::write(token_file.path(), format!("{}\n", d.oauth2_token(3600))).unwrap_or_else(|e| panic!("{e}"));
+    eventually("delivered after the token was refreshed", WAIT, || async { sink.got().len() == 1 }).await;
     src.reach(ImapState::Idle, WAIT).await;
     assert_eq!(src.status.last_error(), None);
     src.stop().await;
@@ -876,14 +680,9 @@ async fn xoauth2_rereads_the_token_after_the_server_rejects_an_expired_one() {
     // The same through a token command.
     d.append(&message(2, "")).await;
     let command = format!("cat {}", token_file.path().display());
-    s.auth = ImapAuth::Xoauth2 {
-        token_source: TokenSource::Command(command),
-    };
+    s.auth = ImapAuth::Xoauth2 { token_source: TokenSource::Command(command) };
     let src = start(s, &sink);
-    eventually("delivered with the command's token", WAIT, || async {
-        sink.got().len() == 2
-    })
-    .await;
+    eventually("delivered with the command's token", WAIT, || async { sink.got().len() == 2 }).await;
     src.stop().await;
     assert_eq!(d.count("INBOX").await, 0);
 }
@@ -895,22 +694,17 @@ use support::haven::{HavenEnv, school_fixtures};
 
 /// Points a test installation's intake at `d` (plain IMAP on loopback), with a 50 MB limit.
 fn use_imap(env: &HavenEnv, d: &Dovecot, password: &str) {
-    std::fs::write(env.path("secrets/imap-password"), format!("{password}\n"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(env.path("secrets/imap-password"), format!("{password}\n")).unwrap_or_else(|e| panic!("{e}"));
     let config = std::fs::read_to_string(&env.config).unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        config.contains("source = \"maildir\"") && config.contains("max_message_size = \"10MB\""),
-        "the test config changed shape"
-    );
-    let config = config
-        .replace("source = \"maildir\"", "source = \"imap\"")
-        .replace("max_message_size = \"10MB\"", "max_message_size = \"50MB\"")
-        + &format!(
-            "\n[intake.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
+    assert!(config.contains("source = \"maildir\"") && config.contains("max_message_size = \"10MB\""), "the test config changed shape");
+    let config =
+        config.replace("source = \"maildir\"", "source = \"imap\"").replace("max_message_size = \"10MB\"", "max_message_size = \"50MB\"")
+            + &format!(
+                "\n[intake.imap]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"plain\"\n\
              username = \"{USER}\"\nauth = \"password\"\npassword_file = \"secrets/imap-password\"\n\
              poll_interval = \"1s\"\n",
-            d.port
-        );
+                d.port
+            );
     std::fs::write(&env.config, config).unwrap_or_else(|e| panic!("{e}"));
 }
 
@@ -923,11 +717,7 @@ struct Daemon {
 impl Daemon {
     fn start(env: &HavenEnv) -> Daemon {
         let log = env.path("haven.log");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap_or_else(|e| panic!("{e}"));
         let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
             .args(["run", "--config"])
@@ -959,19 +749,13 @@ impl Daemon {
     /// SIGTERM, then the exit code must be 0 within 20 s.
     async fn terminate(mut self) {
         let pid = self.child.id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status();
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         let code = loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 break status.code();
             }
-            assert!(
-                Instant::now() < deadline,
-                "haven run ignored SIGTERM:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "haven run ignored SIGTERM:\n{}", self.log());
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(code, Some(0), "haven run after SIGTERM:\n{}", self.log());
@@ -995,9 +779,7 @@ fn forward(i: usize) -> Vec<u8> {
         .replace("\r\n", "\n")
         .replace('\n', "\r\n");
     assert!(template.contains("fwd-contact-1@"));
-    template
-        .replace("fwd-contact-1@", &format!("fwd-imap-{i}@"))
-        .into_bytes()
+    template.replace("fwd-contact-1@", &format!("fwd-imap-{i}@")).into_bytes()
 }
 
 /// The same forward with a PDF of about `mb` megabytes (base64) attached.
@@ -1005,13 +787,8 @@ fn forward_with_attachment(i: usize, mb: usize) -> Vec<u8> {
     use base64::Engine as _;
     let plain = String::from_utf8(forward(i)).unwrap_or_default();
     let (head, body) = plain.split_once("\r\n\r\n").unwrap_or((&plain, ""));
-    let head = head.replace(
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Type: multipart/mixed; boundary=\"b-haven\"",
-    );
-    let pdf: Vec<u8> = (0..mb * 1024 * 1024 * 3 / 4)
-        .map(|n| (n % 251) as u8)
-        .collect();
+    let head = head.replace("Content-Type: text/plain; charset=utf-8", "Content-Type: multipart/mixed; boundary=\"b-haven\"");
+    let pdf: Vec<u8> = (0..mb * 1024 * 1024 * 3 / 4).map(|n| (n % 251) as u8).collect();
     let encoded = base64::engine::general_purpose::STANDARD.encode(pdf);
     let mut lines = String::with_capacity(encoded.len() * 78 / 76 + 64);
     for chunk in encoded.as_bytes().chunks(76) {
@@ -1029,17 +806,8 @@ fn forward_with_attachment(i: usize, mb: usize) -> Vec<u8> {
 
 /// Nothing in the daemon's log that names a person or quotes a message.
 fn assert_log_is_clean(log: &str) {
-    for private in [
-        "Jane",
-        "Smith",
-        "lunch money",
-        "teacher@school.example",
-        "Worried",
-    ] {
-        assert!(
-            !log.contains(private),
-            "the daemon's log contains {private:?}"
-        );
+    for private in ["Jane", "Smith", "lunch money", "teacher@school.example", "Worried"] {
+        assert!(!log.contains(private), "the daemon's log contains {private:?}");
     }
 }
 
@@ -1074,13 +842,8 @@ async fn the_daemon_files_500_messages_once_across_five_kill_9s(backend: Backend
         daemon = Daemon::start(&env);
     }
     println!("kill -9 five times; messages waiting in INBOX at each kill: {kills:?}");
-    appender
-        .await
-        .unwrap_or_else(|e| panic!("appending failed: {e}"));
-    eventually("INBOX emptied", Duration::from_secs(120), || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    appender.await.unwrap_or_else(|e| panic!("appending failed: {e}"));
+    eventually("INBOX emptied", Duration::from_secs(120), || async { d.count("INBOX").await == 0 }).await;
     daemon.assert_running();
     let log = daemon.log();
     daemon.terminate().await;
@@ -1108,35 +871,19 @@ async fn the_daemon_files_what_arrives_while_it_idles(backend: Backend) {
     env.import_school();
     d.append_to("INBOX", &forward(1), Some("(\\Seen)")).await;
     let mut daemon = Daemon::start(&env);
-    eventually("the first forward filed", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("the first forward filed", WAIT, || async { d.count("INBOX").await == 0 }).await;
     // Let it settle into IDLE.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let appended = Instant::now();
     d.append(&forward(2)).await;
-    eventually("the idle pick-up filed and moved", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
-    println!(
-        "daemon: APPEND to moved out of INBOX (after commit) in {} ms",
-        appended.elapsed().as_millis()
-    );
+    eventually("the idle pick-up filed and moved", WAIT, || async { d.count("INBOX").await == 0 }).await;
+    println!("daemon: APPEND to moved out of INBOX (after commit) in {} ms", appended.elapsed().as_millis());
     assert!(appended.elapsed() < Duration::from_secs(5));
 
-    d.append_all(&[
-        b"%PDF-1.4 not an email at all\r\n\x00\x01\x02 binary junk\r\n".to_vec(),
-        forward(3),
-        forward_with_attachment(4, 20),
-    ])
-    .await;
-    eventually("the rest handled", Duration::from_secs(60), || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    d.append_all(&[b"%PDF-1.4 not an email at all\r\n\x00\x01\x02 binary junk\r\n".to_vec(), forward(3), forward_with_attachment(4, 20)])
+        .await;
+    eventually("the rest handled", Duration::from_secs(60), || async { d.count("INBOX").await == 0 }).await;
     daemon.assert_running();
     let log = daemon.log();
     daemon.terminate().await;
@@ -1167,31 +914,16 @@ async fn a_wrong_password_is_reported_once_and_retried(backend: Backend) {
     })
     .await;
     // Dovecot answers a failed login after 2 s; with backoff the attempts go on.
-    let failed_logins = || {
-        d.log()
-            .lines()
-            .filter(|l| l.contains("auth failed") && l.contains(USER))
-            .count()
-    };
-    eventually(
-        "three failed login attempts",
-        Duration::from_secs(40),
-        || {
-            let n = failed_logins();
-            async move { n >= 3 }
-        },
-    )
+    let failed_logins = || d.log().lines().filter(|l| l.contains("auth failed") && l.contains(USER)).count();
+    eventually("three failed login attempts", Duration::from_secs(40), || {
+        let n = failed_logins();
+        async move { n >= 3 }
+    })
     .await;
     daemon.assert_running();
     let log = daemon.log();
-    let warnings = log
-        .lines()
-        .filter(|l| l.contains("WARN") && l.contains("refused the login"))
-        .count();
-    assert_eq!(
-        warnings, 1,
-        "logged once per state change, not per retry:\n{log}"
-    );
+    let warnings = log.lines().filter(|l| l.contains("WARN") && l.contains("refused the login")).count();
+    assert_eq!(warnings, 1, "logged once per state change, not per retry:\n{log}");
     assert_eq!(d.count("INBOX").await, 1, "nothing taken without a login");
     daemon.terminate().await;
     db.cleanup().await;
@@ -1209,22 +941,13 @@ async fn the_daemon_finishes_after_the_server_is_down_for_10_seconds(backend: Ba
     let mut daemon = Daemon::start(&env);
     let deadline = Instant::now() + Duration::from_secs(60);
     while d.count("INBOX").await as usize == N {
-        assert!(
-            Instant::now() < deadline,
-            "nothing filed:\n{}",
-            daemon.log()
-        );
+        assert!(Instant::now() < deadline, "nothing filed:\n{}", daemon.log());
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     d.stop();
     tokio::time::sleep(Duration::from_secs(10)).await;
     d.restart();
-    eventually(
-        "INBOX emptied after the outage",
-        Duration::from_secs(60),
-        || async { d.count("INBOX").await == 0 },
-    )
-    .await;
+    eventually("INBOX emptied after the outage", Duration::from_secs(60), || async { d.count("INBOX").await == 0 }).await;
     daemon.assert_running();
     daemon.terminate().await;
     let s = env.status();
@@ -1251,18 +974,11 @@ async fn already_filed_messages_under_a_new_uidvalidity_are_moved_not_refiled(ba
     d.copy_all(&filed, "INBOX").await;
     let before = d.uidvalidity().await;
     d.reset_inbox_uidvalidity();
-    assert_ne!(
-        d.uidvalidity().await,
-        before,
-        "the test needs a new UIDVALIDITY"
-    );
+    assert_ne!(d.uidvalidity().await, before, "the test needs a new UIDVALIDITY");
     assert_eq!(d.count("INBOX").await, 3);
 
     let daemon = Daemon::start(&env);
-    eventually("moved again", WAIT, || async {
-        d.count("INBOX").await == 0
-    })
-    .await;
+    eventually("moved again", WAIT, || async { d.count("INBOX").await == 0 }).await;
     daemon.terminate().await;
     let s = env.status();
     assert_eq!(s["incidents"], 3, "nothing filed twice: {s}");
@@ -1283,20 +999,14 @@ async fn a_full_disk_leaves_every_message_in_inbox_until_space_returns(backend: 
     use_imap(&env, &d, PASSWORD);
     env.import_school();
     let mut daemon = Daemon::start(&env);
-    eventually("the daemon connected", Duration::from_secs(30), || async {
-        daemon.log().contains("IMAP intake connected")
-    })
-    .await;
+    eventually("the daemon connected", Duration::from_secs(30), || async { daemon.log().contains("IMAP intake connected") }).await;
 
     disk.fill();
     // About 30 KB each: more than the space the database may already hold can take.
     let pad = "The same padding line, to make the message large enough.\r\n".repeat(500);
     let msgs: Vec<Vec<u8>> = (0..N).map(|i| [forward(i), pad.clone().into_bytes()].concat()).collect();
     d.append_all(&msgs).await;
-    eventually("a refused commit", Duration::from_secs(60), || async {
-        daemon.log().contains("IMAP intake failed; retrying")
-    })
-    .await;
+    eventually("a refused commit", Duration::from_secs(60), || async { daemon.log().contains("IMAP intake failed; retrying") }).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     daemon.assert_running();
     // A full disk may still take a first batch into space the database already holds; what

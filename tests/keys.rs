@@ -35,7 +35,9 @@ fn key_files(env: &HavenEnv) -> BTreeMap<String, String> {
             let p = e.path();
             if p.is_dir() {
                 walk(&p, out);
-            } else if p.file_name().unwrap().to_string_lossy().contains(".key") && !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            } else if p.file_name().unwrap().to_string_lossy().contains(".key")
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            {
                 out.insert(p.display().to_string(), std::fs::read_to_string(&p).unwrap());
             }
         }
@@ -111,11 +113,18 @@ async fn rotating_under_a_running_daemon_loses_nothing(backend: Backend) {
     let rotated = ok(env.haven(&["key", "rotate"]), "rotate");
     let filed_at_rotation = settled(&env);
     delivering.join().unwrap();
-    wait_for("every message settled", Duration::from_secs(180), || {
-        if settled(&env) == N { Ok(()) } else { Err(settled(&env).to_string()) }
-    });
+    wait_for(
+        "every message settled",
+        Duration::from_secs(180),
+        || {
+            if settled(&env) == N { Ok(()) } else { Err(settled(&env).to_string()) }
+        },
+    );
     println!("rotated with {filed_at_rotation} of {N} settled:\n{}", rotated.stdout);
     let new_id = rotated.stdout.split_whitespace().nth(1).unwrap().to_string();
+    // Off a terminal, the walk's progress is plain lines on stderr, ending with the count.
+    let walked = rotated.stderr.lines().find(|l| l.starts_with("haven: ") && l.contains(" rows re-sealed, "));
+    assert!(walked.is_some_and(|l| l.contains(" of ") && l.contains(" a second")), "progress on stderr: {}", rotated.stderr);
     assert!(daemon.log().contains("the keyring changed; sealing with the current key"), "{}", daemon.log());
 
     // Every value opens with the ring; then nothing needs the old key once re-sealed.
@@ -153,9 +162,13 @@ async fn a_rotation_killed_at_any_moment_leaves_every_record_readable(backend: B
     let before = key_files(&env);
     deliver(&env, 0, N);
     let daemon = env.start();
-    wait_for("every message settled", Duration::from_secs(180), || {
-        if settled(&env) == N { Ok(()) } else { Err(settled(&env).to_string()) }
-    });
+    wait_for(
+        "every message settled",
+        Duration::from_secs(180),
+        || {
+            if settled(&env) == N { Ok(()) } else { Err(settled(&env).to_string()) }
+        },
+    );
     let original = haven_key_id(std::fs::read_to_string(env.path("secrets/haven.key")).unwrap().trim());
     let mut daemon = Some(daemon);
     for round in 0..3 {

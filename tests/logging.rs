@@ -93,16 +93,14 @@ fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
 /// The cells of `path` whose header (lower-cased) contains one of `columns`.
 fn cells(path: &Path, columns: &[&str]) -> Vec<String> {
     let rows = csv_rows(path);
-    let wanted: Vec<usize> = rows[0]
-        .iter()
-        .enumerate()
-        .filter(|(_, h)| columns.iter().any(|c| h.to_lowercase().contains(c)))
-        .map(|(i, _)| i)
-        .collect();
+    let wanted: Vec<usize> =
+        rows[0].iter().enumerate().filter(|(_, h)| columns.iter().any(|c| h.to_lowercase().contains(c))).map(|(i, _)| i).collect();
     assert!(!wanted.is_empty(), "{}: no column like {columns:?}", path.display());
     rows[1..]
         .iter()
-        .flat_map(|row| wanted.iter().filter_map(|&i| row.get(i)).map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect::<Vec<_>>())
+        .flat_map(|row| {
+            wanted.iter().filter_map(|&i| row.get(i)).map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -267,11 +265,7 @@ async fn imap_daemon_at_trace_logs_no_pupil_data(backend: Backend) {
     wait_for("every message fetched and recorded, the outbox drained", WAIT, || {
         daemon.assert_running();
         let s = env.status();
-        if recorded(&s) == files.len() as u64 && s["outbox"]["pending"] == 0 {
-            Ok(())
-        } else {
-            Err(s.to_string())
-        }
+        if recorded(&s) == files.len() as u64 && s["outbox"]["pending"] == 0 { Ok(()) } else { Err(s.to_string()) }
     });
     let log = daemon.log();
     daemon.stop();
@@ -320,8 +314,9 @@ async fn the_third_party_switch_warns_and_lifts_the_cap(backend: Backend) {
     let r = env.haven_env(&["ingest", html], &[("RUST_LOG", "trace"), ("HAVEN_LOG_THIRD_PARTY", "maybe")]);
     assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
     assert!(
-        r.stderr.contains("HAVEN_LOG_THIRD_PARTY is not understood (use 1 to lift the cap, 0 or unset to keep it); other crates' logs stay capped at warn")
-            && r.stderr.contains("value=maybe"),
+        r.stderr.contains(
+            "HAVEN_LOG_THIRD_PARTY is not understood (use 1 to lift the cap, 0 or unset to keep it); other crates' logs stay capped at warn"
+        ) && r.stderr.contains("value=maybe"),
         "{}",
         r.stderr
     );
@@ -359,10 +354,8 @@ async fn json_logs_are_one_object_per_line_and_hold_no_pupil_data(backend: Backe
     });
     let log = daemon.log();
     daemon.stop();
-    let events: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l}")))
-        .collect();
+    let events: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l}"))).collect();
     assert!(events.len() > 20, "{log}");
     for e in &events {
         assert!(e["timestamp"].is_string() && e["level"].is_string() && e["message"].is_string(), "{e}");
@@ -386,7 +379,13 @@ async fn text_logs_leave_timestamps_to_the_journal(backend: Backend) {
         let err = std::fs::File::create(&path).unwrap();
         let meta = err.metadata().unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_haven"));
-        cmd.args(["ingest"]).arg(&file).arg("--config").arg(&env.config).env("RUST_LOG", "debug").stdout(std::process::Stdio::null()).stderr(err);
+        cmd.args(["ingest"])
+            .arg(&file)
+            .arg("--config")
+            .arg(&env.config)
+            .env("RUST_LOG", "debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(err);
         if journal {
             cmd.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
         } else {
@@ -402,7 +401,10 @@ async fn text_logs_leave_timestamps_to_the_journal(backend: Backend) {
     assert!(journal.contains("message recorded"), "{journal}");
     let plain = run("plain", false);
     assert!(!plain.is_empty() && plain.lines().all(|l| stamped.is_match(l)), "timestamps without the journal:\n{plain}");
-    assert!(journal.lines().all(|l| !stamped.is_match(l) && l.trim_start().starts_with(['D', 'I', 'W', 'E', 'T'])), "no timestamps for the journal:\n{journal}");
+    assert!(
+        journal.lines().all(|l| !stamped.is_match(l) && l.trim_start().starts_with(['D', 'I', 'W', 'E', 'T'])),
+        "no timestamps for the journal:\n{journal}"
+    );
     assert!(!plain.contains('\u{1b}') && !journal.contains('\u{1b}'), "no colour codes in a file");
     db.cleanup().await;
 }
@@ -448,10 +450,8 @@ async fn postgres_connections_are_encrypted() {
         "this test needs the local PostgreSQL (ssl = on, certificate for localhost) at 127.0.0.1; got {base}"
     );
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&support::db::admin_url()).await.unwrap();
-    let cert: String = sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'ssl_cert_file'")
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
+    let cert: String =
+        sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'ssl_cert_file'").fetch_one(&mut admin).await.unwrap();
 
     // sslmode=require: the binary opens the database, and the connection is encrypted.
     let require = format!("{}?sslmode=require", db.url);

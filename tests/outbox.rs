@@ -10,9 +10,7 @@ use haven::clock::{Clock, ManualClock};
 use haven::directory::{Pupil, Role, Staff};
 use haven::outbox::{self, OutboxSettings, Security, SendReport, SmtpSettings, Transport};
 use haven::reply_token;
-use haven::store::{
-    IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, Recorded, Store,
-};
+use haven::store::{IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, Recorded, Store};
 use sqlx::Row;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -83,10 +81,7 @@ async fn seed(db: &TestDb) -> (BTreeMap<String, i64>, i64) {
             &support::db::sealer(),
             &support::db::blind(),
             &[jane],
-            &[
-                staff(DSL, "Dana", Role::Dsl),
-                staff(DDSL, "Dev", Role::Ddsl),
-            ],
+            &[staff(DSL, "Dana", Role::Dsl), staff(DDSL, "Dev", Role::Ddsl)],
             &[],
             NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             t0(),
@@ -94,22 +89,12 @@ async fn seed(db: &TestDb) -> (BTreeMap<String, i64>, i64) {
         .await
         .unwrap();
     let dir = db.store.load_directory(&support::db::sealer()).await.unwrap();
-    let ids = dir
-        .staff
-        .iter()
-        .map(|s| (s.emails[0].clone(), s.id))
-        .collect();
+    let ids = dir.staff.iter().map(|s| (s.emails[0].clone(), s.id)).collect();
     (ids, dir.pupils[0].id)
 }
 
 /// Files one incident about Jane with an alert to each of `recipients`; returns its number.
-async fn file_incident(
-    db: &TestDb,
-    n: u32,
-    staff: &BTreeMap<String, i64>,
-    pupil: i64,
-    recipients: &[&str],
-) -> i64 {
+async fn file_incident(db: &TestDb, n: u32, staff: &BTreeMap<String, i64>, pupil: i64, recipients: &[&str]) -> i64 {
     let sha = format!("{n:064x}");
     let msg = MessageRecord {
         sha256: Some(sha.clone()),
@@ -150,11 +135,7 @@ async fn file_incident(
         original_subject: Some("Jane Smithson".into()),
         body_text: "Jane Smithson has not eaten since Friday.".into(),
         body_html: None,
-        pupils: vec![PupilLink {
-            pupil_id: pupil,
-            role: "subject".into(),
-            how: "named".into(),
-        }],
+        pupils: vec![PupilLink { pupil_id: pupil, role: "subject".into(), how: "named".into() }],
         attachments: vec![],
         outbox,
         action: None,
@@ -163,15 +144,10 @@ async fn file_incident(
         backfilled: false,
     };
     let mut tx = db.store.begin().await.unwrap();
-    let rec = tx
-        .record_message(b"raw", &msg, Some(&inc), "test")
-        .await
-        .unwrap();
+    let rec = tx.record_message(b"raw", &msg, Some(&inc), "test").await.unwrap();
     tx.commit().await.unwrap();
     match rec {
-        Recorded::New {
-            incident: Some(id), ..
-        } => id,
+        Recorded::New { incident: Some(id), .. } => id,
         other => panic!("expected a filed incident, got {other:?}"),
     }
 }
@@ -200,10 +176,7 @@ fn row(state: &str, attempts: i32) -> (String, i32) {
 }
 
 fn message_ids(msgs: &[String]) -> Vec<String> {
-    let mut ids: Vec<String> = msgs
-        .iter()
-        .filter_map(|m| header(m, "Message-ID"))
-        .collect();
+    let mut ids: Vec<String> = msgs.iter().filter_map(|m| header(m, "Message-ID")).collect();
     ids.sort();
     ids
 }
@@ -215,48 +188,19 @@ async fn alerts_arrive_once_with_the_right_headers(backend: Backend) {
     let server = SmtpServer::start();
     let transport = smtp(server.port);
 
-    let report = outbox::send_due(&db.store, &transport, &settings(8), t0())
-        .await
-        .unwrap();
-    assert_eq!(
-        report,
-        SendReport {
-            sent: 2,
-            ..Default::default()
-        }
-    );
+    let report = outbox::send_due(&db.store, &transport, &settings(8), t0()).await.unwrap();
+    assert_eq!(report, SendReport { sent: 2, ..Default::default() });
     let msgs = server.messages();
     assert_eq!(msgs.len(), 2, "one email per recipient");
     for m in &msgs {
         let to = header(m, "To").unwrap_or_default();
         let staff_id = staff[to.as_str()];
-        assert_eq!(
-            header(m, "X-RcptTo").as_deref(),
-            Some(to.as_str()),
-            "envelope recipient is the To"
-        );
-        assert_eq!(
-            header(m, "Message-ID"),
-            Some(format!(
-                "<haven.{incident}.alert.{staff_id}@school.example>"
-            ))
-        );
-        assert_eq!(
-            header(m, "From").as_deref(),
-            Some("Haven <safeguarding@school.example>")
-        );
-        assert_eq!(
-            header(m, "Subject"),
-            Some(format!("Haven incident #{incident}: Neglect"))
-        );
-        assert_eq!(
-            header(m, "Auto-Submitted").as_deref(),
-            Some("auto-generated")
-        );
-        assert_eq!(
-            header(m, "X-Auto-Response-Suppress").as_deref(),
-            Some("All")
-        );
+        assert_eq!(header(m, "X-RcptTo").as_deref(), Some(to.as_str()), "envelope recipient is the To");
+        assert_eq!(header(m, "Message-ID"), Some(format!("<haven.{incident}.alert.{staff_id}@school.example>")));
+        assert_eq!(header(m, "From").as_deref(), Some("Haven <safeguarding@school.example>"));
+        assert_eq!(header(m, "Subject"), Some(format!("Haven incident #{incident}: Neglect")));
+        assert_eq!(header(m, "Auto-Submitted").as_deref(), Some("auto-generated"));
+        assert_eq!(header(m, "X-Auto-Response-Suppress").as_deref(), Some("All"));
         assert_eq!(header(m, "X-Haven-Incident"), Some(incident.to_string()));
         let root = format!("<haven.{incident}.thread@school.example>");
         assert_eq!(header(m, "In-Reply-To").as_ref(), Some(&root));
@@ -279,30 +223,16 @@ async fn alerts_arrive_once_with_the_right_headers(backend: Backend) {
     }
 
     // A second pass sends nothing again.
-    let again = outbox::send_due(
-        &db.store,
-        &transport,
-        &settings(8),
-        t0() + Duration::hours(2),
-    )
-    .await
-    .unwrap();
+    let again = outbox::send_due(&db.store, &transport, &settings(8), t0() + Duration::hours(2)).await.unwrap();
     assert_eq!(again, SendReport::default());
     assert_eq!(server.messages().len(), 2);
-    assert_eq!(
-        rows(&db.store).await,
-        BTreeMap::from([(DSL.into(), row("sent", 0)), (DDSL.into(), row("sent", 0))])
-    );
+    assert_eq!(rows(&db.store).await, BTreeMap::from([(DSL.into(), row("sent", 0)), (DDSL.into(), row("sent", 0))]));
     let audit = db.store.audit_tail(10).await.unwrap();
     let sent: Vec<_> = audit.iter().filter(|a| a.action == "alert_sent").collect();
     assert_eq!(sent.len(), 2);
     for a in sent {
         assert_eq!(a.subject, format!("incident:{incident}"));
-        assert!(
-            !a.detail.contains('@'),
-            "no addresses in the audit log: {}",
-            a.detail
-        );
+        assert!(!a.detail.contains('@'), "no addresses in the audit log: {}", a.detail);
     }
     db.cleanup().await;
 }
@@ -314,49 +244,21 @@ async fn an_outage_delays_and_does_not_lose(backend: Backend) {
     let port = free_port(); // nothing listens here yet
     let transport = smtp(port);
 
-    let down = outbox::send_due(&db.store, &transport, &settings(8), t0())
-        .await
-        .unwrap();
+    let down = outbox::send_due(&db.store, &transport, &settings(8), t0()).await.unwrap();
     assert_eq!(down.sent, 0);
     assert_eq!(down.retried, 1, "the first email found the server down");
-    assert_eq!(
-        down.deferred, 1,
-        "the rest wait without counting an attempt"
-    );
-    assert_eq!(
-        rows(&db.store).await,
-        BTreeMap::from([
-            (DSL.into(), row("pending", 1)),
-            (DDSL.into(), row("pending", 0))
-        ])
-    );
+    assert_eq!(down.deferred, 1, "the rest wait without counting an attempt");
+    assert_eq!(rows(&db.store).await, BTreeMap::from([(DSL.into(), row("pending", 1)), (DDSL.into(), row("pending", 0))]));
 
     // Before the backoff runs out nothing is tried.
-    let early = outbox::send_due(
-        &db.store,
-        &transport,
-        &settings(8),
-        t0() + Duration::seconds(30),
-    )
-    .await
-    .unwrap();
+    let early = outbox::send_due(&db.store, &transport, &settings(8), t0() + Duration::seconds(30)).await.unwrap();
     assert_eq!(early, SendReport::default());
 
     let server = SmtpServer::start_on(port);
-    let up = outbox::send_due(
-        &db.store,
-        &transport,
-        &settings(8),
-        t0() + Duration::minutes(2),
-    )
-    .await
-    .unwrap();
+    let up = outbox::send_due(&db.store, &transport, &settings(8), t0() + Duration::minutes(2)).await.unwrap();
     assert_eq!(up.sent, 2);
     assert_eq!(message_ids(&server.messages()).len(), 2);
-    assert_eq!(
-        rows(&db.store).await,
-        BTreeMap::from([(DSL.into(), row("sent", 1)), (DDSL.into(), row("sent", 0))])
-    );
+    assert_eq!(rows(&db.store).await, BTreeMap::from([(DSL.into(), row("sent", 1)), (DDSL.into(), row("sent", 0))]));
     db.cleanup().await;
 }
 
@@ -370,9 +272,7 @@ async fn fifty_incidents_filed_during_an_outage_are_all_delivered_once(backend: 
     for n in 0..50 {
         file_incident(&db, n, &staff, jane, &[DSL, DDSL]).await;
         if n % 10 == 0 {
-            let r = outbox::send_due(&db.store, &transport, &settings(8), clock.now())
-                .await
-                .unwrap();
+            let r = outbox::send_due(&db.store, &transport, &settings(8), clock.now()).await.unwrap();
             assert_eq!(r.sent, 0);
         }
         clock.advance(Duration::seconds(1));
@@ -382,27 +282,14 @@ async fn fifty_incidents_filed_during_an_outage_are_all_delivered_once(backend: 
     // The worker's passes after the outage, each when the clock says.
     for _ in 0..10 {
         clock.advance(Duration::minutes(1));
-        outbox::send_due(&db.store, &transport, &settings(8), clock.now())
-            .await
-            .unwrap();
+        outbox::send_due(&db.store, &transport, &settings(8), clock.now()).await.unwrap();
     }
     let ids = message_ids(&server.messages());
     let mut unique = ids.clone();
     unique.dedup();
-    assert_eq!(
-        (ids.len(), unique.len()),
-        (100, 100),
-        "50 × 2 alerts, none twice"
-    );
+    assert_eq!((ids.len(), unique.len()), (100, 100), "50 × 2 alerts, none twice");
     let status = db.store.status(clock.now()).await.unwrap();
-    assert_eq!(
-        (
-            status.outbox_sent,
-            status.outbox_pending,
-            status.outbox_dead
-        ),
-        (100, 0, 0)
-    );
+    assert_eq!((status.outbox_sent, status.outbox_pending, status.outbox_dead), (100, 0, 0));
     db.cleanup().await;
 }
 
@@ -413,60 +300,26 @@ async fn a_refused_recipient_is_dead_lettered_and_the_others_sent(backend: Backe
     let server = SmtpServer::flaky(0, &[DDSL]);
     let transport = smtp(server.port);
 
-    let report = outbox::send_due(&db.store, &transport, &settings(8), t0())
-        .await
-        .unwrap();
-    assert_eq!(
-        report,
-        SendReport {
-            sent: 1,
-            dead: 1,
-            ..Default::default()
-        }
-    );
+    let report = outbox::send_due(&db.store, &transport, &settings(8), t0()).await.unwrap();
+    assert_eq!(report, SendReport { sent: 1, dead: 1, ..Default::default() });
     let msgs = server.messages();
     assert_eq!(msgs.len(), 1);
     assert_eq!(header(&msgs[0], "To").as_deref(), Some(DSL));
-    assert_eq!(
-        rows(&db.store).await,
-        BTreeMap::from([(DSL.into(), row("sent", 0)), (DDSL.into(), row("dead", 1))])
-    );
+    assert_eq!(rows(&db.store).await, BTreeMap::from([(DSL.into(), row("sent", 0)), (DDSL.into(), row("dead", 1))]));
 
     // Reported for the digest, and audited by id only.
-    let dead = db
-        .store
-        .dead_emails(t0() - Duration::days(1))
-        .await
-        .unwrap();
+    let dead = db.store.dead_emails(t0() - Duration::days(1)).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].recipient, DDSL);
     assert_eq!(dead[0].incident_id, Some(incident));
-    assert!(
-        dead[0]
-            .last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("550"),
-        "{:?}",
-        dead[0].last_error
-    );
+    assert!(dead[0].last_error.as_deref().unwrap_or_default().contains("550"), "{:?}", dead[0].last_error);
     let audit = db.store.audit_tail(10).await.unwrap();
-    let entry = audit
-        .iter()
-        .find(|a| a.action == "alert_dead")
-        .expect("an audit entry for the dead alert");
+    let entry = audit.iter().find(|a| a.action == "alert_dead").expect("an audit entry for the dead alert");
     assert_eq!(entry.subject, format!("incident:{incident}"));
     assert!(!entry.detail.contains('@'));
 
     // Dead stays dead.
-    let later = outbox::send_due(
-        &db.store,
-        &transport,
-        &settings(8),
-        t0() + Duration::hours(3),
-    )
-    .await
-    .unwrap();
+    let later = outbox::send_due(&db.store, &transport, &settings(8), t0() + Duration::hours(3)).await.unwrap();
     assert_eq!(later, SendReport::default());
     assert_eq!(server.messages().len(), 1);
     db.cleanup().await;
@@ -479,33 +332,10 @@ async fn a_temporary_refusal_is_retried(backend: Backend) {
     let server = SmtpServer::flaky(1, &[]);
     let transport = smtp(server.port);
 
-    let first = outbox::send_due(&db.store, &transport, &settings(8), t0())
-        .await
-        .unwrap();
-    assert_eq!(
-        first,
-        SendReport {
-            sent: 1,
-            retried: 1,
-            ..Default::default()
-        },
-        "a 451 does not stop the others"
-    );
-    let second = outbox::send_due(
-        &db.store,
-        &transport,
-        &settings(8),
-        t0() + Duration::minutes(1),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        second,
-        SendReport {
-            sent: 1,
-            ..Default::default()
-        }
-    );
+    let first = outbox::send_due(&db.store, &transport, &settings(8), t0()).await.unwrap();
+    assert_eq!(first, SendReport { sent: 1, retried: 1, ..Default::default() }, "a 451 does not stop the others");
+    let second = outbox::send_due(&db.store, &transport, &settings(8), t0() + Duration::minutes(1)).await.unwrap();
+    assert_eq!(second, SendReport { sent: 1, ..Default::default() });
     let ids = message_ids(&server.messages());
     assert_eq!(ids.len(), 2);
     assert_ne!(ids[0], ids[1], "each alert arrived once");
@@ -522,39 +352,16 @@ async fn gives_up_after_max_attempts(backend: Backend) {
 
     let mut now = t0();
     for attempt in 1..=2 {
-        let r = outbox::send_due(&db.store, &transport, &s, now)
-            .await
-            .unwrap();
-        assert_eq!(
-            r,
-            SendReport {
-                retried: 1,
-                ..Default::default()
-            },
-            "attempt {attempt}"
-        );
+        let r = outbox::send_due(&db.store, &transport, &s, now).await.unwrap();
+        assert_eq!(r, SendReport { retried: 1, ..Default::default() }, "attempt {attempt}");
         assert_eq!(rows(&db.store).await[DSL], row("pending", attempt));
         now += outbox::backoff(attempt as u32);
     }
-    let last = outbox::send_due(&db.store, &transport, &s, now)
-        .await
-        .unwrap();
-    assert_eq!(
-        last,
-        SendReport {
-            dead: 1,
-            ..Default::default()
-        }
-    );
+    let last = outbox::send_due(&db.store, &transport, &s, now).await.unwrap();
+    assert_eq!(last, SendReport { dead: 1, ..Default::default() });
     assert_eq!(rows(&db.store).await[DSL], row("dead", 3));
     let dead = db.store.dead_emails(t0()).await.unwrap();
-    assert!(
-        dead[0]
-            .last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("gave up after 3 attempts")
-    );
+    assert!(dead[0].last_error.as_deref().unwrap_or_default().contains("gave up after 3 attempts"));
     assert!(server.messages().is_empty());
     db.cleanup().await;
 }
@@ -567,51 +374,25 @@ async fn the_maildir_transport_writes_each_alert_once(backend: Backend) {
     let dir = out.path().join("outbox");
     let transport = Transport::Maildir(dir.clone());
 
-    let r = outbox::send_due(&db.store, &transport, &settings(8), t0())
-        .await
-        .unwrap();
+    let r = outbox::send_due(&db.store, &transport, &settings(8), t0()).await.unwrap();
     assert_eq!(r.sent, 2);
     let names = |d: &std::path::Path| {
-        let mut v: Vec<String> = std::fs::read_dir(d)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut v: Vec<String> = std::fs::read_dir(d).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     };
-    let mut expected: Vec<String> = [DSL, DDSL]
-        .iter()
-        .map(|r| format!("haven.{incident}.alert.{}@school.example", staff[*r]))
-        .collect();
+    let mut expected: Vec<String> = [DSL, DDSL].iter().map(|r| format!("haven.{incident}.alert.{}@school.example", staff[*r])).collect();
     expected.sort();
     assert_eq!(names(&dir.join("new")), expected);
-    assert!(
-        names(&dir.join("tmp")).is_empty(),
-        "nothing left half-written"
-    );
+    assert!(names(&dir.join("tmp")).is_empty(), "nothing left half-written");
     let raw = std::fs::read_to_string(dir.join("new").join(&expected[0])).unwrap();
-    assert_eq!(
-        header(&raw, "Auto-Submitted").as_deref(),
-        Some("auto-generated")
-    );
+    assert_eq!(header(&raw, "Auto-Submitted").as_deref(), Some("auto-generated"));
     assert!(!raw.contains("Smithson"));
 
     // A crash after writing but before recording "sent": when the claim's lease runs out the
     // emails are sent again, and the resend replaces the file rather than adding one.
-    haven::store::on_pool_for_tests(
-        &db.store,
-        "UPDATE outbox SET state = 'pending', sent_us = NULL",
-    )
-    .await;
-    let again = outbox::send_due(
-        &db.store,
-        &transport,
-        &settings(8),
-        t0() + haven::store::CLAIM_LEASE,
-    )
-    .await
-    .unwrap();
+    haven::store::on_pool_for_tests(&db.store, "UPDATE outbox SET state = 'pending', sent_us = NULL").await;
+    let again = outbox::send_due(&db.store, &transport, &settings(8), t0() + haven::store::CLAIM_LEASE).await.unwrap();
     assert_eq!(again.sent, 2);
     assert_eq!(names(&dir.join("new")), expected);
     db.cleanup().await;
@@ -626,24 +407,11 @@ async fn a_claim_is_a_lease(backend: Backend) {
     let b = db.store.due_emails(t0(), 10).await.unwrap();
     assert_eq!((a.len(), b.len()), (1, 1));
     assert_ne!(a[0].id, b[0].id, "two daemons never claim the same email");
-    assert!(
-        db.store
-            .due_emails(t0() + Duration::minutes(1), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(db.store.due_emails(t0() + Duration::minutes(1), 10).await.unwrap().is_empty());
     // The claimant died: after the lease the emails are claimable again, with the same ids.
-    let c = db
-        .store
-        .due_emails(t0() + haven::store::CLAIM_LEASE, 10)
-        .await
-        .unwrap();
+    let c = db.store.due_emails(t0() + haven::store::CLAIM_LEASE, 10).await.unwrap();
     assert_eq!(c.len(), 2);
-    assert!(
-        c.iter()
-            .any(|e| e.email_message_id == a[0].email_message_id)
-    );
+    assert!(c.iter().any(|e| e.email_message_id == a[0].email_message_id));
     db.cleanup().await;
 }
 
@@ -658,11 +426,7 @@ async fn concurrent_workers_send_each_alert_once(backend: Backend) {
     let workers: Vec<_> = (0..3)
         .map(|_| {
             let (store, transport) = (db.store.clone(), transport.clone());
-            tokio::spawn(async move {
-                outbox::send_due(&store, &transport, &settings(8), t0())
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(async move { outbox::send_due(&store, &transport, &settings(8), t0()).await.unwrap() })
         })
         .collect();
     let mut sent = 0;
@@ -673,11 +437,7 @@ async fn concurrent_workers_send_each_alert_once(backend: Backend) {
     let ids = message_ids(&server.messages());
     let mut unique = ids.clone();
     unique.dedup();
-    assert_eq!(
-        (ids.len(), unique.len()),
-        (30, 30),
-        "every alert exactly once"
-    );
+    assert_eq!((ids.len(), unique.len()), (30, 30), "every alert exactly once");
     db.cleanup().await;
 }
 
@@ -690,23 +450,18 @@ async fn the_worker_sends_when_woken_and_stops_on_shutdown(backend: Backend) {
     let wake = Arc::new(tokio::sync::Notify::new());
     let clock_arc = Arc::new(clock.clone()) as Arc<dyn Clock>;
     let health = Arc::new(haven::health::HealthRecorder::new(db.store.clone(), clock_arc.clone()));
-    let worker = tokio::spawn(outbox::run(db.store.clone(), smtp(server.port), settings(8), clock_arc, shutdown.clone(), wake.clone(), health));
+    let worker =
+        tokio::spawn(outbox::run(db.store.clone(), smtp(server.port), settings(8), clock_arc, shutdown.clone(), wake.clone(), health));
     file_incident(&db, 1, &staff, jane, &[DSL, DDSL]).await;
     wake.notify_one();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while server.messages().len() < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the worker did not send after being woken"
-        );
+        assert!(std::time::Instant::now() < deadline, "the worker did not send after being woken");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(clock.now(), t0());
     shutdown.cancel();
-    tokio::time::timeout(std::time::Duration::from_secs(5), worker)
-        .await
-        .expect("the worker stops promptly on shutdown")
-        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), worker).await.expect("the worker stops promptly on shutdown").unwrap();
     assert_eq!(server.messages().len(), 2);
     db.cleanup().await;
 }
@@ -727,10 +482,8 @@ async fn non_urgent_alerts_wait_for_quiet_hours_to_end(backend: Backend) {
     .unwrap();
     let server = SmtpServer::start();
     let transport = smtp(server.port);
-    let quiet = OutboxSettings {
-        quiet_hours: Some(toml::from_str("start = \"18:00\"\nend = \"07:30\"\nweekends = true").unwrap()),
-        ..settings(8)
-    };
+    let quiet =
+        OutboxSettings { quiet_hours: Some(toml::from_str("start = \"18:00\"\nend = \"07:30\"\nweekends = true").unwrap()), ..settings(8) };
     let evening = t0() + Duration::hours(9);
     let report = outbox::send_due(&db.store, &transport, &quiet, evening).await.unwrap();
     assert_eq!(report, SendReport { sent: 1, deferred: 1, ..Default::default() });

@@ -18,16 +18,12 @@ use sqlx::{Connection, Row};
 use support::db::{Backend, TestDb};
 
 /// Tables that grow with the years: none may be read from end to end.
-const LARGE: &[&str] =
-    &["incidents", "incident_pupils", "attachments", "actions", "action_rungs", "messages", "outbox", "audit_log"];
+const LARGE: &[&str] = &["incidents", "incident_pupils", "attachments", "actions", "action_rungs", "messages", "outbox", "audit_log"];
 
 /// What `sql` calls each table it reads: alias (or table name) → table.
 fn tables_by_name(sql: &str) -> Vec<(String, String)> {
-    let words: Vec<String> = sql
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect();
+    let words: Vec<String> =
+        sql.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',').filter(|w| !w.is_empty()).map(str::to_string).collect();
     let keyword = |w: &str| {
         ["ON", "WHERE", "JOIN", "LEFT", "INNER", "ORDER", "GROUP", "LIMIT", "AND", "AS"].contains(&w.to_ascii_uppercase().as_str())
     };

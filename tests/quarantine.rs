@@ -167,7 +167,11 @@ async fn an_unreadable_message_cannot_be_released(backend: Backend) {
     assert_eq!(state, "quarantined", "{reason}");
     let r = release(&env, id, "dsl@school.example");
     assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains(&format!("message {id} was not released: on release it would be quarantined again ({reason})")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("message {id} was not released: on release it would be quarantined again ({reason})")),
+        "{}",
+        r.stderr
+    );
     assert_eq!(message(&env, id)["state"], "quarantined", "nothing changed");
     db.cleanup().await;
 }

@@ -158,11 +158,7 @@ impl Email {
     fn parse(raw: &str) -> Email {
         let m = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap_or_else(|| panic!("not an email:\n{raw}"));
         let to = m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_string();
-        Email {
-            to,
-            subject: m.subject().unwrap_or_default().to_string(),
-            body: m.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
-        }
+        Email { to, subject: m.subject().unwrap_or_default().to_string(), body: m.body_text(0).map(|b| b.into_owned()).unwrap_or_default() }
     }
 }
 
@@ -215,7 +211,12 @@ async fn e_safety_with_grooming_reaches_the_dsl_team_with_an_outcome_due(backend
     let mut school = School::start(backend).await;
     school.deliver(
         "grooming.eml",
-        &note(TEACHER, "groom-1", "Online chat #esafety", "Pupil: Ruby Ellis\n\nAn adult she met in a game is grooming her; he asked her to keep it secret."),
+        &note(
+            TEACHER,
+            "groom-1",
+            "Online chat #esafety",
+            "Pupil: Ruby Ellis\n\nAn adult she met in a game is grooming her; he asked her to keep it secret.",
+        ),
     );
     let emails = school.received(3);
     assert_eq!(to_of(&emails), vec![DDSL, DSL, ESAFETY], "{emails:?}");
@@ -236,7 +237,12 @@ async fn welfare_information_is_background(backend: Backend) {
     let mut school = School::start(backend).await;
     school.deliver(
         "welfare.eml",
-        &note(TEACHER, "welfare-1", "Record from previous school #welfare", "Pupil: Ruby Ellis\n\nYoung carer for her mother; receives support from the county carers service."),
+        &note(
+            TEACHER,
+            "welfare-1",
+            "Record from previous school #welfare",
+            "Pupil: Ruby Ellis\n\nYoung carer for her mother; receives support from the county carers service.",
+        ),
     );
     let emails = school.received(1);
     assert_eq!(to_of(&emails), vec![DSL], "{emails:?}");
@@ -252,12 +258,20 @@ async fn welfare_information_is_background(backend: Backend) {
 /// and the forwarder gets one short reply naming the category used and the valid names.
 async fn an_unknown_category_is_reported_to_the_forwarder(backend: Backend) {
     let mut school = School::start(backend).await;
-    school.deliver("victim.eml", &note(TEACHER, "victim-1", "Playground", "Pupil: Jane Smith\nCategory: Victim\n\nPushed over at lunch by older children."));
+    school.deliver(
+        "victim.eml",
+        &note(TEACHER, "victim-1", "Playground", "Pupil: Jane Smith\nCategory: Victim\n\nPushed over at lunch by older children."),
+    );
     let emails = school.received(3);
     assert_eq!(to_of(&emails), vec![DSL, HEAD, TEACHER], "SLT alerted, the forwarder told: {emails:?}");
     let reply = emails.iter().find(|e| e.to == TEACHER).unwrap();
     assert_eq!(reply.subject, "Haven incident #1: category not recognised");
-    for want in ["\"Victim\" in your Category: line is not one Haven knows", "filed under Pastoral issue", "E-safety (#esafety, #online)", "Behaviour (#behaviour, #bullying"] {
+    for want in [
+        "\"Victim\" in your Category: line is not one Haven knows",
+        "filed under Pastoral issue",
+        "E-safety (#esafety, #online)",
+        "Behaviour (#behaviour, #bullying",
+    ] {
         assert!(reply.body.contains(want), "{want:?} in:\n{}", reply.body);
     }
     assert!(!reply.body.contains("Jane") && !reply.body.contains("lunch"), "{}", reply.body);
@@ -275,14 +289,21 @@ async fn an_unknown_category_is_reported_to_the_forwarder(backend: Backend) {
 async fn a_quarantined_message_is_told_to_the_dsl_team_without_content(backend: Backend) {
     let mut school = School::start(backend).await;
     let former = "former.teacher@eaton.sch.example";
-    school.deliver("former.eml", &note(former, "former-1", "Worried about Amira Khan", "Pupil: Amira Khan\n\nShe told me at the bus stop that her uncle hits her."));
+    school.deliver(
+        "former.eml",
+        &note(former, "former-1", "Worried about Amira Khan", "Pupil: Amira Khan\n\nShe told me at the bus stop that her uncle hits her."),
+    );
     let s = school.status();
     assert_eq!(s["messages"]["quarantined"], 1, "{s}");
     let emails = school.received(2);
     assert_eq!(to_of(&emails), vec![DDSL, DSL], "{emails:?}");
     for e in &emails {
         assert_eq!(e.subject, "Haven: message 1 was quarantined");
-        for want in ["quarantine as message 1", "Reason: sender is not an active member of staff", "haven messages release 1 --by YOUR-EMAIL --reason"] {
+        for want in [
+            "quarantine as message 1",
+            "Reason: sender is not an active member of staff",
+            "haven messages release 1 --by YOUR-EMAIL --reason",
+        ] {
             assert!(e.body.contains(want), "{want:?} in:\n{}", e.body);
         }
         for never in ["former.teacher", "Amira", "Khan", "Worried", "uncle", "bus stop"] {
@@ -361,10 +382,14 @@ async fn rules_test_names_staff_and_prints_minutes(backend: Backend) {
     )
     .unwrap();
     let r = env.haven(&[
-        "directory", "import",
-        "--pupils", eaton("pupils.csv").to_str().unwrap(),
-        "--staff", eaton("staff.csv").to_str().unwrap(),
-        "--contacts", eaton("contacts.csv").to_str().unwrap(),
+        "directory",
+        "import",
+        "--pupils",
+        eaton("pupils.csv").to_str().unwrap(),
+        "--staff",
+        eaton("staff.csv").to_str().unwrap(),
+        "--contacts",
+        eaton("contacts.csv").to_str().unwrap(),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let eml = env.path("search.eml");
@@ -394,7 +419,9 @@ async fn an_ambiguous_surname_lists_the_candidates_in_the_triage_question(backen
     assert_eq!(emails[0].to, TEACHER);
     assert_eq!(emails[0].subject, "Haven: which pupil is message 1 about?");
     let body = &emails[0].body;
-    for want in ["a Pupil: line gives only part of a name, which 2 pupils have", "E100000000001  JS, Year 5, 5K", "E100000000005  LS, Year 5, 5H"] {
+    for want in
+        ["a Pupil: line gives only part of a name, which 2 pupils have", "E100000000001  JS, Year 5, 5K", "E100000000005  LS, Year 5, 5H"]
+    {
         assert!(body.contains(want), "{want:?} in:\n{body}");
     }
     for never in ["Jane", "Leo", "Smith", "Crying"] {

@@ -90,27 +90,65 @@ async fn pupils_fall_due_on_their_25th_birthday_and_reviews_move_it(backend: Bac
     let out = ok(env.haven(&["retention", "due"]), "due today");
     assert!(out.contains("nothing falls due"), "{out}");
     let out = ok(env.haven(&["retention", "due", "--on", "2038-09-01", "--within", "90d"]), "due soon");
-    assert!(out.contains(&format!("{OLIVER} child_protection_file: 1 incident(s), due soon 2038-11-20 (date of birth + 25 years)")), "{out}");
+    assert!(
+        out.contains(&format!("{OLIVER} child_protection_file: 1 incident(s), due soon 2038-11-20 (date of birth + 25 years)")),
+        "{out}"
+    );
     assert!(!out.contains(JANE), "Jane has no incidents: {out}");
     let v: Value = serde_json::from_str(&ok(env.haven(&["retention", "due", "--on", "2038-11-20", "--json"]), "json")).unwrap();
     assert_eq!(v["due"][0]["upn"], OLIVER, "{v}");
     assert_eq!(v["due"][0]["due"], "2038-11-20", "{v}");
 
     // Nobody outside the DSL team, the head or the DPO decides; the refusal is audited.
-    let r = env.haven(&["retention", "review", OLIVER, "--series", "child_protection_file", "--decision", "destroy", "--reason", "x", "--by", TEACHER]);
+    let r = env.haven(&[
+        "retention",
+        "review",
+        OLIVER,
+        "--series",
+        "child_protection_file",
+        "--decision",
+        "destroy",
+        "--reason",
+        "x",
+        "--by",
+        TEACHER,
+    ]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("only the DSL team, the head or the DPO"), "{}", r.stderr);
     assert!(audit_actions(&db).await.contains(&"retention_review_refused".to_string()));
     // Bad decisions are refused with what to do.
-    let r = env.haven(&["retention", "review", OLIVER, "--series", "child_protection_file", "--decision", "retain", "--reason", "x", "--by", DSL]);
+    let r = env.haven(&[
+        "retention",
+        "review",
+        OLIVER,
+        "--series",
+        "child_protection_file",
+        "--decision",
+        "retain",
+        "--reason",
+        "x",
+        "--by",
+        DSL,
+    ]);
     assert!(r.code == 2 && r.stderr.contains("retain needs --until"), "{}", r.stderr);
     let r = env.haven(&["retention", "review", OLIVER, "--series", "cp", "--decision", "destroy", "--reason", "x", "--by", DSL]);
     assert!(r.code == 2 && r.stderr.contains("not in the retention schedule (child_protection_file, pastoral)"), "{}", r.stderr);
 
     ok(
         env.haven(&[
-            "retention", "review", OLIVER, "--series", "child_protection_file", "--decision", "retain", "--until", "2045-01-01",
-            "--reason", "younger sibling's case still open", "--by", HEAD,
+            "retention",
+            "review",
+            OLIVER,
+            "--series",
+            "child_protection_file",
+            "--decision",
+            "retain",
+            "--until",
+            "2045-01-01",
+            "--reason",
+            "younger sibling's case still open",
+            "--by",
+            HEAD,
         ]),
         "retain",
     );
@@ -139,7 +177,10 @@ async fn a_hold_stops_a_destroy_decision_until_released(backend: Backend) {
     assert_eq!(r.code, 2, "an unknown reason is a usage error: {}", r.stderr);
     assert!(r.stderr.contains("litigation"), "the choices are listed: {}", r.stderr);
 
-    let out = ok(env.haven(&["hold", "set", "--incident", &incident.to_string(), "--reason", "police", "--note", "Op Elm, DC Shah", "--by", DSL]), "set");
+    let out = ok(
+        env.haven(&["hold", "set", "--incident", &incident.to_string(), "--reason", "police", "--note", "Op Elm, DC Shah", "--by", DSL]),
+        "set",
+    );
     assert!(out.contains(&format!("set on incident #{incident} (police)")), "{out}");
     let id: String = out.split_whitespace().nth(1).unwrap().trim_start_matches('#').to_string();
 
@@ -151,7 +192,19 @@ async fn a_hold_stops_a_destroy_decision_until_released(backend: Backend) {
     assert!(stored[0].sealed_note.starts_with("enc1:") && !stored[0].sealed_note.contains("Elm"), "{}", stored[0].sealed_note);
 
     // A hold on one of his incidents holds Oliver's file: no destroy decision.
-    let r = env.haven(&["retention", "review", OLIVER, "--series", "child_protection_file", "--decision", "destroy", "--reason", "past retention", "--by", DSL]);
+    let r = env.haven(&[
+        "retention",
+        "review",
+        OLIVER,
+        "--series",
+        "child_protection_file",
+        "--decision",
+        "destroy",
+        "--reason",
+        "past retention",
+        "--by",
+        DSL,
+    ]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains(&format!("under 1 standing hold(s) (hold #{id}, police)")), "{}", r.stderr);
     let due = ok(env.haven(&["retention", "due", "--on", "2038-11-20"]), "due with a hold");
@@ -167,7 +220,19 @@ async fn a_hold_stops_a_destroy_decision_until_released(backend: Backend) {
     assert!(all.contains("; released"), "{all}");
 
     let out = ok(
-        env.haven(&["retention", "review", OLIVER, "--series", "child_protection_file", "--decision", "destroy", "--reason", "past retention", "--by", DSL]),
+        env.haven(&[
+            "retention",
+            "review",
+            OLIVER,
+            "--series",
+            "child_protection_file",
+            "--decision",
+            "destroy",
+            "--reason",
+            "past retention",
+            "--by",
+            DSL,
+        ]),
         "destroy after release",
     );
     assert!(out.contains("nothing has been deleted"), "{out}");

@@ -151,16 +151,35 @@ struct Queued {
 async fn queued(store: &Store, purpose: &str) -> Vec<Queued> {
     let sql = "SELECT recipient, email_message_id, subject, body FROM outbox WHERE purpose = $1 ORDER BY id";
     let rows: Vec<(String, String, String, String)> = match store {
-        Store::Sqlite(p) => sqlx::query(sql).bind(purpose).fetch_all(p).await.expect("read the outbox").iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect(),
-        Store::Postgres(p) => sqlx::query(sql).bind(purpose).fetch_all(p).await.expect("read the outbox").iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect(),
+        Store::Sqlite(p) => sqlx::query(sql)
+            .bind(purpose)
+            .fetch_all(p)
+            .await
+            .expect("read the outbox")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect(),
+        Store::Postgres(p) => sqlx::query(sql)
+            .bind(purpose)
+            .fetch_all(p)
+            .await
+            .expect("read the outbox")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect(),
     };
-    rows.into_iter()
-        .map(|(recipient, message_id, subject, body)| Queued { recipient, message_id, subject, body })
-        .collect()
+    rows.into_iter().map(|(recipient, message_id, subject, body)| Queued { recipient, message_id, subject, body }).collect()
 }
 
 fn settings(digests: Vec<Digest>) -> ScheduleSettings {
-    ScheduleSettings { digests, tz: London, mail_domain: "school.example".into(), school_name: "Eaton".into(), keys: std::sync::Arc::new(haven::store::LiveKeys::new(support::db::sealer(), None)), directory: Default::default() }
+    ScheduleSettings {
+        digests,
+        tz: London,
+        mail_domain: "school.example".into(),
+        school_name: "Eaton".into(),
+        keys: std::sync::Arc::new(haven::store::LiveKeys::new(support::db::sealer(), None)),
+        directory: Default::default(),
+    }
 }
 
 fn daily(to: &str, send_empty: bool) -> Digest {
@@ -173,11 +192,7 @@ async fn pass(store: &Store, s: &ScheduleSettings, now: DateTime<Utc>) -> TickRe
 
 /// A standard ladder: 1 hour → DSL, 1 day → DSL, 2 days → DSL and SLT; outcome due in 1 day.
 fn ladder(ids: &Ids) -> Vec<(Duration, Vec<i64>)> {
-    vec![
-        (Duration::hours(1), vec![ids.dsl]),
-        (Duration::days(1), vec![ids.dsl]),
-        (Duration::days(2), vec![ids.dsl, ids.slt]),
-    ]
+    vec![(Duration::hours(1), vec![ids.dsl]), (Duration::days(1), vec![ids.dsl]), (Duration::days(2), vec![ids.dsl, ids.slt])]
 }
 
 async fn ladder_of_three_rungs_fires_each_at_its_time(backend: Backend) {
@@ -270,7 +285,10 @@ async fn daemon_down_for_a_day_catches_up_in_order_once(backend: Backend) {
     let id = |inc: i64, rung: u32, who: i64| format!("haven.{inc}.rung{rung}.{who}@school.example");
     // Due: a0 +1h, b0 +3h, a1 +24h, b1 +26h, a2 +48h, b2 +50h (rung 3's SLT member may not see
     // these DSL-only incidents, so is not reminded).
-    assert_eq!(order, vec![id(a, 0, ids.dsl), id(b, 0, ids.dsl), id(a, 1, ids.dsl), id(b, 1, ids.dsl), id(a, 2, ids.dsl), id(b, 2, ids.dsl)]);
+    assert_eq!(
+        order,
+        vec![id(a, 0, ids.dsl), id(b, 0, ids.dsl), id(a, 1, ids.dsl), id(b, 1, ids.dsl), id(a, 2, ids.dsl), id(b, 2, ids.dsl)]
+    );
     db.cleanup().await;
 }
 
@@ -279,7 +297,17 @@ async fn two_daemons_fire_each_rung_once(backend: Backend) {
     let ids = seed(&db.store).await;
     let s = settings(vec![]);
     for n in 0..20 {
-        file(&db.store, &ids, n, t0() + Duration::minutes(i64::from(n)), "Safeguarding", "dsl-team", Some(t0() + Duration::days(1)), &ladder(&ids)).await;
+        file(
+            &db.store,
+            &ids,
+            n,
+            t0() + Duration::minutes(i64::from(n)),
+            "Safeguarding",
+            "dsl-team",
+            Some(t0() + Duration::days(1)),
+            &ladder(&ids),
+        )
+        .await;
     }
     let other = Store::open(&db.url).await.expect("a second daemon's connection");
     let now = t0() + Duration::days(3);
@@ -293,7 +321,13 @@ async fn two_daemons_fire_each_rung_once(backend: Backend) {
 
 /// Runs the digest at 07:30 London around one clock-change Sunday: exactly one digest, at
 /// `local_0730_utc`, and none at `wrong_utc` (07:30 read in the other offset).
-async fn digest_once_at_0730_local(store: &Store, ids: &Ids, day_before_noon: DateTime<Utc>, local_0730_utc: DateTime<Utc>, wrong_utc: DateTime<Utc>) {
+async fn digest_once_at_0730_local(
+    store: &Store,
+    ids: &Ids,
+    day_before_noon: DateTime<Utc>,
+    local_0730_utc: DateTime<Utc>,
+    wrong_utc: DateTime<Utc>,
+) {
     let s = settings(vec![daily("role:dsl", true)]);
     // Sets the starting point (or catches up on the Saturday's digest).
     pass(store, &s, day_before_noon).await;
@@ -474,7 +508,9 @@ fn env_with_digests(digests: &str) -> support::haven::HavenEnv {
 /// digest written `1-5` runs Monday to Friday, never on a Sunday.
 #[test]
 fn rules_check_prints_the_next_three_runs_of_each_digest() {
-    let env = env_with_digests("\n[[digest]]\nto = \"role:dsl\"\ncron = \"30 7 * * 1-5\"\n\n[[digest]]\nto = \"role:slt\"\ncron = \"0 0 18 * * 0\"\n");
+    let env = env_with_digests(
+        "\n[[digest]]\nto = \"role:dsl\"\ncron = \"30 7 * * 1-5\"\n\n[[digest]]\nto = \"role:slt\"\ncron = \"0 0 18 * * 0\"\n",
+    );
     let r = env.haven(&["rules", "check"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let line = |prefix: &str| {
@@ -497,11 +533,7 @@ fn a_digest_with_a_weekday_that_is_not_one_is_refused() {
     let env = env_with_digests("\n[[digest]]\nto = \"role:dsl\"\ncron = \"30 7 * * 1-8\"\n");
     let r = env.haven(&["rules", "check"]);
     assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
-    assert!(
-        r.stderr.contains("digest[0].cron: weekday \"8\" is not a day: use 0-7 (0 and 7 Sunday, 1 Monday"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("digest[0].cron: weekday \"8\" is not a day: use 0-7 (0 and 7 Sunday, 1 Monday"), "{}", r.stderr);
 }
 
 backend_tests!(

@@ -78,7 +78,9 @@ async fn forged_senders_are_quarantined_and_a_genuine_pass_filed(backend: Backen
         ),
         (
             "a genuine pass",
-            Some("mx.school.example 1; dkim=pass (2048-bit key) header.d=school.example; spf=pass smtp.mailfrom=\"dana lead\"@school.example; dmarc=pass (p=reject) header.from=school.example"),
+            Some(
+                "mx.school.example 1; dkim=pass (2048-bit key) header.d=school.example; spf=pass smtp.mailfrom=\"dana lead\"@school.example; dmarc=pass (p=reject) header.from=school.example",
+            ),
             FROM,
             "",
         ),
@@ -87,11 +89,7 @@ async fn forged_senders_are_quarantined_and_a_genuine_pass_filed(backend: Backen
     let mut wrong = Vec::new();
     for (n, (what, ar, from, reason)) in cases.iter().enumerate() {
         let (state, got) = ingest(&env, n, &variant(n, *ar, from));
-        let ok = if reason.is_empty() {
-            state == "filed"
-        } else {
-            state == "quarantined" && got.contains(reason)
-        };
+        let ok = if reason.is_empty() { state == "filed" } else { state == "quarantined" && got.contains(reason) };
         if !ok {
             wrong.push(format!("{what}: {state} ({got}); expected {}", if reason.is_empty() { "filed" } else { reason }));
         }
@@ -117,13 +115,13 @@ async fn several_senders_are_refused_with_authentication_off(backend: Backend) {
     env.import_school();
     let two = "From: Dana Lead <dsl@school.example>\nFrom: Mallory <mallory@evil.example>\n";
     let (state, reason) = ingest(&env, 1, &variant(1, None, two));
-    assert_eq!((state.as_str(), reason.as_str()), ("quarantined", "the message has 2 From headers: Haven files only a message with one sender"));
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("quarantined", "the message has 2 From headers: Haven files only a message with one sender")
+    );
     let (state, reason) = ingest(&env, 2, &variant(2, None, FROM));
     assert_eq!(state, "filed", "one sender, authentication off: {reason}");
     db.cleanup().await;
 }
 
-backend_tests!(
-    forged_senders_are_quarantined_and_a_genuine_pass_filed,
-    several_senders_are_refused_with_authentication_off,
-);
+backend_tests!(forged_senders_are_quarantined_and_a_genuine_pass_filed, several_senders_are_refused_with_authentication_off,);

@@ -347,9 +347,8 @@ fn add_daily_digest(env: &HavenEnv, from_now: Span) -> chrono::DateTime<Utc> {
 
 /// The test school's teacher forward, dated now, with its own Message-ID.
 fn forward(i: usize) -> Vec<u8> {
-    let template = std::fs::read_to_string(school_fixtures().join("mail/forward-contact.eml"))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .replace("\r\n", "\n");
+    let template =
+        std::fs::read_to_string(school_fixtures().join("mail/forward-contact.eml")).unwrap_or_else(|e| panic!("{e}")).replace("\r\n", "\n");
     assert!(template.contains("fwd-contact-1@") && template.contains("Date: Mon, 9 Nov 2026 at 21:14"));
     let now = Utc::now();
     let parent = (now - Span::hours(1)).with_timezone(&chrono_tz::Europe::London);

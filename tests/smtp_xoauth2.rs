@@ -7,10 +7,10 @@ mod support;
 use haven::outbox::smtp::SmtpSender;
 use haven::outbox::{Security, SmtpSettings};
 use haven::source::imap::TokenSource;
+use std::time::Duration;
 use support::db::{Backend, TestDb};
 use support::haven::{HavenEnv, school_fixtures, wait_for};
 use support::smtp::{SmtpServer, free_port, header};
-use std::time::Duration;
 
 const USER: &str = "safeguarding@school.example";
 
@@ -144,7 +144,8 @@ fn xoauth2_settings_are_checked_when_the_config_loads() {
              [smtp]\ntransport = \"smtp\"\nhost = \"smtp.office365.com\"\nfrom = \"s@school.example\"\n{smtp}\n[rules]\ndir = \"r\"\n"
         )
     };
-    let good = haven::config::Config::parse(&config(&format!("username = \"{USER}\"\nauth = \"xoauth2\"\ntoken_command = \"get-token\"")), base);
+    let good =
+        haven::config::Config::parse(&config(&format!("username = \"{USER}\"\nauth = \"xoauth2\"\ntoken_command = \"get-token\"")), base);
     assert!(good.is_ok(), "{:?}", good.err());
     let errors = |smtp: &str| haven::config::Config::parse(&config(smtp), base).err().unwrap_or_default().join("\n");
     assert!(errors("auth = \"xoauth2\"\nusername = \"u\"").contains("needs exactly one of token_file, token_command"));

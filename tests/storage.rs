@@ -6,8 +6,7 @@ mod support;
 use chrono::{NaiveDate, TimeZone, Utc};
 use haven::directory::{Pupil, Role, Staff};
 use haven::store::{
-    AttachmentRecord, AuditVerdict, ContactImport, IncidentRecord, MessageRecord, MessageState,
-    OutboxRecord, PupilLink, Recorded,
+    AttachmentRecord, AuditVerdict, ContactImport, IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, Recorded,
 };
 use support::db::{Backend, TestDb};
 

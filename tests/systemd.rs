@@ -134,11 +134,7 @@ async fn imap_intake_is_ready_only_after_it_logs_in() {
     });
     std::thread::sleep(Duration::from_secs(2));
     assert!(systemd.count("WATCHDOG=1") >= 3, "watchdog pings while idling: {:?}", systemd.texts());
-    assert!(
-        systemd.texts().iter().any(|l| l == "STATUS=idle, 0 waiting, nothing filed yet"),
-        "{:?}",
-        systemd.texts()
-    );
+    assert!(systemd.texts().iter().any(|l| l == "STATUS=idle, 0 waiting, nothing filed yet"), "{:?}", systemd.texts());
     daemon.stop();
     db.cleanup().await;
 }

@@ -4,12 +4,12 @@
 #![allow(dead_code)]
 
 use chrono::{NaiveDate, Utc};
+use haven::blind::BlindIndex;
 use haven::clock::SystemClock;
 use haven::directory::{Pupil, Role, Staff};
 use haven::pipeline::{Filer, FilingSettings};
 use haven::read::Limits;
 use haven::rules::{LiveRules, RuleSet};
-use haven::blind::BlindIndex;
 use haven::seal::Sealer;
 
 /// The benches' storage key.
@@ -123,7 +123,10 @@ pub async fn filer(store: &Store) -> Filer {
     let now = Utc::now();
     let (pupils, staff, contacts) = (pupils(), staff(), contacts());
     let started = std::time::Instant::now();
-    store.sync_directory(&sealer(), &BlindIndex::from_storage_key(&KEY), &pupils, &staff, &contacts, now.date_naive(), now).await.expect("directory");
+    store
+        .sync_directory(&sealer(), &BlindIndex::from_storage_key(&KEY), &pupils, &staff, &contacts, now.date_naive(), now)
+        .await
+        .expect("directory");
     let imported = started.elapsed();
     let started = std::time::Instant::now();
     store.load_directory(&sealer()).await.expect("load the directory");

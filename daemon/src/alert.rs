@@ -59,11 +59,7 @@ pub fn alerts_for(
         })
         .collect();
     let urgent = decision.priority.as_str() == "urgent";
-    let subject = format!(
-        "{}Haven incident #{{incident}}: {}",
-        if urgent { "URGENT: " } else { "" },
-        decision.category
-    );
+    let subject = format!("{}Haven incident #{{incident}}: {}", if urgent { "URGENT: " } else { "" }, decision.category);
     let mut body = format!(
         "Incident #{{incident}} has been recorded in Haven for {}.\n\n\
          Category: {}\nPriority: {}\nRecorded by: {}\nPupils: {}\n",
@@ -156,10 +152,7 @@ pub fn action_for(decision: &Decision, now: DateTime<Utc>) -> Option<ActionRecor
         rungs: decision
             .escalation
             .iter()
-            .map(|rung| RungRecord {
-                due: now + rung.after,
-                recipients: rung.recipients.iter().map(|r| r.staff_id).collect(),
-            })
+            .map(|rung| RungRecord { due: now + rung.after, recipients: rung.recipients.iter().map(|r| r.staff_id).collect() })
             .collect(),
     })
 }

@@ -40,19 +40,13 @@ pub fn check_sender<'a>(msg: &Message, dir: &'a Directory, trusted_authserv_id: 
 fn one_sender(msg: &Message) -> Result<(), String> {
     let shape = msg.from_shape;
     if shape.headers > 1 {
-        return Err(format!(
-            "the message has {} From headers: Haven files only a message with one sender",
-            shape.headers
-        ));
+        return Err(format!("the message has {} From headers: Haven files only a message with one sender", shape.headers));
     }
     if shape.group {
         return Err("the From header is a group: Haven files only a message with one sender".into());
     }
     if shape.addresses > 1 {
-        return Err(format!(
-            "the From header names {} addresses: Haven files only a message with one sender",
-            shape.addresses
-        ));
+        return Err(format!("the From header names {} addresses: Haven files only a message with one sender", shape.addresses));
     }
     Ok(())
 }
@@ -81,23 +75,15 @@ fn authenticated_by(msg: &Message, trusted: &str, from_address: &str) -> Result<
 
     // The server's DMARC check names the From domain it read; when that is not the domain
     // Haven reads, the two disagree about who sent the message, whatever the result.
-    if let Some(other) = results
-        .iter()
-        .filter(|r| r.method == "dmarc")
-        .filter_map(|r| r.prop("header.from"))
-        .map(domain_name)
-        .find(|d| *d != from_domain)
+    if let Some(other) =
+        results.iter().filter(|r| r.method == "dmarc").filter_map(|r| r.prop("header.from")).map(domain_name).find(|d| *d != from_domain)
     {
-        return Err(format!(
-            "the trusted server's DMARC result is for header.from={other}, not for the From domain {from_domain}"
-        ));
+        return Err(format!("the trusted server's DMARC result is for header.from={other}, not for the From domain {from_domain}"));
     }
-    let dmarc_pass = results
+    let dmarc_pass = results.iter().any(|r| r.method == "dmarc" && r.result == "pass" && r.prop("header.from").is_some());
+    let dkim_aligned = results
         .iter()
-        .any(|r| r.method == "dmarc" && r.result == "pass" && r.prop("header.from").is_some());
-    let dkim_aligned = results.iter().any(|r| {
-        r.method == "dkim" && r.result == "pass" && r.prop("header.d").is_some_and(|d| aligned(&domain_name(d), &from_domain))
-    });
+        .any(|r| r.method == "dkim" && r.result == "pass" && r.prop("header.d").is_some_and(|d| aligned(&domain_name(d), &from_domain)));
     if dmarc_pass || dkim_aligned {
         Ok(())
     } else if results.iter().any(|r| r.method == "dmarc" && r.result == "pass") {
@@ -454,10 +440,7 @@ impl Parser<'_> {
 
 /// RFC 8601 `Keyword` (an ldh-str: letters, digits, inner hyphens), underscores allowed too.
 fn is_keyword(w: &str) -> bool {
-    !w.is_empty()
-        && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !w.starts_with('-')
-        && !w.ends_with('-')
+    !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') && !w.starts_with('-') && !w.ends_with('-')
 }
 
 #[cfg(test)]
@@ -586,7 +569,10 @@ mod tests {
     #[test]
     fn an_unterminated_quote_or_comment_is_no_pass() {
         for (header, why) in [
-            ("mx.school.example; dmarc=pass header.from=school.example; spf=pass smtp.mailfrom=\"x@evil.example", "unterminated quoted string"),
+            (
+                "mx.school.example; dmarc=pass header.from=school.example; spf=pass smtp.mailfrom=\"x@evil.example",
+                "unterminated quoted string",
+            ),
             ("mx.school.example; spf=pass smtp.mailfrom=\"x; dmarc=pass header.from=school.example", "unterminated quoted string"),
             ("mx.school.example; dmarc=pass header.from=school.example (unclosed", "unterminated comment"),
             ("mx.school.example; dmarc=pass header.from=school.example (escaped close \\)", "unterminated comment"),
@@ -654,8 +640,7 @@ mod tests {
         let e = verdict("mx.school.example; dmarc=pass header.from=evil.example").unwrap_err();
         assert!(e.contains("header.from=evil.example") && e.contains("school.example"), "{e}");
         // An aligned DKIM pass does not outweigh a DMARC check made on another From.
-        let e = verdict("mx.school.example; dkim=pass header.d=school.example; dmarc=fail header.from=evil.example")
-            .unwrap_err();
+        let e = verdict("mx.school.example; dkim=pass header.d=school.example; dmarc=fail header.from=evil.example").unwrap_err();
         assert!(e.contains("header.from=evil.example"), "{e}");
         // A pass that does not say for which domain vouches for none.
         let e = verdict("mx.school.example; dmarc=pass").unwrap_err();

@@ -9,7 +9,7 @@
 //! `seal.rs`.
 
 use crate::seal::{SealError, Sealer};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::path::Path;
 
@@ -39,7 +39,7 @@ impl std::fmt::Debug for BlindIndex {
 impl BlindIndex {
     /// Derives the index key from the storage key: HMAC-SHA256(storage key, label).
     pub fn from_storage_key(storage_key: &[u8; 32]) -> BlindIndex {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(storage_key).expect("HMAC takes any key length");
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(storage_key).expect("HMAC takes any key length");
         mac.update(LABEL);
         BlindIndex { key: mac.finalize().into_bytes().into() }
     }
@@ -58,7 +58,7 @@ impl BlindIndex {
     /// The index of `value` of `kind` (see [`kinds`]): trimmed and lower-cased first, so
     /// `Mary.Smith@Example.com ` and `mary.smith@example.com` look up the same row.
     pub fn index(&self, kind: &str, value: &str) -> String {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac.update(value.trim().to_lowercase().as_bytes());

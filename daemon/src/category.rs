@@ -38,10 +38,7 @@ impl Categories {
         if key.is_empty() {
             return None;
         }
-        self.list
-            .iter()
-            .find(|c| fold(&c.name) == key)
-            .or_else(|| self.list.iter().find(|c| c.aliases.iter().any(|a| fold(a) == key)))
+        self.list.iter().find(|c| fold(&c.name) == key).or_else(|| self.list.iter().find(|c| c.aliases.iter().any(|a| fold(a) == key)))
     }
 
     /// The catch-all category (Pastoral issue in the shipped rules).

@@ -607,14 +607,12 @@ impl Config {
         let directory = c.section::<DirectoryRaw>("directory", top.directory, false).and_then(|d| {
             let share = parse_share(&d.max_change);
             if share.is_none() {
-                c.err(format!(
-                    "directory.max_change: expected a percentage from 0% to 100% such as \"10%\", found {:?}",
-                    d.max_change
-                ));
+                c.err(format!("directory.max_change: expected a percentage from 0% to 100% such as \"10%\", found {:?}", d.max_change));
             }
             share.map(|max_change| DirectorySettings { max_change })
         });
-        let metrics = c.section::<crate::metrics::MetricsRaw>("metrics", top.metrics, false).and_then(|r| r.resolve().map_err(|e| c.err(e)).ok());
+        let metrics =
+            c.section::<crate::metrics::MetricsRaw>("metrics", top.metrics, false).and_then(|r| r.resolve().map_err(|e| c.err(e)).ok());
         let logging: Option<crate::logging::LogSettings> = c.section("logging", top.logging, false);
         let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r, base));
         let mut digests = Vec::new();
@@ -652,12 +650,14 @@ impl Config {
         let database_url = database.and_then(|d| resolve_secret(&mut c, "database.url", d.url, d.url_file, d.url_env, base, true));
         let intake = intake.and_then(|i| resolve_intake(&mut c, i, base));
         let smtp = smtp.and_then(|s| resolve_smtp(&mut c, s, base));
-        let alerts = alerts.unwrap_or(Alerts { detail: Detail::Minimal, reply_key_file: None, max_attempts: default_attempts(), quiet_hours: None });
+        let alerts =
+            alerts.unwrap_or(Alerts { detail: Detail::Minimal, reply_key_file: None, max_attempts: default_attempts(), quiet_hours: None });
 
         if !c.errors.is_empty() {
             return Err(c.errors);
         }
-        let (Some(school), Some(database_url), Some(storage), Some(intake), Some(smtp)) = (school, database_url, storage, intake, smtp) else {
+        let (Some(school), Some(database_url), Some(storage), Some(intake), Some(smtp)) = (school, database_url, storage, intake, smtp)
+        else {
             return Err(vec!["incomplete configuration".into()]);
         };
         Ok(Config {
@@ -981,9 +981,7 @@ pub use crate::duration::parse_duration;
 fn size(c: &mut Collect, key: &str, v: &str) -> Option<u64> {
     let s = parse_size(v);
     if s.is_none() {
-        c.err(format!(
-            "{key}: expected a size such as \"50MB\" (50,000,000 bytes) or \"50MiB\" (50 × 1,048,576 bytes), found {v:?}"
-        ));
+        c.err(format!("{key}: expected a size such as \"50MB\" (50,000,000 bytes) or \"50MiB\" (50 × 1,048,576 bytes), found {v:?}"));
     }
     s
 }
@@ -1048,7 +1046,10 @@ maildir = "mail/outbox"
         let bad = GOOD.replace("source = \"maildir\"", "source = \"imap\"")
             + "[intake.imap]\nhost = \"imap.example.com\"\nsecurity = \"plain\"\nusername = \"u\"\npassword = \"hunter2\"\n";
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
-        assert!(errs.iter().any(|e| e.starts_with("intake.imap.password: unknown key: secrets are never written in haven.toml")), "{errs:#?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with("intake.imap.password: unknown key: secrets are never written in haven.toml")),
+            "{errs:#?}"
+        );
         let bad = GOOD.replace("source = \"maildir\"", "source = \"imap\"")
             + "[intake.imap]\nhost = \"imap.example.com\"\nsecurity = \"plain\"\nusername = \"u\"\npassword_env = \"HAVEN_TEST_UNSET_VAR\"\n";
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
@@ -1089,10 +1090,7 @@ maildir = "mail/outbox"
         assert_eq!(c.directory.max_change.to_string(), "2.5 %");
         for bad in ["ten", "10", "150%", "-5%", "1.234%", "%"] {
             let errs = Config::parse(&format!("{GOOD}[directory]\nmax_change = \"{bad}\"\n"), Path::new("/x")).unwrap_err();
-            assert_eq!(
-                errs,
-                vec![format!("directory.max_change: expected a percentage from 0% to 100% such as \"10%\", found {bad:?}")]
-            );
+            assert_eq!(errs, vec![format!("directory.max_change: expected a percentage from 0% to 100% such as \"10%\", found {bad:?}")]);
         }
         let errs = Config::parse(&format!("{GOOD}[directory]\nmax_changes = \"10%\"\n"), Path::new("/x")).unwrap_err();
         assert_eq!(errs, ["directory.max_changes: unknown key (did you mean \"max_change\"?)"]);

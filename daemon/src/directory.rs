@@ -96,11 +96,7 @@ impl Pupil {
     /// Initials for alerts: first letter of the preferred (or first) name and of the surname.
     pub fn initials(&self) -> String {
         let first = self.preferred_name.as_deref().unwrap_or(&self.first_name);
-        [first, self.last_name.as_str()]
-            .iter()
-            .filter_map(|n| n.chars().next())
-            .flat_map(char::to_uppercase)
-            .collect()
+        [first, self.last_name.as_str()].iter().filter_map(|n| n.chars().next()).flat_map(char::to_uppercase).collect()
     }
 
     pub fn full_name(&self) -> String {
@@ -192,9 +188,7 @@ impl Directory {
     /// An active member of staff by any of their addresses (case-insensitive).
     pub fn active_staff_by_email(&self, email: &str) -> Option<&Staff> {
         let email = email.to_ascii_lowercase();
-        self.staff
-            .iter()
-            .find(|s| s.active && s.emails.contains(&email))
+        self.staff.iter().find(|s| s.active && s.emails.contains(&email))
     }
 
     pub fn staff_with_role(&self, role: Role) -> impl Iterator<Item = &Staff> {

@@ -354,11 +354,7 @@ mod tests {
     fn a_contact_of_a_pupil_who_has_left_is_kept_with_a_warning() {
         let d = tempfile::tempdir().unwrap();
         let p = write(d.path(), "pupils.csv", "upn,first_name,last_name\nA1,Jane,Smith\n");
-        let c = write(
-            d.path(),
-            "contacts.csv",
-            "email,pupil_upns\nmum@home.example,A1\ngran@home.example,A1;a2\nwho@home.example,A9\n",
-        );
+        let c = write(d.path(), "contacts.csv", "email,pupil_upns\nmum@home.example,A1\ngran@home.example,A1;a2\nwho@home.example,A9\n");
         let mut errors = Vec::new();
         let pupils = read_pupils(&p, &mut errors);
         let known: HashSet<String> = ["A1".to_string(), "A2".to_string()].into();

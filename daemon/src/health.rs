@@ -119,7 +119,11 @@ fn next_record(
         updated: now,
     };
     let unchanged = last.is_some_and(|l| {
-        l.state == record.state && l.what == record.what && l.since == record.since && l.last_error == record.last_error && l.backlog == record.backlog
+        l.state == record.state
+            && l.what == record.what
+            && l.since == record.since
+            && l.last_error == record.last_error
+            && l.backlog == record.backlog
     });
     (!unchanged).then_some(record)
 }

@@ -464,8 +464,11 @@ mod tests {
             visibility: Visibility::dsl_team(),
             safeguarding: false,
         };
-        Categories::new(vec![cat("Pastoral issue", "pastoral"), cat("E-safety", "esafety"), cat("Room search", "roomsearch")], "Pastoral issue")
-            .unwrap()
+        Categories::new(
+            vec![cat("Pastoral issue", "pastoral"), cat("E-safety", "esafety"), cat("Room search", "roomsearch")],
+            "Pastoral issue",
+        )
+        .unwrap()
     }
 
     fn ident(headers: &str, body: &str) -> Identification {
@@ -529,7 +532,8 @@ mod tests {
     #[test]
     fn an_unknown_category_is_reported_unless_a_known_one_is_named_too() {
         let read = |headers: &str, body: &str| {
-            let raw = format!("From: t@school.example\r\nDate: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <x@s>\r\n{headers}\r\n\r\n{body}");
+            let raw =
+                format!("From: t@school.example\r\nDate: Tue, 10 Nov 2026 16:05:00 +0000\r\nMessage-ID: <x@s>\r\n{headers}\r\n\r\n{body}");
             crate::read::read_message(raw.as_bytes()).expect("readable")
         };
         let intake = "safeguarding@school.example";
@@ -554,7 +558,8 @@ mod tests {
     fn siblings_need_a_name_or_go_to_triage() {
         let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("gran@home.example", "Leo Smith was late."));
         assert_eq!(ids(&i), vec![(3, PupilRole::Subject)]);
-        let i = ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("gran@home.example", "The children were late."));
+        let i =
+            ident("To: safeguarding@school.example\r\nSubject: Fwd: Hello", &forward_from("gran@home.example", "The children were late."));
         let t = i.triage.expect("siblings without a name wait for triage");
         assert_eq!(t.candidates, vec![1, 3]);
     }

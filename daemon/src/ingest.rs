@@ -193,7 +193,10 @@ mod tests {
         std::fs::create_dir_all(md.join("tmp")).unwrap();
         write(&md.join("tmp/half"), "Subject: half-written\n");
         let mbox = dir.path().join("archive.mbox");
-        write(&mbox, "From a@x Mon Dec  7 09:00:00 2026\nSubject: one\n\n>From here\nFrom b@x Mon Dec  7 09:01:00 2026\nSubject: two\n\nbody\n");
+        write(
+            &mbox,
+            "From a@x Mon Dec  7 09:00:00 2026\nSubject: one\n\n>From here\nFrom b@x Mon Dec  7 09:01:00 2026\nSubject: two\n\nbody\n",
+        );
         let plan = plan(&[md.clone(), mbox.clone()]).unwrap();
         assert_eq!(plan.messages(), 5);
         let read: Vec<Incoming> = plan.read(1_000_000).map(|r| r.unwrap()).collect();

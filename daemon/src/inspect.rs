@@ -17,10 +17,10 @@ use crate::read::{self, Limits};
 const EXIT_UNUSABLE: u8 = 65;
 
 /// Exit code for a bad command line (EX_USAGE).
-const EXIT_USAGE: u8 = 64;
+const EXIT_USAGE: u8 = 2;
 
 /// Runs `haven inspect FILE [--json] [--timezone ZONE]`; exit 65 with a one-line reason for
-/// unusable input, 64 for a zone that is not one.
+/// unusable input, 2 (usage, as the SPEC says) for a zone that is not one.
 pub fn run(path: &Path, json: bool, timezone: Option<&str>) -> ExitCode {
     let mut limits = Limits::default();
     if let Some(zone) = timezone {
@@ -47,8 +47,7 @@ pub fn run(path: &Path, json: bool, timezone: Option<&str>) -> ExitCode {
         }
     };
     let out = if json {
-        let mut s =
-            serde_json::to_string_pretty(&inspect_json(&msg)).unwrap_or_else(|_| "{}".into());
+        let mut s = serde_json::to_string_pretty(&inspect_json(&msg)).unwrap_or_else(|_| "{}".into());
         s.push('\n');
         s
     } else {
@@ -68,10 +67,7 @@ fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
         return Err("is a directory, not a message file".into());
     }
     if meta.len() > max {
-        return Err(format!(
-            "message is {} bytes, over the limit of {max}",
-            meta.len()
-        ));
+        return Err(format!("message is {} bytes, over the limit of {max}", meta.len()));
     }
     std::fs::read(path).map_err(|e| e.to_string())
 }
@@ -150,44 +146,17 @@ fn summary(msg: &Message) -> String {
         out.push_str(&format!("{label:<12} {value}\n"));
     };
     line("kind:", kind_name(msg.kind));
-    line(
-        "from:",
-        &msg.from
-            .as_ref()
-            .map(show_address)
-            .unwrap_or_else(|| "-".into()),
-    );
+    line("from:", &msg.from.as_ref().map(show_address).unwrap_or_else(|| "-".into()));
     line("subject:", msg.subject.as_deref().unwrap_or("-"));
-    line(
-        "date:",
-        &msg.date
-            .map(|d| d.to_rfc3339())
-            .unwrap_or_else(|| "-".into()),
-    );
+    line("date:", &msg.date.map(|d| d.to_rfc3339()).unwrap_or_else(|| "-".into()));
     if let Some(f) = &msg.forwarded {
         let how = if f.attached { " (attached)" } else { "" };
-        line(
-            "forwarded:",
-            &format!(
-                "{}{how}",
-                f.from
-                    .as_ref()
-                    .map(show_address)
-                    .unwrap_or_else(|| "-".into())
-            ),
-        );
-        let date = f
-            .date
-            .map(|d| d.to_rfc3339())
-            .or_else(|| f.date_text.clone())
-            .unwrap_or_else(|| "-".into());
+        line("forwarded:", &format!("{}{how}", f.from.as_ref().map(show_address).unwrap_or_else(|| "-".into())));
+        let date = f.date.map(|d| d.to_rfc3339()).or_else(|| f.date_text.clone()).unwrap_or_else(|| "-".into());
         line("  date:", &date);
         line("  subject:", f.subject.as_deref().unwrap_or("-"));
         if msg.forward_chain.len() > 1 {
-            line(
-                "  chain:",
-                &format!("{} forwarded messages", msg.forward_chain.len()),
-            );
+            line("  chain:", &format!("{} forwarded messages", msg.forward_chain.len()));
         }
     }
     if let Some(note) = &msg.note {
@@ -208,13 +177,7 @@ fn summary(msg: &Message) -> String {
             if a.tnef {
                 flags.push_str(" winmail.dat (TNEF)");
             }
-            line(
-                "",
-                &format!(
-                    "{} ({}, {} bytes){flags}",
-                    a.filename, a.content_type, a.size
-                ),
-            );
+            line("", &format!("{} ({}, {} bytes){flags}", a.filename, a.content_type, a.size));
         }
     }
     out

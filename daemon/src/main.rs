@@ -44,7 +44,7 @@ Exit codes: 0 stopped by SIGTERM or SIGINT after finishing the message in hand; 
     Run,
     /// Read one message file without config or database and show how Haven reads it.
     #[command(after_help = "Example: haven inspect forwarded.eml --timezone Europe/London\n\n\
-Exit codes: 0 read; 64 the time zone is unknown; 65 the file is not a usable message.")]
+Exit codes: 0 read; 2 usage (an unknown time zone among them); 65 the file is not a usable message.")]
     Inspect {
         /// The message file (.eml, as saved from a mail program or found in a Maildir).
         #[arg(value_name = "FILE")]

@@ -143,17 +143,11 @@ pub struct Message {
 impl Message {
     /// First value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
     }
 
     /// When the reported event happened: the forwarded original's date, else this message's.
     pub fn occurred_at(&self) -> Option<DateTime<FixedOffset>> {
-        self.forwarded
-            .as_ref()
-            .and_then(|f| f.date)
-            .or(self.date)
+        self.forwarded.as_ref().and_then(|f| f.date).or(self.date)
     }
 }

@@ -53,18 +53,18 @@ pub struct MetricsSettings {
 impl MetricsRaw {
     /// Checks the address (loopback unless allowed) and the grace period.
     pub fn resolve(&self) -> Result<MetricsSettings, String> {
-        let listen = self.listen.parse::<SocketAddr>().map_err(|_| {
-            format!("metrics.listen: expected an address and port such as \"127.0.0.1:9187\", found {:?}", self.listen)
-        })?;
+        let listen = self
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("metrics.listen: expected an address and port such as \"127.0.0.1:9187\", found {:?}", self.listen))?;
         if !listen.ip().is_loopback() && !self.allow_remote {
             return Err(format!(
                 "metrics.listen: {listen} is not a loopback address; /metrics and /healthz have no authentication, so \
                  they listen on loopback unless you set metrics.allow_remote = true (and firewall the port)"
             ));
         }
-        let healthz_grace = crate::config::parse_duration(&self.healthz_grace).ok_or_else(|| {
-            format!("metrics.healthz_grace: expected a duration such as \"10m\", found {:?}", self.healthz_grace)
-        })?;
+        let healthz_grace = crate::config::parse_duration(&self.healthz_grace)
+            .ok_or_else(|| format!("metrics.healthz_grace: expected a duration such as \"10m\", found {:?}", self.healthz_grace))?;
         Ok(MetricsSettings { listen, healthz_grace })
     }
 }
@@ -108,9 +108,17 @@ impl Default for Metrics {
             filing_latency.clone(),
         );
         registry.register("haven_messages", "Messages recorded, by state", messages.clone());
-        registry.register("haven_outbox_emails", "Emails in the outbox, by state (pending is the depth, dead the dead letters)", outbox.clone());
+        registry.register(
+            "haven_outbox_emails",
+            "Emails in the outbox, by state (pending is the depth, dead the dead letters)",
+            outbox.clone(),
+        );
         registry.register("haven_outcomes", "Incidents awaiting an outcome: open, and overdue among them", outcomes.clone());
-        registry.register("haven_imap_reconnects", "IMAP connection attempts after the first since the daemon started", imap_reconnects.clone());
+        registry.register(
+            "haven_imap_reconnects",
+            "IMAP connection attempts after the first since the daemon started",
+            imap_reconnects.clone(),
+        );
         registry.register("haven_intake_failing", "1 while the intake is failing and retrying, else 0", intake_failing.clone());
         Metrics { registry, filing_latency, messages, outbox, outcomes, imap_reconnects, intake_failing, imap: OnceLock::new() }
     }
@@ -197,7 +205,11 @@ async fn metrics(State(e): State<Arc<Endpoint>>) -> impl IntoResponse {
         Ok(text) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text),
         Err(error) => {
             tracing::warn!(%error, "metrics: cannot read the database");
-            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("database unreachable: {error}\n"))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("database unreachable: {error}\n"),
+            )
         }
     }
 }

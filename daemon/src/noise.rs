@@ -23,9 +23,7 @@ pub fn ignore_reason(msg: &Message, own_domain: &str) -> Option<String> {
             return Some(format!("automatic reply ({h} header)"));
         }
     }
-    if msg
-        .header("X-Auto-Response-Suppress")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("all"))
+    if msg.header("X-Auto-Response-Suppress").is_some_and(|v| v.to_ascii_lowercase().contains("all"))
         && msg.header("X-Haven-Incident").is_some()
     {
         return Some("Haven's own message".into());
@@ -43,7 +41,8 @@ pub fn ignore_reason(msg: &Message, own_domain: &str) -> Option<String> {
         }
     }
     if let Some(mid) = &msg.message_id
-        && mid.starts_with("haven.") && mid.ends_with(&format!("@{own_domain}"))
+        && mid.starts_with("haven.")
+        && mid.ends_with(&format!("@{own_domain}"))
     {
         return Some("Haven's own message".into());
     }
@@ -52,14 +51,8 @@ pub fn ignore_reason(msg: &Message, own_domain: &str) -> Option<String> {
     if from.starts_with("mailer-daemon@") || from.starts_with("postmaster@") {
         return Some("bounce (from the mail system)".into());
     }
-    const AUTO_SUBJECTS: [&str; 6] = [
-        "automatic reply:",
-        "auto-reply:",
-        "autoreply:",
-        "out of office:",
-        "undeliverable:",
-        "delivery status notification",
-    ];
+    const AUTO_SUBJECTS: [&str; 6] =
+        ["automatic reply:", "auto-reply:", "autoreply:", "out of office:", "undeliverable:", "delivery status notification"];
     if AUTO_SUBJECTS.iter().any(|p| subject.starts_with(p)) {
         return Some("automatic reply (subject)".into());
     }

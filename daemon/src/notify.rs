@@ -10,11 +10,11 @@ use crate::source::imap::{ImapState, ImapStatus};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use sd_notify::NotifyState;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 /// The daemon's side of the notify socket.
 #[derive(Debug)]
@@ -120,13 +120,7 @@ const STATUS_EVERY: Duration = Duration::from_secs(30);
 /// Sends a `STATUS=` line at start, whenever the intake's state changes, after every filed
 /// batch (`filed`) and every 30 s, and
 /// `STOPPING=1` when `shutdown` fires.
-pub async fn report_status(
-    notifier: Arc<Notifier>,
-    store: Store,
-    tz: chrono_tz::Tz,
-    filed: Arc<Notify>,
-    shutdown: CancellationToken,
-) {
+pub async fn report_status(notifier: Arc<Notifier>, store: Store, tz: chrono_tz::Tz, filed: Arc<Notify>, shutdown: CancellationToken) {
     if !notifier.enabled {
         return;
     }

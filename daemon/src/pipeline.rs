@@ -25,22 +25,21 @@ use crate::alert;
 use crate::authenticate::{self, SenderCheck};
 use crate::clock::Clock;
 use crate::directory::{Directory, Staff};
-use crate::reply_token;
-use crate::visibility;
+use crate::history;
 use crate::identify::{self, Identification, Triage};
 use crate::message::Message;
 use crate::noise;
 use crate::read::{self, Limits};
-use crate::history;
+use crate::reply_token;
 use crate::rules::{Decision, Facts, LiveRules, RuleSet};
-use crate::store::{DirectoryCache, EarlierIncident, LiveKeys};
 use crate::seal::{KeyFiles, Sealer};
-use crate::triage;
 use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use crate::store::{
-    AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, QuestionRecord, Recorded, Store,
-    StoreError, ToRecord, Tx,
+    AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, QuestionRecord, Recorded, Store, StoreError, ToRecord, Tx,
 };
+use crate::store::{DirectoryCache, EarlierIncident, LiveKeys};
+use crate::triage;
+use crate::visibility;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -134,7 +133,10 @@ impl Assessed {
 enum Step {
     /// Recorded before under the same IMAP UID: nothing to write.
     Already(Filing),
-    Record { sealed_raw: Vec<u8>, assessed: Box<Assessed> },
+    Record {
+        sealed_raw: Vec<u8>,
+        assessed: Box<Assessed>,
+    },
 }
 
 /// How far a message's assessment went before the rules.
@@ -280,13 +282,7 @@ async fn record_chunk(
 }
 
 impl Filer {
-    pub fn new(
-        store: Store,
-        rules: Arc<LiveRules>,
-        clock: Arc<dyn Clock>,
-        sealer: Sealer,
-        settings: FilingSettings,
-    ) -> Filer {
+    pub fn new(store: Store, rules: Arc<LiveRules>, clock: Arc<dyn Clock>, sealer: Sealer, settings: FilingSettings) -> Filer {
         Filer {
             store,
             rules,
@@ -380,10 +376,9 @@ impl Filer {
                 for p in progress {
                     let step = match p {
                         Progress::Done(step) => step,
-                        Progress::ToRules(sealed_raw, r) => Step::Record {
-                            sealed_raw,
-                            assessed: Box::new(self.decide(*r, &directory, &rules, now, &earlier, &seen)),
-                        },
+                        Progress::ToRules(sealed_raw, r) => {
+                            Step::Record { sealed_raw, assessed: Box::new(self.decide(*r, &directory, &rules, now, &earlier, &seen)) }
+                        }
                     };
                     if let Step::Record { assessed, .. } = &step
                         && let Some(inc) = &assessed.incident
@@ -404,9 +399,7 @@ impl Filer {
         }
         .await;
         drop(to_recorder);
-        let recorded = recorder
-            .await
-            .map_err(|e| StoreError::Invalid(format!("the recording task failed: {}", task_failure(&e))))?;
+        let recorded = recorder.await.map_err(|e| StoreError::Invalid(format!("the recording task failed: {}", task_failure(&e))))?;
         assessed?;
         let (mut tx, out) = recorded?;
         if let Some(fence) = &self.fence {
@@ -437,10 +430,7 @@ impl Filer {
                 return Prepared { read: None, sealed_raw: Vec::new() };
             };
             let hashes = Hashes { raw: hex::encode(Sha256::digest(&raw)), content: content_sha256(&raw) };
-            Prepared {
-                read: Some((hashes, read::read_message_with(&raw, &limits))),
-                sealed_raw: sealer.seal(fields::RAW, &raw),
-            }
+            Prepared { read: Some((hashes, read::read_message_with(&raw, &limits))), sealed_raw: sealer.seal(fields::RAW, &raw) }
         });
         async move { task.await.map_err(|e| StoreError::Invalid(format!("preparing a message failed: {}", task_failure(&e)))) }
     }
@@ -459,10 +449,7 @@ impl Filer {
                 known.uids.insert((mailbox.to_string(), uidvalidity, uid), found);
             }
         }
-        let message_ids: Vec<&str> = prepared
-            .iter()
-            .filter_map(|p| p.read.as_ref()?.1.as_ref().ok()?.message_id.as_deref())
-            .collect();
+        let message_ids: Vec<&str> = prepared.iter().filter_map(|p| p.read.as_ref()?.1.as_ref().ok()?.message_id.as_deref()).collect();
         known.originals = self.store.find_originals_by_message_id(&message_ids).await?;
         Ok(known)
     }
@@ -510,19 +497,22 @@ impl Filer {
         let (source, origin, imap_uid) = origin_fields(&incoming.origin);
         let size = incoming.payload.size();
         let Some((hashes, read)) = read else {
-            return done(self.quarantined(MessageRecord {
-                sha256: None,
-                message_id: None,
-                source,
-                origin,
-                imap_uid,
-                received: now,
-                size,
-                state: MessageState::Quarantined,
-                reason: format!("message is {size} bytes, over the intake.max_message_size limit; left unread on the server"),
-                duplicate_of: None,
-                content_sha256: None,
-            }, directory));
+            return done(self.quarantined(
+                MessageRecord {
+                    sha256: None,
+                    message_id: None,
+                    source,
+                    origin,
+                    imap_uid,
+                    received: now,
+                    size,
+                    state: MessageState::Quarantined,
+                    reason: format!("message is {size} bytes, over the intake.max_message_size limit; left unread on the server"),
+                    duplicate_of: None,
+                    content_sha256: None,
+                },
+                directory,
+            ));
         };
         let mut record = MessageRecord {
             sha256: Some(hashes.raw),
@@ -635,13 +625,7 @@ impl Filer {
         // unless a rule asks.
         let historical = !live && (self.backfill || at + self.settings.backfill_age < now);
         let history = history::counts(rules, &ident, at, earlier.iter().chain(&seen.incidents));
-        let decision = rules.evaluate(&Facts {
-            message: &msg,
-            identification: &ident,
-            directory,
-            history: &history,
-            ai_risk: None,
-        });
+        let decision = rules.evaluate(&Facts { message: &msg, identification: &ident, directory, history: &history, ai_risk: None });
         record.state = MessageState::Filed;
         let filed = match settles {
             Some(settled) => format!("answer to triage: message {settled} filed under {}", decision.category),
@@ -665,7 +649,14 @@ impl Filer {
         let unknown = identify::unknown_category(&msg, rules.categories(), &self.settings.intake_address);
         let category_note = unknown.map(|(name, how)| {
             if let Some(to) = directory.staff.iter().find(|s| s.id == sender).filter(|_| !quiet) {
-                incident.outbox.push(alert::unknown_category_reply(&name, how, &decision.category, rules.categories(), to, &self.settings.alerts));
+                incident.outbox.push(alert::unknown_category_reply(
+                    &name,
+                    how,
+                    &decision.category,
+                    rules.categories(),
+                    to,
+                    &self.settings.alerts,
+                ));
             }
             format!("{name:?} ({how}) is not a category Haven knows; filed under {}", decision.category)
         });
@@ -761,7 +752,11 @@ impl Filer {
             } else {
                 record.state = MessageState::Filed;
                 record.reason = format!("outcome recorded on incident {incident_id}");
-                let question = self.notice(sender, &format!("Haven: outcome recorded on incident #{incident_id}"), &format!("Outcome recorded on incident #{incident_id}."));
+                let question = self.notice(
+                    sender,
+                    &format!("Haven: outcome recorded on incident #{incident_id}"),
+                    &format!("Outcome recorded on incident #{incident_id}."),
+                );
                 let sealed = self.sealer().seal_text(fields::OUTCOME, &outcome);
                 return Ok(Assessed { outcomes: vec![(incident_id, sender.id, sealed)], question, ..Assessed::only(record) });
             };
@@ -931,9 +926,15 @@ impl Filer {
             return finish(MessageState::Quarantined, "answer to triage from a member of staff who was not asked".into(), None);
         }
         let original = match self.store.message_raw(message).await? {
-            None => return finish(MessageState::Quarantined, format!("triage token names message {message}, which Haven does not hold"), None),
+            None => {
+                return finish(MessageState::Quarantined, format!("triage token names message {message}, which Haven does not hold"), None);
+            }
             Some((state, _)) if state != MessageState::AwaitingTriage || seen.settled.contains(&message) => {
-                return finish(MessageState::Ignored, format!("answer to triage about message {message}, which is no longer awaiting triage"), None);
+                return finish(
+                    MessageState::Ignored,
+                    format!("answer to triage about message {message}, which is no longer awaiting triage"),
+                    None,
+                );
             }
             Some((_, sealed)) => self
                 .sealer()

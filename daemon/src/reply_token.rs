@@ -9,7 +9,7 @@
 //! parts and survives servers that fold the case of addresses. Pure: no I/O, no clock.
 //! Subjects are never trusted for matching (SPEC "Alert emails"); only a token that verifies.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -44,7 +44,7 @@ fn mac_over(key: &[u8], input: &str) -> HmacSha256 {
     // new_from_slice accepts keys of any length for HMAC; the error arm cannot happen.
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(m) => m,
-        Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
+        Err(_) => <HmacSha256 as KeyInit>::new(&Default::default()),
     };
     mac.update(input.as_bytes());
     mac
@@ -55,7 +55,7 @@ fn mac_over(key: &[u8], input: &str) -> HmacSha256 {
 pub fn derive_key(master: &[u8]) -> Vec<u8> {
     let mut mac = match HmacSha256::new_from_slice(master) {
         Ok(m) => m,
-        Err(_) => <HmacSha256 as Mac>::new(&Default::default()),
+        Err(_) => <HmacSha256 as KeyInit>::new(&Default::default()),
     };
     mac.update(b"haven reply token key v1");
     mac.finalize().into_bytes().to_vec()
@@ -165,11 +165,7 @@ fn tagged_address(intake: &str, tag: &str, token: &str) -> Option<String> {
 
 fn parse_id(s: &str) -> Option<i64> {
     // Only plain positive decimals: no signs, no leading zeros, so one token has one spelling.
-    if s.is_empty()
-        || s.len() > 18
-        || !s.bytes().all(|b| b.is_ascii_digit())
-        || (s.len() > 1 && s.starts_with('0'))
-    {
+    if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
         return None;
     }
     s.parse().ok()
@@ -245,45 +241,26 @@ mod tests {
         assert!(t.starts_with("12-7-"), "{t}");
         assert_eq!(t.len(), "12-7-".len() + 26);
         assert_eq!(verify(KEY, &t), Some((12, 7)));
-        assert_eq!(
-            verify(KEY, &t.to_ascii_uppercase()),
-            Some((12, 7)),
-            "case folded by a server"
-        );
+        assert_eq!(verify(KEY, &t.to_ascii_uppercase()), Some((12, 7)), "case folded by a server");
     }
 
     #[test]
     fn tampering_is_refused() {
         let t = sign(KEY, 12, 7);
         let mac = t.rsplit('-').next().unwrap_or_default();
-        assert_eq!(
-            verify(KEY, &format!("13-7-{mac}")),
-            None,
-            "another incident"
-        );
-        assert_eq!(
-            verify(KEY, &format!("12-8-{mac}")),
-            None,
-            "another member of staff"
-        );
+        assert_eq!(verify(KEY, &format!("13-7-{mac}")), None, "another incident");
+        assert_eq!(verify(KEY, &format!("12-8-{mac}")), None, "another member of staff");
         assert_eq!(verify(b"another key", &t), None);
         let mut flipped = t.clone().into_bytes();
         if let Some(last) = flipped.last_mut() {
             *last = if *last == b'a' { b'b' } else { b'a' };
         }
-        assert_eq!(
-            verify(KEY, &String::from_utf8(flipped).unwrap_or_default()),
-            None
-        );
+        assert_eq!(verify(KEY, &String::from_utf8(flipped).unwrap_or_default()), None);
         assert_eq!(verify(KEY, &t[..t.len() - 2]), None, "truncated");
         assert_eq!(verify(KEY, "12-7-"), None);
         assert_eq!(verify(KEY, "12-7"), None);
         assert_eq!(verify(KEY, ""), None);
-        assert_eq!(
-            verify(KEY, &format!("012-7-{mac}")),
-            None,
-            "one spelling per token"
-        );
+        assert_eq!(verify(KEY, &format!("012-7-{mac}")), None, "one spelling per token");
     }
 
     #[test]
@@ -293,10 +270,7 @@ mod tests {
         assert_eq!(addr, format!("safeguarding+r-{t}@school.example"));
         assert!(addr.split('@').next().unwrap_or_default().len() <= 64);
         assert_eq!(find_in_address(&addr), Some(t.as_str()));
-        assert_eq!(
-            find_in_address(&format!("\"Haven\" <{addr}>")),
-            Some(t.as_str())
-        );
+        assert_eq!(find_in_address(&format!("\"Haven\" <{addr}>")), Some(t.as_str()));
         assert_eq!(find_in_address("safeguarding@school.example"), None);
         assert_eq!(find_in_address("safeguarding+r-@school.example"), None);
         assert_eq!(find_in_address("no-at-sign"), None);

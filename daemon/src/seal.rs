@@ -33,9 +33,7 @@ pub enum SealError {
     BadKey(String),
     #[error("the key file {0} is readable by group or others; run: chmod 600 {0}")]
     KeyPermissions(String),
-    #[error(
-        "sealed data needs key {0}, which is not in the keyring; restore that key file from your key backup into the keyring folder"
-    )]
+    #[error("sealed data needs key {0}, which is not in the keyring; restore that key file from your key backup into the keyring folder")]
     WrongKey(String),
     #[error("the current key {0} named by the database is not in the keyring; restore that key file from your key backup")]
     NoCurrentKey(String),
@@ -129,12 +127,7 @@ impl Sealer {
             return None;
         }
         let current = self.key_id();
-        let keys: Vec<Key> = self
-            .keys
-            .iter()
-            .filter(|k| k.id_hex() != id)
-            .map(|k| Key { id: k.id, cipher: k.cipher.clone() })
-            .collect();
+        let keys: Vec<Key> = self.keys.iter().filter(|k| k.id_hex() != id).map(|k| Key { id: k.id, cipher: k.cipher.clone() }).collect();
         let current = keys.iter().position(|k| k.id_hex() == current)?;
         Some(Sealer { keys: Arc::new(keys), current })
     }
@@ -143,10 +136,7 @@ impl Sealer {
         let key = &self.keys[self.current];
         let nonce_bytes: [u8; 24] = rand::random();
         let nonce = XNonce::from_slice(&nonce_bytes);
-        let ct = key
-            .cipher
-            .encrypt(nonce, Payload { msg: plain, aad: field.as_bytes() })
-            .unwrap_or_default(); // XChaCha20-Poly1305 encryption cannot fail for in-memory sizes
+        let ct = key.cipher.encrypt(nonce, Payload { msg: plain, aad: field.as_bytes() }).unwrap_or_default(); // XChaCha20-Poly1305 encryption cannot fail for in-memory sizes
         let mut out = Vec::with_capacity(HEADER + ct.len());
         out.push(VERSION);
         out.extend_from_slice(&key.id);
@@ -159,15 +149,9 @@ impl Sealer {
         if sealed.len() < HEADER || sealed[0] != VERSION {
             return Err(SealError::Damaged);
         }
-        let key = self
-            .keys
-            .iter()
-            .find(|k| sealed[1..5] == k.id)
-            .ok_or_else(|| SealError::WrongKey(hex::encode(&sealed[1..5])))?;
+        let key = self.keys.iter().find(|k| sealed[1..5] == k.id).ok_or_else(|| SealError::WrongKey(hex::encode(&sealed[1..5])))?;
         let nonce = XNonce::from_slice(&sealed[5..HEADER]);
-        key.cipher
-            .decrypt(nonce, Payload { msg: &sealed[HEADER..], aad: field.as_bytes() })
-            .map_err(|_| SealError::Damaged)
+        key.cipher.decrypt(nonce, Payload { msg: &sealed[HEADER..], aad: field.as_bytes() }).map_err(|_| SealError::Damaged)
     }
 
     pub fn seal_text(&self, field: &str, plain: &str) -> String {
@@ -224,12 +208,9 @@ impl KeyFiles {
         let mut found = Vec::new();
         let dir = self.ring_dir();
         match std::fs::read_dir(&dir) {
-            Ok(entries) => found.extend(
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "key")),
-            ),
+            Ok(entries) => {
+                found.extend(entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "key")))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => return Err(SealError::ReadKey { path: dir.display().to_string(), source }),
         }
@@ -237,9 +218,12 @@ impl KeyFiles {
             let name = name.to_string_lossy();
             let (old, new) = (format!("{name}.old-"), format!("{name}.new"));
             if let Ok(entries) = std::fs::read_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent }) {
-                found.extend(entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| {
-                    p.file_name().map(|n| n.to_string_lossy()).is_some_and(|n| n.starts_with(&old) || n == new)
-                }));
+                found.extend(
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.file_name().map(|n| n.to_string_lossy()).is_some_and(|n| n.starts_with(&old) || n == new)),
+                );
             }
         }
         found.sort();
@@ -277,17 +261,13 @@ fn read_key_file(path: &Path) -> Result<Key, SealError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|source| SealError::ReadKey { path: shown.clone(), source })?
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(path).map_err(|source| SealError::ReadKey { path: shown.clone(), source })?.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(SealError::KeyPermissions(shown));
         }
     }
     let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| SealError::BadKey(shown.clone()))?);
-    let key: Zeroizing<[u8; 32]> =
-        Zeroizing::new(bytes.as_slice().try_into().map_err(|_| SealError::BadKey(shown))?);
+    let key: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.as_slice().try_into().map_err(|_| SealError::BadKey(shown))?);
     Ok(Key::new(&key))
 }
 
@@ -323,8 +303,8 @@ mod tests {
     }
 
     fn write(path: &Path, key: &[u8; 32]) {
-        use std::os::unix::fs::OpenOptionsExt;
         use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
         writeln!(f, "{}", hex::encode(key)).unwrap();
     }

@@ -96,15 +96,17 @@ impl Visibility {
             Audience::Role(r) => staff.has_role(*r),
             Audience::HousemOfPupil => {
                 staff.has_role(Role::Housem)
-                    && staff.house.as_deref().is_some_and(|h| {
-                        pupils.iter().any(|p| p.house.as_deref().is_some_and(|ph| ph.eq_ignore_ascii_case(h)))
-                    })
+                    && staff
+                        .house
+                        .as_deref()
+                        .is_some_and(|h| pupils.iter().any(|p| p.house.as_deref().is_some_and(|ph| ph.eq_ignore_ascii_case(h))))
             }
             Audience::TutorOfPupil => {
                 staff.has_role(Role::Tutor)
-                    && staff.tutor_group.as_deref().is_some_and(|t| {
-                        pupils.iter().any(|p| p.tutor_group.as_deref().is_some_and(|pt| pt.eq_ignore_ascii_case(t)))
-                    })
+                    && staff
+                        .tutor_group
+                        .as_deref()
+                        .is_some_and(|t| pupils.iter().any(|p| p.tutor_group.as_deref().is_some_and(|pt| pt.eq_ignore_ascii_case(t))))
             }
         })
     }
@@ -238,5 +240,4 @@ mod tests {
         assert!(may_see_entry(v, &heron_housem, &dir, &mentioned, 1));
         assert!(may_see_entry(v, &staff(&[Role::Dsl], None), &dir, &mentioned, 2));
     }
-
 }

@@ -18,8 +18,7 @@ pub enum Backend {
 }
 
 pub fn admin_url() -> String {
-    std::env::var("HAVEN_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+    std::env::var("HAVEN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
 /// A migrated, empty database that is removed when [`TestDb::cleanup`] runs (PostgreSQL) or
@@ -39,22 +38,16 @@ impl TestDb {
         let (url, pg_name) = match backend {
             Backend::Sqlite => (format!("sqlite://{}", dir.path().join("haven.db").display()), None),
             Backend::Postgres => {
-                let name = format!(
-                    "haven_test_{}_{}_{}",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, Ordering::SeqCst),
-                    rand::random::<u32>()
-                );
+                let name =
+                    format!("haven_test_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), rand::random::<u32>());
                 let admin = admin_url();
-                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "PostgreSQL is not reachable at {admin}: {e}\n\
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await.unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is not reachable at {admin}: {e}\n\
                              fix: start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
                              or set HAVEN_TEST_PG to a server where this user may CREATE DATABASE"
-                        )
-                    });
+                    )
+                });
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
@@ -73,9 +66,7 @@ impl TestDb {
         if let Some(name) = self.pg_name
             && let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()).await
         {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
         }
     }
 }

@@ -88,10 +88,7 @@ impl DiskDb {
                     format!("CREATE TABLESPACE {name} LOCATION '{}'", db.disk.path().display()),
                     format!("CREATE DATABASE {name} TABLESPACE {name}"),
                 ] {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                        .execute(&mut admin)
-                        .await
-                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(&mut admin).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 }
                 db
             }
@@ -122,8 +119,5 @@ impl Drop for DiskDb {
 }
 
 pub async fn admin() -> sqlx::PgConnection {
-    <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", admin_url()))
+    <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()).await.unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", admin_url()))
 }
-

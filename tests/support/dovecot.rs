@@ -58,20 +58,13 @@ impl Dovecot {
     /// gives a token that has already expired).
     pub fn oauth2_token(&self, valid_for: i64) -> String {
         use base64::Engine as _;
-        use hmac::Mac as _;
+        use hmac::{KeyInit as _, Mac as _};
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let iat = now.min(now + valid_for) - 60;
         let header = b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
-        let body = b64.encode(format!(
-            r#"{{"sub":"{USER}","iat":{iat},"exp":{}}}"#,
-            now + valid_for
-        ));
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(OAUTH2_KEY)
-            .unwrap_or_else(|e| panic!("hmac key: {e}"));
+        let body = b64.encode(format!(r#"{{"sub":"{USER}","iat":{iat},"exp":{}}}"#, now + valid_for));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(OAUTH2_KEY).unwrap_or_else(|e| panic!("hmac key: {e}"));
         mac.update(format!("{header}.{body}").as_bytes());
         let signature = b64.encode(mac.finalize().into_bytes());
         format!("{header}.{body}.{signature}")
@@ -87,10 +80,7 @@ impl Dovecot {
             panic!("{DOVECOT} is missing: {FIX}");
         }
         // Short path: Dovecot's unix sockets live under it and must fit in 108 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix("hvd")
-            .tempdir_in("/tmp")
-            .unwrap_or_else(|e| panic!("temp dir under /tmp: {e}"));
+        let dir = tempfile::Builder::new().prefix("hvd").tempdir_in("/tmp").unwrap_or_else(|e| panic!("temp dir under /tmp: {e}"));
         let root = dir.path().to_path_buf();
         let (uid, gid) = (id_of("-u"), id_of("-g"));
         let maildir = root.join("home").join(USER).join("Maildir");
@@ -104,15 +94,8 @@ impl Dovecot {
         // traversable by it (tempdir makes 0700 directories).
         set_mode(&root, 0o755);
         set_mode(&root.join("home"), 0o755);
-        for p in [
-            root.join("home").join(USER),
-            maildir.clone(),
-            maildir.join("cur"),
-            maildir.join("new"),
-            maildir.join("tmp"),
-        ] {
-            std::os::unix::fs::chown(&p, Some(uid), Some(gid))
-                .unwrap_or_else(|e| panic!("chown {}: {e} ({FIX})", p.display()));
+        for p in [root.join("home").join(USER), maildir.clone(), maildir.join("cur"), maildir.join("new"), maildir.join("tmp")] {
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap_or_else(|e| panic!("chown {}: {e} ({FIX})", p.display()));
             set_mode(&p, 0o700);
         }
         let port = free_port();
@@ -138,10 +121,7 @@ impl Dovecot {
                      port = {tls_port}\n    ssl = yes\n  }}\n}}\n"
                 )
             }
-            None => {
-                "ssl = no\nservice imap-login {\n  inet_listener imaps {\n    port = 0\n  }\n}\n"
-                    .into()
-            }
+            None => "ssl = no\nservice imap-login {\n  inet_listener imaps {\n    port = 0\n  }\n}\n".into(),
         };
         let conf = format!(
             "# Haven test instance: self-contained, everything under {r}.\n\
@@ -170,11 +150,7 @@ impl Dovecot {
              {extra}\n"
         );
         std::fs::write(root.join("dovecot.conf"), conf).unwrap_or_else(|e| panic!("config: {e}"));
-        let dovecot = Dovecot {
-            port,
-            tls_port,
-            dir,
-        };
+        let dovecot = Dovecot { port, tls_port, dir };
         dovecot.launch();
         dovecot
     }
@@ -203,21 +179,12 @@ impl Dovecot {
         // pipe, or waiting for its output would wait for the server to exit.
         let err_path = self.root().join("log/start.err");
         loop {
-            let err = std::fs::File::create(&err_path)
-                .unwrap_or_else(|e| panic!("{}: {e}", err_path.display()));
-            let status = Command::new(DOVECOT)
-                .arg("-c")
-                .arg(self.conf())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(err)
-                .status();
+            let err = std::fs::File::create(&err_path).unwrap_or_else(|e| panic!("{}: {e}", err_path.display()));
+            let status = Command::new(DOVECOT).arg("-c").arg(self.conf()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(err).status();
             match status {
                 Ok(s) if s.success() => break,
                 // Most likely the port is still held by the previous master's children.
-                Ok(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200))
-                }
+                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
                 Ok(s) => panic!(
                     "dovecot failed to start ({s}; {FIX}):\n{}\n--- log ---\n{}",
                     std::fs::read_to_string(&err_path).unwrap_or_default(),
@@ -232,20 +199,13 @@ impl Dovecot {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "dovecot gave no IMAP greeting on 127.0.0.1:{} ({FIX}):\n{}",
-            self.port,
-            self.log()
-        );
+        panic!("dovecot gave no IMAP greeting on 127.0.0.1:{} ({FIX}):\n{}", self.port, self.log());
     }
 
     /// Stops the master and waits until every process of the instance has gone. Safe to call
     /// when already stopped.
     pub fn stop(&self) {
-        let Some(pid) = std::fs::read_to_string(self.root().join("run/master.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        else {
+        let Some(pid) = std::fs::read_to_string(self.root().join("run/master.pid")).ok().and_then(|s| s.trim().parse::<u32>().ok()) else {
             return;
         };
         // Dovecot's master calls setsid(): its services share its session id.
@@ -253,19 +213,13 @@ impl Dovecot {
             return;
         }
         let members = session_members(pid);
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline && !session_members(pid).is_empty() {
             std::thread::sleep(Duration::from_millis(50));
         }
         for p in members.into_iter().filter(|p| session_of(*p) == Some(pid)) {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(p.to_string())
-                .status();
+            let _ = Command::new("kill").arg("-KILL").arg(p.to_string()).status();
         }
     }
 
@@ -295,15 +249,10 @@ impl Dovecot {
 
     /// A logged-in client session for the test's own look at the mailbox.
     pub async fn client(&self) -> Session<TcpStream> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .unwrap_or_else(|e| panic!("connect to dovecot: {e}"));
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.unwrap_or_else(|e| panic!("connect to dovecot: {e}"));
         let mut client = async_imap::Client::new(tcp);
         let _greeting = client.read_response().await;
-        client
-            .login(USER, PASSWORD)
-            .await
-            .unwrap_or_else(|(e, _)| panic!("login to dovecot: {e}\n{}", self.log()))
+        client.login(USER, PASSWORD).await.unwrap_or_else(|(e, _)| panic!("login to dovecot: {e}\n{}", self.log()))
     }
 
     /// APPENDs one message to INBOX.
@@ -315,9 +264,7 @@ impl Dovecot {
     pub async fn append_all(&self, raws: &[Vec<u8>]) {
         let mut s = self.client().await;
         for raw in raws {
-            s.append("INBOX", None, None, raw)
-                .await
-                .unwrap_or_else(|e| panic!("APPEND: {e}"));
+            s.append("INBOX", None, None, raw).await.unwrap_or_else(|e| panic!("APPEND: {e}"));
         }
         let _ = s.logout().await;
     }
@@ -325,21 +272,15 @@ impl Dovecot {
     /// APPENDs one message to `folder` with `flags` such as `(\Seen)`.
     pub async fn append_to(&self, folder: &str, raw: &[u8], flags: Option<&str>) {
         let mut s = self.client().await;
-        s.append(folder, flags, None, raw)
-            .await
-            .unwrap_or_else(|e| panic!("APPEND to {folder}: {e}"));
+        s.append(folder, flags, None, raw).await.unwrap_or_else(|e| panic!("APPEND to {folder}: {e}"));
         let _ = s.logout().await;
     }
 
     /// Copies every message of `from` into `to` (same bytes, new UIDs).
     pub async fn copy_all(&self, from: &str, to: &str) {
         let mut s = self.client().await;
-        s.select(from)
-            .await
-            .unwrap_or_else(|e| panic!("SELECT {from}: {e}"));
-        s.uid_copy("1:*", to)
-            .await
-            .unwrap_or_else(|e| panic!("COPY: {e}"));
+        s.select(from).await.unwrap_or_else(|e| panic!("SELECT {from}: {e}"));
+        s.uid_copy("1:*", to).await.unwrap_or_else(|e| panic!("COPY: {e}"));
         let _ = s.logout().await;
     }
 
@@ -363,10 +304,7 @@ impl Dovecot {
     /// INBOX's UIDVALIDITY.
     pub async fn uidvalidity(&self) -> u32 {
         let mut s = self.client().await;
-        let m = s
-            .examine("INBOX")
-            .await
-            .unwrap_or_else(|e| panic!("EXAMINE: {e}"));
+        let m = s.examine("INBOX").await.unwrap_or_else(|e| panic!("EXAMINE: {e}"));
         let _ = s.logout().await;
         m.uid_validity.unwrap_or(0)
     }
@@ -385,15 +323,8 @@ impl Dovecot {
     /// UIDs in `folder` matching an IMAP search such as `SEEN` or `ALL`.
     pub async fn search(&self, folder: &str, query: &str) -> Vec<u32> {
         let mut s = self.client().await;
-        s.examine(folder)
-            .await
-            .unwrap_or_else(|e| panic!("EXAMINE {folder}: {e}"));
-        let mut uids: Vec<u32> = s
-            .uid_search(query)
-            .await
-            .unwrap_or_else(|e| panic!("SEARCH: {e}"))
-            .into_iter()
-            .collect();
+        s.examine(folder).await.unwrap_or_else(|e| panic!("EXAMINE {folder}: {e}"));
+        let mut uids: Vec<u32> = s.uid_search(query).await.unwrap_or_else(|e| panic!("SEARCH: {e}")).into_iter().collect();
         uids.sort_unstable();
         let _ = s.logout().await;
         uids
@@ -417,9 +348,7 @@ impl Dovecot {
     /// Creates a mailbox (name as the server spells it).
     pub async fn create(&self, folder: &str) {
         let mut s = self.client().await;
-        s.create(folder)
-            .await
-            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+        s.create(folder).await.unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
         let _ = s.logout().await;
     }
 
@@ -434,10 +363,7 @@ impl Dovecot {
         use async_imap::extensions::idle::IdleResponse;
         use async_imap::imap_proto::{MailboxDatum, Response};
         let mut session = self.client().await;
-        session
-            .select(folder)
-            .await
-            .unwrap_or_else(|e| panic!("SELECT {folder}: {e}"));
+        session.select(folder).await.unwrap_or_else(|e| panic!("SELECT {folder}: {e}"));
         tokio::spawn(async move {
             loop {
                 let mut idle = session.idle();
@@ -466,13 +392,7 @@ impl Dovecot {
     pub async fn folders(&self) -> Vec<String> {
         let mut s = self.client().await;
         let names: Vec<String> = match s.list(Some(""), Some("*")).await {
-            Ok(stream) => stream
-                .try_collect::<Vec<_>>()
-                .await
-                .unwrap_or_default()
-                .iter()
-                .map(|n| n.name().to_string())
-                .collect(),
+            Ok(stream) => stream.try_collect::<Vec<_>>().await.unwrap_or_default().iter().map(|n| n.name().to_string()).collect(),
             Err(e) => panic!("LIST: {e}"),
         };
         let _ = s.logout().await;
@@ -497,20 +417,12 @@ fn write_oauth2_config(root: &Path) {
     let dir = root.join("oauth2");
     let keys = dir.join("keys/default/HS256");
     std::fs::create_dir_all(&keys).unwrap_or_else(|e| panic!("mkdir {}: {e}", keys.display()));
-    for d in [
-        dir.clone(),
-        dir.join("keys"),
-        dir.join("keys/default"),
-        keys.clone(),
-    ] {
+    for d in [dir.clone(), dir.join("keys"), dir.join("keys/default"), keys.clone()] {
         set_mode(&d, 0o755);
     }
     let key = keys.join("default");
-    std::fs::write(
-        &key,
-        base64::engine::general_purpose::STANDARD.encode(OAUTH2_KEY),
-    )
-    .unwrap_or_else(|e| panic!("write {}: {e}", key.display()));
+    std::fs::write(&key, base64::engine::general_purpose::STANDARD.encode(OAUTH2_KEY))
+        .unwrap_or_else(|e| panic!("write {}: {e}", key.display()));
     set_mode(&key, 0o644);
     let conf = format!(
         "introspection_mode = local\n\
@@ -518,8 +430,7 @@ fn write_oauth2_config(root: &Path) {
          username_attribute = sub\n",
         dir.join("keys").display()
     );
-    std::fs::write(dir.join("oauth2.conf.ext"), conf)
-        .unwrap_or_else(|e| panic!("write oauth2.conf.ext: {e}"));
+    std::fs::write(dir.join("oauth2.conf.ext"), conf).unwrap_or_else(|e| panic!("write oauth2.conf.ext: {e}"));
 }
 
 impl Drop for Dovecot {
@@ -529,21 +440,13 @@ impl Drop for Dovecot {
 }
 
 fn id_of(flag: &str) -> u32 {
-    let out = Command::new("id")
-        .arg(flag)
-        .arg("mail")
-        .output()
-        .unwrap_or_else(|e| panic!("id {flag} mail: {e}"));
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("no system user `mail` ({FIX})"))
+    let out = Command::new("id").arg(flag).arg("mail").output().unwrap_or_else(|e| panic!("id {flag} mail: {e}"));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("no system user `mail` ({FIX})"))
 }
 
 fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
 fn free_port() -> u16 {
@@ -581,10 +484,7 @@ fn session_members(sid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|p| session_of(*p) == Some(sid))
-        .collect()
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok()).filter(|p| session_of(*p) == Some(sid)).collect()
 }
 
 /// A throwaway CA and a server certificate it signed for localhost / 127.0.0.1 (a CA-signed
@@ -598,47 +498,12 @@ fn make_certificates(dir: &Path) {
          extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost, IP:127.0.0.1\n",
     )
     .unwrap_or_else(|e| panic!("write {}: {e}", ext.display()));
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     openssl(
         dir,
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=Haven test CA",
-            ],
-        ]
-        .concat(),
+        &[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Haven test CA"]].concat(),
     );
-    openssl(
-        dir,
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-keyout",
-                "key.pem",
-                "-out",
-                "leaf.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat(),
-    );
+    openssl(dir, &[&["req"][..], &ec, &["-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=localhost"]].concat());
     openssl(
         dir,
         &[
@@ -666,12 +531,6 @@ fn openssl(dir: &Path, args: &[&str]) {
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run openssl: {e} (the TLS tests make their certificates with it: apt-get install openssl)")
-        });
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e} (the TLS tests make their certificates with it: apt-get install openssl)"));
+    assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -239,20 +239,14 @@ impl Daemon {
     /// Sends `signal` (for example "HUP") to the daemon.
     pub fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("the daemon is running");
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
+        let sent = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().is_ok_and(|s| s.success());
         assert!(sent, "could not send SIG{signal} to haven run");
     }
 
     /// SIGTERM, then waits up to 20 s: the daemon must stop by itself and exit 0.
     pub fn stop(mut self) {
         let Some(mut child) = self.child.take() else { return };
-        let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
+        let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().is_ok_and(|s| s.success());
         assert!(sent, "could not send SIGTERM to haven run");
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {

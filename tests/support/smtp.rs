@@ -19,10 +19,7 @@ pub struct SmtpServer {
 
 /// A loopback port nobody listens on (yet).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
 }
 
 fn require_aiosmtpd() {
@@ -32,10 +29,7 @@ fn require_aiosmtpd() {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{PYTHON} cannot import aiosmtpd: install python3-aiosmtpd (tests/run.sh does it)"
-    );
+    assert!(ok, "{PYTHON} cannot import aiosmtpd: install python3-aiosmtpd (tests/run.sh does it)");
 }
 
 impl SmtpServer {
@@ -49,16 +43,8 @@ impl SmtpServer {
         require_aiosmtpd();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(PYTHON);
-        cmd.args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(dir.path().join("mail"));
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("mail"));
         SmtpServer::spawn(cmd, port, dir)
     }
 
@@ -67,13 +53,9 @@ impl SmtpServer {
         require_aiosmtpd();
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/smtp_flaky.py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/smtp_flaky.py");
         let mut cmd = Command::new(PYTHON);
-        cmd.arg(script)
-            .arg(port.to_string())
-            .arg(dir.path().join("mail"))
-            .args(["--fail-first", &fail_first.to_string()]);
+        cmd.arg(script).arg(port.to_string()).arg(dir.path().join("mail")).args(["--fail-first", &fail_first.to_string()]);
         for r in reject {
             cmd.args(["--reject", r]);
         }
@@ -88,21 +70,13 @@ impl SmtpServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/support/smtp_xoauth2.py");
         let mut cmd = Command::new(PYTHON);
-        cmd.arg(script)
-            .arg(port.to_string())
-            .arg(dir.path().join("mail"))
-            .arg(tokens)
-            .arg(dir.path().join("auth.log"));
+        cmd.arg(script).arg(port.to_string()).arg(dir.path().join("mail")).arg(tokens).arg(dir.path().join("auth.log"));
         SmtpServer::spawn(cmd, port, dir)
     }
 
     /// Every AUTH the XOAUTH2 server saw: "ok USER TOKEN" or "rejected USER TOKEN".
     pub fn auth_log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("auth.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        std::fs::read_to_string(self.dir.path().join("auth.log")).unwrap_or_default().lines().map(str::to_string).collect()
     }
 
     fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir) -> SmtpServer {
@@ -110,11 +84,7 @@ impl SmtpServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start {PYTHON}: {e}; install python3-aiosmtpd (tests/run.sh does it)"
-                )
-            });
+            .unwrap_or_else(|e| panic!("cannot start {PYTHON}: {e}; install python3-aiosmtpd (tests/run.sh does it)"));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -149,11 +119,7 @@ impl SmtpServer {
             }
         }
         files.sort();
-        files
-            .into_iter()
-            .filter_map(|(_, p)| std::fs::read(p).ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .collect()
+        files.into_iter().filter_map(|(_, p)| std::fs::read(p).ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).collect()
     }
 }
 

@@ -100,14 +100,15 @@ fn check_keys(config: &Config) -> Vec<Line> {
             if let Some(mode) = mode_open_to_others(&ring) {
                 lines.push(Line::fail(
                     "keys",
-                    format!("the keyring folder {} is open to group or others (mode {mode:o}); run: chmod 700 {}", ring.display(), ring.display()),
+                    format!(
+                        "the keyring folder {} is open to group or others (mode {mode:o}); run: chmod 700 {}",
+                        ring.display(),
+                        ring.display()
+                    ),
                 ));
             }
-            let mut files: Vec<_> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "key"))
-                .collect();
+            let mut files: Vec<_> =
+                entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "key")).collect();
             files.sort();
             for file in files {
                 lines.push(match Sealer::from_key_file(&file) {
@@ -126,7 +127,11 @@ fn check_keys(config: &Config) -> Vec<Line> {
             match mode_open_to_others(path) {
                 Some(mode) => Line::fail(
                     "keys",
-                    format!("alerts.reply_key_file: {} is readable by group or others (mode {mode:o}); run: chmod 600 {}", path.display(), path.display()),
+                    format!(
+                        "alerts.reply_key_file: {} is readable by group or others (mode {mode:o}); run: chmod 600 {}",
+                        path.display(),
+                        path.display()
+                    ),
                 ),
                 None => Line::ok("keys", format!("{} (reply key) is private", path.display())),
             }
@@ -166,10 +171,9 @@ fn check_digests(config: &Config) -> Vec<Line> {
         .map(|(i, d)| match cron::Schedule::from_str(&d.cron) {
             Err(e) => Line::fail("digests", format!("digest[{i}].cron {:?}: {e}", d.cron)),
             Ok(schedule) => match crate::schedule::due::next_digest_slot(&schedule, tz, now) {
-                Some(next) => Line::ok(
-                    "digests",
-                    format!("digest[{i}] to {}: next {}", d.to, next.with_timezone(&tz).format("%a %d %b %Y %H:%M %Z")),
-                ),
+                Some(next) => {
+                    Line::ok("digests", format!("digest[{i}] to {}: next {}", d.to, next.with_timezone(&tz).format("%a %d %b %Y %H:%M %Z")))
+                }
                 None => Line::fail("digests", format!("digest[{i}].cron {:?} never fires", d.cron)),
             },
         })
@@ -181,7 +185,11 @@ async fn check_database(config: &Config) -> Line {
         Err(e) => Line::fail("database", e.to_string()),
         Ok(crate::store::MigrationState { missing_file: Some((file, true)), pending, .. }) => Line::ok(
             "database",
-            format!("sqlite: {} does not exist yet; Haven creates it, with all {} migrations, when it first opens it", file.display(), pending.len()),
+            format!(
+                "sqlite: {} does not exist yet; Haven creates it, with all {} migrations, when it first opens it",
+                file.display(),
+                pending.len()
+            ),
         ),
         Ok(crate::store::MigrationState { missing_file: Some((file, false)), .. }) => {
             Line::fail("database", format!("sqlite: {} cannot be created: its folder does not exist", file.display()))
@@ -252,6 +260,8 @@ async fn check_outbox(config: &Config) -> Line {
                 Err(e) => Line::fail("smtp", format!("{whom}: {e}")),
             }
         }
-        (_, _) => Line::ok("smtp", format!("alerts are written to the Maildir {} (smtp.transport = \"maildir\")", config.smtp.maildir.display())),
+        (_, _) => {
+            Line::ok("smtp", format!("alerts are written to the Maildir {} (smtp.transport = \"maildir\")", config.smtp.maildir.display()))
+        }
     }
 }

@@ -8,7 +8,14 @@ use crate::seal::Sealer;
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 
-pub async fn unlock(store: &Store, sealer: &Sealer, email: &str, by_email: &str, reset: bool, now: DateTime<Utc>) -> Result<String, CliError> {
+pub async fn unlock(
+    store: &Store,
+    sealer: &Sealer,
+    email: &str,
+    by_email: &str,
+    reset: bool,
+    now: DateTime<Utc>,
+) -> Result<String, CliError> {
     let dir = store.load_directory(sealer).await?;
     let by = dir
         .active_staff_by_email(by_email)

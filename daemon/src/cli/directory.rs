@@ -5,10 +5,11 @@
 //! change (too many pupils marked as left or staff deactivated, or no DSL team left).
 
 use super::CliError;
-use crate::config::Share;
+use super::progress::Progress;
 use crate::blind::BlindIndex;
-use crate::seal::Sealer;
+use crate::config::Share;
 use crate::directory_csv::{read_contacts, read_pupils, read_staff};
+use crate::seal::Sealer;
 use crate::store::{DirectoryImport, Store, SyncReport};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -65,12 +66,14 @@ pub async fn import(
     }
     let today = now.with_timezone(&tz).date_naive();
     let import = DirectoryImport { pupils: &pupils, staff: &staff, contacts: &contacts };
-    let checked = store
-        .sync_directory_checked(sealer, blind, &import, today, now, Some("cli"), |report| match judge(report, &files, guard) {
-            Some(refusal) => Err(refusal),
-            None => Ok(()),
-        })
-        .await?;
+    let mut progress = Progress::start("pupils imported", pupils.len() as u64);
+    let judged = |report: &SyncReport| match judge(report, &files, guard) {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
+    };
+    let checked =
+        store.sync_directory_checked(sealer, blind, &import, today, now, Some("cli"), judged, &mut |n| progress.advance(n)).await?;
+    progress.finish();
     let report = match checked {
         Ok(report) => report,
         Err(refusal) => {

@@ -12,6 +12,7 @@
 use super::CliError;
 use super::chronology::{Chronology, load_view_noted};
 use super::export_doc::{EntryFacts, ExportDoc, ExportMeta};
+use super::progress::Progress;
 use crate::pipeline::fields;
 use crate::seal::Sealer;
 use crate::store::Store;
@@ -49,9 +50,16 @@ pub struct Bundle {
     pub files: Vec<(String, Vec<u8>)>,
 }
 
-/// Writes the bundle and returns its directory.
+/// Writes the bundle and returns its directory, showing progress by incident on stderr.
 pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Result<PathBuf, CliError> {
-    let bundle = bundle(store, sealer, &req).await?;
+    let mut shown: Option<Progress> = None;
+    let bundle = bundle_showing(store, sealer, &req, &mut |total| {
+        shown.get_or_insert_with(|| Progress::start("incidents exported", total)).advance(1)
+    })
+    .await?;
+    if let Some(progress) = shown {
+        progress.finish();
+    }
     let out = req.out.clone().unwrap_or_else(|| PathBuf::from(&bundle.name));
     if out.exists() {
         return Err(CliError::Usage(format!("{} already exists; choose another --out", out.display())));
@@ -66,6 +74,16 @@ pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Resu
 
 /// Builds the bundle in memory (the console sends it without writing it to disk).
 pub async fn bundle(store: &Store, sealer: &Sealer, req: &ExportRequest<'_>) -> Result<Bundle, CliError> {
+    bundle_showing(store, sealer, req, &mut |_| {}).await
+}
+
+/// [`bundle`], calling `incident_done(total)` as each incident's files are gathered.
+async fn bundle_showing(
+    store: &Store,
+    sealer: &Sealer,
+    req: &ExportRequest<'_>,
+    incident_done: &mut (dyn FnMut(u64) + Send),
+) -> Result<Bundle, CliError> {
     #[cfg(not(feature = "pdf"))]
     if req.format == Format::Pdf {
         return Err(CliError::Usage(
@@ -98,6 +116,7 @@ pub async fn bundle(store: &Store, sealer: &Sealer, req: &ExportRequest<'_>) -> 
         }
         attachments_by_incident.push(listed);
         facts.push(fact);
+        incident_done(view.entries.len() as u64);
     }
     let chronology = Chronology::build(&view);
     let exporter = view

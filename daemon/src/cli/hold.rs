@@ -32,9 +32,7 @@ pub(crate) async fn authorised<'a>(
         .ok_or_else(|| CliError::Usage(format!("--by {email}: not an active member of staff; nothing was changed")))?;
     if !may_manage_records(staff) {
         store.audit(now, &format!("staff:{}", staff.id), &format!("{action}_refused"), subject, "not DSL team, head or DPO").await?;
-        return Err(CliError::Usage(format!(
-            "--by {email}: only the DSL team, the head or the DPO may do this; nothing was changed"
-        )));
+        return Err(CliError::Usage(format!("--by {email}: only the DSL team, the head or the DPO may do this; nothing was changed")));
     }
     Ok(staff)
 }
@@ -78,10 +76,7 @@ pub async fn set(
     let mut tx = store.begin().await?;
     let id = tx.set_hold(on, reason, &sealer.seal_text(retention_fields::HOLD_NOTE, note.trim()), staff.id, now).await?;
     tx.commit().await?;
-    Ok(format!(
-        "hold #{id} set on {what} ({}): nothing of theirs can be decided for destruction until it is released",
-        reason.as_str()
-    ))
+    Ok(format!("hold #{id} set on {what} ({}): nothing of theirs can be decided for destruction until it is released", reason.as_str()))
 }
 
 pub async fn release(store: &Store, sealer: &Sealer, id: i64, note: &str, by: &str, now: DateTime<Utc>) -> Result<String, CliError> {
@@ -91,9 +86,7 @@ pub async fn release(store: &Store, sealer: &Sealer, id: i64, note: &str, by: &s
     let dir = store.load_directory(sealer).await?;
     let staff = authorised(store, &dir, by, "hold_release", &format!("hold:{id}"), now).await?;
     let mut tx = store.begin().await?;
-    let released = tx
-        .release_hold(id, &sealer.seal_text(retention_fields::HOLD_RELEASE_NOTE, note.trim()), staff.id, now)
-        .await?;
+    let released = tx.release_hold(id, &sealer.seal_text(retention_fields::HOLD_RELEASE_NOTE, note.trim()), staff.id, now).await?;
     let Some(on) = released else {
         return Err(CliError::Usage(format!("there is no standing hold #{id} (see `haven holds --all`); nothing was changed")));
     };
@@ -115,7 +108,8 @@ fn staff_name(dir: &Directory, id: i64) -> String {
 /// One line of a hold, for `haven holds`, status and chronologies. The note is shown: every
 /// place that prints it is one where the hold's subject may already be seen.
 pub fn line(dir: &Directory, sealer: &Sealer, hold: &Hold, tz: Tz) -> String {
-    let note = sealer.open_text(retention_fields::HOLD_NOTE, &hold.sealed_note).unwrap_or_else(|_| "(note unreadable with this keyring)".into());
+    let note =
+        sealer.open_text(retention_fields::HOLD_NOTE, &hold.sealed_note).unwrap_or_else(|_| "(note unreadable with this keyring)".into());
     let mut s = format!(
         "hold #{} on {} ({}) since {} by {}: {note}",
         hold.id,

@@ -82,11 +82,7 @@ async fn file(filer: &Filer, batch: &mut Vec<Incoming>, summary: &mut IngestSumm
 impl std::fmt::Display for IngestSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} messages: ", self.messages)?;
-        let parts: Vec<String> = self
-            .recorded
-            .iter()
-            .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
-            .collect();
+        let parts: Vec<String> = self.recorded.iter().map(|(k, v)| format!("{v} {}", k.replace('_', " "))).collect();
         write!(f, "{}", parts.join(", "))?;
         write!(f, ", {} already recorded", self.already_recorded)?;
         for u in &self.unreadable_files {

@@ -9,6 +9,7 @@
 //! only after every value opened without it.
 
 use super::CliError;
+use super::progress::Progress;
 use crate::seal::{KeyFiles, Sealer};
 use crate::store::{KeyWalk, Store};
 use chrono::{DateTime, Utc};
@@ -24,9 +25,7 @@ pub fn write_new_key(path: &Path) -> Result<(), CliError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| CliError::Usage(format!("cannot create key file {}: {e}", path.display())))?;
+    let mut f = opts.open(path).map_err(|e| CliError::Usage(format!("cannot create key file {}: {e}", path.display())))?;
     writeln!(f, "{}", *Sealer::generate_key_hex())
         .and_then(|_| f.sync_all())
         .map_err(|e| CliError::Other(anyhow::anyhow!("writing {}: {e}", path.display())))
@@ -52,15 +51,16 @@ pub async fn rotate(store: &Store, key_file: &Path, now: DateTime<Utc>) -> Resul
     let ring = load_ring(store, key_file).await?;
     let mut resealed = 0;
     for _ in 0..RESEAL_WALKS {
-        let walk = store.reseal_to_current(&ring).await?;
+        let walk = walk_showing(store, "rows re-sealed", async |progress| store.reseal_to_current(&ring, progress).await).await?;
         resealed += walk.resealed;
         if walk.resealed == 0 {
             break;
         }
     }
-    let remaining = ring.without(&previous).map(|rest| async move { store.verify_keys(&rest).await });
-    let verdict = match remaining {
-        Some(check) => check.await?,
+    let verdict = match ring.without(&previous) {
+        Some(rest) => {
+            walk_showing(store, "rows checked without the old key", async |progress| store.verify_keys(&rest, progress).await).await?
+        }
         None => KeyWalk::default(),
     };
     let file = files.path_for(&id);
@@ -82,7 +82,7 @@ pub async fn rotate(store: &Store, key_file: &Path, now: DateTime<Utc>) -> Resul
 
 pub async fn reseal(store: &Store, key_file: &Path) -> Result<String, CliError> {
     let ring = load_ring(store, key_file).await?;
-    let walk = store.reseal_to_current(&ring).await?;
+    let walk = walk_showing(store, "rows re-sealed", async |progress| store.reseal_to_current(&ring, progress).await).await?;
     failures_or(&walk, format!("{} values re-sealed under the current key {}; {}", walk.resealed, ring.key_id(), counts(&walk)))
 }
 
@@ -92,7 +92,7 @@ pub async fn verify(store: &Store, key_file: &Path, without: Option<&str>) -> Re
         None => ring,
         Some(id) => ring_without(&ring, id)?,
     };
-    let walk = store.verify_keys(&ring).await?;
+    let walk = walk_showing(store, "rows checked", async |progress| store.verify_keys(&ring, progress).await).await?;
     let what = match without {
         Some(id) => format!("without key {id}"),
         None => "with the keyring".to_string(),
@@ -103,7 +103,7 @@ pub async fn verify(store: &Store, key_file: &Path, without: Option<&str>) -> Re
 pub async fn retire(store: &Store, key_file: &Path, id: &str, now: DateTime<Utc>) -> Result<String, CliError> {
     let ring = load_ring(store, key_file).await?;
     let rest = ring_without(&ring, id)?;
-    let walk = store.verify_keys(&rest).await?;
+    let walk = walk_showing(store, "rows checked", async |progress| store.verify_keys(&rest, progress).await).await?;
     if walk.failed > 0 {
         return Err(CliError::Data(format!(
             "key {id} is still needed: {} sealed values do not open without it ({}); run `haven key reseal` first. Nothing was changed.",
@@ -143,4 +143,16 @@ fn failures_or(walk: &KeyWalk, ok: String) -> Result<String, CliError> {
     } else {
         Err(CliError::Data(format!("{} sealed values do not open: {}", walk.failed, first_failures(walk))))
     }
+}
+
+/// Runs one walk over every sealed row with a progress bar (or plain lines) on stderr.
+async fn walk_showing(
+    store: &Store,
+    what: &'static str,
+    walk: impl AsyncFnOnce(&mut dyn FnMut(u64)) -> Result<KeyWalk, crate::store::StoreError>,
+) -> Result<KeyWalk, CliError> {
+    let mut progress = Progress::start(what, store.sealed_rows().await?);
+    let walked = walk(&mut |n| progress.advance(n)).await?;
+    progress.finish();
+    Ok(walked)
 }

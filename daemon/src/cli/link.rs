@@ -32,9 +32,7 @@ pub async fn run(
         return Err(CliError::Usage(format!("there is no incident #{incident}; nothing was changed")));
     };
     if !staff.is_dsl_team() {
-        store
-            .audit(now, &format!("staff:{}", staff.id), "link_refused", &format!("incident:{incident}"), "not DSL team")
-            .await?;
+        store.audit(now, &format!("staff:{}", staff.id), "link_refused", &format!("incident:{incident}"), "not DSL team").await?;
         return Err(CliError::Usage(format!(
             "--by {by_email}: only the DSL team may confirm or remove a mentioned pupil; nothing was changed"
         )));

@@ -13,7 +13,14 @@ use crate::seal::Sealer;
 use crate::store::{OutcomeRecorded, Store};
 use chrono::{DateTime, Utc};
 
-pub async fn record(store: &Store, sealer: &Sealer, incident: i64, text: &str, by_email: &str, now: DateTime<Utc>) -> Result<String, CliError> {
+pub async fn record(
+    store: &Store,
+    sealer: &Sealer,
+    incident: i64,
+    text: &str,
+    by_email: &str,
+    now: DateTime<Utc>,
+) -> Result<String, CliError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(CliError::Usage("the outcome text is empty".into()));
@@ -28,7 +35,13 @@ pub async fn record(store: &Store, sealer: &Sealer, incident: i64, text: &str, b
     let allowed = store.may_record_outcome(&facts, staff, &dir).await?;
     if !allowed {
         store
-            .audit(now, &format!("staff:{}", staff.id), "outcome_refused", &format!("incident:{incident}"), "not DSL team nor an alerted viewer")
+            .audit(
+                now,
+                &format!("staff:{}", staff.id),
+                "outcome_refused",
+                &format!("incident:{incident}"),
+                "not DSL team nor an alerted viewer",
+            )
             .await?;
         return Err(CliError::Usage(format!(
             "--by {by_email}: may not record the outcome of incident #{incident}: only the DSL team, or someone it was alerted to who may see it, may; nothing was recorded"
@@ -45,8 +58,8 @@ pub async fn record(store: &Store, sealer: &Sealer, incident: i64, text: &str, b
             Ok(format!("outcome recorded on incident #{incident} (no rule required one)"))
         }
         // Dropping the transaction rolls it back: nothing is half-recorded.
-        OutcomeRecorded::NoOpenAction => Err(CliError::Usage(format!(
-            "the outcome of incident #{incident} was already recorded; nothing was recorded"
-        ))),
+        OutcomeRecorded::NoOpenAction => {
+            Err(CliError::Usage(format!("the outcome of incident #{incident} was already recorded; nothing was recorded")))
+        }
     }
 }

@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 
 fn load_policy(app: &App) -> Result<Policy, CliError> {
     let rules = load_rules(&app.config)?;
-    Policy::load(&app.config.base, rules.categories())
-        .map_err(|e| CliError::Config(format!("the retention schedule is invalid:\n{e}")))
+    Policy::load(&app.config.base, rules.categories()).map_err(|e| CliError::Config(format!("the retention schedule is invalid:\n{e}")))
 }
 
 pub fn check(app_config: &crate::config::Config) -> Result<String, CliError> {
@@ -69,13 +68,18 @@ pub async fn schedule(app: &App) -> Result<(Directory, Vec<DueRow>), CliError> {
     for ((pupil_id, series_name), (incidents, latest)) in per {
         let Some(pupil) = dir.pupils.iter().find(|p| p.id == pupil_id) else { continue };
         let Some(series) = policy.get(&series_name) else { continue };
-        let dates = PupilDates { date_of_birth: pupil.date_of_birth, left_on: pupil.left_on, latest: latest.with_timezone(&tz).date_naive() };
+        let dates =
+            PupilDates { date_of_birth: pupil.date_of_birth, left_on: pupil.left_on, latest: latest.with_timezone(&tz).date_naive() };
         let (mut due_on, mut basis) = match due(series.keep, &dates) {
             DueDate::On { date, basis } => (Some(date), basis),
             DueDate::NotYet(why) => (None, why),
         };
         let decision = reviews.get(&(pupil_id, series_name.clone())).map(|r| {
-            let by = dir.staff.iter().find(|s| s.id == r.decided_by).map_or_else(|| format!("staff #{}", r.decided_by), |s| format!("{} {}", s.first_name, s.last_name));
+            let by = dir
+                .staff
+                .iter()
+                .find(|s| s.id == r.decided_by)
+                .map_or_else(|| format!("staff #{}", r.decided_by), |s| format!("{} {}", s.first_name, s.last_name));
             let on = r.decided_at.with_timezone(&tz).format("%-d %b %Y");
             match (r.destroy, r.until) {
                 (true, _) => format!("destroy, decided {on} by {by}: awaiting a two-person disposal"),
@@ -156,7 +160,11 @@ pub async fn review(app: &App, req: ReviewRequest<'_>) -> Result<String, CliErro
     let policy = load_policy(app)?;
     if policy.get(req.series).is_none() {
         let known: Vec<&str> = policy.series.iter().map(|s| s.name.as_str()).collect();
-        return Err(CliError::Usage(format!("--series {:?} is not in the retention schedule ({}); nothing was changed", req.series, known.join(", "))));
+        return Err(CliError::Usage(format!(
+            "--series {:?} is not in the retention schedule ({}); nothing was changed",
+            req.series,
+            known.join(", ")
+        )));
     }
     if req.reason.trim().is_empty() {
         return Err(CliError::Usage("--reason is empty: a review decision needs its reason; nothing was changed".into()));
@@ -182,7 +190,13 @@ pub async fn review(app: &App, req: ReviewRequest<'_>) -> Result<String, CliErro
         let holds = app.store.holds_touching(Some(pupil.id), None).await?;
         if let Some(h) = holds.first() {
             app.store
-                .audit(now, &format!("staff:{}", staff.id), "retention_review_refused", &format!("pupil:{}", pupil.id), &format!("hold={}", h.id))
+                .audit(
+                    now,
+                    &format!("staff:{}", staff.id),
+                    "retention_review_refused",
+                    &format!("pupil:{}", pupil.id),
+                    &format!("hold={}", h.id),
+                )
                 .await?;
             return Err(CliError::Usage(format!(
                 "pupil {} is under {} standing hold(s) (hold #{}, {}): nothing can be decided for destruction while a hold stands; nothing was changed",

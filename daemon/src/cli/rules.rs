@@ -4,9 +4,9 @@
 use super::{App, CliError, load_rules};
 use crate::authenticate::{self, SenderCheck};
 use crate::config::Config;
+use crate::history;
 use crate::identify;
 use crate::read;
-use crate::history;
 use crate::rules::{Facts, describe_duration};
 use chrono::Utc;
 use serde_json::json;

@@ -56,7 +56,9 @@ impl<'de> de::Deserializer<'de> for FieldNames<'_> {
 pub(super) fn unknown_key(key: &str, known: &[&str]) -> String {
     let file = format!("{key}_file");
     if known.contains(&file.as_str()) {
-        return format!("unknown key: secrets are never written in haven.toml; name a file with {key}_file or an environment variable with {key}_env");
+        return format!(
+            "unknown key: secrets are never written in haven.toml; name a file with {key}_file or an environment variable with {key}_env"
+        );
     }
     match nearest(key, known.iter().copied()) {
         Some(k) => format!("unknown key (did you mean {k:?}?)"),

@@ -101,7 +101,12 @@ pub async fn access_log(axum::extract::State(st): Shared, headers: HeaderMap, Qu
     let (pupil, staff) = (q.pupil.trim(), q.staff.trim());
     let (heading, found) = if !pupil.is_empty() {
         let Ok(p) = crate::cli::chronology::find_pupil(&dir, pupil) else {
-            return render(&views::Access { pupil: q.pupil.clone(), staff: q.staff.clone(), heading: format!("No pupil matches {pupil:?}."), rows: Vec::new() });
+            return render(&views::Access {
+                pupil: q.pupil.clone(),
+                staff: q.staff.clone(),
+                heading: format!("No pupil matches {pupil:?}."),
+                rows: Vec::new(),
+            });
         };
         // The pupil's chronology and every incident on it.
         let mut keys = vec![format!("pupil:{}", p.id)];
@@ -109,14 +114,25 @@ pub async fn access_log(axum::extract::State(st): Shared, headers: HeaderMap, Qu
             Ok(entries) => keys.extend(entries.iter().map(|e| format!("incident:{}", e.incident))),
             Err(_) => return unavailable(),
         }
-        (format!("Who has seen the records of {} ({})", p.full_name(), p.upn), st.store.console_audit_matching(&actions(), &keys, false, LIMIT).await)
+        (
+            format!("Who has seen the records of {} ({})", p.full_name(), p.upn),
+            st.store.console_audit_matching(&actions(), &keys, false, LIMIT).await,
+        )
     } else if !staff.is_empty() {
         let Some(member) = dir.staff.iter().find(|m| m.emails.iter().any(|e| e.eq_ignore_ascii_case(staff))) else {
-            return render(&views::Access { pupil: q.pupil.clone(), staff: q.staff.clone(), heading: format!("No member of staff has the address {staff:?}."), rows: Vec::new() });
+            return render(&views::Access {
+                pupil: q.pupil.clone(),
+                staff: q.staff.clone(),
+                heading: format!("No member of staff has the address {staff:?}."),
+                rows: Vec::new(),
+            });
         };
         let mut keys = vec![format!("staff:{}", member.id)];
         keys.extend(member.emails.iter().cloned());
-        (format!("What {} {} has seen", member.first_name, member.last_name), st.store.console_audit_matching(&actions(), &keys, true, LIMIT).await)
+        (
+            format!("What {} {} has seen", member.first_name, member.last_name),
+            st.store.console_audit_matching(&actions(), &keys, true, LIMIT).await,
+        )
     } else {
         (String::new(), Ok(Vec::new()))
     };

@@ -54,12 +54,7 @@ async fn message_view(st: &State, s: &Signed, id: i64, notice: Option<String>) -
     let Ok(rows) = st.store.messages(None).await else { return unavailable() };
     let Some(summary) = rows.into_iter().find(|m| m.id == id) else { return not_found().await };
     let read = match st.store.message_raw(id).await {
-        Ok(Some((_, sealed))) => st
-            .sealer()
-            .await
-            .open(fields::RAW, &sealed)
-            .ok()
-            .and_then(|raw| crate::read::read_message(&raw).ok()),
+        Ok(Some((_, sealed))) => st.sealer().await.open(fields::RAW, &sealed).ok().and_then(|raw| crate::read::read_message(&raw).ok()),
         Ok(None) => None,
         Err(_) => return unavailable(),
     };
@@ -139,7 +134,11 @@ pub async fn answer_triage(axum::extract::State(st): Shared, headers: HeaderMap,
                 return (StatusCode::UNPROCESSABLE_ENTITY, message_view(&st, &s, id, Some(text)).await).into_response();
             }
         };
-        let role = f.get(&format!("role_{row}")).and_then(|r| ROLES.iter().find(|x| x.as_str() == r.as_str())).copied().unwrap_or(PupilRole::Subject);
+        let role = f
+            .get(&format!("role_{row}"))
+            .and_then(|r| ROLES.iter().find(|x| x.as_str() == r.as_str()))
+            .copied()
+            .unwrap_or(PupilRole::Subject);
         picked.push((pupil.id, role));
     }
     match st.filer.answer_triage(id, s.staff.email(), &picked).await {
@@ -170,7 +169,9 @@ pub async fn change_link(axum::extract::State(st): Shared, headers: HeaderMap, P
     let action = match f.get("action").map(String::as_str) {
         Some("confirm") => crate::cli::link::LinkAction::Confirm,
         Some("remove") => crate::cli::link::LinkAction::Remove,
-        _ => return message(StatusCode::BAD_REQUEST, "Nothing was changed", "The form did not say whether to confirm or remove the pupil."),
+        _ => {
+            return message(StatusCode::BAD_REQUEST, "Nothing was changed", "The form did not say whether to confirm or remove the pupil.");
+        }
     };
     let pupil = f.get("pupil").map(String::as_str).unwrap_or_default();
     let now = st.clock.now();

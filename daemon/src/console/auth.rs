@@ -40,10 +40,16 @@ impl ConsoleKey {
     /// Checks a link token against this browser and `now`: the staff id and nonce it carries.
     pub fn read_link(&self, token: &str, browser: &str, now: DateTime<Utc>) -> Result<(i64, String), LinkError> {
         let parts: Vec<&str> = token.split('.').collect();
-        let [staff, exp, nonce, tag] = parts[..] else { return Err(LinkError::Malformed) };
-        let (Ok(staff_id), Ok(exp_s)) = (staff.parse::<i64>(), exp.parse::<i64>()) else { return Err(LinkError::Malformed) };
-        let Ok(tag) = hex::decode(tag) else { return Err(LinkError::Malformed) };
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.0).expect("any key length");
+        let [staff, exp, nonce, tag] = parts[..] else {
+            return Err(LinkError::Malformed);
+        };
+        let (Ok(staff_id), Ok(exp_s)) = (staff.parse::<i64>(), exp.parse::<i64>()) else {
+            return Err(LinkError::Malformed);
+        };
+        let Ok(tag) = hex::decode(tag) else {
+            return Err(LinkError::Malformed);
+        };
+        let mut m = <HmacSha256 as hmac::KeyInit>::new_from_slice(&self.0).expect("any key length");
         for p in [b"link".as_slice(), staff.as_bytes(), exp.as_bytes(), nonce.as_bytes(), browser.as_bytes()] {
             m.update(&(p.len() as u64).to_be_bytes());
             m.update(p);
@@ -86,7 +92,9 @@ impl ConsoleKey {
 pub enum LinkError {
     #[error("This sign-in link is not complete. Copy the whole link from the email, or ask for a new one.")]
     Malformed,
-    #[error("This sign-in link was asked for in a different browser. Open it in the browser where you typed your address, or ask for a new one here.")]
+    #[error(
+        "This sign-in link was asked for in a different browser. Open it in the browser where you typed your address, or ask for a new one here."
+    )]
     NotThisBrowser,
     #[error("This sign-in link has expired (links work for a short time). Ask for a new one.")]
     Expired,
@@ -106,7 +114,7 @@ impl LinkError {
 }
 
 fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut m = <HmacSha256 as Mac>::new_from_slice(key).expect("any key length");
+    let mut m = <HmacSha256 as hmac::KeyInit>::new_from_slice(key).expect("any key length");
     for p in parts {
         m.update(&(p.len() as u64).to_be_bytes());
         m.update(p);
@@ -131,19 +139,16 @@ pub fn new_totp_secret() -> Vec<u8> {
 
 /// The RFC 6238 generator (SHA-1, 6 digits, 30 s, one step of skew) for `account`.
 pub fn totp(secret: &[u8], account: &str) -> Option<totp_rs::Totp> {
-    totp_rs::Builder::new()
-        .with_secret(secret.to_vec())
-        .with_issuer(Some("Haven"))
-        .with_account_name(account.replace(':', ""))
-        .build()
-        .ok()
+    totp_rs::Builder::new().with_secret(secret.to_vec()).with_issuer(Some("Haven")).with_account_name(account.replace(':', "")).build().ok()
 }
 
-/// Whether `code` is right at `now` (whitespace ignored).
-pub fn check_totp(secret: &[u8], code: &str, now: DateTime<Utc>) -> bool {
+/// The time step `code` is right for at `now` (whitespace ignored), or None when it is wrong.
+/// The caller must accept each step once (RFC 6238 section 5.2): a right code is not yet an
+/// accepted one.
+pub fn totp_step(secret: &[u8], code: &str, now: DateTime<Utc>) -> Option<i64> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    let Ok(t) = u64::try_from(now.timestamp()) else { return false };
-    totp(secret, "x").is_some_and(|totp| totp.check(&code, t).is_some())
+    let t = u64::try_from(now.timestamp()).ok()?;
+    totp(secret, "x")?.check(&code, t).and_then(|step| i64::try_from(step).ok())
 }
 
 /// Ten recovery codes (shown once) and their hashes (stored).
@@ -189,7 +194,8 @@ mod tests {
         assert_eq!(k.open(&sealed), Some(secret.clone()));
         let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
         let code = totp(&secret, "a@b").unwrap().generate(now.timestamp() as u64).to_string();
-        assert!(check_totp(&secret, &code, now));
-        assert!(!check_totp(&secret, &code, now + chrono::Duration::minutes(5)));
+        assert_eq!(totp_step(&secret, &code, now), Some(now.timestamp() / 30));
+        assert_eq!(totp_step(&secret, &code, now + chrono::Duration::seconds(30)), Some(now.timestamp() / 30), "one step of skew");
+        assert_eq!(totp_step(&secret, &code, now + chrono::Duration::minutes(5)), None);
     }
 }

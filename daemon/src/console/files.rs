@@ -89,7 +89,9 @@ pub async fn attachment(axum::extract::State(st): Shared, headers: HeaderMap, Pa
         Ok(f) => f,
         Err(_) => return unavailable(),
     };
-    let Some(a) = files.into_iter().nth(n) else { return not_found().await };
+    let Some(a) = files.into_iter().nth(n) else {
+        return not_found().await;
+    };
     let sealer = st.sealer().await;
     let opened = sealer
         .open(fields::ATTACHMENT, &a.sealed)
@@ -141,7 +143,13 @@ pub async fn export(
     let req = ExportRequest { query: &upn, viewer: s.staff.email(), format, out: None, school: &st.school, tz: st.tz, now };
     match crate::cli::export::bundle(&st.store, &st.sealer().await, &req).await {
         Ok(bundle) => {
-            let zipped = super::bundle::zip(&bundle.name, &bundle.files);
+            let zipped = match super::bundle::zip(&bundle.name, &bundle.files) {
+                Ok(z) => z,
+                Err(e) => {
+                    tracing::error!(error = %e, "console: cannot zip an export");
+                    return unavailable();
+                }
+            };
             let _ = st
                 .store
                 .audit(now, &format!("staff:{}", s.staff.id), "console_export_download", "console", &format!("{}.zip", bundle.name))

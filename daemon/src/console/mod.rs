@@ -114,8 +114,7 @@ impl Console {
             Some((cert, key)) => Some((tls::load(cert, key)?, (cert.clone(), key.clone()))),
             None => None,
         };
-        let listener =
-            TcpListener::bind(settings.listen).await.map_err(|source| ConsoleError::Bind { addr: settings.listen, source })?;
+        let listener = TcpListener::bind(settings.listen).await.map_err(|source| ConsoleError::Bind { addr: settings.listen, source })?;
         Ok(Console { listener, tls })
     }
 

@@ -24,8 +24,7 @@ pub(super) type Fields = Form<HashMap<String, String>>;
 
 /// No script at all, styles only from this origin, forms post only here, never framed; the
 /// only frame is this origin's sandboxed original message (`files::message_frame`).
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Forms are a few short fields; anything larger is refused with 413.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -127,12 +126,19 @@ async fn over_client_limit(st: &State, peer: Peer, headers: &HeaderMap, form: &s
     ))
 }
 
-async fn ask_for_link(axum::extract::State(st): Shared, ConnectInfo(peer): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Fields) -> Response {
+async fn ask_for_link(
+    axum::extract::State(st): Shared,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    Form(f): Fields,
+) -> Response {
     let now = st.clock.now();
     if let Some(refused) = over_client_limit(&st, peer, &headers, "sign-in form").await {
         return refused;
     }
-    let Some(browser) = session::cookie(&headers, st.cookies.browser) else { return forged() };
+    let Some(browser) = session::cookie(&headers, st.cookies.browser) else {
+        return forged();
+    };
     if f.get("csrf").is_none_or(|c| *c != st.key.csrf(&browser)) {
         let _ = st.store.audit(now, "console", "console_csrf_refused", "console", "sign-in form").await;
         return forged();
@@ -146,12 +152,9 @@ async fn ask_for_link(axum::extract::State(st): Shared, ConnectInfo(peer): Conne
         }
     };
     let limited = match &staff {
-        Some(staff) => st
-            .store
-            .console_links_sent_since(staff.email(), now - LINK_WINDOW)
-            .await
-            .map(|n| n >= LINKS_PER_WINDOW)
-            .unwrap_or(true),
+        Some(staff) => {
+            st.store.console_links_sent_since(staff.email(), now - LINK_WINDOW).await.map(|n| n >= LINKS_PER_WINDOW).unwrap_or(true)
+        }
         None => false,
     };
     match staff {
@@ -295,7 +298,9 @@ async fn totp_page(axum::extract::State(st): Shared, headers: HeaderMap) -> Resp
                     secret
                 }
             };
-            let Some(t) = auth::totp(&secret, s.staff.email()) else { return unavailable() };
+            let Some(t) = auth::totp(&secret, s.staff.email()) else {
+                return unavailable();
+            };
             let url = t.to_url().unwrap_or_default();
             let qr = super::qr::svg_data_url(&url);
             Some((totp_rs::Secret::from(secret).to_base32(), url, qr))
@@ -304,7 +309,12 @@ async fn totp_page(axum::extract::State(st): Shared, headers: HeaderMap) -> Resp
     render(&views::Totp { csrf: s.csrf, enrol, error: None })
 }
 
-async fn totp_check(axum::extract::State(st): Shared, ConnectInfo(peer): ConnectInfo<Peer>, headers: HeaderMap, Form(f): Fields) -> Response {
+async fn totp_check(
+    axum::extract::State(st): Shared,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    Form(f): Fields,
+) -> Response {
     let now = st.clock.now();
     if let Some(refused) = over_client_limit(&st, peer, &headers, "code form").await {
         return refused;
@@ -318,38 +328,57 @@ async fn totp_check(axum::extract::State(st): Shared, ConnectInfo(peer): Connect
         return forged();
     }
     let actor = format!("staff:{}", s.staff.id);
-    let Ok(Some(record)) = st.store.console_totp(s.staff.id).await else { return Redirect::to("/totp").into_response() };
+    let Ok(Some(record)) = st.store.console_totp(s.staff.id).await else {
+        return Redirect::to("/totp").into_response();
+    };
     if record.locked {
         let _ = st.store.audit(now, &actor, "console_sign_in_failed", "console", "totp locked").await;
         return locked();
     }
-    let Some(secret) = st.key.open(&record.sealed_secret) else { return unavailable() };
+    let Some(secret) = st.key.open(&record.sealed_secret) else {
+        return unavailable();
+    };
     let code = f.get("code").map(String::as_str).unwrap_or_default();
-    let right = auth::check_totp(&secret, code, now)
-        || (record.enrolled
-            && code.contains('-')
-            && st.store.console_use_recovery_code(s.staff.id, &auth::recovery_hash(code), now).await.unwrap_or(false));
-    if !right {
-        let failures = st.store.console_totp_failed(s.staff.id, auth::TOTP_LOCK_AFTER, now).await.unwrap_or(auth::TOTP_LOCK_AFTER);
-        let _ = st.store.audit(now, &actor, "console_totp_failed", "console", &format!("failure {failures}")).await;
-        if failures >= auth::TOTP_LOCK_AFTER {
-            let _ = st.store.audit(now, &actor, "console_totp_locked", "console", "").await;
-            tell_dsl_team_locked(&st, &s.staff, now).await;
-            return locked();
-        }
-        let left = auth::TOTP_LOCK_AFTER - failures;
-        let error = format!("That code is not right. {left} more wrong codes lock sign-in.");
-        return (StatusCode::UNAUTHORIZED, render(&views::Totp { csrf: s.csrf, enrol: None, error: Some(error) })).into_response();
+    let step = auth::totp_step(&secret, code, now);
+    let recovered = step.is_none()
+        && record.enrolled
+        && code.contains('-')
+        && st.store.console_use_recovery_code(s.staff.id, &auth::recovery_hash(code), now).await.unwrap_or(false);
+    if step.is_none() && !recovered {
+        return wrong_code(&st, s, now, "That code is not right.").await;
     }
     let (codes, hashes) = if record.enrolled { (Vec::new(), Vec::new()) } else { auth::recovery_codes() };
-    if st.store.console_totp_passed(s.staff.id, &hashes, now).await.is_err()
-        || st.store.console_session_touch(&s.id_hash, "ok", now).await.is_err()
-    {
+    match st.store.console_totp_passed(s.staff.id, step, &hashes, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = st.store.audit(now, &actor, "console_totp_reused", "console", "").await;
+            let text = "That code has been used already: each code signs in once. Wait for the next code from your authenticator app.";
+            return wrong_code(&st, s, now, text).await;
+        }
+        Err(_) => return unavailable(),
+    }
+    if st.store.console_session_touch(&s.id_hash, "ok", now).await.is_err() {
         return unavailable();
     }
     let detail = if record.enrolled { "" } else { "totp enrolled" };
     let _ = st.store.audit(now, &actor, "console_sign_in", "console", detail).await;
     if record.enrolled { Redirect::to("/home").into_response() } else { render(&views::Recovery { codes }) }
+}
+
+/// A refused code (wrong, or used already): counted towards the lock, audited, and the form
+/// shown again with `why` and how many tries are left.
+async fn wrong_code(st: &State, s: Signed, now: chrono::DateTime<chrono::Utc>, why: &str) -> Response {
+    let actor = format!("staff:{}", s.staff.id);
+    let failures = st.store.console_totp_failed(s.staff.id, auth::TOTP_LOCK_AFTER, now).await.unwrap_or(auth::TOTP_LOCK_AFTER);
+    let _ = st.store.audit(now, &actor, "console_totp_failed", "console", &format!("failure {failures}")).await;
+    if failures >= auth::TOTP_LOCK_AFTER {
+        let _ = st.store.audit(now, &actor, "console_totp_locked", "console", "").await;
+        tell_dsl_team_locked(st, &s.staff, now).await;
+        return locked();
+    }
+    let left = auth::TOTP_LOCK_AFTER - failures;
+    let error = format!("{why} {left} more wrong codes lock sign-in.");
+    (StatusCode::UNAUTHORIZED, render(&views::Totp { csrf: s.csrf, enrol: None, error: Some(error) })).into_response()
 }
 
 /// Tells every active member of the DSL team that someone's second factor is locked.
@@ -427,8 +456,11 @@ async fn home_view(st: &State, s: Signed) -> Result<views::Home, crate::store::S
             rows.into_iter().map(|m| views::MessageRow { id: m.id, source: m.source, reason: m.reason }).collect::<Vec<_>>(),
         )
     };
-    let (awaiting_triage, quarantined) =
-        if dsl_team { (rows(MessageState::AwaitingTriage).await?, rows(MessageState::Quarantined).await?) } else { (Vec::new(), Vec::new()) };
+    let (awaiting_triage, quarantined) = if dsl_team {
+        (rows(MessageState::AwaitingTriage).await?, rows(MessageState::Quarantined).await?)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_view", "console:home", "").await;
     Ok(views::Home {
         csrf: s.csrf,
@@ -446,13 +478,19 @@ struct Search {
     q: String,
 }
 
-async fn pupils(axum::extract::State(st): Shared, headers: HeaderMap, axum::extract::Query(search): axum::extract::Query<Search>) -> Response {
+async fn pupils(
+    axum::extract::State(st): Shared,
+    headers: HeaderMap,
+    axum::extract::Query(search): axum::extract::Query<Search>,
+) -> Response {
     let s = match signed(&st, &headers, "ok").await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let q = search.q.trim().to_lowercase();
-    let Ok(dir) = st.directory().await else { return unavailable() };
+    let Ok(dir) = st.directory().await else {
+        return unavailable();
+    };
     let results = if q.is_empty() {
         Vec::new()
     } else {
@@ -460,8 +498,7 @@ async fn pupils(axum::extract::State(st): Shared, headers: HeaderMap, axum::extr
             .iter()
             .filter(|p| {
                 let names = [Some(&p.first_name), p.preferred_name.as_ref()];
-                p.upn.to_lowercase() == q
-                    || names.iter().flatten().any(|f| format!("{} {}", f, p.last_name).to_lowercase().contains(&q))
+                p.upn.to_lowercase() == q || names.iter().flatten().any(|f| format!("{} {}", f, p.last_name).to_lowercase().contains(&q))
             })
             .take(50)
             .map(|p| views::PupilRow {
@@ -471,7 +508,10 @@ async fn pupils(axum::extract::State(st): Shared, headers: HeaderMap, axum::extr
             })
             .collect()
     };
-    let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_pupil_search", "console", &format!("results={}", results.len())).await;
+    let _ = st
+        .store
+        .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_pupil_search", "console", &format!("results={}", results.len()))
+        .await;
     render(&views::Pupils { q: search.q, results })
 }
 
@@ -515,7 +555,9 @@ async fn chronology(axum::extract::State(st): Shared, headers: HeaderMap, Path(u
         Err(r) => return r,
     };
     let now = st.clock.now();
-    let view = match crate::cli::chronology::load_view(&st.store, &st.sealer().await, &upn, s.staff.email(), "console_chronology_view", now).await {
+    let view = match crate::cli::chronology::load_view(&st.store, &st.sealer().await, &upn, s.staff.email(), "console_chronology_view", now)
+        .await
+    {
         Ok(v) => v,
         Err(crate::cli::CliError::Usage(_)) => return not_found().await,
         Err(e) => {
@@ -549,7 +591,10 @@ pub(super) async fn visible_incident(
     let pupils: Vec<&crate::directory::Pupil> = facts.pupils.iter().filter_map(|(pid, _)| dir.pupil(*pid)).collect();
     let allowed = crate::visibility::Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(&s.staff, &pupils));
     let Some(upn) = pupils.first().filter(|_| allowed).map(|p| p.upn.clone()) else {
-        let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_incident_refused", &format!("incident:{id}"), "not visible").await;
+        let _ = st
+            .store
+            .audit(now, &format!("staff:{}", s.staff.id), "console_incident_refused", &format!("incident:{id}"), "not visible")
+            .await;
         return Err(not_found().await);
     };
     Ok((facts, dir, upn))
@@ -568,7 +613,9 @@ pub(super) async fn incident_view(st: &State, s: &Signed, id: i64, notice: Optio
         Ok(v) => v,
         Err(_) => return unavailable(),
     };
-    let Some(e) = view.entries.iter().find(|e| e.incident == id) else { return not_found().await };
+    let Some(e) = view.entries.iter().find(|e| e.incident == id) else {
+        return not_found().await;
+    };
     match incident_detail(st, s, e, &view, &sealer, notice).await {
         Ok(page) => render(&page),
         Err(err) => {
@@ -608,7 +655,11 @@ async fn incident_detail(
         .entries
         .iter()
         .filter(|f| f.follows == Some(e.incident))
-        .map(|f| views::FollowUpRow { incident: f.incident, occurred: when(f.occurred_at), note: f.note.clone().unwrap_or_else(|| f.body.clone()) })
+        .map(|f| views::FollowUpRow {
+            incident: f.incident,
+            occurred: when(f.occurred_at),
+            note: f.note.clone().unwrap_or_else(|| f.body.clone()),
+        })
         .collect();
     let staff_name = |address: &str| {
         dir.staff
@@ -664,7 +715,10 @@ async fn record_outcome(axum::extract::State(st): Shared, headers: HeaderMap, Pa
         Err(r) => return r,
     };
     if f.get("csrf") != Some(&s.csrf) {
-        let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", &format!("incident:{id}"), "outcome form").await;
+        let _ = st
+            .store
+            .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", &format!("incident:{id}"), "outcome form")
+            .await;
         return forged();
     }
     let text = f.get("outcome").map(String::as_str).unwrap_or_default();
@@ -711,7 +765,8 @@ async fn sign_out_everywhere(axum::extract::State(st): Shared, headers: HeaderMa
         Ok(n) => n,
         Err(_) => return unavailable(),
     };
-    let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out_everywhere", "console", &format!("sessions={ended}")).await;
+    let _ =
+        st.store.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out_everywhere", "console", &format!("sessions={ended}")).await;
     let clear = st.cookies.set(st.cookies.session, "", Some(0));
     let text = format!("You are signed out everywhere: {ended} session(s) ended, on this and every other device.");
     ([(header::SET_COOKIE, clear)], message(StatusCode::OK, "Signed out", &text)).into_response()
@@ -726,7 +781,11 @@ pub(super) async fn not_found() -> Response {
 }
 
 pub(super) fn unavailable() -> Response {
-    message(StatusCode::SERVICE_UNAVAILABLE, "Try again", "Haven could not reach its database just now. Nothing was changed; try again in a moment.")
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again",
+        "Haven could not reach its database just now. Nothing was changed; try again in a moment.",
+    )
 }
 
 pub(super) fn message(status: StatusCode, title: &str, text: &str) -> Response {

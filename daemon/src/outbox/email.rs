@@ -14,8 +14,7 @@ use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 
 const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
-const AUTO_RESPONSE_SUPPRESS: HeaderName =
-    HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
+const AUTO_RESPONSE_SUPPRESS: HeaderName = HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
 const HAVEN_INCIDENT: HeaderName = HeaderName::new_from_ascii_str("X-Haven-Incident");
 
 /// Why a row cannot become an email. Retrying cannot help: the row is dead-lettered.
@@ -52,18 +51,9 @@ pub fn thread_id(incident: i64, mail_domain: &str) -> String {
 /// sign the reply token (for an incident, or for the message a triage question asks about);
 /// without it, or without either, replies go to the plain intake address and cannot act on
 /// anything.
-pub fn build_message(
-    email: &PendingEmail,
-    staff_id: Option<i64>,
-    env: &Envelope<'_>,
-    now: DateTime<Utc>,
-) -> Result<Message, EmailError> {
+pub fn build_message(email: &PendingEmail, staff_id: Option<i64>, env: &Envelope<'_>, now: DateTime<Utc>) -> Result<Message, EmailError> {
     let from: Mailbox = env.from.parse().map_err(|_| EmailError::From)?;
-    let to: Mailbox = email
-        .recipient
-        .trim()
-        .parse()
-        .map_err(|_| EmailError::Recipient)?;
+    let to: Mailbox = email.recipient.trim().parse().map_err(|_| EmailError::Recipient)?;
     let reply_to = match (email.incident_id, email.message_id, staff_id) {
         (Some(incident), _, Some(staff)) => {
             let token = reply_token::sign(env.reply_key, incident, staff);
@@ -79,10 +69,7 @@ pub fn build_message(
         }
         _ => env.intake_address.trim().to_string(),
     };
-    let reply_to = Mailbox::new(
-        from.name.clone(),
-        reply_to.parse().map_err(|_| EmailError::Intake)?,
-    );
+    let reply_to = Mailbox::new(from.name.clone(), reply_to.parse().map_err(|_| EmailError::Intake)?);
 
     let mut builder = Message::builder()
         .message_id(Some(format!("<{}>", email.email_message_id)))
@@ -95,14 +82,9 @@ pub fn build_message(
         .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".into()));
     if let Some(incident) = email.incident_id {
         let root = thread_id(incident, env.mail_domain);
-        builder = builder
-            .in_reply_to(root.clone())
-            .references(root)
-            .raw_header(HeaderValue::new(HAVEN_INCIDENT, incident.to_string()));
+        builder = builder.in_reply_to(root.clone()).references(root).raw_header(HeaderValue::new(HAVEN_INCIDENT, incident.to_string()));
     }
-    Ok(builder
-        .header(ContentType::TEXT_PLAIN)
-        .body(email.body.clone())?)
+    Ok(builder.header(ContentType::TEXT_PLAIN).body(email.body.clone())?)
 }
 
 #[cfg(test)]
@@ -140,26 +122,14 @@ mod tests {
         let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
         let m = build_message(&row(), Some(7), &ENV, now).map_err(|e| e.to_string());
         let t = text(&m.unwrap_or_else(|e| panic!("{e}")));
-        assert!(
-            t.contains("Message-ID: <haven.12.alert.7@school.example>\r\n"),
-            "{t}"
-        );
+        assert!(t.contains("Message-ID: <haven.12.alert.7@school.example>\r\n"), "{t}");
         assert!(t.contains("Auto-Submitted: auto-generated\r\n"), "{t}");
         assert!(t.contains("X-Auto-Response-Suppress: All\r\n"), "{t}");
         assert!(t.contains("X-Haven-Incident: 12\r\n"), "{t}");
-        assert!(
-            t.contains("In-Reply-To: <haven.12.thread@school.example>\r\n"),
-            "{t}"
-        );
-        assert!(
-            t.contains("References: <haven.12.thread@school.example>\r\n"),
-            "{t}"
-        );
+        assert!(t.contains("In-Reply-To: <haven.12.thread@school.example>\r\n"), "{t}");
+        assert!(t.contains("References: <haven.12.thread@school.example>\r\n"), "{t}");
         let token = reply_token::sign(b"key", 12, 7);
-        assert!(
-            t.contains(&format!("safeguarding+r-{token}@school.example")),
-            "{t}"
-        );
+        assert!(t.contains(&format!("safeguarding+r-{token}@school.example")), "{t}");
         assert!(!t.contains("Precedence"), "{t}");
     }
 
@@ -167,10 +137,7 @@ mod tests {
     fn no_token_without_a_staff_id() {
         let now = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
         let t = text(&build_message(&row(), None, &ENV, now).unwrap_or_else(|e| panic!("{e}")));
-        assert!(
-            t.contains("Reply-To: Haven <safeguarding@school.example>\r\n"),
-            "{t}"
-        );
+        assert!(t.contains("Reply-To: Haven <safeguarding@school.example>\r\n"), "{t}");
     }
 
     #[test]
@@ -188,9 +155,6 @@ mod tests {
     fn a_bad_recipient_is_an_error() {
         let mut r = row();
         r.recipient = "not an address".into();
-        assert!(matches!(
-            build_message(&r, None, &ENV, DateTime::<Utc>::default()),
-            Err(EmailError::Recipient)
-        ));
+        assert!(matches!(build_message(&r, None, &ENV, DateTime::<Utc>::default()), Err(EmailError::Recipient)));
     }
 }

@@ -15,19 +15,9 @@ pub fn file_name(message_id: &str) -> String {
     let name: String = message_id
         .trim_matches(['<', '>'])
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@' | '+') {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@' | '+') { c } else { '_' })
         .collect();
-    if name.is_empty() || name.starts_with('.') {
-        format!("haven{name}")
-    } else {
-        name
-    }
+    if name.is_empty() || name.starts_with('.') { format!("haven{name}") } else { name }
 }
 
 /// Delivers `raw` into the Maildir at `dir` under the name derived from `message_id`, creating
@@ -57,10 +47,7 @@ mod tests {
 
     #[test]
     fn names_are_safe_and_stable() {
-        assert_eq!(
-            file_name("<haven.12.alert.7@school.example>"),
-            "haven.12.alert.7@school.example"
-        );
+        assert_eq!(file_name("<haven.12.alert.7@school.example>"), "haven.12.alert.7@school.example");
         assert_eq!(file_name("a/b:c"), "a_b_c");
         assert_eq!(file_name("../x"), "haven.._x");
         assert_eq!(file_name(""), "haven");

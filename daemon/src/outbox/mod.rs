@@ -231,14 +231,10 @@ async fn send_due_with(
         };
         let result = match (transport, sender) {
             (Transport::Smtp(_), Some(s)) => s.send(msg).await,
-            (Transport::Maildir(dir), _) => {
-                maildir::deliver(dir, &e.email_message_id, &msg.formatted())
-                    .await
-                    .map(|_| ())
-                    .map_err(|err| {
-                        Failure::Connection(format!("cannot write to the outbox Maildir: {err}"))
-                    })
-            }
+            (Transport::Maildir(dir), _) => maildir::deliver(dir, &e.email_message_id, &msg.formatted())
+                .await
+                .map(|_| ())
+                .map_err(|err| Failure::Connection(format!("cannot write to the outbox Maildir: {err}"))),
             (Transport::Smtp(_), None) => Err(Failure::Connection("no SMTP client".into())),
         };
         match result {
@@ -249,35 +245,19 @@ async fn send_due_with(
             }
             Err(Failure::Permanent(err)) => {
                 store.mark_dead(e.id, &err, now).await?;
-                tracing::error!(
-                    outbox = e.id,
-                    incident = e.incident_id,
-                    "email refused permanently; dead-lettered"
-                );
+                tracing::error!(outbox = e.id, incident = e.incident_id, "email refused permanently; dead-lettered");
                 report.dead += 1;
             }
             Err(failure) => {
-                let (Failure::Transient(err) | Failure::Connection(err) | Failure::Permanent(err)) =
-                    &failure;
+                let (Failure::Transient(err) | Failure::Connection(err) | Failure::Permanent(err)) = &failure;
                 unreachable = matches!(failure, Failure::Connection(_));
                 if unreachable {
                     unreachable_why = Some(err.clone());
                 }
                 if give_up(&e, settings.max_attempts) {
                     let attempts = attempts_after(&e);
-                    store
-                        .mark_dead(
-                            e.id,
-                            &format!("gave up after {attempts} attempts: {err}"),
-                            now,
-                        )
-                        .await?;
-                    tracing::error!(
-                        outbox = e.id,
-                        incident = e.incident_id,
-                        attempts,
-                        "email dead-lettered after its last attempt"
-                    );
+                    store.mark_dead(e.id, &format!("gave up after {attempts} attempts: {err}"), now).await?;
+                    tracing::error!(outbox = e.id, incident = e.incident_id, attempts, "email dead-lettered after its last attempt");
                     report.dead += 1;
                 } else {
                     let next = now + backoff(attempts_after(&e));
@@ -339,18 +319,10 @@ pub async fn run(
             Err(e) => health.failing(Component::Outbox, "outbox", &e.to_string()).await,
         }
         let wait = match pass.map(|p| p.report) {
-            Ok(r) if r.claimed() >= u32::try_from(BATCH).unwrap_or(u32::MAX) => {
-                std::time::Duration::ZERO
-            }
+            Ok(r) if r.claimed() >= u32::try_from(BATCH).unwrap_or(u32::MAX) => std::time::Duration::ZERO,
             Ok(r) => {
                 if r.claimed() > 0 {
-                    tracing::info!(
-                        sent = r.sent,
-                        retried = r.retried,
-                        dead = r.dead,
-                        deferred = r.deferred,
-                        "outbox pass"
-                    );
+                    tracing::info!(sent = r.sent, retried = r.retried, dead = r.dead, deferred = r.deferred, "outbox pass");
                 }
                 until_next_due(&store, clock.as_ref()).await
             }
@@ -374,10 +346,7 @@ pub async fn run(
 async fn until_next_due(store: &Store, clock: &dyn Clock) -> std::time::Duration {
     let floor = std::time::Duration::from_secs(1);
     match store.next_email_due().await {
-        Ok(Some(due)) => (due - clock.now())
-            .to_std()
-            .unwrap_or(floor)
-            .clamp(floor, IDLE_POLL),
+        Ok(Some(due)) => (due - clock.now()).to_std().unwrap_or(floor).clamp(floor, IDLE_POLL),
         Ok(None) => IDLE_POLL,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the outbox");

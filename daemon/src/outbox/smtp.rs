@@ -6,10 +6,10 @@
 //! (Microsoft 365, Google) the token is read from its file or command when a connection is
 //! first needed, and read again when the server rejects it.
 
+use crate::source::imap::{TokenSource, read_token};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use crate::source::imap::{TokenSource, read_token};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,15 +58,10 @@ impl std::fmt::Debug for SmtpSettings {
 /// Why the SMTP transport could not be set up. A configuration problem: no send can succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpSetupError {
-    #[error(
-        "smtp.security = \"plain\" is refused for {0}: use \"tls\" or \"starttls\", or a loopback host"
-    )]
+    #[error("smtp.security = \"plain\" is refused for {0}: use \"tls\" or \"starttls\", or a loopback host")]
     PlainNotLoopback(String),
     #[error("cannot set up TLS for {host}: {source}")]
-    Tls {
-        host: String,
-        source: lettre::transport::smtp::Error,
-    },
+    Tls { host: String, source: lettre::transport::smtp::Error },
 }
 
 /// What a failed send means for the email.
@@ -95,12 +90,7 @@ pub struct SmtpSender {
 impl SmtpSender {
     /// Builds the client; checks that plain text is only used on loopback.
     pub fn new(s: &SmtpSettings) -> Result<SmtpSender, SmtpSetupError> {
-        let tls_params = || {
-            TlsParameters::new(s.host.clone()).map_err(|source| SmtpSetupError::Tls {
-                host: s.host.clone(),
-                source,
-            })
-        };
+        let tls_params = || TlsParameters::new(s.host.clone()).map_err(|source| SmtpSetupError::Tls { host: s.host.clone(), source });
         let tls = match s.security {
             Security::Tls => Tls::Wrapper(tls_params()?),
             Security::Starttls => Tls::Required(tls_params()?),
@@ -112,11 +102,7 @@ impl SmtpSender {
             }
         };
         // The pooled transport is built at first use, inside the runtime its pool needs.
-        Ok(SmtpSender {
-            settings: Arc::new(s.clone()),
-            tls,
-            transport: Arc::new(tokio::sync::Mutex::new(None)),
-        })
+        Ok(SmtpSender { settings: Arc::new(s.clone()), tls, transport: Arc::new(tokio::sync::Mutex::new(None)) })
     }
 
     fn build(&self, token: Option<String>) -> AsyncSmtpTransport<Tokio1Executor> {
@@ -127,13 +113,9 @@ impl SmtpSender {
             .timeout(Some(SMTP_TIMEOUT));
         if let Some(user) = &s.username {
             if let Some(token) = token {
-                b = b
-                    .credentials(Credentials::new(user.clone(), token))
-                    .authentication(vec![Mechanism::Xoauth2]);
+                b = b.credentials(Credentials::new(user.clone(), token)).authentication(vec![Mechanism::Xoauth2]);
             } else if let Some(pass) = &s.password {
-                b = b
-                    .credentials(Credentials::new(user.clone(), pass.clone()))
-                    .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+                b = b.credentials(Credentials::new(user.clone(), pass.clone())).authentication(vec![Mechanism::Plain, Mechanism::Login]);
             }
         }
         b.build()
@@ -146,11 +128,9 @@ impl SmtpSender {
             return Ok(t.clone());
         }
         let token = match &self.settings.xoauth2_token {
-            Some(source) => Some(
-                read_token(source)
-                    .await
-                    .map_err(|e| Failure::Connection(format!("cannot get the SMTP OAuth2 token: {e}")))?,
-            ),
+            Some(source) => {
+                Some(read_token(source).await.map_err(|e| Failure::Connection(format!("cannot get the SMTP OAuth2 token: {e}")))?)
+            }
             None => None,
         };
         let t = self.build(token);
@@ -245,10 +225,7 @@ mod tests {
         assert!(SmtpSender::new(&settings("127.0.0.1", Security::Plain)).is_ok());
         assert!(SmtpSender::new(&settings("::1", Security::Plain)).is_ok());
         assert!(SmtpSender::new(&settings("localhost", Security::Plain)).is_ok());
-        assert!(matches!(
-            SmtpSender::new(&settings("smtp.example.org", Security::Plain)),
-            Err(SmtpSetupError::PlainNotLoopback(_))
-        ));
+        assert!(matches!(SmtpSender::new(&settings("smtp.example.org", Security::Plain)), Err(SmtpSetupError::PlainNotLoopback(_))));
         assert!(SmtpSender::new(&settings("smtp.example.org", Security::Starttls)).is_ok());
     }
 

@@ -63,7 +63,8 @@ impl Filer {
             return Err(AnswerError::NotAwaiting { id, state: state.as_str() });
         }
         let raw = self.sealer().open(fields::RAW, &sealed).map_err(|e| AnswerError::Unreadable { id, reason: e.to_string() })?;
-        let msg = read::read_message_with(&raw, &self.settings.limits).map_err(|e| AnswerError::Unreadable { id, reason: e.to_string() })?;
+        let msg =
+            read::read_message_with(&raw, &self.settings.limits).map_err(|e| AnswerError::Unreadable { id, reason: e.to_string() })?;
         let before = identify::identify(&msg, &directory, rules.categories(), &self.settings.intake_address);
         let answer = Identification { pupils: picked, ..Identification::default() };
         let ident = triage::answered(&answer, &before, by).map_err(|_| AnswerError::NoPupils)?;

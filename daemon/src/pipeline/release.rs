@@ -79,9 +79,7 @@ impl Filer {
         let prepared = Prepared { read: Some((hashes, Ok(msg))), sealed_raw: Vec::new() };
         let known: Known = self.look_up(std::slice::from_ref(&incoming), std::slice::from_ref(&prepared)).await?;
         let mut seen = Seen::default();
-        let assessment = self
-            .assess_read(&incoming, prepared.read, &directory, &rules, now, &known, &mut seen, Some(by))
-            .await?;
+        let assessment = self.assess_read(&incoming, prepared.read, &directory, &rules, now, &known, &mut seen, Some(by)).await?;
         let mut assessed = match assessment {
             Assessment::Decided(a) => *a,
             Assessment::ToRules(mut r) => {
@@ -95,10 +93,8 @@ impl Filer {
         if assessed.record.state == MessageState::Quarantined {
             return Err(ReleaseError::QuarantinedAgain { id, reason: assessed.record.reason });
         }
-        assessed.record.reason = format!(
-            "{}; released from quarantine by {} {} (quarantined: {was})",
-            assessed.record.reason, by.first_name, by.last_name
-        );
+        assessed.record.reason =
+            format!("{}; released from quarantine by {} {} (quarantined: {was})", assessed.record.reason, by.first_name, by.last_name);
         let release = Release {
             message: id,
             record: &assessed.record,

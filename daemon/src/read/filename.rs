@@ -17,16 +17,9 @@ pub fn sanitize(raw: &str) -> String {
             c => c,
         })
         .collect();
-    let trimmed = cleaned
-        .trim()
-        .trim_start_matches(['.', ' '])
-        .trim_end_matches([' ', '.']);
+    let trimmed = cleaned.trim().trim_start_matches(['.', ' ']).trim_end_matches([' ', '.']);
     let short: String = trimmed.chars().take(MAX_CHARS).collect();
-    if short.is_empty() {
-        "attachment".to_string()
-    } else {
-        short
-    }
+    if short.is_empty() { "attachment".to_string() } else { short }
 }
 
 /// Right-to-left overrides and friends can disguise `gpj.exe` as `exe.jpg`.

@@ -67,9 +67,7 @@ fn find_depth(text: &str, ctx: &Context, depth: usize) -> Found {
     let text = normalise(text);
     let lines: Vec<&str> = text.lines().collect();
     let Some(sep) = first_separator(&lines) else {
-        return if reply::has_reply_header(&text)
-            || ctx.reply_signal && reply::has_quoted_lines(&text)
-        {
+        return if reply::has_reply_header(&text) || ctx.reply_signal && reply::has_quoted_lines(&text) {
             Found::Reply
         } else {
             Found::Nothing
@@ -81,25 +79,15 @@ fn find_depth(text: &str, ctx: &Context, depth: usize) -> Found {
         Strength::ReplyHeader => ctx.forward_subject,
     };
     if !is_forward {
-        return if ctx.reply_signal
-            || matches!(sep.strength, Strength::ReplyHeader)
-            || reply::has_reply_header(&text)
-        {
+        return if ctx.reply_signal || matches!(sep.strength, Strength::ReplyHeader) || reply::has_reply_header(&text) {
             Found::Reply
         } else {
             Found::Nothing
         };
     }
-    let note = lines
-        .get(..sep.line)
-        .map(|l| l.join("\n"))
-        .unwrap_or_default();
+    let note = lines.get(..sep.line).map(|l| l.join("\n")).unwrap_or_default();
     let note = reply::strip_footers(note.trim());
-    let note = if note.trim().is_empty() {
-        None
-    } else {
-        Some(note.trim().to_string())
-    };
+    let note = if note.trim().is_empty() { None } else { Some(note.trim().to_string()) };
     let mut forwarded = extract(&lines, &sep, ctx);
     let mut chain = Vec::new();
     if depth < MAX_CHAIN {
@@ -134,18 +122,12 @@ fn same_domain(from: Option<&Address>, domain: Option<&str>) -> bool {
 
 /// Line endings, byte-order marks and no-break spaces made plain.
 fn normalise(text: &str) -> String {
-    text.replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .replace('\u{feff}', "")
-        .replace('\u{a0}', " ")
+    text.replace("\r\n", "\n").replace('\r', "\n").replace('\u{feff}', "").replace('\u{a0}', " ")
 }
 
 /// Quoted lines or a reply header before `line`: the forward marker is inside reply history.
 fn history_before(lines: &[&str], line: usize) -> bool {
-    lines
-        .iter()
-        .take(line)
-        .any(|l| l.trim_start().starts_with('>') || reply::is_reply_header_line(l))
+    lines.iter().take(line).any(|l| l.trim_start().starts_with('>') || reply::is_reply_header_line(l))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,23 +164,19 @@ fn next_non_blank(lines: &[&str], from: usize) -> Option<usize> {
 }
 
 fn starts_header_block(lines: &[&str], from: usize) -> bool {
-    next_non_blank(lines, from)
-        .and_then(|j| lines.get(j))
-        .is_some_and(|l| labels::label_line(bare(l)).is_some())
+    next_non_blank(lines, from).and_then(|j| lines.get(j)).is_some_and(|l| labels::label_line(bare(l)).is_some())
 }
 
 /// "----- Phrase -----" alone on a line (the phrase may itself hold dashes).
 fn dashes_re() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^-{2,}\s*(\S.*?\S|\S)\s*-{2,}$").ok())
-        .as_ref()
+    RE.get_or_init(|| Regex::new(r"^-{2,}\s*(\S.*?\S|\S)\s*-{2,}$").ok()).as_ref()
 }
 
 /// "----- Phrase ----- rest of the line".
 fn glued_re() -> Option<&'static Regex> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^-{2,}\s*(\S.*?)\s*-{2,}\s+(\S.*)$").ok())
-        .as_ref()
+    RE.get_or_init(|| Regex::new(r"^-{2,}\s*(\S.*?)\s*-{2,}\s+(\S.*)$").ok()).as_ref()
 }
 
 fn first_separator(lines: &[&str]) -> Option<Separator> {
@@ -215,22 +193,13 @@ fn first_separator(lines: &[&str]) -> Option<Separator> {
 }
 
 fn separator_at(lines: &[&str], i: usize, b: &str) -> Option<Separator> {
-    let plain = |strength, block| Separator {
-        line: i,
-        strength,
-        block,
-        inline_fields: Vec::new(),
-    };
+    let plain = |strength, block| Separator { line: i, strength, block, inline_fields: Vec::new() };
     // "---------- Forwarded message ---------" and "-----Original Message-----".
     if b.starts_with("--") {
         if let Some(c) = dashes_re().and_then(|re| re.captures(b)) {
             let phrase = c.get(1).map_or("", |m| m.as_str());
             if starts_header_block(lines, i + 1) && phrase.chars().count() <= 60 {
-                let strength = if labels::is_forward_phrase(phrase) {
-                    Strength::Phrase
-                } else {
-                    Strength::Block
-                };
+                let strength = if labels::is_forward_phrase(phrase) { Strength::Phrase } else { Strength::Block };
                 return Some(plain(strength, i + 1));
             }
         }
@@ -239,21 +208,10 @@ fn separator_at(lines: &[&str], i: usize, b: &str) -> Option<Separator> {
             let phrase = c.get(1).map_or("", |m| m.as_str());
             let rest = c.get(2).map_or("", |m| m.as_str());
             // Several locales share a From label ("De:"): keep the split that finds most fields.
-            let best = labels::langs_of_from(rest)
-                .map(|lang| split_glued(rest, lang))
-                .max_by_key(|fields| fields.len());
+            let best = labels::langs_of_from(rest).map(|lang| split_glued(rest, lang)).max_by_key(|fields| fields.len());
             if let Some(fields) = best {
-                let strength = if labels::is_original_phrase(phrase) {
-                    Strength::Block
-                } else {
-                    Strength::Phrase
-                };
-                return Some(Separator {
-                    line: i,
-                    strength,
-                    block: i + 1,
-                    inline_fields: fields,
-                });
+                let strength = if labels::is_original_phrase(phrase) { Strength::Block } else { Strength::Phrase };
+                return Some(Separator { line: i, strength, block: i + 1, inline_fields: fields });
             }
         }
     }
@@ -269,12 +227,7 @@ fn separator_at(lines: &[&str], i: usize, b: &str) -> Option<Separator> {
     }
     // Outlook 2019 plain text: "On <date>, "Name" <address> wrote:".
     if let Some(fields) = reply_header_with_sender(b) {
-        return Some(Separator {
-            line: i,
-            strength: Strength::ReplyHeader,
-            block: i + 1,
-            inline_fields: fields,
-        });
+        return Some(Separator { line: i, strength: Strength::ReplyHeader, block: i + 1, inline_fields: fields });
     }
     // A bare header block: From plus at least two other fields (new Outlook, Outlook desktop).
     if let Some((Field::From, _)) = labels::label_line(b) {
@@ -286,10 +239,7 @@ fn separator_at(lines: &[&str], i: usize, b: &str) -> Option<Separator> {
                 _ => break,
             }
         }
-        let others = [Field::Date, Field::To, Field::Subject, Field::Cc]
-            .iter()
-            .filter(|f| fields.contains(f))
-            .count();
+        let others = [Field::Date, Field::To, Field::Subject, Field::Cc].iter().filter(|f| fields.contains(f)).count();
         if others >= 2 {
             return Some(plain(Strength::Block, i));
         }
@@ -301,11 +251,7 @@ fn separator_at(lines: &[&str], i: usize, b: &str) -> Option<Separator> {
 fn split_glued(text: &str, lang: &labels::Lang) -> Vec<(Field, String)> {
     let mut marks: Vec<(usize, usize, Field)> = Vec::new();
     for (field, names) in lang.fields() {
-        for name in names.iter().chain(if field == Field::Cc {
-            ["Cc", "CC"].iter()
-        } else {
-            [].iter()
-        }) {
+        for name in names.iter().chain(if field == Field::Cc { ["Cc", "CC"].iter() } else { [].iter() }) {
             let mut from = 0;
             while let Some(pos) = text.get(from..).and_then(|t| t.find(name)) {
                 let start = from + pos;
@@ -313,11 +259,7 @@ fn split_glued(text: &str, lang: &labels::Lang) -> Vec<(Field, String)> {
                 let rest = text.get(after..).unwrap_or("");
                 let colon = rest.trim_start_matches(' ');
                 let label_end = if colon.starts_with(':') || colon.starts_with('：') {
-                    Some(
-                        after
-                            + (rest.len() - colon.len())
-                            + colon.chars().next().map_or(1, char::len_utf8),
-                    )
+                    Some(after + (rest.len() - colon.len()) + colon.chars().next().map_or(1, char::len_utf8))
                 } else if field == Field::Subject && rest.starts_with(' ') {
                     // Yahoo Mail (pt) writes "Assunto Integer …" without the colon.
                     Some(after)
@@ -391,11 +333,7 @@ fn reply_header_with_sender(line: &str) -> Option<Vec<(Field, String)>> {
         if let Some(c) = re.captures(line) {
             let get = |k: &str| c.name(k).map_or("", |m| m.as_str()).trim().to_string();
             let (name, address, date) = (get("n"), get("a"), get("d"));
-            let from = if name.is_empty() || name.eq_ignore_ascii_case(&address) {
-                address
-            } else {
-                format!("{name} <{address}>")
-            };
+            let from = if name.is_empty() || name.eq_ignore_ascii_case(&address) { address } else { format!("{name} <{address}>") };
             return Some(vec![(Field::From, from), (Field::Date, date)]);
         }
     }
@@ -406,9 +344,7 @@ fn reply_header_with_sender(line: &str) -> Option<Vec<(Field, String)>> {
 fn extract(lines: &[&str], sep: &Separator, ctx: &Context) -> Forwarded {
     let mut fields: Vec<(Field, String)> = sep.inline_fields.clone();
     let mut body_start = sep.block;
-    let quoted = lines
-        .get(sep.line)
-        .is_some_and(|l| l.trim_start().starts_with('>'));
+    let quoted = lines.get(sep.line).is_some_and(|l| l.trim_start().starts_with('>'));
     if sep.inline_fields.is_empty() {
         let mut j = next_non_blank(lines, sep.block).unwrap_or(lines.len());
         let mut last: Option<Field> = None;
@@ -423,9 +359,7 @@ fn extract(lines: &[&str], sep: &Separator, ctx: &Context) -> Forwarded {
                 && b.contains('@')
                 && !b.contains(": ")
                 && j > 0
-                && fields.last().is_some_and(|(_, v)| {
-                    v.ends_with([',', ';']) || v.is_empty() || !v.contains('@')
-                })
+                && fields.last().is_some_and(|(_, v)| v.ends_with([',', ';']) || v.is_empty() || !v.contains('@'))
             {
                 // A recipient list wrapped onto the next line.
                 if let Some((_, v)) = fields.last_mut() {
@@ -443,27 +377,16 @@ fn extract(lines: &[&str], sep: &Separator, ctx: &Context) -> Forwarded {
     let first = |f: Field| fields.iter().find(|(k, _)| *k == f).map(|(_, v)| v.clone());
     let from = first(Field::From).and_then(|v| mailbox::parse_first(&v));
     let date_text = first(Field::Date).filter(|d| !d.is_empty());
-    let date = date_text
-        .as_deref()
-        .and_then(|t| fwddate::parse_in(t, ctx.timezone));
-    let subject = first(Field::Subject).or_else(|| {
-        if ctx.forward_subject {
-            ctx.subject.as_deref().map(labels::strip_forward_prefixes)
-        } else {
-            None
-        }
-    });
+    let date = date_text.as_deref().and_then(|t| fwddate::parse_in(t, ctx.timezone));
+    let subject = first(Field::Subject)
+        .or_else(|| if ctx.forward_subject { ctx.subject.as_deref().map(labels::strip_forward_prefixes) } else { None });
     Forwarded {
         from,
         date,
         date_text,
         subject,
-        to: first(Field::To)
-            .map(|v| mailbox::parse_list(&v))
-            .unwrap_or_default(),
-        cc: first(Field::Cc)
-            .map(|v| mailbox::parse_list(&v))
-            .unwrap_or_default(),
+        to: first(Field::To).map(|v| mailbox::parse_list(&v)).unwrap_or_default(),
+        cc: first(Field::Cc).map(|v| mailbox::parse_list(&v)).unwrap_or_default(),
         body,
         attached: false,
     }
@@ -480,10 +403,7 @@ fn body_text(lines: &[&str], quoted: bool) -> String {
         .iter()
         .map(|l| {
             if quoted || all_quoted || most_quoted {
-                let s = l
-                    .strip_prefix('>')
-                    .map(|r| r.strip_prefix(' ').unwrap_or(r))
-                    .unwrap_or(l);
+                let s = l.strip_prefix('>').map(|r| r.strip_prefix(' ').unwrap_or(r)).unwrap_or(l);
                 s.to_string()
             } else if indented {
                 l.get(4..).unwrap_or("").to_string()
@@ -502,25 +422,16 @@ mod tests {
     #[test]
     fn patterns_compile() {
         assert_eq!(reply_header_patterns().len(), 18);
-        assert!(
-            dashes_re()
-                .unwrap()
-                .is_match("---------- Forwarded message ---------")
-        );
+        assert!(dashes_re().unwrap().is_match("---------- Forwarded message ---------"));
     }
 
     #[test]
     fn gmail_forward_with_note() {
         let text = "Please see below.\n\n---------- Forwarded message ---------\nFrom: Ann Parent <ann@home.example>\nDate: Mon, 1 Nov 2021 at 09:00\nSubject: Worried\nTo: <teacher@school.example>\n\nHello,\nI am worried.\n";
-        let Found::Forward(f) = find(text, &Context::default()) else {
-            panic!("not a forward")
-        };
+        let Found::Forward(f) = find(text, &Context::default()) else { panic!("not a forward") };
         assert_eq!(f.note.as_deref(), Some("Please see below."));
         let fwd = f.chain.last().unwrap();
-        assert_eq!(
-            fwd.from.as_ref().map(|a| a.address.as_str()),
-            Some("ann@home.example")
-        );
+        assert_eq!(fwd.from.as_ref().map(|a| a.address.as_str()), Some("ann@home.example"));
         assert_eq!(fwd.subject.as_deref(), Some("Worried"));
         assert_eq!(fwd.body, "Hello,\nI am worried.");
         assert!(fwd.date.is_some());
@@ -529,9 +440,7 @@ mod tests {
     #[test]
     fn yahoo_glued_header() {
         let text = "   ----- Forwarded Message ----- From: John Doe <john.doe@acme.com>To: \"b@acme.com\" <b@acme.com>Sent: Tuesday, November 2, 2021, 09:26:50 AM GMT+1Subject: Hi there\n Body text";
-        let Found::Forward(f) = find(text, &Context::default()) else {
-            panic!("not a forward")
-        };
+        let Found::Forward(f) = find(text, &Context::default()) else { panic!("not a forward") };
         let fwd = f.chain.last().unwrap();
         assert_eq!(fwd.subject.as_deref(), Some("Hi there"));
         assert_eq!(fwd.to.len(), 1);

@@ -599,11 +599,7 @@ fn in_zone(local: NaiveDateTime, zone: Tz) -> Option<DateTime<FixedOffset>> {
         LocalResult::Single(d) => Some(d.fixed_offset()),
         LocalResult::Ambiguous(first, _) => Some(first.fixed_offset()),
         LocalResult::None => {
-            let before = zone
-                .from_local_datetime(&(local - Duration::days(1)))
-                .earliest()?
-                .offset()
-                .fix();
+            let before = zone.from_local_datetime(&(local - Duration::days(1))).earliest()?.offset().fix();
             before.from_local_datetime(&local).single()
         }
     }
@@ -743,17 +739,12 @@ fn find_zone(tokens: &[Tok], after: Option<usize>) -> Option<FixedOffset> {
             return None;
         }
     }
-    if let (Some(Tok::Sym(sign @ ('+' | '-'))), Some(Tok::Num(n))) = (rest.get(i), rest.get(i + 1))
-    {
+    if let (Some(Tok::Sym(sign @ ('+' | '-'))), Some(Tok::Num(n))) = (rest.get(i), rest.get(i + 1)) {
         let sign = if *sign == '-' { -1 } else { 1 };
         let (h, m) = match n.len() {
             1 | 2 => {
                 let h: i32 = n.parse().ok()?;
-                let m = if rest.get(i + 2) == Some(&Tok::Sym(':')) {
-                    num(rest.get(i + 3)).unwrap_or(0) as i32
-                } else {
-                    0
-                };
+                let m = if rest.get(i + 2) == Some(&Tok::Sym(':')) { num(rest.get(i + 3)).unwrap_or(0) as i32 } else { 0 };
                 (h, m)
             }
             4 => (n.get(..2)?.parse().ok()?, n.get(2..)?.parse().ok()?),
@@ -764,11 +755,7 @@ fn find_zone(tokens: &[Tok], after: Option<usize>) -> Option<FixedOffset> {
         }
         return FixedOffset::east_opt(base + sign * (h * 3600 + m * 60));
     }
-    if i == 1 {
-        FixedOffset::east_opt(base)
-    } else {
-        None
-    }
+    if i == 1 { FixedOffset::east_opt(base) } else { None }
 }
 
 fn abbreviation(w: &str) -> Option<i32> {
@@ -814,11 +801,7 @@ fn month_of(word: &str) -> Option<u32> {
 }
 
 /// Day, month and year from the tokens that are not the time.
-fn find_date(
-    tokens: &[Tok],
-    time_span: Option<(usize, usize)>,
-    us_clock: bool,
-) -> Option<NaiveDate> {
+fn find_date(tokens: &[Tok], time_span: Option<(usize, usize)>, us_clock: bool) -> Option<NaiveDate> {
     let time_start = time_span;
     let in_time = |i: usize| time_start.is_some_and(|(s, e)| i >= s && i < e);
 
@@ -830,15 +813,14 @@ fn find_date(
         }
         match t {
             // "Dydd Mawrth" is Welsh for Tuesday, not March.
-            Tok::Word(w) if month.is_none() && !matches!(i.checked_sub(1).and_then(|k| tokens.get(k)), Some(Tok::Word(d)) if d == "dydd") => {
+            Tok::Word(w)
+                if month.is_none() && !matches!(i.checked_sub(1).and_then(|k| tokens.get(k)), Some(Tok::Word(d)) if d == "dydd") =>
+            {
                 month = month_of(w)
             }
             Tok::Num(n) => {
                 // Skip the zone offset digits ("+0100", "GMT+1").
-                if i > 0
-                    && matches!(tokens.get(i - 1), Some(Tok::Sym('+' | '-')))
-                    && time_start.is_some_and(|(_, e)| i >= e)
-                {
+                if i > 0 && matches!(tokens.get(i - 1), Some(Tok::Sym('+' | '-'))) && time_start.is_some_and(|(_, e)| i >= e) {
                     continue;
                 }
                 nums.push((i, n.clone()));
@@ -848,12 +830,8 @@ fn find_date(
     }
     let year_pos = nums.iter().position(|(_, n)| n.len() == 4)?;
     let year: i32 = nums.get(year_pos)?.1.parse().ok()?;
-    let others: Vec<u32> = nums
-        .iter()
-        .enumerate()
-        .filter(|(k, (_, n))| *k != year_pos && n.len() <= 2)
-        .filter_map(|(_, (_, n))| n.parse().ok())
-        .collect();
+    let others: Vec<u32> =
+        nums.iter().enumerate().filter(|(k, (_, n))| *k != year_pos && n.len() <= 2).filter_map(|(_, (_, n))| n.parse().ok()).collect();
     if let Some(m) = month {
         let day = *others.first()?;
         return NaiveDate::from_ymd_opt(year, m, day);
@@ -878,101 +856,46 @@ mod tests {
     use super::parse;
 
     fn p(s: &str) -> String {
-        parse(s)
-            .map(|d| d.to_rfc3339())
-            .unwrap_or_else(|| "none".into())
+        parse(s).map(|d| d.to_rfc3339()).unwrap_or_else(|| "none".into())
     }
 
     #[test]
     fn english_layouts() {
         assert_eq!(p("Thu, 6 April 2023 at 16:17"), "2023-04-06T16:17:00+00:00");
-        assert_eq!(
-            p("Wed, Oct 27, 2021 at 9:31 AM"),
-            "2021-10-27T09:31:00+00:00"
-        );
-        assert_eq!(
-            p("Wednesday, October 27, 2021 15:14"),
-            "2021-10-27T15:14:00+00:00"
-        );
-        assert_eq!(
-            p("Tuesday, November 2, 2021, 09:26:50 AM GMT+1"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("Monday, September 19, 2022, 5:55:44 PM -0400"),
-            "2022-09-19T17:55:44-04:00"
-        );
-        assert_eq!(
-            p("Wed, 3 Nov 2021 15:51:30 +0100"),
-            "2021-11-03T15:51:30+01:00"
-        );
+        assert_eq!(p("Wed, Oct 27, 2021 at 9:31 AM"), "2021-10-27T09:31:00+00:00");
+        assert_eq!(p("Wednesday, October 27, 2021 15:14"), "2021-10-27T15:14:00+00:00");
+        assert_eq!(p("Tuesday, November 2, 2021, 09:26:50 AM GMT+1"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("Monday, September 19, 2022, 5:55:44 PM -0400"), "2022-09-19T17:55:44-04:00");
+        assert_eq!(p("Wed, 3 Nov 2021 15:51:30 +0100"), "2021-11-03T15:51:30+01:00");
         assert_eq!(p("28/10/2021 12:46"), "2021-10-28T12:46:00+00:00");
         assert_eq!(p("02/10/2023 4:52 PM EST"), "2023-02-10T16:52:00-05:00");
         assert_eq!(p("July 19, 2022 at 3:09 PM"), "2022-07-19T15:09:00+00:00");
-        assert_eq!(
-            p("Monday, 1 August 2022 11:11 pm"),
-            "2022-08-01T23:11:00+00:00"
-        );
+        assert_eq!(p("Monday, 1 August 2022 11:11 pm"), "2022-08-01T23:11:00+00:00");
     }
 
     #[test]
     fn other_languages() {
-        assert_eq!(
-            p("úterý 2. listopadu 2021 09:26:50 SEČ"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("tirsdag den 2. november 2021 09.26.50 CET"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("Dienstag, 2. November 2021, 09:26:50 MEZ"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("martes, 2 de noviembre de 2021 09:26:50 CET"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("tiistaina 2. marraskuuta 2021 klo 09.26.50 UTC+1"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("2021. november 2., kedd 09:26:50 CET"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("2 Kasım 2021 Salı 09:26:50 GMT+1"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("вівторок, 2 листопада 2021 р., 09:26:50 GMT+1"),
-            "2021-11-02T09:26:50+01:00"
-        );
-        assert_eq!(
-            p("2022年9月19日月曜日 17:55:44 -0400"),
-            "2022-09-19T17:55:44-04:00"
-        );
-        assert_eq!(
-            p("mercredi 27 octobre 2021 à 15:14"),
-            "2021-10-27T15:14:00+00:00"
-        );
+        assert_eq!(p("úterý 2. listopadu 2021 09:26:50 SEČ"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("tirsdag den 2. november 2021 09.26.50 CET"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("Dienstag, 2. November 2021, 09:26:50 MEZ"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("martes, 2 de noviembre de 2021 09:26:50 CET"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("tiistaina 2. marraskuuta 2021 klo 09.26.50 UTC+1"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("2021. november 2., kedd 09:26:50 CET"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("2 Kasım 2021 Salı 09:26:50 GMT+1"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("вівторок, 2 листопада 2021 р., 09:26:50 GMT+1"), "2021-11-02T09:26:50+01:00");
+        assert_eq!(p("2022年9月19日月曜日 17:55:44 -0400"), "2022-09-19T17:55:44-04:00");
+        assert_eq!(p("mercredi 27 octobre 2021 à 15:14"), "2021-10-27T15:14:00+00:00");
     }
 
     fn london(s: &str) -> String {
-        super::parse_in(s, chrono_tz::Europe::London)
-            .map(|d| d.to_rfc3339())
-            .unwrap_or_else(|| "none".into())
+        super::parse_in(s, chrono_tz::Europe::London).map(|d| d.to_rfc3339()).unwrap_or_else(|| "none".into())
     }
 
     #[test]
     fn zone_less_times_are_the_schools() {
         // Summer (BST) and winter (GMT), Gmail and Outlook layouts.
         assert_eq!(london("Mon, 8 Jun 2026 at 21:14"), "2026-06-08T21:14:00+01:00");
-        assert_eq!(
-            london("Monday, June 8, 2026 9:14 PM"),
-            "2026-06-08T21:14:00+01:00"
-        );
+        assert_eq!(london("Monday, June 8, 2026 9:14 PM"), "2026-06-08T21:14:00+01:00");
         assert_eq!(london("Tue, 8 Dec 2026 at 21:14"), "2026-12-08T21:14:00+00:00");
         // Spring change, 29 March 2026 01:00 GMT -> 02:00 BST.
         assert_eq!(london("29/03/2026 00:59"), "2026-03-29T00:59:00+00:00");
@@ -983,26 +906,12 @@ mod tests {
         assert_eq!(london("25/10/2026 01:30"), "2026-10-25T01:30:00+01:00");
         assert_eq!(london("25/10/2026 02:00"), "2026-10-25T02:00:00+00:00");
         // An explicit zone is kept as given.
-        assert_eq!(
-            london("Mon, 8 Jun 2026 21:14:00 +0000"),
-            "2026-06-08T21:14:00+00:00"
-        );
-        assert_eq!(
-            london("Monday, June 8, 2026, 9:14:00 PM GMT+2"),
-            "2026-06-08T21:14:00+02:00"
-        );
+        assert_eq!(london("Mon, 8 Jun 2026 21:14:00 +0000"), "2026-06-08T21:14:00+00:00");
+        assert_eq!(london("Monday, June 8, 2026, 9:14:00 PM GMT+2"), "2026-06-08T21:14:00+02:00");
         // New York: gap at 02:00 on 8 March 2026, the repeat at 01:00 on 1 November.
-        let ny = |s: &str| {
-            super::parse_in(s, chrono_tz::America::New_York).map(|d| d.to_rfc3339())
-        };
-        assert_eq!(
-            ny("03/08/2026 2:30 AM").as_deref(),
-            Some("2026-03-08T02:30:00-05:00")
-        );
-        assert_eq!(
-            ny("11/01/2026 1:30 AM").as_deref(),
-            Some("2026-11-01T01:30:00-04:00")
-        );
+        let ny = |s: &str| super::parse_in(s, chrono_tz::America::New_York).map(|d| d.to_rfc3339());
+        assert_eq!(ny("03/08/2026 2:30 AM").as_deref(), Some("2026-03-08T02:30:00-05:00"));
+        assert_eq!(ny("11/01/2026 1:30 AM").as_deref(), Some("2026-11-01T01:30:00-04:00"));
     }
 
     #[test]

@@ -25,23 +25,21 @@ fn sanitizer() -> &'static ammonia::Builder<'static> {
     static BUILDER: OnceLock<ammonia::Builder<'static>> = OnceLock::new();
     BUILDER.get_or_init(|| {
         let mut b = ammonia::Builder::default();
-        b.url_schemes(HashSet::from([
-            "http", "https", "mailto", "tel", "cid", "data",
-        ]))
-        .link_rel(Some("noopener noreferrer nofollow"))
-        .attribute_filter(|element, attribute, value| {
-            if element == "img" && attribute == "src" {
-                let v = value.trim_start().to_ascii_lowercase();
-                if v.starts_with("cid:") || v.starts_with("data:image/") {
-                    return Some(value.into());
+        b.url_schemes(HashSet::from(["http", "https", "mailto", "tel", "cid", "data"]))
+            .link_rel(Some("noopener noreferrer nofollow"))
+            .attribute_filter(|element, attribute, value| {
+                if element == "img" && attribute == "src" {
+                    let v = value.trim_start().to_ascii_lowercase();
+                    if v.starts_with("cid:") || v.starts_with("data:image/") {
+                        return Some(value.into());
+                    }
+                    return None;
                 }
-                return None;
-            }
-            if attribute == "href" && value.trim_start().to_ascii_lowercase().starts_with("data:") {
-                return None;
-            }
-            Some(value.into())
-        });
+                if attribute == "href" && value.trim_start().to_ascii_lowercase().starts_with("data:") {
+                    return None;
+                }
+                Some(value.into())
+            });
         b
     })
 }
@@ -50,10 +48,8 @@ fn sanitizer() -> &'static ammonia::Builder<'static> {
 pub fn to_text(html: &str) -> String {
     let cut = cut_at_char_boundary(html, MAX_HTML_FOR_TEXT);
     let html = flatten_if_too_deep(cut);
-    let rendered = html2text::config::plain_no_decorate()
-        .no_table_borders()
-        .allow_width_overflow()
-        .string_from_read(html.as_bytes(), 10_000);
+    let rendered =
+        html2text::config::plain_no_decorate().no_table_borders().allow_width_overflow().string_from_read(html.as_bytes(), 10_000);
     let text = rendered.unwrap_or_default();
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end()).collect();
     collapse_blank_runs(&lines.join("\n")).trim().to_string()
@@ -66,9 +62,7 @@ pub fn referenced_cids(html: &str) -> Vec<String> {
     let mut rest = lower.as_str();
     while let Some(pos) = rest.find("cid:") {
         let after = rest.get(pos + 4..).unwrap_or("");
-        let end = after
-            .find(|c: char| c == '"' || c == '\'' || c == ')' || c == '>' || c.is_whitespace())
-            .unwrap_or(after.len());
+        let end = after.find(|c: char| c == '"' || c == '\'' || c == ')' || c == '>' || c.is_whitespace()).unwrap_or(after.len());
         let id = after.get(..end).unwrap_or("").trim_matches(['<', '>']);
         if !id.is_empty() {
             out.push(id.to_string());
@@ -115,10 +109,8 @@ fn flatten_if_too_deep(html: &str) -> std::borrow::Cow<'_, str> {
 
 /// Rough element depth: opening tags minus closing tags, ignoring void and self-closing ones.
 fn max_depth(html: &str) -> usize {
-    const VOID: [&str; 14] = [
-        "br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source",
-        "track", "embed", "param",
-    ];
+    const VOID: [&str; 14] =
+        ["br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source", "track", "embed", "param"];
     let bytes = html.as_bytes();
     let (mut depth, mut max) = (0usize, 0usize);
     let mut i = 0;
@@ -199,9 +191,6 @@ mod tests {
 
     #[test]
     fn cids_are_found() {
-        assert_eq!(
-            referenced_cids(r#"<img src="cid:Image001.png@01D">"#),
-            vec!["image001.png@01d"]
-        );
+        assert_eq!(referenced_cids(r#"<img src="cid:Image001.png@01D">"#), vec!["image001.png@01d"]);
     }
 }

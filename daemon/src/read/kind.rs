@@ -123,8 +123,15 @@ pub fn parse_kind_value(value: &str) -> Option<RecordKind> {
         .collect::<Vec<_>>()
         .join(" ");
     match v.as_str() {
-        "direct conversation" | "conversation" | "in person conversation" | "face to face" | "face to face conversation"
-        | "in person" | "disclosure" | "verbal disclosure" | "meeting" => Some(RecordKind::Conversation),
+        "direct conversation"
+        | "conversation"
+        | "in person conversation"
+        | "face to face"
+        | "face to face conversation"
+        | "in person"
+        | "disclosure"
+        | "verbal disclosure"
+        | "meeting" => Some(RecordKind::Conversation),
         "phone call" | "phone" | "telephone" | "telephone call" | "call" | "phone conversation" | "telephone conversation" => {
             Some(RecordKind::PhoneCall)
         }
@@ -137,13 +144,7 @@ pub fn parse_kind_value(value: &str) -> Option<RecordKind> {
 /// The kind the first line of the note names by its opening words, after any marker lines
 /// (`Pupil: …`, `Category: …`).
 fn opening_kind(text: &str) -> Option<RecordKind> {
-    let first = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .find(|l| !is_marker_line(l))?
-        .to_lowercase()
-        .replace('-', " ");
+    let first = text.lines().map(str::trim).filter(|l| !l.is_empty()).find(|l| !is_marker_line(l))?.to_lowercase().replace('-', " ");
     const OPENINGS: &[(&str, RecordKind)] = &[
         ("direct conversation", RecordKind::Conversation),
         ("conversation with", RecordKind::Conversation),
@@ -169,7 +170,9 @@ fn opening_kind(text: &str) -> Option<RecordKind> {
 fn is_marker_line(line: &str) -> bool {
     let Some((key, _)) = line.split_once(':') else { return false };
     let key = key.trim();
-    !key.is_empty() && key.len() <= 20 && key.chars().all(|c| c.is_alphabetic() || c == ' ')
+    !key.is_empty()
+        && key.len() <= 20
+        && key.chars().all(|c| c.is_alphabetic() || c == ' ')
         && !matches!(key.to_lowercase().as_str(), "observation" | "phone call" | "direct conversation")
 }
 

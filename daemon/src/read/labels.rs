@@ -46,181 +46,48 @@ impl Lang {
 
 macro_rules! lang {
     ($from:expr, $to:expr, $cc:expr, $date:expr, $subject:expr, $reply_to:expr) => {
-        Lang {
-            from: &$from,
-            to: &$to,
-            cc: &$cc,
-            date: &$date,
-            subject: &$subject,
-            reply_to: &$reply_to,
-        }
+        Lang { from: &$from, to: &$to, cc: &$cc, date: &$date, subject: &$subject, reply_to: &$reply_to }
     };
 }
 
 /// Header labels by language (English first: other locales often keep "Cc" or "Date").
 pub static LANGS: &[Lang] = &[
     // en
-    lang!(
-        ["From"],
-        ["To"],
-        ["Cc", "CC", "Bcc"],
-        ["Date", "Sent"],
-        ["Subject"],
-        ["Reply-To", "Reply To"]
-    ),
+    lang!(["From"], ["To"], ["Cc", "CC", "Bcc"], ["Date", "Sent"], ["Subject"], ["Reply-To", "Reply To"]),
     // cs
-    lang!(
-        ["Od"],
-        ["Komu"],
-        ["Kopie", "Cc"],
-        ["Datum", "Odesláno"],
-        ["Předmět"],
-        ["Odpověď na"]
-    ),
+    lang!(["Od"], ["Komu"], ["Kopie", "Cc"], ["Datum", "Odesláno"], ["Předmět"], ["Odpověď na"]),
     // da
-    lang!(
-        ["Fra"],
-        ["Til"],
-        ["Cc", "Kopi"],
-        ["Dato", "Sendt"],
-        ["Emne"],
-        ["Svar til"]
-    ),
+    lang!(["Fra"], ["Til"], ["Cc", "Kopi"], ["Dato", "Sendt"], ["Emne"], ["Svar til"]),
     // de
-    lang!(
-        ["Von"],
-        ["An"],
-        ["Kopie (CC)", "Kopie", "Cc", "CC"],
-        ["Datum", "Gesendet"],
-        ["Betreff"],
-        ["Antwort an"]
-    ),
+    lang!(["Von"], ["An"], ["Kopie (CC)", "Kopie", "Cc", "CC"], ["Datum", "Gesendet"], ["Betreff"], ["Antwort an"]),
     // es
-    lang!(
-        ["De"],
-        ["Para"],
-        ["Cc", "CC", "CCO", "Copia"],
-        ["Fecha", "Enviado el", "Enviado"],
-        ["Asunto"],
-        ["Responder a"]
-    ),
+    lang!(["De"], ["Para"], ["Cc", "CC", "CCO", "Copia"], ["Fecha", "Enviado el", "Enviado"], ["Asunto"], ["Responder a"]),
     // fi
-    lang!(
-        ["Lähettäjä"],
-        ["Vastaanottaja"],
-        ["Kopio", "Kopiot"],
-        ["Päivämäärä", "Päiväys", "Lähetetty"],
-        ["Aihe"],
-        ["Vastaus"]
-    ),
+    lang!(["Lähettäjä"], ["Vastaanottaja"], ["Kopio", "Kopiot"], ["Päivämäärä", "Päiväys", "Lähetetty"], ["Aihe"], ["Vastaus"]),
     // fr
-    lang!(
-        ["De"],
-        ["À", "A", "Pour"],
-        ["Cc", "Copie à", "Copie"],
-        ["Date", "Envoyé"],
-        ["Objet", "Sujet"],
-        ["Répondre à"]
-    ),
+    lang!(["De"], ["À", "A", "Pour"], ["Cc", "Copie à", "Copie"], ["Date", "Envoyé"], ["Objet", "Sujet"], ["Répondre à"]),
     // hr
-    lang!(
-        ["Šalje", "Od"],
-        ["Prima", "Za"],
-        ["Cc", "Kopija"],
-        ["Datum", "Poslano"],
-        ["Predmet", "Naslov"],
-        ["Odgovori na"]
-    ),
+    lang!(["Šalje", "Od"], ["Prima", "Za"], ["Cc", "Kopija"], ["Datum", "Poslano"], ["Predmet", "Naslov"], ["Odgovori na"]),
     // hu
-    lang!(
-        ["Feladó"],
-        ["Címzett"],
-        ["Másolatot kap", "Másolat"],
-        ["Dátum", "Elküldve", "Küldve"],
-        ["Tárgy"],
-        ["Válaszcím"]
-    ),
+    lang!(["Feladó"], ["Címzett"], ["Másolatot kap", "Másolat"], ["Dátum", "Elküldve", "Küldve"], ["Tárgy"], ["Válaszcím"]),
     // it
-    lang!(
-        ["Da", "Mittente"],
-        ["A"],
-        ["Cc"],
-        ["Data", "Inviato"],
-        ["Oggetto"],
-        ["Rispondi a"]
-    ),
+    lang!(["Da", "Mittente"], ["A"], ["Cc"], ["Data", "Inviato"], ["Oggetto"], ["Rispondi a"]),
     // nl
-    lang!(
-        ["Van"],
-        ["Aan"],
-        ["Cc", "CC", "Kopie"],
-        ["Datum", "Verzonden"],
-        ["Onderwerp"],
-        ["Antwoord aan"]
-    ),
+    lang!(["Van"], ["Aan"], ["Cc", "CC", "Kopie"], ["Datum", "Verzonden"], ["Onderwerp"], ["Antwoord aan"]),
     // no
-    lang!(
-        ["Fra"],
-        ["Til"],
-        ["Kopi", "Cc"],
-        ["Dato", "Sendt"],
-        ["Emne"],
-        ["Svar til"]
-    ),
+    lang!(["Fra"], ["Til"], ["Kopi", "Cc"], ["Dato", "Sendt"], ["Emne"], ["Svar til"]),
     // pl
-    lang!(
-        ["Od", "Nadawca"],
-        ["Do", "Adresat"],
-        ["DW", "Dw", "Kopia"],
-        ["Data", "Wysłano"],
-        ["Temat"],
-        ["Odpowiedź-do"]
-    ),
+    lang!(["Od", "Nadawca"], ["Do", "Adresat"], ["DW", "Dw", "Kopia"], ["Data", "Wysłano"], ["Temat"], ["Odpowiedź-do"]),
     // pt
-    lang!(
-        ["De"],
-        ["Para"],
-        ["Cc", "CC", "Cópia"],
-        ["Data", "Enviado", "Enviada"],
-        ["Assunto"],
-        ["Responder A", "Responder a"]
-    ),
+    lang!(["De"], ["Para"], ["Cc", "CC", "Cópia"], ["Data", "Enviado", "Enviada"], ["Assunto"], ["Responder A", "Responder a"]),
     // ro
-    lang!(
-        ["De la", "Expeditorul"],
-        ["Către", "Destinatarul"],
-        ["Cc"],
-        ["Dată", "Trimis"],
-        ["Subiectul", "Subiect"],
-        ["Răspuns către"]
-    ),
+    lang!(["De la", "Expeditorul"], ["Către", "Destinatarul"], ["Cc"], ["Dată", "Trimis"], ["Subiectul", "Subiect"], ["Răspuns către"]),
     // ru
-    lang!(
-        ["От", "Отправитель"],
-        ["Кому"],
-        ["Копия"],
-        ["Дата", "Отправлено"],
-        ["Тема"],
-        ["Ответ-Кому"]
-    ),
+    lang!(["От", "Отправитель"], ["Кому"], ["Копия"], ["Дата", "Отправлено"], ["Тема"], ["Ответ-Кому"]),
     // sk
-    lang!(
-        ["Od"],
-        ["Komu", "Pre"],
-        ["Kópia", "Kópia (Cc)"],
-        ["Dátum", "Odoslané"],
-        ["Predmet"],
-        ["Odpovedať-Pre"]
-    ),
+    lang!(["Od"], ["Komu", "Pre"], ["Kópia", "Kópia (Cc)"], ["Dátum", "Odoslané"], ["Predmet"], ["Odpovedať-Pre"]),
     // sv
-    lang!(
-        ["Från"],
-        ["Till"],
-        ["Kopia", "Cc"],
-        ["Datum", "Skickat"],
-        ["Ämne"],
-        ["Svara till"]
-    ),
+    lang!(["Från"], ["Till"], ["Kopia", "Cc"], ["Datum", "Skickat"], ["Ämne"], ["Svara till"]),
     // tr
     lang!(
         ["Kimden", "Gönderen"],
@@ -231,50 +98,15 @@ pub static LANGS: &[Lang] = &[
         ["Yanıt Adresi"]
     ),
     // uk
-    lang!(
-        ["Від кого", "Від"],
-        ["Кому"],
-        ["Копія"],
-        ["Дата", "Відправлено", "Надіслано"],
-        ["Тема"],
-        ["Кому відповісти"]
-    ),
+    lang!(["Від кого", "Від"], ["Кому"], ["Копія"], ["Дата", "Відправлено", "Надіслано"], ["Тема"], ["Кому відповісти"]),
     // et
-    lang!(
-        ["Saatja"],
-        ["Saaja", "Adressaat"],
-        ["Koopia"],
-        ["Kuupäev", "Saatmisaeg", "Saadetud"],
-        ["Teema"],
-        ["Vastuse saaja"]
-    ),
+    lang!(["Saatja"], ["Saaja", "Adressaat"], ["Koopia"], ["Kuupäev", "Saatmisaeg", "Saadetud"], ["Teema"], ["Vastuse saaja"]),
     // sl
-    lang!(
-        ["Od", "Pošiljatelj"],
-        ["Za", "Prejemnik"],
-        ["Kp", "Kopija"],
-        ["Poslano", "Datum"],
-        ["Zadeva"],
-        ["Odgovor za"]
-    ),
+    lang!(["Od", "Pošiljatelj"], ["Za", "Prejemnik"], ["Kp", "Kopija"], ["Poslano", "Datum"], ["Zadeva"], ["Odgovor za"]),
     // sr (Latin)
-    lang!(
-        ["Od", "Pošiljalac"],
-        ["Za", "Prima"],
-        ["Cc", "Kopija"],
-        ["Poslato", "Datum"],
-        ["Tema", "Predmet"],
-        ["Odgovor za"]
-    ),
+    lang!(["Od", "Pošiljalac"], ["Za", "Prima"], ["Cc", "Kopija"], ["Poslato", "Datum"], ["Tema", "Predmet"], ["Odgovor za"]),
     // bg
-    lang!(
-        ["От", "Подател"],
-        ["До", "Получател"],
-        ["Як", "Копие"],
-        ["Изпратено", "Дата"],
-        ["Относно", "Тема"],
-        ["Отговор до"]
-    ),
+    lang!(["От", "Подател"], ["До", "Получател"], ["Як", "Копие"], ["Изпратено", "Дата"], ["Относно", "Тема"], ["Отговор до"]),
     // el
     lang!(
         ["Από", "Αποστολέας"],
@@ -285,149 +117,37 @@ pub static LANGS: &[Lang] = &[
         ["Απάντηση σε"]
     ),
     // lt
-    lang!(
-        ["Nuo", "Siuntėjas"],
-        ["Kam", "Gavėjas"],
-        ["Kopija"],
-        ["Išsiųsta", "Data"],
-        ["Tema"],
-        ["Atsakyti"]
-    ),
+    lang!(["Nuo", "Siuntėjas"], ["Kam", "Gavėjas"], ["Kopija"], ["Išsiųsta", "Data"], ["Tema"], ["Atsakyti"]),
     // lv
-    lang!(
-        ["No", "Sūtītājs"],
-        ["Kam", "Adresāts"],
-        ["Kopija"],
-        ["Nosūtīts", "Datums"],
-        ["Tēma"],
-        ["Atbildēt uz"]
-    ),
+    lang!(["No", "Sūtītājs"], ["Kam", "Adresāts"], ["Kopija"], ["Nosūtīts", "Datums"], ["Tēma"], ["Atbildēt uz"]),
     // ca
-    lang!(
-        ["De"],
-        ["Per a", "A"],
-        ["A/c", "Cc"],
-        ["Enviat el", "Enviat", "Data"],
-        ["Assumpte", "Tema"],
-        ["Respon a"]
-    ),
+    lang!(["De"], ["Per a", "A"], ["A/c", "Cc"], ["Enviat el", "Enviat", "Data"], ["Assumpte", "Tema"], ["Respon a"]),
     // cy
-    lang!(
-        ["Oddi wrth"],
-        ["At"],
-        ["Cc", "Copi"],
-        ["Anfonwyd", "Dyddiad"],
-        ["Pwnc"],
-        ["Ateb i"]
-    ),
+    lang!(["Oddi wrth"], ["At"], ["Cc", "Copi"], ["Anfonwyd", "Dyddiad"], ["Pwnc"], ["Ateb i"]),
     // ga
-    lang!(
-        ["Ó"],
-        ["Chuig"],
-        ["Cc"],
-        ["Seolta", "Dáta"],
-        ["Ábhar"],
-        ["Freagra chuig"]
-    ),
+    lang!(["Ó"], ["Chuig"], ["Cc"], ["Seolta", "Dáta"], ["Ábhar"], ["Freagra chuig"]),
     // id
-    lang!(
-        ["Dari"],
-        ["Kepada"],
-        ["Cc", "Tembusan"],
-        ["Dikirim", "Tanggal"],
-        ["Perihal", "Subjek"],
-        ["Balas ke"]
-    ),
+    lang!(["Dari"], ["Kepada"], ["Cc", "Tembusan"], ["Dikirim", "Tanggal"], ["Perihal", "Subjek"], ["Balas ke"]),
     // ms
-    lang!(
-        ["Daripada"],
-        ["Kepada"],
-        ["Sk", "Cc"],
-        ["Dihantar", "Tarikh"],
-        ["Subjek", "Perkara"],
-        ["Balas kepada"]
-    ),
+    lang!(["Daripada"], ["Kepada"], ["Sk", "Cc"], ["Dihantar", "Tarikh"], ["Subjek", "Perkara"], ["Balas kepada"]),
     // vi
-    lang!(
-        ["Từ", "Người gửi"],
-        ["Đến", "Tới"],
-        ["Cc", "Đồng gửi"],
-        ["Đã gửi", "Ngày"],
-        ["Chủ đề", "Tiêu đề"],
-        ["Trả lời"]
-    ),
+    lang!(["Từ", "Người gửi"], ["Đến", "Tới"], ["Cc", "Đồng gửi"], ["Đã gửi", "Ngày"], ["Chủ đề", "Tiêu đề"], ["Trả lời"]),
     // ko
-    lang!(
-        ["보낸 사람"],
-        ["받는 사람"],
-        ["참조"],
-        ["보낸 날짜", "날짜"],
-        ["제목"],
-        ["회신 대상"]
-    ),
+    lang!(["보낸 사람"], ["받는 사람"], ["참조"], ["보낸 날짜", "날짜"], ["제목"], ["회신 대상"]),
     // is
-    lang!(
-        ["Frá"],
-        ["Til"],
-        ["Afrit"],
-        ["Sent", "Dagsetning"],
-        ["Efni"],
-        ["Svara til"]
-    ),
+    lang!(["Frá"], ["Til"], ["Afrit"], ["Sent", "Dagsetning"], ["Efni"], ["Svara til"]),
     // mk
-    lang!(
-        ["Од"],
-        ["До"],
-        ["Копија"],
-        ["Испратено", "Датум"],
-        ["Тема", "Предмет"],
-        ["Одговор до"]
-    ),
+    lang!(["Од"], ["До"], ["Копија"], ["Испратено", "Датум"], ["Тема", "Предмет"], ["Одговор до"]),
     // sr (Cyrillic)
-    lang!(
-        ["Од"],
-        ["За"],
-        ["Копија"],
-        ["Послато", "Датум"],
-        ["Тема", "Предмет"],
-        ["Одговор за"]
-    ),
+    lang!(["Од"], ["За"], ["Копија"], ["Послато", "Датум"], ["Тема", "Предмет"], ["Одговор за"]),
     // he
-    lang!(
-        ["מאת"],
-        ["אל"],
-        ["עותק"],
-        ["נשלח", "תאריך"],
-        ["נושא"],
-        ["השב אל"]
-    ),
+    lang!(["מאת"], ["אל"], ["עותק"], ["נשלח", "תאריך"], ["נושא"], ["השב אל"]),
     // ar
-    lang!(
-        ["من"],
-        ["إلى"],
-        ["نسخة"],
-        ["تم الإرسال", "التاريخ"],
-        ["الموضوع"],
-        ["الرد إلى"]
-    ),
+    lang!(["من"], ["إلى"], ["نسخة"], ["تم الإرسال", "التاريخ"], ["الموضوع"], ["الرد إلى"]),
     // ja
-    lang!(
-        ["差出人", "送信元", "送信者"],
-        ["宛先", "送信先"],
-        ["CC"],
-        ["日付", "送信日時"],
-        ["件名"],
-        ["返信先"]
-    ),
+    lang!(["差出人", "送信元", "送信者"], ["宛先", "送信先"], ["CC"], ["日付", "送信日時"], ["件名"], ["返信先"]),
     // zh
-    lang!(
-        ["发件人", "寄件者"],
-        ["收件人", "收件者"],
-        ["抄送", "副本"],
-        ["日期", "发送时间", "寄件日期"],
-        ["主题", "主旨"],
-        ["回复"]
-    ),
+    lang!(["发件人", "寄件者"], ["收件人", "收件者"], ["抄送", "副本"], ["日期", "发送时间", "寄件日期"], ["主题", "主旨"], ["回复"]),
 ];
 
 /// Phrases that name a forward, written alone on a line ("Begin forwarded message:") or between
@@ -560,26 +280,8 @@ static FORWARD_PREFIXES: &[&str] = &[
     "fwd.",
 ];
 
-static REPLY_PREFIXES: &[&str] = &[
-    "re",
-    "aw",
-    "sv",
-    "antw",
-    "r",
-    "res",
-    "odp",
-    "vá",
-    "ynt",
-    "отв",
-    "ответ",
-    "atb",
-    "ats",
-    "sv.",
-    "odg",
-    "返信",
-    "回复",
-    "答复",
-];
+static REPLY_PREFIXES: &[&str] =
+    &["re", "aw", "sv", "antw", "r", "res", "odp", "vá", "ynt", "отв", "ответ", "atb", "ats", "sv.", "odg", "返信", "回复", "答复"];
 
 /// Classifies a subject by its outermost prefix ("Fwd: Re: x" is a forward), skipping leading
 /// `[tags]` such as a pupil marker or "[EXTERNAL]".
@@ -609,12 +311,7 @@ fn subject_prefix(subject: &str) -> Option<(SubjectKind, &str)> {
     let word = s.get(..colon)?.trim();
     let rest = s.get(colon..)?.trim_start_matches([':', '：']).trim_start();
     // "Re[2]" and "RE (2)" count as "Re".
-    let word = word
-        .split(['[', '('])
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_lowercase();
+    let word = word.split(['[', '(']).next().unwrap_or("").trim().to_lowercase();
     if word.is_empty() || word.chars().count() > 12 {
         return None;
     }
@@ -637,10 +334,7 @@ pub fn label_line(line: &str) -> Option<(Field, &str)> {
         return None;
     }
     let after = line.get(colon..)?;
-    let after = after
-        .strip_prefix(':')
-        .or_else(|| after.strip_prefix('：'))
-        .unwrap_or(after);
+    let after = after.strip_prefix(':').or_else(|| after.strip_prefix('：')).unwrap_or(after);
     let value = after.trim_start_matches('*').trim();
     let field = field_of(label)?;
     Some((field, value))
@@ -667,11 +361,7 @@ pub fn field_of(label: &str) -> Option<Field> {
 pub fn langs_of_from(text: &str) -> impl Iterator<Item = &'static Lang> + '_ {
     let t = text.trim_start();
     LANGS.iter().filter(move |lang| {
-        lang.from.iter().any(|l| {
-            t.starts_with(l)
-                && t.get(l.len()..)
-                    .is_some_and(|rest| rest.trim_start().starts_with([':', '：']))
-        })
+        lang.from.iter().any(|l| t.starts_with(l) && t.get(l.len()..).is_some_and(|rest| rest.trim_start().starts_with([':', '：'])))
     })
 }
 
@@ -704,19 +394,10 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(
-            label_line("From: A <a@b.c>"),
-            Some((Field::From, "A <a@b.c>"))
-        );
-        assert_eq!(
-            label_line("Sujet : \tHello"),
-            Some((Field::Subject, "Hello"))
-        );
+        assert_eq!(label_line("From: A <a@b.c>"), Some((Field::From, "A <a@b.c>")));
+        assert_eq!(label_line("Sujet : \tHello"), Some((Field::Subject, "Hello")));
         assert_eq!(label_line("件名：Hello"), Some((Field::Subject, "Hello")));
-        assert_eq!(
-            label_line("**Sent:** Monday"),
-            Some((Field::Date, "Monday"))
-        );
+        assert_eq!(label_line("**Sent:** Monday"), Some((Field::Date, "Monday")));
         assert_eq!(label_line("Note: hello"), None);
     }
 }

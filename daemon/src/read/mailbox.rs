@@ -8,10 +8,7 @@ use crate::message::Address;
 
 /// Every mailbox in `text`, in order. A name equal to its address is dropped.
 pub fn parse_list(text: &str) -> Vec<Address> {
-    split(text)
-        .into_iter()
-        .filter_map(|item| parse_one(&item))
-        .collect()
+    split(text).into_iter().filter_map(|item| parse_one(&item)).collect()
 }
 
 /// The first mailbox in `text`.
@@ -91,15 +88,9 @@ fn parse_one(item: &str) -> Option<Address> {
         }
         None => {
             // `a@b` alone, or `a@b<mailto:…>` already handled above; a bare name has no @.
-            let token = item
-                .split_whitespace()
-                .find(|t| t.contains('@'))
-                .unwrap_or("");
+            let token = item.split_whitespace().find(|t| t.contains('@')).unwrap_or("");
             if token.is_empty() {
-                return Some(Address {
-                    address: String::new(),
-                    name: Some(clean_name(item)),
-                });
+                return Some(Address { address: String::new(), name: Some(clean_name(item)) });
             }
             let rest = item.replacen(token, "", 1);
             return Some(make(&rest, &clean_address(token)));
@@ -108,29 +99,15 @@ fn parse_one(item: &str) -> Option<Address> {
     if address.is_empty() {
         // "<>" or "Name <>": only what stands before the brackets can be a name.
         let name = clean_name(name_part);
-        return if name.is_empty() {
-            None
-        } else {
-            Some(Address {
-                address: String::new(),
-                name: Some(name),
-            })
-        };
+        return if name.is_empty() { None } else { Some(Address { address: String::new(), name: Some(name) }) };
     }
     Some(make(name_part, &address))
 }
 
 fn make(name: &str, address: &str) -> Address {
     let name = clean_name(name);
-    let name = if name.is_empty() || name.eq_ignore_ascii_case(address) {
-        None
-    } else {
-        Some(name)
-    };
-    Address {
-        address: address.to_lowercase(),
-        name,
-    }
+    let name = if name.is_empty() || name.eq_ignore_ascii_case(address) { None } else { Some(name) };
+    Address { address: address.to_lowercase(), name }
 }
 
 /// `undisclosed-recipients:` or `Staff: a@b` without the group's label (RFC 5322 group syntax).
@@ -146,23 +123,15 @@ fn without_group_label(item: &str) -> &str {
 
 fn clean_address(addr: &str) -> String {
     let a = addr.trim();
-    let a = a
-        .strip_prefix("mailto:")
-        .or_else(|| a.strip_prefix("MAILTO:"))
-        .unwrap_or(a);
-    a.trim_matches(|c: char| {
-        c.is_whitespace() || matches!(c, '<' | '>' | '[' | ']' | '"' | '\'' | ',' | ';')
-    })
-    .to_string()
+    let a = a.strip_prefix("mailto:").or_else(|| a.strip_prefix("MAILTO:")).unwrap_or(a);
+    a.trim_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '[' | ']' | '"' | '\'' | ',' | ';')).to_string()
 }
 
 fn clean_name(name: &str) -> String {
     let mut n = name.trim();
     loop {
         let before = n;
-        n = n.trim_matches(|c: char| {
-            c.is_whitespace() || matches!(c, '"' | '\'' | '«' | '»' | '„' | '”' | '“' | ',' | ';')
-        });
+        n = n.trim_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '«' | '»' | '„' | '”' | '“' | ',' | ';'));
         if n == before {
             break;
         }
@@ -175,59 +144,25 @@ mod tests {
     use super::*;
 
     fn a(address: &str, name: Option<&str>) -> Address {
-        Address {
-            address: address.into(),
-            name: name.map(String::from),
-        }
+        Address { address: address.into(), name: name.map(String::from) }
     }
 
     #[test]
     fn forms() {
-        assert_eq!(
-            parse_first("John Doe <john.doe@acme.com>"),
-            Some(a("john.doe@acme.com", Some("John Doe")))
-        );
-        assert_eq!(
-            parse_first("\"bessie@acme.com\" <bessie@acme.com>"),
-            Some(a("bessie@acme.com", None))
-        );
-        assert_eq!(
-            parse_first("<bessie@acme.com>"),
-            Some(a("bessie@acme.com", None))
-        );
-        assert_eq!(
-            parse_first("bessie@acme.com"),
-            Some(a("bessie@acme.com", None))
-        );
-        assert_eq!(
-            parse_first("Walter <w@acme.com<mailto:w@acme.com>>"),
-            Some(a("w@acme.com", Some("Walter")))
-        );
-        assert_eq!(
-            parse_first("Walter Sheltan [mailto:W@acme.com]"),
-            Some(a("w@acme.com", Some("Walter Sheltan")))
-        );
-        assert_eq!(
-            parse_first("'Walter' <w@acme.com>"),
-            Some(a("w@acme.com", Some("Walter")))
-        );
-        assert_eq!(
-            parse_first("\"Doe, John\" <j@x.org>"),
-            Some(a("j@x.org", Some("Doe, John")))
-        );
+        assert_eq!(parse_first("John Doe <john.doe@acme.com>"), Some(a("john.doe@acme.com", Some("John Doe"))));
+        assert_eq!(parse_first("\"bessie@acme.com\" <bessie@acme.com>"), Some(a("bessie@acme.com", None)));
+        assert_eq!(parse_first("<bessie@acme.com>"), Some(a("bessie@acme.com", None)));
+        assert_eq!(parse_first("bessie@acme.com"), Some(a("bessie@acme.com", None)));
+        assert_eq!(parse_first("Walter <w@acme.com<mailto:w@acme.com>>"), Some(a("w@acme.com", Some("Walter"))));
+        assert_eq!(parse_first("Walter Sheltan [mailto:W@acme.com]"), Some(a("w@acme.com", Some("Walter Sheltan"))));
+        assert_eq!(parse_first("'Walter' <w@acme.com>"), Some(a("w@acme.com", Some("Walter"))));
+        assert_eq!(parse_first("\"Doe, John\" <j@x.org>"), Some(a("j@x.org", Some("Doe, John"))));
     }
 
     #[test]
     fn lists() {
-        let l =
-            parse_list("Walter Sheltan <walter.sheltan@acme.com>; Nicholas <nicholas@globex.corp>");
-        assert_eq!(
-            l,
-            vec![
-                a("walter.sheltan@acme.com", Some("Walter Sheltan")),
-                a("nicholas@globex.corp", Some("Nicholas"))
-            ]
-        );
+        let l = parse_list("Walter Sheltan <walter.sheltan@acme.com>; Nicholas <nicholas@globex.corp>");
+        assert_eq!(l, vec![a("walter.sheltan@acme.com", Some("Walter Sheltan")), a("nicholas@globex.corp", Some("Nicholas"))]);
         let l = parse_list("a@x.org, b@y.org;");
         assert_eq!(l, vec![a("a@x.org", None), a("b@y.org", None)]);
     }
@@ -239,10 +174,7 @@ mod tests {
         }
         assert_eq!(parse_list("Alex Carer; Office"), vec![a("", Some("Alex Carer")), a("", Some("Office"))]);
         assert_eq!(parse_list("Carer, Alex; Office"), vec![a("", Some("Carer, Alex")), a("", Some("Office"))]);
-        assert_eq!(
-            parse_list("Staff: a@x.org, b@y.org;"),
-            vec![a("a@x.org", None), a("b@y.org", None)]
-        );
+        assert_eq!(parse_list("Staff: a@x.org, b@y.org;"), vec![a("a@x.org", None), a("b@y.org", None)]);
         assert_eq!(parse_first("Jo Parent <>"), Some(a("", Some("Jo Parent"))));
     }
 }

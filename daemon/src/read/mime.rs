@@ -50,53 +50,30 @@ pub(crate) fn parse(raw: &[u8], limits: &Limits) -> Result<Parsed, ReadError> {
         return Err(ReadError("the file is empty".into()));
     }
     if size > limits.max_message_size {
-        return Err(ReadError(format!(
-            "message is {size} bytes, over the limit of {}",
-            limits.max_message_size
-        )));
+        return Err(ReadError(format!("message is {size} bytes, over the limit of {}", limits.max_message_size)));
     }
     let header_len = header_section_len(raw);
     if header_len > limits.max_header_size {
-        return Err(ReadError(format!(
-            "message headers are {header_len} bytes, over the limit of {}",
-            limits.max_header_size
-        )));
+        return Err(ReadError(format!("message headers are {header_len} bytes, over the limit of {}", limits.max_header_size)));
     }
     if !looks_like_headers(raw) {
-        return Err(ReadError(
-            "no mail headers found: not an email message".into(),
-        ));
+        return Err(ReadError("no mail headers found: not an email message".into()));
     }
     // mail-parser promises never to panic; a panic here would still only cost this message.
     let parsed = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
         .map_err(|_| ReadError("the message could not be parsed".into()))?;
     let Some(message) = parsed else {
-        return Err(ReadError(
-            "no mail headers found: not an email message".into(),
-        ));
+        return Err(ReadError("no mail headers found: not an email message".into()));
     };
-    let mut walker = Walker {
-        limits,
-        attachments: 0,
-        attached: Vec::new(),
-    };
+    let mut walker = Walker { limits, attachments: 0, attached: Vec::new() };
     let top = walker.message(&message, 0)?;
     if walker.attachments > limits.max_attachments {
-        return Err(ReadError(format!(
-            "message has {} attachments, over the limit of {}",
-            walker.attachments, limits.max_attachments
-        )));
+        return Err(ReadError(format!("message has {} attachments, over the limit of {}", walker.attachments, limits.max_attachments)));
     }
-    if top.from.is_none() && top.subject.is_none() && top.date.is_none() && top.message_id.is_none()
-    {
-        return Err(ReadError(
-            "no From, Subject, Date or Message-ID header: not an email message".into(),
-        ));
+    if top.from.is_none() && top.subject.is_none() && top.date.is_none() && top.message_id.is_none() {
+        return Err(ReadError("no From, Subject, Date or Message-ID header: not an email message".into()));
     }
-    Ok(Parsed {
-        top,
-        attached: walker.attached,
-    })
+    Ok(Parsed { top, attached: walker.attached })
 }
 
 /// Bytes up to the blank line that ends the top-level header section (all of it when none).
@@ -122,11 +99,7 @@ fn looks_like_headers(raw: &[u8]) -> bool {
     let Some(colon) = first.iter().position(|&b| b == b':') else {
         return false;
     };
-    colon > 0
-        && first
-            .iter()
-            .take(colon)
-            .all(|&b| b.is_ascii_graphic() && b != b':')
+    colon > 0 && first.iter().take(colon).all(|&b| b.is_ascii_graphic() && b != b':')
 }
 
 struct Walker<'l> {
@@ -144,14 +117,7 @@ impl Walker<'_> {
         let mut part = headers_of(root, msg.raw_message.as_ref());
         let html_cids = self.bodies(msg, &mut part);
         let mut nested = Vec::new();
-        self.walk(
-            msg,
-            0,
-            depth,
-            &html_cids,
-            &mut part.attachments,
-            &mut nested,
-        )?;
+        self.walk(msg, 0, depth, &html_cids, &mut part.attachments, &mut nested)?;
         // Attached messages are recorded after their parent, so the list is outermost first.
         for (child, child_depth) in nested {
             let mut read = self.message(child, child_depth)?;
@@ -176,21 +142,10 @@ impl Walker<'_> {
                 htmls.push(h.as_ref());
             }
         }
-        let html = if htmls.is_empty() {
-            None
-        } else {
-            Some(htmls.join("\n"))
-        };
-        part.text = if texts.is_empty() {
-            html.as_deref().map(html::to_text).unwrap_or_default()
-        } else {
-            texts.join("\n")
-        };
+        let html = if htmls.is_empty() { None } else { Some(htmls.join("\n")) };
+        part.text = if texts.is_empty() { html.as_deref().map(html::to_text).unwrap_or_default() } else { texts.join("\n") };
         part.text = normalise_newlines(&part.text);
-        let cids = html
-            .as_deref()
-            .map(html::referenced_cids)
-            .unwrap_or_default();
+        let cids = html.as_deref().map(html::referenced_cids).unwrap_or_default();
         part.html = html;
         cids
     }
@@ -240,10 +195,7 @@ impl Walker<'_> {
 
     fn check_depth(&self, depth: usize) -> Result<(), ReadError> {
         if depth > self.limits.max_mime_depth {
-            return Err(ReadError(format!(
-                "message parts are nested more than {} deep",
-                self.limits.max_mime_depth
-            )));
+            return Err(ReadError(format!("message parts are nested more than {} deep", self.limits.max_mime_depth)));
         }
         Ok(())
     }
@@ -271,29 +223,15 @@ impl Walker<'_> {
             .to_ascii_lowercase();
         let raw_name = part.attachment_name().unwrap_or("");
         let name = filename::sanitize(raw_name);
-        let content_id = part
-            .content_id()
-            .map(|c| c.trim_matches(['<', '>', ' ']).to_string());
-        let referenced = content_id
-            .as_ref()
-            .is_some_and(|c| cids.iter().any(|r| r.eq_ignore_ascii_case(c)));
+        let content_id = part.content_id().map(|c| c.trim_matches(['<', '>', ' ']).to_string());
+        let referenced = content_id.as_ref().is_some_and(|c| cids.iter().any(|r| r.eq_ignore_ascii_case(c)));
         let disposition_inline = part.content_disposition().is_some_and(|d| d.is_inline());
         let is_image = content_type.starts_with("image/");
-        let inline = referenced
-            || (is_image && (disposition_inline || inline_disposition && raw_name.is_empty()));
-        let tnef = content_type == "application/ms-tnef"
-            || content_type == "application/vnd.ms-tnef"
-            || name.eq_ignore_ascii_case("winmail.dat");
+        let inline = referenced || (is_image && (disposition_inline || inline_disposition && raw_name.is_empty()));
+        let tnef =
+            content_type == "application/ms-tnef" || content_type == "application/vnd.ms-tnef" || name.eq_ignore_ascii_case("winmail.dat");
         let sha256 = hex::encode(Sha256::digest(data));
-        files.push(Attachment {
-            filename: name,
-            content_type,
-            size: data.len() as u64,
-            sha256,
-            inline,
-            tnef,
-            data: data.to_vec(),
-        });
+        files.push(Attachment { filename: name, content_type, size: data.len() as u64, sha256, inline, tnef, data: data.to_vec() });
         Ok(())
     }
 }
@@ -305,10 +243,7 @@ fn headers_of(root: &MessagePart<'_>, raw: &[u8]) -> Part {
         let name = h.name.as_str().to_string();
         let value = match &h.value {
             // Structured values the parser keeps only in part: the header as received.
-            HeaderValue::Received(_)
-            | HeaderValue::ContentType(_)
-            | HeaderValue::DateTime(_)
-            | HeaderValue::Empty => raw
+            HeaderValue::Received(_) | HeaderValue::ContentType(_) | HeaderValue::DateTime(_) | HeaderValue::Empty => raw
                 .get(h.offset_start as usize..h.offset_end as usize)
                 .map(|b| unfold(&String::from_utf8_lossy(b)))
                 .unwrap_or_else(|| header_text(&h.value)),
@@ -387,10 +322,7 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
         HeaderValue::TextList(l) => l.clone(),
         _ => Vec::new(),
     };
-    list.iter()
-        .map(|s| s.trim().trim_matches(['<', '>']).trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    list.iter().map(|s| s.trim().trim_matches(['<', '>']).trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
 fn addresses(value: &HeaderValue<'_>) -> Vec<Address> {
@@ -403,11 +335,7 @@ fn addresses(value: &HeaderValue<'_>) -> Vec<Address> {
             if address.is_empty() {
                 return None;
             }
-            let name = a
-                .name
-                .as_deref()
-                .map(|n| n.trim().to_string())
-                .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case(&address));
+            let name = a.name.as_deref().map(|n| n.trim().to_string()).filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case(&address));
             Some(Address { address, name })
         })
         .collect()
@@ -417,19 +345,17 @@ fn addresses(value: &HeaderValue<'_>) -> Vec<Address> {
 fn to_chrono(d: &mail_parser::DateTime) -> Option<DateTime<FixedOffset>> {
     let secs = i32::from(d.tz_hour) * 3600 + i32::from(d.tz_minute) * 60;
     let offset = FixedOffset::east_opt(if d.tz_before_gmt { -secs } else { secs })?;
-    let naive = NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))?
-        .and_hms_opt(u32::from(d.hour), u32::from(d.minute), u32::from(d.second))?;
+    let naive = NaiveDate::from_ymd_opt(i32::from(d.year), u32::from(d.month), u32::from(d.day))?.and_hms_opt(
+        u32::from(d.hour),
+        u32::from(d.minute),
+        u32::from(d.second),
+    )?;
     offset.from_local_datetime(&naive).single()
 }
 
 /// A folded header value on one line.
 fn unfold(value: &str) -> String {
-    value
-        .split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    value.split(['\r', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 fn normalise_newlines(text: &str) -> String {

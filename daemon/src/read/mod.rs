@@ -126,11 +126,7 @@ fn build(parsed: mime::Parsed, size: u64, timezone: chrono_tz::Tz) -> Message {
                 chain.extend(inner.chain);
             }
         }
-        forwarded = if attached.len() == 1 {
-            chain.last().cloned()
-        } else {
-            chain.first().cloned()
-        };
+        forwarded = if attached.len() == 1 { chain.last().cloned() } else { chain.first().cloned() };
     } else {
         match forward::find(&text, &context) {
             forward::Found::Forward(found) => {
@@ -189,16 +185,10 @@ fn attached_to_forwarded(part: &mime::Part) -> Forwarded {
 }
 
 fn domain_of(address: &str) -> Option<String> {
-    address
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase())
+    address.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase())
 }
 
 fn non_empty(text: &str) -> Option<String> {
     let t = text.trim();
-    if t.is_empty() {
-        None
-    } else {
-        Some(t.to_string())
-    }
+    if t.is_empty() { None } else { Some(t.to_string()) }
 }

@@ -25,10 +25,7 @@ pub fn reply_text(text: &str) -> Option<String> {
 /// The new text of a reply from `sender` (the From display name, when known: a closing line
 /// that is the sender's name is a sign-off even with no job title under it).
 pub fn reply_text_from(text: &str, sender: Option<&str>) -> Option<String> {
-    let text = text
-        .replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .replace('\u{a0}', " ");
+    let text = text.replace("\r\n", "\n").replace('\r', "\n").replace('\u{a0}', " ");
     let lines: Vec<&str> = text.lines().collect();
     let kept = new_lines(&lines).join("\n");
     let kept = strip_signature(&kept);
@@ -37,11 +34,7 @@ pub fn reply_text_from(text: &str, sender: Option<&str>) -> Option<String> {
     let kept = strip_closing(&kept, sender);
     let kept = strip_footers(&kept);
     let kept = kept.trim();
-    if kept.is_empty() {
-        None
-    } else {
-        Some(kept.to_string())
-    }
+    if kept.is_empty() { None } else { Some(kept.to_string()) }
 }
 
 /// Removes phone and app footers ("Sent from my iPhone", "Get Outlook for Android") from the end.
@@ -73,10 +66,7 @@ pub fn has_quoted_lines(text: &str) -> bool {
 pub fn is_reply_header_line(line: &str) -> bool {
     let l = bare(line);
     // Cheap test first: attributions end with a colon.
-    (l.ends_with(':') || l.ends_with('：'))
-        && l.len() <= 400
-        && wrote_re().is_some_and(|re| re.is_match(l))
-        && looks_like_attribution(l)
+    (l.ends_with(':') || l.ends_with('：')) && l.len() <= 400 && wrote_re().is_some_and(|re| re.is_match(l)) && looks_like_attribution(l)
 }
 
 fn bare(line: &str) -> &str {
@@ -215,8 +205,8 @@ fn reply_header_at(lines: &[&str], i: usize) -> Option<usize> {
 /// end in "wrote:" two lines later is not taken for one.
 fn starts_like_attribution(line: &str) -> bool {
     const STARTS: [&str; 20] = [
-        "on ", "am ", "le ", "el ", "il ", "op ", "em ", "den ", "dne ", "dnia ", "d. ", "w dniu ",
-        "в ", "у ", "tanggal ", "pada ", "vào ", "la ", "i ", "og ",
+        "on ", "am ", "le ", "el ", "il ", "op ", "em ", "den ", "dne ", "dnia ", "d. ", "w dniu ", "в ", "у ", "tanggal ", "pada ",
+        "vào ", "la ", "i ", "og ",
     ];
     let l = line.to_lowercase();
     STARTS.iter().any(|s| l.starts_with(s)) || l.contains('@')
@@ -237,11 +227,7 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
     if rule {
         let end = lines.len().min(i + 1 + MAX_HEADER_LINES);
         let next = (i + 1..end).find(|&j| lines.get(j).is_some_and(|l| !bare(l).is_empty()));
-        return next.is_some_and(|j| {
-            lines
-                .get(j)
-                .is_some_and(|l| labels::label_line(bare(l)).is_some())
-        });
+        return next.is_some_and(|j| lines.get(j).is_some_and(|l| labels::label_line(bare(l)).is_some()));
     }
     if let Some(phrase) = b.strip_suffix(':')
         && labels::is_forward_phrase(phrase)
@@ -259,11 +245,7 @@ fn header_block_at(lines: &[&str], i: usize) -> bool {
             _ => break,
         }
     }
-    [Field::Date, Field::To, Field::Subject, Field::Cc]
-        .iter()
-        .filter(|f| fields.contains(f))
-        .count()
-        >= 2
+    [Field::Date, Field::To, Field::Subject, Field::Cc].iter().filter(|f| fields.contains(f)).count() >= 2
 }
 
 /// "-- " on its own line starts a signature (RFC 3676); "--" alone is how many clients type it.
@@ -321,9 +303,7 @@ const MAX_CLOSING_LINES: usize = 8;
 /// earliest such start wins; text before it must remain.
 fn strip_closing(text: &str, sender: Option<&str>) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
-    let non_blank: Vec<usize> = (0..lines.len())
-        .filter(|&i| lines.get(i).is_some_and(|l| !l.trim().is_empty()))
-        .collect();
+    let non_blank: Vec<usize> = (0..lines.len()).filter(|&i| lines.get(i).is_some_and(|l| !l.trim().is_empty())).collect();
     let first_text = non_blank.first().copied().unwrap_or(0);
     let window = non_blank.len().saturating_sub(MAX_CLOSING_LINES);
     for &start in non_blank.iter().skip(window) {
@@ -422,20 +402,53 @@ fn is_name_line(line: &str) -> bool {
         && words.len() <= 4
         && l.chars().count() <= 40
         && words.iter().all(|w| {
-            w.chars().next().is_some_and(char::is_uppercase)
-                && w.chars().all(|c| c.is_alphabetic() || matches!(c, '.' | '-' | '\''))
+            w.chars().next().is_some_and(char::is_uppercase) && w.chars().all(|c| c.is_alphabetic() || matches!(c, '.' | '-' | '\''))
         })
 }
 
 /// A job title, school or contact line of a signature.
 fn is_signature_detail(line: &str) -> bool {
     const WORDS: [&str; 40] = [
-        "head", "headteacher", "teacher", "lead", "leader", "officer", "dsl", "ddsl", "deputy",
-        "designated", "safeguarding", "manager", "assistant", "coordinator", "co-ordinator",
-        "senco", "principal", "pastoral", "tutor", "year", "department", "school", "academy",
-        "college", "trust", "mentor", "administrator", "secretary", "welfare", "attendance",
-        "inclusion", "learning", "support", "director", "governor", "tel", "phone", "mobile",
-        "ext", "email",
+        "head",
+        "headteacher",
+        "teacher",
+        "lead",
+        "leader",
+        "officer",
+        "dsl",
+        "ddsl",
+        "deputy",
+        "designated",
+        "safeguarding",
+        "manager",
+        "assistant",
+        "coordinator",
+        "co-ordinator",
+        "senco",
+        "principal",
+        "pastoral",
+        "tutor",
+        "year",
+        "department",
+        "school",
+        "academy",
+        "college",
+        "trust",
+        "mentor",
+        "administrator",
+        "secretary",
+        "welfare",
+        "attendance",
+        "inclusion",
+        "learning",
+        "support",
+        "director",
+        "governor",
+        "tel",
+        "phone",
+        "mobile",
+        "ext",
+        "email",
     ];
     let l = line.trim().to_lowercase();
     if is_contact_line(line) {
@@ -451,11 +464,7 @@ fn is_signature_detail(line: &str) -> bool {
 /// A signature's contact line: an address, a web site, a phone number, or `|`-separated parts.
 fn is_contact_line(line: &str) -> bool {
     let l = line.trim().to_lowercase();
-    l.contains('@')
-        || l.contains("www.")
-        || l.contains("http")
-        || l.contains('|')
-        || l.chars().filter(char::is_ascii_digit).count() >= 7
+    l.contains('@') || l.contains("www.") || l.contains("http") || l.contains('|') || l.chars().filter(char::is_ascii_digit).count() >= 7
 }
 
 /// A phone or app footer line.
@@ -492,9 +501,7 @@ pub fn is_footer(line: &str) -> bool {
         "wysłane z ",
         "odesláno z ",
     ];
-    STARTS.iter().any(|s| l.starts_with(s))
-        || l == "sent from my iphone"
-        || l == "sent from my ipad"
+    STARTS.iter().any(|s| l.starts_with(s)) || l == "sent from my iphone" || l == "sent from my ipad"
 }
 
 #[cfg(test)]
@@ -504,10 +511,7 @@ mod tests {
     #[test]
     fn gmail_reply() {
         let t = "Outcome: parents spoken to.\n\nOn Mon, 1 Nov 2021 at 10:00, Haven <haven@school.example> wrote:\n> Incident 12 needs an outcome.\n";
-        assert_eq!(
-            reply_text(t).as_deref(),
-            Some("Outcome: parents spoken to.")
-        );
+        assert_eq!(reply_text(t).as_deref(), Some("Outcome: parents spoken to."));
     }
 
     #[test]
@@ -542,7 +546,10 @@ mod tests {
             ("Outcome: met mum.\nThanks\nSam", None),
             ("Outcome: met mum.\n\nMany thanks, Dee", None),
             // A typical school signature without a sign-off.
-            ("Outcome: met mum.\n\nMrs S. Teacher\nAssistant Head (Pastoral)\nEaton Community School\nTel: 01234 567 890 ext 212\nwww.eaton.example", None),
+            (
+                "Outcome: met mum.\n\nMrs S. Teacher\nAssistant Head (Pastoral)\nEaton Community School\nTel: 01234 567 890 ext 212\nwww.eaton.example",
+                None,
+            ),
             // Apple Mail: the sender's name alone.
             ("Outcome: met mum.\n\nDee", Some("Dee Lead")),
             ("Outcome: met mum.\n\nBest wishes\n\nSam\n\nSent from my iPad", None),
@@ -579,10 +586,7 @@ mod tests {
         assert_eq!(reply_text(t).as_deref(), Some("Outcome: referred to CSC"));
         // Interleaved: answers between the quoted questions.
         let t = "> Incident 12 needs an outcome.\nOutcome: spoke to Jane.\n> Please say who was told.\nMum and the form tutor were told.\n> Thanks\n";
-        assert_eq!(
-            reply_text(t).as_deref(),
-            Some("Outcome: spoke to Jane.\n\nMum and the form tutor were told.")
-        );
+        assert_eq!(reply_text(t).as_deref(), Some("Outcome: spoke to Jane.\n\nMum and the form tutor were told."));
         // Above and below: both kept, the quote between left out.
         let t = "Outcome: monitoring.\n\n> Incident 12 needs an outcome.\n> by Wednesday\n\nReview on Friday.\n";
         assert_eq!(reply_text(t).as_deref(), Some("Outcome: monitoring.\n\nReview on Friday."));

@@ -74,9 +74,9 @@ impl Keep {
             None => Ok(Keep::FromRecord(n)),
             Some("dob") => Ok(Keep::FromBirth(n)),
             Some("left") => Ok(Keep::FromLeaving(n)),
-            Some(other) => Err(format!(
-                "keep = {s:?}: {other:?} is not a date Haven knows; use dob (date of birth) or left (left the roll)"
-            )),
+            Some(other) => {
+                Err(format!("keep = {s:?}: {other:?} is not a date Haven knows; use dob (date of birth) or left (left the roll)"))
+            }
         }
     }
 }
@@ -156,18 +156,8 @@ struct AppliesRaw {
 
 fn defaults() -> Vec<Series> {
     vec![
-        Series {
-            name: "child_protection_file".into(),
-            applies: Applies::Safeguarding(true),
-            keep: Keep::FromBirth(25),
-            reason: None,
-        },
-        Series {
-            name: "pastoral".into(),
-            applies: Applies::Safeguarding(false),
-            keep: Keep::FromBirth(25),
-            reason: None,
-        },
+        Series { name: "child_protection_file".into(), applies: Applies::Safeguarding(true), keep: Keep::FromBirth(25), reason: None },
+        Series { name: "pastoral".into(), applies: Applies::Safeguarding(false), keep: Keep::FromBirth(25), reason: None },
     ]
 }
 
@@ -297,7 +287,10 @@ fn names(list: &[&Series]) -> String {
 /// When a pupil's records in a series fall due for review, and on what basis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DueDate {
-    On { date: NaiveDate, basis: String },
+    On {
+        date: NaiveDate,
+        basis: String,
+    },
     /// Cannot be worked out yet (on roll and no date of birth; on roll for a `left+` series).
     NotYet(String),
 }
@@ -317,10 +310,9 @@ pub fn due(keep: Keep, p: &PupilDates) -> DueDate {
     match keep {
         Keep::FromBirth(n) => match (p.date_of_birth, p.left_on) {
             (Some(dob), _) => DueDate::On { date: add(dob, n), basis: keep.to_string() },
-            (None, Some(left)) => DueDate::On {
-                date: add(left, n),
-                basis: format!("left the roll + {n} years (no date of birth on the roll: check it)"),
-            },
+            (None, Some(left)) => {
+                DueDate::On { date: add(left, n), basis: format!("left the roll + {n} years (no date of birth on the roll: check it)") }
+            }
             (None, None) => DueDate::NotYet("no date of birth on the roll, and still on roll".into()),
         },
         Keep::FromLeaving(n) => match p.left_on {
@@ -387,7 +379,8 @@ mod tests {
 
     #[test]
     fn uncovered_incidents_are_an_error() {
-        let text = "[[series]]\nname = \"child_protection_file\"\napplies = { safeguarding = true }\nkeep = \"dob+25y\"\nthen = \"review\"\n";
+        let text =
+            "[[series]]\nname = \"child_protection_file\"\napplies = { safeguarding = true }\nkeep = \"dob+25y\"\nthen = \"review\"\n";
         let e = Policy::parse("r", text, &categories()).expect_err("pastoral uncovered").0;
         assert!(e[0].contains("no series holds incidents in category \"Pastoral issue\""), "{e:?}");
     }

@@ -66,13 +66,8 @@ pub(crate) struct PupilCondition {
 
 impl PupilCondition {
     pub(crate) fn holds(&self, p: &Pupil) -> bool {
-        self.year_group
-            .as_ref()
-            .is_none_or(|ys| p.year_group.is_some_and(|y| ys.contains(&i64::from(y))))
-            && self
-                .house
-                .as_ref()
-                .is_none_or(|hs| p.house.as_deref().is_some_and(|h| hs.contains(&fold(h))))
+        self.year_group.as_ref().is_none_or(|ys| p.year_group.is_some_and(|y| ys.contains(&i64::from(y))))
+            && self.house.as_ref().is_none_or(|hs| p.house.as_deref().is_some_and(|h| hs.contains(&fold(h))))
             && self.sen.is_none_or(|s| p.sen == s)
             && self.on_roll.is_none_or(|r| p.on_roll() == r)
     }
@@ -164,20 +159,11 @@ impl RuleSet {
     /// Loads every `*.toml` in `dir`, in file-name order.
     pub fn load(dir: &Path) -> Result<RuleSet, RuleErrors> {
         let dir_label = dir.display().to_string();
-        let whole = |message: String| {
-            RuleErrors(vec![RuleError {
-                file: dir_label.clone(),
-                line: 1,
-                column: 1,
-                message,
-            }])
-        };
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| whole(format!("cannot read the rules directory: {e}")))?;
+        let whole = |message: String| RuleErrors(vec![RuleError { file: dir_label.clone(), line: 1, column: 1, message }]);
+        let entries = std::fs::read_dir(dir).map_err(|e| whole(format!("cannot read the rules directory: {e}")))?;
         let mut names: Vec<String> = Vec::new();
         for entry in entries {
-            let entry =
-                entry.map_err(|e| whole(format!("cannot read the rules directory: {e}")))?;
+            let entry = entry.map_err(|e| whole(format!("cannot read the rules directory: {e}")))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".toml") && !name.starts_with('.') {
                 names.push(name);
@@ -189,17 +175,10 @@ impl RuleSet {
         for name in names {
             let path = dir.join(&name);
             match std::fs::read_to_string(&path) {
-                Ok(text) => sources.push(Source {
-                    name,
-                    path: path.display().to_string(),
-                    text,
-                }),
-                Err(e) => errors.push(RuleError {
-                    file: path.display().to_string(),
-                    line: 1,
-                    column: 1,
-                    message: format!("cannot read: {e}"),
-                }),
+                Ok(text) => sources.push(Source { name, path: path.display().to_string(), text }),
+                Err(e) => {
+                    errors.push(RuleError { file: path.display().to_string(), line: 1, column: 1, message: format!("cannot read: {e}") })
+                }
             }
         }
         if sources.is_empty() && errors.is_empty() {
@@ -226,8 +205,7 @@ impl RuleSet {
 
     /// `12 categories, 9 rules from 3 files`, for `haven rules check`.
     pub fn summary(&self) -> String {
-        let plural =
-            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         format!(
             "{}, {} from {}",
             plural(self.list.len(), "category", "categories"),
@@ -267,10 +245,7 @@ fn index_of(list: &[Category], name: &str) -> Option<usize> {
     if key.is_empty() {
         return None;
     }
-    list.iter().position(|c| fold(&c.name) == key).or_else(|| {
-        list.iter()
-            .position(|c| c.aliases.iter().any(|a| fold(a) == key))
-    })
+    list.iter().position(|c| fold(&c.name) == key).or_else(|| list.iter().position(|c| c.aliases.iter().any(|a| fold(a) == key)))
 }
 
 /// Compiles parsed sources into a rule set, or every error found.
@@ -294,34 +269,24 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
             let c = c.get_ref();
             let name = c.name.get_ref().trim().to_string();
             if fold(&name).is_empty() {
-                errs.at(
-                    Some(c.name.span()),
-                    "a category needs a name with letters or digits",
-                );
+                errs.at(Some(c.name.span()), "a category needs a name with letters or digits");
                 continue;
             }
             // A category with a broken alias or visibility is still kept, so that rules and
             // the default naming it do not report a second, misleading error.
-            let mut claim =
-                |key: &str, what: &str, span: Range<usize>, errs: &mut FileErrors<'_>| -> bool {
-                    let k = fold(key);
-                    if k.is_empty() {
-                        errs.at(
-                            Some(span),
-                            format!("{what} {key:?} has no letters or digits"),
-                        );
-                        return false;
-                    }
-                    if let Some(owner) = seen.get(&k) {
-                        errs.at(
-                            Some(span),
-                            format!("{what} {key:?} is already used by category {owner:?}"),
-                        );
-                        return false;
-                    }
-                    seen.insert(k, name.clone());
-                    true
-                };
+            let mut claim = |key: &str, what: &str, span: Range<usize>, errs: &mut FileErrors<'_>| -> bool {
+                let k = fold(key);
+                if k.is_empty() {
+                    errs.at(Some(span), format!("{what} {key:?} has no letters or digits"));
+                    return false;
+                }
+                if let Some(owner) = seen.get(&k) {
+                    errs.at(Some(span), format!("{what} {key:?} is already used by category {owner:?}"));
+                    return false;
+                }
+                seen.insert(k, name.clone());
+                true
+            };
             if !claim(&name, "name", c.name.span(), &mut errs) {
                 continue;
             }
@@ -338,26 +303,15 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
                 }
             }
             let visibility = Visibility::parse(c.visibility.get_ref()).unwrap_or_else(|| {
-                errs.at(
-                    Some(c.visibility.span()),
-                    bad_visibility(c.visibility.get_ref()),
-                );
+                errs.at(Some(c.visibility.span()), bad_visibility(c.visibility.get_ref()));
                 Visibility::dsl_team()
             });
-            list.push(Category {
-                name,
-                aliases,
-                visibility,
-                safeguarding: c.safeguarding,
-            });
+            list.push(Category { name, aliases, visibility, safeguarding: c.safeguarding });
         }
         if let Some(d) = &f.default {
             if let Some((first, _)) = &default {
                 let first = sources.get(*first).map(|s| s.name.as_str()).unwrap_or("");
-                errs.at(
-                    Some(d.span()),
-                    format!("the default category is already set in {first}"),
-                );
+                errs.at(Some(d.span()), format!("the default category is already set in {first}"));
             } else {
                 default = Some((fi, d.clone()));
             }
@@ -402,18 +356,10 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
             if name.is_empty() {
                 errs.at(Some(entry.name.span()), "a rule needs a name");
             } else if names.insert(name.to_lowercase(), ()).is_some() {
-                errs.at(
-                    Some(entry.name.span()),
-                    format!("another rule in this file is already called {name:?}"),
-                );
+                errs.at(Some(entry.name.span()), format!("another rule in this file is already called {name:?}"));
             }
             let label = format!("{}: {name}", src.name);
-            let mut c = RuleCompiler {
-                list: &list,
-                errs: &mut errs,
-                history: &mut history,
-                patterns: &mut patterns,
-            };
+            let mut c = RuleCompiler { list: &list, errs: &mut errs, history: &mut history, patterns: &mut patterns };
             if let Some(rule) = c.rule(label, r.span(), entry) {
                 rules.push(rule);
             }
@@ -422,20 +368,11 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
         warnings.append(&mut warns.errors);
     }
 
-    let text = match RegexSetBuilder::new(&patterns)
-        .case_insensitive(true)
-        .size_limit(SET_SIZE_LIMIT)
-        .dfa_size_limit(SET_SIZE_LIMIT)
-        .build()
-    {
-        Ok(set) => TextMatcher::Set(set),
-        Err(_) => TextMatcher::Each(
-            patterns
-                .iter()
-                .filter_map(|p| build_regex(p).ok())
-                .collect(),
-        ),
-    };
+    let text =
+        match RegexSetBuilder::new(&patterns).case_insensitive(true).size_limit(SET_SIZE_LIMIT).dfa_size_limit(SET_SIZE_LIMIT).build() {
+            Ok(set) => TextMatcher::Set(set),
+            Err(_) => TextMatcher::Each(patterns.iter().filter_map(|p| build_regex(p).ok()).collect()),
+        };
 
     if !all_errors.is_empty() {
         // Files in load order (names are sorted), then by position.
@@ -445,22 +382,10 @@ pub(crate) fn compile(sources: &[Source]) -> Result<RuleSet, RuleErrors> {
     let Some(default) = default_index else {
         return Err(RuleErrors(all_errors));
     };
-    let Some(categories) = list
-        .get(default)
-        .and_then(|d| Categories::new(list.clone(), &d.name))
-    else {
+    let Some(categories) = list.get(default).and_then(|d| Categories::new(list.clone(), &d.name)) else {
         return Err(RuleErrors(all_errors));
     };
-    Ok(RuleSet {
-        categories,
-        list,
-        default,
-        rules,
-        history,
-        text,
-        files: sources.len(),
-        warnings,
-    })
+    Ok(RuleSet { categories, list, default, rules, history, text, files: sources.len(), warnings })
 }
 
 /// Warns when a rule alerts someone who may not see the category it is about: the category it
@@ -502,10 +427,7 @@ fn warn_unseen(list: &[Category], e: &RuleEntry, warns: &mut FileErrors<'_>) {
 }
 
 fn build_regex(p: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(p)
-        .case_insensitive(true)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+    RegexBuilder::new(p).case_insensitive(true).size_limit(REGEX_SIZE_LIMIT).build()
 }
 
 fn bad_visibility(v: &str) -> String {
@@ -517,11 +439,7 @@ fn bad_visibility(v: &str) -> String {
 }
 
 fn role_names() -> String {
-    Role::ALL
-        .iter()
-        .map(|r| r.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 fn unknown_category(name: &str, list: &[Category]) -> String {
@@ -532,10 +450,7 @@ fn unknown_category(name: &str, list: &[Category]) -> String {
         .and_then(|n| list.iter().find(|c| c.name == n || c.aliases.iter().any(|a| a == n)))
         .map(|c| format!(" (did you mean {:?}?)", c.name))
         .unwrap_or_default();
-    format!(
-        "unknown category {name:?}{meant}: the categories are {}",
-        known.join(", ")
-    )
+    format!("unknown category {name:?}{meant}: the categories are {}", known.join(", "))
 }
 
 /// Compiles one rule, recording each problem with its position.
@@ -552,11 +467,7 @@ impl RuleCompiler<'_, '_> {
         let w = &e.when;
         let mut when = Conditions {
             category: w.category.as_ref().map(|c| self.categories(c)),
-            category_not: w
-                .category_not
-                .as_ref()
-                .map(|c| self.categories(c))
-                .unwrap_or_default(),
+            category_not: w.category_not.as_ref().map(|c| self.categories(c)).unwrap_or_default(),
             safeguarding: w.safeguarding,
             ..Conditions::default()
         };
@@ -566,16 +477,10 @@ impl RuleCompiler<'_, '_> {
                     when.text = Some(self.patterns.len());
                     self.patterns.push(t.get_ref().clone());
                 }
-                Err(err) => self.errs.at(
-                    Some(t.span()),
-                    format!("bad regex: {}", one_line(&err.to_string())),
-                ),
+                Err(err) => self.errs.at(Some(t.span()), format!("bad regex: {}", one_line(&err.to_string()))),
             }
         }
-        when.sender = w
-            .sender
-            .as_ref()
-            .map(|s| self.lower_list(s, "sender", |s| s.contains('@')));
+        when.sender = w.sender.as_ref().map(|s| self.lower_list(s, "sender", |s| s.contains('@')));
         when.sender_domain = w.sender_domain.as_ref().map(|s| {
             self.lower_list(s, "sender domain", |d| !d.contains('@') && d.contains('.'))
                 .into_iter()
@@ -585,10 +490,7 @@ impl RuleCompiler<'_, '_> {
         if w.year_group.is_some() || w.house.is_some() || w.sen.is_some() || w.on_roll.is_some() {
             when.pupil = Some(PupilCondition {
                 year_group: w.year_group.as_ref().map(|y| y.get_ref().0.clone()),
-                house: w
-                    .house
-                    .as_ref()
-                    .map(|h| h.items().map(|(s, _)| fold(s)).collect()),
+                house: w.house.as_ref().map(|h| h.items().map(|(s, _)| fold(s)).collect()),
                 sen: w.sen,
                 on_roll: w.on_roll,
             });
@@ -601,19 +503,11 @@ impl RuleCompiler<'_, '_> {
             let within = self.duration(&h.within);
             let at_least = *h.at_least.get_ref();
             if at_least < 1 {
-                self.errs
-                    .at(Some(h.at_least.span()), "at_least must be 1 or more");
+                self.errs.at(Some(h.at_least.span()), "at_least must be 1 or more");
             }
             if let Some(within) = within {
-                let names: Vec<String> = cats
-                    .iter()
-                    .filter_map(|&i| self.list.get(i))
-                    .map(|c| c.name.clone())
-                    .collect();
-                let q = HistoryQuery {
-                    categories: names,
-                    within,
-                };
+                let names: Vec<String> = cats.iter().filter_map(|&i| self.list.get(i)).map(|c| c.name.clone()).collect();
+                let q = HistoryQuery { categories: names, within };
                 let qi = match self.history.iter().position(|x| *x == q) {
                     Some(i) => i,
                     None => {
@@ -632,15 +526,8 @@ impl RuleCompiler<'_, '_> {
         }
 
         let mut then = Actions {
-            alert: e
-                .alert
-                .as_ref()
-                .map(|a| self.targets(a))
-                .unwrap_or_default(),
-            set_category: e
-                .set_category
-                .as_ref()
-                .and_then(|c| self.category(c.get_ref(), c.span())),
+            alert: e.alert.as_ref().map(|a| self.targets(a)).unwrap_or_default(),
+            set_category: e.set_category.as_ref().and_then(|c| self.category(c.get_ref(), c.span())),
             digest: e.digest.as_ref().is_some_and(|d| *d.get_ref()),
             stop: e.stop.as_ref().is_some_and(|s| *s.get_ref()),
             ..Actions::default()
@@ -648,10 +535,7 @@ impl RuleCompiler<'_, '_> {
         if let Some(p) = &e.priority {
             match Priority::parse(p.get_ref()) {
                 Some(p) => then.priority = Some(p),
-                None => self.errs.at(
-                    Some(p.span()),
-                    format!("unknown priority {:?}: use normal or urgent", p.get_ref()),
-                ),
+                None => self.errs.at(Some(p.span()), format!("unknown priority {:?}: use normal or urgent", p.get_ref())),
             }
         }
         if let Some(v) = &e.visibility {
@@ -665,18 +549,12 @@ impl RuleCompiler<'_, '_> {
             match b.get_ref().trim().to_ascii_lowercase().as_str() {
                 "alert" => then.alert_on_backfill = true,
                 "quiet" => {}
-                _ => self.errs.at(
-                    Some(b.span()),
-                    format!("unknown on_backfill {:?}: use \"alert\" or \"quiet\"", b.get_ref()),
-                ),
+                _ => self.errs.at(Some(b.span()), format!("unknown on_backfill {:?}: use \"alert\" or \"quiet\"", b.get_ref())),
             }
         }
         if let Some(ladder) = &e.escalate {
             if e.outcome_within.is_none() {
-                self.errs.at(
-                    Some(ladder.span()),
-                    "escalate needs outcome_within: escalation only happens while an outcome is awaited",
-                );
+                self.errs.at(Some(ladder.span()), "escalate needs outcome_within: escalation only happens while an outcome is awaited");
             }
             let mut last: Option<Duration> = None;
             for rung in ladder.get_ref() {
@@ -684,17 +562,11 @@ impl RuleCompiler<'_, '_> {
                 let after = self.duration(&r.after);
                 let targets = self.targets(&r.alert);
                 if r.alert.get_ref().0.is_empty() {
-                    self.errs.at(
-                        Some(r.alert.span()),
-                        "an escalation step must alert someone",
-                    );
+                    self.errs.at(Some(r.alert.span()), "an escalation step must alert someone");
                 }
                 if let Some(after) = after {
                     if last.is_some_and(|l| after <= l) {
-                        self.errs.at(
-                            Some(r.after.span()),
-                            "escalation steps must be in order, each later than the one before",
-                        );
+                        self.errs.at(Some(r.after.span()), "escalation steps must be in order, each later than the one before");
                     }
                     last = Some(after);
                     then.escalate.push((after, targets));
@@ -726,7 +598,10 @@ impl RuleCompiler<'_, '_> {
             && !then.stop
             && !then.alert_on_backfill;
         if no_action && self.errs.errors.len() == before {
-            self.errs.at(Some(span), "rule does nothing: add an action (alert, set_category, priority, visibility, outcome_within, digest or stop)");
+            self.errs.at(
+                Some(span),
+                "rule does nothing: add an action (alert, set_category, priority, visibility, outcome_within, digest or stop)",
+            );
         }
         (self.errs.errors.len() == before).then_some(Rule { label, when, then })
     }
@@ -740,10 +615,7 @@ impl RuleCompiler<'_, '_> {
     }
 
     fn categories(&mut self, names: &Spanned<Strings>) -> Vec<usize> {
-        names
-            .items()
-            .filter_map(|(n, span)| self.category(n, span))
-            .collect()
+        names.items().filter_map(|(n, span)| self.category(n, span)).collect()
     }
 
     fn duration(&mut self, d: &Spanned<String>) -> Option<Duration> {
@@ -757,12 +629,7 @@ impl RuleCompiler<'_, '_> {
         out
     }
 
-    fn lower_list(
-        &mut self,
-        items: &Spanned<Strings>,
-        what: &str,
-        valid: impl Fn(&str) -> bool,
-    ) -> Vec<String> {
+    fn lower_list(&mut self, items: &Spanned<Strings>, what: &str, valid: impl Fn(&str) -> bool) -> Vec<String> {
         let mut out = Vec::new();
         for (s, span) in items.items() {
             let s = s.trim().to_lowercase();
@@ -805,11 +672,7 @@ fn parse_target(t: &str) -> Option<Result<Vec<Target>, ()>> {
     if let Some(email) = lower.strip_prefix("staff:") {
         let email = email.trim();
         let valid = email.contains('@') && !email.contains(char::is_whitespace);
-        return Some(if valid {
-            Ok(vec![Target::Staff(email.to_string())])
-        } else {
-            Err(())
-        });
+        return Some(if valid { Ok(vec![Target::Staff(email.to_string())]) } else { Err(()) });
     }
     Some(Ok(match lower.as_str() {
         "housem-of-pupil" => vec![Target::HousemOfPupil],
@@ -856,12 +719,7 @@ fn visibility_admits(vis: &Visibility, target: &Target) -> bool {
 
 /// regex errors span several lines with a caret diagram; keep the last line, the reason.
 fn one_line(s: &str) -> String {
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_string()
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
 }
 
 #[cfg(test)]
@@ -1007,13 +865,11 @@ alert = ["dls", "SENC0"]
 
     #[test]
     fn history_without_categories_counts_any_category() {
-        let set = set(
-            r#"[[rule]]
+        let set = set(r#"[[rule]]
 name = "Three of anything"
 when.history = { at_least = 3, within = "30d" }
 alert = ["slt"]
-"#,
-        )
+"#)
         .expect("valid: categories may be left out");
         assert_eq!(set.history_queries()[0].categories, Vec::<String>::new(), "empty means any");
         // A Behaviour incident counts itself, though the rule names no category.

@@ -43,17 +43,11 @@ pub fn describe_duration(d: Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-pub(crate) fn serialize_duration<S: serde::Serializer>(
-    d: &Duration,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_duration(*d))
 }
 
-pub(crate) fn serialize_opt_duration<S: serde::Serializer>(
-    d: &Option<Duration>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_str(&format_duration(*d)),
         None => s.serialize_none(),
@@ -71,18 +65,7 @@ mod tests {
         assert_eq!(parse_duration("2d"), Some(Duration::days(2)));
         assert_eq!(parse_duration("1w"), Some(Duration::weeks(1)));
         assert_eq!(parse_duration("120S"), Some(Duration::minutes(2)), "the same grammar as haven.toml");
-        for bad in [
-            "90s",
-            "",
-            "d",
-            "2",
-            "2x",
-            "-1d",
-            "1.5d",
-            "0d",
-            "2 days",
-            "99999999999999999999d",
-        ] {
+        for bad in ["90s", "", "d", "2", "2x", "-1d", "1.5d", "0d", "2 days", "99999999999999999999d"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
         assert_eq!(format_duration(Duration::days(2)), "2d");

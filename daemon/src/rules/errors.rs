@@ -21,11 +21,7 @@ pub struct RuleError {
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
     }
 }
 
@@ -54,22 +50,13 @@ pub(crate) struct FileErrors<'a> {
 
 impl<'a> FileErrors<'a> {
     pub(crate) fn new(file: &'a str, text: &'a str) -> FileErrors<'a> {
-        FileErrors {
-            file,
-            text,
-            errors: Vec::new(),
-        }
+        FileErrors { file, text, errors: Vec::new() }
     }
 
     /// Records `message` at the start of `span` (start of the file when unknown).
     pub(crate) fn at(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
         let (line, column) = line_column(self.text, span.map(|s| s.start).unwrap_or(0));
-        self.errors.push(RuleError {
-            file: self.file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        });
+        self.errors.push(RuleError { file: self.file.to_string(), line, column, message: message.into() });
     }
 }
 
@@ -82,11 +69,7 @@ pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset).unwrap_or("");
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let column = before
-        .get(line_start..)
-        .map(|s| s.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let column = before.get(line_start..).map(|s| s.chars().count()).unwrap_or(0) + 1;
     (line, column)
 }
 

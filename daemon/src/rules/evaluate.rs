@@ -41,21 +41,13 @@ impl RuleSet {
         let mut notes = Vec::new();
         let ident = facts.identification;
 
-        let named = ident
-            .category
-            .as_deref()
-            .and_then(|n| self.category_index(n));
+        let named = ident.category.as_deref().and_then(|n| self.category_index(n));
         if let (Some(n), None) = (&ident.category, named) {
-            notes.push(format!(
-                "category {n:?} named by staff is not configured; using the rules"
-            ));
+            notes.push(format!("category {n:?} named by staff is not configured; using the rules"));
         }
         let mut category = named.unwrap_or(self.default);
         let mut category_reason = match named {
-            Some(_) => format!(
-                "named by staff ({})",
-                ident.category_how.as_deref().unwrap_or("marker")
-            ),
+            Some(_) => format!("named by staff ({})", ident.category_how.as_deref().unwrap_or("marker")),
             None => "no category named: the default".to_string(),
         };
 
@@ -72,19 +64,9 @@ impl RuleSet {
                 let name = |i: usize| self.list.get(i).map(|c| c.name.as_str()).unwrap_or("");
                 let raises = to_sg && !from_sg;
                 if named.is_some() && !raises {
-                    notes.push(format!(
-                        "{}: kept {:?} named by staff rather than {:?}",
-                        rule.label,
-                        name(category),
-                        name(to)
-                    ));
+                    notes.push(format!("{}: kept {:?} named by staff rather than {:?}", rule.label, name(category), name(to)));
                 } else if from_sg && !to_sg {
-                    notes.push(format!(
-                        "{}: kept safeguarding category {:?} rather than {:?}",
-                        rule.label,
-                        name(category),
-                        name(to)
-                    ));
+                    notes.push(format!("{}: kept safeguarding category {:?} rather than {:?}", rule.label, name(category), name(to)));
                 } else {
                     category = to;
                     category_reason = format!("set by rule {}", rule.label);
@@ -95,20 +77,9 @@ impl RuleSet {
             }
         }
 
-        let base = self
-            .list
-            .get(category)
-            .map(|c| c.visibility.clone())
-            .unwrap_or_else(Visibility::dsl_team);
-        let visibility = fired
-            .iter()
-            .filter_map(|r| r.then.visibility.as_ref())
-            .fold(base, |v, r| v.restrict(r));
-        let priority = fired
-            .iter()
-            .filter_map(|r| r.then.priority)
-            .max()
-            .unwrap_or(Priority::Normal);
+        let base = self.list.get(category).map(|c| c.visibility.clone()).unwrap_or_else(Visibility::dsl_team);
+        let visibility = fired.iter().filter_map(|r| r.then.visibility.as_ref()).fold(base, |v, r| v.restrict(r));
+        let priority = fired.iter().filter_map(|r| r.then.priority).max().unwrap_or(Priority::Normal);
         let outcome_within = fired.iter().filter_map(|r| r.then.outcome_within).min();
         let digest = fired.iter().any(|r| r.then.digest);
         let alert_on_backfill = fired.iter().any(|r| r.then.alert_on_backfill);
@@ -116,12 +87,7 @@ impl RuleSet {
         // Who hears about it: decided by the pupils the incident is about, never a witness's
         // or a mentioned pupil's own staff.
         let about = crate::visibility::about(ident.pupils.iter().map(|m| (m.pupil_id, m.role.as_str())));
-        let on_roll: Vec<&Pupil> = seen
-            .pupils
-            .iter()
-            .copied()
-            .filter(|p| p.on_roll() && about.contains(&p.id))
-            .collect();
+        let on_roll: Vec<&Pupil> = seen.pupils.iter().copied().filter(|p| p.on_roll() && about.contains(&p.id)).collect();
         let left: Vec<&Pupil> = seen.pupils.iter().copied().filter(|p| !p.on_roll()).collect();
         let mut recipients = Vec::new();
         let mut steps: Vec<(Duration, Vec<(&Target, &str)>)> = Vec::new();
@@ -132,12 +98,8 @@ impl RuleSet {
                 p.left_on.map(|d| d.to_string()).unwrap_or_default()
             ));
         }
-        let resolver = Resolver {
-            directory: facts.directory,
-            visibility: &visibility,
-            pupils: &on_roll,
-            any_pupil: !ident.pupils.is_empty(),
-        };
+        let resolver =
+            Resolver { directory: facts.directory, visibility: &visibility, pupils: &on_roll, any_pupil: !ident.pupils.is_empty() };
         for rule in &fired {
             for t in &rule.then.alert {
                 resolver.resolve(t, &rule.label, "", &mut recipients, &mut notes);
@@ -183,32 +145,21 @@ impl RuleSet {
             .map(|(after, targets)| {
                 let mut rung = Vec::new();
                 let context = format!("escalation after {}: ", format_duration(after));
-                let resolver = Resolver {
-                    directory: facts.directory,
-                    visibility: &visibility,
-                    pupils: &on_roll,
-                    any_pupil: !ident.pupils.is_empty(),
-                };
+                let resolver =
+                    Resolver { directory: facts.directory, visibility: &visibility, pupils: &on_roll, any_pupil: !ident.pupils.is_empty() };
                 for (t, label) in targets {
                     resolver.resolve(t, label, &context, &mut rung, &mut notes);
                 }
                 if everyone_left {
                     rung.retain(|r| is_dsl_team(facts, r.staff_id));
                 }
-                Rung {
-                    after,
-                    recipients: rung,
-                }
+                Rung { after, recipients: rung }
             })
             .filter(|rung| !rung.recipients.is_empty() || !everyone_left)
             .collect();
 
         Decision {
-            category: self
-                .list
-                .get(category)
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
+            category: self.list.get(category).map(|c| c.name.clone()).unwrap_or_default(),
             category_reason,
             priority,
             visibility,
@@ -234,20 +185,10 @@ impl RuleSet {
                 self.text.mark(part, &mut text);
             }
         }
-        let sender = msg
-            .forwarded
-            .as_ref()
-            .and_then(|f| f.from.as_ref())
-            .or(msg.from.as_ref())
-            .map(|a| a.address.trim().to_lowercase());
+        let sender = msg.forwarded.as_ref().and_then(|f| f.from.as_ref()).or(msg.from.as_ref()).map(|a| a.address.trim().to_lowercase());
         Seen {
             facts,
-            pupils: facts
-                .identification
-                .pupils
-                .iter()
-                .filter_map(|m| facts.directory.pupil(m.pupil_id))
-                .collect(),
+            pupils: facts.identification.pupils.iter().filter_map(|m| facts.directory.pupil(m.pupil_id)).collect(),
             text,
             sender,
             attachments: msg.attachments.iter().any(|a| !a.inline),
@@ -255,21 +196,13 @@ impl RuleSet {
     }
 
     fn holds(&self, w: &Conditions, seen: &Seen<'_>, category: usize) -> bool {
-        if w.category
-            .as_ref()
-            .is_some_and(|cs| !cs.contains(&category))
-            || w.category_not.contains(&category)
-        {
+        if w.category.as_ref().is_some_and(|cs| !cs.contains(&category)) || w.category_not.contains(&category) {
             return false;
         }
-        if w.safeguarding
-            .is_some_and(|want| want != self.is_safeguarding(category))
-        {
+        if w.safeguarding.is_some_and(|want| want != self.is_safeguarding(category)) {
             return false;
         }
-        if w.text
-            .is_some_and(|i| !seen.text.get(i).copied().unwrap_or(false))
-        {
+        if w.text.is_some_and(|i| !seen.text.get(i).copied().unwrap_or(false)) {
             return false;
         }
         if let Some(list) = &w.sender
@@ -278,17 +211,9 @@ impl RuleSet {
             return false;
         }
         if let Some(domains) = &w.sender_domain {
-            let domain = seen
-                .sender
-                .as_deref()
-                .and_then(|s| s.rsplit_once('@'))
-                .map(|(_, d)| d);
+            let domain = seen.sender.as_deref().and_then(|s| s.rsplit_once('@')).map(|(_, d)| d);
             let fits = domain.is_some_and(|d| {
-                domains.iter().any(|want| {
-                    d == want
-                        || d.strip_suffix(want.as_str())
-                            .is_some_and(|rest| rest.ends_with('.'))
-                })
+                domains.iter().any(|want| d == want || d.strip_suffix(want.as_str()).is_some_and(|rest| rest.ends_with('.')))
             });
             if !fits {
                 return false;
@@ -304,13 +229,12 @@ impl RuleSet {
         }
         if let Some((qi, at_least, cats)) = &w.history {
             let this_one = i64::from(cats.is_empty() || cats.contains(&category));
-            let hit = seen.facts.identification.pupils.iter().any(|m| {
-                seen.facts
-                    .history
-                    .get(m.pupil_id, *qi)
-                    .saturating_add(this_one)
-                    >= *at_least
-            });
+            let hit = seen
+                .facts
+                .identification
+                .pupils
+                .iter()
+                .any(|m| seen.facts.history.get(m.pupil_id, *qi).saturating_add(this_one) >= *at_least);
             if !hit {
                 return false;
             }
@@ -331,12 +255,7 @@ fn is_dsl_team(facts: &Facts<'_>, staff_id: i64) -> bool {
 /// Where `when.text` looks: subjects, the note, the body, and forwarded originals that came
 /// as attachments (inline forwards are already part of the body).
 fn text_parts(msg: &Message) -> impl Iterator<Item = &str> {
-    let chain = msg.forward_chain.iter().flat_map(|f| {
-        f.subject
-            .as_deref()
-            .into_iter()
-            .chain(f.attached.then_some(f.body.as_str()))
-    });
+    let chain = msg.forward_chain.iter().flat_map(|f| f.subject.as_deref().into_iter().chain(f.attached.then_some(f.body.as_str())));
     msg.subject
         .as_deref()
         .into_iter()
@@ -344,10 +263,5 @@ fn text_parts(msg: &Message) -> impl Iterator<Item = &str> {
         .chain(std::iter::once(msg.text.as_str()))
         .chain(msg.reply_text.as_deref())
         .chain(chain)
-        .chain(
-            msg.forwarded
-                .as_ref()
-                .filter(|f| f.attached)
-                .map(|f| f.body.as_str()),
-        )
+        .chain(msg.forwarded.as_ref().filter(|f| f.attached).map(|f| f.body.as_str()))
 }

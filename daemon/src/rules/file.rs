@@ -111,10 +111,7 @@ pub(crate) trait Items {
 impl Items for Spanned<Strings> {
     fn items(&self) -> impl Iterator<Item = (&str, Range<usize>)> {
         let outer = self.span();
-        self.get_ref()
-            .0
-            .iter()
-            .map(move |(s, span)| (s.as_str(), span.clone().unwrap_or_else(|| outer.clone())))
+        self.get_ref().0.iter().map(move |(s, span)| (s.as_str(), span.clone().unwrap_or_else(|| outer.clone())))
     }
 }
 
@@ -154,9 +151,7 @@ impl<'de> Deserialize<'de> for Integers {
                 Ok(Integers(vec![v]))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Integers, E> {
-                i64::try_from(v)
-                    .map(|v| Integers(vec![v]))
-                    .map_err(|_| E::custom("number too large"))
+                i64::try_from(v).map(|v| Integers(vec![v])).map_err(|_| E::custom("number too large"))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Integers, A::Error> {
                 let mut out = Vec::new();
@@ -176,9 +171,7 @@ pub(crate) fn parse_file(text: &str, errors: &mut FileErrors<'_>) -> RulesFile {
     if !syntax.is_empty() {
         for e in syntax {
             let message = match e.message() {
-                "duplicate key" => {
-                    "duplicate key: each key may be given only once (one value per condition or action)"
-                }
+                "duplicate key" => "duplicate key: each key may be given only once (one value per condition or action)",
                 m => m,
             };
             errors.at(e.span(), message);
@@ -193,16 +186,18 @@ pub(crate) fn parse_file(text: &str, errors: &mut FileErrors<'_>) -> RulesFile {
                 Ok(v) => file.default = Some(v),
                 Err(e) => errors.at(e.span().or(Some(key_span)), super::suggest::field_message(e.message())),
             },
-            "category" => each(value, key_span, "category", errors, |v| {
-                file.categories.push(v)
-            }),
+            "category" => each(value, key_span, "category", errors, |v| file.categories.push(v)),
             "rule" => each(value, key_span, "rule", errors, |v| file.rules.push(v)),
             other => errors.at(
                 Some(key_span),
                 format!(
                     "unknown key `{other}`, expected `default`, `[[category]]` or `[[rule]]`{}",
                     super::suggest::nearest(other, ["default", "category", "rule"])
-                        .map(|k| if k == "default" { " (did you mean `default`?)".to_string() } else { format!(" (did you mean `[[{k}]]`?)") })
+                        .map(|k| if k == "default" {
+                            " (did you mean `default`?)".to_string()
+                        } else {
+                            format!(" (did you mean `[[{k}]]`?)")
+                        })
                         .unwrap_or_default()
                 ),
             ),
@@ -229,15 +224,10 @@ fn each<T: for<'de> Deserialize<'de>>(
                 }
             }
         }
-        _ => errors.at(
-            Some(key_span),
-            format!("`{what}` must be written as [[{what}]] tables"),
-        ),
+        _ => errors.at(Some(key_span), format!("`{what}` must be written as [[{what}]] tables")),
     }
 }
 
-fn entry<T: for<'de> Deserialize<'de>>(
-    value: Spanned<DeValue<'_>>,
-) -> Result<Spanned<T>, toml::de::Error> {
+fn entry<T: for<'de> Deserialize<'de>>(value: Spanned<DeValue<'_>>) -> Result<Spanned<T>, toml::de::Error> {
     Spanned::<T>::deserialize(ValueDeserializer::from(value))
 }

@@ -13,9 +13,7 @@ pub struct LiveRules {
 
 impl LiveRules {
     pub fn new(set: RuleSet) -> LiveRules {
-        LiveRules {
-            current: RwLock::new(Arc::new(set)),
-        }
+        LiveRules { current: RwLock::new(Arc::new(set)) }
     }
 
     /// The set to use for the next batch; a batch keeps its set even if a reload happens.

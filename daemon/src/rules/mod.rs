@@ -71,10 +71,7 @@ impl History {
 
     /// Zero when the store was not asked (no earlier incidents known).
     pub fn get(&self, pupil_id: i64, query_index: usize) -> i64 {
-        self.counts
-            .get(&(pupil_id, query_index))
-            .copied()
-            .unwrap_or(0)
+        self.counts.get(&(pupil_id, query_index)).copied().unwrap_or(0)
     }
 }
 

@@ -20,14 +20,7 @@ pub(crate) struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// `context` prefixes notes (e.g. "escalation after 1d: "); `rule` is the rule's label.
-    pub fn resolve(
-        &self,
-        target: &Target,
-        rule: &str,
-        context: &str,
-        out: &mut Vec<Recipient>,
-        notes: &mut Vec<String>,
-    ) {
+    pub fn resolve(&self, target: &Target, rule: &str, context: &str, out: &mut Vec<Recipient>, notes: &mut Vec<String>) {
         let label = target.label();
         let staff: Vec<&Staff> = match target {
             Target::Role(role) => self.directory.staff_with_role(*role).collect(),
@@ -47,11 +40,7 @@ impl Resolver<'_> {
                 |s, p| same(s.tutor_group.as_deref(), p.tutor_group.as_deref()),
                 "has no tutor group",
             ),
-            Target::Staff(email) => self
-                .directory
-                .active_staff_by_email(email)
-                .into_iter()
-                .collect(),
+            Target::Staff(email) => self.directory.active_staff_by_email(email).into_iter().collect(),
         };
         if staff.is_empty() {
             if matches!(target, Target::HousemOfPupil | Target::TutorOfPupil) {
@@ -79,11 +68,7 @@ impl Resolver<'_> {
                 ));
                 continue;
             }
-            out.push(Recipient {
-                staff_id: s.id,
-                email: s.email().to_string(),
-                why: format!("{label} ({rule})"),
-            });
+            out.push(Recipient { staff_id: s.id, email: s.email().to_string(), why: format!("{label} ({rule})") });
         }
     }
 
@@ -106,9 +91,7 @@ impl Resolver<'_> {
             let before = found.len();
             found.extend(self.directory.staff_with_role(role).filter(|s| fits(s, p)));
             if found.len() == before {
-                let why = if matches!(role, Role::Housem) && p.house.is_none()
-                    || matches!(role, Role::Tutor) && p.tutor_group.is_none()
-                {
+                let why = if matches!(role, Role::Housem) && p.house.is_none() || matches!(role, Role::Tutor) && p.tutor_group.is_none() {
                     missing.to_string()
                 } else {
                     format!("has no active {}", role.as_str())

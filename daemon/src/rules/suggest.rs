@@ -9,12 +9,7 @@ pub(crate) fn nearest<'a>(wrong: &str, candidates: impl IntoIterator<Item = &'a 
         return None;
     }
     let limit = (w.chars().count() / 4).max(1);
-    candidates
-        .into_iter()
-        .map(|c| (edits(&w, &fold(c)), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    candidates.into_iter().map(|c| (edits(&w, &fold(c)), c)).filter(|(d, _)| *d <= limit).min_by_key(|(d, _)| *d).map(|(_, c)| c)
 }
 
 /// ` Did you mean "dsl"?`, or nothing.

@@ -179,15 +179,7 @@ impl DigestContent {
         }
         let _ = writeln!(b, "\nOutcomes outstanding, oldest first: {}", self.outstanding.len());
         for o in &self.outstanding {
-            let _ = writeln!(
-                b,
-                "  #{} {}: {}; due {}, {}",
-                o.incident,
-                o.category,
-                pupils(&o.pupils),
-                when(o.due),
-                o.standing
-            );
+            let _ = writeln!(b, "  #{} {}: {}; due {}, {}", o.incident, o.category, pupils(&o.pupils), when(o.due), o.standing);
         }
         let _ = writeln!(b, "\nMessages awaiting triage: {}", self.awaiting_triage);
         let _ = writeln!(b, "Messages quarantined: {}", self.quarantined);

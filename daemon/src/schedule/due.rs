@@ -53,11 +53,8 @@ fn posix_weekdays(field: &str) -> Result<String, String> {
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, n)) => {
-                let n: usize = n
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| format!("weekday step {n:?} in {item:?} is not a number from 1"))?;
+                let n: usize =
+                    n.parse().ok().filter(|n| *n >= 1).ok_or_else(|| format!("weekday step {n:?} in {item:?} is not a number from 1"))?;
                 (r, n)
             }
             None => (item, 1),
@@ -102,10 +99,7 @@ fn weekday(text: &str) -> Result<usize, String> {
         return if n <= 7 { Ok(n) } else { Err(bad()) };
     }
     let lower = text.to_ascii_lowercase();
-    NAMES
-        .iter()
-        .position(|name| lower.len() >= 3 && name.starts_with(&lower))
-        .ok_or_else(bad)
+    NAMES.iter().position(|name| lower.len() >= 3 && name.starts_with(&lower)).ok_or_else(bad)
 }
 
 fn day_name(posix: usize) -> &'static str {
@@ -138,11 +132,7 @@ fn is_first_occurrence(slot: &DateTime<Tz>, tz: Tz) -> bool {
 /// The first slot strictly after `after`.
 pub fn next_digest_slot(cron: &cron::Schedule, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let start = after.with_timezone(&tz);
-    cron.after(&start)
-        .take(SEARCH_LIMIT)
-        .filter(|s| is_first_occurrence(s, tz))
-        .map(|s| s.with_timezone(&Utc))
-        .find(|s| *s > after)
+    cron.after(&start).take(SEARCH_LIMIT).filter(|s| is_first_occurrence(s, tz)).map(|s| s.with_timezone(&Utc)).find(|s| *s > after)
 }
 
 /// The latest slot at or before `now`.
@@ -150,24 +140,14 @@ pub fn latest_digest_slot(cron: &cron::Schedule, tz: Tz, now: DateTime<Utc>) -> 
     // cron's backward search starts strictly before its argument; start a second later so a
     // slot exactly at `now` counts, and filter, as the repeated hour can yield later instants.
     let start = (now + Duration::seconds(1)).with_timezone(&tz);
-    cron.after(&start)
-        .rev()
-        .take(SEARCH_LIMIT)
-        .filter(|s| is_first_occurrence(s, tz))
-        .map(|s| s.with_timezone(&Utc))
-        .find(|s| *s <= now)
+    cron.after(&start).rev().take(SEARCH_LIMIT).filter(|s| is_first_occurrence(s, tz)).map(|s| s.with_timezone(&Utc)).find(|s| *s <= now)
 }
 
 /// The slot to send now: the latest slot in `(last_sent, now]`, or None when there is none
 /// (nothing new since the last one). A daemon that was down over several slots gets only the
 /// latest, not one per missed slot. With no `last_sent` (never sent), the latest slot at or
 /// before `now`.
-pub fn due_digest_slot(
-    cron: &cron::Schedule,
-    tz: Tz,
-    last_sent: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
+pub fn due_digest_slot(cron: &cron::Schedule, tz: Tz, last_sent: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let latest = latest_digest_slot(cron, tz, now)?;
     match last_sent {
         Some(last) if latest <= last => None,
@@ -179,11 +159,7 @@ pub fn due_digest_slot(
 /// units rounded down, for reminders, digests and `haven outcomes`. Overdue means past due,
 /// as `haven status` counts it.
 pub fn describe_due(due: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    if due < now {
-        format!("{} overdue", span(now - due))
-    } else {
-        format!("due in {}", span(due - now))
-    }
+    if due < now { format!("{} overdue", span(now - due)) } else { format!("due in {}", span(due - now)) }
 }
 
 fn span(d: Duration) -> String {
@@ -262,10 +238,7 @@ mod tests {
 
     fn weekdays_of(line: &str, after: DateTime<Utc>) -> Vec<String> {
         let c = parse_cron(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        next_digest_slots(&c, London, after, 7)
-            .iter()
-            .map(|s| s.with_timezone(&London).format("%a %H:%M").to_string())
-            .collect()
+        next_digest_slots(&c, London, after, 7).iter().map(|s| s.with_timezone(&London).format("%a %H:%M").to_string()).collect()
     }
 
     #[test]

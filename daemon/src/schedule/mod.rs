@@ -108,7 +108,11 @@ pub async fn tick(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>
 }
 
 /// The directory, loaded at most once per pass and only when something needs it.
-async fn directory<'a>(store: &Store, settings: &ScheduleSettings, cache: &'a mut Option<Arc<Directory>>) -> Result<&'a Directory, StoreError> {
+async fn directory<'a>(
+    store: &Store,
+    settings: &ScheduleSettings,
+    cache: &'a mut Option<Arc<Directory>>,
+) -> Result<&'a Directory, StoreError> {
     if cache.is_none() {
         *cache = Some(settings.directory.current(store, &settings.keys.current(store).await?).await?);
     }
@@ -144,9 +148,20 @@ async fn fire_due_rungs(
                 report.rungs_fired += 1;
                 report.reminders_queued += u32::try_from(emails.len()).unwrap_or(u32::MAX);
                 if emails.is_empty() {
-                    tracing::warn!(incident = rung.incident_id, action = rung.action_id, rung = rung.rung, "rung fired but nobody on it may still be reminded");
+                    tracing::warn!(
+                        incident = rung.incident_id,
+                        action = rung.action_id,
+                        rung = rung.rung,
+                        "rung fired but nobody on it may still be reminded"
+                    );
                 } else {
-                    tracing::info!(incident = rung.incident_id, action = rung.action_id, rung = rung.rung, reminders = emails.len(), "escalation rung fired");
+                    tracing::info!(
+                        incident = rung.incident_id,
+                        action = rung.action_id,
+                        rung = rung.rung,
+                        reminders = emails.len(),
+                        "escalation rung fired"
+                    );
                 }
             }
         }

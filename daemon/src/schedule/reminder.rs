@@ -59,10 +59,7 @@ pub fn reminders_for(
     let standing = describe_due(rung.action_due, now);
     let position = rung.rung.saturating_add(1);
     let of = if rung.ladder_len > 0 { format!(" of {}", rung.ladder_len) } else { String::new() };
-    let subject = format!(
-        "Reminder: Haven incident #{}: {}: outcome {}",
-        incident.id, incident.category, standing
-    );
+    let subject = format!("Reminder: Haven incident #{}: {}: outcome {}", incident.id, incident.category, standing);
     let due_local = rung.action_due.with_timezone(&ctx.tz).format("%a %-d %b %Y %H:%M");
     let body = format!(
         "Reminder {position}{of} from Haven for {}: incident #{} still has no outcome recorded.\n\n\

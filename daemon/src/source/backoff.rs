@@ -18,11 +18,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     pub(crate) fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff {
-            failures: 0,
-            initial,
-            max,
-        }
+        Backoff { failures: 0, initial, max }
     }
 
     /// The wait after one more failure: `initial * 2^n`, capped, then scaled by a factor in

@@ -58,10 +58,7 @@ impl std::fmt::Debug for ImapAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ImapAuth::Password(_) => f.write_str("Password(<redacted>)"),
-            ImapAuth::Xoauth2 { token_source } => f
-                .debug_struct("Xoauth2")
-                .field("token_source", token_source)
-                .finish(),
+            ImapAuth::Xoauth2 { token_source } => f.debug_struct("Xoauth2").field("token_source", token_source).finish(),
         }
     }
 }
@@ -117,19 +114,14 @@ impl ImapSettings {
         }
         for folder in [&self.mailbox, &self.filed_folder, &self.quarantine_folder] {
             if folder.is_empty() || folder.contains(['\r', '\n', '*', '%']) {
-                problems
-                    .push("mailbox and folder names must be non-empty, without * % or line breaks");
+                problems.push("mailbox and folder names must be non-empty, without * % or line breaks");
                 break;
             }
         }
         if self.mailbox == self.filed_folder || self.mailbox == self.quarantine_folder {
             problems.push("the filed and quarantine folders must differ from the intake mailbox");
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ImapError::Settings(problems.join("; ")))
-        }
+        if problems.is_empty() { Ok(()) } else { Err(ImapError::Settings(problems.join("; "))) }
     }
 }
 
@@ -153,11 +145,7 @@ pub enum ImapError {
     #[error("invalid IMAP settings: {0}")]
     Settings(String),
     #[error("cannot connect to {host}:{port}: {source}")]
-    Connect {
-        host: String,
-        port: u16,
-        source: std::io::Error,
-    },
+    Connect { host: String, port: u16, source: std::io::Error },
     #[error("TLS with {host} failed: {message}")]
     Tls { host: String, message: String },
     #[error("IMAP {0} timed out")]
@@ -167,10 +155,7 @@ pub enum ImapError {
     #[error("cannot get the OAuth2 token: {0}")]
     Token(String),
     #[error("IMAP {op} failed: {source}")]
-    Protocol {
-        op: &'static str,
-        source: async_imap::error::Error,
-    },
+    Protocol { op: &'static str, source: async_imap::error::Error },
     #[error("the server gave no UIDVALIDITY for the intake mailbox")]
     NoUidValidity,
     #[error("the filing pipeline could not commit a batch: {0}")]
@@ -182,10 +167,7 @@ pub enum ImapError {
 impl ImapError {
     /// True when retrying cannot help: the settings themselves are wrong.
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            ImapError::PlainRefused { .. } | ImapError::Settings(_)
-        )
+        matches!(self, ImapError::PlainRefused { .. } | ImapError::Settings(_))
     }
 
     /// Which step failed, in a technician's words: "IMAP login failing since 09:12".
@@ -262,10 +244,7 @@ impl ImapStatus {
 
     /// [`ImapStatus::last_error`] with the step that failed ([`ImapError::stage`]).
     pub fn failure(&self) -> Option<(&'static str, String)> {
-        self.last_error
-            .lock()
-            .map(|e| e.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
+        self.last_error.lock().map(|e| e.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
 
     fn set_error(&self, error: Option<&ImapError>) {
@@ -306,23 +285,14 @@ impl ImapStatus {
 /// On cancel it finishes the batch in hand (sink commit and moves), logs out and returns
 /// `Ok(())`. It returns an error only for settings no retry can fix
 /// ([`ImapError::is_permanent`]), such as plain IMAP to a host that is not loopback.
-pub async fn run<S: Sink>(
-    settings: ImapSettings,
-    sink: &S,
-    shutdown: CancellationToken,
-    status: &ImapStatus,
-) -> Result<(), ImapError> {
+pub async fn run<S: Sink>(settings: ImapSettings, sink: &S, shutdown: CancellationToken, status: &ImapStatus) -> Result<(), ImapError> {
     if let Err(e) = settings.check() {
         tracing::error!(error = %e, "IMAP intake cannot start");
         status.set_error(Some(&e));
         status.set(ImapState::Stopped);
         return Err(e);
     }
-    let mut health = Health {
-        status,
-        backoff: Backoff::new(backoff::INITIAL, backoff::MAX),
-        failing: None,
-    };
+    let mut health = Health { status, backoff: Backoff::new(backoff::INITIAL, backoff::MAX), failing: None };
     let mut held = drain::HeldBack::default();
     let mut first = true;
     while !shutdown.is_cancelled() {
@@ -379,10 +349,7 @@ impl Health<'_> {
     fn succeeded(&mut self) {
         if self.failing.take().is_some() {
             self.status.set_error(None);
-            tracing::info!(
-                after_failures = self.backoff.failures(),
-                "IMAP intake recovered"
-            );
+            tracing::info!(after_failures = self.backoff.failures(), "IMAP intake recovered");
         }
         self.backoff.reset();
     }
@@ -445,10 +412,7 @@ mod tests {
         s.batch_size = 0;
         s.filed_folder = "INBOX".into();
         let text = s.check().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            text.contains("batch_size") && text.contains("differ"),
-            "{text}"
-        );
+        assert!(text.contains("batch_size") && text.contains("differ"), "{text}");
     }
 
     #[test]

@@ -106,7 +106,9 @@ pub async fn drain<S: Sink>(settings: &MaildirSettings, sink: &S, shutdown: &Can
                 for (file, d) in paths.iter().zip(dispositions) {
                     match settle(&settings.path, file, d) {
                         Ok(()) => settled += 1,
-                        Err(e) => tracing::warn!(error = %e.kind(), "committed message could not be moved to cur/; it will be recognised next pass"),
+                        Err(e) => {
+                            tracing::warn!(error = %e.kind(), "committed message could not be moved to cur/; it will be recognised next pass")
+                        }
                     }
                 }
             }

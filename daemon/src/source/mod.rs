@@ -69,8 +69,5 @@ impl SinkError {
 
 /// Takes messages from a source and commits them; one disposition per message, in order.
 pub trait Sink: Send + Sync {
-    fn accept(
-        &self,
-        batch: Vec<Incoming>,
-    ) -> impl std::future::Future<Output = Result<Vec<Disposition>, SinkError>> + Send;
+    fn accept(&self, batch: Vec<Incoming>) -> impl std::future::Future<Output = Result<Vec<Disposition>, SinkError>> + Send;
 }

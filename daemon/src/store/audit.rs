@@ -16,9 +16,9 @@
 //! verification accepts them only before the first keyed entry, whose MAC covers the last of
 //! them, so they cannot be rewritten either once a keyed entry follows.
 
-use super::{Result, ROWS_PER_STATEMENT, Store, Tx, TxConn, from_us, insert_values, on_pool, on_tx, to_us};
+use super::{ROWS_PER_STATEMENT, Result, Store, Tx, TxConn, from_us, insert_values, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::io::Write as _;
@@ -61,26 +61,44 @@ pub struct AuditEntry {
 /// Result of checking the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditVerdict {
-    Intact { entries: u64 },
+    Intact {
+        entries: u64,
+    },
     /// The first entry whose stored MAC does not match its content and predecessor, or that
     /// disagrees with the head anchored outside the database.
-    Broken { id: i64 },
+    Broken {
+        id: i64,
+    },
     /// The chain holds but is shorter than the anchored head: the newest entries were deleted.
-    Truncated { entries: u64, anchored: u64 },
+    Truncated {
+        entries: u64,
+        anchored: u64,
+    },
     /// The chain holds but its head file is missing or unreadable, so a truncation cannot be
     /// ruled out.
-    Unanchored { entries: u64, reason: String },
+    Unanchored {
+        entries: u64,
+        reason: String,
+    },
     /// The chain holds, but an incident no longer matches the digest its newest audit entry
     /// recorded (who may see it, its category, priority or actions were changed outside Haven).
-    RecordChanged { incident: i64, entry: i64 },
+    RecordChanged {
+        incident: i64,
+        entry: i64,
+    },
     /// The chain holds, but an incident it recorded is gone (deleted outside Haven).
-    RecordMissing { incident: i64, entry: i64 },
+    RecordMissing {
+        incident: i64,
+        entry: i64,
+    },
 }
 
 /// Why the audit key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditKeyError {
-    #[error("storage.audit_key_file: cannot read {path}: {source} (haven init writes one; for an existing installation: umask 077; openssl rand -hex 32 > {path})")]
+    #[error(
+        "storage.audit_key_file: cannot read {path}: {source} (haven init writes one; for an existing installation: umask 077; openssl rand -hex 32 > {path})"
+    )]
     Read { path: String, source: std::io::Error },
     #[error("storage.audit_key_file: {0} may be read by other users; chmod 600 it")]
     Permissions(String),
@@ -110,10 +128,7 @@ impl AuditKey {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(|source| AuditKeyError::Read { path: shown.clone(), source })?
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(path).map_err(|source| AuditKeyError::Read { path: shown.clone(), source })?.permissions().mode();
             if mode & 0o077 != 0 {
                 return Err(AuditKeyError::Permissions(shown));
             }
@@ -229,9 +244,9 @@ fn parse_anchor(text: &str) -> Option<Anchor> {
 /// The anchored head; None when the file does not exist.
 fn read_anchor(path: &Path) -> std::io::Result<Option<Anchor>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_anchor(&text).map(Some).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an audit head (expected entries=N and head=MAC)")
-        }),
+        Ok(text) => parse_anchor(&text)
+            .map(Some)
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an audit head (expected entries=N and head=MAC)")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -301,7 +316,9 @@ pub(crate) struct ChainHead {
 impl ChainHead {
     /// After commit: anchors this head outside the database, when it extends the anchor.
     pub(crate) async fn anchor(self) {
-        let Some(path) = audit_key().head_file.clone() else { return };
+        let Some(path) = audit_key().head_file.clone() else {
+            return;
+        };
         if !self.extends_anchor {
             return;
         }
@@ -309,7 +326,9 @@ impl ChainHead {
         let result = tokio::task::spawn_blocking(move || advance_anchor(&path, &head).map_err(|e| (path, e))).await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err((path, e))) => tracing::error!(file = %path.display(), error = %e, "cannot anchor the audit log's head; `haven audit verify` will report it"),
+            Ok(Err((path, e))) => {
+                tracing::error!(file = %path.display(), error = %e, "cannot anchor the audit log's head; `haven audit verify` will report it")
+            }
             Err(e) => tracing::error!(error = %e, "anchoring the audit log's head did not finish"),
         }
     }
@@ -436,14 +455,7 @@ impl Tx {
     /// Appends one entry chained to the newest. Call after the transaction's first write so
     /// that concurrent writers are already serialised (SQLite's write lock; on PostgreSQL an
     /// advisory transaction lock is taken here).
-    pub async fn append_audit(
-        &mut self,
-        at: DateTime<Utc>,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        detail: &str,
-    ) -> Result<()> {
+    pub async fn append_audit(&mut self, at: DateTime<Utc>, actor: &str, action: &str, subject: &str, detail: &str) -> Result<()> {
         let entry = AuditRecord { at, actor, action, subject: subject.to_string(), detail: detail.to_string(), incident: None };
         self.append_audits(std::slice::from_ref(&entry)).await
     }
@@ -515,14 +527,28 @@ impl Tx {
             head.seq = seq;
         }
         on_tx!(self, |c| {
-            insert_values!(c, ROWS_PER_STATEMENT,
-                "INSERT INTO audit_log (seq, at_us, actor, os_user, action, subject, detail, record, record_digest, prev_hash, hash, chain) ", rows, "", |b, row| {
-                let (seq, at_us, e, record, record_digest, prev, mac) = row;
-                b.push_bind(*seq).push_bind(*at_us).push_bind(e.actor.to_string()).push_bind(os_user.to_string())
-                    .push_bind(e.action.to_string()).push_bind(e.subject.clone()).push_bind(e.detail.clone())
-                    .push_bind(record.clone()).push_bind(record_digest.clone())
-                    .push_bind(prev.clone()).push_bind(mac.clone()).push_bind(KEYED);
-            });
+            insert_values!(
+                c,
+                ROWS_PER_STATEMENT,
+                "INSERT INTO audit_log (seq, at_us, actor, os_user, action, subject, detail, record, record_digest, prev_hash, hash, chain) ",
+                rows,
+                "",
+                |b, row| {
+                    let (seq, at_us, e, record, record_digest, prev, mac) = row;
+                    b.push_bind(*seq)
+                        .push_bind(*at_us)
+                        .push_bind(e.actor.to_string())
+                        .push_bind(os_user.to_string())
+                        .push_bind(e.action.to_string())
+                        .push_bind(e.subject.clone())
+                        .push_bind(e.detail.clone())
+                        .push_bind(record.clone())
+                        .push_bind(record_digest.clone())
+                        .push_bind(prev.clone())
+                        .push_bind(mac.clone())
+                        .push_bind(KEYED);
+                }
+            );
         });
         self.audit_head = Some(head);
         Ok(())
@@ -572,7 +598,10 @@ impl Tx {
             }
         };
         if !extends_anchor {
-            tracing::error!(entries = seq, "the audit log does not extend the head anchored outside the database (entries deleted or rewritten?); the anchor is kept for `haven audit verify`");
+            tracing::error!(
+                entries = seq,
+                "the audit log does not extend the head anchored outside the database (entries deleted or rewritten?); the anchor is kept for `haven audit verify`"
+            );
         }
         Ok(ChainHead { seq, mac, extends_anchor })
     }
@@ -640,7 +669,21 @@ impl Store {
             });
             let page = rows.len();
             for r in rows {
-                let StoredEntry { id, seq, at_us, actor, os_user, action, subject, detail, record, record_digest, prev_hash: stored_prev, hash, chain } = r;
+                let StoredEntry {
+                    id,
+                    seq,
+                    at_us,
+                    actor,
+                    os_user,
+                    action,
+                    subject,
+                    detail,
+                    record,
+                    record_digest,
+                    prev_hash: stored_prev,
+                    hash,
+                    chain,
+                } = r;
                 let fields = Fields {
                     seq: n + 1,
                     at_us,
@@ -659,9 +702,7 @@ impl Store {
                             keyed_seen = true;
                             hash == entry_mac(&key.key, &prev, &fields)
                         }
-                        LEGACY => {
-                            !keyed_seen && os_user.is_empty() && record.is_empty() && hash == legacy_hash(&prev, &fields)
-                        }
+                        LEGACY => !keyed_seen && os_user.is_empty() && record.is_empty() && hash == legacy_hash(&prev, &fields),
                         _ => false,
                     }
                     && anchored.as_ref().is_none_or(|a| a.entries != n + 1 || a.mac == hash);
@@ -708,8 +749,12 @@ impl Store {
             for id in chunk {
                 let (digest, entry) = &recorded[id];
                 match now.get(id) {
-                    None => return Ok(Some(AuditVerdict::RecordMissing { incident: *id, entry: *entry })),
-                    Some(d) if d != digest => return Ok(Some(AuditVerdict::RecordChanged { incident: *id, entry: *entry })),
+                    None => {
+                        return Ok(Some(AuditVerdict::RecordMissing { incident: *id, entry: *entry }));
+                    }
+                    Some(d) if d != digest => {
+                        return Ok(Some(AuditVerdict::RecordChanged { incident: *id, entry: *entry }));
+                    }
                     Some(_) => {}
                 }
             }
@@ -721,22 +766,16 @@ impl Store {
     /// carry it, so a log cut short (and its anchor file with it) is still contradicted by
     /// what the DSL team received.
     pub async fn audit_head(&self) -> Result<Option<(i64, String)>> {
-        on_pool!(self, |p| {
-            Ok(sqlx::query_as::<_, (i64, String)>(AUDIT_HEAD)
-            .fetch_optional(p)
-            .await?)
-        })
+        on_pool!(self, |p| { Ok(sqlx::query_as::<_, (i64, String)>(AUDIT_HEAD).fetch_optional(p).await?) })
     }
 
     /// The newest audit entries, newest last.
     pub async fn audit_tail(&self, limit: i64) -> Result<Vec<AuditEntry>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT id, at_us, actor, os_user, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(p)
-            .await?;
+            let rows = sqlx::query("SELECT id, at_us, actor, os_user, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows.into_iter().rev() {
                 out.push(AuditEntry {
@@ -780,7 +819,8 @@ mod tests {
 
     #[test]
     fn the_mac_depends_on_the_key_and_every_field() {
-        let f = Fields { seq: 1, at_us: 5, actor: "a", os_user: "u", action: "x", subject: "s", detail: "d", record: "", record_digest: "" };
+        let f =
+            Fields { seq: 1, at_us: 5, actor: "a", os_user: "u", action: "x", subject: "s", detail: "d", record: "", record_digest: "" };
         let m = entry_mac(b"key one", GENESIS, &f);
         assert_ne!(m, entry_mac(b"key two", GENESIS, &f));
         assert_ne!(m, entry_mac(b"key one", GENESIS, &Fields { os_user: "v", ..f }));

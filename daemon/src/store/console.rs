@@ -2,7 +2,7 @@
 //! links and server-side sessions. Only hashes and sealed values are stored; this module
 //! must not decide who may sign in (that is `console::auth`).
 
-use super::{Result, Store, from_us, on_pool, to_us};
+use super::{Result, Store, from_us, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -74,36 +74,54 @@ impl Store {
         })
     }
 
-    /// A right code: failures reset; on first use the factor is enrolled and its recovery codes stored.
-    pub async fn console_totp_passed(&self, staff_id: i64, recovery_hashes: &[String], now: DateTime<Utc>) -> Result<()> {
-        on_pool!(self, |p| {
-            sqlx::query("UPDATE console_totp SET failures = 0, enrolled_us = COALESCE(enrolled_us, $2) WHERE staff_id = $1")
-                .bind(staff_id)
-                .bind(to_us(now))
-                .execute(p)
-                .await?;
-            for h in recovery_hashes {
-                sqlx::query("INSERT INTO console_recovery_codes (code_hash, staff_id) VALUES ($1, $2)")
-                    .bind(h)
-                    .bind(staff_id)
-                    .execute(p)
-                    .await?;
+    /// A right code: claims its time step (`step`, None for a recovery code), forgets the
+    /// failures and, on first use, enrols the factor and stores its recovery codes, in one
+    /// transaction. False, with nothing changed, when that step or a later one was accepted
+    /// before: a code works once (RFC 6238 section 5.2).
+    pub async fn console_totp_passed(
+        &self,
+        staff_id: i64,
+        step: Option<i64>,
+        recovery_hashes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let claimed = on_tx!(tx, |c| {
+            let r = sqlx::query(
+                "UPDATE console_totp SET failures = 0, enrolled_us = COALESCE(enrolled_us, $2), \
+                 last_step = COALESCE($3, last_step) \
+                 WHERE staff_id = $1 AND ($3 IS NULL OR last_step IS NULL OR last_step < $3)",
+            )
+            .bind(staff_id)
+            .bind(to_us(now))
+            .bind(step)
+            .execute(&mut *c)
+            .await?;
+            if r.rows_affected() == 1 {
+                for h in recovery_hashes {
+                    sqlx::query("INSERT INTO console_recovery_codes (code_hash, staff_id) VALUES ($1, $2)")
+                        .bind(h)
+                        .bind(staff_id)
+                        .execute(&mut *c)
+                        .await?;
+                }
             }
-            Ok(())
-        })
+            Ok::<_, super::StoreError>(r.rows_affected() == 1)
+        })?;
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Uses a recovery code once; false if it is unknown or already used.
     pub async fn console_use_recovery_code(&self, staff_id: i64, code_hash: &str, now: DateTime<Utc>) -> Result<bool> {
         on_pool!(self, |p| {
-            let r = sqlx::query(
-                "UPDATE console_recovery_codes SET used_us = $3 WHERE code_hash = $1 AND staff_id = $2 AND used_us IS NULL",
-            )
-            .bind(code_hash)
-            .bind(staff_id)
-            .bind(to_us(now))
-            .execute(p)
-            .await?;
+            let r =
+                sqlx::query("UPDATE console_recovery_codes SET used_us = $3 WHERE code_hash = $1 AND staff_id = $2 AND used_us IS NULL")
+                    .bind(code_hash)
+                    .bind(staff_id)
+                    .bind(to_us(now))
+                    .execute(p)
+                    .await?;
             Ok(r.rows_affected() == 1)
         })
     }
@@ -198,14 +216,20 @@ impl Store {
     /// it and their recovery codes so that they enrol again at their next sign-in. Whether
     /// there was anything to change.
     pub async fn console_totp_unlock(&self, staff_id: i64, reset: bool) -> Result<bool> {
-        on_pool!(self, |p| {
+        let mut tx = self.begin().await?;
+        let changed = on_tx!(tx, |c| {
             let r = if reset {
-                sqlx::query("DELETE FROM console_recovery_codes WHERE staff_id = $1").bind(staff_id).execute(p).await?;
-                sqlx::query("DELETE FROM console_totp WHERE staff_id = $1").bind(staff_id).execute(p).await?
+                sqlx::query("DELETE FROM console_recovery_codes WHERE staff_id = $1").bind(staff_id).execute(&mut *c).await?;
+                sqlx::query("DELETE FROM console_totp WHERE staff_id = $1").bind(staff_id).execute(&mut *c).await?
             } else {
-                sqlx::query("UPDATE console_totp SET failures = 0, locked_us = NULL WHERE staff_id = $1").bind(staff_id).execute(p).await?
+                sqlx::query("UPDATE console_totp SET failures = 0, locked_us = NULL WHERE staff_id = $1")
+                    .bind(staff_id)
+                    .execute(&mut *c)
+                    .await?
             };
-            Ok(r.rows_affected() > 0)
-        })
+            Ok::<_, super::StoreError>(r.rows_affected() > 0)
+        })?;
+        tx.commit().await?;
+        Ok(changed)
     }
 }

@@ -85,10 +85,8 @@ impl Store {
     /// if it had an HTML body.
     pub async fn console_incident_html(&self, incident: i64) -> Result<Option<String>> {
         on_pool!(self, |p| {
-            let html: Option<Option<String>> = sqlx::query_scalar("SELECT body_html FROM incidents WHERE id = $1")
-                .bind(incident)
-                .fetch_optional(p)
-                .await?;
+            let html: Option<Option<String>> =
+                sqlx::query_scalar("SELECT body_html FROM incidents WHERE id = $1").bind(incident).fetch_optional(p).await?;
             Ok(html.flatten())
         })
     }

@@ -3,8 +3,8 @@
 //! message's state, its incident (alerts, action, rungs) and the audit entry commit together,
 //! and only if the message is still awaiting triage, so it is never filed twice.
 
-use super::{IncidentRecord, Result, StoreError, Tx, on_tx};
 use super::audit::AuditRecord;
+use super::{IncidentRecord, Result, StoreError, Tx, on_tx};
 use chrono::{DateTime, Utc};
 
 impl Tx {

@@ -106,12 +106,13 @@ impl Store {
     ) -> Result<SyncReport> {
         let import = DirectoryImport { pupils, staff, contacts };
         let checked = self
-            .sync_directory_checked(sealer, blind, &import, today, now, None, |_| Ok::<(), std::convert::Infallible>(()))
+            .sync_directory_checked(sealer, blind, &import, today, now, None, |_| Ok::<(), std::convert::Infallible>(()), &mut |_| {})
             .await?;
         Ok(checked.unwrap_or_else(|never| match never {}))
     }
 
-    /// [`Store::sync_directory`], with `check` judging the report inside the transaction
+    /// [`Store::sync_directory`], with `progress` told of each pupil written and `check`
+    /// judging the report inside the transaction
     /// before it commits: when `check` refuses, the transaction is rolled back, nothing at
     /// all has changed, and its error is returned inside `Ok`. When `audit_as` names an actor,
     /// the import's `directory_import` audit entry is written in the same transaction.
@@ -125,11 +126,12 @@ impl Store {
         now: DateTime<Utc>,
         audit_as: Option<&str>,
         check: impl FnOnce(&SyncReport) -> std::result::Result<(), E>,
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<std::result::Result<SyncReport, E>> {
         let mut tx = self.begin().await?;
         seal_clear_directory(&mut tx, sealer, blind).await?;
         let keys = Keys { sealer, blind };
-        let report = sync_in(&mut tx, keys, import.pupils, import.staff, import.contacts, today, to_us(now)).await?;
+        let report = sync_in(&mut tx, keys, import, today, to_us(now), progress).await?;
         tx.bump_directory_generation().await?;
         if let Err(refused) = check(&report) {
             // Dropping an uncommitted transaction rolls it back.
@@ -197,32 +199,20 @@ impl Store {
         };
         on_pool!(self, |p| {
             let pupil_rows = sqlx::query(sqlx::AssertSqlSafe(pupils_sql)).fetch_all(p).await?;
-            let staff_rows = sqlx::query(
-                "SELECT id, first_name, last_name, house, tutor_group, active FROM staff ORDER BY id",
-            )
-            .fetch_all(p)
-            .await?;
-            let email_rows =
-                sqlx::query("SELECT staff_id, email FROM staff_emails ORDER BY staff_id, position")
-                    .fetch_all(p)
-                    .await?;
-            let role_rows = sqlx::query("SELECT staff_id, role FROM staff_roles ORDER BY staff_id, role")
-                .fetch_all(p)
-                .await?;
+            let staff_rows =
+                sqlx::query("SELECT id, first_name, last_name, house, tutor_group, active FROM staff ORDER BY id").fetch_all(p).await?;
+            let email_rows = sqlx::query("SELECT staff_id, email FROM staff_emails ORDER BY staff_id, position").fetch_all(p).await?;
+            let role_rows = sqlx::query("SELECT staff_id, role FROM staff_roles ORDER BY staff_id, role").fetch_all(p).await?;
             let (contact_rows, link_rows) = if only.is_some() {
                 (Vec::new(), Vec::new())
             } else {
                 (
                     sqlx::query("SELECT id, email, name, relationship FROM contacts ORDER BY id").fetch_all(p).await?,
-                    sqlx::query("SELECT contact_id, pupil_id FROM contact_pupils ORDER BY contact_id, pupil_id")
-                        .fetch_all(p)
-                        .await?,
+                    sqlx::query("SELECT contact_id, pupil_id FROM contact_pupils ORDER BY contact_id, pupil_id").fetch_all(p).await?,
                 )
             };
 
-            let parse_date = |s: Option<String>| {
-                s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
-            };
+            let parse_date = |s: Option<String>| s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
             let mut pupils = Vec::with_capacity(pupil_rows.len());
             for r in pupil_rows {
                 let id: i64 = r.try_get("id")?;
@@ -316,11 +306,9 @@ pub(crate) async fn seal_clear_directory(tx: &mut Tx, sealer: &Sealer, blind: &B
     let keys = Keys { sealer, blind };
     let mut sealed = 0;
     on_tx!(tx, |c| {
-        let rows = sqlx::query(
-            "SELECT id, upn, first_name, last_name, preferred_name, date_of_birth FROM pupils WHERE upn_index IS NULL",
-        )
-        .fetch_all(&mut *c)
-        .await?;
+        let rows = sqlx::query("SELECT id, upn, first_name, last_name, preferred_name, date_of_birth FROM pupils WHERE upn_index IS NULL")
+            .fetch_all(&mut *c)
+            .await?;
         for r in rows {
             let id: i64 = r.try_get("id")?;
             let open = |field: &str, v: Option<String>| open_field(sealer, "pupil", id, field, v);
@@ -344,9 +332,7 @@ pub(crate) async fn seal_clear_directory(tx: &mut Tx, sealer: &Sealer, blind: &B
             .await?;
             sealed += 1;
         }
-        let rows = sqlx::query("SELECT id, email, name FROM contacts WHERE email_index IS NULL")
-            .fetch_all(&mut *c)
-            .await?;
+        let rows = sqlx::query("SELECT id, email, name FROM contacts WHERE email_index IS NULL").fetch_all(&mut *c).await?;
         for r in rows {
             let id: i64 = r.try_get("id")?;
             let open = |field: &str, v: Option<String>| open_field(sealer, "contact", id, field, v);
@@ -369,12 +355,12 @@ pub(crate) async fn seal_clear_directory(tx: &mut Tx, sealer: &Sealer, blind: &B
 async fn sync_in(
     tx: &mut Tx,
     keys: Keys<'_>,
-    pupils: &[Pupil],
-    staff: &[Staff],
-    contacts: &[ContactImport],
+    import: &DirectoryImport<'_>,
     today: NaiveDate,
     now_us: i64,
+    progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<SyncReport> {
+    let DirectoryImport { pupils, staff, contacts } = *import;
     let mut report = SyncReport::default();
     let today = today.format("%Y-%m-%d").to_string();
     on_tx!(tx, |c| {
@@ -427,6 +413,7 @@ async fn sync_in(
                 Some((_, Some(_))) => report.pupils_rejoined += 1,
                 Some((_, None)) => report.pupils_updated += 1,
             }
+            progress(1);
         }
         for (upn, (id, left_on)) in &existing {
             upn_to_id.entry(upn.clone()).or_insert(*id);
@@ -442,21 +429,14 @@ async fn sync_in(
         }
 
         // Staff, by any of their addresses.
-        let active_before: i64 = sqlx::query("SELECT COUNT(*) AS n FROM staff WHERE active")
-            .fetch_one(&mut *c)
-            .await?
-            .try_get("n")?;
+        let active_before: i64 = sqlx::query("SELECT COUNT(*) AS n FROM staff WHERE active").fetch_one(&mut *c).await?.try_get("n")?;
         report.staff_active_before = active_before as u64;
         let mut staff_ids_seen = HashSet::new();
         for s in staff {
             let emails: Vec<String> = s.emails.iter().map(|e| e.to_ascii_lowercase()).collect();
             let mut found: Option<i64> = None;
             for e in &emails {
-                if let Some(r) = sqlx::query("SELECT staff_id FROM staff_emails WHERE email = $1")
-                    .bind(e)
-                    .fetch_optional(&mut *c)
-                    .await?
-                {
+                if let Some(r) = sqlx::query("SELECT staff_id FROM staff_emails WHERE email = $1").bind(e).fetch_optional(&mut *c).await? {
                     found = Some(r.try_get("staff_id")?);
                     break;
                 }
@@ -493,10 +473,7 @@ async fn sync_in(
                 .try_get("id")?,
             };
             staff_ids_seen.insert(id);
-            sqlx::query("DELETE FROM staff_emails WHERE staff_id = $1")
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
+            sqlx::query("DELETE FROM staff_emails WHERE staff_id = $1").bind(id).execute(&mut *c).await?;
             for (i, e) in emails.iter().enumerate() {
                 sqlx::query(
                     "INSERT INTO staff_emails (email, staff_id, position) VALUES ($1, $2, $3) \
@@ -508,10 +485,7 @@ async fn sync_in(
                 .execute(&mut *c)
                 .await?;
             }
-            sqlx::query("DELETE FROM staff_roles WHERE staff_id = $1")
-                .bind(id)
-                .execute(&mut *c)
-                .await?;
+            sqlx::query("DELETE FROM staff_roles WHERE staff_id = $1").bind(id).execute(&mut *c).await?;
             for role in &s.roles {
                 sqlx::query("INSERT INTO staff_roles (staff_id, role) VALUES ($1, $2)")
                     .bind(id)
@@ -567,9 +541,7 @@ async fn sync_in(
                     "UPDATE contacts SET email = $1, email_index = $2, name = $3, relationship = $4 \
                      WHERE id = $5 RETURNING id",
                 ),
-                None => sqlx::query(
-                    "INSERT INTO contacts (email, email_index, name, relationship) VALUES ($1, $2, $3, $4) RETURNING id",
-                ),
+                None => sqlx::query("INSERT INTO contacts (email, email_index, name, relationship) VALUES ($1, $2, $3, $4) RETURNING id"),
             }
             .bind(keys.seal(fields::CONTACT_EMAIL, &email))
             .bind(keys.blind.index(kinds::CONTACT_EMAIL, &email))
@@ -584,16 +556,12 @@ async fn sync_in(
             .try_get("id")?;
             contact_ids.insert(email, id);
             for upn in &ct.pupil_upns {
-                let pupil_id = upn_to_id.get(upn).ok_or_else(|| {
-                    StoreError::Invalid(format!("contact refers to unknown UPN {upn}"))
-                })?;
-                sqlx::query(
-                    "INSERT INTO contact_pupils (contact_id, pupil_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(pupil_id)
-                .execute(&mut *c)
-                .await?;
+                let pupil_id = upn_to_id.get(upn).ok_or_else(|| StoreError::Invalid(format!("contact refers to unknown UPN {upn}")))?;
+                sqlx::query("INSERT INTO contact_pupils (contact_id, pupil_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(pupil_id)
+                    .execute(&mut *c)
+                    .await?;
             }
             report.contacts += 1;
         }

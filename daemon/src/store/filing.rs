@@ -20,13 +20,8 @@ pub enum MessageState {
 }
 
 impl MessageState {
-    pub const ALL: [MessageState; 5] = [
-        MessageState::Filed,
-        MessageState::AwaitingTriage,
-        MessageState::Quarantined,
-        MessageState::Duplicate,
-        MessageState::Ignored,
-    ];
+    pub const ALL: [MessageState; 5] =
+        [MessageState::Filed, MessageState::AwaitingTriage, MessageState::Quarantined, MessageState::Duplicate, MessageState::Ignored];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -163,12 +158,10 @@ impl Store {
     /// message or its bytes were never fetched.
     pub async fn message_raw(&self, id: i64) -> Result<Option<(MessageState, Vec<u8>)>> {
         on_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT m.id, m.state, b.data FROM messages m JOIN blobs b ON b.sha256 = m.sha256 WHERE m.id = $1",
-            )
-            .bind(id)
-            .fetch_optional(p)
-            .await?;
+            let row = sqlx::query("SELECT m.id, m.state, b.data FROM messages m JOIN blobs b ON b.sha256 = m.sha256 WHERE m.id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await?;
             let Some(row) = row else { return Ok(None) };
             let data: Vec<u8> = row.try_get("data")?;
             Ok(Some((state_of(row)?.1, data)))
@@ -178,10 +171,7 @@ impl Store {
     /// The earlier record of these exact bytes, if any.
     pub async fn find_message_by_sha(&self, sha256: &str) -> Result<Option<(i64, MessageState)>> {
         on_pool!(self, |p| {
-            let row = sqlx::query("SELECT id, state FROM messages WHERE sha256 = $1")
-                .bind(sha256)
-                .fetch_optional(p)
-                .await?;
+            let row = sqlx::query("SELECT id, state FROM messages WHERE sha256 = $1").bind(sha256).fetch_optional(p).await?;
             row.map(state_of).transpose()
         })
     }
@@ -218,10 +208,7 @@ impl Store {
     /// first, with their content hashes (None: recorded before content was hashed). Only
     /// those make a later message a duplicate: a quarantined, ignored or duplicate message
     /// reserves nothing.
-    pub async fn find_originals_by_message_id(
-        &self,
-        message_ids: &[&str],
-    ) -> Result<HashMap<String, Vec<(i64, Option<String>)>>> {
+    pub async fn find_originals_by_message_id(&self, message_ids: &[&str]) -> Result<HashMap<String, Vec<(i64, Option<String>)>>> {
         let mut found: HashMap<String, Vec<(i64, Option<String>)>> = HashMap::new();
         for chunk in message_ids.chunks(ROWS_PER_STATEMENT) {
             on_pool!(self, |p| {
@@ -263,12 +250,7 @@ impl Store {
 
     /// The incidents in any of `categories` of any of `pupils`, occurring at or after `since`;
     /// not those a pupil is only mentioned in.
-    pub async fn pupil_incidents_since(
-        &self,
-        pupils: &[i64],
-        categories: &[String],
-        since: DateTime<Utc>,
-    ) -> Result<Vec<EarlierIncident>> {
+    pub async fn pupil_incidents_since(&self, pupils: &[i64], categories: &[String], since: DateTime<Utc>) -> Result<Vec<EarlierIncident>> {
         let mut found = Vec::new();
         if categories.is_empty() {
             return Ok(found);
@@ -311,8 +293,7 @@ where
 {
     let id: i64 = row.try_get("id")?;
     let state: String = row.try_get("state")?;
-    let state = MessageState::parse(&state)
-        .ok_or_else(|| StoreError::Invalid(format!("message {id} has unknown state {state:?}")))?;
+    let state = MessageState::parse(&state).ok_or_else(|| StoreError::Invalid(format!("message {id} has unknown state {state:?}")))?;
     Ok((id, state))
 }
 
@@ -422,6 +403,7 @@ impl Tx {
     pub async fn record_messages(&mut self, batch: &[ToRecord<'_>], actor: &str) -> Result<Vec<Recorded>> {
         self.store_blobs(batch.iter().filter_map(|r| Some((r.message.sha256.as_deref()?, r.raw)))).await?;
         let ids = self.insert_messages(batch).await?;
+        self.name_batch_originals(batch, &ids).await?;
 
         let mut recorded = Vec::with_capacity(batch.len());
         let mut filed: Vec<(i64, &IncidentRecord)> = Vec::new();
@@ -452,7 +434,14 @@ impl Tx {
             if let (Some(settled), Some(id)) = (item.settles, *incident) {
                 self.settle(settled, *message, id).await?;
                 let detail = format!("filed as incident:{id} on the answer in message:{message}");
-                audit.push(AuditRecord { at: item.message.received, actor, action: "triage", subject: format!("message:{settled}"), detail, incident: None });
+                audit.push(AuditRecord {
+                    at: item.message.received,
+                    actor,
+                    action: "triage",
+                    subject: format!("message:{settled}"),
+                    detail,
+                    incident: None,
+                });
             }
             let subject = match incident {
                 Some(id) => format!("incident:{id}"),
@@ -501,14 +490,28 @@ impl Tx {
         if let (Some(settled), Some(id)) = (r.settles, incident) {
             self.settle(settled, r.message, id).await?;
             let detail = format!("filed as incident:{id} on the answer in message:{}", r.message);
-            audit.push(AuditRecord { at: r.at, actor: r.actor, action: "triage", subject: format!("message:{settled}"), detail, incident: None });
+            audit.push(AuditRecord {
+                at: r.at,
+                actor: r.actor,
+                action: "triage",
+                subject: format!("message:{settled}"),
+                detail,
+                incident: None,
+            });
         }
         if let Some(q) = r.question {
             self.queue_questions(&[(q.about.unwrap_or(r.message), r.message, r.at, &q.email)]).await?;
         }
         let filed = incident.map(|i| format!(" incident:{i}")).unwrap_or_default();
         let detail = format!("state={}{filed} reason: {}", m.state.as_str(), r.reason);
-        audit.push(AuditRecord { at: r.at, actor: r.actor, action: "release", subject: format!("message:{}", r.message), detail, incident });
+        audit.push(AuditRecord {
+            at: r.at,
+            actor: r.actor,
+            action: "release",
+            subject: format!("message:{}", r.message),
+            detail,
+            incident,
+        });
         self.append_audits(&audit).await?;
         Ok(incident)
     }
@@ -516,11 +519,7 @@ impl Tx {
     /// Records why `incident` is not in the category staff named (see migration 0009).
     pub async fn set_category_note(&mut self, incident: i64, note: &str) -> Result<()> {
         on_tx!(self, |c| {
-            sqlx::query("UPDATE incidents SET category_note = $2 WHERE id = $1")
-                .bind(incident)
-                .bind(note)
-                .execute(&mut *c)
-                .await?;
+            sqlx::query("UPDATE incidents SET category_note = $2 WHERE id = $1").bind(incident).bind(note).execute(&mut *c).await?;
         });
         Ok(())
     }
@@ -554,15 +553,28 @@ impl Tx {
     /// Queues triage questions: (message asked about, message recorded with, when, question).
     async fn queue_questions(&mut self, questions: &[(i64, i64, DateTime<Utc>, &OutboxRecord)]) -> Result<()> {
         on_tx!(self, |c| {
-            insert_values!(c, ROWS_PER_STATEMENT,
+            insert_values!(
+                c,
+                ROWS_PER_STATEMENT,
                 "INSERT INTO outbox (message_id, purpose, recipient, email_message_id, subject, body, \
-                 created_us, state, attempts, next_attempt_us) ", questions, "", |b, row| {
-                let (about, recorded, at, q) = *row;
-                let fill = |s: &str| s.replace("{message}", &about.to_string()).replace("{recorded}", &recorded.to_string());
-                b.push_bind(about).push_bind(q.purpose).push_bind(q.recipient.clone())
-                    .push_bind(fill(&q.email_message_id)).push_bind(fill(&q.subject)).push_bind(fill(&q.body))
-                    .push_bind(to_us(at)).push_bind("pending").push_bind(0i32).push_bind(to_us(at));
-            });
+                 created_us, state, attempts, next_attempt_us) ",
+                questions,
+                "",
+                |b, row| {
+                    let (about, recorded, at, q) = *row;
+                    let fill = |s: &str| s.replace("{message}", &about.to_string()).replace("{recorded}", &recorded.to_string());
+                    b.push_bind(about)
+                        .push_bind(q.purpose)
+                        .push_bind(q.recipient.clone())
+                        .push_bind(fill(&q.email_message_id))
+                        .push_bind(fill(&q.subject))
+                        .push_bind(fill(&q.body))
+                        .push_bind(to_us(at))
+                        .push_bind("pending")
+                        .push_bind(0i32)
+                        .push_bind(to_us(at));
+                }
+            );
         });
         Ok(())
     }
@@ -600,17 +612,30 @@ impl Tx {
         let mut ids = vec![None; batch.len()];
         for group in groups {
             let returned: Vec<(MessageKey, i64)> = on_tx!(self, |c| {
-                let rows = insert_values!(c, ROWS_PER_STATEMENT,
+                let rows = insert_values!(
+                    c,
+                    ROWS_PER_STATEMENT,
                     "INSERT INTO messages (sha256, message_id, source, origin, imap_uidvalidity, imap_uid, \
-                     received_us, size, state, reason, duplicate_of, content_sha256) ", group,
-                    " ON CONFLICT DO NOTHING RETURNING id, sha256, origin, imap_uidvalidity, imap_uid", |b, row| {
-                    let m = row.1;
-                    let (uidvalidity, uid) = imap_columns(m);
-                    b.push_bind(m.sha256.clone()).push_bind(m.message_id.clone()).push_bind(m.source)
-                        .push_bind(m.origin.clone()).push_bind(uidvalidity).push_bind(uid)
-                        .push_bind(to_us(m.received)).push_bind(m.size as i64).push_bind(m.state.as_str())
-                        .push_bind(m.reason.clone()).push_bind(m.duplicate_of).push_bind(m.content_sha256.clone());
-                });
+                     received_us, size, state, reason, duplicate_of, content_sha256) ",
+                    group,
+                    " ON CONFLICT DO NOTHING RETURNING id, sha256, origin, imap_uidvalidity, imap_uid",
+                    |b, row| {
+                        let m = row.1;
+                        let (uidvalidity, uid) = imap_columns(m);
+                        b.push_bind(m.sha256.clone())
+                            .push_bind(m.message_id.clone())
+                            .push_bind(m.source)
+                            .push_bind(m.origin.clone())
+                            .push_bind(uidvalidity)
+                            .push_bind(uid)
+                            .push_bind(to_us(m.received))
+                            .push_bind(m.size as i64)
+                            .push_bind(m.state.as_str())
+                            .push_bind(m.reason.clone())
+                            .push_bind(m.duplicate_of)
+                            .push_bind(m.content_sha256.clone());
+                    }
+                );
                 rows.iter().map(MessageKey::returned).collect::<Result<_>>()?
             });
             match group.as_slice() {
@@ -624,6 +649,41 @@ impl Tx {
             }
         }
         Ok(ids)
+    }
+
+    /// A duplicate of a message earlier in its own batch could not name its original before
+    /// both had ids; now they have, it names it (`duplicate_of` and the reason), as a duplicate
+    /// of an earlier batch's message does.
+    async fn name_batch_originals(&mut self, batch: &[ToRecord<'_>], ids: &[Option<i64>]) -> Result<()> {
+        for (item, id) in batch.iter().zip(ids) {
+            let m = item.message;
+            let (Some(id), MessageState::Duplicate, None, Some(mid), Some(content)) =
+                (id, m.state, m.duplicate_of, &m.message_id, &m.content_sha256)
+            else {
+                continue;
+            };
+            on_tx!(self, |c| {
+                let original: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM messages WHERE message_id = $1 AND content_sha256 = $2 AND state <> 'duplicate' AND id < $3 \
+                     ORDER BY id LIMIT 1",
+                )
+                .bind(mid)
+                .bind(content)
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?;
+                if let Some(original) = original {
+                    sqlx::query("UPDATE messages SET duplicate_of = $1, reason = $2 WHERE id = $3")
+                        .bind(original)
+                        .bind(format!("same Message-ID and content as message {original}"))
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok::<(), StoreError>(())
+            })?;
+        }
+        Ok(())
     }
 
     /// The message recorded before under the same content hash or IMAP UID.
@@ -651,70 +711,109 @@ impl Tx {
             return Ok(HashMap::new());
         }
         let ids: HashMap<i64, i64> = on_tx!(self, |c| {
-            let rows = insert_values!(c, ROWS_PER_STATEMENT,
+            let rows = insert_values!(
+                c,
+                ROWS_PER_STATEMENT,
                 "INSERT INTO incidents (message_id, occurred_us, recorded_us, recorded_by, record_kind, \
                  category, priority, visibility, note, original_from, original_name, original_subject, \
-                 body_text, body_html, follows, date_note, backfilled) ", filed, " RETURNING id, message_id", |b, row| {
-                let (message, inc) = *row;
-                b.push_bind(message).push_bind(to_us(inc.occurred)).push_bind(to_us(inc.recorded))
-                    .push_bind(inc.recorded_by).push_bind(inc.record_kind.clone()).push_bind(inc.category.clone())
-                    .push_bind(inc.priority.clone()).push_bind(inc.visibility.clone()).push_bind(inc.note.clone())
-                    .push_bind(inc.original_from.clone()).push_bind(inc.original_name.clone())
-                    .push_bind(inc.original_subject.clone()).push_bind(inc.body_text.clone())
-                    .push_bind(inc.body_html.clone()).push_bind(inc.follows).push_bind(inc.date_note.clone())
-                    .push_bind(inc.backfilled);
-            });
-            rows.iter()
-                .map(|r| Ok((r.try_get::<i64, _>("message_id")?, r.try_get::<i64, _>("id")?)))
-                .collect::<Result<_>>()?
+                 body_text, body_html, follows, date_note, backfilled) ",
+                filed,
+                " RETURNING id, message_id",
+                |b, row| {
+                    let (message, inc) = *row;
+                    b.push_bind(message)
+                        .push_bind(to_us(inc.occurred))
+                        .push_bind(to_us(inc.recorded))
+                        .push_bind(inc.recorded_by)
+                        .push_bind(inc.record_kind.clone())
+                        .push_bind(inc.category.clone())
+                        .push_bind(inc.priority.clone())
+                        .push_bind(inc.visibility.clone())
+                        .push_bind(inc.note.clone())
+                        .push_bind(inc.original_from.clone())
+                        .push_bind(inc.original_name.clone())
+                        .push_bind(inc.original_subject.clone())
+                        .push_bind(inc.body_text.clone())
+                        .push_bind(inc.body_html.clone())
+                        .push_bind(inc.follows)
+                        .push_bind(inc.date_note.clone())
+                        .push_bind(inc.backfilled);
+                }
+            );
+            rows.iter().map(|r| Ok((r.try_get::<i64, _>("message_id")?, r.try_get::<i64, _>("id")?))).collect::<Result<_>>()?
         });
         let incident = |message: &i64| ids[message];
 
-        let pupils: Vec<(i64, &PupilLink)> =
-            filed.iter().flat_map(|(m, inc)| inc.pupils.iter().map(move |p| (incident(m), p))).collect();
+        let pupils: Vec<(i64, &PupilLink)> = filed.iter().flat_map(|(m, inc)| inc.pupils.iter().map(move |p| (incident(m), p))).collect();
         let attachments: Vec<(i64, &AttachmentRecord)> =
             filed.iter().flat_map(|(m, inc)| inc.attachments.iter().map(move |a| (incident(m), a))).collect();
-        let outbox: Vec<(i64, i64, &OutboxRecord)> = filed
-            .iter()
-            .flat_map(|(m, inc)| inc.outbox.iter().map(move |o| (incident(m), to_us(inc.recorded), o)))
-            .collect();
-        let actions: Vec<(i64, i64, &ActionRecord)> = filed
-            .iter()
-            .filter_map(|(m, inc)| Some((incident(m), to_us(inc.recorded), inc.action.as_ref()?)))
-            .collect();
+        let outbox: Vec<(i64, i64, &OutboxRecord)> =
+            filed.iter().flat_map(|(m, inc)| inc.outbox.iter().map(move |o| (incident(m), to_us(inc.recorded), o))).collect();
+        let actions: Vec<(i64, i64, &ActionRecord)> =
+            filed.iter().filter_map(|(m, inc)| Some((incident(m), to_us(inc.recorded), inc.action.as_ref()?))).collect();
 
         self.store_blobs(attachments.iter().map(|(_, a)| (a.sha256.as_str(), a.data.as_slice()))).await?;
         let action_ids: HashMap<i64, i64> = on_tx!(self, |c| {
-            insert_values!(c, ROWS_PER_STATEMENT, "INSERT INTO incident_pupils (incident_id, pupil_id, role, how) ",
-                pupils, "", |b, row| {
-                b.push_bind(row.0).push_bind(row.1.pupil_id).push_bind(row.1.role.clone()).push_bind(row.1.how.clone());
-            });
-            insert_values!(c, ROWS_PER_STATEMENT,
+            insert_values!(
+                c,
+                ROWS_PER_STATEMENT,
+                "INSERT INTO incident_pupils (incident_id, pupil_id, role, how) ",
+                pupils,
+                "",
+                |b, row| {
+                    b.push_bind(row.0).push_bind(row.1.pupil_id).push_bind(row.1.role.clone()).push_bind(row.1.how.clone());
+                }
+            );
+            insert_values!(
+                c,
+                ROWS_PER_STATEMENT,
                 "INSERT INTO attachments (incident_id, filename, content_type, size, sha256, inline, tnef) ",
-                attachments, "", |b, row| {
-                let a = row.1;
-                b.push_bind(row.0).push_bind(a.filename.clone()).push_bind(a.content_type.clone())
-                    .push_bind(a.data.len() as i64).push_bind(a.sha256.clone()).push_bind(a.inline).push_bind(a.tnef);
-            });
-            insert_values!(c, ROWS_PER_STATEMENT,
+                attachments,
+                "",
+                |b, row| {
+                    let a = row.1;
+                    b.push_bind(row.0)
+                        .push_bind(a.filename.clone())
+                        .push_bind(a.content_type.clone())
+                        .push_bind(a.data.len() as i64)
+                        .push_bind(a.sha256.clone())
+                        .push_bind(a.inline)
+                        .push_bind(a.tnef);
+                }
+            );
+            insert_values!(
+                c,
+                ROWS_PER_STATEMENT,
                 "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, \
-                 created_us, state, attempts, next_attempt_us) ", outbox, "", |b, row| {
-                let (incident, created, o) = *row;
-                let number = incident.to_string();
-                b.push_bind(incident).push_bind(o.purpose).push_bind(o.recipient.clone())
-                    .push_bind(o.email_message_id.replace("{incident}", &number))
-                    .push_bind(o.subject.replace("{incident}", &number))
-                    .push_bind(o.body.replace("{incident}", &number))
-                    .push_bind(created).push_bind("pending").push_bind(0i32).push_bind(created);
-            });
-            let rows = insert_values!(c, ROWS_PER_STATEMENT,
-                "INSERT INTO actions (incident_id, owner, created_us, due_us) ", actions,
-                " RETURNING id, incident_id", |b, row| {
-                b.push_bind(row.0).push_bind(row.2.owner).push_bind(row.1).push_bind(to_us(row.2.due));
-            });
-            rows.iter()
-                .map(|r| Ok((r.try_get::<i64, _>("incident_id")?, r.try_get::<i64, _>("id")?)))
-                .collect::<Result<_>>()?
+                 created_us, state, attempts, next_attempt_us) ",
+                outbox,
+                "",
+                |b, row| {
+                    let (incident, created, o) = *row;
+                    let number = incident.to_string();
+                    b.push_bind(incident)
+                        .push_bind(o.purpose)
+                        .push_bind(o.recipient.clone())
+                        .push_bind(o.email_message_id.replace("{incident}", &number))
+                        .push_bind(o.subject.replace("{incident}", &number))
+                        .push_bind(o.body.replace("{incident}", &number))
+                        .push_bind(created)
+                        .push_bind("pending")
+                        .push_bind(0i32)
+                        .push_bind(created);
+                }
+            );
+            let rows = insert_values!(
+                c,
+                ROWS_PER_STATEMENT,
+                "INSERT INTO actions (incident_id, owner, created_us, due_us) ",
+                actions,
+                " RETURNING id, incident_id",
+                |b, row| {
+                    b.push_bind(row.0).push_bind(row.2.owner).push_bind(row.1).push_bind(to_us(row.2.due));
+                }
+            );
+            rows.iter().map(|r| Ok((r.try_get::<i64, _>("incident_id")?, r.try_get::<i64, _>("id")?))).collect::<Result<_>>()?
         });
 
         let mut rungs: Vec<(i64, i32, i64, String)> = Vec::new();
@@ -725,10 +824,16 @@ impl Tx {
             }
         }
         on_tx!(self, |c| {
-            insert_values!(c, ROWS_PER_STATEMENT, "INSERT INTO action_rungs (action_id, rung, due_us, recipients) ",
-                rungs, "", |b, row| {
-                b.push_bind(row.0).push_bind(row.1).push_bind(row.2).push_bind(row.3.clone());
-            });
+            insert_values!(
+                c,
+                ROWS_PER_STATEMENT,
+                "INSERT INTO action_rungs (action_id, rung, due_us, recipients) ",
+                rungs,
+                "",
+                |b, row| {
+                    b.push_bind(row.0).push_bind(row.1).push_bind(row.2).push_bind(row.3.clone());
+                }
+            );
         });
         Ok(ids)
     }

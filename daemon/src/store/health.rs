@@ -110,17 +110,15 @@ impl Store {
     /// Every component's row, intake first; a component never written has none.
     pub async fn health(&self) -> Result<Vec<HealthRecord>> {
         let mut out: Vec<HealthRecord> = on_pool!(self, |p| {
-            let rows = sqlx::query(
-                "SELECT component, state, what, since_us, last_error, error_us, backlog, daemon, updated_us FROM health",
-            )
-            .fetch_all(p)
-            .await?;
+            let rows =
+                sqlx::query("SELECT component, state, what, since_us, last_error, error_us, backlog, daemon, updated_us FROM health")
+                    .fetch_all(p)
+                    .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
-                let (Some(component), Some(state)) = (
-                    Component::parse(&r.try_get::<String, _>("component")?),
-                    HealthState::parse(&r.try_get::<String, _>("state")?),
-                ) else {
+                let (Some(component), Some(state)) =
+                    (Component::parse(&r.try_get::<String, _>("component")?), HealthState::parse(&r.try_get::<String, _>("state")?))
+                else {
                     continue;
                 };
                 let error: Option<String> = r.try_get("last_error")?;

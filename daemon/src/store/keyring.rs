@@ -6,8 +6,8 @@
 //! Sealed values live in `blobs.data` (raw messages and attachments) and in the incident text
 //! columns; [`SEALED_TEXT`] lists the text columns, so a new sealed column is one line here.
 
-use super::{Result, Store, StoreError, on_pool, on_tx, to_us};
 use super::directory::fields as directory;
+use super::{Result, Store, StoreError, on_pool, on_tx, to_us};
 use crate::pipeline::fields;
 use crate::seal::{KeyFiles, SealError, Sealer};
 use chrono::{DateTime, Utc};
@@ -110,9 +110,8 @@ impl Walk<'_> {
 
 impl Store {
     pub async fn key_state(&self) -> Result<KeyState> {
-        let rows: Vec<(String, String)> = on_pool!(self, |p| {
-            sqlx::query_as("SELECT key_id, state FROM keyring ORDER BY key_id").fetch_all(p).await?
-        });
+        let rows: Vec<(String, String)> =
+            on_pool!(self, |p| { sqlx::query_as("SELECT key_id, state FROM keyring ORDER BY key_id").fetch_all(p).await? });
         let mut state = KeyState::default();
         for (id, s) in rows {
             match s.as_str() {
@@ -142,8 +141,14 @@ impl Store {
             }
             Ok::<(), StoreError>(())
         })?;
-        tx.append_audit(now, actor, "key_current", "keyring", &format!("new values are sealed with key {id}; key {previous} stays in the ring"))
-            .await?;
+        tx.append_audit(
+            now,
+            actor,
+            "key_current",
+            "keyring",
+            &format!("new values are sealed with key {id}; key {previous} stays in the ring"),
+        )
+        .await?;
         tx.commit().await
     }
 
@@ -167,31 +172,46 @@ impl Store {
     }
 
     /// Re-seals every value not under `sealer`'s current key, a batch per transaction; safe
-    /// to interrupt and run again, and beside a running daemon.
-    pub async fn reseal_to_current(&self, sealer: &Sealer) -> Result<KeyWalk> {
-        self.walk(Walk::Reseal(sealer)).await
+    /// to interrupt and run again, and beside a running daemon. `progress` hears how many more
+    /// rows were walked after each batch (out of [`Store::sealed_rows`]).
+    pub async fn reseal_to_current(&self, sealer: &Sealer, progress: &mut dyn FnMut(u64)) -> Result<KeyWalk> {
+        self.walk(Walk::Reseal(sealer), progress).await
     }
 
-    /// Opens every sealed value with `sealer`'s ring, changing nothing.
-    pub async fn verify_keys(&self, sealer: &Sealer) -> Result<KeyWalk> {
-        self.walk(Walk::Verify(sealer)).await
+    /// Opens every sealed value with `sealer`'s ring, changing nothing; `progress` as for
+    /// [`Store::reseal_to_current`].
+    pub async fn verify_keys(&self, sealer: &Sealer, progress: &mut dyn FnMut(u64)) -> Result<KeyWalk> {
+        self.walk(Walk::Verify(sealer), progress).await
     }
 
-    async fn walk(&self, how: Walk<'_>) -> Result<KeyWalk> {
+    /// The rows a key walk visits (blobs and every row of a table with sealed columns), for a
+    /// progress bar's total.
+    pub async fn sealed_rows(&self) -> Result<u64> {
+        let mut total = 0u64;
+        let tables = std::iter::once("blobs").chain(SEALED_TEXT.iter().map(|(table, _)| *table));
+        for table in tables {
+            let count = format!("SELECT COUNT(*) FROM {table}");
+            let n: i64 = on_pool!(self, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(count)).fetch_one(p).await)?;
+            total += u64::try_from(n).unwrap_or(0);
+        }
+        Ok(total)
+    }
+
+    async fn walk(&self, how: Walk<'_>, progress: &mut dyn FnMut(u64)) -> Result<KeyWalk> {
         let mut out = KeyWalk::default();
-        self.walk_blobs(how, &mut out).await?;
+        self.walk_blobs(how, &mut out, progress).await?;
         for (table, columns) in SEALED_TEXT {
-            self.walk_text(how, table, columns, &mut out).await?;
+            self.walk_text(how, table, columns, &mut out, progress).await?;
         }
         Ok(out)
     }
 
-    async fn walk_blobs(&self, how: Walk<'_>, out: &mut KeyWalk) -> Result<()> {
+    async fn walk_blobs(&self, how: Walk<'_>, out: &mut KeyWalk, progress: &mut dyn FnMut(u64)) -> Result<()> {
         let current = how.sealer().key_id();
         let mut after = String::new();
         loop {
             let mut tx = self.begin().await?;
-            let more = on_tx!(&mut tx, |c| {
+            let walked = on_tx!(&mut tx, |c| {
                 let rows = sqlx::query(
                     "SELECT b.sha256, b.data, EXISTS (SELECT 1 FROM messages m WHERE m.sha256 = b.sha256) AS is_message \
                      FROM blobs b WHERE b.sha256 > $1 ORDER BY b.sha256 LIMIT $2",
@@ -223,16 +243,24 @@ impl Store {
                     }
                     after = sha;
                 }
-                Ok::<bool, StoreError>(!rows.is_empty())
+                Ok::<usize, StoreError>(rows.len())
             })?;
             tx.commit().await?;
-            if !more {
+            progress(walked as u64);
+            if walked == 0 {
                 return Ok(());
             }
         }
     }
 
-    async fn walk_text(&self, how: Walk<'_>, table: &str, columns: &[(&str, &str)], out: &mut KeyWalk) -> Result<()> {
+    async fn walk_text(
+        &self,
+        how: Walk<'_>,
+        table: &str,
+        columns: &[(&str, &str)],
+        out: &mut KeyWalk,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
         let current = how.sealer().key_id();
         let names: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
         let select = format!("SELECT id, {} FROM {table} WHERE id > $1 ORDER BY id LIMIT $2", names.join(", "));
@@ -241,7 +269,7 @@ impl Store {
         let mut after = 0i64;
         loop {
             let mut tx = self.begin().await?;
-            let more = on_tx!(&mut tx, |c| {
+            let walked = on_tx!(&mut tx, |c| {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(select.clone())).bind(after).bind(TEXT_BATCH).fetch_all(&mut *c).await?;
                 for r in &rows {
                     let row: i64 = r.try_get("id")?;
@@ -287,10 +315,11 @@ impl Store {
                         q.bind(row).execute(&mut *c).await?;
                     }
                 }
-                Ok::<bool, StoreError>(!rows.is_empty())
+                Ok::<usize, StoreError>(rows.len())
             })?;
             tx.commit().await?;
-            if !more {
+            progress(walked as u64);
+            if walked == 0 {
                 return Ok(());
             }
         }
@@ -325,7 +354,9 @@ impl LiveKeys {
     /// The ring, brought up to date with the database first (one small query).
     pub async fn current(&self, store: &Store) -> Result<Sealer> {
         let held = self.held();
-        let Some(files) = &self.files else { return Ok(held) };
+        let Some(files) = &self.files else {
+            return Ok(held);
+        };
         let state = store.key_state().await?;
         let current_matches = state.current.as_ref().is_none_or(|id| *id == held.key_id());
         let holds_retired = held.key_ids().iter().any(|id| state.retired.contains(id));

@@ -121,12 +121,7 @@ impl LeaseConnection {
              renewed_us = {DB_NOW}, expires_us = {DB_NOW} + $3 \
              WHERE name = $1 AND expires_us <= {DB_NOW} RETURNING term"
         );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(LEADER)
-            .bind(holder)
-            .bind(micros(ttl))
-            .fetch_optional(&mut self.0)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(LEADER).bind(holder).bind(micros(ttl)).fetch_optional(&mut self.0).await?;
         Ok(row.map(|r| r.try_get("term")).transpose()?)
     }
 
@@ -137,13 +132,8 @@ impl LeaseConnection {
             "UPDATE leader_lease SET renewed_us = {DB_NOW}, expires_us = {DB_NOW} + $4 \
              WHERE name = $1 AND holder = $2 AND term = $3"
         );
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(LEADER)
-            .bind(holder)
-            .bind(term)
-            .bind(micros(ttl))
-            .execute(&mut self.0)
-            .await?;
+        let done =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(LEADER).bind(holder).bind(term).bind(micros(ttl)).execute(&mut self.0).await?;
         Ok(done.rows_affected() == 1)
     }
 

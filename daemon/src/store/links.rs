@@ -24,7 +24,15 @@ impl Tx {
     }
 
     /// Runs `sql` (binding pupil, incident) and, when it changed a link, audits it as `action`.
-    async fn change_mention(&mut self, sql: &'static str, action: &str, incident: i64, pupil: i64, by: i64, at: DateTime<Utc>) -> Result<bool> {
+    async fn change_mention(
+        &mut self,
+        sql: &'static str,
+        action: &str,
+        incident: i64,
+        pupil: i64,
+        by: i64,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         let changed = on_tx!(self, |c| sqlx::query(sql).bind(pupil).bind(incident).execute(&mut *c).await?.rows_affected());
         if changed > 0 {
             self.append_incident_audit(at, &format!("staff:{by}"), action, incident, &format!("pupil:{pupil}")).await?;

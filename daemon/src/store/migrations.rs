@@ -59,11 +59,7 @@ pub async fn migration_state(url: &str) -> Result<MigrationState, StoreError> {
     Ok(MigrationState {
         backend,
         applied: known.iter().filter(|v| applied.contains(v)).count(),
-        pending: migrator
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .map(|m| format!("{:04} {}", m.version, m.description))
-            .collect(),
+        pending: migrator.iter().filter(|m| !applied.contains(&m.version)).map(|m| format!("{:04} {}", m.version, m.description)).collect(),
         unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
         missing_file: None,
     })

@@ -18,13 +18,13 @@ mod keyring;
 mod lease;
 mod links;
 mod migrations;
-mod outcomes;
 mod outbox;
+mod outcomes;
 mod plans;
 mod read;
 mod retention;
-mod seal_clear;
 mod schedule;
+mod seal_clear;
 
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use console::{SessionRecord, TotpRecord};
@@ -32,19 +32,19 @@ pub use console_access::SentAbout;
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use directory_cache::DirectoryCache;
 pub use filing::{
-    ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord,
-    PupilLink, QuestionRecord, Recorded, Release, RungRecord, ToRecord,
+    ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, QuestionRecord,
+    Recorded, Release, RungRecord, ToRecord,
 };
 pub use health::{Component, HealthRecord, HealthState};
-pub use outcomes::OutcomeRecorded;
+pub use keyring::{KeyState, KeyWalk, LiveKeys};
+pub use lease::{LeaseConnection, LeaseState, holder_id, sqlite_file};
+pub use migrations::{MigrationState, migration_state};
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
+pub use outcomes::OutcomeRecorded;
 #[doc(hidden)]
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
-pub use keyring::{KeyState, KeyWalk, LiveKeys};
-pub use lease::{LeaseConnection, LeaseState, holder_id, sqlite_file};
-pub use migrations::{MigrationState, migration_state};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
@@ -262,11 +262,7 @@ impl Store {
                 // only the backstop that bounds the WAL (~400 MB) should that task fall behind.
                 .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string())
                 .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(opts)
-                .await
-                .map_err(StoreError::Connect)?;
+            let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(StoreError::Connect)?;
             if pending(sqlx::query_scalar(APPLIED).fetch_all(&pool).await, &SQLITE_MIGRATIONS) {
                 SQLITE_MIGRATIONS.run(&pool).await?;
             }

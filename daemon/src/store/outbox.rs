@@ -67,12 +67,8 @@ impl Store {
              (SELECT priority FROM incidents WHERE incidents.id = outbox.incident_id) AS priority"
         );
         let mut out: Vec<PendingEmail> = on_pool!(self, |p| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(to_us(now))
-                .bind(to_us(now + CLAIM_LEASE))
-                .bind(limit)
-                .fetch_all(p)
-                .await?;
+            let rows =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_us(now)).bind(to_us(now + CLAIM_LEASE)).bind(limit).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 out.push(PendingEmail {
@@ -111,14 +107,7 @@ impl Store {
             .transpose()?
         });
         if let Some((subject, purpose)) = row {
-            tx.append_audit(
-                at,
-                ACTOR,
-                &format!("{purpose}_sent"),
-                &subject,
-                &format!("outbox={id}"),
-            )
-            .await?;
+            tx.append_audit(at, ACTOR, &format!("{purpose}_sent"), &subject, &format!("outbox={id}")).await?;
         }
         tx.commit().await
     }
@@ -144,13 +133,11 @@ impl Store {
     /// was unreachable for an earlier email in the same pass), to be tried at `next`.
     pub async fn release_email(&self, id: i64, next: DateTime<Utc>) -> Result<()> {
         on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE outbox SET next_attempt_us = $2 WHERE id = $1 AND state = 'pending'",
-            )
-            .bind(id)
-            .bind(to_us(next))
-            .execute(p)
-            .await?;
+            sqlx::query("UPDATE outbox SET next_attempt_us = $2 WHERE id = $1 AND state = 'pending'")
+                .bind(id)
+                .bind(to_us(next))
+                .execute(p)
+                .await?;
         });
         Ok(())
     }
@@ -173,14 +160,7 @@ impl Store {
             .transpose()?
         });
         if let Some(((subject, purpose), attempts)) = row {
-            tx.append_audit(
-                at,
-                ACTOR,
-                &format!("{purpose}_dead"),
-                &subject,
-                &format!("outbox={id} attempts={attempts}"),
-            )
-            .await?;
+            tx.append_audit(at, ACTOR, &format!("{purpose}_dead"), &subject, &format!("outbox={id} attempts={attempts}")).await?;
         }
         tx.commit().await
     }
@@ -188,11 +168,7 @@ impl Store {
     /// When the next pending email falls due (for the worker's sleep), if any is pending.
     pub async fn next_email_due(&self) -> Result<Option<DateTime<Utc>>> {
         on_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT MIN(next_attempt_us) AS due FROM outbox WHERE state = 'pending'",
-            )
-            .fetch_one(p)
-            .await?;
+            let row = sqlx::query("SELECT MIN(next_attempt_us) AS due FROM outbox WHERE state = 'pending'").fetch_one(p).await?;
             let due: Option<i64> = row.try_get("due")?;
             Ok(due.map(from_us))
         })

@@ -22,13 +22,7 @@ pub enum OutcomeRecorded {
 impl Tx {
     /// Records `text` as the outcome of `incident` by staff member `by`, closing its oldest open
     /// action, with an audit entry. `Outcome: NFA` is an outcome like any other.
-    pub async fn record_outcome(
-        &mut self,
-        incident: i64,
-        by: i64,
-        text: &str,
-        at: DateTime<Utc>,
-    ) -> Result<OutcomeRecorded> {
+    pub async fn record_outcome(&mut self, incident: i64, by: i64, text: &str, at: DateTime<Utc>) -> Result<OutcomeRecorded> {
         let closed: Option<i64> = on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE actions SET outcome = $1, outcome_by = $2, outcome_us = $3 \
@@ -97,10 +91,7 @@ impl Store {
     /// ever required. False once it is recorded.
     pub async fn outcome_open(&self, incident: i64) -> Result<bool> {
         on_pool!(self, |p| {
-            let row = sqlx::query(OUTCOME_OPEN)
-            .bind(incident)
-            .fetch_one(p)
-            .await?;
+            let row = sqlx::query(OUTCOME_OPEN).bind(incident).fetch_one(p).await?;
             let total: i64 = row.try_get("total")?;
             let open: i64 = row.try_get("open")?;
             Ok(total == 0 || open > 0)
@@ -111,19 +102,11 @@ impl Store {
     /// its alert or a reminder, or made the owner of its outcome.
     pub async fn was_alerted(&self, incident: i64, staff_id: i64, emails: &[String]) -> Result<bool> {
         on_pool!(self, |p| {
-            let owner = sqlx::query(OWNS_ACTION)
-                .bind(incident)
-                .bind(staff_id)
-                .fetch_optional(p)
-                .await?
-                .is_some();
+            let owner = sqlx::query(OWNS_ACTION).bind(incident).bind(staff_id).fetch_optional(p).await?.is_some();
             if owner {
                 return Ok(true);
             }
-            let recipients = sqlx::query(ALERTED_TO)
-                .bind(incident)
-                .fetch_all(p)
-                .await?;
+            let recipients = sqlx::query(ALERTED_TO).bind(incident).fetch_all(p).await?;
             for r in recipients {
                 let to: String = r.try_get("recipient")?;
                 if emails.iter().any(|e| e.eq_ignore_ascii_case(to.trim())) {

@@ -35,12 +35,8 @@ impl PlannedQuery {
 /// status counts, digests and the scheduler's passes.
 #[doc(hidden)]
 pub fn read_queries() -> Vec<PlannedQuery> {
-    let q = |name, sql: &str, values: &[&'static str]| PlannedQuery {
-        name,
-        sql: sql.to_string(),
-        values: values.to_vec(),
-        counts_all: false,
-    };
+    let q =
+        |name, sql: &str, values: &[&'static str]| PlannedQuery { name, sql: sql.to_string(), values: values.to_vec(), counts_all: false };
     let count = |name, sql: &str| PlannedQuery { counts_all: true, ..q(name, sql, &[]) };
     let now = "1765000000000000";
     let day_ago = "1764913600000000";

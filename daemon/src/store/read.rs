@@ -184,23 +184,14 @@ impl Store {
             for st in MessageState::ALL {
                 s.messages.insert(st, 0);
             }
-            for r in sqlx::query(STATUS_MESSAGES)
-                .fetch_all(p)
-                .await?
-            {
+            for r in sqlx::query(STATUS_MESSAGES).fetch_all(p).await? {
                 let state: String = r.try_get("state")?;
                 if let Some(st) = MessageState::parse(&state) {
                     s.messages.insert(st, r.try_get::<i64, _>("n")? as u64);
                 }
             }
-            s.incidents = sqlx::query(STATUS_INCIDENTS)
-                .fetch_one(p)
-                .await?
-                .try_get::<i64, _>("n")? as u64;
-            for r in sqlx::query(STATUS_OUTBOX)
-                .fetch_all(p)
-                .await?
-            {
+            s.incidents = sqlx::query(STATUS_INCIDENTS).fetch_one(p).await?.try_get::<i64, _>("n")? as u64;
+            for r in sqlx::query(STATUS_OUTBOX).fetch_all(p).await? {
                 let state: String = r.try_get("state")?;
                 let n = r.try_get::<i64, _>("n")? as u64;
                 match state.as_str() {
@@ -210,17 +201,10 @@ impl Store {
                     _ => {}
                 }
             }
-            let r = sqlx::query(STATUS_OUTCOMES)
-            .bind(to_us(now))
-            .fetch_one(p)
-            .await?;
+            let r = sqlx::query(STATUS_OUTCOMES).bind(to_us(now)).fetch_one(p).await?;
             s.outcomes_open = r.try_get::<i64, _>("open")? as u64;
             s.outcomes_overdue = r.try_get::<i64, _>("overdue")? as u64;
-            s.last_filed_at = sqlx::query(STATUS_LAST_FILED)
-                .fetch_one(p)
-                .await?
-                .try_get::<Option<i64>, _>("t")?
-                .map(from_us);
+            s.last_filed_at = sqlx::query(STATUS_LAST_FILED).fetch_one(p).await?.try_get::<Option<i64>, _>("t")?.map(from_us);
             Ok(s)
         })
     }
@@ -291,10 +275,8 @@ pub struct IncidentFacts {
 impl Store {
     pub async fn incident_facts(&self, id: i64) -> Result<Option<IncidentFacts>> {
         on_pool!(self, |p| {
-            let Some(row) = sqlx::query("SELECT category, priority, visibility FROM incidents WHERE id = $1")
-                .bind(id)
-                .fetch_optional(p)
-                .await?
+            let Some(row) =
+                sqlx::query("SELECT category, priority, visibility FROM incidents WHERE id = $1").bind(id).fetch_optional(p).await?
             else {
                 return Ok(None);
             };

@@ -142,14 +142,14 @@ impl Tx {
         .fetch_one(&mut *c)
         .await?
         .try_get("id")?);
-        self.append_audit(at, &format!("staff:{by}"), "hold_set", &subject(on), &format!("hold={id} reason={}", reason.as_str()))
-            .await?;
+        self.append_audit(at, &format!("staff:{by}"), "hold_set", &subject(on), &format!("hold={id} reason={}", reason.as_str())).await?;
         Ok(id)
     }
 
     /// Releases a standing hold; false when there is no such hold or it was already released.
     pub async fn release_hold(&mut self, id: i64, sealed_note: &str, by: i64, at: DateTime<Utc>) -> Result<Option<HoldOn>> {
-        let row = on_tx!(self, |c| sqlx::query(
+        let row = on_tx!(self, |c| {
+            sqlx::query(
             "UPDATE holds SET released_by = $2, released_us = $3, release_note = $4 \
              WHERE id = $1 AND released_us IS NULL RETURNING id, pupil_id, incident_id, reason, note, set_by, set_us, released_by, released_us"
         )
@@ -160,7 +160,8 @@ impl Tx {
         .fetch_optional(&mut *c)
         .await?
         .map(|r| hold_from(&r))
-        .transpose()?);
+        .transpose()?
+        });
         let Some(hold) = row else { return Ok(None) };
         self.append_audit(at, &format!("staff:{by}"), "hold_release", &subject(hold.on), &format!("hold={id}")).await?;
         Ok(Some(hold.on))
@@ -214,14 +215,7 @@ impl Store {
 
     /// The standing holds on a pupil, on any incident they are on, or on one incident.
     pub async fn holds_touching(&self, pupil: Option<i64>, incident: Option<i64>) -> Result<Vec<Hold>> {
-        on_pool!(self, |p| sqlx::query(HOLDS_TOUCHING)
-            .bind(pupil)
-            .bind(incident)
-            .fetch_all(p)
-            .await?
-            .iter()
-            .map(hold_from)
-            .collect())
+        on_pool!(self, |p| sqlx::query(HOLDS_TOUCHING).bind(pupil).bind(incident).fetch_all(p).await?.iter().map(hold_from).collect())
     }
 
     /// For every pupil with incidents (other than pupils only mentioned, not yet confirmed):

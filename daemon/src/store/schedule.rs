@@ -72,11 +72,7 @@ impl Store {
     /// ladder order), at most `limit`.
     pub async fn due_rungs(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueRung>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(DUE_RUNGS)
-            .bind(to_us(now))
-            .bind(limit)
-            .fetch_all(p)
-            .await?;
+            let rows = sqlx::query(DUE_RUNGS).bind(to_us(now)).bind(limit).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let action_id: i64 = r.try_get("action_id")?;
@@ -106,9 +102,7 @@ impl Store {
         on_pool!(self, |p| {
             // ORDER BY … LIMIT 1 rather than MIN(): walks the unfired-rungs index in due order
             // and stops at the first open action, instead of joining every unfired rung.
-            let row = sqlx::query(NEXT_RUNG_DUE)
-            .fetch_optional(p)
-            .await?;
+            let row = sqlx::query(NEXT_RUNG_DUE).fetch_optional(p).await?;
             Ok(row.map(|r| r.try_get::<i64, _>("due_us")).transpose()?.map(from_us))
         })
     }
@@ -153,22 +147,10 @@ impl Store {
 
     /// Incidents recorded live (not historical, see [`Store::historical_filed_between`]) in
     /// `(after, until]`, oldest first.
-    pub async fn incidents_recorded_between(
-        &self,
-        after: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Vec<RecordedIncident>> {
+    pub async fn incidents_recorded_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Result<Vec<RecordedIncident>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(LIVE_INCIDENTS_BETWEEN)
-            .bind(to_us(after))
-            .bind(to_us(until))
-            .fetch_all(p)
-            .await?;
-            let links = sqlx::query(LIVE_INCIDENT_PUPILS_BETWEEN)
-            .bind(to_us(after))
-            .bind(to_us(until))
-            .fetch_all(p)
-            .await?;
+            let rows = sqlx::query(LIVE_INCIDENTS_BETWEEN).bind(to_us(after)).bind(to_us(until)).fetch_all(p).await?;
+            let links = sqlx::query(LIVE_INCIDENT_PUPILS_BETWEEN).bind(to_us(after)).bind(to_us(until)).fetch_all(p).await?;
             let mut pupils = pupils_by_incident(links)?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
@@ -190,11 +172,7 @@ impl Store {
     /// recorded without alerts, which a digest counts rather than lists.
     pub async fn historical_filed_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Result<u64> {
         on_pool!(self, |p| {
-            let n: i64 = sqlx::query_scalar(HISTORICAL_BETWEEN)
-            .bind(to_us(after))
-            .bind(to_us(until))
-            .fetch_one(p)
-            .await?;
+            let n: i64 = sqlx::query_scalar(HISTORICAL_BETWEEN).bind(to_us(after)).bind(to_us(until)).fetch_one(p).await?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
     }
@@ -204,11 +182,7 @@ impl Store {
     pub async fn dead_lettered_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Result<u64> {
         let sql = dead_lettered_sql();
         on_pool!(self, |p| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(to_us(after))
-                .bind(to_us(until))
-                .fetch_one(p)
-                .await?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_us(after)).bind(to_us(until)).fetch_one(p).await?;
             Ok(u64::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0))
         })
     }
@@ -233,13 +207,11 @@ impl Store {
     /// The latest slot of `digest` dealt with for `recipient` (sent or passed over), if any.
     pub async fn last_digest_slot(&self, digest: &str, recipient: &str) -> Result<Option<DateTime<Utc>>> {
         on_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT MAX(slot_us) AS slot FROM digest_runs WHERE digest = $1 AND recipient = $2",
-            )
-            .bind(digest)
-            .bind(recipient)
-            .fetch_one(p)
-            .await?;
+            let row = sqlx::query("SELECT MAX(slot_us) AS slot FROM digest_runs WHERE digest = $1 AND recipient = $2")
+                .bind(digest)
+                .bind(recipient)
+                .fetch_one(p)
+                .await?;
             Ok(row.try_get::<Option<i64>, _>("slot")?.map(from_us))
         })
     }
@@ -332,8 +304,7 @@ impl Tx {
             .is_some()
         });
         if inserted && sent {
-            self.append_audit(now, ACTOR, "digest_queued", recipient, &format!("slot={}", to_us(slot)))
-                .await?;
+            self.append_audit(now, ACTOR, "digest_queued", recipient, &format!("slot={}", to_us(slot))).await?;
         }
         Ok(inserted)
     }

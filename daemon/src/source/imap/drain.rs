@@ -57,10 +57,7 @@ impl HeldBack {
     /// How long until the earliest held message may be tried again.
     fn next_release(&self) -> Option<Duration> {
         let now = Instant::now();
-        self.until
-            .values()
-            .map(|t| t.saturating_duration_since(now))
-            .min()
+        self.until.values().map(|t| t.saturating_duration_since(now)).min()
     }
 }
 
@@ -104,26 +101,11 @@ pub(crate) async fn serve<S: Sink>(
     held.for_mailbox(uidvalidity);
     health.backlog(u64::from(mailbox.exists));
     if health.is_failing() {
-        tracing::debug!(
-            uidvalidity,
-            exists = mailbox.exists,
-            "IMAP intake reconnected"
-        );
+        tracing::debug!(uidvalidity, exists = mailbox.exists, "IMAP intake reconnected");
     } else {
-        tracing::info!(
-            uidvalidity,
-            exists = mailbox.exists,
-            idle = caps.idle,
-            r#move = caps.moves,
-            "IMAP intake connected"
-        );
+        tracing::info!(uidvalidity, exists = mailbox.exists, idle = caps.idle, r#move = caps.moves, "IMAP intake connected");
     }
-    let work = Work {
-        settings,
-        caps,
-        folders: &folders,
-        uidvalidity,
-    };
+    let work = Work { settings, caps, folders: &folders, uidvalidity };
 
     loop {
         health.set(ImapState::Draining);
@@ -142,9 +124,7 @@ pub(crate) async fn serve<S: Sink>(
         }
         health.succeeded();
         health.backlog(0);
-        let wait = held
-            .next_release()
-            .map_or(settings.idle_renew, |d| d.min(settings.idle_renew));
+        let wait = held.next_release().map_or(settings.idle_renew, |d| d.min(settings.idle_renew));
         let wake = if caps.idle {
             health.set(ImapState::Idle);
             let (s, wake) = idle(session, wait, shutdown).await?;
@@ -171,22 +151,12 @@ async fn logout(session: &mut ImapSession) {
 
 async fn read_caps(session: &mut ImapSession) -> Result<Caps, ImapError> {
     let caps = command(COMMAND_TIMEOUT, "CAPABILITY", session.capabilities()).await?;
-    Ok(Caps {
-        moves: caps.has_str("MOVE"),
-        uidplus: caps.has_str("UIDPLUS"),
-        idle: caps.has_str("IDLE"),
-    })
+    Ok(Caps { moves: caps.has_str("MOVE"), uidplus: caps.has_str("UIDPLUS"), idle: caps.has_str("IDLE") })
 }
 
 /// Learns the hierarchy delimiter and creates the filed and quarantine folders if missing.
-async fn prepare_folders(
-    session: &mut ImapSession,
-    settings: &ImapSettings,
-) -> Result<Folders, ImapError> {
-    let delimiter = list(session, "\"\"")
-        .await?
-        .into_iter()
-        .find_map(|(_, d, _)| d);
+async fn prepare_folders(session: &mut ImapSession, settings: &ImapSettings) -> Result<Folders, ImapError> {
+    let delimiter = list(session, "\"\"").await?.into_iter().find_map(|(_, d, _)| d);
     let folders = Folders {
         intake: server_folder(&settings.mailbox, delimiter.as_deref()),
         filed: server_folder(&settings.filed_folder, delimiter.as_deref()),
@@ -208,32 +178,19 @@ async fn prepare_folders(
 
 async fn folder_exists(session: &mut ImapSession, folder: &str) -> Result<bool, ImapError> {
     let found = list(session, &quote(folder)).await?;
-    Ok(found
-        .iter()
-        .any(|(name, _, selectable)| name == folder && *selectable))
+    Ok(found.iter().any(|(name, _, selectable)| name == folder && *selectable))
 }
 
 /// LIST "" pattern → (name, delimiter, selectable) for each match.
-async fn list(
-    session: &mut ImapSession,
-    pattern: &str,
-) -> Result<Vec<(String, Option<String>, bool)>, ImapError> {
+async fn list(session: &mut ImapSession, pattern: &str) -> Result<Vec<(String, Option<String>, bool)>, ImapError> {
     let run = async {
-        let names: Vec<_> = session
-            .list(Some(""), Some(pattern))
-            .await?
-            .try_collect()
-            .await?;
+        let names: Vec<_> = session.list(Some(""), Some(pattern)).await?.try_collect().await?;
         Ok::<_, async_imap::error::Error>(
             names
                 .iter()
                 .map(|n| {
                     let selectable = !n.attributes().contains(&NameAttribute::NoSelect);
-                    (
-                        n.name().to_string(),
-                        n.delimiter().map(str::to_string),
-                        selectable,
-                    )
+                    (n.name().to_string(), n.delimiter().map(str::to_string), selectable)
                 })
                 .collect(),
         )
@@ -242,11 +199,7 @@ async fn list(
 }
 
 /// IDLE until the server announces a change, `wait` passes, or shutdown.
-async fn idle(
-    session: ImapSession,
-    wait: Duration,
-    shutdown: &CancellationToken,
-) -> Result<(ImapSession, Wake), ImapError> {
+async fn idle(session: ImapSession, wait: Duration, shutdown: &CancellationToken) -> Result<(ImapSession, Wake), ImapError> {
     // Notifications already seen were covered by the search that ended the drain.
     while session.unsolicited_responses.try_recv().is_ok() {}
     let notes = session.unsolicited_responses.clone();
@@ -255,10 +208,7 @@ async fn idle(
     // Mail that arrived between the last search and IDLE is announced before "+ idling".
     let mut pending = false;
     while let Ok(note) = notes.try_recv() {
-        pending |= matches!(
-            note,
-            UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-        );
+        pending |= matches!(note, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
     }
     let wake = if pending {
         Wake::Work
@@ -283,12 +233,7 @@ async fn idle(
 /// Which of `uids` (ascending) make this batch, with their sizes: in order, stopping before
 /// the bodies would pass `budget` bytes (one message is always taken); messages over `limit`
 /// cost nothing as only their size is handed over. UIDs with no size are returned as missing.
-fn plan_batch(
-    uids: &[u32],
-    sizes: &HashMap<u32, u64>,
-    limit: u64,
-    budget: u64,
-) -> (Vec<(u32, u64)>, Vec<u32>) {
+fn plan_batch(uids: &[u32], sizes: &HashMap<u32, u64>, limit: u64, budget: u64) -> (Vec<(u32, u64)>, Vec<u32>) {
     let mut chosen = Vec::new();
     let mut missing = Vec::new();
     let mut used = 0u64;
@@ -324,10 +269,7 @@ fn skip_missing(missing: &[u32], held: &mut HeldBack) {
     for &uid in missing {
         held.hold(uid);
     }
-    tracing::info!(
-        count = missing.len(),
-        "messages the server listed but did not return are skipped for now"
-    );
+    tracing::info!(count = missing.len(), "messages the server listed but did not return are skipped for now");
 }
 
 /// What one connection knows while draining.
@@ -372,11 +314,7 @@ impl Work<'_> {
     /// The mailbox's UIDs, ascending.
     async fn search(&self, session: &mut ImapSession) -> Result<Vec<u32>, ImapError> {
         // Without UIDPLUS, moved messages can only be flagged \Deleted and must then be skipped.
-        let query = if self.caps.moves || self.caps.uidplus {
-            "ALL"
-        } else {
-            "UNDELETED"
-        };
+        let query = if self.caps.moves || self.caps.uidplus { "ALL" } else { "UNDELETED" };
         let found = command(COMMAND_TIMEOUT, "UID SEARCH", session.uid_search(query)).await?;
         let mut uids: Vec<u32> = found.into_iter().collect();
         uids.sort_unstable();
@@ -385,19 +323,11 @@ impl Work<'_> {
 
     /// Sizes first; then the bodies of those under the limit, within the byte budget. Returns
     /// (uid, message) in UID order; messages expunged meanwhile by someone else are skipped.
-    async fn fetch_batch(
-        &self,
-        session: &mut ImapSession,
-        uids: &[u32],
-    ) -> Result<Fetched, ImapError> {
+    async fn fetch_batch(&self, session: &mut ImapSession, uids: &[u32]) -> Result<Fetched, ImapError> {
         let sizes = self.fetch_sizes(session, uids).await?;
         let limit = self.settings.max_message_size;
         let (chosen, mut missing) = plan_batch(uids, &sizes, limit, BATCH_BYTES);
-        let wanted: Vec<u32> = chosen
-            .iter()
-            .filter(|(_, size)| *size <= limit)
-            .map(|(uid, _)| *uid)
-            .collect();
+        let wanted: Vec<u32> = chosen.iter().filter(|(_, size)| *size <= limit).map(|(uid, _)| *uid).collect();
         let mut bodies = self.fetch_bodies(session, &wanted).await?;
         let batch = chosen
             .into_iter()
@@ -411,60 +341,30 @@ impl Work<'_> {
                     };
                     Payload::Raw(raw)
                 };
-                let origin = Origin::Imap {
-                    mailbox: self.settings.mailbox.clone(),
-                    uidvalidity: self.uidvalidity,
-                    uid,
-                };
+                let origin = Origin::Imap { mailbox: self.settings.mailbox.clone(), uidvalidity: self.uidvalidity, uid };
                 Some((uid, Incoming { origin, payload }))
             })
             .collect();
         Ok(Fetched { batch, missing })
     }
 
-    async fn fetch_sizes(
-        &self,
-        session: &mut ImapSession,
-        uids: &[u32],
-    ) -> Result<HashMap<u32, u64>, ImapError> {
+    async fn fetch_sizes(&self, session: &mut ImapSession, uids: &[u32]) -> Result<HashMap<u32, u64>, ImapError> {
         let set = uid_set(uids);
         let run = async {
-            let fetches: Vec<_> = session
-                .uid_fetch(&set, "(UID RFC822.SIZE)")
-                .await?
-                .try_collect()
-                .await?;
-            Ok::<_, async_imap::error::Error>(
-                fetches
-                    .iter()
-                    .filter_map(|f| Some((f.uid?, u64::from(f.size?))))
-                    .collect::<HashMap<_, _>>(),
-            )
+            let fetches: Vec<_> = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(fetches.iter().filter_map(|f| Some((f.uid?, u64::from(f.size?)))).collect::<HashMap<_, _>>())
         };
         command(COMMAND_TIMEOUT, "UID FETCH RFC822.SIZE", run).await
     }
 
-    async fn fetch_bodies(
-        &self,
-        session: &mut ImapSession,
-        uids: &[u32],
-    ) -> Result<HashMap<u32, Vec<u8>>, ImapError> {
+    async fn fetch_bodies(&self, session: &mut ImapSession, uids: &[u32]) -> Result<HashMap<u32, Vec<u8>>, ImapError> {
         if uids.is_empty() {
             return Ok(HashMap::new());
         }
         let set = uid_set(uids);
         let run = async {
-            let fetches: Vec<_> = session
-                .uid_fetch(&set, "(UID BODY.PEEK[])")
-                .await?
-                .try_collect()
-                .await?;
-            Ok::<_, async_imap::error::Error>(
-                fetches
-                    .iter()
-                    .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-                    .collect::<HashMap<_, _>>(),
-            )
+            let fetches: Vec<_> = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?.try_collect().await?;
+            Ok::<_, async_imap::error::Error>(fetches.iter().filter_map(|f| Some((f.uid?, f.body()?.to_vec()))).collect::<HashMap<_, _>>())
         };
         command(BODY_TIMEOUT, "UID FETCH BODY.PEEK[]", run).await
     }
@@ -484,16 +384,9 @@ impl Work<'_> {
         match sink.accept(messages).await {
             Ok(dispositions) => {
                 if dispositions.len() != sent {
-                    return Err(ImapError::SinkContract {
-                        sent,
-                        got: dispositions.len(),
-                    });
+                    return Err(ImapError::SinkContract { sent, got: dispositions.len() });
                 }
-                tracing::debug!(
-                    messages = sent,
-                    uidvalidity = self.uidvalidity,
-                    "batch committed"
-                );
+                tracing::debug!(messages = sent, uidvalidity = self.uidvalidity, "batch committed");
                 self.move_committed(session, &uids, &dispositions).await
             }
             Err(e) if e.transient => Err(ImapError::Sink(e)),
@@ -509,10 +402,7 @@ impl Work<'_> {
                 tracing::warn!(messages = sent, error = %e,
                     "the filing pipeline refused a batch; retrying its messages one by one");
                 for uid in uids {
-                    let Fetched {
-                        batch: one,
-                        missing,
-                    } = self.fetch_batch(session, &[uid]).await?;
+                    let Fetched { batch: one, missing } = self.fetch_batch(session, &[uid]).await?;
                     skip_missing(&missing, held);
                     if !one.is_empty() {
                         Box::pin(self.commit(session, sink, one, held)).await?;
@@ -523,38 +413,17 @@ impl Work<'_> {
         }
     }
 
-    async fn move_committed(
-        &self,
-        session: &mut ImapSession,
-        uids: &[u32],
-        dispositions: &[Disposition],
-    ) -> Result<(), ImapError> {
-        let pick = |want: Disposition| -> Vec<u32> {
-            uids.iter()
-                .zip(dispositions)
-                .filter(|(_, d)| **d == want)
-                .map(|(u, _)| *u)
-                .collect()
-        };
-        self.move_to(session, &pick(Disposition::Filed), &self.folders.filed)
-            .await?;
-        self.move_to(
-            session,
-            &pick(Disposition::Quarantine),
-            &self.folders.quarantine,
-        )
-        .await
+    async fn move_committed(&self, session: &mut ImapSession, uids: &[u32], dispositions: &[Disposition]) -> Result<(), ImapError> {
+        let pick =
+            |want: Disposition| -> Vec<u32> { uids.iter().zip(dispositions).filter(|(_, d)| **d == want).map(|(u, _)| *u).collect() };
+        self.move_to(session, &pick(Disposition::Filed), &self.folders.filed).await?;
+        self.move_to(session, &pick(Disposition::Quarantine), &self.folders.quarantine).await
     }
 
     /// UID MOVE when the server has it; otherwise UID COPY, flag `\Deleted`, and UID EXPUNGE of
     /// exactly these UIDs (with no UIDPLUS they stay flagged: a plain EXPUNGE could remove
     /// messages another client flagged).
-    async fn move_to(
-        &self,
-        session: &mut ImapSession,
-        uids: &[u32],
-        folder: &str,
-    ) -> Result<(), ImapError> {
+    async fn move_to(&self, session: &mut ImapSession, uids: &[u32], folder: &str) -> Result<(), ImapError> {
         if uids.is_empty() {
             return Ok(());
         }
@@ -564,11 +433,7 @@ impl Work<'_> {
         }
         command(COMMAND_TIMEOUT, "UID COPY", session.uid_copy(&set, folder)).await?;
         let flag = async {
-            let _: Vec<_> = session
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .await?
-                .try_collect()
-                .await?;
+            let _: Vec<_> = session.uid_store(&set, "+FLAGS.SILENT (\\Deleted)").await?.try_collect().await?;
             Ok::<_, async_imap::error::Error>(())
         };
         command(COMMAND_TIMEOUT, "UID STORE", flag).await?;
@@ -598,11 +463,7 @@ mod tests {
         assert_eq!(chosen, [(4, 40), (6, 10)]);
         assert_eq!(missing, [5]);
         let big: HashMap<u32, u64> = [(7, 90)].into();
-        assert_eq!(
-            plan_batch(&[7], &big, 100, 10).0,
-            [(7, 90)],
-            "one message always goes"
-        );
+        assert_eq!(plan_batch(&[7], &big, 100, 10).0, [(7, 90)], "one message always goes");
     }
 
     #[test]

@@ -59,10 +59,7 @@ pub(crate) fn server_folder(configured: &str, delimiter: Option<&str>) -> String
 /// characters is UTF-16BE in base64 with `,` for `/`, between `&` and `-`.
 pub(crate) fn modified_utf7(name: &str) -> String {
     use base64::Engine as _;
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::IMAP_MUTF7,
-        base64::engine::general_purpose::NO_PAD,
-    );
+    let engine = base64::engine::GeneralPurpose::new(&base64::alphabet::IMAP_MUTF7, base64::engine::general_purpose::NO_PAD);
     let mut out = String::with_capacity(name.len());
     let mut run: Vec<u16> = Vec::new();
     let flush = |run: &mut Vec<u16>, out: &mut String| {
@@ -115,10 +112,7 @@ mod tests {
         assert_eq!(uid_set(&[]), "");
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[3, 1, 2, 7, 9, 10, 10]), "1:3,7,9:10");
-        assert_eq!(
-            uid_set(&[u32::MAX, u32::MAX - 1]),
-            format!("{}:{}", u32::MAX - 1, u32::MAX)
-        );
+        assert_eq!(uid_set(&[u32::MAX, u32::MAX - 1]), format!("{}:{}", u32::MAX - 1, u32::MAX));
     }
 
     #[test]
@@ -136,10 +130,7 @@ mod tests {
     #[test]
     fn folder_names_use_modified_utf7() {
         // RFC 3501's own example, and the cases that trip encoders up.
-        assert_eq!(
-            modified_utf7("~peter/mail/台北/日本語"),
-            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
-        );
+        assert_eq!(modified_utf7("~peter/mail/台北/日本語"), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
         assert_eq!(modified_utf7("Tom & Jerry"), "Tom &- Jerry");
         assert_eq!(modified_utf7("Classé"), "Class&AOk-");
         assert_eq!(modified_utf7("INBOX"), "INBOX");
@@ -149,32 +140,16 @@ mod tests {
 
     #[test]
     fn only_loopback_hosts_count_as_local() {
-        for host in [
-            "localhost",
-            "LOCALHOST",
-            "127.0.0.1",
-            "127.3.4.5",
-            "::1",
-            "[::1]",
-        ] {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.3.4.5", "::1", "[::1]"] {
             assert!(is_loopback_host(host), "{host}");
         }
-        for host in [
-            "imap.example.org",
-            "10.0.0.1",
-            "localhost.example.org",
-            "",
-            "::2",
-        ] {
+        for host in ["imap.example.org", "10.0.0.1", "localhost.example.org", "", "::2"] {
             assert!(!is_loopback_host(host), "{host}");
         }
     }
 
     #[test]
     fn xoauth2_payload_has_the_sasl_shape() {
-        assert_eq!(
-            xoauth2_payload("u@x", "t0k"),
-            "user=u@x\x01auth=Bearer t0k\x01\x01"
-        );
+        assert_eq!(xoauth2_payload("u@x", "t0k"), "user=u@x\x01auth=Bearer t0k\x01\x01");
     }
 }
