@@ -67,6 +67,7 @@ fn doc(entries: usize) -> ExportDoc {
                 }],
                 follow_ups: Vec::new(),
                 outcome: Some(OutcomeDoc {
+                    code: Some("EARLY-HELP".into()),
                     text: "Early help assessment opened with mum; bus seating changed.".into(),
                     by: "Dana Lead".into(),
                     at: "2026-11-19 15:30".into(),

@@ -180,11 +180,10 @@ fn export_pdf(env: &HavenEnv, pupil: &str, viewer: &str, out: &str) -> PathBuf {
 async fn export_audit(db: &TestDb) -> Vec<(String, String)> {
     use sqlx::Row;
     let sql = "SELECT actor, detail FROM audit_log WHERE action = 'export' ORDER BY id";
-    let rows = match &db.store {
+    match &db.store {
         haven::store::Store::Sqlite(p) => sqlx::query(sql).fetch_all(p).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect(),
         haven::store::Store::Postgres(p) => sqlx::query(sql).fetch_all(p).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect(),
-    };
-    rows
+    }
 }
 
 /// The non-empty lines of an entry's texts, each of which the PDF must show.
@@ -369,7 +368,39 @@ async fn a_note_written_as_markup_is_printed_as_written(backend: Backend) {
     db.cleanup().await;
 }
 
+/// `haven outcome` reads the decision from the start of the text, keeps the whole text beside
+/// it, refuses a decision not to refer without its reason, and the PDF shows the decision.
+async fn an_outcome_code_is_kept_beside_its_text_and_shown(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = eaton_school(&db.url);
+    let chron = chronology_json(&env, AMIRA, DSL);
+    let id = chron["incidents"][0]["incident"].as_i64().unwrap().to_string();
+
+    let r = env.haven(&["outcome", &id, "NO-REFERRAL", "--by", DSL]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("a decision not to refer records its reason: write `NO-REFERRAL because …`; nothing was recorded"),
+        "{}",
+        r.stderr
+    );
+    assert!(chronology_json(&env, AMIRA, DSL)["incidents"][0]["outcome"].is_null(), "nothing recorded");
+
+    let text = "REFERRED CSC ref 2026/4471; strategy meeting Friday";
+    let r = env.haven(&["outcome", &id, text, "--by", DSL]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let entry = chronology_json(&env, AMIRA, DSL)["incidents"][0].clone();
+    assert_eq!(entry["outcome_code"], "REFERRED-CSC", "{entry}");
+    assert_eq!(entry["outcome"], text, "the whole text is kept: {entry}");
+    let shown = env.haven(&["chronology", AMIRA, "--as", DSL]).stdout;
+    assert!(shown.contains("  outcome REFERRED-CSC (Dana Lead, "), "{shown}");
+
+    let all = flat(&pages(&export_pdf(&env, AMIRA, DSL, "bundle").join("chronology.pdf")).join("\n"));
+    assert!(all.contains("Outcome Decision REFERRED-CSC Recorded by Dana Lead") && all.contains(text), "{all}");
+    db.cleanup().await;
+}
+
 backend_tests!(
+    an_outcome_code_is_kept_beside_its_text_and_shown,
     busiest_pupils_pdf_has_every_entry_and_a_footer_on_every_page,
     a_housems_pdf_holds_only_what_they_may_see,
     a_note_written_as_markup_is_printed_as_written,

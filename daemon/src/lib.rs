@@ -19,6 +19,7 @@
 //!   runs the scheduler); one daemon per SQLite database.
 //! - [`health`]: the daemon's account of its intake, outbox and scheduler, for `haven status`.
 //! - `pdf` (cargo feature `pdf`, on by default): views rendered as PDF/A-2b by typst, in memory.
+//! - [`outcome_code`]: the decision an outcome records (`NFA`, `REFERRED CSC ref …`), read from its text.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
 
 pub mod alert;
@@ -45,6 +46,7 @@ pub mod metrics;
 pub mod noise;
 pub mod notify;
 pub mod outbox;
+pub mod outcome_code;
 #[cfg(feature = "pdf")]
 pub mod pdf;
 pub mod pipeline;

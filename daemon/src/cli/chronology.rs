@@ -174,6 +174,8 @@ pub struct Entry {
     pub body: String,
     pub attachments: Vec<String>,
     pub outcome: Option<String>,
+    /// The decision the outcome records (`NFA`, `REFERRED-CSC`, …), when its text starts with one.
+    pub outcome_code: Option<String>,
     pub outcome_by: Option<String>,
     pub outcome_at: Option<DateTime<Utc>>,
     /// The incident this entry follows up.
@@ -315,7 +317,8 @@ impl Chronology {
             }
             match &e.outcome {
                 Some(o) => out.push_str(&format!(
-                    "  outcome ({}, {}):\n{}",
+                    "  outcome{} ({}, {}):\n{}",
+                    e.outcome_code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(),
                     e.outcome_by.as_deref().unwrap_or("unknown"),
                     e.outcome_at.as_ref().map(&at).unwrap_or_else(|| "time not recorded".into()),
                     indent(o, "    ")
@@ -403,6 +406,7 @@ fn entry(e: &ChronologyEntry, dir: &Directory) -> Entry {
         body: e.body.clone(),
         attachments: e.attachments.clone(),
         outcome: e.outcome.clone(),
+        outcome_code: e.outcome_code.clone(),
         outcome_by: e.outcome_by.clone(),
         outcome_at: e.outcome_at,
         follows: e.follows,

@@ -102,6 +102,8 @@ pub struct AlertedDoc {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OutcomeDoc {
+    /// `REFERRED-CSC`, `NFA`, …: the decision, when the text starts with one.
+    pub code: Option<String>,
     pub text: String,
     pub by: String,
     pub at: String,
@@ -204,6 +206,7 @@ fn entry(e: &Entry, facts: &EntryFacts, at: &dyn Fn(&DateTime<Utc>) -> String, s
             .collect(),
         follow_ups: e.follow_ups.clone(),
         outcome: e.outcome.as_ref().map(|o| OutcomeDoc {
+            code: e.outcome_code.clone(),
             text: o.clone(),
             by: e.outcome_by.clone().unwrap_or_else(|| "unknown".to_string()),
             at: e.outcome_at.as_ref().map_or_else(|| "time not recorded".to_string(), at),

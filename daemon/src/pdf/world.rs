@@ -89,11 +89,7 @@ impl World for Doc {
 /// reader sees that something was there and what.
 pub fn drawable(value: &mut serde_json::Value) {
     match value {
-        serde_json::Value::String(s) => {
-            if s.chars().any(|c| !is_drawable(c)) {
-                *s = drawable_text(s);
-            }
-        }
+        serde_json::Value::String(s) if s.chars().any(|c| !is_drawable(c)) => *s = drawable_text(s),
         serde_json::Value::Array(items) => items.iter_mut().for_each(drawable),
         serde_json::Value::Object(map) => map.values_mut().for_each(drawable),
         _ => {}
