@@ -26,7 +26,8 @@ const KESTREL: &str = "kestrel@eaton.sch.example";
 const AMIRA: &str = "Amira Khan";
 const AMIRA_UPN: &str = "E100000000003";
 const FOLLOW_UP: &str = "Spoke to Amira's mum after school; the bus company will move her seat to the front.";
-const OUTCOME: &str = "Outcome: Early help assessment opened with mum; bus seating changed; review 1 December.";
+/// An emailed outcome with its code: the daemon reads `EARLY-HELP` and keeps the whole text.
+const OUTCOME: &str = "Outcome: EARLY-HELP assessment opened with mum; bus seating changed; review 1 December.";
 
 fn eaton() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton")
@@ -267,7 +268,12 @@ async fn busiest_pupils_pdf_has_every_entry_and_a_footer_on_every_page(backend: 
         incidents.iter().find(|e| e["incident"] == drawing).and_then(|e| e["outcome_at"].as_str()).expect("the drawing's outcome time");
     // Europe/London is on UTC in the winter, when the example is set.
     let outcome_at = chrono::DateTime::parse_from_rfc3339(outcome_at).unwrap().format("%Y-%m-%d %H:%M").to_string();
-    assert!(block.contains(&format!("Outcome Recorded by Dana Lead When {outcome_at}")), "who recorded the outcome, and when:\n{block}");
+    assert!(
+        block.contains(&format!("Outcome Decision EARLY-HELP Recorded by Dana Lead When {outcome_at}")),
+        "the decision, who recorded the outcome, and when:\n{block}"
+    );
+    let drawn = incidents.iter().find(|e| e["incident"] == drawing).unwrap();
+    assert_eq!(drawn["outcome_code"], "EARLY-HELP", "the emailed outcome's code: {drawn}");
     assert!(block.contains(&flat(OUTCOME.trim_start_matches("Outcome: "))), "{block}");
     assert!(all.contains(&flat(FOLLOW_UP)), "the follow-up's words:\n{all}");
 
