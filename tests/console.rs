@@ -903,7 +903,9 @@ async fn the_console_works_at_a_phones_width_and_from_the_keyboard(backend: Back
     field.send_keys(email).await.unwrap();
     field.send_keys(&enter).await.unwrap();
     wait_for_text(c, "Check your email").await;
-    let body = wait_for("the sign-in email", WAIT, || emails_to(&school.smtp, email, "sign-in link").pop().ok_or_else(|| "no email yet".to_string()));
+    let body = wait_for("the sign-in email", WAIT, || {
+        emails_to(&school.smtp, email, "sign-in link").pop().ok_or_else(|| "no email yet".to_string())
+    });
     let start = body.find(&school.url("/sign-in/")).unwrap_or_else(|| panic!("no link in the email:\n{body}"));
     c.goto(body[start..].split_whitespace().next().unwrap()).await.unwrap();
 
