@@ -259,6 +259,14 @@ async fn a_disposed_pupil_leaves_nothing_in_the_database_or_the_mailbox(backend:
     assert!(out.contains("1 incident(s) about them only, 1 shared"), "{out}");
     let id = id_in(&out);
     ok(env.haven(&["dispose", "approve", &id, "--by", HEAD]), "approve");
+    // With the mailbox out of reach nothing is deleted anywhere, and it can be run again.
+    dovecot.stop();
+    let r = env.haven(&["dispose", "run", &id, "--by", DSL]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("cannot delete the original messages from the mailbox"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was deleted from the database: run it again once the mailbox can be reached"), "{}", r.stderr);
+    assert_eq!(incidents(&env, OLIVER).len(), 2, "his records are untouched");
+    dovecot.restart();
     let out = ok(env.haven(&["dispose", "run", &id, "--by", DSL]), "run");
     assert!(
         out.contains(
@@ -323,4 +331,34 @@ async fn a_disposed_pupil_leaves_nothing_in_the_database_or_the_mailbox(backend:
     db.cleanup().await;
 }
 
-backend_tests!(every_refusal_is_explained_audited_and_changes_nothing, a_disposed_pupil_leaves_nothing_in_the_database_or_the_mailbox,);
+async fn a_maildir_intake_loses_its_copy_too(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    import(&env);
+    cooling_off(&env, "0s");
+    env.deliver("1.eml", &message(1, "Oliver Brown", "Olly said his uncle shouts at him every weekend."));
+    env.deliver("2.eml", &message(2, "Jane Smith", "Jane was upset at lunch."));
+    let daemon = env.start();
+    let cur = env.path("mail/intake/cur");
+    let files = || std::fs::read_dir(&cur).map(|d| d.count()).unwrap_or(0);
+    wait_for("both messages filed and moved to cur/", Duration::from_secs(60), || {
+        if files() == 2 { Ok(()) } else { Err(format!("{} in cur/", files())) }
+    });
+    daemon.stop();
+    destroy_decision(&env, OLIVER);
+    let id = id_in(&ok(request(&env, OLIVER, DSL), "request"));
+    ok(env.haven(&["dispose", "approve", &id, "--by", HEAD]), "approve");
+    let out = ok(env.haven(&["dispose", "run", &id, "--by", DSL]), "run");
+    assert!(out.contains("1 message(s) and 1 mailbox cop(ies) deleted"), "{out}");
+    assert_eq!(files(), 1, "Jane's message stays in cur/");
+    let left = std::fs::read_dir(&cur).unwrap().next().unwrap().unwrap().path();
+    assert!(std::fs::read_to_string(left).unwrap().contains("Jane was upset"), "the file left is Jane's");
+    ok(env.haven(&["audit", "verify"]), "audit verify");
+    db.cleanup().await;
+}
+
+backend_tests!(
+    every_refusal_is_explained_audited_and_changes_nothing,
+    a_disposed_pupil_leaves_nothing_in_the_database_or_the_mailbox,
+    a_maildir_intake_loses_its_copy_too,
+);
