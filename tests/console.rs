@@ -743,6 +743,12 @@ async fn the_dsl_team_acts_from_the_console(backend: Backend) {
     ] {
         assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
     }
+    // Audit entries outlive a disposal: none names a pupil (the export's file name holds the UPN).
+    let store = haven::store::Store::open(&school.db.url).await.unwrap();
+    for e in store.audit_tail(500).await.unwrap() {
+        assert!(!e.detail.contains("A100000000001") && !e.subject.contains("A100000000001"), "a pupil's UPN in the audit log: {e:?}");
+    }
+    store.close().await;
     browser.close().await;
     school.finish().await;
 }

@@ -152,7 +152,7 @@ pub async fn export(
             };
             let _ = st
                 .store
-                .audit(now, &format!("staff:{}", s.staff.id), "console_export_download", "console", &format!("{}.zip", bundle.name))
+                .audit(now, &format!("staff:{}", s.staff.id), "console_export_download", "console", &format!("format={}", q.format))
                 .await;
             download(&format!("{}.zip", bundle.name), zipped)
         }

@@ -12,6 +12,7 @@ mod console_access;
 mod console_triage;
 mod directory;
 mod directory_cache;
+mod disposal;
 mod filing;
 mod health;
 mod keyring;
@@ -31,6 +32,7 @@ pub use console::{SessionRecord, TotpRecord};
 pub use console_access::SentAbout;
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use directory_cache::DirectoryCache;
+pub use disposal::{Destroyed, Disposal, DisposalPlan, DisposalState, MailCopy, PupilIncident, fields as disposal_fields};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, QuestionRecord,
     Recorded, Release, RungRecord, ToRecord,
