@@ -666,7 +666,8 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             Ok(imported.report.to_string())
         }
         Command::Chronology { pupil, viewer, json } => {
-            cli::chronology::run(&app.store, &app.sealer().await?, &pupil, &viewer, app.config.school.tz(), now, json).await
+            cli::chronology::run(&app.store, &app.sealer().await?, &app.blind_index()?, &pupil, &viewer, app.config.school.tz(), now, json)
+                .await
         }
         Command::Export { pupil, format, viewer, out } => {
             let req = cli::export::ExportRequest {
@@ -678,7 +679,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
                 tz: app.config.school.tz(),
                 now,
             };
-            cli::export::run(&app.store, &app.sealer().await?, req).await.map(|p| format!("exported to {}", p.display()))
+            cli::export::run(&app.store, &app.sealer().await?, &app.blind_index()?, req)
+                .await
+                .map(|p| format!("exported to {}", p.display()))
         }
         Command::Retention { command: RetentionCommand::Check } => unreachable!("handled above"),
         Command::Retention { command: RetentionCommand::Due { within, on, json } } => {

@@ -6,6 +6,7 @@
 use super::CliError;
 use super::chronology::{Chronology, Entry, load_view, pupils_line};
 use super::progress::Progress;
+use crate::blind::BlindIndex;
 use crate::pipeline::fields;
 use crate::seal::Sealer;
 use crate::store::Store;
@@ -43,9 +44,9 @@ pub struct Bundle {
 }
 
 /// Writes the bundle and returns its directory, showing progress by incident on stderr.
-pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Result<PathBuf, CliError> {
+pub async fn run(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: ExportRequest<'_>) -> Result<PathBuf, CliError> {
     let mut shown: Option<Progress> = None;
-    let bundle = bundle_showing(store, sealer, &req, &mut |total| {
+    let bundle = bundle_showing(store, sealer, blind, &req, &mut |total| {
         shown.get_or_insert_with(|| Progress::start("incidents exported", total)).advance(1)
     })
     .await?;
@@ -65,21 +66,22 @@ pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Resu
 }
 
 /// Builds the bundle in memory (the console sends it without writing it to disk).
-pub async fn bundle(store: &Store, sealer: &Sealer, req: &ExportRequest<'_>) -> Result<Bundle, CliError> {
-    bundle_showing(store, sealer, req, &mut |_| {}).await
+pub async fn bundle(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: &ExportRequest<'_>) -> Result<Bundle, CliError> {
+    bundle_showing(store, sealer, blind, req, &mut |_| {}).await
 }
 
 /// [`bundle`], calling `incident_done(total)` as each incident's files are gathered.
 async fn bundle_showing(
     store: &Store,
     sealer: &Sealer,
+    blind: &BlindIndex,
     req: &ExportRequest<'_>,
     incident_done: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Bundle, CliError> {
     if req.format == Format::Pdf {
         return Err(CliError::Usage("PDF export is not available yet: export --format html and print it to PDF".into()));
     }
-    let view = load_view(store, sealer, req.query, req.viewer, "export", req.now).await?;
+    let view = load_view(store, sealer, blind, req.query, req.viewer, "export", req.now).await?;
     let name = format!("export-{}-{}", view.pupil.upn, req.now.format("%Y%m%d-%H%M%S"));
 
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();

@@ -22,10 +22,12 @@ mod migrations;
 mod outbox;
 mod outcomes;
 mod plans;
+mod pupil_search;
 mod read;
 mod retention;
 mod schedule;
 mod seal_clear;
+mod staff;
 
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use console::{SessionRecord, TotpRecord};
