@@ -313,7 +313,8 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
     put("incidents / outbox pending / open outcomes", format!("{} / {} / {}", s.incidents, s.outbox_pending, s.outcomes_open));
 
     // Reads, as the commands run them.
-    let (st, sealer) = (&store, &sealer);
+    let blind = BlindIndex::from_storage_key(&KEY);
+    let (st, sealer, blind) = (&store, &sealer, &blind);
     let dir = store.load_directory(sealer).await.expect("directory");
     let pupil = |u: String| dir.pupils.iter().find(|p| p.upn == u).map(|p| p.id).expect("a pupil");
     let (busiest, five) = (pupil(upn(0)), pupil(upn(1)));
@@ -326,13 +327,26 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
         put(&format!("chronology query, {label} ({n} incidents)"), format!("{med:.1} / {p99:.1} ms"));
         let u = u.as_str();
         let (med, p99) = timed(|| async move {
-            haven::cli::chronology::load_view(st, sealer, u, "staff0@trust.example", "chronology_view", now)
+            haven::cli::chronology::load_view(st, sealer, blind, u, "staff0@trust.example", "chronology_view", now)
                 .await
                 .expect("the chronology view");
         })
         .await;
         put(&format!("haven chronology, {label} ({n} incidents)"), format!("{med:.1} / {p99:.1} ms"));
     }
+    // Finding a pupil by full name: the name index, then only the pupils it returns opened.
+    let full_name = {
+        let p = dir.pupils.iter().find(|p| p.id == five).expect("the pupil with five incidents");
+        format!("{} {}", p.first_name, p.last_name)
+    };
+    let full_name = full_name.as_str();
+    let (med, p99) = timed(|| async move {
+        let ids = st.find_pupils(blind, full_name).await.expect("find by name");
+        let found = st.load_directory_with_pupils(sealer, &ids).await.expect("open them");
+        haven::cli::chronology::find_pupil(&found, full_name).expect("the pupil, by name");
+    })
+    .await;
+    put("find a pupil by name", format!("{med:.1} / {p99:.1} ms"));
     let (med, p99) = timed(|| async move {
         haven::cli::outcomes::run(st, now, chrono_tz::Europe::London, true, false).await.expect("outcomes");
     })

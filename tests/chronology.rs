@@ -15,47 +15,18 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::db::{Backend, TestDb};
+use support::eaton::{INTAKE, eaton, eaton_env, example_messages};
 use support::haven::{HavenEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
-const INTAKE: &str = "safeguarding@eaton.sch.example";
 const DSL: &str = "dsl@eaton.sch.example";
 const AMIRA: &str = "Amira Khan";
 const FOLLOW_UP: &str = "Spoke to Amira's mum after school; the bus company will move her seat to the front.";
 const OUTCOME: &str = "Outcome: Early help assessment opened with mum; bus seating changed; review 1 December.";
 
-fn eaton() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton")
-}
-
-fn example_messages() -> Vec<PathBuf> {
-    let dir = eaton().join("mail/intake/new");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// The example school's installation on `db_url`, its directory imported and its messages filed.
 fn eaton_school(db_url: &str) -> HavenEnv {
-    let env = HavenEnv::new(db_url, "");
-    let config = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(&env.config, config.replace("safeguarding@school.example", INTAKE)).unwrap();
-    let d = eaton().join("directory");
-    let r = env.haven(&[
-        "directory",
-        "import",
-        "--pupils",
-        d.join("pupils.csv").to_str().unwrap(),
-        "--staff",
-        d.join("staff.csv").to_str().unwrap(),
-        "--contacts",
-        d.join("contacts.csv").to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "directory import: {}{}", r.stdout, r.stderr);
+    let env = eaton_env(db_url);
     let mut args = vec!["ingest".to_string()];
     args.extend(example_messages().iter().map(|p| p.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

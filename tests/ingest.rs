@@ -8,46 +8,8 @@ mod support;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::db::{Backend, TestDb};
+use support::eaton::{eaton_env, example_messages};
 use support::haven::HavenEnv;
-
-const INTAKE: &str = "safeguarding@eaton.sch.example";
-
-fn eaton() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton")
-}
-
-/// The example messages, in their numbered order.
-fn example_messages() -> Vec<PathBuf> {
-    let dir = eaton().join("mail/intake/new");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .collect();
-    files.sort();
-    assert_eq!(files.len(), 18, "the example intake changed");
-    files
-}
-
-/// The example school's installation on `db_url`, its directory imported.
-fn eaton_school(db_url: &str) -> HavenEnv {
-    let env = HavenEnv::new(db_url, "");
-    let config = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(&env.config, config.replace("safeguarding@school.example", INTAKE)).unwrap();
-    let d = eaton().join("directory");
-    let r = env.haven(&[
-        "directory",
-        "import",
-        "--pupils",
-        d.join("pupils.csv").to_str().unwrap(),
-        "--staff",
-        d.join("staff.csv").to_str().unwrap(),
-        "--contacts",
-        d.join("contacts.csv").to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "directory import: {}{}", r.stdout, r.stderr);
-    env
-}
 
 /// Messages 1–6 in `Maildir/cur`, 7–9 in `Maildir/new` (9 repeats 1, so order matters), 10–13
 /// in `Maildir/.Archive/cur`, and 14–18 in `archive.mbox` with mboxrd quoting.
@@ -105,7 +67,7 @@ async fn maildir_and_mbox_file_as_one_message_at_a_time_would_and_only_once(back
     // The reference: each message filed by a command of its own (one transaction each), as
     // `haven ingest` used to file them.
     let (db_one, db_export) = (TestDb::new(backend).await, TestDb::new(backend).await);
-    let one = eaton_school(&db_one.url);
+    let one = eaton_env(&db_one.url);
     for m in example_messages() {
         let r = one.haven(&["ingest", m.to_str().unwrap()]);
         assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -113,7 +75,7 @@ async fn maildir_and_mbox_file_as_one_message_at_a_time_would_and_only_once(back
     let expected = states(&one);
     assert_eq!(expected.len(), 18);
 
-    let env = eaton_school(&db_export.url);
+    let env = eaton_env(&db_export.url);
     let (maildir, mbox) = export(env.dir.path());
     let (summary, progress) = ingest_json(&env, &[&maildir, &mbox]);
     assert_eq!(summary["messages"], 18, "{summary}");
@@ -141,7 +103,7 @@ async fn maildir_and_mbox_file_as_one_message_at_a_time_would_and_only_once(back
 
 async fn an_unreadable_path_is_named_and_nothing_is_filed(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let env = eaton_school(&db.url);
+    let env = eaton_env(&db.url);
     let r = env.haven(&["ingest", "/nonexistent/haven-export"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("cannot read /nonexistent/haven-export: No such file or directory"), "{}", r.stderr);

@@ -19,49 +19,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::db::{Backend, TestDb};
 use support::dovecot::{self, Dovecot};
+use support::eaton::{eaton, eaton_env, emails_in};
 use support::haven::{HavenEnv, school_fixtures, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
-const EATON_INTAKE: &str = "safeguarding@eaton.sch.example";
 
-fn eaton() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton")
-}
-
-/// Every message the test files: the example school's sixteen, then the test school's.
+/// Every message the test files: the example school's eighteen, then the test school's.
 fn messages() -> Vec<PathBuf> {
     let mut all = Vec::new();
     for dir in [eaton().join("mail/intake/new"), school_fixtures().join("mail")] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        files.sort();
-        all.extend(files);
+        all.extend(emails_in(&dir));
     }
     assert!(all.len() >= 21, "the example school's messages: {all:?}");
     all
-}
-
-/// A Haven installation for the example school (its intake address, its directory).
-fn eaton_env(db_url: &str) -> HavenEnv {
-    let env = HavenEnv::new(db_url, "");
-    let config = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(&env.config, config.replace("safeguarding@school.example", EATON_INTAKE)).unwrap();
-    let d = eaton().join("directory");
-    let r = env.haven(&[
-        "directory",
-        "import",
-        "--pupils",
-        d.join("pupils.csv").to_str().unwrap(),
-        "--staff",
-        d.join("staff.csv").to_str().unwrap(),
-        "--contacts",
-        d.join("contacts.csv").to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "directory import: {}{}", r.stdout, r.stderr);
-    env
 }
 
 /// One thing the log must not hold, and what it is (for the failure message).

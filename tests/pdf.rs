@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::db::{Backend, TestDb};
+use support::eaton::{INTAKE, eaton_env, example_messages};
 use support::haven::{HavenEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
-const INTAKE: &str = "safeguarding@eaton.sch.example";
 const DSL: &str = "dsl@eaton.sch.example";
 const KESTREL: &str = "kestrel@eaton.sch.example";
 const AMIRA: &str = "Amira Khan";
@@ -28,10 +28,6 @@ const AMIRA_UPN: &str = "E100000000003";
 const FOLLOW_UP: &str = "Spoke to Amira's mum after school; the bus company will move her seat to the front.";
 /// An emailed outcome with its code: the daemon reads `EARLY-HELP` and keeps the whole text.
 const OUTCOME: &str = "Outcome: EARLY-HELP assessment opened with mum; bus seating changed; review 1 December.";
-
-fn eaton() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton")
-}
 
 /// Runs a poppler tool, or fails saying how to install it.
 fn poppler(tool: &str, args: &[&str]) -> String {
@@ -64,35 +60,12 @@ fn flat(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn example_messages() -> Vec<PathBuf> {
-    let dir = eaton().join("mail/intake/new");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .collect();
-    files.sort();
-    files
-}
-
-/// The example school's installation on `db_url`, its directory imported and its messages filed.
+/// The example school's installation on `db_url` (its school named, so the footer can be
+/// checked), its directory imported and its messages filed.
 fn eaton_school(db_url: &str) -> HavenEnv {
-    let env = HavenEnv::new(db_url, "");
+    let env = eaton_env(db_url);
     let config = std::fs::read_to_string(&env.config).unwrap();
-    std::fs::write(&env.config, config.replace("safeguarding@school.example", INTAKE).replace("Test School", "Eaton Primary (test)"))
-        .unwrap();
-    let d = eaton().join("directory");
-    let r = env.haven(&[
-        "directory",
-        "import",
-        "--pupils",
-        d.join("pupils.csv").to_str().unwrap(),
-        "--staff",
-        d.join("staff.csv").to_str().unwrap(),
-        "--contacts",
-        d.join("contacts.csv").to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "directory import: {}{}", r.stdout, r.stderr);
+    std::fs::write(&env.config, config.replace("Test School", "Eaton Primary (test)")).unwrap();
     let mut args = vec!["ingest".to_string()];
     args.extend(example_messages().iter().map(|p| p.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

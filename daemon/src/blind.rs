@@ -22,6 +22,38 @@ const LABEL: &[u8] = b"haven blind index v1";
 pub mod kinds {
     pub const UPN: &str = "pupil.upn";
     pub const CONTACT_EMAIL: &str = "contact.email";
+    /// One word of a pupil's first, preferred or last name (see [`super::name_words`]).
+    pub const NAME_WORD: &str = "pupil.name_word";
+}
+
+/// The words of a name as the name index holds them and a search looks them up: letters and
+/// digits with inner apostrophes and hyphens, lower-cased (as `identify` reads names in text);
+/// a word with an apostrophe or hyphen also gives its parts, so "Smith-Jones" is found by
+/// "smith-jones", "smith" or "jones". Duplicates are removed; order is kept.
+pub fn name_words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |w: &str| {
+        if !w.is_empty() && !out.iter().any(|o| o == w) {
+            out.push(w.to_string());
+        }
+    };
+    for word in search_words(text) {
+        push(&word);
+        if word.contains(['\'', '-']) {
+            for part in word.split(['\'', '-']) {
+                push(part);
+            }
+        }
+    }
+    out
+}
+
+/// The words a search typed, spelt as [`name_words`] spells them (without splitting them).
+pub fn search_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '\'' | '’' | '-')))
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase().replace('’', "'"))
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// Computes blind indexes under the school's storage key.
@@ -91,6 +123,14 @@ mod tests {
         assert_ne!(i, a.index(kinds::UPN, "mary.smith@example.com"), "kinds are kept apart");
         assert_ne!(i, b.index(kinds::CONTACT_EMAIL, "mary.smith@example.com"), "another key, another index");
         assert_ne!(i, a.index(kinds::CONTACT_EMAIL, "ann.smith@example.com"));
+    }
+
+    #[test]
+    fn name_words_are_the_words_and_their_parts() {
+        assert_eq!(name_words("  Mary-Ann  O’Brien "), ["mary-ann", "mary", "ann", "o'brien", "o", "brien"]);
+        assert_eq!(name_words("Jane JANE"), ["jane"]);
+        assert_eq!(search_words("jane, smith-jones!"), ["jane", "smith-jones"]);
+        assert!(name_words(" - ").is_empty());
     }
 
     #[test]

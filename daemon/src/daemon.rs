@@ -70,9 +70,14 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         }
     };
     let sealer = app.sealer().await?;
-    let sealed = app.store.seal_clear_values(&sealer, &app.blind_index()?).await?;
+    let blind = app.blind_index()?;
+    let sealed = app.store.seal_clear_values(&sealer, &blind).await?;
     if sealed > 0 {
         tracing::info!(values = sealed, "sealed values kept in clear by an earlier version");
+    }
+    let indexed = app.store.index_unindexed_names(&sealer, &blind).await?;
+    if indexed > 0 {
+        tracing::info!(pupils = indexed, "indexed the names of pupils imported before the name index");
     }
     let live = Arc::new(LiveRules::new(rules));
     let filer = Arc::new(
@@ -141,7 +146,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         tasks.spawn(server.run(endpoint, shutdown.clone()));
     }
     if let (Some(console), Some(settings)) = (console, app.config.console.clone()) {
-        let state = crate::console::State::new(&app, settings, &reply_key, filer.clone(), wake_outbox.clone());
+        let state = crate::console::State::new(&app, settings, &reply_key, blind.clone(), filer.clone(), wake_outbox.clone());
         tasks.spawn(console.run(state, shutdown.clone()));
     }
     tracing::info!(source = app.config.intake.source.as_str(), database = app.store.backend(), "haven running");

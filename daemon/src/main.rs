@@ -253,6 +253,23 @@ the arguments are wrong.")]
         #[command(subcommand)]
         command: HoldCommand,
     },
+    /// Destroy a pupil's records in one retention series: asked for by the DSL team, approved
+    /// by the head or the DPO (never the one who asked), carried out after a cooling-off period.
+    #[command(after_help = format!(
+        "Example: haven dispose request A123456789012 --series child_protection_file --by dsl@school.example \
+         --reason \"past retention, reviewed\"\n\n{EXIT_CODES}"
+    ))]
+    Dispose {
+        #[command(subcommand)]
+        command: DisposeCommand,
+    },
+    /// Every disposal, newest first, with its state (requested, approved, cancelled, done).
+    #[command(after_help = format!("Example: haven disposals --json\n\n{EXIT_CODES}"))]
+    Disposals {
+        /// Print the disposals as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The holds that stand (or, with --all, every hold ever set).
     #[command(after_help = format!("Example: haven holds --all\n\n{EXIT_CODES}"))]
     Holds {
@@ -307,6 +324,71 @@ enum RetentionCommand {
         /// Who decides (email address).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DisposeCommand {
+    /// Ask for a pupil's records in one series to be destroyed (DSL team). Refused unless a
+    /// destroy decision stands on review or the series is past its date, and while any hold
+    /// stands on the pupil or one of their incidents.
+    #[command(after_help = format!(
+        "Example: haven dispose request A123456789012 --series child_protection_file --by dsl@school.example \
+         --reason \"past retention, reviewed 3 Mar\"\n\n{EXIT_CODES}"
+    ))]
+    Request {
+        /// The pupil: UPN or full name.
+        pupil: String,
+        /// The retention series, as `haven retention check` lists them.
+        #[arg(long)]
+        series: String,
+        /// Who asks: a member of the DSL team (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+        /// Why (kept sealed; cleared when the disposal is carried out).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Approve a requested disposal (the head or the DPO, not the person who asked); the
+    /// cooling-off period starts.
+    #[command(after_help = format!("Example: haven dispose approve 3 --by head@school.example\n\n{EXIT_CODES}"))]
+    Approve {
+        /// The disposal's number (`haven disposals`).
+        id: i64,
+        /// Who approves: the head or the DPO (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Cancel a disposal that has not been carried out (DSL team, head or DPO).
+    #[command(after_help = format!("Example: haven dispose cancel 3 --by dsl@school.example --reason \"sibling case reopened\"\n\n{EXIT_CODES}"))]
+    Cancel {
+        /// The disposal's number.
+        id: i64,
+        /// Who cancels: the DSL team, the head or the DPO (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+        /// Why (kept sealed).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Carry out an approved disposal once its cooling-off is over: deletes the records from
+    /// the database and the original messages from the mailbox, and writes the disposal log.
+    #[command(after_help = format!("Example: haven dispose run 3 --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Run {
+        /// The disposal's number.
+        id: i64,
+        /// Who carries it out: the DSL team, the head or the DPO (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Print the certificate of destruction of a carried-out disposal (no pupil content).
+    #[command(after_help = format!("Example: haven dispose certificate 3 --format html > certificate.html\n\n{EXIT_CODES}"))]
+    Certificate {
+        /// The disposal's number.
+        id: i64,
+        /// text or html (a PDF comes from the export renderer).
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::dispose::CertificateFormat,
     },
 }
 
@@ -586,7 +668,8 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             Ok(imported.report.to_string())
         }
         Command::Chronology { pupil, viewer, json } => {
-            cli::chronology::run(&app.store, &app.sealer().await?, &pupil, &viewer, app.config.school.tz(), now, json).await
+            cli::chronology::run(&app.store, &app.sealer().await?, &app.blind_index()?, &pupil, &viewer, app.config.school.tz(), now, json)
+                .await
         }
         Command::Export { pupil, format, viewer, out } => {
             let req = cli::export::ExportRequest {
@@ -598,7 +681,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
                 tz: app.config.school.tz(),
                 now,
             };
-            cli::export::run(&app.store, &app.sealer().await?, req).await.map(|p| format!("exported to {}", p.display()))
+            cli::export::run(&app.store, &app.sealer().await?, &app.blind_index()?, req)
+                .await
+                .map(|p| format!("exported to {}", p.display()))
         }
         Command::Retention { command: RetentionCommand::Check } => unreachable!("handled above"),
         Command::Retention { command: RetentionCommand::Due { within, on, json } } => {
@@ -622,6 +707,14 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Hold { command: HoldCommand::Release { id, note, by } } => {
             cli::hold::release(&app.store, &app.sealer().await?, id, &note, &by, now).await
         }
+        Command::Dispose { command: DisposeCommand::Request { pupil, series, by, reason } } => {
+            cli::dispose::request(&app, cli::dispose::Request { pupil: &pupil, series: &series, by: &by, reason: &reason }).await
+        }
+        Command::Dispose { command: DisposeCommand::Approve { id, by } } => cli::dispose::approve(&app, id, &by).await,
+        Command::Dispose { command: DisposeCommand::Cancel { id, by, reason } } => cli::dispose::cancel(&app, id, &by, &reason).await,
+        Command::Dispose { command: DisposeCommand::Run { id, by } } => cli::dispose::run(&app, id, &by).await,
+        Command::Dispose { command: DisposeCommand::Certificate { id, format } } => cli::dispose::certificate(&app, id, format).await,
+        Command::Disposals { json } => cli::dispose::list(&app, json).await,
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,
         Command::Link { action, incident, pupil, by } => {

@@ -5,5 +5,6 @@
 pub mod db;
 pub mod disk;
 pub mod dovecot;
+pub mod eaton;
 pub mod haven;
 pub mod smtp;

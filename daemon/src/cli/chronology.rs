@@ -4,6 +4,7 @@
 //! under the member of staff, beside the operating-system user who ran the command.
 
 use super::CliError;
+use crate::blind::BlindIndex;
 use crate::directory::{Directory, Pupil};
 use crate::pipeline::fields;
 use crate::read::kind::kind_label;
@@ -56,26 +57,30 @@ pub struct View {
 pub async fn load_view(
     store: &Store,
     sealer: &Sealer,
+    blind: &BlindIndex,
     query: &str,
     viewer: &str,
     audit_action: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
-    load_view_noted(store, sealer, query, viewer, audit_action, "", now).await
+    load_view_noted(store, sealer, blind, query, viewer, audit_action, "", now).await
 }
 
 /// [`load_view`], with `note` (`id=…` for an export) added to the audit entry's detail.
+#[allow(clippy::too_many_arguments)]
 pub async fn load_view_noted(
     store: &Store,
     sealer: &Sealer,
+    blind: &BlindIndex,
     query: &str,
     viewer: &str,
     audit_action: &str,
     note: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
-    // Only the pupils shown are opened: the ones the query names, then those on the entries.
-    let named = store.find_pupils(sealer, query).await?;
+    // Only the pupils shown are opened: the ones the query names (found through the blind
+    // indexes, never by opening every pupil), then those on the entries.
+    let named = store.find_pupils(blind, query).await?;
     let dir = store.load_directory_with_pupils(sealer, &named).await?;
     let staff = dir
         .active_staff_by_email(viewer)
@@ -110,16 +115,18 @@ pub async fn load_view_noted(
     Ok(View { dir, pupil, entries })
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store: &Store,
     sealer: &Sealer,
+    blind: &BlindIndex,
     query: &str,
     viewer: &str,
     tz: Tz,
     now: DateTime<Utc>,
     as_json: bool,
 ) -> Result<String, CliError> {
-    let view = load_view(store, sealer, query, viewer, "chronology_view", now).await?;
+    let view = load_view(store, sealer, blind, query, viewer, "chronology_view", now).await?;
     let chronology = Chronology::build(&view);
     if as_json {
         return Ok(serde_json::to_string_pretty(&chronology).unwrap_or_default());

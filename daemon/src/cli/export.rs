@@ -13,6 +13,7 @@ use super::CliError;
 use super::chronology::{Chronology, load_view_noted};
 use super::export_doc::{EntryFacts, ExportDoc, ExportMeta};
 use super::progress::Progress;
+use crate::blind::BlindIndex;
 use crate::pipeline::fields;
 use crate::seal::Sealer;
 use crate::store::Store;
@@ -51,9 +52,9 @@ pub struct Bundle {
 }
 
 /// Writes the bundle and returns its directory, showing progress by incident on stderr.
-pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Result<PathBuf, CliError> {
+pub async fn run(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: ExportRequest<'_>) -> Result<PathBuf, CliError> {
     let mut shown: Option<Progress> = None;
-    let bundle = bundle_showing(store, sealer, &req, &mut |total| {
+    let bundle = bundle_showing(store, sealer, blind, &req, &mut |total| {
         shown.get_or_insert_with(|| Progress::start("incidents exported", total)).advance(1)
     })
     .await?;
@@ -73,14 +74,15 @@ pub async fn run(store: &Store, sealer: &Sealer, req: ExportRequest<'_>) -> Resu
 }
 
 /// Builds the bundle in memory (the console sends it without writing it to disk).
-pub async fn bundle(store: &Store, sealer: &Sealer, req: &ExportRequest<'_>) -> Result<Bundle, CliError> {
-    bundle_showing(store, sealer, req, &mut |_| {}).await
+pub async fn bundle(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: &ExportRequest<'_>) -> Result<Bundle, CliError> {
+    bundle_showing(store, sealer, blind, req, &mut |_| {}).await
 }
 
 /// [`bundle`], calling `incident_done(total)` as each incident's files are gathered.
 async fn bundle_showing(
     store: &Store,
     sealer: &Sealer,
+    blind: &BlindIndex,
     req: &ExportRequest<'_>,
     incident_done: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Bundle, CliError> {
@@ -91,7 +93,7 @@ async fn bundle_showing(
         ));
     }
     let export_id = export_id(req.now);
-    let view = load_view_noted(store, sealer, req.query, req.viewer, "export", &format!("id={export_id}"), req.now).await?;
+    let view = load_view_noted(store, sealer, blind, req.query, req.viewer, "export", &format!("id={export_id}"), req.now).await?;
     let name = format!("export-{}-{}", view.pupil.upn, req.now.format("%Y%m%d-%H%M%S"));
 
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();

@@ -7,6 +7,7 @@ pub mod check;
 pub mod chronology;
 pub mod console;
 pub mod directory;
+pub mod dispose;
 pub mod export;
 pub mod export_doc;
 pub mod hold;

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-fn load_policy(app: &App) -> Result<Policy, CliError> {
+pub(crate) fn load_policy(app: &App) -> Result<Policy, CliError> {
     let rules = load_rules(&app.config)?;
     Policy::load(&app.config.base, rules.categories()).map_err(|e| CliError::Config(format!("the retention schedule is invalid:\n{e}")))
 }
@@ -32,6 +32,11 @@ pub fn check(app_config: &crate::config::Config) -> Result<String, CliError> {
             out.push_str(&format!(" (deviation: {r})"));
         }
     }
+    out.push_str(&format!(
+        "\n  disposal: {} cooling-off after approval; backups kept for {}",
+        crate::retention::describe(policy.disposal.cooling_off),
+        crate::retention::describe(policy.disposal.backups_kept_for)
+    ));
     Ok(out)
 }
 
@@ -227,8 +232,9 @@ pub async fn review(app: &App, req: ReviewRequest<'_>) -> Result<String, CliErro
             req.until.map(|d| d.to_string()).unwrap_or_default()
         ),
         Decision::Destroy => format!(
-            "pupil {}'s {} records decided for destruction (review recorded); Haven does not yet carry out disposal: nothing has been deleted",
-            pupil.upn, req.series
+            "pupil {}'s {} records decided for destruction (review recorded); nothing has been deleted: \
+             `haven dispose request {} --series {} …` starts the two-person disposal",
+            pupil.upn, req.series, pupil.upn, req.series
         ),
     })
 }

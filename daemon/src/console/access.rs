@@ -97,8 +97,9 @@ pub async fn access_log(axum::extract::State(st): Shared, headers: HeaderMap, Qu
     if !s.staff.is_dsl_team() {
         return not_found().await;
     }
-    let Ok(dir) = st.directory().await else { return unavailable() };
     let (pupil, staff) = (q.pupil.trim(), q.staff.trim());
+    let named: &[&str] = if pupil.is_empty() { &[] } else { &[pupil] };
+    let Ok(dir) = st.directory_naming(named).await else { return unavailable() };
     let (heading, found) = if !pupil.is_empty() {
         let Ok(p) = crate::cli::chronology::find_pupil(&dir, pupil) else {
             return render(&views::Access {
@@ -139,6 +140,11 @@ pub async fn access_log(axum::extract::State(st): Shared, headers: HeaderMap, Qu
     let Ok(found) = found else { return unavailable() };
     let subject = if pupil.is_empty() { format!("staff-query:{}", found.len()) } else { format!("pupil-query:{}", found.len()) };
     let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_access_log", "console", &subject).await;
+    // The pupils the rows name, opened for their names (and only they).
+    let mut ids: Vec<i64> = found.iter().filter_map(|e| e.subject.strip_prefix("pupil:")?.parse().ok()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let Ok(dir) = st.directory_with_pupils(&ids).await else { return unavailable() };
     let rows = found.iter().map(|e| row(&st, &dir, e)).collect();
     render(&views::Access { pupil: q.pupil, staff: q.staff, heading, rows })
 }

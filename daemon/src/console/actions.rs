@@ -123,7 +123,9 @@ pub async fn answer_triage(axum::extract::State(st): Shared, headers: HeaderMap,
     if !csrf_ok(&s, &f) {
         return refuse_forged(&st, &s, &format!("message:{id}"), "triage form").await;
     }
-    let Ok(dir) = st.directory().await else { return unavailable() };
+    let queries: Vec<&str> =
+        (0..TRIAGE_ROWS).filter_map(|row| f.get(&format!("pupil_{row}")).map(|q| q.trim()).filter(|q| !q.is_empty())).collect();
+    let Ok(dir) = st.directory_naming(&queries).await else { return unavailable() };
     let mut picked = Vec::new();
     for row in 0..TRIAGE_ROWS {
         let Some(query) = f.get(&format!("pupil_{row}")).map(|q| q.trim()).filter(|q| !q.is_empty()) else { continue };

@@ -141,7 +141,7 @@ pub async fn export(
     };
     let now = st.clock.now();
     let req = ExportRequest { query: &upn, viewer: s.staff.email(), format, out: None, school: &st.school, tz: st.tz, now };
-    match crate::cli::export::bundle(&st.store, &st.sealer().await, &req).await {
+    match crate::cli::export::bundle(&st.store, &st.sealer().await, &st.blind, &req).await {
         Ok(bundle) => {
             let zipped = match super::bundle::zip(&bundle.name, &bundle.files) {
                 Ok(z) => z,
@@ -152,7 +152,7 @@ pub async fn export(
             };
             let _ = st
                 .store
-                .audit(now, &format!("staff:{}", s.staff.id), "console_export_download", "console", &format!("{}.zip", bundle.name))
+                .audit(now, &format!("staff:{}", s.staff.id), "console_export_download", "console", &format!("format={}", q.format))
                 .await;
             download(&format!("{}.zip", bundle.name), zipped)
         }

@@ -58,6 +58,8 @@ pub struct State {
     pub tz: chrono_tz::Tz,
     /// The keyring, shared with the intake: opens the directory and chronology entries.
     pub keys: Arc<crate::store::LiveKeys>,
+    /// Blind indexes of UPNs and name words: a search opens only the pupils it finds.
+    pub blind: crate::blind::BlindIndex,
     cookies: session::CookieNames,
 }
 
@@ -67,6 +69,7 @@ impl State {
         app: &crate::cli::App,
         settings: ConsoleSettings,
         reply_key: &[u8],
+        blind: crate::blind::BlindIndex,
         filer: Arc<crate::pipeline::Filer>,
         wake_outbox: Arc<Notify>,
     ) -> State {
@@ -80,6 +83,7 @@ impl State {
             intake_address: app.config.school.intake_address.clone(),
             wake_outbox,
             keys: filer.keys(),
+            blind,
             filer,
             school: app.config.school.name.clone(),
             attempts: limit::Attempts::default(),
@@ -93,9 +97,27 @@ impl State {
         self.keys.current(&self.store).await.unwrap_or_else(|_| self.keys.held())
     }
 
-    /// The directory, opened with the keyring.
-    pub async fn directory(&self) -> Result<crate::directory::Directory, crate::store::StoreError> {
-        self.store.load_directory(&self.sealer().await).await
+    /// Every member of staff and only pupils `ids`, opened with the keyring: a page opens the
+    /// pupils it shows, never the whole roll (nor any contact).
+    pub async fn directory_with_pupils(&self, ids: &[i64]) -> Result<crate::directory::Directory, crate::store::StoreError> {
+        self.store.load_directory_with_pupils(&self.sealer().await, ids).await
+    }
+
+    /// Every member of staff, no pupils.
+    pub async fn staff_directory(&self) -> Result<crate::directory::Directory, crate::store::StoreError> {
+        self.directory_with_pupils(&[]).await
+    }
+
+    /// Staff, and the pupils `queries` (each a UPN or a full name) may name, found through the
+    /// blind indexes: what `cli::chronology::find_pupil` needs to answer each query.
+    pub async fn directory_naming(&self, queries: &[&str]) -> Result<crate::directory::Directory, crate::store::StoreError> {
+        let mut ids = Vec::new();
+        for q in queries {
+            ids.extend(self.store.find_pupils(&self.blind, q).await?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        self.directory_with_pupils(&ids).await
     }
 }
 

@@ -33,6 +33,9 @@ pub const MAX_BODY: usize = 16 * 1024;
 const LINKS_PER_WINDOW: i64 = 5;
 const LINK_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 
+/// Pupils shown at most for one search.
+const SEARCH_RESULTS: usize = 50;
+
 const STYLESHEET: &str = include_str!("../../templates/console.css");
 
 pub fn router(state: Arc<State>) -> Router {
@@ -144,7 +147,7 @@ async fn ask_for_link(
         return forged();
     }
     let email = f.get("email").map(|e| e.trim().to_lowercase()).unwrap_or_default();
-    let staff = match st.directory().await {
+    let staff = match st.staff_directory().await {
         Ok(d) => d.staff.into_iter().find(|s| s.active && s.emails.contains(&email)),
         Err(e) => {
             tracing::error!(error = %e, "console: cannot load the directory");
@@ -226,7 +229,7 @@ async fn follow_link(axum::extract::State(st): Shared, headers: HeaderMap, Path(
             return message(StatusCode::BAD_REQUEST, "This sign-in link cannot be used", &e.to_string());
         }
     };
-    let staff = st.directory().await.ok().and_then(|d| d.staff.into_iter().find(|s| s.id == staff_id && s.active));
+    let staff = st.store.staff_member(staff_id).await.ok().flatten().filter(|s| s.active);
     let Some(staff) = staff else {
         let _ = st.store.audit(now, &format!("staff:{staff_id}"), "console_sign_in_failed", "console", "inactive").await;
         return message(StatusCode::FORBIDDEN, "You cannot sign in", "Your account is not active in the school directory.");
@@ -384,7 +387,7 @@ async fn wrong_code(st: &State, s: Signed, now: chrono::DateTime<chrono::Utc>, w
 /// Tells every active member of the DSL team that someone's second factor is locked.
 async fn tell_dsl_team_locked(st: &State, who: &Staff, now: chrono::DateTime<chrono::Utc>) {
     let queued = async {
-        let dir = st.directory().await?;
+        let dir = st.staff_directory().await?;
         let mut tx = st.store.begin().await?;
         for dsl in dir.staff.iter().filter(|s| s.active && s.is_dsl_team()) {
             let email = OutboxRecord {
@@ -429,10 +432,14 @@ async fn home(axum::extract::State(st): Shared, headers: HeaderMap) -> Response 
 async fn home_view(st: &State, s: Signed) -> Result<views::Home, crate::store::StoreError> {
     use crate::store::MessageState;
     let now = st.clock.now();
-    let dir = st.directory().await?;
     let mut open = st.store.open_actions().await?;
+    // Only the pupils of those actions are opened (visibility reads their house and tutor group).
+    let mut ids: Vec<i64> = open.iter().flat_map(|a| a.pupils.iter().copied()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let dir = st.directory_with_pupils(&ids).await?;
     open.retain(|a| {
-        let pupils: Vec<&crate::directory::Pupil> = dir.pupils.iter().filter(|p| a.pupils.contains(&p.id)).collect();
+        let pupils: Vec<&crate::directory::Pupil> = a.pupils.iter().filter_map(|id| dir.pupil(*id)).collect();
         crate::visibility::Visibility::parse(&a.visibility).is_some_and(|v| v.allows(&s.staff, &pupils))
     });
     // Overdue first (oldest due first), then the rest by due time.
@@ -487,27 +494,28 @@ async fn pupils(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let q = search.q.trim().to_lowercase();
-    let Ok(dir) = st.directory().await else {
-        return unavailable();
+    let q = search.q.trim();
+    // A UPN, or every word typed found among a pupil's names, through the blind indexes:
+    // only the pupils found are opened.
+    let found = async {
+        if q.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<i64> = st.store.pupil_by_upn(&st.blind, q).await?.into_iter().collect();
+        if ids.is_empty() {
+            ids = st.store.pupils_by_name_words(&st.blind, q, SEARCH_RESULTS).await?;
+        }
+        Ok::<_, crate::store::StoreError>(st.directory_with_pupils(&ids).await?.pupils)
     };
-    let results = if q.is_empty() {
-        Vec::new()
-    } else {
-        dir.pupils
-            .iter()
-            .filter(|p| {
-                let names = [Some(&p.first_name), p.preferred_name.as_ref()];
-                p.upn.to_lowercase() == q || names.iter().flatten().any(|f| format!("{} {}", f, p.last_name).to_lowercase().contains(&q))
-            })
-            .take(50)
-            .map(|p| views::PupilRow {
-                upn: p.upn.clone(),
-                name: p.full_name(),
-                year: p.year_group.map_or_else(|| "year unknown".into(), |y| format!("Year {y}")),
-            })
-            .collect()
-    };
+    let Ok(found) = found.await else { return unavailable() };
+    let results: Vec<views::PupilRow> = found
+        .iter()
+        .map(|p| views::PupilRow {
+            upn: p.upn.clone(),
+            name: p.full_name(),
+            year: p.year_group.map_or_else(|| "year unknown".into(), |y| format!("Year {y}")),
+        })
+        .collect();
     let _ = st
         .store
         .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_pupil_search", "console", &format!("results={}", results.len()))
@@ -555,8 +563,16 @@ async fn chronology(axum::extract::State(st): Shared, headers: HeaderMap, Path(u
         Err(r) => return r,
     };
     let now = st.clock.now();
-    let view = match crate::cli::chronology::load_view(&st.store, &st.sealer().await, &upn, s.staff.email(), "console_chronology_view", now)
-        .await
+    let view = match crate::cli::chronology::load_view(
+        &st.store,
+        &st.sealer().await,
+        &st.blind,
+        &upn,
+        s.staff.email(),
+        "console_chronology_view",
+        now,
+    )
+    .await
     {
         Ok(v) => v,
         Err(crate::cli::CliError::Usage(_)) => return not_found().await,
@@ -585,7 +601,11 @@ pub(super) async fn visible_incident(
     id: i64,
 ) -> Result<(crate::store::IncidentFacts, crate::directory::Directory, String), Response> {
     let now = st.clock.now();
-    let (Ok(Some(facts)), Ok(dir)) = (st.store.incident_facts(id).await, st.directory().await) else {
+    let Ok(Some(facts)) = st.store.incident_facts(id).await else {
+        return Err(not_found().await);
+    };
+    let ids: Vec<i64> = facts.pupils.iter().map(|(pid, _)| *pid).collect();
+    let Ok(dir) = st.directory_with_pupils(&ids).await else {
         return Err(not_found().await);
     };
     let pupils: Vec<&crate::directory::Pupil> = facts.pupils.iter().filter_map(|(pid, _)| dir.pupil(*pid)).collect();
@@ -609,10 +629,11 @@ pub(super) async fn incident_view(st: &State, s: &Signed, id: i64, notice: Optio
         Err(r) => return r,
     };
     let sealer = st.sealer().await;
-    let view = match crate::cli::chronology::load_view(&st.store, &sealer, &upn, s.staff.email(), "console_incident_view", now).await {
-        Ok(v) => v,
-        Err(_) => return unavailable(),
-    };
+    let view =
+        match crate::cli::chronology::load_view(&st.store, &sealer, &st.blind, &upn, s.staff.email(), "console_incident_view", now).await {
+            Ok(v) => v,
+            Err(_) => return unavailable(),
+        };
     let Some(e) = view.entries.iter().find(|e| e.incident == id) else {
         return not_found().await;
     };

@@ -26,6 +26,13 @@ pub const DEFAULT_FILE: &str = r#"# Haven's retention schedule: how long each se
 # "75y" (years after the incident). `then` is always "review": Haven never destroys records
 # on a schedule; destruction is a decision two people record. See README "Retention and holds".
 
+# Disposal (`haven dispose`): how long an approved disposal waits before it can be carried
+# out (either person may cancel it meanwhile, and a hold set meanwhile stops it), and how long
+# the school's backups are kept, so the disposal log can say when the last copy is gone.
+[disposal]
+cooling_off = "14d"
+backups_kept_for = "35d"
+
 [[series]]
 name = "child_protection_file"
 applies = { safeguarding = true }
@@ -113,6 +120,7 @@ pub struct Series {
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub series: Vec<Series>,
+    pub disposal: DisposalSettings,
     /// Where it came from, for messages: the file, or "the shipped defaults".
     pub origin: String,
 }
@@ -134,6 +142,48 @@ impl std::error::Error for PolicyErrors {}
 struct FileRaw {
     #[serde(default)]
     series: Vec<Spanned<SeriesRaw>>,
+    #[serde(default)]
+    disposal: Option<Spanned<DisposalRaw>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisposalRaw {
+    cooling_off: Option<String>,
+    backups_kept_for: Option<String>,
+}
+
+/// How disposal runs (`[disposal]` in `retention.toml`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisposalSettings {
+    /// How long an approved disposal waits before it may be carried out.
+    pub cooling_off: std::time::Duration,
+    /// How long the school keeps its backups: a disposed pupil's records are gone from every
+    /// backup once this has passed after the disposal.
+    pub backups_kept_for: std::time::Duration,
+}
+
+impl Default for DisposalSettings {
+    fn default() -> Self {
+        DisposalSettings { cooling_off: DAYS * 14, backups_kept_for: DAYS * 35 }
+    }
+}
+
+const DAYS: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// A duration as people read it: "14 days", "1 day", "90 seconds".
+pub fn describe(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let (n, unit) = if secs >= 86_400 && secs.is_multiple_of(86_400) {
+        (secs / 86_400, "day")
+    } else if secs >= 3600 && secs.is_multiple_of(3600) {
+        (secs / 3600, "hour")
+    } else if secs >= 60 && secs.is_multiple_of(60) {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 #[derive(Deserialize)]
@@ -168,9 +218,11 @@ impl Policy {
         let path = config_dir.join(FILE_NAME);
         match std::fs::read_to_string(&path) {
             Ok(text) => Policy::parse(&path.display().to_string(), &text, categories),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok(Policy { series: defaults(), origin: "the shipped defaults (no retention.toml)".into() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Policy {
+                series: defaults(),
+                disposal: DisposalSettings::default(),
+                origin: "the shipped defaults (no retention.toml)".into(),
+            }),
             Err(e) => Err(PolicyErrors(vec![format!("{}: cannot read: {e}", path.display())])),
         }
     }
@@ -190,6 +242,20 @@ impl Policy {
         let mut errors = Vec::new();
         let mut series: Vec<Series> = Vec::new();
         let shipped = defaults();
+        let mut disposal = DisposalSettings::default();
+        if let Some(d) = raw.disposal {
+            let place = at(d.span());
+            let d = d.into_inner();
+            let mut duration = |key: &str, value: Option<String>, into: &mut std::time::Duration| {
+                let Some(v) = value else { return };
+                match crate::duration::parse_duration(&v) {
+                    Some(parsed) => *into = parsed,
+                    None => errors.push(format!("{place}: [disposal] {key} = {v:?}: write a duration such as \"14d\" or \"5w\"")),
+                }
+            };
+            duration("cooling_off", d.cooling_off, &mut disposal.cooling_off);
+            duration("backups_kept_for", d.backups_kept_for, &mut disposal.backups_kept_for);
+        }
         for entry in raw.series {
             let place = at(entry.span());
             let s = entry.into_inner();
@@ -261,7 +327,7 @@ impl Policy {
                 errors.push(format!("{label}: more than one series applies to safeguarding = {flag} ({})", names(&covering)));
             }
         }
-        if errors.is_empty() { Ok(Policy { series, origin: label.to_string() }) } else { Err(PolicyErrors(errors)) }
+        if errors.is_empty() { Ok(Policy { series, disposal, origin: label.to_string() }) } else { Err(PolicyErrors(errors)) }
     }
 
     /// The series an incident in `category` belongs to: the one naming its category, else the
@@ -375,6 +441,20 @@ mod tests {
         assert!(e.0[0].contains("keepp"), "{:?}", e.0);
         let e = Policy::parse("r", "[[series]\n", &categories()).expect_err("syntax");
         assert!(e.0[0].starts_with("r:1:"), "{:?}", e.0);
+    }
+
+    #[test]
+    fn disposal_settings_default_and_are_checked() {
+        let p = Policy::parse("r", DEFAULT_FILE, &categories()).expect("defaults");
+        assert_eq!(p.disposal, DisposalSettings::default());
+        assert_eq!(p.disposal.cooling_off, DAYS * 14);
+        let text = DEFAULT_FILE.replace("cooling_off = \"14d\"", "cooling_off = \"3w\"");
+        assert_eq!(Policy::parse("r", &text, &categories()).expect("3w").disposal.cooling_off, DAYS * 21);
+        let text = DEFAULT_FILE.replace("backups_kept_for = \"35d\"", "backups_kept_for = \"a month\"");
+        let e = Policy::parse("r", &text, &categories()).expect_err("bad duration").0;
+        assert!(e[0].contains("[disposal] backups_kept_for = \"a month\""), "{e:?}");
+        assert_eq!(describe(DAYS * 14), "14 days");
+        assert_eq!(describe(std::time::Duration::from_secs(1)), "1 second");
     }
 
     #[test]

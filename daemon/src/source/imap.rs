@@ -13,13 +13,17 @@
 //!
 //! - [`connect`]: TCP/TLS/STARTTLS and login.
 //! - [`drain`]: batches from the mailbox to the sink, then the moves.
+//! - [`purge`]: deleting given messages again, for a disposal.
 //! - [`backoff`], [`wire`]: pure helpers.
 
 use super::backoff;
 mod connect;
 pub(crate) use connect::read_token;
 mod drain;
+mod purge;
 mod wire;
+
+pub use purge::{Purged, Wanted, delete_messages};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};

@@ -175,3 +175,34 @@ pub async fn run_beating<S: Sink>(settings: MaildirSettings, sink: &S, shutdown:
         }
     }
 }
+
+/// Deletes, for a disposal, every file in the Maildir's `cur/` and `new/` whose bytes have one
+/// of the SHA-256s in `wanted` (hex, with the size each was recorded at: only files of that
+/// size are read). Returns how many were deleted.
+pub fn delete_messages(path: &Path, wanted: &[(u64, String)]) -> Result<u64, MaildirError> {
+    use sha2::{Digest, Sha256};
+    let mut deleted = 0;
+    for sub in ["cur", "new"] {
+        let dir = path.join(sub);
+        let failed = |source| MaildirError::Io { path: dir.display().to_string(), source };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(failed(e)),
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() || !wanted.iter().any(|(size, _)| *size == meta.len()) {
+                continue;
+            }
+            let file = entry.path();
+            let raw = std::fs::read(&file).map_err(failed)?;
+            let sha = hex::encode(Sha256::digest(&raw));
+            if wanted.iter().any(|(_, w)| *w == sha) {
+                std::fs::remove_file(&file).map_err(failed)?;
+                deleted += 1;
+            }
+        }
+    }
+    Ok(deleted)
+}

@@ -3,7 +3,9 @@
 //!
 //! A source hands batches of [`Incoming`] messages to a [`Sink`]; only after the sink has
 //! committed them does the source move each one to where its [`Disposition`] says. A source
-//! never deletes or moves a message the sink has not committed.
+//! never deletes or moves a message the sink has not committed; only a disposal deletes
+//! messages, and only those whose records it destroyed (`imap::delete_messages`,
+//! `maildir::delete_messages`).
 
 pub(crate) mod backoff;
 pub mod imap;

@@ -27,6 +27,10 @@ use std::sync::{LazyLock, OnceLock};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The digest an entry records for an incident its own transaction deleted: only a disposal
+/// does (`incident_disposed`), and verification then expects the incident gone.
+pub(crate) const DISPOSED: &str = "disposed";
+
 /// The MAC before the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -508,7 +512,8 @@ impl Tx {
             let at_us = to_us(e.at);
             let seq = head.seq + 1;
             let (record, record_digest) = match e.incident {
-                Some(id) => (format!("incident:{id}"), digests.get(&id).cloned().unwrap_or_default()),
+                // Not there any more: deleted by this transaction (a disposal).
+                Some(id) => (format!("incident:{id}"), digests.get(&id).cloned().unwrap_or_else(|| DISPOSED.to_string())),
                 None => (String::new(), String::new()),
             };
             let fields = Fields {
@@ -710,7 +715,12 @@ impl Store {
                     return Ok(AuditVerdict::Broken { id });
                 }
                 if let Some(incident) = record.strip_prefix("incident:").and_then(|i| i.parse::<i64>().ok()) {
-                    recorded.insert(incident, (digest_prefix(&record_digest), id));
+                    if record_digest == DISPOSED {
+                        // Destroyed by a disposal this chain records: nothing to compare.
+                        recorded.remove(&incident);
+                    } else {
+                        recorded.insert(incident, (digest_prefix(&record_digest), id));
+                    }
                 }
                 prev = hash;
                 n += 1;

@@ -156,38 +156,6 @@ impl Store {
         self.load_directory_part(sealer, Some(ids)).await
     }
 
-    /// The pupils whose UPN (a query without a space) or full name ("Jane Smith", a preferred
-    /// first name too) is `query`, case-insensitive: only the fields compared are opened.
-    pub async fn find_pupils(&self, sealer: &Sealer, query: &str) -> Result<Vec<i64>> {
-        let q = query.trim().to_lowercase();
-        let by_name = q.contains(char::is_whitespace);
-        let rows = on_pool!(self, |p| {
-            sqlx::query_as::<_, (i64, String, String, String, Option<String>)>(
-                "SELECT id, upn, first_name, last_name, preferred_name FROM pupils ORDER BY id",
-            )
-            .fetch_all(p)
-            .await?
-        });
-        let mut found = Vec::new();
-        for (id, upn, first, last, preferred) in rows {
-            let open = |field: &str, v: String| open_field(sealer, "pupil", id, field, Some(v)).map(Option::unwrap_or_default);
-            let hit = if by_name {
-                let last = open(fields::LAST_NAME, last)?.to_lowercase();
-                let mut firsts = vec![open(fields::FIRST_NAME, first)?];
-                if let Some(p) = preferred {
-                    firsts.push(open(fields::PREFERRED_NAME, p)?);
-                }
-                firsts.iter().any(|f| format!("{} {last}", f.to_lowercase()) == q)
-            } else {
-                open(fields::UPN, upn)?.to_lowercase() == q
-            };
-            if hit {
-                found.push(id);
-            }
-        }
-        Ok(found)
-    }
-
     async fn load_directory_part(&self, sealer: &Sealer, only: Option<&[i64]>) -> Result<Directory> {
         let pupils_sql = match only {
             None => PUPIL_COLUMNS.to_string() + " ORDER BY id",
@@ -407,7 +375,18 @@ async fn sync_in(
             }
             .fetch_one(&mut *c)
             .await?;
-            upn_to_id.insert(p.upn.clone(), values.try_get("id")?);
+            let id: i64 = values.try_get("id")?;
+            // The name index follows the names (see `pupil_search`).
+            let tokens = super::pupil_search::name_tokens(keys.blind, &p.first_name, p.preferred_name.as_deref(), &p.last_name);
+            sqlx::query("DELETE FROM pupil_name_tokens WHERE pupil_id = $1").bind(id).execute(&mut *c).await?;
+            if !tokens.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(super::pupil_search::insert_words_sql(tokens.len()))).bind(id);
+                for t in tokens {
+                    q = q.bind(t);
+                }
+                q.execute(&mut *c).await?;
+            }
+            upn_to_id.insert(p.upn.clone(), id);
             match existing.get(&p.upn) {
                 None => report.pupils_added += 1,
                 Some((_, Some(_))) => report.pupils_rejoined += 1,

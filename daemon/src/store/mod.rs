@@ -12,6 +12,7 @@ mod console_access;
 mod console_triage;
 mod directory;
 mod directory_cache;
+mod disposal;
 mod filing;
 mod health;
 mod keyring;
@@ -21,16 +22,19 @@ mod migrations;
 mod outbox;
 mod outcomes;
 mod plans;
+mod pupil_search;
 mod read;
 mod retention;
 mod schedule;
 mod seal_clear;
+mod staff;
 
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use console::{SessionRecord, TotpRecord};
 pub use console_access::SentAbout;
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use directory_cache::DirectoryCache;
+pub use disposal::{Destroyed, Disposal, DisposalPlan, DisposalState, MailCopy, PupilIncident, fields as disposal_fields};
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, QuestionRecord,
     Recorded, Release, RungRecord, ToRecord,

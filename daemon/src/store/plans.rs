@@ -4,7 +4,7 @@
 //!
 //! Nothing here runs a query; it only names them.
 
-use super::{audit, outcomes, read, schedule};
+use super::{audit, outcomes, pupil_search, read, schedule};
 
 /// One read path: its SQL as the store runs it, and example values for its `$N` placeholders
 /// (SQL literals, `$1` first).
@@ -32,7 +32,7 @@ impl PlannedQuery {
 }
 
 /// Every read path the issue names: the chronology, outstanding outcomes, messages by state,
-/// status counts, digests and the scheduler's passes.
+/// status counts, digests and the scheduler's passes; and finding a pupil by UPN or name.
 #[doc(hidden)]
 pub fn read_queries() -> Vec<PlannedQuery> {
     let q =
@@ -63,5 +63,11 @@ pub fn read_queries() -> Vec<PlannedQuery> {
         q("digest: audit head", audit::AUDIT_HEAD, &[]),
         q("scheduler: due rungs", schedule::DUE_RUNGS, &[now, "100"]),
         q("scheduler: next rung", schedule::NEXT_RUNG_DUE, &[]),
+        q("pupil by UPN", pupil_search::PUPIL_BY_UPN, &["'0123456789abcdef0123456789abcdef'"]),
+        q(
+            "pupils by name words",
+            &pupil_search::pupils_by_words_sql(2, 50),
+            &["'0123456789abcdef0123456789abcdef'", "'fedcba9876543210fedcba9876543210'"],
+        ),
     ]
 }

@@ -176,13 +176,13 @@ async fn prepare_folders(session: &mut ImapSession, settings: &ImapSettings) -> 
     Ok(folders)
 }
 
-async fn folder_exists(session: &mut ImapSession, folder: &str) -> Result<bool, ImapError> {
+pub(super) async fn folder_exists(session: &mut ImapSession, folder: &str) -> Result<bool, ImapError> {
     let found = list(session, &quote(folder)).await?;
     Ok(found.iter().any(|(name, _, selectable)| name == folder && *selectable))
 }
 
 /// LIST "" pattern → (name, delimiter, selectable) for each match.
-async fn list(session: &mut ImapSession, pattern: &str) -> Result<Vec<(String, Option<String>, bool)>, ImapError> {
+pub(super) async fn list(session: &mut ImapSession, pattern: &str) -> Result<Vec<(String, Option<String>, bool)>, ImapError> {
     let run = async {
         let names: Vec<_> = session.list(Some(""), Some(pattern)).await?.try_collect().await?;
         Ok::<_, async_imap::error::Error>(
