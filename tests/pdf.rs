@@ -375,6 +375,19 @@ async fn an_outcome_code_is_kept_beside_its_text_and_shown(backend: Backend) {
 
     let all = flat(&pages(&export_pdf(&env, AMIRA, DSL, "bundle").join("chronology.pdf")).join("\n"));
     assert!(all.contains("Outcome Decision REFERRED-CSC Recorded by Dana Lead") && all.contains(text), "{all}");
+
+    // The HTML export is the same model: the cover's facts and the decision are there too.
+    let r = env.haven(&["export", AMIRA, "--as", DSL, "--format", "html", "--out", "html"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let html = std::fs::read_to_string(env.path("html/chronology.html")).unwrap();
+    for needle in [
+        "<th scope=\"row\">Date of birth</th><td>2017-06-14</td>",
+        "<th scope=\"row\">House</th><td>Kestrel</td>",
+        "<p>Decision: REFERRED-CSC</p>",
+        "<h3>Who was alerted</h3>",
+    ] {
+        assert!(html.contains(needle), "{needle:?} in the HTML export:\n{html}");
+    }
     db.cleanup().await;
 }
 
