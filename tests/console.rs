@@ -700,8 +700,14 @@ async fn the_dsl_team_acts_from_the_console(backend: Backend) {
     let listed = Command::new("unzip").args(["-l", "e.zip"]).current_dir(dir.path()).output().expect("unzip (tests/run.sh installs it)");
     let listed = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.contains("chronology.json") && listed.contains("note from mum.txt") && listed.contains("MANIFEST.sha256"), "{listed}");
-    let (head, _) = school.get_as(&cookie, "/pupils/A100000000001/export?format=pdf");
-    assert!(head.starts_with("HTTP/1.1 400"), "PDF is not built yet and says so: {head}");
+    let (head, zip) = school.get_as(&cookie, "/pupils/A100000000001/export?format=pdf");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    std::fs::write(dir.path().join("p.zip"), &zip).unwrap();
+    let listed = Command::new("unzip").args(["-l", "p.zip"]).current_dir(dir.path()).output().expect("unzip (tests/run.sh installs it)");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("chronology.pdf") && listed.contains("chronology.json") && listed.contains("MANIFEST.sha256"), "{listed}");
+    let (head, _) = school.get_as(&cookie, "/pupils/A100000000001/export?format=docx");
+    assert!(head.starts_with("HTTP/1.1 400"), "an unknown format is refused: {head}");
 
     // The access log: who saw Jane's records, and what Dana has seen.
     c.goto(&school.url("/access?pupil=A100000000001")).await.unwrap();

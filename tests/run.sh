@@ -12,9 +12,10 @@ say() { echo "tests/run.sh: $*" >&2; }
 
 # --- packages: Dovecot (IMAP tests), isync (mbsync), aiosmtpd (SMTP tests), openssl (TLS certs),
 # jq, sqlite3 and pg_dump (tests/at-rest.sh), chromium + chromium-driver (console tests),
-# systemd (systemd-analyze for the unit test), unzip (console export test), wrk (console bench) ---
+# systemd (systemd-analyze for the unit test), unzip (console export test), wrk (console bench),
+# poppler-utils (tests/pdf.rs reads the PDFs back: pdftotext, pdftoppm, pdfinfo, pdffonts) ---
 need=()
-for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip dpkg binutils; do
+for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip dpkg binutils poppler-utils; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then

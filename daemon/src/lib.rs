@@ -18,6 +18,8 @@
 //! - [`lease`]: which of several daemons on one PostgreSQL database leads (reads the intake,
 //!   runs the scheduler); one daemon per SQLite database.
 //! - [`health`]: the daemon's account of its intake, outbox and scheduler, for `haven status`.
+//! - `pdf` (cargo feature `pdf`, on by default): views rendered as PDF/A-2b by typst, in memory.
+//! - [`outcome_code`]: the decision an outcome records (`NFA`, `REFERRED CSC ref …`), read from its text.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
 
 pub mod alert;
@@ -44,6 +46,9 @@ pub mod metrics;
 pub mod noise;
 pub mod notify;
 pub mod outbox;
+pub mod outcome_code;
+#[cfg(feature = "pdf")]
+pub mod pdf;
 pub mod pipeline;
 pub mod read;
 pub mod reply_token;

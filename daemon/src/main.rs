@@ -106,14 +106,16 @@ read; 78 the configuration, rules or a key file is invalid."
         #[arg(long)]
         json: bool,
     },
-    /// A chronology bundle with attachments and SHA-256 manifest.
+    /// A chronology bundle with attachments and SHA-256 manifest: HTML, JSON, or an archival
+    /// PDF (PDF/A-2b) whose every page names the school, the UPN, the export id and the
+    /// manifest's hash.
     #[command(after_help = format!(
-        "Example: haven export E100000000001 --as dsl@school.example --out jane-smith.html\n\n{EXIT_CODES}"
+        "Example: haven export E100000000001 --as dsl@school.example --format pdf --out jane-smith\n\n{EXIT_CODES}"
     ))]
     Export {
         /// The pupil: a UPN, or a full name as the directory has it.
         pupil: String,
-        /// The bundle's format.
+        /// The bundle's format: html, json, or pdf (chronology.pdf beside chronology.json).
         #[arg(long, value_enum, default_value = "html")]
         format: cli::export::Format,
         /// Who is exporting (their email address): only what they may see is exported.
@@ -123,14 +125,17 @@ read; 78 the configuration, rules or a key file is invalid."
         #[arg(long, value_name = "PATH")]
         out: Option<PathBuf>,
     },
-    /// Record the outcome of an incident ("NFA" is an outcome).
+    /// Record the outcome of an incident ("NFA" is an outcome). Start it with a decision code
+    /// to have it counted: NFA, MONITOR, EARLY-HELP, REFERRED CSC ref …, LADO, POLICE, or
+    /// NO-REFERRAL because ….
     #[command(after_help = format!(
-        "Example: haven outcome 42 \"Spoke to parents; referred to early help\" --by dsl@school.example\n\n{EXIT_CODES}"
+        "Example: haven outcome 42 \"REFERRED CSC ref 2026/4471; parents spoken to\" --by dsl@school.example\n\n{EXIT_CODES}"
     ))]
     Outcome {
         /// The incident's number, as alerts and `haven outcomes` show it.
         incident: i64,
-        /// What was decided or done, in a few words.
+        /// What was decided or done, in a few words, optionally starting with a decision code
+        /// (a NO-REFERRAL without "because …" is refused).
         text: String,
         /// The member of staff recording it (email address): the DSL team, or someone the
         /// incident was alerted to who may still see it.

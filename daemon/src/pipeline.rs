@@ -110,7 +110,8 @@ struct Assessed {
     record: MessageRecord,
     incident: Option<IncidentRecord>,
     /// Outcomes to record with the message: (incident, staff id, sealed text).
-    outcomes: Vec<(i64, i64, String)>,
+    /// (incident, by, sealed text, code read from the text).
+    outcomes: Vec<(i64, i64, String, Option<crate::outcome_code::OutcomeCode>)>,
     /// For an answer to a triage question: the message it settles (the incident is its).
     settles: Option<i64>,
     /// An email to the sender queued with the message: a triage question to the forwarder, or
@@ -263,8 +264,8 @@ async fn record_chunk(
     let recorded = tx.record_messages(&items, "intake").await?;
     for ((slot, _, a), recorded) in chunk.iter().zip(recorded) {
         if let Recorded::New { .. } = &recorded {
-            for (incident, by, text) in &a.outcomes {
-                tx.record_outcome(*incident, *by, text, now).await?;
+            for (incident, by, text, code) in &a.outcomes {
+                tx.record_coded_outcome(*incident, *by, text, *code, now).await?;
             }
         }
         if let (Recorded::New { incident: Some(incident), .. }, Some(note)) = (&recorded, &a.category_note) {
@@ -758,7 +759,9 @@ impl Filer {
                     &format!("Outcome recorded on incident #{incident_id}."),
                 );
                 let sealed = self.sealer().seal_text(fields::OUTCOME, &outcome);
-                return Ok(Assessed { outcomes: vec![(incident_id, sender.id, sealed)], question, ..Assessed::only(record) });
+                // A code written incompletely is not lost: the outcome is kept as free text.
+                let code = crate::outcome_code::parse_outcome_code(&outcome).ok().flatten();
+                return Ok(Assessed { outcomes: vec![(incident_id, sender.id, sealed, code)], question, ..Assessed::only(record) });
             };
             reason.push_str(&format!(" (an outcome, not recorded: {why_not})"));
             question = self.notice(
@@ -848,11 +851,12 @@ impl Filer {
                 Some(why) => lines.push(format!("Incident #{incident}: not recorded: {why}.")),
                 None => {
                     lines.push(format!("Incident #{incident}: outcome recorded."));
-                    outcomes.push((incident, sender.id, self.sealer().seal_text(fields::OUTCOME, &outcome)));
+                    let code = crate::outcome_code::parse_outcome_code(&outcome).ok().flatten();
+                    outcomes.push((incident, sender.id, self.sealer().seal_text(fields::OUTCOME, &outcome), code));
                 }
             }
         }
-        let recorded: Vec<String> = outcomes.iter().map(|(i, _, _)| i.to_string()).collect();
+        let recorded: Vec<String> = outcomes.iter().map(|(i, _, _, _)| i.to_string()).collect();
         record.state = MessageState::Filed;
         record.reason = format!(
             "reply to a digest: {} outcome(s) recorded{}, {} refused",

@@ -63,6 +63,21 @@ pub async fn load_view(
     audit_action: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
+    load_view_noted(store, sealer, blind, query, viewer, audit_action, "", now).await
+}
+
+/// [`load_view`], with `note` (`id=…` for an export) added to the audit entry's detail.
+#[allow(clippy::too_many_arguments)]
+pub async fn load_view_noted(
+    store: &Store,
+    sealer: &Sealer,
+    blind: &BlindIndex,
+    query: &str,
+    viewer: &str,
+    audit_action: &str,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<View, CliError> {
     // Only the pupils shown are opened: the ones the query names (found through the blind
     // indexes, never by opening every pupil), then those on the entries.
     let named = store.find_pupils(blind, query).await?;
@@ -89,7 +104,13 @@ pub async fn load_view(
         open_entry(e, sealer)?;
     }
     store
-        .audit(now, &viewer.to_ascii_lowercase(), audit_action, &format!("pupil:{}", pupil.id), &format!("entries={}", entries.len()))
+        .audit(
+            now,
+            &viewer.to_ascii_lowercase(),
+            audit_action,
+            &format!("pupil:{}", pupil.id),
+            &format!("entries={}{}{note}", entries.len(), if note.is_empty() { "" } else { " " }),
+        )
         .await?;
     Ok(View { dir, pupil, entries })
 }
@@ -160,6 +181,8 @@ pub struct Entry {
     pub body: String,
     pub attachments: Vec<String>,
     pub outcome: Option<String>,
+    /// The decision the outcome records (`NFA`, `REFERRED-CSC`, …), when its text starts with one.
+    pub outcome_code: Option<String>,
     pub outcome_by: Option<String>,
     pub outcome_at: Option<DateTime<Utc>>,
     /// The incident this entry follows up.
@@ -301,7 +324,8 @@ impl Chronology {
             }
             match &e.outcome {
                 Some(o) => out.push_str(&format!(
-                    "  outcome ({}, {}):\n{}",
+                    "  outcome{} ({}, {}):\n{}",
+                    e.outcome_code.as_ref().map(|c| format!(" {c}")).unwrap_or_default(),
                     e.outcome_by.as_deref().unwrap_or("unknown"),
                     e.outcome_at.as_ref().map(&at).unwrap_or_else(|| "time not recorded".into()),
                     indent(o, "    ")
@@ -389,6 +413,7 @@ fn entry(e: &ChronologyEntry, dir: &Directory) -> Entry {
         body: e.body.clone(),
         attachments: e.attachments.clone(),
         outcome: e.outcome.clone(),
+        outcome_code: e.outcome_code.clone(),
         outcome_by: e.outcome_by.clone(),
         outcome_at: e.outcome_at,
         follows: e.follows,

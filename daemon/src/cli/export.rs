@@ -1,15 +1,23 @@
-//! `haven export PUPIL --as STAFF --format html|json [--out DIR]`: a chronology bundle for a
-//! meeting, a referral or a destination school: the chronology as `--as` (required) may see
+//! `haven export PUPIL --as STAFF --format html|json|pdf [--out DIR]`: a chronology bundle for
+//! a meeting, a referral or a destination school: the chronology as `--as` (required) may see
 //! it, every attachment decrypted into `attachments/`, and `MANIFEST.sha256` listing the
-//! SHA-256 of every file so the recipient can check nothing was altered. Audited as `export`.
+//! SHA-256 of every file so the recipient can check nothing was altered. Audited as `export`
+//! with the export's id.
+//!
+//! A PDF bundle holds `chronology.pdf`, `chronology.json` (the data it shows), the attachments
+//! and the manifest. The manifest lists every file but the PDF, and the PDF prints the
+//! manifest's own SHA-256 on every page: a printed page names the bundle it came from (a file
+//! cannot hold its own hash, so the PDF cannot be in the manifest it names).
 
 use super::CliError;
-use super::chronology::{Chronology, Entry, load_view, pupils_line};
+use super::chronology::{Chronology, load_view_noted};
+use super::export_doc::{EntryFacts, ExportDoc, ExportMeta};
 use super::progress::Progress;
 use crate::blind::BlindIndex;
 use crate::pipeline::fields;
 use crate::seal::Sealer;
 use crate::store::Store;
+use askama::Template as _;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
@@ -17,7 +25,7 @@ use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The bundle formats. PDF is asked for by the SPEC but not built yet: print the HTML.
+/// The bundle formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Html,
@@ -78,16 +86,22 @@ async fn bundle_showing(
     req: &ExportRequest<'_>,
     incident_done: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Bundle, CliError> {
+    #[cfg(not(feature = "pdf"))]
     if req.format == Format::Pdf {
-        return Err(CliError::Usage("PDF export is not available yet: export --format html and print it to PDF".into()));
+        return Err(CliError::Usage(
+            "this haven was built without PDF support (cargo feature `pdf`): export --format html and print it to PDF".into(),
+        ));
     }
-    let view = load_view(store, sealer, blind, req.query, req.viewer, "export", req.now).await?;
+    let export_id = export_id(req.now);
+    let view = load_view_noted(store, sealer, blind, req.query, req.viewer, "export", &format!("id={export_id}"), req.now).await?;
     let name = format!("export-{}-{}", view.pupil.upn, req.now.format("%Y%m%d-%H%M%S"));
 
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut attachments_by_incident = Vec::new();
+    let mut facts = Vec::new();
     for e in &view.entries {
         let mut listed = Vec::new();
+        let mut fact = EntryFacts::default();
         for a in store.attachment_files(e.incident).await? {
             let data = sealer
                 .open(fields::ATTACHMENT, &a.sealed)
@@ -96,24 +110,87 @@ async fn bundle_showing(
                 .map_err(|err| CliError::Other(anyhow::anyhow!("incident {} attachment name: {err}", e.incident)))?;
             let name = format!("attachments/{}-{}-{}", e.incident, &a.sha256[..12], filename);
             listed.push(json!({"filename": filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256, "path": name}));
+            fact.attachments.push(super::export_doc::AttachmentDoc { name: filename, sha256: a.sha256.clone(), path: name.clone() });
             files.push((name, data));
         }
+        if req.format != Format::Json {
+            fact.sent = store.console_sent_about(e.incident).await?;
+        }
         attachments_by_incident.push(listed);
+        facts.push(fact);
         incident_done(view.entries.len() as u64);
     }
     let chronology = Chronology::build(&view);
+    let exporter = view
+        .dir
+        .active_staff_by_email(req.viewer)
+        .ok_or_else(|| CliError::Usage(format!("--as {}: not an active member of staff; nothing was exported", req.viewer)))?;
+    let meta = |manifest_sha256| ExportMeta {
+        school: req.school,
+        export_id: &export_id,
+        exporter,
+        manifest_sha256,
+        tz: req.tz,
+        now: req.now,
+        staff: &view.dir.staff,
+    };
     let document = match req.format {
-        Format::Json => ("chronology.json".to_string(), render_json(&chronology, &attachments_by_incident, req.now).into_bytes()),
-        _ => ("chronology.html".to_string(), render_html(&chronology, &attachments_by_incident, req.school, req.tz, req.now).into_bytes()),
+        Format::Html => {
+            let doc = ExportDoc::build(&chronology, &facts, &meta(None));
+            let html = ExportHtml { d: &doc }.render().map_err(|e| CliError::Other(anyhow::anyhow!("the export's HTML: {e}")))?;
+            ("chronology.html".to_string(), html.into_bytes())
+        }
+        Format::Json | Format::Pdf => {
+            ("chronology.json".to_string(), render_json(&chronology, &attachments_by_incident, req.now).into_bytes())
+        }
     };
     files.insert(0, document);
 
-    let mut manifest = String::new();
-    for (name, data) in &files {
-        let _ = writeln!(manifest, "{}  {name}", hex::encode(Sha256::digest(data)));
+    let manifest = manifest(&files);
+    if req.format == Format::Pdf {
+        let hash = hex::encode(Sha256::digest(manifest.as_bytes()));
+        let doc = ExportDoc::build(&chronology, &facts, &meta(Some(&hash)));
+        files.insert(0, ("chronology.pdf".to_string(), render_pdf(doc, req.now).await?));
     }
     files.push(("MANIFEST.sha256".to_string(), manifest.into_bytes()));
     Ok(Bundle { name, files })
+}
+
+/// The HTML export: the same [`ExportDoc`] the PDF shows, through an auto-escaping template.
+#[derive(askama::Template)]
+#[template(path = "export.html")]
+struct ExportHtml<'a> {
+    d: &'a ExportDoc,
+}
+
+/// `sha256sum` lines for `files`: what `sha256sum -c MANIFEST.sha256` checks.
+fn manifest(files: &[(String, Vec<u8>)]) -> String {
+    let mut manifest = String::new();
+    for (name, data) in files {
+        let _ = writeln!(manifest, "{}  {name}", hex::encode(Sha256::digest(data)));
+    }
+    manifest
+}
+
+/// "20261207-043512-3fa9c1d2": the time of the export and 32 random bits, so two exports in
+/// the same second differ.
+fn export_id(now: DateTime<Utc>) -> String {
+    format!("{}-{:08x}", now.format("%Y%m%d-%H%M%S"), rand::random::<u32>())
+}
+
+/// Lays the PDF out off the async runtime (a long chronology takes a while).
+#[cfg(feature = "pdf")]
+async fn render_pdf(doc: ExportDoc, now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
+    let rendered = tokio::task::spawn_blocking(move || crate::pdf::render(crate::pdf::Template::Chronology, &doc, now))
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("the PDF renderer stopped: {e}")))?
+        .map_err(|e| CliError::Other(anyhow::Error::new(e)))?;
+    Ok(rendered.bytes)
+}
+
+#[cfg(not(feature = "pdf"))]
+async fn render_pdf(_doc: ExportDoc, _now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
+    unreachable!("refused above without the pdf feature")
 }
 
 fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -140,94 +217,4 @@ fn render_json(view: &Chronology, attachments: &[Vec<serde_json::Value>], now: D
         "incidents": incidents,
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()
-}
-
-fn render_html(view: &Chronology, attachments: &[Vec<serde_json::Value>], school: &str, tz: Tz, now: DateTime<Utc>) -> String {
-    let esc = |s: &str| ammonia::clean_text(s);
-    let at = |t: &DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
-    let p = &view.pupil;
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Chronology: {name}</title>\
-         <style>body{{font-family:sans-serif;max-width:50em;margin:2em auto}}section{{border-top:1px solid #999;padding:.5em 0}}\
-         pre{{white-space:pre-wrap}}</style></head><body>\
-         <h1>Safeguarding chronology: {name}</h1><p>{school}. UPN {upn}, Year {year}. Exported {now}. \
-         CONFIDENTIAL: share only with those who need to know.</p>",
-        name = esc(&p.name),
-        school = esc(school),
-        upn = esc(&p.upn),
-        year = p.year_group.map_or("?".into(), |y| y.to_string()),
-        now = at(&now),
-    );
-    for (e, files) in view.incidents.iter().zip(attachments) {
-        let _ = write!(
-            h,
-            "<section id=\"incident-{id}\"><h2>#{id} {} — {}</h2><p>Kind: {}. Role: {}. Priority: {}. Recorded {} by {}.</p>",
-            at(&e.occurred_at),
-            esc(&e.category),
-            esc(&e.kind_label),
-            esc(&e.role),
-            esc(&e.priority),
-            at(&e.recorded_at),
-            esc(e.recorded_by.as_deref().unwrap_or("unknown")),
-            id = e.incident,
-        );
-        if let Some(d) = &e.date_note {
-            let _ = write!(h, "<p>Date: {}; dated when filed.</p>", esc(d));
-        }
-        if let Some(n) = &e.category_note {
-            let _ = write!(h, "<p>Category: {}</p>", esc(n));
-        }
-        if let Some(f) = e.follows {
-            let _ = write!(h, "<p>Follow-up to <a href=\"#incident-{f}\">incident #{f}</a>.</p>");
-        }
-        let _ = write!(h, "<p>Pupils: {}</p>", esc(&pupils_line(&e.pupils)));
-        html_body(&mut h, e, &at);
-        for f in files {
-            let _ = write!(
-                h,
-                "<p>Attachment: <a href=\"{path}\">{name}</a> (SHA-256 {sha})</p>",
-                path = esc(f["path"].as_str().unwrap_or_default()),
-                name = esc(f["filename"].as_str().unwrap_or_default()),
-                sha = esc(f["sha256"].as_str().unwrap_or_default()),
-            );
-        }
-        if !e.follow_ups.is_empty() {
-            let links: Vec<String> = e.follow_ups.iter().map(|c| format!("<a href=\"#incident-{c}\">#{c}</a>")).collect();
-            let _ = write!(h, "<p>Follow-ups: {}</p>", links.join(", "));
-        }
-        if let Some(o) = &e.outcome {
-            let _ = write!(
-                h,
-                "<p><strong>Outcome</strong> ({}, {}):</p><pre>{}</pre>",
-                esc(e.outcome_by.as_deref().unwrap_or("unknown")),
-                e.outcome_at.as_ref().map(&at).unwrap_or_else(|| "time not recorded".into()),
-                esc(o)
-            );
-        }
-        h.push_str("</section>");
-    }
-    h.push_str("</body></html>\n");
-    h
-}
-
-/// The note once, then the original message when there is one.
-fn html_body(h: &mut String, e: &Entry, at: &dyn Fn(&DateTime<Utc>) -> String) {
-    let esc = |s: &str| ammonia::clean_text(s);
-    if let Some(w) = e.own_words() {
-        let _ = write!(h, "<h3>Note</h3><pre>{}</pre>", esc(w));
-    }
-    if e.original_sender().is_some() || e.original_text().is_some() {
-        h.push_str("<h3>Original message</h3>");
-    }
-    if let Some(sender) = e.original_sender() {
-        let _ = write!(h, "<p>From: {}. Sent {}.</p>", esc(&sender), at(&e.occurred_at));
-    }
-    if let Some(s) = &e.original_subject {
-        let _ = write!(h, "<p>Subject: {}</p>", esc(s));
-    }
-    if let Some(t) = e.original_text() {
-        let _ = write!(h, "<pre>{}</pre>", esc(t));
-    }
 }

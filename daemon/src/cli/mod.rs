@@ -9,6 +9,7 @@ pub mod console;
 pub mod directory;
 pub mod dispose;
 pub mod export;
+pub mod export_doc;
 pub mod hold;
 pub mod ingest;
 pub mod init;

@@ -25,6 +25,7 @@ pub async fn record(
     if text.is_empty() {
         return Err(CliError::Usage("the outcome text is empty".into()));
     }
+    let code = crate::outcome_code::parse_outcome_code(text).map_err(|e| CliError::Usage(format!("{e}; nothing was recorded")))?;
     let dir = store.load_directory(sealer).await?;
     let staff = dir
         .active_staff_by_email(by_email)
@@ -48,7 +49,7 @@ pub async fn record(
         )));
     }
     let mut tx = store.begin().await?;
-    match tx.record_outcome(incident, staff.id, &sealer.seal_text(fields::OUTCOME, text), now).await? {
+    match tx.record_coded_outcome(incident, staff.id, &sealer.seal_text(fields::OUTCOME, text), code, now).await? {
         OutcomeRecorded::Closed { action } => {
             tx.commit().await?;
             Ok(format!("outcome recorded on incident #{incident}; action {action} closed"))

@@ -123,7 +123,7 @@ pub struct ExportQuery {
     format: String,
 }
 
-/// `GET /pupils/{upn}/export?format=html|json`: `haven export`'s bundle (what this person may
+/// `GET /pupils/{upn}/export?format=html|json|pdf`: `haven export`'s bundle (what this person may
 /// see, attachments and SHA-256 manifest, audited as `export`) as one zip file. The format
 /// is `haven export --format`'s, so a format added there is offered here.
 pub async fn export(
@@ -137,7 +137,7 @@ pub async fn export(
         Err(r) => return r,
     };
     let Ok(format) = Format::from_str(&q.format, true) else {
-        return message(StatusCode::BAD_REQUEST, "Cannot export", "Choose a format for the export: html or json.");
+        return message(StatusCode::BAD_REQUEST, "Cannot export", "Choose a format for the export: html, json or pdf.");
     };
     let now = st.clock.now();
     let req = ExportRequest { query: &upn, viewer: s.staff.email(), format, out: None, school: &st.school, tz: st.tz, now };

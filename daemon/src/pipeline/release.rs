@@ -108,8 +108,8 @@ impl Filer {
         };
         let mut tx = self.store.begin().await?;
         let incident = tx.release_message(&release).await?;
-        for (incident, staff, text) in &assessed.outcomes {
-            tx.record_outcome(*incident, *staff, text, now).await?;
+        for (incident, staff, text, code) in &assessed.outcomes {
+            tx.record_coded_outcome(*incident, *staff, text, *code, now).await?;
         }
         tx.commit().await?;
         tracing::info!(message_id = id, incident = ?incident, state = assessed.record.state.as_str(), "message released from quarantine");

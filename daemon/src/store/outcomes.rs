@@ -73,6 +73,34 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Keeps the code read from an outcome's text ([`crate::outcome_code`]) on the action that
+    /// holds it; none when the text starts with no code.
+    pub async fn set_outcome_code(&mut self, action: i64, code: Option<crate::outcome_code::OutcomeCode>) -> Result<()> {
+        let code = code.map(|c| c.as_str());
+        on_tx!(self, |c| {
+            sqlx::query("UPDATE actions SET outcome_code = $1 WHERE id = $2").bind(code).bind(action).execute(&mut *c).await?;
+        });
+        Ok(())
+    }
+
+    /// [`Tx::record_outcome`], then [`Tx::set_outcome_code`] on the action it closed or added.
+    pub async fn record_coded_outcome(
+        &mut self,
+        incident: i64,
+        by: i64,
+        sealed_text: &str,
+        code: Option<crate::outcome_code::OutcomeCode>,
+        at: DateTime<Utc>,
+    ) -> Result<OutcomeRecorded> {
+        let recorded = self.record_outcome(incident, by, sealed_text, at).await?;
+        if let OutcomeRecorded::Closed { action } | OutcomeRecorded::Added { action } = recorded {
+            self.set_outcome_code(action, code).await?;
+        }
+        Ok(recorded)
+    }
+}
+
 impl Store {
     /// THE rule for who may record an incident's outcome, by command or by reply: a member of
     /// the DSL team, or someone it was alerted to (alert, reminder, owner) who may see it.

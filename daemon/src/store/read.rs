@@ -29,6 +29,8 @@ pub struct ChronologyEntry {
     pub body: String,
     pub attachments: Vec<String>,
     pub outcome: Option<String>,
+    /// The decision the outcome records (`NFA`, `REFERRED-CSC`, …), when its text starts with one.
+    pub outcome_code: Option<String>,
     /// Why `occurred_at` is the filing time: the original's date could not be trusted.
     pub date_note: Option<String>,
     /// Who recorded the outcome ("First Last") and when.
@@ -69,7 +71,7 @@ pub struct StatusCounts {
 pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
      i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
      i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, \
-     oa.outcome, oa.outcome_us, os.first_name AS outcome_first, os.last_name AS outcome_last \
+     oa.outcome, oa.outcome_code, oa.outcome_us, os.first_name AS outcome_first, os.last_name AS outcome_last \
      FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
      LEFT JOIN staff s ON s.id = i.recorded_by \
      LEFT JOIN actions oa ON oa.id = (SELECT a.id FROM actions a WHERE a.incident_id = i.id \
@@ -137,6 +139,7 @@ impl Store {
                     body: r.try_get("body_text")?,
                     attachments: attachments.remove(&id).unwrap_or_default(),
                     outcome: r.try_get("outcome")?,
+                    outcome_code: r.try_get("outcome_code")?,
                     date_note: r.try_get("date_note")?,
                     outcome_by: r
                         .try_get::<Option<String>, _>("outcome_first")?
