@@ -19,7 +19,9 @@
 //!   runs the scheduler); one daemon per SQLite database.
 //! - [`health`]: the daemon's account of its intake, outbox and scheduler, for `haven status`.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
+//! - [`ai`]: AI suggestions after filing (`[ai]`), shown as suggestions, never routing.
 
+pub mod ai;
 pub mod alert;
 pub mod authenticate;
 pub mod blind;

@@ -6,4 +6,5 @@ pub mod db;
 pub mod disk;
 pub mod dovecot;
 pub mod haven;
+pub mod llama;
 pub mod smtp;
