@@ -77,13 +77,15 @@ async fn a_filed_message_gets_a_suggestion_that_parses(backend: Backend) {
     let daemon = env.start();
     let entry = tokio::task::block_in_place(|| {
         wait_for("an AI suggestion on the chronology", Duration::from_secs(300), || {
-            let c = chronology(&env);
-            let e = c["incidents"].get(0).cloned().ok_or_else(|| "no incident filed yet".to_string())?;
+            // The job first: once it is done, the chronology read after it shows its result.
             let jobs = block_on_jobs(&db.store);
-            match jobs.first() {
-                Some(j) if j.state == "done" => Ok((e, j.clone())),
-                other => Err(format!("job {other:?}; daemon log:\n{}", daemon.log())),
-            }
+            let job = match jobs.first() {
+                Some(j) if j.state == "done" => j.clone(),
+                other => return Err(format!("job {other:?}; daemon log:\n{}", daemon.log())),
+            };
+            let c = chronology(&env);
+            let e = c["incidents"].get(0).cloned().ok_or_else(|| "no incident filed".to_string())?;
+            Ok((e, job))
         })
     });
     let (entry, job) = entry;

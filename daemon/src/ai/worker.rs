@@ -117,13 +117,18 @@ impl Worker {
         };
         // Only the incident's own words (no labels of ours), so every quote is one of them.
         let mut parts = Vec::new();
+        let body = open(fields::BODY_TEXT, &job.body_text)?;
         if let Some(s) = &job.subject {
             parts.push(open(fields::SUBJECT, s)?);
         }
+        // A staff note is often the body again: sent once.
         if let Some(n) = &job.note {
-            parts.push(open(fields::NOTE, n)?);
+            let note = open(fields::NOTE, n)?;
+            if !body.contains(note.trim()) {
+                parts.push(note);
+            }
         }
-        parts.push(open(fields::BODY_TEXT, &job.body_text)?);
+        parts.push(body);
         let text = parts.join("\n\n");
         let categories: Vec<String> = self.rules.current().categories().iter().map(|c| c.name.clone()).collect();
         self.reader.suggest(&text, &categories).await
