@@ -2,7 +2,8 @@
 //! SmolLM2-135M-Instruct (tests/support/llama.sh). A 135M model's judgement is poor, so these
 //! tests assert the plumbing, never what the model thinks: a suggestion arrives after filing,
 //! parses, is labelled with the model and quotes only the text; a frozen server holds up neither
-//! filing nor alerts; a restart mid-queue loses no job and does none twice. Both engines.
+//! filing nor alerts; a dead one is retried with backoff and nothing of the text is logged; a
+//! restart mid-queue loses no job and does none twice. Both engines.
 
 mod support;
 
@@ -222,8 +223,42 @@ async fn a_restart_mid_queue_loses_no_job_and_does_none_twice(backend: Backend) 
     db.cleanup().await;
 }
 
+async fn a_dead_server_is_retried_with_backoff_and_nothing_is_logged_of_the_text(backend: Backend) {
+    // A server that was there and is gone: its port refuses connections.
+    let server = LlamaServer::start();
+    let db = TestDb::new(backend).await;
+    let env = installation(&db, Some((&server, "30s")));
+    drop(server);
+    env.deliver("n1.eml", &note(1));
+    let mut daemon = env.start_env(&[("RUST_LOG", "debug")]);
+    tokio::task::block_in_place(|| {
+        wait_for("the alert, with the model server dead", Duration::from_secs(30), || {
+            if alerts(&env).is_empty() { Err("no alert yet".to_string()) } else { Ok(()) }
+        })
+    });
+    let retried = tokio::task::block_in_place(|| {
+        wait_for("a second failed attempt, after the backoff", Duration::from_secs(60), || {
+            let j = block_on_jobs(&db.store);
+            match j.first() {
+                Some(job) if job.attempts >= 2 => Ok(job.clone()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+    });
+    assert_eq!(retried.state, "pending", "a dead server is retried, not given up at once: {retried:?}");
+    daemon.assert_running();
+    let log = daemon.log();
+    assert!(log.contains("AI suggestion failed; will retry"), "{log}");
+    for words in ["bruise", "forearm", "not eaten", "Oliver"] {
+        assert!(!log.contains(words), "the daemon log shows the message's words ({words:?}):\n{log}");
+    }
+    daemon.stop();
+    db.cleanup().await;
+}
+
 backend_tests!(
     a_filed_message_gets_a_suggestion_that_parses,
     a_frozen_server_holds_up_neither_filing_nor_alerts,
     a_restart_mid_queue_loses_no_job_and_does_none_twice,
+    a_dead_server_is_retried_with_backoff_and_nothing_is_logged_of_the_text,
 );
