@@ -103,6 +103,7 @@ async fn fill(env: &HavenEnv, total: usize, on_pupil: usize) {
                     attachments: Vec::new(),
                     outbox: Vec::new(),
                     backfilled: false,
+                    ai_read: false,
                     action: (i % 500 == 0).then(|| ActionRecord { owner: Some(dsl), due: at + Duration::days(1), rungs: Vec::new() }),
                     follows: None,
                     date_note: None,

@@ -252,6 +252,7 @@ fn filer(store: &Store) -> Filer {
         },
         reply_key: Some(vec![3; 32]),
         backfill_age: Duration::days(7),
+        ai_read: false,
     };
     Filer::new(store.clone(), Arc::new(LiveRules::new(rules)), Arc::new(SystemClock), Sealer::from_key(&KEY), settings)
 }

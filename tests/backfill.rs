@@ -74,6 +74,7 @@ fn filer(db: &TestDb, env: &HavenEnv) -> Filer {
         },
         reply_key: Some(vec![9; 32]),
         backfill_age: Duration::days(7),
+        ai_read: false,
     };
     Filer::new(db.store.clone(), Arc::new(LiveRules::new(rules)), Arc::new(ManualClock::new(now())), sealer, settings)
 }

@@ -142,6 +142,7 @@ async fn file_incident(db: &TestDb, n: u32, staff: &BTreeMap<String, i64>, pupil
         follows: None,
         date_note: None,
         backfilled: false,
+        ai_read: false,
     };
     let mut tx = db.store.begin().await.unwrap();
     let rec = tx.record_message(b"raw", &msg, Some(&inc), "test").await.unwrap();

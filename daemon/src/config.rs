@@ -49,6 +49,58 @@ pub struct Config {
     pub metrics: Option<crate::metrics::MetricsSettings>,
     /// `[logging]`: text or JSON.
     pub logging: crate::logging::LogSettings,
+    /// `[ai]`: AI suggestions after filing; `None` (off) unless configured.
+    pub ai: Option<AiSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AiRaw {
+    provider: AiProvider,
+    base_url: String,
+    api_key_file: Option<PathBuf>,
+    model: String,
+    #[serde(default = "default_ai_timeout")]
+    timeout: String,
+}
+
+fn default_ai_timeout() -> String {
+    "60s".into()
+}
+
+/// The model servers `[ai]` can name. Slice 1 speaks to llama.cpp's `llama-server` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AiProvider {
+    Llamacpp,
+}
+
+/// The range `ai.timeout` may take: one call to the model, after which it is retried later.
+const AI_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
+
+/// `[ai]`: where the model that reads each filed incident a second time is, and how long one
+/// call may take. The key is read from `api_key_file` and never shown.
+#[derive(Clone)]
+pub struct AiSettings {
+    pub provider: AiProvider,
+    /// The server's OpenAI-compatible API, such as `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    pub api_key: Option<String>,
+    /// The model's name, as the server knows it and as suggestions are labelled.
+    pub model: String,
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for AiSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AiSettings")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "(set)"))
+            .field("model", &self.model)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -498,6 +550,7 @@ struct Top {
     console: Option<toml::Value>,
     metrics: Option<toml::Value>,
     logging: Option<toml::Value>,
+    ai: Option<toml::Value>,
 }
 
 /// Collects errors while the sections are read one by one.
@@ -615,6 +668,7 @@ impl Config {
             c.section::<crate::metrics::MetricsRaw>("metrics", top.metrics, false).and_then(|r| r.resolve().map_err(|e| c.err(e)).ok());
         let logging: Option<crate::logging::LogSettings> = c.section("logging", top.logging, false);
         let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r, base));
+        let ai = c.section::<AiRaw>("ai", top.ai, false).and_then(|r| resolve_ai(&mut c, r, base));
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
             if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
@@ -683,6 +737,7 @@ impl Config {
             console,
             metrics,
             logging: logging.unwrap_or_default(),
+            ai,
         })
     }
 
@@ -952,6 +1007,28 @@ fn resolve_console(c: &mut Collect, r: &ConsoleRaw, base: &Path) -> Option<Conso
     })
 }
 
+fn resolve_ai(c: &mut Collect, r: AiRaw, base: &Path) -> Option<AiSettings> {
+    let base_url = r.base_url.trim_end_matches('/').to_string();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        c.err(format!("ai.base_url: expected an http:// or https:// URL such as \"http://127.0.0.1:8080/v1\", found {:?}", r.base_url));
+        return None;
+    }
+    if r.model.trim().is_empty() {
+        c.err("ai.model: expected the model's name, such as \"smollm2-135m\"".into());
+        return None;
+    }
+    let timeout = duration(c, "ai.timeout", &r.timeout)?;
+    if !AI_TIMEOUT_RANGE.contains(&timeout) {
+        c.err(format!("ai.timeout: expected between \"1s\" and \"10m\", found {:?}", r.timeout));
+        return None;
+    }
+    let api_key = match r.api_key_file {
+        None => None,
+        Some(f) => Some(resolve_secret(c, "ai.api_key", None, Some(f), None, base, true)?),
+    };
+    Some(AiSettings { provider: r.provider, base_url, api_key, model: r.model.trim().to_string(), timeout })
+}
+
 pub fn is_loopback(host: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -1066,6 +1143,33 @@ maildir = "mail/outbox"
             let errs = Config::parse(&with(bad), Path::new("/x")).unwrap_err();
             assert!(errs.len() == 1 && errs[0].starts_with("database.leader_lease: expected"), "{bad}: {errs:#?}");
         }
+    }
+
+    #[test]
+    fn ai_is_off_unless_configured_and_its_key_is_read_from_a_file_and_never_shown() {
+        assert!(Config::parse(GOOD, Path::new("/x")).unwrap().ai.is_none());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ai.key"), "sk-local-1\n").unwrap();
+        let ai =
+            "[ai]\nprovider = \"llamacpp\"\nbase_url = \"http://127.0.0.1:8080/v1/\"\napi_key_file = \"ai.key\"\nmodel = \"smollm2\"\n";
+        let c = Config::parse(&format!("{GOOD}{ai}"), dir.path()).unwrap();
+        let a = c.ai.unwrap();
+        assert_eq!((a.provider, a.base_url.as_str(), a.model.as_str()), (AiProvider::Llamacpp, "http://127.0.0.1:8080/v1", "smollm2"));
+        assert_eq!(a.api_key.as_deref(), Some("sk-local-1"));
+        assert_eq!(a.timeout, Duration::from_secs(60));
+        assert!(!format!("{a:?}").contains("sk-local-1"), "the key is never shown");
+
+        let errs = Config::parse(&format!("{GOOD}{ai}temperature = 0.2\napi_key = \"x\"\n"), dir.path()).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("ai.temperature: unknown key")), "{errs:#?}");
+        assert!(errs.iter().any(|e| e.starts_with("ai.api_key: unknown key: secrets are never written")), "{errs:#?}");
+        let errs = Config::parse(&format!("{GOOD}{}", ai.replace("llamacpp", "skynet")), dir.path()).unwrap_err();
+        assert!(errs[0].starts_with("ai.provider: "), "{errs:#?}");
+        let errs = Config::parse(&format!("{GOOD}{ai}timeout = \"2h\"\n"), dir.path()).unwrap_err();
+        assert_eq!(errs, vec!["ai.timeout: expected between \"1s\" and \"10m\", found \"2h\"".to_string()]);
+        let errs = Config::parse(&format!("{GOOD}{}", ai.replace("http://127.0.0.1:8080/v1/", "127.0.0.1:8080")), dir.path()).unwrap_err();
+        assert!(errs[0].starts_with("ai.base_url: expected an http:// or https:// URL"), "{errs:#?}");
+        let errs = Config::parse(&format!("{GOOD}{}", ai.replace("ai.key", "missing.key")), dir.path()).unwrap_err();
+        assert!(errs[0].starts_with("ai.api_key_file: cannot read"), "{errs:#?}");
     }
 
     #[test]

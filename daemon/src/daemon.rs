@@ -1,4 +1,4 @@
-//! `haven run`: the intake, the outbox worker, the scheduler, the console and `/metrics` (when configured) as tasks under one shutdown
+//! `haven run`: the intake, the outbox worker, the scheduler, the AI worker, the console and `/metrics` (when configured) as tasks under one shutdown
 //! signal. SIGTERM/SIGINT: the message in hand is finished and committed, then every task
 //! stops and the process exits 0. SIGHUP: the rules are reloaded; an invalid set is refused and
 //! the last good one stays in force.
@@ -89,6 +89,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     let wake_outbox = Arc::new(Notify::new());
     let notifier = Arc::new(Notifier::from_env());
     let filed = Arc::new(Notify::new());
+    let wake_ai = Arc::new(Notify::new());
     let health = Arc::new(HealthRecorder::resume(app.store.clone(), app.clock.clone()).await);
     let metrics = Arc::new(Metrics::default());
 
@@ -113,6 +114,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
         filer: filer.clone(),
         wake: wake_outbox.clone(),
         filed: filed.clone(),
+        wake_ai: wake_ai.clone(),
         notifier: notifier.clone(),
         metrics: metrics.clone(),
     };
@@ -141,6 +143,20 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     tasks.spawn(lease::while_leading(leadership.clone(), shutdown.clone(), move |stint| {
         schedule::run(store.clone(), settings.clone(), clock.clone(), stint, wake.clone(), schedule_health.clone())
     }));
+    // Every daemon works the AI queue (claims are leases), after filing and never inside it.
+    if let Some(settings) = &app.config.ai {
+        let worker = crate::ai::worker::Worker {
+            store: app.store.clone(),
+            reader: crate::ai::Reader::new(settings),
+            keys: filer.keys(),
+            rules: live.clone(),
+            clock: app.clock.clone(),
+            filed: wake_ai.clone(),
+            timeout: settings.timeout,
+        };
+        tracing::info!(model = %settings.model, base_url = %settings.base_url, "AI suggestions on");
+        tasks.spawn(worker.run(shutdown.clone()));
+    }
     if let (Some(server), Some(settings)) = (metrics_server, app.config.metrics) {
         let endpoint = crate::metrics::Endpoint { metrics, health, store: app.store.clone(), clock: app.clock.clone(), settings };
         tasks.spawn(server.run(endpoint, shutdown.clone()));
@@ -262,6 +278,8 @@ struct WakingSink {
     wake: Arc<Notify>,
     /// Tells the systemd status line a batch was filed.
     filed: Arc<Notify>,
+    /// Tells the AI worker (when `[ai]` is on) there may be incidents to read.
+    wake_ai: Arc<Notify>,
     /// Each batch is a watchdog beat too: a long backlog is one long pass of the intake loop.
     notifier: Arc<Notifier>,
     /// Filing latency, one observation per committed message.
@@ -277,6 +295,7 @@ impl crate::source::Sink for WakingSink {
         }
         self.wake.notify_one();
         self.filed.notify_one();
+        self.wake_ai.notify_one();
         self.notifier.alive();
         out
     }

@@ -21,7 +21,9 @@
 //! - `pdf` (cargo feature `pdf`, on by default): views rendered as PDF/A-2b by typst, in memory.
 //! - [`outcome_code`]: the decision an outcome records (`NFA`, `REFERRED CSC ref …`), read from its text.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
+//! - [`ai`]: AI suggestions after filing (`[ai]`), shown as suggestions, never routing.
 
+pub mod ai;
 pub mod alert;
 pub mod authenticate;
 pub mod blind;

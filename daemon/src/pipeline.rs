@@ -66,6 +66,8 @@ pub struct FilingSettings {
     pub reply_key: Option<Vec<u8>>,
     /// A message whose original is older than this is historical: see [`Filer::backfilling`].
     pub backfill_age: chrono::Duration,
+    /// `[ai]` is on: every incident filed is queued for the model to read after filing.
+    pub ai_read: bool,
 }
 
 /// The outcome of one message.
@@ -798,6 +800,7 @@ impl Filer {
             follows: Some(incident_id),
             date_note: date_note.map(str::to_string),
             backfilled: false,
+            ai_read: self.settings.ai_read,
         };
         Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), question, ..Assessed::only(record) })
     }
@@ -1064,6 +1067,7 @@ fn incident_record(
         follows: None,
         date_note: date_note.map(str::to_string),
         backfilled: false,
+        ai_read: settings.ai_read,
     }
 }
 
@@ -1144,6 +1148,7 @@ pub mod fields {
     pub const ORIGINAL_NAME: &str = "incident.original_name";
     pub const FILENAME: &str = "attachment.filename";
     pub const OUTCOME: &str = "action.outcome";
+    pub const AI_SUGGESTION: &str = crate::store::AI_SUGGESTION_FIELD;
 }
 
 /// Seals what the incident says before it reaches the database.

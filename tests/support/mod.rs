@@ -7,4 +7,5 @@ pub mod disk;
 pub mod dovecot;
 pub mod eaton;
 pub mod haven;
+pub mod llama;
 pub mod smtp;

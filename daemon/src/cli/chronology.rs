@@ -193,6 +193,18 @@ pub struct Entry {
     pub date_note: Option<String>,
     /// Why the category is not the one staff named.
     pub category_note: Option<String>,
+    /// What the AI model suggested (when `[ai]` is on and it has read the incident): a
+    /// suggestion, labelled with the model's name; it never changed the routing.
+    pub ai_suggestion: Option<AiShown>,
+}
+
+/// An AI suggestion as the chronology shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AiShown {
+    /// "AI suggestion (MODEL)": how it is shown everywhere.
+    pub label: String,
+    #[serde(flatten)]
+    pub suggestion: crate::ai::Suggestion,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -311,6 +323,7 @@ impl Chronology {
                 out.push_str(&format!("  category: {n}\n"));
             }
             push_body(&mut out, e, &at, "  ");
+            push_ai(&mut out, e, "  ");
             for child in e.follow_ups.iter().filter_map(|id| self.incidents.iter().find(|c| c.incident == *id)) {
                 out.push_str(&format!(
                     "  follow-up #{} {} by {} ({}), recorded {}\n",
@@ -372,6 +385,24 @@ fn push_body(out: &mut String, e: &Entry, at: &dyn Fn(&DateTime<Utc>) -> String,
     }
 }
 
+/// The AI suggestion, labelled as one with the model's name.
+fn push_ai(out: &mut String, e: &Entry, pad: &str) {
+    let Some(ai) = &e.ai_suggestion else { return };
+    let s = &ai.suggestion;
+    out.push_str(&format!(
+        "{pad}{}: risk {}, category {}\n",
+        ai.label,
+        s.risk.as_str(),
+        s.category.as_deref().unwrap_or("none of the school's")
+    ));
+    if !s.summary.is_empty() {
+        out.push_str(&format!("{pad}  summary: {}\n", s.summary));
+    }
+    for r in &s.reasons {
+        out.push_str(&format!("{pad}  quote: \"{r}\"\n"));
+    }
+}
+
 /// Every line of `text` under `pad`, ending in a newline.
 fn indent(text: &str, pad: &str) -> String {
     let mut out = String::new();
@@ -420,6 +451,11 @@ fn entry(e: &ChronologyEntry, dir: &Directory) -> Entry {
         follow_ups: Vec::new(),
         date_note: e.date_note.clone(),
         category_note: e.category_note.clone(),
+        ai_suggestion: e
+            .ai_suggestion
+            .as_deref()
+            .and_then(|json| serde_json::from_str::<crate::ai::Suggestion>(json).ok())
+            .map(|s| AiShown { label: format!("AI suggestion ({})", s.model), suggestion: s }),
     }
 }
 
@@ -443,5 +479,6 @@ fn open_entry(e: &mut ChronologyEntry, sealer: &Sealer) -> Result<(), CliError> 
     e.original_from = from;
     e.outcome = outcome;
     e.attachments = attachments;
+    e.ai_suggestion = e.ai_suggestion.as_deref().map(|s| open(fields::AI_SUGGESTION, s)).transpose()?;
     Ok(())
 }

@@ -157,6 +157,7 @@ pub fn filing_settings(config: &Config) -> FilingSettings {
         },
         reply_key: read_reply_key(config).ok(),
         backfill_age: chrono::Duration::from_std(i.backfill_age).unwrap_or(chrono::Duration::MAX),
+        ai_read: config.ai.is_some(),
     }
 }
 

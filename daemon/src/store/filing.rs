@@ -133,6 +133,8 @@ pub struct IncidentRecord {
     pub date_note: Option<String>,
     /// Filed as historical (a backfill): no alert was queued and no outcome deadline opened.
     pub backfilled: bool,
+    /// Queue it for the model to read after filing (`[ai]` is on and it is not historical).
+    pub ai_read: bool,
 }
 
 /// An earlier incident of a pupil, as the rules' history conditions count it.
@@ -743,6 +745,10 @@ impl Tx {
             rows.iter().map(|r| Ok((r.try_get::<i64, _>("message_id")?, r.try_get::<i64, _>("id")?))).collect::<Result<_>>()?
         });
         let incident = |message: &i64| ids[message];
+        let to_read: Vec<i64> = filed.iter().filter(|(_, inc)| inc.ai_read && !inc.backfilled).map(|(m, _)| incident(m)).collect();
+        if let Some((_, first)) = filed.first() {
+            self.queue_ai(&to_read, first.recorded).await?;
+        }
 
         let pupils: Vec<(i64, &PupilLink)> = filed.iter().flat_map(|(m, inc)| inc.pupils.iter().map(move |p| (incident(m), p))).collect();
         let attachments: Vec<(i64, &AttachmentRecord)> =

@@ -25,6 +25,7 @@ const SEALED_TEXT: &[(&str, &[(&str, &str)])] = &[
             ("body_html", fields::BODY_HTML),
             ("original_from", fields::ORIGINAL_FROM),
             ("original_name", fields::ORIGINAL_NAME),
+            ("ai_suggestion", fields::AI_SUGGESTION),
         ],
     ),
     ("attachments", &[("filename", fields::FILENAME)]),

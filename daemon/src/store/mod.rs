@@ -6,6 +6,7 @@
 //! the Unix epoch (UTC) so comparisons are the same on both engines. This layer knows nothing of
 //! email or rules: it stores and reads what the pipeline gives it.
 
+mod ai_queue;
 mod audit;
 mod console;
 mod console_access;
@@ -29,6 +30,7 @@ mod schedule;
 mod seal_clear;
 mod staff;
 
+pub use ai_queue::{AiJob, AiJobState, AiOutcome, SUGGESTION_FIELD as AI_SUGGESTION_FIELD};
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use console::{SessionRecord, TotpRecord};
 pub use console_access::SentAbout;

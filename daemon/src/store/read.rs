@@ -40,6 +40,8 @@ pub struct ChronologyEntry {
     pub original_name: Option<String>,
     /// The incident this entry follows up (a reply to its alert).
     pub follows: Option<i64>,
+    /// The model's suggestion (sealed JSON), once the AI worker has read the incident.
+    pub ai_suggestion: Option<String>,
 }
 
 /// A message's record, for triage lists and tests.
@@ -70,7 +72,7 @@ pub struct StatusCounts {
 /// through the actions-by-incident index.
 pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
      i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
-     i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, \
+     i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, i.ai_suggestion, \
      oa.outcome, oa.outcome_code, oa.outcome_us, os.first_name AS outcome_first, os.last_name AS outcome_last \
      FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
      LEFT JOIN staff s ON s.id = i.recorded_by \
@@ -148,6 +150,7 @@ impl Store {
                     outcome_at: r.try_get::<Option<i64>, _>("outcome_us")?.map(from_us),
                     original_name: r.try_get("original_name")?,
                     follows: r.try_get("follows")?,
+                    ai_suggestion: r.try_get("ai_suggestion")?,
                 });
             }
             Ok(out)
