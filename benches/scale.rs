@@ -309,6 +309,8 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
     put(&format!("filing, last {edge} of {}", t.messages), format!("{end_rate:.0} msg/s"));
     put("filing, whole run", format!("{:.0} s", bulk + edge as f64 * (1.0 / empty_rate + 1.0 / end_rate)));
     put("RSS filing: start / end / peak", format!("{rss_start:.0} / {:.0} / {:.0} MiB", rss("VmRSS:"), rss("VmHWM:")));
+    // Of that, what the process holds itself (heap), not mapped file pages (SQLite's mmap).
+    put("RssAnon / RssFile at the end of filing", format!("{:.0} / {:.0} MiB", rss("RssAnon:"), rss("RssFile:")));
     let s = store.status(now).await.expect("status");
     put("incidents / outbox pending / open outcomes", format!("{} / {} / {}", s.incidents, s.outbox_pending, s.outcomes_open));
 
