@@ -201,6 +201,11 @@ pub(crate) const BLOBS_PER_STATEMENT: usize = 16;
 
 /// Runs `INSERT … VALUES (…), (…) …` over `$rows`, chunk by chunk, pushing each row's values
 /// with `$push`; evaluates to every row the statements returned.
+///
+/// The statements are never kept in the statement cache: there is one per chunk size (up to
+/// `$per` of them per table, on every pooled connection), and SQLite keeps each prepared
+/// statement's values until it is next used, so cached, they held on to copies of the sealed
+/// texts of every batch size seen and the daemon's memory grew with its uptime.
 macro_rules! insert_values {
     ($conn:expr, $per:expr, $head:expr, $rows:expr, $tail:expr, |$b:ident, $row:ident| $push:block) => {{
         let mut returned = Vec::new();
@@ -208,7 +213,7 @@ macro_rules! insert_values {
             let mut qb = sqlx::QueryBuilder::new($head);
             qb.push_values(chunk, |mut $b, $row| $push);
             qb.push($tail);
-            returned.extend(qb.build().fetch_all(&mut *$conn).await?);
+            returned.extend(qb.build().persistent(false).fetch_all(&mut *$conn).await?);
         }
         returned
     }};
