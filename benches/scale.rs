@@ -5,6 +5,7 @@
 //!
 //!     cargo bench --bench scale                  # HAVEN_SCALE=0.005: about 3 minutes
 //!     HAVEN_SCALE=1 cargo bench --bench scale    # the whole trust: 50,000 pupils, 1,000,000 messages
+//!     HAVEN_BENCH_BACKEND=sqlite cargo bench --bench scale   # one engine
 //!
 //! At `HAVEN_SCALE=1` the trust has 50,000 pupils, 3,000 staff, 80,000 contacts and a decade of
 //! 1,000,000 messages (the last 1 % written in the past week, so they alert; the rest are
@@ -310,6 +311,8 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
     put(&format!("filing, last {edge} of {}", t.messages), format!("{end_rate:.0} msg/s"));
     put("filing, whole run", format!("{:.0} s", bulk + edge as f64 * (1.0 / empty_rate + 1.0 / end_rate)));
     put("RSS filing: start / end / peak", format!("{rss_start:.0} / {:.0} / {:.0} MiB", rss("VmRSS:"), rss("VmHWM:")));
+    // Of that, what the process holds itself (heap), not mapped file pages (SQLite's mmap).
+    put("RssAnon / RssFile at the end of filing", format!("{:.0} / {:.0} MiB", rss("RssAnon:"), rss("RssFile:")));
     let s = store.status(now).await.expect("status");
     put("incidents / outbox pending / open outcomes", format!("{} / {} / {}", s.incidents, s.outbox_pending, s.outcomes_open));
 
@@ -420,9 +423,20 @@ fn main() {
         trust.pupils, trust.staff, trust.contacts, trust.messages, trust.busiest
     );
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    // HAVEN_BENCH_BACKEND=sqlite or postgres runs one engine only (a process of its own, so
+    // its resident memory is not the other engine's leftovers).
+    let which = std::env::var("HAVEN_BENCH_BACKEND").unwrap_or_default();
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("temp dir");
-        let sqlite = run(&format!("sqlite://{}", dir.path().join("scale.db").display()), &trust, dir.path()).await;
+        let sqlite = if which.is_empty() || which == "sqlite" {
+            run(&format!("sqlite://{}", dir.path().join("scale.db").display()), &trust, dir.path()).await
+        } else {
+            Figures::new()
+        };
+        if which == "sqlite" {
+            print_figures(&sqlite, &Figures::new());
+            return;
+        }
 
         let admin = std::env::var("HAVEN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         let name = format!("haven_scale_{}", std::process::id());
@@ -433,9 +447,16 @@ fn main() {
         let postgres = run(&format!("{base}/{name}"), &trust, dir.path()).await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&pool).await.expect("DROP DATABASE");
 
-        println!("\n{:<44} {:>30} {:>30}", "(median / p99 for reads)", "sqlite", "postgres");
-        for ((k, a), (_, b)) in sqlite.iter().zip(&postgres) {
-            println!("{k:<44} {a:>30} {b:>30}");
-        }
+        print_figures(&sqlite, &postgres);
     });
+}
+
+/// Both engines' figures side by side (an engine not run shows blanks).
+fn print_figures(sqlite: &Figures, postgres: &Figures) {
+    println!("\n{:<44} {:>30} {:>30}", "(median / p99 for reads)", "sqlite", "postgres");
+    let rows = if sqlite.is_empty() { postgres } else { sqlite };
+    for (i, (k, _)) in rows.iter().enumerate() {
+        let at = |f: &Figures| f.get(i).map_or(String::new(), |(_, v)| v.clone());
+        println!("{k:<44} {:>30} {:>30}", at(sqlite), at(postgres));
+    }
 }

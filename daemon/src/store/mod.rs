@@ -205,6 +205,11 @@ pub(crate) const BLOBS_PER_STATEMENT: usize = 16;
 
 /// Runs `INSERT … VALUES (…), (…) …` over `$rows`, chunk by chunk, pushing each row's values
 /// with `$push`; evaluates to every row the statements returned.
+///
+/// The statements are never kept in the statement cache: there is one per chunk size (up to
+/// `$per` of them per table, on every pooled connection), and SQLite keeps each prepared
+/// statement's values until it is next used, so cached, they held on to copies of the sealed
+/// texts of every batch size seen and the daemon's memory grew with its uptime.
 macro_rules! insert_values {
     ($conn:expr, $per:expr, $head:expr, $rows:expr, $tail:expr, |$b:ident, $row:ident| $push:block) => {{
         let mut returned = Vec::new();
@@ -212,7 +217,7 @@ macro_rules! insert_values {
             let mut qb = sqlx::QueryBuilder::new($head);
             qb.push_values(chunk, |mut $b, $row| $push);
             qb.push($tail);
-            returned.extend(qb.build().fetch_all(&mut *$conn).await?);
+            returned.extend(qb.build().persistent(false).fetch_all(&mut *$conn).await?);
         }
         returned
     }};
@@ -267,6 +272,11 @@ impl Store {
                 // Checkpoints run beside the writers (see `checkpoint_in_background`); this is
                 // only the backstop that bounds the WAL (~400 MB) should that task fall behind.
                 .pragma("wal_autocheckpoint", WAL_BACKSTOP_PAGES.to_string())
+                // Reads map the file instead of copying each page into the connection's cache:
+                // every commit (an audit entry per console page) empties the other connections'
+                // caches, so without it a chronology of 500 entries is hundreds of reads and
+                // copies each time. Read-only mapping; writes still go through the WAL.
+                .pragma("mmap_size", MMAP_BYTES.to_string())
                 .busy_timeout(Duration::from_secs(30));
             let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(StoreError::Connect)?;
             if pending(sqlx::query_scalar(APPLIED).fetch_all(&pool).await, &SQLITE_MIGRATIONS) {
@@ -365,6 +375,11 @@ fn private_database_file(path: &std::path::Path) -> Result<()> {
 
 /// WAL pages after which a committing writer checkpoints itself.
 const WAL_BACKSTOP_PAGES: u32 = 100_000;
+
+/// How much of the SQLite file reads may map (256 MiB). Mapped pages are the kernel's page
+/// cache, shared and reclaimable: they show in resident memory as file pages (`RssFile`), not
+/// as memory Haven holds (`RssAnon`).
+const MMAP_BYTES: u64 = 256 * 1024 * 1024;
 
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
