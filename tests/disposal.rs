@@ -163,8 +163,14 @@ async fn every_refusal_is_explained_audited_and_changes_nothing(backend: Backend
     assert_eq!(v[0]["state"], "cancelled", "{v}");
     assert_eq!(v[0]["pupil"], OLIVER, "{v}");
 
+    let check = ok(env.haven(&["retention", "check"]), "check");
+    assert!(check.contains("disposal: 14 days cooling-off after approval; backups kept for 35 days"), "{check}");
+    assert!(!check.contains("warning"), "{check}");
+
     // A hold set during the cooling-off stops the run; a hold stops a request too.
     cooling_off(&env, "0s");
+    let check = ok(env.haven(&["retention", "check"]), "check");
+    assert!(check.contains("warning: [disposal] cooling_off is under a day"), "{check}");
     let id = id_in(&ok(request(&env, OLIVER, DSL), "request again"));
     ok(env.haven(&["dispose", "approve", &id, "--by", DPO]), "approve by the DPO");
     let hold = ok(
