@@ -163,8 +163,14 @@ async fn every_refusal_is_explained_audited_and_changes_nothing(backend: Backend
     assert_eq!(v[0]["state"], "cancelled", "{v}");
     assert_eq!(v[0]["pupil"], OLIVER, "{v}");
 
+    let check = ok(env.haven(&["retention", "check"]), "check");
+    assert!(check.contains("disposal: 14 days cooling-off after approval; backups kept for 35 days"), "{check}");
+    assert!(!check.contains("warning"), "{check}");
+
     // A hold set during the cooling-off stops the run; a hold stops a request too.
     cooling_off(&env, "0s");
+    let check = ok(env.haven(&["retention", "check"]), "check");
+    assert!(check.contains("warning: [disposal] cooling_off is under a day"), "{check}");
     let id = id_in(&ok(request(&env, OLIVER, DSL), "request again"));
     ok(env.haven(&["dispose", "approve", &id, "--by", DPO]), "approve by the DPO");
     let hold = ok(
@@ -357,8 +363,100 @@ async fn a_maildir_intake_loses_its_copy_too(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A copy of the database taken before the disposal, as a backup would hold it: a SQLite file
+/// (`VACUUM INTO`) or a PostgreSQL database restored from `pg_dump`. Returns its URL.
+async fn copy_of(db: &TestDb, backend: Backend, into: &TestDb) -> String {
+    match (backend, &db.store) {
+        (Backend::Sqlite, haven::store::Store::Sqlite(p)) => {
+            let path = into.dir.path().join("copy.db");
+            sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM INTO '{}'", path.display()))).execute(p).await.expect("VACUUM INTO");
+            format!("sqlite://{}", path.display())
+        }
+        _ => {
+            let dump = std::process::Command::new("pg_dump")
+                .args(["--clean", "--if-exists", "--no-owner", "--dbname", &db.url])
+                .output()
+                .expect("pg_dump");
+            assert!(dump.status.success(), "pg_dump: {}", String::from_utf8_lossy(&dump.stderr));
+            let file = into.dir.path().join("dump.sql");
+            std::fs::write(&file, &dump.stdout).unwrap();
+            let out = std::process::Command::new("psql")
+                .args(["-q", "-v", "ON_ERROR_STOP=1", "--dbname", &into.url, "-f", file.to_str().unwrap()])
+                .output()
+                .expect("psql");
+            assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+            into.url.clone()
+        }
+    }
+}
+
+async fn an_older_copy_of_the_database_cannot_open_a_disposed_pupil(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    import(&env);
+    cooling_off(&env, "0s");
+    let pupil_keys = env.path("secrets/haven.keyring/pupils");
+    assert_eq!(std::fs::read_dir(&pupil_keys).map(|d| d.count()).unwrap_or(0), 4, "each pupil has a key of their own");
+    for (n, raw) in [
+        (1, message(1, "Oliver Brown", "Olly said his uncle shouts at him every weekend.")),
+        (2, message(2, "Jane Smith", "Jane was upset at lunch.")),
+    ] {
+        let file = env.path(&format!("m{n}.eml"));
+        std::fs::write(&file, raw).unwrap();
+        ok(env.haven(&["ingest", file.to_str().unwrap()]), "ingest");
+    }
+    // The backup, taken before the disposal.
+    let spare = TestDb::new(backend).await;
+    let copy_url = copy_of(&db, backend, &spare).await;
+
+    destroy_decision(&env, OLIVER);
+    let id = id_in(&ok(request(&env, OLIVER, DSL), "request"));
+    ok(env.haven(&["dispose", "approve", &id, "--by", HEAD]), "approve");
+    let out = ok(env.haven(&["dispose", "run", &id, "--by", DSL]), "run");
+    assert!(out.contains("directory entry deleted, their own key destroyed"), "{out}");
+    assert_eq!(std::fs::read_dir(&pupil_keys).unwrap().count(), 3, "his key file is gone");
+    let text = ok(env.haven(&["dispose", "certificate", &id]), "certificate");
+    assert!(text.contains("the pupil's own key (older copies of the database cannot open what it sealed): destroyed"), "{text}");
+
+    // The copy, opened with today's keys: his directory row and his incident's text do not open;
+    // Jane's do.
+    let config = std::fs::read_to_string(&env.config).unwrap().replace(&db.url, &copy_url);
+    let restored = env.path("restored.toml");
+    std::fs::write(&restored, config).unwrap();
+    let on_copy = |args: &[&str]| -> Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(args)
+            .arg("--config")
+            .arg(&restored)
+            .current_dir(env.dir.path())
+            .output()
+            .expect("haven")
+            .into()
+    };
+    let r = on_copy(&["key", "verify"]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains("which a disposal destroyed"), "{said}");
+    assert!(said.contains("pupils") && said.contains("incidents"), "his directory row and incident text: {said}");
+    let r = on_copy(&["chronology", OLIVER, "--as", DSL]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("uncle shouts"), "{}", r.stdout);
+    let jane = on_copy(&["chronology", JANE, "--as", DSL, "--json"]);
+    assert_eq!(jane.code, 0, "{}{}", jane.stdout, jane.stderr);
+    assert!(jane.stdout.contains("Jane was upset at lunch"), "{}", jane.stdout);
+
+    // Key rotation keeps working, pupils' keys included.
+    let rotated = ok(env.haven(&["key", "rotate"]), "rotate");
+    assert!(rotated.contains("3 pupils' keys re-sealed"), "{rotated}");
+    let jane = ok(env.haven(&["chronology", JANE, "--as", DSL, "--json"]), "after rotation");
+    assert!(jane.contains("Jane was upset at lunch"), "{jane}");
+    spare.cleanup().await;
+    db.cleanup().await;
+}
+
 backend_tests!(
     every_refusal_is_explained_audited_and_changes_nothing,
     a_disposed_pupil_leaves_nothing_in_the_database_or_the_mailbox,
     a_maildir_intake_loses_its_copy_too,
+    an_older_copy_of_the_database_cannot_open_a_disposed_pupil,
 );

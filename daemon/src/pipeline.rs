@@ -1151,17 +1151,24 @@ pub mod fields {
     pub const AI_SUGGESTION: &str = crate::store::AI_SUGGESTION_FIELD;
 }
 
-/// Seals what the incident says before it reaches the database.
+/// Seals what the incident says before it reaches the database. The text of an incident about
+/// one pupil who has a key of their own is sealed under it too (crypto-shredding: destroying
+/// their key at disposal makes every copy unreadable); attachment contents are not.
 fn seal_incident(mut inc: IncidentRecord, sealer: &Sealer) -> IncidentRecord {
-    inc.note = inc.note.map(|n| sealer.seal_text(fields::NOTE, &n));
-    inc.original_subject = inc.original_subject.map(|s| sealer.seal_text(fields::SUBJECT, &s));
-    inc.body_text = sealer.seal_text(fields::BODY_TEXT, &inc.body_text);
-    inc.body_html = inc.body_html.map(|h| sealer.seal_text(fields::BODY_HTML, &h));
-    inc.original_from = inc.original_from.map(|f| sealer.seal_text(fields::ORIGINAL_FROM, &f));
-    inc.original_name = inc.original_name.map(|n| sealer.seal_text(fields::ORIGINAL_NAME, &n));
+    let only = match inc.pupils.as_slice() {
+        [one] => one.pupil_id,
+        _ => 0,
+    };
+    let seal = |field: &str, v: &str| sealer.seal_text_for(only, field, v);
+    inc.note = inc.note.map(|n| seal(fields::NOTE, &n));
+    inc.original_subject = inc.original_subject.map(|s| seal(fields::SUBJECT, &s));
+    inc.body_text = seal(fields::BODY_TEXT, &inc.body_text);
+    inc.body_html = inc.body_html.map(|h| seal(fields::BODY_HTML, &h));
+    inc.original_from = inc.original_from.map(|f| seal(fields::ORIGINAL_FROM, &f));
+    inc.original_name = inc.original_name.map(|n| seal(fields::ORIGINAL_NAME, &n));
     for a in &mut inc.attachments {
         a.data = sealer.seal(fields::ATTACHMENT, &a.data);
-        a.filename = sealer.seal_text(fields::FILENAME, &a.filename);
+        a.filename = seal(fields::FILENAME, &a.filename);
     }
     inc
 }

@@ -11,6 +11,12 @@
 //! and new values are sealed with the current key. The ring is read from key files on disk
 //! ([`KeyFiles`]); which key is current, and which are retired, the database says
 //! (`store::keyring`). Key bytes are wiped from memory when dropped.
+//!
+//! Crypto-shredding: a pupil may have a data key of their own ([`PupilKey`], a file in the
+//! keyring folder's `pupils/`, itself sealed by the ring). A value sealed for a pupil
+//! ([`Sealer::seal_text_for`]) is sealed under their key and then again under the ring (so key
+//! rotation re-seals the outer layer as for every value); deleting their key file (a disposal)
+//! leaves every copy of those values, in any backup of the database, unopenable.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -39,6 +45,33 @@ pub enum SealError {
     NoCurrentKey(String),
     #[error("sealed data is damaged or was altered")]
     Damaged,
+    #[error("sealed under the own key of pupil #{0}, which a disposal destroyed")]
+    Shredded(i64),
+    #[error("sealed under the own key of pupil #{0}, added since the keyring was loaded; load it again")]
+    PupilKeyNotLoaded(i64),
+    #[error("cannot write a pupil's key in {path}: {source}")]
+    WriteKey { path: String, source: std::io::Error },
+}
+
+/// The text a value sealed for a pupil holds under the ring: `pk1:<pupil id>:` + base64 of
+/// nonce and ciphertext under the pupil's key.
+const PUPIL_PREFIX: &str = "pk1:";
+/// The outer layer of a value sealed for a pupil is bound to this prefix + its field.
+const PUPIL_FIELD: &str = "pupil:";
+/// The field a pupil's key file is sealed for.
+const PUPIL_KEY_FIELD: &str = "pupil.key";
+
+/// One pupil's own data key.
+#[derive(Clone)]
+pub struct PupilKey {
+    pupil: i64,
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for PupilKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PupilKey(pupil #{})", self.pupil)
+    }
 }
 
 /// One key: its id and its cipher (which wipes the key when dropped).
@@ -65,6 +98,10 @@ impl Key {
 pub struct Sealer {
     keys: Arc<Vec<Key>>,
     current: usize,
+    /// Pupils' own keys, by pupil id (empty unless loaded from key files).
+    pupils: Arc<std::collections::HashMap<i64, PupilKey>>,
+    /// Where the ring was read from, to add pupils' keys; None for a ring made in memory.
+    files: Option<KeyFiles>,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -76,13 +113,17 @@ impl std::fmt::Debug for Sealer {
 impl Sealer {
     /// A ring of one key.
     pub fn from_key(key: &[u8; 32]) -> Sealer {
-        Sealer { keys: Arc::new(vec![Key::new(key)]), current: 0 }
+        Sealer { keys: Arc::new(vec![Key::new(key)]), current: 0, pupils: Arc::default(), files: None }
     }
 
-    /// A ring of the one key in `path` (which must not be readable by others).
+    /// A ring of the one key in `path` (which must not be readable by others), with the
+    /// pupils' keys beside it that this key opens.
     pub fn from_key_file(path: &Path) -> Result<Sealer, SealError> {
         let key = read_key_file(path)?;
-        Ok(Sealer { keys: Arc::new(vec![key]), current: 0 })
+        let files = KeyFiles::new(path);
+        let ring = Sealer { keys: Arc::new(vec![key]), current: 0, pupils: Arc::default(), files: Some(files.clone()) };
+        let pupils = files.load_pupil_keys(&ring, false)?;
+        Ok(Sealer { pupils: Arc::new(pupils), ..ring })
     }
 
     /// The ring of every key file in `files` except `retired` ids, sealing with `current` (the
@@ -100,7 +141,9 @@ impl Sealer {
         keys.retain(|k| !retired.contains(&k.id_hex()));
         let want = current.map_or(default_current, str::to_string);
         let current = keys.iter().position(|k| k.id_hex() == want).ok_or(SealError::NoCurrentKey(want))?;
-        Ok(Sealer { keys: Arc::new(keys), current })
+        let ring = Sealer { keys: Arc::new(keys), current, pupils: Arc::default(), files: Some(files.clone()) };
+        let pupils = files.load_pupil_keys(&ring, true)?;
+        Ok(Sealer { pupils: Arc::new(pupils), ..ring })
     }
 
     /// A new random key, hex-encoded, for `haven init` and key rotation.
@@ -129,7 +172,7 @@ impl Sealer {
         let current = self.key_id();
         let keys: Vec<Key> = self.keys.iter().filter(|k| k.id_hex() != id).map(|k| Key { id: k.id, cipher: k.cipher.clone() }).collect();
         let current = keys.iter().position(|k| k.id_hex() == current)?;
-        Some(Sealer { keys: Arc::new(keys), current })
+        Some(Sealer { keys: Arc::new(keys), current, pupils: self.pupils.clone(), files: self.files.clone() })
     }
 
     pub fn seal(&self, field: &str, plain: &[u8]) -> Vec<u8> {
@@ -161,7 +204,102 @@ impl Sealer {
     pub fn open_text(&self, field: &str, sealed: &str) -> Result<String, SealError> {
         let b64 = sealed.strip_prefix(TEXT_PREFIX).ok_or(SealError::Damaged)?;
         let bytes = STANDARD.decode(b64).map_err(|_| SealError::Damaged)?;
-        String::from_utf8(self.open(field, &bytes)?).map_err(|_| SealError::Damaged)
+        let plain = match self.open(field, &bytes) {
+            Err(SealError::Damaged) => {
+                let inner = self.open(&format!("{PUPIL_FIELD}{field}"), &bytes).map_err(|_| SealError::Damaged)?;
+                self.open_inner(field, &inner)?
+            }
+            other => other?,
+        };
+        String::from_utf8(plain).map_err(|_| SealError::Damaged)
+    }
+
+    /// Seals `plain` for pupil `pupil` under their own key when the ring holds one (and then
+    /// under the ring), otherwise as [`Sealer::seal_text`].
+    pub fn seal_text_for(&self, pupil: i64, field: &str, plain: &str) -> String {
+        let Some(key) = self.pupils.get(&pupil) else { return self.seal_text(field, plain) };
+        let nonce: [u8; 24] = rand::random();
+        let ct =
+            key.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: field.as_bytes() }).unwrap_or_default();
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&ct);
+        let inner = format!("{PUPIL_PREFIX}{pupil}:{}", STANDARD.encode(bytes));
+        format!("{TEXT_PREFIX}{}", STANDARD.encode(self.seal(&format!("{PUPIL_FIELD}{field}"), inner.as_bytes())))
+    }
+
+    /// The pupil whose own key sealed `sealed` (under the ring), if any.
+    pub fn sealed_for_pupil(&self, field: &str, sealed: &str) -> Option<i64> {
+        let bytes = STANDARD.decode(sealed.strip_prefix(TEXT_PREFIX)?).ok()?;
+        let inner = self.open(&format!("{PUPIL_FIELD}{field}"), &bytes).ok()?;
+        let rest = std::str::from_utf8(&inner).ok()?.strip_prefix(PUPIL_PREFIX)?;
+        rest.split_once(':')?.0.parse().ok()
+    }
+
+    /// Seals `sealed` again under the current key, keeping a pupil's layer as it is (what key
+    /// rotation does: the pupil's key is not needed, and not changed).
+    pub fn reseal_text(&self, field: &str, sealed: &str) -> Result<String, SealError> {
+        let b64 = sealed.strip_prefix(TEXT_PREFIX).ok_or(SealError::Damaged)?;
+        let bytes = STANDARD.decode(b64).map_err(|_| SealError::Damaged)?;
+        match self.open(field, &bytes) {
+            Ok(plain) => Ok(self.seal_text(field, &String::from_utf8(plain).map_err(|_| SealError::Damaged)?)),
+            Err(SealError::Damaged) => {
+                let outer = format!("{PUPIL_FIELD}{field}");
+                let inner = self.open(&outer, &bytes).map_err(|_| SealError::Damaged)?;
+                Ok(format!("{TEXT_PREFIX}{}", STANDARD.encode(self.seal(&outer, &inner))))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn open_inner(&self, field: &str, inner: &[u8]) -> Result<Vec<u8>, SealError> {
+        let text = std::str::from_utf8(inner).map_err(|_| SealError::Damaged)?;
+        let (pupil, b64) = text.strip_prefix(PUPIL_PREFIX).and_then(|r| r.split_once(':')).ok_or(SealError::Damaged)?;
+        let pupil: i64 = pupil.parse().map_err(|_| SealError::Damaged)?;
+        let Some(key) = self.pupils.get(&pupil) else {
+            // Destroyed, or added (by an import) since this ring was loaded.
+            // Only a ring read from the key files can tell: one made in memory says not loaded.
+            let destroyed = self.files.as_ref().is_some_and(|f| !f.pupil_path(pupil).exists());
+            return Err(if destroyed { SealError::Shredded(pupil) } else { SealError::PupilKeyNotLoaded(pupil) });
+        };
+        let bytes = STANDARD.decode(b64).map_err(|_| SealError::Damaged)?;
+        if bytes.len() < 24 {
+            return Err(SealError::Damaged);
+        }
+        key.cipher
+            .decrypt(XNonce::from_slice(&bytes[..24]), Payload { msg: &bytes[24..], aad: field.as_bytes() })
+            .map_err(|_| SealError::Damaged)
+    }
+
+    /// Whether pupil `pupil` has a key of their own in this ring.
+    pub fn has_pupil_key(&self, pupil: i64) -> bool {
+        self.pupils.contains_key(&pupil)
+    }
+
+    /// Gives pupil `pupil` a key of their own (a new file in the keyring folder, sealed by the
+    /// ring), unless they have one; returns the ring holding it. A ring made in memory (library
+    /// tests, benches) has nowhere to keep one, and seals for nobody.
+    pub fn with_pupil_key(self, pupil: i64) -> Result<Sealer, SealError> {
+        let Some(files) = &self.files else { return Ok(self) };
+        if self.pupils.contains_key(&pupil) {
+            return Ok(self);
+        }
+        let key = files.add_pupil_key(&self, pupil)?;
+        Ok(self.holding(key))
+    }
+
+    /// The ring with `key` added (the map is copied only while another ring shares it).
+    fn holding(mut self, key: PupilKey) -> Sealer {
+        Arc::make_mut(&mut self.pupils).insert(key.pupil, key);
+        self
+    }
+
+    /// Destroys pupil `pupil`'s own key: every value sealed under it, wherever a copy is, no
+    /// longer opens. True when there was a key file to delete.
+    pub fn destroy_pupil_key(&self, pupil: i64) -> Result<bool, SealError> {
+        match &self.files {
+            Some(files) => files.remove_pupil_key(pupil),
+            None => Ok(self.pupils.contains_key(&pupil)),
+        }
     }
 
     /// Key id of sealed bytes, when they look sealed.
@@ -230,6 +368,121 @@ impl KeyFiles {
         Ok(found)
     }
 
+    /// Where pupils' own keys are kept: `pupils/` in the keyring folder, one file per pupil.
+    pub fn pupil_dir(&self) -> PathBuf {
+        self.ring_dir().join("pupils")
+    }
+
+    fn pupil_path(&self, pupil: i64) -> PathBuf {
+        self.pupil_dir().join(format!("{pupil}.key"))
+    }
+
+    /// When the pupils' key folder last changed (a key added or destroyed), if it exists.
+    pub fn pupil_keys_changed(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.pupil_dir()).and_then(|m| m.modified()).ok()
+    }
+
+    /// How many pupils' keys there are, each opened with `ring` (an error names one that does
+    /// not open: `haven key retire` checks this before a key leaves the ring).
+    pub fn check_pupil_keys(&self, ring: &Sealer) -> Result<usize, SealError> {
+        self.load_pupil_keys(ring, true).map(|k| k.len())
+    }
+
+    /// Every pupil's key, opened with `ring`; unless `strict`, those sealed under a key the
+    /// ring lacks are left out (a ring of one key file, after a rotation).
+    fn load_pupil_keys(&self, ring: &Sealer, strict: bool) -> Result<std::collections::HashMap<i64, PupilKey>, SealError> {
+        let dir = self.pupil_dir();
+        let mut out = std::collections::HashMap::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(source) => return Err(SealError::ReadKey { path: dir.display().to_string(), source }),
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let Some(pupil) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<i64>().ok()) else { continue };
+            if path.extension().is_none_or(|x| x != "key") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|source| SealError::ReadKey { path: path.display().to_string(), source })?;
+            let hex_key = match ring.open_text(PUPIL_KEY_FIELD, text.trim()) {
+                Ok(k) => Zeroizing::new(k),
+                Err(SealError::WrongKey(_)) if !strict => continue,
+                Err(e) => return Err(e),
+            };
+            let bytes = Zeroizing::new(hex::decode(hex_key.as_str()).map_err(|_| SealError::BadKey(path.display().to_string()))?);
+            let key: Zeroizing<[u8; 32]> =
+                Zeroizing::new(bytes.as_slice().try_into().map_err(|_| SealError::BadKey(path.display().to_string()))?);
+            out.insert(pupil, PupilKey { pupil, cipher: XChaCha20Poly1305::new((&*key).into()) });
+        }
+        Ok(out)
+    }
+
+    /// Writes a new key for `pupil`, sealed by `ring` (mode 0600, synced with its folder); a
+    /// file already there (a key made by an import that did not commit) is used as it is.
+    fn add_pupil_key(&self, ring: &Sealer, pupil: i64) -> Result<PupilKey, SealError> {
+        use std::io::Write;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let dir = self.pupil_dir();
+        let failed = |source| SealError::WriteKey { path: dir.display().to_string(), source };
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(failed)?;
+        let path = self.pupil_path(pupil);
+        if path.exists() {
+            return self.load_pupil_keys(ring, true)?.remove(&pupil).ok_or(SealError::BadKey(path.display().to_string()));
+        }
+        let key = Zeroizing::new(rand::random::<[u8; 32]>());
+        let sealed = ring.seal_text(PUPIL_KEY_FIELD, &hex::encode(*key));
+        let tmp = dir.join(format!(".{pupil}.tmp"));
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(failed)?;
+        f.write_all(sealed.as_bytes()).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(failed)?;
+        std::fs::rename(&tmp, &path).map_err(failed)?;
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(failed)?;
+        Ok(PupilKey { pupil, cipher: XChaCha20Poly1305::new((&*key).into()) })
+    }
+
+    fn remove_pupil_key(&self, pupil: i64) -> Result<bool, SealError> {
+        let dir = self.pupil_dir();
+        let failed = |source| SealError::WriteKey { path: dir.display().to_string(), source };
+        match std::fs::remove_file(self.pupil_path(pupil)) {
+            Ok(()) => {
+                std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(failed)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// Seals every pupil's key file again under `ring`'s current key (key rotation), each
+    /// replaced atomically; returns how many.
+    pub fn rewrap_pupil_keys(&self, ring: &Sealer) -> Result<u64, SealError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.pupil_dir();
+        let failed = |source| SealError::WriteKey { path: dir.display().to_string(), source };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(failed(e)),
+        };
+        let mut n = 0;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_none_or(|x| x != "key") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(failed)?;
+            let resealed = ring.reseal_text(PUPIL_KEY_FIELD, text.trim())?;
+            let tmp = path.with_extension("tmp");
+            let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(failed)?;
+            f.write_all(resealed.as_bytes()).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(failed)?;
+            std::fs::rename(&tmp, &path).map_err(failed)?;
+            n += 1;
+        }
+        std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(failed)?;
+        Ok(n)
+    }
+
     /// Writes a new random key into the keyring folder (mode 0600, never over an existing
     /// file), synced to disk with its folder before this returns; returns its id.
     pub fn add_new_key(&self) -> std::io::Result<String> {
@@ -283,6 +536,27 @@ mod tests {
         assert_eq!(s.open_text("incident.body", &sealed).unwrap(), "Jane told me");
         assert!(matches!(s.open_text("incident.note", &sealed), Err(SealError::Damaged)));
         assert_eq!(Sealer::sealed_text_key_id(&sealed), Some(s.key_id()));
+    }
+
+    #[test]
+    fn a_pupils_value_needs_their_key_and_survives_a_reseal() {
+        let plain_ring = Sealer::from_key(&[7u8; 32]);
+        assert!(!plain_ring.clone().with_pupil_key(4).unwrap().has_pupil_key(4), "a ring in memory keeps no pupil keys");
+        let s = plain_ring.holding(PupilKey { pupil: 4, cipher: XChaCha20Poly1305::new((&[9u8; 32]).into()) });
+        let sealed = s.seal_text_for(4, "pupil.first_name", "Oliver");
+        assert_eq!(s.open_text("pupil.first_name", &sealed).unwrap(), "Oliver");
+        assert_eq!(s.sealed_for_pupil("pupil.first_name", &sealed), Some(4));
+        assert!(matches!(s.open_text("pupil.last_name", &sealed), Err(SealError::Damaged)));
+        let resealed = s.reseal_text("pupil.first_name", &sealed).unwrap();
+        assert_ne!(resealed, sealed);
+        assert_eq!(s.open_text("pupil.first_name", &resealed).unwrap(), "Oliver");
+        // The same ring without the pupil's key: the value does not open.
+        let without = Sealer::from_key(&[7u8; 32]);
+        assert!(matches!(without.open_text("pupil.first_name", &sealed), Err(SealError::PupilKeyNotLoaded(4))));
+        // A pupil without a key of their own: sealed as any value.
+        let plain = s.seal_text_for(5, "pupil.first_name", "Jane");
+        assert_eq!(without.open_text("pupil.first_name", &plain).unwrap(), "Jane");
+        assert_eq!(s.sealed_for_pupil("pupil.first_name", &plain), None);
     }
 
     #[test]

@@ -378,14 +378,26 @@ pub async fn run(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let messages = app.store.messages_only_of(&own).await?;
     let plan = DisposalPlan { disposal: id, pupil, series: d.series.clone(), own, shared, messages };
     let copies = delete_from_mailbox(app, &plan.messages).await?;
+    // Whatever of another pupil's record is sealed under this pupil's own key is sealed under
+    // the ring alone first, so destroying the key loses nothing of theirs.
+    app.store.unseal_from_pupil(&plan.own, pupil, &sealer).await?;
     let kept_for = chrono::Duration::from_std(policy.disposal.backups_kept_for).unwrap_or(chrono::Duration::MAX);
     let expire: NaiveDate = now.checked_add_signed(kept_for).unwrap_or(now).with_timezone(&tz).date_naive();
     let mut tx = app.store.begin().await?;
-    let destroyed = tx.carry_out_disposal(&plan, staff.id, now, expire, copies).await.map_err(|e| match e {
-        crate::store::StoreError::Invalid(m) => CliError::Usage(m),
-        other => other.into(),
-    })?;
+    let destroyed =
+        tx.carry_out_disposal(&plan, staff.id, now, expire, copies, sealer.has_pupil_key(pupil)).await.map_err(|e| match e {
+            crate::store::StoreError::Invalid(m) => CliError::Usage(m),
+            other => other.into(),
+        })?;
     tx.commit().await?;
+    if destroyed.pupil_key {
+        sealer.destroy_pupil_key(pupil).map_err(|e| {
+            CliError::Other(anyhow::anyhow!(
+                "disposal #{id} deleted the records, but the pupil's own key could not be destroyed: {e}; delete the file named by the pupil's number in {} by hand",
+                crate::seal::KeyFiles::new(&app.config.storage.key_file).pupil_dir().display()
+            ))
+        })?;
+    }
     if !app.store.scrub_deleted().await? {
         tracing::warn!(
             disposal = id,
@@ -394,12 +406,13 @@ pub async fn run(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     }
     Ok(format!(
         "disposal #{id} carried out: {} incident(s) destroyed, {} shared incident(s) unlinked, {} message(s) and {} mailbox cop(ies) deleted, \
-         directory entry {}; backups holding them expire by {expire}. Certificate: `haven dispose certificate {id}`",
+         directory entry {}{}; backups holding them expire by {expire}. Certificate: `haven dispose certificate {id}`",
         destroyed.incidents,
         destroyed.shared_incidents_unlinked,
         destroyed.messages,
         destroyed.mailbox_copies,
         if destroyed.directory_entry { "deleted" } else { "kept (records in another series remain)" },
+        if destroyed.pupil_key { ", their own key destroyed" } else { "" },
     ))
 }
 

@@ -57,6 +57,7 @@ pub async fn rotate(store: &Store, key_file: &Path, now: DateTime<Utc>) -> Resul
             break;
         }
     }
+    let rewrapped = rewrap(&files, &ring)?;
     let verdict = match ring.without(&previous) {
         Some(rest) => {
             walk_showing(store, "rows checked without the old key", async |progress| store.verify_keys(&rest, progress).await).await?
@@ -65,7 +66,7 @@ pub async fn rotate(store: &Store, key_file: &Path, now: DateTime<Utc>) -> Resul
     };
     let file = files.path_for(&id);
     let mut out = format!(
-        "key {id} is now current ({}); {resealed} values re-sealed under it.\n\
+        "key {id} is now current ({}); {resealed} values and {rewrapped} pupils' keys re-sealed under it.\n\
          Back up that file now: without it nothing sealed from now on can be read.\n",
         file.display()
     );
@@ -83,7 +84,16 @@ pub async fn rotate(store: &Store, key_file: &Path, now: DateTime<Utc>) -> Resul
 pub async fn reseal(store: &Store, key_file: &Path) -> Result<String, CliError> {
     let ring = load_ring(store, key_file).await?;
     let walk = walk_showing(store, "rows re-sealed", async |progress| store.reseal_to_current(&ring, progress).await).await?;
-    failures_or(&walk, format!("{} values re-sealed under the current key {}; {}", walk.resealed, ring.key_id(), counts(&walk)))
+    let rewrapped = rewrap(&KeyFiles::new(key_file), &ring)?;
+    failures_or(
+        &walk,
+        format!(
+            "{} values and {rewrapped} pupils' keys re-sealed under the current key {}; {}",
+            walk.resealed,
+            ring.key_id(),
+            counts(&walk)
+        ),
+    )
 }
 
 pub async fn verify(store: &Store, key_file: &Path, without: Option<&str>) -> Result<String, CliError> {
@@ -104,6 +114,11 @@ pub async fn retire(store: &Store, key_file: &Path, id: &str, now: DateTime<Utc>
     let ring = load_ring(store, key_file).await?;
     let rest = ring_without(&ring, id)?;
     let walk = walk_showing(store, "rows checked", async |progress| store.verify_keys(&rest, progress).await).await?;
+    if let Err(e) = KeyFiles::new(key_file).check_pupil_keys(&rest) {
+        return Err(CliError::Data(format!(
+            "key {id} is still needed: a pupil's key does not open without it ({e}); run `haven key reseal` first. Nothing was changed."
+        )));
+    }
     if walk.failed > 0 {
         return Err(CliError::Data(format!(
             "key {id} is still needed: {} sealed values do not open without it ({}); run `haven key reseal` first. Nothing was changed.",
@@ -116,6 +131,11 @@ pub async fn retire(store: &Store, key_file: &Path, id: &str, now: DateTime<Utc>
         "key {id} retired: every sealed value opened without it ({}). Haven no longer loads it; keep its file with your offline key backups or destroy it as your policy says.",
         counts(&walk)
     ))
+}
+
+/// Seals every pupil's own key file again under the current key.
+fn rewrap(files: &KeyFiles, ring: &Sealer) -> Result<u64, CliError> {
+    files.rewrap_pupil_keys(ring).map_err(|e| CliError::Other(anyhow::anyhow!("cannot re-seal the pupils' keys: {e}")))
 }
 
 fn ring_without(ring: &Sealer, id: &str) -> Result<Sealer, CliError> {

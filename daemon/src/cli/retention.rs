@@ -37,6 +37,9 @@ pub fn check(app_config: &crate::config::Config) -> Result<String, CliError> {
         crate::retention::describe(policy.disposal.cooling_off),
         crate::retention::describe(policy.disposal.backups_kept_for)
     ));
+    if policy.disposal.cooling_off < std::time::Duration::from_secs(86_400) {
+        out.push_str("\nwarning: [disposal] cooling_off is under a day: there is hardly time to cancel an approved disposal");
+    }
     Ok(out)
 }
 

@@ -51,6 +51,10 @@ pub fn lines(d: &Destroyed) -> Vec<Line> {
         n("retention review decisions", d.reviews),
         n("contacts linked to this pupil only", d.contacts),
         Line {
+            what: "the pupil's own key (older copies of the database cannot open what it sealed)",
+            count: if d.pupil_key { "destroyed".into() } else { "none".into() },
+        },
+        Line {
             what: "directory entry",
             count: if d.directory_entry { "deleted".into() } else { "kept: records in another series remain".into() },
         },

@@ -185,6 +185,14 @@ impl Store {
             for r in pupil_rows {
                 let id: i64 = r.try_get("id")?;
                 let open = |field: &str, v: Option<String>| open_field(sealer, "pupil", id, field, v);
+                // A pupil whose own key a disposal destroyed (a database restored from before
+                // the disposal): gone, as the disposal meant.
+                if let Some(upn) = r.try_get::<Option<String>, _>("upn")?
+                    && matches!(crate::blind::open_or_clear(sealer, fields::UPN, &upn), Err(crate::seal::SealError::Shredded(_)))
+                {
+                    tracing::warn!(pupil = id, "a pupil's own key was destroyed by a disposal: their directory row is skipped");
+                    continue;
+                }
                 pupils.push(Pupil {
                     id,
                     upn: open(fields::UPN, r.try_get("upn")?)?.unwrap_or_default(),
@@ -342,9 +350,20 @@ async fn sync_in(
         report.pupils_on_roll_before = existing.values().filter(|(_, left_on)| left_on.is_none()).count() as u64;
         let mut upn_to_id: HashMap<String, i64> = HashMap::new();
         let mut seen = HashSet::new();
+        // Each pupil gets a key of their own (crypto-shredding), made when first needed: a new
+        // pupil's row is written, then sealed again under their key once it has an id.
+        let mut ring = keys.sealer.clone();
+        let own_key = |ring: Sealer, id: i64| {
+            ring.with_pupil_key(id).map_err(|source| StoreError::Sealed { what: format!("pupil {id}'s own key"), source })
+        };
         for p in pupils {
             seen.insert(p.upn.clone());
             let known = upn_to_id.get(&p.upn).copied().or_else(|| existing.get(&p.upn).map(|(id, _)| *id));
+            if let Some(id) = known {
+                ring = own_key(ring, id)?;
+            }
+            let pupil = known.unwrap_or(0);
+            let seal = |field: &str, v: &str| ring.seal_text_for(pupil, field, v);
             let query = match known {
                 Some(_) => sqlx::query(
                     "UPDATE pupils SET upn = $1, upn_index = $2, first_name = $3, last_name = $4, \
@@ -358,12 +377,12 @@ async fn sync_in(
                 ),
             };
             let values = query
-                .bind(keys.seal(fields::UPN, &p.upn))
+                .bind(seal(fields::UPN, &p.upn))
                 .bind(keys.blind.index(kinds::UPN, &p.upn))
-                .bind(keys.seal(fields::FIRST_NAME, &p.first_name))
-                .bind(keys.seal(fields::LAST_NAME, &p.last_name))
-                .bind(keys.seal_opt(fields::PREFERRED_NAME, p.preferred_name.as_deref()))
-                .bind(keys.seal_opt(fields::DATE_OF_BIRTH, date_text(p.date_of_birth).as_deref()))
+                .bind(seal(fields::FIRST_NAME, &p.first_name))
+                .bind(seal(fields::LAST_NAME, &p.last_name))
+                .bind(p.preferred_name.as_deref().map(|v| seal(fields::PREFERRED_NAME, v)))
+                .bind(date_text(p.date_of_birth).as_deref().map(|v| seal(fields::DATE_OF_BIRTH, v)))
                 .bind(p.year_group)
                 .bind(&p.tutor_group)
                 .bind(&p.house)
@@ -385,6 +404,21 @@ async fn sync_in(
                     q = q.bind(t);
                 }
                 q.execute(&mut *c).await?;
+            }
+            if known.is_none() {
+                ring = own_key(ring, id)?;
+                let seal = |field: &str, v: &str| ring.seal_text_for(id, field, v);
+                sqlx::query(
+                    "UPDATE pupils SET upn = $1, first_name = $2, last_name = $3, preferred_name = $4, date_of_birth = $5 WHERE id = $6",
+                )
+                .bind(seal(fields::UPN, &p.upn))
+                .bind(seal(fields::FIRST_NAME, &p.first_name))
+                .bind(seal(fields::LAST_NAME, &p.last_name))
+                .bind(p.preferred_name.as_deref().map(|v| seal(fields::PREFERRED_NAME, v)))
+                .bind(date_text(p.date_of_birth).as_deref().map(|v| seal(fields::DATE_OF_BIRTH, v)))
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
             }
             upn_to_id.insert(p.upn.clone(), id);
             match existing.get(&p.upn) {

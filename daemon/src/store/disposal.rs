@@ -85,6 +85,10 @@ pub struct Destroyed {
     /// Copies of the original messages deleted from the mailbox's Filed and Quarantine folders
     /// (IMAP) or the intake Maildir.
     pub mailbox_copies: u64,
+    /// Whether the pupil's own key was destroyed (with their directory entry): what any older
+    /// copy of the database holds sealed under it no longer opens.
+    #[serde(default)]
+    pub pupil_key: bool,
 }
 
 /// One disposal, as stored (reasons still sealed).
@@ -211,6 +215,65 @@ impl Store {
             }
             Store::Postgres(_) => Ok(true),
         }
+    }
+
+    /// Seals again under the ring alone every incident text (other than in `except`) that is
+    /// sealed under pupil `pupil`'s own key: before their key is destroyed, an incident that
+    /// concerns another pupil too must stay readable. Returns how many values.
+    pub async fn unseal_from_pupil(&self, except: &[i64], pupil: i64, sealer: &crate::seal::Sealer) -> Result<u64> {
+        use crate::pipeline::fields;
+        const COLUMNS: [(&str, &str); 6] = [
+            ("note", fields::NOTE),
+            ("original_subject", fields::SUBJECT),
+            ("body_text", fields::BODY_TEXT),
+            ("body_html", fields::BODY_HTML),
+            ("original_from", fields::ORIGINAL_FROM),
+            ("original_name", fields::ORIGINAL_NAME),
+        ];
+        let mut changed = 0;
+        let mut after = 0i64;
+        loop {
+            let rows: Vec<(i64, Vec<Option<String>>)> = on_pool!(self, |p| {
+                let rows = sqlx::query(
+                    "SELECT id, note, original_subject, body_text, body_html, original_from, original_name FROM incidents \
+                     WHERE id > $1 ORDER BY id LIMIT 500",
+                )
+                .bind(after)
+                .fetch_all(p)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let mut values = Vec::new();
+                    for (column, _) in COLUMNS {
+                        values.push(r.try_get::<Option<String>, _>(column)?);
+                    }
+                    out.push((r.try_get::<i64, _>("id")?, values));
+                }
+                out
+            });
+            let Some(last) = rows.last().map(|(id, _)| *id) else { break };
+            after = last;
+            for (id, values) in rows {
+                if except.contains(&id) {
+                    continue;
+                }
+                for ((column, field), value) in COLUMNS.iter().zip(values) {
+                    let Some(value) = value.filter(|v| sealer.sealed_for_pupil(field, v) == Some(pupil)) else { continue };
+                    let plain = sealer
+                        .open_text(field, &value)
+                        .map_err(|source| StoreError::Sealed { what: format!("incident {id} ({column})"), source })?;
+                    let sql = format!("UPDATE incidents SET {column} = $1 WHERE id = $2");
+                    on_pool!(self, |p| sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(sealer.seal_text(field, &plain))
+                        .bind(id)
+                        .execute(p)
+                        .await?
+                        .rows_affected());
+                    changed += 1;
+                }
+            }
+        }
+        Ok(changed)
     }
 
     /// The pupil's incidents (any role), with their category and how many other pupils share them.
@@ -368,6 +431,7 @@ impl Tx {
         at: DateTime<Utc>,
         backups_expire_on: NaiveDate,
         mailbox_copies: u64,
+        has_pupil_key: bool,
     ) -> Result<Destroyed> {
         let actor = format!("staff:{by}");
         let mut d = Destroyed { mailbox_copies, ..Destroyed::default() };
@@ -486,7 +550,11 @@ impl Tx {
                     .await?
                     .rows_affected();
                 }
+                // The blind name index (keyed hashes of their names) goes with the entry.
+                sqlx::query("DELETE FROM pupil_name_tokens WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
                 d.directory_entry = sqlx::query("DELETE FROM pupils WHERE id = $1").bind(pupil).execute(&mut *c).await?.rows_affected() > 0;
+                // Destroyed by the caller once this commits.
+                d.pupil_key = d.directory_entry && has_pupil_key;
                 // Earlier requests about them (cancelled ones) name them no longer either.
                 sqlx::query("UPDATE disposals SET pupil_id = NULL, reason = NULL, cancel_reason = NULL WHERE pupil_id = $1")
                     .bind(pupil)

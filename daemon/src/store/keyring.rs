@@ -297,8 +297,12 @@ impl Store {
                                 out.saw(id);
                                 values.push(Some(value));
                             }
-                            (Walk::Reseal(s), Ok(plain)) if id.as_deref() != Some(current.as_str()) => {
-                                values.push(Some(s.seal_text(field, &plain)));
+                            (Walk::Reseal(s), Ok(_)) if id.as_deref() != Some(current.as_str()) => {
+                                // The outer layer only: a pupil's own layer stays as it is.
+                                values.push(Some(
+                                    s.reseal_text(field, &value)
+                                        .map_err(|source| StoreError::Sealed { what: format!("{table} {row} {column}"), source })?,
+                                ));
                                 changed = true;
                                 out.resealed += 1;
                                 out.saw(Some(current.clone()));
@@ -334,6 +338,8 @@ impl Store {
 pub struct LiveKeys {
     files: Option<KeyFiles>,
     held: std::sync::RwLock<Sealer>,
+    /// When the pupils' key folder had changed as of the last load.
+    pupils_seen: std::sync::Mutex<Option<std::time::SystemTime>>,
 }
 
 impl std::fmt::Debug for LiveKeys {
@@ -345,7 +351,8 @@ impl std::fmt::Debug for LiveKeys {
 impl LiveKeys {
     /// `files`: where to re-read the ring from; None keeps `sealer` for good (tests, benches).
     pub fn new(sealer: Sealer, files: Option<KeyFiles>) -> LiveKeys {
-        LiveKeys { files, held: std::sync::RwLock::new(sealer) }
+        let pupils_seen = std::sync::Mutex::new(files.as_ref().and_then(KeyFiles::pupil_keys_changed));
+        LiveKeys { files, held: std::sync::RwLock::new(sealer), pupils_seen }
     }
 
     /// The ring as of the last check.
@@ -353,7 +360,8 @@ impl LiveKeys {
         self.held.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The ring, brought up to date with the database first (one small query).
+    /// The ring, brought up to date with the database first (one small query), and with the
+    /// pupils' keys (a `stat` of their folder: an import adds keys, a disposal destroys one).
     pub async fn current(&self, store: &Store) -> Result<Sealer> {
         let held = self.held();
         let Some(files) = &self.files else {
@@ -362,9 +370,12 @@ impl LiveKeys {
         let state = store.key_state().await?;
         let current_matches = state.current.as_ref().is_none_or(|id| *id == held.key_id());
         let holds_retired = held.key_ids().iter().any(|id| state.retired.contains(id));
-        if current_matches && !holds_retired {
+        let pupils_changed = files.pupil_keys_changed();
+        let pupils_same = *self.pupils_seen.lock().unwrap_or_else(|e| e.into_inner()) == pupils_changed;
+        if current_matches && !holds_retired && pupils_same {
             return Ok(held);
         }
+        *self.pupils_seen.lock().unwrap_or_else(|e| e.into_inner()) = pupils_changed;
         let ring = Sealer::load(files, state.current.as_deref(), &state.retired)
             .map_err(|e| StoreError::Invalid(format!("the keyring changed but cannot be loaded: {e}")))?;
         tracing::info!(key = %ring.key_id(), "the keyring changed; sealing with the current key");
