@@ -15,49 +15,18 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::db::{Backend, TestDb};
-use support::eaton::{INTAKE, eaton, eaton_env, example_messages};
+use support::eaton::{DSL, INTAKE, alert_to_dsl, eaton, eaton_school};
 use support::haven::{HavenEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
-const DSL: &str = "dsl@eaton.sch.example";
 const AMIRA: &str = "Amira Khan";
 const FOLLOW_UP: &str = "Spoke to Amira's mum after school; the bus company will move her seat to the front.";
 const OUTCOME: &str = "Outcome: Early help assessment opened with mum; bus seating changed; review 1 December.";
-
-/// The example school's installation on `db_url`, its directory imported and its messages filed.
-fn eaton_school(db_url: &str) -> HavenEnv {
-    let env = eaton_env(db_url);
-    let mut args = vec!["ingest".to_string()];
-    args.extend(example_messages().iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = env.haven(&args);
-    assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
-    env
-}
 
 fn chronology_json(env: &HavenEnv, pupil: &str) -> Value {
     let r = env.haven(&["chronology", pupil, "--as", DSL, "--json"]);
     assert_eq!(r.code, 0, "chronology {pupil}: {}", r.stderr);
     serde_json::from_str(&r.stdout).expect("chronology --json is JSON")
-}
-
-/// The alert the daemon wrote for `incident` to the DSL: (Reply-To address, Message-ID, subject, body).
-fn alert_to_dsl(env: &HavenEnv, incident: i64) -> (String, String, String, String) {
-    let dir = env.path("var/outbox/new");
-    let found = std::fs::read_dir(&dir).into_iter().flatten().filter_map(|e| e.ok()).find_map(|e| {
-        let raw = std::fs::read(e.path()).ok()?;
-        let m = mail_parser::MessageParser::default().parse(&raw)?;
-        let to = m.to()?.first()?.address()?.to_string();
-        let subject = m.subject()?.to_string();
-        (to == DSL && subject.contains(&format!("incident #{incident}")))
-            .then(|| {
-                let reply_to = m.reply_to()?.first()?.address()?.to_string();
-                let body = m.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
-                Some((reply_to, m.message_id()?.to_string(), subject, body))
-            })
-            .flatten()
-    });
-    found.unwrap_or_else(|| panic!("no alert to {DSL} about incident #{incident} in {}", dir.display()))
 }
 
 /// A plain-text reply from the DSL to the alert, quoting it as Gmail does.

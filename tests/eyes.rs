@@ -323,7 +323,7 @@ async fn any_incident_may_be_given_an_outcome_by_command(backend: Backend) {
     let r = school.env.haven(&["export", JANE, "--as", KESTREL, "--format", "html", "--out", out.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let html = std::fs::read_to_string(out.join("chronology.html")).expect("the export");
-    assert!(html.contains("<strong>Outcome</strong> (Harriet&#32;Head, "), "the export says who recorded it: {html}");
+    assert!(html.contains("<strong>Outcome</strong> (Harriet Head, "), "the export says who recorded it: {html}");
     let r = school.env.haven(&["outcome", "1", "NFA", "--by", DSL]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("the outcome of incident #1 was already recorded; nothing was recorded"), "{}", r.stderr);

@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::db::{Backend, TestDb};
-use support::eaton::{INTAKE, eaton_env, example_messages};
+use support::eaton::{DSL, INTAKE, alert_to_dsl};
 use support::haven::{HavenEnv, wait_for};
 
 const WAIT: Duration = Duration::from_secs(60);
-const DSL: &str = "dsl@eaton.sch.example";
 const KESTREL: &str = "kestrel@eaton.sch.example";
 const AMIRA: &str = "Amira Khan";
 const AMIRA_UPN: &str = "E100000000003";
@@ -63,14 +62,9 @@ fn flat(s: &str) -> String {
 /// The example school's installation on `db_url` (its school named, so the footer can be
 /// checked), its directory imported and its messages filed.
 fn eaton_school(db_url: &str) -> HavenEnv {
-    let env = eaton_env(db_url);
+    let env = support::eaton::eaton_school(db_url);
     let config = std::fs::read_to_string(&env.config).unwrap();
     std::fs::write(&env.config, config.replace("Test School", "Eaton Primary (test)")).unwrap();
-    let mut args = vec!["ingest".to_string()];
-    args.extend(example_messages().iter().map(|p| p.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = env.haven(&args);
-    assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
     env
 }
 
@@ -78,25 +72,6 @@ fn chronology_json(env: &HavenEnv, pupil: &str, viewer: &str) -> Value {
     let r = env.haven(&["chronology", pupil, "--as", viewer, "--json"]);
     assert_eq!(r.code, 0, "chronology {pupil}: {}", r.stderr);
     serde_json::from_str(&r.stdout).expect("chronology --json is JSON")
-}
-
-/// The alert the daemon wrote for `incident` to the DSL: (Reply-To address, Message-ID, subject, body).
-fn alert_to_dsl(env: &HavenEnv, incident: i64) -> (String, String, String, String) {
-    let dir = env.path("var/outbox/new");
-    let found = std::fs::read_dir(&dir).into_iter().flatten().filter_map(|e| e.ok()).find_map(|e| {
-        let raw = std::fs::read(e.path()).ok()?;
-        let m = mail_parser::MessageParser::default().parse(&raw)?;
-        let to = m.to()?.first()?.address()?.to_string();
-        let subject = m.subject()?.to_string();
-        (to == DSL && subject.contains(&format!("incident #{incident}")))
-            .then(|| {
-                let reply_to = m.reply_to()?.first()?.address()?.to_string();
-                let body = m.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
-                Some((reply_to, m.message_id()?.to_string(), subject, body))
-            })
-            .flatten()
-    });
-    found.unwrap_or_else(|| panic!("no alert to {DSL} about incident #{incident} in {}", dir.display()))
 }
 
 /// A plain-text reply from the DSL to the alert.
