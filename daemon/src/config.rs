@@ -51,6 +51,8 @@ pub struct Config {
     pub logging: crate::logging::LogSettings,
     /// `[ai]`: AI suggestions after filing; `None` (off) unless configured.
     pub ai: Option<AiSettings>,
+    /// The school's terms from `school.terms_file`, checked when the config is read.
+    pub terms: Option<crate::terms::Terms>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +158,9 @@ pub struct School {
     #[serde(default = "default_timezone")]
     pub timezone: String,
     pub intake_address: String,
+    /// `school.terms_file`: the school's terms (see `crate::terms`), for reports by term and
+    /// deadlines in school days; resolved against the config's folder.
+    pub terms_file: Option<PathBuf>,
 }
 
 fn default_timezone() -> String {
@@ -690,6 +695,12 @@ impl Config {
                 c.err("school.intake_address: expected an email address".into());
             }
         }
+        let school = school.map(|s| School { terms_file: s.terms_file.map(|f| base.join(f)), ..s });
+        let terms = school.as_ref().and_then(|s| s.terms_file.as_deref()).and_then(|f| {
+            crate::terms::Terms::load(f)
+                .map_err(|e| e.errors.iter().for_each(|m| c.err(format!("school.terms_file: {}: {m}", f.display()))))
+                .ok()
+        });
         let leader_lease = match database.as_ref().and_then(|d| d.leader_lease.as_deref()) {
             None => crate::lease::LeaseTimes::DEFAULT_TTL,
             Some(v) => match duration(&mut c, "database.leader_lease", v) {
@@ -738,6 +749,7 @@ impl Config {
             metrics,
             logging: logging.unwrap_or_default(),
             ai,
+            terms,
         })
     }
 

@@ -60,5 +60,6 @@ pub mod schedule;
 pub mod seal;
 pub mod source;
 pub mod store;
+pub mod terms;
 pub mod triage;
 pub mod visibility;
