@@ -110,10 +110,11 @@ impl Terms {
         let mut terms = Vec::new();
         for (i, t) in raw.term.into_iter().enumerate() {
             let at = if t.name.trim().is_empty() { format!("term[{i}]") } else { format!("term {:?}", t.name) };
+            let mut bad = Vec::new();
             let mut date = |key: &str, v: &toml::Value| {
                 let d = day(v);
                 if d.is_none() {
-                    errors.push(format!("{at}: {key}: expected a date such as 2026-09-02, found {v}"));
+                    bad.push(format!("{at}: {key}: expected a date such as 2026-09-02, found {v}"));
                 }
                 d
             };
@@ -122,12 +123,13 @@ impl Terms {
             let half_term = match t.half_term.as_deref() {
                 None => None,
                 Some([a, b]) => date("half_term", a).zip(date("half_term", b)),
-                Some(_) => {
-                    errors.push(format!("{at}: half_term: expected [FIRST, LAST], the first and last day off"));
-                    None
-                }
+                Some(_) => None,
             };
             let closed: Vec<NaiveDate> = t.closed.iter().filter_map(|v| date("closed", v)).collect();
+            errors.append(&mut bad);
+            if t.half_term.as_ref().is_some_and(|h| h.len() != 2) {
+                errors.push(format!("{at}: half_term: expected [FIRST, LAST], the first and last day off"));
+            }
             if t.name.trim().is_empty() {
                 errors.push(format!("{at}: name: expected a name such as \"Autumn 2026\""));
             }
