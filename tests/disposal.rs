@@ -14,6 +14,7 @@ use std::time::Duration;
 use support::db::{Backend, TestDb};
 use support::dovecot::{Dovecot, PASSWORD};
 use support::haven::{HavenEnv, Run, school_fixtures, wait_for};
+use support::poppler::{pages, poppler};
 
 const OLIVER: &str = "A100000000002";
 const JANE: &str = "A100000000001";
@@ -314,7 +315,23 @@ async fn a_disposed_pupil_leaves_nothing_in_the_database_or_the_mailbox(backend:
     assert!(text.contains("Approved") && text.contains("Harriet Head"), "{text}");
     let html = ok(env.haven(&["dispose", "certificate", &id, "--format", "html"]), "certificate html");
     assert!(html.contains("<h1>Certificate of destruction</h1>"), "{html}");
-    for doc in [&text, &html] {
+    // The PDF (PDF/A, for the school's file) says the same; it is written only into a file.
+    refused(env.haven(&["dispose", "certificate", &id, "--format", "pdf"]), "a PDF certificate needs --out FILE.pdf");
+    let pdf = env.path("certificate.pdf");
+    let written = ok(env.haven(&["dispose", "certificate", &id, "--format", "pdf", "--out", pdf.to_str().unwrap()]), "certificate pdf");
+    assert!(written.contains("certificate written to") && written.contains("(1 page)"), "{written}");
+    let pages = pages(&pdf);
+    let pdf_text = pages.join("\n").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(pdf_text.contains("Certificate of destruction") && pdf_text.contains(&format!("D-{:0>4}", id)), "{pdf_text}");
+    assert!(pdf_text.contains("incidents about this pupil only 1") && pdf_text.contains("copies of them in the mailbox 2"), "{pdf_text}");
+    assert!(pdf_text.contains("Harriet Head") && pdf_text.contains("Page 1 of 1"), "{pdf_text}");
+    let info = poppler("pdfinfo", &["-meta", pdf.to_str().unwrap()]);
+    assert!(info.contains("pdfaid:part") && info.contains("Certificate of destruction"), "no PDF/A claim or title:\n{info}");
+    refused(
+        env.haven(&["dispose", "certificate", &id, "--format", "pdf", "--out", pdf.to_str().unwrap()]),
+        "an existing file is never overwritten",
+    );
+    for doc in [&text, &html, &pdf_text] {
         for name in [OLIVER, "Oliver", "Brown", "uncle"] {
             assert!(!doc.contains(name), "{name} in the certificate: {doc}");
         }

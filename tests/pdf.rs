@@ -19,6 +19,7 @@ use std::time::Duration;
 use support::db::{Backend, TestDb};
 use support::eaton::{DSL, INTAKE, alert_to_dsl};
 use support::haven::{HavenEnv, wait_for};
+use support::poppler::{pages, poppler};
 
 const WAIT: Duration = Duration::from_secs(60);
 const KESTREL: &str = "kestrel@eaton.sch.example";
@@ -27,32 +28,6 @@ const AMIRA_UPN: &str = "E100000000003";
 const FOLLOW_UP: &str = "Spoke to Amira's mum after school; the bus company will move her seat to the front.";
 /// An emailed outcome with its code: the daemon reads `EARLY-HELP` and keeps the whole text.
 const OUTCOME: &str = "Outcome: EARLY-HELP assessment opened with mum; bus seating changed; review 1 December.";
-
-/// Runs a poppler tool, or fails saying how to install it.
-fn poppler(tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("{tool} could not run ({e}): install poppler-utils (`apt-get install poppler-utils`; tests/run.sh does it as root)")
-    });
-    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("poppler prints UTF-8")
-}
-
-/// The PDF's text, page by page (pdftotext ends each page with a form feed), laid out as on
-/// the page so a label and its value stay on one line.
-fn pages(pdf: &Path) -> Vec<String> {
-    let text = poppler("pdftotext", &["-layout", "-enc", "UTF-8", pdf.to_str().unwrap(), "-"]);
-    let mut pages: Vec<String> = text.split('\u{c}').map(str::to_string).collect();
-    if pages.last().is_some_and(|p| p.trim().is_empty()) {
-        pages.pop();
-    }
-    let count: usize = poppler("pdfinfo", &[pdf.to_str().unwrap()])
-        .lines()
-        .find_map(|l| l.strip_prefix("Pages:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("pdfinfo gives a page count");
-    assert_eq!(pages.len(), count, "one text per page");
-    pages
-}
 
 /// Words joined by single spaces, so a line wrapped in the PDF still matches.
 fn flat(s: &str) -> String {

@@ -385,13 +385,16 @@ enum DisposeCommand {
         by: String,
     },
     /// Print the certificate of destruction of a carried-out disposal (no pupil content).
-    #[command(after_help = format!("Example: haven dispose certificate 3 --format html > certificate.html\n\n{EXIT_CODES}"))]
+    #[command(after_help = format!("Examples: haven dispose certificate 3 --format html > certificate.html; haven dispose certificate 3 --format pdf --out D-0003.pdf\n\n{EXIT_CODES}"))]
     Certificate {
         /// The disposal's number.
         id: i64,
-        /// text or html (a PDF comes from the export renderer).
+        /// text or html (to standard output), or pdf (PDF/A, into --out).
         #[arg(long, value_enum, default_value = "text")]
         format: cli::dispose::CertificateFormat,
+        /// The PDF file to write (a new file; never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -716,7 +719,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Dispose { command: DisposeCommand::Approve { id, by } } => cli::dispose::approve(&app, id, &by).await,
         Command::Dispose { command: DisposeCommand::Cancel { id, by, reason } } => cli::dispose::cancel(&app, id, &by, &reason).await,
         Command::Dispose { command: DisposeCommand::Run { id, by } } => cli::dispose::run(&app, id, &by).await,
-        Command::Dispose { command: DisposeCommand::Certificate { id, format } } => cli::dispose::certificate(&app, id, format).await,
+        Command::Dispose { command: DisposeCommand::Certificate { id, format, out } } => {
+            cli::dispose::certificate(&app, id, format, out.as_deref()).await
+        }
         Command::Disposals { json } => cli::dispose::list(&app, json).await,
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,

@@ -17,11 +17,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 
-/// The certificate's formats (PDF comes with the export renderer).
+/// The certificate's formats: text and HTML on standard output, PDF/A into `--out`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CertificateFormat {
     Text,
     Html,
+    Pdf,
 }
 
 fn reference(id: i64) -> String {
@@ -423,7 +424,13 @@ fn basis_words(basis: &str) -> &'static str {
     }
 }
 
-pub async fn certificate(app: &App, id: i64, format: CertificateFormat) -> Result<String, CliError> {
+pub async fn certificate(app: &App, id: i64, format: CertificateFormat, out: Option<&std::path::Path>) -> Result<String, CliError> {
+    if (format == CertificateFormat::Pdf) != out.is_some() {
+        return Err(CliError::Usage(match format {
+            CertificateFormat::Pdf => "a PDF certificate needs --out FILE.pdf (it is not written to the terminal)".into(),
+            _ => "--out is for --format pdf; text and HTML go to standard output".into(),
+        }));
+    }
     let tz = app.config.school.tz();
     let policy = load_policy(app)?;
     let d = load(app, id).await?;
@@ -449,11 +456,37 @@ pub async fn certificate(app: &App, id: i64, format: CertificateFormat) -> Resul
         backups_kept_for: describe(policy.disposal.backups_kept_for),
         issued_on: day(app.now(), tz),
     };
-    let rendered = match format {
-        CertificateFormat::Text => c.text(),
-        CertificateFormat::Html => c.html(),
+    let rendered = match (format, out) {
+        (CertificateFormat::Pdf, Some(path)) => return write_pdf(&c, path, app.now()).await,
+        (CertificateFormat::Html, _) => c.html(),
+        _ => c.text(),
     };
     rendered.map_err(|e| CliError::Other(anyhow::anyhow!("cannot render the certificate: {e}")))
+}
+
+/// Writes the certificate as PDF/A to `path` (a new file, mode 0600).
+#[cfg(feature = "pdf")]
+async fn write_pdf(c: &Certificate, path: &std::path::Path, now: DateTime<Utc>) -> Result<String, CliError> {
+    let c = c.clone();
+    let rendered = tokio::task::spawn_blocking(move || c.pdf(now))
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("the PDF renderer stopped: {e}")))?
+        .map_err(|e| CliError::Other(anyhow::Error::new(e)))?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(&rendered.bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e} (an existing file is never overwritten)", path.display())))?;
+    Ok(format!("certificate written to {} ({} page{})", path.display(), rendered.pages, if rendered.pages == 1 { "" } else { "s" }))
+}
+
+#[cfg(not(feature = "pdf"))]
+async fn write_pdf(_c: &Certificate, _path: &std::path::Path, _now: DateTime<Utc>) -> Result<String, CliError> {
+    Err(CliError::Usage("this haven was built without PDF support (cargo feature `pdf`): use --format html and print it to PDF".into()))
 }
 
 pub async fn list(app: &App, json_out: bool) -> Result<String, CliError> {

@@ -17,12 +17,15 @@ use serde::Serialize;
 pub enum Template {
     /// One pupil's chronology (`haven export --format pdf`).
     Chronology,
+    /// A certificate of destruction (`haven dispose certificate N --format pdf`).
+    DisposalCertificate,
 }
 
 impl Template {
     fn source(self) -> &'static str {
         match self {
             Template::Chronology => include_str!("../../templates/pdf/chronology.typ"),
+            Template::DisposalCertificate => include_str!("../../templates/pdf/disposal_certificate.typ"),
         }
     }
 }
