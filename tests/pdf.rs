@@ -239,7 +239,23 @@ async fn a_housems_pdf_holds_only_what_they_may_see(backend: Backend) {
     let hidden: Vec<&Value> = dsl.iter().filter(|e| !house.contains(&e["incident"].as_i64().unwrap())).collect();
     assert!(!hidden.is_empty() && !house.is_empty(), "the HouseM sees some of Grace's entries, not all: {house:?} of {dsl:?}");
 
+    // Holds on her file and on the DSL-only call: the cover says so, as far as the reader may see.
+    let hold = |on: &[&str], reason: &str| {
+        let r = env.haven(&[&["hold", "set"][..], on, &["--reason", reason, "--note", "Op Elm", "--by", DSL]].concat());
+        assert_eq!(r.code, 0, "hold set: {}{}", r.stdout, r.stderr);
+        r.stdout.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let on_pupil = hold(&["--pupil", grace], "inquiry");
+    let hidden_id = hidden[0]["incident"].as_i64().unwrap().to_string();
+    let on_hidden = hold(&["--incident", &hidden_id], "police");
+
     let all = flat(&pages(&export_pdf(&env, grace, KESTREL, "house").join("chronology.pdf")).join("\n"));
+    assert!(all.contains(&format!("Hold {on_pupil} on this pupil since")) && all.contains("(inquiry), set by"), "{all}");
+    assert!(
+        !all.contains(&format!("Hold {on_hidden}")) && !all.contains("(police)"),
+        "a hold on an entry the HouseM may not see is not shown:\n{all}"
+    );
+    assert!(!all.contains("Op Elm"), "a hold's note is never exported:\n{all}");
     for id in &house {
         assert!(all.contains(&format!("#{id} · ")), "#{id}, which the HouseM may see, is there:\n{all}");
     }
@@ -256,6 +272,10 @@ async fn a_housems_pdf_holds_only_what_they_may_see(backend: Backend) {
     // The same pupil for the DSL: the call is there (the check above can fail).
     let dsl_pdf = flat(&pages(&export_pdf(&env, grace, DSL, "dsl").join("chronology.pdf")).join("\n"));
     assert!(dsl_pdf.contains("Social worker called"), "{dsl_pdf}");
+    assert!(dsl_pdf.contains(&format!("Hold {on_hidden} on incident #{hidden_id} since")), "{dsl_pdf}");
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(export_pdf(&env, grace, DSL, "dsl-json").join("chronology.json")).unwrap()).unwrap();
+    assert_eq!(json["holds"].as_array().map(Vec::len), Some(2), "{}", json["holds"]);
 
     // Asking for nobody, or as nobody, writes nothing.
     let r = env.haven(&["export", "Nobody Here", "--as", DSL, "--format", "pdf", "--out", "none"]);
