@@ -25,6 +25,10 @@ pub enum CertificateFormat {
     Pdf,
 }
 
+/// How long a disposal waits for the mailbox to delete its copies while it holds the database's
+/// write transaction open (SQLite's writers wait up to 30 s for it).
+const MAILBOX_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
 fn reference(id: i64) -> String {
     format!("D-{id:04}")
 }
@@ -378,18 +382,31 @@ pub async fn run(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let (own, shared) = incidents_in(app, &policy, pupil, &d.series).await?;
     let messages = app.store.messages_only_of(&own).await?;
     let plan = DisposalPlan { disposal: id, pupil, series: d.series.clone(), own, shared, messages };
-    let copies = delete_from_mailbox(app, &plan.messages).await?;
     // Whatever of another pupil's record is sealed under this pupil's own key is sealed under
     // the ring alone first, so destroying the key loses nothing of theirs.
     app.store.unseal_from_pupil(&plan.own, pupil, &sealer).await?;
     let kept_for = chrono::Duration::from_std(policy.disposal.backups_kept_for).unwrap_or(chrono::Duration::MAX);
     let expire: NaiveDate = now.checked_add_signed(kept_for).unwrap_or(now).with_timezone(&tz).date_naive();
+    // The database's deletions first, uncommitted: a database that cannot take them (a full
+    // disk) fails before the mailbox is touched. Then the mailbox's copies (bounded in time, so
+    // the daemon's writers waiting on this transaction are not held for long), then the log
+    // entry counting them, and one commit. A mailbox that cannot be reached rolls it all back.
     let mut tx = app.store.begin().await?;
-    let destroyed =
-        tx.carry_out_disposal(&plan, staff.id, now, expire, copies, sealer.has_pupil_key(pupil)).await.map_err(|e| match e {
-            crate::store::StoreError::Invalid(m) => CliError::Usage(m),
-            other => other.into(),
-        })?;
+    let mut destroyed = tx.carry_out_disposal(&plan, staff.id, now, sealer.has_pupil_key(pupil)).await.map_err(|e| match e {
+        crate::store::StoreError::Invalid(m) => CliError::Usage(m),
+        other => other.into(),
+    })?;
+    destroyed.mailbox_copies = match tokio::time::timeout(MAILBOX_TIME, delete_from_mailbox(app, &plan.messages)).await {
+        Ok(copies) => copies?,
+        Err(_) => {
+            return Err(CliError::Other(anyhow::anyhow!(
+                "the mailbox did not finish deleting the original messages within {} s; nothing was deleted from the database: \
+                 run it again once the mailbox answers",
+                MAILBOX_TIME.as_secs()
+            )));
+        }
+    };
+    tx.record_disposal(&plan, &destroyed, staff.id, now, expire).await?;
     tx.commit().await?;
     if destroyed.pupil_key {
         sealer.destroy_pupil_key(pupil).map_err(|e| {
