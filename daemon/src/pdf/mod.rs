@@ -19,6 +19,8 @@ pub enum Template {
     Chronology,
     /// A certificate of destruction (`haven dispose certificate N --format pdf`).
     DisposalCertificate,
+    /// The multi-agency chronology (`haven chronology PUPIL --format multiagency`).
+    MultiAgency,
 }
 
 impl Template {
@@ -26,6 +28,7 @@ impl Template {
         match self {
             Template::Chronology => include_str!("../../templates/pdf/chronology.typ"),
             Template::DisposalCertificate => include_str!("../../templates/pdf/disposal_certificate.typ"),
+            Template::MultiAgency => include_str!("../../templates/pdf/multiagency.typ"),
         }
     }
 }

@@ -19,6 +19,7 @@ mod health;
 mod keyring;
 mod lease;
 mod links;
+mod marks;
 mod migrations;
 mod outbox;
 mod outcomes;
@@ -44,6 +45,7 @@ pub use filing::{
 pub use health::{Component, HealthRecord, HealthState};
 pub use keyring::{KeyState, KeyWalk, LiveKeys};
 pub use lease::{LeaseConnection, LeaseState, holder_id, sqlite_file};
+pub use marks::{Mark, fields as mark_fields};
 pub use migrations::{MigrationState, migration_state};
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use outcomes::OutcomeRecorded;
