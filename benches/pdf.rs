@@ -23,6 +23,7 @@ fn doc(entries: usize) -> ExportDoc {
         exported_by: "Dana Lead <dsl@eaton.sch.example>".into(),
         manifest_sha256: Some("9f2c".repeat(16)),
         counts: format!("{entries} incidents, 0 follow-ups"),
+        holds: Vec::new(),
         pupil: CoverPupil {
             upn: "E100000000003".into(),
             name: "Amira Khan".into(),

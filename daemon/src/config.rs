@@ -1125,7 +1125,7 @@ maildir = "mail/outbox"
             .replace("[smtp]\n", "[smtp]\nport = \"x\"\n");
         let errs = Config::parse(&bad, Path::new("/x")).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:#?}");
-        assert_eq!(errs[0], "school.colour: unknown key; this section knows name, timezone, intake_address");
+        assert_eq!(errs[0], "school.colour: unknown key; this section knows name, timezone, intake_address, terms_file");
         assert!(errs.iter().any(|e| e.starts_with("smtp.port: invalid type: string \"x\"")), "{errs:#?}");
         assert!(errs.iter().any(|e| e.starts_with("intake.max_message_size: expected a size")), "{errs:#?}");
     }

@@ -138,10 +138,10 @@ impl Terms {
                 errors.push(format!("{at}: ends ({ends}) is before starts ({starts})"));
                 continue;
             }
-            if let Some((a, b)) = half_term {
-                if b < a || a < starts || b > ends {
-                    errors.push(format!("{at}: half_term [{a}, {b}] must run forwards inside the term ({starts} to {ends})"));
-                }
+            if let Some((a, b)) = half_term
+                && (b < a || a < starts || b > ends)
+            {
+                errors.push(format!("{at}: half_term [{a}, {b}] must run forwards inside the term ({starts} to {ends})"));
             }
             for d in closed.iter().filter(|d| !(starts..=ends).contains(*d)) {
                 errors.push(format!("{at}: closed: {d} is outside the term ({starts} to {ends})"));
