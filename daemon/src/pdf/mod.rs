@@ -17,12 +17,15 @@ use serde::Serialize;
 pub enum Template {
     /// One pupil's chronology (`haven export --format pdf`).
     Chronology,
+    /// The answer to a subject access request (`haven sar export`).
+    SubjectAccess,
 }
 
 impl Template {
     fn source(self) -> &'static str {
         match self {
             Template::Chronology => include_str!("../../templates/pdf/chronology.typ"),
+            Template::SubjectAccess => include_str!("../../templates/pdf/sar.typ"),
         }
     }
 }

@@ -26,6 +26,7 @@ mod plans;
 mod pupil_search;
 mod read;
 mod retention;
+mod sar;
 mod schedule;
 mod seal_clear;
 mod staff;
@@ -51,6 +52,7 @@ pub use outcomes::OutcomeRecorded;
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
+pub use sar::{Disclosure, IncidentTexts, NewSarItem, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, fields as sar_fields};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
