@@ -80,6 +80,18 @@ fell out last year. PRIVATE-KT-7731\r\n\
 \r\n\
 Kelly\r\n";
 
+/// Piotr writes to the intake address himself: not staff, so the message is quarantined, never
+/// filed; it is his personal data all the same.
+const PIOTR_DIRECT: &str = "From: Piotr Nowak <p.nowak@example.com>\r\n\
+To: safeguarding@eaton.sch.example\r\n\
+Subject: Please call me about Zofia\r\n\
+Date: Fri, 20 Nov 2026 18:00:00 +0000\r\n\
+Message-ID: <sar-test-piotr-direct@example.com>\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+\r\n\
+Please ring me after six. Reference PIOTR-DIRECT-42.\r\n";
+
 fn ingest(env: &HavenEnv, name: &str, raw: &str) {
     let path = env.path(name);
     std::fs::write(&path, raw).unwrap();
@@ -146,6 +158,7 @@ async fn a_parents_request_about_himself(backend: Backend) {
     let env = eaton_school(&db.url);
     ingest(&env, "piotr-2.eml", PIOTR_AGAIN);
     ingest(&env, "kelly-1.eml", KELLY_ABOUT_PIOTR);
+    ingest(&env, "piotr-direct.eml", PIOTR_DIRECT);
 
     // Someone outside the DSL team is refused, and nothing is opened.
     let open = ["sar", "open", "--subject", PIOTR, "--received", "2026-11-20", "--requester", "Piotr Nowak, by email"];
@@ -165,7 +178,7 @@ async fn a_parents_request_about_himself(backend: Backend) {
 
     // Collect: both his messages, and Kai's mother's message naming him.
     let out = ok(env.haven(&["sar", "collect", &id, "--by", DSL]), "collect");
-    assert!(out.contains("3 incident(s)"), "{out}");
+    assert!(out.contains("3 incident(s), 1 unfiled message(s)"), "{out}");
     assert!(out.contains("1 more hold(s) placed"), "the incident about Kai alone: {out}");
     fails(dispose_request(&env, KAI), 2, "nothing can be disposed of while a hold stands");
     let again = ok(env.haven(&["sar", "collect", &id, "--by", DSL]), "collect again");
@@ -175,6 +188,8 @@ async fn a_parents_request_about_himself(backend: Backend) {
     let first = all.iter().find(|(_, b)| b.contains("Zofia came home crying again on Friday")).expect("his first email is collected");
     let second = all.iter().find(|(_, b)| b.contains("Zofia felt braver walking in this morning")).expect("his second email is collected");
     let kelly = all.iter().find(|(_, b)| b.contains(KELLY_SECRET)).expect("the message naming him is collected");
+    let direct = all.iter().find(|(_, b)| b.contains("PIOTR-DIRECT-42")).expect("his quarantined message is collected");
+    assert!(direct.1.contains("(quarantined, never filed)") && direct.1.contains("dsl_only"), "{}", direct.1);
     for (_, b) in [first, second] {
         assert!(b.contains("third_party_pupil"), "another family's child is flagged: {b}");
         assert!(b.contains("From: Piotr Nowak <p.nowak@example.com>"), "{b}");
@@ -209,6 +224,29 @@ async fn a_parents_request_about_himself(backend: Backend) {
     );
     fails(env.haven(&["sar", "decide", &id, &first.0, "--withhold", "--reason", "x", "--by", DSL]), 2, "--exemption is needed");
     fails(env.haven(&["sar", "decide", &id, "999", "--disclose", "--reason", "x", "--by", DSL]), 2, "has no item 999");
+    fails(
+        env.haven(&["sar", "decide", &id, &kelly.0, "--withhold", "--exemption", "S3P4-serious-harm", "--reason", "x", "--by", DSL]),
+        2,
+        "say who was consulted (--consulted",
+    );
+    let consulted = [
+        "sar",
+        "decide",
+        &id,
+        &kelly.0,
+        "--withhold",
+        "--exemption",
+        "S3P4-serious-harm",
+        "--reason",
+        "x",
+        "--consulted",
+        "CSC duty desk, 1 Dec: opposes disclosure",
+        "--by",
+        DSL,
+    ];
+    ok(env.haven(&consulted), "decided with a consultation");
+    let shown = items(&env, &id).into_iter().find(|(n, _)| n == &kelly.0).unwrap().1;
+    assert!(shown.contains("withhold (S3P4-serious-harm)") && shown.contains("consulted: CSC duty desk, 1 Dec"), "{shown}");
     let pdf = env.path("sar.pdf");
     fails(env.haven(&["sar", "export", &id, "--out", pdf.to_str().unwrap(), "--by", DSL]), 2, "item(s) undecided (1, 2, 3");
     assert!(!pdf.exists());
@@ -233,6 +271,7 @@ async fn a_parents_request_about_himself(backend: Backend) {
     let text = pdftotext(&pdf);
     assert!(text.contains("Zofia came home crying again on Friday"), "{text}");
     assert!(text.contains("Zofia felt braver walking in this morning"), "{text}");
+    assert!(text.contains("PIOTR-DIRECT-42"), "{text}");
     assert!(text.contains("[withheld:"), "{text}");
     assert!(!text.contains("Kai Turner") && !text.contains("Kelly Turner"), "redacted names are gone: {text}");
     assert!(!text.contains(KELLY_SECRET) && !text.contains("fell out last year"), "the withheld item's words are gone: {text}");

@@ -501,6 +501,13 @@ enum SarCommand {
         /// Why (kept sealed, in the disclosure log).
         #[arg(long)]
         reason: String,
+        /// Who was consulted (social care, the police), when, and what they said: needed for an
+        /// item of child abuse data and a serious-harm or best-interests decision (kept sealed).
+        #[arg(long, value_name = "TEXT", conflicts_with = "no_consultation_reason")]
+        consulted: Option<String>,
+        /// Or why nobody was consulted.
+        #[arg(long, value_name = "TEXT")]
+        no_consultation_reason: Option<String>,
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
@@ -575,7 +582,7 @@ async fn sar(app: &cli::App, command: SarCommand) -> Result<String, CliError> {
         SarCommand::Close { id, by } => sar::close(app, id, &by).await,
         SarCommand::Collect { id, by } => sar_items::collect(app, id, &by).await,
         SarCommand::Items { id, by } => sar_items::items(app, id, &by).await,
-        SarCommand::Decide { id, item, disclose: _, withhold, redact, exemption, reason, by } => {
+        SarCommand::Decide { id, item, disclose: _, withhold, redact, exemption, reason, consulted, no_consultation_reason, by } => {
             let choice = if !redact.is_empty() {
                 sar_items::Choice::Redact(redact)
             } else if withhold {
@@ -583,8 +590,17 @@ async fn sar(app: &cli::App, command: SarCommand) -> Result<String, CliError> {
             } else {
                 sar_items::Choice::Disclose
             };
-            sar_items::decide(app, sar_items::DecideRequest { id, item, choice, exemption: exemption.as_deref(), reason: &reason, by: &by })
-                .await
+            let req = sar_items::DecideRequest {
+                id,
+                item,
+                choice,
+                exemption: exemption.as_deref(),
+                reason: &reason,
+                consulted: consulted.as_deref(),
+                no_consultation: no_consultation_reason.as_deref(),
+                by: &by,
+            };
+            sar_items::decide(app, req).await
         }
         SarCommand::Export { id, out, by } => sar_export::export(app, id, &out, &by).await,
         SarCommand::Verify { id, file, by } => sar_export::verify(app, id, file.as_deref(), &by).await,

@@ -42,8 +42,8 @@ CREATE TABLE sar_items (
     id           BIGSERIAL PRIMARY KEY,
     sar_id       BIGINT NOT NULL REFERENCES sar_requests(id),
     item         BIGINT NOT NULL,
-    kind         TEXT NOT NULL CHECK (kind IN ('incident', 'alert', 'audit')),
-    -- The incident, outbox row or audit subject it was taken from ("incident:12", "pupil:3").
+    kind         TEXT NOT NULL CHECK (kind IN ('incident', 'message', 'alert', 'audit')),
+    -- The incident, unfiled message or audit subject it was taken from ("incident:12", "message:7", "pupil:3").
     source       TEXT NOT NULL,
     item_us      BIGINT NOT NULL,
     flags        TEXT NOT NULL,          -- comma-separated, no content
@@ -53,6 +53,9 @@ CREATE TABLE sar_items (
     exemption    TEXT,
     redactions   TEXT,                   -- sealed JSON list of the texts withheld
     reason       TEXT,                   -- sealed
+    -- Who was consulted (social care, the police) or why nobody was: sealed; required for an
+    -- item of child abuse data and for a serious-harm decision.
+    consulted    TEXT,
     decided_by   BIGINT REFERENCES staff(id),
     decided_us   BIGINT,
     UNIQUE (sar_id, item),

@@ -23,6 +23,8 @@ struct Logged {
     decision: String,
     exemption: Option<String>,
     redacted_texts: usize,
+    /// Whether the decision records a consultation (or why there was none).
+    consultation_recorded: bool,
     sha256_collected: String,
 }
 
@@ -78,6 +80,7 @@ pub async fn export(app: &App, id: i64, out: &Path, by: &str) -> Result<String, 
             decision: decision.as_str().into(),
             exemption: exemption.map(|e| e.code().to_string()),
             redacted_texts: redactions.len(),
+            consultation_recorded: it.sealed_consulted.is_some(),
             sha256_collected: it.sha256.clone(),
         });
         decided.push(Decided { item: it.item, kind: it.kind, content, decision, exemption, redactions });

@@ -5,8 +5,10 @@
 //! Collect gathers first and excludes nothing (the ICO's order: gather, then apply
 //! exemptions): for a pupil, their chronology at every visibility; for an adult, every incident
 //! whose message they sent or that names them (their address or their full name, in the
-//! note, the subject or the text); then the emails Haven sent about those incidents and the
-//! audit trail of each incident (and of the pupil's record). Each item is a sealed snapshot,
+//! note, the subject or the text); the messages kept but never filed (awaiting triage,
+//! quarantined), read again from their sealed raw bytes, that the subject sent or that name
+//! them; then the emails Haven sent about those incidents and the audit trail of each incident
+//! (and of the pupil's record). Each item is a sealed snapshot,
 //! so what is decided is what is exported. Running it again adds only what is new.
 
 use super::chronology::{Chronology, Entry, View, open_entry, pupils_line};
@@ -81,6 +83,87 @@ async fn incidents_of_adult(app: &App, sealer: &Sealer, email: &str, name: Optio
         }
     }
     Ok(found)
+}
+
+/// "Piotr Nowak <p.nowak@example.com>"
+fn address_line(a: &crate::message::Address) -> String {
+    match &a.name {
+        Some(n) if !n.trim().is_empty() => format!("{n} <{}>", a.address),
+        _ => a.address.clone(),
+    }
+}
+
+/// A message never filed, read again from its sealed raw bytes, when the subject sent it or it
+/// names them: its content and who it came from.
+struct Unfiled {
+    id: i64,
+    at: DateTime<Utc>,
+    content: ItemContent,
+    sender: Option<String>,
+}
+
+/// The messages awaiting triage or quarantined that the subject sent (an adult) or that name
+/// them (their address or full name).
+async fn unfiled_of(app: &App, sealer: &Sealer, subject: &Subject, tz: Tz) -> Result<Vec<Unfiled>, CliError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = app.store.unfiled_messages(after, 200).await?;
+        let Some(last) = page.last().map(|m| m.id) else { break };
+        after = last;
+        for m in page {
+            let raw = sealer.open(fields::RAW, &m.sealed_raw).map_err(|e| CliError::Other(anyhow::anyhow!("message {}: {e}", m.id)))?;
+            let Ok(msg) = crate::read::read_message(&raw) else { continue };
+            let original = msg.forwarded.as_ref();
+            let senders: Vec<&str> =
+                [msg.from.as_ref(), original.and_then(|f| f.from.as_ref())].into_iter().flatten().map(|a| a.address.as_str()).collect();
+            let mut words = vec![msg.subject.clone().unwrap_or_default(), msg.note.clone().unwrap_or_default(), msg.text.clone()];
+            if let Some(f) = original {
+                words.push(f.body.clone());
+                words.push(f.subject.clone().unwrap_or_default());
+            }
+            let words = words.join("\n");
+            let sent = subject.email.as_deref().is_some_and(|e| senders.iter().any(|s| s.eq_ignore_ascii_case(e)));
+            let named =
+                subject.email.as_deref().is_some_and(|e| occurs(&words, e)) || subject.name.as_deref().is_some_and(|n| occurs(&words, n));
+            if !sent && !named {
+                continue;
+            }
+            let fact = |label: &str, value: String| Fact { label: label.into(), value };
+            let mut facts = Vec::new();
+            facts.extend(msg.from.as_ref().map(|a| fact("From", address_line(a))));
+            if !msg.to.is_empty() {
+                facts.push(fact("To", msg.to.iter().map(address_line).collect::<Vec<_>>().join(", ")));
+            }
+            facts.extend(msg.subject.clone().map(|s| fact("Subject", s)));
+            if let Some(f) = original {
+                facts.extend(f.from.as_ref().map(|a| fact("Forwarded from", address_line(a))));
+                facts.extend(f.subject.clone().map(|s| fact("Forwarded subject", s)));
+            }
+            let mut parts = Vec::new();
+            if let Some(n) = msg.note.as_deref().filter(|n| !n.trim().is_empty()) {
+                parts.push(format!("Note:\n{}", n.trim_end()));
+            }
+            let body = original.map_or(msg.text.as_str(), |f| f.body.as_str());
+            if !body.trim().is_empty() && msg.note.as_deref().map(str::trim) != Some(body.trim()) {
+                parts.push(format!("Message:\n{}", body.trim_end()));
+            }
+            let at = original.and_then(|f| f.date).or(msg.date).map_or(m.received_at, |d| d.with_timezone(&Utc));
+            let state = if m.state == "quarantined" { "quarantined" } else { "awaiting triage" };
+            out.push(Unfiled {
+                id: m.id,
+                at,
+                content: ItemContent {
+                    title: format!("Message #{} ({state}, never filed)", m.id),
+                    date: local(at, tz),
+                    facts,
+                    text: (!parts.is_empty()).then(|| parts.join("\n\n")),
+                },
+                sender: original.and_then(|f| f.from.as_ref()).or(msg.from.as_ref()).map(|a| a.address.clone()),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// A pupil's chronology, opened, as the chronology view builds it.
@@ -262,6 +345,32 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
         }
         trails.push((format!("incident:{incident}"), format!("Audit trail of incident #{incident}")));
     }
+    // Messages kept but never filed: sent by the subject or naming them.
+    let unfiled = unfiled_of(app, &sealer, &subject, tz).await?;
+    for m in &unfiled {
+        let text = m.content.all_text();
+        let f = flags::flags(&Facts {
+            visibility: "dsl-team",
+            safeguarding: false,
+            pupils: &[],
+            own_pupils: &subject.own_pupils,
+            text: &text,
+            original_from: m.sender.as_deref(),
+            subject_email: subject.email.as_deref(),
+            from_staff: m.sender.as_deref().is_some_and(|f| dir.staff.iter().any(|s| s.emails.iter().any(|x| x.eq_ignore_ascii_case(f)))),
+            other_pupil_names: &other_pupil_names,
+            other_adults: &other_adults,
+        });
+        let (sealed, sha) = seal_item(&sealer, &r, &m.content);
+        items.push(NewSarItem {
+            kind: "message",
+            source: format!("message:{}", m.id),
+            at: m.at,
+            flags: flags::join(&f),
+            sealed_content: sealed,
+            sha256: sha,
+        });
+    }
     for (about, title) in trails {
         let entries = app.store.audit_about(&about).await?;
         let Some(first) = entries.first() else { continue };
@@ -297,12 +406,13 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     tx.commit().await?;
     let count = |k: &str| items.iter().filter(|i| i.kind == k).count();
     Ok(format!(
-        "request #{id} ({}): {} item(s) gathered, {added} of them new: {} incident(s), {} list(s) of emails, {} audit trail(s); \
+        "request #{id} ({}): {} item(s) gathered, {added} of them new: {} incident(s), {} unfiled message(s), {} list(s) of emails, {} audit trail(s); \
          {flagged} incident(s) flagged for review; {new_holds} more hold(s) placed. Next: `haven sar items {id} --by EMAIL`, \
          then decide each item with `haven sar decide {id} ITEM …`",
         reference(id),
         items.len(),
         count("incident"),
+        count("message"),
         count("alert"),
         count("audit"),
     ))
@@ -369,7 +479,12 @@ pub async fn items(app: &App, id: i64, by: &str) -> Result<String, CliError> {
                 .unwrap_or_default();
             let redactions = open_redactions(&sealer, it.sealed_redactions.as_deref(), it.item)?;
             let texts = if redactions.is_empty() { String::new() } else { format!("; withheld texts: {}", redactions.join(" | ")) };
-            s.push_str(&format!("  decided {} by {}: {reason}{texts}\n", local(at, tz), staff_name(&dir, who)));
+            let consulted = it
+                .sealed_consulted
+                .as_deref()
+                .map(|c| format!("; {}", sealer.open_text(sar_fields::CONSULTED, c).unwrap_or_else(|_| "(unreadable)".into())))
+                .unwrap_or_default();
+            s.push_str(&format!("  decided {} by {}: {reason}{texts}{consulted}\n", local(at, tz), staff_name(&dir, who)));
         }
         out.push(s);
     }
@@ -389,7 +504,17 @@ pub struct DecideRequest<'a> {
     pub choice: Choice,
     pub exemption: Option<&'a str>,
     pub reason: &'a str,
+    /// Who was consulted (social care, the police), when, and what they said.
+    pub consulted: Option<&'a str>,
+    /// Or why nobody was.
+    pub no_consultation: Option<&'a str>,
     pub by: &'a str,
+}
+
+/// What the record says about consultation, when it was given.
+fn consultation(req: &DecideRequest<'_>) -> Option<String> {
+    let some = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    some(req.consulted).map(|c| format!("consulted: {c}")).or_else(|| some(req.no_consultation).map(|r| format!("not consulted: {r}")))
 }
 
 pub async fn decide(app: &App, req: DecideRequest<'_>) -> Result<String, CliError> {
@@ -429,6 +554,23 @@ pub async fn decide(app: &App, req: DecideRequest<'_>) -> Result<String, CliErro
             items.len()
         )));
     };
+    // Local procedures consult social care or the police before deciding on child abuse data or
+    // serious harm; the record says who, or why nobody was.
+    let consulted = consultation(&req);
+    let abuse = it.flags.split(',').any(|f| f == Flag::ChildAbuseData.as_str());
+    let harm = matches!(exemption, Some(Exemption::SeriousHarm | Exemption::ChildAbuse));
+    if consulted.is_none() && (abuse || harm) {
+        return Err(CliError::Usage(format!(
+            "item {} {}: say who was consulted (--consulted \"PC 1234, 2 Dec: opposes disclosure\") or why nobody was \
+             (--no-consultation-reason …); nothing was done",
+            req.item,
+            if abuse {
+                "may hold child abuse data (flag child_abuse_data)"
+            } else {
+                "is decided on serious harm or a child's best interests"
+            }
+        )));
+    }
     let mut redactions = None;
     if let Choice::Redact(texts) = &req.choice {
         let texts: Vec<String> = texts.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
@@ -454,6 +596,7 @@ pub async fn decide(app: &App, req: DecideRequest<'_>) -> Result<String, CliErro
             exemption: exemption.map(|e| e.code()),
             sealed_redactions: redactions,
             sealed_reason: sealer.seal_text(sar_fields::REASON, req.reason.trim()),
+            sealed_consulted: consulted.map(|c| sealer.seal_text(sar_fields::CONSULTED, &c)),
             by: staff.id,
             at: now,
         },

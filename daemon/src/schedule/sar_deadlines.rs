@@ -84,10 +84,16 @@ pub async fn remind(store: &Store, settings: &ScheduleSettings, now: DateTime<Ut
         .map(|s| (s.id, s.email().to_string()))
         .collect();
     for (r, stage) in &due {
+        let emails: Vec<OutboxRecord> = recipients.iter().map(|(id, to)| reminder(r, *stage, *id, to, settings, today)).collect();
+        // Every pass sees the request in its stage: look before taking the write lock.
+        let ids: Vec<String> = emails.iter().map(|e| e.email_message_id.clone()).collect();
+        if store.emails_queued(&ids).await? == ids.len() {
+            continue;
+        }
         let mut tx = store.begin().await?;
         let mut queued = 0;
-        for (id, to) in &recipients {
-            if tx.queue_email(None, &reminder(r, *stage, *id, to, settings, today), now).await? {
+        for email in &emails {
+            if tx.queue_email(None, email, now).await? {
                 queued += 1;
             }
         }

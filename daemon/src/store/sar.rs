@@ -15,6 +15,7 @@ pub mod fields {
     pub const ITEM: &str = "sar.item";
     pub const REDACTIONS: &str = "sar.redactions";
     pub const REASON: &str = "sar.reason";
+    pub const CONSULTED: &str = "sar.consulted";
     pub const COPY: &str = "sar.copy";
 }
 
@@ -69,6 +70,7 @@ pub struct SarItem {
     pub exemption: Option<String>,
     pub sealed_redactions: Option<String>,
     pub sealed_reason: Option<String>,
+    pub sealed_consulted: Option<String>,
     pub decided: Option<(i64, DateTime<Utc>)>,
 }
 
@@ -91,6 +93,7 @@ pub struct SarDecision<'a> {
     pub exemption: Option<&'a str>,
     pub sealed_redactions: Option<String>,
     pub sealed_reason: String,
+    pub sealed_consulted: Option<String>,
     pub by: i64,
     pub at: DateTime<Utc>,
 }
@@ -119,6 +122,15 @@ pub struct SentEmail {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// A message kept but never filed as an incident (awaiting triage, quarantined), raw bytes sealed.
+#[derive(Debug, Clone)]
+pub struct UnfiledMessage {
+    pub id: i64,
+    pub state: String,
+    pub received_at: DateTime<Utc>,
+    pub sealed_raw: Vec<u8>,
+}
+
 /// An incident's sealed texts, for finding what an adult sent or is named in.
 #[derive(Debug, Clone)]
 pub struct IncidentTexts {
@@ -134,7 +146,7 @@ const REQUEST_COLUMNS: &str = "id, subject_kind, pupil_id, subject_email, reques
      extend_reason, extended_by, extended_us, state, opened_by, opened_us, closed_by, closed_us";
 
 const ITEM_COLUMNS: &str = "item, kind, source, item_us, flags, content, sha256, decision, exemption, redactions, reason, \
-     decided_by, decided_us";
+     consulted, decided_by, decided_us";
 
 fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
@@ -196,6 +208,7 @@ macro_rules! sar_row {
                     exemption: self.try_get("exemption")?,
                     sealed_redactions: self.try_get("redactions")?,
                     sealed_reason: self.try_get("reason")?,
+                    sealed_consulted: self.try_get("consulted")?,
                     decided: by.zip(at.map(from_us)),
                 })
             }
@@ -299,6 +312,42 @@ impl Store {
         .collect())
     }
 
+    /// How many of the emails with these Message-IDs have been queued already.
+    pub async fn emails_queued(&self, message_ids: &[String]) -> Result<usize> {
+        let mut n = 0;
+        for id in message_ids {
+            let found: i64 = on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE email_message_id = $1")
+                .bind(id)
+                .fetch_one(p)
+                .await?);
+            n += usize::from(found > 0);
+        }
+        Ok(n)
+    }
+
+    /// The messages awaiting triage or quarantined, with their sealed raw bytes, after id
+    /// `after`, `limit` at a time.
+    pub async fn unfiled_messages(&self, after: i64, limit: i64) -> Result<Vec<UnfiledMessage>> {
+        on_pool!(self, |p| sqlx::query(
+            "SELECT m.id, m.state, m.received_us, b.data FROM messages m JOIN blobs b ON b.sha256 = m.sha256 \
+             WHERE m.state IN ('awaiting_triage', 'quarantined') AND m.id > $1 ORDER BY m.id LIMIT $2"
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(UnfiledMessage {
+                id: r.try_get("id")?,
+                state: r.try_get("state")?,
+                received_at: from_us(r.try_get("received_us")?),
+                sealed_raw: r.try_get("data")?,
+            })
+        })
+        .collect())
+    }
+
     /// Every incident's sealed texts, in pages of `limit` after id `after`: what `haven sar
     /// collect` opens to find what an adult sent or is named in (nothing indexes free text).
     pub async fn incident_texts(&self, after: i64, limit: i64) -> Result<Vec<IncidentTexts>> {
@@ -341,9 +390,8 @@ impl Tx {
             SarSubject::Pupil(p) => ("pupil", Some(*p), None),
             SarSubject::Adult(e) => ("adult", None, Some(e.as_str())),
         };
-        let id: i64 =
-            on_tx!(self, |c| {
-                sqlx::query(
+        let id: i64 = on_tx!(self, |c| {
+            sqlx::query(
             "INSERT INTO sar_requests (subject_kind, pupil_id, subject_email, requester, received_on, due_on, state, opened_by, opened_us) \
              VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id"
         )
@@ -358,7 +406,7 @@ impl Tx {
         .fetch_one(&mut *c)
         .await?
         .try_get("id")?
-            });
+        });
         let about = pupil.map_or_else(|| "adult".to_string(), |p| format!("pupil:{p}"));
         self.append_audit(
             at,
@@ -464,8 +512,8 @@ impl Tx {
     /// Records an item's decision (a later one replaces it); false when there is no such item.
     pub async fn decide_sar_item(&mut self, sar: i64, d: &SarDecision<'_>) -> Result<bool> {
         let n = on_tx!(self, |c| sqlx::query(
-            "UPDATE sar_items SET decision = $3, exemption = $4, redactions = $5, reason = $6, decided_by = $7, decided_us = $8 \
-             WHERE sar_id = $1 AND item = $2"
+            "UPDATE sar_items SET decision = $3, exemption = $4, redactions = $5, reason = $6, decided_by = $7, decided_us = $8, \
+             consulted = $9 WHERE sar_id = $1 AND item = $2"
         )
         .bind(sar)
         .bind(d.item)
@@ -475,6 +523,7 @@ impl Tx {
         .bind(&d.sealed_reason)
         .bind(d.by)
         .bind(to_us(d.at))
+        .bind(d.sealed_consulted.as_deref())
         .execute(&mut *c)
         .await?
         .rows_affected());
