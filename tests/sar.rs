@@ -281,6 +281,13 @@ async fn a_parents_request_about_himself(backend: Backend) {
     let v = ok(env.haven(&["sar", "verify", &id, "--file", pdf.to_str().unwrap(), "--by", DSL]), "verify");
     assert!(v.contains("disclosure #1 of SAR-") && v.contains("intact") && v.contains("is exactly what disclosure #1 sent"), "{v}");
     fails(env.haven(&["sar", "verify", &id, "--by", TEACHER]), 2, "only the DSL team or the data protection officer");
+    // A key rotation re-seals the request, its items and the stored copy: with the old key
+    // retired they all still open, and the copy still verifies.
+    let rotated = ok(env.haven(&["key", "rotate"]), "key rotate");
+    let old = rotated.split("`haven key retire ").nth(1).and_then(|t| t.split('`').next()).expect("the old key's id").to_string();
+    ok(env.haven(&["key", "retire", &old]), "retire the old key");
+    assert!(items(&env, &id).iter().any(|(_, b)| b.contains("Zofia came home crying again on Friday")));
+    ok(env.haven(&["sar", "verify", &id, "--by", DSL]), "verify after rotation");
     tamper(&db).await;
     fails(env.haven(&["sar", "verify", &id, "--by", DSL]), 65, "the stored copy does not open");
 
