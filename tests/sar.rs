@@ -384,6 +384,50 @@ async fn deadlines_extensions_reminders_and_bad_input(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A pupil's own request, answered and closed; the pupil is later disposed of. The items
+/// collected (copies of their records, under their own key) go with them, and the keyring's
+/// walks still open every value, so a later rotation is not stopped by them.
+async fn a_disposed_pupils_request_leaves_no_copies(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = eaton_school(&db.url);
+    let text = haven::retention::DEFAULT_FILE.replace("cooling_off = \"14d\"", "cooling_off = \"0s\"");
+    std::fs::write(env.path("retention.toml"), text).unwrap();
+    const GRACE: &str = "E100000000006";
+    let id = number(&ok(env.haven(&["sar", "open", "--subject", GRACE, "--received", "2026-11-20", "--by", DSL]), "open"));
+    let out = ok(env.haven(&["sar", "collect", &id, "--by", DSL]), "collect");
+    assert!(out.contains("2 incident(s)"), "the DSL-only call and the room search she witnessed: {out}");
+    let all = items(&env, &id);
+    assert!(all.iter().any(|(_, b)| b.contains("dsl_only") && b.contains("child_abuse_data")), "{all:?}");
+    for (n, block) in &all {
+        let mut cmd = vec!["sar", "decide", &id, n.as_str(), "--disclose", "--reason", "hers"];
+        if block.contains("child_abuse_data") {
+            cmd.extend(["--no-consultation-reason", "she asked herself; nothing from an agency"]);
+        }
+        cmd.extend(["--by", DSL]);
+        ok(env.haven(&cmd), "decide");
+    }
+    ok(env.haven(&["sar", "export", &id, "--out", env.path("grace.pdf").to_str().unwrap(), "--by", DSL]), "export");
+    ok(env.haven(&["sar", "close", &id, "--by", DSL]), "close");
+
+    for series in ["child_protection_file", "pastoral"] {
+        let review = ["retention", "review", GRACE, "--series", series, "--decision", "destroy", "--reason", "past retention", "--by", DSL];
+        ok(env.haven(&review), "destroy decision");
+        let out = ok(env.haven(&["dispose", "request", GRACE, "--series", series, "--by", DSL, "--reason", "reviewed"]), "request");
+        let disposal = number(&out);
+        ok(env.haven(&["dispose", "approve", &disposal, "--by", "head@eaton.sch.example"]), "approve");
+        ok(env.haven(&["dispose", "run", &disposal, "--by", DSL]), "run");
+    }
+    let left: i64 = match &db.store {
+        haven::store::Store::Sqlite(p) => sqlx::query_scalar("SELECT COUNT(*) FROM sar_items").fetch_one(p).await.unwrap(),
+        haven::store::Store::Postgres(p) => sqlx::query_scalar("SELECT COUNT(*) FROM sar_items").fetch_one(p).await.unwrap(),
+    };
+    assert_eq!(left, 0, "her request's items went with her");
+    ok(env.haven(&["key", "verify"]), "every value left still opens");
+    ok(env.haven(&["key", "rotate"]), "a rotation is not stopped");
+    ok(env.haven(&["audit", "verify"]), "audit verify");
+    db.cleanup().await;
+}
+
 /// (recipient, subject, body) of every reminder queued.
 async fn outbox(db: &TestDb) -> Vec<(String, String, String)> {
     const SQL: &str = "SELECT recipient, subject, body FROM outbox WHERE purpose = 'reminder' ORDER BY id";
@@ -393,4 +437,4 @@ async fn outbox(db: &TestDb) -> Vec<(String, String, String)> {
     }
 }
 
-backend_tests!(a_parents_request_about_himself, deadlines_extensions_reminders_and_bad_input);
+backend_tests!(a_parents_request_about_himself, deadlines_extensions_reminders_and_bad_input, a_disposed_pupils_request_leaves_no_copies);
