@@ -398,14 +398,27 @@ async fn a_disposed_pupils_request_leaves_no_copies(backend: Backend) {
     assert!(out.contains("2 incident(s)"), "the DSL-only call and the room search she witnessed: {out}");
     let all = items(&env, &id);
     assert!(all.iter().any(|(_, b)| b.contains("dsl_only") && b.contains("child_abuse_data")), "{all:?}");
-    for (n, block) in &all {
-        let mut cmd = vec!["sar", "decide", &id, n.as_str(), "--disclose", "--reason", "hers"];
-        if block.contains("child_abuse_data") {
-            cmd.extend(["--no-consultation-reason", "she asked herself; nothing from an agency"]);
-        }
-        cmd.extend(["--by", DSL]);
-        ok(env.haven(&cmd), "decide");
-    }
+    // Several items at once: one decision, one reason, each recorded.
+    let range = format!("1-{}", all.len());
+    fails(env.haven(&["sar", "decide", &id, &range, "--disclose", "--reason", "hers", "--by", DSL]), 2, "say who was consulted");
+    fails(env.haven(&["sar", "decide", &id, "3-1", "--disclose", "--reason", "hers", "--by", DSL]), 2, "is not a list of item numbers");
+    let out = ok(
+        env.haven(&[
+            "sar",
+            "decide",
+            &id,
+            &range,
+            "--disclose",
+            "--reason",
+            "hers",
+            "--no-consultation-reason",
+            "she asked herself; nothing from an agency",
+            "--by",
+            DSL,
+        ]),
+        "decide all",
+    );
+    assert!(out.contains("0 item(s) still undecided"), "{out}");
     ok(env.haven(&["sar", "export", &id, "--out", env.path("grace.pdf").to_str().unwrap(), "--by", DSL]), "export");
     ok(env.haven(&["sar", "close", &id, "--by", DSL]), "close");
 

@@ -471,8 +471,8 @@ enum SarCommand {
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
-    /// Decide one item: disclose it, withhold it, or disclose it with texts withheld, each
-    /// withholding under an exemption code, always with a reason.
+    /// Decide one item (or several): disclose it, withhold it, or disclose it with texts
+    /// withheld, each withholding under an exemption code, always with a reason.
     #[command(
         group(clap::ArgGroup::new("choice").required(true).args(["disclose", "withhold", "redact"])),
         after_help = format!(
@@ -484,8 +484,9 @@ enum SarCommand {
     Decide {
         /// The request's number.
         id: i64,
-        /// The item's number (`haven sar items`).
-        item: i64,
+        /// The item's number (`haven sar items`), or several: 1,4 or 2-9 (the same decision for each).
+        #[arg(value_name = "ITEMS")]
+        item: String,
         /// Disclose the item as it is.
         #[arg(long)]
         disclose: bool,
@@ -590,9 +591,10 @@ async fn sar(app: &cli::App, command: SarCommand) -> Result<String, CliError> {
             } else {
                 sar_items::Choice::Disclose
             };
+            let items = haven::sar::parse_items(&item).map_err(|e| CliError::Usage(format!("{e}; nothing was done")))?;
             let req = sar_items::DecideRequest {
                 id,
-                item,
+                items,
                 choice,
                 exemption: exemption.as_deref(),
                 reason: &reason,

@@ -500,7 +500,8 @@ pub enum Choice {
 
 pub struct DecideRequest<'a> {
     pub id: i64,
-    pub item: i64,
+    /// The items, each once, in order (`crate::sar::parse_items`).
+    pub items: Vec<i64>,
     pub choice: Choice,
     pub exemption: Option<&'a str>,
     pub reason: &'a str,
@@ -547,29 +548,34 @@ pub async fn decide(app: &App, req: DecideRequest<'_>) -> Result<String, CliErro
         return Err(CliError::Usage(format!("request #{id} is closed; nothing was done")));
     }
     let items = app.store.sar_items(id).await?;
-    let Some(it) = items.iter().find(|i| i.item == req.item) else {
-        return Err(CliError::Usage(format!(
-            "request #{id} has no item {} (it has {}; see `haven sar items {id}`); nothing was done",
-            req.item,
-            items.len()
-        )));
-    };
+    let mut chosen = Vec::new();
+    for n in &req.items {
+        let Some(it) = items.iter().find(|i| i.item == *n) else {
+            return Err(CliError::Usage(format!(
+                "request #{id} has no item {n} (it has {}; see `haven sar items {id}`); nothing was done",
+                items.len()
+            )));
+        };
+        chosen.push(it);
+    }
     // Local procedures consult social care or the police before deciding on child abuse data or
     // serious harm; the record says who, or why nobody was.
     let consulted = consultation(&req);
-    let abuse = it.flags.split(',').any(|f| f == Flag::ChildAbuseData.as_str());
     let harm = matches!(exemption, Some(Exemption::SeriousHarm | Exemption::ChildAbuse));
-    if consulted.is_none() && (abuse || harm) {
-        return Err(CliError::Usage(format!(
-            "item {} {}: say who was consulted (--consulted \"PC 1234, 2 Dec: opposes disclosure\") or why nobody was \
-             (--no-consultation-reason …); nothing was done",
-            req.item,
-            if abuse {
-                "may hold child abuse data (flag child_abuse_data)"
-            } else {
-                "is decided on serious harm or a child's best interests"
-            }
-        )));
+    for it in &chosen {
+        let abuse = it.flags.split(',').any(|f| f == Flag::ChildAbuseData.as_str());
+        if consulted.is_none() && (abuse || harm) {
+            return Err(CliError::Usage(format!(
+                "item {} {}: say who was consulted (--consulted \"PC 1234, 2 Dec: opposes disclosure\") or why nobody was \
+                 (--no-consultation-reason …); nothing was done",
+                it.item,
+                if abuse {
+                    "may hold child abuse data (flag child_abuse_data)"
+                } else {
+                    "is decided on serious harm or a child's best interests"
+                }
+            )));
+        }
     }
     let mut redactions = None;
     if let Choice::Redact(texts) = &req.choice {
@@ -577,36 +583,40 @@ pub async fn decide(app: &App, req: DecideRequest<'_>) -> Result<String, CliErro
         if texts.is_empty() {
             return Err(CliError::Usage("--redact needs the text to withhold; nothing was done".into()));
         }
-        let content = open_item(&sealer, &it.sealed_content, it.item)?;
-        let all = content.all_text();
-        if let Some(missing) = texts.iter().find(|t| !occurs(&all, t)) {
-            return Err(CliError::Usage(format!(
-                "--redact {missing:?} does not occur in item {} (see `haven sar items {id}`); nothing was done",
-                req.item
-            )));
+        for it in &chosen {
+            let all = open_item(&sealer, &it.sealed_content, it.item)?.all_text();
+            if let Some(missing) = texts.iter().find(|t| !occurs(&all, t)) {
+                return Err(CliError::Usage(format!(
+                    "--redact {missing:?} does not occur in item {} (see `haven sar items {id}`); nothing was done",
+                    it.item
+                )));
+            }
         }
         redactions = Some(sealer.seal_text(sar_fields::REDACTIONS, &serde_json::to_string(&texts).unwrap_or_default()));
     }
+    let reason = sealer.seal_text(sar_fields::REASON, req.reason.trim());
+    let consulted = consulted.map(|c| sealer.seal_text(sar_fields::CONSULTED, &c));
     let mut tx = app.store.begin().await?;
-    tx.decide_sar_item(
-        id,
-        &SarDecision {
-            item: req.item,
+    for it in &chosen {
+        let d = SarDecision {
+            item: it.item,
             decision: decision.as_str(),
             exemption: exemption.map(|e| e.code()),
-            sealed_redactions: redactions,
-            sealed_reason: sealer.seal_text(sar_fields::REASON, req.reason.trim()),
-            sealed_consulted: consulted.map(|c| sealer.seal_text(sar_fields::CONSULTED, &c)),
+            sealed_redactions: redactions.clone(),
+            sealed_reason: reason.clone(),
+            sealed_consulted: consulted.clone(),
             by: staff.id,
             at: now,
-        },
-    )
-    .await?;
+        };
+        tx.decide_sar_item(id, &d).await?;
+    }
     tx.commit().await?;
-    let left = items.iter().filter(|i| i.decision.is_none() && i.item != req.item).count();
+    let left = items.iter().filter(|i| i.decision.is_none() && !req.items.contains(&i.item)).count();
+    let numbers: Vec<String> = req.items.iter().map(|n| n.to_string()).collect();
     Ok(format!(
-        "item {} of request #{id}: {}{}; {left} item(s) still undecided",
-        req.item,
+        "{} {} of request #{id}: {}{}; {left} item(s) still undecided",
+        if numbers.len() == 1 { "item" } else { "items" },
+        numbers.join(", "),
         match decision {
             Decision::Disclose => "disclosed",
             Decision::Withhold => "withheld",

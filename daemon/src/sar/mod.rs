@@ -127,6 +127,26 @@ impl Decision {
     }
 }
 
+/// Item numbers as written on the command line: `3`, `1,4`, `2-9`, `1-3,7`. Each once, in order.
+pub fn parse_items(s: &str) -> Result<Vec<i64>, String> {
+    let bad = || format!("{s:?} is not a list of item numbers (e.g. 3, 1,4 or 2-9)");
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let (a, b): (i64, i64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+        if a < 1 || b < a || b - a > 10_000 {
+            return Err(bad());
+        }
+        out.extend(a..=b);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
 /// "SAR-0007": a request's reference on its bundle and in messages.
 pub fn reference(id: i64) -> String {
     format!("SAR-{id:04}")
@@ -148,6 +168,15 @@ mod tests {
         assert_eq!(deadline(d("2026-12-15")), d("2027-01-15"));
         assert_eq!(deadline(d("2026-08-31")), d("2026-09-30"));
         assert_eq!(latest_extension(d("2026-11-30")), d("2027-02-28"));
+    }
+
+    #[test]
+    fn item_lists_and_ranges() {
+        assert_eq!(parse_items("3"), Ok(vec![3]));
+        assert_eq!(parse_items("4, 1-3,3"), Ok(vec![1, 2, 3, 4]));
+        for bad in ["", "0", "3-1", "a", "1,,2", "-2"] {
+            assert!(parse_items(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
