@@ -612,11 +612,13 @@ pub async fn decide(app: &App, req: DecideRequest<'_>) -> Result<String, CliErro
     }
     tx.commit().await?;
     let left = items.iter().filter(|i| i.decision.is_none() && !req.items.contains(&i.item)).count();
-    let numbers: Vec<String> = req.items.iter().map(|n| n.to_string()).collect();
+    let numbers = match req.items.as_slice() {
+        [one] => format!("item {one}"),
+        [first, .., last] if req.items.len() > 6 => format!("{} items ({first} to {last})", req.items.len()),
+        many => format!("items {}", many.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")),
+    };
     Ok(format!(
-        "{} {} of request #{id}: {}{}; {left} item(s) still undecided",
-        if numbers.len() == 1 { "item" } else { "items" },
-        numbers.join(", "),
+        "{numbers} of request #{id}: {}{}; {left} item(s) still undecided",
         match decision {
             Decision::Disclose => "disclosed",
             Decision::Withhold => "withheld",
