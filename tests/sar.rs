@@ -352,6 +352,11 @@ async fn deadlines_extensions_reminders_and_bad_input(backend: Backend) {
     assert!(out.contains("extended"), "{out}");
     let list = ok(env.haven(&["sar", "list", "--by", DSL]), "list");
     assert!(list.contains("extended from"), "{list}");
+    let json: serde_json::Value = serde_json::from_str(&ok(env.haven(&["sar", "list", "--by", DSL, "--json"]), "list --json")).unwrap();
+    let january_row = json.as_array().unwrap().iter().find(|r| r["id"].to_string() == january).expect("the January request");
+    assert_eq!(january_row["due_on"], "2026-02-28", "{january_row}");
+    assert!(january_row["days_left"].as_i64().unwrap() < 0, "overdue: {january_row}");
+    assert_eq!(january_row["subject"], "Zofia Nowak (E100000000007)", "{january_row}");
     fails(env.haven(&["sar", "close", "99", "--by", DSL]), 2, "there is no subject access request #99");
 
     // Reminders: a week before, on the day, overdue, each once, to the DSL team alone.

@@ -428,11 +428,14 @@ enum SarCommand {
         requester: Option<String>,
     },
     /// Every request, newest first, with its deadline and how many items are undecided.
-    #[command(after_help = format!("Example: haven sar list --by dsl@school.example\n\n{EXIT_CODES}"))]
+    #[command(after_help = format!("Example: haven sar list --by dsl@school.example --json\n\n{EXIT_CODES}"))]
     List {
         /// Who is looking: the DSL team or the DPO (email address; audited).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
+        /// Print the requests as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Extend an open request's deadline (by up to two more months, decided within the first).
     #[command(after_help = format!(
@@ -578,7 +581,7 @@ async fn sar(app: &cli::App, command: SarCommand) -> Result<String, CliError> {
         SarCommand::Open { subject, received, by, requester } => {
             sar::open(app, sar::OpenRequest { subject: &subject, received, by: &by, requester: requester.as_deref() }).await
         }
-        SarCommand::List { by } => sar::list(app, &by).await,
+        SarCommand::List { by, json } => sar::list(app, &by, json).await,
         SarCommand::Extend { id, to, reason, by } => sar::extend(app, id, to, &reason, &by).await,
         SarCommand::Close { id, by } => sar::close(app, id, &by).await,
         SarCommand::Collect { id, by } => sar_items::collect(app, id, &by).await,

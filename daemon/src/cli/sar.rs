@@ -14,6 +14,7 @@ use crate::seal::Sealer;
 use crate::store::{HoldOn, HoldReason, SarRequest, SarSubject, sar_fields};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+use serde::Serialize;
 
 /// Who may handle subject access requests: the DSL team and the data protection officer.
 pub fn may_answer(staff: &Staff) -> bool {
@@ -167,7 +168,50 @@ fn standing(days: i64) -> String {
     }
 }
 
-pub async fn list(app: &App, by: &str) -> Result<String, CliError> {
+/// One request as `haven sar list` shows it: one model, rendered as text or JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub id: i64,
+    pub reference: String,
+    /// open | closed
+    pub state: &'static str,
+    pub subject: String,
+    pub requester: Option<String>,
+    pub received_on: NaiveDate,
+    pub due_on: NaiveDate,
+    /// The first month's date, when the deadline was extended.
+    pub extended_from: Option<NaiveDate>,
+    /// Days until the answer is due (negative: overdue), while the request is open.
+    pub days_left: Option<i64>,
+    pub items: usize,
+    pub undecided: usize,
+    pub disclosures: usize,
+    pub closed_by: Option<String>,
+    pub closed_on: Option<NaiveDate>,
+}
+
+impl Listed {
+    fn line(&self) -> String {
+        let mut line = format!("#{} {} {}: {}", self.id, self.reference, self.state, self.subject);
+        line.push_str(&format!("; received {}, due {}", day(self.received_on), day(self.due_on)));
+        if let Some(first) = self.extended_from {
+            line.push_str(&format!(" (extended from {})", day(first)));
+        }
+        if let Some(days) = self.days_left {
+            line.push_str(&format!(" ({})", standing(days)));
+        }
+        if let Some(who) = &self.requester {
+            line.push_str(&format!("; requester: {who}"));
+        }
+        line.push_str(&format!("; {} item(s), {} undecided; {} export(s)", self.items, self.undecided, self.disclosures));
+        if let (Some(by), Some(on)) = (&self.closed_by, self.closed_on) {
+            line.push_str(&format!("; closed {} by {by}", day(on)));
+        }
+        line
+    }
+}
+
+pub async fn list(app: &App, by: &str, json_out: bool) -> Result<String, CliError> {
     let now = app.now();
     let tz = app.config.school.tz();
     let sealer = app.sealer().await?;
@@ -175,34 +219,37 @@ pub async fn list(app: &App, by: &str) -> Result<String, CliError> {
     let staff = authorised(app, &dir, by, "list", "sar").await?;
     let all = app.store.sars().await?;
     app.store.audit(now, &format!("staff:{}", staff.id), "sar_list", "sar", &format!("requests={}", all.len())).await?;
-    if all.is_empty() {
-        return Ok("no subject access requests have been opened".into());
-    }
     let today = today(now, tz);
-    let mut out = Vec::new();
+    let mut listed = Vec::new();
     for r in &all {
         let items = app.store.sar_items(r.id).await?;
-        let undecided = items.iter().filter(|i| i.decision.is_none()).count();
-        let mut line =
-            format!("#{} {} {}: {}", r.id, reference(r.id), if r.open { "open" } else { "closed" }, subject_line(&dir, &sealer, r));
-        line.push_str(&format!("; received {}, due {}", day(r.received_on), day(r.due())));
-        if let Some((_, _, _, _)) = &r.extended {
-            line.push_str(&format!(" (extended from {})", day(r.due_on)));
-        }
-        if r.open {
-            line.push_str(&format!(" ({})", standing((r.due() - today).num_days())));
-        }
-        if let Some(req) = &r.sealed_requester {
-            let who = sealer.open_text(sar_fields::REQUESTER, req).unwrap_or_else(|_| "(unreadable with this keyring)".into());
-            line.push_str(&format!("; requester: {who}"));
-        }
-        line.push_str(&format!("; {} item(s), {undecided} undecided", items.len()));
-        if let Some((by, at)) = r.closed {
-            line.push_str(&format!("; closed {} by {}", day(at.with_timezone(&tz).date_naive()), staff_name(&dir, by)));
-        }
-        out.push(line);
+        listed.push(Listed {
+            id: r.id,
+            reference: reference(r.id),
+            state: if r.open { "open" } else { "closed" },
+            subject: subject_line(&dir, &sealer, r),
+            requester: r
+                .sealed_requester
+                .as_deref()
+                .map(|s| sealer.open_text(sar_fields::REQUESTER, s).unwrap_or_else(|_| "(unreadable with this keyring)".into())),
+            received_on: r.received_on,
+            due_on: r.due(),
+            extended_from: r.extended.as_ref().map(|_| r.due_on),
+            days_left: r.open.then(|| (r.due() - today).num_days()),
+            items: items.len(),
+            undecided: items.iter().filter(|i| i.decision.is_none()).count(),
+            disclosures: app.store.sar_disclosures(r.id).await?.len(),
+            closed_by: r.closed.map(|(by, _)| staff_name(&dir, by)),
+            closed_on: r.closed.map(|(_, at)| at.with_timezone(&tz).date_naive()),
+        });
     }
-    Ok(out.join("\n"))
+    if json_out {
+        return Ok(serde_json::to_string_pretty(&listed).unwrap_or_default());
+    }
+    if listed.is_empty() {
+        return Ok("no subject access requests have been opened".into());
+    }
+    Ok(listed.iter().map(Listed::line).collect::<Vec<_>>().join("\n"))
 }
 
 pub(crate) fn staff_name(dir: &Directory, id: i64) -> String {
