@@ -353,7 +353,7 @@ async fn deadlines_extensions_reminders_and_bad_input(backend: Backend) {
     let list = ok(env.haven(&["sar", "list", "--by", DSL]), "list");
     assert!(list.contains("extended from"), "{list}");
     let json: serde_json::Value = serde_json::from_str(&ok(env.haven(&["sar", "list", "--by", DSL, "--json"]), "list --json")).unwrap();
-    let january_row = json.as_array().unwrap().iter().find(|r| r["id"].to_string() == january).expect("the January request");
+    let january_row = json.as_array().unwrap().iter().find(|r| r["id"].as_i64() == january.parse().ok()).expect("the January request");
     assert_eq!(january_row["due_on"], "2026-02-28", "{january_row}");
     assert!(january_row["days_left"].as_i64().unwrap() < 0, "overdue: {january_row}");
     assert_eq!(january_row["subject"], "Zofia Nowak (E100000000007)", "{january_row}");
