@@ -21,6 +21,7 @@
 //! - `pdf` (cargo feature `pdf`, on by default): views rendered as PDF/A-2b by typst, in memory.
 //! - [`outcome_code`]: the decision an outcome records (`NFA`, `REFERRED CSC ref …`), read from its text.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
+//! - [`sar`]: subject access requests: deadlines, exemption codes, flags, burned-in redactions.
 //! - [`ai`]: AI suggestions after filing (`[ai]`), shown as suggestions, never routing.
 
 pub mod ai;
@@ -56,6 +57,7 @@ pub mod read;
 pub mod reply_token;
 pub mod retention;
 pub mod rules;
+pub mod sar;
 pub mod schedule;
 pub mod seal;
 pub mod source;

@@ -291,6 +291,16 @@ the arguments are wrong.")]
         #[arg(long)]
         json: bool,
     },
+    /// Subject access requests: open one (the answer is due a calendar month from receipt; an
+    /// open request holds the subject's records), collect what the school holds, decide each
+    /// item with an exemption code, export exactly what is disclosed as a PDF, close it.
+    #[command(after_help = format!(
+        "Example: haven sar open --subject p.nowak@example.com --received 2026-11-20 --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Sar {
+        #[command(subcommand)]
+        command: SarCommand,
+    },
     /// The holds that stand (or, with --all, every hold ever set).
     #[command(after_help = format!("Example: haven holds --all\n\n{EXIT_CODES}"))]
     Holds {
@@ -454,6 +464,139 @@ enum DisposeCommand {
 }
 
 #[derive(Subcommand)]
+enum SarCommand {
+    /// Open a request about a pupil (UPN or full name) or an adult (a contact's or a member of
+    /// staff's address). Holds are placed at once on the pupil, or on the adult's children.
+    #[command(after_help = format!(
+        "Example: haven sar open --subject p.nowak@example.com --received 2026-11-20 --requester \"Piotr Nowak, by email\" \
+         --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Open {
+        /// Whom the request is about: a pupil's UPN or full name, or an adult's email address.
+        #[arg(long)]
+        subject: String,
+        /// The day the request reached the school (day 1 of the month the school has to answer).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        received: chrono::NaiveDate,
+        /// Who opens it: the DSL team or the DPO (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+        /// Who asked and how to reach them, if not the subject (kept sealed).
+        #[arg(long)]
+        requester: Option<String>,
+    },
+    /// Every request, newest first, with its deadline and how many items are undecided.
+    #[command(after_help = format!("Example: haven sar list --by dsl@school.example --json\n\n{EXIT_CODES}"))]
+    List {
+        /// Who is looking: the DSL team or the DPO (email address; audited).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+        /// Print the requests as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extend an open request's deadline (by up to two more months, decided within the first).
+    #[command(after_help = format!(
+        "Example: haven sar extend 1 --to 2027-01-20 --reason \"complex: four years of records\" --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Extend {
+        /// The request's number (`haven sar list`).
+        id: i64,
+        /// The new date the answer is due.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: chrono::NaiveDate,
+        /// Why it needs longer (kept sealed; the requester must be told).
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Close a request; the holds it placed are released.
+    #[command(after_help = format!("Example: haven sar close 1 --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Close {
+        id: i64,
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Gather everything about the subject as the request's items, each flagged for review.
+    #[command(after_help = format!("Example: haven sar collect 1 --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Collect {
+        id: i64,
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Show every item of a request in full, with its flags and its decision.
+    #[command(after_help = format!("Example: haven sar items 1 --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Items {
+        id: i64,
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Decide one item (or several): disclose it, withhold it, or disclose it with texts
+    /// withheld, each withholding under an exemption code, always with a reason.
+    #[command(
+        group(clap::ArgGroup::new("choice").required(true).args(["disclose", "withhold", "redact"])),
+        after_help = format!(
+            "Example: haven sar decide 1 3 --redact \"Kai Turner\" --exemption S2P3-third-party --reason \"another pupil\" \
+             --by dsl@school.example\n\nExemption codes: {}\n\n{EXIT_CODES}",
+            haven::sar::Exemption::ALL.iter().map(|e| e.code()).collect::<Vec<_>>().join(", ")
+        )
+    )]
+    Decide {
+        /// The request's number.
+        id: i64,
+        /// The item's number (`haven sar items`), or several: 1,4 or 2-9 (the same decision for each).
+        #[arg(value_name = "ITEMS")]
+        item: String,
+        /// Disclose the item as it is.
+        #[arg(long)]
+        disclose: bool,
+        /// Withhold the whole item (with --exemption).
+        #[arg(long)]
+        withhold: bool,
+        /// Disclose the item with these texts withheld (with --exemption); each must occur in it.
+        #[arg(long, num_args = 1.., value_name = "TEXT")]
+        redact: Vec<String>,
+        /// The exemption code withholding relies on.
+        #[arg(long, value_name = "CODE")]
+        exemption: Option<String>,
+        /// Why (kept sealed, in the disclosure log).
+        #[arg(long)]
+        reason: String,
+        /// Who was consulted (social care, the police), when, and what they said: needed for an
+        /// item of child abuse data and a serious-harm or best-interests decision (kept sealed).
+        #[arg(long, value_name = "TEXT", conflicts_with = "no_consultation_reason")]
+        consulted: Option<String>,
+        /// Or why nobody was consulted.
+        #[arg(long, value_name = "TEXT")]
+        no_consultation_reason: Option<String>,
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Write the answer as a PDF of exactly what is disclosed, and log a sealed copy of it.
+    #[command(after_help = format!("Example: haven sar export 1 --out sar-0001.pdf --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Export {
+        id: i64,
+        /// The PDF to write (never overwritten).
+        #[arg(long, value_name = "FILE.pdf")]
+        out: PathBuf,
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Check the disclosure log's sealed copies against their SHA-256 and the audit chain
+    /// (exit 65 when one does not match), and with --file, that a file is what was sent.
+    #[command(after_help = format!("Example: haven sar verify 1 --file sar-0001.pdf --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Verify {
+        id: i64,
+        /// A file to compare with the latest copy sent.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum HoldCommand {
     /// Place a hold on a pupil (--pupil) or one incident (--incident).
     #[command(after_help = format!(
@@ -488,6 +631,43 @@ enum HoldCommand {
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
+}
+
+async fn sar(app: &cli::App, command: SarCommand) -> Result<String, CliError> {
+    use cli::{sar, sar_export, sar_items};
+    match command {
+        SarCommand::Open { subject, received, by, requester } => {
+            sar::open(app, sar::OpenRequest { subject: &subject, received, by: &by, requester: requester.as_deref() }).await
+        }
+        SarCommand::List { by, json } => sar::list(app, &by, json).await,
+        SarCommand::Extend { id, to, reason, by } => sar::extend(app, id, to, &reason, &by).await,
+        SarCommand::Close { id, by } => sar::close(app, id, &by).await,
+        SarCommand::Collect { id, by } => sar_items::collect(app, id, &by).await,
+        SarCommand::Items { id, by } => sar_items::items(app, id, &by).await,
+        SarCommand::Decide { id, item, disclose: _, withhold, redact, exemption, reason, consulted, no_consultation_reason, by } => {
+            let choice = if !redact.is_empty() {
+                sar_items::Choice::Redact(redact)
+            } else if withhold {
+                sar_items::Choice::Withhold
+            } else {
+                sar_items::Choice::Disclose
+            };
+            let items = haven::sar::parse_items(&item).map_err(|e| CliError::Usage(format!("{e}; nothing was done")))?;
+            let req = sar_items::DecideRequest {
+                id,
+                items,
+                choice,
+                exemption: exemption.as_deref(),
+                reason: &reason,
+                consulted: consulted.as_deref(),
+                no_consultation: no_consultation_reason.as_deref(),
+                by: &by,
+            };
+            sar_items::decide(app, req).await
+        }
+        SarCommand::Export { id, out, by } => sar_export::export(app, id, &out, &by).await,
+        SarCommand::Verify { id, file, by } => sar_export::verify(app, id, file.as_deref(), &by).await,
+    }
 }
 
 fn parse_within(s: &str) -> Result<std::time::Duration, String> {
@@ -795,6 +975,7 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             cli::dispose::certificate(&app, id, format, out.as_deref()).await
         }
         Command::Disposals { json } => cli::dispose::list(&app, json).await,
+        Command::Sar { command } => sar(&app, command).await,
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,
         Command::Link { action, incident, pupil, by } => {

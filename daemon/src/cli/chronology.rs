@@ -533,7 +533,7 @@ fn entry(e: &ChronologyEntry, dir: &Directory) -> Entry {
 }
 
 /// Opens the sealed fields of an entry.
-fn open_entry(e: &mut ChronologyEntry, sealer: &Sealer) -> Result<(), CliError> {
+pub(crate) fn open_entry(e: &mut ChronologyEntry, sealer: &Sealer) -> Result<(), CliError> {
     let open =
         |field: &str, v: &str| sealer.open_text(field, v).map_err(|err| CliError::Other(anyhow::anyhow!("incident {}: {err}", e.incident)));
     let note = e.note.as_deref().map(|n| open(fields::NOTE, n)).transpose()?;
@@ -544,12 +544,14 @@ fn open_entry(e: &mut ChronologyEntry, sealer: &Sealer) -> Result<(), CliError> 
         crate::blind::open_or_clear(sealer, field, v).map_err(|err| CliError::Other(anyhow::anyhow!("incident {}: {err}", e.incident)))
     };
     let from = e.original_from.as_deref().map(|f| open_new(fields::ORIGINAL_FROM, f)).transpose()?;
+    let name = e.original_name.as_deref().map(|n| open_new(fields::ORIGINAL_NAME, n)).transpose()?;
     let outcome = e.outcome.as_deref().map(|o| open_new(fields::OUTCOME, o)).transpose()?;
     let attachments = e.attachments.iter().map(|a| open_new(fields::FILENAME, a)).collect::<Result<Vec<_>, _>>()?;
     e.note = note;
     e.original_subject = subject;
     e.body = body;
     e.original_from = from;
+    e.original_name = name;
     e.outcome = outcome;
     e.attachments = attachments;
     e.ai_suggestion = e.ai_suggestion.as_deref().map(|s| open(fields::AI_SUGGESTION, s)).transpose()?;

@@ -23,6 +23,9 @@ pub mod outcomes;
 pub mod progress;
 pub mod retention;
 pub mod rules;
+pub mod sar;
+pub mod sar_export;
+pub mod sar_items;
 pub mod status;
 
 use crate::clock::{Clock, SystemClock};

@@ -21,6 +21,8 @@ pub enum Template {
     DisposalCertificate,
     /// The multi-agency chronology (`haven chronology PUPIL --format multiagency`).
     MultiAgency,
+    /// The answer to a subject access request (`haven sar export`).
+    SubjectAccess,
 }
 
 impl Template {
@@ -29,6 +31,7 @@ impl Template {
             Template::Chronology => include_str!("../../templates/pdf/chronology.typ"),
             Template::DisposalCertificate => include_str!("../../templates/pdf/disposal_certificate.typ"),
             Template::MultiAgency => include_str!("../../templates/pdf/multiagency.typ"),
+            Template::SubjectAccess => include_str!("../../templates/pdf/sar.typ"),
         }
     }
 }

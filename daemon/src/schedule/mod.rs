@@ -14,6 +14,7 @@
 pub mod digest;
 pub mod due;
 pub mod reminder;
+pub mod sar_deadlines;
 
 use crate::clock::Clock;
 use crate::config;
@@ -104,6 +105,7 @@ pub async fn tick(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>
     let mut directory: Option<Arc<Directory>> = None;
     fire_due_rungs(store, settings, now, &mut directory, &mut report).await?;
     send_due_digests(store, settings, now, &mut directory, &mut report).await?;
+    sar_deadlines::remind(store, settings, now, &mut report).await?;
     Ok(report)
 }
 

@@ -11,7 +11,7 @@
 //! this pupil's link on incidents shared with another pupil (the shared incident stays: it is
 //! the other pupil's record too); and, when nothing of theirs is left in any series, the
 //! directory row, their contacts' links (and contacts linked to nobody else), their holds and
-//! review decisions. Each destroyed incident gets an `incident_disposed` audit entry whose
+//! review decisions, and the items collected for subject access requests about them. Each destroyed incident gets an `incident_disposed` audit entry whose
 //! record is marked disposed, so `haven audit verify` expects it gone.
 
 use super::Store;
@@ -545,6 +545,12 @@ impl Tx {
                 }
                 // The blind name index (keyed hashes of their names) goes with the entry.
                 sqlx::query("DELETE FROM pupil_name_tokens WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
+                // What subject access requests about them collected (copies of their records,
+                // sealed under their own key): the request and its disclosure log stay.
+                sqlx::query("DELETE FROM sar_items WHERE sar_id IN (SELECT id FROM sar_requests WHERE pupil_id = $1)")
+                    .bind(pupil)
+                    .execute(&mut *c)
+                    .await?;
                 d.directory_entry = sqlx::query("DELETE FROM pupils WHERE id = $1").bind(pupil).execute(&mut *c).await?.rows_affected() > 0;
                 // Destroyed by the caller once this commits.
                 d.pupil_key = d.directory_entry && has_pupil_key;

@@ -3,10 +3,12 @@
 //! current key, a batch per transaction so a rotation can be interrupted at any moment and
 //! resumed, and verifying that every value opens with a given ring.
 //!
-//! Sealed values live in `blobs.data` (raw messages and attachments) and in the incident text
-//! columns; [`SEALED_TEXT`] lists the text columns, so a new sealed column is one line here.
+//! Sealed values live in `blobs.data` (raw messages and attachments), in the incident text
+//! columns and in the disclosure log's copies; [`SEALED_TEXT`] lists the text columns and
+//! [`SEALED_BYTES`] the other binary ones, so a new sealed column is one line here.
 
 use super::directory::fields as directory;
+use super::sar::fields as sar;
 use super::{Result, Store, StoreError, on_pool, on_tx, to_us};
 use crate::pipeline::fields;
 use crate::seal::{KeyFiles, SealError, Sealer};
@@ -45,7 +47,13 @@ const SEALED_TEXT: &[(&str, &[(&str, &str)])] = &[
     ("retention_reviews", &[("reason", super::retention::fields::REVIEW_REASON)]),
     ("disposals", &[("reason", super::disposal::fields::REASON), ("cancel_reason", super::disposal::fields::CANCEL_REASON)]),
     ("incident_marks", &[("summary", super::marks::fields::SUMMARY), ("impact", super::marks::fields::IMPACT)]),
+    ("sar_requests", &[("subject_email", sar::SUBJECT_EMAIL), ("requester", sar::REQUESTER), ("extend_reason", sar::EXTEND_REASON)]),
+    ("sar_items", &[("content", sar::ITEM), ("redactions", sar::REDACTIONS), ("reason", sar::REASON), ("consulted", sar::CONSULTED)]),
 ];
+
+/// Tables with one sealed binary column besides `blobs`: (table, column, field). Every such
+/// table has an integer primary key `id`.
+const SEALED_BYTES: &[(&str, &str, &str)] = &[("sar_disclosures", "copy", sar::COPY)];
 
 /// The columns outside the directory that a database from before migration 0007 kept in
 /// clear: (table, column, field). The start-up pass seals them (`seal_clear`).
@@ -191,7 +199,9 @@ impl Store {
     /// progress bar's total.
     pub async fn sealed_rows(&self) -> Result<u64> {
         let mut total = 0u64;
-        let tables = std::iter::once("blobs").chain(SEALED_TEXT.iter().map(|(table, _)| *table));
+        let tables = std::iter::once("blobs")
+            .chain(SEALED_TEXT.iter().map(|(table, _)| *table))
+            .chain(SEALED_BYTES.iter().map(|(table, _, _)| *table));
         for table in tables {
             let count = format!("SELECT COUNT(*) FROM {table}");
             let n: i64 = on_pool!(self, |p| sqlx::query_scalar(sqlx::AssertSqlSafe(count)).fetch_one(p).await)?;
@@ -206,7 +216,56 @@ impl Store {
         for (table, columns) in SEALED_TEXT {
             self.walk_text(how, table, columns, &mut out, progress).await?;
         }
+        for (table, column, field) in SEALED_BYTES {
+            self.walk_bytes(how, table, column, field, &mut out, progress).await?;
+        }
         Ok(out)
+    }
+
+    /// [`Store::walk_blobs`] for a binary column of a table keyed by `id`.
+    async fn walk_bytes(
+        &self,
+        how: Walk<'_>,
+        table: &str,
+        column: &str,
+        field: &str,
+        out: &mut KeyWalk,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        let current = how.sealer().key_id();
+        let select = format!("SELECT id, {column} FROM {table} WHERE id > $1 ORDER BY id LIMIT $2");
+        let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
+        let mut after = 0i64;
+        loop {
+            let mut tx = self.begin().await?;
+            let walked = on_tx!(&mut tx, |c| {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(select.clone())).bind(after).bind(BLOB_BATCH).fetch_all(&mut *c).await?;
+                for r in &rows {
+                    let row: i64 = r.try_get("id")?;
+                    after = row;
+                    let data: Vec<u8> = r.try_get(column)?;
+                    let id = Sealer::sealed_key_id(&data);
+                    match (&how, how.sealer().open(field, &data)) {
+                        (_, Err(e)) => {
+                            out.fail(format!("{table} {row} {column}"), &e);
+                            out.saw(id);
+                        }
+                        (Walk::Reseal(s), Ok(plain)) if id.as_deref() != Some(current.as_str()) => {
+                            sqlx::query(sqlx::AssertSqlSafe(update.clone())).bind(s.seal(field, &plain)).bind(row).execute(&mut *c).await?;
+                            out.resealed += 1;
+                            out.saw(Some(current.clone()));
+                        }
+                        (_, Ok(_)) => out.saw(id),
+                    }
+                }
+                Ok::<usize, StoreError>(rows.len())
+            })?;
+            tx.commit().await?;
+            progress(walked as u64);
+            if walked == 0 {
+                return Ok(());
+            }
+        }
     }
 
     async fn walk_blobs(&self, how: Walk<'_>, out: &mut KeyWalk, progress: &mut dyn FnMut(u64)) -> Result<()> {

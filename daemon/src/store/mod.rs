@@ -27,6 +27,7 @@ mod plans;
 mod pupil_search;
 mod read;
 mod retention;
+mod sar;
 mod schedule;
 mod seal_clear;
 mod staff;
@@ -53,6 +54,9 @@ pub use outcomes::OutcomeRecorded;
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
+pub use sar::{
+    Disclosure, IncidentTexts, NewSarItem, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, UnfiledMessage, fields as sar_fields,
+};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
 use chrono::{DateTime, Utc};
