@@ -31,7 +31,7 @@ done
 # --- an installation of the example school -------------------------------------------------
 cd "$work"
 mkdir -p var/mail/intake/{new,cur,tmp} var/outbox var/secrets var/data stolen
-cp -r "$example/directory" .
+cp -r "$example/directory" "$example/terms.toml" .
 ( umask 077
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/haven.key
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >var/secrets/reply.key

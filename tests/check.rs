@@ -235,3 +235,44 @@ async fn a_sqlite_file_not_yet_created_passes_and_is_left_alone() {
     assert!(lines(&r, "FAIL", "database")[0].contains("its folder does not exist"), "{}", r.stdout);
     db.cleanup().await;
 }
+
+/// `school.terms_file` is read with the config: a good file passes; an overlap, a half-term
+/// outside its term and a bad date are each named with their term, and a missing file says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_terms_file_fails_the_config_line_with_each_mistake() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let env = HavenEnv::new(&db.url, "");
+    let config = std::fs::read_to_string(&env.config).unwrap_or_else(|e| panic!("{e}"));
+    let with_terms = config.replace(
+        "intake_address = \"safeguarding@school.example\"\n",
+        "intake_address = \"safeguarding@school.example\"\nterms_file = \"terms.toml\"\n",
+    );
+    assert_ne!(config, with_terms, "the test config changed shape");
+    std::fs::write(&env.config, with_terms).unwrap_or_else(|e| panic!("{e}"));
+
+    let r = env.haven(&["check"]);
+    assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
+    assert!(lines(&r, "FAIL", "config")[0].contains("school.terms_file") && r.stdout.contains("cannot be read"), "{}", r.stdout);
+
+    std::fs::copy(support::eaton::eaton().join("terms.toml"), env.path("terms.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let r = env.haven(&["check"]);
+    assert_eq!(r.code, 0, "the example school's terms: {}{}", r.stdout, r.stderr);
+
+    std::fs::write(
+        env.path("terms.toml"),
+        "[[term]]\nname = \"Autumn 2026\"\nstarts = 2026-09-02\nends = 2026-12-18\nhalf_term = [2026-12-21, 2026-12-23]\n\n\
+         [[term]]\nname = \"Spring 2027\"\nstarts = 2026-12-01\nends = 2027-03-26\n\n\
+         [[term]]\nname = \"Summer 2027\"\nstarts = \"after Easter\"\nends = 2027-07-21\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let r = env.haven(&["check"]);
+    assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
+    for part in [
+        "term \"Autumn 2026\": half_term [2026-12-21, 2026-12-23] must run forwards inside the term",
+        "term \"Spring 2027\" overlaps term \"Autumn 2026\"",
+        "term \"Summer 2027\": starts: expected a date such as 2026-09-02, found \"after Easter\"",
+    ] {
+        assert!(r.stdout.contains(part), "missing {part:?}:\n{}", r.stdout);
+    }
+    db.cleanup().await;
+}

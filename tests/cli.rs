@@ -168,7 +168,7 @@ fn errors_in_several_sections_and_subsections_come_together() {
     let errors = config_errors(&env);
     let expect = [
         "[scool]: unknown section (did you mean [school]?)",
-        "school.colour: unknown key; this section knows name, timezone, intake_address",
+        "school.colour: unknown key; this section knows name, timezone, intake_address, terms_file",
         "intake.maildir.maildir_path: unknown key; this section knows path",
         "intake.max_message_size: expected a size such as \"50MB\" (50,000,000 bytes) or \"50MiB\" (50 × 1,048,576 bytes), found \"10M\"",
         "console.link_lifetime: expected a duration, a whole number and s, m, h, d or w, like \"90s\", \"15m\", \"4h\" or \"2d\"; found \"10 minutes\"",

@@ -999,6 +999,79 @@ async fn check_phone_page(browser: &Browser, name: &str) {
     assert_eq!(found["bad"], serde_json::json!([]), "{name}: every control focusable and named");
 }
 
+/// A pupil with a long chronology: the page shows the latest hundred entries, oldest first,
+/// with links to the earlier ones; only the page shown is opened, and the audit log says which
+/// entries were read. An old entry's own page opens just that entry.
+async fn a_long_chronology_is_read_a_page_at_a_time(backend: Backend) {
+    let school = School::start(backend).await;
+    let dir = school.env.path("long");
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in 0..230u32 {
+        let (day, hour) = (1 + n / 10, 8 + n % 10);
+        let eml = format!(
+            "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: Jane Smith, note {n}\r\n\
+             Date: Tue, {day:02} Sep 2026 {hour:02}:00:00 +0000\r\nMessage-ID: <long-{n}@mail.school.example>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nJane Smith was quiet in lesson, note number {n}.\r\n"
+        );
+        std::fs::write(dir.join(format!("{n:03}.eml")), eml).unwrap();
+    }
+    // Old notes, filed as a backfill: no alerts queued ahead of the sign-in email.
+    let r = school.env.haven(&["ingest", "--backfill", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
+    let listed = school.env.haven(&["chronology", "A100000000001", "--as", "dsl@school.example", "--json"]);
+    let all: Vec<i64> = serde_json::from_str::<serde_json::Value>(&listed.stdout).unwrap()["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["incident"].as_i64().unwrap())
+        .collect();
+    assert!(all.len() >= 230, "every note is on Jane's chronology: {}", all.len());
+    let (total, pages) = (all.len(), all.len().div_ceil(100));
+
+    let browser = Browser::start().await;
+    let c = browser.client();
+    school.sign_in(&browser, "dsl@school.example", None).await;
+    let shown = async || -> (String, Vec<i64>) {
+        let count = c.find(Locator::Css("#count")).await.unwrap().text().await.unwrap();
+        let mut ids = Vec::new();
+        for e in c.find_all(Locator::Css("section.entry")).await.unwrap() {
+            let id = e.attr("id").await.unwrap().unwrap_or_default();
+            ids.push(id.trim_start_matches("incident-").parse::<i64>().unwrap());
+        }
+        (count, ids)
+    };
+
+    c.goto(&school.url("/pupils/A100000000001")).await.unwrap();
+    let (count, ids) = shown().await;
+    let first = (pages - 1) * 100;
+    assert_eq!(count, format!("{total} incident(s); entries {}–{total}, oldest first (page {pages} of {pages})", first + 1), "{count}");
+    assert_eq!(ids, all[first..], "the latest page holds the newest entries, oldest first");
+    assert!(c.find(Locator::Css("#later")).await.is_err(), "nothing after the latest page");
+    browser.screenshot("chronology-long").await;
+    click(c, "#earlier").await;
+    let (count, ids) = shown().await;
+    assert!(count.contains(&format!("page {} of {pages}", pages - 1)), "{count}");
+    assert_eq!(ids, all[first - 100..first], "the page before holds the hundred before");
+    click(c, "#later").await;
+    assert_eq!(shown().await.1, all[first..], "and back");
+    // A page beyond the last shows the last; page 0 the first.
+    c.goto(&school.url("/pupils/A100000000001?page=999")).await.unwrap();
+    assert_eq!(shown().await.1, all[first..]);
+    c.goto(&school.url("/pupils/A100000000001?page=0")).await.unwrap();
+    assert_eq!(shown().await.1, all[..100]);
+
+    // The oldest entry's own page, and what the audit log recorded for each view.
+    c.goto(&school.url(&format!("/incidents/{}", all[0]))).await.unwrap();
+    let body = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(body.contains("note number 0."), "{body}");
+    let log = school.db.store.audit_tail(20).await.unwrap();
+    let detail = |action: &str| log.iter().rev().find(|e| e.action == action).map(|e| e.detail.clone()).unwrap_or_default();
+    assert_eq!(detail("console_chronology_view"), format!("entries=100 of {total} from=0"));
+    assert_eq!(detail("console_incident_view"), format!("incident={}", all[0]));
+    browser.close().await;
+    school.finish().await;
+}
+
 backend_tests!(
     the_sign_in_page_is_served_with_strict_security_headers,
     a_console_listening_beyond_loopback_is_refused,
@@ -1010,4 +1083,5 @@ backend_tests!(
     sign_in_attempts_are_limited_per_client,
     the_console_serves_tls_and_reloads_its_certificate_on_sighup,
     the_console_works_at_a_phones_width_and_from_the_keyboard,
+    a_long_chronology_is_read_a_page_at_a_time,
 );

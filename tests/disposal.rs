@@ -12,8 +12,10 @@ mod support;
 use serde_json::Value;
 use std::time::Duration;
 use support::db::{Backend, TestDb};
+use support::disk::DiskDb;
 use support::dovecot::{Dovecot, PASSWORD};
 use support::haven::{HavenEnv, Run, school_fixtures, wait_for};
+use support::poppler::{pages, poppler};
 
 const OLIVER: &str = "A100000000002";
 const JANE: &str = "A100000000001";
@@ -314,7 +316,23 @@ async fn a_disposed_pupil_leaves_nothing_in_the_database_or_the_mailbox(backend:
     assert!(text.contains("Approved") && text.contains("Harriet Head"), "{text}");
     let html = ok(env.haven(&["dispose", "certificate", &id, "--format", "html"]), "certificate html");
     assert!(html.contains("<h1>Certificate of destruction</h1>"), "{html}");
-    for doc in [&text, &html] {
+    // The PDF (PDF/A, for the school's file) says the same; it is written only into a file.
+    refused(env.haven(&["dispose", "certificate", &id, "--format", "pdf"]), "a PDF certificate needs --out FILE.pdf");
+    let pdf = env.path("certificate.pdf");
+    let written = ok(env.haven(&["dispose", "certificate", &id, "--format", "pdf", "--out", pdf.to_str().unwrap()]), "certificate pdf");
+    assert!(written.contains("certificate written to") && written.contains("(1 page)"), "{written}");
+    let pages = pages(&pdf);
+    let pdf_text = pages.join("\n").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(pdf_text.contains("Certificate of destruction") && pdf_text.contains(&format!("D-{:0>4}", id)), "{pdf_text}");
+    assert!(pdf_text.contains("incidents about this pupil only 1") && pdf_text.contains("copies of them in the mailbox 2"), "{pdf_text}");
+    assert!(pdf_text.contains("Harriet Head") && pdf_text.contains("Page 1 of 1"), "{pdf_text}");
+    let info = poppler("pdfinfo", &["-meta", pdf.to_str().unwrap()]);
+    assert!(info.contains("pdfaid:part") && info.contains("Certificate of destruction"), "no PDF/A claim or title:\n{info}");
+    refused(
+        env.haven(&["dispose", "certificate", &id, "--format", "pdf", "--out", pdf.to_str().unwrap()]),
+        "an existing file is never overwritten",
+    );
+    for doc in [&text, &html, &pdf_text] {
         for name in [OLIVER, "Oliver", "Brown", "uncle"] {
             assert!(!doc.contains(name), "{name} in the certificate: {doc}");
         }
@@ -454,9 +472,71 @@ async fn an_older_copy_of_the_database_cannot_open_a_disposed_pupil(backend: Bac
     db.cleanup().await;
 }
 
+/// The disk holding the database fills up while a disposal is carried out: it fails saying so,
+/// the pupil's records are all still there and readable (nothing half-deleted), the disposal is
+/// still approved, and once space returns the same command carries it out, once.
+async fn a_full_disk_during_a_disposal_deletes_nothing_until_space_returns(backend: Backend) {
+    let db = DiskDb::new(backend, "64m").await;
+    let env = HavenEnv::new(&db.url, "");
+    import(&env);
+    cooling_off(&env, "0s");
+    env.deliver("1.eml", &message(1, "Oliver Brown", "Olly said his uncle shouts at him every weekend."));
+    env.deliver("2.eml", &message(2, "Jane Smith", "Jane was upset at lunch."));
+    let daemon = env.start();
+    let cur = env.path("mail/intake/cur");
+    let files = || std::fs::read_dir(&cur).map(|d| d.count()).unwrap_or(0);
+    wait_for("both messages filed and moved to cur/", Duration::from_secs(60), || {
+        if files() == 2 { Ok(()) } else { Err(format!("{} in cur/", files())) }
+    });
+    daemon.stop();
+    destroy_decision(&env, OLIVER);
+    let id = id_in(&ok(request(&env, OLIVER, DSL), "request"));
+    ok(env.haven(&["dispose", "approve", &id, "--by", HEAD]), "approve");
+
+    // Another connection keeps SQLite's shared-memory and WAL files in being, as a running
+    // daemon would, so the run opens the database and fails only when it writes.
+    let beside = haven::store::Store::open(&db.url).await.expect("open beside");
+    db.disk.fill();
+    let r = env.haven(&["dispose", "run", &id, "--by", DSL]);
+    drop(beside);
+    let failed = r.code != 0;
+    if failed {
+        assert_eq!(r.code, 1, "a full disk is a failure to write, not a usage error: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("full") || r.stderr.contains("space"), "the error says the disk is full: {}", r.stderr);
+    }
+    db.disk.free();
+    let disposals: Value = serde_json::from_str(&ok(env.haven(&["disposals", "--json"]), "disposals")).unwrap();
+    if failed {
+        // Nothing of Oliver's went from the database: his chronology opens, whole.
+        assert_eq!(disposals[0]["state"], "approved", "{disposals}");
+        let his = ok(env.haven(&["chronology", OLIVER, "--as", DSL, "--json"]), "his chronology after the failed run");
+        assert!(his.contains("uncle shouts"), "{his}");
+        let out = ok(env.haven(&["dispose", "run", &id, "--by", DSL]), "run once space returns");
+        assert!(out.contains(&format!("disposal #{id} carried out: 1 incident(s) destroyed")), "{out}");
+    } else {
+        // PostgreSQL may find room in pages it already has: then the one run did it all.
+        assert_eq!(disposals[0]["state"], "done", "{disposals}");
+    }
+    let disposals: Value = serde_json::from_str(&ok(env.haven(&["disposals", "--json"]), "disposals")).unwrap();
+    assert_eq!(disposals[0]["state"], "done", "{disposals}");
+    assert_eq!(disposals[0]["destroyed"]["incidents"], 1, "{disposals}");
+    // (SQLite writes the deletions out at COMMIT, after the mailbox step: a run that failed
+    // there had deleted Oliver's mailbox copy already, and the run that completes finds none
+    // left to count. The copy is gone either way; only the certificate's count can be low.)
+    refused(env.haven(&["dispose", "run", &id, "--by", DSL]), &format!("disposal #{id} is done"));
+    assert_eq!(files(), 1, "Jane's message stays in cur/");
+    let jane = ok(env.haven(&["chronology", JANE, "--as", DSL, "--json"]), "Jane's chronology");
+    assert!(jane.contains("Jane was upset at lunch"), "{jane}");
+    let r = env.haven(&["chronology", OLIVER, "--as", DSL]);
+    assert_ne!(r.code, 0, "Oliver is gone: {}", r.stdout);
+    ok(env.haven(&["audit", "verify"]), "audit verify");
+    db.cleanup().await;
+}
+
 backend_tests!(
     every_refusal_is_explained_audited_and_changes_nothing,
     a_disposed_pupil_leaves_nothing_in_the_database_or_the_mailbox,
     a_maildir_intake_loses_its_copy_too,
     an_older_copy_of_the_database_cannot_open_a_disposed_pupil,
+    a_full_disk_during_a_disposal_deletes_nothing_until_space_returns,
 );

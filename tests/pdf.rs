@@ -19,6 +19,7 @@ use std::time::Duration;
 use support::db::{Backend, TestDb};
 use support::eaton::{DSL, INTAKE, alert_to_dsl};
 use support::haven::{HavenEnv, wait_for};
+use support::poppler::{pages, poppler};
 
 const WAIT: Duration = Duration::from_secs(60);
 const KESTREL: &str = "kestrel@eaton.sch.example";
@@ -27,32 +28,6 @@ const AMIRA_UPN: &str = "E100000000003";
 const FOLLOW_UP: &str = "Spoke to Amira's mum after school; the bus company will move her seat to the front.";
 /// An emailed outcome with its code: the daemon reads `EARLY-HELP` and keeps the whole text.
 const OUTCOME: &str = "Outcome: EARLY-HELP assessment opened with mum; bus seating changed; review 1 December.";
-
-/// Runs a poppler tool, or fails saying how to install it.
-fn poppler(tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("{tool} could not run ({e}): install poppler-utils (`apt-get install poppler-utils`; tests/run.sh does it as root)")
-    });
-    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("poppler prints UTF-8")
-}
-
-/// The PDF's text, page by page (pdftotext ends each page with a form feed), laid out as on
-/// the page so a label and its value stay on one line.
-fn pages(pdf: &Path) -> Vec<String> {
-    let text = poppler("pdftotext", &["-layout", "-enc", "UTF-8", pdf.to_str().unwrap(), "-"]);
-    let mut pages: Vec<String> = text.split('\u{c}').map(str::to_string).collect();
-    if pages.last().is_some_and(|p| p.trim().is_empty()) {
-        pages.pop();
-    }
-    let count: usize = poppler("pdfinfo", &[pdf.to_str().unwrap()])
-        .lines()
-        .find_map(|l| l.strip_prefix("Pages:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("pdfinfo gives a page count");
-    assert_eq!(pages.len(), count, "one text per page");
-    pages
-}
 
 /// Words joined by single spaces, so a line wrapped in the PDF still matches.
 fn flat(s: &str) -> String {
@@ -264,7 +239,23 @@ async fn a_housems_pdf_holds_only_what_they_may_see(backend: Backend) {
     let hidden: Vec<&Value> = dsl.iter().filter(|e| !house.contains(&e["incident"].as_i64().unwrap())).collect();
     assert!(!hidden.is_empty() && !house.is_empty(), "the HouseM sees some of Grace's entries, not all: {house:?} of {dsl:?}");
 
+    // Holds on her file and on the DSL-only call: the cover says so, as far as the reader may see.
+    let hold = |on: &[&str], reason: &str| {
+        let r = env.haven(&[&["hold", "set"][..], on, &["--reason", reason, "--note", "Op Elm", "--by", DSL]].concat());
+        assert_eq!(r.code, 0, "hold set: {}{}", r.stdout, r.stderr);
+        r.stdout.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let on_pupil = hold(&["--pupil", grace], "inquiry");
+    let hidden_id = hidden[0]["incident"].as_i64().unwrap().to_string();
+    let on_hidden = hold(&["--incident", &hidden_id], "police");
+
     let all = flat(&pages(&export_pdf(&env, grace, KESTREL, "house").join("chronology.pdf")).join("\n"));
+    assert!(all.contains(&format!("Hold {on_pupil} on this pupil since")) && all.contains("(inquiry), set by"), "{all}");
+    assert!(
+        !all.contains(&format!("Hold {on_hidden}")) && !all.contains("(police)"),
+        "a hold on an entry the HouseM may not see is not shown:\n{all}"
+    );
+    assert!(!all.contains("Op Elm"), "a hold's note is never exported:\n{all}");
     for id in &house {
         assert!(all.contains(&format!("#{id} · ")), "#{id}, which the HouseM may see, is there:\n{all}");
     }
@@ -281,6 +272,10 @@ async fn a_housems_pdf_holds_only_what_they_may_see(backend: Backend) {
     // The same pupil for the DSL: the call is there (the check above can fail).
     let dsl_pdf = flat(&pages(&export_pdf(&env, grace, DSL, "dsl").join("chronology.pdf")).join("\n"));
     assert!(dsl_pdf.contains("Social worker called"), "{dsl_pdf}");
+    assert!(dsl_pdf.contains(&format!("Hold {on_hidden} on incident #{hidden_id} since")), "{dsl_pdf}");
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(export_pdf(&env, grace, DSL, "dsl-json").join("chronology.json")).unwrap()).unwrap();
+    assert_eq!(json["holds"].as_array().map(Vec::len), Some(2), "{}", json["holds"]);
 
     // Asking for nobody, or as nobody, writes nothing.
     let r = env.haven(&["export", "Nobody Here", "--as", DSL, "--format", "pdf", "--out", "none"]);

@@ -187,6 +187,11 @@ async fn a_hold_stops_a_destroy_decision_until_released(backend: Backend) {
     let list = ok(env.haven(&["holds"]), "holds");
     assert!(list.contains(&format!("hold #{id} on incident #{incident} (police) since")), "{list}");
     assert!(list.contains("by Dana Lead: Op Elm, DC Shah"), "{list}");
+    // `haven status` says a hold stands, and where to look.
+    let status = ok(env.haven(&["status"]), "status");
+    assert!(status.contains("holds: 1 standing (0 on pupils, 1 on an incident)"), "{status}");
+    let v: serde_json::Value = serde_json::from_str(&ok(env.haven(&["status", "--json"]), "status json")).unwrap();
+    assert_eq!(v["holds"], serde_json::json!({"pupils": 0, "incidents": 1}), "{v}");
     // The note is sealed at rest.
     let stored = db.store.holds(false).await.unwrap();
     assert!(stored[0].sealed_note.starts_with("enc1:") && !stored[0].sealed_note.contains("Elm"), "{}", stored[0].sealed_note);
@@ -216,6 +221,7 @@ async fn a_hold_stops_a_destroy_decision_until_released(backend: Backend) {
     let r = env.haven(&["hold", "release", &id, "--note", "again", "--by", DSL]);
     assert!(r.code == 2 && r.stderr.contains(&format!("no standing hold #{id}")), "{}", r.stderr);
     assert_eq!(ok(env.haven(&["holds"]), "none").trim(), "no holds stand");
+    assert!(ok(env.haven(&["status"]), "status").contains("holds: none\n"), "a released hold no longer counts");
     let all = ok(env.haven(&["holds", "--all"]), "all");
     assert!(all.contains("; released"), "{all}");
 

@@ -94,7 +94,13 @@ read; 78 the configuration, rules or a key file is invalid."
         command: DirectoryCommand,
     },
     /// A pupil's chronology (UPN or full name), as one member of staff may see it.
-    #[command(after_help = format!("Example: haven chronology \"Jane Smith\" --as dsl@school.example\n\n{EXIT_CODES}"))]
+    #[command(after_help = format!(
+        "Examples: haven chronology \"Jane Smith\" --as dsl@school.example; \
+haven chronology E100000000001 --as dsl@school.example --format multiagency --out jane-multiagency.pdf\n\n\
+--format multiagency: the incidents marked significant (`haven incident mark`) in the partnership's columns \
+(date, significant event, source, impact on the child, action/outcome); CSV on standard output, or into --out \
+as .csv, .html or .pdf.\n\n{EXIT_CODES}"
+    ))]
     Chronology {
         /// The pupil: a UPN, or a full name as the directory has it.
         pupil: String,
@@ -102,9 +108,21 @@ read; 78 the configuration, rules or a key file is invalid."
         /// is audited under their name beside the operating-system user.
         #[arg(long = "as", value_name = "STAFF_EMAIL")]
         viewer: String,
-        /// Print the chronology as JSON.
+        /// Print the chronology as JSON (the same as --format json).
         #[arg(long)]
         json: bool,
+        /// text (the default), json, or multiagency.
+        #[arg(long, value_enum, conflicts_with = "json")]
+        format: Option<ChronologyFormat>,
+        /// With --format multiagency: the file to write (.csv, .html or .pdf; never overwritten).
+        #[arg(long, value_name = "FILE", requires = "format")]
+        out: Option<PathBuf>,
+    },
+    /// Mark an incident for the multi-agency chronology (DSL team).
+    #[command(after_help = format!("Example: haven incident mark 12 --not-significant --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Incident {
+        #[command(subcommand)]
+        command: IncidentCommand,
     },
     /// A chronology bundle with attachments and SHA-256 manifest: HTML, JSON, or an archival
     /// PDF (PDF/A-2b) whose every page names the school, the UPN, the export id and the
@@ -291,6 +309,43 @@ the arguments are wrong.")]
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ChronologyFormat {
+    Text,
+    Json,
+    /// The significant events in the partnership's columns.
+    Multiagency,
+}
+
+#[derive(Subcommand)]
+enum IncidentCommand {
+    /// Mark it significant (with a summary and its impact on the child) or not significant.
+    #[command(after_help = format!(
+        "Example: haven incident mark 12 --significant --summary \"Disclosed being hit by uncle at weekend\" \
+--impact \"Frightened to go home; bruise on arm\" --by dsl@school.example\n\n\
+A mark is kept beside the incident, which is never changed; the newest mark counts, and every mark is audited.\n\n{EXIT_CODES}"
+    ))]
+    Mark {
+        /// The incident's number.
+        incident: i64,
+        /// A significant event: it is a row of the multi-agency chronology.
+        #[arg(long, conflicts_with = "not_significant", required_unless_present = "not_significant")]
+        significant: bool,
+        /// Not (or no longer) significant: left out of the multi-agency chronology.
+        #[arg(long)]
+        not_significant: bool,
+        /// One line on what happened, as partner agencies will read it.
+        #[arg(long, value_name = "TEXT")]
+        summary: Option<String>,
+        /// What it meant for the child.
+        #[arg(long, value_name = "TEXT")]
+        impact: Option<String>,
+        /// Who marks it: a member of the DSL team (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum RetentionCommand {
     /// Validate retention.toml against the school's categories (exit 78 with file:line:column
@@ -391,13 +446,16 @@ enum DisposeCommand {
         by: String,
     },
     /// Print the certificate of destruction of a carried-out disposal (no pupil content).
-    #[command(after_help = format!("Example: haven dispose certificate 3 --format html > certificate.html\n\n{EXIT_CODES}"))]
+    #[command(after_help = format!("Examples: haven dispose certificate 3 --format html > certificate.html; haven dispose certificate 3 --format pdf --out D-0003.pdf\n\n{EXIT_CODES}"))]
     Certificate {
         /// The disposal's number.
         id: i64,
-        /// text or html (a PDF comes from the export renderer).
+        /// text or html (to standard output), or pdf (PDF/A, into --out).
         #[arg(long, value_enum, default_value = "text")]
         format: cli::dispose::CertificateFormat,
+        /// The PDF file to write (a new file; never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -709,9 +767,26 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             }
             Ok(imported.report.to_string())
         }
-        Command::Chronology { pupil, viewer, json } => {
+        Command::Chronology { pupil, viewer, json: _, format: Some(ChronologyFormat::Multiagency), out } => {
+            let req = cli::multiagency::Request {
+                query: &pupil,
+                viewer: &viewer,
+                school: &app.config.school.name,
+                out: out.as_deref(),
+                tz: app.config.school.tz(),
+                now,
+            };
+            cli::multiagency::run(&app.store, &app.sealer().await?, &app.blind_index()?, &req).await
+        }
+        Command::Chronology { out: Some(_), .. } => Err(CliError::Usage("--out is for --format multiagency".into())),
+        Command::Chronology { pupil, viewer, json, format, out: None } => {
+            let json = json || format == Some(ChronologyFormat::Json);
             cli::chronology::run(&app.store, &app.sealer().await?, &app.blind_index()?, &pupil, &viewer, app.config.school.tz(), now, json)
                 .await
+        }
+        Command::Incident { command: IncidentCommand::Mark { incident, significant, not_significant: _, summary, impact, by } } => {
+            let req = cli::mark::MarkRequest { incident, significant, summary: summary.as_deref(), impact: impact.as_deref(), by: &by };
+            cli::mark::mark(&app.store, &app.sealer().await?, &req, now).await
         }
         Command::Export { pupil, format, viewer, out } => {
             let req = cli::export::ExportRequest {
@@ -755,7 +830,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Dispose { command: DisposeCommand::Approve { id, by } } => cli::dispose::approve(&app, id, &by).await,
         Command::Dispose { command: DisposeCommand::Cancel { id, by, reason } } => cli::dispose::cancel(&app, id, &by, &reason).await,
         Command::Dispose { command: DisposeCommand::Run { id, by } } => cli::dispose::run(&app, id, &by).await,
-        Command::Dispose { command: DisposeCommand::Certificate { id, format } } => cli::dispose::certificate(&app, id, format).await,
+        Command::Dispose { command: DisposeCommand::Certificate { id, format, out } } => {
+            cli::dispose::certificate(&app, id, format, out.as_deref()).await
+        }
         Command::Disposals { json } => cli::dispose::list(&app, json).await,
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,

@@ -8,4 +8,5 @@ pub mod dovecot;
 pub mod eaton;
 pub mod haven;
 pub mod llama;
+pub mod poppler;
 pub mod smtp;

@@ -49,7 +49,40 @@ pub fn find_pupil<'a>(dir: &'a Directory, query: &str) -> Result<&'a Pupil, CliE
 pub struct View {
     pub dir: Directory,
     pub pupil: Pupil,
+    /// The entries asked for (see [`Window`]), oldest first.
     pub entries: Vec<ChronologyEntry>,
+    /// How many entries the viewer may see in all.
+    pub total: usize,
+    /// Where `entries` start among those `total` (0 for the whole chronology).
+    pub offset: usize,
+}
+
+/// Which of the entries a viewer may see are opened: all of them (the CLI, exports), one page
+/// of `size` (the console; pages count from the oldest, and no page means the latest), or one
+/// incident. Only what is shown is decrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    All,
+    Page { number: Option<usize>, size: usize },
+    Incident(i64),
+}
+
+impl Window {
+    /// The range of `total` visible entries this window shows, given the incidents in order.
+    fn range(self, incidents: &[i64]) -> std::ops::Range<usize> {
+        let total = incidents.len();
+        match self {
+            Window::All => 0..total,
+            Window::Page { number, size } => {
+                let size = size.max(1);
+                let pages = total.div_ceil(size).max(1);
+                let page = number.unwrap_or(pages).clamp(1, pages);
+                let start = (page - 1) * size;
+                start..(start + size).min(total)
+            }
+            Window::Incident(id) => incidents.iter().position(|i| *i == id).map_or(0..0, |at| at..at + 1),
+        }
+    }
 }
 
 /// Loads the chronology of the pupil `query` names, keeps what `viewer` (a staff email) may see,
@@ -66,6 +99,22 @@ pub async fn load_view(
     load_view_noted(store, sealer, blind, query, viewer, audit_action, "", now).await
 }
 
+/// [`load_view`] for a [`Window`] of the chronology: only its entries are opened, and the audit
+/// entry says which (`entries=100 of 500 from=400`, `incident=12`).
+#[allow(clippy::too_many_arguments)]
+pub async fn load_window(
+    store: &Store,
+    sealer: &Sealer,
+    blind: &BlindIndex,
+    query: &str,
+    viewer: &str,
+    audit_action: &str,
+    window: Window,
+    now: DateTime<Utc>,
+) -> Result<View, CliError> {
+    load(store, sealer, blind, query, viewer, audit_action, "", window, now).await
+}
+
 /// [`load_view`], with `note` (`id=…` for an export) added to the audit entry's detail.
 #[allow(clippy::too_many_arguments)]
 pub async fn load_view_noted(
@@ -76,6 +125,21 @@ pub async fn load_view_noted(
     viewer: &str,
     audit_action: &str,
     note: &str,
+    now: DateTime<Utc>,
+) -> Result<View, CliError> {
+    load(store, sealer, blind, query, viewer, audit_action, note, Window::All, now).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load(
+    store: &Store,
+    sealer: &Sealer,
+    blind: &BlindIndex,
+    query: &str,
+    viewer: &str,
+    audit_action: &str,
+    note: &str,
+    window: Window,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
     // Only the pupils shown are opened: the ones the query names (found through the blind
@@ -100,19 +164,28 @@ pub async fn load_view_noted(
             e.pupils.retain(|(_, role)| role != "mentioned");
         }
     }
+    let total = entries.len();
+    let range = window.range(&entries.iter().map(|e| e.incident).collect::<Vec<_>>());
+    let offset = range.start;
+    let mut entries: Vec<ChronologyEntry> = entries.drain(range).collect();
     for e in &mut entries {
         open_entry(e, sealer)?;
     }
+    let shown = match window {
+        Window::All => format!("entries={}", entries.len()),
+        Window::Page { .. } => format!("entries={} of {total} from={offset}", entries.len()),
+        Window::Incident(id) => format!("incident={id}"),
+    };
     store
         .audit(
             now,
             &viewer.to_ascii_lowercase(),
             audit_action,
             &format!("pupil:{}", pupil.id),
-            &format!("entries={}{}{note}", entries.len(), if note.is_empty() { "" } else { " " }),
+            &format!("{shown}{}{note}", if note.is_empty() { "" } else { " " }),
         )
         .await?;
-    Ok(View { dir, pupil, entries })
+    Ok(View { dir, pupil, entries, total, offset })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -17,12 +17,17 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::json;
 
-/// The certificate's formats (PDF comes with the export renderer).
+/// The certificate's formats: text and HTML on standard output, PDF/A into `--out`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CertificateFormat {
     Text,
     Html,
+    Pdf,
 }
+
+/// How long a disposal waits for the mailbox to delete its copies while it holds the database's
+/// write transaction open (SQLite's writers wait up to 30 s for it).
+const MAILBOX_TIME: std::time::Duration = std::time::Duration::from_secs(20);
 
 fn reference(id: i64) -> String {
     format!("D-{id:04}")
@@ -119,7 +124,8 @@ pub async fn request(app: &App, req: Request<'_>) -> Result<String, CliError> {
         )));
     }
     let sealer = app.sealer().await?;
-    let dir = app.store.load_directory(&sealer).await?;
+    let named = app.store.find_pupils(&app.blind_index()?, req.pupil).await?;
+    let dir = app.store.load_directory_with_pupils(&sealer, &named).await?;
     let pupil = super::chronology::find_pupil(&dir, req.pupil)?;
     let staff = active(&dir, req.by)?;
     if !staff.is_dsl_team() {
@@ -201,7 +207,8 @@ pub async fn approve(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let policy = load_policy(app)?;
     let d = load(app, id).await?;
     let sealer = app.sealer().await?;
-    let dir = app.store.load_directory(&sealer).await?;
+    // Staff only: no pupil is opened to check who is asking.
+    let dir = app.store.load_directory_with_pupils(&sealer, &[]).await?;
     let staff = active(&dir, by)?;
     if !(staff.has_role(Role::Head) || staff.has_role(Role::Dpo)) {
         return refuse(
@@ -249,7 +256,8 @@ pub async fn cancel(app: &App, id: i64, by: &str, reason: &str) -> Result<String
     }
     let d = load(app, id).await?;
     let sealer = app.sealer().await?;
-    let dir = app.store.load_directory(&sealer).await?;
+    // Staff only: no pupil is opened to check who is asking.
+    let dir = app.store.load_directory_with_pupils(&sealer, &[]).await?;
     let staff = active(&dir, by)?;
     if !may_manage_records(staff) {
         return refuse(
@@ -323,7 +331,8 @@ pub async fn run(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let policy = load_policy(app)?;
     let d = load(app, id).await?;
     let sealer = app.sealer().await?;
-    let dir = app.store.load_directory(&sealer).await?;
+    // Staff only: no pupil is opened to check who is asking.
+    let dir = app.store.load_directory_with_pupils(&sealer, &[]).await?;
     let staff = active(&dir, by)?;
     if !may_manage_records(staff) {
         return refuse(
@@ -377,18 +386,31 @@ pub async fn run(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let (own, shared) = incidents_in(app, &policy, pupil, &d.series).await?;
     let messages = app.store.messages_only_of(&own).await?;
     let plan = DisposalPlan { disposal: id, pupil, series: d.series.clone(), own, shared, messages };
-    let copies = delete_from_mailbox(app, &plan.messages).await?;
     // Whatever of another pupil's record is sealed under this pupil's own key is sealed under
     // the ring alone first, so destroying the key loses nothing of theirs.
     app.store.unseal_from_pupil(&plan.own, pupil, &sealer).await?;
     let kept_for = chrono::Duration::from_std(policy.disposal.backups_kept_for).unwrap_or(chrono::Duration::MAX);
     let expire: NaiveDate = now.checked_add_signed(kept_for).unwrap_or(now).with_timezone(&tz).date_naive();
+    // The database's deletions first, uncommitted: a database that cannot take them (a full
+    // disk) fails before the mailbox is touched. Then the mailbox's copies (bounded in time, so
+    // the daemon's writers waiting on this transaction are not held for long), then the log
+    // entry counting them, and one commit. A mailbox that cannot be reached rolls it all back.
     let mut tx = app.store.begin().await?;
-    let destroyed =
-        tx.carry_out_disposal(&plan, staff.id, now, expire, copies, sealer.has_pupil_key(pupil)).await.map_err(|e| match e {
-            crate::store::StoreError::Invalid(m) => CliError::Usage(m),
-            other => other.into(),
-        })?;
+    let mut destroyed = tx.carry_out_disposal(&plan, staff.id, now, sealer.has_pupil_key(pupil)).await.map_err(|e| match e {
+        crate::store::StoreError::Invalid(m) => CliError::Usage(m),
+        other => other.into(),
+    })?;
+    destroyed.mailbox_copies = match tokio::time::timeout(MAILBOX_TIME, delete_from_mailbox(app, &plan.messages)).await {
+        Ok(copies) => copies?,
+        Err(_) => {
+            return Err(CliError::Other(anyhow::anyhow!(
+                "the mailbox did not finish deleting the original messages within {} s; nothing was deleted from the database: \
+                 run it again once the mailbox answers",
+                MAILBOX_TIME.as_secs()
+            )));
+        }
+    };
+    tx.record_disposal(&plan, &destroyed, staff.id, now, expire).await?;
     tx.commit().await?;
     if destroyed.pupil_key {
         sealer.destroy_pupil_key(pupil).map_err(|e| {
@@ -423,7 +445,13 @@ fn basis_words(basis: &str) -> &'static str {
     }
 }
 
-pub async fn certificate(app: &App, id: i64, format: CertificateFormat) -> Result<String, CliError> {
+pub async fn certificate(app: &App, id: i64, format: CertificateFormat, out: Option<&std::path::Path>) -> Result<String, CliError> {
+    if (format == CertificateFormat::Pdf) != out.is_some() {
+        return Err(CliError::Usage(match format {
+            CertificateFormat::Pdf => "a PDF certificate needs --out FILE.pdf (it is not written to the terminal)".into(),
+            _ => "--out is for --format pdf; text and HTML go to standard output".into(),
+        }));
+    }
     let tz = app.config.school.tz();
     let policy = load_policy(app)?;
     let d = load(app, id).await?;
@@ -431,7 +459,8 @@ pub async fn certificate(app: &App, id: i64, format: CertificateFormat) -> Resul
         return Err(CliError::Usage(format!("disposal #{id} is {}, not carried out: there is no certificate yet", d.state.as_str())));
     };
     let sealer = app.sealer().await?;
-    let dir = app.store.load_directory(&sealer).await?;
+    // Staff only: no pupil is opened to check who is asking.
+    let dir = app.store.load_directory_with_pupils(&sealer, &[]).await?;
     let c = Certificate {
         school: app.config.school.name.clone(),
         reference: reference(id),
@@ -449,18 +478,45 @@ pub async fn certificate(app: &App, id: i64, format: CertificateFormat) -> Resul
         backups_kept_for: describe(policy.disposal.backups_kept_for),
         issued_on: day(app.now(), tz),
     };
-    let rendered = match format {
-        CertificateFormat::Text => c.text(),
-        CertificateFormat::Html => c.html(),
+    let rendered = match (format, out) {
+        (CertificateFormat::Pdf, Some(path)) => return write_pdf(&c, path, app.now()).await,
+        (CertificateFormat::Html, _) => c.html(),
+        _ => c.text(),
     };
     rendered.map_err(|e| CliError::Other(anyhow::anyhow!("cannot render the certificate: {e}")))
+}
+
+/// Writes the certificate as PDF/A to `path` (a new file, mode 0600).
+#[cfg(feature = "pdf")]
+async fn write_pdf(c: &Certificate, path: &std::path::Path, now: DateTime<Utc>) -> Result<String, CliError> {
+    let c = c.clone();
+    let rendered = tokio::task::spawn_blocking(move || c.pdf(now))
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("the PDF renderer stopped: {e}")))?
+        .map_err(|e| CliError::Other(anyhow::Error::new(e)))?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(&rendered.bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e} (an existing file is never overwritten)", path.display())))?;
+    Ok(format!("certificate written to {} ({} page{})", path.display(), rendered.pages, if rendered.pages == 1 { "" } else { "s" }))
+}
+
+#[cfg(not(feature = "pdf"))]
+async fn write_pdf(_c: &Certificate, _path: &std::path::Path, _now: DateTime<Utc>) -> Result<String, CliError> {
+    Err(CliError::Usage("this haven was built without PDF support (cargo feature `pdf`): use --format html and print it to PDF".into()))
 }
 
 pub async fn list(app: &App, json_out: bool) -> Result<String, CliError> {
     let tz = app.config.school.tz();
     let sealer = app.sealer().await?;
-    let dir = app.store.load_directory(&sealer).await?;
     let all = app.store.disposals().await?;
+    let named: Vec<i64> = all.iter().filter_map(|d| d.pupil_id).collect();
+    let dir = app.store.load_directory_with_pupils(&sealer, &named).await?;
     let pupil =
         |d: &Disposal| d.pupil_id.map(|p| dir.pupils.iter().find(|x| x.id == p).map_or_else(|| format!("pupil #{p}"), |x| x.upn.clone()));
     if json_out {

@@ -121,6 +121,7 @@ async fn bundle_showing(
         incident_done(view.entries.len() as u64);
     }
     let chronology = Chronology::build(&view);
+    let holds = store.holds_touching(Some(view.pupil.id), None).await?;
     let exporter = view
         .dir
         .active_staff_by_email(req.viewer)
@@ -133,6 +134,7 @@ async fn bundle_showing(
         tz: req.tz,
         now: req.now,
         staff: &view.dir.staff,
+        holds: &holds,
     };
     let document = match req.format {
         Format::Html => {
@@ -141,7 +143,9 @@ async fn bundle_showing(
             ("chronology.html".to_string(), html.into_bytes())
         }
         Format::Json | Format::Pdf => {
-            ("chronology.json".to_string(), render_json(&chronology, &attachments_by_incident, req.now).into_bytes())
+            let exported: Vec<i64> = chronology.incidents.iter().map(|e| e.incident).collect();
+            let holds = super::export_doc::hold_lines(&meta(None), &exported);
+            ("chronology.json".to_string(), render_json(&chronology, &attachments_by_incident, &holds, req.now).into_bytes())
         }
     };
     files.insert(0, document);
@@ -200,7 +204,7 @@ fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.write_all(data)
 }
 
-fn render_json(view: &Chronology, attachments: &[Vec<serde_json::Value>], now: DateTime<Utc>) -> String {
+fn render_json(view: &Chronology, attachments: &[Vec<serde_json::Value>], holds: &[String], now: DateTime<Utc>) -> String {
     let incidents: Vec<serde_json::Value> = view
         .incidents
         .iter()
@@ -214,6 +218,7 @@ fn render_json(view: &Chronology, attachments: &[Vec<serde_json::Value>], now: D
     let v = json!({
         "exported_at": now.to_rfc3339(),
         "pupil": view.pupil,
+        "holds": holds,
         "incidents": incidents,
     });
     serde_json::to_string_pretty(&v).unwrap_or_default()

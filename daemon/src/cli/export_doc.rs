@@ -7,7 +7,7 @@
 
 use super::chronology::{Chronology, Entry, pupils_line};
 use crate::directory::Staff;
-use crate::store::SentAbout;
+use crate::store::{Hold, HoldOn, SentAbout};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -25,6 +25,9 @@ pub struct ExportDoc {
     pub manifest_sha256: Option<String>,
     /// "4 incidents, 1 follow-up".
     pub counts: String,
+    /// The standing holds on this pupil or an exported entry: "Hold #3 on this pupil since
+    /// 2026-12-01 (police), set by Dana Lead". Nothing they cover may be disposed of.
+    pub holds: Vec<String>,
     pub pupil: CoverPupil,
     pub entries: Vec<EntryDoc>,
 }
@@ -127,6 +130,8 @@ pub struct ExportMeta<'a> {
     pub now: DateTime<Utc>,
     /// Finds a member of staff's name by address.
     pub staff: &'a [Staff],
+    /// The standing holds on the pupil and on the exported entries.
+    pub holds: &'a [Hold],
 }
 
 impl ExportDoc {
@@ -153,6 +158,7 @@ impl ExportDoc {
             exported_by: format!("{} {} <{}>", meta.exporter.first_name, meta.exporter.last_name, meta.exporter.email()),
             manifest_sha256: meta.manifest_sha256.map(str::to_string),
             counts: format!("{} {}, {} {}", incidents, plural(incidents, "incident"), follow_ups, plural(follow_ups, "follow-up")),
+            holds: hold_lines(meta, &chronology.incidents.iter().map(|e| e.incident).collect::<Vec<_>>()),
             pupil: CoverPupil {
                 upn: p.upn.clone(),
                 name: p.name.clone(),
@@ -170,6 +176,28 @@ impl ExportDoc {
             entries,
         }
     }
+}
+
+/// One line per standing hold on the pupil or on an entry in the export (a hold on an entry the
+/// exporter may not see is left out, like the entry). The hold's note is not shown: it can name
+/// an investigation; `haven holds` shows it to those who manage holds.
+pub fn hold_lines(meta: &ExportMeta<'_>, exported: &[i64]) -> Vec<String> {
+    meta.holds
+        .iter()
+        .filter(|h| matches!(h.on, HoldOn::Pupil(_)) || matches!(h.on, HoldOn::Incident(i) if exported.contains(&i)))
+        .map(|h| {
+            let on = match h.on {
+                HoldOn::Pupil(_) => "this pupil".to_string(),
+                HoldOn::Incident(i) => format!("incident #{i}"),
+            };
+            let by = meta
+                .staff
+                .iter()
+                .find(|s| s.id == h.set_by)
+                .map_or_else(String::new, |s| format!(", set by {} {}", s.first_name, s.last_name));
+            format!("Hold #{} on {on} since {} ({}){by}", h.id, h.set_at.with_timezone(&meta.tz).format("%Y-%m-%d"), h.reason)
+        })
+        .collect()
 }
 
 fn plural(n: usize, word: &str) -> String {

@@ -16,7 +16,9 @@ pub mod ingest;
 pub mod init;
 pub mod key;
 pub mod link;
+pub mod mark;
 pub mod messages;
+pub mod multiagency;
 pub mod outcome;
 pub mod outcomes;
 pub mod progress;
@@ -62,6 +64,12 @@ impl CliError {
 
 impl From<crate::store::StoreError> for CliError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.disk_may_be_full() {
+            return CliError::Other(anyhow::anyhow!(
+                "{e}: the disk holding the database may be full (`df -h` shows); what this command was writing was not saved: \
+                 free some space and run it again"
+            ));
+        }
         CliError::Other(anyhow::Error::new(e))
     }
 }
@@ -75,7 +83,7 @@ pub fn load_config(path: &Path) -> Result<Config, CliError> {
 /// process: every audit entry it writes is chained under that key.
 pub async fn open_store(config: &Config) -> Result<Store, CliError> {
     install_audit_key(config)?;
-    Store::open(config.database_url()).await.map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))
+    Store::open(config.database_url()).await.map_err(CliError::from)
 }
 
 /// What most commands need: the configuration, the open database and the clock.

@@ -26,13 +26,15 @@ pub async fn record(
         return Err(CliError::Usage("the outcome text is empty".into()));
     }
     let code = crate::outcome_code::parse_outcome_code(text).map_err(|e| CliError::Usage(format!("{e}; nothing was recorded")))?;
-    let dir = store.load_directory(sealer).await?;
-    let staff = dir
-        .active_staff_by_email(by_email)
-        .ok_or_else(|| CliError::Usage(format!("--by {by_email}: not an active member of staff; nothing was recorded")))?;
     let Some(facts) = store.incident_facts(incident).await? else {
         return Err(CliError::Usage(format!("there is no incident #{incident}")));
     };
+    // The staff and the incident's own pupils: who may record depends on nobody else.
+    let pupils: Vec<i64> = facts.pupils.iter().map(|(id, _)| *id).collect();
+    let dir = store.load_directory_with_pupils(sealer, &pupils).await?;
+    let staff = dir
+        .active_staff_by_email(by_email)
+        .ok_or_else(|| CliError::Usage(format!("--by {by_email}: not an active member of staff; nothing was recorded")))?;
     let allowed = store.may_record_outcome(&facts, staff, &dir).await?;
     if !allowed {
         store

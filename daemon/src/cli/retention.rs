@@ -191,7 +191,8 @@ pub async fn review(app: &App, req: ReviewRequest<'_>) -> Result<String, CliErro
         _ => {}
     }
     let sealer = app.sealer().await?;
-    let dir = app.store.load_directory(&sealer).await?;
+    let named = app.store.find_pupils(&app.blind_index()?, req.pupil).await?;
+    let dir = app.store.load_directory_with_pupils(&sealer, &named).await?;
     let pupil = super::chronology::find_pupil(&dir, req.pupil)?;
     let staff = authorised(&app.store, &dir, req.by, "retention_review", &format!("pupil:{}", pupil.id), now).await?;
     if req.decision == Decision::Destroy {

@@ -32,6 +32,7 @@ pub async fn run(store: &Store, intake_source: &str, tz: Tz, now: DateTime<Utc>,
             "incidents": s.incidents,
             "outbox": {"pending": s.outbox_pending, "sent": s.outbox_sent, "dead": s.outbox_dead},
             "outcomes": {"open": s.outcomes_open, "overdue": s.outcomes_overdue},
+            "holds": {"pupils": s.holds_on_pupils, "incidents": s.holds_on_incidents},
             "intake": {"source": intake_source, "last_filed_at": last},
             "health": parts,
             "database": store.backend(),
@@ -52,6 +53,7 @@ pub async fn run(store: &Store, intake_source: &str, tz: Tz, now: DateTime<Utc>,
          outbox: {} pending, {} sent, {} dead{}\n\
          scheduler: {}\n\
          outcomes: {} open, {} overdue\n\
+         holds: {}\n\
          database: {}\n\
          leader: {}\n",
         n(MessageState::Filed),
@@ -67,9 +69,24 @@ pub async fn run(store: &Store, intake_source: &str, tz: Tz, now: DateTime<Utc>,
         of(Component::Scheduler).map_or_else(|| "no health recorded".to_string(), |h| describe(h, tz, now)),
         s.outcomes_open,
         s.outcomes_overdue,
+        holds_line(&s),
         store.backend(),
         leader_line(store.backend(), leader.as_ref()),
     ))
+}
+
+/// "none", or "2 standing (1 on a pupil, 1 on an incident): see `haven holds`".
+fn holds_line(s: &crate::store::StatusCounts) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} on {}", if n == 1 { one } else { many });
+    match (s.holds_on_pupils, s.holds_on_incidents) {
+        (0, 0) => "none".into(),
+        (p, i) => format!(
+            "{} standing ({}, {}): nothing they cover can be disposed of; see `haven holds`",
+            p + i,
+            plural(p, "a pupil", "pupils"),
+            plural(i, "an incident", "incidents")
+        ),
+    }
 }
 
 /// Which daemon leads (reads the intake, runs the scheduler), for the text output.

@@ -554,7 +554,21 @@ pub(super) fn entry_row(st: &State, e: &crate::store::ChronologyEntry, dir: &cra
 
 /// The chronology through the CLI's own `load_view`: the same visibility rule, opened and
 /// audited the same way.
-async fn chronology(axum::extract::State(st): Shared, headers: HeaderMap, Path(upn): Path<String>) -> Response {
+/// How many entries one chronology page shows: a long chronology is read a page at a time
+/// (the latest first), and exported whole.
+pub(super) const PAGE_SIZE: usize = 100;
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+}
+
+async fn chronology(
+    axum::extract::State(st): Shared,
+    headers: HeaderMap,
+    Path(upn): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PageQuery>,
+) -> Response {
     if session::cookie(&headers, st.cookies.session).is_none() {
         return not_found().await;
     }
@@ -563,13 +577,15 @@ async fn chronology(axum::extract::State(st): Shared, headers: HeaderMap, Path(u
         Err(r) => return r,
     };
     let now = st.clock.now();
-    let view = match crate::cli::chronology::load_view(
+    let window = crate::cli::chronology::Window::Page { number: q.page, size: PAGE_SIZE };
+    let view = match crate::cli::chronology::load_window(
         &st.store,
         &st.sealer().await,
         &st.blind,
         &upn,
         s.staff.email(),
         "console_chronology_view",
+        window,
         now,
     )
     .await
@@ -589,7 +605,8 @@ async fn chronology(axum::extract::State(st): Shared, headers: HeaderMap, Path(u
         p.house.as_deref().unwrap_or("none")
     );
     let entries = view.entries.iter().map(|e| entry_row(&st, e, &view.dir, p.id)).collect();
-    render(&views::Chronology { name: p.full_name(), upn: p.upn.clone(), details, entries })
+    let pages = views::Pages::new(view.total, view.offset, PAGE_SIZE);
+    render(&views::Chronology { name: p.full_name(), upn: p.upn.clone(), details, total: view.total, pages, entries })
 }
 
 /// Incident `id`'s facts, the directory and the UPN of its first pupil, if `visibility` lets
@@ -629,8 +646,11 @@ pub(super) async fn incident_view(st: &State, s: &Signed, id: i64, notice: Optio
         Err(r) => return r,
     };
     let sealer = st.sealer().await;
+    let one = crate::cli::chronology::Window::Incident(id);
     let view =
-        match crate::cli::chronology::load_view(&st.store, &sealer, &st.blind, &upn, s.staff.email(), "console_incident_view", now).await {
+        match crate::cli::chronology::load_window(&st.store, &sealer, &st.blind, &upn, s.staff.email(), "console_incident_view", one, now)
+            .await
+        {
             Ok(v) => v,
             Err(_) => return unavailable(),
         };

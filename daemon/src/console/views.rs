@@ -97,7 +97,35 @@ pub struct Chronology {
     pub name: String,
     pub upn: String,
     pub details: String,
+    /// Every entry the viewer may see, on all pages.
+    pub total: usize,
+    pub pages: Pages,
     pub entries: Vec<EntryRow>,
+}
+
+/// Where a chronology page is among its pages (numbered from the oldest).
+pub struct Pages {
+    pub page: usize,
+    pub of: usize,
+    /// Entries `first..=last` (counted from 1, oldest first) are on this page.
+    pub first: usize,
+    pub last: usize,
+}
+
+impl Pages {
+    pub fn new(total: usize, offset: usize, size: usize) -> Pages {
+        let size = size.max(1);
+        let shown = total.saturating_sub(offset).min(size);
+        Pages { page: offset / size + 1, of: total.div_ceil(size).max(1), first: offset + 1, last: offset + shown }
+    }
+
+    pub fn earlier(&self) -> Option<usize> {
+        (self.page > 1).then(|| self.page - 1)
+    }
+
+    pub fn later(&self) -> Option<usize> {
+        (self.page < self.of).then(|| self.page + 1)
+    }
 }
 
 /// One incident as shown on a chronology or its own page.

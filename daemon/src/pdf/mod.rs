@@ -17,12 +17,18 @@ use serde::Serialize;
 pub enum Template {
     /// One pupil's chronology (`haven export --format pdf`).
     Chronology,
+    /// A certificate of destruction (`haven dispose certificate N --format pdf`).
+    DisposalCertificate,
+    /// The multi-agency chronology (`haven chronology PUPIL --format multiagency`).
+    MultiAgency,
 }
 
 impl Template {
     fn source(self) -> &'static str {
         match self {
             Template::Chronology => include_str!("../../templates/pdf/chronology.typ"),
+            Template::DisposalCertificate => include_str!("../../templates/pdf/disposal_certificate.typ"),
+            Template::MultiAgency => include_str!("../../templates/pdf/multiagency.typ"),
         }
     }
 }

@@ -1,20 +1,20 @@
 //! The certificate of destruction: one typed model ([`Certificate`]) drawn from a carried-out
 //! disposal's log entry, rendered by askama as text (`disposal_certificate.txt`) or HTML
-//! (`disposal_certificate.html`, escaped). It holds no pupil content: the series, the counts,
+//! (`disposal_certificate.html`, escaped), and by typst as PDF/A (`pdf/disposal_certificate.typ`). It holds no pupil content: the series, the counts,
 //! the dates and the people who asked, approved and carried it out.
 
 use crate::store::Destroyed;
 use askama::Template;
 
 /// One line of what was destroyed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Line {
     pub what: &'static str,
     pub count: String,
 }
 
 /// Everything a certificate says.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Certificate {
     pub school: String,
     /// "D-0007".
@@ -80,6 +80,12 @@ impl Certificate {
 
     pub fn html(&self) -> Result<String, askama::Error> {
         Html { c: self }.render()
+    }
+
+    /// The certificate as PDF/A-2b, dated `now`.
+    #[cfg(feature = "pdf")]
+    pub fn pdf(&self, now: chrono::DateTime<chrono::Utc>) -> Result<crate::pdf::Rendered, crate::pdf::PdfError> {
+        crate::pdf::render(crate::pdf::Template::DisposalCertificate, self, now)
     }
 }
 

@@ -423,19 +423,12 @@ impl Tx {
         self.append_audit(at, by, "disposal_refused", &subject, why).await
     }
 
-    /// Carries out `plan` (see the module's documentation) and writes the permanent log entry.
-    /// `mailbox_copies`: how many copies were already deleted from the mailbox.
-    pub async fn carry_out_disposal(
-        &mut self,
-        plan: &DisposalPlan,
-        by: i64,
-        at: DateTime<Utc>,
-        backups_expire_on: NaiveDate,
-        mailbox_copies: u64,
-        has_pupil_key: bool,
-    ) -> Result<Destroyed> {
-        let actor = format!("staff:{by}");
-        let mut d = Destroyed { mailbox_copies, ..Destroyed::default() };
+    /// Carries out `plan`'s deletions in the database (see the module's documentation). The
+    /// caller then deletes the mailbox's copies and, in the same transaction, writes the
+    /// permanent log entry ([`Tx::record_disposal`]): a database that cannot take the deletions
+    /// (a full disk) fails here, before the mailbox is touched.
+    pub async fn carry_out_disposal(&mut self, plan: &DisposalPlan, by: i64, at: DateTime<Utc>, has_pupil_key: bool) -> Result<Destroyed> {
+        let mut d = Destroyed::default();
         let pupil = plan.pupil;
         // The run claims the row first: a second `dispose run` at the same moment waits on the
         // write lock, then finds it no longer approved and deletes nothing.
@@ -562,17 +555,35 @@ impl Tx {
                     .execute(&mut *c)
                     .await?;
             }
-            sqlx::query("UPDATE disposals SET pupil_id = NULL, reason = NULL, backups_expire_on = $2, destroyed = $3 WHERE id = $1")
-                .bind(plan.disposal)
-                .bind(backups_expire_on.to_string())
-                .bind(serde_json::to_string(&d).unwrap_or_default())
-                .execute(&mut *c)
-                .await?;
             Ok::<(), StoreError>(())
         })?;
         if d.directory_entry {
             self.bump_directory_generation().await?;
         }
+        Ok(d)
+    }
+
+    /// The permanent log entry of a disposal carried out by [`Tx::carry_out_disposal`] (with
+    /// `d.mailbox_copies` counted since) and its audit entries.
+    pub async fn record_disposal(
+        &mut self,
+        plan: &DisposalPlan,
+        d: &Destroyed,
+        by: i64,
+        at: DateTime<Utc>,
+        backups_expire_on: NaiveDate,
+    ) -> Result<()> {
+        let actor = format!("staff:{by}");
+        let own = &plan.own;
+        on_tx!(self, |c| {
+            sqlx::query("UPDATE disposals SET pupil_id = NULL, reason = NULL, backups_expire_on = $2, destroyed = $3 WHERE id = $1")
+                .bind(plan.disposal)
+                .bind(backups_expire_on.to_string())
+                .bind(serde_json::to_string(d).unwrap_or_default())
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+        })?;
         let mut entries: Vec<super::audit::AuditRecord<'_>> = own
             .iter()
             .map(|id| super::audit::AuditRecord {
@@ -597,6 +608,6 @@ impl Tx {
             incident: None,
         });
         self.append_audits(&entries).await?;
-        Ok(d)
+        Ok(())
     }
 }

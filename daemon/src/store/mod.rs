@@ -21,6 +21,7 @@ mod health;
 mod keyring;
 mod lease;
 mod links;
+mod marks;
 mod migrations;
 mod outbox;
 mod outcomes;
@@ -48,6 +49,7 @@ pub use filing::{
 pub use health::{Component, HealthRecord, HealthState};
 pub use keyring::{KeyState, KeyWalk, LiveKeys};
 pub use lease::{LeaseConnection, LeaseState, holder_id, sqlite_file};
+pub use marks::{Mark, fields as mark_fields};
 pub use migrations::{MigrationState, migration_state};
 pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use outcomes::OutcomeRecorded;
@@ -108,6 +110,22 @@ impl StoreError {
         }
     }
 
+    /// Whether the engine said it could not write for want of space (SQLite: full, or an I/O
+    /// error, which is how a full disk shows when the shared-memory file cannot grow;
+    /// PostgreSQL: insufficient resources, such as disk_full).
+    pub fn disk_may_be_full(&self) -> bool {
+        let (StoreError::Connect(e) | StoreError::Database(e)) = self else { return false };
+        match e {
+            sqlx::Error::Database(d) => match self.engine_code(d.as_ref()) {
+                EngineCode::Sqlite(code) => matches!(code & 0xff, SQLITE_FULL | SQLITE_IOERR),
+                EngineCode::Postgres(state) => state.starts_with("53"),
+                EngineCode::Unknown => false,
+            },
+            sqlx::Error::Io(io) => io.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
     fn engine_code(&self, d: &dyn sqlx::error::DatabaseError) -> EngineCode {
         let Some(code) = d.code() else { return EngineCode::Unknown };
         if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
@@ -126,6 +144,8 @@ enum EngineCode {
     Unknown,
 }
 
+const SQLITE_IOERR: i32 = 10;
+const SQLITE_FULL: i32 = 13;
 const SQLITE_CONSTRAINT: i32 = 19;
 const SQLITE_TOOBIG: i32 = 18;
 const SQLITE_MISMATCH: i32 = 20;

@@ -66,6 +66,9 @@ pub struct StatusCounts {
     pub outcomes_open: u64,
     pub outcomes_overdue: u64,
     pub last_filed_at: Option<DateTime<Utc>>,
+    /// Standing holds (nothing they cover may be disposed of): on pupils, on single incidents.
+    pub holds_on_pupils: u64,
+    pub holds_on_incidents: u64,
 }
 
 /// A pupil's entries: through the pupil's links, each incident by its key, its latest outcome
@@ -102,6 +105,8 @@ pub(super) const STATUS_OUTBOX: &str = "SELECT state, COUNT(*) AS n FROM outbox 
 pub(super) const STATUS_OUTCOMES: &str = "SELECT COUNT(*) AS open, COALESCE(SUM(CASE WHEN due_us < $1 THEN 1 ELSE 0 END), 0) AS overdue \
      FROM actions WHERE outcome IS NULL";
 pub(super) const STATUS_LAST_FILED: &str = "SELECT MAX(received_us) AS t FROM messages WHERE state = 'filed'";
+pub(super) const STATUS_HOLDS: &str =
+    "SELECT COUNT(pupil_id) AS pupils, COUNT(incident_id) AS incidents FROM holds WHERE released_us IS NULL";
 
 impl Store {
     /// A pupil's incidents in occurred-at order (all of them: the caller applies visibility).
@@ -211,6 +216,9 @@ impl Store {
             s.outcomes_open = r.try_get::<i64, _>("open")? as u64;
             s.outcomes_overdue = r.try_get::<i64, _>("overdue")? as u64;
             s.last_filed_at = sqlx::query(STATUS_LAST_FILED).fetch_one(p).await?.try_get::<Option<i64>, _>("t")?.map(from_us);
+            let r = sqlx::query(STATUS_HOLDS).fetch_one(p).await?;
+            s.holds_on_pupils = r.try_get::<i64, _>("pupils")? as u64;
+            s.holds_on_incidents = r.try_get::<i64, _>("incidents")? as u64;
             Ok(s)
         })
     }

@@ -1,0 +1,31 @@
+//! Reading PDFs back with poppler (`pdfinfo`, `pdftotext`, `pdffonts`, `pdftoppm`; Debian's
+//! poppler-utils, installed by tests/run.sh).
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs a poppler tool, or fails saying how to install it.
+pub fn poppler(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
+        panic!("{tool} could not run ({e}): install poppler-utils (`apt-get install poppler-utils`; tests/run.sh does it as root)")
+    });
+    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("poppler prints UTF-8")
+}
+
+/// The PDF's text, page by page (pdftotext ends each page with a form feed), laid out as on
+/// the page so a label and its value stay on one line.
+pub fn pages(pdf: &Path) -> Vec<String> {
+    let text = poppler("pdftotext", &["-layout", "-enc", "UTF-8", pdf.to_str().unwrap(), "-"]);
+    let mut pages: Vec<String> = text.split('\u{c}').map(str::to_string).collect();
+    if pages.last().is_some_and(|p| p.trim().is_empty()) {
+        pages.pop();
+    }
+    let count: usize = poppler("pdfinfo", &[pdf.to_str().unwrap()])
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("pdfinfo gives a page count");
+    assert_eq!(pages.len(), count, "one text per page");
+    pages
+}
