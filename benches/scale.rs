@@ -382,6 +382,7 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
             historical: st.historical_filed_between(since, now).await.expect("historical"),
             directory: dir,
             audit_head: head.as_ref().map(|(n, mac)| (*n, mac.as_str())),
+            ai_suggestions: &std::collections::HashMap::new(),
         };
         let body = digest_for(dsl, &facts).body(&facts);
         assert!(!body.is_empty());

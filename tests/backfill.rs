@@ -148,6 +148,7 @@ async fn old_messages_are_filed_without_alerts_and_the_digest_counts_them(backen
         school_name: "Test School".into(),
         keys: Arc::new(haven::store::LiveKeys::new(Sealer::from_key_file(&env.path("secrets/haven.key")).unwrap(), None)),
         directory: Default::default(),
+        detail: haven::config::Detail::Minimal,
     };
     tick(&db.store, &settings, now()).await.expect("a pass");
     let report = tick(&db.store, &settings, now() + Duration::minutes(90)).await.expect("the 07:30 pass");

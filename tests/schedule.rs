@@ -180,6 +180,7 @@ fn settings(digests: Vec<Digest>) -> ScheduleSettings {
         school_name: "Eaton".into(),
         keys: std::sync::Arc::new(haven::store::LiveKeys::new(support::db::sealer(), None)),
         directory: Default::default(),
+        detail: haven::config::Detail::Minimal,
     }
 }
 

@@ -59,23 +59,62 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 struct AiRaw {
     provider: AiProvider,
-    base_url: String,
+    /// llamacpp, ollama, openai_compatible; azure names `endpoint` instead.
+    base_url: Option<String>,
     api_key_file: Option<PathBuf>,
-    model: String,
+    /// The label of suggestions and the model the server is asked for (azure: defaults to
+    /// the deployment).
+    model: Option<String>,
+    /// azure only.
+    endpoint: Option<String>,
+    deployment: Option<String>,
+    api_version: Option<String>,
     #[serde(default = "default_ai_timeout")]
     timeout: String,
+    /// Default: on unless `base_url` is on loopback.
+    redact: Option<bool>,
+    #[serde(default = "default_ai_max_chars")]
+    max_chars: usize,
 }
+
+fn default_ai_max_chars() -> usize {
+    6_000
+}
+
+/// The range `ai.max_chars` may take.
+const AI_MAX_CHARS_RANGE: std::ops::RangeInclusive<usize> = 200..=100_000;
 
 fn default_ai_timeout() -> String {
     "60s".into()
 }
 
-/// The model servers `[ai]` can name. Slice 1 speaks to llama.cpp's `llama-server` only.
+/// The model servers `[ai]` can name, all spoken to over the OpenAI chat API through rig-core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum AiProvider {
+    /// llama.cpp's `llama-server`, on the school's own machine: the on-premises default.
     Llamacpp,
+    /// An Ollama daemon (`http://127.0.0.1:11434/v1` unless `base_url` says otherwise).
+    Ollama,
+    /// Any server speaking the OpenAI chat API at `base_url`, with a key.
+    OpenaiCompatible,
+    /// Azure OpenAI: `endpoint`, `deployment`, `api_version`, a key.
+    Azure,
 }
+
+impl AiProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AiProvider::Llamacpp => "llamacpp",
+            AiProvider::Ollama => "ollama",
+            AiProvider::OpenaiCompatible => "openai_compatible",
+            AiProvider::Azure => "azure",
+        }
+    }
+}
+
+/// Ollama's own address, when `base_url` is not given.
+const OLLAMA_BASE_URL: &str = "http://127.0.0.1:11434/v1";
 
 /// The range `ai.timeout` may take: one call to the model, after which it is retried later.
 const AI_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(600);
@@ -90,7 +129,15 @@ pub struct AiSettings {
     pub api_key: Option<String>,
     /// The model's name, as the server knows it and as suggestions are labelled.
     pub model: String,
+    /// azure: the deployment the model is served as, and the API version asked for.
+    pub deployment: Option<String>,
+    pub api_version: Option<String>,
     pub timeout: Duration,
+    /// Names, addresses, postcodes, phone numbers and email addresses become placeholders
+    /// before the text leaves the process (`ai.redact`; on unless the server is on loopback).
+    pub redact: bool,
+    /// Text longer than this (characters) is cut before it is sent.
+    pub max_chars: usize,
 }
 
 impl fmt::Debug for AiSettings {
@@ -100,7 +147,11 @@ impl fmt::Debug for AiSettings {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "(set)"))
             .field("model", &self.model)
+            .field("deployment", &self.deployment)
+            .field("api_version", &self.api_version)
             .field("timeout", &self.timeout)
+            .field("redact", &self.redact)
+            .field("max_chars", &self.max_chars)
             .finish()
     }
 }
@@ -1020,25 +1071,118 @@ fn resolve_console(c: &mut Collect, r: &ConsoleRaw, base: &Path) -> Option<Conso
 }
 
 fn resolve_ai(c: &mut Collect, r: AiRaw, base: &Path) -> Option<AiSettings> {
-    let base_url = r.base_url.trim_end_matches('/').to_string();
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        c.err(format!("ai.base_url: expected an http:// or https:// URL such as \"http://127.0.0.1:8080/v1\", found {:?}", r.base_url));
-        return None;
+    let before = c.errors.len();
+    let provider = r.provider;
+    let name = provider.as_str();
+    let azure = provider == AiProvider::Azure;
+    let url = |c: &mut Collect, key: &str, v: &str, example: &str| -> Option<String> {
+        let u = v.trim().trim_end_matches('/').to_string();
+        let ok = (u.starts_with("http://") || u.starts_with("https://")) && url_host(&u).is_some();
+        if !ok {
+            c.err(format!("ai.{key}: expected an http:// or https:// URL such as \"{example}\", found {v:?}"));
+        }
+        ok.then_some(u)
+    };
+    // Keys that belong to another provider are refused, so a half-changed section is noticed.
+    for (key, given) in
+        [("endpoint", r.endpoint.is_some()), ("deployment", r.deployment.is_some()), ("api_version", r.api_version.is_some())]
+    {
+        if given && !azure {
+            c.err(format!("ai.{key}: only for provider = \"azure\" (this is {name:?})"));
+        }
     }
-    if r.model.trim().is_empty() {
-        c.err("ai.model: expected the model's name, such as \"smollm2-135m\"".into());
-        return None;
+    let base_url = match (provider, &r.base_url) {
+        (AiProvider::Azure, Some(_)) => {
+            c.err("ai.base_url: not used with provider = \"azure\": give ai.endpoint (https://NAME.openai.azure.com), ai.deployment and ai.api_version".into());
+            if r.endpoint.is_none() {
+                c.err("ai.endpoint: missing: provider = \"azure\" needs the resource's endpoint, such as \"https://school-ai.openai.azure.com\"".into());
+            }
+            None
+        }
+        (AiProvider::Azure, None) => match &r.endpoint {
+            None => {
+                c.err("ai.endpoint: missing: provider = \"azure\" needs the resource's endpoint, such as \"https://school-ai.openai.azure.com\"".into());
+                None
+            }
+            Some(e) => url(c, "endpoint", e, "https://school-ai.openai.azure.com").filter(|u| {
+                let https = u.starts_with("https://");
+                if !https {
+                    c.err(format!("ai.endpoint: Azure is reached over https only, found {e:?}"));
+                }
+                https
+            }),
+        },
+        (AiProvider::Ollama, None) => Some(OLLAMA_BASE_URL.to_string()),
+        (_, None) => {
+            c.err(format!(
+                "ai.base_url: missing: provider = {name:?} needs the server's OpenAI-compatible API, such as \"http://127.0.0.1:8080/v1\""
+            ));
+            None
+        }
+        (_, Some(u)) => url(c, "base_url", u, "http://127.0.0.1:8080/v1"),
+    };
+    let mut deployment = None;
+    let mut api_version = None;
+    if azure {
+        match r.deployment.as_deref().map(str::trim) {
+            Some(d) if !d.is_empty() && d.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.')) => {
+                deployment = Some(d.to_string());
+            }
+            Some(d) => c.err(format!("ai.deployment: expected the deployment's name (letters, digits, - _ .), found {d:?}")),
+            None => c.err("ai.deployment: missing: provider = \"azure\" needs the name the model is deployed as".into()),
+        }
+        match r.api_version.as_deref().map(str::trim) {
+            Some(v) if is_api_version(v) => api_version = Some(v.to_string()),
+            Some(v) => c.err(format!("ai.api_version: expected a date such as \"2024-10-21\" (or \"2025-01-01-preview\"), found {v:?}")),
+            None => c.err("ai.api_version: missing: provider = \"azure\" needs the API version, such as \"2024-10-21\"".into()),
+        }
     }
-    let timeout = duration(c, "ai.timeout", &r.timeout)?;
-    if !AI_TIMEOUT_RANGE.contains(&timeout) {
+    let model = match r.model.as_deref().map(str::trim) {
+        Some(m) if !m.is_empty() => Some(m.to_string()),
+        None if azure => deployment.clone(),
+        _ => {
+            c.err("ai.model: expected the model's name, such as \"smollm2-135m\"".into());
+            None
+        }
+    };
+    let timeout = duration(c, "ai.timeout", &r.timeout);
+    if timeout.is_some_and(|t| !AI_TIMEOUT_RANGE.contains(&t)) {
         c.err(format!("ai.timeout: expected between \"1s\" and \"10m\", found {:?}", r.timeout));
-        return None;
     }
     let api_key = match r.api_key_file {
+        None if matches!(provider, AiProvider::OpenaiCompatible | AiProvider::Azure) => {
+            c.err(format!("ai.api_key_file: missing: provider = {name:?} needs a key (a file holding it, mode 0600)"));
+            None
+        }
         None => None,
-        Some(f) => Some(resolve_secret(c, "ai.api_key", None, Some(f), None, base, true)?),
+        Some(f) => resolve_secret(c, "ai.api_key", None, Some(f), None, base, true),
     };
-    Some(AiSettings { provider: r.provider, base_url, api_key, model: r.model.trim().to_string(), timeout })
+    if !AI_MAX_CHARS_RANGE.contains(&r.max_chars) {
+        c.err(format!("ai.max_chars: expected between 200 and 100000 characters, found {}", r.max_chars));
+    }
+    if c.errors.len() > before {
+        return None;
+    }
+    let (base_url, model, timeout) = (base_url?, model?, timeout?);
+    let redact = r.redact.unwrap_or_else(|| !url_host(&base_url).is_some_and(is_loopback));
+    Some(AiSettings { provider, base_url, api_key, model, deployment, api_version, timeout, redact, max_chars: r.max_chars })
+}
+
+/// `2024-10-21` or `2025-01-01-preview`.
+fn is_api_version(v: &str) -> bool {
+    let date = v.strip_suffix("-preview").unwrap_or(v);
+    chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok() && date.len() == 10
+}
+
+/// The host of an `http(s)://` URL, without brackets or port.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split_once(']').map(|(h, _)| h);
+    }
+    Some(host_port.split_once(':').map_or(host_port, |(h, _)| h)).filter(|h| !h.is_empty())
 }
 
 pub fn is_loopback(host: &str) -> bool {
@@ -1182,6 +1326,91 @@ maildir = "mail/outbox"
         assert!(errs[0].starts_with("ai.base_url: expected an http:// or https:// URL"), "{errs:#?}");
         let errs = Config::parse(&format!("{GOOD}{}", ai.replace("ai.key", "missing.key")), dir.path()).unwrap_err();
         assert!(errs[0].starts_with("ai.api_key_file: cannot read"), "{errs:#?}");
+    }
+
+    #[test]
+    fn redaction_is_on_unless_the_model_server_is_on_loopback_and_long_text_is_cut() {
+        let ai = |url: &str, extra: &str| format!("{GOOD}[ai]\nprovider = \"llamacpp\"\nbase_url = \"{url}\"\nmodel = \"m\"\n{extra}");
+        let settings = |url: &str, extra: &str| Config::parse(&ai(url, extra), Path::new("/x")).unwrap().ai.unwrap();
+        for (url, redact) in [
+            ("http://127.0.0.1:8080/v1", false),
+            ("http://localhost:8080/v1", false),
+            ("http://[::1]:8080/v1", false),
+            ("http://user@127.0.0.1/v1", false),
+            ("https://models.trust.example/v1", true),
+            ("http://10.0.0.5:8080/v1", true),
+            ("https://127.0.0.1.evil.example/v1", true),
+        ] {
+            assert_eq!(settings(url, "").redact, redact, "{url}");
+        }
+        assert!(settings("http://127.0.0.1:8080/v1", "redact = true\n").redact, "may be set on for loopback");
+        assert_eq!(settings("http://127.0.0.1:8080/v1", "").max_chars, 6_000);
+        assert_eq!(settings("http://127.0.0.1:8080/v1", "max_chars = 2000\n").max_chars, 2_000);
+        let errs = Config::parse(&ai("http://127.0.0.1:8080/v1", "max_chars = 10\n"), Path::new("/x")).unwrap_err();
+        assert_eq!(errs, vec!["ai.max_chars: expected between 200 and 100000 characters, found 10".to_string()]);
+        let errs = Config::parse(&ai("http://127.0.0.1:8080/v1", "redact = \"yes\"\n"), Path::new("/x")).unwrap_err();
+        assert!(errs[0].starts_with("ai.redact: "), "{errs:#?}");
+    }
+
+    #[test]
+    fn each_provider_is_checked_with_messages_that_say_what_it_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ai.key"), "k\n").unwrap();
+        let parse = |ai: &str| Config::parse(&format!("{GOOD}[ai]\n{ai}"), dir.path());
+        let errors = |ai: &str| parse(ai).unwrap_err();
+
+        let a = parse("provider = \"ollama\"\nmodel = \"llama3.2:3b\"\n").unwrap().ai.unwrap();
+        assert_eq!((a.provider, a.base_url.as_str(), a.redact), (AiProvider::Ollama, "http://127.0.0.1:11434/v1", false));
+        let a = parse(
+            "provider = \"openai_compatible\"\nbase_url = \"https://llm.trust.example/v1\"\napi_key_file = \"ai.key\"\nmodel = \"m\"\n",
+        )
+        .unwrap()
+        .ai
+        .unwrap();
+        assert_eq!((a.provider, a.redact, a.api_key.as_deref()), (AiProvider::OpenaiCompatible, true, Some("k")));
+        let a = parse(
+            "provider = \"azure\"\nendpoint = \"https://school-ai.openai.azure.com/\"\ndeployment = \"gpt-4o-mini\"\n\
+             api_version = \"2024-10-21\"\napi_key_file = \"ai.key\"\n",
+        )
+        .unwrap()
+        .ai
+        .unwrap();
+        assert_eq!(a.base_url, "https://school-ai.openai.azure.com");
+        assert_eq!(
+            (a.deployment.as_deref(), a.api_version.as_deref(), a.model.as_str()),
+            (Some("gpt-4o-mini"), Some("2024-10-21"), "gpt-4o-mini")
+        );
+        assert!(a.redact, "Azure is not on loopback: redaction is on");
+
+        assert_eq!(
+            errors("provider = \"openai_compatible\"\nbase_url = \"https://llm.example/v1\"\nmodel = \"m\"\n"),
+            vec!["ai.api_key_file: missing: provider = \"openai_compatible\" needs a key (a file holding it, mode 0600)".to_string()]
+        );
+        assert_eq!(
+            errors("provider = \"llamacpp\"\nmodel = \"m\"\n"),
+            vec!["ai.base_url: missing: provider = \"llamacpp\" needs the server's OpenAI-compatible API, such as \"http://127.0.0.1:8080/v1\"".to_string()]
+        );
+        let e = errors("provider = \"azure\"\nbase_url = \"https://x.example/v1\"\napi_key_file = \"ai.key\"\n");
+        assert!(e.iter().any(|e| e.starts_with("ai.base_url: not used with provider = \"azure\": give ai.endpoint")), "{e:#?}");
+        assert!(e.iter().any(|e| e.starts_with("ai.endpoint: missing")), "{e:#?}");
+        assert!(e.iter().any(|e| e.starts_with("ai.deployment: missing")), "{e:#?}");
+        assert!(e.iter().any(|e| e.starts_with("ai.api_version: missing")), "{e:#?}");
+        let e = errors(
+            "provider = \"azure\"\nendpoint = \"http://school-ai.openai.azure.com\"\ndeployment = \"gpt 4o\"\n\
+             api_version = \"latest\"\napi_key_file = \"ai.key\"\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                "ai.endpoint: Azure is reached over https only, found \"http://school-ai.openai.azure.com\"".to_string(),
+                "ai.deployment: expected the deployment's name (letters, digits, - _ .), found \"gpt 4o\"".to_string(),
+                "ai.api_version: expected a date such as \"2024-10-21\" (or \"2025-01-01-preview\"), found \"latest\"".to_string(),
+            ]
+        );
+        let e = errors("provider = \"ollama\"\nmodel = \"m\"\ndeployment = \"d\"\n");
+        assert_eq!(e, vec!["ai.deployment: only for provider = \"azure\" (this is \"ollama\")".to_string()]);
+        let e = errors("provider = \"openai\"\nmodel = \"m\"\n");
+        assert!(e[0].starts_with("ai.provider: ") && e[0].contains("openai_compatible"), "{e:#?}");
     }
 
     #[test]

@@ -153,6 +153,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
             clock: app.clock.clone(),
             filed: wake_ai.clone(),
             timeout: settings.timeout,
+            after: crate::ai::rules::AiRules::new(&app.config, app.store.clone(), filer.keys(), live.clone()),
         };
         tracing::info!(model = %settings.model, base_url = %settings.base_url, "AI suggestions on");
         tasks.spawn(worker.run(shutdown.clone()));

@@ -267,6 +267,12 @@ the arguments are wrong.")]
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// AI suggestions: measure the configured model on a labelled set.
+    #[command(after_help = format!("Example: haven ai eval tests/fixtures/ai-eval\n\n{EXIT_CODES}"))]
+    Ai {
+        #[command(subcommand)]
+        command: AiCommand,
+    },
     /// Set or release a hold (litigation, police, inquiry, SAR, complaint) on a pupil or an
     /// incident: while it stands nothing of theirs can be decided for destruction.
     #[command(after_help = format!("Example: haven hold set --pupil A123456789012 --reason police --note \"Op Elm\" --by dsl@school.example\n\n{EXIT_CODES}"))]
@@ -597,6 +603,33 @@ enum SarCommand {
 }
 
 #[derive(Subcommand)]
+enum AiCommand {
+    /// Run a labelled set of messages through the model [ai] configures and print per-category
+    /// accuracy, recall and precision of high/urgent risk, the valid-JSON rate and latency.
+    /// Files nothing, sends nothing (the text goes to the model as triage would send it).
+    #[command(after_help = format!("Example: haven ai eval tests/fixtures/ai-eval --json\n\n{EXIT_CODES}"))]
+    Eval {
+        /// A folder of *.toml files of [[scenario]] entries (id, category, risk, text).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The model's measured precision at this school, from the DSL team's "AI: right" and
+    /// "AI: wrong" replies to alerts. For the DSL team (audited).
+    #[command(after_help = format!("Example: haven ai report --as dsl@school.example\n\n{EXIT_CODES}"))]
+    Report {
+        /// The member of the DSL team asking.
+        #[arg(long = "as", value_name = "EMAIL")]
+        viewer: String,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum HoldCommand {
     /// Place a hold on a pupil (--pupil) or one incident (--incident).
     #[command(after_help = format!(
@@ -708,7 +741,7 @@ enum RulesCommand {
     #[command(after_help = "Example: haven rules check\n\nExit codes: 0 valid; 78 invalid (each error with file:line:column).")]
     Check,
     /// Dry run: what Haven would do with this message. Files nothing, sends nothing.
-    #[command(after_help = format!("Example: haven rules test forwarded.eml --json\n\n{EXIT_CODES}"))]
+    #[command(after_help = format!("Examples: haven rules test forwarded.eml --json; haven rules test forwarded.eml --ai\n\n{EXIT_CODES}"))]
     Test {
         /// The message file (.eml).
         #[arg(value_name = "FILE")]
@@ -716,6 +749,10 @@ enum RulesCommand {
         /// Print the decision as JSON.
         #[arg(long)]
         json: bool,
+        /// Ask the model [ai] configures too, and show its suggestion (the text is sent to it
+        /// as triage would send it).
+        #[arg(long)]
+        ai: bool,
     },
 }
 
@@ -891,7 +928,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         | Command::Rules { command: RulesCommand::Check } => {
             unreachable!("handled above")
         }
-        Command::Rules { command: RulesCommand::Test { file, json } } => cli::rules::test(&app, &file, json).await,
+        Command::Rules { command: RulesCommand::Test { file, json, ai } } => cli::rules::test(&app, &file, json, ai).await,
+        Command::Ai { command: AiCommand::Eval { dir, json } } => cli::ai::eval(&app, &dir, json).await,
+        Command::Ai { command: AiCommand::Report { viewer, json } } => cli::ai::report(&app, &viewer, json, now).await,
         Command::Ingest { paths, json, backfill } => {
             let filer = if backfill { app.filer().await?.backfilling() } else { app.filer().await? };
             let summary = cli::ingest::run(&filer, &paths, app.config.intake.max_message_size).await?;

@@ -123,12 +123,24 @@ struct Assessed {
     category_note: Option<String>,
     /// Emails about the message itself: the quarantine notice to the DSL team.
     notices: Vec<crate::store::OutboxRecord>,
+    /// An "AI: right" / "AI: wrong" line in a reply to an alert: (incident, staff id, their
+    /// address for the audit, right).
+    ai_feedback: Option<(i64, i64, String, bool)>,
 }
 
 impl Assessed {
     /// A message recorded in its state, with nothing else to write.
     fn only(record: MessageRecord) -> Assessed {
-        Assessed { record, incident: None, outcomes: Vec::new(), settles: None, question: None, category_note: None, notices: Vec::new() }
+        Assessed {
+            record,
+            incident: None,
+            outcomes: Vec::new(),
+            settles: None,
+            question: None,
+            category_note: None,
+            notices: Vec::new(),
+            ai_feedback: None,
+        }
     }
 }
 
@@ -268,6 +280,9 @@ async fn record_chunk(
         if let Recorded::New { .. } = &recorded {
             for (incident, by, text, code) in &a.outcomes {
                 tx.record_coded_outcome(*incident, *by, text, *code, now).await?;
+            }
+            if let Some((incident, by, actor, right)) = &a.ai_feedback {
+                tx.record_ai_feedback(*incident, *by, actor, *right, now).await?;
             }
         }
         if let (Recorded::New { incident: Some(incident), .. }, Some(note)) = (&recorded, &a.category_note) {
@@ -736,6 +751,7 @@ impl Filer {
         if !may_see {
             return quarantine(record, "reply from a member of staff who may not see this incident", Some(incident_id));
         }
+        let ai_feedback = crate::ai::feedback_verdict(&text).map(|right| (incident_id, sender.id, sender.email().to_string(), right));
         let mut reason = format!("reply filed as a follow-up to incident {incident_id}");
         // A follow-up is a `reply` unless its words say what kind of record it is.
         let said = read::kind::read_kind_of_text(&text, false);
@@ -763,7 +779,12 @@ impl Filer {
                 let sealed = self.sealer().seal_text(fields::OUTCOME, &outcome);
                 // A code written incompletely is not lost: the outcome is kept as free text.
                 let code = crate::outcome_code::parse_outcome_code(&outcome).ok().flatten();
-                return Ok(Assessed { outcomes: vec![(incident_id, sender.id, sealed, code)], question, ..Assessed::only(record) });
+                return Ok(Assessed {
+                    outcomes: vec![(incident_id, sender.id, sealed, code)],
+                    question,
+                    ai_feedback,
+                    ..Assessed::only(record)
+                });
             };
             reason.push_str(&format!(" (an outcome, not recorded: {why_not})"));
             question = self.notice(
@@ -802,7 +823,7 @@ impl Filer {
             backfilled: false,
             ai_read: self.settings.ai_read,
         };
-        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), question, ..Assessed::only(record) })
+        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), question, ai_feedback, ..Assessed::only(record) })
     }
 
     /// A reply to a digest: each `Outcome #24: NFA` line records that incident's outcome, with

@@ -113,3 +113,54 @@ impl Drop for LlamaServer {
         let _ = self.child.wait();
     }
 }
+
+/// A recording proxy on loopback in front of a server (tests/support/record_proxy.py): every
+/// request it forwards is appended to a file, so a test sees exactly what would have left the
+/// school. Killed when dropped.
+pub struct RecordingProxy {
+    child: Child,
+    pub port: u16,
+    record: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RecordingProxy {
+    /// Starts the proxy in front of `127.0.0.1:target`.
+    pub fn start(target: u16) -> RecordingProxy {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/record_proxy.py");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let record = dir.path().join("requests.log");
+        std::fs::write(&record, "").expect("record file");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(format!("http://127.0.0.1:{target}"))
+            .arg(&record)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tests/support/record_proxy.py (python3 is needed: apt-get install python3)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("proxy stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("the proxy's port");
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the proxy did not print its port: {line:?}"));
+        RecordingProxy { child, port, record, _dir: dir }
+    }
+
+    /// Every request forwarded so far.
+    pub fn recorded(&self) -> String {
+        std::fs::read_to_string(&self.record).unwrap_or_default()
+    }
+
+    /// The OpenAI-compatible base URL through the proxy.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,19 +1,21 @@
 //! The one call to the model, through rig-core: the OpenAI-compatible chat API that
 //! llama.cpp's `llama-server` speaks, the question with its JSON schema, bounded in time and in
-//! tokens. Nothing of the question or the answer is logged.
+//! tokens. Before the text leaves the process it is cut to `ai.max_chars` and, with
+//! `ai.redact`, its names, addresses and numbers become placeholders (`super::redact`), put
+//! back in the answer. Nothing of the question or the answer is logged.
 
+use super::redact::{self, Redactor};
 use super::suggestion::{self, Suggestion};
 use crate::config::{AiProvider, AiSettings};
+use crate::directory::Directory;
 use rig_core::completion::CompletionRequest;
 use rig_core::providers::openai::OpenAIConfig;
-use rig_core::providers::openai::wire::{Chat, LLAMACPP};
+use rig_core::providers::openai::wire::{AZURE, Chat, LLAMACPP, OLLAMA, OPENAI};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The answer is bounded by the schema; this bounds the tokens a looping model can spend.
 const MAX_TOKENS: u64 = 400;
-
-/// Text longer than this (characters) is cut before it is sent.
-pub const MAX_TEXT_CHARS: usize = 6_000;
 
 /// Why a call gave no answer. None of these carries the text sent.
 #[derive(Debug, thiserror::Error)]
@@ -29,15 +31,35 @@ pub struct Reader {
     model: rig_core::Model<Chat>,
     name: String,
     timeout: Duration,
+    redact: bool,
+    max_chars: usize,
+    /// The redactor of the directory last seen (compiled once per snapshot).
+    redactor: Mutex<Option<(Arc<Directory>, Arc<Redactor>)>>,
 }
 
 impl Reader {
     pub fn new(settings: &AiSettings) -> Reader {
-        let config = match settings.provider {
-            AiProvider::Llamacpp => OpenAIConfig::with_key(&LLAMACPP, settings.api_key.clone().unwrap_or_default()),
+        let key = settings.api_key.clone().unwrap_or_default();
+        let dialect = match settings.provider {
+            AiProvider::Llamacpp => &LLAMACPP,
+            AiProvider::Ollama => &OLLAMA,
+            AiProvider::OpenaiCompatible => &OPENAI,
+            AiProvider::Azure => &AZURE,
+        };
+        let mut config = OpenAIConfig::with_key(dialect, key).with_base_url(settings.base_url.clone());
+        if let Some(v) = &settings.api_version {
+            config = config.with_api_version(v.clone());
         }
-        .with_base_url(settings.base_url.clone());
-        Reader { model: config.client().chat(settings.model.clone()), name: settings.model.clone(), timeout: settings.timeout }
+        // Azure serves the model as a deployment, named in the URL.
+        let asked = settings.deployment.clone().unwrap_or_else(|| settings.model.clone());
+        Reader {
+            model: config.client().chat(asked),
+            name: settings.model.clone(),
+            timeout: settings.timeout,
+            redact: settings.redact,
+            max_chars: settings.max_chars,
+            redactor: Mutex::new(None),
+        }
     }
 
     /// The model's name, as suggestions are labelled.
@@ -45,9 +67,40 @@ impl Reader {
         &self.name
     }
 
+    /// Whether names and numbers are taken out before the text is sent.
+    pub fn redacts(&self) -> bool {
+        self.redact
+    }
+
     /// Asks the model about `text`: `Ok(None)` when it answered but the answer does not parse.
-    pub async fn suggest(&self, text: &str, categories: &[String]) -> Result<Option<Suggestion>, AiError> {
-        let text: String = text.chars().take(MAX_TEXT_CHARS).collect();
+    /// The text is cut, and redacted against `directory` when `ai.redact` is on; the answer's
+    /// summary and quotes are mapped back.
+    pub async fn suggest(&self, text: &str, categories: &[String], directory: &Arc<Directory>) -> Result<Option<Suggestion>, AiError> {
+        let text = redact::cut(text, self.max_chars);
+        let redacted = self.redact.then(|| self.redactor(directory).redact(&text));
+        let sent = redacted.as_ref().map_or(text.as_str(), |r| r.text.as_str());
+        let Some(mut s) = self.ask(sent, categories).await? else { return Ok(None) };
+        if let Some(r) = &redacted {
+            s.summary = r.restore(&s.summary);
+            s.reasons = s.reasons.iter().map(|q| r.restore(q)).collect();
+        }
+        Ok(Some(s))
+    }
+
+    fn redactor(&self, directory: &Arc<Directory>) -> Arc<Redactor> {
+        let mut held = self.redactor.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((dir, r)) = held.as_ref()
+            && Arc::ptr_eq(dir, directory)
+        {
+            return r.clone();
+        }
+        let r = Arc::new(Redactor::new(directory));
+        *held = Some((directory.clone(), r.clone()));
+        r
+    }
+
+    /// One call with `text` as it is to be sent; the answer checked against it.
+    async fn ask(&self, text: &str, categories: &[String]) -> Result<Option<Suggestion>, AiError> {
         let schema = rig_core::schemars::Schema::try_from(suggestion::schema(categories))
             .map_err(|e| AiError::Provider(format!("the answer's schema is invalid: {e}")))?;
         let request = CompletionRequest::new(format!("Message:\n{text}"))
@@ -60,7 +113,7 @@ impl Reader {
             Ok(Err(e)) => return Err(AiError::Provider(one_line(&e.to_string()))),
             Ok(Ok(answer)) => answer,
         };
-        Ok(suggestion::parse(&answer.text(), &text, categories, &self.name))
+        Ok(suggestion::parse(&answer.text(), text, categories, &self.name))
     }
 }
 

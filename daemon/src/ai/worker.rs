@@ -37,7 +37,13 @@ pub struct Worker {
     pub filed: Arc<Notify>,
     /// The call's bound, from `ai.timeout`.
     pub timeout: Duration,
+    /// The rules with `when.ai_risk`, evaluated again after each suggestion and wait.
+    pub after: super::rules::AiRules,
 }
+
+/// How often incidents still waiting for a suggestion are checked against the rules'
+/// `ai_timeout`s.
+const WAIT_CHECK: Duration = Duration::from_secs(20);
 
 /// The wait before the retry after `failures` failed calls in a row.
 pub fn backoff(failures: u32) -> Duration {
@@ -45,8 +51,26 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 impl Worker {
-    /// Works the queue until `shutdown`.
+    /// Works the queue, and acts on late suggestions, until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
+        tokio::join!(self.work(shutdown.clone()), self.watch_waits(shutdown));
+    }
+
+    /// Beside the queue (whose calls may hang until their timeout): incidents whose suggestion
+    /// has not come within a rule's `ai_timeout`.
+    async fn watch_waits(&self, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.after.act_on_waits(self.clock.now()).await {
+                tracing::warn!(error = %e, "AI rules: cannot act on late suggestions; trying again shortly");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(WAIT_CHECK) => {}
+            }
+        }
+    }
+
+    async fn work(&self, shutdown: CancellationToken) {
         let claim = format!("{}-{:016x}", crate::store::holder_id(), rand::random::<u64>());
         let lease = chrono::Duration::from_std(self.timeout + LEASE_MARGIN).unwrap_or(chrono::Duration::minutes(10));
         let mut failures: u32 = 0;
@@ -115,44 +139,48 @@ impl Worker {
         let open = |field: &str, v: &str| {
             crate::blind::open_or_clear(&sealer, field, v).map_err(|e| AiError::Provider(format!("cannot open the incident: {e}")))
         };
-        // Only the incident's own words (no labels of ours), so every quote is one of them.
-        let mut parts = Vec::new();
         let body = open(fields::BODY_TEXT, &job.body_text)?;
-        if let Some(s) = &job.subject {
-            parts.push(open(fields::SUBJECT, s)?);
-        }
-        // A staff note is often the body again: sent once.
-        if let Some(n) = &job.note {
-            let note = open(fields::NOTE, n)?;
-            if !body.contains(note.trim()) {
-                parts.push(note);
-            }
-        }
-        parts.push(body);
-        let text = parts.join("\n\n");
+        let subject = job.subject.as_deref().map(|s| open(fields::SUBJECT, s)).transpose()?;
+        let note = job.note.as_deref().map(|n| open(fields::NOTE, n)).transpose()?;
+        let text = super::message_text(subject.as_deref(), note.as_deref(), &body);
         let categories: Vec<String> = self.rules.current().categories().iter().map(|c| c.name.clone()).collect();
-        self.reader.suggest(&text, &categories).await
+        let directory = self
+            .after
+            .directory
+            .current(&self.store, &sealer)
+            .await
+            .map_err(|e| AiError::Provider(format!("cannot open the directory: {e}")))?;
+        self.reader.suggest(&text, &categories, &directory).await
     }
 
+    /// Stores the answer and what the AI rules add for it, once. When that fails, the job
+    /// is given back to be asked again.
     async fn complete(&self, job: &AiJob, claim: &str, suggestion: Option<Suggestion>) {
-        let (outcome, sealed) = match &suggestion {
-            Some(s) => match (serde_json::to_string(s), self.keys.current(&self.store).await) {
-                (Ok(json), Ok(sealer)) => (AiOutcome::Suggested, Some(sealer.seal_text(fields::AI_SUGGESTION, &json))),
-                _ => (AiOutcome::NoSuggestion, None),
-            },
-            None => (AiOutcome::NoSuggestion, None),
-        };
-        match self.store.complete_ai_job(job.incident_id, claim, outcome, sealed.as_deref(), self.reader.name(), self.clock.now()).await {
-            Ok(true) => tracing::info!(incident = job.incident_id, outcome = outcome.as_str(), "AI suggestion done"),
-            Ok(false) => tracing::info!(incident = job.incident_id, "AI job taken over by another worker; its answer is dropped"),
-            Err(e) => tracing::warn!(incident = job.incident_id, error = %e, "AI suggestion not stored; the job will be retried"),
+        let incident = job.incident_id;
+        let outcome = if suggestion.is_some() { AiOutcome::Suggested } else { AiOutcome::NoSuggestion };
+        match self.after.complete(incident, claim, suggestion.as_ref(), self.reader.name(), self.clock.now()).await {
+            Ok(Some(raised)) => tracing::info!(
+                incident,
+                outcome = outcome.as_str(),
+                alerts_added = raised.alerts,
+                priority_raised = raised.priority_raised,
+                "AI suggestion done"
+            ),
+            Ok(None) => tracing::info!(incident, "AI job taken over by another worker; its answer is dropped"),
+            Err(e) => {
+                tracing::warn!(incident, error = %e, "AI suggestion not stored; the job will be retried");
+                let next = self.clock.now() + chrono::Duration::from_std(backoff(job.attempts as u32 + 1)).unwrap_or_default();
+                if let Err(e) = self.store.retry_ai_job(incident, claim, next).await {
+                    tracing::warn!(incident, error = %e, "AI queue: cannot schedule the retry; the lease will end it");
+                }
+            }
         }
     }
 
     async fn give_up(&self, job: &AiJob, claim: &str) {
         tracing::warn!(incident = job.incident_id, attempts = MAX_ATTEMPTS, "AI suggestion given up: every attempt failed");
         if let Err(e) =
-            self.store.complete_ai_job(job.incident_id, claim, AiOutcome::GaveUp, None, self.reader.name(), self.clock.now()).await
+            self.store.complete_ai_job(job.incident_id, claim, AiOutcome::GaveUp, None, self.reader.name(), None, self.clock.now()).await
         {
             tracing::warn!(incident = job.incident_id, error = %e, "AI queue: cannot record giving up");
         }

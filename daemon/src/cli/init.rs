@@ -118,11 +118,14 @@ cron = "0 30 7 * * Mon-Fri"          # sec min hour day month weekday, school ti
 # AI suggestions (off unless configured; see "AI suggestions" in the README): a model on the
 # school's own machine reads each incident after filing and suggests; it never decides.
 # [ai]
-# provider = "llamacpp"              # llama.cpp's llama-server
+# provider = "llamacpp"              # llama-server; or "ollama", "openai_compatible", "azure"
 # base_url = "http://127.0.0.1:8080/v1"
 # api_key_file = "secrets/ai.key"    # the server's --api-key
 # model = "smollm2-135m"             # suggestions are labelled with this name
 # timeout = "60s"
+# redact = true                      # names, addresses, phone numbers become placeholders
+#                                    # (always on unless the server is on this machine)
+# max_chars = 6000                   # longer messages are cut before they are sent
 "#;
 
 /// The system install's haven.toml: IMAP intake and SMTP alerts, secrets from the credentials

@@ -2,6 +2,7 @@
 //! Exit codes are a contract (SPEC "Command line"): 0 success, 2 usage, 65 unusable input,
 //! 78 configuration or rules invalid.
 
+pub mod ai;
 pub mod audit;
 pub mod check;
 pub mod chronology;

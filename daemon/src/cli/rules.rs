@@ -44,7 +44,10 @@ pub fn check_at(config: &Config, now: chrono::DateTime<Utc>) -> Result<String, C
     Ok(out)
 }
 
-pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliError> {
+/// `with_ai`: the model `[ai]` configures is asked too, as triage would ask it after filing;
+/// its suggestion is shown, and the decision includes the rules on `when.ai_risk` as they
+/// would apply once it is stored.
+pub async fn test(app: &App, file: &Path, as_json: bool, with_ai: bool) -> Result<String, CliError> {
     let rules = load_rules(&app.config)?;
     let raw = std::fs::read(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
     let settings = super::filing_settings(&app.config);
@@ -58,7 +61,9 @@ pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliEr
     let at = msg.occurred_at().map_or_else(|| app.now(), |d| d.with_timezone(&Utc));
     let earlier = history::earlier(&app.store, &rules, ident.pupils.iter().map(|p| p.pupil_id).collect(), at).await?;
     let history = history::counts(&rules, &ident, at, earlier.iter());
-    let decision = rules.evaluate(&Facts { message: &msg, identification: &ident, directory: &dir, history: &history, ai_risk: None });
+    let (suggestion, ai_error) = if with_ai { ask_model(app, &msg, &rules, &dir).await? } else { (None, None) };
+    let ai_risk = suggestion.as_ref().and_then(|s| crate::ai::rules::risk_level(s.risk));
+    let decision = rules.evaluate(&Facts { message: &msg, identification: &ident, directory: &dir, history: &history, ai_risk });
     let pupils: Vec<serde_json::Value> = ident
         .pupils
         .iter()
@@ -81,6 +86,14 @@ pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliEr
         "category_named_how": ident.category_how,
         "decision": decision,
     });
+    let mut v = v;
+    if with_ai {
+        v["ai_suggestion"] = json!(suggestion.as_ref().map(|s| json!({
+            "label": format!("AI suggestion ({})", s.model),
+            "model": s.model, "risk": s.risk, "category": s.category, "reasons": s.reasons, "summary": s.summary,
+        })));
+        v["ai_error"] = json!(ai_error);
+    }
     if as_json {
         return Ok(serde_json::to_string_pretty(&v).unwrap_or_default());
     }
@@ -115,5 +128,49 @@ pub async fn test(app: &App, file: &Path, as_json: bool) -> Result<String, CliEr
     for n in &decision.notes {
         out.push_str(&format!("note: {n}\n"));
     }
+    if with_ai {
+        match (&suggestion, &ai_error) {
+            (Some(s), _) => {
+                out.push_str(&format!("AI suggestion ({}): risk {}", s.model, s.risk.as_str()));
+                if let Some(c) = &s.category {
+                    out.push_str(&format!(", category {c}"));
+                }
+                out.push('\n');
+                if !s.summary.is_empty() {
+                    out.push_str(&format!("  summary: {}\n", s.summary));
+                }
+                for r in &s.reasons {
+                    out.push_str(&format!("  because: \"{r}\"\n"));
+                }
+                out.push_str("  (a suggestion, not a decision: only rules on when.ai_risk read it, and they only add)\n");
+            }
+            (None, Some(e)) => out.push_str(&format!("AI suggestion: none ({e})\n")),
+            (None, None) => out.push_str("AI suggestion: none (the answer did not parse)\n"),
+        }
+    }
     Ok(out)
+}
+
+/// The model's suggestion for `msg`, as triage would ask for it; or why there is none.
+async fn ask_model(
+    app: &App,
+    msg: &crate::message::Message,
+    rules: &crate::rules::RuleSet,
+    dir: &crate::directory::Directory,
+) -> Result<(Option<crate::ai::Suggestion>, Option<String>), CliError> {
+    let settings =
+        app.config.ai.as_ref().ok_or_else(|| {
+            CliError::Config("--ai: [ai] is not configured, so there is no model to ask (README \"AI suggestions\")".into())
+        })?;
+    let reader = crate::ai::Reader::new(settings);
+    let original = msg.forwarded.as_ref();
+    let subject = original.and_then(|f| f.subject.as_deref()).or(msg.subject.as_deref());
+    let note = msg.note.as_deref().or(msg.reply_text.as_deref());
+    let body = original.map_or(msg.text.as_str(), |f| f.body.as_str());
+    let text = crate::ai::message_text(subject, note, body);
+    let categories: Vec<String> = rules.categories().iter().map(|c| c.name.clone()).collect();
+    Ok(match reader.suggest(&text, &categories, &std::sync::Arc::new(dir.clone())).await {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e.to_string())),
+    })
 }

@@ -12,6 +12,11 @@
 //! - A pupil who has left (or is not yet on roll) still has a DSL: when any rule alerts, the
 //!   DSL team is alerted too; when every pupil has left, only the DSL team is alerted or
 //!   escalated to. Their HouseM and tutor are never alerted about them.
+//!
+//! Once AI triage has stored a suggestion (or waited in vain), [`RuleSet::evaluate_ai`]
+//! evaluates again only the rules with `when.ai_risk`, on the incident as it was filed: its
+//! category and visibility stay as they are (a `set_category` or `visibility` of such a rule is
+//! not applied after filing), so what they decide can only be added to what filing decided.
 
 use super::compile::{Conditions, RuleSet, Target};
 use super::duration::format_duration;
@@ -21,6 +26,16 @@ use crate::directory::Pupil;
 use crate::message::Message;
 use crate::visibility::Visibility;
 use chrono::Duration;
+
+/// The incident as filing decided it, for [`RuleSet::evaluate_ai`].
+pub struct Filed<'a> {
+    /// Canonical category name.
+    pub category: &'a str,
+    pub visibility: &'a Visibility,
+    /// No suggestion has come this long after filing: the rules whose `ai_timeout` has passed
+    /// (with `on_ai_timeout = "alert"`) hold as if their `ai_risk` were met.
+    pub waited: Option<Duration>,
+}
 
 /// Facts worked out once per message, shared by every rule.
 struct Seen<'a> {
@@ -32,33 +47,65 @@ struct Seen<'a> {
     /// Lower-case address of the original sender (the forwarded message's, else this one's).
     sender: Option<String>,
     attachments: bool,
+    /// See [`Filed::waited`].
+    waited: Option<Duration>,
 }
 
 impl RuleSet {
     /// Applies the rules to one message.
     pub fn evaluate(&self, facts: &Facts) -> Decision {
-        let seen = self.see(facts);
+        self.decide(facts, None)
+    }
+
+    /// Applies only the rules with `when.ai_risk` to an incident already `filed`, with the
+    /// suggestion's risk in `facts.ai_risk` (None: no suggestion). The decision's recipients,
+    /// priority and outcome deadline are what those rules ask for; the caller adds only what
+    /// filing did not already do.
+    pub fn evaluate_ai(&self, facts: &Facts, filed: &Filed) -> Decision {
+        self.decide(facts, Some(filed))
+    }
+
+    fn decide(&self, facts: &Facts, filed: Option<&Filed>) -> Decision {
+        let mut seen = self.see(facts);
+        seen.waited = filed.and_then(|f| f.waited);
         let mut notes = Vec::new();
         let ident = facts.identification;
 
-        let named = ident.category.as_deref().and_then(|n| self.category_index(n));
-        if let (Some(n), None) = (&ident.category, named) {
+        let named = match filed {
+            Some(_) => None,
+            None => ident.category.as_deref().and_then(|n| self.category_index(n)),
+        };
+        if let (None, Some(n), None) = (filed, &ident.category, named) {
             notes.push(format!("category {n:?} named by staff is not configured; using the rules"));
         }
-        let mut category = named.unwrap_or(self.default);
-        let mut category_reason = match named {
-            Some(_) => format!("named by staff ({})", ident.category_how.as_deref().unwrap_or("marker")),
-            None => "no category named: the default".to_string(),
+        let as_filed = filed.and_then(|f| self.category_index(f.category));
+        let mut category = as_filed.or(named).unwrap_or(self.default);
+        let mut category_reason = match (filed, named) {
+            (Some(_), _) => "as filed".to_string(),
+            (None, Some(_)) => format!("named by staff ({})", ident.category_how.as_deref().unwrap_or("marker")),
+            (None, None) => "no category named: the default".to_string(),
         };
 
         let mut matched = Vec::new();
         let mut fired = Vec::new();
         for rule in &self.rules {
+            if filed.is_some() && rule.when.ai_risk.is_none() {
+                continue;
+            }
             if !self.holds(&rule.when, &seen, category) {
                 continue;
             }
             matched.push(rule.label.clone());
             fired.push(rule);
+            if filed.is_some() {
+                if rule.then.set_category.is_some() || rule.then.visibility.is_some() {
+                    notes.push(format!("{}: category and visibility are not changed after filing", rule.label));
+                }
+                if rule.then.stop {
+                    break;
+                }
+                continue;
+            }
             if let Some(to) = rule.then.set_category.filter(|&to| to != category) {
                 let (from_sg, to_sg) = (self.is_safeguarding(category), self.is_safeguarding(to));
                 let name = |i: usize| self.list.get(i).map(|c| c.name.as_str()).unwrap_or("");
@@ -77,8 +124,13 @@ impl RuleSet {
             }
         }
 
-        let base = self.list.get(category).map(|c| c.visibility.clone()).unwrap_or_else(Visibility::dsl_team);
-        let visibility = fired.iter().filter_map(|r| r.then.visibility.as_ref()).fold(base, |v, r| v.restrict(r));
+        let visibility = match filed {
+            Some(f) => f.visibility.clone(),
+            None => {
+                let base = self.list.get(category).map(|c| c.visibility.clone()).unwrap_or_else(Visibility::dsl_team);
+                fired.iter().filter_map(|r| r.then.visibility.as_ref()).fold(base, |v, r| v.restrict(r))
+            }
+        };
         let priority = fired.iter().filter_map(|r| r.then.priority).max().unwrap_or(Priority::Normal);
         let outcome_within = fired.iter().filter_map(|r| r.then.outcome_within).min();
         let digest = fired.iter().any(|r| r.then.digest);
@@ -192,6 +244,7 @@ impl RuleSet {
             text,
             sender,
             attachments: msg.attachments.iter().any(|a| !a.inline),
+            waited: None,
         }
     }
 
@@ -239,10 +292,12 @@ impl RuleSet {
                 return false;
             }
         }
-        if let Some(level) = w.ai_risk
-            && seen.facts.ai_risk.is_none_or(|r| r < level)
-        {
-            return false;
+        if let Some(level) = w.ai_risk {
+            let met = seen.facts.ai_risk.is_some_and(|r| r >= level);
+            let timed_out = w.ai_timeout.zip(seen.waited).is_some_and(|(limit, waited)| waited >= limit);
+            if !met && !timed_out {
+                return false;
+            }
         }
         true
     }

@@ -52,6 +52,11 @@ pub(crate) struct RuleEntry {
     /// `"alert"` or `"quiet"` (the default): whether a historical message (a backfill) this
     /// rule matches still alerts and opens its outcome deadline.
     pub on_backfill: Option<Spanned<String>>,
+    /// With `when.ai_risk`: how long to wait for the AI suggestion (`"30m"`), and what to do
+    /// when none has come by then (`on_ai_timeout = "alert"`: act as if the risk were met;
+    /// `"wait"`: nothing).
+    pub ai_timeout: Option<Spanned<String>>,
+    pub on_ai_timeout: Option<Spanned<String>>,
 }
 
 /// `when.*`: every condition given must hold.

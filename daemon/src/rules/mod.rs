@@ -26,6 +26,7 @@ pub(crate) mod suggest;
 pub use compile::RuleSet;
 pub use duration::{describe_duration, format_duration, parse_duration};
 pub use errors::{RuleError, RuleErrors};
+pub use evaluate::Filed;
 pub use live::LiveRules;
 
 use crate::directory::Directory;
@@ -83,6 +84,7 @@ pub enum RiskLevel {
     Low,
     Medium,
     High,
+    Urgent,
 }
 
 impl RiskLevel {
@@ -91,13 +93,14 @@ impl RiskLevel {
             RiskLevel::Low => "low",
             RiskLevel::Medium => "medium",
             RiskLevel::High => "high",
+            RiskLevel::Urgent => "urgent",
         }
     }
 }
 
-/// The text was not `low`, `medium` or `high`.
+/// The text was not `low`, `medium`, `high` or `urgent`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown risk level {0:?}: use low, medium or high")]
+#[error("unknown risk level {0:?}: use low, medium, high or urgent")]
 pub struct UnknownRiskLevel(pub String);
 
 impl FromStr for RiskLevel {
@@ -107,6 +110,7 @@ impl FromStr for RiskLevel {
             "low" => Ok(RiskLevel::Low),
             "medium" => Ok(RiskLevel::Medium),
             "high" => Ok(RiskLevel::High),
+            "urgent" => Ok(RiskLevel::Urgent),
             _ => Err(UnknownRiskLevel(s.to_string())),
         }
     }

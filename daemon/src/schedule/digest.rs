@@ -1,9 +1,10 @@
 //! What one member of staff's digest says. Pure: given the facts read from the store, decides
 //! the content for one recipient, applying THE visibility rule ([`Visibility::allows`]).
 //!
-//! A digest carries minimal detail only, whatever `alerts.detail` says: incident number,
-//! category, pupil initials and year group, how overdue an outcome is. Never a pupil's name,
-//! a sender, a subject or any message text.
+//! A digest carries minimal detail: incident number, category, pupil initials and year group,
+//! how overdue an outcome is. Never a pupil's name, a sender, a subject or any message text —
+//! except that when `alerts.detail` is above minimal, a new incident's AI suggestion (its risk
+//! and two-sentence summary, labelled as a suggestion with the model's name) is shown under it.
 
 use super::due::describe_due;
 use crate::directory::{Directory, Pupil, Role, Staff};
@@ -35,6 +36,9 @@ pub struct DigestFacts<'a> {
     /// Historical messages (a backfill) filed since the previous digest, without alerts.
     pub historical: u64,
     pub directory: &'a Directory,
+    /// Incident id → its AI suggestion as one line (empty unless `alerts.detail` is above
+    /// minimal).
+    pub ai_suggestions: &'a std::collections::HashMap<i64, String>,
     /// The audit chain's head (entries, newest MAC) when the digest was written.
     pub audit_head: Option<(i64, &'a str)>,
 }
@@ -47,6 +51,8 @@ pub struct IncidentLine {
     /// "JS (Year 9)" per pupil.
     pub pupils: Vec<String>,
     pub recorded: DateTime<Utc>,
+    /// "AI suggestion (MODEL): risk high. Summary." when the school's detail allows.
+    pub ai: Option<String>,
 }
 
 /// One outcome still awaited.
@@ -103,6 +109,7 @@ pub fn digest_for(staff: &Staff, facts: &DigestFacts<'_>) -> DigestContent {
                 category: i.category.clone(),
                 pupils: pupils.iter().map(|p| pupil_label(p)).collect(),
                 recorded: i.recorded,
+                ai: facts.ai_suggestions.get(&i.id).cloned(),
             })
         })
         .collect();
@@ -176,6 +183,9 @@ impl DigestContent {
         let _ = writeln!(b, "New incidents {since}: {}", self.new_incidents.len());
         for i in &self.new_incidents {
             let _ = writeln!(b, "  #{} {}: {}; recorded {}", i.incident, i.category, pupils(&i.pupils), when(i.recorded));
+            if let Some(ai) = &i.ai {
+                let _ = writeln!(b, "      {ai}");
+            }
         }
         let _ = writeln!(b, "\nOutcomes outstanding, oldest first: {}", self.outstanding.len());
         for o in &self.outstanding {
@@ -297,6 +307,7 @@ mod tests {
             dead_lettered: 0,
             historical: 0,
             directory: &directory,
+            ai_suggestions: &std::collections::HashMap::new(),
         };
         let dsl = digest_for(&directory.staff[0], &facts);
         let slt = digest_for(&directory.staff[1], &facts);
@@ -338,6 +349,7 @@ mod tests {
             dead_lettered: 0,
             historical: 0,
             directory: &directory,
+            ai_suggestions: &std::collections::HashMap::new(),
         };
         assert!(digest_for(&staff(1, &[Role::Dsl]), &facts).is_empty());
         let facts = DigestFacts { quarantined: 2, ..facts };
@@ -360,6 +372,7 @@ mod tests {
             dead_lettered: 0,
             historical: 412,
             directory: &directory,
+            ai_suggestions: &std::collections::HashMap::new(),
         };
         let dsl = digest_for(&directory.staff[0], &facts);
         assert!(!dsl.is_empty(), "a backfill alone is worth a digest");
@@ -384,6 +397,7 @@ mod tests {
             dead_lettered: 0,
             historical: 0,
             directory: &directory,
+            ai_suggestions: &std::collections::HashMap::new(),
         };
         let digest = digest_for(&staff(1, &[Role::Dsl]), &facts);
         assert!(digest.body(&facts).contains("Audit log: 1234 entries, newest 0123456789abcdef."), "{}", digest.body(&facts));

@@ -52,6 +52,9 @@ pub struct ScheduleSettings {
     pub keys: std::sync::Arc<crate::store::LiveKeys>,
     /// The opened directory, kept between passes until an import changes it.
     pub directory: std::sync::Arc<crate::store::DirectoryCache>,
+    /// `alerts.detail`: above minimal, a new incident's AI suggestion (labelled with the
+    /// model's name) is shown under it.
+    pub detail: crate::config::Detail,
 }
 
 impl ScheduleSettings {
@@ -63,6 +66,7 @@ impl ScheduleSettings {
             tz: config.school.tz(),
             mail_domain: config.school.mail_domain().to_string(),
             school_name: config.school.name.clone(),
+            detail: config.alerts.detail,
         }
     }
 }
@@ -189,6 +193,8 @@ struct DigestCache {
     dead: HashMap<(i64, i64), u64>,
     /// Historical messages filed quietly (a backfill) per period.
     historical: HashMap<(i64, i64), u64>,
+    /// The AI suggestions of the period's incidents, as digest lines (only above minimal detail).
+    ai: HashMap<(i64, i64), HashMap<i64, String>>,
 }
 
 async fn send_due_digests(
@@ -199,6 +205,7 @@ async fn send_due_digests(
     report: &mut TickReport,
 ) -> Result<(), ScheduleError> {
     let mut cache = DigestCache::default();
+    let no_ai = HashMap::new();
     for d in &settings.digests {
         let Ok(cron) = due::parse_cron(&d.cron) else {
             tracing::error!(to_role = d.to.starts_with("role:"), "digest cron unreadable; skipped");
@@ -246,6 +253,12 @@ async fn send_due_digests(
             if let Entry::Vacant(v) = cache.historical.entry(period) {
                 v.insert(store.historical_filed_between(from, slot).await?);
             }
+            if settings.detail != crate::config::Detail::Minimal
+                && let Entry::Vacant(v) = cache.ai.entry(period)
+            {
+                let sealer = settings.keys.current(store).await?;
+                v.insert(crate::ai::digest_lines(&sealer, store.ai_suggestions_recorded_between(from, slot).await?));
+            }
             let (awaiting_triage, quarantined) = cache.counts.unwrap_or_default();
             let dir = directory(store, settings, dir_cache).await?;
             let audit_head = store.audit_head().await?;
@@ -261,6 +274,7 @@ async fn send_due_digests(
                 quarantined,
                 dead_lettered: cache.dead.get(&period).copied().unwrap_or(0),
                 historical: cache.historical.get(&period).copied().unwrap_or(0),
+                ai_suggestions: cache.ai.get(&period).unwrap_or(&no_ai),
                 directory: dir,
             };
             let content = digest::digest_for(s, &facts);

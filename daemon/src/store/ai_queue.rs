@@ -114,8 +114,11 @@ impl Store {
     }
 
     /// Completes the job `claim` holds: the sealed suggestion (if any) onto the incident, the
-    /// job done, an audit entry naming only ids and the model. False when the claim was lost
-    /// (another worker took the job over) or the job was done already: nothing is written.
+    /// job done, an audit entry naming only ids and the model, and what the rules with
+    /// `when.ai_risk` add (`raise`, see `ai_rules`). False when the claim was lost (another
+    /// worker took the job over) or the job was done already: nothing is written, so nothing
+    /// is added twice.
+    #[allow(clippy::too_many_arguments)]
     pub async fn complete_ai_job(
         &self,
         incident_id: i64,
@@ -123,8 +126,9 @@ impl Store {
         outcome: AiOutcome,
         sealed_suggestion: Option<&str>,
         model: &str,
+        raise: Option<&super::AiRaise>,
         at: DateTime<Utc>,
-    ) -> Result<bool> {
+    ) -> Result<Option<super::AiRaised>> {
         let mut tx = self.begin().await?;
         let done = on_tx!(tx, |c| {
             sqlx::query(
@@ -140,7 +144,7 @@ impl Store {
             .rows_affected()
         });
         if done != 1 {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(sealed) = sealed_suggestion {
             on_tx!(tx, |c| {
@@ -153,8 +157,12 @@ impl Store {
         }
         tx.append_audit(at, ACTOR, &format!("ai_{}", outcome.as_str()), &format!("incident:{incident_id}"), &format!("model={model}"))
             .await?;
+        let raised = match raise {
+            Some(r) => tx.raise_for_ai(incident_id, r, at).await?,
+            None => super::AiRaised::default(),
+        };
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(raised))
     }
 
     /// Counts a failed attempt of the job `claim` holds and gives it back until `next`.

@@ -222,20 +222,21 @@ impl Store {
     /// concerns another pupil too must stay readable. Returns how many values.
     pub async fn unseal_from_pupil(&self, except: &[i64], pupil: i64, sealer: &crate::seal::Sealer) -> Result<u64> {
         use crate::pipeline::fields;
-        const COLUMNS: [(&str, &str); 6] = [
+        const COLUMNS: [(&str, &str); 7] = [
             ("note", fields::NOTE),
             ("original_subject", fields::SUBJECT),
             ("body_text", fields::BODY_TEXT),
             ("body_html", fields::BODY_HTML),
             ("original_from", fields::ORIGINAL_FROM),
             ("original_name", fields::ORIGINAL_NAME),
+            ("ai_suggestion", fields::AI_SUGGESTION),
         ];
         let mut changed = 0;
         let mut after = 0i64;
         loop {
             let rows: Vec<(i64, Vec<Option<String>>)> = on_pool!(self, |p| {
                 let rows = sqlx::query(
-                    "SELECT id, note, original_subject, body_text, body_html, original_from, original_name FROM incidents \
+                    "SELECT id, note, original_subject, body_text, body_html, original_from, original_name, ai_suggestion FROM incidents \
                      WHERE id > $1 ORDER BY id LIMIT 500",
                 )
                 .bind(after)

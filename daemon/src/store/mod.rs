@@ -6,7 +6,9 @@
 //! the Unix epoch (UTC) so comparisons are the same on both engines. This layer knows nothing of
 //! email or rules: it stores and reads what the pipeline gives it.
 
+mod ai_feedback;
 mod ai_queue;
+mod ai_rules;
 mod audit;
 mod console;
 mod console_access;
@@ -32,7 +34,9 @@ mod schedule;
 mod seal_clear;
 mod staff;
 
+pub use ai_feedback::AiVerdict;
 pub use ai_queue::{AiJob, AiJobState, AiOutcome, SUGGESTION_FIELD as AI_SUGGESTION_FIELD};
+pub use ai_rules::{AiIncident, AiRaise, AiRaised, AiWaiting};
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
 pub use console::{SessionRecord, TotpRecord};
 pub use console_access::SentAbout;
