@@ -368,6 +368,7 @@ async fn deadlines_extensions_reminders_and_bad_input(backend: Backend) {
         school_name: "Eaton".into(),
         keys: Arc::new(haven::store::LiveKeys::new(haven::seal::Sealer::from_key_file(&key).unwrap(), None)),
         directory: Default::default(),
+        detail: haven::config::Detail::Minimal,
     };
     let at = |d: NaiveDate| Utc.from_utc_datetime(&d.and_hms_opt(9, 0, 0).unwrap());
     let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();

@@ -173,7 +173,8 @@ async fn entries_of(app: &App, sealer: &Sealer, dir: &Directory, pupil: i64) -> 
     for e in &mut entries {
         open_entry(e, sealer)?;
     }
-    let view = View { dir: dir.clone(), pupil: p.clone(), entries };
+    let total = entries.len();
+    let view = View { dir: dir.clone(), pupil: p.clone(), entries, total, offset: 0 };
     Ok(Chronology::build(&view).incidents)
 }
 
