@@ -22,6 +22,8 @@
 //! - [`outcome_code`]: the decision an outcome records (`NFA`, `REFERRED CSC ref …`), read from its text.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
 //! - [`ai`]: AI suggestions after filing (`[ai]`), shown as suggestions, never routing.
+//! - [`transfer`]: a leaver's child-protection file: deadlines in school days, the reminder
+//!   ladder, the signed bundle and its receipt.
 
 pub mod ai;
 pub mod alert;
@@ -61,5 +63,6 @@ pub mod seal;
 pub mod source;
 pub mod store;
 pub mod terms;
+pub mod transfer;
 pub mod triage;
 pub mod visibility;

@@ -46,6 +46,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 mod answer;
+mod receipt;
 mod release;
 mod trust;
 pub use answer::{AnswerError, Answered};
@@ -123,12 +124,23 @@ struct Assessed {
     category_note: Option<String>,
     /// Emails about the message itself: the quarantine notice to the DSL team.
     notices: Vec<crate::store::OutboxRecord>,
+    /// A transfer receipt: the case it closes and who signed it (sealed); see [`receipt`].
+    receipt: Option<(i64, String)>,
 }
 
 impl Assessed {
     /// A message recorded in its state, with nothing else to write.
     fn only(record: MessageRecord) -> Assessed {
-        Assessed { record, incident: None, outcomes: Vec::new(), settles: None, question: None, category_note: None, notices: Vec::new() }
+        Assessed {
+            record,
+            incident: None,
+            outcomes: Vec::new(),
+            settles: None,
+            question: None,
+            category_note: None,
+            notices: Vec::new(),
+            receipt: None,
+        }
     }
 }
 
@@ -269,6 +281,9 @@ async fn record_chunk(
             for (incident, by, text, code) in &a.outcomes {
                 tx.record_coded_outcome(*incident, *by, text, *code, now).await?;
             }
+        }
+        if let (Recorded::New { .. }, Some((case, signed))) = (&recorded, &a.receipt) {
+            tx.record_transfer_receipt(*case, signed, "intake", now).await?;
         }
         if let (Recorded::New { incident: Some(incident), .. }, Some(note)) = (&recorded, &a.category_note) {
             tx.set_category_note(*incident, note).await?;
@@ -545,6 +560,11 @@ impl Filer {
             }
         };
         record.message_id = msg.message_id.clone();
+
+        // 2b. A transfer receipt from the receiving school (automatic or not, never staff here).
+        if let Some(token) = receipt::token_in(&msg) {
+            return done(self.assess_receipt(record, &msg, &token).await?);
+        }
 
         // 3. Noise: auto-replies, bounces, our own mail.
         if let Some(reason) = noise::ignore_reason(&msg, &self.settings.mail_domain) {

@@ -22,6 +22,9 @@ pub mod progress;
 pub mod retention;
 pub mod rules;
 pub mod status;
+pub mod transfer;
+pub mod transfer_receive;
+pub mod transfer_send;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;

@@ -44,6 +44,7 @@ const SEALED_TEXT: &[(&str, &[(&str, &str)])] = &[
     ("holds", &[("note", super::retention::fields::HOLD_NOTE), ("release_note", super::retention::fields::HOLD_RELEASE_NOTE)]),
     ("retention_reviews", &[("reason", super::retention::fields::REVIEW_REASON)]),
     ("disposals", &[("reason", super::disposal::fields::REASON), ("cancel_reason", super::disposal::fields::CANCEL_REASON)]),
+    ("transfer_cases", &[("destination", super::transfer::fields::DESTINATION), ("received_by", super::transfer::fields::RECEIVED_BY)]),
 ];
 
 /// The columns outside the directory that a database from before migration 0007 kept in

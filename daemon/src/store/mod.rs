@@ -29,6 +29,7 @@ mod retention;
 mod schedule;
 mod seal_clear;
 mod staff;
+mod transfer;
 
 pub use ai_queue::{AiJob, AiJobState, AiOutcome, SUGGESTION_FIELD as AI_SUGGESTION_FIELD};
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
@@ -52,6 +53,7 @@ pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
+pub use transfer::{CaseState, DueTransferRung, NewCase, TransferCase, fields as transfer_fields};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

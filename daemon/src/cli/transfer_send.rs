@@ -1,0 +1,261 @@
+//! `haven transfer prepare CASE --summary FILE --by DSL` and `haven transfer send CASE --by DSL`:
+//! the bundle of a leaver's child-protection file and the record that it went.
+//!
+//! The bundle is a folder (and the same as one `.zip`): the chronology as PDF and JSON with
+//! its attachments (the export's own code, audited as an export), a front sheet with the DSL's
+//! summary of the main concerns, `receipt.txt` saying how to confirm receipt, `ITEMS.sha256`
+//! (every file's SHA-256) and `manifest.json` signed with the school's Ed25519 transfer key
+//! (`manifest.sig`). "Written out" sending: the DSL sends it through the school's encrypted
+//! mail, then records it; the receipt address carries a token signed for this case alone.
+
+use super::export::{ExportRequest, Format};
+use super::transfer::dsl_team;
+use super::{App, CliError};
+use crate::store::{CaseState, TransferCase, transfer_fields};
+use crate::transfer::bundle::{self, Item, Manifest, PupilId, SigningKey};
+use askama::Template as _;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The front sheet and `receipt.txt`: one model, two templates.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FrontSheet {
+    pub case: i64,
+    pub from_school: String,
+    pub to_school: String,
+    pub pupil_name: String,
+    pub upn: String,
+    pub date_of_birth: String,
+    pub left_on: String,
+    pub prepared_on: String,
+    pub prepared_by: String,
+    pub summary: String,
+    pub entries: usize,
+    pub attachments: usize,
+    pub files: Vec<String>,
+    pub fingerprint: String,
+    pub receipt_to: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "transfer_front_sheet.html")]
+struct FrontSheetHtml<'a> {
+    f: &'a FrontSheet,
+}
+
+#[derive(askama::Template)]
+#[template(path = "transfer_receipt.txt")]
+struct ReceiptText<'a> {
+    f: &'a FrontSheet,
+}
+
+async fn case_for(app: &App, id: i64) -> Result<TransferCase, CliError> {
+    app.store.transfer_case(id).await?.ok_or_else(|| CliError::Usage(format!("there is no transfer case #{id} (see `haven transfers`)")))
+}
+
+pub struct Prepare<'a> {
+    pub case: i64,
+    pub summary: &'a Path,
+    pub by: &'a str,
+    pub out: Option<PathBuf>,
+}
+
+pub async fn prepare(app: &App, req: Prepare<'_>) -> Result<String, CliError> {
+    let now = app.now();
+    let case = case_for(app, req.case).await?;
+    let sealer = app.sealer().await?;
+    let dir = app.store.load_directory_with_pupils(&sealer, &[case.pupil_id]).await?;
+    let staff = dsl_team(&app.store, &dir, req.by, "transfer_prepare", &format!("transfer:{}", case.id), now).await?.clone();
+    if matches!(case.state, CaseState::Sent | CaseState::Closed) {
+        return Err(CliError::Usage(format!(
+            "transfer case #{} was sent already ({}); nothing was prepared",
+            case.id,
+            case.state.as_str()
+        )));
+    }
+    let summary = std::fs::read_to_string(req.summary)
+        .map_err(|e| CliError::Usage(format!("--summary {}: cannot be read: {e}; nothing was prepared", req.summary.display())))?;
+    if summary.trim().is_empty() {
+        return Err(CliError::Data(format!(
+            "--summary {}: the summary is empty: write the main concerns for the receiving DSL; nothing was prepared",
+            req.summary.display()
+        )));
+    }
+    let pupil = dir
+        .pupil(case.pupil_id)
+        .cloned()
+        .ok_or_else(|| CliError::Data(format!("transfer case #{}: the pupil is no longer in the directory", case.id)))?;
+    let reply_key = super::read_reply_key(&app.config)?;
+    let signing = SigningKey::from_key_file(&app.config.storage.key_file).map_err(|e| CliError::Config(e.to_string()))?;
+    let receipt_to =
+        crate::reply_token::receipt_address(&app.config.school.intake_address, &crate::reply_token::sign_receipt(&reply_key, case.id))
+            .ok_or_else(|| CliError::Config("school.intake_address: expected an email address".into()))?;
+    let destination = case
+        .sealed_destination
+        .as_deref()
+        .map(|s| sealer.open_text(transfer_fields::DESTINATION, s))
+        .transpose()
+        .map_err(|e| CliError::Other(anyhow::anyhow!("the destination: {e}")))?;
+
+    // The chronology as the DSL sees it: everything (the export is audited as an export).
+    let tz = app.config.school.tz();
+    let export =
+        ExportRequest { query: &pupil.upn, viewer: req.by, format: Format::Pdf, out: None, school: &app.config.school.name, tz, now };
+    let mut files = super::export::bundle(&app.store, &sealer, &app.blind_index()?, &export).await?.files;
+    let entries = chronology_entries(&files);
+    let attachments = files.iter().filter(|(n, _)| n.starts_with("attachments/")).count();
+    let mut names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    names.extend(["front-sheet.html", "summary.txt", "receipt.txt", "ITEMS.sha256"].map(String::from));
+    let sheet = FrontSheet {
+        case: case.id,
+        from_school: app.config.school.name.clone(),
+        to_school: destination.clone().unwrap_or_else(|| "(destination not yet known)".into()),
+        pupil_name: pupil.full_name(),
+        upn: pupil.upn.clone(),
+        date_of_birth: pupil.date_of_birth.map(|d| d.format("%-d %b %Y").to_string()).unwrap_or_default(),
+        left_on: case.left_on.format("%-d %b %Y").to_string(),
+        prepared_on: now.with_timezone(&tz).format("%-d %b %Y %H:%M").to_string(),
+        prepared_by: format!("{} {}, {}", staff.first_name, staff.last_name, role_of(&staff)),
+        summary: summary.trim().to_string(),
+        entries,
+        attachments,
+        files: names,
+        fingerprint: signing.fingerprint(),
+        receipt_to: receipt_to.clone(),
+    };
+    let render = |r: Result<String, askama::Error>| r.map_err(|e| CliError::Other(anyhow::anyhow!("the front sheet: {e}")));
+    files.push(("front-sheet.html".into(), render(FrontSheetHtml { f: &sheet }.render())?.into_bytes()));
+    files.push(("summary.txt".into(), format!("{}\n", sheet.summary).into_bytes()));
+    files.push(("receipt.txt".into(), render(ReceiptText { f: &sheet }.render())?.into_bytes()));
+    let mut listing = String::new();
+    for (name, data) in &files {
+        let _ = writeln!(listing, "{}  {name}", hex::encode(Sha256::digest(data)));
+    }
+    files.push(("ITEMS.sha256".into(), listing.into_bytes()));
+    let items: Vec<Item> = files.iter().map(|(n, d)| bundle::item(n, d)).collect();
+    let manifest = Manifest {
+        format: bundle::FORMAT.into(),
+        case: case.id,
+        from_school: app.config.school.name.clone(),
+        to_school: destination.clone(),
+        pupil: PupilId { upn: pupil.upn.clone(), name: pupil.full_name(), date_of_birth: pupil.date_of_birth.map(|d| d.to_string()) },
+        left_on: case.left_on.to_string(),
+        prepared_at: now.to_rfc3339(),
+        prepared_by: sheet.prepared_by.clone(),
+        receipt_to: receipt_to.clone(),
+        signing_key: signing.public(),
+        items,
+    };
+    let (manifest_bytes, signature) = bundle::seal(&manifest, &signing);
+    let manifest_sha256 = hex::encode(Sha256::digest(&manifest_bytes));
+    files.push((bundle::MANIFEST.into(), manifest_bytes));
+    files.push((bundle::SIGNATURE.into(), format!("{signature}\n").into_bytes()));
+
+    let out = req.out.unwrap_or_else(|| PathBuf::from(format!("transfer-{}-{}-{}", case.id, pupil.upn, now.format("%Y%m%d"))));
+    let archive = out.with_extension("zip");
+    write_bundle(&out, &archive, &files)?;
+    let mut tx = app.store.begin().await?;
+    tx.record_transfer_prepared(case.id, staff.id, now, &manifest_sha256, manifest.items.len() as i64).await?;
+    tx.commit().await?;
+    Ok(format!(
+        "transfer case #{}: bundle written to {} and {} ({} files, manifest SHA-256 {manifest_sha256}, signing key {}).\n\
+         Send it through the school's encrypted mail to {}, separately from the main pupil file, then run \
+         `haven transfer send {} --by {}`. The receipt comes back to {receipt_to}.",
+        case.id,
+        out.display(),
+        archive.display(),
+        manifest.items.len(),
+        signing.fingerprint(),
+        destination.as_deref().unwrap_or("the new school (record it with `haven leaver … --destination` first)"),
+        case.id,
+        req.by
+    ))
+}
+
+/// The entries in the export's chronology.json.
+fn chronology_entries(files: &[(String, Vec<u8>)]) -> usize {
+    files
+        .iter()
+        .find(|(n, _)| n == "chronology.json")
+        .and_then(|(_, d)| serde_json::from_slice::<serde_json::Value>(d).ok())
+        .and_then(|v| v["incidents"].as_array().map(Vec::len))
+        .unwrap_or(0)
+}
+
+fn role_of(staff: &crate::directory::Staff) -> &'static str {
+    if staff.has_role(crate::directory::Role::Dsl) { "Designated Safeguarding Lead" } else { "Deputy Designated Safeguarding Lead" }
+}
+
+/// Writes the folder (files 0600, folders 0700) and the same files as one zip.
+fn write_bundle(out: &Path, archive: &Path, files: &[(String, Vec<u8>)]) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    for p in [out, archive] {
+        if p.exists() {
+            return Err(CliError::Usage(format!("{} already exists; choose another --out; nothing was prepared", p.display())));
+        }
+    }
+    let io = |p: &Path, e: std::io::Error| CliError::Other(anyhow::anyhow!("writing {}: {e}", p.display()));
+    for (name, data) in files {
+        let path = out.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(|e| io(parent, e))?;
+        }
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| io(&path, e))?;
+        f.write_all(data).map_err(|e| io(&path, e))?;
+    }
+    let root = out.file_name().map_or_else(|| "transfer".to_string(), |n| n.to_string_lossy().into_owned());
+    let zipped = crate::console::bundle::zip(&root, files).map_err(|e| CliError::Other(anyhow::anyhow!("the zip archive: {e}")))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(archive).map_err(|e| io(archive, e))?;
+    f.write_all(&zipped).map_err(|e| io(archive, e))
+}
+
+/// `haven transfer send CASE --by DSL`: records the prepared bundle as sent by the school's own
+/// encrypted mail, now, by `by`; the receipt is chased after `[transfer] receipt_within`
+/// school days.
+pub async fn send(app: &App, case: i64, by: &str) -> Result<String, CliError> {
+    let now: DateTime<Utc> = app.now();
+    let case = case_for(app, case).await?;
+    let sealer = app.sealer().await?;
+    let dir = app.store.load_directory_with_pupils(&sealer, &[case.pupil_id]).await?;
+    let staff = dsl_team(&app.store, &dir, by, "transfer_send", &format!("transfer:{}", case.id), now).await?.clone();
+    match case.state {
+        CaseState::Open => {
+            return Err(CliError::Usage(format!(
+                "transfer case #{} has no bundle yet: run `haven transfer prepare {} --summary FILE --by {by}` first; nothing was recorded",
+                case.id, case.id
+            )));
+        }
+        CaseState::Sent | CaseState::Closed => {
+            return Err(CliError::Usage(format!("transfer case #{} was recorded as sent already; nothing was recorded", case.id)));
+        }
+        CaseState::Prepared => {}
+    }
+    if case.sealed_destination.is_none() {
+        return Err(CliError::Usage(format!(
+            "transfer case #{}: the destination is not known: record it with `haven leaver UPN --left-on DATE --destination \"SCHOOL <dsl@school>\" --by {by}`; nothing was recorded",
+            case.id
+        )));
+    }
+    let terms = app.config.terms.as_ref().ok_or_else(|| CliError::Config(crate::transfer::NO_TERMS.into()))?;
+    let tz = app.config.school.tz();
+    let sent_on = now.with_timezone(&tz).date_naive();
+    let (receipt_due, rungs) = crate::transfer::receipt_ladder(terms, &app.config.transfer, sent_on, tz);
+    let mut tx = app.store.begin().await?;
+    if !tx.record_transfer_sent(case.id, staff.id, now, receipt_due, &rungs).await? {
+        return Err(CliError::Usage(format!("transfer case #{} changed meanwhile; nothing was recorded (see `haven transfers`)", case.id)));
+    }
+    tx.commit().await?;
+    let destination =
+        case.sealed_destination.as_deref().and_then(|s| sealer.open_text(transfer_fields::DESTINATION, s).ok()).unwrap_or_default();
+    Ok(format!(
+        "transfer case #{}: recorded as sent to {destination} on {} by {} {}; a receipt is due by {} (the DSL team is reminded after that)",
+        case.id,
+        now.with_timezone(&tz).format("%a %-d %b %Y %H:%M"),
+        staff.first_name,
+        staff.last_name,
+        receipt_due.format("%a %-d %b %Y")
+    ))
+}

@@ -1,0 +1,48 @@
+//! A transfer receipt from the receiving school: a message to the intake's `+x-TOKEN` address
+//! whose first `Received: NAME, ROLE` line confirms that a child-protection file arrived. The
+//! sender is not staff here (nor is the receiving Haven's automatic receipt), so the signed
+//! token alone vouches for which case it closes; it is read before the noise and sender checks.
+//! The case is closed in the transaction that records the message (a repeated receipt changes
+//! nothing), and the message is kept, filed with the reason, like any other.
+
+use super::{Assessed, Filer};
+use crate::message::Message;
+use crate::reply_token;
+use crate::store::{CaseState, MessageRecord, MessageState, StoreError, transfer_fields};
+
+/// The receipt token the message is addressed to, if any.
+pub(super) fn token_in(msg: &Message) -> Option<String> {
+    msg.to.iter().chain(&msg.cc).find_map(|a| reply_token::find_receipt_in_address(&a.address).map(str::to_string))
+}
+
+impl Filer {
+    pub(super) async fn assess_receipt(&self, mut record: MessageRecord, msg: &Message, token: &str) -> Result<Assessed, StoreError> {
+        let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify_receipt(key, token));
+        let Some(case) = verified else {
+            record.state = MessageState::Quarantined;
+            record.reason = "transfer receipt token is invalid or was not signed by this Haven".into();
+            return Ok(Assessed::only(record));
+        };
+        let text = msg.reply_text.clone().unwrap_or_else(|| msg.text.clone());
+        let Some((name, role)) = crate::transfer::parse_receipt(&text) else {
+            record.state = MessageState::Ignored;
+            record.reason = format!("to transfer case {case}'s receipt address, but no \"Received: NAME, ROLE\" line: the case stays open");
+            return Ok(Assessed::only(record));
+        };
+        let Some(found) = self.store.transfer_case(case).await? else {
+            record.state = MessageState::Quarantined;
+            record.reason = format!("transfer receipt for case {case}, which Haven does not hold");
+            return Ok(Assessed::only(record));
+        };
+        let waiting = matches!(found.state, CaseState::Prepared | CaseState::Sent);
+        record.state = MessageState::Filed;
+        if !waiting {
+            record.reason = format!("transfer receipt for case {case}, which was not waiting for one ({})", found.state.as_str());
+            return Ok(Assessed::only(record));
+        }
+        record.reason = format!("transfer receipt: case {case} closed");
+        let signed = self.sealer().seal_text_for(found.pupil_id, transfer_fields::RECEIVED_BY, &format!("{name}, {role}"));
+        tracing::info!(case, "transfer receipt: the case closes with this message");
+        Ok(Assessed { receipt: Some((case, signed)), ..Assessed::only(record) })
+    }
+}
