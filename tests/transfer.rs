@@ -301,15 +301,30 @@ async fn a_pupil_leaves_school_a_for_school_b(backend: Backend) {
     assert!(out.contains("1 entries filed under \"Previous school: Test School\" with their original dates"), "{out}");
     assert!(out.contains("the DSL team and the SENCO alerted"), "{out}");
     let filed = chronology(&b, OLIVER, B_DSL);
-    assert_eq!(filed.len(), 1);
-    assert_eq!(filed[0]["occurred_at"], oliver_then[0]["occurred_at"], "the original date");
-    assert!(filed[0]["note"].as_str().unwrap_or("").starts_with("Previous school: Test School\nRecorded there"), "{}", filed[0]["note"]);
-    assert_eq!(filed[0]["body"], oliver_then[0]["body"]);
+    assert_eq!(filed.len(), 2, "the file as received, and its one entry: {filed:?}");
+    let entry = filed.iter().find(|e| e["kind"] != "transfer").unwrap();
+    assert_eq!(entry["occurred_at"], oliver_then[0]["occurred_at"], "the original date");
+    assert_eq!(entry["category"], oliver_then[0]["category"]);
+    assert!(entry["note"].as_str().unwrap_or("").starts_with("Previous school: Test School\nRecorded there"), "{}", entry["note"]);
+    assert_eq!(entry["body"], oliver_then[0]["body"]);
+    let kept = filed.iter().find(|e| e["kind"] == "transfer").unwrap();
+    assert_eq!(kept["body"], "Unexplained bruising in November; referred to CSC; mother engaged.");
+    assert!(
+        kept["note"].as_str().unwrap_or("").starts_with("Previous school: Test School\nChild-protection file received"),
+        "{}",
+        kept["note"]
+    );
+    let kept_files: Vec<&str> = kept["attachments"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for f in ["chronology.pdf", "front-sheet.html", "ITEMS.sha256", "manifest.json", "manifest.sig"] {
+        assert!(kept_files.contains(&f), "{f} not kept: {kept_files:?}");
+    }
     assert!(chronology(&b, OLIVER, "teacher@brook.example").is_empty(), "the DSL team's only");
     let told = outbox(&db_b.store, "haven.transfer-in.%").await;
     assert_eq!(recipients(&told.iter().collect::<Vec<_>>()), ["ddsl@brook.example", "dsl@brook.example", "senco@brook.example"]);
     let again = ok(b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL]), "receive again");
     assert!(again.contains("was received before; nothing new was filed"), "{again}");
+
+    ok(b.haven(&["audit", "verify"]), "school B's audit chain, refusals and receipt included");
 
     // B's daemon sends the receipt; A's intake files it, and A's case closes.
     let receipt = receipt_from_b(&b);

@@ -16,7 +16,9 @@ use super::{App, CliError};
 use crate::directory::{Role, Staff};
 use crate::pipeline::fields;
 use crate::seal::Sealer;
-use crate::store::{AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, Recorded};
+use crate::store::{
+    ActionRecord, AttachmentRecord, IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, Recorded, RungRecord,
+};
 use crate::transfer::bundle::{self, Manifest};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -169,7 +171,28 @@ pub async fn receive(app: &App, path: &Path, by: &str, key: Option<&str>) -> Res
         })?;
     let sealer = sealer.with_pupil_key(pupil.id).map_err(|e| CliError::Other(anyhow::anyhow!("pupil {}'s own key: {e}", pupil.id)))?;
     let from = manifest.from_school.clone();
+    let rules = super::load_rules(&app.config)?;
+    let categories = rules.categories();
+    // An entry keeps its category when this school has it; else the first safeguarding one
+    // (so its retention and visibility follow this school's rules), the original named in it.
+    let cp = categories.iter().find(|c| c.safeguarding).unwrap_or_else(|| categories.default_category()).name.clone();
+    let message = |raw: &[u8], what: &str| MessageRecord {
+        sha256: Some(hex::encode(Sha256::digest(raw))),
+        message_id: None,
+        source: "file",
+        origin: format!("transfer from {from} (their case {})", manifest.case),
+        imap_uid: None,
+        received: now,
+        size: raw.len() as u64,
+        state: MessageState::Filed,
+        reason: format!("received in a transfer from {from}: {what}"),
+        duplicate_of: None,
+        content_sha256: None,
+    };
     let mut records = Vec::new();
+    let kept = received_entry(app, &files, &manifest, &manifest_sha256, &staff, &staff_dir, &cp, pupil.id, now);
+    let raw = serde_json::to_vec(&serde_json::json!({"transfer": {"from_school": from, "case": manifest.case, "manifest_sha256": manifest_sha256, "entry": "received"}})).unwrap_or_default();
+    records.push((sealer.seal(fields::RAW, &raw), message(&raw, "the file as received"), seal_for(&sealer, pupil.id, kept)));
     for e in &chronology.incidents {
         let attachments = e
             .attachments
@@ -193,16 +216,21 @@ pub async fn receive(app: &App, path: &Path, by: &str, key: Option<&str>) -> Res
             "transfer": {"from_school": from, "case": manifest.case, "manifest_sha256": manifest_sha256, "entry": e.incident},
         }))
         .unwrap_or_default();
+        let category = categories.find(&e.category).map_or_else(|| cp.clone(), |c| c.name.clone());
+        let mut note = previous_school_note(&from, e);
+        if category != e.category {
+            note = note.replacen('\n', &format!("\nCategory there: {}\n", e.category), 1);
+        }
         let incident = IncidentRecord {
             occurred: e.occurred_at,
             recorded: now,
             recorded_by: Some(staff.id),
             record_kind: e.kind.clone(),
-            category: e.category.clone(),
+            category,
             priority: e.priority.clone(),
             // A file from another school is the DSL team's until they have reviewed it.
             visibility: "dsl-team".into(),
-            note: Some(previous_school_note(&from, e)),
+            note: Some(note),
             original_from: e.original_from.clone(),
             original_name: e.original_name.clone(),
             original_subject: e.original_subject.clone(),
@@ -217,33 +245,21 @@ pub async fn receive(app: &App, path: &Path, by: &str, key: Option<&str>) -> Res
             backfilled: true,
             ai_read: false,
         };
-        let message = MessageRecord {
-            sha256: Some(hex::encode(Sha256::digest(&raw))),
-            message_id: None,
-            source: "file",
-            origin: format!("transfer from {from} (their case {})", manifest.case),
-            imap_uid: None,
-            received: now,
-            size: raw.len() as u64,
-            state: MessageState::Filed,
-            reason: format!("received in a transfer from {from}: filed under \"Previous school: {from}\""),
-            duplicate_of: None,
-            content_sha256: None,
-        };
-        records.push((sealer.seal(fields::RAW, &raw), message, seal_for(&sealer, pupil.id, incident)));
+        let what = format!("filed under \"Previous school: {from}\"");
+        records.push((sealer.seal(fields::RAW, &raw), message(&raw, &what), seal_for(&sealer, pupil.id, incident)));
     }
     let actor = format!("staff:{}", staff.id);
     let mut tx = app.store.begin().await?;
-    let mut filed = 0;
+    // The first record is the file as received: already there, the bundle was received before.
+    let mut new = Vec::with_capacity(records.len());
     for (raw, message, incident) in &records {
-        if let Recorded::New { .. } = tx.record_message(raw, message, Some(incident), &actor).await? {
-            filed += 1;
-        }
+        new.push(matches!(tx.record_message(raw, message, Some(incident), &actor).await?, Recorded::New { .. }));
     }
-    if filed == 0 && !records.is_empty() {
+    if !new.first().copied().unwrap_or(false) {
         drop(tx);
         return Ok(format!("{shown}: this file (their case {} from {from}) was received before; nothing new was filed", manifest.case));
     }
+    let filed = new.iter().skip(1).filter(|n| **n).count();
     let told = alerts(app, &dir.staff, &pupil, &manifest_sha256, filed);
     for email in &told {
         tx.queue_email(None, email, now).await?;
@@ -259,6 +275,85 @@ pub async fn receive(app: &App, path: &Path, by: &str, key: Option<&str>) -> Res
          with their original dates, visible to the DSL team; the DSL team{senco} alerted; the receipt to {} is queued (the daemon sends it)",
         pupil.upn, manifest.case, manifest.receipt_to
     ))
+}
+
+/// The file as received, kept whole on the pupil (sealed): the summary as its text; the
+/// chronology PDF, front sheet, item list and signed manifest as its attachments; and, when the
+/// school's terms are known, the DSL's review due in 5 school days (KCSIE: the receiving DSL
+/// reads the file), reminded to the DSL team through the outcome ladder.
+#[allow(clippy::too_many_arguments)]
+fn received_entry(
+    app: &App,
+    files: &BTreeMap<String, Vec<u8>>,
+    m: &Manifest,
+    manifest_sha256: &str,
+    staff: &Staff,
+    dir: &crate::directory::Directory,
+    category: &str,
+    pupil: i64,
+    now: DateTime<Utc>,
+) -> IncidentRecord {
+    let kept = [
+        ("chronology.pdf", "application/pdf"),
+        ("front-sheet.html", "text/html"),
+        ("ITEMS.sha256", "text/plain"),
+        (bundle::MANIFEST, "application/json"),
+        (bundle::SIGNATURE, "text/plain"),
+    ];
+    let attachments = kept
+        .iter()
+        .filter_map(|(name, ct)| {
+            let data = files.get(*name)?.clone();
+            Some(AttachmentRecord {
+                filename: (*name).to_string(),
+                content_type: (*ct).to_string(),
+                sha256: hex::encode(Sha256::digest(&data)),
+                inline: false,
+                tnef: false,
+                data,
+            })
+        })
+        .collect();
+    let tz = app.config.school.tz();
+    let review = app.config.terms.as_ref().and_then(|t| t.add_school_days(now.with_timezone(&tz).date_naive(), 5)).map(|day| {
+        let due = crate::transfer::morning(day, tz);
+        let dsl_team = dir.staff.iter().filter(|s| s.active && s.is_dsl_team()).map(|s| s.id).collect();
+        ActionRecord { owner: Some(staff.id), due, rungs: vec![RungRecord { due, recipients: dsl_team }] }
+    });
+    IncidentRecord {
+        occurred: now,
+        recorded: now,
+        recorded_by: Some(staff.id),
+        record_kind: "transfer".into(),
+        category: category.to_string(),
+        priority: "normal".into(),
+        visibility: "dsl-team".into(),
+        note: Some(format!(
+            "Previous school: {}\nChild-protection file received (their case {}, left {}), prepared by {}. Checked: the signed manifest \
+             (SHA-256 {manifest_sha256}, signing key {}) and all {} files. The DSL's review of it is due{}. The summary of the \
+             main concerns they wrote follows.",
+            m.from_school,
+            m.case,
+            m.left_on,
+            m.prepared_by,
+            m.fingerprint(),
+            m.items.len(),
+            review.as_ref().map(|a| format!(" by {}", a.due.with_timezone(&tz).format("%a %-d %b %Y"))).unwrap_or_default()
+        )),
+        original_from: None,
+        original_name: None,
+        original_subject: Some(format!("Child-protection file from {}", m.from_school)),
+        body_text: files.get("summary.txt").map(|d| String::from_utf8_lossy(d).trim().to_string()).unwrap_or_default(),
+        body_html: None,
+        pupils: vec![PupilLink { pupil_id: pupil, role: "subject".into(), how: format!("transfer from {}", m.from_school) }],
+        attachments,
+        outbox: Vec::new(),
+        action: review,
+        follows: None,
+        date_note: None,
+        backfilled: false,
+        ai_read: false,
+    }
 }
 
 /// The DSL team, and the SENCO for a pupil with SEN (KCSIE: the receiving school makes the DSL

@@ -199,7 +199,7 @@ pub struct LadderRung {
 }
 
 /// Reminders go out at 08:00 school time.
-fn morning(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
+pub fn morning(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
     let at = day.and_time(NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default());
     tz.from_local_datetime(&at).earliest().map_or_else(|| Utc.from_utc_datetime(&at), |t| t.with_timezone(&Utc))
 }
