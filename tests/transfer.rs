@@ -333,6 +333,25 @@ async fn a_pupil_leaves_school_a_for_school_b(backend: Backend) {
     let closed = transfers(&a).into_iter().find(|c| c["case"] == 1).unwrap();
     assert_eq!(closed["state"], "closed", "{closed}");
     assert_eq!(closed["received_by"], "Dana Lead, Designated Safeguarding Lead");
+    // To a receipt address: a forged token is quarantined; a real one without a "Received:"
+    // line is kept as ignored, with the reason.
+    let key = hex::decode(std::fs::read_to_string(a.path("secrets/reply.key")).unwrap().trim()).unwrap();
+    for (name, token, text, state) in [
+        ("forged.eml", "1-1-aaaaaaaaaaaaaaaaaaaaaaaaaa".to_string(), "Received: Someone, DSL", " 1 quarantined"),
+        ("no-line.eml", haven::reply_token::sign_receipt(&key, 1), "Thanks, will look next week.", " 1 ignored"),
+    ] {
+        let eml = format!(
+            "From: Someone <someone@elsewhere.example>\r\nTo: safeguarding+x-{token}@school.example\r\nSubject: Re: file\r\n\
+             Date: Mon, 1 Mar 2027 09:00:00 +0000\r\nMessage-ID: <{name}@elsewhere.example>\r\n\r\n{text}\r\n"
+        );
+        std::fs::write(a.path(name), eml).unwrap();
+        let out = ok(a.haven(&["ingest", a.path(name).to_str().unwrap()]), name);
+        assert!(out.contains(state), "{name}: {out}");
+    }
+    let messages = ok(a.haven(&["messages", "--json"]), "messages");
+    assert!(messages.contains("transfer receipt token is invalid or was not signed by this Haven"), "{messages}");
+    assert!(messages.contains("but no \\\"Received: NAME, ROLE\\\" line: the case stays open"), "{messages}");
+
     // Closed: the escalation of the missing receipt never comes.
     assert_eq!(pass(&app, utc(2027, 3, 3, 8, 0)).await, 0);
     assert!(outbox(&db_a.store, "haven.transfer.1.rung11.%").await.is_empty());
