@@ -232,6 +232,8 @@ async fn a_pupil_leaves_school_a_for_school_b(backend: Backend) {
     assert!(refused.to_string().contains("only the DSL team"), "{refused}");
     let out = haven::cli::transfer_send::prepare(&app, prepare(DSL)).await.expect("prepare");
     assert!(out.contains("transfer case #1: bundle written to"), "{out}");
+    let fingerprint = out.split("signing key ").nth(1).and_then(|r| r.split(')').next()).expect("the key's fingerprint").to_string();
+    assert_eq!(fingerprint.len(), 19, "{fingerprint}");
     for f in [
         "chronology.pdf",
         "chronology.json",
@@ -296,10 +298,16 @@ async fn a_pupil_leaves_school_a_for_school_b(backend: Backend) {
     let r = b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", "teacher@brook.example"]);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
 
-    // The real one, from the .zip: filed under the previous school with its original date.
-    let out = ok(b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL]), "receive");
+    let r = b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL, "--key", "0000-0000-0000-0000"]);
+    assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&format!("signed with key {fingerprint}, not the sending school's key 0000-0000-0000-0000")), "{}", r.stderr);
+
+    // The real one, from the .zip, under the key A's DSL gave: filed under the previous school
+    // with its original date.
+    let out = ok(b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL, "--key", &fingerprint]), "receive");
     assert!(out.contains("1 entries filed under \"Previous school: Test School\" with their original dates"), "{out}");
     assert!(out.contains("the DSL team and the SENCO alerted"), "{out}");
+    assert!(out.contains(&format!("Signed with key {fingerprint}, the one given with --key")), "{out}");
     let filed = chronology(&b, OLIVER, B_DSL);
     assert_eq!(filed.len(), 2, "the file as received, and its one entry: {filed:?}");
     let entry = filed.iter().find(|e| e["kind"] != "transfer").unwrap();

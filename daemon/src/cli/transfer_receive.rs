@@ -272,8 +272,17 @@ pub async fn receive(app: &App, path: &Path, by: &str, key: Option<&str>) -> Res
     let senco = if pupil.sen { " and the SENCO" } else { "" };
     Ok(format!(
         "received {from}'s child-protection file for {} (their case {}): {filed} entries filed under \"Previous school: {from}\" \
-         with their original dates, visible to the DSL team; the DSL team{senco} alerted; the receipt to {} is queued (the daemon sends it)",
-        pupil.upn, manifest.case, manifest.receipt_to
+         with their original dates, visible to the DSL team; the DSL team{senco} alerted; the receipt to {} is queued (the daemon sends it).\n\
+         Signed with key {}{}",
+        pupil.upn,
+        manifest.case,
+        manifest.receipt_to,
+        manifest.fingerprint(),
+        if key.is_some() {
+            ", the one given with --key"
+        } else {
+            ": compare it with the fingerprint the sending DSL gives you (or pass it as --key)"
+        }
     ))
 }
 
