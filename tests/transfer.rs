@@ -55,6 +55,17 @@ fn eaton_terms() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton/terms.toml")).unwrap()
 }
 
+/// Terms around `today`, whenever the test runs: this term and the next.
+fn terms_around(today: NaiveDate) -> String {
+    format!(
+        "[[term]]\nname = \"This\"\nstarts = {}\nends = {}\n\n[[term]]\nname = \"Next\"\nstarts = {}\nends = {}\n",
+        today - Duration::days(60),
+        today + Duration::days(60),
+        today + Duration::days(70),
+        today + Duration::days(200)
+    )
+}
+
 /// School A: the test school, its terms, and one incident each about Oliver and Jane.
 fn school_a(db_url: &str) -> HavenEnv {
     let env = HavenEnv::new(db_url, "");
@@ -257,7 +268,7 @@ async fn a_pupil_leaves_school_a_for_school_b(backend: Backend) {
 
     // Tuesday 9 February: sent through the school's encrypted mail, and recorded.
     clock.set(utc(2027, 2, 9, 10, 0));
-    let out = haven::cli::transfer_send::send(&app, 1, DSL).await.expect("send");
+    let out = haven::cli::transfer_send::send(&app, 1, DSL, None).await.expect("send");
     assert_eq!(
         out,
         "transfer case #1: recorded as sent to Brook Academy <dsl@brook.example> on Tue 9 Feb 2027 10:00 by Dana Lead; \
@@ -383,16 +394,8 @@ async fn a_leaver_found_by_the_import_opens_a_case(backend: Backend) {
     assert!(r.stderr.contains("add `terms_file = \"terms.toml\"` under [school]"), "{}", r.stderr);
     assert!(chronology(&env, OLIVER, DSL).len() == 1 && transfers(&env).is_empty());
 
-    // Terms around today, whenever the test runs: this term and the next.
     let today = Utc::now().date_naive();
-    let terms = format!(
-        "[[term]]\nname = \"This\"\nstarts = {}\nends = {}\n\n[[term]]\nname = \"Next\"\nstarts = {}\nends = {}\n",
-        today - Duration::days(60),
-        today + Duration::days(60),
-        today + Duration::days(70),
-        today + Duration::days(200)
-    );
-    with_terms(&env, &terms);
+    with_terms(&env, &terms_around(today));
     let f = school_fixtures();
     let pupils: String = std::fs::read_to_string(f.join("pupils.csv"))
         .unwrap()
@@ -430,4 +433,89 @@ async fn a_leaver_found_by_the_import_opens_a_case(backend: Backend) {
     db.cleanup().await;
 }
 
-backend_tests!(a_pupil_leaves_school_a_for_school_b, a_leaver_found_by_the_import_opens_a_case);
+/// The first email `env`'s real daemon writes to its outbox whose text contains `needle`.
+fn sent_by_daemon(env: &HavenEnv, needle: &str) -> PathBuf {
+    let mut daemon = env.start();
+    let found = wait_for("the daemon to send the email", std::time::Duration::from_secs(30), || {
+        daemon.assert_running();
+        std::fs::read_dir(env.path("var/outbox/new"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .find(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(needle)))
+            .map(|e| e.path())
+            .ok_or_else(|| format!("no email with {needle:?} in var/outbox/new yet"))
+    });
+    daemon.stop();
+    found
+}
+
+/// Haven to Haven: B's key pinned at A; A's DSL sends the prepared bundle encrypted to it
+/// through B's intake (A's real daemon sends it); B's intake keeps it and tells its DSL team
+/// without filing it; B's DSL receives it from the message; B's receipt closes A's case.
+async fn a_haven_school_sends_encrypted_through_the_intake(backend: Backend) {
+    let (db_a, db_b) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let (a, b) = (school_a(&db_a.url), school_b(&db_b.url));
+    let key = ok(b.haven(&["transfer", "key"]), "transfer key");
+    let pinned = key.split_once("\n\n").map(|(_, p)| p.to_string()).unwrap_or_default();
+    assert!(pinned.starts_with("[[school]]\nname = \"Brook Academy\"\nintake = \"safeguarding@brook.example\"\nkey = \"x25519:"), "{key}");
+    std::fs::write(a.path("transfer-schools.toml"), format!("{pinned}\n")).unwrap();
+    let config = std::fs::read_to_string(&a.config).unwrap() + "\n[transfer]\nschools_file = \"transfer-schools.toml\"\n";
+    std::fs::write(&a.config, config).unwrap();
+
+    // The daemons here run on the real clock, so this test does too, with terms around today.
+    let now = Utc::now();
+    for env in [&a, &b] {
+        std::fs::write(env.path("terms.toml"), terms_around(now.date_naive())).unwrap();
+    }
+    let clock = ManualClock::new(now);
+    let app = app(&a, &db_a.store, &clock);
+    let leaver = haven::cli::transfer::Leaver { pupil: OLIVER, left_on: now.date_naive(), destination: Some(DESTINATION), by: DSL };
+    haven::cli::transfer::leaver(&app, leaver).await.expect("Oliver leaves");
+    let summary = a.path("summary.txt");
+    std::fs::write(&summary, "Unexplained bruising in November.\n").unwrap();
+    let out_dir = a.path("oliver-transfer");
+    let prepare = haven::cli::transfer_send::Prepare { case: 1, summary: &summary, by: DSL, out: Some(out_dir.clone()) };
+    haven::cli::transfer_send::prepare(&app, prepare).await.expect("prepare");
+    let zip = out_dir.with_extension("zip");
+    // Only the bundle prepared for the case goes.
+    std::fs::write(a.path("other.zip"), b"not a bundle").unwrap();
+    let refused = haven::cli::transfer_send::send(&app, 1, DSL, Some(&a.path("other.zip"))).await.expect_err("another file");
+    assert!(refused.to_string().contains("is neither a folder nor a zip archive"), "{refused}");
+    let out = haven::cli::transfer_send::send(&app, 1, DSL, Some(&zip)).await.expect("send to Haven");
+    assert!(out.contains("(encrypted to its pinned key, queued to safeguarding@brook.example: the daemon sends it)"), "{out}");
+
+    // A's daemon sends it; B's intake keeps it, unfiled, and tells its DSL team.
+    let email = sent_by_daemon(&a, "BEGIN HAVEN TRANSFER");
+    let raw = std::fs::read_to_string(&email).unwrap();
+    assert!(!raw.contains("Oliver") && !raw.contains("bruising"), "nothing readable on the way");
+    let out = ok(b.haven(&["ingest", email.to_str().unwrap()]), "B's intake");
+    assert!(out.contains(" 1 ignored"), "{out}");
+    assert!(chronology(&b, OLIVER, B_DSL).is_empty(), "not filed by itself");
+    let messages: Value = serde_json::from_str(&ok(b.haven(&["messages", "--json"]), "messages")).unwrap();
+    let kept = messages.as_array().or_else(|| messages["messages"].as_array()).cloned().unwrap_or_default();
+    let id = kept
+        .iter()
+        .find(|m| m["reason"].as_str().is_some_and(|r| r.contains("encrypted child-protection file from another Haven school")))
+        .and_then(|m| m["id"].as_i64())
+        .unwrap_or_else(|| panic!("the kept message in {messages}"));
+    let told = outbox(&db_b.store, "haven.transfer-in.%").await;
+    assert_eq!(recipients(&told.iter().collect::<Vec<_>>()), ["ddsl@brook.example", "dsl@brook.example"]);
+    assert!(told[0].body.contains(&format!("haven transfer receive --message {id} --by YOU")), "{}", told[0].body);
+
+    // B's DSL receives it from the message: checked, filed, alerted, receipt queued.
+    let out = ok(b.haven(&["transfer", "receive", "--message", &id.to_string(), "--by", B_DSL]), "receive --message");
+    assert!(out.contains("1 entries filed under \"Previous school: Test School\""), "{out}");
+    assert_eq!(chronology(&b, OLIVER, B_DSL).len(), 2);
+    let receipt = receipt_from_b(&b);
+    ok(a.haven(&["ingest", receipt.to_str().unwrap()]), "A files the receipt");
+    assert_eq!(transfers(&a)[0]["state"], "closed");
+    db_a.cleanup().await;
+    db_b.cleanup().await;
+}
+
+backend_tests!(
+    a_pupil_leaves_school_a_for_school_b,
+    a_leaver_found_by_the_import_opens_a_case,
+    a_haven_school_sends_encrypted_through_the_intake
+);

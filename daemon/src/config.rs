@@ -677,7 +677,8 @@ impl Config {
         let logging: Option<crate::logging::LogSettings> = c.section("logging", top.logging, false);
         let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r, base));
         let ai = c.section::<AiRaw>("ai", top.ai, false).and_then(|r| resolve_ai(&mut c, r, base));
-        let transfer = c.section::<crate::transfer::TransferSettings>("transfer", top.transfer, false).unwrap_or_default();
+        let mut transfer = c.section::<crate::transfer::TransferSettings>("transfer", top.transfer, false).unwrap_or_default();
+        transfer.schools_file = transfer.schools_file.map(|f| base.join(f));
         transfer.check().into_iter().for_each(|e| c.err(e));
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {

@@ -537,7 +537,15 @@ enum TransferCommand {
         /// The member of the DSL team who sent it (email address).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
+        /// The destination runs Haven: send this prepared .zip encrypted to its key pinned in
+        /// transfer.schools_file, to its intake address.
+        #[arg(long, value_name = "ZIP")]
+        to_haven: Option<PathBuf>,
     },
+    /// This school's transfer keys: the signing key's fingerprint, and the entry other Haven
+    /// schools put in their transfer.schools_file to send to it.
+    #[command(after_help = format!("Example: haven transfer key\n\n{EXIT_CODES}"))]
+    Key,
     /// Receive another school's bundle (folder or .zip): every file and the signed manifest are
     /// checked (a changed bundle is refused and nothing filed), the entries are filed under
     /// "Previous school: NAME" with their original dates, the DSL (and the SENCO for a pupil
@@ -545,8 +553,11 @@ enum TransferCommand {
     #[command(after_help = format!("Example: haven transfer receive transfer-3-A123456789012-20270209.zip --by dsl@school.example\n\n{EXIT_CODES}"))]
     Receive {
         /// The bundle: its folder, or the .zip.
-        #[arg(value_name = "BUNDLE")]
-        bundle: PathBuf,
+        #[arg(value_name = "BUNDLE", required_unless_present = "message", conflicts_with = "message")]
+        bundle: Option<PathBuf>,
+        /// A message the intake kept: a file another Haven school sent encrypted to this one.
+        #[arg(long, value_name = "N")]
+        message: Option<i64>,
         /// The member of the DSL team receiving it (email address).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
@@ -819,9 +830,17 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Transfer { command: TransferCommand::Prepare { case, summary, by, out } } => {
             cli::transfer_send::prepare(&app, cli::transfer_send::Prepare { case, summary: &summary, by: &by, out }).await
         }
-        Command::Transfer { command: TransferCommand::Send { case, by } } => cli::transfer_send::send(&app, case, &by).await,
-        Command::Transfer { command: TransferCommand::Receive { bundle, by, key } } => {
-            cli::transfer_receive::receive(&app, &bundle, &by, key.as_deref()).await
+        Command::Transfer { command: TransferCommand::Send { case, by, to_haven } } => {
+            cli::transfer_send::send(&app, case, &by, to_haven.as_deref()).await
+        }
+        Command::Transfer { command: TransferCommand::Key } => cli::transfer_send::key(&app),
+        Command::Transfer { command: TransferCommand::Receive { bundle, message, by, key } } => {
+            let from = match (&bundle, message) {
+                (Some(path), _) => cli::transfer_receive::BundleFrom::Path(path),
+                (None, Some(id)) => cli::transfer_receive::BundleFrom::Message(id),
+                (None, None) => return Err(CliError::Usage("give the bundle, or --message N".into())),
+            };
+            cli::transfer_receive::receive(&app, from, &by, key.as_deref()).await
         }
         Command::Transfers { viewer, all, json } => cli::transfer::list(&app, &viewer, all, json).await,
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,

@@ -565,6 +565,10 @@ impl Filer {
         if let Some(token) = receipt::token_in(&msg) {
             return done(self.assess_receipt(record, &msg, &token).await?);
         }
+        // 2c. A child-protection file from another Haven school, encrypted to this one.
+        if crate::transfer::crypt::has_block(&msg.text) {
+            return done(self.kept_transfer(record, directory));
+        }
 
         // 3. Noise: auto-replies, bounces, our own mail.
         if let Some(reason) = noise::ignore_reason(&msg, &self.settings.mail_domain) {

@@ -33,8 +33,15 @@ pub fn read_bundle(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
         read_folder(path, path, &mut files)?;
         return Ok(files);
     }
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| format!("is neither a folder nor a zip archive: {e}"))?;
+    let data = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    read_zip(&data)
+}
+
+/// Every file of a bundle's .zip, by its path under the bundle's folder.
+pub fn read_zip(data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let mut files = BTreeMap::new();
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(data)).map_err(|e| format!("is neither a folder nor a zip archive: {e}"))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| format!("the zip archive is damaged: {e}"))?;
         if entry.is_dir() {
@@ -48,6 +55,30 @@ pub fn read_bundle(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
         files.insert(inner, data);
     }
     Ok(files)
+}
+
+/// Where a bundle comes from: a folder or .zip, or a message the intake kept (Haven to Haven,
+/// encrypted to this school's transfer key).
+#[derive(Debug, Clone, Copy)]
+pub enum BundleFrom<'a> {
+    Path(&'a Path),
+    Message(i64),
+}
+
+async fn bundle_files(app: &App, sealer: &Sealer, from: BundleFrom<'_>) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    match from {
+        BundleFrom::Path(path) => read_bundle(path),
+        BundleFrom::Message(id) => {
+            let Some((_, sealed)) = app.store.message_raw(id).await.map_err(|e| e.to_string())? else {
+                return Err("Haven holds no such message".into());
+            };
+            let raw = sealer.open(fields::RAW, &sealed).map_err(|e| format!("cannot be opened: {e}"))?;
+            let msg = crate::read::read_message(&raw).map_err(|e| format!("cannot be read: {e}"))?;
+            let key = crate::transfer::crypt::EncryptionKey::from_key_file(&app.config.storage.key_file).map_err(|e| e.to_string())?;
+            let zip = crate::transfer::crypt::open(&key, &msg.text).map_err(|e| e.to_string())?;
+            read_zip(&zip)
+        }
+    }
 }
 
 fn read_folder(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) -> Result<(), String> {
@@ -136,13 +167,16 @@ fn seal_for(sealer: &Sealer, pupil: i64, mut inc: IncidentRecord) -> IncidentRec
     inc
 }
 
-pub async fn receive(app: &App, path: &Path, by: &str, key: Option<&str>) -> Result<String, CliError> {
+pub async fn receive(app: &App, from: BundleFrom<'_>, by: &str, key: Option<&str>) -> Result<String, CliError> {
     let now = app.now();
     let sealer = app.sealer().await?;
     let staff_dir = app.store.load_directory_with_pupils(&sealer, &[]).await?;
     let staff = dsl_team(&app.store, &staff_dir, by, "transfer_receive", "transfer_in", now).await?.clone();
-    let shown = path.display();
-    let files = read_bundle(path).map_err(|e| CliError::Data(format!("{shown}: {e}; nothing was filed")))?;
+    let shown = match from {
+        BundleFrom::Path(p) => p.display().to_string(),
+        BundleFrom::Message(id) => format!("message {id}"),
+    };
+    let files = bundle_files(app, &sealer, from).await.map_err(|e| CliError::Data(format!("{shown}: {e}; nothing was filed")))?;
     let manifest = match bundle::verify(&files, key) {
         Ok(m) => m,
         Err(e) => {

@@ -215,7 +215,11 @@ fn write_bundle(out: &Path, archive: &Path, files: &[(String, Vec<u8>)]) -> Resu
 /// `haven transfer send CASE --by DSL`: records the prepared bundle as sent by the school's own
 /// encrypted mail, now, by `by`; the receipt is chased after `[transfer] receipt_within`
 /// school days.
-pub async fn send(app: &App, case: i64, by: &str) -> Result<String, CliError> {
+///
+/// With `to_haven` (the prepared .zip), the destination runs Haven: the bundle is encrypted to
+/// its key pinned in `transfer.schools_file` and queued to its intake address; the outbox sends
+/// it, and its Haven keeps it for its DSL team (`haven transfer receive --message N`).
+pub async fn send(app: &App, case: i64, by: &str, to_haven: Option<&Path>) -> Result<String, CliError> {
     let now: DateTime<Utc> = app.now();
     let case = case_for(app, case).await?;
     let sealer = app.sealer().await?;
@@ -243,19 +247,98 @@ pub async fn send(app: &App, case: i64, by: &str) -> Result<String, CliError> {
     let tz = app.config.school.tz();
     let sent_on = now.with_timezone(&tz).date_naive();
     let (receipt_due, rungs) = crate::transfer::receipt_ladder(terms, &app.config.transfer, sent_on, tz);
-    let mut tx = app.store.begin().await?;
-    if !tx.record_transfer_sent(case.id, staff.id, now, receipt_due, &rungs).await? {
-        return Err(CliError::Usage(format!("transfer case #{} changed meanwhile; nothing was recorded (see `haven transfers`)", case.id)));
-    }
-    tx.commit().await?;
     let destination =
         case.sealed_destination.as_deref().and_then(|s| sealer.open_text(transfer_fields::DESTINATION, s).ok()).unwrap_or_default();
+    let email = match to_haven {
+        None => None,
+        Some(zip) => Some(to_haven_email(app, &case, &destination, zip)?),
+    };
+    let method = if email.is_some() { "haven" } else { "written_out" };
+    let mut tx = app.store.begin().await?;
+    if !tx.record_transfer_sent(case.id, staff.id, now, receipt_due, &rungs, method).await? {
+        return Err(CliError::Usage(format!("transfer case #{} changed meanwhile; nothing was recorded (see `haven transfers`)", case.id)));
+    }
+    if let Some(email) = &email {
+        tx.queue_email(None, email, now).await?;
+    }
+    tx.commit().await?;
+    let how = match &email {
+        Some(e) => format!(" (encrypted to its pinned key, queued to {}: the daemon sends it)", e.recipient),
+        None => String::new(),
+    };
     Ok(format!(
-        "transfer case #{}: recorded as sent to {destination} on {} by {} {}; a receipt is due by {} (the DSL team is reminded after that)",
+        "transfer case #{}: recorded as sent to {destination}{how} on {} by {} {}; a receipt is due by {} (the DSL team is reminded after that)",
         case.id,
         now.with_timezone(&tz).format("%a %-d %b %Y %H:%M"),
         staff.first_name,
         staff.last_name,
         receipt_due.format("%a %-d %b %Y")
+    ))
+}
+
+/// The email carrying case `case`'s prepared bundle (`zip`), encrypted to the destination's
+/// key pinned in `transfer.schools_file`. Checks first that `zip` is the bundle prepared for
+/// this case (its signed manifest, as recorded when it was prepared).
+fn to_haven_email(app: &App, case: &TransferCase, destination: &str, zip: &Path) -> Result<crate::store::OutboxRecord, CliError> {
+    let file = app.config.transfer.schools_file.as_ref().ok_or_else(|| {
+        CliError::Config(
+            "transfer.schools_file is not set: list the Haven schools you send to with their keys (README \"Transfer when a pupil leaves\")"
+                .into(),
+        )
+    })?;
+    let schools = crate::transfer::read_pinned(file).map_err(CliError::Config)?;
+    let school = crate::transfer::parse_destination(destination).map(|d| d.school).unwrap_or_default();
+    let pinned = schools.iter().find(|s| s.name.eq_ignore_ascii_case(&school)).ok_or_else(|| {
+        CliError::Usage(format!(
+            "{school:?} is not in transfer.schools_file: pin its key there, or send the bundle by the school's encrypted mail and run \
+             `haven transfer send {}` without --to-haven; nothing was sent",
+            case.id
+        ))
+    })?;
+    let data =
+        std::fs::read(zip).map_err(|e| CliError::Usage(format!("--to-haven {}: cannot be read: {e}; nothing was sent", zip.display())))?;
+    let files = super::transfer_receive::read_zip(&data)
+        .map_err(|e| CliError::Data(format!("--to-haven {}: {e}; nothing was sent", zip.display())))?;
+    let manifest_sha256 = files.get(bundle::MANIFEST).map(|m| hex::encode(Sha256::digest(m)));
+    let ours = bundle::verify(&files, None).is_ok_and(|m| m.case == case.id) && manifest_sha256 == case.bundle_sha256;
+    if !ours {
+        return Err(CliError::Data(format!(
+            "--to-haven {}: not the bundle last prepared for transfer case #{} (or changed since); nothing was sent",
+            zip.display(),
+            case.id
+        )));
+    }
+    let block = crate::transfer::crypt::seal_to(&pinned.key, &data)
+        .map_err(|e| CliError::Config(format!("transfer.schools_file: {}: {e}", pinned.name)))?;
+    let school_name = &app.config.school.name;
+    Ok(crate::store::OutboxRecord {
+        purpose: "notice",
+        recipient: pinned.intake.clone(),
+        email_message_id: format!(
+            "haven.transfer-out.{}.{}@{}",
+            case.id,
+            &manifest_sha256.unwrap_or_default()[..16],
+            app.config.school.mail_domain()
+        ),
+        subject: format!("Haven transfer from {school_name}: a child-protection file"),
+        body: format!(
+            "{school_name}'s Haven sends a child-protection file to {}'s Haven, encrypted to its transfer key. That Haven keeps \
+             this message for its DSL team, who receive it with `haven transfer receive --message N --by DSL`.\n\n{block}",
+            pinned.name
+        ),
+    })
+}
+
+/// `haven transfer key`: this school's transfer keys, for other schools to pin and compare.
+pub fn key(app: &App) -> Result<String, CliError> {
+    let path = &app.config.storage.key_file;
+    let signing = SigningKey::from_key_file(path).map_err(|e| CliError::Config(e.to_string()))?;
+    let encryption = crate::transfer::crypt::EncryptionKey::from_key_file(path).map_err(|e| CliError::Config(e.to_string()))?;
+    Ok(format!(
+        "signing key fingerprint: {}\nfor other Haven schools' transfer.schools_file:\n\n[[school]]\nname = {:?}\nintake = {:?}\nkey = {:?}",
+        signing.fingerprint(),
+        app.config.school.name,
+        app.config.school.intake_address,
+        encryption.public()
     ))
 }

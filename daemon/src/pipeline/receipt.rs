@@ -6,9 +6,10 @@
 //! nothing), and the message is kept, filed with the reason, like any other.
 
 use super::{Assessed, Filer};
+use crate::directory::Directory;
 use crate::message::Message;
 use crate::reply_token;
-use crate::store::{CaseState, MessageRecord, MessageState, StoreError, transfer_fields};
+use crate::store::{CaseState, MessageRecord, MessageState, OutboxRecord, StoreError, transfer_fields};
 
 /// The receipt token the message is addressed to, if any.
 pub(super) fn token_in(msg: &Message) -> Option<String> {
@@ -44,5 +45,29 @@ impl Filer {
         let signed = self.sealer().seal_text_for(found.pupil_id, transfer_fields::RECEIVED_BY, &format!("{name}, {role}"));
         tracing::info!(case, "transfer receipt: the case closes with this message");
         Ok(Assessed { receipt: Some((case, signed)), ..Assessed::only(record) })
+    }
+
+    /// A child-protection file from another Haven school, encrypted to this one: kept (ignored,
+    /// never filed by itself) for the DSL team to check and receive, and each of them told.
+    pub(super) fn kept_transfer(&self, mut record: MessageRecord, directory: &Directory) -> Assessed {
+        record.state = MessageState::Ignored;
+        record.reason = "an encrypted child-protection file from another Haven school: the DSL team receives it with \
+                         `haven transfer receive --message N --by DSL` (N is this message's number)"
+            .into();
+        let notices = directory
+            .staff
+            .iter()
+            .filter(|s| s.active && s.is_dsl_team() && !s.email().is_empty())
+            .map(|s| OutboxRecord {
+                purpose: "notice",
+                recipient: s.email().to_string(),
+                email_message_id: format!("haven.transfer-in.{{message}}.{}@{}", s.id, self.settings.mail_domain),
+                subject: "Haven: a child-protection file arrived from another school".into(),
+                body: "An encrypted child-protection file arrived from another school's Haven and is kept as message {message}. \
+                       Check and file it with: haven transfer receive --message {message} --by YOU\n"
+                    .into(),
+            })
+            .collect();
+        Assessed { notices, ..Assessed::only(record) }
     }
 }

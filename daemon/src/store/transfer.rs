@@ -344,6 +344,7 @@ impl Tx {
         at: DateTime<Utc>,
         receipt_due_on: NaiveDate,
         ladder: &[LadderRung],
+        method: &str,
     ) -> Result<bool> {
         let changed = on_tx!(self, |c| {
             sqlx::query(
@@ -361,7 +362,7 @@ impl Tx {
             return Ok(false);
         }
         self.add_transfer_rungs(case, ladder).await?;
-        let detail = format!("case={case} method=written_out receipt_due_on={receipt_due_on}");
+        let detail = format!("case={case} method={method} receipt_due_on={receipt_due_on}");
         self.append_audit(at, &format!("staff:{by}"), "transfer_send", &format!("transfer:{case}"), &detail).await?;
         Ok(true)
     }

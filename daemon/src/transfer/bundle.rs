@@ -103,14 +103,7 @@ impl SigningKey {
 
     /// From the storage key file (its permissions checked as the keyring checks them).
     pub fn from_key_file(path: &Path) -> Result<SigningKey, crate::seal::SealError> {
-        use crate::seal::SealError;
-        crate::seal::Sealer::from_key_file(path)?;
-        let shown = path.display().to_string();
-        let text =
-            zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| SealError::ReadKey { path: shown.clone(), source })?);
-        let bytes = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| SealError::BadKey(shown.clone()))?);
-        let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| SealError::BadKey(shown))?;
-        Ok(SigningKey::derive(&key))
+        Ok(SigningKey::derive(&*storage_key(path)?))
     }
 
     /// `ed25519:HEX`, as the manifest carries it.
@@ -128,6 +121,18 @@ impl SigningKey {
     pub fn sign(&self, bytes: &[u8]) -> String {
         hex::encode(self.pair.sign(bytes).as_ref())
     }
+}
+
+/// The storage key in `path` (its permissions checked as the keyring checks them), from which
+/// the transfer keys are derived.
+pub fn storage_key(path: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, crate::seal::SealError> {
+    use crate::seal::SealError;
+    crate::seal::Sealer::from_key_file(path)?;
+    let shown = path.display().to_string();
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|source| SealError::ReadKey { path: shown.clone(), source })?);
+    let bytes = zeroize::Zeroizing::new(hex::decode(text.trim()).map_err(|_| SealError::BadKey(shown.clone()))?);
+    let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| SealError::BadKey(shown))?;
+    Ok(zeroize::Zeroizing::new(key))
 }
 
 /// The item for one file.

@@ -8,6 +8,7 @@
 //! and [`bundle`] signs and checks what is sent.
 
 pub mod bundle;
+pub mod crypt;
 pub mod schedule;
 
 use crate::terms::Terms;
@@ -39,6 +40,10 @@ pub struct TransferSettings {
     /// School days after sending to wait for a receipt before chasing (North Northants: 5).
     #[serde(default = "five")]
     pub receipt_within: u32,
+    /// Other Haven schools' pinned transfer keys (see [`PinnedSchool`]), for sending to them
+    /// encrypted through their intake.
+    #[serde(default)]
+    pub schools_file: Option<std::path::PathBuf>,
 }
 
 fn five() -> u32 {
@@ -47,7 +52,7 @@ fn five() -> u32 {
 
 impl Default for TransferSettings {
     fn default() -> Self {
-        TransferSettings { deadline: 5, clock_starts: ClockStart::LeftOn, receipt_within: 5 }
+        TransferSettings { deadline: 5, clock_starts: ClockStart::LeftOn, receipt_within: 5, schools_file: None }
     }
 }
 
@@ -62,6 +67,36 @@ impl TransferSettings {
         }
         errors
     }
+}
+
+/// Another Haven school, pinned: its name as destinations give it, its intake address and its
+/// transfer key (`x25519:HEX`, as its `haven transfer key` prints it).
+///
+/// ```toml
+/// [[school]]
+/// name = "Brook Academy"
+/// intake = "safeguarding@brook.sch.example"
+/// key = "x25519:9f2c…"
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedSchool {
+    pub name: String,
+    pub intake: String,
+    pub key: String,
+}
+
+/// The schools in `transfer.schools_file`.
+pub fn read_pinned(path: &std::path::Path) -> Result<Vec<PinnedSchool>, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        school: Vec<PinnedSchool>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("transfer.schools_file: {}: cannot be read: {e}", path.display()))?;
+    let file: File = toml::from_str(&text).map_err(|e| format!("transfer.schools_file: {}: {}", path.display(), e.message()))?;
+    Ok(file.school)
 }
 
 /// The message a transfer needing a deadline gives when no terms file is configured.
