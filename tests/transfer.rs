@@ -274,6 +274,17 @@ async fn a_pupil_leaves_school_a_for_school_b(backend: Backend) {
         "transfer case #1: recorded as sent to Brook Academy <dsl@brook.example> on Tue 9 Feb 2027 10:00 by Dana Lead; \
          a receipt is due by Tue 23 Feb 2027 (the DSL team is reminded after that)"
     );
+    // The records kept here are marked: transferred on the day, to whom.
+    let kept = chronology(&a, OLIVER, DSL);
+    let mark = kept.iter().find(|e| e["kind"] == "transfer").expect("the transfer mark on A's chronology");
+    assert!(
+        mark["body"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Transferred on Tue 9 Feb 2027 to Brook Academy <dsl@brook.example>: the child-protection file (transfer case #1"),
+        "{mark}"
+    );
+    assert_eq!(mark["visibility"], "dsl-team");
 
     // Jane's file, never sent: reminded two school days before, escalated to the head on the
     // first school morning after the deadline, which the half-term puts on Monday 22 February.

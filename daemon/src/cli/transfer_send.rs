@@ -254,7 +254,9 @@ pub async fn send(app: &App, case: i64, by: &str, to_haven: Option<&Path>) -> Re
         Some(zip) => Some(to_haven_email(app, &case, &destination, zip)?),
     };
     let method = if email.is_some() { "haven" } else { "written_out" };
+    let (raw, message, marker) = transferred_entry(app, &sealer, &case, &staff, &destination, email.is_some(), now)?;
     let mut tx = app.store.begin().await?;
+    tx.record_message(&raw, &message, Some(&marker), &format!("staff:{}", staff.id)).await?;
     if !tx.record_transfer_sent(case.id, staff.id, now, receipt_due, &rungs, method).await? {
         return Err(CliError::Usage(format!("transfer case #{} changed meanwhile; nothing was recorded (see `haven transfers`)", case.id)));
     }
@@ -341,4 +343,75 @@ pub fn key(app: &App) -> Result<String, CliError> {
         app.config.school.intake_address,
         encryption.public()
     ))
+}
+
+/// The mark on the pupil's records kept here: an entry, DSL team only, saying when and to whom
+/// the file was transferred (with the bundle's manifest hash), filed when the send is recorded.
+fn transferred_entry(
+    app: &App,
+    sealer: &crate::seal::Sealer,
+    case: &TransferCase,
+    staff: &crate::directory::Staff,
+    destination: &str,
+    to_haven: bool,
+    now: DateTime<Utc>,
+) -> Result<(Vec<u8>, crate::store::MessageRecord, crate::store::IncidentRecord), CliError> {
+    use crate::pipeline::fields;
+    let rules = super::load_rules(&app.config)?;
+    let categories = rules.categories();
+    let category = categories.iter().find(|c| c.safeguarding).unwrap_or_else(|| categories.default_category()).name.clone();
+    let sha = case.bundle_sha256.clone().unwrap_or_default();
+    let how = if to_haven { "encrypted to its Haven, through its intake" } else { "through the school's encrypted mail" };
+    let text = format!(
+        "Transferred on {} to {destination}: the child-protection file (transfer case #{}, {} files, manifest SHA-256 {sha}) \
+         was sent {how} by {} {}. These records are kept here; the receipt is recorded on the case (`haven transfers`).",
+        now.with_timezone(&app.config.school.tz()).format("%a %-d %b %Y"),
+        case.id,
+        case.bundle_items.unwrap_or_default(),
+        staff.first_name,
+        staff.last_name
+    );
+    let raw = serde_json::to_vec(&serde_json::json!({"transfer_sent": {"case": case.id, "manifest_sha256": sha}})).unwrap_or_default();
+    let seal = |field: &str, v: &str| sealer.seal_text_for(case.pupil_id, field, v);
+    let message = crate::store::MessageRecord {
+        sha256: Some(hex::encode(Sha256::digest(&raw))),
+        message_id: None,
+        source: "file",
+        origin: format!("transfer case {}", case.id),
+        imap_uid: None,
+        received: now,
+        size: raw.len() as u64,
+        state: crate::store::MessageState::Filed,
+        reason: format!("transfer case {}: the file was sent", case.id),
+        duplicate_of: None,
+        content_sha256: None,
+    };
+    let marker = crate::store::IncidentRecord {
+        occurred: now,
+        recorded: now,
+        recorded_by: Some(staff.id),
+        record_kind: "transfer".into(),
+        category,
+        priority: "normal".into(),
+        visibility: "dsl-team".into(),
+        note: None,
+        original_from: None,
+        original_name: None,
+        original_subject: Some(seal(fields::SUBJECT, &format!("Transferred to {destination}"))),
+        body_text: seal(fields::BODY_TEXT, &text),
+        body_html: None,
+        pupils: vec![crate::store::PupilLink {
+            pupil_id: case.pupil_id,
+            role: "subject".into(),
+            how: format!("transfer case {}", case.id),
+        }],
+        attachments: Vec::new(),
+        outbox: Vec::new(),
+        action: None,
+        follows: None,
+        date_note: None,
+        backfilled: false,
+        ai_read: false,
+    };
+    Ok((sealer.seal(fields::RAW, &raw), message, marker))
 }
