@@ -32,19 +32,25 @@ pub(crate) async fn dsl_team<'a>(
     Ok(staff)
 }
 
+/// The days this school's deadlines count (`[transfer] days`).
+pub(crate) fn days(app: &App) -> Result<crate::transfer::Days<'_>, DeadlineError> {
+    crate::transfer::Days::of(app.config.terms.as_ref(), &app.config.transfer)
+}
+
 fn deadline_error(e: DeadlineError) -> CliError {
     CliError::Config(e.to_string())
 }
 
 /// The deadline of a case leaving on `left_on`, its destination known since `destination_on`.
 fn deadline_for(app: &App, left_on: NaiveDate, destination_on: Option<NaiveDate>) -> Result<Option<Deadline>, CliError> {
-    crate::transfer::deadline(app.config.terms.as_ref(), &app.config.transfer, left_on, destination_on).map_err(deadline_error)
+    let days = days(app).map_err(deadline_error)?;
+    crate::transfer::deadline(days, &app.config.transfer, left_on, destination_on).map_err(deadline_error)
 }
 
 fn ladder(app: &App, deadline: Option<Deadline>, now: DateTime<Utc>) -> Vec<crate::transfer::LadderRung> {
-    match &app.config.terms {
-        Some(terms) => crate::transfer::send_ladder(terms, deadline, now, app.config.school.tz()),
-        None => Vec::new(),
+    match days(app) {
+        Ok(days) => crate::transfer::send_ladder(days, deadline, now, app.config.school.tz()),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -62,12 +68,12 @@ fn opened_line(
     left_on: NaiveDate,
     destination: Option<&Destination>,
     deadline: Option<Deadline>,
-    days: u32,
+    days: (u32, &str),
 ) -> String {
     let to = destination.map_or_else(|| "the new school".to_string(), ToString::to_string);
     let by = deadline.map_or_else(
         || " (the deadline counts from when the destination is known)".to_string(),
-        |d| format!(" by {} ({days} school days)", day(d.due_on)),
+        |d| format!(" by {} ({} {})", day(d.due_on), days.0, days.1),
     );
     let mut line =
         format!("transfer case #{id} opened for {} (left on {}): send the child-protection file to {to}{by}", pupil.upn, day(left_on));
@@ -119,7 +125,7 @@ pub async fn leaver(app: &App, req: Leaver<'_>) -> Result<String, CliError> {
         ));
         return Ok(out.join("\n"));
     }
-    let days = app.config.transfer.deadline;
+    let days = (app.config.transfer.deadline, days(app).map_or("school days", |d| d.unit()));
     match existing {
         None => {
             let rungs = ladder(app, deadline, now);
@@ -162,7 +168,7 @@ pub async fn open_for_leavers(app: &App) -> Result<Vec<String>, CliError> {
     if leavers.is_empty() {
         return Ok(Vec::new());
     }
-    if app.config.terms.is_none() {
+    if days(app).is_err() {
         return Ok(vec![format!(
             "{} pupil(s) who left have records but no transfer case yet: {}",
             leavers.len(),
@@ -198,7 +204,8 @@ pub async fn open_for_leavers(app: &App) -> Result<Vec<String>, CliError> {
         let opened = tx.open_transfer_case(&new).await?;
         tx.commit().await?;
         if let Some(id) = opened {
-            lines.push(opened_line(id, pupil, left_on, None, deadline, app.config.transfer.deadline));
+            let unit = days(app).map_or("school days", |d| d.unit());
+            lines.push(opened_line(id, pupil, left_on, None, deadline, (app.config.transfer.deadline, unit)));
         }
     }
     Ok(lines)
@@ -224,8 +231,9 @@ pub struct CaseView {
     pub received_at: Option<DateTime<Utc>>,
 }
 
-fn standing(case: &TransferCase, terms: Option<&crate::terms::Terms>, today: NaiveDate, received_by: Option<&str>) -> String {
-    let count = |from: NaiveDate, to: NaiveDate| terms.map_or(0, |t| t.school_days_between(from, to));
+fn standing(case: &TransferCase, days: Option<crate::transfer::Days<'_>>, today: NaiveDate, received_by: Option<&str>) -> String {
+    let count = |from: NaiveDate, to: NaiveDate| days.map_or(0, |d| d.between(from, to));
+    let unit = days.map_or("school days", |d| d.unit());
     match case.state {
         CaseState::Closed => format!(
             "closed: received{}{}",
@@ -234,18 +242,14 @@ fn standing(case: &TransferCase, terms: Option<&crate::terms::Terms>, today: Nai
         ),
         CaseState::Sent => {
             let due = case.receipt_due_on.map(|d| {
-                if today > d {
-                    format!("; no receipt, {} school days overdue", count(d, today))
-                } else {
-                    format!("; receipt due by {}", day(d))
-                }
+                if today > d { format!("; no receipt, {} {unit} overdue", count(d, today)) } else { format!("; receipt due by {}", day(d)) }
             });
             format!("sent{}{}", case.sent.map(|(_, t)| format!(" on {}", day(t.date_naive()))).unwrap_or_default(), due.unwrap_or_default())
         }
         CaseState::Open | CaseState::Prepared => match case.deadline {
             None => "waiting for the destination".to_string(),
-            Some(d) if today > d.due_on => format!("{} school days overdue (due {})", count(d.due_on, today), day(d.due_on)),
-            Some(d) => format!("due in {} school days ({})", count(today, d.due_on), day(d.due_on)),
+            Some(d) if today > d.due_on => format!("{} {unit} overdue (due {})", count(d.due_on, today), day(d.due_on)),
+            Some(d) => format!("due in {} {unit} ({})", count(today, d.due_on), day(d.due_on)),
         },
     }
 }
@@ -278,7 +282,7 @@ pub async fn list(app: &App, viewer: &str, all: bool, json_out: bool) -> Result<
                 cme_action: c.sealed_destination.is_none() && c.state != CaseState::Closed,
                 due_on: c.deadline.map(|d| d.due_on),
                 state: c.state,
-                standing: standing(c, app.config.terms.as_ref(), today, received_by.as_deref()),
+                standing: standing(c, days(app).ok(), today, received_by.as_deref()),
                 sent_at: c.sent.map(|(_, t)| t),
                 received_by,
                 received_at: c.received_at,

@@ -243,10 +243,10 @@ pub async fn send(app: &App, case: i64, by: &str, to_haven: Option<&Path>) -> Re
             case.id
         )));
     }
-    let terms = app.config.terms.as_ref().ok_or_else(|| CliError::Config(crate::transfer::NO_TERMS.into()))?;
+    let days = super::transfer::days(app).map_err(|e| CliError::Config(e.to_string()))?;
     let tz = app.config.school.tz();
     let sent_on = now.with_timezone(&tz).date_naive();
-    let (receipt_due, rungs) = crate::transfer::receipt_ladder(terms, &app.config.transfer, sent_on, tz);
+    let (receipt_due, rungs) = crate::transfer::receipt_ladder(days, &app.config.transfer, sent_on, tz);
     let destination =
         case.sealed_destination.as_deref().and_then(|s| sealer.open_text(transfer_fields::DESTINATION, s).ok()).unwrap_or_default();
     let email = match to_haven {

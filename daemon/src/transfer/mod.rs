@@ -28,6 +28,16 @@ pub enum ClockStart {
     DestinationKnown,
 }
 
+/// What deadlines count: the school's days (weekdays in term, from `school.terms_file`), as
+/// KCSIE's "5 days" is usually read, or every calendar day, where local guidance says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayKind {
+    #[default]
+    School,
+    Calendar,
+}
+
 /// `[transfer]` in haven.toml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +47,9 @@ pub struct TransferSettings {
     pub deadline: u32,
     #[serde(default)]
     pub clock_starts: ClockStart,
+    /// `days = "school" | "calendar"`: what `deadline` and `receipt_within` count.
+    #[serde(default)]
+    pub days: DayKind,
     /// School days after sending to wait for a receipt before chasing (North Northants: 5).
     #[serde(default = "five")]
     pub receipt_within: u32,
@@ -52,7 +65,7 @@ fn five() -> u32 {
 
 impl Default for TransferSettings {
     fn default() -> Self {
-        TransferSettings { deadline: 5, clock_starts: ClockStart::LeftOn, receipt_within: 5, schools_file: None }
+        TransferSettings { deadline: 5, clock_starts: ClockStart::LeftOn, days: DayKind::School, receipt_within: 5, schools_file: None }
     }
 }
 
@@ -159,14 +172,88 @@ pub enum DeadlineError {
     BeyondTerms { from: NaiveDate, days: u32 },
 }
 
+/// The days deadlines count in: the school's (from its terms) or every calendar day.
+#[derive(Debug, Clone, Copy)]
+pub enum Days<'a> {
+    School(&'a Terms),
+    Calendar,
+}
+
+impl<'a> Days<'a> {
+    /// The days `settings` asks for: school days need the school's terms.
+    pub fn of(terms: Option<&'a Terms>, settings: &TransferSettings) -> Result<Days<'a>, DeadlineError> {
+        match settings.days {
+            DayKind::Calendar => Ok(Days::Calendar),
+            DayKind::School => terms.map(Days::School).ok_or(DeadlineError::NoTerms),
+        }
+    }
+
+    /// "school days" or "days", as messages say them.
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Days::School(_) => "school days",
+            Days::Calendar => "days",
+        }
+    }
+
+    fn counts(&self, day: NaiveDate) -> bool {
+        match self {
+            Days::School(t) => t.is_school_day(day),
+            Days::Calendar => true,
+        }
+    }
+
+    /// The `n`th counted day after `from`; `None` past the last term.
+    pub fn add(&self, from: NaiveDate, n: u32) -> Option<NaiveDate> {
+        match self {
+            Days::School(t) => t.add_school_days(from, n),
+            Days::Calendar => from.checked_add_days(chrono::Days::new(u64::from(n))),
+        }
+    }
+
+    /// Counted days after `from` up to and including `to`.
+    pub fn between(&self, from: NaiveDate, to: NaiveDate) -> u32 {
+        match self {
+            Days::School(t) => t.school_days_between(from, to),
+            Days::Calendar => u32::try_from((to - from).num_days().max(0)).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The counted day `n` counted days before `day` (or the earliest looked at).
+    fn before(&self, day: NaiveDate, n: u32) -> NaiveDate {
+        let mut d = day;
+        let mut left = n;
+        for _ in 0..400 {
+            if left == 0 {
+                break;
+            }
+            let Some(prev) = d.pred_opt() else { break };
+            d = prev;
+            if self.counts(d) {
+                left -= 1;
+            }
+        }
+        d
+    }
+
+    /// The first counted day after `day`, or the next calendar day when the terms run out.
+    fn next(&self, day: NaiveDate) -> NaiveDate {
+        self.add(day, 1).or_else(|| day.succ_opt()).unwrap_or(day)
+    }
+
+    /// [`Days::add`], or as many calendar days again (and a half) when the terms run out.
+    fn add_or_guess(&self, from: NaiveDate, n: u32) -> NaiveDate {
+        self.add(from, n).unwrap_or_else(|| from + chrono::Days::new(u64::from(n) * 7 / 5))
+    }
+}
+
 /// The deadline of a case, or `None` while its clock waits for a destination.
 pub fn deadline(
-    terms: Option<&Terms>,
+    days: Days<'_>,
     settings: &TransferSettings,
     left_on: NaiveDate,
     destination_on: Option<NaiveDate>,
 ) -> Result<Option<Deadline>, DeadlineError> {
-    let terms = terms.ok_or(DeadlineError::NoTerms)?;
     let start = match settings.clock_starts {
         ClockStart::LeftOn => left_on,
         ClockStart::DestinationKnown => match destination_on {
@@ -174,8 +261,7 @@ pub fn deadline(
             None => return Ok(None),
         },
     };
-    let due_on =
-        terms.add_school_days(start, settings.deadline).ok_or(DeadlineError::BeyondTerms { from: start, days: settings.deadline })?;
+    let due_on = days.add(start, settings.deadline).ok_or(DeadlineError::BeyondTerms { from: start, days: settings.deadline })?;
     Ok(Some(Deadline { clock_start: start, due_on }))
 }
 
@@ -239,50 +325,27 @@ pub fn morning(day: NaiveDate, tz: Tz) -> DateTime<Utc> {
     tz.from_local_datetime(&at).earliest().map_or_else(|| Utc.from_utc_datetime(&at), |t| t.with_timezone(&Utc))
 }
 
-/// The school day `n` school days before `day` (or the earliest day looked at when the terms
-/// run out).
-fn school_days_before(terms: &Terms, day: NaiveDate, n: u32) -> NaiveDate {
-    let mut d = day;
-    let mut left = n;
-    for _ in 0..400 {
-        if left == 0 {
-            break;
-        }
-        let Some(prev) = d.pred_opt() else { break };
-        d = prev;
-        if terms.is_school_day(d) {
-            left -= 1;
-        }
-    }
-    d
-}
-
-/// The first school day after `day`, or the next calendar day when the terms run out.
-fn next_school_day(terms: &Terms, day: NaiveDate) -> NaiveDate {
-    terms.add_school_days(day, 1).or_else(|| day.succ_opt()).unwrap_or(day)
-}
-
 /// The ladder until the file is sent: told now, reminded two school days before the deadline
 /// (when that is still ahead), escalated on the first school morning after it. `deadline` is
 /// `None` while the clock waits for a destination: then only the first rung.
-pub fn send_ladder(terms: &Terms, deadline: Option<Deadline>, opened: DateTime<Utc>, tz: Tz) -> Vec<LadderRung> {
+pub fn send_ladder(days: Days<'_>, deadline: Option<Deadline>, opened: DateTime<Utc>, tz: Tz) -> Vec<LadderRung> {
     let mut rungs = vec![LadderRung { rung: 0, kind: RungKind::Opened, due: opened }];
     let Some(d) = deadline else { return rungs };
-    let remind = morning(school_days_before(terms, d.due_on, 2), tz);
+    let remind = morning(days.before(d.due_on, 2), tz);
     if remind > opened {
         rungs.push(LadderRung { rung: 1, kind: RungKind::Reminder, due: remind });
     }
-    rungs.push(LadderRung { rung: 2, kind: RungKind::Overdue, due: morning(next_school_day(terms, d.due_on), tz).max(opened) });
+    rungs.push(LadderRung { rung: 2, kind: RungKind::Overdue, due: morning(days.next(d.due_on), tz).max(opened) });
     rungs
 }
 
 /// After sending: the last school day for a receipt, and the chase on the school morning after
 /// it, escalated to the head after as long again.
-pub fn receipt_ladder(terms: &Terms, settings: &TransferSettings, sent_on: NaiveDate, tz: Tz) -> (NaiveDate, Vec<LadderRung>) {
+pub fn receipt_ladder(days: Days<'_>, settings: &TransferSettings, sent_on: NaiveDate, tz: Tz) -> (NaiveDate, Vec<LadderRung>) {
     let within = settings.receipt_within;
-    let receipt_due = terms.add_school_days(sent_on, within).unwrap_or_else(|| sent_on + chrono::Days::new(u64::from(within) * 7 / 5));
-    let chase = next_school_day(terms, receipt_due);
-    let escalate = terms.add_school_days(chase, within).unwrap_or_else(|| chase + chrono::Days::new(u64::from(within) * 7 / 5));
+    let receipt_due = days.add_or_guess(sent_on, within);
+    let chase = days.next(receipt_due);
+    let escalate = days.add_or_guess(chase, within);
     let rungs = vec![
         LadderRung { rung: 10, kind: RungKind::Chase, due: morning(chase, tz) },
         LadderRung { rung: 11, kind: RungKind::ChaseOverdue, due: morning(escalate, tz) },
@@ -331,16 +394,22 @@ ends = 2027-03-26
         let t = terms();
         let s = TransferSettings::default();
         // Friday 23 October: half-term week off, Monday 2 November closed: Monday 9 November.
-        let dl = deadline(Some(&t), &s, d("2026-10-23"), None).unwrap().unwrap();
+        let school = Days::of(Some(&t), &s).unwrap();
+        let dl = deadline(school, &s, d("2026-10-23"), None).unwrap().unwrap();
         assert_eq!(dl, Deadline { clock_start: d("2026-10-23"), due_on: d("2026-11-09") });
         // Left in the Christmas holiday: the first five days of the new term.
-        assert_eq!(deadline(Some(&t), &s, d("2026-12-21"), None).unwrap().unwrap().due_on, d("2027-01-11"));
-        assert_eq!(deadline(None, &s, d("2026-10-23"), None), Err(DeadlineError::NoTerms));
+        assert_eq!(deadline(school, &s, d("2026-12-21"), None).unwrap().unwrap().due_on, d("2027-01-11"));
+        assert!(matches!(Days::of(None, &s), Err(DeadlineError::NoTerms)));
         assert!(DeadlineError::NoTerms.to_string().contains("add `terms_file = \"terms.toml\"` under [school]"));
-        assert!(matches!(deadline(Some(&t), &s, d("2027-03-24"), None), Err(DeadlineError::BeyondTerms { .. })));
+        assert!(matches!(deadline(school, &s, d("2027-03-24"), None), Err(DeadlineError::BeyondTerms { .. })));
         let known = TransferSettings { clock_starts: ClockStart::DestinationKnown, ..s };
-        assert_eq!(deadline(Some(&t), &known, d("2026-10-23"), None), Ok(None), "waits for the destination");
-        assert_eq!(deadline(Some(&t), &known, d("2026-10-23"), Some(d("2026-11-03"))).unwrap().unwrap().due_on, d("2026-11-10"));
+        assert_eq!(deadline(school, &known, d("2026-10-23"), None), Ok(None), "waits for the destination");
+        assert_eq!(deadline(school, &known, d("2026-10-23"), Some(d("2026-11-03"))).unwrap().unwrap().due_on, d("2026-11-10"));
+        // Calendar days, where local guidance counts them: no terms needed.
+        let calendar = TransferSettings { days: DayKind::Calendar, ..TransferSettings::default() };
+        let days = Days::of(None, &calendar).unwrap();
+        assert_eq!(deadline(days, &calendar, d("2026-10-23"), None).unwrap().unwrap().due_on, d("2026-10-28"));
+        assert_eq!((days.unit(), days.between(d("2026-10-23"), d("2026-10-30"))), ("days", 7));
     }
 
     #[test]
@@ -348,14 +417,14 @@ ends = 2027-03-26
         let t = terms();
         let opened = Utc.with_ymd_and_hms(2026, 10, 23, 15, 0, 0).unwrap();
         let dl = Deadline { clock_start: d("2026-10-23"), due_on: d("2026-11-09") };
-        let ladder = send_ladder(&t, Some(dl), opened, London);
+        let ladder = send_ladder(Days::School(&t), Some(dl), opened, London);
         let at = |k: RungKind| ladder.iter().find(|r| r.kind == k).map(|r| r.due);
         assert_eq!(at(RungKind::Opened), Some(opened));
         // Two school days before Monday 9 November is Thursday 5 November (2 November closed).
         assert_eq!(at(RungKind::Reminder), Some(Utc.with_ymd_and_hms(2026, 11, 5, 8, 0, 0).unwrap()));
         assert_eq!(at(RungKind::Overdue), Some(Utc.with_ymd_and_hms(2026, 11, 10, 8, 0, 0).unwrap()));
-        assert_eq!(send_ladder(&t, None, opened, London).len(), 1);
-        let (due, chase) = receipt_ladder(&t, &TransferSettings::default(), d("2026-11-06"), London);
+        assert_eq!(send_ladder(Days::School(&t), None, opened, London).len(), 1);
+        let (due, chase) = receipt_ladder(Days::School(&t), &TransferSettings::default(), d("2026-11-06"), London);
         assert_eq!(due, d("2026-11-13"));
         assert_eq!(chase[0].due, Utc.with_ymd_and_hms(2026, 11, 16, 8, 0, 0).unwrap());
         assert_eq!(chase[1].due, Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap());
@@ -373,7 +442,7 @@ ends = 2027-03-26
         assert_eq!(parse_receipt("Thanks.\nreceived: Bea Brook, DSL\n> Received: Someone, Else"), Some(("Bea Brook".into(), "DSL".into())));
         assert_eq!(parse_receipt("Received: Bea Brook"), None, "the role is needed");
         assert_eq!(parse_receipt("> Received: Bea Brook, DSL"), None);
-        let s: TransferSettings = toml::from_str("deadline = 0\nclock_starts = \"destination_known\"").unwrap();
+        let s: TransferSettings = toml::from_str("deadline = 0\nclock_starts = \"destination_known\"\ndays = \"calendar\"").unwrap();
         assert_eq!(s.check(), vec!["transfer.deadline: expected a number of school days from 1 to 60, found 0".to_string()]);
         assert!(toml::from_str::<TransferSettings>("clock = \"left_on\"").is_err());
     }
