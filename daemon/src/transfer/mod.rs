@@ -114,7 +114,8 @@ pub fn read_pinned(path: &std::path::Path) -> Result<Vec<PinnedSchool>, String> 
 
 /// The message a transfer needing a deadline gives when no terms file is configured.
 pub const NO_TERMS: &str = "school.terms_file is not set: transfer deadlines are counted in school days, so Haven needs the \
-school's terms; add `terms_file = \"terms.toml\"` under [school] (examples/eaton/terms.toml shows the format), then run the command again";
+school's terms; add `terms_file = \"terms.toml\"` under [school] (examples/eaton/terms.toml shows the format), or count calendar \
+days with `days = \"calendar\"` under [transfer], then run the command again";
 
 /// Where the file goes: the school's name and, when known, its DSL's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
