@@ -360,6 +360,8 @@ async fn a_pupil_leaves_school_a_for_school_b(backend: Backend) {
     let receipt = receipt_from_b(&b);
     let filed = ok(a.haven(&["ingest", receipt.to_str().unwrap()]), "A files the receipt");
     assert!(filed.starts_with("1 messages: ") && filed.contains(" 1 filed,"), "{filed}");
+    let messages = ok(a.haven(&["messages", "--json"]), "messages");
+    assert!(messages.contains("transfer receipt: case 1 closed (the receiving Haven checked the manifest prepared here)"), "{messages}");
     let closed = transfers(&a).into_iter().find(|c| c["case"] == 1).unwrap();
     assert_eq!(closed["state"], "closed", "{closed}");
     assert_eq!(closed["received_by"], "Dana Lead, Designated Safeguarding Lead");

@@ -16,6 +16,13 @@ pub(super) fn token_in(msg: &Message) -> Option<String> {
     msg.to.iter().chain(&msg.cc).find_map(|a| reply_token::find_receipt_in_address(&a.address).map(str::to_string))
 }
 
+/// The manifest SHA-256 a receiving Haven's receipt names ("(SHA-256 HEX)"), if any.
+fn manifest_named(text: &str) -> Option<String> {
+    let at = text.find("SHA-256 ")? + "SHA-256 ".len();
+    let hex: String = text[at..].chars().take_while(char::is_ascii_hexdigit).collect();
+    (hex.len() == 64).then(|| hex.to_ascii_lowercase())
+}
+
 impl Filer {
     pub(super) async fn assess_receipt(&self, mut record: MessageRecord, msg: &Message, token: &str) -> Result<Assessed, StoreError> {
         let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify_receipt(key, token));
@@ -41,7 +48,22 @@ impl Filer {
             record.reason = format!("transfer receipt for case {case}, which was not waiting for one ({})", found.state.as_str());
             return Ok(Assessed::only(record));
         }
-        record.reason = format!("transfer receipt: case {case} closed");
+        // A receiving Haven names the manifest it checked: it must be the one sent.
+        let named = manifest_named(&text);
+        match (&named, &found.bundle_sha256) {
+            (Some(theirs), Some(ours)) if theirs != ours => {
+                record.state = MessageState::Quarantined;
+                record.reason = format!(
+                    "transfer receipt for case {case} names manifest SHA-256 {theirs}, not the one prepared ({ours}): the case stays open"
+                );
+                return Ok(Assessed::only(record));
+            }
+            _ => {}
+        }
+        record.reason = match named {
+            Some(_) => format!("transfer receipt: case {case} closed (the receiving Haven checked the manifest prepared here)"),
+            None => format!("transfer receipt: case {case} closed"),
+        };
         let signed = self.sealer().seal_text_for(found.pupil_id, transfer_fields::RECEIVED_BY, &format!("{name}, {role}"));
         tracing::info!(case, "transfer receipt: the case closes with this message");
         Ok(Assessed { receipt: Some((case, signed)), ..Assessed::only(record) })
@@ -69,5 +91,18 @@ impl Filer {
             })
             .collect();
         Assessed { notices, ..Assessed::only(record) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manifest_named;
+
+    #[test]
+    fn a_receipt_names_the_manifest_it_checked() {
+        let sha = "ab".repeat(32);
+        assert_eq!(manifest_named(&format!("Received: Bea, DSL\n\nchecked it: the signed manifest (SHA-256 {sha}) and all")), Some(sha));
+        assert_eq!(manifest_named("Received: Bea, DSL"), None);
+        assert_eq!(manifest_named("SHA-256 abc123"), None, "not a whole SHA-256");
     }
 }
