@@ -53,6 +53,8 @@ pub struct Config {
     pub ai: Option<AiSettings>,
     /// The school's terms from `school.terms_file`, checked when the config is read.
     pub terms: Option<crate::terms::Terms>,
+    /// `[transfer]`: the deadline for sending a leaver's child-protection file (defaults apply).
+    pub transfer: crate::transfer::TransferSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -607,6 +609,7 @@ struct Top {
     metrics: Option<toml::Value>,
     logging: Option<toml::Value>,
     ai: Option<toml::Value>,
+    transfer: Option<toml::Value>,
 }
 
 /// Collects errors while the sections are read one by one.
@@ -725,6 +728,9 @@ impl Config {
         let logging: Option<crate::logging::LogSettings> = c.section("logging", top.logging, false);
         let console = c.section::<ConsoleRaw>("console", top.console, false).and_then(|r| resolve_console(&mut c, &r, base));
         let ai = c.section::<AiRaw>("ai", top.ai, false).and_then(|r| resolve_ai(&mut c, r, base));
+        let mut transfer = c.section::<crate::transfer::TransferSettings>("transfer", top.transfer, false).unwrap_or_default();
+        transfer.schools_file = transfer.schools_file.map(|f| base.join(f));
+        transfer.check().into_iter().for_each(|e| c.err(e));
         let mut digests = Vec::new();
         for (i, d) in top.digest.unwrap_or_default().into_iter().enumerate() {
             if let Some(d) = c.section::<Digest>(&format!("digest[{i}]"), Some(d), true) {
@@ -801,6 +807,7 @@ impl Config {
             logging: logging.unwrap_or_default(),
             ai,
             terms,
+            transfer,
         })
     }
 

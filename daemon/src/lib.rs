@@ -23,6 +23,8 @@
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
 //! - [`sar`]: subject access requests: deadlines, exemption codes, flags, burned-in redactions.
 //! - [`ai`]: AI suggestions after filing (`[ai]`), shown as suggestions, never routing.
+//! - [`transfer`]: a leaver's child-protection file: deadlines in school days, the reminder
+//!   ladder, the signed bundle and its receipt.
 
 pub mod ai;
 pub mod alert;
@@ -63,5 +65,6 @@ pub mod seal;
 pub mod source;
 pub mod store;
 pub mod terms;
+pub mod transfer;
 pub mod triage;
 pub mod visibility;

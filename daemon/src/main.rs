@@ -307,6 +307,50 @@ the arguments are wrong.")]
         #[command(subcommand)]
         command: SarCommand,
     },
+    /// Record that a pupil has left (with their destination school when known): a pupil with
+    /// any record gets a transfer case, its deadline counted in school days (school.terms_file,
+    /// [transfer]). An unknown destination raises the children-missing-education action.
+    #[command(after_help = format!(
+        "Example: haven leaver A123456789012 --left-on 2026-10-23 --destination \"Brook Academy <dsl@brook.sch.example>\" \
+         --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Leaver {
+        /// The pupil: a UPN, or a full name as the directory has it.
+        pupil: String,
+        /// The day they left the roll (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        left_on: chrono::NaiveDate,
+        /// The destination school and its DSL: "SCHOOL NAME <dsl@school>" (or just the name).
+        #[arg(long, value_name = "SCHOOL")]
+        destination: Option<String>,
+        /// The member of the DSL team recording it (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// Transfer cases of pupils who left: the deadline and how it stands, the destination, the
+    /// receipt (DSL team only; audited).
+    #[command(after_help = format!("Example: haven transfers --as dsl@school.example\n\n{EXIT_CODES}"))]
+    Transfers {
+        /// Who is looking (a member of the DSL team, email address).
+        #[arg(long = "as", value_name = "STAFF_EMAIL")]
+        viewer: String,
+        /// Closed cases too.
+        #[arg(long)]
+        all: bool,
+        /// Print the cases as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A leaver's child-protection file: prepare the signed bundle, record it as sent, or
+    /// receive one from another school (DSL team only; audited).
+    #[command(after_help = format!(
+        "Examples: haven transfer prepare 3 --summary concerns.txt --by dsl@school.example; \
+         haven transfer send 3 --by dsl@school.example; haven transfer receive transfer-3-A123456789012-20270209.zip --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Transfer {
+        #[command(subcommand)]
+        command: TransferCommand,
+    },
     /// The holds that stand (or, with --all, every hold ever set).
     #[command(after_help = format!("Example: haven holds --all\n\n{EXIT_CODES}"))]
     Holds {
@@ -736,6 +780,66 @@ impl StateArg {
 }
 
 #[derive(Subcommand)]
+enum TransferCommand {
+    /// Build the bundle: the chronology (PDF and JSON) with its attachments, a front sheet with
+    /// your summary of the main concerns, receipt instructions, every file's SHA-256 and a
+    /// manifest signed with the school's transfer key; a folder and the same as one .zip.
+    #[command(after_help = format!("Example: haven transfer prepare 3 --summary concerns.txt --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Prepare {
+        /// The transfer case's number, as `haven transfers` shows it.
+        case: i64,
+        /// A text file with the summary of the main concerns for the receiving DSL.
+        #[arg(long, value_name = "FILE")]
+        summary: PathBuf,
+        /// The member of the DSL team preparing it (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+        /// Where to write the folder (the .zip goes beside it); a name from the case, the UPN and
+        /// the date when not given.
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
+    /// Record the prepared bundle as sent through the school's own encrypted mail, now, by
+    /// you; the receipt is chased after [transfer] receipt_within school days.
+    #[command(after_help = format!("Example: haven transfer send 3 --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Send {
+        /// The transfer case's number.
+        case: i64,
+        /// The member of the DSL team who sent it (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+        /// The destination runs Haven: send this prepared .zip encrypted to its key pinned in
+        /// transfer.schools_file, to its intake address.
+        #[arg(long, value_name = "ZIP")]
+        to_haven: Option<PathBuf>,
+    },
+    /// This school's transfer keys: the signing key's fingerprint, and the entry other Haven
+    /// schools put in their transfer.schools_file to send to it.
+    #[command(after_help = format!("Example: haven transfer key\n\n{EXIT_CODES}"))]
+    Key,
+    /// Receive another school's bundle (folder or .zip): every file and the signed manifest are
+    /// checked (a changed bundle is refused and nothing filed), the entries are filed under
+    /// "Previous school: NAME" with their original dates, the DSL (and the SENCO for a pupil
+    /// with SEN) are alerted and the receipt is sent.
+    #[command(after_help = format!("Example: haven transfer receive transfer-3-A123456789012-20270209.zip --by dsl@school.example\n\n{EXIT_CODES}"))]
+    Receive {
+        /// The bundle: its folder, or the .zip.
+        #[arg(value_name = "BUNDLE", required_unless_present = "message", conflicts_with = "message")]
+        bundle: Option<PathBuf>,
+        /// A message the intake kept: a file another Haven school sent encrypted to this one.
+        #[arg(long, value_name = "N")]
+        message: Option<i64>,
+        /// The member of the DSL team receiving it (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+        /// The sending school's signing-key fingerprint, as their DSL gave it: the bundle must
+        /// be signed with that key.
+        #[arg(long, value_name = "FINGERPRINT")]
+        key: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum RulesCommand {
     /// Validate every rule file (exit 78 with file:line:column errors).
     #[command(after_help = "Example: haven rules check\n\nExit codes: 0 valid; 78 invalid (each error with file:line:column).")]
@@ -945,7 +1049,8 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             for warning in &imported.warnings {
                 eprintln!("haven: warning: {warning}");
             }
-            Ok(imported.report.to_string())
+            let transfers = cli::transfer::open_for_leavers(&app).await?;
+            Ok([imported.report.to_string()].into_iter().chain(transfers).collect::<Vec<_>>().join("\n"))
         }
         Command::Chronology { pupil, viewer, json: _, format: Some(ChronologyFormat::Multiagency), out } => {
             let req = cli::multiagency::Request {
@@ -1015,6 +1120,26 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         }
         Command::Disposals { json } => cli::dispose::list(&app, json).await,
         Command::Sar { command } => sar(&app, command).await,
+        Command::Leaver { pupil, left_on, destination, by } => {
+            cli::transfer::leaver(&app, cli::transfer::Leaver { pupil: &pupil, left_on, destination: destination.as_deref(), by: &by })
+                .await
+        }
+        Command::Transfer { command: TransferCommand::Prepare { case, summary, by, out } } => {
+            cli::transfer_send::prepare(&app, cli::transfer_send::Prepare { case, summary: &summary, by: &by, out }).await
+        }
+        Command::Transfer { command: TransferCommand::Send { case, by, to_haven } } => {
+            cli::transfer_send::send(&app, case, &by, to_haven.as_deref()).await
+        }
+        Command::Transfer { command: TransferCommand::Key } => cli::transfer_send::key(&app),
+        Command::Transfer { command: TransferCommand::Receive { bundle, message, by, key } } => {
+            let from = match (&bundle, message) {
+                (Some(path), _) => cli::transfer_receive::BundleFrom::Path(path),
+                (None, Some(id)) => cli::transfer_receive::BundleFrom::Message(id),
+                (None, None) => return Err(CliError::Usage("give the bundle, or --message N".into())),
+            };
+            cli::transfer_receive::receive(&app, from, &by, key.as_deref()).await
+        }
+        Command::Transfers { viewer, all, json } => cli::transfer::list(&app, &viewer, all, json).await,
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,
         Command::Link { action, incident, pupil, by } => {

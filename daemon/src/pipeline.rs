@@ -46,6 +46,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 mod answer;
+mod receipt;
 mod release;
 mod trust;
 pub use answer::{AnswerError, Answered};
@@ -126,6 +127,8 @@ struct Assessed {
     /// An "AI: right" / "AI: wrong" line in a reply to an alert: (incident, staff id, their
     /// address for the audit, right).
     ai_feedback: Option<(i64, i64, String, bool)>,
+    /// A transfer receipt: the case it closes and who signed it (sealed); see [`receipt`].
+    receipt: Option<(i64, String)>,
 }
 
 impl Assessed {
@@ -140,6 +143,7 @@ impl Assessed {
             category_note: None,
             notices: Vec::new(),
             ai_feedback: None,
+            receipt: None,
         }
     }
 }
@@ -284,6 +288,9 @@ async fn record_chunk(
             if let Some((incident, by, actor, right)) = &a.ai_feedback {
                 tx.record_ai_feedback(*incident, *by, actor, *right, now).await?;
             }
+        }
+        if let (Recorded::New { .. }, Some((case, signed))) = (&recorded, &a.receipt) {
+            tx.record_transfer_receipt(*case, signed, "intake", now).await?;
         }
         if let (Recorded::New { incident: Some(incident), .. }, Some(note)) = (&recorded, &a.category_note) {
             tx.set_category_note(*incident, note).await?;
@@ -560,6 +567,15 @@ impl Filer {
             }
         };
         record.message_id = msg.message_id.clone();
+
+        // 2b. A transfer receipt from the receiving school (automatic or not, never staff here).
+        if let Some(token) = receipt::token_in(&msg) {
+            return done(self.assess_receipt(record, &msg, &token).await?);
+        }
+        // 2c. A child-protection file from another Haven school, encrypted to this one.
+        if crate::transfer::crypt::has_block(&msg.text) {
+            return done(self.kept_transfer(record, directory));
+        }
 
         // 3. Noise: auto-replies, bounces, our own mail.
         if let Some(reason) = noise::ignore_reason(&msg, &self.settings.mail_domain) {

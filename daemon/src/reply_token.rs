@@ -26,6 +26,10 @@ const TRIAGE_TAG: &str = "+t-";
 /// The plus tag of a digest's token: it vouches only for the recipient (`STAFF-STAFF-MAC`).
 const DIGEST_TAG: &str = "+d-";
 
+/// The plus tag of a transfer receipt's token: it vouches for a transfer case (`CASE-CASE-MAC`),
+/// and is written by the receiving school, who is not staff here.
+const RECEIPT_TAG: &str = "+x-";
+
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 fn mac_for(key: &[u8], incident: i64, staff_id: i64) -> HmacSha256 {
@@ -38,6 +42,10 @@ fn triage_mac_for(key: &[u8], message: i64, staff_id: i64) -> HmacSha256 {
 
 fn digest_mac_for(key: &[u8], staff: i64, staff_again: i64) -> HmacSha256 {
     mac_over(key, &format!("digest:{staff}:{staff_again}"))
+}
+
+fn receipt_mac_for(key: &[u8], case: i64, case_again: i64) -> HmacSha256 {
+    mac_over(key, &format!("transfer-receipt:{case}:{case_again}"))
 }
 
 fn mac_over(key: &[u8], input: &str) -> HmacSha256 {
@@ -74,6 +82,27 @@ pub fn sign_triage(key: &[u8], message: i64, staff_id: i64) -> String {
 /// The token for replies to a digest sent to `staff_id`.
 pub fn sign_digest(key: &[u8], staff_id: i64) -> String {
     encode(staff_id, staff_id, digest_mac_for(key, staff_id, staff_id))
+}
+
+/// The token for the receipt of transfer case `case`.
+pub fn sign_receipt(key: &[u8], case: i64) -> String {
+    encode(case, case, receipt_mac_for(key, case, case))
+}
+
+/// The transfer case a receipt token vouches for; see [`verify`].
+pub fn verify_receipt(key: &[u8], token: &str) -> Option<i64> {
+    let (case, again) = decode_and_verify(token, |a, b| receipt_mac_for(key, a, b))?;
+    (case == again).then_some(case)
+}
+
+/// The receipt token in an address such as `safeguarding+x-3-3-abc…@school.example`.
+pub fn find_receipt_in_address(addr: &str) -> Option<&str> {
+    find_tagged(addr, RECEIPT_TAG)
+}
+
+/// `local+x-TOKEN@domain`: where the receiving school's DSL sends the receipt.
+pub fn receipt_address(intake: &str, token: &str) -> Option<String> {
+    tagged_address(intake, RECEIPT_TAG, token)
 }
 
 fn encode(id: i64, staff_id: i64, mac: HmacSha256) -> String {
@@ -232,6 +261,18 @@ mod tests {
         assert_eq!(verify_triage(KEY, &sign(KEY, 12, 7)), None, "nor an incident token for message 12");
         let addr = triage_reply_address("safeguarding@school.example", &t).unwrap();
         assert_eq!(find_triage_in_address(&addr), Some(t.as_str()));
+        assert_eq!(find_in_address(&addr), None);
+    }
+
+    #[test]
+    fn a_receipt_token_vouches_only_for_its_transfer_case() {
+        let t = sign_receipt(KEY, 3);
+        assert_eq!(verify_receipt(KEY, &t), Some(3));
+        assert_eq!(verify(KEY, &t), None, "not an incident token");
+        assert_eq!(verify_receipt(KEY, &sign(KEY, 3, 3)), None, "an incident token is not a receipt token");
+        assert_eq!(verify_receipt(b"another school's key, 32 bytes!!", &t), None);
+        let addr = receipt_address("safeguarding@school.example", &t).unwrap();
+        assert_eq!(find_receipt_in_address(&format!("Haven <{addr}>")), Some(t.as_str()));
         assert_eq!(find_in_address(&addr), None);
     }
 

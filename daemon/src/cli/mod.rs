@@ -28,6 +28,9 @@ pub mod sar;
 pub mod sar_export;
 pub mod sar_items;
 pub mod status;
+pub mod transfer;
+pub mod transfer_receive;
+pub mod transfer_send;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;

@@ -10,7 +10,7 @@
 mod access;
 mod actions;
 mod auth;
-mod bundle;
+pub(crate) mod bundle;
 mod files;
 mod limit;
 mod peer;

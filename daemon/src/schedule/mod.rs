@@ -95,11 +95,13 @@ pub struct TickReport {
     pub digests_queued: u32,
     /// Digest slots passed over: a new recipient's starting point, or an empty digest.
     pub digests_passed: u32,
+    /// Transfer-case reminders queued (see `crate::transfer::schedule`).
+    pub transfer_reminders: u32,
 }
 
 impl TickReport {
     pub fn queued(&self) -> u32 {
-        self.reminders_queued + self.digests_queued
+        self.reminders_queued + self.digests_queued + self.transfer_reminders
     }
 }
 
@@ -110,6 +112,7 @@ pub async fn tick(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>
     fire_due_rungs(store, settings, now, &mut directory, &mut report).await?;
     send_due_digests(store, settings, now, &mut directory, &mut report).await?;
     sar_deadlines::remind(store, settings, now, &mut report).await?;
+    report.transfer_reminders = crate::transfer::schedule::fire_due(store, settings, now).await?.1;
     Ok(report)
 }
 

@@ -552,6 +552,12 @@ impl Tx {
                     .bind(pupil)
                     .execute(&mut *c)
                     .await?;
+                // Their transfer cases (and the cases' reminders) go with the entry.
+                sqlx::query("DELETE FROM transfer_reminders WHERE case_id IN (SELECT id FROM transfer_cases WHERE pupil_id = $1)")
+                    .bind(pupil)
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query("DELETE FROM transfer_cases WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
                 d.directory_entry = sqlx::query("DELETE FROM pupils WHERE id = $1").bind(pupil).execute(&mut *c).await?.rows_affected() > 0;
                 // Destroyed by the caller once this commits.
                 d.pupil_key = d.directory_entry && has_pupil_key;

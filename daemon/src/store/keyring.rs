@@ -49,6 +49,7 @@ const SEALED_TEXT: &[(&str, &[(&str, &str)])] = &[
     ("incident_marks", &[("summary", super::marks::fields::SUMMARY), ("impact", super::marks::fields::IMPACT)]),
     ("sar_requests", &[("subject_email", sar::SUBJECT_EMAIL), ("requester", sar::REQUESTER), ("extend_reason", sar::EXTEND_REASON)]),
     ("sar_items", &[("content", sar::ITEM), ("redactions", sar::REDACTIONS), ("reason", sar::REASON), ("consulted", sar::CONSULTED)]),
+    ("transfer_cases", &[("destination", super::transfer::fields::DESTINATION), ("received_by", super::transfer::fields::RECEIVED_BY)]),
 ];
 
 /// Tables with one sealed binary column besides `blobs`: (table, column, field). Every such

@@ -33,6 +33,7 @@ mod sar;
 mod schedule;
 mod seal_clear;
 mod staff;
+mod transfer;
 
 pub use ai_feedback::AiVerdict;
 pub use ai_queue::{AiJob, AiJobState, AiOutcome, SUGGESTION_FIELD as AI_SUGGESTION_FIELD};
@@ -62,6 +63,7 @@ pub use sar::{
     Disclosure, IncidentTexts, NewSarItem, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, UnfiledMessage, fields as sar_fields,
 };
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
+pub use transfer::{CaseState, DueTransferRung, NewCase, TransferCase, fields as transfer_fields};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -1,0 +1,534 @@
+//! Transfer of a leaver's child-protection file between two Haven schools, each with its own
+//! database (SQLite, or PostgreSQL), on both engines. School A is the test school; school B,
+//! "Brook Academy", has Oliver Brown (who has SEN) on roll, a SENCO, and its own intake domain.
+//!
+//! A's steps that depend on the date (leaving, preparing, sending, the scheduler's passes) run
+//! in this process through the same library functions the binary calls, with an injected clock
+//! moved by hand (as tests/schedule.rs does); everything else runs the real `haven` binary:
+//! B's receive, B's daemon sending the receipt through its outbox, A's intake filing it. The
+//! terms are the example school's (examples/eaton/terms.toml): the Spring 2027 half-term,
+//! 15–19 February, is inside every deadline counted here.
+
+mod support;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use haven::clock::{Clock, ManualClock};
+use haven::store::Store;
+use serde_json::Value;
+use sqlx::Row;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use support::db::{Backend, TestDb};
+use support::haven::{HavenEnv, Run, school_fixtures, wait_for};
+
+const OLIVER: &str = "A100000000002";
+const JANE: &str = "A100000000001";
+const DSL: &str = "dsl@school.example";
+const DDSL: &str = "ddsl@school.example";
+const HEAD: &str = "head@school.example";
+const TEACHER: &str = "teacher@school.example";
+const B_DSL: &str = "dsl@brook.example";
+const DESTINATION: &str = "Brook Academy <dsl@brook.example>";
+
+fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).single().expect("a valid instant")
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().expect("a date")
+}
+
+fn ok(r: Run, what: &str) -> String {
+    assert_eq!(r.code, 0, "{what}: {}{}", r.stdout, r.stderr);
+    r.stdout
+}
+
+/// Adds `terms_file = "terms.toml"` under [school], with `terms` written beside haven.toml.
+fn with_terms(env: &HavenEnv, terms: &str) {
+    std::fs::write(env.path("terms.toml"), terms).unwrap();
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let config = config.replacen("timezone = \"Europe/London\"\n", "timezone = \"Europe/London\"\nterms_file = \"terms.toml\"\n", 1);
+    std::fs::write(&env.config, config).unwrap();
+}
+
+fn eaton_terms() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton/terms.toml")).unwrap()
+}
+
+/// Terms around `today`, whenever the test runs: this term and the next.
+fn terms_around(today: NaiveDate) -> String {
+    format!(
+        "[[term]]\nname = \"This\"\nstarts = {}\nends = {}\n\n[[term]]\nname = \"Next\"\nstarts = {}\nends = {}\n",
+        today - Duration::days(60),
+        today + Duration::days(60),
+        today + Duration::days(70),
+        today + Duration::days(200)
+    )
+}
+
+/// School A: the test school, its terms, and one incident each about Oliver and Jane.
+fn school_a(db_url: &str) -> HavenEnv {
+    let env = HavenEnv::new(db_url, "");
+    with_terms(&env, &eaton_terms());
+    env.import_school();
+    let mail = school_fixtures().join("mail");
+    let (note, forward) = (mail.join("note-named.eml"), mail.join("forward-contact.eml"));
+    ok(env.haven(&["ingest", note.to_str().unwrap(), forward.to_str().unwrap()]), "ingest at school A");
+    env
+}
+
+/// School B: Brook Academy, its own intake domain, Oliver on roll, a SENCO on the staff.
+fn school_b(db_url: &str) -> HavenEnv {
+    let env = HavenEnv::new(db_url, "");
+    let config =
+        std::fs::read_to_string(&env.config).unwrap().replace("Test School", "Brook Academy").replace("school.example", "brook.example");
+    std::fs::write(&env.config, config).unwrap();
+    with_terms(&env, &eaton_terms());
+    let f = school_fixtures();
+    let staff = std::fs::read_to_string(f.join("staff.csv")).unwrap().replace("school.example", "brook.example")
+        + "senco@brook.example,Sena,Co,senco,,\n";
+    std::fs::write(env.path("staff.csv"), staff).unwrap();
+    let r = env.haven(&[
+        "directory",
+        "import",
+        "--pupils",
+        f.join("pupils.csv").to_str().unwrap(),
+        "--staff",
+        env.path("staff.csv").to_str().unwrap(),
+        "--contacts",
+        f.join("contacts.csv").to_str().unwrap(),
+    ]);
+    ok(r, "directory import at school B");
+    env
+}
+
+/// School A as the binary opens it, with a clock this test moves.
+fn app(env: &HavenEnv, store: &Store, clock: &ManualClock) -> haven::cli::App {
+    let config = haven::cli::load_config(&env.config).expect("school A's config");
+    haven::cli::App { config, store: store.clone(), clock: Arc::new(clock.clone()) }
+}
+
+/// One scheduler pass over A's database at `now`: the transfer reminders it queued.
+async fn pass(app: &haven::cli::App, now: DateTime<Utc>) -> u32 {
+    let keys = Arc::new(haven::store::LiveKeys::new(app.sealer().await.expect("A's keyring"), None));
+    let settings = haven::schedule::ScheduleSettings::from_config(&app.config, keys);
+    haven::schedule::tick(&app.store, &settings, now).await.expect("a scheduler pass").transfer_reminders
+}
+
+/// A transfer email waiting in the outbox.
+#[derive(Debug)]
+struct Queued {
+    recipient: String,
+    subject: String,
+    body: String,
+}
+
+async fn outbox(store: &Store, like: &str) -> Vec<Queued> {
+    const SQL: &str = "SELECT recipient, subject, body FROM outbox WHERE email_message_id LIKE $1 ORDER BY id";
+    let rows: Vec<(String, String, String)> = match store {
+        Store::Sqlite(p) => {
+            sqlx::query(SQL).bind(like).fetch_all(p).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+        }
+        Store::Postgres(p) => {
+            sqlx::query(SQL).bind(like).fetch_all(p).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect()
+        }
+    };
+    rows.into_iter().map(|(recipient, subject, body)| Queued { recipient, subject, body }).collect()
+}
+
+fn recipients(emails: &[&Queued]) -> Vec<String> {
+    let mut r: Vec<String> = emails.iter().map(|e| e.recipient.clone()).collect();
+    r.sort();
+    r
+}
+
+fn transfers(env: &HavenEnv) -> Vec<Value> {
+    let out = ok(env.haven(&["transfers", "--as", DSL, "--all", "--json"]), "transfers");
+    let v: Value = serde_json::from_str(&out).expect("transfers --json");
+    v["cases"].as_array().cloned().unwrap_or_default()
+}
+
+fn chronology(env: &HavenEnv, pupil: &str, viewer: &str) -> Vec<Value> {
+    let out = ok(env.haven(&["chronology", pupil, "--as", viewer, "--json"]), "chronology");
+    let v: Value = serde_json::from_str(&out).expect("chronology --json");
+    v["incidents"].as_array().cloned().unwrap_or_default()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The one email B's daemon wrote to A's receipt address.
+fn receipt_from_b(b: &HavenEnv) -> PathBuf {
+    let mut daemon = b.start();
+    let found = wait_for("school B's daemon to send the receipt", std::time::Duration::from_secs(30), || {
+        daemon.assert_running();
+        std::fs::read_dir(b.path("var/outbox/new"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .find(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("+x-")))
+            .map(|e| e.path())
+            .ok_or_else(|| "no receipt in var/outbox/new yet".to_string())
+    });
+    daemon.stop();
+    found
+}
+
+/// The whole round: Oliver leaves A for B and Jane leaves for nobody knows where; A's DSL
+/// prepares and sends Oliver's file; the ladder reminds, escalates over the half-term and
+/// chases the missing receipt; B refuses a changed bundle and a teacher, receives the real
+/// one, files it under the previous school with the original dates, alerts its DSL team and
+/// SENCO and sends the receipt; A's intake files the receipt and the case closes.
+async fn a_pupil_leaves_school_a_for_school_b(backend: Backend) {
+    let (db_a, db_b) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let (a, b) = (school_a(&db_a.url), school_b(&db_b.url));
+    let oliver_then = chronology(&a, OLIVER, DSL);
+    assert_eq!(oliver_then.len(), 1, "one incident about Oliver at school A");
+
+    // A teacher may not record a leaver; nothing changes.
+    let r = a.haven(&["leaver", OLIVER, "--left-on", "2027-02-05", "--destination", DESTINATION, "--by", TEACHER]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("only the DSL team (dsl, ddsl) may do this; nothing was changed"), "{}", r.stderr);
+    assert!(transfers(&a).is_empty());
+
+    // Friday 5 February 2027, 15:00: both leave. Five school days: Friday 12 February.
+    let clock = ManualClock::new(utc(2027, 2, 5, 15, 0));
+    let app = app(&a, &db_a.store, &clock);
+    let leaver = |pupil, destination| haven::cli::transfer::Leaver { pupil, left_on: day("2027-02-05"), destination, by: DSL };
+    let out = haven::cli::transfer::leaver(&app, leaver(OLIVER, Some(DESTINATION))).await.expect("Oliver leaves");
+    assert_eq!(
+        out,
+        "transfer case #1 opened for A100000000002 (left on Fri 5 Feb 2027): send the child-protection file to \
+         Brook Academy <dsl@brook.example> by Fri 12 Feb 2027 (5 school days)"
+    );
+    let out = haven::cli::transfer::leaver(&app, leaver(JANE, None)).await.expect("Jane leaves");
+    assert!(out.starts_with("transfer case #2 opened for A100000000001 (left on Fri 5 Feb 2027)"), "{out}");
+    assert!(out.contains("ACTION: the destination is unknown: follow the children-missing-education procedure"), "{out}");
+    let cases = transfers(&a);
+    assert_eq!(cases.len(), 2);
+    let jane_case = cases.iter().find(|c| c["upn"] == JANE).unwrap();
+    assert_eq!(jane_case["cme_action"], true);
+    assert_eq!(jane_case["due_on"], "2027-02-12");
+    assert!(cases.iter().any(|c| c["upn"] == OLIVER && c["destination"] == DESTINATION && c["cme_action"] == false));
+
+    // The first pass tells the DSL team about both: initials and dates, never a name.
+    assert_eq!(pass(&app, clock.now()).await, 4, "two cases, two members of the DSL team");
+    let opened = outbox(&db_a.store, "haven.transfer.%").await;
+    for e in &opened {
+        for name in ["Oliver", "Brown", "Jane", "Smith", "Brook"] {
+            assert!(!e.subject.contains(name) && !e.body.contains(name), "{name} in {e:?}");
+        }
+    }
+    let jane_told: Vec<&Queued> = opened.iter().filter(|e| e.subject.starts_with("Haven transfer case #2")).collect();
+    assert_eq!(recipients(&jane_told), [DDSL, DSL]);
+    assert!(jane_told[0].body.contains("Pupil JS, Year 7 left the roll on Fri 5 Feb 2027"), "{}", jane_told[0].body);
+    assert!(jane_told[0].body.contains("Follow the children-missing-education procedure"), "{}", jane_told[0].body);
+
+    // Monday 8 February: A's DSL prepares Oliver's bundle.
+    clock.set(utc(2027, 2, 8, 9, 0));
+    let summary = a.path("summary.txt");
+    std::fs::write(&summary, "Unexplained bruising in November; referred to CSC; mother engaged.\n").unwrap();
+    let out_dir = a.path("oliver-transfer");
+    let prepare = |by| haven::cli::transfer_send::Prepare { case: 1, summary: &summary, by, out: Some(out_dir.clone()) };
+    let refused = haven::cli::transfer_send::prepare(&app, prepare(TEACHER)).await.expect_err("a teacher may not prepare");
+    assert!(refused.to_string().contains("only the DSL team"), "{refused}");
+    let out = haven::cli::transfer_send::prepare(&app, prepare(DSL)).await.expect("prepare");
+    assert!(out.contains("transfer case #1: bundle written to"), "{out}");
+    let fingerprint = out.split("signing key ").nth(1).and_then(|r| r.split(')').next()).expect("the key's fingerprint").to_string();
+    assert_eq!(fingerprint.len(), 19, "{fingerprint}");
+    for f in [
+        "chronology.pdf",
+        "chronology.json",
+        "front-sheet.html",
+        "summary.txt",
+        "receipt.txt",
+        "ITEMS.sha256",
+        "manifest.json",
+        "manifest.sig",
+    ] {
+        assert!(out_dir.join(f).is_file(), "{f} missing from the bundle");
+    }
+    let front = std::fs::read_to_string(out_dir.join("front-sheet.html")).unwrap();
+    assert!(front.contains("Unexplained bruising in November; referred to CSC; mother engaged."), "{front}");
+    assert!(front.contains("Brook Academy &#60;dsl@brook.example&#62;"), "escaped: {front}");
+    let check =
+        std::process::Command::new("sha256sum").args(["--check", "--quiet", "ITEMS.sha256"]).current_dir(&out_dir).output().unwrap();
+    assert!(check.status.success(), "sha256sum --check: {}", String::from_utf8_lossy(&check.stdout));
+    let zip = out_dir.with_extension("zip");
+    assert!(zip.is_file());
+
+    // Tuesday 9 February: sent through the school's encrypted mail, and recorded.
+    clock.set(utc(2027, 2, 9, 10, 0));
+    let out = haven::cli::transfer_send::send(&app, 1, DSL, None).await.expect("send");
+    assert_eq!(
+        out,
+        "transfer case #1: recorded as sent to Brook Academy <dsl@brook.example> on Tue 9 Feb 2027 10:00 by Dana Lead; \
+         a receipt is due by Tue 23 Feb 2027 (the DSL team is reminded after that)"
+    );
+    // The records kept here are marked: transferred on the day, to whom.
+    let kept = chronology(&a, OLIVER, DSL);
+    let mark = kept.iter().find(|e| e["kind"] == "transfer").expect("the transfer mark on A's chronology");
+    assert!(
+        mark["body"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Transferred on Tue 9 Feb 2027 to Brook Academy <dsl@brook.example>: the child-protection file (transfer case #1"),
+        "{mark}"
+    );
+    assert_eq!(mark["visibility"], "dsl-team");
+
+    // Jane's file, never sent: reminded two school days before, escalated to the head on the
+    // first school morning after the deadline, which the half-term puts on Monday 22 February.
+    assert_eq!(pass(&app, utc(2027, 2, 10, 8, 0)).await, 2, "Jane's reminder; Oliver's was sent");
+    assert_eq!(pass(&app, utc(2027, 2, 19, 12, 0)).await, 0, "half-term: nothing is due yet");
+    assert_eq!(pass(&app, utc(2027, 2, 22, 8, 0)).await, 3);
+    let all = outbox(&db_a.store, "haven.transfer.%").await;
+    let overdue: Vec<&Queued> = all.iter().filter(|e| e.subject.starts_with("Overdue: Haven transfer case #2")).collect();
+    assert_eq!(recipients(&overdue), [DDSL, DSL, HEAD]);
+    assert!(overdue[0].body.contains("was due by Fri 12 Feb 2027 and has not been sent"), "{}", overdue[0].body);
+
+    // Oliver's receipt: due by Tuesday 23 February; chased on the 24th.
+    assert_eq!(pass(&app, utc(2027, 2, 23, 20, 0)).await, 0);
+    assert_eq!(pass(&app, utc(2027, 2, 24, 8, 0)).await, 2);
+    let chase: Vec<Queued> =
+        outbox(&db_a.store, "haven.transfer.1.rung10.%").await.into_iter().filter(|e| e.subject.starts_with("Chase: ")).collect();
+    assert_eq!(chase.len(), 2, "{chase:?}");
+    assert!(chase[0].body.contains("was sent on Tue 9 Feb 2027; no receipt had come by Tue 23 Feb 2027"), "{}", chase[0].body);
+
+    // At school B: a changed bundle is refused and files nothing; a teacher is refused.
+    let tampered = b.path("tampered");
+    copy_dir(&out_dir, &tampered);
+    let json = std::fs::read_to_string(tampered.join("chronology.json")).unwrap().replacen("\"body\": \"", "\"body\": \"(edited) ", 1);
+    std::fs::write(tampered.join("chronology.json"), json).unwrap();
+    let r = b.haven(&["transfer", "receive", tampered.to_str().unwrap(), "--by", B_DSL]);
+    assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("refused: chronology.json: its SHA-256 is not the one in the manifest: the file was changed; nothing was filed"),
+        "{}",
+        r.stderr
+    );
+    assert!(chronology(&b, OLIVER, B_DSL).is_empty(), "nothing filed from a changed bundle");
+    let r = b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", "teacher@brook.example"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+
+    let r = b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL, "--key", "0000-0000-0000-0000"]);
+    assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(&format!("signed with key {fingerprint}, not the sending school's key 0000-0000-0000-0000")), "{}", r.stderr);
+
+    // The real one, from the .zip, under the key A's DSL gave: filed under the previous school
+    // with its original date.
+    let out = ok(b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL, "--key", &fingerprint]), "receive");
+    assert!(out.contains("1 entries filed under \"Previous school: Test School\" with their original dates"), "{out}");
+    assert!(out.contains("the DSL team and the SENCO alerted"), "{out}");
+    assert!(out.contains(&format!("Signed with key {fingerprint}, the one given with --key")), "{out}");
+    let filed = chronology(&b, OLIVER, B_DSL);
+    assert_eq!(filed.len(), 2, "the file as received, and its one entry: {filed:?}");
+    let entry = filed.iter().find(|e| e["kind"] != "transfer").unwrap();
+    assert_eq!(entry["occurred_at"], oliver_then[0]["occurred_at"], "the original date");
+    assert_eq!(entry["category"], oliver_then[0]["category"]);
+    assert!(entry["note"].as_str().unwrap_or("").starts_with("Previous school: Test School\nRecorded there"), "{}", entry["note"]);
+    assert_eq!(entry["body"], oliver_then[0]["body"]);
+    let kept = filed.iter().find(|e| e["kind"] == "transfer").unwrap();
+    assert_eq!(kept["body"], "Unexplained bruising in November; referred to CSC; mother engaged.");
+    assert!(
+        kept["note"].as_str().unwrap_or("").starts_with("Previous school: Test School\nChild-protection file received"),
+        "{}",
+        kept["note"]
+    );
+    let kept_files: Vec<&str> = kept["attachments"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for f in ["chronology.pdf", "front-sheet.html", "ITEMS.sha256", "manifest.json", "manifest.sig"] {
+        assert!(kept_files.contains(&f), "{f} not kept: {kept_files:?}");
+    }
+    assert!(chronology(&b, OLIVER, "teacher@brook.example").is_empty(), "the DSL team's only");
+    let told = outbox(&db_b.store, "haven.transfer-in.%").await;
+    assert_eq!(recipients(&told.iter().collect::<Vec<_>>()), ["ddsl@brook.example", "dsl@brook.example", "senco@brook.example"]);
+    let again = ok(b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL]), "receive again");
+    assert!(again.contains("was received before; nothing new was filed"), "{again}");
+
+    ok(b.haven(&["audit", "verify"]), "school B's audit chain, refusals and receipt included");
+
+    // B's daemon sends the receipt; A's intake files it, and A's case closes.
+    let receipt = receipt_from_b(&b);
+    let filed = ok(a.haven(&["ingest", receipt.to_str().unwrap()]), "A files the receipt");
+    assert!(filed.starts_with("1 messages: ") && filed.contains(" 1 filed,"), "{filed}");
+    let messages = ok(a.haven(&["messages", "--json"]), "messages");
+    assert!(messages.contains("transfer receipt: case 1 closed (the receiving Haven checked the manifest prepared here)"), "{messages}");
+    let closed = transfers(&a).into_iter().find(|c| c["case"] == 1).unwrap();
+    assert_eq!(closed["state"], "closed", "{closed}");
+    assert_eq!(closed["received_by"], "Dana Lead, Designated Safeguarding Lead");
+    // To a receipt address: a forged token is quarantined; a real one without a "Received:"
+    // line is kept as ignored, with the reason.
+    let key = hex::decode(std::fs::read_to_string(a.path("secrets/reply.key")).unwrap().trim()).unwrap();
+    for (name, token, text, state) in [
+        ("forged.eml", "1-1-aaaaaaaaaaaaaaaaaaaaaaaaaa".to_string(), "Received: Someone, DSL", " 1 quarantined"),
+        ("no-line.eml", haven::reply_token::sign_receipt(&key, 1), "Thanks, will look next week.", " 1 ignored"),
+    ] {
+        let eml = format!(
+            "From: Someone <someone@elsewhere.example>\r\nTo: safeguarding+x-{token}@school.example\r\nSubject: Re: file\r\n\
+             Date: Mon, 1 Mar 2027 09:00:00 +0000\r\nMessage-ID: <{name}@elsewhere.example>\r\n\r\n{text}\r\n"
+        );
+        std::fs::write(a.path(name), eml).unwrap();
+        let out = ok(a.haven(&["ingest", a.path(name).to_str().unwrap()]), name);
+        assert!(out.contains(state), "{name}: {out}");
+    }
+    let messages = ok(a.haven(&["messages", "--json"]), "messages");
+    assert!(messages.contains("transfer receipt token is invalid or was not signed by this Haven"), "{messages}");
+    assert!(messages.contains("but no \\\"Received: NAME, ROLE\\\" line: the case stays open"), "{messages}");
+
+    // Closed: the escalation of the missing receipt never comes.
+    assert_eq!(pass(&app, utc(2027, 3, 3, 8, 0)).await, 0);
+    assert!(outbox(&db_a.store, "haven.transfer.1.rung11.%").await.is_empty());
+    db_a.cleanup().await;
+    db_b.cleanup().await;
+}
+
+/// A directory import that finds a pupil with records gone opens their case (destination
+/// unknown: the CME action); one without records opens none. Without terms, `haven leaver`
+/// is refused with the fix, and changes nothing.
+async fn a_leaver_found_by_the_import_opens_a_case(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    let mail = school_fixtures().join("mail/note-named.eml");
+    env.import_school();
+    ok(env.haven(&["ingest", mail.to_str().unwrap()]), "ingest");
+
+    let r = env.haven(&["leaver", OLIVER, "--left-on", "2027-02-05", "--by", DSL]);
+    assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("school.terms_file is not set"), "{}", r.stderr);
+    assert!(r.stderr.contains("add `terms_file = \"terms.toml\"` under [school]"), "{}", r.stderr);
+    assert!(chronology(&env, OLIVER, DSL).len() == 1 && transfers(&env).is_empty());
+
+    let today = Utc::now().date_naive();
+    with_terms(&env, &terms_around(today));
+    let f = school_fixtures();
+    let pupils: String = std::fs::read_to_string(f.join("pupils.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(OLIVER))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(env.path("pupils.csv"), pupils).unwrap();
+    let out = ok(
+        env.haven(&[
+            "directory",
+            "import",
+            "--pupils",
+            env.path("pupils.csv").to_str().unwrap(),
+            "--staff",
+            f.join("staff.csv").to_str().unwrap(),
+            "--contacts",
+            f.join("contacts.csv").to_str().unwrap(),
+        ]),
+        "directory import",
+    );
+    assert!(out.contains("transfer case #1 opened for A100000000002"), "{out}");
+    assert!(out.contains("ACTION: the destination is unknown: follow the children-missing-education procedure"), "{out}");
+    let cases = transfers(&env);
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    assert_eq!(cases[0]["cme_action"], true);
+    let text = ok(env.haven(&["transfers", "--as", DSL]), "transfers");
+    assert!(text.contains("#1 A100000000002 Oliver Brown left") && text.contains("destination unknown"), "{text}");
+    let r = env.haven(&["transfers", "--as", TEACHER]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    // A destination learnt later: recorded on the case, and the CME action is done.
+    ok(env.haven(&["leaver", OLIVER, "--left-on", &today.to_string(), "--destination", DESTINATION, "--by", DSL]), "destination");
+    let cases = transfers(&env);
+    assert_eq!((cases[0]["destination"].as_str(), cases[0]["cme_action"].as_bool()), (Some(DESTINATION), Some(false)));
+    db.cleanup().await;
+}
+
+/// The first email `env`'s real daemon writes to its outbox whose text contains `needle`.
+fn sent_by_daemon(env: &HavenEnv, needle: &str) -> PathBuf {
+    let mut daemon = env.start();
+    let found = wait_for("the daemon to send the email", std::time::Duration::from_secs(30), || {
+        daemon.assert_running();
+        std::fs::read_dir(env.path("var/outbox/new"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .find(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(needle)))
+            .map(|e| e.path())
+            .ok_or_else(|| format!("no email with {needle:?} in var/outbox/new yet"))
+    });
+    daemon.stop();
+    found
+}
+
+/// Haven to Haven: B's key pinned at A; A's DSL sends the prepared bundle encrypted to it
+/// through B's intake (A's real daemon sends it); B's intake keeps it and tells its DSL team
+/// without filing it; B's DSL receives it from the message; B's receipt closes A's case.
+async fn a_haven_school_sends_encrypted_through_the_intake(backend: Backend) {
+    let (db_a, db_b) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let (a, b) = (school_a(&db_a.url), school_b(&db_b.url));
+    let key = ok(b.haven(&["transfer", "key"]), "transfer key");
+    let pinned = key.split_once("\n\n").map(|(_, p)| p.to_string()).unwrap_or_default();
+    assert!(pinned.starts_with("[[school]]\nname = \"Brook Academy\"\nintake = \"safeguarding@brook.example\"\nkey = \"x25519:"), "{key}");
+    std::fs::write(a.path("transfer-schools.toml"), format!("{pinned}\n")).unwrap();
+    let config = std::fs::read_to_string(&a.config).unwrap() + "\n[transfer]\nschools_file = \"transfer-schools.toml\"\n";
+    std::fs::write(&a.config, config).unwrap();
+
+    // The daemons here run on the real clock, so this test does too, with terms around today.
+    let now = Utc::now();
+    for env in [&a, &b] {
+        std::fs::write(env.path("terms.toml"), terms_around(now.date_naive())).unwrap();
+    }
+    let clock = ManualClock::new(now);
+    let app = app(&a, &db_a.store, &clock);
+    let leaver = haven::cli::transfer::Leaver { pupil: OLIVER, left_on: now.date_naive(), destination: Some(DESTINATION), by: DSL };
+    haven::cli::transfer::leaver(&app, leaver).await.expect("Oliver leaves");
+    let summary = a.path("summary.txt");
+    std::fs::write(&summary, "Unexplained bruising in November.\n").unwrap();
+    let out_dir = a.path("oliver-transfer");
+    let prepare = haven::cli::transfer_send::Prepare { case: 1, summary: &summary, by: DSL, out: Some(out_dir.clone()) };
+    haven::cli::transfer_send::prepare(&app, prepare).await.expect("prepare");
+    let zip = out_dir.with_extension("zip");
+    // Only the bundle prepared for the case goes.
+    std::fs::write(a.path("other.zip"), b"not a bundle").unwrap();
+    let refused = haven::cli::transfer_send::send(&app, 1, DSL, Some(&a.path("other.zip"))).await.expect_err("another file");
+    assert!(refused.to_string().contains("is neither a folder nor a zip archive"), "{refused}");
+    let out = haven::cli::transfer_send::send(&app, 1, DSL, Some(&zip)).await.expect("send to Haven");
+    assert!(out.contains("(encrypted to its pinned key, queued to safeguarding@brook.example: the daemon sends it)"), "{out}");
+
+    // A's daemon sends it; B's intake keeps it, unfiled, and tells its DSL team.
+    let email = sent_by_daemon(&a, "BEGIN HAVEN TRANSFER");
+    let raw = std::fs::read_to_string(&email).unwrap();
+    assert!(!raw.contains("Oliver") && !raw.contains("bruising"), "nothing readable on the way");
+    let out = ok(b.haven(&["ingest", email.to_str().unwrap()]), "B's intake");
+    assert!(out.contains(" 1 ignored"), "{out}");
+    assert!(chronology(&b, OLIVER, B_DSL).is_empty(), "not filed by itself");
+    let messages: Value = serde_json::from_str(&ok(b.haven(&["messages", "--json"]), "messages")).unwrap();
+    let kept = messages.as_array().or_else(|| messages["messages"].as_array()).cloned().unwrap_or_default();
+    let id = kept
+        .iter()
+        .find(|m| m["reason"].as_str().is_some_and(|r| r.contains("encrypted child-protection file from another Haven school")))
+        .and_then(|m| m["id"].as_i64())
+        .unwrap_or_else(|| panic!("the kept message in {messages}"));
+    let told = outbox(&db_b.store, "haven.transfer-in.%").await;
+    assert_eq!(recipients(&told.iter().collect::<Vec<_>>()), ["ddsl@brook.example", "dsl@brook.example"]);
+    assert!(told[0].body.contains(&format!("haven transfer receive --message {id} --by YOU")), "{}", told[0].body);
+
+    // B's DSL receives it from the message: checked, filed, alerted, receipt queued.
+    let out = ok(b.haven(&["transfer", "receive", "--message", &id.to_string(), "--by", B_DSL]), "receive --message");
+    assert!(out.contains("1 entries filed under \"Previous school: Test School\""), "{out}");
+    assert_eq!(chronology(&b, OLIVER, B_DSL).len(), 2);
+    let receipt = receipt_from_b(&b);
+    ok(a.haven(&["ingest", receipt.to_str().unwrap()]), "A files the receipt");
+    assert_eq!(transfers(&a)[0]["state"], "closed");
+    db_a.cleanup().await;
+    db_b.cleanup().await;
+}
+
+backend_tests!(
+    a_pupil_leaves_school_a_for_school_b,
+    a_leaver_found_by_the_import_opens_a_case,
+    a_haven_school_sends_encrypted_through_the_intake
+);
