@@ -22,6 +22,7 @@
 //! - [`outcome_code`]: the decision an outcome records (`NFA`, `REFERRED CSC ref …`), read from its text.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`, served by `haven run` when configured.
 //! - [`ai`]: AI suggestions after filing (`[ai]`), shown as suggestions, never routing.
+//! - [`report`]: reports across pupils (governors', the DSL's, inspectors'), as typed models built from counts.
 
 pub mod ai;
 pub mod alert;
@@ -54,6 +55,7 @@ pub mod pdf;
 pub mod pipeline;
 pub mod read;
 pub mod reply_token;
+pub mod report;
 pub mod retention;
 pub mod rules;
 pub mod schedule;

@@ -273,6 +273,14 @@ the arguments are wrong.")]
         #[arg(long)]
         json: bool,
     },
+    /// Reports across pupils: the safeguarding summary for governors or the DSL team.
+    #[command(after_help = format!(
+        "Example: haven report summary --term \"Autumn 2026\" --as dsl@school.example --format pdf --out autumn.pdf\n\n{EXIT_CODES}"
+    ))]
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// The holds that stand (or, with --all, every hold ever set).
     #[command(after_help = format!("Example: haven holds --all\n\n{EXIT_CODES}"))]
     Holds {
@@ -282,6 +290,40 @@ the arguments are wrong.")]
         /// Print the holds as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Counts for a term beside the two before it (or for two dates): incidents by category,
+    /// month, year group, house and SEN; outcomes, referrals, plans, open and overdue actions;
+    /// median and 90th-percentile times. For governors no one is named and counts from 1 to 5
+    /// read "fewer than 5". The DSL team, SLT or the head may run it (the DSL's: the DSL team).
+    #[command(after_help = format!(
+        "Example: haven report summary --term \"Autumn 2026\" --as head@school.example --format html --out autumn.html\n\n\
+         Terms come from school.terms_file (README \"Reports\").\n\n{EXIT_CODES}"
+    ))]
+    Summary {
+        /// A term named in school.terms_file; the two terms before it are shown beside it.
+        #[arg(long, conflicts_with_all = ["from", "to"], value_name = "NAME")]
+        term: Option<String>,
+        /// The first day (YYYY-MM-DD), with --to.
+        #[arg(long, requires = "to", value_name = "DATE")]
+        from: Option<chrono::NaiveDate>,
+        /// The last day, included (YYYY-MM-DD), with --from.
+        #[arg(long, requires = "from", value_name = "DATE")]
+        to: Option<chrono::NaiveDate>,
+        /// governors: nobody named, small numbers hidden; dsl: exact counts, recorders named.
+        #[arg(long, value_enum, default_value = "governors")]
+        audience: haven::report::summary::Audience,
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::report::ReportFormat,
+        /// Write the report to this new file instead of printing it (needed for pdf).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Who runs it (their email address); the run is audited under their name.
+        #[arg(long = "as", value_name = "STAFF_EMAIL")]
+        viewer: String,
     },
 }
 
@@ -718,6 +760,10 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         Command::Dispose { command: DisposeCommand::Run { id, by } } => cli::dispose::run(&app, id, &by).await,
         Command::Dispose { command: DisposeCommand::Certificate { id, format } } => cli::dispose::certificate(&app, id, format).await,
         Command::Disposals { json } => cli::dispose::list(&app, json).await,
+        Command::Report { command: ReportCommand::Summary { term, from, to, audience, format, out, viewer } } => {
+            let req = cli::report::SummaryRequest { term: term.as_deref(), from, to, audience, format, out, viewer: &viewer };
+            cli::report::summary(&app, req).await
+        }
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,
         Command::Link { action, incident, pupil, by } => {

@@ -19,6 +19,7 @@ pub mod messages;
 pub mod outcome;
 pub mod outcomes;
 pub mod progress;
+pub mod report;
 pub mod retention;
 pub mod rules;
 pub mod status;

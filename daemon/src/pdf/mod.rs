@@ -17,12 +17,15 @@ use serde::Serialize;
 pub enum Template {
     /// One pupil's chronology (`haven export --format pdf`).
     Chronology,
+    /// The safeguarding summary for governors or the DSL team (`haven report summary`).
+    Summary,
 }
 
 impl Template {
     fn source(self) -> &'static str {
         match self {
             Template::Chronology => include_str!("../../templates/pdf/chronology.typ"),
+            Template::Summary => include_str!("../../templates/pdf/summary.typ"),
         }
     }
 }

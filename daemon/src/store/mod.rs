@@ -25,6 +25,7 @@ mod outcomes;
 mod plans;
 mod pupil_search;
 mod read;
+mod report;
 mod retention;
 mod schedule;
 mod seal_clear;
@@ -50,6 +51,7 @@ pub use outcomes::OutcomeRecorded;
 #[doc(hidden)]
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
+pub use report::{Delay, PupilGroup};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 

@@ -1,0 +1,413 @@
+//! `haven report summary` on SQLite and PostgreSQL, against figures worked out by hand.
+//!
+//! The fixture school (the test school's directory) has incidents across three terms, filed
+//! through Haven's own pipeline from forwarded emails written here, each on a clock standing at
+//! the moment it was recorded (so the times from happening to recording are known), with
+//! outcomes recorded through `haven outcome`'s own code at known times:
+//!
+//! | term | incidents | pupils | categories |
+//! |---|---|---|---|
+//! | Spring 2026 | 3 | Jane (Y7 Kestrel) | Behaviour 3 |
+//! | Summer 2026 | 9 | Tom (Y10 Heron) 7, Jane 2 | Behaviour 7, Attendance 2 |
+//! | Autumn 2026 | 16 | Jane 8, Oliver (Y8 Heron, SEN) 6, Amira (Y9 Kestrel) 2 | Behaviour 8, Medical 6, Safeguarding 2 |
+//!
+//! Autumn by month: Sep 4, Oct 7, Nov 5, Dec 0. Happened→recorded (minutes): 10 20 30 40 50 60
+//! 70 80 120 120 120 240 240 240 1440 2880: median (8th of 16) 80 min = 1.3 hours, 90th
+//! percentile (15th) 1440 min = 24.0 hours. Outcomes: NFA on six of Jane's, recorded after 60,
+//! 60, 120, 120, 180 and 1440 minutes, and REFERRED CSC on Amira's first after 2880: median
+//! (4th of 7) 2.0 hours, 90th percentile (7th) 2.0 days. Amira's second safeguarding incident
+//! awaits its outcome, overdue two days after it was recorded.
+//!
+//! The governors see no count from 1 to 5 and no name; the DSL sees every count and who
+//! recorded them; a teacher is refused; a wrong question is answered with what to do.
+
+mod support;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use haven::clock::ManualClock;
+use haven::pipeline::{Filer, FilingSettings};
+use haven::read::Limits;
+use haven::rules::{LiveRules, RuleSet};
+use haven::seal::Sealer;
+use haven::source::{Incoming, Origin, Payload};
+use haven::store::MessageState;
+use serde_json::Value;
+use std::sync::Arc;
+use support::db::{Backend, TestDb};
+use support::haven::{HavenEnv, Run};
+
+const DSL: &str = "dsl@school.example";
+const HEAD: &str = "head@school.example";
+const TEACHER: &str = "teacher@school.example";
+
+const TERMS: &str = r#"
+[[term]]
+name = "Spring 2026"
+starts = 2026-01-05
+ends = 2026-03-27
+
+[[term]]
+name = "Summer 2026"
+starts = 2026-04-13
+ends = 2026-07-22
+
+[[term]]
+name = "Autumn 2026"
+starts = 2026-09-02
+ends = 2026-12-18
+"#;
+
+/// Every name on the test school's directory: none may reach the governors.
+const NAMES: &[&str] = &[
+    "Jane",
+    "Smith",
+    "Oliver",
+    "Olly",
+    "Brown",
+    "Amira",
+    "Khan",
+    "Tom Price",
+    "Dana Lead",
+    "Dev Deputy",
+    "Harriet",
+    "Kit Kestrel",
+    "Hana Heron",
+    "Terry",
+    "Teach",
+    "Eli Safe",
+];
+
+fn at(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, m, d, h, min, 0).single().expect("a time")
+}
+
+/// One incident of the fixture: about whom, in what category, when it happened, minutes until
+/// it was recorded, and an outcome (text, minutes after recording) if one is recorded.
+struct Case {
+    pupil: &'static str,
+    category: &'static str,
+    happened: DateTime<Utc>,
+    delay: i64,
+    outcome: Option<(&'static str, i64)>,
+}
+
+fn case(pupil: &'static str, category: &'static str, happened: DateTime<Utc>, delay: i64) -> Case {
+    Case { pupil, category, happened, delay, outcome: None }
+}
+
+fn cases() -> Vec<Case> {
+    let mut v = Vec::new();
+    // Spring 2026: three behaviour incidents about Jane.
+    for d in [12, 13, 14] {
+        v.push(case("Jane Smith", "Behaviour", at(2026, 2, d, 10, 0), 30));
+    }
+    // Summer 2026: Tom seven times in May, Jane's attendance twice in June.
+    for d in 4..11 {
+        v.push(case("Tom Price", "Behaviour", at(2026, 5, d, 10, 0), 60));
+    }
+    v.push(case("Jane Smith", "Attendance", at(2026, 6, 8, 9, 0), 60));
+    v.push(case("Jane Smith", "Attendance", at(2026, 6, 9, 9, 0), 60));
+    // Autumn 2026.
+    let nfa = [60, 60, 120, 120, 180, 1440];
+    for (i, delay) in [10, 20, 30, 40, 50, 60, 70, 80].into_iter().enumerate() {
+        let happened = if i < 4 { at(2026, 9, 14 + i as u32, 10, 0) } else { at(2026, 10, 5 + i as u32, 10, 0) };
+        let mut c = case("Jane Smith", "Behaviour", happened, delay);
+        c.outcome = nfa.get(i).map(|m| ("NFA spoken to, no further action", *m));
+        v.push(c);
+    }
+    for (i, delay) in [120, 120, 120, 240, 240, 240].into_iter().enumerate() {
+        let happened = if i < 3 { at(2026, 10, 19 + i as u32, 11, 0) } else { at(2026, 11, 2 + i as u32, 11, 0) };
+        v.push(case("Oliver Brown", "Medical", happened, delay));
+    }
+    let mut first = case("Amira Khan", "Safeguarding / child protection", at(2026, 11, 16, 9, 0), 1440);
+    first.outcome = Some(("REFERRED CSC ref 2026/77", 2880));
+    v.push(first);
+    v.push(case("Amira Khan", "Safeguarding / child protection", at(2026, 11, 23, 9, 0), 2880));
+    v
+}
+
+/// A teacher forwarding a parent's email about `c.pupil`, written when it happened.
+fn forward(n: usize, c: &Case) -> Vec<u8> {
+    let sent = c.happened + Duration::minutes(c.delay);
+    format!(
+        "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\n\
+         Subject: Fwd: note {n}\r\nDate: {}\r\nMessage-ID: <report-{n}@mail.school.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nPupil: {}\r\nCategory: {}\r\n\r\n\
+         ---------- Forwarded message ---------\r\nFrom: A Parent <parent{n}@example.com>\r\n\
+         Date: {}\r\nSubject: note {n}\r\nTo: Terry Teach <teacher@school.example>\r\n\r\n\
+         A note about the day, number {n}.\r\n",
+        sent.to_rfc2822(),
+        c.pupil,
+        c.category,
+        c.happened.to_rfc2822(),
+    )
+    .into_bytes()
+}
+
+/// The school with its terms file, every case filed and every outcome recorded.
+async fn school(db: &TestDb) -> HavenEnv {
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let rules = RuleSet::load(&env.path("rules")).unwrap_or_else(|e| panic!("the rules: {e}"));
+    let sealer = Sealer::from_key_file(&env.path("secrets/haven.key")).expect("the storage key");
+    let clock = ManualClock::new(at(2026, 1, 1, 0, 0));
+    let settings = FilingSettings {
+        intake_address: "safeguarding@school.example".into(),
+        mail_domain: "school.example".into(),
+        limits: Limits { timezone: chrono_tz::Europe::London, ..Limits::default() },
+        trusted_authserv_id: None,
+        alerts: haven::alert::AlertSettings {
+            detail: haven::config::Detail::Minimal,
+            mail_domain: "school.example".into(),
+            school_name: "Test School".into(),
+        },
+        reply_key: Some(vec![9; 32]),
+        backfill_age: Duration::days(30),
+        ai_read: false,
+    };
+    let filer = Filer::new(db.store.clone(), Arc::new(LiveRules::new(rules)), Arc::new(clock.clone()), sealer.clone(), settings);
+    for (n, c) in cases().iter().enumerate() {
+        let recorded = c.happened + Duration::minutes(c.delay);
+        clock.set(recorded);
+        let raw = Incoming { origin: Origin::File { path: format!("report-{n}.eml").into() }, payload: Payload::Raw(forward(n, c)) };
+        let filed = filer.file_batch(&[raw]).await.expect("file");
+        assert_eq!(filed[0].state, MessageState::Filed, "case {n}: {:?}", filed[0]);
+        let incident = filed[0].incident.expect("an incident");
+        if let Some((text, after)) = c.outcome {
+            haven::cli::outcome::record(&db.store, &sealer, incident, text, DSL, recorded + Duration::minutes(after))
+                .await
+                .unwrap_or_else(|e| panic!("outcome of case {n}: {e}"));
+        }
+    }
+    env
+}
+
+fn use_terms(env: &HavenEnv) {
+    std::fs::write(env.path("terms.toml"), TERMS).unwrap();
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let config = config.replacen("name = \"Test School\"\n", "name = \"Test School\"\nterms_file = \"terms.toml\"\n", 1);
+    std::fs::write(&env.config, config).unwrap();
+}
+
+fn ok(r: Run, what: &str) -> String {
+    assert_eq!(r.code, 0, "{what}: {}{}", r.stdout, r.stderr);
+    r.stdout
+}
+
+fn summary(env: &HavenEnv, audience: &str, format: &str, viewer: &str) -> Run {
+    env.haven(&["report", "summary", "--term", "Autumn 2026", "--audience", audience, "--format", format, "--as", viewer])
+}
+
+/// The cell texts of `row` in `section`, one per term.
+fn row(doc: &Value, section: &str, row: &str) -> Vec<String> {
+    let s = doc["sections"].as_array().unwrap().iter().find(|s| s["title"] == section).unwrap_or_else(|| panic!("no section {section}"));
+    let r = s["rows"].as_array().unwrap().iter().find(|r| r["label"] == row).unwrap_or_else(|| panic!("no row {row} in {section}: {s}"));
+    r["cells"].as_array().unwrap().iter().map(|c| c["text"].as_str().unwrap().to_string()).collect()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Standalone whole numbers from 1 to 5 in `text`, once "fewer than 5" and page numbers are
+/// taken out.
+fn small_numbers(text: &str) -> Vec<String> {
+    let text = text.replace("fewer than 5", "");
+    let page = regex::Regex::new(r"Page \d+ of \d+").unwrap();
+    let text = page.replace_all(&text, "");
+    let small = regex::Regex::new(r"(^|[^\w.\-/:])([1-5])($|[^\w.\-/:])").unwrap();
+    small.captures_iter(&text).map(|c| c[0].to_string()).collect()
+}
+
+/// Runs a poppler tool, or fails saying how to install it.
+fn poppler(tool: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(tool).args(args).output().unwrap_or_else(|e| {
+        panic!("{tool} could not run ({e}): install poppler-utils (`apt-get install poppler-utils`; tests/run.sh does it as root)")
+    });
+    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("poppler prints UTF-8")
+}
+
+/// The PDF's text, page by page, words joined by single spaces.
+fn pdf_pages(pdf: &std::path::Path) -> Vec<String> {
+    let text = poppler("pdftotext", &["-layout", "-enc", "UTF-8", pdf.to_str().unwrap(), "-"]);
+    let mut pages: Vec<String> = text.split('\u{c}').map(|p| p.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    if pages.last().is_some_and(|p| p.is_empty()) {
+        pages.pop();
+    }
+    pages
+}
+
+/// Page 1 of `pdf` as `target/pdf-pages/NAME-BACKEND.png` (and `NAME.png` from SQLite: the
+/// README's picture).
+fn page_one(pdf: &std::path::Path, name: &str, backend: Backend) {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pdf-pages");
+    std::fs::create_dir_all(&out).unwrap();
+    let stem = out.join(format!("{name}-{}", if backend == Backend::Sqlite { "sqlite" } else { "postgres" }));
+    poppler("pdftoppm", &["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", pdf.to_str().unwrap(), stem.to_str().unwrap()]);
+    let png = std::fs::read(stem.with_extension("png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "page 1 renders to a picture with something on it ({} bytes)", png.len());
+    if backend == Backend::Sqlite {
+        std::fs::write(out.join(format!("{name}.png")), &png).unwrap();
+    }
+}
+
+fn no_names(what: &str, text: &str) {
+    for n in NAMES {
+        assert!(!text.contains(n), "{what} names {n:?}:\n{text}");
+    }
+}
+
+async fn governors_see_hand_computed_figures_with_small_numbers_hidden(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = school(&db).await;
+    use_terms(&env);
+
+    let doc: Value = serde_json::from_str(&ok(summary(&env, "governors", "json", HEAD), "summary json")).expect("JSON");
+    let names: Vec<&str> = doc["periods"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Spring 2026", "Summer 2026", "Autumn 2026"]);
+    assert_eq!(row(&doc, "Incidents", "Incidents recorded"), strings(&["fewer than 5", "9", "16"]));
+    assert_eq!(row(&doc, "Incidents", "Pupils they were about"), strings(&["fewer than 5", "fewer than 5", "fewer than 5"]));
+    // Spring's 3 behaviour incidents are the whole column: hidden. Summer: Attendance 2 is
+    // small, so Behaviour 7 is withheld with it (9 - 7 = 2). Autumn: Safeguarding 2 is small,
+    // Medical 6 is withheld with it, Behaviour 8 stays.
+    assert_eq!(row(&doc, "By category", "Behaviour"), strings(&["fewer than 5", "withheld", "8"]));
+    assert_eq!(row(&doc, "By category", "Medical"), strings(&["0", "0", "withheld"]));
+    assert_eq!(row(&doc, "By category", "Safeguarding / child protection"), strings(&["0", "0", "fewer than 5"]));
+    assert_eq!(row(&doc, "By category", "Attendance"), strings(&["0", "fewer than 5", "0"]));
+    assert_eq!(row(&doc, "By month", "Sep 2026"), strings(&["–", "–", "fewer than 5"]));
+    assert_eq!(row(&doc, "By month", "Oct 2026"), strings(&["–", "–", "7"]));
+    assert_eq!(row(&doc, "By month", "Nov 2026"), strings(&["–", "–", "fewer than 5"]));
+    assert_eq!(row(&doc, "By month", "Dec 2026"), strings(&["–", "–", "0"]));
+    assert_eq!(row(&doc, "By year group", "Year 7"), strings(&["fewer than 5", "fewer than 5", "8"]));
+    assert_eq!(row(&doc, "By year group", "Year 8"), strings(&["0", "0", "withheld"]));
+    assert_eq!(row(&doc, "By year group", "Year 9"), strings(&["0", "0", "fewer than 5"]));
+    assert_eq!(row(&doc, "By year group", "Year 10"), strings(&["0", "withheld", "0"]));
+    assert_eq!(row(&doc, "By house", "Kestrel"), strings(&["fewer than 5", "fewer than 5", "10"]));
+    assert_eq!(row(&doc, "By house", "Heron"), strings(&["0", "withheld", "6"]));
+    assert_eq!(row(&doc, "Special educational needs", "SEN"), strings(&["0", "0", "6"]));
+    assert_eq!(row(&doc, "Special educational needs", "No SEN"), strings(&["fewer than 5", "9", "10"]));
+    assert_eq!(row(&doc, "Outcomes recorded", "No further action (NFA)"), strings(&["0", "0", "withheld"]));
+    assert_eq!(row(&doc, "Outcomes recorded", "Referred to children's social care"), strings(&["0", "0", "fewer than 5"]));
+    assert_eq!(row(&doc, "Actions", "Awaiting an outcome"), strings(&["0", "0", "fewer than 5"]));
+    assert_eq!(row(&doc, "Actions", "Of those, overdue"), strings(&["0", "0", "fewer than 5"]));
+    assert_eq!(row(&doc, "Time taken", "Happened to recorded: median"), strings(&["fewer than 5 incidents", "1.0 hours", "1.3 hours"]));
+    assert_eq!(
+        row(&doc, "Time taken", "Happened to recorded: 90th percentile"),
+        strings(&["fewer than 5 incidents", "1.0 hours", "24.0 hours"])
+    );
+    assert_eq!(row(&doc, "Time taken", "Recorded to outcome: median"), strings(&["no incidents", "no incidents", "2.0 hours"]));
+    assert_eq!(row(&doc, "Time taken", "Recorded to outcome: 90th percentile"), strings(&["no incidents", "no incidents", "2.0 days"]));
+    assert!(doc["sections"].as_array().unwrap().iter().all(|s| s["title"] != "By who recorded them"), "governors see no recorders");
+    // No exact count from 1 to 5 anywhere in the data either.
+    for s in doc["sections"].as_array().unwrap() {
+        for r in s["rows"].as_array().unwrap() {
+            for c in r["cells"].as_array().unwrap() {
+                assert!(!c["count"].as_i64().is_some_and(|n| (1..=5).contains(&n)), "a small count in {r}");
+            }
+        }
+    }
+    let json = serde_json::to_string(&doc).unwrap();
+    no_names("the governors' JSON", &json);
+
+    // The check below can see a small number when one is there.
+    assert_eq!(small_numbers("Behaviour 3 withheld"), [" 3 "]);
+    assert_eq!(small_numbers("Page 1 of 2 · fewer than 5 · 2026-09-02 · 1.3 hours · Year 10"), Vec::<String>::new());
+    let tags = regex::Regex::new(r"<[^>]*>").unwrap();
+    for format in ["text", "html"] {
+        let out = ok(summary(&env, "governors", format, HEAD), format);
+        no_names(&format!("the governors' {format}"), &out);
+        let plain = tags.replace_all(&out, " ").to_string();
+        assert_eq!(small_numbers(&plain), Vec::<String>::new(), "a count from 1 to 5 in the {format}:\n{out}");
+        assert!(out.contains("Autumn 2026") && out.contains("withheld"), "{out}");
+    }
+
+    // The PDF: the school and "page X of Y" on every page, the same figures, bars drawn.
+    let pdf = env.path("autumn-2026.pdf");
+    let out = ok(
+        env.haven(&["report", "summary", "--term", "Autumn 2026", "--as", HEAD, "--format", "pdf", "--out", pdf.to_str().unwrap()]),
+        "pdf",
+    );
+    assert!(out.contains("report written to"), "{out}");
+    let pages = pdf_pages(&pdf);
+    assert!(!pages.is_empty());
+    for (i, p) in pages.iter().enumerate() {
+        assert!(p.contains("Test School · Safeguarding report for governors"), "page {}: {p}", i + 1);
+        assert!(p.contains(&format!("Page {} of {}", i + 1, pages.len())), "page {}: {p}", i + 1);
+    }
+    let all = pages.join("\n");
+    no_names("the governors' PDF", &all);
+    assert_eq!(small_numbers(&all), Vec::<String>::new(), "a count from 1 to 5 in the PDF:\n{all}");
+    assert!(all.contains("Behaviour fewer than 5 withheld 8"), "{all}");
+    assert!(all.contains("Incidents per month"), "{all}");
+    let r = env.haven(&["report", "summary", "--term", "Autumn 2026", "--as", HEAD, "--format", "pdf", "--out", pdf.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "an existing file is never overwritten");
+    assert!(r.stderr.contains("already exists; choose another --out"), "{}", r.stderr);
+    page_one(&pdf, "report-summary-page1", backend);
+    db.cleanup().await;
+}
+
+async fn the_dsl_sees_every_count_and_who_recorded_them(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = school(&db).await;
+    use_terms(&env);
+    let doc: Value = serde_json::from_str(&ok(summary(&env, "dsl", "json", DSL), "dsl json")).expect("JSON");
+    assert_eq!(row(&doc, "Incidents", "Incidents recorded"), strings(&["3", "9", "16"]));
+    assert_eq!(row(&doc, "Incidents", "Pupils they were about"), strings(&["1", "2", "3"]));
+    assert_eq!(row(&doc, "By category", "Behaviour"), strings(&["3", "7", "8"]));
+    assert_eq!(row(&doc, "By category", "Medical"), strings(&["0", "0", "6"]));
+    assert_eq!(row(&doc, "By month", "Sep 2026"), strings(&["–", "–", "4"]));
+    assert_eq!(row(&doc, "By month", "Nov 2026"), strings(&["–", "–", "5"]));
+    assert_eq!(row(&doc, "Outcomes recorded", "No further action (NFA)"), strings(&["0", "0", "6"]));
+    assert_eq!(row(&doc, "Outcomes recorded", "Referred to children's social care"), strings(&["0", "0", "1"]));
+    assert_eq!(row(&doc, "Actions", "Awaiting an outcome"), strings(&["0", "0", "1"]));
+    assert_eq!(row(&doc, "Actions", "Of those, overdue"), strings(&["0", "0", "1"]));
+    assert_eq!(row(&doc, "By who recorded them", "Terry Teach"), strings(&["3", "9", "16"]));
+    assert!(doc["generated_by"].as_str().is_some_and(|b| b.contains("Dana Lead")), "{doc}");
+    // Only the DSL team runs the DSL's report.
+    let r = summary(&env, "dsl", "text", HEAD);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("only the DSL team may run this report"), "{}", r.stderr);
+    db.cleanup().await;
+}
+
+async fn a_teacher_and_wrong_questions_are_refused_with_what_to_do(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    // No terms file yet.
+    let r = summary(&env, "governors", "text", DSL);
+    assert_eq!(r.code, 78, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--term needs the school's terms: set school.terms_file in haven.toml"), "{}", r.stderr);
+    use_terms(&env);
+    let r = summary(&env, "governors", "text", TEACHER);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("only the DSL team, SLT or the head may run this report; no report was made"), "{}", r.stderr);
+    let r = env.haven(&["report", "summary", "--term", "Autumn 2030", "--as", DSL]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("there is no term called \"Autumn 2030\" in the terms file (its terms: Spring 2026, Summer 2026, Autumn 2026)"),
+        "{}",
+        r.stderr
+    );
+    let r = env.haven(&["report", "summary", "--from", "2026-12-01", "--to", "2026-09-01", "--as", DSL]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--from 2026-12-01 is after --to 2026-09-01"), "{}", r.stderr);
+    let r = env.haven(&["report", "summary", "--as", DSL]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("give --term NAME, or both --from DATE and --to DATE"), "{}", r.stderr);
+    // Two dates: one column; an empty school reports zeros.
+    let out = ok(env.haven(&["report", "summary", "--from", "2026-09-01", "--to", "2026-09-30", "--as", DSL, "--format", "json"]), "dates");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(row(&doc, "Incidents", "Incidents recorded"), strings(&["0"]));
+    // Every run and refusal is in the audit log.
+    let actions: Vec<String> = db.store.audit_tail(50).await.unwrap().into_iter().map(|e| e.action).collect();
+    assert!(actions.iter().any(|a| a == "report_refused") && actions.iter().any(|a| a == "report"), "{actions:?}");
+    db.cleanup().await;
+}
+
+backend_tests!(
+    governors_see_hand_computed_figures_with_small_numbers_hidden,
+    the_dsl_sees_every_count_and_who_recorded_them,
+    a_teacher_and_wrong_questions_are_refused_with_what_to_do,
+);
