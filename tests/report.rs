@@ -406,7 +406,155 @@ async fn a_teacher_and_wrong_questions_are_refused_with_what_to_do(backend: Back
     db.cleanup().await;
 }
 
+/// The incidents on a pupil's chronology, oldest first (`haven chronology --json`).
+fn incidents_of(env: &HavenEnv, pupil: &str) -> Vec<i64> {
+    let out = ok(env.haven(&["chronology", pupil, "--as", DSL, "--json"]), "chronology");
+    let v: Value = serde_json::from_str(&out).expect("chronology --json");
+    v["incidents"].as_array().map(|a| a.iter().filter_map(|i| i["incident"].as_i64()).collect()).unwrap_or_default()
+}
+
+fn refused(r: Run, message: &str) {
+    assert_eq!(r.code, 2, "expected a refusal ({message}): {}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(message), "expected {message:?} in: {}", r.stderr);
+}
+
+/// Referrals and plans recorded by the DSL team are counted by the summary, listed in the
+/// inspection pack beside the referrals to the DSL, the LADO referral and the overdue outcome,
+/// with a manifest that checks; plan reviews are reminded once, by initials and year only.
+async fn referrals_and_plans_are_counted_listed_and_reminded(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = school(&db).await;
+    use_terms(&env);
+    let amira = incidents_of(&env, "A100000000003");
+    let jane = incidents_of(&env, "A100000000001");
+    assert_eq!(amira.len(), 2);
+    let (amira_first, jane_first) = (amira[0].to_string(), jane[5].to_string());
+    let add = |incident: &str, agency: &str, on: &str, by: &str| {
+        env.haven(&["referral", "add", incident, "--agency", agency, "--reference", "2026/77", "--on", on, "--by", by])
+    };
+    let out = ok(add(&amira_first, "CSC", "2026-11-18", DSL), "referral");
+    assert!(out.contains(&format!("of incident #{amira_first} to CSC on 2026-11-18 recorded")), "{out}");
+    refused(add(&amira_first, "LADO", "2026-11-18", TEACHER), "only the DSL team may do this; nothing was done");
+    refused(add(&amira_first, "CSC", "2099-01-01", DSL), "--on 2099-01-01 is in the future; nothing was recorded");
+    refused(add("99999", "CSC", "2026-11-18", DSL), "there is no incident #99999; nothing was recorded");
+    ok(env.haven(&["referral", "add", &jane_first, "--agency", "lado", "--on", "2026-09-20", "--by", DSL]), "LADO referral");
+    let listed = ok(env.haven(&["referrals", "--as", DSL]), "referrals");
+    assert!(listed.contains("CSC ref 2026/77 · 2026-11-18 · by Dana Lead"), "{listed}");
+    refused(env.haven(&["referrals", "--as", TEACHER]), "only the DSL team may do this");
+
+    let out = ok(
+        env.haven(&[
+            "plan",
+            "add",
+            "A100000000003",
+            "--kind",
+            "child-protection",
+            "--starts",
+            "2026-11-20",
+            "--review-every",
+            "2w",
+            "--by",
+            DSL,
+        ]),
+        "plan add",
+    );
+    assert!(out.contains("plan #1 (child protection plan) for pupil A100000000003 from 2026-11-20; first review due"), "{out}");
+    ok(env.haven(&["plan", "add", "Oliver Brown", "--kind", "early-help", "--starts", "2026-10-01", "--by", DSL]), "plan add");
+    refused(env.haven(&["plan", "add", "Oliver Brown", "--kind", "other", "--starts", "2026-10-01", "--by", TEACHER]), "only the DSL team");
+    let r = env.haven(&["plan", "add", "Oliver Brown", "--kind", "other", "--starts", "2026-10-01", "--review-every", "36h", "--by", DSL]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("reviews come every whole number of days or weeks"), "{}", r.stderr);
+    refused(env.haven(&["plan", "end", "2", "--on", "2026-12-01", "--reason", " ", "--by", DSL]), "--reason is empty");
+    ok(env.haven(&["plan", "end", "2", "--on", "2026-12-01", "--reason", "stepped down", "--by", DSL]), "plan end");
+    refused(env.haven(&["plan", "end", "2", "--on", "2026-12-02", "--reason", "again", "--by", DSL]), "plan #2 has already ended");
+    refused(env.haven(&["plan", "end", "9", "--on", "2026-12-02", "--reason", "x", "--by", DSL]), "there is no plan #9");
+
+    // Counted: by the day referred and the plan's dates.
+    let doc: Value = serde_json::from_str(&ok(summary(&env, "dsl", "json", DSL), "dsl json")).expect("JSON");
+    assert_eq!(row(&doc, "Referrals made", "Children's social care"), strings(&["0", "0", "1"]));
+    assert_eq!(row(&doc, "Referrals made", "LADO"), strings(&["0", "0", "1"]));
+    assert_eq!(row(&doc, "Plans open at the end of the period", "Child protection plan"), strings(&["0", "0", "1"]));
+    assert_eq!(row(&doc, "Plans open at the end of the period", "Early help plan"), strings(&["0", "0", "0"]));
+    assert_eq!(row(&doc, "Plans started in the period", "Early help plan"), strings(&["0", "0", "1"]));
+
+    // The inspection pack.
+    refused(env.haven(&["report", "inspection", "--as", HEAD]), "only the DSL team may do this");
+    let pack = env.path("pack");
+    let out = ok(
+        env.haven(&["report", "inspection", "--as", DSL, "--since", "2026-01-01", "--format", "html", "--out", pack.to_str().unwrap()]),
+        "inspection",
+    );
+    assert!(out.contains("8 referrals to the DSL, 1 LADO referrals, 1 open plans, 1 overdue outcomes"), "{out}");
+    let manifest = std::fs::read_to_string(pack.join("MANIFEST.sha256")).unwrap();
+    let mut files = Vec::new();
+    for line in manifest.lines() {
+        let (hash, name) = line.split_once("  ").expect("sha256sum lines");
+        let data = std::fs::read(pack.join(name)).unwrap();
+        assert_eq!(hash, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)), "{name} matches the manifest");
+        files.push(name.to_string());
+    }
+    assert_eq!(files, ["inspection.html", "inspection.json"]);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(pack.join("inspection.json")).unwrap()).unwrap();
+    let amira_row = v["referrals"].as_array().unwrap().iter().find(|r| r["incident"].as_i64() == Some(amira[0])).expect("Amira's").clone();
+    assert_eq!(amira_row["pupils"], "A100000000003 A.K. (Year 9)");
+    assert_eq!(amira_row["decision"], "Referred to children's social care");
+    assert_eq!(amira_row["referred_on"], "CSC on 2026-11-18 (ref 2026/77)");
+    assert_eq!(amira_row["recorded_by"], "tutor, teacher");
+    assert!(amira_row["resolution"].as_str().unwrap().starts_with("REFERRED CSC ref 2026/77 (Dana Lead, 2026-11-19)"), "{amira_row}");
+    assert_eq!(v["lado"][0]["incident"].to_string(), jane_first);
+    assert_eq!(v["plans"][0]["kind"], "child protection plan");
+    assert_eq!(v["overdue"][0]["incident"].to_string(), amira[1].to_string());
+    let html = std::fs::read_to_string(pack.join("inspection.html")).unwrap();
+    assert!(html.contains("Referrals to the LADO") && html.contains("A100000000003 A.K. (Year 9)"), "{html}");
+    assert!(!html.contains("Amira"), "pupils by UPN and initials only");
+    let pdf_pack = env.path("pack-pdf");
+    ok(env.haven(&["report", "inspection", "--as", DSL, "--format", "pdf", "--out", pdf_pack.to_str().unwrap()]), "inspection pdf");
+    let pages = pdf_pages(&pdf_pack.join("inspection.pdf"));
+    for (i, p) in pages.iter().enumerate() {
+        assert!(p.contains(&format!("Page {} of {}", i + 1, pages.len())) && p.contains("Test School"), "page {}: {p}", i + 1);
+    }
+    let all = pages.join("\n");
+    assert!(all.contains("Referrals to the LADO") && all.contains("A100000000003 A.K. (Year 9)") && !all.contains("Amira"), "{all}");
+    page_one(&pdf_pack.join("inspection.pdf"), "report-inspection-page1", backend);
+
+    // The review is reminded once, to the DSL team, by initials and year group.
+    let plans: Value = serde_json::from_str(&ok(env.haven(&["plans", "--as", DSL, "--json"]), "plans")).unwrap();
+    assert_eq!(plans.as_array().unwrap().len(), 1, "the ended plan is not open: {plans}");
+    let due: chrono::NaiveDate = plans[0]["next_review_on"].as_str().unwrap().parse().unwrap();
+    let settings = haven::schedule::ScheduleSettings {
+        digests: Vec::new(),
+        tz: chrono_tz::Europe::London,
+        mail_domain: "school.example".into(),
+        school_name: "Test School".into(),
+        keys: Arc::new(haven::store::LiveKeys::new(Sealer::from_key_file(&env.path("secrets/haven.key")).unwrap(), None)),
+        directory: Default::default(),
+    };
+    let when = Utc.from_utc_datetime(&due.and_hms_opt(9, 0, 0).unwrap());
+    let sql = "SELECT subject, body FROM outbox WHERE email_message_id LIKE 'haven.plan1.review%' ORDER BY id";
+    let reviews = || async {
+        let mails: Vec<(String, String)> = match &db.store {
+            haven::store::Store::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+            haven::store::Store::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+        };
+        mails
+    };
+    haven::schedule::tick(&db.store, &settings, when - Duration::days(1)).await.unwrap();
+    assert!(reviews().await.is_empty(), "not before it is due");
+    haven::schedule::tick(&db.store, &settings, when).await.unwrap();
+    assert_eq!(reviews().await.len(), 2, "the DSL and the deputy");
+    haven::schedule::tick(&db.store, &settings, when).await.unwrap();
+    let mails = reviews().await;
+    assert_eq!(mails.len(), 2, "once");
+    let plans: Value = serde_json::from_str(&ok(env.haven(&["plans", "--as", DSL, "--json"]), "plans")).unwrap();
+    assert_eq!(plans[0]["next_review_on"].as_str().unwrap(), (due + Duration::days(14)).to_string());
+    assert_eq!(mails.len(), 2);
+    assert_eq!(mails[0].0, "[Test School] Plan review due: plan #1 (child protection plan)");
+    assert!(mails[0].1.contains("a pupil in Year 9 (A.K.)") && !mails[0].1.contains("Amira"), "{}", mails[0].1);
+    db.cleanup().await;
+}
+
 backend_tests!(
+    referrals_and_plans_are_counted_listed_and_reminded,
     governors_see_hand_computed_figures_with_small_numbers_hidden,
     the_dsl_sees_every_count_and_who_recorded_them,
     a_teacher_and_wrong_questions_are_refused_with_what_to_do,

@@ -19,6 +19,8 @@ pub enum Template {
     Chronology,
     /// The safeguarding summary for governors or the DSL team (`haven report summary`).
     Summary,
+    /// The inspection pack's lists (`haven report inspection`).
+    Inspection,
 }
 
 impl Template {
@@ -26,6 +28,7 @@ impl Template {
         match self {
             Template::Chronology => include_str!("../../templates/pdf/chronology.typ"),
             Template::Summary => include_str!("../../templates/pdf/summary.typ"),
+            Template::Inspection => include_str!("../../templates/pdf/inspection.typ"),
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod digest;
 pub mod due;
+pub mod plan_reviews;
 pub mod reminder;
 
 use crate::clock::Clock;
@@ -104,6 +105,7 @@ pub async fn tick(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>
     let mut directory: Option<Arc<Directory>> = None;
     fire_due_rungs(store, settings, now, &mut directory, &mut report).await?;
     send_due_digests(store, settings, now, &mut directory, &mut report).await?;
+    plan_reviews::remind_due(store, settings, now, &mut directory, &mut report).await?;
     Ok(report)
 }
 

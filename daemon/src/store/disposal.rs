@@ -493,6 +493,7 @@ impl Tx {
                 blobs.extend(shas);
                 d.attachments +=
                     sqlx::query("DELETE FROM attachments WHERE incident_id = $1").bind(id).execute(&mut *c).await?.rows_affected();
+                sqlx::query("DELETE FROM referrals WHERE incident_id = $1").bind(id).execute(&mut *c).await?;
                 sqlx::query("DELETE FROM incident_pupils WHERE incident_id = $1").bind(id).execute(&mut *c).await?;
                 d.incidents += sqlx::query("DELETE FROM incidents WHERE id = $1").bind(id).execute(&mut *c).await?.rows_affected();
             }
@@ -550,6 +551,7 @@ impl Tx {
                     .await?
                     .rows_affected();
                 }
+                sqlx::query("DELETE FROM pupil_plans WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
                 // The blind name index (keyed hashes of their names) goes with the entry.
                 sqlx::query("DELETE FROM pupil_name_tokens WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
                 d.directory_entry = sqlx::query("DELETE FROM pupils WHERE id = $1").bind(pupil).execute(&mut *c).await?.rows_affected() > 0;

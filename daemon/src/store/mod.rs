@@ -25,6 +25,7 @@ mod outcomes;
 mod plans;
 mod pupil_search;
 mod read;
+mod referrals;
 mod report;
 mod retention;
 mod schedule;
@@ -51,7 +52,8 @@ pub use outcomes::OutcomeRecorded;
 #[doc(hidden)]
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
-pub use report::{Delay, PupilGroup};
+pub use referrals::{Plan, Referral};
+pub use report::{Delay, ListedIncident, PupilGroup};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 
