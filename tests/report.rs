@@ -553,7 +553,64 @@ async fn referrals_and_plans_are_counted_listed_and_reminded(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Vulnerable groups come from optional columns of the directory import and are counted as the
+/// pupil was on the incident's day: Jane on free school meals until 1 October 2026, Oliver in
+/// care. A bad value is refused with its file and line, and nothing is imported.
+async fn pupils_are_counted_in_their_groups_as_they_were_on_the_day(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = school(&db).await;
+    use_terms(&env);
+    let f = support::haven::school_fixtures();
+    let roll = std::fs::read_to_string(f.join("pupils.csv")).unwrap();
+    let with_groups = |jane_fsm: &str| {
+        roll.lines()
+            .map(|l| match l.split(',').next() {
+                Some("upn") => format!("{l},FSM,In Care"),
+                Some("A100000000001") => format!("{l},{jane_fsm},no"),
+                Some("A100000000002") => format!("{l},no,yes"),
+                _ => format!("{l},no,"),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let import = |file: &str| {
+        env.haven(&[
+            "directory",
+            "import",
+            "--pupils",
+            env.path(file).to_str().unwrap(),
+            "--staff",
+            f.join("staff.csv").to_str().unwrap(),
+            "--contacts",
+            f.join("contacts.csv").to_str().unwrap(),
+        ])
+    };
+    std::fs::write(env.path("bad.csv"), with_groups("maybe")).unwrap();
+    let r = import("bad.csv");
+    assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("bad.csv:2: fsm \"maybe\" must be yes or no") && r.stderr.contains("nothing was imported"), "{}", r.stderr);
+    std::fs::write(env.path("groups.csv"), with_groups("yes")).unwrap();
+    ok(import("groups.csv"), "import with groups");
+    // A later import took Jane off free school meals from 1 October 2026.
+    let dir = db.store.load_directory(&Sealer::from_key_file(&env.path("secrets/haven.key")).unwrap()).await.unwrap();
+    let jane = dir.pupils.iter().find(|p| p.upn == "A100000000001").unwrap().id;
+    let october = haven::report::period::day_start_us("2026-10-01".parse().unwrap(), chrono_tz::Europe::London);
+    assert_eq!(db.store.record_characteristics(&[(jane, "fsm", "no".into())], october).await.unwrap(), 1);
+    assert_eq!(db.store.record_characteristics(&[(jane, "fsm", "no".into())], october).await.unwrap(), 0, "no change, no new row");
+
+    let doc: Value = serde_json::from_str(&ok(summary(&env, "dsl", "json", DSL), "dsl json")).expect("JSON");
+    let section = "By vulnerable group, as on the day";
+    assert_eq!(row(&doc, section, "Free school meals"), strings(&["3", "2", "4"]));
+    assert_eq!(row(&doc, section, "In care (looked after)"), strings(&["0", "0", "6"]));
+    assert_eq!(row(&doc, section, "Young carer"), strings(&["0", "0", "0"]));
+    let doc: Value = serde_json::from_str(&ok(summary(&env, "governors", "json", DSL), "governors json")).expect("JSON");
+    assert_eq!(row(&doc, section, "Free school meals"), strings(&["fewer than 5", "fewer than 5", "fewer than 5"]));
+    assert_eq!(row(&doc, section, "In care (looked after)"), strings(&["0", "0", "withheld"]));
+    db.cleanup().await;
+}
+
 backend_tests!(
+    pupils_are_counted_in_their_groups_as_they_were_on_the_day,
     referrals_and_plans_are_counted_listed_and_reminded,
     governors_see_hand_computed_figures_with_small_numbers_hidden,
     the_dsl_sees_every_count_and_who_recorded_them,

@@ -6,6 +6,7 @@
 //! - [`read`]: pure reading of raw bytes into a [`message::Message`] (the only user of mail-parser's
 //!   message parser; [`ingest`] uses only its mbox splitter).
 //! - [`directory`]: pupils, staff and contacts as plain data.
+//! - [`characteristics`]: pupils' vulnerable groups (FSM, in care, EAL, SEN N/K/E …) read from the directory import.
 //! - [`clock`]: the one injected source of time.
 //! - [`duration`]: the one grammar for written durations (`90s`, `15m`, `2d`), config and rules alike.
 //! - [`ingest`]: message files, Maildir++ folders and mbox files found and read for `haven ingest`.
@@ -29,6 +30,7 @@ pub mod alert;
 pub mod authenticate;
 pub mod blind;
 pub mod category;
+pub mod characteristics;
 pub mod cli;
 pub mod clock;
 pub mod config;

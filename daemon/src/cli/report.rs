@@ -125,6 +125,7 @@ pub async fn figures(
         by_year: store.report_by_pupil(PupilGroup::YearGroup, from, to).await?,
         by_house: store.report_by_pupil(PupilGroup::House, from, to).await?,
         by_sen: store.report_by_pupil(PupilGroup::Sen, from, to).await?,
+        by_group: store.report_by_characteristic(from, to).await?,
         outcomes: store.report_outcomes(from, to).await?,
         referrals: store.report_referrals(&from_day, &to_day).await?,
         plans_open: store.report_plans_open(&to_day).await?,

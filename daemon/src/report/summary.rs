@@ -33,6 +33,8 @@ pub struct Figures {
     pub by_year: Counted,
     pub by_house: Counted,
     pub by_sen: Counted,
+    /// By vulnerable group as pupils were when each incident happened (`fsm:yes`, `sen:K`).
+    pub by_group: Counted,
     pub outcomes: Counted,
     /// Referrals made in the period, by agency.
     pub referrals: Counted,
@@ -148,6 +150,7 @@ impl SummaryDoc {
         sections.push(grouped("By year group", &|f| &f.by_year, Order::YearGroup));
         sections.push(grouped("By house", &|f| &f.by_house, Order::Name));
         sections.push(grouped("Special educational needs", &|f| &f.by_sen, Order::Sen));
+        sections.push(grouped("By vulnerable group, as on the day", &|f| &f.by_group, Order::Fixed(crate::characteristics::LABELS)));
         sections.push(grouped("Outcomes recorded", &|f| &f.outcomes, Order::Fixed(CODES)));
         sections.push(grouped("Referrals made", &|f| &f.referrals, Order::Fixed(AGENCIES)));
         sections.push(grouped("Plans open at the end of the period", &|f| &f.plans_open, Order::Fixed(PLAN_KINDS)));

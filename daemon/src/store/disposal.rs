@@ -552,6 +552,7 @@ impl Tx {
                     .rows_affected();
                 }
                 sqlx::query("DELETE FROM pupil_plans WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
+                sqlx::query("DELETE FROM pupil_characteristics WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
                 // The blind name index (keyed hashes of their names) goes with the entry.
                 sqlx::query("DELETE FROM pupil_name_tokens WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
                 d.directory_entry = sqlx::query("DELETE FROM pupils WHERE id = $1").bind(pupil).execute(&mut *c).await?.rows_affected() > 0;

@@ -8,6 +8,7 @@
 
 mod ai_queue;
 mod audit;
+mod characteristics;
 mod console;
 mod console_access;
 mod console_triage;
