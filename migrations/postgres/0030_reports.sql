@@ -2,8 +2,12 @@
 -- records referrals to other agencies and the multi-agency plans a pupil is on.
 
 -- Reports count incidents by when they happened, over a term: this index serves every count
--- of a period (by category from the index alone), follow-ups and corrections left out.
-CREATE INDEX incidents_occurred_category ON incidents (occurred_us, category) WHERE follows IS NULL AND corrects IS NULL;
+-- of a period from the index alone (by category, delays to recording, by recorder), follow-ups
+-- and corrections left out.
+CREATE INDEX incidents_occurred_category ON incidents (occurred_us, category, recorded_us, recorded_by)
+    WHERE follows IS NULL AND corrects IS NULL;
+-- Which pupils an incident is about, and in what role, without reading the link rows.
+CREATE INDEX incident_pupils_about ON incident_pupils (incident_id, role, pupil_id);
 
 -- A referral of an incident to another agency (`haven referral add`): the agency in clear so
 -- reports can count it with GROUP BY; the agency's reference sealed, as an outcome's text is.

@@ -97,12 +97,19 @@ pub async fn figures(
     audience: Audience,
 ) -> Result<Figures, CliError> {
     let (from, to) = period.span_us(tz);
-    let by_category = store.report_by_category(from, to).await?;
-    let incidents = by_category.iter().map(|(_, n)| n).sum();
+    // Month by month; the period's categories are the months' added up (the months are cut to
+    // the period, end to end), so the period is read once.
     let mut by_month = Vec::new();
+    let mut by_category: std::collections::BTreeMap<Option<String>, i64> = std::collections::BTreeMap::new();
     for (label, (a, b)) in period.months(tz) {
-        by_month.push((label, store.report_by_category(a, b).await?.iter().map(|(_, n)| n).sum()));
+        let month = store.report_by_category(a, b).await?;
+        by_month.push((label, month.iter().map(|(_, n)| n).sum()));
+        for (k, n) in month {
+            *by_category.entry(k).or_default() += n;
+        }
     }
+    let by_category: Counted = by_category.into_iter().collect();
+    let incidents = by_category.iter().map(|(_, n)| n).sum();
     let (open_actions, overdue_actions) = store.report_open_actions(from, to, crate::store::to_us(now)).await?;
     let (from_day, to_day) = (period.from.to_string(), period.to.to_string());
     let by_recorder = match audience {
