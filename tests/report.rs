@@ -279,6 +279,17 @@ async fn governors_see_hand_computed_figures_with_small_numbers_hidden(backend: 
     assert_eq!(row(&doc, "By month", "Oct 2026"), strings(&["–", "–", "7"]));
     assert_eq!(row(&doc, "By month", "Nov 2026"), strings(&["–", "–", "fewer than 5"]));
     assert_eq!(row(&doc, "By month", "Dec 2026"), strings(&["–", "–", "0"]));
+    // The chart: bars as long as the counts shown, none for a hidden one.
+    let bars: Vec<(String, String, u64)> = doc["chart"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["label"].as_str().unwrap().to_string(), b["text"].as_str().unwrap().to_string(), b["percent"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(bars.len(), 11, "Jan to Jul and Sep to Dec 2026: {bars:?}");
+    assert!(bars.contains(&("Oct 2026".into(), "7".into(), 100)), "{bars:?}");
+    assert!(bars.contains(&("Sep 2026".into(), "fewer than 5".into(), 0)), "{bars:?}");
+    assert!(bars.contains(&("May 2026".into(), "withheld".into(), 0)), "{bars:?}");
     assert_eq!(row(&doc, "By year group", "Year 7"), strings(&["fewer than 5", "fewer than 5", "8"]));
     assert_eq!(row(&doc, "By year group", "Year 8"), strings(&["0", "0", "withheld"]));
     assert_eq!(row(&doc, "By year group", "Year 9"), strings(&["0", "0", "fewer than 5"]));
@@ -358,6 +369,9 @@ async fn the_dsl_sees_every_count_and_who_recorded_them(backend: Backend) {
     assert_eq!(row(&doc, "By category", "Medical"), strings(&["0", "0", "6"]));
     assert_eq!(row(&doc, "By month", "Sep 2026"), strings(&["–", "–", "4"]));
     assert_eq!(row(&doc, "By month", "Nov 2026"), strings(&["–", "–", "5"]));
+    let bars = doc["chart"].as_array().unwrap();
+    let sep = bars.iter().find(|b| b["label"] == "Sep 2026").unwrap();
+    assert_eq!((sep["text"].as_str(), sep["percent"].as_u64()), (Some("4"), Some(57)), "4 of 7");
     assert_eq!(row(&doc, "Outcomes recorded", "No further action (NFA)"), strings(&["0", "0", "6"]));
     assert_eq!(row(&doc, "Outcomes recorded", "Referred to children's social care"), strings(&["0", "0", "1"]));
     assert_eq!(row(&doc, "Actions", "Awaiting an outcome"), strings(&["0", "0", "1"]));

@@ -63,6 +63,18 @@ pub struct SummaryDoc {
     /// How to read it (small numbers, percentiles).
     pub notes: Vec<String>,
     pub sections: Vec<Section>,
+    /// Incidents per month as bars, oldest first: what people would rather look at than read.
+    pub chart: Vec<Bar>,
+}
+
+/// One bar of a chart.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bar {
+    pub label: String,
+    /// As the table prints it ("7", "fewer than 5").
+    pub text: String,
+    /// The bar's length, 0 to 100, of the longest; 0 for a hidden count (its length would tell).
+    pub percent: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -193,6 +205,7 @@ impl SummaryDoc {
                     .to_string(),
             );
         }
+        let chart = chart(&sections);
         SummaryDoc {
             school: meta.school.to_string(),
             title: if governors { "Safeguarding report for governors" } else { "Safeguarding report for the DSL team" }.into(),
@@ -202,6 +215,7 @@ impl SummaryDoc {
             periods: periods.to_vec(),
             notes,
             sections,
+            chart,
         }
     }
 }
@@ -279,6 +293,21 @@ fn months(figures: &[Figures], governors: bool) -> Vec<Row> {
         }
     }
     rows
+}
+
+/// Bars for the "By month" section: each month under its own period, hidden counts drawn empty.
+fn chart(sections: &[Section]) -> Vec<Bar> {
+    let Some(months) = sections.iter().find(|s| s.title == "By month") else { return Vec::new() };
+    let cell = |r: &Row| r.cells.iter().find(|c| c.text != "–").cloned().unwrap_or_else(Cell::none);
+    let top = months.rows.iter().filter_map(|r| cell(r).count).max().unwrap_or(0).max(1);
+    months
+        .rows
+        .iter()
+        .map(|r| {
+            let c = cell(r);
+            Bar { label: r.label.clone(), percent: c.count.map_or(0, |n| u32::try_from(n * 100 / top).unwrap_or(100)), text: c.text }
+        })
+        .collect()
 }
 
 /// The nearest-rank `q` quantile of a histogram of (minutes, count), in minutes.
