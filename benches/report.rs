@@ -131,10 +131,11 @@ async fn seed(store: &Store, n: i64) {
         format!("({}, '{}', '{day}', 1, 0)", k * 50 + 1, ["CSC", "LADO", "POLICE", "EARLY-HELP", "OTHER"][(k % 5) as usize])
     })
     .await;
-    insert(store, "INSERT INTO pupil_plans (pupil_id, kind, starts_on, created_by, created_us) VALUES ", PUPILS / 10, |k| {
+    insert(store, "INSERT INTO pupil_plans (pupil_id, kind, starts_on, starts_us, created_by, created_us) VALUES ", PUPILS / 10, |k| {
         let day = NaiveDate::from_ymd_opt(2026, 1, 5).expect("a date") + chrono::Duration::days(k * 3 % 340);
+        let starts_us = haven::report::period::day_start_us(day, chrono_tz::Europe::London);
         format!(
-            "({}, '{}', '{day}', 1, 0)",
+            "({}, '{}', '{day}', {starts_us}, 1, 0)",
             k * 10 + 1,
             ["early-help", "child-in-need", "child-protection", "looked-after", "other"][(k % 5) as usize]
         )

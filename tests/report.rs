@@ -490,6 +490,11 @@ async fn referrals_and_plans_are_counted_listed_and_reminded(backend: Backend) {
     assert_eq!(row(&doc, "Plans open at the end of the period", "Child protection plan"), strings(&["0", "0", "1"]));
     assert_eq!(row(&doc, "Plans open at the end of the period", "Early help plan"), strings(&["0", "0", "0"]));
     assert_eq!(row(&doc, "Plans started in the period", "Early help plan"), strings(&["0", "0", "1"]));
+    // And as groups on the day: Amira's second incident (23 November) fell within her plan,
+    // her first (16 November) before it; all six of Oliver's within his early help.
+    let section = "By vulnerable group, as on the day";
+    assert_eq!(row(&doc, section, "On a child protection plan"), strings(&["0", "0", "1"]));
+    assert_eq!(row(&doc, section, "On an early help plan"), strings(&["0", "0", "6"]));
 
     // The inspection pack.
     refused(env.haven(&["report", "inspection", "--as", HEAD]), "only the DSL team may do this");

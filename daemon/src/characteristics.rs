@@ -22,7 +22,7 @@ pub const COLUMNS: &[(&str, &[&str])] = &[
     ("young_carer", &["young carer", "young_carer"]),
 ];
 
-/// How each reads in a report.
+/// How each reads in a report; plans (`haven plan add`) count as groups too.
 pub const LABELS: &[(&str, &str)] = &[
     ("fsm:yes", "Free school meals"),
     ("pupil_premium:yes", "Pupil premium"),
@@ -34,6 +34,11 @@ pub const LABELS: &[(&str, &str)] = &[
     ("sen:yes", "SEN (status not given)"),
     ("service_child:yes", "Service child"),
     ("young_carer:yes", "Young carer"),
+    ("plan:early-help", "On an early help plan"),
+    ("plan:child-in-need", "On a child in need plan"),
+    ("plan:child-protection", "On a child protection plan"),
+    ("plan:looked-after", "Looked after (plan recorded)"),
+    ("plan:other", "On another multi-agency plan"),
 ];
 
 fn fold(s: &str) -> String {

@@ -900,7 +900,8 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             cli::plan::add(&app.store, &app.sealer().await?, req, app.config.school.tz(), now).await
         }
         Command::Plan { command: PlanCommand::End { plan, on, reason, by } } => {
-            cli::plan::end(&app.store, &app.sealer().await?, plan, on, &reason, &by, now).await
+            let req = cli::plan::EndPlan { id: plan, on, reason: &reason, by: &by };
+            cli::plan::end(&app.store, &app.sealer().await?, req, app.config.school.tz(), now).await
         }
         Command::Plans { all, viewer, json } => cli::plan::list(&app.store, &app.sealer().await?, &viewer, all, json, now).await,
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,

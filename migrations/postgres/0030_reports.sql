@@ -31,6 +31,8 @@ CREATE TABLE pupil_plans (
     kind             TEXT NOT NULL CHECK (kind IN ('early-help', 'child-in-need', 'child-protection', 'looked-after', 'other')),
     starts_on        TEXT NOT NULL,     -- YYYY-MM-DD
     ends_on          TEXT,              -- YYYY-MM-DD; NULL while open
+    starts_us        BIGINT NOT NULL,   -- the start of starts_on in the school's zone, for counting
+    ends_us          BIGINT,            -- the start of ends_on, likewise
     end_reason       TEXT,              -- sealed
     review_every_days BIGINT,           -- NULL: no reviews are reminded
     next_review_on   TEXT,              -- YYYY-MM-DD; NULL when ended or not reviewed

@@ -77,21 +77,23 @@ pub async fn add(store: &Store, sealer: &Sealer, req: AddPlan<'_>, tz: Tz, now: 
         next
     });
     let mut tx = store.begin().await?;
-    let id = tx.add_plan(pupil.id, req.kind.as_str(), req.starts, req.review_every_days, next_review, staff.id, now).await?;
+    let starts_us = crate::report::period::day_start_us(req.starts, tz);
+    let id = tx.add_plan(pupil.id, req.kind.as_str(), req.starts, starts_us, req.review_every_days, next_review, staff.id, now).await?;
     tx.commit().await?;
     let review = next_review.map(|d| format!("; first review due {d}")).unwrap_or_default();
     Ok(format!("plan #{id} ({}) for pupil {} from {}{review}", kind_label(req.kind.as_str()), pupil.upn, req.starts))
 }
 
-pub async fn end(
-    store: &Store,
-    sealer: &Sealer,
-    id: i64,
-    on: NaiveDate,
-    reason: &str,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<String, CliError> {
+/// What ending a plan needs.
+pub struct EndPlan<'a> {
+    pub id: i64,
+    pub on: NaiveDate,
+    pub reason: &'a str,
+    pub by: &'a str,
+}
+
+pub async fn end(store: &Store, sealer: &Sealer, req: EndPlan<'_>, tz: Tz, now: DateTime<Utc>) -> Result<String, CliError> {
+    let EndPlan { id, on, reason, by } = req;
     if reason.trim().is_empty() {
         return Err(CliError::Usage("--reason is empty: say why the plan ends (stepped down, closed, moved); nothing was changed".into()));
     }
@@ -107,7 +109,8 @@ pub async fn end(
         None => return Err(CliError::Usage(format!("there is no plan #{id} (see `haven plans --all`); nothing was changed"))),
     }
     let mut tx = store.begin().await?;
-    if tx.end_plan(id, on, &sealer.seal_text(END_REASON_FIELD, reason.trim()), staff.id, now).await?.is_none() {
+    let on_us = crate::report::period::day_start_us(on, tz);
+    if tx.end_plan(id, on, on_us, &sealer.seal_text(END_REASON_FIELD, reason.trim()), staff.id, now).await?.is_none() {
         return Err(CliError::Usage(format!("plan #{id} has already ended; nothing was changed")));
     }
     tx.commit().await?;

@@ -63,7 +63,8 @@ impl Store {
     }
 
     /// The period's incidents about a pupil in each vulnerable group as they were when it
-    /// happened, keyed `characteristic:value` (`fsm:yes`, `sen:K`); "no" and SEN "N" are left out.
+    /// happened, keyed `characteristic:value` (`fsm:yes`, `sen:K`; "no" and SEN "N" are left
+    /// out), and about a pupil on a plan that day, keyed `plan:KIND`.
     pub async fn report_by_characteristic(&self, from_us: i64, to_us: i64) -> Result<super::report::Counted> {
         let sql = format!(
             "SELECT pc.characteristic || ':' || pc.value AS g, COUNT(DISTINCT i.id) FROM incidents i \
@@ -72,9 +73,23 @@ impl Store {
              AND (pc.to_us IS NULL OR pc.to_us > i.occurred_us) \
              WHERE {IN_PERIOD} AND pc.value NOT IN ('no', 'N') GROUP BY pc.characteristic, pc.value"
         );
+        // And the plans they were on that day.
+        let plans = format!(
+            "SELECT 'plan:' || pp.kind AS g, COUNT(DISTINCT i.id) FROM incidents i \
+             JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.role <> 'mentioned' \
+             JOIN pupil_plans pp ON pp.pupil_id = ip.pupil_id AND pp.starts_us <= i.occurred_us \
+             AND (pp.ends_us IS NULL OR pp.ends_us > i.occurred_us) \
+             WHERE {IN_PERIOD} GROUP BY pp.kind"
+        );
         on_pool!(self, |p| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from_us).bind(to_us).fetch_all(p).await?;
-            rows.iter().map(|r| Ok((r.try_get::<Option<String>, _>(0)?, r.try_get::<i64, _>(1)?))).collect()
+            let mut counted = Vec::new();
+            for sql in [sql, plans] {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from_us).bind(to_us).fetch_all(p).await?;
+                for r in &rows {
+                    counted.push((r.try_get::<Option<String>, _>(0)?, r.try_get::<i64, _>(1)?));
+                }
+            }
+            Ok(counted)
         })
     }
 }

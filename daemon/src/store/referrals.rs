@@ -83,6 +83,7 @@ impl Tx {
         pupil: i64,
         kind: &str,
         starts: NaiveDate,
+        starts_us: i64,
         review_every_days: Option<i64>,
         next_review: Option<NaiveDate>,
         by: i64,
@@ -90,8 +91,8 @@ impl Tx {
     ) -> Result<i64> {
         let id: i64 = on_tx!(self, |c| {
             sqlx::query(
-                "INSERT INTO pupil_plans (pupil_id, kind, starts_on, review_every_days, next_review_on, created_by, created_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                "INSERT INTO pupil_plans (pupil_id, kind, starts_on, review_every_days, next_review_on, created_by, created_us, starts_us) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             )
             .bind(pupil)
             .bind(kind)
@@ -100,6 +101,7 @@ impl Tx {
             .bind(next_review.map(text))
             .bind(by)
             .bind(to_us(at))
+            .bind(starts_us)
             .fetch_one(&mut *c)
             .await?
             .try_get("id")?
@@ -116,17 +118,27 @@ impl Tx {
     }
 
     /// Ends an open plan on `on`; `None` when there is no open plan `id`.
-    pub async fn end_plan(&mut self, id: i64, on: NaiveDate, sealed_reason: &str, by: i64, at: DateTime<Utc>) -> Result<Option<i64>> {
+    #[allow(clippy::too_many_arguments)]
+    pub async fn end_plan(
+        &mut self,
+        id: i64,
+        on: NaiveDate,
+        on_us: i64,
+        sealed_reason: &str,
+        by: i64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
         let pupil: Option<i64> = on_tx!(self, |c| {
             sqlx::query(
-                "UPDATE pupil_plans SET ends_on = $1, end_reason = $2, ended_by = $3, ended_us = $4, next_review_on = NULL \
-                 WHERE id = $5 AND ends_on IS NULL RETURNING pupil_id",
+                "UPDATE pupil_plans SET ends_on = $1, end_reason = $2, ended_by = $3, ended_us = $4, next_review_on = NULL, \
+                 ends_us = $6 WHERE id = $5 AND ends_on IS NULL RETURNING pupil_id",
             )
             .bind(text(on))
             .bind(sealed_reason)
             .bind(by)
             .bind(to_us(at))
             .bind(id)
+            .bind(on_us)
             .fetch_optional(&mut *c)
             .await?
             .map(|r| r.try_get::<i64, _>("pupil_id"))
