@@ -6,6 +6,7 @@
 //! - [`read`]: pure reading of raw bytes into a [`message::Message`] (the only user of mail-parser's
 //!   message parser; [`ingest`] uses only its mbox splitter).
 //! - [`directory`]: pupils, staff and contacts as plain data.
+//! - [`characteristics`]: pupils' vulnerable groups (FSM, in care, EAL, SEN N/K/E …) read from the directory import.
 //! - [`clock`]: the one injected source of time.
 //! - [`duration`]: the one grammar for written durations (`90s`, `15m`, `2d`), config and rules alike.
 //! - [`ingest`]: message files, Maildir++ folders and mbox files found and read for `haven ingest`.
@@ -25,12 +26,14 @@
 //! - [`ai`]: AI suggestions after filing (`[ai]`), shown as suggestions, never routing.
 //! - [`transfer`]: a leaver's child-protection file: deadlines in school days, the reminder
 //!   ladder, the signed bundle and its receipt.
+//! - [`report`]: reports across pupils (governors', the DSL's, inspectors'), as typed models built from counts.
 
 pub mod ai;
 pub mod alert;
 pub mod authenticate;
 pub mod blind;
 pub mod category;
+pub mod characteristics;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -57,6 +60,7 @@ pub mod pdf;
 pub mod pipeline;
 pub mod read;
 pub mod reply_token;
+pub mod report;
 pub mod retention;
 pub mod rules;
 pub mod sar;

@@ -351,6 +351,54 @@ the arguments are wrong.")]
         #[command(subcommand)]
         command: TransferCommand,
     },
+    /// Reports across pupils: the safeguarding summary for governors or the DSL team.
+    #[command(after_help = format!(
+        "Example: haven report summary --term \"Autumn 2026\" --as dsl@school.example --format pdf --out autumn.pdf\n\n{EXIT_CODES}"
+    ))]
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// Record a referral of an incident to another agency (the DSL team); reports count them
+    /// and the inspection pack lists them.
+    #[command(after_help = format!(
+        "Example: haven referral add 42 --agency CSC --reference 2026/4471 --on 2026-11-18 --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Referral {
+        #[command(subcommand)]
+        command: ReferralCommand,
+    },
+    /// Every referral recorded, newest first (the DSL team; audited).
+    #[command(after_help = format!("Example: haven referrals --as dsl@school.example\n\n{EXIT_CODES}"))]
+    Referrals {
+        /// Who is looking: a member of the DSL team (email address).
+        #[arg(long = "as", value_name = "STAFF_EMAIL")]
+        viewer: String,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record or end a multi-agency plan a pupil is on (the DSL team); reviews are reminded.
+    #[command(after_help = format!(
+        "Example: haven plan add E100000000003 --kind child-protection --starts 2026-11-20 --review-every 6w --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// The plans open now (or, with --all, every plan), newest first (the DSL team; audited).
+    #[command(after_help = format!("Example: haven plans --as dsl@school.example\n\n{EXIT_CODES}"))]
+    Plans {
+        /// Ended plans too.
+        #[arg(long)]
+        all: bool,
+        /// Who is looking: a member of the DSL team (email address).
+        #[arg(long = "as", value_name = "STAFF_EMAIL")]
+        viewer: String,
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The holds that stand (or, with --all, every hold ever set).
     #[command(after_help = format!("Example: haven holds --all\n\n{EXIT_CODES}"))]
     Holds {
@@ -395,6 +443,123 @@ A mark is kept beside the incident, which is never changed; the newest mark coun
         #[arg(long, value_name = "TEXT")]
         impact: Option<String>,
         /// Who marks it: a member of the DSL team (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Counts for a term beside the two before it (or for two dates): incidents by category,
+    /// month, year group, house and SEN; outcomes, referrals, plans, open and overdue actions;
+    /// median and 90th-percentile times. For governors no one is named and counts from 1 to 5
+    /// read "fewer than 5". The DSL team, SLT or the head may run it (the DSL's: the DSL team).
+    #[command(after_help = format!(
+        "Example: haven report summary --term \"Autumn 2026\" --as head@school.example --format html --out autumn.html\n\n\
+         Terms come from school.terms_file (README \"Reports\").\n\n{EXIT_CODES}"
+    ))]
+    Summary {
+        /// A term named in school.terms_file; the two terms before it are shown beside it.
+        #[arg(long, conflicts_with_all = ["from", "to"], value_name = "NAME")]
+        term: Option<String>,
+        /// The first day (YYYY-MM-DD), with --to.
+        #[arg(long, requires = "to", value_name = "DATE")]
+        from: Option<chrono::NaiveDate>,
+        /// The last day, included (YYYY-MM-DD), with --from.
+        #[arg(long, requires = "from", value_name = "DATE")]
+        to: Option<chrono::NaiveDate>,
+        /// governors: nobody named, small numbers hidden; dsl: exact counts, recorders named.
+        #[arg(long, value_enum, default_value = "governors")]
+        audience: haven::report::summary::Audience,
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::report::ReportFormat,
+        /// Write the report to this new file instead of printing it (needed for pdf).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Who runs it (their email address); the run is audited under their name.
+        #[arg(long = "as", value_name = "STAFF_EMAIL")]
+        viewer: String,
+    },
+    /// The lists an inspector asks for at 8am on the first day: referrals to the DSL with their
+    /// resolution, LADO referrals, pupils with open social-care cases or plans, overdue
+    /// outcomes; written as a folder with MANIFEST.sha256. The DSL team only.
+    #[command(after_help = format!(
+        "Example: haven report inspection --as dsl@school.example --format pdf --out inspection\n\n{EXIT_CODES}"
+    ))]
+    Inspection {
+        /// The first day the lists cover (YYYY-MM-DD); a year ago when not given.
+        #[arg(long, value_name = "DATE")]
+        since: Option<chrono::NaiveDate>,
+        #[arg(long, value_enum, default_value = "html")]
+        format: cli::report::ReportFormat,
+        /// The folder to write (new); a name with the date when not given.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Who runs it: a member of the DSL team (email address); audited.
+        #[arg(long = "as", value_name = "STAFF_EMAIL")]
+        viewer: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReferralCommand {
+    /// Record that INCIDENT was referred to an agency on a day.
+    #[command(after_help = format!(
+        "Example: haven referral add 42 --agency LADO --on 2026-11-18 --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Add {
+        /// The incident's number.
+        incident: i64,
+        /// Where it was referred: CSC (children's social care), LADO, POLICE, EARLY-HELP or OTHER.
+        #[arg(long, value_enum)]
+        agency: cli::referral::Agency,
+        /// The agency's reference, if it gave one (kept sealed).
+        #[arg(long, value_name = "TEXT")]
+        reference: Option<String>,
+        /// The day it was referred (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        on: chrono::NaiveDate,
+        /// The member of the DSL team recording it (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Record a plan a pupil is on, from a day, with reviews reminded every so often.
+    #[command(after_help = format!(
+        "Example: haven plan add \"Amira Khan\" --kind early-help --starts 2026-11-20 --review-every 6w --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    Add {
+        /// The pupil: a UPN, or a full name as the directory has it.
+        pupil: String,
+        #[arg(long, value_enum)]
+        kind: cli::plan::PlanKind,
+        /// The day the plan started (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        starts: chrono::NaiveDate,
+        /// How often it is reviewed (e.g. 6w, 30d): the DSL team is emailed when a review falls due.
+        #[arg(long, value_name = "DURATION", value_parser = cli::plan::parse_review_every)]
+        review_every: Option<i64>,
+        /// The member of the DSL team recording it (email address).
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
+    /// End a plan on a day, with the reason (stepped down, closed, moved).
+    #[command(after_help = format!(
+        "Example: haven plan end 3 --on 2027-02-01 --reason \"stepped down to early help\" --by dsl@school.example\n\n{EXIT_CODES}"
+    ))]
+    End {
+        /// The plan's number, as `haven plans` shows it.
+        plan: i64,
+        /// The day it ended (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        on: chrono::NaiveDate,
+        /// Why it ended (kept sealed).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// The member of the DSL team recording it (email address).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
@@ -1140,6 +1305,27 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
             cli::transfer_receive::receive(&app, from, &by, key.as_deref()).await
         }
         Command::Transfers { viewer, all, json } => cli::transfer::list(&app, &viewer, all, json).await,
+        Command::Report { command: ReportCommand::Summary { term, from, to, audience, format, out, viewer } } => {
+            let req = cli::report::SummaryRequest { term: term.as_deref(), from, to, audience, format, out, viewer: &viewer };
+            cli::report::summary(&app, req).await
+        }
+        Command::Report { command: ReportCommand::Inspection { since, format, out, viewer } } => {
+            cli::inspection::run(&app, cli::inspection::InspectionRequest { since, format, out, viewer: &viewer }).await
+        }
+        Command::Referral { command: ReferralCommand::Add { incident, agency, reference, on, by } } => {
+            let req = cli::referral::AddReferral { incident, agency, reference: reference.as_deref(), on, by: &by };
+            cli::referral::add(&app.store, &app.sealer().await?, req, app.config.school.tz(), now).await
+        }
+        Command::Referrals { viewer, json } => cli::referral::list(&app.store, &app.sealer().await?, &viewer, json, now).await,
+        Command::Plan { command: PlanCommand::Add { pupil, kind, starts, review_every, by } } => {
+            let req = cli::plan::AddPlan { pupil: &pupil, kind, starts, review_every_days: review_every, by: &by };
+            cli::plan::add(&app.store, &app.sealer().await?, req, app.config.school.tz(), now).await
+        }
+        Command::Plan { command: PlanCommand::End { plan, on, reason, by } } => {
+            let req = cli::plan::EndPlan { id: plan, on, reason: &reason, by: &by };
+            cli::plan::end(&app.store, &app.sealer().await?, req, app.config.school.tz(), now).await
+        }
+        Command::Plans { all, viewer, json } => cli::plan::list(&app.store, &app.sealer().await?, &viewer, all, json, now).await,
         Command::Holds { all, json } => cli::hold::list(&app.store, &app.sealer().await?, all, app.config.school.tz(), json).await,
         Command::Outcome { incident, text, by } => cli::outcome::record(&app.store, &app.sealer().await?, incident, &text, &by, now).await,
         Command::Link { action, incident, pupil, by } => {

@@ -55,6 +55,7 @@ pub async fn import(
     let staff = read_staff(files.staff, &mut errors);
     let known_upns: HashSet<String> = store.load_directory(sealer).await?.pupils.into_iter().map(|p| p.upn).collect();
     let contacts = read_contacts(files.contacts, &pupils, &known_upns, &mut errors, &mut warnings);
+    let characteristics = crate::characteristics::read_characteristics(files.pupils, &mut errors);
     if !errors.is_empty() {
         return Err(CliError::Data(format!("{}\nnothing was imported", errors.join("\n"))));
     }
@@ -81,6 +82,7 @@ pub async fn import(
             return Err(CliError::Data(refusal.message));
         }
     };
+    record_characteristics(store, blind, &characteristics, crate::report::period::day_start_us(today, tz), now).await?;
     Ok(Imported { report, warnings })
 }
 
@@ -177,6 +179,33 @@ impl std::fmt::Display for SyncReport {
             self.contacts
         )
     }
+}
+
+/// Keeps the pupils' characteristics from the import with their history (from the import's
+/// day), in a transaction of its own after the roll's; a change is audited with the counts only.
+async fn record_characteristics(
+    store: &Store,
+    blind: &BlindIndex,
+    read: &std::collections::HashMap<String, Vec<(&'static str, String)>>,
+    from_us: i64,
+    now: DateTime<Utc>,
+) -> Result<(), CliError> {
+    if read.values().all(Vec::is_empty) {
+        return Ok(());
+    }
+    // By the UPN's blind index: the roll just written is sealed under keys this process has
+    // not loaded, and nothing needs opening to find a pupil's row.
+    let mut values: Vec<(i64, &str, String)> = Vec::new();
+    for (upn, read) in read {
+        if let Some(id) = store.pupil_by_upn(blind, upn).await? {
+            values.extend(read.iter().map(|(name, value)| (id, *name, value.clone())));
+        }
+    }
+    let changed = store.record_characteristics(&values, from_us).await?;
+    if changed > 0 {
+        store.audit(now, "cli", "directory_characteristics", "directory", &format!("{} values, {changed} changed", values.len())).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

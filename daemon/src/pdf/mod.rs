@@ -23,6 +23,10 @@ pub enum Template {
     MultiAgency,
     /// The answer to a subject access request (`haven sar export`).
     SubjectAccess,
+    /// The safeguarding summary for governors or the DSL team (`haven report summary`).
+    Summary,
+    /// The inspection pack's lists (`haven report inspection`).
+    Inspection,
 }
 
 impl Template {
@@ -32,6 +36,8 @@ impl Template {
             Template::DisposalCertificate => include_str!("../../templates/pdf/disposal_certificate.typ"),
             Template::MultiAgency => include_str!("../../templates/pdf/multiagency.typ"),
             Template::SubjectAccess => include_str!("../../templates/pdf/sar.typ"),
+            Template::Summary => include_str!("../../templates/pdf/summary.typ"),
+            Template::Inspection => include_str!("../../templates/pdf/inspection.typ"),
         }
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod digest;
 pub mod due;
+pub mod plan_reviews;
 pub mod reminder;
 pub mod sar_deadlines;
 
@@ -113,6 +114,7 @@ pub async fn tick(store: &Store, settings: &ScheduleSettings, now: DateTime<Utc>
     send_due_digests(store, settings, now, &mut directory, &mut report).await?;
     sar_deadlines::remind(store, settings, now, &mut report).await?;
     report.transfer_reminders = crate::transfer::schedule::fire_due(store, settings, now).await?.1;
+    plan_reviews::remind_due(store, settings, now, &mut directory, &mut report).await?;
     Ok(report)
 }
 

@@ -487,6 +487,7 @@ impl Tx {
                 blobs.extend(shas);
                 d.attachments +=
                     sqlx::query("DELETE FROM attachments WHERE incident_id = $1").bind(id).execute(&mut *c).await?.rows_affected();
+                sqlx::query("DELETE FROM referrals WHERE incident_id = $1").bind(id).execute(&mut *c).await?;
                 sqlx::query("DELETE FROM incident_pupils WHERE incident_id = $1").bind(id).execute(&mut *c).await?;
                 d.incidents += sqlx::query("DELETE FROM incidents WHERE id = $1").bind(id).execute(&mut *c).await?.rows_affected();
             }
@@ -544,6 +545,8 @@ impl Tx {
                     .await?
                     .rows_affected();
                 }
+                sqlx::query("DELETE FROM pupil_plans WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
+                sqlx::query("DELETE FROM pupil_characteristics WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
                 // The blind name index (keyed hashes of their names) goes with the entry.
                 sqlx::query("DELETE FROM pupil_name_tokens WHERE pupil_id = $1").bind(pupil).execute(&mut *c).await?;
                 // What subject access requests about them collected (copies of their records,

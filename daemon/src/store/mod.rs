@@ -10,6 +10,7 @@ mod ai_feedback;
 mod ai_queue;
 mod ai_rules;
 mod audit;
+mod characteristics;
 mod console;
 mod console_access;
 mod console_triage;
@@ -28,6 +29,8 @@ mod outcomes;
 mod plans;
 mod pupil_search;
 mod read;
+mod referrals;
+mod report;
 mod retention;
 mod sar;
 mod schedule;
@@ -58,6 +61,8 @@ pub use outcomes::OutcomeRecorded;
 #[doc(hidden)]
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
+pub use referrals::{Plan, Referral};
+pub use report::{Delay, ListedIncident, PupilGroup};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use sar::{
     Disclosure, IncidentTexts, NewSarItem, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, UnfiledMessage, fields as sar_fields,

@@ -1,0 +1,244 @@
+//! `haven report summary --term NAME | --from DATE --to DATE --as STAFF [--audience
+//! governors|dsl] [--format text|html|json|pdf] [--out FILE]`: the safeguarding summary for
+//! governors (no names, small numbers hidden) or for the DSL team (exact, recorders named), the
+//! term asked for beside the two before it.
+//!
+//! Every figure is counted by the database ([`Store::report_by_category`] and friends); only
+//! the staff list is read to check who asks, and no pupil's record is opened. Only the DSL team,
+//! SLT and the head may run the governors' report, only the DSL team the DSL's; every run and
+//! every refusal is audited.
+
+use super::{App, CliError};
+use crate::directory::{Directory, Role, Staff};
+use crate::report::period::{self, Asked, Period, PeriodError};
+use crate::report::summary::{Audience, Counted, Figures, SummaryDoc, SummaryMeta};
+use crate::store::{Delay, PupilGroup, Store};
+use askama::Template as _;
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use std::path::{Path, PathBuf};
+
+/// The formats a report is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Html,
+    Json,
+    Pdf,
+}
+
+pub struct SummaryRequest<'a> {
+    pub term: Option<&'a str>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub audience: Audience,
+    pub format: ReportFormat,
+    pub out: Option<PathBuf>,
+    /// Who runs it (a staff email).
+    pub viewer: &'a str,
+}
+
+/// Who may run the report for `audience`.
+fn may_run(staff: &Staff, audience: Audience) -> bool {
+    match audience {
+        Audience::Governors => staff.is_dsl_team() || staff.has_role(Role::Slt) || staff.has_role(Role::Head),
+        Audience::Dsl => staff.is_dsl_team(),
+    }
+}
+
+/// The active member of staff `email`, allowed to run a report for `audience`; a refusal is
+/// audited.
+pub(crate) async fn authorised<'a>(
+    store: &Store,
+    dir: &'a Directory,
+    email: &str,
+    audience: Audience,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<&'a Staff, CliError> {
+    let staff = dir
+        .active_staff_by_email(email)
+        .ok_or_else(|| CliError::Usage(format!("--as {email}: not an active member of staff; no report was made")))?;
+    if !may_run(staff, audience) {
+        store.audit(now, &format!("staff:{}", staff.id), "report_refused", what, &format!("audience={audience:?}")).await?;
+        let who = match audience {
+            Audience::Governors => "the DSL team, SLT or the head",
+            Audience::Dsl => "the DSL team",
+        };
+        return Err(CliError::Usage(format!("--as {email}: only {who} may run this report; no report was made")));
+    }
+    Ok(staff)
+}
+
+/// The periods asked for, or what is wrong with the question.
+fn periods_of(app: &App, req: &SummaryRequest<'_>) -> Result<Vec<Period>, CliError> {
+    let asked = match (req.term, req.from, req.to) {
+        (Some(t), None, None) => Asked::Term(t),
+        (None, Some(from), Some(to)) => Asked::Dates { from, to },
+        _ => return Err(CliError::Usage("give --term NAME, or both --from DATE and --to DATE".into())),
+    };
+    period::periods(asked, app.config.terms.as_ref()).map_err(|e| match e {
+        PeriodError::NoTermsFile => CliError::Config(e.to_string()),
+        PeriodError::UnknownTerm { .. } => {
+            let file = app.config.school.terms_file.as_deref().map(|f| format!(" ({})", f.display())).unwrap_or_default();
+            CliError::Usage(format!("{e}{file}"))
+        }
+        PeriodError::Backwards { .. } => CliError::Usage(e.to_string()),
+    })
+}
+
+/// One period's counts, every one aggregated by the database.
+pub async fn figures(
+    store: &Store,
+    dir: &Directory,
+    period: &Period,
+    tz: Tz,
+    now: DateTime<Utc>,
+    audience: Audience,
+) -> Result<Figures, CliError> {
+    let (from, to) = period.span_us(tz);
+    // Month by month; the period's categories are the months' added up (the months are cut to
+    // the period, end to end), so the period is read once.
+    let mut by_month = Vec::new();
+    let mut by_category: std::collections::BTreeMap<Option<String>, i64> = std::collections::BTreeMap::new();
+    for (label, (a, b)) in period.months(tz) {
+        let month = store.report_by_category(a, b).await?;
+        by_month.push((label, month.iter().map(|(_, n)| n).sum()));
+        for (k, n) in month {
+            *by_category.entry(k).or_default() += n;
+        }
+    }
+    let by_category: Counted = by_category.into_iter().collect();
+    let incidents = by_category.iter().map(|(_, n)| n).sum();
+    let (open_actions, overdue_actions) = store.report_open_actions(from, to, crate::store::to_us(now)).await?;
+    let (from_day, to_day) = (period.from.to_string(), period.to.to_string());
+    let by_recorder = match audience {
+        Audience::Governors => Vec::new(),
+        Audience::Dsl => store
+            .report_by_recorder(from, to)
+            .await?
+            .into_iter()
+            .map(|(id, n)| {
+                let name = id.and_then(|id| dir.staff.iter().find(|s| s.id == id)).map(|s| format!("{} {}", s.first_name, s.last_name));
+                (name, n)
+            })
+            .collect::<Counted>(),
+    };
+    Ok(Figures {
+        incidents,
+        pupils: store.report_pupils(from, to).await?,
+        by_category,
+        by_month,
+        by_year: store.report_by_pupil(PupilGroup::YearGroup, from, to).await?,
+        by_house: store.report_by_pupil(PupilGroup::House, from, to).await?,
+        by_sen: store.report_by_pupil(PupilGroup::Sen, from, to).await?,
+        by_group: store.report_by_characteristic(from, to).await?,
+        outcomes: store.report_outcomes(from, to).await?,
+        referrals: store.report_referrals(&from_day, &to_day).await?,
+        plans_open: store.report_plans_open(&to_day).await?,
+        plans_started: store.report_plans_started(&from_day, &to_day).await?,
+        open_actions,
+        overdue_actions,
+        occurred_to_recorded: store.report_delays(Delay::OccurredToRecorded, from, to).await?,
+        recorded_to_outcome: store.report_delays(Delay::RecordedToOutcome, from, to).await?,
+        by_recorder,
+    })
+}
+
+/// Builds the summary's model: the periods, their counts, who asked (checked and audited).
+pub async fn summary_doc(app: &App, req: &SummaryRequest<'_>, now: DateTime<Utc>) -> Result<SummaryDoc, CliError> {
+    let periods = periods_of(app, req)?;
+    // The staff list only: no pupil is opened to make a report.
+    let dir = app.store.load_directory_with_pupils(&app.sealer().await?, &[]).await?;
+    let staff = authorised(&app.store, &dir, req.viewer, req.audience, "report:summary", now).await?;
+    let tz = app.config.school.tz();
+    let mut all = Vec::with_capacity(periods.len());
+    for p in &periods {
+        all.push(figures(&app.store, &dir, p, tz, now, req.audience).await?);
+    }
+    let names: Vec<&str> = periods.iter().map(|p| p.name.as_str()).collect();
+    app.store
+        .audit(
+            now,
+            &format!("staff:{}", staff.id),
+            "report",
+            "report:summary",
+            &format!("audience={:?} periods={} format={:?}", req.audience, names.join("|"), req.format),
+        )
+        .await?;
+    let meta = SummaryMeta {
+        school: &app.config.school.name,
+        audience: req.audience,
+        generated_at: format!("{} ({})", now.with_timezone(&tz).format("%Y-%m-%d %H:%M"), tz.name()),
+        generated_by: Some(format!("{} {} <{}>", staff.first_name, staff.last_name, staff.email())),
+    };
+    Ok(SummaryDoc::build(&periods, &all, &meta))
+}
+
+/// `haven report summary`: prints the report, or writes it to `--out`.
+pub async fn summary(app: &App, req: SummaryRequest<'_>) -> Result<String, CliError> {
+    if req.format == ReportFormat::Pdf && req.out.is_none() {
+        return Err(CliError::Usage("--format pdf writes a file: give --out FILE.pdf".into()));
+    }
+    if let Some(out) = &req.out
+        && out.exists()
+    {
+        return Err(CliError::Usage(format!("{} already exists; choose another --out", out.display())));
+    }
+    let now = app.now();
+    let doc = summary_doc(app, &req, now).await?;
+    let bytes = render(&doc, req.format, now).await?;
+    match &req.out {
+        Some(out) => {
+            write_new(out, &bytes)?;
+            Ok(format!("report written to {}", out.display()))
+        }
+        None => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "report_summary.txt")]
+struct SummaryText<'a> {
+    d: &'a SummaryDoc,
+}
+
+#[derive(askama::Template)]
+#[template(path = "report_summary.html")]
+struct SummaryHtml<'a> {
+    d: &'a SummaryDoc,
+}
+
+/// The report in `format`.
+pub async fn render(doc: &SummaryDoc, format: ReportFormat, now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
+    let templ = |e: askama::Error| CliError::Other(anyhow::anyhow!("the report's template: {e}"));
+    Ok(match format {
+        ReportFormat::Text => SummaryText { d: doc }.render().map_err(templ)?.into_bytes(),
+        ReportFormat::Html => SummaryHtml { d: doc }.render().map_err(templ)?.into_bytes(),
+        ReportFormat::Json => serde_json::to_vec_pretty(doc).map_err(|e| CliError::Other(anyhow::anyhow!("the report's JSON: {e}")))?,
+        ReportFormat::Pdf => render_pdf(doc.clone(), now).await?,
+    })
+}
+
+#[cfg(feature = "pdf")]
+async fn render_pdf(doc: SummaryDoc, now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
+    let rendered = tokio::task::spawn_blocking(move || crate::pdf::render(crate::pdf::Template::Summary, &doc, now))
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("the PDF renderer stopped: {e}")))?
+        .map_err(|e| CliError::Other(anyhow::Error::new(e)))?;
+    Ok(rendered.bytes)
+}
+
+#[cfg(not(feature = "pdf"))]
+async fn render_pdf(_doc: SummaryDoc, _now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
+    Err(CliError::Usage("this haven was built without PDF support (cargo feature `pdf`): use --format html and print it".into()))
+}
+
+/// Writes a new file, readable by its owner only (a report is the school's business).
+pub(crate) fn write_new(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| CliError::Other(anyhow::anyhow!("writing {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
+    f.write_all(data).map_err(io)
+}
