@@ -547,6 +547,7 @@ async fn referrals_and_plans_are_counted_listed_and_reminded(backend: Backend) {
         school_name: "Test School".into(),
         keys: Arc::new(haven::store::LiveKeys::new(Sealer::from_key_file(&env.path("secrets/haven.key")).unwrap(), None)),
         directory: Default::default(),
+        detail: haven::config::Detail::Minimal,
     };
     let when = Utc.from_utc_datetime(&due.and_hms_opt(9, 0, 0).unwrap());
     let sql = "SELECT subject, body FROM outbox WHERE email_message_id LIKE 'haven.plan1.review%' ORDER BY id";
