@@ -383,7 +383,7 @@ fn every_condition_kind_decides_whether_a_rule_applies() {
 fn unknown_keys_are_reported_where_they_are() {
     assert_eq!(
         errors_of("unknown-key"),
-        "10-rules.toml:3:1: unknown field `alerts`, expected one of `name`, `when`, `alert`, `set_category`, `priority`, `visibility`, `outcome_within`, `escalate`, `digest`, `stop`, `on_backfill` (did you mean `alert`?)\n\
+        "10-rules.toml:3:1: unknown field `alerts`, expected one of `name`, `when`, `alert`, `set_category`, `priority`, `visibility`, `outcome_within`, `escalate`, `digest`, `stop`, `on_backfill`, `ai_timeout`, `on_ai_timeout` (did you mean `alert`?)\n\
          10-rules.toml:8:6: unknown field `categroy`, expected one of `category`, `category_not`, `safeguarding`, `text`, `sender`, `sender_domain`, `year_group`, `house`, `sen`, `on_roll`, `attachments`, `history`, `ai_risk` (did you mean `category`?)\n\
          10-rules.toml:10:3: unknown key `rules`, expected `default`, `[[category]]` or `[[rule]]` (did you mean `[[rule]]`?)"
     );

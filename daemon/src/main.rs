@@ -723,27 +723,34 @@ enum SarCommand {
         /// Why it needs longer (kept sealed; the requester must be told).
         #[arg(long)]
         reason: String,
+        /// Who does it: the DSL team or the DPO (email address; audited).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
     /// Close a request; the holds it placed are released.
     #[command(after_help = format!("Example: haven sar close 1 --by dsl@school.example\n\n{EXIT_CODES}"))]
     Close {
+        /// The request's number (`haven sar list`).
         id: i64,
+        /// Who does it: the DSL team or the DPO (email address; audited).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
     /// Gather everything about the subject as the request's items, each flagged for review.
     #[command(after_help = format!("Example: haven sar collect 1 --by dsl@school.example\n\n{EXIT_CODES}"))]
     Collect {
+        /// The request's number (`haven sar list`).
         id: i64,
+        /// Who does it: the DSL team or the DPO (email address; audited).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
     /// Show every item of a request in full, with its flags and its decision.
     #[command(after_help = format!("Example: haven sar items 1 --by dsl@school.example\n\n{EXIT_CODES}"))]
     Items {
+        /// The request's number (`haven sar list`).
         id: i64,
+        /// Who does it: the DSL team or the DPO (email address; audited).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
@@ -785,16 +792,19 @@ enum SarCommand {
         /// Or why nobody was consulted.
         #[arg(long, value_name = "TEXT")]
         no_consultation_reason: Option<String>,
+        /// Who does it: the DSL team or the DPO (email address; audited).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
     /// Write the answer as a PDF of exactly what is disclosed, and log a sealed copy of it.
     #[command(after_help = format!("Example: haven sar export 1 --out sar-0001.pdf --by dsl@school.example\n\n{EXIT_CODES}"))]
     Export {
+        /// The request's number (`haven sar list`).
         id: i64,
         /// The PDF to write (never overwritten).
         #[arg(long, value_name = "FILE.pdf")]
         out: PathBuf,
+        /// Who does it: the DSL team or the DPO (email address; audited).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
@@ -802,10 +812,12 @@ enum SarCommand {
     /// (exit 65 when one does not match), and with --file, that a file is what was sent.
     #[command(after_help = format!("Example: haven sar verify 1 --file sar-0001.pdf --by dsl@school.example\n\n{EXIT_CODES}"))]
     Verify {
+        /// The request's number (`haven sar list`).
         id: i64,
         /// A file to compare with the latest copy sent.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Who does it: the DSL team or the DPO (email address; audited).
         #[arg(long, value_name = "STAFF_EMAIL")]
         by: String,
     },
