@@ -64,6 +64,25 @@ fn active<'a>(dir: &'a Directory, email: &str) -> Result<&'a Staff, CliError> {
         .ok_or_else(|| CliError::Usage(format!("--by {email}: not an active member of staff; nothing was changed")))
 }
 
+/// The active member of staff `by`, when they may manage records (the DSL team, the head, the
+/// DPO); otherwise the refusal of `step` on disposal `id` is audited and explained. Only the staff
+/// list is loaded: no pupil is opened to check who is asking.
+async fn manager(app: &App, sealer: &crate::seal::Sealer, id: i64, by: &str, step: &str, doing: &str) -> Result<Staff, CliError> {
+    let dir = app.store.load_directory_with_pupils(sealer, &[]).await?;
+    let staff = active(&dir, by)?;
+    if !may_manage_records(staff) {
+        return refuse(
+            app,
+            Some(id),
+            &actor(staff),
+            &format!("{step}: not DSL team, head or DPO"),
+            format!("--by {by}: only the DSL team, the head or the DPO may {doing}"),
+        )
+        .await;
+    }
+    Ok(staff.clone())
+}
+
 fn actor(staff: &Staff) -> String {
     format!("staff:{}", staff.id)
 }
@@ -256,19 +275,7 @@ pub async fn cancel(app: &App, id: i64, by: &str, reason: &str) -> Result<String
     }
     let d = load(app, id).await?;
     let sealer = app.sealer().await?;
-    // Staff only: no pupil is opened to check who is asking.
-    let dir = app.store.load_directory_with_pupils(&sealer, &[]).await?;
-    let staff = active(&dir, by)?;
-    if !may_manage_records(staff) {
-        return refuse(
-            app,
-            Some(id),
-            &actor(staff),
-            "cancel: not DSL team, head or DPO",
-            format!("--by {by}: only the DSL team, the head or the DPO may cancel a disposal"),
-        )
-        .await;
-    }
+    let staff = &manager(app, &sealer, id, by, "cancel", "cancel a disposal").await?;
     if !matches!(d.state, DisposalState::Requested | DisposalState::Approved) {
         return Err(CliError::Usage(format!(
             "disposal #{id} is {}: only a requested or approved disposal can be cancelled; nothing was changed",
@@ -331,19 +338,7 @@ pub async fn run(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let policy = load_policy(app)?;
     let d = load(app, id).await?;
     let sealer = app.sealer().await?;
-    // Staff only: no pupil is opened to check who is asking.
-    let dir = app.store.load_directory_with_pupils(&sealer, &[]).await?;
-    let staff = active(&dir, by)?;
-    if !may_manage_records(staff) {
-        return refuse(
-            app,
-            Some(id),
-            &actor(staff),
-            "run: not DSL team, head or DPO",
-            format!("--by {by}: only the DSL team, the head or the DPO may carry out a disposal"),
-        )
-        .await;
-    }
+    let staff = &manager(app, &sealer, id, by, "run", "carry out a disposal").await?;
     match d.state {
         DisposalState::Approved => {}
         DisposalState::Requested => {
@@ -494,14 +489,7 @@ async fn write_pdf(c: &Certificate, path: &std::path::Path, now: DateTime<Utc>) 
         .await
         .map_err(|e| CliError::Other(anyhow::anyhow!("the PDF renderer stopped: {e}")))?
         .map_err(|e| CliError::Other(anyhow::Error::new(e)))?;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(&rendered.bytes).and_then(|()| f.sync_all()))
+    super::write_new(path, &rendered.bytes)
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e} (an existing file is never overwritten)", path.display())))?;
     Ok(format!("certificate written to {} ({} page{})", path.display(), rendered.pages, if rendered.pages == 1 { "" } else { "s" }))
 }

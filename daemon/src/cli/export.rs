@@ -23,7 +23,7 @@ use chrono_tz::Tz;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The bundle formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,7 +68,7 @@ pub async fn run(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: Export
     let io = |e: std::io::Error| CliError::Other(anyhow::anyhow!("writing {}: {e}", out.display()));
     std::fs::create_dir_all(out.join("attachments")).map_err(io)?;
     for (name, data) in &bundle.files {
-        write_file(&out.join(name), data).map_err(io)?;
+        super::write_new(&out.join(name), data).map_err(io)?;
     }
     Ok(out)
 }
@@ -195,13 +195,6 @@ async fn render_pdf(doc: ExportDoc, now: DateTime<Utc>) -> Result<Vec<u8>, CliEr
 #[cfg(not(feature = "pdf"))]
 async fn render_pdf(_doc: ExportDoc, _now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
     unreachable!("refused above without the pdf feature")
-}
-
-fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    f.write_all(data)
 }
 
 fn render_json(view: &Chronology, attachments: &[Vec<serde_json::Value>], holds: &[String], now: DateTime<Utc>) -> String {

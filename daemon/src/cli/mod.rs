@@ -84,6 +84,17 @@ impl From<crate::store::StoreError> for CliError {
     }
 }
 
+/// Writes `data` to a new file at `path`, readable by its owner only, and syncs it: exports,
+/// reports, certificates and bundles are the school's business, and an existing file is never
+/// overwritten.
+pub(crate) fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
 /// Loads the configuration (exit 78 with every error on failure).
 pub fn load_config(path: &Path) -> Result<Config, CliError> {
     Config::load(path).map_err(|e| CliError::Config(e.to_string()))

@@ -7,7 +7,7 @@
 //! One model ([`MultiAgencyDoc`]) is written as CSV, HTML (askama) or PDF/A (typst).
 
 use super::CliError;
-use super::chronology::{Window, load_window};
+use super::chronology::load_view;
 use crate::blind::BlindIndex;
 use crate::seal::Sealer;
 use crate::store::{ChronologyEntry, Mark, Store, mark_fields};
@@ -75,7 +75,7 @@ pub async fn run(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: &Reque
     if output == Output::Pdf && !cfg!(feature = "pdf") {
         return Err(CliError::Usage("this haven was built without PDF support (cargo feature `pdf`): write a .html and print it".into()));
     }
-    let view = load_window(store, sealer, blind, req.query, req.viewer, "multiagency_chronology", Window::All, req.now).await?;
+    let view = load_view(store, sealer, blind, req.query, req.viewer, "multiagency_chronology", req.now).await?;
     let marks = store.marks_of_pupil(view.pupil.id).await?;
     let mut rows = Vec::new();
     for e in &view.entries {
@@ -102,7 +102,7 @@ pub async fn run(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: &Reque
     let Some(path) = req.out else {
         return Ok(String::from_utf8_lossy(&bytes).trim_end().to_string());
     };
-    write_new(path, &bytes)
+    super::write_new(path, &bytes)
         .map_err(|e| CliError::Usage(format!("cannot write {}: {e} (an existing file is never overwritten)", path.display())))?;
     Ok(format!(
         "multi-agency chronology written to {}: {} significant event(s); {} other entr{} not marked significant",
@@ -175,12 +175,4 @@ async fn pdf(doc: &MultiAgencyDoc, now: DateTime<Utc>) -> Result<Vec<u8>, CliErr
 #[cfg(not(feature = "pdf"))]
 async fn pdf(_doc: &MultiAgencyDoc, _now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
     unreachable!("refused above without the pdf feature")
-}
-
-fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    f.write_all(data)?;
-    f.sync_all()
 }

@@ -236,9 +236,5 @@ async fn render_pdf(_doc: SummaryDoc, _now: DateTime<Utc>) -> Result<Vec<u8>, Cl
 
 /// Writes a new file, readable by its owner only (a report is the school's business).
 pub(crate) fn write_new(path: &Path, data: &[u8]) -> Result<(), CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |e: std::io::Error| CliError::Other(anyhow::anyhow!("writing {}: {e}", path.display()));
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io)?;
-    f.write_all(data).map_err(io)
+    super::write_new(path, data).map_err(|e| CliError::Other(anyhow::anyhow!("writing {}: {e}", path.display())))
 }

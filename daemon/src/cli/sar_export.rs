@@ -98,7 +98,7 @@ pub async fn export(app: &App, id: i64, out: &Path, by: &str) -> Result<String, 
     let doc = build(cover, &decided);
     let bytes = render(doc.clone(), now).await?;
     let sha = hex::encode(Sha256::digest(&bytes));
-    write_new(out, &bytes)
+    super::write_new(out, &bytes)
         .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write {}: {e}; nothing was recorded as sent", out.display())))?;
     let mut tx = app.store.begin().await?;
     let recorded = tx
@@ -143,14 +143,6 @@ async fn render(doc: SarDoc, now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
 #[cfg(not(feature = "pdf"))]
 async fn render(_doc: SarDoc, _now: DateTime<Utc>) -> Result<Vec<u8>, CliError> {
     unreachable!("refused above without the pdf feature")
-}
-
-fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    f.write_all(data)?;
-    f.sync_all()
 }
 
 /// Checks every disclosure of request `id`: its sealed copy opens, hashes to the SHA-256 the

@@ -190,8 +190,7 @@ fn role_of(staff: &crate::directory::Staff) -> &'static str {
 
 /// Writes the folder (files 0600, folders 0700) and the same files as one zip.
 fn write_bundle(out: &Path, archive: &Path, files: &[(String, Vec<u8>)]) -> Result<(), CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     for p in [out, archive] {
         if p.exists() {
             return Err(CliError::Usage(format!("{} already exists; choose another --out; nothing was prepared", p.display())));
@@ -203,13 +202,11 @@ fn write_bundle(out: &Path, archive: &Path, files: &[(String, Vec<u8>)]) -> Resu
         if let Some(parent) = path.parent() {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(|e| io(parent, e))?;
         }
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(|e| io(&path, e))?;
-        f.write_all(data).map_err(|e| io(&path, e))?;
+        super::write_new(&path, data).map_err(|e| io(&path, e))?;
     }
     let root = out.file_name().map_or_else(|| "transfer".to_string(), |n| n.to_string_lossy().into_owned());
     let zipped = crate::console::bundle::zip(&root, files).map_err(|e| CliError::Other(anyhow::anyhow!("the zip archive: {e}")))?;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(archive).map_err(|e| io(archive, e))?;
-    f.write_all(&zipped).map_err(|e| io(archive, e))
+    super::write_new(archive, &zipped).map_err(|e| io(archive, e))
 }
 
 /// `haven transfer send CASE --by DSL`: records the prepared bundle as sent by the school's own
