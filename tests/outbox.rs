@@ -93,8 +93,13 @@ async fn seed(db: &TestDb) -> (BTreeMap<String, i64>, i64) {
     (ids, dir.pupils[0].id)
 }
 
-/// Files one incident about Jane with an alert to each of `recipients`; returns its number.
+/// Files one urgent incident about Jane with an alert to each of `recipients`; returns its number.
 async fn file_incident(db: &TestDb, n: u32, staff: &BTreeMap<String, i64>, pupil: i64, recipients: &[&str]) -> i64 {
+    file_incident_at(db, n, staff, pupil, recipients, "urgent").await
+}
+
+/// [`file_incident`] with the incident's priority.
+async fn file_incident_at(db: &TestDb, n: u32, staff: &BTreeMap<String, i64>, pupil: i64, recipients: &[&str], priority: &str) -> i64 {
     let sha = format!("{n:064x}");
     let msg = MessageRecord {
         sha256: Some(sha.clone()),
@@ -127,7 +132,7 @@ async fn file_incident(db: &TestDb, n: u32, staff: &BTreeMap<String, i64>, pupil
         recorded_by: None,
         record_kind: "email".into(),
         category: "Neglect".into(),
-        priority: "urgent".into(),
+        priority: priority.into(),
         visibility: "dsl".into(),
         note: Some("Jane Smithson came in hungry again".into()),
         original_from: Some("parent@home.example".into()),
@@ -506,7 +511,51 @@ async fn non_urgent_alerts_wait_for_quiet_hours_to_end(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A backlog of 150 routine alerts (more than one pass sends) is waiting when a member of staff
+/// asks for a console sign-in link and an urgent concern is filed: both go in the first pass,
+/// ahead of the backlog queued before them; the backlog then drains oldest first.
+async fn a_sign_in_link_and_an_urgent_alert_overtake_a_backlog(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (staff, jane) = seed(&db).await;
+    for n in 0..150 {
+        file_incident_at(&db, n, &staff, jane, &[DDSL], "normal").await;
+    }
+    let link = OutboxRecord {
+        purpose: "signin",
+        recipient: DSL.into(),
+        email_message_id: "haven.console-link.0123456789abcdef@school.example".into(),
+        subject: "Haven: your sign-in link".into(),
+        body: "Sign in: https://haven.school.example/sign-in/token\n".into(),
+    };
+    let mut tx = db.store.begin().await.unwrap();
+    assert!(tx.queue_email(None, &link, t0()).await.unwrap());
+    tx.commit().await.unwrap();
+    let urgent = file_incident_at(&db, 150, &staff, jane, &[DSL], "urgent").await;
+    let server = SmtpServer::start();
+    let transport = smtp(server.port);
+
+    let first = outbox::send_due(&db.store, &transport, &settings(8), t0()).await.unwrap();
+    assert_eq!(first.sent, 100, "one pass sends a hundred");
+    let msgs = server.messages();
+    let to_dsl: Vec<&String> = msgs.iter().filter(|m| header(m, "To").as_deref() == Some(DSL)).collect();
+    assert_eq!(to_dsl.len(), 2, "the link and the urgent alert went in the first pass, ahead of 150 older alerts");
+    assert!(to_dsl.iter().any(|m| header(m, "Subject").as_deref() == Some("Haven: your sign-in link")));
+    assert!(to_dsl.iter().any(|m| header(m, "X-Haven-Incident") == Some(urgent.to_string())));
+    // The backlog drains oldest first: the 98 routine alerts sent are the first 98 filed.
+    let sent_routine: Vec<i64> =
+        msgs.iter().filter(|m| header(m, "To").as_deref() == Some(DDSL)).filter_map(|m| header(m, "X-Haven-Incident")?.parse().ok()).collect();
+    assert_eq!(sent_routine.len(), 98);
+    assert!(sent_routine.iter().all(|i| *i <= sent_routine.iter().min().unwrap() + 97), "{sent_routine:?}");
+
+    let second = outbox::send_due(&db.store, &transport, &settings(8), t0()).await.unwrap();
+    assert_eq!(second.sent, 52, "then the rest of the backlog");
+    let audit = db.store.audit_tail(500).await.unwrap();
+    assert_eq!(audit.iter().filter(|a| a.action == "signin_sent").count(), 1, "the link's sending is audited as a sign-in link");
+    db.cleanup().await;
+}
+
 backend_tests!(
+    a_sign_in_link_and_an_urgent_alert_overtake_a_backlog,
     non_urgent_alerts_wait_for_quiet_hours_to_end,
     alerts_arrive_once_with_the_right_headers,
     an_outage_delays_and_does_not_lose,

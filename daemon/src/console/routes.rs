@@ -170,7 +170,7 @@ async fn ask_for_link(
             let token = st.key.sign_link(staff.id, now + lifetime, &nonce, &browser);
             let minutes = (lifetime.num_seconds() + 59) / 60;
             let email = OutboxRecord {
-                purpose: "notice",
+                purpose: "signin",
                 recipient: staff.email().to_string(),
                 email_message_id: format!("haven.console-link.{}@{}", &nonce[..16], st.mail_domain),
                 subject: "Haven: your sign-in link".into(),

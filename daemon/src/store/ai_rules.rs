@@ -188,9 +188,12 @@ impl Tx {
         for a in raise.alerts.iter().filter(|a| !alerted.contains(&a.recipient.to_lowercase())) {
             let added = on_tx!(self, |c| {
                 sqlx::query(
-                    "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, created_us, state, \
-                     attempts, next_attempt_us) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7) \
-                     ON CONFLICT (email_message_id) DO NOTHING",
+                    sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, created_us, state, \
+                         attempts, next_attempt_us, lane) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7, {}) \
+                         ON CONFLICT (email_message_id) DO NOTHING",
+                        super::outbox::LANE_SQL
+                    )),
                 )
                 .bind(incident)
                 .bind(a.purpose)
@@ -213,6 +216,13 @@ impl Tx {
                     .await?
                     .rows_affected()
             }) == 1;
+            // Now urgent: what is still waiting to tell someone about it goes first.
+            on_tx!(self, |c| {
+                sqlx::query("UPDATE outbox SET lane = 0 WHERE incident_id = $1 AND state = 'pending' AND purpose IN ('alert', 'reminder')")
+                    .bind(incident)
+                    .execute(&mut *c)
+                    .await?;
+            });
         }
         if let Some(action) = &raise.action {
             let existing = on_tx!(self, |c| {

@@ -81,7 +81,8 @@ pub struct AttachmentRecord {
 /// An email waiting to be sent, written with the incident it is about.
 #[derive(Debug, Clone)]
 pub struct OutboxRecord {
-    /// alert | reminder | digest | triage | notice
+    /// alert | reminder | digest | triage | notice | signin (a console sign-in link); with the
+    /// incident's priority it decides the email's lane (`store::outbox::lane`)
     pub purpose: &'static str,
     pub recipient: String,
     /// Stable, so a resend after a crash is recognisable.
@@ -753,8 +754,13 @@ impl Tx {
         let pupils: Vec<(i64, &PupilLink)> = filed.iter().flat_map(|(m, inc)| inc.pupils.iter().map(move |p| (incident(m), p))).collect();
         let attachments: Vec<(i64, &AttachmentRecord)> =
             filed.iter().flat_map(|(m, inc)| inc.attachments.iter().map(move |a| (incident(m), a))).collect();
-        let outbox: Vec<(i64, i64, &OutboxRecord)> =
-            filed.iter().flat_map(|(m, inc)| inc.outbox.iter().map(move |o| (incident(m), to_us(inc.recorded), o))).collect();
+        let outbox: Vec<(i64, i64, i16, &OutboxRecord)> = filed
+            .iter()
+            .flat_map(|(m, inc)| {
+                let urgent = inc.priority == "urgent";
+                inc.outbox.iter().map(move |o| (incident(m), to_us(inc.recorded), super::outbox::lane(o.purpose, urgent), o))
+            })
+            .collect();
         let actions: Vec<(i64, i64, &ActionRecord)> =
             filed.iter().filter_map(|(m, inc)| Some((incident(m), to_us(inc.recorded), inc.action.as_ref()?))).collect();
 
@@ -791,11 +797,11 @@ impl Tx {
                 c,
                 ROWS_PER_STATEMENT,
                 "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, \
-                 created_us, state, attempts, next_attempt_us) ",
+                 created_us, state, attempts, next_attempt_us, lane) ",
                 outbox,
                 "",
                 |b, row| {
-                    let (incident, created, o) = *row;
+                    let (incident, created, lane, o) = *row;
                     let number = incident.to_string();
                     b.push_bind(incident)
                         .push_bind(o.purpose)
@@ -806,7 +812,8 @@ impl Tx {
                         .push_bind(created)
                         .push_bind("pending")
                         .push_bind(0i32)
-                        .push_bind(created);
+                        .push_bind(created)
+                        .push_bind(lane);
                 }
             );
             let rows = insert_values!(

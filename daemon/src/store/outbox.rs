@@ -19,6 +19,28 @@ pub const CLAIM_LEASE: Duration = Duration::minutes(2);
 /// The audit actor for the outbox worker's entries.
 const ACTOR: &str = "outbox";
 
+/// The lane of an email (migration 0039): lane 0 is claimed before lane 1. An email goes in
+/// lane 0 when someone is waiting for it now (a console sign-in link, which works for ten
+/// minutes) or when it alerts or reminds about an urgent incident; everything else in lane 1.
+/// A backlog of routine alerts then never holds up a sign-in link or an urgent alert.
+pub fn lane(purpose: &str, urgent_incident: bool) -> i16 {
+    match purpose {
+        "signin" => 0,
+        "alert" | "reminder" if urgent_incident => 0,
+        _ => 1,
+    }
+}
+
+/// [`lane`] as SQL, for an INSERT whose `$1` is the incident (or NULL) and `$2` the purpose.
+pub(super) const LANE_SQL: &str = "CASE WHEN $2 = 'signin' THEN 0 \
+     WHEN $2 IN ('alert', 'reminder') AND EXISTS (SELECT 1 FROM incidents WHERE id = $1 AND priority = 'urgent') THEN 0 \
+     ELSE 1 END";
+
+/// The emails the outbox claims next: due, lane 0 first, then oldest first (`$1` now, `$3`
+/// how many). Read along the `outbox_due` index, however long the backlog.
+pub(super) const DUE_EMAILS: &str =
+    "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_us <= $1 ORDER BY lane, next_attempt_us, id LIMIT $3";
+
 /// An email claimed for sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEmail {
@@ -53,25 +75,24 @@ pub struct DeadEmail {
 
 impl Store {
     /// Claims up to `limit` pending emails whose next attempt is due at `now`, leasing them
-    /// until `now + CLAIM_LEASE` so no other daemon sends them meanwhile. Oldest first.
+    /// until `now + CLAIM_LEASE` so no other daemon sends them meanwhile. Lane 0 first (see
+    /// [`lane`]), then oldest first.
     pub async fn due_emails(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<PendingEmail>> {
         let lock = match self {
             Store::Sqlite(_) => "",
             Store::Postgres(_) => " FOR UPDATE SKIP LOCKED",
         };
         let sql = format!(
-            "UPDATE outbox SET next_attempt_us = $2 WHERE id IN (\
-             SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_us <= $1 \
-             ORDER BY next_attempt_us, id LIMIT $3{lock}) \
-             RETURNING id, incident_id, message_id, purpose, recipient, email_message_id, subject, body, attempts, \
+            "UPDATE outbox SET next_attempt_us = $2 WHERE id IN ({DUE_EMAILS}{lock}) \
+             RETURNING id, lane, incident_id, message_id, purpose, recipient, email_message_id, subject, body, attempts, \
              (SELECT priority FROM incidents WHERE incidents.id = outbox.incident_id) AS priority"
         );
-        let mut out: Vec<PendingEmail> = on_pool!(self, |p| {
+        let mut out: Vec<(i16, PendingEmail)> = on_pool!(self, |p| {
             let rows =
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_us(now)).bind(to_us(now + CLAIM_LEASE)).bind(limit).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
-                out.push(PendingEmail {
+                out.push((r.try_get::<i16, _>("lane")?, PendingEmail {
                     id: r.try_get("id")?,
                     incident_id: r.try_get("incident_id")?,
                     message_id: r.try_get("message_id")?,
@@ -82,12 +103,13 @@ impl Store {
                     body: r.try_get("body")?,
                     attempts: r.try_get("attempts")?,
                     urgent: r.try_get::<Option<String>, _>("priority")?.as_deref() == Some("urgent"),
-                });
+                }));
             }
             out
         });
-        out.sort_by_key(|e| e.id);
-        Ok(out)
+        // RETURNING keeps no order: sent in the order claimed.
+        out.sort_by_key(|(lane, e)| (*lane, e.id));
+        Ok(out.into_iter().map(|(_, e)| e).collect())
     }
 
     /// Records a delivered email, with an audit entry naming only ids. Its subject and body are

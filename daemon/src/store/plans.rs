@@ -4,7 +4,7 @@
 //!
 //! Nothing here runs a query; it only names them.
 
-use super::{audit, outcomes, pupil_search, read, schedule};
+use super::{audit, outbox, outcomes, pupil_search, read, schedule};
 
 /// One read path: its SQL as the store runs it, and example values for its `$N` placeholders
 /// (SQL literals, `$1` first).
@@ -62,6 +62,7 @@ pub fn read_queries() -> Vec<PlannedQuery> {
         q("digest: dead-lettered", &schedule::dead_lettered_sql(), &[day_ago, now]),
         q("digest: audit head", audit::AUDIT_HEAD, &[]),
         q("scheduler: due rungs", schedule::DUE_RUNGS, &[now, "100"]),
+        q("outbox: emails due", outbox::DUE_EMAILS, &[now, "0", "100"]),
         q("scheduler: next rung", schedule::NEXT_RUNG_DUE, &[]),
         q("pupil by UPN", pupil_search::PUPIL_BY_UPN, &["'0123456789abcdef0123456789abcdef'"]),
         q(

@@ -65,7 +65,7 @@ pub struct RecordedIncident {
 }
 
 /// Outbox purposes whose dead-lettering the audit log records as `{purpose}_dead`.
-const DEAD_ACTIONS: &str = "'alert_dead', 'reminder_dead', 'digest_dead', 'triage_dead', 'notice_dead'";
+const DEAD_ACTIONS: &str = "'alert_dead', 'reminder_dead', 'digest_dead', 'triage_dead', 'notice_dead', 'signin_dead'";
 
 impl Store {
     /// Unfired rungs due at or before `now` whose action is still open, oldest first (ties in
@@ -259,12 +259,13 @@ impl Tx {
     /// queued before (a repeat): the UNIQUE Message-ID means it can never be sent twice.
     pub async fn queue_email(&mut self, incident: Option<i64>, email: &OutboxRecord, now: DateTime<Utc>) -> Result<bool> {
         on_tx!(self, |c| {
-            let row = sqlx::query(
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, \
-                 created_us, state, attempts, next_attempt_us) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7) \
+                 created_us, state, attempts, next_attempt_us, lane) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7, {}) \
                  ON CONFLICT (email_message_id) DO NOTHING RETURNING id",
-            )
+                super::outbox::LANE_SQL
+            )))
             .bind(incident)
             .bind(email.purpose)
             .bind(&email.recipient)
