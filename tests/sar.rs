@@ -447,6 +447,86 @@ async fn a_disposed_pupils_request_leaves_no_copies(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A connection holding a transaction open, in the test's own pool.
+enum Held {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+/// `haven sar export` killed with SIGKILL after it wrote the PDF and before its disclosure log
+/// committed (held there by a real lock on the database): nothing is left under the name the
+/// DSL would send, and nothing is logged. Run again, it writes the file and logs it, once.
+async fn an_export_killed_before_its_log_leaves_nothing_to_send(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = eaton_school(&db.url);
+    const GRACE: &str = "E100000000006";
+    let id = number(&ok(env.haven(&["sar", "open", "--subject", GRACE, "--received", "2026-11-20", "--by", DSL]), "open"));
+    ok(env.haven(&["sar", "collect", &id, "--by", DSL]), "collect");
+    let range = format!("1-{}", items(&env, &id).len());
+    let decide = ["sar", "decide", &id, &range, "--disclose", "--reason", "hers", "--no-consultation-reason", "her own request", "--by", DSL];
+    ok(env.haven(&decide), "decide");
+    let pdf = env.path("grace.pdf");
+    let partial = env.path("grace.pdf.partial");
+
+    // Another writer holds the database: the export blocks when it comes to log the disclosure.
+    let mut lock = match &db.store {
+        haven::store::Store::Sqlite(p) => {
+            let mut c = p.acquire().await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *c).await.unwrap();
+            Held::Sqlite(c)
+        }
+        haven::store::Store::Postgres(p) => {
+            let mut c = p.acquire().await.unwrap();
+            sqlx::raw_sql("BEGIN; LOCK TABLE sar_disclosures IN EXCLUSIVE MODE").execute(&mut *c).await.unwrap();
+            Held::Postgres(c)
+        }
+    };
+    let mut export = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["sar", "export", &id, "--out", pdf.to_str().unwrap(), "--by", DSL, "--config"])
+        .arg(&env.config)
+        .current_dir(env.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run haven sar export");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !partial.exists() && !pdf.exists() {
+        assert!(std::time::Instant::now() < deadline, "the export wrote nothing in 60 s");
+        assert!(export.try_wait().unwrap().is_none(), "the export ended instead of waiting for the lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(export.try_wait().unwrap().is_none(), "the export must still be waiting for the database");
+    export.kill().unwrap();
+    export.wait().unwrap();
+    match &mut lock {
+        Held::Sqlite(c) => sqlx::raw_sql("ROLLBACK").execute(&mut **c).await.map(|_| ()),
+        Held::Postgres(c) => sqlx::raw_sql("ROLLBACK").execute(&mut **c).await.map(|_| ()),
+    }
+    .unwrap();
+    drop(lock);
+
+    assert!(!pdf.exists(), "a file under the final name, but no disclosure logged: the DSL could send it unrecorded");
+    let logged = |db: &TestDb| {
+        let db = db.store.clone();
+        async move {
+            match &db {
+                haven::store::Store::Sqlite(p) => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sar_disclosures").fetch_one(p).await.unwrap(),
+                haven::store::Store::Postgres(p) => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sar_disclosures").fetch_one(p).await.unwrap(),
+            }
+        }
+    };
+    assert_eq!(logged(&db).await, 0, "nothing was sent, so nothing is logged");
+
+    // Again, with nothing in the way: one file, one disclosure, no partial copy left.
+    let out = ok(env.haven(&["sar", "export", &id, "--out", pdf.to_str().unwrap(), "--by", DSL]), "export again");
+    assert!(out.contains("disclosure #"), "{out}");
+    assert!(pdf.exists() && !partial.exists(), "{out}");
+    assert_eq!(logged(&db).await, 1);
+    ok(env.haven(&["sar", "verify", &id, "--file", pdf.to_str().unwrap(), "--by", DSL]), "the file is the copy logged");
+    db.cleanup().await;
+}
+
 /// (recipient, subject, body) of every reminder queued.
 async fn outbox(db: &TestDb) -> Vec<(String, String, String)> {
     const SQL: &str = "SELECT recipient, subject, body FROM outbox WHERE purpose = 'reminder' ORDER BY id";
@@ -456,4 +536,9 @@ async fn outbox(db: &TestDb) -> Vec<(String, String, String)> {
     }
 }
 
-backend_tests!(a_parents_request_about_himself, deadlines_extensions_reminders_and_bad_input, a_disposed_pupils_request_leaves_no_copies);
+backend_tests!(
+    a_parents_request_about_himself,
+    deadlines_extensions_reminders_and_bad_input,
+    a_disposed_pupils_request_leaves_no_copies,
+    an_export_killed_before_its_log_leaves_nothing_to_send,
+);

@@ -44,7 +44,7 @@ use crate::rules::{LiveRules, RuleSet};
 use crate::seal::{KeyFiles, Sealer};
 use crate::store::{AuditKey, Store};
 use chrono::{DateTime, Utc};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -93,6 +93,53 @@ pub(crate) fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(data)?;
     f.sync_all()
+}
+
+/// A new private file written beside its final name, as `NAME.partial`, and given that name by
+/// [`Staged::publish`] only once what records it (a disclosure log) has committed. An error or
+/// a crash before then leaves nothing under the final name that could be sent without its
+/// record: the `.partial` is deleted on an error, and replaced by the next run after a crash.
+#[must_use = "publish it once its record has committed, or it is deleted"]
+pub(crate) struct Staged {
+    partial: PathBuf,
+    path: PathBuf,
+}
+
+/// [`write_new`] to `path`'s `.partial` beside it; the final name must not exist.
+pub(crate) fn stage_new(path: &Path, data: &[u8]) -> std::io::Result<Staged> {
+    if path.exists() {
+        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file exists"));
+    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    let partial = path.with_file_name(name);
+    // Left by a run that was killed before its record committed: nothing recorded it.
+    match std::fs::remove_file(&partial) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    write_new(&partial, data)?;
+    Ok(Staged { partial, path: path.to_path_buf() })
+}
+
+impl Staged {
+    /// Gives the file its final name (never over an existing file) and syncs the folder. On
+    /// an error the written copy stays at the returned `.partial` path.
+    pub(crate) fn publish(self) -> Result<(), (std::io::Error, PathBuf)> {
+        let this = std::mem::ManuallyDrop::new(self);
+        let (partial, path) = (this.partial.clone(), this.path.clone());
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::hard_link(&partial, &path)
+            .and_then(|()| std::fs::remove_file(&partial))
+            .and_then(|()| std::fs::File::open(folder)?.sync_all())
+            .map_err(|e| (e, partial))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.partial);
+    }
 }
 
 /// Loads the configuration (exit 78 with every error on failure).

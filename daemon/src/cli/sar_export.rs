@@ -98,10 +98,11 @@ pub async fn export(app: &App, id: i64, out: &Path, by: &str) -> Result<String, 
     let doc = build(cover, &decided);
     let bytes = render(doc.clone(), now).await?;
     let sha = hex::encode(Sha256::digest(&bytes));
-    super::write_new(out, &bytes)
+    // Written first, under a name nobody sends; the final name only once the log holds it.
+    let staged = super::stage_new(out, &bytes)
         .map_err(|e| CliError::Other(anyhow::anyhow!("cannot write {}: {e}; nothing was recorded as sent", out.display())))?;
     let mut tx = app.store.begin().await?;
-    let recorded = tx
+    let disclosure = tx
         .record_disclosure(
             id,
             &sha,
@@ -111,17 +112,15 @@ pub async fn export(app: &App, id: i64, out: &Path, by: &str) -> Result<String, 
             staff.id,
             now,
         )
-        .await;
-    let disclosure = match recorded {
-        Ok(d) => {
-            tx.commit().await?;
-            d
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(out);
-            return Err(e.into());
-        }
-    };
+        .await?;
+    tx.commit().await?;
+    staged.publish().map_err(|(e, partial)| {
+        CliError::Other(anyhow::anyhow!(
+            "disclosure #{disclosure} is logged, but {} could not be written ({e}); the logged copy is {}: rename it",
+            out.display(),
+            partial.display()
+        ))
+    })?;
     Ok(format!(
         "{} exported to {}: {}; disclosure #{disclosure} logged with a sealed copy, SHA-256 {sha}. \
          `haven sar verify {id} --by EMAIL` checks it",
