@@ -351,6 +351,8 @@ async fn governors_see_hand_computed_figures_with_small_numbers_hidden(backend: 
     assert_eq!(small_numbers(&all), Vec::<String>::new(), "a count from 1 to 5 in the PDF:\n{all}");
     assert!(all.contains("Behaviour fewer than 5 withheld 8"), "{all}");
     assert!(all.contains("Incidents per month"), "{all}");
+    // The charts are drawn (plotters' SVG, typst's vectors): their labels are text in the PDF.
+    assert!(all.contains("Time from recorded to outcome, Autumn 2026") && all.contains("under a day"), "{all}");
     let r = env.haven(&["report", "summary", "--term", "Autumn 2026", "--as", HEAD, "--format", "pdf", "--out", pdf.to_str().unwrap()]);
     assert_eq!(r.code, 2, "an existing file is never overwritten");
     assert!(r.stderr.contains("already exists; choose another --out"), "{}", r.stderr);

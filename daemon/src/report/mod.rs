@@ -5,6 +5,7 @@
 //! Pure: no store, no clock. `period` turns a term or two dates into the periods shown,
 //! `suppress` keeps small numbers out of governors' hands, `summary` builds the summary's model.
 
+pub mod charts;
 pub mod inspection;
 pub mod period;
 pub mod summary;

@@ -5,6 +5,7 @@
 //!
 //! Pure: built from counts the store aggregated ([`Figures`]); no store, no clock.
 
+use super::charts::{self, Chart};
 use super::period::Period;
 use super::suppress;
 use serde::Serialize;
@@ -65,6 +66,8 @@ pub struct SummaryDoc {
     pub sections: Vec<Section>,
     /// Incidents per month as bars, oldest first: what people would rather look at than read.
     pub chart: Vec<Bar>,
+    /// The same, and the time taken to an outcome, drawn (HTML and PDF).
+    pub charts: Vec<Chart>,
 }
 
 /// One bar of a chart.
@@ -206,6 +209,17 @@ impl SummaryDoc {
             );
         }
         let chart = chart(&sections);
+        // A hidden count's text ("fewer than 5", "withheld") is no number: no bar.
+        let drawn: Vec<charts::Bar> =
+            chart.iter().map(|b| charts::Bar { label: b.label.clone(), value: b.text.parse().ok(), text: b.text.clone() }).collect();
+        let mut drawings = vec![charts::bars("Incidents per month", "incidents", &drawn)];
+        if let (Some(period), Some(latest)) = (periods.last(), figures.last()) {
+            drawings.push(charts::bars(
+                &format!("Time from recorded to outcome, {}", period.name),
+                "incidents",
+                &to_outcome(&latest.recorded_to_outcome, governors),
+            ));
+        }
         SummaryDoc {
             school: meta.school.to_string(),
             title: if governors { "Safeguarding report for governors" } else { "Safeguarding report for the DSL team" }.into(),
@@ -216,6 +230,7 @@ impl SummaryDoc {
             notes,
             sections,
             chart,
+            charts: drawings,
         }
     }
 }
@@ -307,6 +322,32 @@ fn chart(sections: &[Section]) -> Vec<Bar> {
             let c = cell(r);
             Bar { label: r.label.clone(), percent: c.count.map_or(0, |n| u32::try_from(n * 100 / top).unwrap_or(100)), text: c.text }
         })
+        .collect()
+}
+
+/// How long outcomes took, in the buckets a DSL thinks in (upper bounds in minutes).
+/// Words, not numbers: a governors' page holds no small number that is not a count's "fewer than 5".
+const TO_OUTCOME: &[(&str, i64)] = &[
+    ("under a day", 24 * 60),
+    ("a day or two", 2 * 24 * 60),
+    ("up to a week", 7 * 24 * 60),
+    ("up to a fortnight", 14 * 24 * 60),
+    ("up to a month", 30 * 24 * 60),
+    ("over a month", i64::MAX),
+];
+
+/// The time-to-outcome histogram in [`TO_OUTCOME`]'s buckets, hidden as a column for governors.
+fn to_outcome(histogram: &[(i64, i64)], governors: bool) -> Vec<charts::Bar> {
+    let mut counts = vec![0i64; TO_OUTCOME.len()];
+    for (minutes, n) in histogram {
+        let i = TO_OUTCOME.iter().position(|(_, upper)| minutes <= upper).unwrap_or(TO_OUTCOME.len() - 1);
+        counts[i] += n;
+    }
+    let shown = if governors { suppress::column(&counts) } else { counts.iter().map(|n| Some(*n)).collect() };
+    TO_OUTCOME
+        .iter()
+        .zip(counts.iter().zip(shown))
+        .map(|((label, _), (n, s))| charts::Bar { label: (*label).to_string(), value: s, text: suppress::text(*n, s) })
         .collect()
 }
 

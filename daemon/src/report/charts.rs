@@ -1,0 +1,141 @@
+//! The summary report's charts, drawn as SVG by plotters from what the report's tables show
+//! (hidden counts are drawn as no bar and labelled as the table labels them, so a chart tells
+//! nobody more than the table beside it). The HTML shows the SVG as an image; the PDF draws the
+//! same SVG as vectors.
+//!
+//! Pure: values in, SVG out.
+
+use base64::Engine;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::Serialize;
+
+/// One chart as the templates show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chart {
+    pub title: String,
+    /// What the chart shows, for a reader who cannot see it (the image's alternative text).
+    pub description: String,
+    pub svg: String,
+}
+
+impl Chart {
+    /// `data:image/svg+xml;base64,…`, for an HTML image.
+    pub fn data_uri(&self) -> String {
+        format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(self.svg.as_bytes()))
+    }
+}
+
+/// One bar: its label under the axis, its height (`None`: hidden, drawn as none), and what the
+/// table prints for it ("12", "fewer than 5").
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub label: String,
+    pub value: Option<i64>,
+    pub text: String,
+}
+
+const WIDTH: u32 = 720;
+const HEIGHT: u32 = 260;
+const BLUE: RGBColor = RGBColor(0x4a, 0x6f, 0xa5);
+
+/// A vertical bar chart of `bars` with `y` naming what is counted.
+pub fn bars(title: &str, y: &str, bars: &[Bar]) -> Chart {
+    let mut svg = String::new();
+    // Drawing into a String cannot fail for want of space; a failure (or a panic) would be a
+    // plotters bug, and the report is then made with the chart empty rather than not at all.
+    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw(&mut svg, y, bars)));
+    if !matches!(drawn, Ok(Ok(()))) {
+        svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\"/>");
+    }
+    let shown: Vec<String> = bars.iter().map(|b| format!("{}: {}", b.label, b.text)).collect();
+    Chart {
+        title: title.to_string(),
+        description: format!("{title}. {}.", shown.join("; ")),
+        svg,
+    }
+}
+
+fn draw(svg: &mut String, y: &str, bars: &[Bar]) -> Result<(), String> {
+    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let top = bars.iter().filter_map(|b| b.value).max().unwrap_or(0).max(1);
+    let n = i32::try_from(bars.len()).unwrap_or(i32::MAX).max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(28)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0..top + top / 5 + 1)
+        .map_err(|e| e.to_string())?;
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let label = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(usize::try_from(*i).unwrap_or(usize::MAX)).cloned().unwrap_or_default(),
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        // No scale: each bar says its count, and a scale's small numbers would read as counts
+        // the governors' report hides.
+        .disable_y_mesh()
+        .y_labels(1)
+        .y_label_formatter(&|_| String::new())
+        .x_labels(bars.len().max(1))
+        .x_label_formatter(&label)
+        .y_desc(y)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let at = |i: usize| i32::try_from(i).ok();
+    chart
+        .draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
+            let (i, value) = (at(i)?, b.value?);
+            let mut bar = Rectangle::new([(SegmentValue::Exact(i), 0), (SegmentValue::Exact(i + 1), value)], BLUE.filled());
+            bar.set_margin(0, 0, 6, 6);
+            Some(bar)
+        }))
+        .map_err(|e| e.to_string())?;
+    // What the table says, over each bar: the count, or why there is no bar.
+    let said = ("sans-serif", 15).into_font().into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Bottom));
+    chart
+        .draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
+            Some(Text::new(b.text.clone(), (SegmentValue::CenterOf(at(i)?), b.value.unwrap_or(0)), said.clone()))
+        }))
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bar(label: &str, value: Option<i64>, text: &str) -> Bar {
+        Bar { label: label.into(), value, text: text.into() }
+    }
+
+    #[test]
+    fn a_hidden_count_has_no_bar_and_reads_as_the_table_does() {
+        let c = bars("Incidents per month", "incidents", &[bar("Sep", Some(12), "12"), bar("Oct", None, "fewer than 5")]);
+        assert!(c.svg.starts_with("<svg"), "{}", c.svg);
+        assert!(c.svg.contains("fewer than 5") && c.svg.contains("\nSep\n") && c.svg.contains("\nOct\n"), "{}", c.svg);
+        // One filled bar: Oct's count is hidden, so nothing is drawn as tall as it.
+        assert_eq!(c.svg.matches("fill=\"#4A6FA5\"").count(), 1, "{}", c.svg);
+        assert_eq!(c.description, "Incidents per month. Sep: 12; Oct: fewer than 5.");
+        assert!(c.data_uri().starts_with("data:image/svg+xml;base64,"));
+    }
+
+    #[test]
+    fn no_scale_is_drawn() {
+        let c = bars("By month", "incidents", &[bar("Sep", Some(40), "40")]);
+        let numbers: Vec<&str> = c.svg.lines().filter(|l| l.trim().parse::<i64>().is_ok()).collect();
+        assert_eq!(numbers, ["40"], "only the bar's own count: {}", c.svg);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        let c = bars("By category", "incidents", &[bar("Online <safety> & \"chat\"", Some(6), "6")]);
+        assert!(!c.svg.contains("<safety>"), "{}", c.svg);
+    }
+}
