@@ -1072,7 +1072,80 @@ async fn a_long_chronology_is_read_a_page_at_a_time(backend: Backend) {
     school.finish().await;
 }
 
+/// Reports are downloads for those who may run them: the DSL fills in the summary's form in
+/// the browser; the PDF it downloads is the governors' report (poppler reads it back), the
+/// inspection lists come zipped with their manifest, a pupil's multi-agency chronology as CSV;
+/// the head gets the governors' summary but not the DSL's nor the inspection lists; a head of
+/// house finds no reports page at all. Each download is audited.
+async fn reports_are_downloads_for_those_who_may_run_them(backend: Backend) {
+    let school = School::start_full(backend, "", true).await;
+    school.wait_for_incidents(1);
+    let browser = Browser::start().await;
+    let c = browser.client();
+    let (_, dsl) = school.sign_in(&browser, "dsl@school.example", None).await;
+
+    c.goto(&school.url("/home")).await.unwrap();
+    click(c, "#reports").await;
+    assert!(c.find(Locator::Css("#summary-form")).await.is_ok() && c.find(Locator::Css("#inspection-form")).await.is_ok());
+    browser.screenshot("reports").await;
+    // What the form asks for, as the browser sends it.
+    let (head, pdf) = school.get_as(&dsl, "/reports/summary?from=2026-09-01&to=2026-12-31&audience=governors&format=pdf");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(header_line(&head, "content-disposition").is_some_and(|d| d.contains("safeguarding-summary-2026-09-01-to-2026-12-31-governors.pdf")), "{head}");
+    assert!(pdf.starts_with(b"%PDF"), "a PDF");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.pdf"), &pdf).unwrap();
+    let text = Command::new("pdftotext").args(["s.pdf", "-"]).current_dir(dir.path()).output().expect("pdftotext (tests/run.sh installs poppler-utils)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Safeguarding report for governors") && text.contains("Incidents per month"), "{text}");
+    assert!(!text.contains("Dana") && !text.contains("Jane"), "the governors' report names nobody: {text}");
+    let (head, html) = school.get_as(&dsl, "/reports/summary?from=2026-09-01&to=2026-12-31&audience=dsl&format=html");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains("Safeguarding report for the DSL team") && html.contains("<img class=\"chart\""), "{html}");
+    let (head, body) = school.get_as(&dsl, "/reports/summary?from=2026-12-31&to=2026-09-01&format=pdf");
+    assert!(head.starts_with("HTTP/1.1 400"), "dates the wrong way round: {head}");
+    assert!(String::from_utf8_lossy(&body).contains("2026-12-31"), "the CLI's own words say what is wrong");
+
+    let (head, zip) = school.get_as(&dsl, "/reports/inspection?format=html");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    std::fs::write(dir.path().join("i.zip"), &zip).unwrap();
+    let listed = Command::new("unzip").args(["-l", "i.zip"]).current_dir(dir.path()).output().expect("unzip (tests/run.sh installs it)");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("inspection.html") && listed.contains("inspection.json") && listed.contains("MANIFEST.sha256"), "{listed}");
+
+    let (head, csv) = school.get_as(&dsl, "/pupils/A100000000001/multiagency?format=csv");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(String::from_utf8_lossy(&csv).to_lowercase().contains("significant event"), "the partnership's columns");
+    let (head, _) = school.get_as(&dsl, "/pupils/A999999999999/multiagency?format=csv");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+
+    // The head: the governors' summary, not the DSL's, not the inspection lists.
+    c.delete_cookie("haven_session").await.unwrap();
+    let (_, head_cookie) = school.sign_in(&browser, "head@school.example", None).await;
+    let (head, _) = school.get_as(&head_cookie, "/reports/summary?from=2026-09-01&to=2026-12-31&audience=governors&format=pdf");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (head, body) = school.get_as(&head_cookie, "/reports/summary?from=2026-09-01&to=2026-12-31&audience=dsl&format=pdf");
+    assert!(head.starts_with("HTTP/1.1 400") && String::from_utf8_lossy(&body).contains("only the DSL team may run this report"), "{head}");
+    let (head, _) = school.get_as(&head_cookie, "/reports/inspection?format=pdf");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    // A head of house: no reports at all.
+    c.delete_cookie("haven_session").await.unwrap();
+    let (_, housem) = school.sign_in(&browser, "kestrel@school.example", None).await;
+    for path in ["/reports", "/reports/summary?from=2026-09-01&to=2026-12-31&format=pdf"] {
+        let (head, _) = school.get_as(&housem, path);
+        assert!(head.starts_with("HTTP/1.1 404"), "{path}: {head}");
+    }
+
+    let actions = school.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "console_report_download").count(), 5, "{actions:?}");
+    assert!(actions.iter().any(|a| a == "report_refused"), "{actions:?}");
+    browser.close().await;
+    school.finish().await;
+}
+
 backend_tests!(
+    reports_are_downloads_for_those_who_may_run_them,
     the_sign_in_page_is_served_with_strict_security_headers,
     a_console_listening_beyond_loopback_is_refused,
     a_dsl_signs_in_with_an_emailed_link_and_totp,

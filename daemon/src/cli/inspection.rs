@@ -188,27 +188,34 @@ pub async fn run(app: &App, req: InspectionRequest<'_>) -> Result<String, CliErr
     if out.exists() {
         return Err(CliError::Usage(format!("{} already exists; choose another --out", out.display())));
     }
-    let doc = inspection_doc(app, &req, now).await?;
-    let templ = |e: askama::Error| CliError::Other(anyhow::anyhow!("the inspection pack's template: {e}"));
-    let json = serde_json::to_vec_pretty(&doc).map_err(|e| CliError::Other(anyhow::anyhow!("the inspection pack's JSON: {e}")))?;
-    let mut files: Vec<(&str, Vec<u8>)> = Vec::new();
-    match req.format {
-        ReportFormat::Text => files.push(("inspection.txt", InspectionText { d: &doc }.render().map_err(templ)?.into_bytes())),
-        ReportFormat::Html => files.push(("inspection.html", InspectionHtml { d: &doc }.render().map_err(templ)?.into_bytes())),
-        ReportFormat::Pdf => files.push(("inspection.pdf", render_pdf(doc.clone(), now).await?)),
-        ReportFormat::Json => {}
-    }
-    files.push(("inspection.json", json));
-    let mut manifest = String::new();
-    for (name, data) in &files {
-        let _ = writeln!(manifest, "{}  {name}", hex::encode(Sha256::digest(data)));
-    }
+    let (doc, files) = pack(app, &req, now).await?;
     std::fs::create_dir_all(&out).map_err(|e| CliError::Other(anyhow::anyhow!("creating {}: {e}", out.display())))?;
     for (name, data) in &files {
         write_new(&out.join(name), data)?;
     }
-    write_new(&out.join("MANIFEST.sha256"), manifest.as_bytes())?;
     Ok(format!("inspection pack written to {} ({})", out.display(), doc.counts()))
+}
+
+/// The pack's files (the lists in `req.format`, their JSON and `MANIFEST.sha256`), checked,
+/// audited and made in memory; the CLI writes them to a folder, the console zips them.
+pub async fn pack(app: &App, req: &InspectionRequest<'_>, now: DateTime<Utc>) -> Result<(InspectionDoc, Vec<(String, Vec<u8>)>), CliError> {
+    let doc = inspection_doc(app, req, now).await?;
+    let templ = |e: askama::Error| CliError::Other(anyhow::anyhow!("the inspection pack's template: {e}"));
+    let json = serde_json::to_vec_pretty(&doc).map_err(|e| CliError::Other(anyhow::anyhow!("the inspection pack's JSON: {e}")))?;
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    match req.format {
+        ReportFormat::Text => files.push(("inspection.txt".into(), InspectionText { d: &doc }.render().map_err(templ)?.into_bytes())),
+        ReportFormat::Html => files.push(("inspection.html".into(), InspectionHtml { d: &doc }.render().map_err(templ)?.into_bytes())),
+        ReportFormat::Pdf => files.push(("inspection.pdf".into(), render_pdf(doc.clone(), now).await?)),
+        ReportFormat::Json => {}
+    }
+    files.push(("inspection.json".into(), json));
+    let mut manifest = String::new();
+    for (name, data) in &files {
+        let _ = writeln!(manifest, "{}  {name}", hex::encode(Sha256::digest(data)));
+    }
+    files.push(("MANIFEST.sha256".into(), manifest.into_bytes()));
+    Ok((doc, files))
 }
 
 #[cfg(feature = "pdf")]

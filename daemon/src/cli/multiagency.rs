@@ -42,9 +42,10 @@ pub struct Row {
     pub action: String,
 }
 
-/// Where the chronology goes, by the file's extension; CSV on standard output without one.
+/// The format written: by the file's extension on the command line; CSV on standard output
+/// without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Output {
+pub enum Output {
     Csv,
     Html,
     Pdf,
@@ -71,7 +72,29 @@ pub struct Request<'a> {
 }
 
 pub async fn run(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: &Request<'_>) -> Result<String, CliError> {
-    let output = output_of(req.out)?;
+    let (doc, bytes) = build(store, sealer, blind, req, output_of(req.out)?).await?;
+    let Some(path) = req.out else {
+        return Ok(String::from_utf8_lossy(&bytes).trim_end().to_string());
+    };
+    super::write_new(path, &bytes)
+        .map_err(|e| CliError::Usage(format!("cannot write {}: {e} (an existing file is never overwritten)", path.display())))?;
+    Ok(format!(
+        "multi-agency chronology written to {}: {} significant event(s); {} other entr{} not marked significant",
+        path.display(),
+        doc.rows.len(),
+        doc.unmarked,
+        if doc.unmarked == 1 { "y" } else { "ies" }
+    ))
+}
+
+/// The chronology as `output`, read as `req.viewer` may see it (audited).
+pub async fn build(
+    store: &Store,
+    sealer: &Sealer,
+    blind: &BlindIndex,
+    req: &Request<'_>,
+    output: Output,
+) -> Result<(MultiAgencyDoc, Vec<u8>), CliError> {
     if output == Output::Pdf && !cfg!(feature = "pdf") {
         return Err(CliError::Usage("this haven was built without PDF support (cargo feature `pdf`): write a .html and print it".into()));
     }
@@ -99,18 +122,7 @@ pub async fn run(store: &Store, sealer: &Sealer, blind: &BlindIndex, req: &Reque
         Output::Html => Html { d: &doc }.render().map_err(|e| CliError::Other(anyhow::anyhow!("the chronology's HTML: {e}")))?.into_bytes(),
         Output::Pdf => pdf(&doc, req.now).await?,
     };
-    let Some(path) = req.out else {
-        return Ok(String::from_utf8_lossy(&bytes).trim_end().to_string());
-    };
-    super::write_new(path, &bytes)
-        .map_err(|e| CliError::Usage(format!("cannot write {}: {e} (an existing file is never overwritten)", path.display())))?;
-    Ok(format!(
-        "multi-agency chronology written to {}: {} significant event(s); {} other entr{} not marked significant",
-        path.display(),
-        doc.rows.len(),
-        doc.unmarked,
-        if doc.unmarked == 1 { "y" } else { "ies" }
-    ))
+    Ok((doc, bytes))
 }
 
 fn row(e: &ChronologyEntry, m: &Mark, sealer: &Sealer, tz: Tz) -> Result<Row, CliError> {

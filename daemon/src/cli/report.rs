@@ -39,7 +39,7 @@ pub struct SummaryRequest<'a> {
 }
 
 /// Who may run the report for `audience`.
-fn may_run(staff: &Staff, audience: Audience) -> bool {
+pub(crate) fn may_run(staff: &Staff, audience: Audience) -> bool {
     match audience {
         Audience::Governors => staff.is_dsl_team() || staff.has_role(Role::Slt) || staff.has_role(Role::Head),
         Audience::Dsl => staff.is_dsl_team(),

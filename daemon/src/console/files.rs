@@ -63,7 +63,7 @@ fn disposition(name: &str) -> HeaderValue {
 }
 
 /// Bytes to save, never to show: opaque type, `attachment`, no sniffing, no caching.
-fn download(name: &str, data: Vec<u8>) -> Response {
+pub(super) fn download(name: &str, data: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),

@@ -15,6 +15,7 @@ mod files;
 mod limit;
 mod peer;
 mod qr;
+mod reports;
 mod routes;
 mod session;
 mod tls;
@@ -61,6 +62,8 @@ pub struct State {
     /// Blind indexes of UPNs and name words: a search opens only the pupils it finds.
     pub blind: crate::blind::BlindIndex,
     cookies: session::CookieNames,
+    /// What the CLI's report commands need (the configuration, with the school's terms).
+    pub app: Arc<crate::cli::App>,
 }
 
 impl State {
@@ -89,6 +92,7 @@ impl State {
             attempts: limit::Attempts::default(),
             tz: app.config.school.tz(),
             cookies,
+            app: Arc::new(crate::cli::App { config: app.config.clone(), store: app.store.clone(), clock: app.clock.clone() }),
         }
     }
 

@@ -61,6 +61,10 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/incidents/{id}/message", get(super::files::message_frame))
         .route("/incidents/{id}/attachments/{n}", get(super::files::attachment))
         .route("/pupils/{upn}/export", get(super::files::export))
+        .route("/pupils/{upn}/multiagency", get(super::reports::multiagency))
+        .route("/reports", get(super::reports::reports_page))
+        .route("/reports/summary", get(super::reports::summary))
+        .route("/reports/inspection", get(super::reports::inspection))
         .route("/messages/{id}", get(super::actions::message_page))
         .route("/messages/{id}/release", post(super::actions::release))
         .route("/messages/{id}/triage", post(super::actions::answer_triage))
@@ -77,9 +81,13 @@ pub fn router(state: Arc<State>) -> Router {
     router
 }
 
-/// Staff whose roles let them read records get past sign-in; the others are "write only".
+/// Staff whose roles let them read records, or run the governors' report (SLT and the head),
+/// get past sign-in (with two factors like everyone); the others are "write only".
 fn may_see_records(staff: &Staff) -> bool {
-    staff.is_dsl_team() || staff.has_role(Role::Housem) || staff.has_role(Role::Esafety)
+    staff.is_dsl_team()
+        || staff.has_role(Role::Housem)
+        || staff.has_role(Role::Esafety)
+        || crate::cli::report::may_run(staff, crate::report::summary::Audience::Governors)
 }
 
 async fn sign_in_page(axum::extract::State(st): Shared, headers: HeaderMap) -> Response {
@@ -472,6 +480,7 @@ async fn home_view(st: &State, s: Signed) -> Result<views::Home, crate::store::S
     Ok(views::Home {
         csrf: s.csrf,
         name: format!("{} {}", s.staff.first_name, s.staff.last_name),
+        reports: crate::cli::report::may_run(&s.staff, crate::report::summary::Audience::Governors),
         dsl_team,
         outcomes,
         awaiting_triage,

@@ -52,6 +52,8 @@ pub struct Home {
     pub name: String,
     /// Whether the messages awaiting triage and in quarantine are shown (DSL team only).
     pub dsl_team: bool,
+    /// Whether the reports page is offered (the DSL team, SLT and the head).
+    pub reports: bool,
     /// Outcomes outstanding that this person may see, overdue first.
     pub outcomes: Vec<OutcomeRow>,
     pub awaiting_triage: Vec<MessageRow>,
@@ -235,4 +237,14 @@ pub struct Access {
     pub staff: String,
     pub heading: String,
     pub rows: Vec<AccessRow>,
+}
+
+/// Reports to download: the summary's form, and the inspection lists for the DSL team.
+#[derive(Template)]
+#[template(path = "reports.html")]
+pub struct Reports {
+    /// The school's terms, newest first (none without `school.terms_file`).
+    pub terms: Vec<String>,
+    /// Whether the DSL's own report and the inspection lists are offered.
+    pub dsl_team: bool,
 }
