@@ -37,6 +37,7 @@ mod schedule;
 mod seal_clear;
 mod staff;
 mod transfer;
+mod transfer_retain;
 
 pub use ai_feedback::AiVerdict;
 pub use ai_queue::{AiJob, AiJobState, AiOutcome, SUGGESTION_FIELD as AI_SUGGESTION_FIELD};
@@ -69,6 +70,7 @@ pub use sar::{
 };
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 pub use transfer::{CaseState, DueTransferRung, NewCase, TransferCase, fields as transfer_fields};
+pub use transfer_retain::KeptAfterTransfer;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

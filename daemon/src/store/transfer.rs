@@ -3,7 +3,7 @@
 //! Every change is audited in the transaction that makes it.
 
 use super::{OutboxRecord, Result, Store, Tx, from_us, on_pool, on_tx, to_us};
-use crate::transfer::{Deadline, LadderRung, RungKind};
+use crate::transfer::{Deadline, LadderRung, RetainAfter, RetainFor, RungKind};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
@@ -345,15 +345,19 @@ impl Tx {
         receipt_due_on: NaiveDate,
         ladder: &[LadderRung],
         method: &str,
+        retain: (RetainAfter, RetainFor),
     ) -> Result<bool> {
         let changed = on_tx!(self, |c| {
             sqlx::query(
-                "UPDATE transfer_cases SET state = 'sent', sent_by = $1, sent_us = $2, receipt_due_on = $3 WHERE id = $4 AND state = 'prepared'",
+                "UPDATE transfer_cases SET state = 'sent', sent_by = $1, sent_us = $2, receipt_due_on = $3, retain_after = $5, \
+                 retain_for = $6 WHERE id = $4 AND state = 'prepared'",
             )
             .bind(by)
             .bind(to_us(at))
             .bind(text(receipt_due_on))
             .bind(case)
+            .bind(retain.0.as_str())
+            .bind(retain.1.as_str())
             .execute(&mut *c)
             .await?
             .rows_affected()
@@ -362,14 +366,27 @@ impl Tx {
             return Ok(false);
         }
         self.add_transfer_rungs(case, ladder).await?;
-        let detail = format!("case={case} method={method} receipt_due_on={receipt_due_on}");
+        let detail = format!(
+            "case={case} method={method} receipt_due_on={receipt_due_on} retain_after={} retain_for={}",
+            retain.0.as_str(),
+            retain.1.as_str()
+        );
         self.append_audit(at, &format!("staff:{by}"), "transfer_send", &format!("transfer:{case}"), &detail).await?;
         Ok(true)
     }
 
-    /// Closes a prepared or sent case on its receipt. False when it was not waiting for one
-    /// (already closed: a receipt repeated). Audited as `transfer_receipt`.
-    pub async fn record_transfer_receipt(&mut self, case: i64, sealed_received_by: &str, actor: &str, at: DateTime<Utc>) -> Result<bool> {
+    /// Closes a prepared or sent case on its receipt, and applies what the school keeps after a
+    /// transfer (`store::transfer_retain`; `sealed_removed` replaces each body it removes). False
+    /// when it was not waiting for one (already closed: a receipt repeated). Audited as
+    /// `transfer_receipt` and `transfer_retain`.
+    pub async fn record_transfer_receipt(
+        &mut self,
+        case: i64,
+        sealed_received_by: &str,
+        sealed_removed: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         let changed = on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE transfer_cases SET state = 'closed', received_by = $1, received_us = $2, closed_us = $2 \
@@ -386,6 +403,7 @@ impl Tx {
             return Ok(false);
         }
         self.append_audit(at, actor, "transfer_receipt", &format!("transfer:{case}"), &format!("case={case} closed")).await?;
+        self.keep_after_receipt(case, sealed_removed, actor, at, at.date_naive()).await?;
         Ok(true)
     }
 
