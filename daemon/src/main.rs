@@ -990,6 +990,21 @@ enum TransferCommand {
         #[arg(long, value_name = "ZIP")]
         to_haven: Option<PathBuf>,
     },
+    /// Tell the destination school's DSL, before the file goes, that a safeguarding file will
+    /// follow and whom to contact here; the pupil is not named unless [transfer]
+    /// notice_names_pupil = true. The daemon sends it; it is recorded on the case.
+    #[command(
+        name = "notify-ahead",
+        after_help = format!("Example: haven transfer notify-ahead 3 --by dsl@school.example\n\n{EXIT_CODES}")
+    )]
+    NotifyAhead {
+        /// The transfer case's number, as `haven transfers` shows it.
+        case: i64,
+        /// The member of the DSL team sending it (email address): the notice gives their name
+        /// and address as the contact.
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
+    },
     /// This school's transfer keys: the signing key's fingerprint, and the entry other Haven
     /// schools put in their transfer.schools_file to send to it.
     #[command(after_help = format!("Example: haven transfer key\n\n{EXIT_CODES}"))]
@@ -1306,6 +1321,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         }
         Command::Transfer { command: TransferCommand::Send { case, by, to_haven } } => {
             cli::transfer_send::send(&app, case, &by, to_haven.as_deref()).await
+        }
+        Command::Transfer { command: TransferCommand::NotifyAhead { case, by } } => {
+            cli::transfer_notice::notify_ahead(&app, case, &by).await
         }
         Command::Transfer { command: TransferCommand::Key } => cli::transfer_send::key(&app),
         Command::Transfer { command: TransferCommand::Receive { bundle, message, by, key } } => {

@@ -52,7 +52,7 @@ struct ReceiptText<'a> {
     f: &'a FrontSheet,
 }
 
-async fn case_for(app: &App, id: i64) -> Result<TransferCase, CliError> {
+pub(crate) async fn case_for(app: &App, id: i64) -> Result<TransferCase, CliError> {
     app.store.transfer_case(id).await?.ok_or_else(|| CliError::Usage(format!("there is no transfer case #{id} (see `haven transfers`)")))
 }
 

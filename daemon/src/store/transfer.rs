@@ -62,6 +62,8 @@ pub struct TransferCase {
     pub receipt_due_on: Option<NaiveDate>,
     pub sealed_received_by: Option<String>,
     pub received_at: Option<DateTime<Utc>>,
+    /// The advance notice to the destination's DSL, last sent: by whom, when.
+    pub notified: Option<(i64, DateTime<Utc>)>,
 }
 
 /// A rung of a case's ladder that has fallen due while its case is still at its stage.
@@ -96,7 +98,8 @@ fn text(d: NaiveDate) -> String {
 }
 
 const CASE_COLUMNS: &str = "id, pupil_id, left_on, destination, destination_on, clock_start, due_on, state, opened_by, opened_us, \
-     prepared_by, prepared_us, bundle_sha256, bundle_items, sent_by, sent_us, receipt_due_on, received_by, received_us";
+     prepared_by, prepared_us, bundle_sha256, bundle_items, sent_by, sent_us, receipt_due_on, received_by, received_us, \
+     notified_by, notified_us";
 
 /// Reads a case from either engine's row.
 trait CaseRow {
@@ -127,6 +130,7 @@ macro_rules! case_row {
                     receipt_due_on: day(self.try_get("receipt_due_on")?),
                     sealed_received_by: self.try_get("received_by")?,
                     received_at: self.try_get::<Option<i64>, _>("received_us")?.map(from_us),
+                    notified: by_at(self.try_get("notified_by")?, self.try_get("notified_us")?),
                 })
             }
         }
@@ -405,6 +409,21 @@ impl Tx {
         self.append_audit(at, actor, "transfer_receipt", &format!("transfer:{case}"), &format!("case={case} closed")).await?;
         self.keep_after_receipt(case, sealed_removed, actor, at, at.date_naive()).await?;
         Ok(true)
+    }
+
+    /// Records the advance notice to the destination's DSL, queued in this transaction.
+    /// Audited as `transfer_notify_ahead`.
+    pub async fn record_transfer_notice(&mut self, case: i64, by: i64, at: DateTime<Utc>, names_pupil: bool) -> Result<()> {
+        on_tx!(self, |c| {
+            sqlx::query("UPDATE transfer_cases SET notified_by = $1, notified_us = $2 WHERE id = $3")
+                .bind(by)
+                .bind(to_us(at))
+                .bind(case)
+                .execute(&mut *c)
+                .await?;
+        });
+        let detail = format!("case={case} names_pupil={names_pupil}");
+        self.append_audit(at, &format!("staff:{by}"), "transfer_notify_ahead", &format!("transfer:{case}"), &detail).await
     }
 
     /// Fires one rung: records it and queues its emails. False when it had fired already
