@@ -735,9 +735,72 @@ async fn what_the_school_keeps_after_the_receipt(backend: Backend) {
     db.cleanup().await;
 }
 
+/// The advance notice: refused without the destination DSL's address and for a teacher (both
+/// audited); sent by A's real daemon through the SMTP server, naming nobody and saying whom to
+/// contact; recorded on the case; naming the pupil only when the school says so; refused once
+/// the file itself has gone.
+async fn the_destination_is_told_ahead_without_a_name(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let a = school_a(&db.url);
+    let today = Utc::now().date_naive().to_string();
+    std::fs::write(a.path("terms.toml"), terms_around(Utc::now().date_naive())).unwrap();
+    ok(a.haven(&["leaver", JANE, "--left-on", &today, "--by", DSL]), "Jane leaves, destination unknown");
+    ok(a.haven(&["leaver", OLIVER, "--left-on", &today, "--destination", DESTINATION, "--by", DSL]), "Oliver leaves");
+    let r = a.haven(&["transfer", "notify-ahead", "1", "--by", DSL]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("transfer case #1 has no destination DSL's address: record it with `haven leaver"), "{}", r.stderr);
+    assert!(r.stderr.ends_with("; nothing was sent\n"), "{}", r.stderr);
+    let r = a.haven(&["transfer", "notify-ahead", "2", "--by", TEACHER]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(outbox(&db.store, "haven.transfer-notice.%").await.is_empty(), "nothing queued by a refusal");
+
+    let out = ok(a.haven(&["transfer", "notify-ahead", "2", "--by", DSL]), "notify-ahead");
+    assert_eq!(
+        out.trim(),
+        "transfer case #2: advance notice queued to dsl@brook.example, without the pupil's name or any detail: the daemon sends it"
+    );
+    let sent = std::fs::read_to_string(sent_by_daemon(&a, "Advance notice from Test School")).unwrap();
+    assert!(sent.contains("dsl@brook.example"), "{sent}");
+    let flat = sent.replace("=\r\n", "").replace("=\n", "").replace("\r\n", " ").replace('\n', " ");
+    for said in
+        ["holds a safeguarding (child-protection) file for a pupil who leaves us on", "Dana Lead", DSL, "no details about the pupil"]
+    {
+        assert!(flat.contains(said), "{said:?} not in {sent}");
+    }
+    for never in ["Oliver", "Olly", "Brown", OLIVER, "bruise", "2013"] {
+        assert!(!sent.contains(never), "{never:?} in {sent}");
+    }
+    let case = transfers(&a).into_iter().find(|c| c["case"] == 2).unwrap();
+    assert!(case["notified_at"].is_string(), "{case}");
+
+    // A school that names the pupil, so the destination can match them: name and date of birth.
+    transfer_settings(&a, "notice_names_pupil = true");
+    let out = ok(a.haven(&["transfer", "notify-ahead", "2", "--by", DSL]), "notify-ahead again");
+    assert!(out.contains("(again: last sent") && out.contains("naming the pupil"), "{out}");
+    let queued = outbox(&db.store, "haven.transfer-notice.%").await;
+    assert_eq!(queued.len(), 2);
+    assert!(queued[1].body.contains("for Oliver Brown (date of birth 20 Nov 2013) who leaves us on"), "{}", queued[1].body);
+
+    let audit: Vec<String> = db.store.audit_tail(100).await.unwrap().into_iter().map(|e| format!("{} {}", e.action, e.detail)).collect();
+    assert!(audit.contains(&"transfer_notify_ahead_refused no destination DSL address".to_string()), "{audit:?}");
+    assert!(audit.contains(&"transfer_notify_ahead case=2 names_pupil=false".to_string()), "{audit:?}");
+    assert!(audit.contains(&"transfer_notify_ahead case=2 names_pupil=true".to_string()), "{audit:?}");
+
+    // Once the file has gone, a notice ahead of it is refused.
+    let summary = a.path("summary.txt");
+    std::fs::write(&summary, "Concerns.\n").unwrap();
+    ok(a.haven(&["transfer", "prepare", "2", "--summary", summary.to_str().unwrap(), "--by", DSL]), "prepare");
+    ok(a.haven(&["transfer", "send", "2", "--by", DSL]), "send");
+    let r = a.haven(&["transfer", "notify-ahead", "2", "--by", DSL]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("transfer case #2 is sent: the file itself has gone"), "{}", r.stderr);
+    db.cleanup().await;
+}
+
 backend_tests!(
     a_pupil_leaves_school_a_for_school_b,
     a_leaver_found_by_the_import_opens_a_case,
     a_haven_school_sends_encrypted_through_the_intake,
-    what_the_school_keeps_after_the_receipt
+    what_the_school_keeps_after_the_receipt,
+    the_destination_is_told_ahead_without_a_name
 );

@@ -54,7 +54,8 @@ pub async fn notify_ahead(app: &App, case: i64, by: &str) -> Result<String, CliE
     let dir = app.store.load_directory_with_pupils(&sealer, &[case.pupil_id]).await?;
     let staff = dsl_team(&app.store, &dir, by, "transfer_notify_ahead", &format!("transfer:{}", case.id), now).await?.clone();
     if matches!(case.state, CaseState::Sent | CaseState::Closed) {
-        let message = format!("transfer case #{} is {}: the file itself has gone, so an advance notice is too late", case.id, case.state.as_str());
+        let message =
+            format!("transfer case #{} is {}: the file itself has gone, so an advance notice is too late", case.id, case.state.as_str());
         return refuse(app, &staff, case.id, "file already sent", message, now).await;
     }
     let destination = case
