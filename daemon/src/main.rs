@@ -687,6 +687,12 @@ enum SarCommand {
          --by dsl@school.example\n\n{EXIT_CODES}"
     ))]
     Open {
+        /// What is asked for: the subject's personal data (subject-access, one calendar month),
+        /// or a parent's request for their child's educational record (educational-record,
+        /// maintained schools: 15 school days from school.terms_file, without the safeguarding
+        /// chronology).
+        #[arg(long, value_enum, default_value_t = cli::sar::Kind::SubjectAccess)]
+        kind: cli::sar::Kind,
         /// Whom the request is about: a pupil's UPN or full name, or an adult's email address.
         #[arg(long)]
         subject: String,
@@ -890,8 +896,8 @@ enum HoldCommand {
 async fn sar(app: &cli::App, command: SarCommand) -> Result<String, CliError> {
     use cli::{sar, sar_export, sar_items};
     match command {
-        SarCommand::Open { subject, received, by, requester } => {
-            sar::open(app, sar::OpenRequest { subject: &subject, received, by: &by, requester: requester.as_deref() }).await
+        SarCommand::Open { kind, subject, received, by, requester } => {
+            sar::open(app, sar::OpenRequest { kind, subject: &subject, received, by: &by, requester: requester.as_deref() }).await
         }
         SarCommand::List { by, json } => sar::list(app, &by, json).await,
         SarCommand::Extend { id, to, reason, by } => sar::extend(app, id, to, &reason, &by).await,

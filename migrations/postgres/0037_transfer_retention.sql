@@ -12,3 +12,10 @@ ALTER TABLE transfer_cases ADD COLUMN retain_for TEXT CHECK (retain_for IN ('1y'
 ALTER TABLE transfer_cases ADD COLUMN retain_until TEXT;          -- YYYY-MM-DD; NULL: date of birth + 25 years
 ALTER TABLE transfer_cases ADD COLUMN notified_by BIGINT REFERENCES staff(id);
 ALTER TABLE transfer_cases ADD COLUMN notified_us BIGINT;
+
+-- A parent's request for their child's educational record (Education (Pupil Information)
+-- (England) Regulations 2005: maintained schools, 15 school days, without information relevant
+-- to child abuse) is kept beside subject access requests, with the same holds, items, decisions
+-- and disclosure log; only its deadline and what it gathers differ.
+ALTER TABLE sar_requests ADD COLUMN request_kind TEXT NOT NULL DEFAULT 'subject_access'
+    CHECK (request_kind IN ('subject_access', 'educational_record'));

@@ -66,7 +66,8 @@ pub use referrals::{Plan, Referral};
 pub use report::{Delay, ListedIncident, PupilGroup};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use sar::{
-    Disclosure, IncidentTexts, NewSarItem, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, UnfiledMessage, fields as sar_fields,
+    Disclosure, IncidentTexts, NewSarItem, RequestKind, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, UnfiledMessage,
+    fields as sar_fields,
 };
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 pub use transfer::{CaseState, DueTransferRung, NewCase, TransferCase, fields as transfer_fields};
