@@ -797,10 +797,69 @@ async fn the_destination_is_told_ahead_without_a_name(backend: Backend) {
     db.cleanup().await;
 }
 
+/// `haven transfer receive` killed (SIGKILL) at moments through its work, again and again:
+/// each run files all of the bundle or nothing, so after the kills one more run leaves every
+/// entry filed exactly once, one alert to each of the DSL team and the SENCO, one receipt.
+async fn a_receive_killed_midway_files_everything_once(backend: Backend) {
+    let (db_a, db_b) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let (a, b) = (school_a(&db_a.url), school_b(&db_b.url));
+    for n in 11..=14 {
+        note_with_attachment(&a, "Oliver Brown", n);
+    }
+    let sent = chronology(&a, OLIVER, DSL).len();
+    let now = Utc::now();
+    std::fs::write(a.path("terms.toml"), terms_around(now.date_naive())).unwrap();
+    let clock = ManualClock::new(now);
+    let app = app(&a, &db_a.store, &clock);
+    let leaver = haven::cli::transfer::Leaver { pupil: OLIVER, left_on: now.date_naive(), destination: Some(DESTINATION), by: DSL };
+    haven::cli::transfer::leaver(&app, leaver).await.expect("Oliver leaves");
+    let summary = a.path("summary.txt");
+    std::fs::write(&summary, "Concerns.\n").unwrap();
+    let out = Some(a.path("oliver-transfer"));
+    haven::cli::transfer_send::prepare(&app, haven::cli::transfer_send::Prepare { case: 1, summary: &summary, by: DSL, out })
+        .await
+        .expect("prepare");
+    let zip = a.path("oliver-transfer.zip");
+
+    let mut killed = 0;
+    for delay_ms in [5u64, 20, 40, 80, 120, 200, 300, 500] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL, "--config", b.config.to_str().unwrap()])
+            .current_dir(b.path("."))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haven transfer receive");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        let filed = chronology(&b, OLIVER, B_DSL).len();
+        assert!(filed == 0 || filed == sent + 1, "all or nothing after a kill at {delay_ms} ms: {filed} entries");
+    }
+    assert!(killed > 0, "no run was killed midway: the receive finished within 5 ms");
+    let out = ok(b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL]), "receive after the kills");
+    assert!(out.contains("entries filed under") || out.contains("was received before; nothing new was filed"), "{out}");
+    let filed = chronology(&b, OLIVER, B_DSL);
+    assert_eq!(filed.len(), sent + 1, "every entry once, and the file as received: {filed:?}");
+    let mut dates: Vec<String> = filed.iter().filter(|e| e["kind"] != "transfer").map(|e| e["occurred_at"].to_string()).collect();
+    dates.sort();
+    dates.dedup();
+    assert_eq!(dates.len(), sent, "no entry twice");
+    let told = outbox(&db_b.store, "haven.transfer-in.%").await;
+    assert_eq!(recipients(&told.iter().collect::<Vec<_>>()), ["ddsl@brook.example", "dsl@brook.example", "senco@brook.example"]);
+    assert_eq!(outbox(&db_b.store, "haven.transfer-receipt.%").await.len(), 1, "one receipt");
+    db_a.cleanup().await;
+    db_b.cleanup().await;
+}
+
 backend_tests!(
     a_pupil_leaves_school_a_for_school_b,
     a_leaver_found_by_the_import_opens_a_case,
     a_haven_school_sends_encrypted_through_the_intake,
     what_the_school_keeps_after_the_receipt,
-    the_destination_is_told_ahead_without_a_name
+    the_destination_is_told_ahead_without_a_name,
+    a_receive_killed_midway_files_everything_once
 );

@@ -341,6 +341,7 @@ impl Tx {
 
     /// Records the bundle as sent, with the receipt's deadline and chase. False when the case
     /// was not prepared (or already sent). Audited as `transfer_send`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_transfer_sent(
         &mut self,
         case: i64,
