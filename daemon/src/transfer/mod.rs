@@ -517,6 +517,24 @@ ends = 2027-03-26
     }
 
     #[test]
+    fn what_is_kept_after_a_receipt_is_read_and_dated() {
+        let s: TransferSettings = toml::from_str("retain_after = \"chronology\"\nretain_for = \"1y\"").unwrap();
+        assert_eq!((s.retain_after, s.retain_for), (RetainAfter::Chronology, RetainFor::OneYear));
+        let default = TransferSettings::default();
+        assert_eq!((default.retain_after, default.retain_for, default.notice_names_pupil), (RetainAfter::Full, RetainFor::Dob25, false));
+        assert!(toml::from_str::<TransferSettings>("retain_after = \"forever\"").is_err());
+        assert!(toml::from_str::<TransferSettings>("retain_for = \"2y\"").is_err());
+        // Received on 29 February: a year on is the last day of February.
+        let on = d("2028-02-29");
+        assert_eq!(RetainFor::OneYear.until(RetainAfter::Chronology, on), Some(d("2029-02-28")));
+        assert_eq!(RetainFor::Dob25.until(RetainAfter::Full, on), None, "the schedule works out the 25th birthday");
+        assert_eq!(RetainFor::OneYear.until(RetainAfter::None, on), Some(on), "none: due on the day of the receipt");
+        for r in [RetainAfter::Full, RetainAfter::Chronology, RetainAfter::None] {
+            assert_eq!(RetainAfter::parse(r.as_str()), Some(r));
+        }
+    }
+
+    #[test]
     fn destinations_and_receipts_are_read_or_refused_with_the_reason() {
         let dest = parse_destination(" Brook Academy <DSL@brook.sch.example> ").unwrap();
         assert_eq!(dest, Destination { school: "Brook Academy".into(), dsl_email: Some("dsl@brook.sch.example".into()) });
