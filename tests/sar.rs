@@ -536,9 +536,108 @@ async fn outbox(db: &TestDb) -> Vec<(String, String, String)> {
     }
 }
 
+/// A message about Zofia from her tutor (or forwarded by her), in `category`, saying `marker`.
+fn about_zofia(env: &HavenEnv, n: u32, category: &str, forwarded_from: Option<&str>, marker: &str) {
+    let body = match forwarded_from {
+        Some(from) => format!(
+            "Pupil: Zofia Nowak\r\nCategory: {category}\r\n\r\n---------- Forwarded message ---------\r\nFrom: {from}\r\n\
+             Date: Mon, 12 Oct 2026 at 07:30\r\nSubject: Zofia\r\nTo: Priya Shah <p.shah@eaton.sch.example>\r\n\r\n{marker}\r\n"
+        ),
+        None => format!("Pupil: Zofia Nowak\r\nCategory: {category}\r\n\r\n{marker}\r\n"),
+    };
+    let raw = format!(
+        "From: Priya Shah <p.shah@eaton.sch.example>\r\nTo: safeguarding@eaton.sch.example\r\nSubject: Zofia {n}\r\n\
+         Date: Mon, 12 Oct 2026 09:{n:02}:00 +0000\r\nMessage-ID: <er-{n}@eaton.sch.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    );
+    ingest(env, &format!("er-{n}.eml"), &raw);
+}
+
+/// A parent's request for Zofia's educational record: refused without terms (with the fix) and
+/// for an adult; due 15 school days from receipt over the half-term; never extended; collect
+/// gathers her tutor's behaviour note and leaves out the safeguarding entry and what another
+/// parent sent (which a subject access request about her gathers); the reminders name it.
+async fn an_educational_record_request(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = eaton_env(&db.url);
+    about_zofia(&env, 1, "Behaviour", None, "ER-BEHAVIOUR-1");
+    about_zofia(&env, 2, "Safeguarding / child protection", None, "ER-CP-2");
+    about_zofia(&env, 3, "Behaviour", Some("Kelly Turner <kturner@example.com>"), "ER-KELLY-3");
+    let open = |kind: &str, subject: &str| {
+        env.haven(&["sar", "open", "--kind", kind, "--subject", subject, "--received", "2026-10-22", "--by", DSL])
+    };
+    fails(
+        open("educational-record", ZOFIA),
+        78,
+        "school.terms_file is not set: an educational record request is answered within 15 school days",
+    );
+    let terms_text =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton/terms.toml")).unwrap();
+    std::fs::write(env.path("terms.toml"), &terms_text).unwrap();
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, config.replacen("[school]\n", "[school]\nterms_file = \"terms.toml\"\n", 1)).unwrap();
+    fails(open("educational-record", PIOTR), 2, "an educational record is a pupil's");
+
+    let terms = haven::terms::Terms::parse("terms.toml", &terms_text).unwrap();
+    let received = NaiveDate::from_ymd_opt(2026, 10, 22).unwrap();
+    let due = terms.add_school_days(received, 15).unwrap();
+    assert!((due - received).num_days() > 21, "the half-term is not counted: {due}");
+    let out = ok(open("educational-record", ZOFIA), "open");
+    let id = number(&out);
+    assert!(out.starts_with(&format!("educational record request #{id} (SAR-{id:0>4}) opened about Zofia Nowak (E100000000007)")), "{out}");
+    assert!(out.contains(&format!("answer due {} (15 school days, ", due.format("%-d %b %Y"))), "{out}");
+    fails(
+        env.haven(&["sar", "extend", &id, "--to", "2026-12-20", "--reason", "complex", "--by", DSL]),
+        2,
+        "15 school days and no extension",
+    );
+
+    ok(env.haven(&["sar", "collect", &id, "--by", DSL]), "collect");
+    let gathered = items(&env, &id);
+    let all: String = gathered.iter().map(|(_, b)| b.as_str()).collect();
+    assert!(all.contains("ER-BEHAVIOUR-1"), "{all}");
+    assert!(!all.contains("ER-CP-2"), "the safeguarding chronology is not part of the educational record: {all}");
+    assert!(!all.contains("ER-KELLY-3"), "what another parent sent is not: {all}");
+    assert!(gathered.iter().all(|(_, b)| b.contains(" · incident · ")), "only entries, no alerts or audit trails: {all}");
+    // A subject access request about her gathers all three.
+    let sar = number(&ok(open("subject-access", ZOFIA), "open a SAR"));
+    ok(env.haven(&["sar", "collect", &sar, "--by", DSL]), "collect the SAR");
+    let everything: String = items(&env, &sar).iter().map(|(_, b)| b.clone()).collect();
+    for marker in ["ER-BEHAVIOUR-1", "ER-CP-2", "ER-KELLY-3"] {
+        assert!(everything.contains(marker), "{marker} not in the SAR: {everything}");
+    }
+    let list = ok(env.haven(&["sar", "list", "--by", DSL]), "list");
+    assert!(list.contains(&format!("#{id} SAR-{id:0>4} educational record request open: Zofia Nowak")), "{list}");
+
+    // Reminders through the same machinery, naming what kind of request it is.
+    let key = env.path("secrets/haven.key");
+    let settings = haven::schedule::ScheduleSettings {
+        digests: Vec::new(),
+        tz: chrono_tz::Europe::London,
+        mail_domain: "eaton.sch.example".into(),
+        school_name: "Eaton".into(),
+        keys: Arc::new(haven::store::LiveKeys::new(haven::seal::Sealer::from_key_file(&key).unwrap(), None)),
+        directory: Default::default(),
+        detail: haven::config::Detail::Minimal,
+    };
+    let at = Utc.from_utc_datetime(&due.and_hms_opt(9, 0, 0).unwrap());
+    haven::schedule::tick(&db.store, &settings, at).await.expect("a pass");
+    let emails = outbox(&db).await;
+    let ours: Vec<_> = emails.iter().filter(|(_, s, _)| s.contains(&format!("SAR-{id:0>4}"))).collect();
+    assert_eq!(ours.len(), 2, "the DSL and the deputy: {emails:?}");
+    assert!(
+        ours.iter()
+            .all(|(_, s, b)| s.contains("Educational record request") && s.contains("is due today") && b.contains("Fifteen school days")),
+        "{ours:?}"
+    );
+    assert!(ours.iter().all(|(_, s, b)| !s.contains("Zofia") && !b.contains("Zofia")), "{ours:?}");
+    db.cleanup().await;
+}
+
 backend_tests!(
     a_parents_request_about_himself,
     deadlines_extensions_reminders_and_bad_input,
     a_disposed_pupils_request_leaves_no_copies,
     an_export_killed_before_its_log_leaves_nothing_to_send,
+    an_educational_record_request,
 );

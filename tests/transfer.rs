@@ -527,8 +527,339 @@ async fn a_haven_school_sends_encrypted_through_the_intake(backend: Backend) {
     db_b.cleanup().await;
 }
 
+const AMIRA: &str = "A100000000003";
+const TOM: &str = "A100000000004";
+
+/// A teacher's note about `pupil` (full name) with a body map attached, filed by A's intake.
+fn note_with_attachment(env: &HavenEnv, pupil: &str, n: u32) {
+    let eml = format!(
+        "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: Note about {pupil}\r\n\
+         Date: Wed, 11 Nov 2026 10:{n:02}:00 +0000\r\nMessage-ID: <kept-{n}@mail.school.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Pupil: {pupil}\r\nCategory: DSL Team Access Only\r\n\r\nA mark on the arm, drawn on the body map attached.\r\n\
+         --b\r\nContent-Type: text/plain; name=\"body-map.txt\"\r\nContent-Disposition: attachment; filename=\"body-map.txt\"\r\n\r\n\
+         Body map {n}: left forearm.\r\n--b--\r\n"
+    );
+    let path = env.path(&format!("note-{n}.eml"));
+    std::fs::write(&path, eml).unwrap();
+    ok(env.haven(&["ingest", path.to_str().unwrap()]), "a note with an attachment");
+}
+
+/// The receiving DSL's reply to case `case`'s receipt address, filed by A's intake.
+fn receipt_for(env: &HavenEnv, case: i64) {
+    let key = hex::decode(std::fs::read_to_string(env.path("secrets/reply.key")).unwrap().trim()).unwrap();
+    let token = haven::reply_token::sign_receipt(&key, case);
+    let eml = format!(
+        "From: Bea Brook <dsl@brook.example>\r\nTo: safeguarding+x-{token}@school.example\r\nSubject: Re: file\r\n\
+         Date: Mon, 1 Mar 2027 09:00:00 +0000\r\nMessage-ID: <receipt-{case}@brook.example>\r\n\r\nReceived: Bea Brook, DSL\r\n"
+    );
+    let path = env.path(&format!("receipt-{case}.eml"));
+    std::fs::write(&path, eml).unwrap();
+    let out = ok(env.haven(&["ingest", path.to_str().unwrap()]), "the receipt");
+    assert!(out.contains(" 1 filed,"), "{out}");
+}
+
+/// Counts from A's database: one query, one number.
+async fn count(store: &Store, sql: &str, bind: i64) -> i64 {
+    match store {
+        Store::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(bind).fetch_one(p).await.unwrap(),
+        Store::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(bind).fetch_one(p).await.unwrap(),
+    }
+}
+
+/// `[transfer]` with these lines, the rest of haven.toml as it was.
+fn transfer_settings(env: &HavenEnv, lines: &str) {
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let base = config.split("\n[transfer]\n").next().unwrap().to_string();
+    std::fs::write(&env.config, format!("{base}\n[transfer]\n{lines}\n")).unwrap();
+}
+
+fn retention_row(env: &HavenEnv, upn: &str) -> Value {
+    let out = ok(env.haven(&["retention", "due", "--within", "36500d", "--json"]), "retention due");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["due"].as_array().unwrap().iter().find(|r| r["upn"] == upn).cloned().unwrap_or_else(|| panic!("{upn} in {v}"))
+}
+
+/// What school A keeps after each receipt, as `[transfer] retain_after` and `retain_for` said
+/// when each file was sent: Oliver's chronology only (bodies, attachments and the original
+/// messages gone from the database); Tom's the same, but a hold stands, so all of it stays;
+/// Amira's in full for a year; Jane's nothing: due for disposal from the receipt (never
+/// before), which a hold stops and the two-person disposal then carries out and certifies.
+async fn what_the_school_keeps_after_the_receipt(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let a = school_a(&db.url);
+    let now = Utc::now();
+    std::fs::write(a.path("terms.toml"), terms_around(now.date_naive())).unwrap();
+    std::fs::write(a.path("retention.toml"), haven::retention::DEFAULT_FILE.replace("cooling_off = \"14d\"", "cooling_off = \"0s\""))
+        .unwrap();
+    note_with_attachment(&a, "Oliver Brown", 1);
+    note_with_attachment(&a, "Amira Khan", 2);
+    note_with_attachment(&a, "Tom Price", 3);
+    let before = chronology(&a, OLIVER, DSL);
+    assert_eq!(before.len(), 2);
+    assert!(before.iter().any(|e| e["attachments"].as_array().is_some_and(|x| !x.is_empty())), "{before:?}");
+    let clock = ManualClock::new(now);
+    let summary = a.path("summary.txt");
+    std::fs::write(&summary, "Concerns about marks on the arm.\n").unwrap();
+    // Each sent under the setting of the day, one case per pupil: 1 Oliver, 2 Jane, 3 Amira, 4 Tom.
+    for (case, (upn, settings)) in [
+        (OLIVER, "retain_after = \"chronology\""),
+        (JANE, "retain_after = \"none\""),
+        (AMIRA, "retain_after = \"full\"\nretain_for = \"1y\""),
+        (TOM, "retain_after = \"chronology\""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let case = case as i64 + 1;
+        transfer_settings(&a, settings);
+        let app = app(&a, &db.store, &clock);
+        let leaver = haven::cli::transfer::Leaver { pupil: upn, left_on: now.date_naive(), destination: Some(DESTINATION), by: DSL };
+        haven::cli::transfer::leaver(&app, leaver).await.expect("leaves");
+        let out = Some(a.path(&format!("bundle-{case}")));
+        haven::cli::transfer_send::prepare(&app, haven::cli::transfer_send::Prepare { case, summary: &summary, by: DSL, out })
+            .await
+            .expect("prepare");
+        haven::cli::transfer_send::send(&app, case, DSL, None).await.expect("send");
+    }
+    let mark = chronology(&a, JANE, DSL).into_iter().find(|e| e["kind"] == "transfer").unwrap();
+    assert!(mark["body"].as_str().unwrap().contains("Once the receipt comes back these records are due for disposal here"), "{mark}");
+
+    // Before the receipt nothing is due: Jane's file cannot go yet.
+    let jane_due = retention_row(&a, JANE);
+    assert!(jane_due["due"].as_str().unwrap() > "2030-01-01", "dob+25 before the receipt: {jane_due}");
+    let r = a.haven(&["dispose", "request", JANE, "--series", "child_protection_file", "--by", DSL, "--reason", "transferred"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("are not due for disposal"), "{}", r.stderr);
+
+    // Holds on Jane and Tom; then the four receipts.
+    let hold = |upn: &str| {
+        let out = ok(a.haven(&["hold", "set", "--pupil", upn, "--reason", "police", "--note", "Op Elm", "--by", DSL]), "hold");
+        out.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).unwrap().to_string()
+    };
+    let jane_hold = hold(JANE);
+    hold(TOM);
+    let (blobs_before, attachments_before) = (
+        count(&db.store, "SELECT COUNT(*) FROM blobs WHERE $1 = 1", 1).await,
+        count(&db.store, "SELECT COUNT(*) FROM attachments WHERE $1 = 1", 1).await,
+    );
+    for case in 1..=4 {
+        receipt_for(&a, case);
+    }
+    assert!(transfers(&a).iter().all(|c| c["state"] == "closed"));
+
+    // Oliver: the chronology only. Same entries, dates and categories; no text, no attachment.
+    let kept = chronology(&a, OLIVER, DSL);
+    assert_eq!(kept.len(), before.len() + 1, "the transfer mark stays too");
+    for (was, now) in before.iter().zip(kept.iter().filter(|e| e["kind"] != "transfer")) {
+        assert_eq!(
+            (&was["incident"], &was["occurred_at"], &was["category"], &was["kind"]),
+            (&now["incident"], &now["occurred_at"], &now["category"], &now["kind"])
+        );
+        assert!(
+            now["body"]
+                .as_str()
+                .unwrap()
+                .starts_with("(The text and attachments of this entry were removed when transfer case #1's receipt came back"),
+            "{now}"
+        );
+        assert_eq!(now["attachments"], serde_json::json!([]), "{now}");
+        assert!(now["note"].is_null() && now["original_subject"].is_null() && now["original_from"].is_null(), "{now}");
+    }
+    let oliver_incidents = "SELECT COUNT(*) FROM attachments a JOIN incident_pupils ip ON ip.incident_id = a.incident_id \
+         JOIN pupils p ON p.id = ip.pupil_id WHERE p.upn = 'A100000000002' AND $1 = 1";
+    assert_eq!(count(&db.store, oliver_incidents, 1).await, 0, "Oliver's attachments are gone");
+    let raw = "SELECT COUNT(*) FROM messages m JOIN incidents i ON i.message_id = m.id JOIN incident_pupils ip ON ip.incident_id = i.id \
+         JOIN pupils p ON p.id = ip.pupil_id WHERE p.upn = 'A100000000002' AND i.record_kind <> 'transfer' AND m.sha256 IS NOT NULL AND $1 = 1";
+    assert_eq!(count(&db.store, raw, 1).await, 0, "the original messages' sealed copies are gone");
+    // One attachment (Oliver's) and his two original messages: three blobs fewer, nothing else.
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM attachments WHERE $1 = 1", 1).await, attachments_before - 1);
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM blobs WHERE $1 = 1", 1).await, blobs_before - 3 + 4, "four receipts filed");
+
+    // Tom: a hold stood at the receipt, so everything stays.
+    let tom = chronology(&a, TOM, DSL);
+    assert!(
+        tom.iter()
+            .any(|e| e["body"].as_str().unwrap().contains("A mark on the arm") && e["attachments"] == serde_json::json!(["body-map.txt"])),
+        "{tom:?}"
+    );
+    // Amira: everything, reviewed a year after the receipt.
+    let amira = chronology(&a, AMIRA, DSL);
+    assert!(amira.iter().any(|e| e["body"].as_str().unwrap().contains("A mark on the arm")), "{amira:?}");
+    let amira_due = retention_row(&a, AMIRA);
+    let year = now.date_naive().checked_add_months(chrono::Months::new(12)).unwrap().to_string();
+    assert_eq!(amira_due["due"], year.as_str(), "{amira_due}");
+    assert!(amira_due["basis"].as_str().unwrap().contains("retain_for = \"1y\""), "{amira_due}");
+
+    // Jane: every series of hers due from the receipt; the hold stops the disposal until it is
+    // released; then each series goes by the two-person disposal, certified.
+    let out = ok(a.haven(&["retention", "due", "--json"]), "retention due");
+    let due: Value = serde_json::from_str(&out).unwrap();
+    let jane: Vec<&Value> = due["due"].as_array().unwrap().iter().filter(|r| r["upn"] == JANE).collect();
+    assert!(!jane.is_empty(), "{due}");
+    for row in &jane {
+        assert_eq!(row["due"], now.date_naive().to_string().as_str(), "{row}");
+        assert!(row["basis"].as_str().unwrap().contains("retain_after = \"none\": due for disposal from the receipt"), "{row}");
+    }
+    assert_eq!(chronology(&a, JANE, DSL).len(), 2, "nothing is deleted by the receipt itself");
+    let request = |series: &str| a.haven(&["dispose", "request", JANE, "--series", series, "--by", DSL, "--reason", "transferred"]);
+    let r = request(jane[0]["series"].as_str().unwrap());
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("nothing can be disposed of while a hold stands"), "{}", r.stderr);
+    ok(a.haven(&["hold", "release", &jane_hold, "--note", "no further action", "--by", DSL]), "release");
+    let mut last = String::new();
+    for row in &jane {
+        let out = ok(request(row["series"].as_str().unwrap()), "dispose request");
+        let id = out.split(|c: char| !c.is_ascii_digit()).find(|w| !w.is_empty()).unwrap().to_string();
+        ok(a.haven(&["dispose", "approve", &id, "--by", HEAD]), "approve");
+        last = ok(a.haven(&["dispose", "run", &id, "--by", DSL]), "run");
+        let certificate = ok(a.haven(&["dispose", "certificate", &id]), "certificate");
+        assert!(!certificate.contains("Jane") && !certificate.contains(JANE), "{certificate}");
+    }
+    assert!(last.contains("directory entry deleted"), "{last}");
+    assert_eq!(count(&db.store, "SELECT COUNT(*) FROM pupils WHERE upn = 'A100000000001' AND $1 = 1", 1).await, 0);
+
+    // Every step audited, without content.
+    let audit = db.store.audit_tail(400).await.unwrap();
+    let retained: Vec<&str> = audit.iter().filter(|e| e.action == "transfer_retain").map(|e| e.detail.as_str()).collect();
+    assert_eq!(retained.len(), 4, "{retained:?}");
+    assert!(
+        retained.iter().any(|d| d.starts_with("case=1 retain_after=chronology") && d.contains("bodies_removed=2 attachments=1 messages=2")),
+        "{retained:?}"
+    );
+    assert!(
+        retained.iter().any(|d| d.starts_with("case=4 retain_after=chronology") && d.contains("nothing removed while a hold stands")),
+        "{retained:?}"
+    );
+    assert!(audit.iter().any(|e| e.action == "transfer_send" && e.detail.contains("retain_after=none retain_for=dob+25y")));
+    db.cleanup().await;
+}
+
+/// The advance notice: refused without the destination DSL's address and for a teacher (both
+/// audited); sent by A's real daemon through the SMTP server, naming nobody and saying whom to
+/// contact; recorded on the case; naming the pupil only when the school says so; refused once
+/// the file itself has gone.
+async fn the_destination_is_told_ahead_without_a_name(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let a = school_a(&db.url);
+    let today = Utc::now().date_naive().to_string();
+    std::fs::write(a.path("terms.toml"), terms_around(Utc::now().date_naive())).unwrap();
+    ok(a.haven(&["leaver", JANE, "--left-on", &today, "--by", DSL]), "Jane leaves, destination unknown");
+    ok(a.haven(&["leaver", OLIVER, "--left-on", &today, "--destination", DESTINATION, "--by", DSL]), "Oliver leaves");
+    let r = a.haven(&["transfer", "notify-ahead", "1", "--by", DSL]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("transfer case #1 has no destination DSL's address: record it with `haven leaver"), "{}", r.stderr);
+    assert!(r.stderr.ends_with("; nothing was sent\n"), "{}", r.stderr);
+    let r = a.haven(&["transfer", "notify-ahead", "2", "--by", TEACHER]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(outbox(&db.store, "haven.transfer-notice.%").await.is_empty(), "nothing queued by a refusal");
+
+    let out = ok(a.haven(&["transfer", "notify-ahead", "2", "--by", DSL]), "notify-ahead");
+    assert_eq!(
+        out.trim(),
+        "transfer case #2: advance notice queued to dsl@brook.example, without the pupil's name or any detail: the daemon sends it"
+    );
+    let sent = std::fs::read_to_string(sent_by_daemon(&a, "Advance notice from Test School")).unwrap();
+    assert!(sent.contains("dsl@brook.example"), "{sent}");
+    let flat = sent.replace("=\r\n", "").replace("=\n", "").replace("\r\n", " ").replace('\n', " ");
+    for said in
+        ["holds a safeguarding (child-protection) file for a pupil who leaves us on", "Dana Lead", DSL, "no details about the pupil"]
+    {
+        assert!(flat.contains(said), "{said:?} not in {sent}");
+    }
+    for never in ["Oliver", "Olly", "Brown", OLIVER, "bruise", "2013"] {
+        assert!(!sent.contains(never), "{never:?} in {sent}");
+    }
+    let case = transfers(&a).into_iter().find(|c| c["case"] == 2).unwrap();
+    assert!(case["notified_at"].is_string(), "{case}");
+
+    // A school that names the pupil, so the destination can match them: name and date of birth.
+    transfer_settings(&a, "notice_names_pupil = true");
+    let out = ok(a.haven(&["transfer", "notify-ahead", "2", "--by", DSL]), "notify-ahead again");
+    assert!(out.contains("(again: last sent") && out.contains("naming the pupil"), "{out}");
+    let queued = outbox(&db.store, "haven.transfer-notice.%").await;
+    assert_eq!(queued.len(), 2);
+    assert!(queued[1].body.contains("for Oliver Brown (date of birth 20 Nov 2013) who leaves us on"), "{}", queued[1].body);
+
+    let audit: Vec<String> = db.store.audit_tail(100).await.unwrap().into_iter().map(|e| format!("{} {}", e.action, e.detail)).collect();
+    assert!(audit.contains(&"transfer_notify_ahead_refused no destination DSL address".to_string()), "{audit:?}");
+    assert!(audit.contains(&"transfer_notify_ahead case=2 names_pupil=false".to_string()), "{audit:?}");
+    assert!(audit.contains(&"transfer_notify_ahead case=2 names_pupil=true".to_string()), "{audit:?}");
+
+    // Once the file has gone, a notice ahead of it is refused.
+    let summary = a.path("summary.txt");
+    std::fs::write(&summary, "Concerns.\n").unwrap();
+    ok(a.haven(&["transfer", "prepare", "2", "--summary", summary.to_str().unwrap(), "--by", DSL]), "prepare");
+    ok(a.haven(&["transfer", "send", "2", "--by", DSL]), "send");
+    let r = a.haven(&["transfer", "notify-ahead", "2", "--by", DSL]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("transfer case #2 is sent: the file itself has gone"), "{}", r.stderr);
+    db.cleanup().await;
+}
+
+/// `haven transfer receive` killed (SIGKILL) at moments through its work, again and again:
+/// each run files all of the bundle or nothing, so after the kills one more run leaves every
+/// entry filed exactly once, one alert to each of the DSL team and the SENCO, one receipt.
+async fn a_receive_killed_midway_files_everything_once(backend: Backend) {
+    let (db_a, db_b) = (TestDb::new(backend).await, TestDb::new(backend).await);
+    let (a, b) = (school_a(&db_a.url), school_b(&db_b.url));
+    for n in 11..=14 {
+        note_with_attachment(&a, "Oliver Brown", n);
+    }
+    let sent = chronology(&a, OLIVER, DSL).len();
+    let now = Utc::now();
+    std::fs::write(a.path("terms.toml"), terms_around(now.date_naive())).unwrap();
+    let clock = ManualClock::new(now);
+    let app = app(&a, &db_a.store, &clock);
+    let leaver = haven::cli::transfer::Leaver { pupil: OLIVER, left_on: now.date_naive(), destination: Some(DESTINATION), by: DSL };
+    haven::cli::transfer::leaver(&app, leaver).await.expect("Oliver leaves");
+    let summary = a.path("summary.txt");
+    std::fs::write(&summary, "Concerns.\n").unwrap();
+    let out = Some(a.path("oliver-transfer"));
+    haven::cli::transfer_send::prepare(&app, haven::cli::transfer_send::Prepare { case: 1, summary: &summary, by: DSL, out })
+        .await
+        .expect("prepare");
+    let zip = a.path("oliver-transfer.zip");
+
+    let mut killed = 0;
+    for delay_ms in [5u64, 20, 40, 80, 120, 200, 300, 500] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+            .args(["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL, "--config", b.config.to_str().unwrap()])
+            .current_dir(b.path("."))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haven transfer receive");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        let filed = chronology(&b, OLIVER, B_DSL).len();
+        assert!(filed == 0 || filed == sent + 1, "all or nothing after a kill at {delay_ms} ms: {filed} entries");
+    }
+    assert!(killed > 0, "no run was killed midway: the receive finished within 5 ms");
+    let out = ok(b.haven(&["transfer", "receive", zip.to_str().unwrap(), "--by", B_DSL]), "receive after the kills");
+    assert!(out.contains("entries filed under") || out.contains("was received before; nothing new was filed"), "{out}");
+    let filed = chronology(&b, OLIVER, B_DSL);
+    assert_eq!(filed.len(), sent + 1, "every entry once, and the file as received: {filed:?}");
+    let mut dates: Vec<String> = filed.iter().filter(|e| e["kind"] != "transfer").map(|e| e["occurred_at"].to_string()).collect();
+    dates.sort();
+    dates.dedup();
+    assert_eq!(dates.len(), sent, "no entry twice");
+    let told = outbox(&db_b.store, "haven.transfer-in.%").await;
+    assert_eq!(recipients(&told.iter().collect::<Vec<_>>()), ["ddsl@brook.example", "dsl@brook.example", "senco@brook.example"]);
+    assert_eq!(outbox(&db_b.store, "haven.transfer-receipt.%").await.len(), 1, "one receipt");
+    db_a.cleanup().await;
+    db_b.cleanup().await;
+}
+
 backend_tests!(
     a_pupil_leaves_school_a_for_school_b,
     a_leaver_found_by_the_import_opens_a_case,
-    a_haven_school_sends_encrypted_through_the_intake
+    a_haven_school_sends_encrypted_through_the_intake,
+    what_the_school_keeps_after_the_receipt,
+    the_destination_is_told_ahead_without_a_name,
+    a_receive_killed_midway_files_everything_once
 );

@@ -687,6 +687,12 @@ enum SarCommand {
          --by dsl@school.example\n\n{EXIT_CODES}"
     ))]
     Open {
+        /// What is asked for: the subject's personal data (subject-access, one calendar month),
+        /// or a parent's request for their child's educational record (educational-record,
+        /// maintained schools: 15 school days from school.terms_file, without the safeguarding
+        /// chronology).
+        #[arg(long, value_enum, default_value_t = cli::sar::Kind::SubjectAccess)]
+        kind: cli::sar::Kind,
         /// Whom the request is about: a pupil's UPN or full name, or an adult's email address.
         #[arg(long)]
         subject: String,
@@ -890,8 +896,8 @@ enum HoldCommand {
 async fn sar(app: &cli::App, command: SarCommand) -> Result<String, CliError> {
     use cli::{sar, sar_export, sar_items};
     match command {
-        SarCommand::Open { subject, received, by, requester } => {
-            sar::open(app, sar::OpenRequest { subject: &subject, received, by: &by, requester: requester.as_deref() }).await
+        SarCommand::Open { kind, subject, received, by, requester } => {
+            sar::open(app, sar::OpenRequest { kind, subject: &subject, received, by: &by, requester: requester.as_deref() }).await
         }
         SarCommand::List { by, json } => sar::list(app, &by, json).await,
         SarCommand::Extend { id, to, reason, by } => sar::extend(app, id, to, &reason, &by).await,
@@ -989,6 +995,21 @@ enum TransferCommand {
         /// transfer.schools_file, to its intake address.
         #[arg(long, value_name = "ZIP")]
         to_haven: Option<PathBuf>,
+    },
+    /// Tell the destination school's DSL, before the file goes, that a safeguarding file will
+    /// follow and whom to contact here; the pupil is not named unless [transfer]
+    /// notice_names_pupil = true. The daemon sends it; it is recorded on the case.
+    #[command(
+        name = "notify-ahead",
+        after_help = format!("Example: haven transfer notify-ahead 3 --by dsl@school.example\n\n{EXIT_CODES}")
+    )]
+    NotifyAhead {
+        /// The transfer case's number, as `haven transfers` shows it.
+        case: i64,
+        /// The member of the DSL team sending it (email address): the notice gives their name
+        /// and address as the contact.
+        #[arg(long, value_name = "STAFF_EMAIL")]
+        by: String,
     },
     /// This school's transfer keys: the signing key's fingerprint, and the entry other Haven
     /// schools put in their transfer.schools_file to send to it.
@@ -1306,6 +1327,9 @@ async fn dispatch(cli: Cli) -> Result<String, CliError> {
         }
         Command::Transfer { command: TransferCommand::Send { case, by, to_haven } } => {
             cli::transfer_send::send(&app, case, &by, to_haven.as_deref()).await
+        }
+        Command::Transfer { command: TransferCommand::NotifyAhead { case, by } } => {
+            cli::transfer_notice::notify_ahead(&app, case, &by).await
         }
         Command::Transfer { command: TransferCommand::Key } => cli::transfer_send::key(&app),
         Command::Transfer { command: TransferCommand::Receive { bundle, message, by, key } } => {

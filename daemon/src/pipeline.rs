@@ -127,8 +127,9 @@ struct Assessed {
     /// An "AI: right" / "AI: wrong" line in a reply to an alert: (incident, staff id, their
     /// address for the audit, right).
     ai_feedback: Option<(i64, i64, String, bool)>,
-    /// A transfer receipt: the case it closes and who signed it (sealed); see [`receipt`].
-    receipt: Option<(i64, String)>,
+    /// A transfer receipt: the case it closes, who signed it and the line that replaces each
+    /// body removed after it (both sealed); see [`receipt`].
+    receipt: Option<(i64, String, String)>,
 }
 
 impl Assessed {
@@ -289,8 +290,8 @@ async fn record_chunk(
                 tx.record_ai_feedback(*incident, *by, actor, *right, now).await?;
             }
         }
-        if let (Recorded::New { .. }, Some((case, signed))) = (&recorded, &a.receipt) {
-            tx.record_transfer_receipt(*case, signed, "intake", now).await?;
+        if let (Recorded::New { .. }, Some((case, signed, removed))) = (&recorded, &a.receipt) {
+            tx.record_transfer_receipt(*case, signed, removed, "intake", now).await?;
         }
         if let (Recorded::New { incident: Some(incident), .. }, Some(note)) = (&recorded, &a.category_note) {
             tx.set_category_note(*incident, note).await?;

@@ -33,6 +33,7 @@ pub mod sar_export;
 pub mod sar_items;
 pub mod status;
 pub mod transfer;
+pub mod transfer_notice;
 pub mod transfer_receive;
 pub mod transfer_send;
 

@@ -5,8 +5,9 @@
 use super::hold::{authorised, line as hold_line};
 use super::{App, CliError, load_rules};
 use crate::directory::Directory;
-use crate::retention::{DueDate, Policy, PupilDates, due};
-use crate::store::{Review, retention_fields};
+use crate::retention::{DueDate, Keep, Policy, PupilDates, due};
+use crate::store::{KeptAfterTransfer, Review, retention_fields};
+use crate::transfer::RetainAfter;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -72,6 +73,8 @@ pub async fn schedule(app: &App) -> Result<(Directory, Vec<DueRow>), CliError> {
     }
     let reviews: BTreeMap<(i64, String), Review> =
         app.store.latest_reviews().await?.into_iter().map(|r| ((r.pupil_id, r.series.clone()), r)).collect();
+    // The newest receipt of each pupil's transfer sets the review date of what is kept.
+    let kept: BTreeMap<i64, KeptAfterTransfer> = app.store.kept_after_transfer().await?.into_iter().map(|k| (k.pupil_id, k)).collect();
     let mut rows = Vec::new();
     for ((pupil_id, series_name), (incidents, latest)) in per {
         let Some(pupil) = dir.pupils.iter().find(|p| p.id == pupil_id) else { continue };
@@ -82,7 +85,12 @@ pub async fn schedule(app: &App) -> Result<(Directory, Vec<DueRow>), CliError> {
             DueDate::On { date, basis } => (Some(date), basis),
             DueDate::NotYet(why) => (None, why),
         };
-        let decision = reviews.get(&(pupil_id, series_name.clone())).map(|r| {
+        let kept = kept.get(&pupil_id);
+        if let Some(k) = kept {
+            (due_on, basis) = after_transfer(k, &dates, tz);
+        }
+        let review = reviews.get(&(pupil_id, series_name.clone())).filter(|r| kept.is_none_or(|k| r.decided_at > k.received_at));
+        let decision = review.map(|r| {
             let by = dir
                 .staff
                 .iter()
@@ -104,6 +112,21 @@ pub async fn schedule(app: &App) -> Result<(Directory, Vec<DueRow>), CliError> {
     }
     rows.sort_by(|a, b| a.due.cmp(&b.due).then_with(|| a.upn.cmp(&b.upn)));
     Ok((dir, rows))
+}
+
+/// The review date (and its basis) of what a transfer's receipt left kept (`[transfer]
+/// retain_after`, `retain_for`).
+fn after_transfer(k: &KeptAfterTransfer, dates: &PupilDates, tz: chrono_tz::Tz) -> (Option<NaiveDate>, String) {
+    let on = k.received_at.with_timezone(&tz).format("%-d %b %Y");
+    let what = format!("transfer case #{} received {on}, [transfer] retain_after = \"{}\"", k.case_id, k.retain_after.as_str());
+    match (k.retain_after, k.until) {
+        (RetainAfter::None, until) => (until, format!("{what}: due for disposal from the receipt")),
+        (_, Some(until)) => (Some(until), format!("{what}, retain_for = \"{}\": kept until {until}", k.retain_for.as_str())),
+        (_, None) => match due(Keep::FromBirth(25), dates) {
+            DueDate::On { date, basis } => (Some(date), format!("{what}, retain_for = \"dob+25y\": {basis}")),
+            DueDate::NotYet(why) => (None, format!("{what}: {why}")),
+        },
+    }
 }
 
 /// Pupils and series due for review by `on + within` (today when `on` is not given).

@@ -11,7 +11,7 @@ use super::{App, CliError};
 use crate::directory::{Directory, Role, Staff};
 use crate::sar::{deadline, latest_extension, reference};
 use crate::seal::Sealer;
-use crate::store::{HoldOn, HoldReason, SarRequest, SarSubject, sar_fields};
+use crate::store::{HoldOn, HoldReason, RequestKind, SarRequest, SarSubject, sar_fields};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -109,7 +109,53 @@ struct Resolved {
     held_pupils: Vec<i64>,
 }
 
+/// What a request asks for, as `haven sar open --kind` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Kind {
+    /// The subject's personal data (UK GDPR Art 15): one calendar month.
+    #[default]
+    SubjectAccess,
+    /// A parent's request for their child's educational record (maintained schools in England):
+    /// 15 school days, without the safeguarding chronology.
+    EducationalRecord,
+}
+
+impl From<Kind> for RequestKind {
+    fn from(k: Kind) -> RequestKind {
+        match k {
+            Kind::SubjectAccess => RequestKind::SubjectAccess,
+            Kind::EducationalRecord => RequestKind::EducationalRecord,
+        }
+    }
+}
+
+/// School days a maintained school has to answer a request for the educational record
+/// (Education (Pupil Information) (England) Regulations 2005, reg 5).
+pub const EDUCATIONAL_RECORD_DAYS: u32 = 15;
+
+/// When the answer to a request of `kind` received on `received` is due.
+fn due_on(app: &App, kind: RequestKind, received: NaiveDate) -> Result<NaiveDate, CliError> {
+    match kind {
+        RequestKind::SubjectAccess => Ok(deadline(received)),
+        RequestKind::EducationalRecord => {
+            let terms = app.config.terms.as_ref().ok_or_else(|| {
+                CliError::Config(
+                    "school.terms_file is not set: an educational record request is answered within 15 school days, so Haven needs                      the school's terms; add `terms_file = \"terms.toml\"` under [school] (examples/eaton/terms.toml shows the format),                      then run the command again"
+                        .into(),
+                )
+            })?;
+            terms.add_school_days(received, EDUCATIONAL_RECORD_DAYS).ok_or_else(|| {
+                CliError::Config(format!(
+                    "school.terms_file has no term {EDUCATIONAL_RECORD_DAYS} school days after {received}: add the coming terms to the \
+                     terms file, then run the command again"
+                ))
+            })
+        }
+    }
+}
+
 pub struct OpenRequest<'a> {
+    pub kind: Kind,
     pub subject: &'a str,
     pub received: NaiveDate,
     pub by: &'a str,
@@ -130,7 +176,14 @@ pub async fn open(app: &App, req: OpenRequest<'_>) -> Result<String, CliError> {
         )));
     }
     let subject = resolve_subject(&dir, req.subject)?;
-    let due = deadline(req.received);
+    let kind = RequestKind::from(req.kind);
+    if kind == RequestKind::EducationalRecord && subject.pupil.is_none() {
+        return Err(CliError::Usage(format!(
+            "--subject {}: an educational record is a pupil's: give the pupil's UPN or full name; nothing was done",
+            req.subject
+        )));
+    }
+    let due = due_on(app, kind, req.received)?;
     let stored = match (&subject.pupil, &subject.email) {
         (Some(p), _) => SarSubject::Pupil(*p),
         (None, Some(e)) => SarSubject::Adult(sealer.seal_text(sar_fields::SUBJECT_EMAIL, e)),
@@ -138,8 +191,8 @@ pub async fn open(app: &App, req: OpenRequest<'_>) -> Result<String, CliError> {
     };
     let requester = req.requester.map(str::trim).filter(|r| !r.is_empty()).map(|r| sealer.seal_text(sar_fields::REQUESTER, r));
     let mut tx = app.store.begin().await?;
-    let id = tx.open_sar(&stored, requester.as_deref(), req.received, due, staff.id, now).await?;
-    let note = sealer.seal_text(crate::store::retention_fields::HOLD_NOTE, &format!("subject access request {}", reference(id)));
+    let id = tx.open_sar(kind, &stored, requester.as_deref(), req.received, due, staff.id, now).await?;
+    let note = sealer.seal_text(crate::store::retention_fields::HOLD_NOTE, &format!("{} {}", kind.title().to_lowercase(), reference(id)));
     for pupil in &subject.held_pupils {
         let hold = tx.set_hold(HoldOn::Pupil(*pupil), HoldReason::Sar, &note, staff.id, now).await?;
         tx.add_sar_hold(id, hold).await?;
@@ -147,9 +200,14 @@ pub async fn open(app: &App, req: OpenRequest<'_>) -> Result<String, CliError> {
     tx.commit().await?;
     let r = load(app, id).await?;
     let days = (due - today).num_days();
+    let counted = match kind {
+        RequestKind::SubjectAccess => String::new(),
+        RequestKind::EducationalRecord => format!("{EDUCATIONAL_RECORD_DAYS} school days, "),
+    };
     Ok(format!(
-        "subject access request #{id} ({}) opened about {}: received {}, answer due {} ({}); {} hold(s) placed, so nothing of theirs \
+        "{} #{id} ({}) opened about {}: received {}, answer due {} ({counted}{}); {} hold(s) placed, so nothing of theirs \
          can be disposed of while it is open. Next: `haven sar collect {id} --by EMAIL`",
+        kind.title().to_lowercase(),
         reference(id),
         subject_line(&dir, &sealer, &r),
         day(req.received),
@@ -172,6 +230,7 @@ fn standing(days: i64) -> String {
 #[derive(Debug, Clone, Serialize)]
 pub struct Listed {
     pub id: i64,
+    pub kind: RequestKind,
     pub reference: String,
     /// open | closed
     pub state: &'static str,
@@ -192,7 +251,7 @@ pub struct Listed {
 
 impl Listed {
     fn line(&self) -> String {
-        let mut line = format!("#{} {} {}: {}", self.id, self.reference, self.state, self.subject);
+        let mut line = format!("#{} {} {} {}: {}", self.id, self.reference, self.kind.title().to_lowercase(), self.state, self.subject);
         line.push_str(&format!("; received {}, due {}", day(self.received_on), day(self.due_on)));
         if let Some(first) = self.extended_from {
             line.push_str(&format!(" (extended from {})", day(first)));
@@ -225,6 +284,7 @@ pub async fn list(app: &App, by: &str, json_out: bool) -> Result<String, CliErro
         let items = app.store.sar_items(r.id).await?;
         listed.push(Listed {
             id: r.id,
+            kind: r.kind,
             reference: reference(r.id),
             state: if r.open { "open" } else { "closed" },
             subject: subject_line(&dir, &sealer, r),
@@ -270,6 +330,12 @@ pub async fn extend(app: &App, id: i64, to: NaiveDate, reason: &str, by: &str) -
     let staff = authorised(app, &dir, by, "extend", &r.audit_subject()).await?;
     if !r.open {
         return Err(CliError::Usage(format!("request #{id} is closed; nothing was done")));
+    }
+    if r.kind == RequestKind::EducationalRecord {
+        return Err(CliError::Usage(format!(
+            "request #{id} is for the educational record, which the regulations give {EDUCATIONAL_RECORD_DAYS} school days and no \
+             extension; nothing was done"
+        )));
     }
     let today = today(now, tz);
     if today > r.due_on {

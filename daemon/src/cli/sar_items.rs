@@ -21,7 +21,7 @@ use crate::sar::flags::{self, Facts, Flag};
 use crate::sar::redact::occurs;
 use crate::sar::{Decision, Exemption, reference};
 use crate::seal::Sealer;
-use crate::store::{HoldOn, HoldReason, NewSarItem, SarDecision, SarRequest, SarSubject, sar_fields};
+use crate::store::{HoldOn, HoldReason, NewSarItem, RequestKind, SarDecision, SarRequest, SarSubject, sar_fields};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
@@ -166,6 +166,23 @@ async fn unfiled_of(app: &App, sealer: &Sealer, subject: &Subject, tz: Tz) -> Re
     Ok(out)
 }
 
+/// Whether an entry of `pupil`'s chronology is part of their educational record, as a request
+/// for it gathers: not in a safeguarding category and not for the DSL team only (information
+/// relevant to child abuse is not part of it: the 2005 Regulations), and written by the school's
+/// staff or sent by the pupil's own parent or carer (what another child's parent or an agency
+/// sent is not: the ICO). Alerts, unfiled messages and audit trails are Haven's own, not it.
+fn in_educational_record(e: &Entry, categories: &crate::category::Categories, dir: &Directory, pupil: i64) -> bool {
+    let safeguarding = categories.find(&e.category).is_none_or(|c| c.safeguarding);
+    let from_school_or_family = match e.original_from.as_deref() {
+        None => true,
+        Some(from) => {
+            dir.staff.iter().any(|s| s.emails.iter().any(|x| x.eq_ignore_ascii_case(from)))
+                || dir.contacts_by_email(&from.to_ascii_lowercase()).any(|c| c.pupil_ids.contains(&pupil))
+        }
+    };
+    !safeguarding && e.visibility != "dsl-team" && from_school_or_family
+}
+
 /// A pupil's chronology, opened, as the chronology view builds it.
 async fn entries_of(app: &App, sealer: &Sealer, dir: &Directory, pupil: i64) -> Result<Vec<Entry>, CliError> {
     let Some(p) = dir.pupil(pupil) else { return Ok(Vec::new()) };
@@ -260,7 +277,14 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let categories = load_rules(&app.config)?.categories().clone();
     let subject = subject_of(&r, &dir, &sealer)?;
     // Which incidents, and whose chronology shows each (the subject's own where it can).
+    let educational = r.kind == RequestKind::EducationalRecord;
     let incidents: BTreeSet<i64> = match &r.subject {
+        SarSubject::Pupil(p) if educational => entries_of(app, &sealer, &dir, *p)
+            .await?
+            .iter()
+            .filter(|e| in_educational_record(e, &categories, &dir, *p))
+            .map(|e| e.incident)
+            .collect(),
         SarSubject::Pupil(p) => entries_of(app, &sealer, &dir, *p).await?.iter().map(|e| e.incident).collect(),
         SarSubject::Adult(_) => {
             incidents_of_adult(app, &sealer, subject.email.as_deref().unwrap_or_default(), subject.name.as_deref()).await?
@@ -277,7 +301,7 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let mut items: Vec<NewSarItem> = Vec::new();
     let mut on_pupils: HashMap<i64, Vec<i64>> = HashMap::new();
     let mut trails: Vec<(String, String)> = Vec::new();
-    if let SarSubject::Pupil(p) = r.subject {
+    if let (SarSubject::Pupil(p), false) = (&r.subject, educational) {
         trails.push((format!("pupil:{p}"), "Audit trail of the pupil's record".into()));
     }
     let mut flagged = 0;
@@ -318,6 +342,9 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
             sha256: sha,
         });
         on_pupils.insert(*incident, pupils);
+        if educational {
+            continue;
+        }
         // The emails Haven sent about it.
         let emails = app.store.emails_about(*incident).await?;
         if let Some(first) = emails.first() {
@@ -347,7 +374,7 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
         trails.push((format!("incident:{incident}"), format!("Audit trail of incident #{incident}")));
     }
     // Messages kept but never filed: sent by the subject or naming them.
-    let unfiled = unfiled_of(app, &sealer, &subject, tz).await?;
+    let unfiled = if educational { Vec::new() } else { unfiled_of(app, &sealer, &subject, tz).await? };
     for m in &unfiled {
         let text = m.content.all_text();
         let f = flags::flags(&Facts {

@@ -229,6 +229,8 @@ pub struct CaseView {
     pub sent_at: Option<DateTime<Utc>>,
     pub received_by: Option<String>,
     pub received_at: Option<DateTime<Utc>>,
+    /// When the advance notice (`haven transfer notify-ahead`) last went.
+    pub notified_at: Option<DateTime<Utc>>,
 }
 
 fn standing(case: &TransferCase, days: Option<crate::transfer::Days<'_>>, today: NaiveDate, received_by: Option<&str>) -> String {
@@ -286,6 +288,7 @@ pub async fn list(app: &App, viewer: &str, all: bool, json_out: bool) -> Result<
                 sent_at: c.sent.map(|(_, t)| t),
                 received_by,
                 received_at: c.received_at,
+                notified_at: c.notified.map(|(_, t)| t),
             }
         })
         .collect();

@@ -13,6 +13,7 @@ use super::transfer::dsl_team;
 use super::{App, CliError};
 use crate::store::{CaseState, TransferCase, transfer_fields};
 use crate::transfer::bundle::{self, Item, Manifest, PupilId, SigningKey};
+use crate::transfer::{RetainAfter, RetainFor};
 use askama::Template as _;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -51,7 +52,7 @@ struct ReceiptText<'a> {
     f: &'a FrontSheet,
 }
 
-async fn case_for(app: &App, id: i64) -> Result<TransferCase, CliError> {
+pub(crate) async fn case_for(app: &App, id: i64) -> Result<TransferCase, CliError> {
     app.store.transfer_case(id).await?.ok_or_else(|| CliError::Usage(format!("there is no transfer case #{id} (see `haven transfers`)")))
 }
 
@@ -251,10 +252,11 @@ pub async fn send(app: &App, case: i64, by: &str, to_haven: Option<&Path>) -> Re
         Some(zip) => Some(to_haven_email(app, &case, &destination, zip)?),
     };
     let method = if email.is_some() { "haven" } else { "written_out" };
+    let retain = (app.config.transfer.retain_after, app.config.transfer.retain_for);
     let (raw, message, marker) = transferred_entry(app, &sealer, &case, &staff, &destination, email.is_some(), now)?;
     let mut tx = app.store.begin().await?;
     tx.record_message(&raw, &message, Some(&marker), &format!("staff:{}", staff.id)).await?;
-    if !tx.record_transfer_sent(case.id, staff.id, now, receipt_due, &rungs, method).await? {
+    if !tx.record_transfer_sent(case.id, staff.id, now, receipt_due, &rungs, method, retain).await? {
         return Err(CliError::Usage(format!("transfer case #{} changed meanwhile; nothing was recorded (see `haven transfers`)", case.id)));
     }
     if let Some(email) = &email {
@@ -342,6 +344,26 @@ pub fn key(app: &App) -> Result<String, CliError> {
     ))
 }
 
+/// What the mark says is kept here once the receipt comes back (`[transfer] retain_after`,
+/// `retain_for`).
+fn kept_words(after: RetainAfter, until: RetainFor) -> &'static str {
+    match (after, until) {
+        (RetainAfter::Full, RetainFor::Dob25) => "These records are kept here until the pupil's 25th birthday, then reviewed.",
+        (RetainAfter::Full, RetainFor::OneYear) => "These records are kept here for a year after the receipt, then reviewed.",
+        (RetainAfter::Chronology, RetainFor::Dob25) => {
+            "Once the receipt comes back only the chronology is kept here (dates, kinds, categories, outcomes; no message \
+             text or attachments), until the pupil's 25th birthday, then reviewed."
+        }
+        (RetainAfter::Chronology, RetainFor::OneYear) => {
+            "Once the receipt comes back only the chronology is kept here (dates, kinds, categories, outcomes; no message \
+             text or attachments), for a year, then reviewed."
+        }
+        (RetainAfter::None, _) => {
+            "Once the receipt comes back these records are due for disposal here (`haven retention due`, then `haven dispose`)."
+        }
+    }
+}
+
 /// The mark on the pupil's records kept here: an entry, DSL team only, saying when and to whom
 /// the file was transferred (with the bundle's manifest hash), filed when the send is recorded.
 fn transferred_entry(
@@ -361,12 +383,13 @@ fn transferred_entry(
     let how = if to_haven { "encrypted to its Haven, through its intake" } else { "through the school's encrypted mail" };
     let text = format!(
         "Transferred on {} to {destination}: the child-protection file (transfer case #{}, {} files, manifest SHA-256 {sha}) \
-         was sent {how} by {} {}. These records are kept here; the receipt is recorded on the case (`haven transfers`).",
+         was sent {how} by {} {}. {} The receipt is recorded on the case (`haven transfers`).",
         now.with_timezone(&app.config.school.tz()).format("%a %-d %b %Y"),
         case.id,
         case.bundle_items.unwrap_or_default(),
         staff.first_name,
-        staff.last_name
+        staff.last_name,
+        kept_words(app.config.transfer.retain_after, app.config.transfer.retain_for)
     );
     let raw = serde_json::to_vec(&serde_json::json!({"transfer_sent": {"case": case.id, "manifest_sha256": sha}})).unwrap_or_default();
     let seal = |field: &str, v: &str| sealer.seal_text_for(case.pupil_id, field, v);

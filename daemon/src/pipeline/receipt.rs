@@ -23,6 +23,14 @@ fn manifest_named(text: &str) -> Option<String> {
     (hex.len() == 64).then(|| hex.to_ascii_lowercase())
 }
 
+/// What an entry says in place of its body once only the chronology is kept after a transfer.
+pub fn removed_line(case: i64) -> String {
+    format!(
+        "(The text and attachments of this entry were removed when transfer case #{case}'s receipt came back: only the \
+         chronology is kept here, [transfer] retain_after = \"chronology\".)"
+    )
+}
+
 impl Filer {
     pub(super) async fn assess_receipt(&self, mut record: MessageRecord, msg: &Message, token: &str) -> Result<Assessed, StoreError> {
         let verified = self.settings.reply_key.as_deref().and_then(|key| reply_token::verify_receipt(key, token));
@@ -65,8 +73,9 @@ impl Filer {
             None => format!("transfer receipt: case {case} closed"),
         };
         let signed = self.sealer().seal_text_for(found.pupil_id, transfer_fields::RECEIVED_BY, &format!("{name}, {role}"));
+        let removed = self.sealer().seal_text_for(found.pupil_id, crate::pipeline::fields::BODY_TEXT, &removed_line(case));
         tracing::info!(case, "transfer receipt: the case closes with this message");
-        Ok(Assessed { receipt: Some((case, signed)), ..Assessed::only(record) })
+        Ok(Assessed { receipt: Some((case, signed, removed)), ..Assessed::only(record) })
     }
 
     /// A child-protection file from another Haven school, encrypted to this one: kept (ignored,

@@ -111,8 +111,8 @@ impl Filer {
         for (incident, staff, text, code) in &assessed.outcomes {
             tx.record_coded_outcome(*incident, *staff, text, *code, now).await?;
         }
-        if let Some((case, signed)) = &assessed.receipt {
-            tx.record_transfer_receipt(*case, signed, by.email(), now).await?;
+        if let Some((case, signed, removed)) = &assessed.receipt {
+            tx.record_transfer_receipt(*case, signed, removed, by.email(), now).await?;
         }
         tx.commit().await?;
         tracing::info!(message_id = id, incident = ?incident, state = assessed.record.state.as_str(), "message released from quarantine");

@@ -8,7 +8,7 @@
 use super::{ScheduleError, ScheduleSettings, TickReport};
 use crate::directory::Role;
 use crate::sar::reference;
-use crate::store::{OutboxRecord, SarRequest, Store};
+use crate::store::{OutboxRecord, RequestKind, SarRequest, Store};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 /// Where a request stands against its deadline on a given day.
@@ -56,13 +56,21 @@ pub fn reminder(r: &SarRequest, stage: Stage, staff: i64, to: &str, settings: &S
         purpose: "reminder",
         recipient: to.to_string(),
         email_message_id: format!("haven.sar{}.{}.{due}.{staff}@{}", r.id, stage.as_str(), settings.mail_domain),
-        subject: format!("[{}] Subject access request {reference}: the answer {standing}", settings.school_name),
+        subject: format!("[{}] {} {reference}: the answer {standing}", settings.school_name, r.kind.title()),
         body: format!(
-            "The answer to subject access request {reference} {standing}.\n\n\
-             One calendar month from receipt is the legal limit; it can be extended by up to two months only if the \
-             requester is told within the first month (`haven sar extend`).\n\n\
+            "The answer to {} {reference} {standing}.\n\n{}\n\n\
              See where it stands: haven sar list --by YOUR-ADDRESS\n\n\
              -- \nHaven, {}\n",
+            r.kind.title().to_lowercase(),
+            match r.kind {
+                RequestKind::SubjectAccess => {
+                    "One calendar month from receipt is the legal limit; it can be extended by up to two months only if the \
+                     requester is told within the first month (`haven sar extend`)."
+                }
+                RequestKind::EducationalRecord => {
+                    "Fifteen school days from receipt is the legal limit for the educational record, with no extension."
+                }
+            },
             settings.school_name
         ),
     }

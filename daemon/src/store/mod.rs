@@ -37,6 +37,7 @@ mod schedule;
 mod seal_clear;
 mod staff;
 mod transfer;
+mod transfer_retain;
 
 pub use ai_feedback::AiVerdict;
 pub use ai_queue::{AiJob, AiJobState, AiOutcome, SUGGESTION_FIELD as AI_SUGGESTION_FIELD};
@@ -65,10 +66,12 @@ pub use referrals::{Plan, Referral};
 pub use report::{Delay, ListedIncident, PupilGroup};
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use sar::{
-    Disclosure, IncidentTexts, NewSarItem, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, UnfiledMessage, fields as sar_fields,
+    Disclosure, IncidentTexts, NewSarItem, RequestKind, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, UnfiledMessage,
+    fields as sar_fields,
 };
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
 pub use transfer::{CaseState, DueTransferRung, NewCase, TransferCase, fields as transfer_fields};
+pub use transfer_retain::KeptAfterTransfer;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

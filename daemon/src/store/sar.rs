@@ -31,6 +31,7 @@ pub enum SarSubject {
 #[derive(Debug, Clone)]
 pub struct SarRequest {
     pub id: i64,
+    pub kind: RequestKind,
     pub subject: SarSubject,
     pub sealed_requester: Option<String>,
     pub received_on: NaiveDate,
@@ -41,6 +42,33 @@ pub struct SarRequest {
     pub opened_by: i64,
     pub opened_at: DateTime<Utc>,
     pub closed: Option<(i64, DateTime<Utc>)>,
+}
+
+/// What was asked for: the subject's personal data (UK GDPR Art 15), or a parent's request
+/// for their child's educational record (maintained schools; 15 school days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    #[default]
+    SubjectAccess,
+    EducationalRecord,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::SubjectAccess => "subject_access",
+            RequestKind::EducationalRecord => "educational_record",
+        }
+    }
+
+    /// "Subject access request" or "Educational record request", as emails and lists say it.
+    pub fn title(self) -> &'static str {
+        match self {
+            RequestKind::SubjectAccess => "Subject access request",
+            RequestKind::EducationalRecord => "Educational record request",
+        }
+    }
 }
 
 impl SarRequest {
@@ -143,7 +171,7 @@ pub struct IncidentTexts {
 }
 
 const REQUEST_COLUMNS: &str = "id, subject_kind, pupil_id, subject_email, requester, received_on, due_on, extended_to, \
-     extend_reason, extended_by, extended_us, state, opened_by, opened_us, closed_by, closed_us";
+     extend_reason, extended_by, extended_us, state, opened_by, opened_us, closed_by, closed_us, request_kind";
 
 const ITEM_COLUMNS: &str = "item, kind, source, item_us, flags, content, sha256, decision, exemption, redactions, reason, \
      consulted, decided_by, decided_us";
@@ -179,8 +207,10 @@ macro_rules! sar_row {
                 };
                 let closed_by: Option<i64> = self.try_get("closed_by")?;
                 let closed_us: Option<i64> = self.try_get("closed_us")?;
+                let request_kind: String = self.try_get("request_kind")?;
                 Ok(SarRequest {
                     id: self.try_get("id")?,
+                    kind: if request_kind == "educational_record" { RequestKind::EducationalRecord } else { RequestKind::SubjectAccess },
                     subject,
                     sealed_requester: self.try_get("requester")?,
                     received_on: date(&self.try_get::<String, _>("received_on")?),
@@ -379,6 +409,7 @@ impl Tx {
     #[allow(clippy::too_many_arguments)]
     pub async fn open_sar(
         &mut self,
+        request_kind: RequestKind,
         subject: &SarSubject,
         sealed_requester: Option<&str>,
         received: NaiveDate,
@@ -392,8 +423,8 @@ impl Tx {
         };
         let id: i64 = on_tx!(self, |c| {
             sqlx::query(
-            "INSERT INTO sar_requests (subject_kind, pupil_id, subject_email, requester, received_on, due_on, state, opened_by, opened_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8) RETURNING id"
+            "INSERT INTO sar_requests (subject_kind, pupil_id, subject_email, requester, received_on, due_on, state, opened_by, opened_us, \
+             request_kind) VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9) RETURNING id"
         )
         .bind(kind)
         .bind(pupil)
@@ -403,6 +434,7 @@ impl Tx {
         .bind(due.to_string())
         .bind(by)
         .bind(to_us(at))
+        .bind(request_kind.as_str())
         .fetch_one(&mut *c)
         .await?
         .try_get("id")?
@@ -413,7 +445,7 @@ impl Tx {
             &format!("staff:{by}"),
             "sar_open",
             &format!("sar:{id}"),
-            &format!("subject={about} received={received} due={due}"),
+            &format!("kind={} subject={about} received={received} due={due}", request_kind.as_str()),
         )
         .await?;
         Ok(id)

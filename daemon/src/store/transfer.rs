@@ -3,7 +3,7 @@
 //! Every change is audited in the transaction that makes it.
 
 use super::{OutboxRecord, Result, Store, Tx, from_us, on_pool, on_tx, to_us};
-use crate::transfer::{Deadline, LadderRung, RungKind};
+use crate::transfer::{Deadline, LadderRung, RetainAfter, RetainFor, RungKind};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 
@@ -62,6 +62,8 @@ pub struct TransferCase {
     pub receipt_due_on: Option<NaiveDate>,
     pub sealed_received_by: Option<String>,
     pub received_at: Option<DateTime<Utc>>,
+    /// The advance notice to the destination's DSL, last sent: by whom, when.
+    pub notified: Option<(i64, DateTime<Utc>)>,
 }
 
 /// A rung of a case's ladder that has fallen due while its case is still at its stage.
@@ -96,7 +98,8 @@ fn text(d: NaiveDate) -> String {
 }
 
 const CASE_COLUMNS: &str = "id, pupil_id, left_on, destination, destination_on, clock_start, due_on, state, opened_by, opened_us, \
-     prepared_by, prepared_us, bundle_sha256, bundle_items, sent_by, sent_us, receipt_due_on, received_by, received_us";
+     prepared_by, prepared_us, bundle_sha256, bundle_items, sent_by, sent_us, receipt_due_on, received_by, received_us, \
+     notified_by, notified_us";
 
 /// Reads a case from either engine's row.
 trait CaseRow {
@@ -127,6 +130,7 @@ macro_rules! case_row {
                     receipt_due_on: day(self.try_get("receipt_due_on")?),
                     sealed_received_by: self.try_get("received_by")?,
                     received_at: self.try_get::<Option<i64>, _>("received_us")?.map(from_us),
+                    notified: by_at(self.try_get("notified_by")?, self.try_get("notified_us")?),
                 })
             }
         }
@@ -337,6 +341,7 @@ impl Tx {
 
     /// Records the bundle as sent, with the receipt's deadline and chase. False when the case
     /// was not prepared (or already sent). Audited as `transfer_send`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn record_transfer_sent(
         &mut self,
         case: i64,
@@ -345,15 +350,19 @@ impl Tx {
         receipt_due_on: NaiveDate,
         ladder: &[LadderRung],
         method: &str,
+        retain: (RetainAfter, RetainFor),
     ) -> Result<bool> {
         let changed = on_tx!(self, |c| {
             sqlx::query(
-                "UPDATE transfer_cases SET state = 'sent', sent_by = $1, sent_us = $2, receipt_due_on = $3 WHERE id = $4 AND state = 'prepared'",
+                "UPDATE transfer_cases SET state = 'sent', sent_by = $1, sent_us = $2, receipt_due_on = $3, retain_after = $5, \
+                 retain_for = $6 WHERE id = $4 AND state = 'prepared'",
             )
             .bind(by)
             .bind(to_us(at))
             .bind(text(receipt_due_on))
             .bind(case)
+            .bind(retain.0.as_str())
+            .bind(retain.1.as_str())
             .execute(&mut *c)
             .await?
             .rows_affected()
@@ -362,14 +371,27 @@ impl Tx {
             return Ok(false);
         }
         self.add_transfer_rungs(case, ladder).await?;
-        let detail = format!("case={case} method={method} receipt_due_on={receipt_due_on}");
+        let detail = format!(
+            "case={case} method={method} receipt_due_on={receipt_due_on} retain_after={} retain_for={}",
+            retain.0.as_str(),
+            retain.1.as_str()
+        );
         self.append_audit(at, &format!("staff:{by}"), "transfer_send", &format!("transfer:{case}"), &detail).await?;
         Ok(true)
     }
 
-    /// Closes a prepared or sent case on its receipt. False when it was not waiting for one
-    /// (already closed: a receipt repeated). Audited as `transfer_receipt`.
-    pub async fn record_transfer_receipt(&mut self, case: i64, sealed_received_by: &str, actor: &str, at: DateTime<Utc>) -> Result<bool> {
+    /// Closes a prepared or sent case on its receipt, and applies what the school keeps after a
+    /// transfer (`store::transfer_retain`; `sealed_removed` replaces each body it removes). False
+    /// when it was not waiting for one (already closed: a receipt repeated). Audited as
+    /// `transfer_receipt` and `transfer_retain`.
+    pub async fn record_transfer_receipt(
+        &mut self,
+        case: i64,
+        sealed_received_by: &str,
+        sealed_removed: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         let changed = on_tx!(self, |c| {
             sqlx::query(
                 "UPDATE transfer_cases SET state = 'closed', received_by = $1, received_us = $2, closed_us = $2 \
@@ -386,7 +408,23 @@ impl Tx {
             return Ok(false);
         }
         self.append_audit(at, actor, "transfer_receipt", &format!("transfer:{case}"), &format!("case={case} closed")).await?;
+        self.keep_after_receipt(case, sealed_removed, actor, at, at.date_naive()).await?;
         Ok(true)
+    }
+
+    /// Records the advance notice to the destination's DSL, queued in this transaction.
+    /// Audited as `transfer_notify_ahead`.
+    pub async fn record_transfer_notice(&mut self, case: i64, by: i64, at: DateTime<Utc>, names_pupil: bool) -> Result<()> {
+        on_tx!(self, |c| {
+            sqlx::query("UPDATE transfer_cases SET notified_by = $1, notified_us = $2 WHERE id = $3")
+                .bind(by)
+                .bind(to_us(at))
+                .bind(case)
+                .execute(&mut *c)
+                .await?;
+        });
+        let detail = format!("case={case} names_pupil={names_pupil}");
+        self.append_audit(at, &format!("staff:{by}"), "transfer_notify_ahead", &format!("transfer:{case}"), &detail).await
     }
 
     /// Fires one rung: records it and queues its emails. False when it had fired already

@@ -38,6 +38,72 @@ pub enum DayKind {
     Calendar,
 }
 
+/// What the school keeps of a pupil's records once the destination's receipt has come back
+/// (`[transfer] retain_after`). Local guidance differs (North Northants keeps no copy, the
+/// South West protocol keeps the chronology for a year), so it is the school's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetainAfter {
+    /// Everything, marked as transferred (the default).
+    #[default]
+    Full,
+    /// The dated list of entries: when, what kind, which category and priority, who recorded
+    /// it, its outcomes and the transfer mark. The message bodies (text and HTML), subject
+    /// lines, senders, notes, AI suggestions, attachments and the original messages go.
+    Chronology,
+    /// Nothing: the records fall due for a two-person disposal (`haven dispose`) on receipt.
+    None,
+}
+
+impl RetainAfter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetainAfter::Full => "full",
+            RetainAfter::Chronology => "chronology",
+            RetainAfter::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RetainAfter> {
+        [RetainAfter::Full, RetainAfter::Chronology, RetainAfter::None].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// How long what is kept after a transfer is kept before it is reviewed (`[transfer] retain_for`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum RetainFor {
+    /// A year from the receipt (the South West protocol's copy of the chronology).
+    #[serde(rename = "1y")]
+    OneYear,
+    /// To the pupil's 25th birthday (the IRMS default for the child-protection file).
+    #[default]
+    #[serde(rename = "dob+25y")]
+    Dob25,
+}
+
+impl RetainFor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetainFor::OneYear => "1y",
+            RetainFor::Dob25 => "dob+25y",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RetainFor> {
+        [RetainFor::OneYear, RetainFor::Dob25].into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The review date of what is kept after a receipt on `received_on`; None: the pupil's 25th
+    /// birthday, which the retention schedule works out from their date of birth.
+    pub fn until(self, after: RetainAfter, received_on: NaiveDate) -> Option<NaiveDate> {
+        match (after, self) {
+            (RetainAfter::None, _) => Some(received_on),
+            (_, RetainFor::OneYear) => received_on.checked_add_months(chrono::Months::new(12)),
+            (_, RetainFor::Dob25) => None,
+        }
+    }
+}
+
 /// `[transfer]` in haven.toml.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +123,16 @@ pub struct TransferSettings {
     /// encrypted through their intake.
     #[serde(default)]
     pub schools_file: Option<std::path::PathBuf>,
+    /// What is kept here once the receipt has come back (see [`RetainAfter`]).
+    #[serde(default)]
+    pub retain_after: RetainAfter,
+    /// When what is kept is reviewed (see [`RetainFor`]).
+    #[serde(default)]
+    pub retain_for: RetainFor,
+    /// Whether the advance notice (`haven transfer notify-ahead`) names the pupil. Off: the
+    /// notice gives the leaving date and the DSL's contact only.
+    #[serde(default)]
+    pub notice_names_pupil: bool,
 }
 
 fn five() -> u32 {
@@ -65,7 +141,16 @@ fn five() -> u32 {
 
 impl Default for TransferSettings {
     fn default() -> Self {
-        TransferSettings { deadline: 5, clock_starts: ClockStart::LeftOn, days: DayKind::School, receipt_within: 5, schools_file: None }
+        TransferSettings {
+            deadline: 5,
+            clock_starts: ClockStart::LeftOn,
+            days: DayKind::School,
+            receipt_within: 5,
+            schools_file: None,
+            retain_after: RetainAfter::Full,
+            retain_for: RetainFor::Dob25,
+            notice_names_pupil: false,
+        }
     }
 }
 
@@ -429,6 +514,24 @@ ends = 2027-03-26
         assert_eq!(due, d("2026-11-13"));
         assert_eq!(chase[0].due, Utc.with_ymd_and_hms(2026, 11, 16, 8, 0, 0).unwrap());
         assert_eq!(chase[1].due, Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn what_is_kept_after_a_receipt_is_read_and_dated() {
+        let s: TransferSettings = toml::from_str("retain_after = \"chronology\"\nretain_for = \"1y\"").unwrap();
+        assert_eq!((s.retain_after, s.retain_for), (RetainAfter::Chronology, RetainFor::OneYear));
+        let default = TransferSettings::default();
+        assert_eq!((default.retain_after, default.retain_for, default.notice_names_pupil), (RetainAfter::Full, RetainFor::Dob25, false));
+        assert!(toml::from_str::<TransferSettings>("retain_after = \"forever\"").is_err());
+        assert!(toml::from_str::<TransferSettings>("retain_for = \"2y\"").is_err());
+        // Received on 29 February: a year on is the last day of February.
+        let on = d("2028-02-29");
+        assert_eq!(RetainFor::OneYear.until(RetainAfter::Chronology, on), Some(d("2029-02-28")));
+        assert_eq!(RetainFor::Dob25.until(RetainAfter::Full, on), None, "the schedule works out the 25th birthday");
+        assert_eq!(RetainFor::OneYear.until(RetainAfter::None, on), Some(on), "none: due on the day of the receipt");
+        for r in [RetainAfter::Full, RetainAfter::Chronology, RetainAfter::None] {
+            assert_eq!(RetainAfter::parse(r.as_str()), Some(r));
+        }
     }
 
     #[test]
