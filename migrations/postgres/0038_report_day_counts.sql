@@ -8,7 +8,7 @@
 -- columns they are counted from are.
 
 -- One count of one day: `figure` is what is counted (category, year, house, sen, group,
--- outcome, recorder, pupil, occurred_to_recorded, recorded_to_outcome), `value` the group
+-- outcome, recorder, pupil, open_due, occurred_to_recorded, recorded_to_outcome), `value` the group
 -- (NULL: no value), `n` incidents (for `pupil`, incidents about that pupil that day).
 CREATE TABLE report_day_counts (
     day     TEXT NOT NULL,      -- YYYY-MM-DD in the school's time zone
@@ -75,7 +75,7 @@ CREATE TRIGGER report_link_changed AFTER INSERT OR UPDATE OR DELETE ON incident_
     FOR EACH ROW EXECUTE FUNCTION report_incident_row_stale();
 CREATE TRIGGER report_action_added AFTER INSERT OR DELETE ON actions
     FOR EACH ROW EXECUTE FUNCTION report_incident_row_stale();
-CREATE TRIGGER report_action_changed AFTER UPDATE OF incident_id, outcome, outcome_us, outcome_code ON actions
+CREATE TRIGGER report_action_changed AFTER UPDATE OF incident_id, due_us, outcome, outcome_us, outcome_code ON actions
     FOR EACH ROW EXECUTE FUNCTION report_incident_row_stale();
 
 -- A pupil's groups, characteristics or plans: every day with an incident about them.

@@ -8,7 +8,7 @@
 -- columns they are counted from are.
 
 -- One count of one day: `figure` is what is counted (category, year, house, sen, group,
--- outcome, recorder, pupil, occurred_to_recorded, recorded_to_outcome), `value` the group
+-- outcome, recorder, pupil, open_due, occurred_to_recorded, recorded_to_outcome), `value` the group
 -- (NULL: no value), `n` incidents (for `pupil`, incidents about that pupil that day).
 CREATE TABLE report_day_counts (
     day     TEXT NOT NULL,      -- YYYY-MM-DD in the school's time zone
@@ -63,7 +63,7 @@ BEGIN INSERT INTO report_stale (occurred_us) SELECT occurred_us FROM incidents W
 
 CREATE TRIGGER report_action_added AFTER INSERT ON actions
 BEGIN INSERT INTO report_stale (occurred_us) SELECT occurred_us FROM incidents WHERE id = NEW.incident_id; END;
-CREATE TRIGGER report_action_changed AFTER UPDATE OF incident_id, outcome, outcome_us, outcome_code ON actions
+CREATE TRIGGER report_action_changed AFTER UPDATE OF incident_id, due_us, outcome, outcome_us, outcome_code ON actions
 BEGIN
     INSERT INTO report_stale (occurred_us) SELECT occurred_us FROM incidents WHERE id IN (OLD.incident_id, NEW.incident_id);
 END;

@@ -89,7 +89,7 @@ fn periods_of(app: &App, req: &SummaryRequest<'_>) -> Result<Vec<Period>, CliErr
 
 /// One period's counts, every one aggregated by the database: the days changed since the last
 /// report are recounted first, then the period's days are added up (see
-/// [`Store::report_counts_fresh`]); open actions, referrals and plans are counted as they stand.
+/// [`Store::report_counts_fresh`]); referrals and plans are counted as they stand.
 pub async fn figures(
     store: &Store,
     dir: &Directory,
@@ -99,7 +99,6 @@ pub async fn figures(
     audience: Audience,
 ) -> Result<Figures, CliError> {
     store.report_counts_fresh(tz).await?;
-    let (from, to) = period.span_us(tz);
     let (from_day, to_day) = (period.from.to_string(), period.to.to_string());
     let days = |figure: Figure| store.report_days(figure, &from_day, &to_day);
     // Month by month; the period's categories are the months' added up (the months are cut to
@@ -115,7 +114,7 @@ pub async fn figures(
     }
     let by_category: Counted = by_category.into_iter().collect();
     let incidents = by_category.iter().map(|(_, n)| n).sum();
-    let (open_actions, overdue_actions) = store.report_open_actions(from, to, crate::store::to_us(now)).await?;
+    let (open_actions, overdue_actions) = store.report_days_open(&from_day, &to_day, crate::store::to_us(now)).await?;
     let by_recorder = match audience {
         Audience::Governors => Vec::new(),
         Audience::Dsl => days(Figure::Recorder)

@@ -1,35 +1,17 @@
-//! The counts behind `haven report` that are read live (open actions, referrals, plans) and the
+//! The counts behind `haven report` that are read live (referrals, plans) and the
 //! inspector's list; the rest are kept per day (`report_days`). Every figure is aggregated by
 //! the database, never by loading incidents; nothing is opened (decrypted) to count. Categories,
 //! outcome codes, year groups, houses, SEN flags and agencies are kept in clear for this, as an
 //! incident's category always was.
 //!
-//! A period is a half-open range of microseconds `[from_us, to_us)`. Follow-ups (replies filed
-//! on an incident) and corrections are not incidents of their own and are never counted.
+//! Follow-ups (replies filed on an incident) and corrections are not incidents of their own and
+//! are never counted.
 
 use super::{Result, Store, on_pool};
 use sqlx::Row;
 
-/// The incidents of a period, as every count here selects them.
-const IN_PERIOD: &str = "i.occurred_us >= $1 AND i.occurred_us < $2 AND i.follows IS NULL AND i.corrects IS NULL";
-
 /// One group's count; `None` is a group with no value.
 pub type Counted = Vec<(Option<String>, i64)>;
-
-impl Store {
-    /// The period's incidents still awaiting an outcome, and how many of those are overdue at
-    /// `now_us`: from the open actions (few, and indexed), not from the period's incidents.
-    pub async fn report_open_actions(&self, from_us: i64, to_us: i64, now_us: i64) -> Result<(i64, i64)> {
-        let sql = format!(
-            "SELECT COUNT(DISTINCT i.id), COUNT(DISTINCT CASE WHEN a.due_us < $3 THEN i.id END) FROM actions a \
-             CROSS JOIN incidents i WHERE i.id = a.incident_id AND a.outcome IS NULL AND {IN_PERIOD}"
-        );
-        on_pool!(self, |p| {
-            let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from_us).bind(to_us).bind(now_us).fetch_one(p).await?;
-            Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?))
-        })
-    }
-}
 
 impl Store {
     /// Referrals made from `from` to `to` (days, both included), by agency.

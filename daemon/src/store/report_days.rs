@@ -19,8 +19,14 @@ const STALE_LIMIT: i64 = 20_000;
 
 /// The incidents of the days being recounted, as the report selects them (follow-ups and
 /// corrections are not incidents of their own).
+/// `$1`/`$2` bound the stretch of days being recounted, so the planner expects as many
+/// incidents as that stretch holds (from the days' own bounds alone it guesses a ninth of the
+/// table, and PostgreSQL then scans whole tables).
 const SCOPE: &str = "report_recount rd JOIN incidents i ON i.occurred_us >= rd.from_us AND i.occurred_us < rd.to_us \
-     AND i.follows IS NULL AND i.corrects IS NULL";
+     AND i.occurred_us >= $1 AND i.occurred_us < $2 AND i.follows IS NULL AND i.corrects IS NULL";
+
+/// The longest stretch of days (first to last) one round of statements recounts.
+const STRETCH_DAYS: i64 = 31;
 
 /// The links that make an incident about a pupil (one only mentioned does not count).
 const ABOUT: &str = "JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.role <> 'mentioned'";
@@ -32,6 +38,9 @@ const BUCKET: &str = "CASE WHEN d < 86400000000 THEN d / 60000000 \
 
 /// The figure that lists, per day, the pupils its incidents are about (distinct over a period).
 const PUPIL: &str = "pupil";
+
+/// The figure of incidents awaiting an outcome, by when the first is due.
+const OPEN: &str = "open_due";
 
 /// Every count of the recounted days, as `INSERT INTO report_day_counts … SELECT`.
 fn recount_statements() -> Vec<String> {
@@ -74,6 +83,12 @@ fn recount_statements() -> Vec<String> {
         format!(
             "{insert} SELECT rd.day, '{o}', a.outcome_code, COUNT(DISTINCT i.id) FROM {SCOPE} \
              JOIN actions a ON a.incident_id = i.id WHERE a.outcome IS NOT NULL GROUP BY rd.day, a.outcome_code"
+        ),
+        // Incidents still awaiting an outcome, by the earliest due time of their open actions
+        // (overdue is counted against the time of the report).
+        format!(
+            "{insert} SELECT day, '{OPEN}', CAST(due AS TEXT), COUNT(*) FROM (SELECT rd.day AS day, MIN(a.due_us) AS due \
+             FROM {SCOPE} JOIN actions a ON a.incident_id = i.id WHERE a.outcome IS NULL GROUP BY rd.day, i.id) open GROUP BY day, due"
         ),
         delays(Figure::OccurredToRecorded.name(), format!("SELECT rd.day AS day, i.recorded_us - i.occurred_us AS d FROM {SCOPE}")),
         delays(
@@ -126,6 +141,19 @@ fn day_of(us: i64, tz: Tz) -> Option<NaiveDate> {
     DateTime::from_timestamp_micros(us).map(|t| t.with_timezone(&tz).date_naive())
 }
 
+/// The days to recount, oldest first, cut into stretches of at most [`STRETCH_DAYS`]: each
+/// stretch's `[from_us, to_us)`.
+fn stretches(spans: &[(NaiveDate, i64, i64)]) -> Vec<(i64, i64)> {
+    let mut out: Vec<(NaiveDate, i64, i64)> = Vec::new();
+    for &(day, from, to) in spans {
+        match out.last_mut() {
+            Some((first, _, end)) if (day - *first).num_days() < STRETCH_DAYS => *end = to,
+            _ => out.push((day, from, to)),
+        }
+    }
+    out.into_iter().map(|(_, from, to)| (from, to)).collect()
+}
+
 impl Store {
     /// Recounts every day something has changed on since the last report, in `tz`'s days; the
     /// whole record when it was never counted, was counted in another zone, or too much changed.
@@ -135,7 +163,10 @@ impl Store {
         if let TxConn::Postgres(c) = &mut tx.conn {
             // What is read below is what is deleted at the end: a change committed meanwhile
             // stays noted for the next recount.
-            sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; LOCK TABLE report_day_counts IN EXCLUSIVE MODE")
+            // Compiling the small recounts' plans (JIT) would take longer than running them.
+            sqlx::raw_sql(
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL jit = off; LOCK TABLE report_day_counts IN EXCLUSIVE MODE",
+            )
                 .execute(&mut **c)
                 .await?;
         }
@@ -160,42 +191,66 @@ impl Store {
             }
         } else {
             let times: Vec<i64> = on_tx!(tx, |c| {
-                sqlx::query_scalar(
-                    "SELECT occurred_us FROM report_stale WHERE id <= $1 AND occurred_us IS NOT NULL \
-                     UNION SELECT i.occurred_us FROM report_stale s JOIN incident_pupils ip ON ip.pupil_id = s.pupil_id \
-                     JOIN incidents i ON i.id = ip.incident_id WHERE s.id <= $1",
-                )
-                .bind(last)
-                .fetch_all(&mut *c)
-                .await?
+                let mut times: Vec<i64> =
+                    sqlx::query_scalar("SELECT occurred_us FROM report_stale WHERE id <= $1 AND occurred_us IS NOT NULL")
+                        .bind(last)
+                        .fetch_all(&mut *c)
+                        .await?;
+                let pupils: Vec<i64> =
+                    sqlx::query_scalar("SELECT DISTINCT pupil_id FROM report_stale WHERE id <= $1 AND pupil_id IS NOT NULL")
+                        .bind(last)
+                        .fetch_all(&mut *c)
+                        .await?;
+                if !pupils.is_empty() {
+                    // Whole numbers only are written into the text.
+                    let ids = pupils.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+                    let sql = format!(
+                        "SELECT DISTINCT i.occurred_us FROM incident_pupils ip JOIN incidents i ON i.id = ip.incident_id \
+                         WHERE ip.pupil_id IN ({ids})"
+                    );
+                    times.extend(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *c).await?);
+                }
+                times
             });
             times.into_iter().filter_map(|u| day_of(u, tz)).collect()
         };
-        let spans: Vec<(String, i64, i64)> = days
+        let spans: Vec<(NaiveDate, i64, i64)> = days
             .iter()
             .map(|d| {
                 let next = d.succ_opt().unwrap_or(*d);
-                (d.to_string(), crate::report::period::day_start_us(*d, tz), crate::report::period::day_start_us(next, tz))
+                (*d, crate::report::period::day_start_us(*d, tz), crate::report::period::day_start_us(next, tz))
             })
             .collect();
         on_tx!(tx, |c| {
             for chunk in spans.chunks(super::ROWS_PER_STATEMENT) {
                 let mut qb = sqlx::QueryBuilder::new("INSERT INTO report_recount (day, from_us, to_us) ");
                 qb.push_values(chunk, |mut b, (day, from, to)| {
-                    b.push_bind(day.as_str()).push_bind(*from).push_bind(*to);
+                    b.push_bind(day.to_string()).push_bind(*from).push_bind(*to);
                 });
                 qb.build().persistent(false).execute(&mut *c).await?;
             }
             if !whole {
                 sqlx::query("DELETE FROM report_day_counts WHERE day IN (SELECT day FROM report_recount)").execute(&mut *c).await?;
             }
-            for sql in recount_statements() {
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *c).await?;
+            let statements = recount_statements();
+            // The whole record in one stretch: every incident is read anyway.
+            let stretches = match (whole, spans.first(), spans.last()) {
+                (true, Some(first), Some(last)) => vec![(first.1, last.2)],
+                _ => stretches(&spans),
+            };
+            for (from, to) in stretches {
+                for sql in &statements {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(from).bind(to).execute(&mut *c).await?;
+                }
             }
             sqlx::query("DELETE FROM report_recount").execute(&mut *c).await?;
             sqlx::query("DELETE FROM report_stale WHERE id <= $1").bind(last).execute(&mut *c).await?;
             sqlx::query("UPDATE report_counts_state SET tz = $1 WHERE id = 1").bind(tz.name()).execute(&mut *c).await?;
         });
+        if whole && let TxConn::Postgres(c) = &mut tx.conn {
+            // Every count is new: let the planner know how many there are.
+            sqlx::raw_sql("ANALYZE report_day_counts").execute(&mut **c).await?;
+        }
         tx.commit().await
     }
 
@@ -211,6 +266,24 @@ impl Store {
             .fetch_all(p)
             .await?;
             rows.iter().map(|r| Ok((r.try_get::<Option<String>, _>(0)?, r.try_get::<i64, _>(1)?))).collect()
+        })
+    }
+
+    /// The incidents of the days `from` to `to` still awaiting an outcome, and how many of those
+    /// are overdue at `now_us`.
+    pub async fn report_days_open(&self, from: &str, to: &str, now_us: i64) -> Result<(i64, i64)> {
+        on_pool!(self, |p| {
+            let r = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN CAST(value AS BIGINT) < $4 THEN n ELSE 0 END), 0) AS BIGINT) \
+                 FROM report_day_counts WHERE figure = $3 AND day >= $1 AND day <= $2",
+            )
+            .bind(from)
+            .bind(to)
+            .bind(OPEN)
+            .bind(now_us)
+            .fetch_one(p)
+            .await?;
+            Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?))
         })
     }
 
