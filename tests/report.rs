@@ -25,14 +25,14 @@ mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use haven::clock::ManualClock;
+use haven::directory::Directory;
 use haven::pipeline::{Filer, FilingSettings};
 use haven::read::Limits;
+use haven::report::period::Period;
+use haven::report::summary::{Audience, Figures};
 use haven::rules::{LiveRules, RuleSet};
 use haven::seal::Sealer;
 use haven::source::{Incoming, Origin, Payload};
-use haven::directory::Directory;
-use haven::report::period::Period;
-use haven::report::summary::{Audience, Figures};
 use haven::store::{MessageState, Store};
 use serde_json::Value;
 use std::sync::Arc;
@@ -665,7 +665,8 @@ async fn recounted(store: &Store, dir: &Directory, p: &Period, now: DateTime<Utc
     let (from, to) = p.span_us(tz);
     let live = "i.occurred_us >= $1 AND i.occurred_us < $2 AND i.follows IS NULL AND i.corrects IS NULL";
     let about = "JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.role <> 'mentioned'";
-    let bucket = "CASE WHEN d < 86400000000 THEN d / 60000000 WHEN d < 2592000000000 THEN (d / 3600000000) * 60 ELSE (d / 86400000000) * 1440 END";
+    let bucket =
+        "CASE WHEN d < 86400000000 THEN d / 60000000 WHEN d < 2592000000000 THEN (d / 3600000000) * 60 ELSE (d / 86400000000) * 1440 END";
     let by_pupil = |g: &str| {
         format!("SELECT {g}, COUNT(DISTINCT i.id) FROM incidents i {about} JOIN pupils p ON p.id = ip.pupil_id WHERE {live} GROUP BY {g}")
     };
@@ -701,7 +702,13 @@ async fn recounted(store: &Store, dir: &Directory, p: &Period, now: DateTime<Utc
         .await,
     );
     groups.sort();
-    let recorders = straight(store, format!("SELECT CAST(i.recorded_by AS TEXT), COUNT(*) FROM incidents i WHERE {live} GROUP BY i.recorded_by"), from, to).await;
+    let recorders = straight(
+        store,
+        format!("SELECT CAST(i.recorded_by AS TEXT), COUNT(*) FROM incidents i WHERE {live} GROUP BY i.recorded_by"),
+        from,
+        to,
+    )
+    .await;
     let mut recorders: Vec<(Option<String>, i64)> = recorders
         .into_iter()
         .map(|(id, n)| {
@@ -857,12 +864,18 @@ async fn kept_counts_equal_a_straight_recount_after_every_change(backend: Backen
     check("an outcome").await;
     // Relinked: Oliver's new incident is about Amira instead, and Jane is only mentioned in it.
     change(store, &format!("UPDATE incident_pupils SET pupil_id = {amira} WHERE incident_id = {filed} AND pupil_id = {oliver}")).await;
-    change(store, &format!("INSERT INTO incident_pupils (incident_id, pupil_id, role, how) VALUES ({filed}, {jane}, 'mentioned', 'name')")).await;
+    change(store, &format!("INSERT INTO incident_pupils (incident_id, pupil_id, role, how) VALUES ({filed}, {jane}, 'mentioned', 'name')"))
+        .await;
     check("a relink").await;
     // Disposed of: the first Spring incident and everything of it.
     let first = sqlx_ids(store, "SELECT MIN(id) FROM incidents").await[0];
-    for table in ["action_rungs WHERE action_id IN (SELECT id FROM actions WHERE incident_id = {id})", "actions WHERE incident_id = {id}",
-        "outbox WHERE incident_id = {id}", "incident_pupils WHERE incident_id = {id}", "incidents WHERE id = {id}"] {
+    for table in [
+        "action_rungs WHERE action_id IN (SELECT id FROM actions WHERE incident_id = {id})",
+        "actions WHERE incident_id = {id}",
+        "outbox WHERE incident_id = {id}",
+        "incident_pupils WHERE incident_id = {id}",
+        "incidents WHERE id = {id}",
+    ] {
         change(store, &format!("DELETE FROM {}", table.replace("{id}", &first.to_string()))).await;
     }
     check("a disposal").await;
@@ -881,11 +894,18 @@ async fn kept_counts_equal_a_straight_recount_after_every_change(backend: Backen
     store.record_characteristics(&[(jane, "fsm", "no".into())], day("2026-10-01")).await.unwrap();
     check("a characteristic changed").await;
     // A plan for Oliver over the autumn, then ended early.
-    change(store, &format!(
-        "INSERT INTO pupil_plans (pupil_id, kind, starts_on, starts_us, created_by, created_us) \
-         SELECT {oliver}, 'child-in-need', '2026-10-01', {}, MIN(id), 0 FROM staff", day("2026-10-01"))).await;
+    change(
+        store,
+        &format!(
+            "INSERT INTO pupil_plans (pupil_id, kind, starts_on, starts_us, created_by, created_us) \
+         SELECT {oliver}, 'child-in-need', '2026-10-01', {}, MIN(id), 0 FROM staff",
+            day("2026-10-01")
+        ),
+    )
+    .await;
     check("a plan").await;
-    change(store, &format!("UPDATE pupil_plans SET ends_on = '2026-10-20', ends_us = {} WHERE pupil_id = {oliver}", day("2026-10-20"))).await;
+    change(store, &format!("UPDATE pupil_plans SET ends_on = '2026-10-20', ends_us = {} WHERE pupil_id = {oliver}", day("2026-10-20")))
+        .await;
     check("a plan ended").await;
     db.cleanup().await;
 }

@@ -60,5 +60,4 @@ impl Store {
         tx.commit().await?;
         Ok(changed)
     }
-
 }

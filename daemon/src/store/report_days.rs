@@ -18,8 +18,7 @@ use std::collections::BTreeSet;
 const STALE_LIMIT: i64 = 20_000;
 
 /// The incidents of the days being recounted, as the report selects them (follow-ups and
-/// corrections are not incidents of their own).
-/// `$1`/`$2` bound the stretch of days being recounted, so the planner expects as many
+/// corrections are not incidents of their own). `$1`/`$2` bound the stretch of days being recounted, so the planner expects as many
 /// incidents as that stretch holds (from the days' own bounds alone it guesses a ninth of the
 /// table, and PostgreSQL then scans whole tables).
 const SCOPE: &str = "report_recount rd JOIN incidents i ON i.occurred_us >= rd.from_us AND i.occurred_us < rd.to_us \
@@ -60,9 +59,7 @@ fn recount_statements() -> Vec<String> {
     };
     vec![
         format!("{insert} SELECT rd.day, '{c}', i.category, COUNT(*) FROM {SCOPE} GROUP BY rd.day, i.category"),
-        format!(
-            "{insert} SELECT rd.day, '{r}', CAST(i.recorded_by AS TEXT), COUNT(*) FROM {SCOPE} GROUP BY rd.day, i.recorded_by"
-        ),
+        format!("{insert} SELECT rd.day, '{r}', CAST(i.recorded_by AS TEXT), COUNT(*) FROM {SCOPE} GROUP BY rd.day, i.recorded_by"),
         format!("{insert} SELECT rd.day, '{PUPIL}', CAST(ip.pupil_id AS TEXT), COUNT(*) FROM {SCOPE} {ABOUT} GROUP BY rd.day, ip.pupil_id"),
         by_pupil(Figure::YearGroup.name(), "CAST(p.year_group AS TEXT)"),
         by_pupil(Figure::House.name(), "p.house"),
@@ -162,13 +159,13 @@ impl Store {
         let mut tx = self.begin().await?;
         if let TxConn::Postgres(c) = &mut tx.conn {
             // What is read below is what is deleted at the end: a change committed meanwhile
-            // stays noted for the next recount.
-            // Compiling the small recounts' plans (JIT) would take longer than running them.
+            // stays noted for the next recount. Compiling the small recounts' plans (JIT) would
+            // take longer than running them.
             sqlx::raw_sql(
                 "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL jit = off; LOCK TABLE report_day_counts IN EXCLUSIVE MODE",
             )
-                .execute(&mut **c)
-                .await?;
+            .execute(&mut **c)
+            .await?;
         }
         let (counted_in, stale, last): (Option<String>, i64, i64) = on_tx!(tx, |c| {
             let zone: Option<String> = sqlx::query_scalar("SELECT tz FROM report_counts_state WHERE id = 1").fetch_one(&mut *c).await?;
@@ -290,14 +287,12 @@ impl Store {
     /// Distinct pupils the incidents of the days `from` to `to` are about.
     pub async fn report_days_pupils(&self, from: &str, to: &str) -> Result<i64> {
         on_pool!(self, |p| {
-            Ok(sqlx::query_scalar(
-                "SELECT COUNT(DISTINCT value) FROM report_day_counts WHERE figure = $3 AND day >= $1 AND day <= $2",
-            )
-            .bind(from)
-            .bind(to)
-            .bind(PUPIL)
-            .fetch_one(p)
-            .await?)
+            Ok(sqlx::query_scalar("SELECT COUNT(DISTINCT value) FROM report_day_counts WHERE figure = $3 AND day >= $1 AND day <= $2")
+                .bind(from)
+                .bind(to)
+                .bind(PUPIL)
+                .fetch_one(p)
+                .await?)
         })
     }
 }
