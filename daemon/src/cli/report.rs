@@ -3,7 +3,7 @@
 //! governors (no names, small numbers hidden) or for the DSL team (exact, recorders named), the
 //! term asked for beside the two before it.
 //!
-//! Every figure is counted by the database ([`Store::report_by_category`] and friends); only
+//! Every figure is counted by the database ([`Store::report_days`] and friends); only
 //! the staff list is read to check who asks, and no pupil's record is opened. Only the DSL team,
 //! SLT and the head may run the governors' report, only the DSL team the DSL's; every run and
 //! every refusal is audited.
@@ -12,7 +12,7 @@ use super::{App, CliError};
 use crate::directory::{Directory, Role, Staff};
 use crate::report::period::{self, Asked, Period, PeriodError};
 use crate::report::summary::{Audience, Counted, Figures, SummaryDoc, SummaryMeta};
-use crate::store::{Delay, PupilGroup, Store};
+use crate::store::{Figure, Store};
 use askama::Template as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -87,7 +87,9 @@ fn periods_of(app: &App, req: &SummaryRequest<'_>) -> Result<Vec<Period>, CliErr
     })
 }
 
-/// One period's counts, every one aggregated by the database.
+/// One period's counts, every one aggregated by the database: the days changed since the last
+/// report are recounted first, then the period's days are added up (see
+/// [`Store::report_counts_fresh`]); referrals and plans are counted as they stand.
 pub async fn figures(
     store: &Store,
     dir: &Directory,
@@ -96,29 +98,30 @@ pub async fn figures(
     now: DateTime<Utc>,
     audience: Audience,
 ) -> Result<Figures, CliError> {
-    let (from, to) = period.span_us(tz);
+    store.report_counts_fresh(tz).await?;
+    let (from_day, to_day) = (period.from.to_string(), period.to.to_string());
+    let days = |figure: Figure| store.report_days(figure, &from_day, &to_day);
     // Month by month; the period's categories are the months' added up (the months are cut to
-    // the period, end to end), so the period is read once.
+    // the period, end to end).
     let mut by_month = Vec::new();
     let mut by_category: std::collections::BTreeMap<Option<String>, i64> = std::collections::BTreeMap::new();
-    for (label, (a, b)) in period.months(tz) {
-        let month = store.report_by_category(a, b).await?;
-        by_month.push((label, month.iter().map(|(_, n)| n).sum()));
-        for (k, n) in month {
+    for month in period.months() {
+        let counted = store.report_days(Figure::Category, &month.from.to_string(), &month.to.to_string()).await?;
+        by_month.push((month.name, counted.iter().map(|(_, n)| n).sum()));
+        for (k, n) in counted {
             *by_category.entry(k).or_default() += n;
         }
     }
     let by_category: Counted = by_category.into_iter().collect();
     let incidents = by_category.iter().map(|(_, n)| n).sum();
-    let (open_actions, overdue_actions) = store.report_open_actions(from, to, crate::store::to_us(now)).await?;
-    let (from_day, to_day) = (period.from.to_string(), period.to.to_string());
+    let (open_actions, overdue_actions) = store.report_days_open(&from_day, &to_day, crate::store::to_us(now)).await?;
     let by_recorder = match audience {
         Audience::Governors => Vec::new(),
-        Audience::Dsl => store
-            .report_by_recorder(from, to)
+        Audience::Dsl => days(Figure::Recorder)
             .await?
             .into_iter()
             .map(|(id, n)| {
+                let id = id.and_then(|id| id.parse::<i64>().ok());
                 let name = id.and_then(|id| dir.staff.iter().find(|s| s.id == id)).map(|s| format!("{} {}", s.first_name, s.last_name));
                 (name, n)
             })
@@ -126,23 +129,30 @@ pub async fn figures(
     };
     Ok(Figures {
         incidents,
-        pupils: store.report_pupils(from, to).await?,
+        pupils: store.report_days_pupils(&from_day, &to_day).await?,
         by_category,
         by_month,
-        by_year: store.report_by_pupil(PupilGroup::YearGroup, from, to).await?,
-        by_house: store.report_by_pupil(PupilGroup::House, from, to).await?,
-        by_sen: store.report_by_pupil(PupilGroup::Sen, from, to).await?,
-        by_group: store.report_by_characteristic(from, to).await?,
-        outcomes: store.report_outcomes(from, to).await?,
+        by_year: days(Figure::YearGroup).await?,
+        by_house: days(Figure::House).await?,
+        by_sen: days(Figure::Sen).await?,
+        by_group: days(Figure::Group).await?,
+        outcomes: days(Figure::Outcome).await?,
         referrals: store.report_referrals(&from_day, &to_day).await?,
         plans_open: store.report_plans_open(&to_day).await?,
         plans_started: store.report_plans_started(&from_day, &to_day).await?,
         open_actions,
         overdue_actions,
-        occurred_to_recorded: store.report_delays(Delay::OccurredToRecorded, from, to).await?,
-        recorded_to_outcome: store.report_delays(Delay::RecordedToOutcome, from, to).await?,
+        occurred_to_recorded: histogram(days(Figure::OccurredToRecorded).await?),
+        recorded_to_outcome: histogram(days(Figure::RecordedToOutcome).await?),
         by_recorder,
     })
+}
+
+/// A delay's counts as (minutes, incidents), shortest first.
+fn histogram(counted: Counted) -> Vec<(i64, i64)> {
+    let mut h: Vec<(i64, i64)> = counted.into_iter().filter_map(|(b, n)| Some((b?.parse().ok()?, n))).collect();
+    h.sort_unstable();
+    h
 }
 
 /// Builds the summary's model: the periods, their counts, who asked (checked and audited).

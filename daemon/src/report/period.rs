@@ -74,8 +74,8 @@ impl Period {
         (day_start_us(self.from, tz), day_start_us(self.to.succ_opt().unwrap_or(self.to), tz))
     }
 
-    /// The calendar months the period touches, each cut to the period: ("Sep 2026", span).
-    pub fn months(&self, tz: Tz) -> Vec<(String, (i64, i64))> {
+    /// The calendar months the period touches, each cut to the period and named "Sep 2026".
+    pub fn months(&self) -> Vec<Period> {
         let mut out = Vec::new();
         let mut first = self.from;
         while first <= self.to {
@@ -86,8 +86,7 @@ impl Period {
             }
             .unwrap_or(self.to);
             let last = next_month.pred_opt().unwrap_or(next_month).min(self.to);
-            let part = Period { name: String::new(), from: first, to: last };
-            out.push((first.format("%b %Y").to_string(), part.span_us(tz)));
+            out.push(Period { name: first.format("%b %Y").to_string(), from: first, to: last });
             first = next_month;
         }
         out
@@ -128,13 +127,14 @@ mod tests {
     fn months_are_cut_to_the_period_and_days_start_at_local_midnight() {
         let tz = chrono_tz::Europe::London;
         let p = Period { name: "Autumn".into(), from: d("2026-09-02"), to: d("2026-12-18") };
-        let m = p.months(tz);
-        assert_eq!(m.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["Sep 2026", "Oct 2026", "Nov 2026", "Dec 2026"]);
+        let m = p.months();
+        assert_eq!(m.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["Sep 2026", "Oct 2026", "Nov 2026", "Dec 2026"]);
+        assert_eq!((m[0].from, m[0].to, m[3].from, m[3].to), (d("2026-09-02"), d("2026-09-30"), d("2026-12-01"), d("2026-12-18")));
         // 2 September 2026 00:00 BST is 1 September 23:00 UTC.
-        assert_eq!(m[0].1.0, d("2026-09-01").and_hms_opt(23, 0, 0).unwrap().and_utc().timestamp_micros());
+        assert_eq!(m[0].span_us(tz).0, d("2026-09-01").and_hms_opt(23, 0, 0).unwrap().and_utc().timestamp_micros());
         // Months meet: each ends where the next begins, and the last ends after 18 December.
-        assert_eq!(m[0].1.1, m[1].1.0);
-        assert_eq!(m[3].1.1, p.span_us(tz).1);
+        assert_eq!(m[0].span_us(tz).1, m[1].span_us(tz).0);
+        assert_eq!(m[3].span_us(tz).1, p.span_us(tz).1);
         assert_eq!(p.span_us(tz).1, d("2026-12-19").and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros());
     }
 }

@@ -2,8 +2,7 @@
 //! changed (`to_us`) and opens the new one from the import's day, so a report counts a pupil as
 //! they were when an incident happened. Values are in clear, as year group and house are.
 
-use super::report::IN_PERIOD;
-use super::{Result, Store, on_pool, on_tx};
+use super::{Result, Store, on_tx};
 use sqlx::Row;
 use std::collections::HashMap;
 
@@ -60,36 +59,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(changed)
-    }
-
-    /// The period's incidents about a pupil in each vulnerable group as they were when it
-    /// happened, keyed `characteristic:value` (`fsm:yes`, `sen:K`; "no" and SEN "N" are left
-    /// out), and about a pupil on a plan that day, keyed `plan:KIND`.
-    pub async fn report_by_characteristic(&self, from_us: i64, to_us: i64) -> Result<super::report::Counted> {
-        let sql = format!(
-            "SELECT pc.characteristic || ':' || pc.value AS g, COUNT(DISTINCT i.id) FROM incidents i \
-             JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.role <> 'mentioned' \
-             JOIN pupil_characteristics pc ON pc.pupil_id = ip.pupil_id AND pc.from_us <= i.occurred_us \
-             AND (pc.to_us IS NULL OR pc.to_us > i.occurred_us) \
-             WHERE {IN_PERIOD} AND pc.value NOT IN ('no', 'N') GROUP BY pc.characteristic, pc.value"
-        );
-        // And the plans they were on that day.
-        let plans = format!(
-            "SELECT 'plan:' || pp.kind AS g, COUNT(DISTINCT i.id) FROM incidents i \
-             JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.role <> 'mentioned' \
-             JOIN pupil_plans pp ON pp.pupil_id = ip.pupil_id AND pp.starts_us <= i.occurred_us \
-             AND (pp.ends_us IS NULL OR pp.ends_us > i.occurred_us) \
-             WHERE {IN_PERIOD} GROUP BY pp.kind"
-        );
-        on_pool!(self, |p| {
-            let mut counted = Vec::new();
-            for sql in [sql, plans] {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from_us).bind(to_us).fetch_all(p).await?;
-                for r in &rows {
-                    counted.push((r.try_get::<Option<String>, _>(0)?, r.try_get::<i64, _>(1)?));
-                }
-            }
-            Ok(counted)
-        })
     }
 }

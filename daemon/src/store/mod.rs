@@ -31,6 +31,7 @@ mod pupil_search;
 mod read;
 mod referrals;
 mod report;
+mod report_days;
 mod retention;
 mod sar;
 mod schedule;
@@ -63,7 +64,8 @@ pub use outcomes::OutcomeRecorded;
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
 pub use referrals::{Plan, Referral};
-pub use report::{Delay, ListedIncident, PupilGroup};
+pub use report::{Counted, ListedIncident};
+pub use report_days::Figure;
 pub use retention::{Hold, HoldOn, HoldReason, PupilCategory, Review, fields as retention_fields};
 pub use sar::{
     Disclosure, IncidentTexts, NewSarItem, RequestKind, SarDecision, SarItem, SarRequest, SarSubject, SentEmail, UnfiledMessage,

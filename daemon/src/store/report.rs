@@ -1,162 +1,17 @@
-//! The counts behind `haven report`: every figure aggregated by the database (COUNT with GROUP
-//! BY over a period of incidents, by when they happened), never by loading incidents; nothing is
-//! opened (decrypted) to count. Categories, outcome codes, year groups, houses, SEN flags and
-//! agencies are kept in clear for this, as an incident's category always was.
+//! The counts behind `haven report` that are read live (referrals, plans) and the
+//! inspector's list; the rest are kept per day (`report_days`). Every figure is aggregated by
+//! the database, never by loading incidents; nothing is opened (decrypted) to count. Categories,
+//! outcome codes, year groups, houses, SEN flags and agencies are kept in clear for this, as an
+//! incident's category always was.
 //!
-//! A period is a half-open range of microseconds `[from_us, to_us)`. Follow-ups (replies filed
-//! on an incident) and corrections are not incidents of their own and are never counted.
+//! Follow-ups (replies filed on an incident) and corrections are not incidents of their own and
+//! are never counted.
 
 use super::{Result, Store, on_pool};
 use sqlx::Row;
 
-/// The incidents of a period, as every count here selects them.
-pub(super) const IN_PERIOD: &str = "i.occurred_us >= $1 AND i.occurred_us < $2 AND i.follows IS NULL AND i.corrects IS NULL";
-
-/// What a pupil is grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PupilGroup {
-    YearGroup,
-    House,
-    Sen,
-}
-
-impl PupilGroup {
-    fn expr(self) -> &'static str {
-        match self {
-            PupilGroup::YearGroup => "CAST(p.year_group AS TEXT)",
-            PupilGroup::House => "p.house",
-            PupilGroup::Sen => "CASE WHEN p.sen THEN 'yes' ELSE 'no' END",
-        }
-    }
-}
-
-/// Which delay a histogram measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delay {
-    /// From when it happened to when it was recorded.
-    OccurredToRecorded,
-    /// From when it was recorded to its first outcome.
-    RecordedToOutcome,
-}
-
-/// A delay's bucket, in minutes: to the minute under a day, to the hour under 30 days, to the
-/// day beyond. Both engines divide integers the same way.
-const BUCKET: &str = "CASE WHEN d < 86400000000 THEN d / 60000000 \
-     WHEN d < 2592000000000 THEN (d / 3600000000) * 60 ELSE (d / 86400000000) * 1440 END";
-
-/// One group's count; `None` is a group with no value (no year group recorded, no code).
+/// One group's count; `None` is a group with no value.
 pub type Counted = Vec<(Option<String>, i64)>;
-
-async fn grouped(store: &Store, sql: String, binds: &[i64]) -> Result<Counted> {
-    on_pool!(store, |p| {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            q = q.bind(*b);
-        }
-        let rows = q.fetch_all(p).await?;
-        rows.iter().map(|r| Ok((r.try_get::<Option<String>, _>(0)?, r.try_get::<i64, _>(1)?))).collect()
-    })
-}
-
-async fn one(store: &Store, sql: String, binds: &[i64]) -> Result<i64> {
-    on_pool!(store, |p| {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for b in binds {
-            q = q.bind(*b);
-        }
-        Ok(q.fetch_one(p).await?.try_get::<i64, _>(0)?)
-    })
-}
-
-impl Store {
-    /// Incidents that happened in the period, by category (from the index alone).
-    pub async fn report_by_category(&self, from_us: i64, to_us: i64) -> Result<Counted> {
-        grouped(self, format!("SELECT i.category, COUNT(*) FROM incidents i WHERE {IN_PERIOD} GROUP BY i.category"), &[from_us, to_us])
-            .await
-    }
-
-    /// Incidents that happened in the period about a pupil in each group (a pupil only
-    /// mentioned does not count); an incident about pupils in two groups counts in both.
-    pub async fn report_by_pupil(&self, group: PupilGroup, from_us: i64, to_us: i64) -> Result<Counted> {
-        let g = group.expr();
-        grouped(
-            self,
-            format!(
-                "SELECT {g} AS g, COUNT(DISTINCT i.id) FROM incidents i \
-                 JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.role <> 'mentioned' \
-                 JOIN pupils p ON p.id = ip.pupil_id WHERE {IN_PERIOD} GROUP BY {g}"
-            ),
-            &[from_us, to_us],
-        )
-        .await
-    }
-
-    /// Distinct pupils the period's incidents are about (not those only mentioned).
-    pub async fn report_pupils(&self, from_us: i64, to_us: i64) -> Result<i64> {
-        one(
-            self,
-            format!(
-                "SELECT COUNT(DISTINCT ip.pupil_id) FROM incidents i \
-                 JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.role <> 'mentioned' WHERE {IN_PERIOD}"
-            ),
-            &[from_us, to_us],
-        )
-        .await
-    }
-
-    /// The period's incidents with an outcome, by the outcome's code (`None`: no code).
-    pub async fn report_outcomes(&self, from_us: i64, to_us: i64) -> Result<Counted> {
-        grouped(
-            self,
-            format!(
-                "SELECT a.outcome_code, COUNT(DISTINCT i.id) FROM incidents i JOIN actions a ON a.incident_id = i.id \
-                 WHERE {IN_PERIOD} AND a.outcome IS NOT NULL GROUP BY a.outcome_code"
-            ),
-            &[from_us, to_us],
-        )
-        .await
-    }
-
-    /// The period's incidents still awaiting an outcome, and how many of those are overdue at
-    /// `now_us`.
-    pub async fn report_open_actions(&self, from_us: i64, to_us: i64, now_us: i64) -> Result<(i64, i64)> {
-        let sql = format!(
-            "SELECT COUNT(DISTINCT i.id), COUNT(DISTINCT CASE WHEN a.due_us < $3 THEN i.id END) FROM incidents i \
-             JOIN actions a ON a.incident_id = i.id WHERE {IN_PERIOD} AND a.outcome IS NULL"
-        );
-        on_pool!(self, |p| {
-            let r = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from_us).bind(to_us).bind(now_us).fetch_one(p).await?;
-            Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?))
-        })
-    }
-
-    /// A histogram of one delay over the period's incidents: (bucket in minutes, incidents),
-    /// from which medians and percentiles are read without loading an incident.
-    pub async fn report_delays(&self, delay: Delay, from_us: i64, to_us: i64) -> Result<Vec<(i64, i64)>> {
-        let inner = match delay {
-            Delay::OccurredToRecorded => format!("SELECT i.recorded_us - i.occurred_us AS d FROM incidents i WHERE {IN_PERIOD}"),
-            Delay::RecordedToOutcome => format!(
-                "SELECT MIN(a.outcome_us) - i.recorded_us AS d FROM incidents i JOIN actions a ON a.incident_id = i.id \
-                 WHERE {IN_PERIOD} AND a.outcome_us IS NOT NULL GROUP BY i.id, i.recorded_us"
-            ),
-        };
-        let sql = format!("SELECT {BUCKET} AS b, COUNT(*) FROM ({inner}) delays GROUP BY b ORDER BY b");
-        on_pool!(self, |p| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from_us).bind(to_us).fetch_all(p).await?;
-            rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?))).collect()
-        })
-    }
-
-    /// The period's incidents by who recorded them (a staff id; `None` when nobody on the
-    /// directory): for the DSL's own report only.
-    pub async fn report_by_recorder(&self, from_us: i64, to_us: i64) -> Result<Vec<(Option<i64>, i64)>> {
-        let sql = format!("SELECT i.recorded_by, COUNT(*) FROM incidents i WHERE {IN_PERIOD} GROUP BY i.recorded_by");
-        on_pool!(self, |p| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from_us).bind(to_us).fetch_all(p).await?;
-            rows.iter().map(|r| Ok((r.try_get::<Option<i64>, _>(0)?, r.try_get::<i64, _>(1)?))).collect()
-        })
-    }
-}
 
 impl Store {
     /// Referrals made from `from` to `to` (days, both included), by agency.
