@@ -295,6 +295,8 @@ async fn governors_see_hand_computed_figures_with_small_numbers_hidden(backend: 
     assert_eq!(row(&doc, "By month", "Oct 2026"), strings(&["–", "–", "7"]));
     assert_eq!(row(&doc, "By month", "Nov 2026"), strings(&["–", "–", "fewer than 5"]));
     assert_eq!(row(&doc, "By month", "Dec 2026"), strings(&["–", "–", "0"]));
+    let drawn: Vec<&str> = doc["charts"].as_array().unwrap().iter().filter_map(|c| c["title"].as_str()).collect();
+    assert_eq!(drawn, ["Incidents per month", "Time from recorded to outcome, Autumn 2026"], "no chart by month and category for governors");
     // The chart: bars as long as the counts shown, none for a hidden one.
     let bars: Vec<(String, String, u64)> = doc["chart"]
         .as_array()
@@ -387,6 +389,11 @@ async fn the_dsl_sees_every_count_and_who_recorded_them(backend: Backend) {
     assert_eq!(row(&doc, "By category", "Medical"), strings(&["0", "0", "6"]));
     assert_eq!(row(&doc, "By month", "Sep 2026"), strings(&["–", "–", "4"]));
     assert_eq!(row(&doc, "By month", "Nov 2026"), strings(&["–", "–", "5"]));
+    // The DSL's report draws incidents per month by category too (the governors' does not).
+    let drawn: Vec<&str> = doc["charts"].as_array().unwrap().iter().filter_map(|c| c["title"].as_str()).collect();
+    assert!(drawn.contains(&"Incidents per month by category"), "{drawn:?}");
+    let by_category = doc["charts"].as_array().unwrap().iter().find(|c| c["title"] == "Incidents per month by category").unwrap();
+    assert!(by_category["description"].as_str().unwrap().contains("Oct 2026: Behaviour"), "{by_category:#}");
     let bars = doc["chart"].as_array().unwrap();
     let sep = bars.iter().find(|b| b["label"] == "Sep 2026").unwrap();
     assert_eq!((sep["text"].as_str(), sep["percent"].as_u64()), (Some("4"), Some(57)), "4 of 7");

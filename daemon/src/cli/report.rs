@@ -104,13 +104,15 @@ pub async fn figures(
     // Month by month; the period's categories are the months' added up (the months are cut to
     // the period, end to end).
     let mut by_month = Vec::new();
+    let mut by_month_category = Vec::new();
     let mut by_category: std::collections::BTreeMap<Option<String>, i64> = std::collections::BTreeMap::new();
     for month in period.months() {
         let counted = store.report_days(Figure::Category, &month.from.to_string(), &month.to.to_string()).await?;
-        by_month.push((month.name, counted.iter().map(|(_, n)| n).sum()));
-        for (k, n) in counted {
-            *by_category.entry(k).or_default() += n;
+        by_month.push((month.name.clone(), counted.iter().map(|(_, n)| n).sum()));
+        for (k, n) in &counted {
+            *by_category.entry(k.clone()).or_default() += n;
         }
+        by_month_category.push((month.name, counted));
     }
     let by_category: Counted = by_category.into_iter().collect();
     let incidents = by_category.iter().map(|(_, n)| n).sum();
@@ -132,6 +134,7 @@ pub async fn figures(
         pupils: store.report_days_pupils(&from_day, &to_day).await?,
         by_category,
         by_month,
+        by_month_category,
         by_year: days(Figure::YearGroup).await?,
         by_house: days(Figure::House).await?,
         by_sen: days(Figure::Sen).await?,

@@ -107,6 +107,101 @@ fn draw(svg: &mut String, y: &str, bars: &[Bar]) -> Result<(), String> {
     Ok(())
 }
 
+/// Colours told apart by readers with any common colour blindness (Okabe and Ito); the last,
+/// grey, for "other".
+const PALETTE: [RGBColor; 7] = [
+    RGBColor(0x00, 0x72, 0xb2),
+    RGBColor(0xe6, 0x9f, 0x00),
+    RGBColor(0x00, 0x9e, 0x73),
+    RGBColor(0xcc, 0x79, 0xa7),
+    RGBColor(0x56, 0xb4, 0xe9),
+    RGBColor(0xd5, 0x5e, 0x00),
+    RGBColor(0x99, 0x99, 0x99),
+];
+
+/// Stacked bars: one bar per label, one coloured part per series (`None`: hidden, not drawn),
+/// each part labelled with its count when there is room, and a legend.
+pub fn stacked(title: &str, y: &str, labels: &[String], series: &[(String, Vec<Option<i64>>)]) -> Chart {
+    let mut svg = String::new();
+    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw_stacked(&mut svg, y, labels, series)));
+    if !matches!(drawn, Ok(Ok(()))) {
+        svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\"/>");
+    }
+    let described: Vec<String> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let parts: Vec<String> =
+                series.iter().filter_map(|(name, v)| v.get(i).copied().flatten().filter(|n| *n > 0).map(|n| format!("{name} {n}"))).collect();
+            format!("{l}: {}", if parts.is_empty() { "none drawn".to_string() } else { parts.join(", ") })
+        })
+        .collect();
+    Chart { title: title.to_string(), description: format!("{title}. {}.", described.join("; ")), svg }
+}
+
+fn draw_stacked(svg: &mut String, y: &str, labels: &[String], series: &[(String, Vec<Option<i64>>)]) -> Result<(), String> {
+    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT + 60)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let height = |i: usize| series.iter().filter_map(|(_, v)| v.get(i).copied().flatten()).sum::<i64>();
+    let top = (0..labels.len()).map(height).max().unwrap_or(0).max(1);
+    let n = i32::try_from(labels.len()).unwrap_or(i32::MAX).max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(28)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0..top + top / 2 + 1)
+        .map_err(|e| e.to_string())?;
+    let label = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(usize::try_from(*i).unwrap_or(usize::MAX)).cloned().unwrap_or_default(),
+        SegmentValue::Last => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .disable_y_mesh()
+        .y_label_formatter(&|_| String::new())
+        .x_labels(labels.len().max(1))
+        .x_label_formatter(&label)
+        .y_desc(y)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 15))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    let mut base = vec![0i64; labels.len()];
+    let inside = ("sans-serif", 13).into_font().into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Center)).color(&WHITE);
+    for (k, (name, values)) in series.iter().enumerate() {
+        let colour = PALETTE[k.min(PALETTE.len() - 1)];
+        let mut parts = Vec::new();
+        let mut counts = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let (Some(v), Ok(x)) = (v.filter(|v| *v > 0), i32::try_from(i)) else { continue };
+            let mut bar = Rectangle::new([(SegmentValue::Exact(x), base[i]), (SegmentValue::Exact(x + 1), base[i] + v)], colour.filled());
+            bar.set_margin(0, 0, 6, 6);
+            parts.push(bar);
+            if v * 14 >= top {
+                counts.push(Text::new(v.to_string(), (SegmentValue::CenterOf(x), base[i] + v / 2), inside.clone()));
+            }
+            base[i] += v;
+        }
+        chart
+            .draw_series(parts)
+            .map_err(|e| e.to_string())?
+            .label(name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], colour.filled()));
+        chart.draw_series(counts).map_err(|e| e.to_string())?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +226,15 @@ mod tests {
         let c = bars("By month", "incidents", &[bar("Sep", Some(40), "40")]);
         let numbers: Vec<&str> = c.svg.lines().filter(|l| l.trim().parse::<i64>().is_ok()).collect();
         assert_eq!(numbers, ["40"], "only the bar's own count: {}", c.svg);
+    }
+
+    #[test]
+    fn a_stacked_chart_draws_what_is_shown_and_names_each_part() {
+        let series = vec![("Neglect".to_string(), vec![Some(9), None]), ("Bullying".to_string(), vec![Some(6), Some(0)])];
+        let c = stacked("By category", "incidents", &["Sep".into(), "Oct".into()], &series);
+        assert!(c.svg.contains("\nNeglect\n") && c.svg.contains("\nBullying\n"), "the legend: {}", c.svg);
+        assert_eq!(c.description, "By category. Sep: Neglect 9, Bullying 6; Oct: none drawn.");
+        assert!(c.svg.contains("fill=\"#0072B2\"") && c.svg.contains("fill=\"#E69F00\""), "{}", c.svg);
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub struct Figures {
     pub pupils: i64,
     pub by_category: Counted,
     pub by_month: Vec<(String, i64)>,
+    /// Each month's incidents by category, in the months' order.
+    pub by_month_category: Vec<(String, Counted)>,
     pub by_year: Counted,
     pub by_house: Counted,
     pub by_sen: Counted,
@@ -213,6 +215,11 @@ impl SummaryDoc {
         let drawn: Vec<charts::Bar> =
             chart.iter().map(|b| charts::Bar { label: b.label.clone(), value: b.text.parse().ok(), text: b.text.clone() }).collect();
         let mut drawings = vec![charts::bars("Incidents per month", "incidents", &drawn)];
+        // Not for governors: a month's count in one category is in no table, and beside the
+        // tables' totals it could give away a count they hide.
+        if !governors {
+            drawings.push(by_month_and_category(figures));
+        }
         if let (Some(period), Some(latest)) = (periods.last(), figures.last()) {
             drawings.push(charts::bars(
                 &format!("Time from recorded to outcome, {}", period.name),
@@ -323,6 +330,44 @@ fn chart(sections: &[Section]) -> Vec<Bar> {
             Bar { label: r.label.clone(), percent: c.count.map_or(0, |n| u32::try_from(n * 100 / top).unwrap_or(100)), text: c.text }
         })
         .collect()
+}
+
+/// Categories drawn apart in the chart by month and category; the rest are drawn as one.
+const DRAWN_CATEGORIES: usize = 6;
+
+/// Incidents per month by category (the DSL team's report), every period's months in order:
+/// the largest categories apart, the others as one.
+fn by_month_and_category(figures: &[Figures]) -> Chart {
+    let mut totals: BTreeMap<Option<String>, i64> = BTreeMap::new();
+    for (_, counted) in figures.iter().flat_map(|f| &f.by_month_category) {
+        for (k, n) in counted {
+            *totals.entry(k.clone()).or_default() += n;
+        }
+    }
+    let mut largest: Vec<(Option<String>, i64)> = totals.into_iter().filter(|(_, n)| *n > 0).collect();
+    largest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let others = largest.len() > DRAWN_CATEGORIES + 1;
+    let apart: Vec<Option<String>> = largest.iter().take(if others { DRAWN_CATEGORIES } else { largest.len() }).map(|(k, _)| k.clone()).collect();
+    let mut names: Vec<String> = apart.iter().map(|k| label_of(k, Order::Largest)).collect();
+    if others {
+        names.push("Other categories".into());
+    }
+    let months: Vec<&(String, Counted)> = figures.iter().flat_map(|f| &f.by_month_category).collect();
+    let columns: Vec<Vec<Option<i64>>> = months
+        .iter()
+        .map(|(_, counted)| {
+            let mut col = vec![0i64; names.len()];
+            for (k, n) in counted {
+                let i = apart.iter().position(|a| a == k).unwrap_or(names.len() - 1);
+                col[i] += n;
+            }
+            col.into_iter().map(Some).collect::<Vec<_>>()
+        })
+        .collect();
+    let series: Vec<(String, Vec<Option<i64>>)> =
+        names.into_iter().enumerate().map(|(i, name)| (name, columns.iter().map(|c| c[i]).collect())).collect();
+    let labels: Vec<String> = months.iter().map(|(m, _)| m.clone()).collect();
+    charts::stacked("Incidents per month by category", "incidents", &labels, &series)
 }
 
 /// How long outcomes took, in the buckets a DSL thinks in (upper bounds in minutes).
