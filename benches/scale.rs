@@ -15,6 +15,10 @@
 //!
 //! PostgreSQL: HAVEN_TEST_PG (default postgres://postgres@127.0.0.1:5432/postgres); a fresh
 //! database is created and dropped.
+//!
+//! `HAVEN_SCALE_KEEP=DIR` keeps the trust for the next run: the SQLite file in DIR and the
+//! PostgreSQL database `haven_scale_keep_<scale>` are left in place, and a run that finds them
+//! filled skips the import and the filing (those rows say "kept") and measures the reads again.
 
 use chrono::{DateTime, Duration, Utc};
 use haven::blind::BlindIndex;
@@ -282,23 +286,30 @@ async fn file_range(filer: &Filer, t: &Trust, range: std::ops::Range<usize>, now
     n as f64 / busy.as_secs_f64()
 }
 
-async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
-    let mut out: Figures = Vec::new();
-    let mut put = |k: &str, v: String| out.push((k.to_string(), v));
-    let store = Store::open(url).await.expect("open the store");
+/// The rows [`build`] puts, in order: a kept trust shows them as "kept".
+const KEPT_ROWS: [&str; 6] = [
+    "directory import",
+    "filing, empty database",
+    "filing, last messages",
+    "filing, whole run",
+    "RSS filing: start / end / peak",
+    "RssAnon / RssFile at the end of filing",
+];
+
+/// Imports the trust's directory and files its messages, putting the figures of both.
+async fn build(store: &Store, t: &Trust, csv_dir: &Path, now: DateTime<Utc>, put: &mut impl FnMut(&str, String)) {
     let sealer = Sealer::from_key(&KEY);
-    let now = Utc::now();
     let (pupils, staff, contacts) = write_csvs(t, csv_dir);
     let started = Instant::now();
     let guard = ImportGuard { max_change: haven::config::parse_share("10%").expect("a share"), allow_mass_change: true };
     let files = ImportFiles { pupils: &pupils, staff: &staff, contacts: &contacts };
-    haven::cli::directory::import(&store, &sealer, &BlindIndex::from_storage_key(&KEY), files, guard, chrono_tz::Europe::London, now)
+    haven::cli::directory::import(store, &sealer, &BlindIndex::from_storage_key(&KEY), files, guard, chrono_tz::Europe::London, now)
         .await
         .expect("import the trust's directory");
     put("directory import", format!("{:.1} s", started.elapsed().as_secs_f64()));
 
     // Filing: the first messages into an empty database, the bulk, then the last ones.
-    let filer = filer(&store);
+    let filer = filer(store);
     let edge = (t.messages / 10).clamp(200, 2_000);
     reset_peak();
     let rss_start = rss("VmRSS:");
@@ -308,11 +319,27 @@ async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
     let bulk = started.elapsed().as_secs_f64();
     let end_rate = file_range(&filer, t, t.messages - edge..t.messages, now).await;
     put("filing, empty database", format!("{empty_rate:.0} msg/s"));
-    put(&format!("filing, last {edge} of {}", t.messages), format!("{end_rate:.0} msg/s"));
+    put("filing, last messages", format!("{end_rate:.0} msg/s (the last {edge} of {})", t.messages));
     put("filing, whole run", format!("{:.0} s", bulk + edge as f64 * (1.0 / empty_rate + 1.0 / end_rate)));
     put("RSS filing: start / end / peak", format!("{rss_start:.0} / {:.0} / {:.0} MiB", rss("VmRSS:"), rss("VmHWM:")));
     // Of that, what the process holds itself (heap), not mapped file pages (SQLite's mmap).
     put("RssAnon / RssFile at the end of filing", format!("{:.0} / {:.0} MiB", rss("RssAnon:"), rss("RssFile:")));
+}
+
+async fn run(url: &str, t: &Trust, csv_dir: &Path) -> Figures {
+    let mut out: Figures = Vec::new();
+    let mut put = |k: &str, v: String| out.push((k.to_string(), v));
+    let store = Store::open(url).await.expect("open the store");
+    let now = Utc::now();
+    if store.status(now).await.expect("status").incidents > 0 {
+        // A trust kept by an earlier run (HAVEN_SCALE_KEEP): the same rows, nothing filed again.
+        for k in KEPT_ROWS {
+            put(k, "kept".into());
+        }
+    } else {
+        build(&store, t, csv_dir, now, &mut put).await;
+    }
+    let sealer = Sealer::from_key(&KEY);
     let s = store.status(now).await.expect("status");
     put("incidents / outbox pending / open outcomes", format!("{} / {} / {}", s.incidents, s.outbox_pending, s.outcomes_open));
 
@@ -427,10 +454,15 @@ fn main() {
     // HAVEN_BENCH_BACKEND=sqlite or postgres runs one engine only (a process of its own, so
     // its resident memory is not the other engine's leftovers).
     let which = std::env::var("HAVEN_BENCH_BACKEND").unwrap_or_default();
+    let keep = std::env::var_os("HAVEN_SCALE_KEEP").map(PathBuf::from);
+    // The kept trust is named by its scale, so another scale builds its own.
+    let tag = format!("{f}").replace('.', "_");
     rt.block_on(async {
         let dir = tempfile::tempdir().expect("temp dir");
+        let db_dir = keep.clone().unwrap_or_else(|| dir.path().to_path_buf());
+        std::fs::create_dir_all(&db_dir).expect("HAVEN_SCALE_KEEP: a folder");
         let sqlite = if which.is_empty() || which == "sqlite" {
-            run(&format!("sqlite://{}", dir.path().join("scale.db").display()), &trust, dir.path()).await
+            run(&format!("sqlite://{}", db_dir.join(format!("scale-{tag}.db")).display()), &trust, dir.path()).await
         } else {
             Figures::new()
         };
@@ -440,13 +472,22 @@ fn main() {
         }
 
         let admin = std::env::var("HAVEN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let name = format!("haven_scale_{}", std::process::id());
+        let name = if keep.is_some() { format!("haven_scale_keep_{tag}") } else { format!("haven_scale_{}", std::process::id()) };
         let pool =
             sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e} (start it, or set HAVEN_TEST_PG)"));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.expect("CREATE DATABASE");
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&pool)
+            .await
+            .expect("pg_database");
+        if !exists {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.expect("CREATE DATABASE");
+        }
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         let postgres = run(&format!("{base}/{name}"), &trust, dir.path()).await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&pool).await.expect("DROP DATABASE");
+        if keep.is_none() {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&pool).await.expect("DROP DATABASE");
+        }
 
         print_figures(&sqlite, &postgres);
     });

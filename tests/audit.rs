@@ -274,6 +274,29 @@ async fn records_changed_behind_havens_back_are_named(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A log of several pages (verification reads the next page while it checks one): intact, every
+/// entry is counted; an entry edited on the last page is the one named, not a neighbour.
+async fn a_log_of_several_pages_is_checked_to_its_end(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let at = chrono::Utc::now();
+    let mut tx = store.begin().await.expect("a transaction");
+    for i in 0..2_100 {
+        tx.append_audit(at, "staff:1", "chronology_view", &format!("pupil:{i}"), "entries=1").await.expect("an entry");
+    }
+    tx.commit().await.expect("commit");
+    let written = store.audit_tail(5_000).await.expect("the log");
+    assert!(written.len() >= 2_100);
+    let verdict = store.verify_audit().await.expect("verify");
+    assert_eq!(verdict, haven::store::AuditVerdict::Intact { entries: written.len() as u64 });
+
+    let edited = written[written.len() - 40].id;
+    haven::store::on_pool_for_tests(store, &format!("UPDATE audit_log SET detail = 'entries=0' WHERE id = {edited}")).await;
+    let verdict = store.verify_audit().await.expect("verify");
+    assert_eq!(verdict, haven::store::AuditVerdict::Broken { id: edited });
+    db.cleanup().await;
+}
+
 backend_tests!(
     records_changed_behind_havens_back_are_named,
     a_correct_log_is_intact_and_names_the_os_user,
@@ -281,4 +304,5 @@ backend_tests!(
     deleting_the_newest_entries_is_detected,
     showing_records_needs_as,
     outcome_by_someone_who_cannot_see_it_is_refused,
+    a_log_of_several_pages_is_checked_to_its_end,
 );

@@ -16,7 +16,7 @@
 //! verification accepts them only before the first keyed entry, whose MAC covers the last of
 //! them, so they cannot be rewritten either once a keyed entry follows.
 
-use super::{ROWS_PER_STATEMENT, Result, Store, Tx, TxConn, from_us, insert_values, on_pool, on_tx, to_us};
+use super::{ROWS_PER_STATEMENT, Result, Store, StoreError, Tx, TxConn, from_us, insert_values, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -205,14 +205,22 @@ struct Fields<'a> {
     record_digest: &'a str,
 }
 
+fn keyed_mac(key: &[u8]) -> HmacSha256 {
+    HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
 fn entry_mac(key: &[u8], prev: &str, f: &Fields<'_>) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
+    hex::encode(entry_mac_bytes(keyed_mac(key), prev, f))
+}
+
+/// The MAC of an entry, from an HMAC already keyed (verification keys it once, not per entry).
+fn entry_mac_bytes(mut mac: HmacSha256, prev: &str, f: &Fields<'_>) -> [u8; 32] {
     let (seq, at_us) = (f.seq.to_string(), f.at_us.to_string());
     for part in [prev, &seq, &at_us, f.actor, f.os_user, f.action, f.subject, f.detail, f.record, f.record_digest] {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part.as_bytes());
     }
-    hex::encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
 }
 
 /// The hash of an entry written before the keyed chain.
@@ -353,6 +361,80 @@ struct StoredEntry {
     prev_hash: String,
     hash: String,
     chain: String,
+}
+
+/// What verification carries from one entry to the next.
+struct ChainCheck {
+    /// The HMAC under the audit key, keyed once and copied for each entry.
+    keyed: HmacSha256,
+    /// The MAC of the entry before, as stored (hex).
+    prev: String,
+    /// How many entries hold so far.
+    n: i64,
+    keyed_seen: bool,
+    anchored: Option<Anchor>,
+    /// Each incident's newest recorded digest and the entry that recorded it.
+    recorded: std::collections::BTreeMap<i64, (DigestPrefix, i64)>,
+}
+
+impl ChainCheck {
+    fn new(key: &[u8], anchored: Option<Anchor>) -> ChainCheck {
+        ChainCheck {
+            keyed: keyed_mac(key),
+            prev: GENESIS.to_string(),
+            n: 0,
+            keyed_seen: false,
+            anchored,
+            recorded: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Checks `page`, the entries after those checked so far, in order: the id of the first
+    /// that does not hold.
+    fn check(&mut self, page: Vec<StoredEntry>) -> Option<i64> {
+        for r in page {
+            let n = self.n + 1;
+            let fields = Fields {
+                seq: n,
+                at_us: r.at_us,
+                actor: &r.actor,
+                os_user: &r.os_user,
+                action: &r.action,
+                subject: &r.subject,
+                detail: &r.detail,
+                record: &r.record,
+                record_digest: &r.record_digest,
+            };
+            let holds = r.seq == Some(n)
+                && r.prev_hash == self.prev
+                && match r.chain.as_str() {
+                    KEYED => {
+                        self.keyed_seen = true;
+                        // Compared as the hex text it is stored as, without a String per entry.
+                        let mut mac = [0u8; 64];
+                        hex::encode_to_slice(entry_mac_bytes(self.keyed.clone(), &self.prev, &fields), &mut mac).is_ok()
+                            && r.hash.as_bytes() == mac
+                    }
+                    LEGACY => !self.keyed_seen && r.os_user.is_empty() && r.record.is_empty() && r.hash == legacy_hash(&self.prev, &fields),
+                    _ => false,
+                }
+                && self.anchored.as_ref().is_none_or(|a| a.entries != n || a.mac == r.hash);
+            if !holds {
+                return Some(r.id);
+            }
+            if let Some(incident) = r.record.strip_prefix("incident:").and_then(|i| i.parse::<i64>().ok()) {
+                if r.record_digest == DISPOSED {
+                    // Destroyed by a disposal this chain records: nothing to compare.
+                    self.recorded.remove(&incident);
+                } else {
+                    self.recorded.insert(incident, (digest_prefix(&r.record_digest), r.id));
+                }
+            }
+            self.prev = r.hash;
+            self.n = n;
+        }
+        None
+    }
 }
 
 /// An audit entry to append.
@@ -627,116 +709,44 @@ impl Store {
     }
 
     /// [`Store::verify_audit`], telling `progress` how many entries hold so far after each page.
-    /// Memory stays flat with the log's length: one page of entries, and per recorded incident
-    /// only a 16-byte prefix of its digest and the entry that recorded it.
+    /// Memory stays flat with the log's length: two pages of entries (the next is read while
+    /// one is checked), and per recorded incident only a 16-byte prefix of its digest and the
+    /// entry that recorded it.
     pub async fn verify_audit_with_progress(&self, progress: &mut dyn FnMut(u64)) -> Result<AuditVerdict> {
         let key = audit_key();
-        let mut prev = GENESIS.to_string();
-        let mut n: i64 = 0;
-        let mut last_id = i64::MIN;
-        let mut keyed_seen = false;
-        // Each incident's newest recorded digest and the entry that recorded it.
-        let mut recorded: std::collections::BTreeMap<i64, (DigestPrefix, i64)> = std::collections::BTreeMap::new();
         let anchor = key.head_file.as_deref().map(read_anchor);
         let anchored = match &anchor {
             Some(Ok(Some(a))) => Some(a.clone()),
             _ => None,
         };
+        let mut chain = ChainCheck::new(&key.key, anchored);
+        let mut page = self.audit_page(i64::MIN).await?;
         loop {
-            let rows: Vec<StoredEntry> = on_pool!(self, |p| {
-                sqlx::query(
-                    "SELECT id, seq, at_us, actor, os_user, action, subject, detail, record, record_digest, prev_hash, hash, chain \
-                     FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(last_id)
-                .bind(VERIFY_PAGE)
-                .fetch_all(p)
-                .await?
-                .into_iter()
-                .map(|r| {
-                    Ok::<_, sqlx::Error>(StoredEntry {
-                        id: r.try_get("id")?,
-                        seq: r.try_get("seq")?,
-                        at_us: r.try_get("at_us")?,
-                        actor: r.try_get("actor")?,
-                        os_user: r.try_get("os_user")?,
-                        action: r.try_get("action")?,
-                        subject: r.try_get("subject")?,
-                        detail: r.try_get("detail")?,
-                        record: r.try_get("record")?,
-                        record_digest: r.try_get("record_digest")?,
-                        prev_hash: r.try_get("prev_hash")?,
-                        hash: r.try_get("hash")?,
-                        chain: r.try_get("chain")?,
-                    })
-                })
-                .collect::<Result<_, _>>()?
-            });
-            let page = rows.len();
-            for r in rows {
-                let StoredEntry {
-                    id,
-                    seq,
-                    at_us,
-                    actor,
-                    os_user,
-                    action,
-                    subject,
-                    detail,
-                    record,
-                    record_digest,
-                    prev_hash: stored_prev,
-                    hash,
-                    chain,
-                } = r;
-                let fields = Fields {
-                    seq: n + 1,
-                    at_us,
-                    actor: &actor,
-                    os_user: &os_user,
-                    action: &action,
-                    subject: &subject,
-                    detail: &detail,
-                    record: &record,
-                    record_digest: &record_digest,
-                };
-                let holds = seq == Some(n + 1)
-                    && stored_prev == prev
-                    && match chain.as_str() {
-                        KEYED => {
-                            keyed_seen = true;
-                            hash == entry_mac(&key.key, &prev, &fields)
-                        }
-                        LEGACY => !keyed_seen && os_user.is_empty() && record.is_empty() && hash == legacy_hash(&prev, &fields),
-                        _ => false,
-                    }
-                    && anchored.as_ref().is_none_or(|a| a.entries != n + 1 || a.mac == hash);
-                if !holds {
-                    return Ok(AuditVerdict::Broken { id });
+            // The next page is read (by the database, on another thread) while this one is
+            // checked: the MACs and the reading overlap instead of taking turns.
+            let next = match page.last() {
+                Some(last) if page.len() == VERIFY_PAGE as usize => {
+                    let (store, after) = (self.clone(), last.id);
+                    Some(tokio::spawn(async move { store.audit_page(after).await }))
                 }
-                if let Some(incident) = record.strip_prefix("incident:").and_then(|i| i.parse::<i64>().ok()) {
-                    if record_digest == DISPOSED {
-                        // Destroyed by a disposal this chain records: nothing to compare.
-                        recorded.remove(&incident);
-                    } else {
-                        recorded.insert(incident, (digest_prefix(&record_digest), id));
-                    }
+                _ => None,
+            };
+            if let Some(id) = chain.check(page) {
+                if let Some(next) = next {
+                    next.abort();
                 }
-                prev = hash;
-                n += 1;
-                last_id = id;
+                return Ok(AuditVerdict::Broken { id });
             }
-            progress(n as u64);
-            if page < VERIFY_PAGE as usize {
-                break;
-            }
+            progress(chain.n as u64);
+            let Some(next) = next else { break };
+            page = next.await.map_err(|e| StoreError::Invalid(format!("reading the audit log stopped: {e}")))??;
         }
-        let entries = n as u64;
+        let (entries, n) = (chain.n as u64, chain.n);
         match anchor {
             Some(Ok(Some(a))) if a.entries > n => {
                 return Ok(AuditVerdict::Truncated { entries, anchored: a.entries as u64 });
             }
-            Some(Ok(None)) if keyed_seen => {
+            Some(Ok(None)) if chain.keyed_seen => {
                 return Ok(AuditVerdict::Unanchored { entries, reason: "the head file is missing".into() });
             }
             Some(Err(e)) => {
@@ -744,32 +754,80 @@ impl Store {
             }
             _ => {}
         }
-        Ok(self.check_records(&recorded).await?.unwrap_or(AuditVerdict::Intact { entries }))
+        Ok(self.check_records(&chain.recorded).await?.unwrap_or(AuditVerdict::Intact { entries }))
+    }
+
+    /// Up to [`VERIFY_PAGE`] entries after entry `after`, in order.
+    async fn audit_page(&self, after: i64) -> Result<Vec<StoredEntry>> {
+        on_pool!(self, |p| {
+            Ok(sqlx::query(
+                "SELECT id, seq, at_us, actor, os_user, action, subject, detail, record, record_digest, prev_hash, hash, chain \
+                 FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(VERIFY_PAGE)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok::<_, sqlx::Error>(StoredEntry {
+                    id: r.try_get("id")?,
+                    seq: r.try_get("seq")?,
+                    at_us: r.try_get("at_us")?,
+                    actor: r.try_get("actor")?,
+                    os_user: r.try_get("os_user")?,
+                    action: r.try_get("action")?,
+                    subject: r.try_get("subject")?,
+                    detail: r.try_get("detail")?,
+                    record: r.try_get("record")?,
+                    record_digest: r.try_get("record_digest")?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                    chain: r.try_get("chain")?,
+                })
+            })
+            .collect::<Result<_, _>>()?)
+        })
     }
 
     /// Compares each recorded incident with the digest its newest audit entry holds, a
     /// thousand incidents at a time, in id order; the first that disagrees.
     async fn check_records(&self, recorded: &std::collections::BTreeMap<i64, (DigestPrefix, i64)>) -> Result<Option<AuditVerdict>> {
         let ids: Vec<i64> = recorded.keys().copied().collect();
-        for chunk in ids.chunks(VERIFY_PAGE as usize) {
-            let (lo, hi) = (chunk[0], chunk[chunk.len() - 1]);
-            let rows = on_pool!(self, |p| digest_rows!(p, lo, hi));
+        let chunks: Vec<&[i64]> = ids.chunks(VERIFY_PAGE as usize).collect();
+        // As for the chain: the next thousand incidents are read while these are compared.
+        let read = |chunk: &[i64]| {
+            let (store, lo, hi) = (self.clone(), chunk[0], chunk[chunk.len() - 1]);
+            tokio::spawn(async move { store.digest_page(lo, hi).await })
+        };
+        let mut next = chunks.first().map(|c| read(c));
+        for (i, chunk) in chunks.iter().enumerate() {
+            let Some(reading) = next.take() else { break };
+            let rows = reading.await.map_err(|e| StoreError::Invalid(format!("reading the incidents stopped: {e}")))??;
+            next = chunks.get(i + 1).map(|c| read(c));
             let now: std::collections::HashMap<i64, DigestPrefix> =
                 incident_digests(&rows).into_iter().map(|(id, d)| (id, digest_prefix(&d))).collect();
-            for id in chunk {
-                let (digest, entry) = &recorded[id];
+            let differs = chunk.iter().find_map(|id| {
+                let (digest, entry) = (recorded[id].0, recorded[id].1);
                 match now.get(id) {
-                    None => {
-                        return Ok(Some(AuditVerdict::RecordMissing { incident: *id, entry: *entry }));
-                    }
-                    Some(d) if d != digest => {
-                        return Ok(Some(AuditVerdict::RecordChanged { incident: *id, entry: *entry }));
-                    }
-                    Some(_) => {}
+                    None => Some(AuditVerdict::RecordMissing { incident: *id, entry }),
+                    Some(d) if *d != digest => Some(AuditVerdict::RecordChanged { incident: *id, entry }),
+                    Some(_) => None,
                 }
+            });
+            if differs.is_some() {
+                if let Some(reading) = next {
+                    reading.abort();
+                }
+                return Ok(differs);
             }
         }
         Ok(None)
+    }
+
+    /// The digest rows of incidents `lo..=hi`.
+    async fn digest_page(&self, lo: i64, hi: i64) -> Result<Vec<DigestRow>> {
+        Ok(on_pool!(self, |p| digest_rows!(p, lo, hi)))
     }
 
     /// The chain's head: how many entries it holds and the newest entry's MAC. Digest emails

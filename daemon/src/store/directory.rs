@@ -147,16 +147,23 @@ impl Store {
 
     /// Everything identification and rules need, in one read, opened with `sealer`.
     pub async fn load_directory(&self, sealer: &Sealer) -> Result<Directory> {
-        self.load_directory_part(sealer, None).await
+        self.load_directory_part(sealer, None, true).await
     }
 
     /// What a view of a few pupils needs: every member of staff (in clear, and few), only the
     /// pupils `ids` opened, and no contacts. A trust's whole roll is never decrypted for it.
     pub async fn load_directory_with_pupils(&self, sealer: &Sealer, ids: &[i64]) -> Result<Directory> {
-        self.load_directory_part(sealer, Some(ids)).await
+        self.load_directory_part(sealer, Some(ids), true).await
     }
 
-    async fn load_directory_part(&self, sealer: &Sealer, only: Option<&[i64]>) -> Result<Directory> {
+    /// Only the pupils `ids`, opened: for a view that already holds the staff.
+    pub async fn load_pupils(&self, sealer: &Sealer, ids: &[i64]) -> Result<Vec<Pupil>> {
+        Ok(self.load_directory_part(sealer, Some(ids), false).await?.pupils)
+    }
+
+    /// The pupils `only` names (all of them with None), the staff when `with_staff`, and the
+    /// contacts with every pupil.
+    async fn load_directory_part(&self, sealer: &Sealer, only: Option<&[i64]>, with_staff: bool) -> Result<Directory> {
         let pupils_sql = match only {
             None => PUPIL_COLUMNS.to_string() + " ORDER BY id",
             // Whole numbers only: nothing a user typed reaches this text.
@@ -167,10 +174,15 @@ impl Store {
         };
         on_pool!(self, |p| {
             let pupil_rows = sqlx::query(sqlx::AssertSqlSafe(pupils_sql)).fetch_all(p).await?;
-            let staff_rows =
-                sqlx::query("SELECT id, first_name, last_name, house, tutor_group, active FROM staff ORDER BY id").fetch_all(p).await?;
-            let email_rows = sqlx::query("SELECT staff_id, email FROM staff_emails ORDER BY staff_id, position").fetch_all(p).await?;
-            let role_rows = sqlx::query("SELECT staff_id, role FROM staff_roles ORDER BY staff_id, role").fetch_all(p).await?;
+            let (staff_rows, email_rows, role_rows) = if with_staff {
+                (
+                    sqlx::query("SELECT id, first_name, last_name, house, tutor_group, active FROM staff ORDER BY id").fetch_all(p).await?,
+                    sqlx::query("SELECT staff_id, email FROM staff_emails ORDER BY staff_id, position").fetch_all(p).await?,
+                    sqlx::query("SELECT staff_id, role FROM staff_roles ORDER BY staff_id, role").fetch_all(p).await?,
+                )
+            } else {
+                (Vec::new(), Vec::new(), Vec::new())
+            };
             let (contact_rows, link_rows) = if only.is_some() {
                 (Vec::new(), Vec::new())
             } else {
