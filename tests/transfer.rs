@@ -77,28 +77,10 @@ fn school_a(db_url: &str) -> HavenEnv {
     env
 }
 
-/// School B: Brook Academy, its own intake domain, Oliver on roll, a SENCO on the staff.
+/// School B: Brook Academy (tests/support/brook.rs), with the example school's terms.
 fn school_b(db_url: &str) -> HavenEnv {
-    let env = HavenEnv::new(db_url, "");
-    let config =
-        std::fs::read_to_string(&env.config).unwrap().replace("Test School", "Brook Academy").replace("school.example", "brook.example");
-    std::fs::write(&env.config, config).unwrap();
+    let env = support::brook::brook_academy(db_url);
     with_terms(&env, &eaton_terms());
-    let f = school_fixtures();
-    let staff = std::fs::read_to_string(f.join("staff.csv")).unwrap().replace("school.example", "brook.example")
-        + "senco@brook.example,Sena,Co,senco,,\n";
-    std::fs::write(env.path("staff.csv"), staff).unwrap();
-    let r = env.haven(&[
-        "directory",
-        "import",
-        "--pupils",
-        f.join("pupils.csv").to_str().unwrap(),
-        "--staff",
-        env.path("staff.csv").to_str().unwrap(),
-        "--contacts",
-        f.join("contacts.csv").to_str().unwrap(),
-    ]);
-    ok(r, "directory import at school B");
     env
 }
 

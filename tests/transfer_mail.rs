@@ -67,24 +67,6 @@ fn school_a(db_url: &str) -> HavenEnv {
     env
 }
 
-/// School B: Brook Academy, its own domain, Oliver on roll, a SENCO on the staff.
-fn school_b(db_url: &str) -> HavenEnv {
-    let env = HavenEnv::new(db_url, "");
-    let config =
-        std::fs::read_to_string(&env.config).unwrap().replace("Test School", "Brook Academy").replace("school.example", "brook.example");
-    std::fs::write(&env.config, config).unwrap();
-    let f = school_fixtures();
-    let staff = std::fs::read_to_string(f.join("staff.csv")).unwrap().replace("school.example", "brook.example")
-        + "senco@brook.example,Sena,Co,senco,,\n";
-    std::fs::write(env.path("staff.csv"), staff).unwrap();
-    let (pupils, contacts) = (f.join("pupils.csv"), f.join("contacts.csv"));
-    let staff = env.path("staff.csv");
-    let import =
-        ["directory", "import", "--pupils", pupils.to_str().unwrap(), "--staff", staff.to_str().unwrap(), "--contacts", contacts.to_str().unwrap()];
-    ok(env.haven(&import), "directory import at school B");
-    env
-}
-
 /// The mail exchangers: every message the SMTP server accepted for a school's intake address
 /// (`safeguarding…@domain`) not yet delivered goes into that school's mailbox.
 struct Exchange<'a> {
@@ -129,7 +111,7 @@ fn told(smtp: &SmtpServer, to: &str) -> Result<(), String> {
 
 async fn a_file_goes_from_one_haven_to_another_over_imap_and_smtp(backend: Backend) {
     let (db_a, db_b) = (TestDb::new(backend).await, TestDb::new(backend).await);
-    let (a, b) = (school_a(&db_a.url), school_b(&db_b.url));
+    let (a, b) = (school_a(&db_a.url), support::brook::brook_academy(&db_b.url));
     let (mailbox_a, mailbox_b, smtp) = (Dovecot::start(), Dovecot::start(), SmtpServer::start());
     over_mail(&a, smtp.port, &mailbox_a);
     over_mail(&b, smtp.port, &mailbox_b);

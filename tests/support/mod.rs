@@ -2,6 +2,7 @@
 //! a fresh database per test on each backend.
 #![allow(dead_code)]
 
+pub mod brook;
 pub mod db;
 pub mod disk;
 pub mod dovecot;

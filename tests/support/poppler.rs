@@ -29,3 +29,14 @@ pub fn pages(pdf: &Path) -> Vec<String> {
     assert_eq!(pages.len(), count, "one text per page");
     pages
 }
+
+/// Renders page 1 of `pdf` (80 dpi) to `target/pdf-pages/NAME.png`, for the README, and checks
+/// there is something on it.
+pub fn keep_page_one(pdf: &Path, name: &str) {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pdf-pages");
+    std::fs::create_dir_all(&out).unwrap();
+    let stem = out.join(name);
+    poppler("pdftoppm", &["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", pdf.to_str().unwrap(), stem.to_str().unwrap()]);
+    let png = std::fs::read(stem.with_extension("png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "page 1 renders to a picture with something on it ({} bytes)", png.len());
+}

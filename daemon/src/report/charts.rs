@@ -6,6 +6,10 @@
 //! Pure: values in, SVG out.
 
 use base64::Engine;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::RangedCoordi32;
+use plotters::coord::types::RangedCoordi64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
@@ -56,18 +60,20 @@ pub fn bars(title: &str, y: &str, bars: &[Bar]) -> Chart {
     }
 }
 
-fn draw(svg: &mut String, y: &str, bars: &[Bar]) -> Result<(), String> {
-    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
+/// A chart's plotting area: one segment per label along the bottom, counts up to `top` with
+/// `headroom` above, and no numbered scale (each bar says its count, and a scale's small
+/// numbers would read as counts the governors' report hides).
+type Plot<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<SegmentedCoord<RangedCoordi32>, RangedCoordi64>>;
+
+fn plot<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, labels: &[String], top: i64, headroom: i64, y: &str) -> Result<Plot<'a, 'b>, String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let top = bars.iter().filter_map(|b| b.value).max().unwrap_or(0).max(1);
-    let n = i32::try_from(bars.len()).unwrap_or(i32::MAX).max(1);
-    let mut chart = ChartBuilder::on(&root)
+    let n = i32::try_from(labels.len()).unwrap_or(i32::MAX).max(1);
+    let mut chart = ChartBuilder::on(root)
         .margin(10)
         .x_label_area_size(36)
         .y_label_area_size(28)
-        .build_cartesian_2d((0..n - 1).into_segmented(), 0..top + top / 5 + 1)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0..top + headroom + 1)
         .map_err(|e| e.to_string())?;
-    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     let label = |v: &SegmentValue<i32>| match v {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(usize::try_from(*i).unwrap_or(usize::MAX)).cloned().unwrap_or_default(),
         SegmentValue::Last => String::new(),
@@ -75,18 +81,24 @@ fn draw(svg: &mut String, y: &str, bars: &[Bar]) -> Result<(), String> {
     chart
         .configure_mesh()
         .disable_x_mesh()
-        // No scale: each bar says its count, and a scale's small numbers would read as counts
-        // the governors' report hides.
         .disable_y_mesh()
         .y_labels(1)
         .y_label_formatter(&|_| String::new())
-        .x_labels(bars.len().max(1))
+        .x_labels(labels.len().max(1))
         .x_label_formatter(&label)
         .y_desc(y)
         .label_style(("sans-serif", 15))
         .axis_desc_style(("sans-serif", 15))
         .draw()
         .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
+fn draw(svg: &mut String, y: &str, bars: &[Bar]) -> Result<(), String> {
+    let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT)).into_drawing_area();
+    let top = bars.iter().filter_map(|b| b.value).max().unwrap_or(0).max(1);
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    let mut chart = plot(&root, &labels, top, top / 5, y)?;
     let at = |i: usize| i32::try_from(i).ok();
     chart
         .draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
@@ -141,32 +153,10 @@ pub fn stacked(title: &str, y: &str, labels: &[String], series: &[(String, Vec<O
 
 fn draw_stacked(svg: &mut String, y: &str, labels: &[String], series: &[(String, Vec<Option<i64>>)]) -> Result<(), String> {
     let root = SVGBackend::with_string(svg, (WIDTH, HEIGHT + 60)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
     let height = |i: usize| series.iter().filter_map(|(_, v)| v.get(i).copied().flatten()).sum::<i64>();
     let top = (0..labels.len()).map(height).max().unwrap_or(0).max(1);
-    let n = i32::try_from(labels.len()).unwrap_or(i32::MAX).max(1);
-    let mut chart = ChartBuilder::on(&root)
-        .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(28)
-        .build_cartesian_2d((0..n - 1).into_segmented(), 0..top + top / 2 + 1)
-        .map_err(|e| e.to_string())?;
-    let label = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(usize::try_from(*i).unwrap_or(usize::MAX)).cloned().unwrap_or_default(),
-        SegmentValue::Last => String::new(),
-    };
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .disable_y_mesh()
-        .y_label_formatter(&|_| String::new())
-        .x_labels(labels.len().max(1))
-        .x_label_formatter(&label)
-        .y_desc(y)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 15))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    // Room above the tallest bar for the legend.
+    let mut chart = plot(&root, labels, top, top / 2, y)?;
     let mut base = vec![0i64; labels.len()];
     let inside = ("sans-serif", 13).into_font().into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Center)).color(&WHITE);
     for (k, (name, values)) in series.iter().enumerate() {
