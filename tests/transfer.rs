@@ -11,13 +11,14 @@
 
 mod support;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use haven::clock::{Clock, ManualClock};
 use haven::store::Store;
 use serde_json::Value;
 use sqlx::Row;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use support::brook::terms_around;
 use support::db::{Backend, TestDb};
 use support::haven::{HavenEnv, Run, school_fixtures, wait_for};
 
@@ -53,17 +54,6 @@ fn with_terms(env: &HavenEnv, terms: &str) {
 
 fn eaton_terms() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/eaton/terms.toml")).unwrap()
-}
-
-/// Terms around `today`, whenever the test runs: this term and the next.
-fn terms_around(today: NaiveDate) -> String {
-    format!(
-        "[[term]]\nname = \"This\"\nstarts = {}\nends = {}\n\n[[term]]\nname = \"Next\"\nstarts = {}\nends = {}\n",
-        today - Duration::days(60),
-        today + Duration::days(60),
-        today + Duration::days(70),
-        today + Duration::days(200)
-    )
 }
 
 /// School A: the test school, its terms, and one incident each about Oliver and Jane.

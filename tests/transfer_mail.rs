@@ -12,9 +12,10 @@
 
 mod support;
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::Utc;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use support::brook::terms_around;
 use support::db::{Backend, TestDb};
 use support::dovecot::{Dovecot, PASSWORD};
 use support::haven::{HavenEnv, Run, school_fixtures};
@@ -28,18 +29,6 @@ const DESTINATION: &str = "Brook Academy <dsl@brook.example>";
 fn ok(r: Run, what: &str) -> String {
     assert_eq!(r.code, 0, "{what}: {}{}", r.stdout, r.stderr);
     r.stdout
-}
-
-/// This term and the next around `today`, so the deadlines counted in school days hold
-/// whenever the test runs (the daemons run on the real clock).
-fn terms_around(today: NaiveDate) -> String {
-    format!(
-        "[[term]]\nname = \"This\"\nstarts = {}\nends = {}\n\n[[term]]\nname = \"Next\"\nstarts = {}\nends = {}\n",
-        today - Duration::days(60),
-        today + Duration::days(60),
-        today + Duration::days(70),
-        today + Duration::days(200)
-    )
 }
 
 /// Points `env` at the mail: its outbox sends to the SMTP server on `smtp`, its intake reads

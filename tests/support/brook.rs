@@ -3,6 +3,7 @@
 //! staff. Its own database at `db_url`; no terms file (each test gives the terms it needs).
 
 use super::haven::{HavenEnv, school_fixtures};
+use chrono::{Duration, NaiveDate};
 
 pub fn brook_academy(db_url: &str) -> HavenEnv {
     let env = HavenEnv::new(db_url, "");
@@ -19,4 +20,16 @@ pub fn brook_academy(db_url: &str) -> HavenEnv {
     let r = env.haven(&import);
     assert_eq!(r.code, 0, "directory import at Brook Academy: {}{}", r.stdout, r.stderr);
     env
+}
+
+/// Terms around `today`, whenever the test runs: this term and the next (for tests whose
+/// daemons run on the real clock).
+pub fn terms_around(today: NaiveDate) -> String {
+    format!(
+        "[[term]]\nname = \"This\"\nstarts = {}\nends = {}\n\n[[term]]\nname = \"Next\"\nstarts = {}\nends = {}\n",
+        today - Duration::days(60),
+        today + Duration::days(60),
+        today + Duration::days(70),
+        today + Duration::days(200)
+    )
 }

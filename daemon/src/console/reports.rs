@@ -56,7 +56,7 @@ fn date(field: &str, value: &str) -> Result<Option<NaiveDate>, String> {
 }
 
 /// The format asked for: PDF or HTML (what a browser can open or print).
-fn format(value: &str) -> Option<(ReportFormat, &'static str)> {
+fn pdf_or_html(value: &str) -> Option<(ReportFormat, &'static str)> {
     match value {
         "pdf" | "" => Some((ReportFormat::Pdf, "pdf")),
         "html" => Some((ReportFormat::Html, "html")),
@@ -79,7 +79,7 @@ pub async fn summary(axum::extract::State(st): Shared, headers: HeaderMap, Query
         "dsl" => Audience::Dsl,
         _ => return refuse("Choose who the report is for: the governors or the DSL team."),
     };
-    let Some((format, ext)) = format(&q.format) else { return refuse("Choose PDF or HTML.") };
+    let Some((format, ext)) = pdf_or_html(&q.format) else { return refuse("Choose PDF or HTML.") };
     let (from, to) = match (date("first", &q.from), date("last", &q.to)) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return refuse(&e),
@@ -118,7 +118,7 @@ pub async fn inspection(axum::extract::State(st): Shared, headers: HeaderMap, Qu
     if !s.staff.is_dsl_team() {
         return not_found().await;
     }
-    let Some((format, ext)) = format(&q.format) else {
+    let Some((format, ext)) = pdf_or_html(&q.format) else {
         return message(StatusCode::BAD_REQUEST, "Cannot make the lists", "Choose PDF or HTML.");
     };
     let since = match date("first", &q.since) {

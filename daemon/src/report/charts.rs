@@ -43,15 +43,20 @@ const WIDTH: u32 = 720;
 const HEIGHT: u32 = 260;
 const BLUE: RGBColor = RGBColor(0x4a, 0x6f, 0xa5);
 
+/// The SVG `draw` writes. Drawing into a String cannot fail for want of space; a failure (or a
+/// panic) would be a plotters bug, and the report is then made with the chart empty rather than
+/// not at all.
+fn drawn(draw: impl FnOnce(&mut String) -> Result<(), String>) -> String {
+    let mut svg = String::new();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw(&mut svg))) {
+        Ok(Ok(())) => svg,
+        _ => format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\"/>"),
+    }
+}
+
 /// A vertical bar chart of `bars` with `y` naming what is counted.
 pub fn bars(title: &str, y: &str, bars: &[Bar]) -> Chart {
-    let mut svg = String::new();
-    // Drawing into a String cannot fail for want of space; a failure (or a panic) would be a
-    // plotters bug, and the report is then made with the chart empty rather than not at all.
-    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw(&mut svg, y, bars)));
-    if !matches!(drawn, Ok(Ok(()))) {
-        svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\"/>");
-    }
+    let svg = drawn(|svg| draw(svg, y, bars));
     let shown: Vec<String> = bars.iter().map(|b| format!("{}: {}", b.label, b.text)).collect();
     Chart {
         title: title.to_string(),
@@ -134,11 +139,7 @@ const PALETTE: [RGBColor; 7] = [
 /// Stacked bars: one bar per label, one coloured part per series (`None`: hidden, not drawn),
 /// each part labelled with its count when there is room, and a legend.
 pub fn stacked(title: &str, y: &str, labels: &[String], series: &[(String, Vec<Option<i64>>)]) -> Chart {
-    let mut svg = String::new();
-    let drawn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| draw_stacked(&mut svg, y, labels, series)));
-    if !matches!(drawn, Ok(Ok(()))) {
-        svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\"/>");
-    }
+    let svg = drawn(|svg| draw_stacked(svg, y, labels, series));
     let described: Vec<String> = labels
         .iter()
         .enumerate()
