@@ -1091,11 +1091,19 @@ async fn reports_are_downloads_for_those_who_may_run_them(backend: Backend) {
     // What the form asks for, as the browser sends it.
     let (head, pdf) = school.get_as(&dsl, "/reports/summary?from=2026-09-01&to=2026-12-31&audience=governors&format=pdf");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(header_line(&head, "content-disposition").is_some_and(|d| d.contains("safeguarding-summary-2026-09-01-to-2026-12-31-governors.pdf")), "{head}");
+    assert!(
+        header_line(&head, "content-disposition")
+            .is_some_and(|d| d.contains("safeguarding-summary-2026-09-01-to-2026-12-31-governors.pdf")),
+        "{head}"
+    );
     assert!(pdf.starts_with(b"%PDF"), "a PDF");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.pdf"), &pdf).unwrap();
-    let text = Command::new("pdftotext").args(["s.pdf", "-"]).current_dir(dir.path()).output().expect("pdftotext (tests/run.sh installs poppler-utils)");
+    let text = Command::new("pdftotext")
+        .args(["s.pdf", "-"])
+        .current_dir(dir.path())
+        .output()
+        .expect("pdftotext (tests/run.sh installs poppler-utils)");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("Safeguarding report for governors") && text.contains("Incidents per month"), "{text}");
     assert!(!text.contains("Dana") && !text.contains("Jane"), "the governors' report names nobody: {text}");

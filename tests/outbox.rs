@@ -542,8 +542,11 @@ async fn a_sign_in_link_and_an_urgent_alert_overtake_a_backlog(backend: Backend)
     assert!(to_dsl.iter().any(|m| header(m, "Subject").as_deref() == Some("Haven: your sign-in link")));
     assert!(to_dsl.iter().any(|m| header(m, "X-Haven-Incident") == Some(urgent.to_string())));
     // The backlog drains oldest first: the 98 routine alerts sent are the first 98 filed.
-    let sent_routine: Vec<i64> =
-        msgs.iter().filter(|m| header(m, "To").as_deref() == Some(DDSL)).filter_map(|m| header(m, "X-Haven-Incident")?.parse().ok()).collect();
+    let sent_routine: Vec<i64> = msgs
+        .iter()
+        .filter(|m| header(m, "To").as_deref() == Some(DDSL))
+        .filter_map(|m| header(m, "X-Haven-Incident")?.parse().ok())
+        .collect();
     assert_eq!(sent_routine.len(), 98);
     assert!(sent_routine.iter().all(|i| *i <= sent_routine.iter().min().unwrap() + 97), "{sent_routine:?}");
 

@@ -296,7 +296,11 @@ async fn governors_see_hand_computed_figures_with_small_numbers_hidden(backend: 
     assert_eq!(row(&doc, "By month", "Nov 2026"), strings(&["–", "–", "fewer than 5"]));
     assert_eq!(row(&doc, "By month", "Dec 2026"), strings(&["–", "–", "0"]));
     let drawn: Vec<&str> = doc["charts"].as_array().unwrap().iter().filter_map(|c| c["title"].as_str()).collect();
-    assert_eq!(drawn, ["Incidents per month", "Time from recorded to outcome, Autumn 2026"], "no chart by month and category for governors");
+    assert_eq!(
+        drawn,
+        ["Incidents per month", "Time from recorded to outcome, Autumn 2026"],
+        "no chart by month and category for governors"
+    );
     // The chart: bars as long as the counts shown, none for a hidden one.
     let bars: Vec<(String, String, u64)> = doc["chart"]
         .as_array()

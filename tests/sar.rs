@@ -463,7 +463,8 @@ async fn an_export_killed_before_its_log_leaves_nothing_to_send(backend: Backend
     let id = number(&ok(env.haven(&["sar", "open", "--subject", GRACE, "--received", "2026-11-20", "--by", DSL]), "open"));
     ok(env.haven(&["sar", "collect", &id, "--by", DSL]), "collect");
     let range = format!("1-{}", items(&env, &id).len());
-    let decide = ["sar", "decide", &id, &range, "--disclose", "--reason", "hers", "--no-consultation-reason", "her own request", "--by", DSL];
+    let decide =
+        ["sar", "decide", &id, &range, "--disclose", "--reason", "hers", "--no-consultation-reason", "her own request", "--by", DSL];
     ok(env.haven(&decide), "decide");
     let pdf = env.path("grace.pdf");
     let partial = env.path("grace.pdf.partial");
@@ -511,8 +512,12 @@ async fn an_export_killed_before_its_log_leaves_nothing_to_send(backend: Backend
         let db = db.store.clone();
         async move {
             match &db {
-                haven::store::Store::Sqlite(p) => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sar_disclosures").fetch_one(p).await.unwrap(),
-                haven::store::Store::Postgres(p) => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sar_disclosures").fetch_one(p).await.unwrap(),
+                haven::store::Store::Sqlite(p) => {
+                    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sar_disclosures").fetch_one(p).await.unwrap()
+                }
+                haven::store::Store::Postgres(p) => {
+                    sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM sar_disclosures").fetch_one(p).await.unwrap()
+                }
             }
         }
     };

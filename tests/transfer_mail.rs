@@ -85,7 +85,9 @@ impl Exchange<'_> {
             self.deliver().await;
             match check() {
                 Ok(v) => return v,
-                Err(last) if std::time::Instant::now() > deadline => panic!("timed out after {secs} s waiting for {what}; last seen: {last}"),
+                Err(last) if std::time::Instant::now() > deadline => {
+                    panic!("timed out after {secs} s waiting for {what}; last seen: {last}")
+                }
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
             }
         }
@@ -124,7 +126,8 @@ async fn a_file_goes_from_one_haven_to_another_over_imap_and_smtp(backend: Backe
     let zip = bundle.with_extension("zip");
     ok(a.haven(&["transfer", "send", "1", "--to-haven", zip.to_str().unwrap(), "--by", DSL]), "send to Brook's Haven");
 
-    let mut exchange = Exchange { smtp: &smtp, mailboxes: [("@school.example", &mailbox_a), ("@brook.example", &mailbox_b)], delivered: BTreeSet::new() };
+    let mut exchange =
+        Exchange { smtp: &smtp, mailboxes: [("@school.example", &mailbox_a), ("@brook.example", &mailbox_b)], delivered: BTreeSet::new() };
     // Brook's daemon reads it from its mailbox, keeps it unfiled, and tells its DSL team.
     let message = exchange
         .until("Brook's intake to keep the transfer", 120, || {

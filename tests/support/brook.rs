@@ -15,8 +15,16 @@ pub fn brook_academy(db_url: &str) -> HavenEnv {
         + "senco@brook.example,Sena,Co,senco,,\n";
     std::fs::write(env.path("staff.csv"), staff).unwrap();
     let (pupils, contacts, staff) = (f.join("pupils.csv"), f.join("contacts.csv"), env.path("staff.csv"));
-    let import =
-        ["directory", "import", "--pupils", pupils.to_str().unwrap(), "--staff", staff.to_str().unwrap(), "--contacts", contacts.to_str().unwrap()];
+    let import = [
+        "directory",
+        "import",
+        "--pupils",
+        pupils.to_str().unwrap(),
+        "--staff",
+        staff.to_str().unwrap(),
+        "--contacts",
+        contacts.to_str().unwrap(),
+    ];
     let r = env.haven(&import);
     assert_eq!(r.code, 0, "directory import at Brook Academy: {}{}", r.stdout, r.stderr);
     env

@@ -58,11 +58,7 @@ fn drawn(draw: impl FnOnce(&mut String) -> Result<(), String>) -> String {
 pub fn bars(title: &str, y: &str, bars: &[Bar]) -> Chart {
     let svg = drawn(|svg| draw(svg, y, bars));
     let shown: Vec<String> = bars.iter().map(|b| format!("{}: {}", b.label, b.text)).collect();
-    Chart {
-        title: title.to_string(),
-        description: format!("{title}. {}.", shown.join("; ")),
-        svg,
-    }
+    Chart { title: title.to_string(), description: format!("{title}. {}.", shown.join("; ")), svg }
 }
 
 /// A chart's plotting area: one segment per label along the bottom, counts up to `top` with
@@ -70,7 +66,13 @@ pub fn bars(title: &str, y: &str, bars: &[Bar]) -> Chart {
 /// numbers would read as counts the governors' report hides).
 type Plot<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<SegmentedCoord<RangedCoordi32>, RangedCoordi64>>;
 
-fn plot<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, labels: &[String], top: i64, headroom: i64, y: &str) -> Result<Plot<'a, 'b>, String> {
+fn plot<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    labels: &[String],
+    top: i64,
+    headroom: i64,
+    y: &str,
+) -> Result<Plot<'a, 'b>, String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = i32::try_from(labels.len()).unwrap_or(i32::MAX).max(1);
     let mut chart = ChartBuilder::on(root)
@@ -80,7 +82,9 @@ fn plot<'a, 'b>(root: &'a DrawingArea<SVGBackend<'b>, Shift>, labels: &[String],
         .build_cartesian_2d((0..n - 1).into_segmented(), 0..top + headroom + 1)
         .map_err(|e| e.to_string())?;
     let label = |v: &SegmentValue<i32>| match v {
-        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => labels.get(usize::try_from(*i).unwrap_or(usize::MAX)).cloned().unwrap_or_default(),
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            labels.get(usize::try_from(*i).unwrap_or(usize::MAX)).cloned().unwrap_or_default()
+        }
         SegmentValue::Last => String::new(),
     };
     chart
@@ -116,9 +120,11 @@ fn draw(svg: &mut String, y: &str, bars: &[Bar]) -> Result<(), String> {
     // What the table says, over each bar: the count, or why there is no bar.
     let said = ("sans-serif", 15).into_font().into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Bottom));
     chart
-        .draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
-            Some(Text::new(b.text.clone(), (SegmentValue::CenterOf(at(i)?), b.value.unwrap_or(0)), said.clone()))
-        }))
+        .draw_series(
+            bars.iter()
+                .enumerate()
+                .filter_map(|(i, b)| Some(Text::new(b.text.clone(), (SegmentValue::CenterOf(at(i)?), b.value.unwrap_or(0)), said.clone()))),
+        )
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())?;
     Ok(())
@@ -144,8 +150,10 @@ pub fn stacked(title: &str, y: &str, labels: &[String], series: &[(String, Vec<O
         .iter()
         .enumerate()
         .map(|(i, l)| {
-            let parts: Vec<String> =
-                series.iter().filter_map(|(name, v)| v.get(i).copied().flatten().filter(|n| *n > 0).map(|n| format!("{name} {n}"))).collect();
+            let parts: Vec<String> = series
+                .iter()
+                .filter_map(|(name, v)| v.get(i).copied().flatten().filter(|n| *n > 0).map(|n| format!("{name} {n}")))
+                .collect();
             format!("{l}: {}", if parts.is_empty() { "none drawn".to_string() } else { parts.join(", ") })
         })
         .collect();

@@ -347,7 +347,8 @@ fn by_month_and_category(figures: &[Figures]) -> Chart {
     let mut largest: Vec<(Option<String>, i64)> = totals.into_iter().filter(|(_, n)| *n > 0).collect();
     largest.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let others = largest.len() > DRAWN_CATEGORIES + 1;
-    let apart: Vec<Option<String>> = largest.iter().take(if others { DRAWN_CATEGORIES } else { largest.len() }).map(|(k, _)| k.clone()).collect();
+    let apart: Vec<Option<String>> =
+        largest.iter().take(if others { DRAWN_CATEGORIES } else { largest.len() }).map(|(k, _)| k.clone()).collect();
     let mut names: Vec<String> = apart.iter().map(|k| label_of(k, Order::Largest)).collect();
     if others {
         names.push("Other categories".into());

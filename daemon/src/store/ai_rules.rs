@@ -187,14 +187,12 @@ impl Tx {
         });
         for a in raise.alerts.iter().filter(|a| !alerted.contains(&a.recipient.to_lowercase())) {
             let added = on_tx!(self, |c| {
-                sqlx::query(
-                    sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, created_us, state, \
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO outbox (incident_id, purpose, recipient, email_message_id, subject, body, created_us, state, \
                          attempts, next_attempt_us, lane) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $7, {}) \
                          ON CONFLICT (email_message_id) DO NOTHING",
-                        super::outbox::LANE_SQL
-                    )),
-                )
+                    super::outbox::LANE_SQL
+                )))
                 .bind(incident)
                 .bind(a.purpose)
                 .bind(a.recipient.clone())

@@ -63,6 +63,8 @@ pub use outcomes::OutcomeRecorded;
 #[doc(hidden)]
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
+#[doc(hidden)]
+pub use read::{chronology_attachments_sql, chronology_outcomes_sql, chronology_pupils_sql};
 pub use referrals::{Plan, Referral};
 pub use report::{Counted, ListedIncident};
 pub use report_days::Figure;

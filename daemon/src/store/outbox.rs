@@ -92,18 +92,21 @@ impl Store {
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_us(now)).bind(to_us(now + CLAIM_LEASE)).bind(limit).fetch_all(p).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
-                out.push((r.try_get::<i16, _>("lane")?, PendingEmail {
-                    id: r.try_get("id")?,
-                    incident_id: r.try_get("incident_id")?,
-                    message_id: r.try_get("message_id")?,
-                    purpose: r.try_get("purpose")?,
-                    recipient: r.try_get("recipient")?,
-                    email_message_id: r.try_get("email_message_id")?,
-                    subject: r.try_get("subject")?,
-                    body: r.try_get("body")?,
-                    attempts: r.try_get("attempts")?,
-                    urgent: r.try_get::<Option<String>, _>("priority")?.as_deref() == Some("urgent"),
-                }));
+                out.push((
+                    r.try_get::<i16, _>("lane")?,
+                    PendingEmail {
+                        id: r.try_get("id")?,
+                        incident_id: r.try_get("incident_id")?,
+                        message_id: r.try_get("message_id")?,
+                        purpose: r.try_get("purpose")?,
+                        recipient: r.try_get("recipient")?,
+                        email_message_id: r.try_get("email_message_id")?,
+                        subject: r.try_get("subject")?,
+                        body: r.try_get("body")?,
+                        attempts: r.try_get("attempts")?,
+                        urgent: r.try_get::<Option<String>, _>("priority")?.as_deref() == Some("urgent"),
+                    },
+                ));
             }
             out
         });

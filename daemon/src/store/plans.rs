@@ -42,8 +42,9 @@ pub fn read_queries() -> Vec<PlannedQuery> {
     let day_ago = "1764913600000000";
     vec![
         q("chronology", read::CHRONOLOGY, &["7"]),
-        q("chronology pupils", read::CHRONOLOGY_PUPILS, &["7"]),
-        q("chronology attachments", read::CHRONOLOGY_ATTACHMENTS, &["7", "FALSE"]),
+        q("chronology pupils", &read::chronology_pupils_sql(&[7, 19, 23]), &[]),
+        q("chronology attachments", &read::chronology_attachments_sql(&[7, 19, 23]), &["FALSE"]),
+        q("chronology outcomes", &read::chronology_outcomes_sql(&[7, 19, 23]), &[]),
         q("messages by state", read::MESSAGES_IN_STATE, &["'quarantined'"]),
         count("status: messages", read::STATUS_MESSAGES),
         count("status: incidents", read::STATUS_INCIDENTS),

@@ -71,26 +71,67 @@ pub struct StatusCounts {
     pub holds_on_incidents: u64,
 }
 
-/// A pupil's entries: through the pupil's links, each incident by its key, its latest outcome
-/// through the actions-by-incident index.
+/// A pupil's entries: through the pupil's links, each incident by its key.
 pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
      i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
-     i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, i.ai_suggestion, \
-     oa.outcome, oa.outcome_code, oa.outcome_us, os.first_name AS outcome_first, os.last_name AS outcome_last \
+     i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, i.ai_suggestion \
      FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
      LEFT JOIN staff s ON s.id = i.recorded_by \
-     LEFT JOIN actions oa ON oa.id = (SELECT a.id FROM actions a WHERE a.incident_id = i.id \
-      AND a.outcome IS NOT NULL ORDER BY a.outcome_us DESC, a.id DESC LIMIT 1) \
-     LEFT JOIN staff os ON os.id = oa.outcome_by \
      WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id";
 
-/// Every pupil of every incident on a pupil's chronology.
-pub(super) const CHRONOLOGY_PUPILS: &str = "SELECT o.incident_id, o.pupil_id, o.role FROM incident_pupils ip \
-     JOIN incident_pupils o ON o.incident_id = ip.incident_id WHERE ip.pupil_id = $1 ORDER BY o.incident_id, o.pupil_id";
+/// The outcomes recorded on the incidents `ids`, the latest of each incident first, by the
+/// actions-by-incident index. (Joined to the entries through a subquery for the latest, as it
+/// was, PostgreSQL hashed every action in the database to answer it.)
+#[doc(hidden)]
+pub fn chronology_outcomes_sql(ids: &[i64]) -> String {
+    format!(
+        "SELECT a.incident_id, a.outcome, a.outcome_code, a.outcome_us, s.first_name, s.last_name FROM actions a \
+         LEFT JOIN staff s ON s.id = a.outcome_by WHERE a.incident_id IN ({}) AND a.outcome IS NOT NULL \
+         ORDER BY a.incident_id, a.outcome_us DESC, a.id DESC",
+        id_list(ids)
+    )
+}
 
-/// The attachment names (inline images excluded) of every incident on a pupil's chronology.
-pub(super) const CHRONOLOGY_ATTACHMENTS: &str = "SELECT a.incident_id, a.filename FROM incident_pupils ip \
-     JOIN attachments a ON a.incident_id = ip.incident_id WHERE ip.pupil_id = $1 AND a.inline = $2 ORDER BY a.incident_id, a.id";
+/// Every pupil of the incidents `ids` (whole numbers, written in: nothing a user typed).
+///
+/// Asked by the incidents' keys, not by joining the pupil's links back onto `incident_pupils`:
+/// PostgreSQL planned that self-join as a hash join over a sequential scan of every link once a
+/// pupil had a few hundred incidents in a table of some hundred thousand (41 ms where the key
+/// look-ups take 2; `tests/plans.rs` keeps it so with real statistics).
+#[doc(hidden)]
+pub fn chronology_pupils_sql(ids: &[i64]) -> String {
+    format!(
+        "SELECT incident_id, pupil_id, role FROM incident_pupils WHERE incident_id IN ({}) ORDER BY incident_id, pupil_id",
+        id_list(ids)
+    )
+}
+
+/// The attachment names (inline images excluded, `$1` false) of the incidents `ids`, by the
+/// attachments-by-incident index, as [`chronology_pupils_sql`] and for the same reason.
+#[doc(hidden)]
+pub fn chronology_attachments_sql(ids: &[i64]) -> String {
+    format!(
+        "SELECT incident_id, filename FROM attachments WHERE incident_id IN ({}) AND inline = $1 ORDER BY incident_id, id",
+        id_list(ids)
+    )
+}
+
+/// `ids` as an SQL list (`NULL` for none, which matches nothing).
+fn id_list(ids: &[i64]) -> String {
+    if ids.is_empty() { "NULL".into() } else { ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ") }
+}
+
+/// An incident's latest outcome, as [`chronology_outcomes_sql`] reads it.
+#[derive(Default)]
+struct Outcome {
+    text: Option<String>,
+    code: Option<String>,
+    by: Option<String>,
+    at: Option<DateTime<Utc>>,
+}
+
+/// How many incidents one look-up of their pupils, attachments or outcomes names.
+const IDS_PER_QUERY: usize = 1000;
 
 pub(super) const MESSAGES_IN_STATE: &str = "SELECT m.id, m.state, m.reason, m.source, m.released_us, s.first_name, s.last_name \
      FROM messages m LEFT JOIN staff s ON s.id = m.released_by WHERE m.state = $1 ORDER BY m.id";
@@ -110,22 +151,44 @@ pub(super) const STATUS_HOLDS: &str =
 
 impl Store {
     /// A pupil's incidents in occurred-at order (all of them: the caller applies visibility).
-    /// Three indexed queries whatever the number of incidents: the entries, then every pupil
-    /// and every attachment name of those entries.
+    /// Four indexed queries for up to a thousand incidents: the entries, then every pupil,
+    /// attachment name and latest outcome of those entries, by their keys.
     pub async fn chronology(&self, pupil_id: i64) -> Result<Vec<ChronologyEntry>> {
         on_pool!(self, |p| {
             let rows = sqlx::query(CHRONOLOGY).bind(pupil_id).fetch_all(p).await?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
             let mut pupils: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
-            for r in sqlx::query(CHRONOLOGY_PUPILS).bind(pupil_id).fetch_all(p).await? {
-                pupils.entry(r.try_get("incident_id")?).or_default().push((r.try_get("pupil_id")?, r.try_get("role")?));
-            }
             let mut attachments: HashMap<i64, Vec<String>> = HashMap::new();
-            for r in sqlx::query(CHRONOLOGY_ATTACHMENTS).bind(pupil_id).bind(false).fetch_all(p).await? {
-                attachments.entry(r.try_get("incident_id")?).or_default().push(r.try_get("filename")?);
+            let mut outcomes: HashMap<i64, Outcome> = HashMap::new();
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                // Not kept as prepared statements: the text changes with the list.
+                let sql = sqlx::AssertSqlSafe(chronology_pupils_sql(chunk));
+                for r in sqlx::query(sql).persistent(false).fetch_all(p).await? {
+                    pupils.entry(r.try_get("incident_id")?).or_default().push((r.try_get("pupil_id")?, r.try_get("role")?));
+                }
+                let sql = sqlx::AssertSqlSafe(chronology_attachments_sql(chunk));
+                for r in sqlx::query(sql).bind(false).persistent(false).fetch_all(p).await? {
+                    attachments.entry(r.try_get("incident_id")?).or_default().push(r.try_get("filename")?);
+                }
+                let sql = sqlx::AssertSqlSafe(chronology_outcomes_sql(chunk));
+                for r in sqlx::query(sql).persistent(false).fetch_all(p).await? {
+                    // The latest of each incident comes first.
+                    if let std::collections::hash_map::Entry::Vacant(v) = outcomes.entry(r.try_get("incident_id")?) {
+                        let first: Option<String> = r.try_get("first_name")?;
+                        let last: Option<String> = r.try_get("last_name")?;
+                        v.insert(Outcome {
+                            text: r.try_get("outcome")?,
+                            code: r.try_get("outcome_code")?,
+                            by: first.zip(last).map(|(f, l)| format!("{f} {l}")),
+                            at: r.try_get::<Option<i64>, _>("outcome_us")?.map(from_us),
+                        });
+                    }
+                }
             }
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
                 let id: i64 = r.try_get("id")?;
+                let outcome = outcomes.remove(&id).unwrap_or_default();
                 let first: Option<String> = r.try_get("first_name")?;
                 let last: Option<String> = r.try_get("last_name")?;
                 out.push(ChronologyEntry {
@@ -145,14 +208,11 @@ impl Store {
                     original_subject: r.try_get("original_subject")?,
                     body: r.try_get("body_text")?,
                     attachments: attachments.remove(&id).unwrap_or_default(),
-                    outcome: r.try_get("outcome")?,
-                    outcome_code: r.try_get("outcome_code")?,
+                    outcome: outcome.text,
+                    outcome_code: outcome.code,
                     date_note: r.try_get("date_note")?,
-                    outcome_by: r
-                        .try_get::<Option<String>, _>("outcome_first")?
-                        .zip(r.try_get::<Option<String>, _>("outcome_last")?)
-                        .map(|(f, l)| format!("{f} {l}")),
-                    outcome_at: r.try_get::<Option<i64>, _>("outcome_us")?.map(from_us),
+                    outcome_by: outcome.by,
+                    outcome_at: outcome.at,
                     original_name: r.try_get("original_name")?,
                     follows: r.try_get("follows")?,
                     ai_suggestion: r.try_get("ai_suggestion")?,
