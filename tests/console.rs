@@ -1239,6 +1239,22 @@ async fn the_dsl_judges_an_ai_suggestion_in_the_console(backend: Backend) {
     };
     assert_eq!(report(), serde_json::json!({"n": 0, "of": 1}), "one verdict, wrong");
 
+    // The PDF chronology shows it labelled the same way, with its pupils for the DSL.
+    let (head, zip) = school.get_as(&dsl, "/pupils/A100000000001/export?format=pdf");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.zip"), &zip).unwrap();
+    let unzip = Command::new("unzip")
+        .args(["-q", "-j", "p.zip", "*/chronology.pdf"])
+        .current_dir(dir.path())
+        .status()
+        .expect("unzip (tests/run.sh installs it)");
+    assert!(unzip.success());
+    let pdf = Command::new("pdftotext").args(["-raw", "chronology.pdf", "-"]).current_dir(dir.path()).output().expect("pdftotext");
+    let pdf = String::from_utf8_lossy(&pdf.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(pdf.contains(&label), "{pdf}");
+    assert!(pdf.contains("Pupils mentioned Jane Smith, Oliver Brown"), "{pdf}");
+
     // Without the form's token: refused, nothing recorded.
     let post = |cookie: &str, body: &str| {
         school.raw(&format!(
