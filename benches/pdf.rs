@@ -73,6 +73,7 @@ fn doc(entries: usize) -> ExportDoc {
                     by: "Dana Lead".into(),
                     at: "2026-11-19 15:30".into(),
                 }),
+                ai: None,
             })
             .collect(),
     }

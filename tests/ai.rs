@@ -1,7 +1,7 @@
 //! AI suggestions (issue 23) with a real model server: llama.cpp's `llama-server` and
 //! SmolLM2-135M-Instruct (tests/support/llama.sh). A 135M model's judgement is poor, so these
 //! tests assert the plumbing, never what the model thinks: a suggestion arrives after filing,
-//! parses, is labelled with the model and quotes only the text; a frozen server holds up neither
+//! parses, is labelled with the model, quotes only the text and names only pupils on the roll; a frozen server holds up neither
 //! filing nor alerts; a dead one is retried with backoff and nothing of the text is logged; a
 //! restart mid-queue loses no job and does none twice. Both engines.
 
@@ -16,6 +16,8 @@ use support::haven::{HavenEnv, wait_for};
 use support::llama::{LlamaServer, MODEL};
 
 const OLIVER: &str = "A100000000002";
+/// The pupils of tests/fixtures/school, all on the roll.
+const ON_ROLL: [&str; 4] = ["Jane Smith", "Oliver Brown", "Amira Khan", "Tom Price"];
 
 /// A staff note about Oliver Brown, `n` making its Message-ID and words its own.
 fn note(n: usize) -> Vec<u8> {
@@ -106,6 +108,14 @@ async fn a_filed_message_gets_a_suggestion_that_parses(backend: Backend) {
         }
         assert!(ai["reasons"].as_array().unwrap().len() <= 3);
         assert!(ai["summary"].as_str().unwrap().chars().count() <= 300);
+        // Pupils mentioned, if any: each a pupil on the roll, named once, within the bound.
+        let ids: Vec<i64> = ai["pupils"].as_array().expect("a list of pupils").iter().map(|v| v.as_i64().unwrap()).collect();
+        let names: Vec<&str> = ai["pupil_names"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(ids.len() <= 5 && ids.iter().collect::<BTreeSet<_>>().len() == ids.len(), "{ai:#}");
+        assert_eq!(names.len(), ids.len(), "every pupil kept is on the roll, shown by name: {ai:#}");
+        for n in &names {
+            assert!(ON_ROLL.contains(n), "a pupil not on the roll kept: {n:?}");
+        }
         let text = env.haven(&["chronology", OLIVER, "--as", "dsl@school.example"]);
         assert!(text.stdout.contains(&format!("AI suggestion ({MODEL}): risk ")), "{}", text.stdout);
     } else {

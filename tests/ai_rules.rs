@@ -95,7 +95,7 @@ impl School {
 }
 
 fn suggestion(risk: Risk) -> Suggestion {
-    Suggestion { model: MODEL.into(), risk, category: None, reasons: Vec::new(), summary: "A note.".into() }
+    Suggestion { model: MODEL.into(), risk, category: None, reasons: Vec::new(), summary: "A note.".into(), pupils: Vec::new() }
 }
 
 /// (recipient, Message-ID, body) of the incident's alerts, in order.

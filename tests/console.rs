@@ -125,6 +125,11 @@ impl School {
             let r = env.haven(&["ingest", cp.to_str().unwrap(), unknown.to_str().unwrap(), stranger.to_str().unwrap()]);
             assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
         }
+        School::serve(db, smtp, env, console_extra)
+    }
+
+    /// `haven run` with the console on a free loopback port, on an installation made ready.
+    fn serve(db: TestDb, smtp: SmtpServer, env: HavenEnv, console_extra: &str) -> School {
         let port = free_port();
         append_config(&env, &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\n{console_extra}\n"));
         let mut daemon = env.start();
@@ -1152,7 +1157,149 @@ async fn reports_are_downloads_for_those_who_may_run_them(backend: Backend) {
     school.finish().await;
 }
 
+/// The model the AI suggestion below is labelled with; no server is asked.
+const AI_MODEL: &str = "test-model";
+
+impl School {
+    /// An installation with `[ai]` on, where RICH (about Jane, Oliver mentioned) is incident #1
+    /// and carries an AI suggestion before `haven run` starts: the model's answer read by the
+    /// real `suggestion::parse` against the roll, and stored by the triage worker's own
+    /// `AiRules::complete`, so the daemon's worker finds no job left to ask about.
+    async fn start_with_ai_suggestion(backend: Backend) -> School {
+        let db = TestDb::new(backend).await;
+        let smtp = SmtpServer::start();
+        let env = HavenEnv::with_smtp(&db.url, "", smtp.port);
+        std::fs::write(env.path("secrets/ai.key"), "unused\n").unwrap();
+        append_config(
+            &env,
+            &format!(
+                "\n[ai]\nprovider = \"llamacpp\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_file = \"secrets/ai.key\"\nmodel = \"{AI_MODEL}\"\n"
+            ),
+        );
+        env.import_school();
+        let rich = env.path("rich.eml");
+        std::fs::write(&rich, RICH).unwrap();
+        let r = env.haven(&["ingest", rich.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
+
+        let config = haven::config::Config::load(&env.config).expect("config");
+        let sealer = haven::seal::Sealer::from_key_file(&config.storage.key_file).expect("key");
+        let roll = haven::ai::roll::Roll::new(&db.store.load_directory(&sealer).await.unwrap());
+        let answer = r#"{"risk":"high","category":"Bullying","reasons":["took her lunch money on the bus again","she is scared"],
+            "summary":"Oliver may be taking money from Jane. It has happened before.","pupils":["Jane Smith","Tom Pryce","oliver brown"]}"#;
+        let text = "Oliver Brown took her lunch money on the bus again.";
+        let categories = vec!["Bullying".to_string()];
+        let suggestion = haven::ai::suggestion::parse(answer, text, &categories, AI_MODEL, &|n| roll.find(n)).expect("the answer parses");
+        let keys = std::sync::Arc::new(haven::store::LiveKeys::new(sealer, None));
+        let rules = std::sync::Arc::new(haven::rules::LiveRules::new(haven::rules::RuleSet::load(&config.rules.dir).expect("rules")));
+        let after = haven::ai::rules::AiRules::new(&config, db.store.clone(), keys, rules);
+        let now = chrono::Utc::now();
+        let job = db.store.claim_ai_job(now, now + chrono::Duration::minutes(5), "console-test").await.unwrap().expect("filing queued it");
+        after.complete(job.incident_id, "console-test", Some(&suggestion), AI_MODEL, now).await.expect("stored");
+        School::serve(db, smtp, env, "")
+    }
+}
+
+/// An incident carrying an AI suggestion: the DSL sees it on the chronology and the incident
+/// page, labelled as a suggestion with the model's name, with the pupils it names that are on
+/// the roll; says "AI was wrong", which `haven ai report` then counts, and the page shows the
+/// verdict. A form without its CSRF token records nothing. Jane's head of house, who may see
+/// the incident, sees the suggestion but neither its pupils nor the buttons, and is refused
+/// the form as any DSL action (404); a teacher sees nothing at all. Screenshot: ai-suggestion.
+async fn the_dsl_judges_an_ai_suggestion_in_the_console(backend: Backend) {
+    let school = School::start_with_ai_suggestion(backend).await;
+    let browser = Browser::start().await;
+    let c = browser.client();
+    let (_, dsl) = school.sign_in(&browser, "dsl@school.example", None).await;
+    let label = format!("AI suggestion ({AI_MODEL}) — a suggestion, not a decision");
+
+    c.goto(&school.url("/pupils/A100000000001")).await.unwrap();
+    let text =
+        |css: &'static str| async move { c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap() };
+    assert_eq!(text("#incident-1 .ai-label").await, label);
+    assert_eq!(text("#incident-1 .ai-pupils").await, "Jane Smith, Oliver Brown", "only whole names on the roll");
+
+    c.goto(&school.url("/incidents/1")).await.unwrap();
+    assert_eq!(text(".ai-label").await, label);
+    assert_eq!(text(".ai-risk").await, "high");
+    assert_eq!(text(".ai-reasons").await, "took her lunch money on the bus again", "only a quote of the text");
+    assert_eq!(text(".ai-summary").await, "Oliver may be taking money from Jane. It has happened before.");
+    assert!(c.find(Locator::Css("#ai-verdict")).await.is_err(), "no verdict yet");
+    c.execute("document.querySelector('.ai-suggestion').scrollIntoView()", Vec::new()).await.unwrap();
+    browser.screenshot("ai-suggestion").await;
+    click(c, "#ai-wrong").await;
+    assert_eq!(text("#notice").await, "Recorded: the AI was wrong.");
+    assert_eq!(text("#ai-verdict").await, "You said the AI was wrong.");
+
+    let report = || {
+        let r = school.env.haven(&["ai", "report", "--as", "dsl@school.example", "--json"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v["models"][AI_MODEL]["verdicts"].clone()
+    };
+    assert_eq!(report(), serde_json::json!({"n": 0, "of": 1}), "one verdict, wrong");
+
+    // The PDF chronology shows it labelled the same way, with its pupils for the DSL.
+    let (head, zip) = school.get_as(&dsl, "/pupils/A100000000001/export?format=pdf");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.zip"), &zip).unwrap();
+    let unzip = Command::new("unzip")
+        .args(["-q", "-j", "p.zip", "*/chronology.pdf"])
+        .current_dir(dir.path())
+        .status()
+        .expect("unzip (tests/run.sh installs it)");
+    assert!(unzip.success());
+    let pdf = Command::new("pdftotext").args(["-raw", "chronology.pdf", "-"]).current_dir(dir.path()).output().expect("pdftotext");
+    let pdf = String::from_utf8_lossy(&pdf.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(pdf.contains(&label), "{pdf}");
+    assert!(pdf.contains("Pupils mentioned Jane Smith, Oliver Brown"), "{pdf}");
+
+    // Without the form's token: refused, nothing recorded.
+    let post = |cookie: &str, body: &str| {
+        school.raw(&format!(
+            "POST /incidents/1/ai-feedback HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: haven_session={cookie}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+    };
+    let r = post(&dsl, "verdict=right");
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    assert_eq!(report(), serde_json::json!({"n": 0, "of": 1}), "the forged form recorded nothing");
+    let audit = school.audit_actions().await;
+    assert_eq!(audit.iter().filter(|a| *a == "ai_feedback").count(), 1, "{audit:?}");
+    assert!(audit.iter().any(|a| a == "console_csrf_refused"), "{audit:?}");
+
+    // Jane's head of house: the suggestion, not its pupils, no buttons; the form is not theirs.
+    c.delete_cookie("haven_session").await.unwrap();
+    let (_, housem) = school.sign_in(&browser, "kestrel@school.example", None).await;
+    c.goto(&school.url("/incidents/1")).await.unwrap();
+    assert_eq!(text(".ai-label").await, label, "the head of house may see the incident and its suggestion");
+    assert!(c.find(Locator::Css(".ai-pupils")).await.is_err(), "the pupils it names are the DSL team's");
+    assert!(c.find(Locator::Css("#ai-feedback")).await.is_err(), "no verdict buttons");
+    let csrf = c.find(Locator::Css("input[name=csrf]")).await.unwrap().attr("value").await.unwrap().unwrap();
+    let r = post(&housem, &format!("csrf={csrf}&verdict=right"));
+    assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    assert_eq!(report(), serde_json::json!({"n": 0, "of": 1}), "the head of house recorded nothing");
+    let r = school.env.haven(&["chronology", "A100000000001", "--as", "kestrel@school.example", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr));
+    let ai = &v["incidents"][0]["ai_suggestion"];
+    assert_eq!((ai["pupils"].clone(), ai["pupil_names"].clone()), (serde_json::json!([]), serde_json::json!([])), "{ai:#}");
+
+    // A teacher: no session, and the incident is not there.
+    c.delete_cookie("haven_session").await.unwrap();
+    let link = school.ask_for_link(&browser, "teacher@school.example").await;
+    c.goto(&link).await.unwrap();
+    assert!(c.find(Locator::Css("#write-only")).await.is_ok(), "a teacher reports, and reads no records");
+    c.goto(&school.url("/incidents/1")).await.unwrap();
+    let page = c.source().await.unwrap();
+    assert!(page.contains("There is nothing here, or nothing you may see.") && !page.contains("AI suggestion"), "{page}");
+    browser.close().await;
+    school.finish().await;
+}
+
 backend_tests!(
+    the_dsl_judges_an_ai_suggestion_in_the_console,
     reports_are_downloads_for_those_who_may_run_them,
     the_sign_in_page_is_served_with_strict_security_headers,
     a_console_listening_beyond_loopback_is_refused,

@@ -218,7 +218,14 @@ mod tests {
     }
 
     fn said(category: Option<&str>, risk: Risk, ms: u64) -> Answer {
-        let s = Suggestion { model: "m".into(), risk, category: category.map(Into::into), reasons: Vec::new(), summary: String::new() };
+        let s = Suggestion {
+            model: "m".into(),
+            risk,
+            category: category.map(Into::into),
+            reasons: Vec::new(),
+            summary: String::new(),
+            pupils: Vec::new(),
+        };
         Answer::Answered(Some(s), Duration::from_millis(ms))
     }
 

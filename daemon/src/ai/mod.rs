@@ -5,6 +5,7 @@
 //! - [`model`]: the one call to the model through rig-core, bounded in time and tokens.
 //! - [`eval`]: a labelled set of messages and how the model's suggestions score on it (pure).
 //! - [`redact`]: names, addresses and numbers taken out before the text leaves (pure).
+//! - [`roll`]: which names the model gives are pupils on the roll (pure).
 //! - [`worker`]: the task of `haven run` that works the queue filing fills.
 //! - [`rules`]: the rules with `when.ai_risk`, evaluated again once a suggestion is stored
 //!   (or has not come within a rule's `ai_timeout`); they only ever add.
@@ -16,6 +17,7 @@
 pub mod eval;
 pub mod model;
 pub mod redact;
+pub mod roll;
 pub mod rules;
 pub mod suggestion;
 pub mod worker;

@@ -2,9 +2,11 @@
 //! llama.cpp's `llama-server` speaks, the question with its JSON schema, bounded in time and in
 //! tokens. Before the text leaves the process it is cut to `ai.max_chars` and, with
 //! `ai.redact`, its names, addresses and numbers become placeholders (`super::redact`), put
-//! back in the answer. Nothing of the question or the answer is logged.
+//! back in the answer; the pupils it names are kept only when on the roll (`super::roll`),
+//! once put back. Nothing of the question or the answer is logged.
 
 use super::redact::{self, Redactor};
+use super::roll::Roll;
 use super::suggestion::{self, Suggestion};
 use crate::config::{AiProvider, AiSettings};
 use crate::directory::Directory;
@@ -74,12 +76,14 @@ impl Reader {
 
     /// Asks the model about `text`: `Ok(None)` when it answered but the answer does not parse.
     /// The text is cut, and redacted against `directory` when `ai.redact` is on; the answer's
-    /// summary and quotes are mapped back.
+    /// summary, quotes and pupils' names are mapped back, and the names matched to the roll.
     pub async fn suggest(&self, text: &str, categories: &[String], directory: &Arc<Directory>) -> Result<Option<Suggestion>, AiError> {
         let text = redact::cut(text, self.max_chars);
         let redacted = self.redact.then(|| self.redactor(directory).redact(&text));
         let sent = redacted.as_ref().map_or(text.as_str(), |r| r.text.as_str());
-        let Some(mut s) = self.ask(sent, categories).await? else { return Ok(None) };
+        let roll = Roll::new(directory);
+        let pupil = |name: &str| roll.find(&redacted.as_ref().map_or_else(|| name.to_string(), |r| r.restore(name)));
+        let Some(mut s) = self.ask(sent, categories, &pupil).await? else { return Ok(None) };
         if let Some(r) = &redacted {
             s.summary = r.restore(&s.summary);
             s.reasons = s.reasons.iter().map(|q| r.restore(q)).collect();
@@ -100,7 +104,12 @@ impl Reader {
     }
 
     /// One call with `text` as it is to be sent; the answer checked against it.
-    async fn ask(&self, text: &str, categories: &[String]) -> Result<Option<Suggestion>, AiError> {
+    async fn ask(
+        &self,
+        text: &str,
+        categories: &[String],
+        pupil: &(dyn Fn(&str) -> Option<i64> + Sync),
+    ) -> Result<Option<Suggestion>, AiError> {
         let schema = rig_core::schemars::Schema::try_from(suggestion::schema(categories))
             .map_err(|e| AiError::Provider(format!("the answer's schema is invalid: {e}")))?;
         let request = CompletionRequest::new(format!("Message:\n{text}"))
@@ -113,7 +122,7 @@ impl Reader {
             Ok(Err(e)) => return Err(AiError::Provider(one_line(&e.to_string()))),
             Ok(Ok(answer)) => answer,
         };
-        Ok(suggestion::parse(&answer.text(), text, categories, &self.name))
+        Ok(suggestion::parse(&answer.text(), text, categories, &self.name, pupil))
     }
 }
 

@@ -39,7 +39,7 @@ pub async fn eval(app: &App, dir: &Path, as_json: bool) -> Result<String, CliErr
 }
 
 /// `haven ai report --as STAFF`: the model's measured precision at this school, from the DSL
-/// team's verdicts ("AI: right" / "AI: wrong" replies to alerts), per model and for the
+/// team's verdicts ("AI: right" / "AI: wrong" replies to alerts, the console's buttons), per model and for the
 /// suggestions of high or urgent risk. Counts only, never a suggestion's words. For the DSL
 /// team; audited, and so is a refusal.
 pub async fn report(app: &App, viewer: &str, as_json: bool, now: chrono::DateTime<chrono::Utc>) -> Result<String, CliError> {
@@ -87,7 +87,7 @@ pub async fn report(app: &App, viewer: &str, as_json: bool, now: chrono::DateTim
             m.suggestions, m.high_or_urgent, m.verdicts, m.high_verdicts
         ));
     }
-    out.push_str("verdicts come from replies to alerts whose first line is \"AI: right\" or \"AI: wrong\"");
+    out.push_str("verdicts come from replies to alerts with a line \"AI: right\" or \"AI: wrong\", and the console's \"AI was right\" / \"AI was wrong\"");
     Ok(out)
 }
 

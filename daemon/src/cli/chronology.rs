@@ -85,6 +85,22 @@ impl Window {
     }
 }
 
+/// The pupils `e`'s AI suggestion names. They are the DSL team's, like a pupil only mentioned:
+/// for anyone else (`dsl_team` false) they are taken out of the suggestion and none returned.
+fn ai_pupils(e: &mut ChronologyEntry, dsl_team: bool) -> Vec<i64> {
+    let Some(mut s) = e.ai_suggestion.as_deref().and_then(|json| serde_json::from_str::<crate::ai::Suggestion>(json).ok()) else {
+        return Vec::new();
+    };
+    if dsl_team {
+        return s.pupils;
+    }
+    if !s.pupils.is_empty() {
+        s.pupils.clear();
+        e.ai_suggestion = serde_json::to_string(&s).ok();
+    }
+    Vec::new()
+}
+
 /// Loads the chronology of the pupil `query` names, keeps what `viewer` (a staff email) may see,
 /// and writes `audit_action` (chronology_view, export) to the audit log.
 pub async fn load_view(
@@ -173,9 +189,23 @@ async fn load(
     let range = window.range(&entries.iter().map(|e| e.incident).collect::<Vec<_>>());
     let offset = range.start;
     let mut entries: Vec<ChronologyEntry> = entries.drain(range).collect();
+    let mut named: Vec<i64> = Vec::new();
     for e in &mut entries {
         open_entry(e, sealer)?;
+        named.extend(ai_pupils(e, staff.is_dsl_team()));
     }
+    // The pupils an AI suggestion names, not on an entry, are opened for the DSL team's view.
+    named.sort_unstable();
+    named.dedup();
+    named.retain(|id| dir.pupil(*id).is_none());
+    let dir = if named.is_empty() {
+        dir
+    } else {
+        let mut pupils = dir.pupils;
+        pupils.extend(store.load_pupils(sealer, &named).await?);
+        pupils.sort_by_key(|p| p.id);
+        Directory::new(pupils, dir.staff, Vec::new())
+    };
     let shown = match window {
         Window::All => format!("entries={}", entries.len()),
         Window::Page { .. } => format!("entries={} of {total} from={offset}", entries.len()),
@@ -283,6 +313,8 @@ pub struct AiShown {
     pub label: String,
     #[serde(flatten)]
     pub suggestion: crate::ai::Suggestion,
+    /// The full names of `suggestion.pupils` (the DSL team's view only; empty for others).
+    pub pupil_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -479,6 +511,9 @@ fn push_ai(out: &mut String, e: &Entry, pad: &str) {
     for r in &s.reasons {
         out.push_str(&format!("{pad}  quote: \"{r}\"\n"));
     }
+    if !ai.pupil_names.is_empty() {
+        out.push_str(&format!("{pad}  pupils mentioned: {}\n", ai.pupil_names.join(", ")));
+    }
 }
 
 /// Every line of `text` under `pad`, ending in a newline.
@@ -529,11 +564,13 @@ fn entry(e: &ChronologyEntry, dir: &Directory) -> Entry {
         follow_ups: Vec::new(),
         date_note: e.date_note.clone(),
         category_note: e.category_note.clone(),
-        ai_suggestion: e
-            .ai_suggestion
-            .as_deref()
-            .and_then(|json| serde_json::from_str::<crate::ai::Suggestion>(json).ok())
-            .map(|s| AiShown { label: format!("AI suggestion ({})", s.model), suggestion: s }),
+        ai_suggestion: e.ai_suggestion.as_deref().and_then(|json| serde_json::from_str::<crate::ai::Suggestion>(json).ok()).map(|s| {
+            AiShown {
+                label: format!("AI suggestion ({})", s.model),
+                pupil_names: s.pupils.iter().filter_map(|id| dir.pupil(*id).map(|p| p.full_name())).collect(),
+                suggestion: s,
+            }
+        }),
     }
 }
 

@@ -73,6 +73,24 @@ pub struct EntryDoc {
     /// The follow-ups on this incident that are in the export.
     pub follow_ups: Vec<i64>,
     pub outcome: Option<OutcomeDoc>,
+    /// The AI model's suggestion, when it read the entry.
+    pub ai: Option<AiDoc>,
+}
+
+/// An AI suggestion, labelled as one with the model's name, as the console shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AiDoc {
+    /// "AI suggestion (MODEL) — a suggestion, not a decision"
+    pub label: String,
+    pub risk: String,
+    /// The school's category suggested, or "none of the school's".
+    pub category: String,
+    pub summary: Option<String>,
+    /// Quotes from the text.
+    pub reasons: Vec<String>,
+    /// "Jane Smith, Oliver Brown": only in the DSL team's view (the chronology leaves them out
+    /// for anyone else); none when empty.
+    pub pupils: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -238,6 +256,14 @@ fn entry(e: &Entry, facts: &EntryFacts, at: &dyn Fn(&DateTime<Utc>) -> String, s
             text: o.clone(),
             by: e.outcome_by.clone().unwrap_or_else(|| "unknown".to_string()),
             at: e.outcome_at.as_ref().map_or_else(|| "time not recorded".to_string(), at),
+        }),
+        ai: e.ai_suggestion.as_ref().map(|ai| AiDoc {
+            label: format!("{} — a suggestion, not a decision", ai.label),
+            risk: ai.suggestion.risk.as_str().to_string(),
+            category: ai.suggestion.category.clone().unwrap_or_else(|| "none of the school's".to_string()),
+            summary: Some(ai.suggestion.summary.clone()).filter(|s| !s.is_empty()),
+            reasons: ai.suggestion.reasons.clone(),
+            pupils: Some(ai.pupil_names.join(", ")).filter(|p| !p.is_empty()),
         }),
     }
 }

@@ -91,6 +91,7 @@ pub async fn test(app: &App, file: &Path, as_json: bool, with_ai: bool) -> Resul
         v["ai_suggestion"] = json!(suggestion.as_ref().map(|s| json!({
             "label": format!("AI suggestion ({})", s.model),
             "model": s.model, "risk": s.risk, "category": s.category, "reasons": s.reasons, "summary": s.summary,
+            "pupils": s.pupils.iter().filter_map(|id| dir.pupil(*id).map(|p| p.full_name())).collect::<Vec<_>>(),
         })));
         v["ai_error"] = json!(ai_error);
     }
@@ -141,6 +142,10 @@ pub async fn test(app: &App, file: &Path, as_json: bool, with_ai: bool) -> Resul
                 }
                 for r in &s.reasons {
                     out.push_str(&format!("  because: \"{r}\"\n"));
+                }
+                let named: Vec<String> = s.pupils.iter().filter_map(|id| dir.pupil(*id).map(|p| p.full_name())).collect();
+                if !named.is_empty() {
+                    out.push_str(&format!("  pupils mentioned: {}\n", named.join(", ")));
                 }
                 out.push_str("  (a suggestion, not a decision: only rules on when.ai_risk read it, and they only add)\n");
             }

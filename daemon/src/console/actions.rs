@@ -1,7 +1,8 @@
 //! The DSL team's actions on messages and links, each through the same code and authority as
 //! its CLI or email path: release a quarantined message (`Filer::release`, as `haven messages
 //! release`), answer triage (`Filer::answer_triage`, the emailed answer's `triage::answered`
-//! and rules), confirm or remove a mentioned pupil (`cli::link::run`). Each form carries the
+//! and rules), confirm or remove a mentioned pupil (`cli::link::run`), say whether the AI's
+//! suggestion was right (`Tx::record_ai_feedback`, as an "AI: right" reply). Each form carries the
 //! session's CSRF token; each refusal is shown in plain words and nothing is changed.
 
 use super::routes::{Fields, Shared, forged, incident_view, message, not_found, render, signed, unavailable, visible_incident};
@@ -185,6 +186,48 @@ pub async fn change_link(axum::extract::State(st): Shared, headers: HeaderMap, P
         }
         Err(e) => {
             tracing::error!(error = %e, incident = id, "console: cannot change a mentioned pupil's link");
+            unavailable()
+        }
+    }
+}
+
+/// Records the DSL team member's verdict on the incident's AI suggestion ("AI was right" /
+/// "AI was wrong") through the same transaction as an emailed "AI: right" reply: one verdict
+/// per person and incident (a second replaces the first), audited `ai_feedback`, counted by
+/// `haven ai report`.
+pub async fn ai_feedback(axum::extract::State(st): Shared, headers: HeaderMap, Path(id): Path<i64>, Form(f): Fields) -> Response {
+    let s = match dsl_team(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&s, &f) {
+        return refuse_forged(&st, &s, &format!("incident:{id}"), "AI feedback form").await;
+    }
+    if let Err(r) = visible_incident(&st, &s, id).await {
+        return r;
+    }
+    let right = match f.get("verdict").map(String::as_str) {
+        Some("right") => true,
+        Some("wrong") => false,
+        _ => return message(StatusCode::BAD_REQUEST, "Nothing was recorded", "The form did not say whether the AI was right or wrong."),
+    };
+    let recorded = async {
+        let mut tx = st.store.begin().await?;
+        let recorded = tx.record_ai_feedback(id, s.staff.id, s.staff.email(), right, st.clock.now()).await?;
+        tx.commit().await?;
+        Ok::<bool, crate::store::StoreError>(recorded)
+    };
+    match recorded.await {
+        Ok(true) => {
+            let text = if right { "Recorded: the AI was right." } else { "Recorded: the AI was wrong." };
+            incident_view(&st, &s, id, Some(text.into())).await
+        }
+        Ok(false) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, incident_view(&st, &s, id, Some("This incident has no AI suggestion.".into())).await)
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, incident = id, "console: cannot record a verdict on an AI suggestion");
             unavailable()
         }
     }

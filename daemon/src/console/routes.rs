@@ -58,6 +58,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/incidents/{id}", get(incident))
         .route("/incidents/{id}/outcome", post(record_outcome))
         .route("/incidents/{id}/link", post(super::actions::change_link))
+        .route("/incidents/{id}/ai-feedback", post(super::actions::ai_feedback))
         .route("/incidents/{id}/message", get(super::files::message_frame))
         .route("/incidents/{id}/attachments/{n}", get(super::files::attachment))
         .route("/pupils/{upn}/export", get(super::files::export))
@@ -558,7 +559,23 @@ pub(super) fn entry_row(st: &State, e: &crate::store::ChronologyEntry, dir: &cra
         body: e.body.clone(),
         attachments: e.attachments.join(", "),
         outcome: e.outcome.clone(),
+        ai: e.ai_suggestion.as_deref().and_then(|json| ai_row(json, dir)),
     }
+}
+
+/// The suggestion as shown; its pupils are already only in the DSL team's view (the
+/// chronology's `load` takes them out for anyone else).
+fn ai_row(json: &str, dir: &crate::directory::Directory) -> Option<views::AiRow> {
+    let s: crate::ai::Suggestion = serde_json::from_str(json).ok()?;
+    let pupils: Vec<String> = s.pupils.iter().filter_map(|id| dir.pupil(*id).map(|p| p.full_name())).collect();
+    Some(views::AiRow {
+        label: format!("AI suggestion ({}) — a suggestion, not a decision", s.model),
+        risk: s.risk.as_str().to_string(),
+        category: s.category.unwrap_or_else(|| "none of the school's".to_string()),
+        reasons: s.reasons,
+        summary: s.summary,
+        pupils: pupils.join(", "),
+    })
 }
 
 /// The chronology through the CLI's own `load_view`: the same visibility rule, opened and
@@ -729,6 +746,8 @@ async fn incident_detail(
         _ => String::new(),
     };
     let viewers = super::access::viewers(st, e, dir).await?;
+    let ai_feedback = s.staff.is_dsl_team() && e.ai_suggestion.is_some();
+    let ai_verdict = if ai_feedback { st.store.ai_verdict_of(e.incident, s.staff.id).await? } else { None };
     Ok(views::Incident {
         csrf: s.csrf.clone(),
         pupil_upn: view.pupil.upn.clone(),
@@ -743,6 +762,8 @@ async fn incident_detail(
         alerted,
         outcome_by,
         viewers,
+        ai_feedback,
+        ai_verdict: ai_verdict.map(|right| if right { "right" } else { "wrong" }.to_string()),
     })
 }
 

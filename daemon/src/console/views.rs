@@ -146,6 +146,23 @@ pub struct EntryRow {
     pub body: String,
     pub attachments: String,
     pub outcome: Option<String>,
+    /// The AI model's suggestion, when it has read the incident.
+    pub ai: Option<AiRow>,
+}
+
+/// An AI suggestion as the console shows it: always labelled as a suggestion with the
+/// model's name; it never changed who was told or how urgent the incident is.
+pub struct AiRow {
+    /// "AI suggestion (MODEL) — a suggestion, not a decision"
+    pub label: String,
+    pub risk: String,
+    /// The school's category suggested, or "none of the school's".
+    pub category: String,
+    /// Quotes from the text.
+    pub reasons: Vec<String>,
+    pub summary: String,
+    /// The pupils it names, on the roll: the DSL team's only ("" for anyone else).
+    pub pupils: String,
 }
 
 /// One incident, with what it is about, what was sent, who has seen it, and the forms the
@@ -169,6 +186,10 @@ pub struct Incident {
     /// Who recorded the outcome and when ("" while outstanding).
     pub outcome_by: String,
     pub viewers: Vec<AccessRow>,
+    /// Whether the "AI was right / wrong" buttons are shown: the DSL team, on a suggestion.
+    pub ai_feedback: bool,
+    /// The signed-in person's verdict on the suggestion so far ("right" or "wrong").
+    pub ai_verdict: Option<String>,
 }
 
 pub struct PupilOnIncident {

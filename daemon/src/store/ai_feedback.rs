@@ -1,5 +1,6 @@
-//! What the DSL team said of AI suggestions ("AI: right" / "AI: wrong" replies to an alert),
-//! kept one verdict per incident and member of staff, and read back for `haven ai report`.
+//! What the DSL team said of AI suggestions ("AI: right" / "AI: wrong" replies to an alert, or
+//! the console's buttons), kept one verdict per incident and member of staff, and read back for
+//! `haven ai report` and the incident page.
 
 use super::{Result, Store, Tx, on_pool, on_tx, to_us};
 use chrono::{DateTime, Utc};
@@ -66,6 +67,18 @@ impl Store {
                     })
                 })
                 .collect()
+        })
+    }
+
+    /// `staff`'s verdict on `incident`'s suggestion: true for right; none when not given.
+    pub async fn ai_verdict_of(&self, incident: i64, staff: i64) -> Result<Option<bool>> {
+        on_pool!(self, |p| {
+            let verdict: Option<String> = sqlx::query_scalar("SELECT verdict FROM ai_feedback WHERE incident_id = $1 AND staff_id = $2")
+                .bind(incident)
+                .bind(staff)
+                .fetch_optional(p)
+                .await?;
+            Ok(verdict.map(|v| v == "right"))
         })
     }
 
