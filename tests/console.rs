@@ -90,6 +90,9 @@ struct School {
     env: HavenEnv,
     daemon: Daemon,
     port: u16,
+    /// The host the browser uses: 127.0.0.1, or localhost where passkeys are tried (WebAuthn
+    /// needs a name).
+    host: &'static str,
 }
 
 impl School {
@@ -106,6 +109,11 @@ impl School {
     /// Jane (an outcome outstanding), one naming no known pupil (awaiting triage) and one from
     /// a stranger (quarantined).
     async fn start_full(backend: Backend, console_extra: &str, with_mail: bool) -> School {
+        School::start_at(backend, "127.0.0.1", console_extra, with_mail).await
+    }
+
+    /// [`School::start_full`] with `console.public_url` on `host` (the browser uses it too).
+    async fn start_at(backend: Backend, host: &'static str, console_extra: &str, with_mail: bool) -> School {
         let db = TestDb::new(backend).await;
         let smtp = SmtpServer::start();
         let env = HavenEnv::with_smtp(&db.url, "", smtp.port);
@@ -131,17 +139,20 @@ impl School {
     /// `haven run` with the console on a free loopback port, on an installation made ready.
     fn serve(db: TestDb, smtp: SmtpServer, env: HavenEnv, console_extra: &str) -> School {
         let port = free_port();
-        append_config(&env, &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\n{console_extra}\n"));
+        append_config(
+            &env,
+            &format!("\n[console]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://{host}:{port}\"\n{console_extra}\n"),
+        );
         let mut daemon = env.start();
         wait_for("the console to listen", WAIT, || {
             daemon.assert_running();
             TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())
         });
-        School { db, smtp, env, daemon, port }
+        School { db, smtp, env, daemon, port, host }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}:{}{path}", self.host, self.port)
     }
 
     /// One raw HTTP/1.1 request; the whole response (head and body) as text.
@@ -179,7 +190,8 @@ async fn the_sign_in_page_is_served_with_strict_security_headers(backend: Backen
     let r = school.raw("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     let csp = header_line(&r, "content-security-policy").unwrap_or_else(|| panic!("no CSP: {r}"));
-    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline") && !csp.contains("script-src"), "{csp}");
+    assert!(csp.contains("default-src 'none'") && !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "only this origin's passkey script: {csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(header_line(&r, "x-frame-options"), Some("DENY"));
     assert_eq!(header_line(&r, "x-content-type-options"), Some("nosniff"));
@@ -1298,6 +1310,175 @@ async fn the_dsl_judges_an_ai_suggestion_in_the_console(backend: Backend) {
     school.finish().await;
 }
 
+/// Chromium's virtual authenticator (WebDriver's WebAuthn extension, sent as a custom command):
+/// a built-in passkey device that verifies its user, so the headless browser can add and use
+/// passkeys.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    // The url crate, as ammonia re-exports it (the one fantoccini uses).
+    fn endpoint(&self, base: &ammonia::url::Url, session: Option<&str>) -> Result<ammonia::url::Url, ammonia::url::ParseError> {
+        base.join(&format!("session/{}/webauthn/authenticator", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &ammonia::url::Url) -> (axum::http::Method, Option<String>) {
+        let body = serde_json::json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+        });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// A browser with a virtual passkey device.
+async fn browser_with_authenticator() -> Browser {
+    let browser = Browser::start().await;
+    browser.client().issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator in Chromium");
+    browser
+}
+
+/// Adds a passkey named `name` on the Security page of the signed-in browser.
+async fn add_passkey(c: &Client, school: &School, name: &str) {
+    c.goto(&school.url("/security")).await.unwrap();
+    c.find(Locator::Css("input#passkey-name")).await.expect("the add form, shown by passkey.js").send_keys(name).await.unwrap();
+    click(c, "#add-passkey").await;
+    let notice = c.find(Locator::Css("#notice")).await.expect("a notice").text().await.unwrap();
+    assert!(notice.starts_with("Passkey added."), "{notice}");
+}
+
+impl School {
+    /// The session cookie and the code page's CSRF token, after following a sign-in link.
+    async fn code_page_session(&self, browser: &Browser, email: &str) -> (String, String) {
+        let c = browser.client();
+        let link = self.ask_for_link(browser, email).await;
+        c.goto(&link).await.unwrap();
+        assert_eq!(c.current_url().await.unwrap().path(), "/totp");
+        let cookie = c.get_named_cookie("haven_session").await.expect("a session cookie").value().to_string();
+        let csrf = c.find(Locator::Css("form[action='/totp'] input[name=csrf]")).await.unwrap().attr("value").await.unwrap().unwrap();
+        (cookie, csrf)
+    }
+
+    /// POSTs a form (`body` already encoded) with a session cookie; the whole response.
+    fn post_as(&self, cookie: &str, path: &str, body: &str) -> String {
+        self.raw(&format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nCookie: haven_session={cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.host,
+            body.len()
+        ))
+    }
+}
+
+/// Percent-encodes a form value.
+fn form_value(v: &str) -> String {
+    v.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// A DSL adds a passkey on the Security page, signs in with the emailed link and the passkey
+/// (no code typed) and reads a chronology; once it is removed, sign-in asks for a code again.
+async fn a_dsl_signs_in_with_a_passkey_added_on_the_security_page(backend: Backend) {
+    let school = School::start_at(backend, "localhost", "", true).await;
+    let browser = browser_with_authenticator().await;
+    let c = browser.client();
+    let (secret, cookie) = school.sign_in(&browser, "dsl@school.example", None).await;
+
+    // Without one, the code page offers no passkey; the Security page offers to add one.
+    c.goto(&school.url("/home")).await.unwrap();
+    click(c, "#security").await;
+    assert!(c.find(Locator::Css("#no-passkeys")).await.is_ok());
+    // The add form refuses a post without its token.
+    let r = school.post_as(&cookie, "/security/passkeys", "name=x&credential=%7B%7D");
+    assert!(r.starts_with("HTTP/1.1 403"), "{}", &r[..r.len().min(300)]);
+    add_passkey(c, &school, "Work laptop").await;
+    let rows = c.find(Locator::Css("#passkeys tbody")).await.unwrap().text().await.unwrap();
+    assert!(rows.contains("Work laptop") && rows.contains("never"), "{rows}");
+    browser.screenshot("security").await;
+    c.goto(&school.url("/home")).await.unwrap();
+    click(c, "#sign-out").await;
+
+    // The next sign-in: the link, then the passkey instead of a code.
+    let link = school.ask_for_link(&browser, "dsl@school.example").await;
+    c.goto(&link).await.unwrap();
+    assert!(c.find(Locator::Css("input#code")).await.is_ok(), "the code is still accepted");
+    browser.screenshot("totp-passkey").await;
+    click(c, "#use-passkey").await;
+    let page = c.source().await.unwrap();
+    assert!(page.contains("Signed in as Dana Lead."), "{page}");
+    c.goto(&school.url("/pupils/A100000000001")).await.unwrap();
+    assert_eq!(c.find(Locator::Css("#count")).await.unwrap().text().await.unwrap(), "1 incident(s)");
+    c.goto(&school.url("/security")).await.unwrap();
+    let rows = c.find(Locator::Css("#passkeys tbody")).await.unwrap().text().await.unwrap();
+    assert!(!rows.contains("never"), "its last use is shown: {rows}");
+
+    // Removed: the next sign-in offers the code only, and the code signs in.
+    click(c, "#passkeys button").await;
+    assert_eq!(c.find(Locator::Css("#notice")).await.unwrap().text().await.unwrap(), "Passkey removed.");
+    assert!(c.find(Locator::Css("#no-passkeys")).await.is_ok());
+    c.goto(&school.url("/home")).await.unwrap();
+    click(c, "#sign-out").await;
+    let link = school.ask_for_link(&browser, "dsl@school.example").await;
+    c.goto(&link).await.unwrap();
+    assert!(c.find(Locator::Css("#use-passkey")).await.is_err(), "no passkey offered once removed");
+    let page = submit_code(c, &totp_code(&secret)).await;
+    assert!(page.contains("Signed in as Dana Lead."), "{page}");
+
+    let actions = school.audit_actions().await;
+    for a in ["console_passkey_added", "console_sign_in_passkey", "console_passkey_removed", "console_csrf_refused"] {
+        assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+    }
+    browser.close().await;
+    school.finish().await;
+}
+
+/// A passkey answer without the form's token is refused; forged or garbage answers are refused
+/// and count towards the same lock as wrong codes, which then stops the passkey too.
+async fn forged_passkey_answers_are_refused_and_count_towards_the_lock(backend: Backend) {
+    let school = School::start_at(backend, "localhost", "", true).await;
+    let browser = browser_with_authenticator().await;
+    let c = browser.client();
+    school.sign_in(&browser, "dsl@school.example", None).await;
+    add_passkey(c, &school, "Phone").await;
+    c.goto(&school.url("/home")).await.unwrap();
+    click(c, "#sign-out").await;
+
+    let (cookie, csrf) = school.code_page_session(&browser, "dsl@school.example").await;
+    let r = school.post_as(&cookie, "/totp/passkey", "credential=%7B%7D");
+    assert!(r.starts_with("HTTP/1.1 403") && r.contains("This form could not be accepted"), "{}", &r[..r.len().min(300)]);
+
+    // A real challenge, answered with a signature the passkey never made.
+    let r = school.post_as(&cookie, "/totp/passkey/options", &format!("csrf={csrf}"));
+    assert!(r.starts_with("HTTP/1.1 200"), "{}", &r[..r.len().min(300)]);
+    let options: serde_json::Value = serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let id = options["publicKey"]["allowCredentials"][0]["id"].as_str().expect("the passkey is allowed").to_string();
+    let forged = serde_json::json!({
+        "id": id, "rawId": id, "type": "public-key",
+        "response": { "authenticatorData": "AAAA", "clientDataJSON": "e30", "signature": "AAAA", "userHandle": null },
+    });
+    let r = school.post_as(&cookie, "/totp/passkey", &format!("csrf={csrf}&credential={}", form_value(&forged.to_string())));
+    assert!(r.starts_with("HTTP/1.1 401"), "{}", &r[..r.len().min(300)]);
+    assert!(r.contains("That passkey was not accepted. 4 more wrong codes lock sign-in."), "{r}");
+    // Garbage, and a wrong code, count the same way; the fifth failure locks sign-in.
+    for left in [3, 2, 1] {
+        let r = school.post_as(&cookie, "/totp/passkey", &format!("csrf={csrf}&credential=garbage"));
+        assert!(r.contains(&format!("That passkey was not accepted. {left} more wrong codes lock sign-in.")), "{r}");
+    }
+    let r = school.post_as(&cookie, "/totp", &format!("csrf={csrf}&code=000000"));
+    assert!(r.starts_with("HTTP/1.1 403") && r.contains("Sign-in locked"), "{}", &r[..r.len().min(300)]);
+    let r = school.post_as(&cookie, "/totp/passkey/options", &format!("csrf={csrf}"));
+    assert!(r.starts_with("HTTP/1.1 403") && r.contains("Sign-in locked"), "the passkey is locked too: {}", &r[..r.len().min(300)]);
+
+    let actions = school.audit_actions().await;
+    assert_eq!(actions.iter().filter(|a| *a == "console_passkey_failed").count(), 4, "{actions:?}");
+    assert!(actions.iter().any(|a| a == "console_totp_locked"), "{actions:?}");
+    assert!(!actions.iter().any(|a| a == "console_sign_in_passkey"), "{actions:?}");
+    browser.close().await;
+    school.finish().await;
+}
+
 backend_tests!(
     the_dsl_judges_an_ai_suggestion_in_the_console,
     reports_are_downloads_for_those_who_may_run_them,
@@ -1312,4 +1493,6 @@ backend_tests!(
     the_console_serves_tls_and_reloads_its_certificate_on_sighup,
     the_console_works_at_a_phones_width_and_from_the_keyboard,
     a_long_chronology_is_read_a_page_at_a_time,
+    a_dsl_signs_in_with_a_passkey_added_on_the_security_page,
+    forged_passkey_answers_are_refused_and_count_towards_the_lock,
 );

@@ -16,7 +16,7 @@ say() { echo "tests/run.sh: $*" >&2; }
 # (console bench), poppler-utils (tests/pdf.rs reads the PDFs back: pdftotext, pdftoppm, pdfinfo,
 # pdffonts), cmake, g++ and pip (llama-server and its model for tests/ai.rs) ---
 need=()
-for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip dpkg binutils poppler-utils cmake g++ python3-pip; do
+for p in dovecot-core dovecot-imapd isync python3-aiosmtpd openssl jq sqlite3 postgresql-client chromium chromium-driver systemd wrk unzip dpkg binutils poppler-utils cmake g++ python3-pip libssl-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if ((${#need[@]})); then

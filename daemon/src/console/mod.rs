@@ -3,8 +3,8 @@
 //! pages, the chronology and the security headers; `actions` the triage, release and link
 //! forms; `files` downloads and the sandboxed original message; `access` the access log.
 //! `auth` holds the sign-in secrets (pure), `session` the cookies and server-side sessions,
-//! `limit` and `peer` the per-client sign-in limit, `views` the askama templates
-//! (auto-escaping, no JavaScript). This module serves; it must not decide who may see what
+//! `limit` and `peer` the per-client sign-in limit, `passkey` the WebAuthn second factor,
+//! `views` the askama templates (auto-escaping; the only script is passkey.js). This module serves; it must not decide who may see what
 //! (that is `visibility`) or who may act (the CLI's and pipeline's own checks).
 
 mod access;
@@ -13,6 +13,7 @@ mod auth;
 pub(crate) mod bundle;
 mod files;
 mod limit;
+mod passkey;
 mod peer;
 mod qr;
 mod reports;
@@ -62,6 +63,8 @@ pub struct State {
     /// Blind indexes of UPNs and name words: a search opens only the pupils it finds.
     pub blind: crate::blind::BlindIndex,
     cookies: session::CookieNames,
+    /// The WebAuthn relying party (`public_url`'s host); None when that host is an address.
+    passkeys: Option<webauthn_rs::Webauthn>,
     /// What the CLI's report commands need (the configuration, with the school's terms).
     pub app: Arc<crate::cli::App>,
 }
@@ -77,6 +80,7 @@ impl State {
         wake_outbox: Arc<Notify>,
     ) -> State {
         let cookies = session::CookieNames::for_url(&settings.public_url);
+        let passkeys = passkey::relying_party(&settings.public_url);
         State {
             store: app.store.clone(),
             clock: app.clock.clone(),
@@ -92,6 +96,7 @@ impl State {
             attempts: limit::Attempts::default(),
             tz: app.config.school.tz(),
             cookies,
+            passkeys,
             app: Arc::new(crate::cli::App { config: app.config.clone(), store: app.store.clone(), clock: app.clock.clone() }),
         }
     }

@@ -22,9 +22,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 pub(super) type Shared = axum::extract::State<Arc<State>>;
 pub(super) type Fields = Form<HashMap<String, String>>;
 
-/// No script at all, styles only from this origin, forms post only here, never framed; the
+/// No inline script: only this origin's one script (`/passkey.js`, which fetches passkey
+/// options from here), styles only from this origin, forms post only here, never framed; the
 /// only frame is this origin's sandboxed original message (`files::message_frame`).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Forms are a few short fields; anything larger is refused with 413.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -71,6 +72,13 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/messages/{id}/triage", post(super::actions::answer_triage))
         .route("/access", get(super::access::access_log))
         .route("/sign-out-everywhere", post(sign_out_everywhere))
+        .route("/totp/passkey/options", post(super::passkey::sign_in_options))
+        .route("/totp/passkey", post(super::passkey::sign_in))
+        .route("/security", get(super::passkey::security_page))
+        .route("/security/passkeys/options", post(super::passkey::register_options))
+        .route("/security/passkeys", post(super::passkey::register))
+        .route("/security/passkeys/{id}/remove", post(super::passkey::remove))
+        .route("/passkey.js", get(super::passkey::script))
         .route("/console.css", get(stylesheet))
         .fallback(not_found)
         .with_state(state)
@@ -124,7 +132,7 @@ pub(super) fn forged() -> Response {
 
 /// Counts a sign-in attempt from the request's client; the refusal to give when that client
 /// has made too many (audited with its address, never shown who it was for).
-async fn over_client_limit(st: &State, peer: Peer, headers: &HeaderMap, form: &str) -> Option<Response> {
+pub(super) async fn over_client_limit(st: &State, peer: Peer, headers: &HeaderMap, form: &str) -> Option<Response> {
     let now = st.clock.now();
     let ip = super::peer::client_ip(st.settings.trusted_proxy, peer.0, headers);
     if st.attempts.allow(ip, now) {
@@ -278,7 +286,7 @@ pub(super) async fn signed(st: &State, headers: &HeaderMap, stage: &str) -> Resu
     }
 }
 
-fn locked() -> Response {
+pub(super) fn locked() -> Response {
     message(
         StatusCode::FORBIDDEN,
         "Sign-in locked",
@@ -318,7 +326,8 @@ async fn totp_page(axum::extract::State(st): Shared, headers: HeaderMap) -> Resp
             Some((totp_rs::Secret::from(secret).to_base32(), url, qr))
         }
     };
-    render(&views::Totp { csrf: s.csrf, enrol, error: None })
+    let passkey = enrol.is_none() && super::passkey::offered(&st, s.staff.id).await;
+    render(&views::Totp { csrf: s.csrf, enrol, passkey, error: None })
 }
 
 async fn totp_check(
@@ -357,7 +366,7 @@ async fn totp_check(
         && code.contains('-')
         && st.store.console_use_recovery_code(s.staff.id, &auth::recovery_hash(code), now).await.unwrap_or(false);
     if step.is_none() && !recovered {
-        return wrong_code(&st, s, now, "That code is not right.").await;
+        return wrong_code(&st, s, now, "That code is not right.", "console_totp_failed").await;
     }
     let (codes, hashes) = if record.enrolled { (Vec::new(), Vec::new()) } else { auth::recovery_codes() };
     match st.store.console_totp_passed(s.staff.id, step, &hashes, now).await {
@@ -365,7 +374,7 @@ async fn totp_check(
         Ok(false) => {
             let _ = st.store.audit(now, &actor, "console_totp_reused", "console", "").await;
             let text = "That code has been used already: each code signs in once. Wait for the next code from your authenticator app.";
-            return wrong_code(&st, s, now, text).await;
+            return wrong_code(&st, s, now, text, "console_totp_failed").await;
         }
         Err(_) => return unavailable(),
     }
@@ -377,12 +386,12 @@ async fn totp_check(
     if record.enrolled { Redirect::to("/home").into_response() } else { render(&views::Recovery { codes }) }
 }
 
-/// A refused code (wrong, or used already): counted towards the lock, audited, and the form
-/// shown again with `why` and how many tries are left.
-async fn wrong_code(st: &State, s: Signed, now: chrono::DateTime<chrono::Utc>, why: &str) -> Response {
+/// A refused code (wrong, or used already) or passkey: counted towards the lock, audited as
+/// `action`, and the form shown again with `why` and how many tries are left.
+pub(super) async fn wrong_code(st: &State, s: Signed, now: chrono::DateTime<chrono::Utc>, why: &str, action: &str) -> Response {
     let actor = format!("staff:{}", s.staff.id);
     let failures = st.store.console_totp_failed(s.staff.id, auth::TOTP_LOCK_AFTER, now).await.unwrap_or(auth::TOTP_LOCK_AFTER);
-    let _ = st.store.audit(now, &actor, "console_totp_failed", "console", &format!("failure {failures}")).await;
+    let _ = st.store.audit(now, &actor, action, "console", &format!("failure {failures}")).await;
     if failures >= auth::TOTP_LOCK_AFTER {
         let _ = st.store.audit(now, &actor, "console_totp_locked", "console", "").await;
         tell_dsl_team_locked(st, &s.staff, now).await;
@@ -390,7 +399,8 @@ async fn wrong_code(st: &State, s: Signed, now: chrono::DateTime<chrono::Utc>, w
     }
     let left = auth::TOTP_LOCK_AFTER - failures;
     let error = format!("{why} {left} more wrong codes lock sign-in.");
-    (StatusCode::UNAUTHORIZED, render(&views::Totp { csrf: s.csrf, enrol: None, error: Some(error) })).into_response()
+    let passkey = super::passkey::offered(st, s.staff.id).await;
+    (StatusCode::UNAUTHORIZED, render(&views::Totp { csrf: s.csrf, enrol: None, passkey, error: Some(error) })).into_response()
 }
 
 /// Tells every active member of the DSL team that someone's second factor is locked.
@@ -405,7 +415,7 @@ async fn tell_dsl_team_locked(st: &State, who: &Staff, now: chrono::DateTime<chr
                 email_message_id: format!("haven.console-locked.{}.{}.{}@{}", who.id, now.timestamp(), dsl.id, st.mail_domain),
                 subject: "Haven: console sign-in locked after wrong codes".into(),
                 body: format!(
-                    "Five wrong authenticator codes were entered for {} {} ({}), so their console sign-in is locked. \
+                    "Five wrong authenticator codes (or refused passkeys) were entered for {} {} ({}), so their console sign-in is locked. \
                      If it was not them, someone else has their sign-in link.\n",
                     who.first_name,
                     who.last_name,

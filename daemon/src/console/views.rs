@@ -34,7 +34,27 @@ pub struct Totp {
     /// Shown on first sign-in only: the secret in base32, the otpauth URL and its QR code
     /// (a data: URL of an SVG image).
     pub enrol: Option<(String, String, String)>,
+    /// Whether "Use your passkey" is offered (enrolled, with a passkey added).
+    pub passkey: bool,
     pub error: Option<String>,
+}
+
+/// The Security page: the signed-in person's passkeys, and the form to add one.
+#[derive(Template)]
+#[template(path = "security.html")]
+pub struct Security {
+    pub csrf: String,
+    /// Whether passkeys can be used here (`console.public_url` names the host).
+    pub available: bool,
+    pub passkeys: Vec<PasskeyRow>,
+    pub notice: Option<String>,
+}
+
+pub struct PasskeyRow {
+    pub id: i64,
+    pub name: String,
+    pub added: String,
+    pub last_used: String,
 }
 
 /// The recovery codes, shown once after enrolment.

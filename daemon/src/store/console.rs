@@ -213,13 +213,15 @@ impl Store {
     }
 
     /// Unlocks a member of staff's second factor (failures forgotten); with `reset`, forgets
-    /// it and their recovery codes so that they enrol again at their next sign-in. Whether
-    /// there was anything to change.
+    /// it, their recovery codes and their passkeys so that they enrol again at their next
+    /// sign-in. Whether there was anything to change.
     pub async fn console_totp_unlock(&self, staff_id: i64, reset: bool) -> Result<bool> {
         let mut tx = self.begin().await?;
         let changed = on_tx!(tx, |c| {
             let r = if reset {
                 sqlx::query("DELETE FROM console_recovery_codes WHERE staff_id = $1").bind(staff_id).execute(&mut *c).await?;
+                // A lost phone may have held a passkey too: they add theirs again once signed in.
+                sqlx::query("DELETE FROM console_passkeys WHERE staff_id = $1").bind(staff_id).execute(&mut *c).await?;
                 sqlx::query("DELETE FROM console_totp WHERE staff_id = $1").bind(staff_id).execute(&mut *c).await?
             } else {
                 sqlx::query("UPDATE console_totp SET failures = 0, locked_us = NULL WHERE staff_id = $1")
