@@ -1,4 +1,4 @@
-//! The console's passkeys and WebAuthn ceremonies (migration 0042). Passkeys are stored sealed
+//! The console's passkeys and WebAuthn ceremonies (migration 0040). Passkeys are stored sealed
 //! by the caller; a ceremony's state is kept on its session (several daemons may serve one
 //! console) and taken once. This module must not verify anything (that is `console::passkey`).
 
