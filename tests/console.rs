@@ -133,11 +133,11 @@ impl School {
             let r = env.haven(&["ingest", cp.to_str().unwrap(), unknown.to_str().unwrap(), stranger.to_str().unwrap()]);
             assert_eq!(r.code, 0, "ingest: {}{}", r.stdout, r.stderr);
         }
-        School::serve(db, smtp, env, console_extra)
+        School::serve(db, smtp, env, host, console_extra)
     }
 
-    /// `haven run` with the console on a free loopback port, on an installation made ready.
-    fn serve(db: TestDb, smtp: SmtpServer, env: HavenEnv, console_extra: &str) -> School {
+    /// `haven run` with the console on a free loopback port (`console.public_url` on `host`), on an installation made ready.
+    fn serve(db: TestDb, smtp: SmtpServer, env: HavenEnv, host: &'static str, console_extra: &str) -> School {
         let port = free_port();
         append_config(
             &env,
@@ -1208,7 +1208,7 @@ impl School {
         let now = chrono::Utc::now();
         let job = db.store.claim_ai_job(now, now + chrono::Duration::minutes(5), "console-test").await.unwrap().expect("filing queued it");
         after.complete(job.incident_id, "console-test", Some(&suggestion), AI_MODEL, now).await.expect("stored");
-        School::serve(db, smtp, env, "")
+        School::serve(db, smtp, env, "127.0.0.1", "")
     }
 }
 
