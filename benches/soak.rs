@@ -11,7 +11,7 @@
 //! the daemon files the one before, so the mailbox never holds more than two. Most are a
 //! parent's email forwarded by a teacher with an original date older than the 7-day backfill
 //! age (they file quietly, as a backlog does); one in 20 is dated this week and alerts (Maildir
-//! transport). Each engine runs twice: with glibc's default malloc arenas and with
+//! transport). One in six carries a 100 KB attachment (3 MB every 250th). Each engine runs twice: with glibc's default malloc arenas and with
 //! `MALLOC_ARENA_MAX=2`, as the systemd unit runs the daemon (examples/systemd/haven.service);
 //! HAVEN_SOAK_ARENAS=2 runs only the unit's setting. The daemon measured is
 //! HAVEN_SOAK_BIN, or else the haven binary of the profile this bench was built with.
@@ -66,20 +66,41 @@ const WORDS: [&str; 6] = [
 ];
 
 /// Forward `i`: a parent's email about one pupil, forwarded by the teacher; written `written`.
+/// One in six carries a photo or scan from home: 100 KB, and 3 MB every 250th message.
 fn forward(i: usize, written: DateTime<Utc>) -> Vec<u8> {
     let (pupil, parent, address) = PUPILS[i % PUPILS.len()];
     let first = pupil.split(' ').next().unwrap_or(pupil);
     let words = WORDS[(i / PUPILS.len()) % WORDS.len()];
     let sent = Utc::now().format("%a, %-d %b %Y %H:%M:%S +0000");
-    format!(
-        "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: Fwd: {pupil}\r\n\
-         Date: {sent}\r\nMessage-ID: <soak-{i}@mail.school.example>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\nPassing this on from home.\r\n\r\n\
-         ---------- Forwarded message ---------\r\nFrom: {parent} <{address}>\r\nDate: {}\r\nSubject: {pupil}\r\n\
-         To: Terry Teach <teacher@school.example>\r\n\r\nHello,\r\n\r\n{pupil}: {first} {words} (ref {i})\r\n\r\nThanks, {parent}\r\n",
+    let text = format!(
+        "Passing this on from home.\r\n\r\n---------- Forwarded message ---------\r\nFrom: {parent} <{address}>\r\n\
+         Date: {}\r\nSubject: {pupil}\r\nTo: Terry Teach <teacher@school.example>\r\n\r\nHello,\r\n\r\n\
+         {pupil}: {first} {words} (ref {i})\r\n\r\nThanks, {parent}\r\n",
         written.format("%a, %-d %b %Y at %H:%M")
+    );
+    let head = format!(
+        "From: Terry Teach <teacher@school.example>\r\nTo: safeguarding@school.example\r\nSubject: Fwd: {pupil}\r\n\
+         Date: {sent}\r\nMessage-ID: <soak-{i}@mail.school.example>\r\nMIME-Version: 1.0\r\n"
+    );
+    if i % 6 != 1 {
+        return format!("{head}Content-Type: text/plain; charset=utf-8\r\n\r\n{text}").into_bytes();
+    }
+    let kb = if i % 250 == 1 { 3 * 1024 } else { 100 };
+    format!(
+        "{head}Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         {text}\r\n--b{i}\r\nContent-Type: image/jpeg\r\nContent-Disposition: attachment; filename=\"photo-{i}.jpg\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b{i}--\r\n",
+        attachment(i, kb)
     )
     .into_bytes()
+}
+
+/// `kb` kilobytes of attachment, different for each message (blobs are stored once by content).
+fn attachment(i: usize, kb: usize) -> String {
+    use base64::Engine;
+    let data: Vec<u8> = (0..kb * 1024).map(|k| ((k * 7919 + i * 31) % 251) as u8).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+    b64.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
 }
 
 /// When message `i` of `n` was written: one in [`LIVE_EVERY`] in the past six days, the rest
