@@ -79,7 +79,7 @@ impl BlindIndex {
     /// Reads the storage key file (the same file and checks as the [`Sealer`]: 64 hex
     /// characters, not readable by group or others).
     pub fn from_key_file(path: &Path) -> Result<BlindIndex, SealError> {
-        Sealer::from_key_file(path)?;
+        crate::seal::check_key_file(path)?;
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| SealError::ReadKey { path: shown.clone(), source })?;
         let bytes = hex::decode(text.trim()).map_err(|_| SealError::BadKey(shown.clone()))?;

@@ -44,7 +44,7 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     for w in rules.warnings() {
         tracing::warn!("rules: {w}");
     }
-    cli::load_sealer(&config)?;
+    cli::check_key_file(&config)?;
     let reply_key = cli::read_reply_key(&config)?;
     let transport = outbox_transport(&config);
     transport.check().map_err(|e| CliError::Config(e.to_string()))?;

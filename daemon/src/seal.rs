@@ -507,6 +507,13 @@ impl KeyFiles {
     }
 }
 
+/// Checks that `path` holds a key (64 hex characters) that others cannot read, without
+/// opening the pupils' keys beside it: what the blind index and the daemon's start-up check
+/// need, where a whole ring ([`Sealer::load`]) would read every pupil's key file for nothing.
+pub fn check_key_file(path: &Path) -> Result<(), SealError> {
+    read_key_file(path).map(drop)
+}
+
 /// Reads a hex key file, refusing one that others can read.
 fn read_key_file(path: &Path) -> Result<Key, SealError> {
     let shown = path.display().to_string();
@@ -620,5 +627,23 @@ mod tests {
         std::fs::set_permissions(files.path_for(&id), std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Sealer::load(&files, None, &[]).unwrap_err();
         assert!(matches!(err, SealError::KeyPermissions(_)), "{err}");
+    }
+
+    #[test]
+    fn checking_the_key_file_opens_no_pupils_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let files = KeyFiles::new(&dir.path().join("haven.key"));
+        write(&files.key_file, &[1; 32]);
+        let ring = Sealer::load(&files, None, &[]).unwrap().with_pupil_key(4).unwrap();
+        assert!(ring.has_pupil_key(4));
+        std::fs::write(files.pupil_path(5), "enc1:damaged\n").unwrap();
+        // The ring needs every pupil's key and says which one is damaged; the check of the key
+        // file (the blind index, the daemon's first check) reads none of them.
+        assert!(matches!(Sealer::load(&files, None, &[]), Err(SealError::Damaged)));
+        check_key_file(&files.key_file).unwrap();
+        crate::blind::BlindIndex::from_key_file(&files.key_file).unwrap();
+        std::fs::set_permissions(&files.key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(check_key_file(&files.key_file), Err(SealError::KeyPermissions(_))));
     }
 }

@@ -169,10 +169,16 @@ reply_key_file = "secrets/reply.key"
 
     /// [`HavenEnv::start`] with extra environment variables (for example `RUST_LOG`).
     pub fn start_env(&self, env: &[(&str, &str)]) -> Daemon {
+        self.start_program(Path::new(env!("CARGO_BIN_EXE_haven")), env)
+    }
+
+    /// [`HavenEnv::start_env`] with another build of the `haven` binary (a bench measuring a
+    /// release daemon from a dev-profile harness).
+    pub fn start_program(&self, program: &Path, env: &[(&str, &str)]) -> Daemon {
         let log = self.path("var/haven-run.log");
         let out = std::fs::File::create(&log).expect("daemon log file");
         let err = out.try_clone().expect("daemon log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_haven"));
+        let mut cmd = Command::new(program);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -225,6 +231,11 @@ impl Daemon {
     /// What the daemon has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The daemon's process id (to read its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon is running").id()
     }
 
     /// Panics, with the daemon's log, if it has exited.

@@ -205,9 +205,10 @@ pub fn install_audit_key(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Checks that the first key file can be read, before anything else starts.
-pub fn load_sealer(config: &Config) -> Result<Sealer, CliError> {
-    Sealer::from_key_file(&config.storage.key_file).map_err(|e| CliError::Config(e.to_string()))
+/// Checks that the first key file can be read, before anything else starts (the ring, with
+/// every pupil's key, is loaded once the database says which key is current).
+pub fn check_key_file(config: &Config) -> Result<(), CliError> {
+    crate::seal::check_key_file(&config.storage.key_file).map_err(|e| CliError::Config(e.to_string()))
 }
 
 /// The rule set (exit 78 with every error when it is invalid).
