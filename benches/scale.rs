@@ -20,6 +20,8 @@
 //! PostgreSQL database `haven_scale_keep_<scale>` are left in place, and a run that finds them
 //! filled skips the import and the filing (those rows say "kept") and measures the reads again.
 
+#[path = "support/photo.rs"]
+mod photo;
 use chrono::{DateTime, Duration, Utc};
 use haven::blind::BlindIndex;
 use haven::cli::directory::{ImportFiles, ImportGuard};
@@ -31,6 +33,7 @@ use haven::schedule::digest::{DigestFacts, digest_for};
 use haven::seal::Sealer;
 use haven::source::{Incoming, Origin, Payload};
 use haven::store::{MessageState, Store};
+use photo::attachment;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -177,14 +180,6 @@ fn message(i: usize, p: usize, t: &Trust, written: DateTime<Utc>) -> Vec<u8> {
         )
         .into_bytes()
     }
-}
-
-/// `kb` kilobytes of attachment, different for each message (blobs are stored once by content).
-fn attachment(i: usize, kb: usize) -> String {
-    use base64::Engine;
-    let data: Vec<u8> = (0..kb * 1024).map(|k| ((k * 7919 + i * 31) % 251) as u8).collect();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-    b64.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
 }
 
 /// Which pupil message `i` is about, and when it was written: pupil 0 gets the busiest

@@ -31,11 +31,14 @@ mod dovecot;
 #[allow(dead_code)]
 mod haven_env;
 
+#[path = "support/photo.rs"]
+mod photo;
 use chrono::{DateTime, Duration, Utc};
 use db::{Backend, TestDb};
 use dovecot::{Dovecot, PASSWORD};
 use haven::store::Store;
 use haven_env::{HavenEnv, wait_for};
+use photo::attachment;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -93,14 +96,6 @@ fn forward(i: usize, written: DateTime<Utc>) -> Vec<u8> {
         attachment(i, kb)
     )
     .into_bytes()
-}
-
-/// `kb` kilobytes of attachment, different for each message (blobs are stored once by content).
-fn attachment(i: usize, kb: usize) -> String {
-    use base64::Engine;
-    let data: Vec<u8> = (0..kb * 1024).map(|k| ((k * 7919 + i * 31) % 251) as u8).collect();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-    b64.as_bytes().chunks(76).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("\r\n")
 }
 
 /// When message `i` of `n` was written: one in [`LIVE_EVERY`] in the past six days, the rest
