@@ -133,13 +133,10 @@ async fn security_view(st: &State, s: &Signed, status: StatusCode, notice: Optio
 /// this person already has are excluded, so one authenticator is not added twice.
 pub async fn register_options(axum::extract::State(st): Shared, headers: HeaderMap, f: Fields) -> Response {
     let now = st.clock.now();
-    let s = match signed(&st, &headers, "ok").await {
+    let s = match full_session(&st, &headers, &f, "passkey options").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_checked(&st, &s, &f, "passkey options").await {
-        return r;
-    }
     let Some(rp) = &st.passkeys else { return not_found().await };
     let Ok(existing) = opened(&st, s.staff.id).await else { return unavailable() };
     let exclude = existing.iter().map(|o| o.passkey.cred_id().clone()).collect();
@@ -156,13 +153,10 @@ pub async fn register_options(axum::extract::State(st): Shared, headers: HeaderM
 /// Adds the passkey the browser created for the session's pending registration.
 pub async fn register(axum::extract::State(st): Shared, headers: HeaderMap, f: Fields) -> Response {
     let now = st.clock.now();
-    let s = match signed(&st, &headers, "ok").await {
+    let s = match full_session(&st, &headers, &f, "passkey add form").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_checked(&st, &s, &f, "passkey add form").await {
-        return r;
-    }
     let Some(rp) = &st.passkeys else { return not_found().await };
     let state: Option<PasskeyRegistration> = take(&st, &s, "register", now).await;
     let answer: Option<RegisterPublicKeyCredential> = f.get("credential").and_then(|c| serde_json::from_str(c).ok());
@@ -191,13 +185,10 @@ pub async fn register(axum::extract::State(st): Shared, headers: HeaderMap, f: F
 
 pub async fn remove(axum::extract::State(st): Shared, headers: HeaderMap, Path(id): Path<i64>, f: Fields) -> Response {
     let now = st.clock.now();
-    let s = match signed(&st, &headers, "ok").await {
+    let s = match full_session(&st, &headers, &f, "passkey remove form").await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = csrf_checked(&st, &s, &f, "passkey remove form").await {
-        return r;
-    }
     match st.store.console_passkey_remove(s.staff.id, id).await {
         Ok(Some(_)) => {
             let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_passkey_removed", "console", "").await;
@@ -206,6 +197,14 @@ pub async fn remove(axum::extract::State(st): Shared, headers: HeaderMap, Path(i
         Ok(None) => not_found().await,
         Err(_) => unavailable(),
     }
+}
+
+/// A signed-in session past both factors, with the form's CSRF token checked: what adding or
+/// removing a passkey needs.
+async fn full_session(st: &State, headers: &HeaderMap, f: &Fields, form: &str) -> Result<Signed, Response> {
+    let s = signed(st, headers, "ok").await?;
+    csrf_checked(st, &s, f, form).await?;
+    Ok(s)
 }
 
 /// The code page's session, if it may use a passkey now: TOTP enrolled and not locked.
