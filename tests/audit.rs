@@ -297,6 +297,43 @@ async fn a_log_of_several_pages_is_checked_to_its_end(backend: Backend) {
     db.cleanup().await;
 }
 
+/// Console requests append their audit entries through one writer that commits whatever has
+/// queued up together: two hundred views at once are each recorded, in a chain that holds, and
+/// each request hears only once its entry is committed. A group that cannot be written is
+/// refused to every request in it (the console then shows nothing), and the writer goes on.
+async fn views_at_once_are_each_audited_and_a_failed_group_is_refused(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = &db.store;
+    let before = store.audit_tail(10_000).await.expect("the log").len();
+    let writer = haven::store::AuditWriter::start(store.clone());
+    let views: Vec<_> = (0..200)
+        .map(|i| {
+            let writer = writer.clone();
+            tokio::spawn(
+                async move { writer.append(chrono::Utc::now(), "staff:1", "console_chronology_view", &format!("pupil:{i}"), "").await },
+            )
+        })
+        .collect();
+    for v in views {
+        v.await.expect("the request").expect("its entry is committed");
+    }
+    let written = store.audit_tail(10_000).await.expect("the log");
+    let mut seen: Vec<&str> = written.iter().filter(|e| e.action == "console_chronology_view").map(|e| e.subject.as_str()).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!((written.len() - before, seen.len()), (200, 200), "one entry per view, none lost or doubled");
+    assert_eq!(store.verify_audit().await.expect("verify"), haven::store::AuditVerdict::Intact { entries: written.len() as u64 });
+
+    haven::store::on_pool_for_tests(store, "ALTER TABLE audit_log RENAME TO audit_log_away").await;
+    let refused = writer.append(chrono::Utc::now(), "staff:1", "console_chronology_view", "pupil:1", "").await;
+    let e = refused.expect_err("a view whose entry cannot be written is refused");
+    assert!(e.to_string().starts_with("cannot write the audit log:"), "{e}");
+    haven::store::on_pool_for_tests(store, "ALTER TABLE audit_log_away RENAME TO audit_log").await;
+    writer.append(chrono::Utc::now(), "staff:1", "console_chronology_view", "pupil:1", "").await.expect("the writer goes on");
+    assert_eq!(store.audit_tail(10_000).await.expect("the log").len(), written.len() + 1);
+    db.cleanup().await;
+}
+
 backend_tests!(
     records_changed_behind_havens_back_are_named,
     a_correct_log_is_intact_and_names_the_os_user,
@@ -305,4 +342,5 @@ backend_tests!(
     showing_records_needs_as,
     outcome_by_someone_who_cannot_see_it_is_refused,
     a_log_of_several_pages_is_checked_to_its_end,
+    views_at_once_are_each_audited_and_a_failed_group_is_refused,
 );

@@ -9,7 +9,7 @@ use crate::directory::{Directory, Pupil};
 use crate::pipeline::fields;
 use crate::read::kind::kind_label;
 use crate::seal::Sealer;
-use crate::store::{ChronologyEntry, Store};
+use crate::store::{AuditWriter, ChronologyEntry, Store};
 use crate::visibility;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -127,8 +127,11 @@ pub async fn load_window(
     audit_action: &str,
     window: Window,
     now: DateTime<Utc>,
+    auditor: &AuditWriter,
 ) -> Result<View, CliError> {
-    load(store, sealer, blind, query, viewer, audit_action, "", window, now).await
+    let (view, seen) = load(store, sealer, blind, query, viewer, "", window).await?;
+    auditor.append(now, &seen.actor, audit_action, &seen.subject, &seen.detail).await?;
+    Ok(view)
 }
 
 /// [`load_view`], with `note` (`id=…` for an export) added to the audit entry's detail.
@@ -143,21 +146,28 @@ pub async fn load_view_noted(
     note: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
-    load(store, sealer, blind, query, viewer, audit_action, note, Window::All, now).await
+    let (view, seen) = load(store, sealer, blind, query, viewer, note, Window::All).await?;
+    store.audit(now, &seen.actor, audit_action, &seen.subject, &seen.detail).await?;
+    Ok(view)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What a view's audit entry says: who looked, at which pupil, at what. The caller writes it
+/// before the view is shown.
+struct Seen {
+    actor: String,
+    subject: String,
+    detail: String,
+}
+
 async fn load(
     store: &Store,
     sealer: &Sealer,
     blind: &BlindIndex,
     query: &str,
     viewer: &str,
-    audit_action: &str,
     note: &str,
     window: Window,
-    now: DateTime<Utc>,
-) -> Result<View, CliError> {
+) -> Result<(View, Seen), CliError> {
     // Only the pupils shown are opened: the ones the query names (found through the blind
     // indexes, never by opening every pupil), then those on the entries.
     let named = store.find_pupils(blind, query).await?;
@@ -211,16 +221,12 @@ async fn load(
         Window::Page { .. } => format!("entries={} of {total} from={offset}", entries.len()),
         Window::Incident(id) => format!("incident={id}"),
     };
-    store
-        .audit(
-            now,
-            &viewer.to_ascii_lowercase(),
-            audit_action,
-            &format!("pupil:{}", pupil.id),
-            &format!("{shown}{}{note}", if note.is_empty() { "" } else { " " }),
-        )
-        .await?;
-    Ok(View { dir, pupil, entries, total, offset })
+    let seen = Seen {
+        actor: viewer.to_ascii_lowercase(),
+        subject: format!("pupil:{}", pupil.id),
+        detail: format!("{shown}{}{note}", if note.is_empty() { "" } else { " " }),
+    };
+    Ok((View { dir, pupil, entries, total, offset }, seen))
 }
 
 #[allow(clippy::too_many_arguments)]

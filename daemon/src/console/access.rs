@@ -139,7 +139,7 @@ pub async fn access_log(axum::extract::State(st): Shared, headers: HeaderMap, Qu
     };
     let Ok(found) = found else { return unavailable() };
     let subject = if pupil.is_empty() { format!("staff-query:{}", found.len()) } else { format!("pupil-query:{}", found.len()) };
-    let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_access_log", "console", &subject).await;
+    let _ = st.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_access_log", "console", &subject).await;
     // The pupils the rows name, opened for their names (and only they).
     let mut ids: Vec<i64> = found.iter().filter_map(|e| e.subject.strip_prefix("pupil:")?.parse().ok()).collect();
     ids.sort_unstable();

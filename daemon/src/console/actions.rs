@@ -36,7 +36,7 @@ fn csrf_ok(s: &Signed, f: &std::collections::HashMap<String, String>) -> bool {
 }
 
 async fn refuse_forged(st: &State, s: &Signed, subject: &str, form: &str) -> Response {
-    let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", subject, form).await;
+    let _ = st.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", subject, form).await;
     forged()
 }
 
@@ -70,7 +70,7 @@ async fn message_view(st: &State, s: &Signed, id: i64, notice: Option<String>) -
         }
         None => (String::new(), String::new(), "Haven holds no readable copy of this message.".to_string()),
     };
-    let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_message_view", &format!("message:{id}"), "").await;
+    let _ = st.audit(now, &format!("staff:{}", s.staff.id), "console_message_view", &format!("message:{id}"), "").await;
     render(&views::MessagePage {
         csrf: s.csrf.clone(),
         id,

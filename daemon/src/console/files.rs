@@ -37,7 +37,7 @@ pub async fn message_frame(axum::extract::State(st): Shared, headers: HeaderMap,
             return unavailable();
         }
     };
-    let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_message_frame", &format!("incident:{id}"), "").await;
+    let _ = st.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_message_frame", &format!("incident:{id}"), "").await;
     let page = format!("<!doctype html><meta charset=\"utf-8\"><base target=\"_blank\">{html}");
     (
         [
@@ -106,7 +106,6 @@ pub async fn attachment(axum::extract::State(st): Shared, headers: HeaderMap, Pa
     };
     let detail = format!("attachment {n} sha256={}", a.sha256);
     if st
-        .store
         .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_attachment_download", &format!("incident:{id}"), &detail)
         .await
         .is_err()
@@ -151,7 +150,6 @@ pub async fn export(
                 }
             };
             let _ = st
-                .store
                 .audit(now, &format!("staff:{}", s.staff.id), "console_export_download", "console", &format!("format={}", q.format))
                 .await;
             download(&format!("{}.zip", bundle.name), zipped)

@@ -27,6 +27,7 @@ pub use tls::TlsError;
 use crate::clock::Clock;
 use crate::config::ConsoleSettings;
 use crate::store::Store;
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -44,6 +45,8 @@ pub enum ConsoleError {
 /// What every request handler shares.
 pub struct State {
     pub store: Store,
+    /// The console's audit entries, committed in groups (see [`crate::store::AuditWriter`]).
+    auditor: crate::store::AuditWriter,
     pub clock: Arc<dyn Clock>,
     key: auth::ConsoleKey,
     pub settings: ConsoleSettings,
@@ -83,6 +86,7 @@ impl State {
         let passkeys = passkey::relying_party(&settings.public_url);
         State {
             store: app.store.clone(),
+            auditor: crate::store::AuditWriter::start(app.store.clone()),
             clock: app.clock.clone(),
             key: auth::ConsoleKey::derive(reply_key),
             settings,
@@ -99,6 +103,19 @@ impl State {
             passkeys,
             app: Arc::new(crate::cli::App { config: app.config.clone(), store: app.store.clone(), clock: app.clock.clone() }),
         }
+    }
+
+    /// Appends an audit entry; returns once it is committed, so that nothing it records is
+    /// shown or done before it is.
+    pub async fn audit(
+        &self,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        self.auditor.append(at, actor, action, subject, detail).await
     }
 
     /// The keyring, brought up to date with the database (the one held if that fails).

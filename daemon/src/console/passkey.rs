@@ -102,7 +102,7 @@ async fn csrf_checked(st: &State, s: &Signed, f: &Fields, form: &str) -> Result<
     if f.get("csrf") == Some(&s.csrf) {
         return Ok(());
     }
-    let _ = st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", "console", form).await;
+    let _ = st.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", "console", form).await;
     Err(forged())
 }
 
@@ -166,7 +166,7 @@ pub async fn register(axum::extract::State(st): Shared, headers: HeaderMap, f: F
     };
     let actor = format!("staff:{}", s.staff.id);
     let Some(passkey) = passkey else {
-        let _ = st.store.audit(now, &actor, "console_passkey_refused", "console", "registration not verified").await;
+        let _ = st.audit(now, &actor, "console_passkey_refused", "console", "registration not verified").await;
         let text = "The passkey could not be added (the browser's answer was missing, late or not valid). Try again.";
         return security_view(&st, &s, StatusCode::BAD_REQUEST, Some(text)).await;
     };
@@ -175,7 +175,7 @@ pub async fn register(axum::extract::State(st): Shared, headers: HeaderMap, f: F
     let Ok(sealed) = serde_json::to_vec(&passkey).map(|v| st.key.seal(&v)) else { return unavailable() };
     match st.store.console_passkey_add(s.staff.id, &hex::encode(passkey.cred_id()), &sealed, &name, now).await {
         Ok(true) => {
-            let _ = st.store.audit(now, &actor, "console_passkey_added", "console", "").await;
+            let _ = st.audit(now, &actor, "console_passkey_added", "console", "").await;
             security_view(&st, &s, StatusCode::OK, Some("Passkey added. Next time you sign in, you can use it instead of a code.")).await
         }
         Ok(false) => security_view(&st, &s, StatusCode::CONFLICT, Some("That passkey is already registered.")).await,
@@ -191,7 +191,7 @@ pub async fn remove(axum::extract::State(st): Shared, headers: HeaderMap, Path(i
     };
     match st.store.console_passkey_remove(s.staff.id, id).await {
         Ok(Some(_)) => {
-            let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_passkey_removed", "console", "").await;
+            let _ = st.audit(now, &format!("staff:{}", s.staff.id), "console_passkey_removed", "console", "").await;
             security_view(&st, &s, StatusCode::OK, Some("Passkey removed.")).await
         }
         Ok(None) => not_found().await,
@@ -214,8 +214,7 @@ async fn second_factor(st: &State, headers: &HeaderMap, f: &Fields, form: &str) 
     let record = st.store.console_totp(s.staff.id).await.map_err(|_| unavailable())?;
     match record {
         Some(r) if r.locked => {
-            let _ =
-                st.store.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_sign_in_failed", "console", "totp locked").await;
+            let _ = st.audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_sign_in_failed", "console", "totp locked").await;
             Err(locked())
         }
         Some(r) if r.enrolled => Ok(s),
@@ -287,7 +286,7 @@ pub async fn sign_in(axum::extract::State(st): Shared, ConnectInfo(peer): Connec
     if passed.await.is_err() {
         return unavailable();
     }
-    let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_sign_in_passkey", "console", "").await;
+    let _ = st.audit(now, &format!("staff:{}", s.staff.id), "console_sign_in_passkey", "console", "").await;
     Redirect::to("/home").into_response()
 }
 

@@ -186,7 +186,7 @@ fn failed(e: CliError, what: &str) -> Response {
 
 /// Audits the download (a download that cannot be audited is not given), then gives it.
 async fn downloaded(st: &State, staff: &Staff, subject: &str, detail: &str, name: &str, bytes: Vec<u8>) -> Response {
-    let audited = st.store.audit(st.clock.now(), &format!("staff:{}", staff.id), "console_report_download", subject, detail).await;
+    let audited = st.audit(st.clock.now(), &format!("staff:{}", staff.id), "console_report_download", subject, detail).await;
     if audited.is_err() {
         return unavailable();
     }

@@ -138,7 +138,7 @@ pub(super) async fn over_client_limit(st: &State, peer: Peer, headers: &HeaderMa
     if st.attempts.allow(ip, now) {
         return None;
     }
-    let _ = st.store.audit(now, "console", "console_client_rate_limited", "console", &format!("client {ip}, {form}")).await;
+    let _ = st.audit(now, "console", "console_client_rate_limited", "console", &format!("client {ip}, {form}")).await;
     Some(message(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many sign-in attempts",
@@ -160,7 +160,7 @@ async fn ask_for_link(
         return forged();
     };
     if f.get("csrf").is_none_or(|c| *c != st.key.csrf(&browser)) {
-        let _ = st.store.audit(now, "console", "console_csrf_refused", "console", "sign-in form").await;
+        let _ = st.audit(now, "console", "console_csrf_refused", "console", "sign-in form").await;
         return forged();
     }
     let email = f.get("email").map(|e| e.trim().to_lowercase()).unwrap_or_default();
@@ -179,7 +179,7 @@ async fn ask_for_link(
     };
     match staff {
         Some(staff) if limited => {
-            let _ = st.store.audit(now, &format!("staff:{}", staff.id), "console_link_rate_limited", "console", "").await;
+            let _ = st.audit(now, &format!("staff:{}", staff.id), "console_link_rate_limited", "console", "").await;
         }
         Some(staff) => {
             let nonce = auth::random_token();
@@ -212,7 +212,7 @@ async fn ask_for_link(
             st.wake_outbox.notify_one();
         }
         None => {
-            let _ = st.store.audit(now, "console", "console_link_refused", "console", "unknown or inactive address").await;
+            let _ = st.audit(now, "console", "console_link_refused", "console", "unknown or inactive address").await;
         }
     }
     // The same answer either way, so the page does not tell who is on the staff list.
@@ -242,17 +242,17 @@ async fn follow_link(axum::extract::State(st): Shared, headers: HeaderMap, Path(
         Ok(id) => id,
         Err((who, e)) => {
             let actor = who.map_or_else(|| "console".to_string(), |id: i64| format!("staff:{id}"));
-            let _ = st.store.audit(now, &actor, "console_sign_in_failed", "console", e.as_str()).await;
+            let _ = st.audit(now, &actor, "console_sign_in_failed", "console", e.as_str()).await;
             return message(StatusCode::BAD_REQUEST, "This sign-in link cannot be used", &e.to_string());
         }
     };
     let staff = st.store.staff_member(staff_id).await.ok().flatten().filter(|s| s.active);
     let Some(staff) = staff else {
-        let _ = st.store.audit(now, &format!("staff:{staff_id}"), "console_sign_in_failed", "console", "inactive").await;
+        let _ = st.audit(now, &format!("staff:{staff_id}"), "console_sign_in_failed", "console", "inactive").await;
         return message(StatusCode::FORBIDDEN, "You cannot sign in", "Your account is not active in the school directory.");
     };
     if !may_see_records(&staff) {
-        let _ = st.store.audit(now, &format!("staff:{staff_id}"), "console_sign_in_refused", "console", "write-only role").await;
+        let _ = st.audit(now, &format!("staff:{staff_id}"), "console_sign_in_refused", "console", "write-only role").await;
         return render(&views::WriteOnly { intake_address: st.intake_address.clone() });
     }
     let id = auth::random_token();
@@ -260,7 +260,7 @@ async fn follow_link(axum::extract::State(st): Shared, headers: HeaderMap, Path(
         tracing::error!(error = %e, "console: cannot create a session");
         return unavailable();
     }
-    let _ = st.store.audit(now, &format!("staff:{staff_id}"), "console_link_used", "console", "").await;
+    let _ = st.audit(now, &format!("staff:{staff_id}"), "console_link_used", "console", "").await;
     let cookie = st.cookies.set(st.cookies.session, &id, None);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/totp")).into_response()
 }
@@ -345,7 +345,7 @@ async fn totp_check(
         Err(r) => return r,
     };
     if f.get("csrf") != Some(&s.csrf) {
-        let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_csrf_refused", "console", "totp form").await;
+        let _ = st.audit(now, &format!("staff:{}", s.staff.id), "console_csrf_refused", "console", "totp form").await;
         return forged();
     }
     let actor = format!("staff:{}", s.staff.id);
@@ -353,7 +353,7 @@ async fn totp_check(
         return Redirect::to("/totp").into_response();
     };
     if record.locked {
-        let _ = st.store.audit(now, &actor, "console_sign_in_failed", "console", "totp locked").await;
+        let _ = st.audit(now, &actor, "console_sign_in_failed", "console", "totp locked").await;
         return locked();
     }
     let Some(secret) = st.key.open(&record.sealed_secret) else {
@@ -372,7 +372,7 @@ async fn totp_check(
     match st.store.console_totp_passed(s.staff.id, step, &hashes, now).await {
         Ok(true) => {}
         Ok(false) => {
-            let _ = st.store.audit(now, &actor, "console_totp_reused", "console", "").await;
+            let _ = st.audit(now, &actor, "console_totp_reused", "console", "").await;
             let text = "That code has been used already: each code signs in once. Wait for the next code from your authenticator app.";
             return wrong_code(&st, s, now, text, "console_totp_failed").await;
         }
@@ -382,7 +382,7 @@ async fn totp_check(
         return unavailable();
     }
     let detail = if record.enrolled { "" } else { "totp enrolled" };
-    let _ = st.store.audit(now, &actor, "console_sign_in", "console", detail).await;
+    let _ = st.audit(now, &actor, "console_sign_in", "console", detail).await;
     if record.enrolled { Redirect::to("/home").into_response() } else { render(&views::Recovery { codes }) }
 }
 
@@ -391,9 +391,9 @@ async fn totp_check(
 pub(super) async fn wrong_code(st: &State, s: Signed, now: chrono::DateTime<chrono::Utc>, why: &str, action: &str) -> Response {
     let actor = format!("staff:{}", s.staff.id);
     let failures = st.store.console_totp_failed(s.staff.id, auth::TOTP_LOCK_AFTER, now).await.unwrap_or(auth::TOTP_LOCK_AFTER);
-    let _ = st.store.audit(now, &actor, action, "console", &format!("failure {failures}")).await;
+    let _ = st.audit(now, &actor, action, "console", &format!("failure {failures}")).await;
     if failures >= auth::TOTP_LOCK_AFTER {
-        let _ = st.store.audit(now, &actor, "console_totp_locked", "console", "").await;
+        let _ = st.audit(now, &actor, "console_totp_locked", "console", "").await;
         tell_dsl_team_locked(st, &s.staff, now).await;
         return locked();
     }
@@ -487,7 +487,7 @@ async fn home_view(st: &State, s: Signed) -> Result<views::Home, crate::store::S
     } else {
         (Vec::new(), Vec::new())
     };
-    let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_view", "console:home", "").await;
+    let _ = st.audit(now, &format!("staff:{}", s.staff.id), "console_view", "console:home", "").await;
     Ok(views::Home {
         csrf: s.csrf,
         name: format!("{} {}", s.staff.first_name, s.staff.last_name),
@@ -537,7 +537,6 @@ async fn pupils(
         })
         .collect();
     let _ = st
-        .store
         .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_pupil_search", "console", &format!("results={}", results.len()))
         .await;
     render(&views::Pupils { q: search.q, results })
@@ -623,6 +622,7 @@ async fn chronology(
         "console_chronology_view",
         window,
         now,
+        &st.auditor,
     )
     .await
     {
@@ -664,10 +664,7 @@ pub(super) async fn visible_incident(
     let pupils: Vec<&crate::directory::Pupil> = facts.pupils.iter().filter_map(|(pid, _)| dir.pupil(*pid)).collect();
     let allowed = crate::visibility::Visibility::parse(&facts.visibility).is_some_and(|v| v.allows(&s.staff, &pupils));
     let Some(upn) = pupils.first().filter(|_| allowed).map(|p| p.upn.clone()) else {
-        let _ = st
-            .store
-            .audit(now, &format!("staff:{}", s.staff.id), "console_incident_refused", &format!("incident:{id}"), "not visible")
-            .await;
+        let _ = st.audit(now, &format!("staff:{}", s.staff.id), "console_incident_refused", &format!("incident:{id}"), "not visible").await;
         return Err(not_found().await);
     };
     Ok((facts, dir, upn))
@@ -683,13 +680,22 @@ pub(super) async fn incident_view(st: &State, s: &Signed, id: i64, notice: Optio
     };
     let sealer = st.sealer().await;
     let one = crate::cli::chronology::Window::Incident(id);
-    let view =
-        match crate::cli::chronology::load_window(&st.store, &sealer, &st.blind, &upn, s.staff.email(), "console_incident_view", one, now)
-            .await
-        {
-            Ok(v) => v,
-            Err(_) => return unavailable(),
-        };
+    let view = match crate::cli::chronology::load_window(
+        &st.store,
+        &sealer,
+        &st.blind,
+        &upn,
+        s.staff.email(),
+        "console_incident_view",
+        one,
+        now,
+        &st.auditor,
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(_) => return unavailable(),
+    };
     let Some(e) = view.entries.iter().find(|e| e.incident == id) else {
         return not_found().await;
     };
@@ -797,7 +803,6 @@ async fn record_outcome(axum::extract::State(st): Shared, headers: HeaderMap, Pa
     };
     if f.get("csrf") != Some(&s.csrf) {
         let _ = st
-            .store
             .audit(st.clock.now(), &format!("staff:{}", s.staff.id), "console_csrf_refused", &format!("incident:{id}"), "outcome form")
             .await;
         return forged();
@@ -826,7 +831,7 @@ async fn sign_out(axum::extract::State(st): Shared, headers: HeaderMap, Form(f):
         return forged();
     }
     let _ = st.store.console_session_end(&s.id_hash).await;
-    let _ = st.store.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out", "console", "").await;
+    let _ = st.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out", "console", "").await;
     let clear = st.cookies.set(st.cookies.session, "", Some(0));
     ([(header::SET_COOKIE, clear)], message(StatusCode::OK, "Signed out", "You are signed out.")).into_response()
 }
@@ -846,8 +851,7 @@ async fn sign_out_everywhere(axum::extract::State(st): Shared, headers: HeaderMa
         Ok(n) => n,
         Err(_) => return unavailable(),
     };
-    let _ =
-        st.store.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out_everywhere", "console", &format!("sessions={ended}")).await;
+    let _ = st.audit(now, &format!("staff:{}", s.staff.id), "console_sign_out_everywhere", "console", &format!("sessions={ended}")).await;
     let clear = st.cookies.set(st.cookies.session, "", Some(0));
     let text = format!("You are signed out everywhere: {ended} session(s) ended, on this and every other device.");
     ([(header::SET_COOKIE, clear)], message(StatusCode::OK, "Signed out", &text)).into_response()

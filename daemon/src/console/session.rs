@@ -73,13 +73,13 @@ pub async fn current(state: &State, headers: &HeaderMap, now: DateTime<Utc>) -> 
     if now - s.last_seen > idle || now - s.created > absolute {
         let _ = state.store.console_session_end(&id_hash).await;
         let why = if now - s.created > absolute { "absolute timeout" } else { "idle timeout" };
-        let _ = state.store.audit(now, &actor, "console_session_expired", "console", why).await;
+        let _ = state.audit(now, &actor, "console_session_expired", "console", why).await;
         return Err(NoSession::Expired);
     }
     let staff = state.store.staff_member(s.staff_id).await.ok().flatten();
     let Some(staff) = staff.filter(|st| st.active) else {
         let _ = state.store.console_session_end(&id_hash).await;
-        let _ = state.store.audit(now, &actor, "console_sign_out", "console", "deactivated in the directory").await;
+        let _ = state.audit(now, &actor, "console_sign_out", "console", "deactivated in the directory").await;
         return Err(NoSession::Deactivated);
     };
     // Activity is written at most once per sixtieth of the idle timeout (30 s of 30 minutes):

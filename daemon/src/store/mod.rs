@@ -10,6 +10,7 @@ mod ai_feedback;
 mod ai_queue;
 mod ai_rules;
 mod audit;
+mod audit_writer;
 mod characteristics;
 mod console;
 mod console_access;
@@ -45,6 +46,7 @@ pub use ai_feedback::AiVerdict;
 pub use ai_queue::{AiJob, AiJobState, AiOutcome, SUGGESTION_FIELD as AI_SUGGESTION_FIELD};
 pub use ai_rules::{AiIncident, AiRaise, AiRaised, AiWaiting};
 pub use audit::{AuditEntry, AuditKey, AuditKeyError, AuditVerdict, HEAD_FILE_NAME, install_audit_key, os_user, write_empty_anchor};
+pub use audit_writer::AuditWriter;
 pub use console::{SessionRecord, TotpRecord};
 pub use console_access::SentAbout;
 pub use console_passkeys::PasskeyRecord;
@@ -108,6 +110,10 @@ pub enum StoreError {
     /// write was dropped, and the new leader does it. Transient: the work is not lost.
     #[error("this daemon no longer holds the leader lease; the daemon that does takes over")]
     NotLeader,
+    /// A group of audit entries could not be committed (the database's error, as text: it is
+    /// told to every request of the group).
+    #[error("cannot write the audit log: {0}")]
+    AuditWrite(String),
 }
 
 impl StoreError {
