@@ -283,9 +283,8 @@ impl Sealer {
     pub fn with_pupil_key(self, pupil: i64) -> Result<Sealer, SealError> {
         let Some(files) = &self.files else { return Ok(self) };
         let mut opened = self.pupils.write().unwrap_or_else(|e| e.into_inner());
-        if !opened.contains_key(&pupil) {
-            let key = files.add_pupil_key(&self, pupil)?;
-            opened.insert(pupil, key);
+        if let std::collections::hash_map::Entry::Vacant(slot) = opened.entry(pupil) {
+            slot.insert(files.add_pupil_key(&self, pupil)?);
         }
         drop(opened);
         Ok(self)
