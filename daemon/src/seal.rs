@@ -53,7 +53,8 @@ pub enum SealError {
     Damaged,
     #[error("sealed under the own key of pupil #{0}, which a disposal destroyed")]
     Shredded(i64),
-    #[error("sealed under the own key of pupil #{0}, added since the keyring was loaded; load it again")]
+    /// Only a ring made in memory, which reads no key files, says this.
+    #[error("sealed under the own key of pupil #{0}, which this keyring (made in memory, without key files) does not hold")]
     PupilKeyNotLoaded(i64),
     #[error("cannot write a pupil's key in {path}: {source}")]
     WriteKey { path: String, source: std::io::Error },
