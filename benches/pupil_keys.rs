@@ -68,7 +68,7 @@ fn main() {
         println!("made {} pupils' keys in {:.1} s", n - have, started.elapsed().as_secs_f64());
     }
     let ring = ring.with_pupil_key(n / 2).expect("a pupil's key");
-    let sealed = ring.seal_text_for(n / 2, FIELD, "a note about one pupil");
+    let sealed = ring.seal_text_for(n / 2, FIELD, "a note about one pupil").expect("sealed for one pupil");
     drop(ring);
 
     println!("{n} pupils' key files in {}", files.pupil_dir().display());

@@ -275,6 +275,36 @@ async fn key_rotation_keeps_records_readable(backend: Backend) {
     db.cleanup().await;
 }
 
+/// A pupil's own key file that is there but does not open stops the filing and names the file
+/// (nothing is sealed under the storage key instead, which would lose crypto-shredding for
+/// them); `haven check` names it too. Restored from the backup, the message files as usual.
+async fn a_pupils_key_that_does_not_open_files_nothing_until_restored(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = HavenEnv::new(&db.url, "");
+    env.import_school();
+    let pupils = env.path("secrets/haven.keyring/pupils");
+    let backup: Vec<(std::path::PathBuf, Vec<u8>)> =
+        std::fs::read_dir(&pupils).unwrap().map(|e| e.unwrap().path()).map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect();
+    assert!(!backup.is_empty(), "the import gives each pupil a key");
+    for (path, _) in &backup {
+        std::fs::write(path, "enc1:damaged\n").unwrap();
+    }
+    let r = env.haven(&["ingest", &mail("forward-contact.eml")]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(pupils.to_str().unwrap()) && r.stderr.contains("does not open"), "{}", r.stderr);
+    let r = env.haven(&["check"]);
+    assert!(r.stdout.contains(pupils.to_str().unwrap()) && r.stdout.contains("does not open"), "{}", r.stdout);
+    for (path, bytes) in &backup {
+        std::fs::write(path, bytes).unwrap();
+    }
+    let r = env.haven(&["ingest", &mail("forward-contact.eml")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let s = env.status();
+    assert_eq!((s["messages"]["filed"].as_i64(), s["incidents"].as_i64()), (Some(1), Some(1)), "nothing was half-filed before: {s}");
+    assert_eq!(incidents_of(&env, "A100000000001").len(), 1);
+    db.cleanup().await;
+}
+
 /// A bad row in any directory file names its file and line, and nothing at all is imported.
 async fn bad_directory_row_imports_nothing(backend: Backend) {
     let db = TestDb::new(backend).await;
@@ -502,5 +532,6 @@ backend_tests!(
     nothing_readable_at_rest_or_in_logs,
     limits_quarantine_with_a_reason,
     key_rotation_keeps_records_readable,
+    a_pupils_key_that_does_not_open_files_nothing_until_restored,
     bad_directory_row_imports_nothing,
 );

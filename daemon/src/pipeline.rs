@@ -403,7 +403,7 @@ impl Filer {
                     let step = match p {
                         Progress::Done(step) => step,
                         Progress::ToRules(sealed_raw, r) => {
-                            Step::Record { sealed_raw, assessed: Box::new(self.decide(*r, &directory, &rules, now, &earlier, &seen)) }
+                            Step::Record { sealed_raw, assessed: Box::new(self.decide(*r, &directory, &rules, now, &earlier, &seen)?) }
                         }
                     };
                     if let Step::Record { assessed, .. } = &step
@@ -644,7 +644,8 @@ impl Filer {
         Ok(Assessment::ToRules(Box::new(ForRules { record, msg, ident, sender, settles: None, live: false })))
     }
 
-    /// Stage 7 for one message: the rules, then the incident to file.
+    /// Stage 7 for one message: the rules, then the incident to file (an error only when the
+    /// pupil's own key, to seal it under, does not open).
     fn decide(
         &self,
         r: ForRules,
@@ -653,7 +654,7 @@ impl Filer {
         now: DateTime<Utc>,
         earlier: &[EarlierIncident],
         seen: &Seen,
-    ) -> Assessed {
+    ) -> Result<Assessed, StoreError> {
         let ForRules { mut record, msg, ident, sender, settles, live } = r;
         let (at, _) = occurred(&msg, now);
         // A historical message (a backfill) is recorded with its history but alerts nobody,
@@ -698,8 +699,8 @@ impl Filer {
         if category_note.is_some() {
             record.reason.push_str(" (the category named was not recognised)");
         }
-        let incident = seal_incident(incident, &self.sealer());
-        Assessed { incident: Some(incident), settles, category_note, ..Assessed::only(record) }
+        let incident = seal_incident(incident, &self.sealer())?;
+        Ok(Assessed { incident: Some(incident), settles, category_note, ..Assessed::only(record) })
     }
 
     /// The earlier incidents the rules' history conditions may count for a window's pupils,
@@ -840,7 +841,7 @@ impl Filer {
             backfilled: false,
             ai_read: self.settings.ai_read,
         };
-        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())), question, ai_feedback, ..Assessed::only(record) })
+        Ok(Assessed { incident: Some(seal_incident(follow_up, &self.sealer())?), question, ai_feedback, ..Assessed::only(record) })
     }
 
     /// A reply to a digest: each `Outcome #24: NFA` line records that incident's outcome, with
@@ -1191,24 +1192,27 @@ pub mod fields {
 
 /// Seals what the incident says before it reaches the database. The text of an incident about
 /// one pupil who has a key of their own is sealed under it too (crypto-shredding: destroying
-/// their key at disposal makes every copy unreadable); attachment contents are not.
-fn seal_incident(mut inc: IncidentRecord, sealer: &Sealer) -> IncidentRecord {
+/// their key at disposal makes every copy unreadable); attachment contents are not. A key file
+/// of theirs that does not open fails the message (it stays in the intake, to be filed again).
+fn seal_incident(mut inc: IncidentRecord, sealer: &Sealer) -> Result<IncidentRecord, StoreError> {
     let only = match inc.pupils.as_slice() {
         [one] => one.pupil_id,
         _ => 0,
     };
-    let seal = |field: &str, v: &str| sealer.seal_text_for(only, field, v);
-    inc.note = inc.note.map(|n| seal(fields::NOTE, &n));
-    inc.original_subject = inc.original_subject.map(|s| seal(fields::SUBJECT, &s));
-    inc.body_text = seal(fields::BODY_TEXT, &inc.body_text);
-    inc.body_html = inc.body_html.map(|h| seal(fields::BODY_HTML, &h));
-    inc.original_from = inc.original_from.map(|f| seal(fields::ORIGINAL_FROM, &f));
-    inc.original_name = inc.original_name.map(|n| seal(fields::ORIGINAL_NAME, &n));
+    let seal = |field: &str, v: &str| {
+        sealer.seal_text_for(only, field, v).map_err(|source| StoreError::Sealed { what: format!("an incident on pupil {only}"), source })
+    };
+    inc.note = inc.note.map(|n| seal(fields::NOTE, &n)).transpose()?;
+    inc.original_subject = inc.original_subject.map(|s| seal(fields::SUBJECT, &s)).transpose()?;
+    inc.body_text = seal(fields::BODY_TEXT, &inc.body_text)?;
+    inc.body_html = inc.body_html.map(|h| seal(fields::BODY_HTML, &h)).transpose()?;
+    inc.original_from = inc.original_from.map(|f| seal(fields::ORIGINAL_FROM, &f)).transpose()?;
+    inc.original_name = inc.original_name.map(|n| seal(fields::ORIGINAL_NAME, &n)).transpose()?;
     for a in &mut inc.attachments {
         a.data = sealer.seal(fields::ATTACHMENT, &a.data);
-        a.filename = seal(fields::FILENAME, &a.filename);
+        a.filename = seal(fields::FILENAME, &a.filename)?;
     }
-    inc
+    Ok(inc)
 }
 
 /// Why a task ended without its answer. Not the panic's own message: it can quote the message

@@ -17,14 +17,20 @@
 //! ([`Sealer::seal_text_for`]) is sealed under their key and then again under the ring (so key
 //! rotation re-seals the outer layer as for every value); deleting their key file (a disposal)
 //! leaves every copy of those values, in any backup of the database, unopenable.
+//!
+//! A ring opens a pupil's key file only when that pupil's key is first needed, and keeps it for
+//! its life (every clone of the ring shares what was opened). A key file that is there but does
+//! not open is an error, never a reason to seal under the ring alone: that would quietly lose
+//! crypto-shredding for that pupil.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use zeroize::Zeroizing;
 
 const VERSION: u8 = 1;
@@ -47,10 +53,13 @@ pub enum SealError {
     Damaged,
     #[error("sealed under the own key of pupil #{0}, which a disposal destroyed")]
     Shredded(i64),
-    #[error("sealed under the own key of pupil #{0}, added since the keyring was loaded; load it again")]
+    /// Only a ring made in memory, which reads no key files, says this.
+    #[error("sealed under the own key of pupil #{0}, which this keyring (made in memory, without key files) does not hold")]
     PupilKeyNotLoaded(i64),
     #[error("cannot write a pupil's key in {path}: {source}")]
     WriteKey { path: String, source: std::io::Error },
+    #[error("the own key of pupil #{pupil} in {path} does not open ({source}); restore that file from your key backup")]
+    PupilKeyFile { pupil: i64, path: String, source: Box<SealError> },
 }
 
 /// The text a value sealed for a pupil holds under the ring: `pk1:<pupil id>:` + base64 of
@@ -98,8 +107,8 @@ impl Key {
 pub struct Sealer {
     keys: Arc<Vec<Key>>,
     current: usize,
-    /// Pupils' own keys, by pupil id (empty unless loaded from key files).
-    pupils: Arc<std::collections::HashMap<i64, PupilKey>>,
+    /// Pupils' own keys opened so far, by pupil id, shared by every clone of the ring.
+    pupils: Arc<RwLock<HashMap<i64, PupilKey>>>,
     /// Where the ring was read from, to add pupils' keys; None for a ring made in memory.
     files: Option<KeyFiles>,
 }
@@ -117,13 +126,11 @@ impl Sealer {
     }
 
     /// A ring of the one key in `path` (which must not be readable by others), with the
-    /// pupils' keys beside it that this key opens.
+    /// pupils' keys beside it. A pupil's key sealed under another key of the ring (after a
+    /// rotation) does not open with this one: their values do not open either.
     pub fn from_key_file(path: &Path) -> Result<Sealer, SealError> {
         let key = read_key_file(path)?;
-        let files = KeyFiles::new(path);
-        let ring = Sealer { keys: Arc::new(vec![key]), current: 0, pupils: Arc::default(), files: Some(files.clone()) };
-        let pupils = files.load_pupil_keys(&ring, false)?;
-        Ok(Sealer { pupils: Arc::new(pupils), ..ring })
+        Ok(Sealer { keys: Arc::new(vec![key]), current: 0, pupils: Arc::default(), files: Some(KeyFiles::new(path)) })
     }
 
     /// The ring of every key file in `files` except `retired` ids, sealing with `current` (the
@@ -141,9 +148,7 @@ impl Sealer {
         keys.retain(|k| !retired.contains(&k.id_hex()));
         let want = current.map_or(default_current, str::to_string);
         let current = keys.iter().position(|k| k.id_hex() == want).ok_or(SealError::NoCurrentKey(want))?;
-        let ring = Sealer { keys: Arc::new(keys), current, pupils: Arc::default(), files: Some(files.clone()) };
-        let pupils = files.load_pupil_keys(&ring, true)?;
-        Ok(Sealer { pupils: Arc::new(pupils), ..ring })
+        Ok(Sealer { keys: Arc::new(keys), current, pupils: Arc::default(), files: Some(files.clone()) })
     }
 
     /// A new random key, hex-encoded, for `haven init` and key rotation.
@@ -202,8 +207,7 @@ impl Sealer {
     }
 
     pub fn open_text(&self, field: &str, sealed: &str) -> Result<String, SealError> {
-        let b64 = sealed.strip_prefix(TEXT_PREFIX).ok_or(SealError::Damaged)?;
-        let bytes = STANDARD.decode(b64).map_err(|_| SealError::Damaged)?;
+        let bytes = text_bytes(sealed)?;
         let plain = match self.open(field, &bytes) {
             Err(SealError::Damaged) => {
                 let inner = self.open(&format!("{PUPIL_FIELD}{field}"), &bytes).map_err(|_| SealError::Damaged)?;
@@ -214,17 +218,18 @@ impl Sealer {
         String::from_utf8(plain).map_err(|_| SealError::Damaged)
     }
 
-    /// Seals `plain` for pupil `pupil` under their own key when the ring holds one (and then
-    /// under the ring), otherwise as [`Sealer::seal_text`].
-    pub fn seal_text_for(&self, pupil: i64, field: &str, plain: &str) -> String {
-        let Some(key) = self.pupils.get(&pupil) else { return self.seal_text(field, plain) };
+    /// Seals `plain` for pupil `pupil` under their own key when they have one (and then under
+    /// the ring), otherwise (no key file) as [`Sealer::seal_text`]. A key file that does not
+    /// open is an error: nothing is sealed for that pupil under the ring alone.
+    pub fn seal_text_for(&self, pupil: i64, field: &str, plain: &str) -> Result<String, SealError> {
+        let Some(key) = self.pupil_key(pupil)? else { return Ok(self.seal_text(field, plain)) };
         let nonce: [u8; 24] = rand::random();
         let ct =
             key.cipher.encrypt(XNonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: field.as_bytes() }).unwrap_or_default();
         let mut bytes = nonce.to_vec();
         bytes.extend_from_slice(&ct);
         let inner = format!("{PUPIL_PREFIX}{pupil}:{}", STANDARD.encode(bytes));
-        format!("{TEXT_PREFIX}{}", STANDARD.encode(self.seal(&format!("{PUPIL_FIELD}{field}"), inner.as_bytes())))
+        Ok(format!("{TEXT_PREFIX}{}", STANDARD.encode(self.seal(&format!("{PUPIL_FIELD}{field}"), inner.as_bytes()))))
     }
 
     /// The pupil whose own key sealed `sealed` (under the ring), if any.
@@ -238,8 +243,7 @@ impl Sealer {
     /// Seals `sealed` again under the current key, keeping a pupil's layer as it is (what key
     /// rotation does: the pupil's key is not needed, and not changed).
     pub fn reseal_text(&self, field: &str, sealed: &str) -> Result<String, SealError> {
-        let b64 = sealed.strip_prefix(TEXT_PREFIX).ok_or(SealError::Damaged)?;
-        let bytes = STANDARD.decode(b64).map_err(|_| SealError::Damaged)?;
+        let bytes = text_bytes(sealed)?;
         match self.open(field, &bytes) {
             Ok(plain) => Ok(self.seal_text(field, &String::from_utf8(plain).map_err(|_| SealError::Damaged)?)),
             Err(SealError::Damaged) => {
@@ -255,11 +259,9 @@ impl Sealer {
         let text = std::str::from_utf8(inner).map_err(|_| SealError::Damaged)?;
         let (pupil, b64) = text.strip_prefix(PUPIL_PREFIX).and_then(|r| r.split_once(':')).ok_or(SealError::Damaged)?;
         let pupil: i64 = pupil.parse().map_err(|_| SealError::Damaged)?;
-        let Some(key) = self.pupils.get(&pupil) else {
-            // Destroyed, or added (by an import) since this ring was loaded.
-            // Only a ring read from the key files can tell: one made in memory says not loaded.
-            let destroyed = self.files.as_ref().is_some_and(|f| !f.pupil_path(pupil).exists());
-            return Err(if destroyed { SealError::Shredded(pupil) } else { SealError::PupilKeyNotLoaded(pupil) });
+        let Some(key) = self.pupil_key(pupil)? else {
+            // No key file: destroyed. A ring made in memory cannot tell, and says not loaded.
+            return Err(if self.files.is_some() { SealError::Shredded(pupil) } else { SealError::PupilKeyNotLoaded(pupil) });
         };
         let bytes = STANDARD.decode(b64).map_err(|_| SealError::Damaged)?;
         if bytes.len() < 24 {
@@ -270,35 +272,53 @@ impl Sealer {
             .map_err(|_| SealError::Damaged)
     }
 
-    /// Whether pupil `pupil` has a key of their own in this ring.
-    pub fn has_pupil_key(&self, pupil: i64) -> bool {
-        self.pupils.contains_key(&pupil)
+    /// Whether pupil `pupil` has a key of their own (an error when their key file does not open).
+    pub fn has_pupil_key(&self, pupil: i64) -> Result<bool, SealError> {
+        self.pupil_key(pupil).map(|k| k.is_some())
     }
 
     /// Gives pupil `pupil` a key of their own (a new file in the keyring folder, sealed by the
-    /// ring), unless they have one; returns the ring holding it. A ring made in memory (library
+    /// ring), unless they have one that opens; a key file there that does not open is an error,
+    /// and is left as it is. Returns the ring holding the key. A ring made in memory (library
     /// tests, benches) has nowhere to keep one, and seals for nobody.
     pub fn with_pupil_key(self, pupil: i64) -> Result<Sealer, SealError> {
         let Some(files) = &self.files else { return Ok(self) };
-        if self.pupils.contains_key(&pupil) {
-            return Ok(self);
+        let mut opened = self.pupils.write().unwrap_or_else(|e| e.into_inner());
+        if let std::collections::hash_map::Entry::Vacant(slot) = opened.entry(pupil) {
+            slot.insert(files.add_pupil_key(&self, pupil)?);
         }
-        let key = files.add_pupil_key(&self, pupil)?;
-        Ok(self.holding(key))
+        drop(opened);
+        Ok(self)
     }
 
-    /// The ring with `key` added (the map is copied only while another ring shares it).
-    fn holding(mut self, key: PupilKey) -> Sealer {
-        Arc::make_mut(&mut self.pupils).insert(key.pupil, key);
-        self
+    /// Pupil `pupil`'s own key: opened before, or read from their key file now; None when they
+    /// have no key file. The file is read under the write lock, so a key destroyed meanwhile
+    /// by [`Sealer::destroy_pupil_key`] is never kept.
+    fn pupil_key(&self, pupil: i64) -> Result<Option<PupilKey>, SealError> {
+        if let Some(key) = self.pupils.read().unwrap_or_else(|e| e.into_inner()).get(&pupil) {
+            return Ok(Some(key.clone()));
+        }
+        let Some(files) = &self.files else { return Ok(None) };
+        let mut opened = self.pupils.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = opened.get(&pupil) {
+            return Ok(Some(key.clone()));
+        }
+        let key = files.read_pupil_key(self, pupil)?;
+        if let Some(key) = &key {
+            opened.insert(pupil, key.clone());
+        }
+        Ok(key)
     }
 
     /// Destroys pupil `pupil`'s own key: every value sealed under it, wherever a copy is, no
-    /// longer opens. True when there was a key file to delete.
+    /// longer opens, with this ring (and its clones) too. True when there was a key file to
+    /// delete.
     pub fn destroy_pupil_key(&self, pupil: i64) -> Result<bool, SealError> {
+        let mut opened = self.pupils.write().unwrap_or_else(|e| e.into_inner());
+        let held = opened.remove(&pupil).is_some();
         match &self.files {
             Some(files) => files.remove_pupil_key(pupil),
-            None => Ok(self.pupils.contains_key(&pupil)),
+            None => Ok(held),
         }
     }
 
@@ -383,21 +403,15 @@ impl KeyFiles {
     }
 
     /// How many pupils' keys there are, each opened with `ring` (an error names one that does
-    /// not open: `haven key retire` checks this before a key leaves the ring).
+    /// not open: `haven key retire` and `haven check` read every one).
     pub fn check_pupil_keys(&self, ring: &Sealer) -> Result<usize, SealError> {
-        self.load_pupil_keys(ring, true).map(|k| k.len())
-    }
-
-    /// Every pupil's key, opened with `ring`; unless `strict`, those sealed under a key the
-    /// ring lacks are left out (a ring of one key file, after a rotation).
-    fn load_pupil_keys(&self, ring: &Sealer, strict: bool) -> Result<std::collections::HashMap<i64, PupilKey>, SealError> {
         let dir = self.pupil_dir();
-        let mut out = std::collections::HashMap::new();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(source) => return Err(SealError::ReadKey { path: dir.display().to_string(), source }),
         };
+        let mut n = 0;
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
             let Some(pupil) = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse::<i64>().ok()) else { continue };
@@ -405,21 +419,25 @@ impl KeyFiles {
                 continue;
             }
             let text = std::fs::read_to_string(&path).map_err(|source| SealError::ReadKey { path: path.display().to_string(), source })?;
-            let hex_key = match ring.open_text(PUPIL_KEY_FIELD, text.trim()) {
-                Ok(k) => Zeroizing::new(k),
-                Err(SealError::WrongKey(_)) if !strict => continue,
-                Err(e) => return Err(e),
-            };
-            let bytes = Zeroizing::new(hex::decode(hex_key.as_str()).map_err(|_| SealError::BadKey(path.display().to_string()))?);
-            let key: Zeroizing<[u8; 32]> =
-                Zeroizing::new(bytes.as_slice().try_into().map_err(|_| SealError::BadKey(path.display().to_string()))?);
-            out.insert(pupil, PupilKey { pupil, cipher: XChaCha20Poly1305::new((&*key).into()) });
+            open_pupil_key(ring, pupil, &path, &text)?;
+            n += 1;
         }
-        Ok(out)
+        Ok(n)
+    }
+
+    /// Pupil `pupil`'s key, opened with `ring`; None when they have no key file.
+    fn read_pupil_key(&self, ring: &Sealer, pupil: i64) -> Result<Option<PupilKey>, SealError> {
+        let path = self.pupil_path(pupil);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => open_pupil_key(ring, pupil, &path, &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(SealError::ReadKey { path: path.display().to_string(), source }),
+        }
     }
 
     /// Writes a new key for `pupil`, sealed by `ring` (mode 0600, synced with its folder); a
-    /// file already there (a key made by an import that did not commit) is used as it is.
+    /// file already there (a key made by an import that did not commit) is used as it is, and
+    /// one that does not open is an error (never replaced: what it sealed opens with it alone).
     fn add_pupil_key(&self, ring: &Sealer, pupil: i64) -> Result<PupilKey, SealError> {
         use std::io::Write;
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -427,8 +445,8 @@ impl KeyFiles {
         let failed = |source| SealError::WriteKey { path: dir.display().to_string(), source };
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(failed)?;
         let path = self.pupil_path(pupil);
-        if path.exists() {
-            return self.load_pupil_keys(ring, true)?.remove(&pupil).ok_or(SealError::BadKey(path.display().to_string()));
+        if let Some(key) = self.read_pupil_key(ring, pupil)? {
+            return Ok(key);
         }
         let key = Zeroizing::new(rand::random::<[u8; 32]>());
         let sealed = ring.seal_text(PUPIL_KEY_FIELD, &hex::encode(*key));
@@ -507,11 +525,26 @@ impl KeyFiles {
     }
 }
 
-/// Checks that `path` holds a key (64 hex characters) that others cannot read, without
-/// opening the pupils' keys beside it: what the blind index and the daemon's start-up check
-/// need, where a whole ring ([`Sealer::load`]) would read every pupil's key file for nothing.
+/// Checks that `path` holds a key (64 hex characters) that others cannot read: what the blind
+/// index and the daemon's start-up check need, without making a ring.
 pub fn check_key_file(path: &Path) -> Result<(), SealError> {
     read_key_file(path).map(drop)
+}
+
+/// The bytes of sealed text.
+fn text_bytes(sealed: &str) -> Result<Vec<u8>, SealError> {
+    STANDARD.decode(sealed.strip_prefix(TEXT_PREFIX).ok_or(SealError::Damaged)?).map_err(|_| SealError::Damaged)
+}
+
+/// Pupil `pupil`'s key from `text`, the contents of their key file `path`, opened with `ring`
+/// (under the ring alone: the pupils' keys held by `ring` are not touched).
+fn open_pupil_key(ring: &Sealer, pupil: i64, path: &Path, text: &str) -> Result<PupilKey, SealError> {
+    let shown = || path.display().to_string();
+    let opened = text_bytes(text.trim()).and_then(|bytes| ring.open(PUPIL_KEY_FIELD, &bytes));
+    let hex_key = Zeroizing::new(opened.map_err(|e| SealError::PupilKeyFile { pupil, path: shown(), source: Box::new(e) })?);
+    let bytes = Zeroizing::new(hex::decode(&*hex_key).map_err(|_| SealError::BadKey(shown()))?);
+    let key: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.as_slice().try_into().map_err(|_| SealError::BadKey(shown()))?);
+    Ok(PupilKey { pupil, cipher: XChaCha20Poly1305::new((&*key).into()) })
 }
 
 /// Reads a hex key file, refusing one that others can read.
@@ -547,10 +580,10 @@ mod tests {
 
     #[test]
     fn a_pupils_value_needs_their_key_and_survives_a_reseal() {
-        let plain_ring = Sealer::from_key(&[7u8; 32]);
-        assert!(!plain_ring.clone().with_pupil_key(4).unwrap().has_pupil_key(4), "a ring in memory keeps no pupil keys");
-        let s = plain_ring.holding(PupilKey { pupil: 4, cipher: XChaCha20Poly1305::new((&[9u8; 32]).into()) });
-        let sealed = s.seal_text_for(4, "pupil.first_name", "Oliver");
+        let s = Sealer::from_key(&[7u8; 32]);
+        assert!(!s.clone().with_pupil_key(4).unwrap().has_pupil_key(4).unwrap(), "a ring in memory keeps no pupil keys");
+        s.pupils.write().unwrap().insert(4, PupilKey { pupil: 4, cipher: XChaCha20Poly1305::new((&[9u8; 32]).into()) });
+        let sealed = s.seal_text_for(4, "pupil.first_name", "Oliver").unwrap();
         assert_eq!(s.open_text("pupil.first_name", &sealed).unwrap(), "Oliver");
         assert_eq!(s.sealed_for_pupil("pupil.first_name", &sealed), Some(4));
         assert!(matches!(s.open_text("pupil.last_name", &sealed), Err(SealError::Damaged)));
@@ -561,7 +594,7 @@ mod tests {
         let without = Sealer::from_key(&[7u8; 32]);
         assert!(matches!(without.open_text("pupil.first_name", &sealed), Err(SealError::PupilKeyNotLoaded(4))));
         // A pupil without a key of their own: sealed as any value.
-        let plain = s.seal_text_for(5, "pupil.first_name", "Jane");
+        let plain = s.seal_text_for(5, "pupil.first_name", "Jane").unwrap();
         assert_eq!(without.open_text("pupil.first_name", &plain).unwrap(), "Jane");
         assert_eq!(s.sealed_for_pupil("pupil.first_name", &plain), None);
     }
@@ -629,18 +662,102 @@ mod tests {
         assert!(matches!(err, SealError::KeyPermissions(_)), "{err}");
     }
 
+    /// A ring of `files` in which pupils 1, 2 and 3 have keys, with one value sealed for each
+    /// of them (in that order).
+    fn ring_of_three(files: &KeyFiles) -> Vec<String> {
+        write(&files.key_file, &[1; 32]);
+        let mut ring = Sealer::load(files, None, &[]).unwrap();
+        for pupil in 1..=3 {
+            ring = ring.with_pupil_key(pupil).unwrap();
+        }
+        (1..=3).map(|p| ring.seal_text_for(p, "incident.note", &format!("about pupil {p}")).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_pupils_key_is_opened_when_first_needed_and_a_damaged_one_stops_only_that_pupil() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = KeyFiles::new(&dir.path().join("haven.key"));
+        let sealed = ring_of_three(&files);
+        std::fs::write(files.pupil_path(3), "enc1:damaged\n").unwrap();
+        let ring = Sealer::load(&files, None, &[]).unwrap();
+        assert!(ring.pupils.read().unwrap().is_empty(), "loading the ring opens no pupil's key");
+        assert_eq!(ring.open_text("incident.note", &sealed[0]).unwrap(), "about pupil 1");
+        assert_eq!(ring.pupils.read().unwrap().keys().collect::<Vec<_>>(), vec![&1], "only the key used is opened");
+        assert_eq!(ring.clone().open_text("incident.note", &sealed[1]).unwrap(), "about pupil 2");
+        assert_eq!(ring.pupils.read().unwrap().len(), 2, "a clone of the ring keeps what it opened for the ring");
+        let again = ring.seal_text_for(2, "incident.note", "more").unwrap();
+        assert_eq!(ring.sealed_for_pupil("incident.note", &again), Some(2));
+        // Pupil 3's key file is there but does not open: nothing is sealed for them, their
+        // values do not open, and the error names the file.
+        let shown = files.pupil_path(3).display().to_string();
+        for err in [
+            ring.seal_text_for(3, "incident.note", "x").unwrap_err(),
+            ring.open_text("incident.note", &sealed[2]).unwrap_err(),
+            ring.has_pupil_key(3).unwrap_err(),
+            ring.clone().with_pupil_key(3).unwrap_err(),
+            files.check_pupil_keys(&ring).unwrap_err(),
+        ] {
+            assert!(matches!(&err, SealError::PupilKeyFile { pupil: 3, path, .. } if *path == shown), "{err}");
+            assert!(err.to_string().contains(&shown), "{err}");
+        }
+        assert_eq!(std::fs::read_to_string(files.pupil_path(3)).unwrap(), "enc1:damaged\n", "a key file that does not open is kept");
+        // A file that cannot be read is an error too, never the ring alone.
+        std::fs::create_dir(files.pupil_path(4)).unwrap();
+        assert!(matches!(ring.seal_text_for(4, "incident.note", "x"), Err(SealError::ReadKey { .. })));
+        // A pupil with no key file: sealed under the ring, as a value about nobody in particular.
+        let plain = ring.seal_text_for(5, "incident.note", "about pupil 5").unwrap();
+        assert_eq!(ring.sealed_for_pupil("incident.note", &plain), None);
+        assert_eq!(Sealer::from_key(&[1; 32]).open_text("incident.note", &plain).unwrap(), "about pupil 5");
+        assert!(!ring.has_pupil_key(5).unwrap());
+    }
+
+    #[test]
+    fn a_destroyed_key_no_longer_opens_with_the_ring_that_held_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = KeyFiles::new(&dir.path().join("haven.key"));
+        let sealed = ring_of_three(&files);
+        let ring = Sealer::load(&files, None, &[]).unwrap();
+        let clone = ring.clone();
+        assert_eq!(ring.open_text("incident.note", &sealed[1]).unwrap(), "about pupil 2");
+        assert!(ring.destroy_pupil_key(2).unwrap());
+        assert!(!files.pupil_path(2).exists());
+        assert!(matches!(clone.open_text("incident.note", &sealed[1]), Err(SealError::Shredded(2))));
+        assert!(matches!(ring.open_text("incident.note", &sealed[1]), Err(SealError::Shredded(2))));
+        assert!(!ring.destroy_pupil_key(2).unwrap(), "no key file left to delete");
+        assert_eq!(ring.open_text("incident.note", &sealed[0]).unwrap(), "about pupil 1");
+    }
+
+    #[test]
+    fn a_ring_of_one_key_file_opens_no_pupils_key_sealed_under_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = KeyFiles::new(&dir.path().join("haven.key"));
+        let sealed = ring_of_three(&files);
+        // A rotation: the pupils' key files are sealed again under the new key.
+        let new_id = files.add_new_key().unwrap();
+        let ring = Sealer::load(&files, Some(&new_id), &[]).unwrap();
+        assert_eq!(files.rewrap_pupil_keys(&ring).unwrap(), 3);
+        assert_eq!(ring.open_text("incident.note", &sealed[0]).unwrap(), "about pupil 1");
+        // The old key alone still loads, and still opens what needs no pupil's key, but not
+        // what needs a pupil's key it cannot open, and it seals nothing for them.
+        let old = Sealer::from_key_file(&files.key_file).unwrap();
+        let value = old.seal_text("incident.note", "about nobody");
+        assert_eq!(old.open_text("incident.note", &value).unwrap(), "about nobody");
+        let err = old.open_text("incident.note", &sealed[0]).unwrap_err();
+        assert!(
+            matches!(&err, SealError::PupilKeyFile { pupil: 1, source, .. } if matches!(**source, SealError::WrongKey(ref id) if *id == new_id)),
+            "{err}"
+        );
+        assert!(old.seal_text_for(1, "incident.note", "x").is_err());
+    }
+
     #[test]
     fn checking_the_key_file_opens_no_pupils_key() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let files = KeyFiles::new(&dir.path().join("haven.key"));
         write(&files.key_file, &[1; 32]);
-        let ring = Sealer::load(&files, None, &[]).unwrap().with_pupil_key(4).unwrap();
-        assert!(ring.has_pupil_key(4));
+        std::fs::create_dir_all(files.pupil_dir()).unwrap();
         std::fs::write(files.pupil_path(5), "enc1:damaged\n").unwrap();
-        // The ring needs every pupil's key and says which one is damaged; the check of the key
-        // file (the blind index, the daemon's first check) reads none of them.
-        assert!(matches!(Sealer::load(&files, None, &[]), Err(SealError::Damaged)));
         check_key_file(&files.key_file).unwrap();
         crate::blind::BlindIndex::from_key_file(&files.key_file).unwrap();
         std::fs::set_permissions(&files.key_file, std::fs::Permissions::from_mode(0o644)).unwrap();

@@ -77,7 +77,11 @@ impl AiRules {
             _ => 0,
         };
         let sealed = match suggestion.map(serde_json::to_string) {
-            Some(Ok(json)) => Some(sealer.seal_text_for(only, fields::AI_SUGGESTION, &json)),
+            Some(Ok(json)) => Some(
+                sealer
+                    .seal_text_for(only, fields::AI_SUGGESTION, &json)
+                    .map_err(|source| StoreError::Sealed { what: format!("the suggestion on incident {incident}"), source })?,
+            ),
             _ => None,
         };
         let outcome = if sealed.is_some() { AiOutcome::Suggested } else { AiOutcome::NoSuggestion };

@@ -9,7 +9,7 @@ use super::CliError;
 use crate::config::{Config, SourceKind, TransportKind};
 use crate::outbox::Transport;
 use crate::outbox::smtp::SmtpSender;
-use crate::seal::{KeyFiles, Sealer};
+use crate::seal::{KeyFiles, SealError, Sealer};
 use crate::store::AuditKey;
 use std::io::Write;
 use std::path::Path;
@@ -90,8 +90,8 @@ pub async fn run(config_path: &Path) -> Result<String, CliError> {
 fn check_keys(config: &Config) -> Vec<Line> {
     let mut lines = Vec::new();
     let storage = &config.storage.key_file;
-    lines.push(match Sealer::from_key_file(storage) {
-        Ok(_) => Line::ok("keys", format!("{} (storage key) is private", storage.display())),
+    lines.push(match Sealer::from_key_file(storage).and_then(|_| pupil_keys_open(storage)) {
+        Ok(()) => Line::ok("keys", format!("{} (storage key) is private", storage.display())),
         Err(e) => Line::fail("keys", e.to_string()),
     });
     let ring = KeyFiles::new(storage).ring_dir();
@@ -143,6 +143,17 @@ fn check_keys(config: &Config) -> Vec<Line> {
         Err(e) => Line::fail("keys", e.to_string()),
     });
     lines
+}
+
+/// Every pupil's own key beside `storage` opens with the keys on disk: commands open only the
+/// keys they need, so a damaged one would otherwise show only when that pupil is next needed.
+/// A ring that cannot be read is left to the lines of its key files.
+fn pupil_keys_open(storage: &Path) -> Result<(), SealError> {
+    let files = KeyFiles::new(storage);
+    match Sealer::load(&files, None, &[]) {
+        Ok(ring) => files.check_pupil_keys(&ring).map(drop),
+        Err(_) => Ok(()),
+    }
 }
 
 /// The permission bits when group or others have any access to `path`.

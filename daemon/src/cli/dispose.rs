@@ -381,6 +381,7 @@ pub async fn run(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     let (own, shared) = incidents_in(app, &policy, pupil, &d.series).await?;
     let messages = app.store.messages_only_of(&own).await?;
     let plan = DisposalPlan { disposal: id, pupil, series: d.series.clone(), own, shared, messages };
+    let has_key = sealer.has_pupil_key(pupil).map_err(super::pupil_key_error)?;
     // Whatever of another pupil's record is sealed under this pupil's own key is sealed under
     // the ring alone first, so destroying the key loses nothing of theirs.
     app.store.unseal_from_pupil(&plan.own, pupil, &sealer).await?;
@@ -391,7 +392,7 @@ pub async fn run(app: &App, id: i64, by: &str) -> Result<String, CliError> {
     // the daemon's writers waiting on this transaction are not held for long), then the log
     // entry counting them, and one commit. A mailbox that cannot be reached rolls it all back.
     let mut tx = app.store.begin().await?;
-    let mut destroyed = tx.carry_out_disposal(&plan, staff.id, now, sealer.has_pupil_key(pupil)).await.map_err(|e| match e {
+    let mut destroyed = tx.carry_out_disposal(&plan, staff.id, now, has_key).await.map_err(|e| match e {
         crate::store::StoreError::Invalid(m) => CliError::Usage(m),
         other => other.into(),
     })?;

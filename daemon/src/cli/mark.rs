@@ -55,11 +55,11 @@ pub async fn mark(store: &Store, sealer: &Sealer, req: &MarkRequest<'_>, now: Da
     }
     // Sealed as the incident's own text is: under the pupil's key when it is about one pupil.
     let seal = |field: &str, text: &str| match facts.pupils.as_slice() {
-        [(pupil, _)] => sealer.seal_text_for(*pupil, field, text),
-        _ => sealer.seal_text(field, text),
+        [(pupil, _)] => sealer.seal_text_for(*pupil, field, text).map_err(super::pupil_key_error),
+        _ => Ok(sealer.seal_text(field, text)),
     };
-    let sealed_summary = summary.as_deref().map(|t| seal(mark_fields::SUMMARY, t));
-    let sealed_impact = impact.as_deref().map(|t| seal(mark_fields::IMPACT, t));
+    let sealed_summary = summary.as_deref().map(|t| seal(mark_fields::SUMMARY, t)).transpose()?;
+    let sealed_impact = impact.as_deref().map(|t| seal(mark_fields::IMPACT, t)).transpose()?;
     let mut tx = store.begin().await?;
     tx.mark_incident(req.incident, req.significant, sealed_summary.as_deref(), sealed_impact.as_deref(), staff.id, now).await?;
     tx.commit().await?;

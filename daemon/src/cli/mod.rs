@@ -85,6 +85,12 @@ impl From<crate::store::StoreError> for CliError {
     }
 }
 
+/// A pupil's own key file that does not open, met while sealing for them: the key files need
+/// the technician, as when the ring cannot be loaded. The commands seal before they write.
+pub(crate) fn pupil_key_error(e: crate::seal::SealError) -> CliError {
+    CliError::Config(format!("{e}; nothing was changed"))
+}
+
 /// Writes `data` to a new file at `path`, readable by its owner only, and syncs it: exports,
 /// reports, certificates and bundles are the school's business, and an existing file is never
 /// overwritten.

@@ -254,14 +254,14 @@ fn actor_name(dir: &Directory, actor: &str) -> String {
     actor.to_string()
 }
 
-fn seal_item(sealer: &Sealer, r: &SarRequest, content: &ItemContent) -> (String, String) {
+fn seal_item(sealer: &Sealer, r: &SarRequest, content: &ItemContent) -> Result<(String, String), CliError> {
     let json = serde_json::to_string(content).unwrap_or_default();
     let sha = hex::encode(Sha256::digest(json.as_bytes()));
     let sealed = match r.subject {
-        SarSubject::Pupil(p) => sealer.seal_text_for(p, sar_fields::ITEM, &json),
+        SarSubject::Pupil(p) => sealer.seal_text_for(p, sar_fields::ITEM, &json).map_err(super::pupil_key_error)?,
         SarSubject::Adult(_) => sealer.seal_text(sar_fields::ITEM, &json),
     };
-    (sealed, sha)
+    Ok((sealed, sha))
 }
 
 pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
@@ -332,7 +332,7 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
         if f.iter().any(|f| !matches!(f, Flag::StaffSource)) {
             flagged += 1;
         }
-        let (sealed, sha) = seal_item(&sealer, &r, &content);
+        let (sealed, sha) = seal_item(&sealer, &r, &content)?;
         items.push(NewSarItem {
             kind: "incident",
             source: format!("incident:{incident}"),
@@ -361,7 +361,7 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
                 facts: Vec::new(),
                 text: Some(lines.join("\n")),
             };
-            let (sealed, sha) = seal_item(&sealer, &r, &content);
+            let (sealed, sha) = seal_item(&sealer, &r, &content)?;
             items.push(NewSarItem {
                 kind: "alert",
                 source: format!("incident:{incident}"),
@@ -389,7 +389,7 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
             other_pupil_names: &other_pupil_names,
             other_adults: &other_adults,
         });
-        let (sealed, sha) = seal_item(&sealer, &r, &m.content);
+        let (sealed, sha) = seal_item(&sealer, &r, &m.content)?;
         items.push(NewSarItem {
             kind: "message",
             source: format!("message:{}", m.id),
@@ -410,7 +410,7 @@ pub async fn collect(app: &App, id: i64, by: &str) -> Result<String, CliError> {
             })
             .collect();
         let content = ItemContent { title, date: local(first.at, tz), facts: Vec::new(), text: Some(lines.join("\n")) };
-        let (sealed, sha) = seal_item(&sealer, &r, &content);
+        let (sealed, sha) = seal_item(&sealer, &r, &content)?;
         items.push(NewSarItem { kind: "audit", source: about, at: first.at, flags: String::new(), sealed_content: sealed, sha256: sha });
     }
     // Hold every incident none of whose pupils this request already holds.

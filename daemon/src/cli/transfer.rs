@@ -113,7 +113,11 @@ pub async fn leaver(app: &App, req: Leaver<'_>) -> Result<String, CliError> {
     // Every check before any change: a missing terms file changes nothing.
     let destination_on = destination.as_ref().map(|_| today);
     let deadline = if has_records { deadline_for(app, left_on, destination_on)? } else { None };
-    let sealed = destination.as_ref().map(|d| sealer.seal_text_for(pupil.id, transfer_fields::DESTINATION, &d.to_string()));
+    let sealed = destination
+        .as_ref()
+        .map(|d| sealer.seal_text_for(pupil.id, transfer_fields::DESTINATION, &d.to_string()))
+        .transpose()
+        .map_err(super::pupil_key_error)?;
     let mut tx = app.store.begin().await?;
     tx.mark_pupil_left(pupil.id, left_on, staff.id, now).await?;
     if !has_records {

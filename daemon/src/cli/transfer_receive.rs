@@ -153,18 +153,18 @@ fn previous_school_note(from: &str, e: &SentEntry) -> String {
     s
 }
 
-fn seal_for(sealer: &Sealer, pupil: i64, mut inc: IncidentRecord) -> IncidentRecord {
-    let seal = |field: &str, v: &str| sealer.seal_text_for(pupil, field, v);
-    inc.note = inc.note.map(|n| seal(fields::NOTE, &n));
-    inc.original_subject = inc.original_subject.map(|s| seal(fields::SUBJECT, &s));
-    inc.body_text = seal(fields::BODY_TEXT, &inc.body_text);
-    inc.original_from = inc.original_from.map(|f| seal(fields::ORIGINAL_FROM, &f));
-    inc.original_name = inc.original_name.map(|n| seal(fields::ORIGINAL_NAME, &n));
+fn seal_for(sealer: &Sealer, pupil: i64, mut inc: IncidentRecord) -> Result<IncidentRecord, CliError> {
+    let seal = |field: &str, v: &str| sealer.seal_text_for(pupil, field, v).map_err(super::pupil_key_error);
+    inc.note = inc.note.map(|n| seal(fields::NOTE, &n)).transpose()?;
+    inc.original_subject = inc.original_subject.map(|s| seal(fields::SUBJECT, &s)).transpose()?;
+    inc.body_text = seal(fields::BODY_TEXT, &inc.body_text)?;
+    inc.original_from = inc.original_from.map(|f| seal(fields::ORIGINAL_FROM, &f)).transpose()?;
+    inc.original_name = inc.original_name.map(|n| seal(fields::ORIGINAL_NAME, &n)).transpose()?;
     for a in &mut inc.attachments {
         a.data = sealer.seal(fields::ATTACHMENT, &a.data);
-        a.filename = seal(fields::FILENAME, &a.filename);
+        a.filename = seal(fields::FILENAME, &a.filename)?;
     }
-    inc
+    Ok(inc)
 }
 
 pub async fn receive(app: &App, from: BundleFrom<'_>, by: &str, key: Option<&str>) -> Result<String, CliError> {
@@ -226,7 +226,7 @@ pub async fn receive(app: &App, from: BundleFrom<'_>, by: &str, key: Option<&str
     let mut records = Vec::new();
     let kept = received_entry(app, &files, &manifest, &manifest_sha256, &staff, &staff_dir, &cp, pupil.id, now);
     let raw = serde_json::to_vec(&serde_json::json!({"transfer": {"from_school": from, "case": manifest.case, "manifest_sha256": manifest_sha256, "entry": "received"}})).unwrap_or_default();
-    records.push((sealer.seal(fields::RAW, &raw), message(&raw, "the file as received"), seal_for(&sealer, pupil.id, kept)));
+    records.push((sealer.seal(fields::RAW, &raw), message(&raw, "the file as received"), seal_for(&sealer, pupil.id, kept)?));
     for e in &chronology.incidents {
         let attachments = e
             .attachments
@@ -280,7 +280,7 @@ pub async fn receive(app: &App, from: BundleFrom<'_>, by: &str, key: Option<&str
             ai_read: false,
         };
         let what = format!("filed under \"Previous school: {from}\"");
-        records.push((sealer.seal(fields::RAW, &raw), message(&raw, &what), seal_for(&sealer, pupil.id, incident)));
+        records.push((sealer.seal(fields::RAW, &raw), message(&raw, &what), seal_for(&sealer, pupil.id, incident)?));
     }
     let actor = format!("staff:{}", staff.id);
     let mut tx = app.store.begin().await?;

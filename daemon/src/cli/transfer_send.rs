@@ -392,7 +392,7 @@ fn transferred_entry(
         kept_words(app.config.transfer.retain_after, app.config.transfer.retain_for)
     );
     let raw = serde_json::to_vec(&serde_json::json!({"transfer_sent": {"case": case.id, "manifest_sha256": sha}})).unwrap_or_default();
-    let seal = |field: &str, v: &str| sealer.seal_text_for(case.pupil_id, field, v);
+    let seal = |field: &str, v: &str| sealer.seal_text_for(case.pupil_id, field, v).map_err(super::pupil_key_error);
     let message = crate::store::MessageRecord {
         sha256: Some(hex::encode(Sha256::digest(&raw))),
         message_id: None,
@@ -417,8 +417,8 @@ fn transferred_entry(
         note: None,
         original_from: None,
         original_name: None,
-        original_subject: Some(seal(fields::SUBJECT, &format!("Transferred to {destination}"))),
-        body_text: seal(fields::BODY_TEXT, &text),
+        original_subject: Some(seal(fields::SUBJECT, &format!("Transferred to {destination}"))?),
+        body_text: seal(fields::BODY_TEXT, &text)?,
         body_html: None,
         pupils: vec![crate::store::PupilLink {
             pupil_id: case.pupil_id,

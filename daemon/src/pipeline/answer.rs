@@ -97,7 +97,7 @@ impl Filer {
             now,
             &earlier,
             &Seen::default(),
-        );
+        )?;
         let Some(incident) = assessed.incident else {
             return Err(AnswerError::Unreadable { id, reason: "the rules filed no incident".into() });
         };

@@ -72,8 +72,13 @@ impl Filer {
             Some(_) => format!("transfer receipt: case {case} closed (the receiving Haven checked the manifest prepared here)"),
             None => format!("transfer receipt: case {case} closed"),
         };
-        let signed = self.sealer().seal_text_for(found.pupil_id, transfer_fields::RECEIVED_BY, &format!("{name}, {role}"));
-        let removed = self.sealer().seal_text_for(found.pupil_id, crate::pipeline::fields::BODY_TEXT, &removed_line(case));
+        let sealed = |field: &str, v: &str| {
+            self.sealer()
+                .seal_text_for(found.pupil_id, field, v)
+                .map_err(|source| StoreError::Sealed { what: format!("the receipt for transfer case {case}"), source })
+        };
+        let signed = sealed(transfer_fields::RECEIVED_BY, &format!("{name}, {role}"))?;
+        let removed = sealed(crate::pipeline::fields::BODY_TEXT, &removed_line(case))?;
         tracing::info!(case, "transfer receipt: the case closes with this message");
         Ok(Assessed { receipt: Some((case, signed, removed)), ..Assessed::only(record) })
     }

@@ -87,7 +87,7 @@ impl Filer {
                 let ForRules { msg, ident, .. } = &*r;
                 let pupils = ident.pupils.iter().map(|p| p.pupil_id).collect();
                 let earlier = history::earlier(&self.store, &rules, pupils, occurred(msg, now).0).await?;
-                self.decide(*r, &directory, &rules, now, &earlier, &seen)
+                self.decide(*r, &directory, &rules, now, &earlier, &seen)?
             }
         };
         if assessed.record.state == MessageState::Quarantined {

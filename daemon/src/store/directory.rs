@@ -375,7 +375,10 @@ async fn sync_in(
                 ring = own_key(ring, id)?;
             }
             let pupil = known.unwrap_or(0);
-            let seal = |field: &str, v: &str| ring.seal_text_for(pupil, field, v);
+            let seal = |field: &str, v: &str| {
+                ring.seal_text_for(pupil, field, v)
+                    .map_err(|source| StoreError::Sealed { what: format!("pupil {pupil}'s {field}"), source })
+            };
             let query = match known {
                 Some(_) => sqlx::query(
                     "UPDATE pupils SET upn = $1, upn_index = $2, first_name = $3, last_name = $4, \
@@ -389,12 +392,12 @@ async fn sync_in(
                 ),
             };
             let values = query
-                .bind(seal(fields::UPN, &p.upn))
+                .bind(seal(fields::UPN, &p.upn)?)
                 .bind(keys.blind.index(kinds::UPN, &p.upn))
-                .bind(seal(fields::FIRST_NAME, &p.first_name))
-                .bind(seal(fields::LAST_NAME, &p.last_name))
-                .bind(p.preferred_name.as_deref().map(|v| seal(fields::PREFERRED_NAME, v)))
-                .bind(date_text(p.date_of_birth).as_deref().map(|v| seal(fields::DATE_OF_BIRTH, v)))
+                .bind(seal(fields::FIRST_NAME, &p.first_name)?)
+                .bind(seal(fields::LAST_NAME, &p.last_name)?)
+                .bind(p.preferred_name.as_deref().map(|v| seal(fields::PREFERRED_NAME, v)).transpose()?)
+                .bind(date_text(p.date_of_birth).as_deref().map(|v| seal(fields::DATE_OF_BIRTH, v)).transpose()?)
                 .bind(p.year_group)
                 .bind(&p.tutor_group)
                 .bind(&p.house)
@@ -419,15 +422,17 @@ async fn sync_in(
             }
             if known.is_none() {
                 ring = own_key(ring, id)?;
-                let seal = |field: &str, v: &str| ring.seal_text_for(id, field, v);
+                let seal = |field: &str, v: &str| {
+                    ring.seal_text_for(id, field, v).map_err(|source| StoreError::Sealed { what: format!("pupil {id}'s {field}"), source })
+                };
                 sqlx::query(
                     "UPDATE pupils SET upn = $1, first_name = $2, last_name = $3, preferred_name = $4, date_of_birth = $5 WHERE id = $6",
                 )
-                .bind(seal(fields::UPN, &p.upn))
-                .bind(seal(fields::FIRST_NAME, &p.first_name))
-                .bind(seal(fields::LAST_NAME, &p.last_name))
-                .bind(p.preferred_name.as_deref().map(|v| seal(fields::PREFERRED_NAME, v)))
-                .bind(date_text(p.date_of_birth).as_deref().map(|v| seal(fields::DATE_OF_BIRTH, v)))
+                .bind(seal(fields::UPN, &p.upn)?)
+                .bind(seal(fields::FIRST_NAME, &p.first_name)?)
+                .bind(seal(fields::LAST_NAME, &p.last_name)?)
+                .bind(p.preferred_name.as_deref().map(|v| seal(fields::PREFERRED_NAME, v)).transpose()?)
+                .bind(date_text(p.date_of_birth).as_deref().map(|v| seal(fields::DATE_OF_BIRTH, v)).transpose()?)
                 .bind(id)
                 .execute(&mut *c)
                 .await?;
