@@ -232,6 +232,13 @@ async fn the_chronology_keeps_to_its_indexes_with_real_statistics(backend: Backe
             counts_all: false,
         },
         PlannedQuery { name: "chronology outcomes", sql: haven::store::chronology_outcomes_sql(&jane), values: vec![], counts_all: false },
+        // A page: the latest hundred of her entries, read whole.
+        PlannedQuery {
+            name: "chronology entries",
+            sql: haven::store::chronology_entries_sql(&jane[400..]),
+            values: vec!["7"],
+            counts_all: false,
+        },
     ];
     let mut problems = Vec::new();
     match backend {

@@ -177,8 +177,10 @@ async fn load(
         .ok_or_else(|| CliError::Usage(format!("--as {viewer}: not an active member of staff; nothing was shown")))?
         .clone();
     let pupil = find_pupil(&dir, query)?.clone();
-    let mut entries = store.chronology(pupil.id).await?;
-    let mut shown: Vec<i64> = entries.iter().flat_map(|e| e.pupils.iter().map(|(id, _)| *id)).collect();
+    // Who may see which entry is decided on the index (incident, visibility, pupils); only the
+    // entries the window shows are then read whole.
+    let mut index = store.chronology_index(pupil.id).await?;
+    let mut shown: Vec<i64> = index.iter().flat_map(|e| e.pupils.iter().map(|(id, _)| *id)).collect();
     shown.push(pupil.id);
     shown.sort_unstable();
     shown.dedup();
@@ -188,17 +190,20 @@ async fn load(
     pupils.extend(dir.pupils.into_iter().filter(|p| shown.binary_search(&p.id).is_ok()));
     pupils.sort_by_key(|p| p.id);
     let dir = Directory::new(pupils, dir.staff, Vec::new());
-    entries.retain(|e| visibility::may_see_entry(&e.visibility, &staff, &dir, &e.pupils, pupil.id));
+    let may_see = |visibility: &str, pupils: &[(i64, String)]| visibility::may_see_entry(visibility, &staff, &dir, pupils, pupil.id);
+    index.retain(|e| may_see(&e.visibility, &e.pupils));
+    let total = index.len();
+    let range = window.range(&index.iter().map(|e| e.incident).collect::<Vec<_>>());
+    let offset = range.start;
+    let mut entries = store.chronology_entries(pupil.id, index.drain(range).collect()).await?;
+    // Checked again as read whole: an entry whose visibility changed in between is not shown.
+    entries.retain(|e| may_see(&e.visibility, &e.pupils));
     if !staff.is_dsl_team() {
         // A pupil only mentioned is the DSL team's to confirm: nobody else sees the link.
         for e in &mut entries {
             e.pupils.retain(|(_, role)| role != "mentioned");
         }
     }
-    let total = entries.len();
-    let range = window.range(&entries.iter().map(|e| e.incident).collect::<Vec<_>>());
-    let offset = range.start;
-    let mut entries: Vec<ChronologyEntry> = entries.drain(range).collect();
     let mut named: Vec<i64> = Vec::new();
     for e in &mut entries {
         open_entry(e, sealer)?;

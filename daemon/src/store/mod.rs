@@ -66,9 +66,9 @@ pub use outbox::{CLAIM_LEASE, DeadEmail, PendingEmail};
 pub use outcomes::OutcomeRecorded;
 #[doc(hidden)]
 pub use plans::{PlannedQuery, read_queries};
-pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, MessageSummary, StatusCounts};
+pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, IndexedEntry, MessageSummary, StatusCounts};
 #[doc(hidden)]
-pub use read::{chronology_attachments_sql, chronology_outcomes_sql, chronology_pupils_sql};
+pub use read::{chronology_attachments_sql, chronology_entries_sql, chronology_outcomes_sql, chronology_pupils_sql};
 pub use referrals::{Plan, Referral};
 pub use report::{Counted, ListedIncident};
 pub use report_days::Figure;

@@ -43,6 +43,7 @@ pub fn read_queries() -> Vec<PlannedQuery> {
     vec![
         q("chronology", read::CHRONOLOGY, &["7"]),
         q("chronology pupils", &read::chronology_pupils_sql(&[7, 19, 23]), &[]),
+        q("chronology entries", &read::chronology_entries_sql(&[7, 19, 23]), &["7"]),
         q("chronology attachments", &read::chronology_attachments_sql(&[7, 19, 23]), &["FALSE"]),
         q("chronology outcomes", &read::chronology_outcomes_sql(&[7, 19, 23]), &[]),
         q("messages by state", read::MESSAGES_IN_STATE, &["'quarantined'"]),

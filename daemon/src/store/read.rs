@@ -6,6 +6,15 @@ use serde::Serialize;
 use sqlx::Row;
 use std::collections::HashMap;
 
+/// One entry of a pupil's chronology before it is read whole: what deciding who may see it needs.
+#[derive(Debug, Clone)]
+pub struct IndexedEntry {
+    pub incident: i64,
+    pub visibility: String,
+    /// Every pupil of the incident, with their role.
+    pub pupils: Vec<(i64, String)>,
+}
+
 /// One incident as it appears on a chronology.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChronologyEntry {
@@ -71,13 +80,26 @@ pub struct StatusCounts {
     pub holds_on_incidents: u64,
 }
 
-/// A pupil's entries: through the pupil's links, each incident by its key.
-pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
-     i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
-     i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, i.ai_suggestion \
-     FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
-     LEFT JOIN staff s ON s.id = i.recorded_by \
+/// A pupil's chronology, lightly: each entry's incident and who may see it, through the pupil's
+/// links, in occurred-at order. A view decides what it shows from this (and the entries'
+/// pupils) before anything heavier is read.
+pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.visibility FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
      WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id";
+
+/// The entries `ids` of pupil `$1`'s chronology, whole (sealed texts included), each by its key:
+/// only those a page shows.
+#[doc(hidden)]
+pub fn chronology_entries_sql(ids: &[i64]) -> String {
+    format!(
+        "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
+         i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
+         i.original_subject, i.original_name, i.follows, i.body_text, i.date_note, i.category_note, i.ai_suggestion \
+         FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.pupil_id = $1 \
+         LEFT JOIN staff s ON s.id = i.recorded_by \
+         WHERE i.id IN ({}) ORDER BY i.occurred_us, i.id",
+        id_list(ids)
+    )
+}
 
 /// The outcomes recorded on the incidents `ids`, the latest of each incident first, by the
 /// actions-by-incident index. (Joined to the entries through a subquery for the latest, as it
@@ -151,21 +173,49 @@ pub(super) const STATUS_HOLDS: &str =
 
 impl Store {
     /// A pupil's incidents in occurred-at order (all of them: the caller applies visibility).
-    /// Four indexed queries for up to a thousand incidents: the entries, then every pupil,
-    /// attachment name and latest outcome of those entries, by their keys.
     pub async fn chronology(&self, pupil_id: i64) -> Result<Vec<ChronologyEntry>> {
+        let index = self.chronology_index(pupil_id).await?;
+        self.chronology_entries(pupil_id, index).await
+    }
+
+    /// A pupil's chronology as [`Store::chronology`] lists it, but only each entry's incident,
+    /// visibility and pupils: what deciding who sees which entries needs, in two indexed
+    /// queries per thousand incidents, with nothing sealed read.
+    pub async fn chronology_index(&self, pupil_id: i64) -> Result<Vec<IndexedEntry>> {
         on_pool!(self, |p| {
             let rows = sqlx::query(CHRONOLOGY).bind(pupil_id).fetch_all(p).await?;
-            let ids: Vec<i64> = rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?;
+            let mut index: Vec<IndexedEntry> = rows
+                .into_iter()
+                .map(|r| Ok(IndexedEntry { incident: r.try_get("id")?, visibility: r.try_get("visibility")?, pupils: Vec::new() }))
+                .collect::<Result<_>>()?;
+            let ids: Vec<i64> = index.iter().map(|e| e.incident).collect();
             let mut pupils: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
-            let mut attachments: HashMap<i64, Vec<String>> = HashMap::new();
-            let mut outcomes: HashMap<i64, Outcome> = HashMap::new();
             for chunk in ids.chunks(IDS_PER_QUERY) {
                 // Not kept as prepared statements: the text changes with the list.
                 let sql = sqlx::AssertSqlSafe(chronology_pupils_sql(chunk));
                 for r in sqlx::query(sql).persistent(false).fetch_all(p).await? {
                     pupils.entry(r.try_get("incident_id")?).or_default().push((r.try_get("pupil_id")?, r.try_get("role")?));
                 }
+            }
+            for e in &mut index {
+                e.pupils = pupils.remove(&e.incident).unwrap_or_default();
+            }
+            Ok(index)
+        })
+    }
+
+    /// The entries of `index` (from [`Store::chronology_index`], as many as are shown), whole
+    /// and in the same order: each by its key with its attachment names and latest outcome.
+    pub async fn chronology_entries(&self, pupil_id: i64, index: Vec<IndexedEntry>) -> Result<Vec<ChronologyEntry>> {
+        let ids: Vec<i64> = index.iter().map(|e| e.incident).collect();
+        let mut pupils: HashMap<i64, Vec<(i64, String)>> = index.into_iter().map(|e| (e.incident, e.pupils)).collect();
+        on_pool!(self, |p| {
+            let mut rows = Vec::with_capacity(ids.len());
+            let mut attachments: HashMap<i64, Vec<String>> = HashMap::new();
+            let mut outcomes: HashMap<i64, Outcome> = HashMap::new();
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let sql = sqlx::AssertSqlSafe(chronology_entries_sql(chunk));
+                rows.extend(sqlx::query(sql).bind(pupil_id).persistent(false).fetch_all(p).await?);
                 let sql = sqlx::AssertSqlSafe(chronology_attachments_sql(chunk));
                 for r in sqlx::query(sql).bind(false).persistent(false).fetch_all(p).await? {
                     attachments.entry(r.try_get("incident_id")?).or_default().push(r.try_get("filename")?);
@@ -218,6 +268,7 @@ impl Store {
                     ai_suggestion: r.try_get("ai_suggestion")?,
                 });
             }
+            // A chunk's rows come in occurred-at order; chunks follow the index's order.
             Ok(out)
         })
     }
