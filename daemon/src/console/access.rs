@@ -111,7 +111,7 @@ pub async fn access_log(axum::extract::State(st): Shared, headers: HeaderMap, Qu
         };
         // The pupil's chronology and every incident on it.
         let mut keys = vec![format!("pupil:{}", p.id)];
-        match st.store.chronology(p.id).await {
+        match st.store.chronology_index(p.id).await {
             Ok(entries) => keys.extend(entries.iter().map(|e| format!("incident:{}", e.incident))),
             Err(_) => return unavailable(),
         }
