@@ -219,7 +219,8 @@ impl Sealer {
     }
 
     /// Seals `plain` for pupil `pupil` under their own key when they have one (and then under
-    /// the ring), otherwise (no key file) as [`Sealer::seal_text`]. A key file that does not
+    /// the ring), otherwise (no key file, or `pupil` 0: about no one pupil) as
+    /// [`Sealer::seal_text`]. A key file that does not
     /// open is an error: nothing is sealed for that pupil under the ring alone.
     pub fn seal_text_for(&self, pupil: i64, field: &str, plain: &str) -> Result<String, SealError> {
         let Some(key) = self.pupil_key(pupil)? else { return Ok(self.seal_text(field, plain)) };
@@ -292,9 +293,14 @@ impl Sealer {
     }
 
     /// Pupil `pupil`'s own key: opened before, or read from their key file now; None when they
-    /// have no key file. The file is read under the write lock, so a key destroyed meanwhile
-    /// by [`Sealer::destroy_pupil_key`] is never kept.
+    /// have no key file, and for `pupil` 0 (what callers pass for a value about no one pupil:
+    /// an incident about several, a pupil not yet written), without looking for a file. The
+    /// file is read under the write lock, so a key destroyed meanwhile by
+    /// [`Sealer::destroy_pupil_key`] is never kept.
     fn pupil_key(&self, pupil: i64) -> Result<Option<PupilKey>, SealError> {
+        if pupil <= 0 {
+            return Ok(None);
+        }
         if let Some(key) = self.pupils.read().unwrap_or_else(|e| e.into_inner()).get(&pupil) {
             return Ok(Some(key.clone()));
         }
@@ -709,6 +715,10 @@ mod tests {
         assert_eq!(ring.sealed_for_pupil("incident.note", &plain), None);
         assert_eq!(Sealer::from_key(&[1; 32]).open_text("incident.note", &plain).unwrap(), "about pupil 5");
         assert!(!ring.has_pupil_key(5).unwrap());
+        // Pupil 0, about no one pupil: under the ring, even with a file by that name there.
+        std::fs::write(files.pupil_path(0), "enc1:damaged\n").unwrap();
+        let nobody = ring.seal_text_for(0, "incident.note", "about several pupils").unwrap();
+        assert_eq!(Sealer::from_key(&[1; 32]).open_text("incident.note", &nobody).unwrap(), "about several pupils");
     }
 
     #[test]
