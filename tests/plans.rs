@@ -267,4 +267,40 @@ async fn the_chronology_keeps_to_its_indexes_with_real_statistics(backend: Backe
     db.cleanup().await;
 }
 
-backend_tests!(no_read_path_scans_a_large_table, a_full_scan_is_caught, the_chronology_keeps_to_its_indexes_with_real_statistics);
+/// Filing asks, for each batch, which earlier messages have the batch's Message-IDs: that must
+/// go by the Message-ID index. Asked with the state beside the list, SQLite took the state
+/// index and read every filed message for every batch (filing slowed as the database grew,
+/// several-fold by 300,000 messages in `cargo bench --bench scale`); the state is now checked on
+/// the rows found.
+async fn filing_finds_earlier_messages_by_their_message_id(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sql = format!("{}'<a@mail.example>', '<b@mail.example>') ORDER BY id", haven::store::ORIGINALS_BY_MESSAGE_ID);
+    let plan: Vec<String> = match backend {
+        Backend::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url).await.expect("open the SQLite test database");
+            sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get("detail"))
+                .collect()
+        }
+        Backend::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect to the test database");
+            sqlx::query("SET enable_seqscan = off").execute(&mut conn).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"))).fetch_all(&mut conn).await.unwrap();
+            rows.iter().map(|r| r.get::<String, _>(0)).collect()
+        }
+    };
+    assert!(plan.iter().any(|l| l.contains("messages_message_id")), "not by the Message-ID index: {plan:?}");
+    assert!(!plan.iter().any(|l| l.contains("messages_state_id")), "by the state index: {plan:?}");
+    db.cleanup().await;
+}
+
+backend_tests!(
+    no_read_path_scans_a_large_table,
+    a_full_scan_is_caught,
+    the_chronology_keeps_to_its_indexes_with_real_statistics,
+    filing_finds_earlier_messages_by_their_message_id
+);

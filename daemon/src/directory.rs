@@ -143,52 +143,91 @@ pub struct Contact {
     pub pupil_ids: Vec<i64>,
 }
 
-/// A snapshot of the directory for pure stages.
+/// A snapshot of the directory for pure stages. Made once and not changed: the look-ups below
+/// are built from it on first use and kept with it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Directory {
     pub pupils: Vec<Pupil>,
     pub staff: Vec<Staff>,
     pub contacts: Vec<Contact>,
-    /// Pupils on roll by full name, built on first use and kept with this snapshot.
+    /// Where each pupil, staff address and contact address is in the lists.
     #[serde(skip)]
-    names_on_roll: NameIndex,
+    lookups: Derived<Lookups>,
+    /// Pupils by the names `identify` finds them by.
+    #[serde(skip)]
+    names: Derived<PupilNames>,
 }
 
-/// Pupil ids by a full name as `identify` writes it (lower-case words, one space apart).
-pub type NamesOnRoll = HashMap<String, Vec<i64>>;
-
-/// The lazily built name index. It is derived from the pupils, so it takes no part in
-/// comparing two snapshots.
+/// Pupils by the ways `identify` looks them up, built by it on first use
+/// ([`Directory::pupil_names`]); each list in directory order.
 #[derive(Debug, Clone, Default)]
-struct NameIndex(OnceLock<NamesOnRoll>);
+pub struct PupilNames {
+    /// Pupils on roll by every full name, as words (lower-case, one space apart).
+    pub on_roll: HashMap<String, Vec<i64>>,
+    /// Every pupil, on roll or not, by each full name, normalised.
+    pub full: HashMap<String, Vec<i64>>,
+    /// Every pupil by each of their first, preferred and last names, normalised.
+    pub part: HashMap<String, Vec<i64>>,
+    /// Every pupil by UPN, lower-case (the first listed, should two share one).
+    pub upn: HashMap<String, i64>,
+}
 
-impl PartialEq for NameIndex {
-    fn eq(&self, _: &NameIndex) -> bool {
+/// Positions in the directory's lists, by key.
+#[derive(Debug, Clone, Default)]
+struct Lookups {
+    pupil: HashMap<i64, usize>,
+    staff_by_email: HashMap<String, Vec<usize>>,
+    contacts_by_email: HashMap<String, Vec<usize>>,
+}
+
+/// Something derived from a snapshot on first use. It takes no part in comparing two snapshots.
+#[derive(Debug, Clone, Default)]
+struct Derived<T>(OnceLock<T>);
+
+impl<T> PartialEq for Derived<T> {
+    fn eq(&self, _: &Derived<T>) -> bool {
         true
     }
 }
 
-impl Eq for NameIndex {}
+impl<T> Eq for Derived<T> {}
 
 impl Directory {
     pub fn new(pupils: Vec<Pupil>, staff: Vec<Staff>, contacts: Vec<Contact>) -> Directory {
-        Directory { pupils, staff, contacts, names_on_roll: NameIndex::default() }
+        Directory { pupils, staff, contacts, lookups: Derived::default(), names: Derived::default() }
     }
 
-    /// Pupils on roll by each full name they may be written with; `build` makes the index
-    /// the first time it is asked for.
-    pub fn names_on_roll(&self, build: impl FnOnce(&Directory) -> NamesOnRoll) -> &NamesOnRoll {
-        self.names_on_roll.0.get_or_init(|| build(self))
+    /// Pupils by their names and UPNs; `build` makes the index the first time it is asked for.
+    pub fn pupil_names(&self, build: impl FnOnce(&Directory) -> PupilNames) -> &PupilNames {
+        self.names.0.get_or_init(|| build(self))
+    }
+
+    fn lookups(&self) -> &Lookups {
+        self.lookups.0.get_or_init(|| {
+            let mut l = Lookups::default();
+            for (i, p) in self.pupils.iter().enumerate() {
+                l.pupil.entry(p.id).or_insert(i);
+            }
+            for (i, s) in self.staff.iter().enumerate() {
+                for e in &s.emails {
+                    l.staff_by_email.entry(e.clone()).or_default().push(i);
+                }
+            }
+            for (i, c) in self.contacts.iter().enumerate() {
+                l.contacts_by_email.entry(c.email.clone()).or_default().push(i);
+            }
+            l
+        })
     }
 
     pub fn pupil(&self, id: i64) -> Option<&Pupil> {
-        self.pupils.iter().find(|p| p.id == id)
+        self.lookups().pupil.get(&id).map(|&i| &self.pupils[i])
     }
 
     /// An active member of staff by any of their addresses (case-insensitive).
     pub fn active_staff_by_email(&self, email: &str) -> Option<&Staff> {
-        let email = email.to_ascii_lowercase();
-        self.staff.iter().find(|s| s.active && s.emails.contains(&email))
+        let at = self.lookups().staff_by_email.get(&email.to_ascii_lowercase())?;
+        at.iter().map(|&i| &self.staff[i]).find(|s| s.active)
     }
 
     pub fn staff_with_role(&self, role: Role) -> impl Iterator<Item = &Staff> {
@@ -196,7 +235,63 @@ impl Directory {
     }
 
     pub fn contacts_by_email(&self, email: &str) -> impl Iterator<Item = &Contact> {
-        let email = email.to_ascii_lowercase();
-        self.contacts.iter().filter(move |c| c.email == email)
+        let at = self.lookups().contacts_by_email.get(&email.to_ascii_lowercase());
+        at.into_iter().flatten().map(|&i| &self.contacts[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staff(id: i64, email: &str, active: bool) -> Staff {
+        Staff {
+            id,
+            emails: vec![email.into()],
+            first_name: "A".into(),
+            last_name: "B".into(),
+            roles: vec![Role::Teacher],
+            house: None,
+            tutor_group: None,
+            active,
+        }
+    }
+
+    fn contact(id: i64, email: &str, pupil: i64) -> Contact {
+        Contact { id, email: email.into(), name: None, relationship: None, pupil_ids: vec![pupil] }
+    }
+
+    #[test]
+    fn look_ups_answer_as_a_scan_of_the_lists_would() {
+        let pupils: Vec<Pupil> = [30, 10, 20]
+            .into_iter()
+            .map(|id| Pupil {
+                id,
+                upn: format!("U{id}"),
+                first_name: "J".into(),
+                last_name: "S".into(),
+                preferred_name: None,
+                date_of_birth: None,
+                year_group: None,
+                tutor_group: None,
+                house: None,
+                sen: false,
+                left_on: None,
+            })
+            .collect();
+        let dir = Directory::new(
+            pupils,
+            vec![staff(1, "old@school.example", false), staff(2, "old@school.example", true), staff(3, "t@school.example", true)],
+            vec![contact(1, "mum@home.example", 10), contact(2, "mum@home.example", 20), contact(3, "dad@home.example", 30)],
+        );
+        assert_eq!(dir.pupil(20).map(|p| p.upn.as_str()), Some("U20"));
+        assert_eq!(dir.pupil(40), None);
+        assert_eq!(dir.active_staff_by_email("OLD@School.example").map(|s| s.id), Some(2), "the active one of two");
+        assert_eq!(dir.active_staff_by_email("nobody@school.example"), None);
+        let linked: Vec<i64> = dir.contacts_by_email("Mum@Home.example").flat_map(|c| c.pupil_ids.clone()).collect();
+        assert_eq!(linked, [10, 20], "every contact with the address, in order");
+        assert_eq!(dir.contacts_by_email("gran@home.example").count(), 0);
+        // A copy answers the same.
+        assert_eq!(dir.clone().pupil(30).map(|p| p.id), Some(30));
     }
 }

@@ -11,7 +11,7 @@
 //! with the candidates, rather than being filed on a guess.
 
 use crate::category::Categories;
-use crate::directory::{Directory, NamesOnRoll, Pupil};
+use crate::directory::{Directory, Pupil, PupilNames};
 use crate::message::Message;
 use serde::Serialize;
 
@@ -277,40 +277,34 @@ enum Resolved {
     None,
 }
 
-/// A UPN or a full name (first or preferred name + surname), pupils on roll preferred.
+/// A UPN or a full name (first or preferred name + surname), pupils on roll preferred. Looked
+/// up in the directory's name index, so the cost does not grow with the roll.
 fn resolve(dir: &Directory, item: &str) -> Resolved {
-    let q = normalise(item);
-    if let Some(p) = dir.pupils.iter().find(|p| p.upn.eq_ignore_ascii_case(item.trim())) {
-        return Resolved::One(p.id);
+    let names = dir.pupil_names(name_index);
+    if let Some(id) = names.upn.get(&item.trim().to_ascii_lowercase()) {
+        return Resolved::One(*id);
     }
-    let matching: Vec<&Pupil> = dir.pupils.iter().filter(|p| names(p).contains(&q)).collect();
-    let on_roll: Vec<&Pupil> = matching.iter().copied().filter(|p| p.on_roll()).collect();
-    let pick = if on_roll.is_empty() { matching } else { on_roll };
-    match pick.as_slice() {
-        [] => partly(dir, &q),
-        [p] => Resolved::One(p.id),
-        many => Resolved::Many(many.iter().map(|p| p.id).collect()),
+    let q = normalise(item);
+    match on_roll_first(dir, names.full.get(&q)).as_slice() {
+        [] => partly(dir, names, &q),
+        [one] => Resolved::One(*one),
+        many => Resolved::Many(many.to_vec()),
     }
 }
 
 /// Pupils with a surname, first or preferred name equal to `q` (normalised), on roll first.
-fn partly(dir: &Directory, q: &str) -> Resolved {
-    if q.is_empty() {
-        return Resolved::None;
+fn partly(dir: &Directory, names: &PupilNames, q: &str) -> Resolved {
+    match on_roll_first(dir, names.part.get(q)) {
+        ids if ids.is_empty() => Resolved::None,
+        ids => Resolved::Partly(ids),
     }
-    let has = |p: &Pupil| {
-        [Some(p.last_name.as_str()), Some(p.first_name.as_str()), p.preferred_name.as_deref()]
-            .into_iter()
-            .flatten()
-            .any(|n| normalise(n) == q)
-    };
-    let matching: Vec<&Pupil> = dir.pupils.iter().filter(|p| has(p)).collect();
-    let on_roll: Vec<i64> = matching.iter().filter(|p| p.on_roll()).map(|p| p.id).collect();
-    match (on_roll.is_empty(), matching.is_empty()) {
-        (_, true) => Resolved::None,
-        (false, _) => Resolved::Partly(on_roll),
-        (true, false) => Resolved::Partly(matching.iter().map(|p| p.id).collect()),
-    }
+}
+
+/// Of `ids`, those on roll; all of them when none is.
+fn on_roll_first(dir: &Directory, ids: Option<&Vec<i64>>) -> Vec<i64> {
+    let ids = ids.map_or(&[][..], Vec::as_slice);
+    let on_roll: Vec<i64> = ids.iter().copied().filter(|id| dir.pupil(*id).is_some_and(Pupil::on_roll)).collect();
+    if on_roll.is_empty() { ids.to_vec() } else { on_roll }
 }
 
 /// A pupil's full names as they may be written, normalised.
@@ -349,18 +343,32 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Pupils on roll by every full name they may be written with, as [`words`] spells it.
-fn name_index(dir: &Directory) -> NamesOnRoll {
-    let mut by_name = NamesOnRoll::new();
-    for p in dir.pupils.iter().filter(|p| p.on_roll()) {
-        for n in names(p) {
-            let ids = by_name.entry(words(&n).join(" ")).or_default();
-            if !ids.contains(&p.id) {
-                ids.push(p.id);
+/// Every way [`resolve`] and [`Mentions`] look a pupil up: by UPN, full names and parts of
+/// names (normalised), and, for pupils on roll, full names as [`words`] spells them.
+fn name_index(dir: &Directory) -> PupilNames {
+    fn put(index: &mut std::collections::HashMap<String, Vec<i64>>, key: String, id: i64) {
+        let ids = index.entry(key).or_default();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut n = PupilNames::default();
+    for p in &dir.pupils {
+        n.upn.entry(p.upn.trim().to_ascii_lowercase()).or_insert(p.id);
+        for full in names(p) {
+            if p.on_roll() {
+                put(&mut n.on_roll, words(&full).join(" "), p.id);
+            }
+            put(&mut n.full, full, p.id);
+        }
+        for part in [Some(p.last_name.as_str()), Some(p.first_name.as_str()), p.preferred_name.as_deref()].into_iter().flatten() {
+            let part = normalise(part);
+            if !part.is_empty() {
+                put(&mut n.part, part, p.id);
             }
         }
     }
-    by_name
+    n
 }
 
 /// Full names mentioned in a message, found in one pass: every run of up to four consecutive
@@ -372,7 +380,7 @@ struct Mentions {
 
 impl Mentions {
     fn find(msg: &Message, dir: &Directory) -> Mentions {
-        let by_name = dir.names_on_roll(name_index);
+        let by_name = &dir.pupil_names(name_index).on_roll;
         let hay = words(&haystack(msg));
         let mut found: Vec<(i64, usize)> = Vec::new();
         for start in 0..hay.len() {

@@ -84,6 +84,19 @@ impl Visibility {
         Visibility { audiences: self.audiences.intersection(&other.audiences).copied().collect() }
     }
 
+    /// Whether [`Visibility::allows`] for `staff` can turn on the incident's pupils: only for an
+    /// active member of staff outside the DSL team holding the role of a pupil-relative
+    /// audience. When not, the answer is the same for any pupils (none need be read).
+    pub fn depends_on_pupils(&self, staff: &Staff) -> bool {
+        staff.active
+            && !staff.is_dsl_team()
+            && self.audiences.iter().any(|a| match a {
+                Audience::Role(_) => false,
+                Audience::HousemOfPupil => staff.has_role(Role::Housem),
+                Audience::TutorOfPupil => staff.has_role(Role::Tutor),
+            })
+    }
+
     /// Whether `staff` may see an incident with this visibility about `pupils`.
     pub fn allows(&self, staff: &Staff, pupils: &[&Pupil]) -> bool {
         if !staff.active {
@@ -139,6 +152,12 @@ pub fn may_see_incident(visibility: &str, staff: &Staff, dir: &Directory, pupils
     Visibility::parse(visibility).unwrap_or_else(Visibility::dsl_team).allows(staff, &about)
 }
 
+/// Whether deciding if `staff` may see a stored incident with `visibility` needs its pupils (see
+/// [`Visibility::depends_on_pupils`]); an unreadable visibility is the DSL team's alone.
+pub fn needs_pupils(visibility: &str, staff: &Staff) -> bool {
+    Visibility::parse(visibility).is_some_and(|v| v.depends_on_pupils(staff))
+}
+
 /// Whether `staff` sees a stored incident on the chronology (or export) of pupil `on`: as
 /// [`may_see_incident`], and where `on` is only mentioned, the DSL team alone.
 pub fn may_see_entry(visibility: &str, staff: &Staff, dir: &Directory, pupils: &[(i64, String)], on: i64) -> bool {
@@ -186,6 +205,30 @@ mod tests {
             sen: false,
             left_on: None,
         }
+    }
+
+    #[test]
+    fn pupils_are_needed_only_where_they_can_change_the_answer() {
+        let (keller, other) = (Pupil { tutor_group: Some("7A".into()), ..pupil("Keller") }, pupil("Other"));
+        let viewers = [
+            staff(&[Role::Dsl], None),
+            staff(&[Role::Housem], Some("Keller")),
+            Staff { tutor_group: Some("7A".into()), ..staff(&[Role::Tutor], None) },
+            staff(&[Role::Slt], None),
+            Staff { active: false, ..staff(&[Role::Housem], Some("Keller")) },
+        ];
+        for v in ["dsl-team", "dsl-team+housem", "slt", "tutor-of-pupil", "slt,housem-of-pupil", "bogus"] {
+            for s in &viewers {
+                let parsed = Visibility::parse(v).unwrap_or_else(Visibility::dsl_team);
+                let answers = [parsed.allows(s, &[]), parsed.allows(s, &[&keller]), parsed.allows(s, &[&other])];
+                if !needs_pupils(v, s) {
+                    assert!(answers.iter().all(|a| *a == answers[0]), "{v} for {:?}: the pupils changed the answer", s.roles);
+                }
+            }
+        }
+        assert!(needs_pupils("dsl-team+housem", &staff(&[Role::Housem], Some("Keller"))));
+        assert!(!needs_pupils("dsl-team+housem", &staff(&[Role::Dsl, Role::Housem], Some("Keller"))));
+        assert!(!needs_pupils("dsl-team+housem", &staff(&[Role::Slt], None)));
     }
 
     #[test]

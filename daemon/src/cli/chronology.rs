@@ -14,7 +14,7 @@ use crate::visibility;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Finds a pupil by UPN or by name ("Jane Smith", preferred names too), case-insensitive.
 pub fn find_pupil<'a>(dir: &'a Directory, query: &str) -> Result<&'a Pupil, CliError> {
@@ -177,27 +177,27 @@ async fn load(
         .ok_or_else(|| CliError::Usage(format!("--as {viewer}: not an active member of staff; nothing was shown")))?
         .clone();
     let pupil = find_pupil(&dir, query)?.clone();
-    // Who may see which entry is decided on the index (incident, visibility, pupils); only the
-    // entries the window shows are then read whole.
+    // Who may see which entry is decided on the index (incident, visibility, the pupil's role);
+    // the incidents' other pupils are read, and opened, only where the viewer's audience turns
+    // on them (a HouseM's or tutor's), and only the entries the window shows are read whole.
     let mut index = store.chronology_index(pupil.id).await?;
-    let mut shown: Vec<i64> = index.iter().flat_map(|e| e.pupils.iter().map(|(id, _)| *id)).collect();
-    shown.push(pupil.id);
-    shown.sort_unstable();
-    shown.dedup();
-    // The staff are read once; of the pupils on the entries, only those not opened yet.
-    let missing: Vec<i64> = shown.iter().copied().filter(|id| dir.pupil(*id).is_none()).collect();
-    let mut pupils = if missing.is_empty() { Vec::new() } else { store.load_pupils(sealer, &missing).await? };
-    pupils.extend(dir.pupils.into_iter().filter(|p| shown.binary_search(&p.id).is_ok()));
-    pupils.sort_by_key(|p| p.id);
-    let dir = Directory::new(pupils, dir.staff, Vec::new());
-    let may_see = |visibility: &str, pupils: &[(i64, String)]| visibility::may_see_entry(visibility, &staff, &dir, pupils, pupil.id);
-    index.retain(|e| may_see(&e.visibility, &e.pupils));
+    let relative: Vec<i64> = index.iter().filter(|e| visibility::needs_pupils(&e.visibility, &staff)).map(|e| e.incident).collect();
+    let links = if relative.is_empty() { HashMap::new() } else { store.incident_pupils(&relative).await? };
+    let linked: Vec<i64> = links.values().flatten().map(|(id, _)| *id).chain([pupil.id]).collect();
+    let dir = with_pupils(store, sealer, dir, linked).await?;
+    index.retain(|e| match links.get(&e.incident) {
+        Some(pupils) => visibility::may_see_entry(&e.visibility, &staff, &dir, pupils, pupil.id),
+        None => visibility::may_see_entry(&e.visibility, &staff, &dir, &[(pupil.id, e.role.clone())], pupil.id),
+    });
     let total = index.len();
     let range = window.range(&index.iter().map(|e| e.incident).collect::<Vec<_>>());
     let offset = range.start;
-    let mut entries = store.chronology_entries(pupil.id, index.drain(range).collect()).await?;
+    let ids: Vec<i64> = index[range].iter().map(|e| e.incident).collect();
+    let mut entries = store.chronology_entries(pupil.id, &ids).await?;
+    let on_entries: Vec<i64> = entries.iter().flat_map(|e| e.pupils.iter().map(|(id, _)| *id)).collect();
+    let dir = with_pupils(store, sealer, dir, on_entries).await?;
     // Checked again as read whole: an entry whose visibility changed in between is not shown.
-    entries.retain(|e| may_see(&e.visibility, &e.pupils));
+    entries.retain(|e| visibility::may_see_entry(&e.visibility, &staff, &dir, &e.pupils, pupil.id));
     if !staff.is_dsl_team() {
         // A pupil only mentioned is the DSL team's to confirm: nobody else sees the link.
         for e in &mut entries {
@@ -210,17 +210,7 @@ async fn load(
         named.extend(ai_pupils(e, staff.is_dsl_team()));
     }
     // The pupils an AI suggestion names, not on an entry, are opened for the DSL team's view.
-    named.sort_unstable();
-    named.dedup();
-    named.retain(|id| dir.pupil(*id).is_none());
-    let dir = if named.is_empty() {
-        dir
-    } else {
-        let mut pupils = dir.pupils;
-        pupils.extend(store.load_pupils(sealer, &named).await?);
-        pupils.sort_by_key(|p| p.id);
-        Directory::new(pupils, dir.staff, Vec::new())
-    };
+    let dir = with_pupils(store, sealer, dir, named).await?;
     let shown = match window {
         Window::All => format!("entries={}", entries.len()),
         Window::Page { .. } => format!("entries={} of {total} from={offset}", entries.len()),
@@ -232,6 +222,21 @@ async fn load(
         detail: format!("{shown}{}{note}", if note.is_empty() { "" } else { " " }),
     };
     Ok((View { dir, pupil, entries, total, offset }, seen))
+}
+
+/// `dir` with the pupils `ids` opened too (those it has not opened yet; the staff kept).
+async fn with_pupils(store: &Store, sealer: &Sealer, dir: Directory, mut ids: Vec<i64>) -> Result<Directory, CliError> {
+    ids.retain(|id| dir.pupil(*id).is_none());
+    let mut missing = ids;
+    if missing.is_empty() {
+        return Ok(dir);
+    }
+    missing.sort_unstable();
+    missing.dedup();
+    let mut pupils = dir.pupils;
+    pupils.extend(store.load_pupils(sealer, &missing).await?);
+    pupils.sort_by_key(|p| p.id);
+    Ok(Directory::new(pupils, dir.staff, Vec::new()))
 }
 
 #[allow(clippy::too_many_arguments)]

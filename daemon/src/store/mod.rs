@@ -53,6 +53,8 @@ pub use console_passkeys::PasskeyRecord;
 pub use directory::{ContactImport, DirectoryImport, SyncReport};
 pub use directory_cache::DirectoryCache;
 pub use disposal::{Destroyed, Disposal, DisposalPlan, DisposalState, MailCopy, PupilIncident, fields as disposal_fields};
+#[doc(hidden)]
+pub use filing::ORIGINALS_BY_MESSAGE_ID;
 pub use filing::{
     ActionRecord, AttachmentRecord, EarlierIncident, IncidentRecord, MessageRecord, MessageState, OutboxRecord, PupilLink, QuestionRecord,
     Recorded, Release, RungRecord, ToRecord,

@@ -6,13 +6,15 @@ use serde::Serialize;
 use sqlx::Row;
 use std::collections::HashMap;
 
-/// One entry of a pupil's chronology before it is read whole: what deciding who may see it needs.
+/// One entry of a pupil's chronology before it is read whole: what deciding who may see it
+/// needs, unless the viewer's audience depends on the incident's other pupils (then
+/// [`Store::incident_pupils`] tells them).
 #[derive(Debug, Clone)]
 pub struct IndexedEntry {
     pub incident: i64,
     pub visibility: String,
-    /// Every pupil of the incident, with their role.
-    pub pupils: Vec<(i64, String)>,
+    /// The role on the incident of the pupil whose chronology this is.
+    pub role: String,
 }
 
 /// One incident as it appears on a chronology.
@@ -80,10 +82,10 @@ pub struct StatusCounts {
     pub holds_on_incidents: u64,
 }
 
-/// A pupil's chronology, lightly: each entry's incident and who may see it, through the pupil's
-/// links, in occurred-at order. A view decides what it shows from this (and the entries'
-/// pupils) before anything heavier is read.
-pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.visibility FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
+/// A pupil's chronology, lightly: each entry's incident, who may see it and the pupil's role on
+/// it, through the pupil's links, in occurred-at order. A view decides what it shows from this
+/// before anything heavier is read.
+pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.visibility, ip.role FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
      WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id";
 
 /// The entries `ids` of pupil `$1`'s chronology, whole (sealed texts included), each by its key:
@@ -174,21 +176,28 @@ pub(super) const STATUS_HOLDS: &str =
 impl Store {
     /// A pupil's incidents in occurred-at order (all of them: the caller applies visibility).
     pub async fn chronology(&self, pupil_id: i64) -> Result<Vec<ChronologyEntry>> {
-        let index = self.chronology_index(pupil_id).await?;
-        self.chronology_entries(pupil_id, index).await
+        let ids: Vec<i64> = self.chronology_index(pupil_id).await?.into_iter().map(|e| e.incident).collect();
+        self.chronology_entries(pupil_id, &ids).await
     }
 
     /// A pupil's chronology as [`Store::chronology`] lists it, but only each entry's incident,
-    /// visibility and pupils: what deciding who sees which entries needs, in two indexed
-    /// queries per thousand incidents, with nothing sealed read.
+    /// visibility and the pupil's role: one indexed query, nothing sealed read, no other pupil's
+    /// links.
     pub async fn chronology_index(&self, pupil_id: i64) -> Result<Vec<IndexedEntry>> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(CHRONOLOGY).bind(pupil_id).fetch_all(p).await?;
-            let mut index: Vec<IndexedEntry> = rows
+            sqlx::query(CHRONOLOGY)
+                .bind(pupil_id)
+                .fetch_all(p)
+                .await?
                 .into_iter()
-                .map(|r| Ok(IndexedEntry { incident: r.try_get("id")?, visibility: r.try_get("visibility")?, pupils: Vec::new() }))
-                .collect::<Result<_>>()?;
-            let ids: Vec<i64> = index.iter().map(|e| e.incident).collect();
+                .map(|r| Ok(IndexedEntry { incident: r.try_get("id")?, visibility: r.try_get("visibility")?, role: r.try_get("role")? }))
+                .collect::<Result<Vec<_>>>()
+        })
+    }
+
+    /// Every pupil of each of the incidents `ids`, with their role, by the incidents' keys.
+    pub async fn incident_pupils(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<(i64, String)>>> {
+        on_pool!(self, |p| {
             let mut pupils: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
             for chunk in ids.chunks(IDS_PER_QUERY) {
                 // Not kept as prepared statements: the text changes with the list.
@@ -197,18 +206,15 @@ impl Store {
                     pupils.entry(r.try_get("incident_id")?).or_default().push((r.try_get("pupil_id")?, r.try_get("role")?));
                 }
             }
-            for e in &mut index {
-                e.pupils = pupils.remove(&e.incident).unwrap_or_default();
-            }
-            Ok(index)
+            Ok(pupils)
         })
     }
 
-    /// The entries of `index` (from [`Store::chronology_index`], as many as are shown), whole
-    /// and in the same order: each by its key with its attachment names and latest outcome.
-    pub async fn chronology_entries(&self, pupil_id: i64, index: Vec<IndexedEntry>) -> Result<Vec<ChronologyEntry>> {
-        let ids: Vec<i64> = index.iter().map(|e| e.incident).collect();
-        let mut pupils: HashMap<i64, Vec<(i64, String)>> = index.into_iter().map(|e| (e.incident, e.pupils)).collect();
+    /// The entries `ids` of pupil `pupil_id`'s chronology (from [`Store::chronology_index`], as
+    /// many as are shown), whole and in occurred-at order: each by its key with its pupils,
+    /// attachment names and latest outcome.
+    pub async fn chronology_entries(&self, pupil_id: i64, ids: &[i64]) -> Result<Vec<ChronologyEntry>> {
+        let mut pupils = self.incident_pupils(ids).await?;
         on_pool!(self, |p| {
             let mut rows = Vec::with_capacity(ids.len());
             let mut attachments: HashMap<i64, Vec<String>> = HashMap::new();
