@@ -300,7 +300,51 @@ fn on_backfill_must_be_alert_or_quiet() {
     RuleSet::load(dir.path()).unwrap_or_else(|e| panic!("on_backfill = \"alert\" alone is a rule: {e}"));
 }
 
+/// A backfill of years of records grows the tables far past what any plan was made for: every
+/// message is filed, and on PostgreSQL Haven gathers the statistics itself (autovacuum may be
+/// off, as on the development machine), so the look-up of the pupils' earlier incidents keeps to
+/// the pupils' links instead of reading every incident (which slowed filing in step with the
+/// database in `cargo bench --bench scale`).
+async fn a_long_backfill_keeps_postgresql_planning_by_its_indexes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = school(&db, None);
+    let filer = filer(&db, &env);
+    let start = now() - Duration::days(3000);
+    let messages: Vec<Incoming> = (1..=1_250u32).map(|n| file(n, forward(n, start + Duration::days(i64::from(n) * 2), PE_KIT))).collect();
+    for batch in messages.chunks(250) {
+        let filed = filer.file_batch(batch).await.expect("file a batch");
+        assert!(filed.iter().all(|f| f.state == MessageState::Filed), "{filed:?}");
+    }
+    assert_eq!(db.store.status(now()).await.unwrap().incidents, 1_250, "every message is on the chronology");
+    let Store::Postgres(pool) = &db.store else {
+        db.cleanup().await;
+        return;
+    };
+    let gathered = || async {
+        sqlx::query_scalar::<_, bool>("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'incident_pupils'")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    while !gathered().await {
+        assert!(started.elapsed().as_secs() < 60, "Haven never gathered PostgreSQL's statistics of the tables filing reads");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Pupils with no incident among a table of 1,250 links: by the index, once PostgreSQL knows.
+    let plan: Vec<String> = sqlx::query_scalar(
+        "EXPLAIN SELECT ip.pupil_id, i.category, i.occurred_us FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
+         WHERE ip.role <> 'mentioned' AND i.occurred_us >= 0 AND ip.pupil_id IN (999998, 999999) AND i.category IN ('Pastoral', 'Bullying')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(plan.iter().any(|l| l.contains("incident_pupils_chronology")), "the pupils' links are not read by their index: {plan:#?}");
+    db.cleanup().await;
+}
+
 backend_tests!(
+    a_long_backfill_keeps_postgresql_planning_by_its_indexes,
     old_messages_are_filed_without_alerts_and_the_digest_counts_them,
     a_rule_opts_back_in_and_a_backfill_is_quiet_whatever_its_date,
     haven_ingest_backfills_quietly,

@@ -37,7 +37,7 @@ use crate::source::{Disposition, Incoming, Origin, Payload, Sink, SinkError};
 use crate::store::{
     AttachmentRecord, IncidentRecord, MessageRecord, MessageState, PupilLink, QuestionRecord, Recorded, Store, StoreError, ToRecord, Tx,
 };
-use crate::store::{DirectoryCache, EarlierIncident, LiveKeys};
+use crate::store::{DirectoryCache, EarlierIncident, LiveKeys, Statistics};
 use crate::triage;
 use crate::visibility;
 use chrono::{DateTime, Utc};
@@ -106,6 +106,8 @@ pub struct Filer {
     backfill: bool,
     /// The opened directory, read again only when an import changed it.
     directory: DirectoryCache,
+    /// When PostgreSQL's statistics were last gathered.
+    statistics: Statistics,
 }
 
 /// What a message's assessment decided, before anything is written.
@@ -318,6 +320,7 @@ impl Filer {
             fence: None,
             backfill: false,
             directory: DirectoryCache::default(),
+            statistics: Statistics::default(),
         }
     }
 
@@ -432,6 +435,7 @@ impl Filer {
             fence.fence(&mut tx).await?;
         }
         tx.commit().await?;
+        self.store.note_filed(&self.statistics, out.len() as u64);
         for f in &out {
             tracing::info!(message_id = f.message, incident = ?f.incident, state = f.state.as_str(), already = f.already, "message recorded");
         }

@@ -112,7 +112,9 @@ pub async fn load_view(
     audit_action: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
-    load_view_noted(store, sealer, blind, query, viewer, audit_action, "", now).await
+    let (view, seen) = load(store, sealer, blind, query, viewer, "", Window::All, Staffing::Viewer).await?;
+    store.audit(now, &seen.actor, audit_action, &seen.subject, &seen.detail).await?;
+    Ok(view)
 }
 
 /// [`load_view`] for a [`Window`] of the chronology: only its entries are opened, and the audit
@@ -129,12 +131,15 @@ pub async fn load_window(
     now: DateTime<Utc>,
     auditor: &AuditWriter,
 ) -> Result<View, CliError> {
-    let (view, seen) = load(store, sealer, blind, query, viewer, "", window).await?;
+    // An incident's page names who was alerted and who has viewed it: every member of staff.
+    let staffing = if matches!(window, Window::Incident(_)) { Staffing::All } else { Staffing::Viewer };
+    let (view, seen) = load(store, sealer, blind, query, viewer, "", window, staffing).await?;
     auditor.append(now, &seen.actor, audit_action, &seen.subject, &seen.detail).await?;
     Ok(view)
 }
 
-/// [`load_view`], with `note` (`id=…` for an export) added to the audit entry's detail.
+/// [`load_view`], with `note` (`id=…` for an export) added to the audit entry's detail, and
+/// every member of staff in the view's directory (an export names who was alerted).
 #[allow(clippy::too_many_arguments)]
 pub async fn load_view_noted(
     store: &Store,
@@ -146,7 +151,7 @@ pub async fn load_view_noted(
     note: &str,
     now: DateTime<Utc>,
 ) -> Result<View, CliError> {
-    let (view, seen) = load(store, sealer, blind, query, viewer, note, Window::All).await?;
+    let (view, seen) = load(store, sealer, blind, query, viewer, note, Window::All, Staffing::All).await?;
     store.audit(now, &seen.actor, audit_action, &seen.subject, &seen.detail).await?;
     Ok(view)
 }
@@ -159,6 +164,14 @@ struct Seen {
     detail: String,
 }
 
+/// Which staff a view's directory holds: the viewer alone (a chronology: its entries carry the
+/// names of who recorded them), or everyone (a view that names staff by address).
+enum Staffing {
+    Viewer,
+    All,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn load(
     store: &Store,
     sealer: &Sealer,
@@ -167,15 +180,24 @@ async fn load(
     viewer: &str,
     note: &str,
     window: Window,
+    staffing: Staffing,
 ) -> Result<(View, Seen), CliError> {
     // Only the pupils shown are opened: the ones the query names (found through the blind
-    // indexes, never by opening every pupil), then those on the entries.
+    // indexes, never by opening every pupil), then those on the entries. A trust's staff list
+    // (thousands) is read only where the view names staff.
     let named = store.find_pupils(blind, query).await?;
-    let dir = store.load_directory_with_pupils(sealer, &named).await?;
-    let staff = dir
-        .active_staff_by_email(viewer)
-        .ok_or_else(|| CliError::Usage(format!("--as {viewer}: not an active member of staff; nothing was shown")))?
-        .clone();
+    let (staff, dir) = match staffing {
+        Staffing::All => {
+            let dir = store.load_directory_with_pupils(sealer, &named).await?;
+            (dir.active_staff_by_email(viewer).cloned(), dir)
+        }
+        Staffing::Viewer => {
+            let staff = store.staff_by_email(viewer).await?.filter(|s| s.active);
+            let pupils = store.load_pupils(sealer, &named).await?;
+            (staff.clone(), Directory::new(pupils, staff.into_iter().collect(), Vec::new()))
+        }
+    };
+    let staff = staff.ok_or_else(|| CliError::Usage(format!("--as {viewer}: not an active member of staff; nothing was shown")))?;
     let pupil = find_pupil(&dir, query)?.clone();
     // Who may see which entry is decided on the index (incident, visibility, the pupil's role);
     // the incidents' other pupils are read, and opened, only where the viewer's audience turns

@@ -39,6 +39,7 @@ mod sar;
 mod schedule;
 mod seal_clear;
 mod staff;
+mod statistics;
 mod transfer;
 mod transfer_retain;
 
@@ -80,6 +81,7 @@ pub use sar::{
     fields as sar_fields,
 };
 pub use schedule::{DueRung, OpenAction, RecordedIncident};
+pub use statistics::Statistics;
 pub use transfer::{CaseState, DueTransferRung, NewCase, TransferCase, fields as transfer_fields};
 pub use transfer_retain::KeptAfterTransfer;
 

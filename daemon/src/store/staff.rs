@@ -1,4 +1,5 @@
-//! One member of staff by id, for the console's check of every request: staff names and
+//! One member of staff by id (the console's check of every request) or by address (whoever
+//! views a chronology): staff names and
 //! addresses are kept in clear (the school's published staff list), so this opens nothing and
 //! reads three short, keyed rows instead of the directory.
 
@@ -7,6 +8,18 @@ use crate::directory::{Role, Staff};
 use sqlx::Row;
 
 impl Store {
+    /// The member of staff with address `email` (any case; active or not), as [`Store::staff_member`].
+    pub async fn staff_by_email(&self, email: &str) -> Result<Option<Staff>> {
+        let email = email.trim().to_ascii_lowercase();
+        let id: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT staff_id FROM staff_emails WHERE email = $1").bind(&email).fetch_optional(p).await?
+        });
+        match id {
+            Some(id) => self.staff_member(id).await,
+            None => Ok(None),
+        }
+    }
+
     /// Member of staff `id` (active or not) with their addresses and roles; None if unknown.
     pub async fn staff_member(&self, id: i64) -> Result<Option<Staff>> {
         on_pool!(self, |p| {
