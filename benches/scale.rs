@@ -167,7 +167,7 @@ fn message(i: usize, p: usize, t: &Trust, written: DateTime<Utc>) -> Vec<u8> {
             written.format("%a, %-d %b %Y %H:%M:%S +0000")
         );
         let note = format!("Pupil: {}\r\n\r\n{words}\r\n", upn(p));
-        // A third of the notes carry a scan or photo: 100 KB, and 3 MB every 250th message.
+        // A third of the notes carry a scan or photo: 100 KB, and 3 MB every 750th message.
         if i % 6 != 1 {
             return format!("{head}Content-Type: text/plain; charset=utf-8\r\n\r\n{note}").into_bytes();
         }
