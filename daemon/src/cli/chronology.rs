@@ -249,14 +249,13 @@ async fn load(
 /// `dir` with the pupils `ids` opened too (those it has not opened yet; the staff kept).
 async fn with_pupils(store: &Store, sealer: &Sealer, dir: Directory, mut ids: Vec<i64>) -> Result<Directory, CliError> {
     ids.retain(|id| dir.pupil(*id).is_none());
-    let mut missing = ids;
-    if missing.is_empty() {
+    if ids.is_empty() {
         return Ok(dir);
     }
-    missing.sort_unstable();
-    missing.dedup();
+    ids.sort_unstable();
+    ids.dedup();
     let mut pupils = dir.pupils;
-    pupils.extend(store.load_pupils(sealer, &missing).await?);
+    pupils.extend(store.load_pupils(sealer, &ids).await?);
     pupils.sort_by_key(|p| p.id);
     Ok(Directory::new(pupils, dir.staff, Vec::new()))
 }
