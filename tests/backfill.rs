@@ -343,8 +343,76 @@ async fn a_long_backfill_keeps_postgresql_planning_by_its_indexes(backend: Backe
     db.cleanup().await;
 }
 
+/// A database whose tables have rows but no statistics (restored from a dump, filled by an
+/// import, or by fewer messages than filing gathers them after, with autovacuum off): the
+/// daemon gathers them when it starts, so a chronology page's look-up of its entries' pupils by
+/// their keys is planned for the handful of rows it reads, not for half the table.
+async fn the_daemon_gathers_statistics_a_database_has_none_of(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let env = school(&db, None);
+    let filer = filer(&db, &env);
+    let start = now() - Duration::days(3000);
+    // Fewer than filing's own gathering waits for.
+    let messages: Vec<Incoming> = (1..=600u32).map(|n| file(n, forward(n, start + Duration::days(i64::from(n) * 2), PE_KIT))).collect();
+    for batch in messages.chunks(200) {
+        filer.file_batch(batch).await.expect("file a batch");
+    }
+    let twenty: Vec<i64> = (1..=20).map(|n| n * 25).collect();
+    let look_up = haven::store::chronology_pupils_sql(&twenty);
+    let mut daemon;
+    match &db.store {
+        Store::Postgres(pool) => {
+            let has_statistics = || async {
+                sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_stats WHERE tablename = 'incident_pupils')")
+                    .fetch_one(pool)
+                    .await
+                    .unwrap()
+            };
+            // The planner's estimate of the rows the look-up returns, from the top of its plan.
+            let estimate = || async {
+                let plan: Vec<String> =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {look_up}"))).fetch_all(pool).await.unwrap();
+                let rows = plan[0].split("rows=").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<u64>().ok());
+                rows.unwrap_or_else(|| panic!("no estimate in {plan:#?}"))
+            };
+            assert!(!has_statistics().await, "filing 600 messages gathered statistics already: the test shows nothing");
+            let before = estimate().await;
+            assert!(before > 40, "without statistics PostgreSQL expects {before} rows for 20 keys");
+            daemon = env.start();
+            let started = std::time::Instant::now();
+            while !has_statistics().await {
+                daemon.assert_running();
+                assert!(started.elapsed().as_secs() < 60, "the daemon did not gather the statistics of tables that had none");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            let after = estimate().await;
+            assert!(after <= 40, "with statistics PostgreSQL still expects {after} rows for 20 incidents' pupils (it expected {before})");
+        }
+        Store::Sqlite(pool) => {
+            // SQLite plans by its indexes without statistics: the daemon gathers none, and the
+            // look-up is by the links' key all the same.
+            daemon = env.start();
+            wait_for("the daemon to start", std::time::Duration::from_secs(30), || {
+                daemon.assert_running();
+                if env.status()["incidents"] == 600 { Ok(()) } else { Err("not yet".into()) }
+            });
+            let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {look_up}")))
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("detail"))
+                .collect();
+            assert!(plan.iter().all(|l| !l.starts_with("SCAN incident_pupils")), "{plan:#?}");
+        }
+    }
+    daemon.stop();
+    db.cleanup().await;
+}
+
 backend_tests!(
     a_long_backfill_keeps_postgresql_planning_by_its_indexes,
+    the_daemon_gathers_statistics_a_database_has_none_of,
     old_messages_are_filed_without_alerts_and_the_digest_counts_them,
     a_rule_opts_back_in_and_a_backfill_is_quiet_whatever_its_date,
     haven_ingest_backfills_quietly,

@@ -79,6 +79,20 @@ pub async fn run(config: Config) -> Result<(), CliError> {
     if indexed > 0 {
         tracing::info!(pupils = indexed, "indexed the names of pupils imported before the name index");
     }
+    // In the background: a large database's first `ANALYZE` takes seconds, and intake need not wait.
+    let store = app.store.clone();
+    tokio::spawn(async move {
+        match store.gather_missing_statistics().await {
+            Ok(0) => {}
+            Ok(tables) => tracing::info!(tables, "gathered PostgreSQL's statistics of tables that had none"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not gather PostgreSQL's statistics; queries may be planned badly until autovacuum does")
+            }
+        }
+        if let Err(e) = store.fold_tallies().await {
+            tracing::warn!(error = %e, "could not fold the status counts; they stay right, and are folded after filing");
+        }
+    });
     let live = Arc::new(LiveRules::new(rules));
     let filer = Arc::new(
         Filer::new(app.store.clone(), live.clone(), app.clock.clone(), sealer, cli::filing_settings(&app.config))

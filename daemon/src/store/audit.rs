@@ -464,8 +464,9 @@ struct DigestRow {
     outcome_us: Option<i64>,
 }
 
-/// The incidents (and their actions) whose digests are taken, by id range.
-const DIGEST_SQL: &str = "SELECT i.id, i.category, i.priority, i.visibility, a.id AS action_id, a.owner, a.due_us, \
+/// The incidents (and their actions) whose digests are taken, by id range. SQLite reads the
+/// incidents' columns from the `incidents_digest` index, not their rows (migration 0042).
+pub(super) const DIGEST_SQL: &str = "SELECT i.id, i.category, i.priority, i.visibility, a.id AS action_id, a.owner, a.due_us, \
      CASE WHEN a.outcome IS NULL THEN 0 ELSE 1 END AS has_outcome, a.outcome_by, a.outcome_us \
      FROM incidents i LEFT JOIN actions a ON a.incident_id = i.id \
      WHERE i.id >= $1 AND i.id <= $2 ORDER BY i.id, a.id";

@@ -40,6 +40,7 @@ mod schedule;
 mod seal_clear;
 mod staff;
 mod statistics;
+mod tallies;
 mod transfer;
 mod transfer_retain;
 

@@ -4,7 +4,7 @@
 //!
 //! Nothing here runs a query; it only names them.
 
-use super::{audit, outbox, outcomes, pupil_search, read, schedule};
+use super::{audit, outbox, outcomes, pupil_search, read, schedule, tallies};
 
 /// One read path: its SQL as the store runs it, and example values for its `$N` placeholders
 /// (SQL literals, `$1` first).
@@ -37,7 +37,6 @@ impl PlannedQuery {
 pub fn read_queries() -> Vec<PlannedQuery> {
     let q =
         |name, sql: &str, values: &[&'static str]| PlannedQuery { name, sql: sql.to_string(), values: values.to_vec(), counts_all: false };
-    let count = |name, sql: &str| PlannedQuery { counts_all: true, ..q(name, sql, &[]) };
     let now = "1765000000000000";
     let day_ago = "1764913600000000";
     vec![
@@ -47,9 +46,7 @@ pub fn read_queries() -> Vec<PlannedQuery> {
         q("chronology attachments", &read::chronology_attachments_sql(&[7, 19, 23]), &["FALSE"]),
         q("chronology outcomes", &read::chronology_outcomes_sql(&[7, 19, 23]), &[]),
         q("messages by state", read::MESSAGES_IN_STATE, &["'quarantined'"]),
-        count("status: messages", read::STATUS_MESSAGES),
-        count("status: incidents", read::STATUS_INCIDENTS),
-        count("status: outbox", read::STATUS_OUTBOX),
+        q("status: tallies", tallies::TALLIES, &[]),
         // Counts every open action: walks the open-actions (partial) index, never the closed ones.
         PlannedQuery { counts_all: true, ..q("status: outcomes", read::STATUS_OUTCOMES, &[now]) },
         q("status: last filed", read::STATUS_LAST_FILED, &[]),
@@ -63,6 +60,7 @@ pub fn read_queries() -> Vec<PlannedQuery> {
         q("digest: historical", schedule::HISTORICAL_BETWEEN, &[day_ago, now]),
         q("digest: dead-lettered", &schedule::dead_lettered_sql(), &[day_ago, now]),
         q("digest: audit head", audit::AUDIT_HEAD, &[]),
+        q("audit verify: digests", audit::DIGEST_SQL, &["1", "1000"]),
         q("scheduler: due rungs", schedule::DUE_RUNGS, &[now, "100"]),
         q("outbox: emails due", outbox::DUE_EMAILS, &[now, "0", "100"]),
         q("scheduler: next rung", schedule::NEXT_RUNG_DUE, &[]),

@@ -163,10 +163,6 @@ pub(super) const MESSAGES_IN_STATE: &str = "SELECT m.id, m.state, m.reason, m.so
 const MESSAGES_ALL: &str = "SELECT m.id, m.state, m.reason, m.source, m.released_us, s.first_name, s.last_name \
      FROM messages m LEFT JOIN staff s ON s.id = m.released_by ORDER BY m.id";
 
-/// Counted from the (state, …) indexes, never from the rows themselves.
-pub(super) const STATUS_MESSAGES: &str = "SELECT state, COUNT(*) AS n FROM messages GROUP BY state";
-pub(super) const STATUS_INCIDENTS: &str = "SELECT COUNT(*) AS n FROM incidents";
-pub(super) const STATUS_OUTBOX: &str = "SELECT state, COUNT(*) AS n FROM outbox GROUP BY state";
 pub(super) const STATUS_OUTCOMES: &str = "SELECT COUNT(*) AS open, COALESCE(SUM(CASE WHEN due_us < $1 THEN 1 ELSE 0 END), 0) AS overdue \
      FROM actions WHERE outcome IS NULL";
 pub(super) const STATUS_LAST_FILED: &str = "SELECT MAX(received_us) AS t FROM messages WHERE state = 'filed'";
@@ -312,20 +308,20 @@ impl Store {
             for st in MessageState::ALL {
                 s.messages.insert(st, 0);
             }
-            for r in sqlx::query(STATUS_MESSAGES).fetch_all(p).await? {
-                let state: String = r.try_get("state")?;
-                if let Some(st) = MessageState::parse(&state) {
-                    s.messages.insert(st, r.try_get::<i64, _>("n")? as u64);
-                }
-            }
-            s.incidents = sqlx::query(STATUS_INCIDENTS).fetch_one(p).await?.try_get::<i64, _>("n")? as u64;
-            for r in sqlx::query(STATUS_OUTBOX).fetch_all(p).await? {
-                let state: String = r.try_get("state")?;
-                let n = r.try_get::<i64, _>("n")? as u64;
-                match state.as_str() {
-                    "pending" => s.outbox_pending = n,
-                    "sent" => s.outbox_sent = n,
-                    "dead" => s.outbox_dead = n,
+            // Kept by triggers as the tables change, not counted here (`tallies.rs`).
+            for r in sqlx::query(super::tallies::TALLIES).fetch_all(p).await? {
+                let (tally, state): (String, String) = (r.try_get("tally")?, r.try_get("state")?);
+                let n = r.try_get::<i64, _>("n")?.max(0) as u64;
+                match (tally.as_str(), state.as_str()) {
+                    ("messages", state) => {
+                        if let Some(st) = MessageState::parse(state) {
+                            s.messages.insert(st, n);
+                        }
+                    }
+                    ("incidents", _) => s.incidents = n,
+                    ("outbox", "pending") => s.outbox_pending = n,
+                    ("outbox", "sent") => s.outbox_sent = n,
+                    ("outbox", "dead") => s.outbox_dead = n,
                     _ => {}
                 }
             }

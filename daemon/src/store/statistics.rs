@@ -6,8 +6,12 @@
 //! earlier incidents as a sequential scan of every incident: filing slowed in step with the
 //! database. Haven asks for `ANALYZE` of the tables filing reads whenever the incidents have
 //! grown by a tenth (and at least a thousand) since the statistics were last gathered, in the
-//! background, so no batch waits for it. SQLite needs none of this: its plans are kept to their
-//! indexes without statistics (`tests/plans.rs`).
+//! background, so no batch waits for it. And when the daemon starts it gathers them for any of
+//! its tables that has rows but no statistics at all: a database restored from a dump or filled
+//! by an import before autovacuum (if it runs) has looked at it, where PostgreSQL planned even
+//! the look-up of a chronology page's hundred incidents by their keys as a scan of every link.
+//! SQLite needs none of this: its plans are kept to their indexes without statistics
+//! (`tests/plans.rs`).
 
 use super::{Result, Store};
 use std::sync::Arc;
@@ -15,6 +19,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The tables filing's look-ups read.
 const ANALYZE: &str = "ANALYZE incidents, incident_pupils, messages";
+/// An `ANALYZE` of each of Haven's tables that holds rows but of which PostgreSQL keeps no
+/// statistics (`pg_stats` is readable by the table's owner, `pg_statistic` only by a superuser).
+const WITHOUT_STATISTICS: &str = "SELECT format('ANALYZE %I', c.relname) FROM pg_class c \
+     WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace AND pg_relation_size(c.oid) > 0 \
+     AND NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = current_schema() AND s.tablename = c.relname) \
+     ORDER BY c.relname";
 /// Messages filed before statistics are gathered again, at the least.
 const AT_LEAST: u64 = 1_000;
 
@@ -30,6 +40,18 @@ pub struct Statistics {
 }
 
 impl Store {
+    /// On PostgreSQL, gathers the statistics of every one of Haven's tables that has rows but
+    /// none; returns how many tables it analysed (none on SQLite).
+    pub async fn gather_missing_statistics(&self) -> Result<usize> {
+        let Store::Postgres(pool) = self else { return Ok(0) };
+        let statements: Vec<String> = sqlx::query_scalar(WITHOUT_STATISTICS).fetch_all(pool).await?;
+        for analyze in &statements {
+            // A table's name from the catalogue, quoted by `format('%I')`.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(analyze.as_str())).execute(pool).await?;
+        }
+        Ok(statements.len())
+    }
+
     /// Counts `filed` more messages and, on PostgreSQL, starts gathering statistics in the
     /// background once the tables have grown by a tenth since they were last gathered.
     /// Returns whether it started.
@@ -45,6 +67,8 @@ impl Store {
         tokio::spawn(async move {
             let result: Result<u64> = async {
                 sqlx::raw_sql(ANALYZE).execute(&pool).await?;
+                // Filing's statements have added their rows to the status counts: fold them.
+                Store::Postgres(pool.clone()).fold_tallies().await?;
                 let n: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'incidents'").fetch_one(&pool).await?;
                 Ok(n.max(0.0) as u64)
             }
