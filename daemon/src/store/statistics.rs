@@ -10,6 +10,14 @@
 //! its tables that has rows but no statistics at all: a database restored from a dump or filled
 //! by an import before autovacuum (if it runs) has looked at it, where PostgreSQL planned even
 //! the look-up of a chronology page's hundred incidents by their keys as a scan of every link.
+//!
+//! Where autovacuum is off, nothing else sets a table's visibility map either, and without it an
+//! index that holds all a query needs still visits every row it returns: a pupil's 500 links
+//! took 509 pages instead of 13, and `haven status` visited every message it counted. So where
+//! the server's `autovacuum` is off, Haven runs `VACUUM (ANALYZE)` where it would run `ANALYZE`
+//! (a vacuum of tables that are mostly added to reads only the pages added since the last).
+//! Where autovacuum runs, Haven leaves the vacuuming to it.
+//!
 //! SQLite needs none of this: its plans are kept to their indexes without statistics
 //! (`tests/plans.rs`).
 
@@ -18,10 +26,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The tables filing's look-ups read.
-const ANALYZE: &str = "ANALYZE incidents, incident_pupils, messages";
-/// An `ANALYZE` of each of Haven's tables that holds rows but of which PostgreSQL keeps no
-/// statistics (`pg_stats` is readable by the table's owner, `pg_statistic` only by a superuser).
-const WITHOUT_STATISTICS: &str = "SELECT format('ANALYZE %I', c.relname) FROM pg_class c \
+const FILING_READS: &str = "incidents, incident_pupils, messages";
+/// Each of Haven's tables that holds rows but of which PostgreSQL keeps no statistics
+/// (`pg_stats` is readable by the table's owner, `pg_statistic` only by a superuser), quoted.
+const WITHOUT_STATISTICS: &str = "SELECT format('%I', c.relname) FROM pg_class c \
      WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace AND pg_relation_size(c.oid) > 0 \
      AND NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = current_schema() AND s.tablename = c.relname) \
      ORDER BY c.relname";
@@ -35,8 +43,15 @@ pub struct Statistics {
     filed: AtomicU64,
     /// Incidents PostgreSQL counted when it last gathered them (0: never, or unknown).
     counted: Arc<AtomicU64>,
-    /// An `ANALYZE` is under way.
+    /// A gathering is under way.
     running: Arc<AtomicBool>,
+}
+
+/// How Haven gathers statistics on this server: `VACUUM (ANALYZE)` where autovacuum is off
+/// (Haven sets the visibility map itself), `ANALYZE` where it runs.
+async fn gather(pool: &sqlx::PgPool) -> Result<&'static str> {
+    let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')").fetch_one(pool).await?;
+    Ok(if autovacuum == "on" { "ANALYZE" } else { "VACUUM (ANALYZE)" })
 }
 
 impl Store {
@@ -44,12 +59,13 @@ impl Store {
     /// none; returns how many tables it analysed (none on SQLite).
     pub async fn gather_missing_statistics(&self) -> Result<usize> {
         let Store::Postgres(pool) = self else { return Ok(0) };
-        let statements: Vec<String> = sqlx::query_scalar(WITHOUT_STATISTICS).fetch_all(pool).await?;
-        for analyze in &statements {
+        let tables: Vec<String> = sqlx::query_scalar(WITHOUT_STATISTICS).fetch_all(pool).await?;
+        let how = gather(pool).await?;
+        for table in &tables {
             // A table's name from the catalogue, quoted by `format('%I')`.
-            sqlx::raw_sql(sqlx::AssertSqlSafe(analyze.as_str())).execute(pool).await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{how} {table}"))).execute(pool).await?;
         }
-        Ok(statements.len())
+        Ok(tables.len())
     }
 
     /// Counts `filed` more messages and, on PostgreSQL, starts gathering statistics in the
@@ -66,7 +82,8 @@ impl Store {
         // In the background: the batch that called does not wait for it.
         tokio::spawn(async move {
             let result: Result<u64> = async {
-                sqlx::raw_sql(ANALYZE).execute(&pool).await?;
+                let how = gather(&pool).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{how} {FILING_READS}"))).execute(&pool).await?;
                 // Filing's statements have added their rows to the status counts: fold them.
                 Store::Postgres(pool.clone()).fold_tallies().await?;
                 let n: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'incidents'").fetch_one(&pool).await?;
