@@ -237,22 +237,39 @@ async fn the_chronology_keeps_to_its_indexes_with_real_statistics(backend: Backe
          CASE WHEN id % 8 = 0 THEN 1 END, CASE WHEN id % 8 = 0 THEN occurred_us + 3600000000 END FROM incidents WHERE id % 4 = 0",
         "ANALYZE",
     ];
-    let jane: Vec<i64> = (1..=500).map(|i| i * 200).collect();
+    // Her 500 incidents' keys, as the store binds them (padded to 512); the page's latest 100
+    // (padded to 128).
+    let keys = |ids: Vec<i64>| -> Vec<&'static str> {
+        haven::store::padded(&ids).iter().map(|k| &*Box::leak(k.to_string().into_boxed_str())).collect()
+    };
+    let jane = keys((1..=500).map(|i| i * 200).collect());
+    let page = keys((401..=500).map(|i| i * 200).collect());
+    let after = |first: &'static str, keys: &[&'static str]| [vec![first], keys.to_vec()].concat();
     let queries = [
         read_queries().into_iter().find(|q| q.name == "chronology").expect("the chronology is a read path"),
-        PlannedQuery { name: "chronology pupils", sql: haven::store::chronology_pupils_sql(&jane), values: vec![], counts_all: false },
         PlannedQuery {
-            name: "chronology attachments",
-            sql: haven::store::chronology_attachments_sql(&jane),
-            values: vec!["FALSE"],
+            name: "chronology pupils",
+            sql: haven::store::chronology_pupils_sql(jane.len()),
+            values: jane.clone(),
             counts_all: false,
         },
-        PlannedQuery { name: "chronology outcomes", sql: haven::store::chronology_outcomes_sql(&jane), values: vec![], counts_all: false },
+        PlannedQuery {
+            name: "chronology attachments",
+            sql: haven::store::chronology_attachments_sql(jane.len()),
+            values: after("FALSE", &jane),
+            counts_all: false,
+        },
+        PlannedQuery {
+            name: "chronology outcomes",
+            sql: haven::store::chronology_outcomes_sql(jane.len()),
+            values: jane.clone(),
+            counts_all: false,
+        },
         // A page: the latest hundred of her entries, read whole.
         PlannedQuery {
             name: "chronology entries",
-            sql: haven::store::chronology_entries_sql(&jane[400..]),
-            values: vec!["7"],
+            sql: haven::store::chronology_entries_sql(page.len()),
+            values: after("7", &page),
             counts_all: false,
         },
     ];

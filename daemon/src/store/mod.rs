@@ -72,7 +72,7 @@ pub use outcomes::OutcomeRecorded;
 pub use plans::{PlannedQuery, read_queries};
 pub use read::{AttachmentFile, ChronologyEntry, IncidentFacts, IndexedEntry, MessageSummary, StatusCounts};
 #[doc(hidden)]
-pub use read::{chronology_attachments_sql, chronology_entries_sql, chronology_outcomes_sql, chronology_pupils_sql};
+pub use read::{chronology_attachments_sql, chronology_entries_sql, chronology_outcomes_sql, chronology_pupils_sql, padded};
 pub use referrals::{Plan, Referral};
 pub use report::{Counted, ListedIncident};
 pub use report_days::Figure;

@@ -41,10 +41,10 @@ pub fn read_queries() -> Vec<PlannedQuery> {
     let day_ago = "1764913600000000";
     vec![
         q("chronology", read::CHRONOLOGY, &["7"]),
-        q("chronology pupils", &read::chronology_pupils_sql(&[7, 19, 23]), &[]),
-        q("chronology entries", &read::chronology_entries_sql(&[7, 19, 23]), &["7"]),
-        q("chronology attachments", &read::chronology_attachments_sql(&[7, 19, 23]), &["FALSE"]),
-        q("chronology outcomes", &read::chronology_outcomes_sql(&[7, 19, 23]), &[]),
+        q("chronology pupils", &read::chronology_pupils_sql(4), &["7", "19", "23", "23"]),
+        q("chronology entries", &read::chronology_entries_sql(4), &["7", "7", "19", "23", "23"]),
+        q("chronology attachments", &read::chronology_attachments_sql(4), &["FALSE", "7", "19", "23", "23"]),
+        q("chronology outcomes", &read::chronology_outcomes_sql(4), &["7", "19", "23", "23"]),
         q("messages by state", read::MESSAGES_IN_STATE, &["'quarantined'"]),
         q("status: tallies", tallies::TALLIES, &[]),
         // Counts every open action: walks the open-actions (partial) index, never the closed ones.

@@ -88,10 +88,10 @@ pub struct StatusCounts {
 pub(super) const CHRONOLOGY: &str = "SELECT i.id, i.visibility, ip.role FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id \
      WHERE ip.pupil_id = $1 ORDER BY i.occurred_us, i.id";
 
-/// The entries `ids` of pupil `$1`'s chronology, whole (sealed texts included), each by its key:
-/// only those a page shows.
+/// The entries of pupil `$1`'s chronology with the `n` keys `$2…`, whole (sealed texts
+/// included), each by its key: only those a page shows.
 #[doc(hidden)]
-pub fn chronology_entries_sql(ids: &[i64]) -> String {
+pub fn chronology_entries_sql(n: usize) -> String {
     format!(
         "SELECT i.id, i.occurred_us, i.recorded_us, s.first_name, s.last_name, i.record_kind, \
          i.category, i.priority, i.visibility, ip.role, i.note, i.original_from, \
@@ -99,50 +99,64 @@ pub fn chronology_entries_sql(ids: &[i64]) -> String {
          FROM incidents i JOIN incident_pupils ip ON ip.incident_id = i.id AND ip.pupil_id = $1 \
          LEFT JOIN staff s ON s.id = i.recorded_by \
          WHERE i.id IN ({}) ORDER BY i.occurred_us, i.id",
-        id_list(ids)
+        placeholders(2, n)
     )
 }
 
-/// The outcomes recorded on the incidents `ids`, the latest of each incident first, by the
+/// The outcomes recorded on the `n` incidents `$1…`, the latest of each incident first, by the
 /// actions-by-incident index. (Joined to the entries through a subquery for the latest, as it
 /// was, PostgreSQL hashed every action in the database to answer it.)
 #[doc(hidden)]
-pub fn chronology_outcomes_sql(ids: &[i64]) -> String {
+pub fn chronology_outcomes_sql(n: usize) -> String {
     format!(
         "SELECT a.incident_id, a.outcome, a.outcome_code, a.outcome_us, s.first_name, s.last_name FROM actions a \
          LEFT JOIN staff s ON s.id = a.outcome_by WHERE a.incident_id IN ({}) AND a.outcome IS NOT NULL \
          ORDER BY a.incident_id, a.outcome_us DESC, a.id DESC",
-        id_list(ids)
+        placeholders(1, n)
     )
 }
 
-/// Every pupil of the incidents `ids` (whole numbers, written in: nothing a user typed).
+/// Every pupil of the `n` incidents `$1…`.
 ///
 /// Asked by the incidents' keys, not by joining the pupil's links back onto `incident_pupils`:
 /// PostgreSQL planned that self-join as a hash join over a sequential scan of every link once a
 /// pupil had a few hundred incidents in a table of some hundred thousand (41 ms where the key
 /// look-ups take 2; `tests/plans.rs` keeps it so with real statistics).
 #[doc(hidden)]
-pub fn chronology_pupils_sql(ids: &[i64]) -> String {
+pub fn chronology_pupils_sql(n: usize) -> String {
     format!(
         "SELECT incident_id, pupil_id, role FROM incident_pupils WHERE incident_id IN ({}) ORDER BY incident_id, pupil_id",
-        id_list(ids)
+        placeholders(1, n)
     )
 }
 
-/// The attachment names (inline images excluded, `$1` false) of the incidents `ids`, by the
+/// The attachment names (inline images excluded, `$1` false) of the `n` incidents `$2…`, by the
 /// attachments-by-incident index, as [`chronology_pupils_sql`] and for the same reason.
 #[doc(hidden)]
-pub fn chronology_attachments_sql(ids: &[i64]) -> String {
+pub fn chronology_attachments_sql(n: usize) -> String {
     format!(
         "SELECT incident_id, filename FROM attachments WHERE incident_id IN ({}) AND inline = $1 ORDER BY incident_id, id",
-        id_list(ids)
+        placeholders(2, n)
     )
 }
 
-/// `ids` as an SQL list (`NULL` for none, which matches nothing).
-fn id_list(ids: &[i64]) -> String {
-    if ids.is_empty() { "NULL".into() } else { ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ") }
+/// `$first, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `ids` padded with its last key to the next power of two (at most [`IDS_PER_QUERY`]), so the
+/// look-ups by a list of keys come in a few lengths only, each prepared once per connection and
+/// kept: a page of 100 entries used to send, parse and plan four statements with a hundred
+/// numbers written into each (PostgreSQL spent longer planning them than running them).
+/// A repeated key matches nothing twice.
+#[doc(hidden)]
+pub fn padded(ids: &[i64]) -> Vec<i64> {
+    let mut out = ids.to_vec();
+    if let Some(&last) = ids.last() {
+        out.resize(ids.len().next_power_of_two().min(IDS_PER_QUERY), last);
+    }
+    out
 }
 
 /// An incident's latest outcome, as [`chronology_outcomes_sql`] reads it.
@@ -155,7 +169,7 @@ struct Outcome {
 }
 
 /// How many incidents one look-up of their pupils, attachments or outcomes names.
-const IDS_PER_QUERY: usize = 1000;
+const IDS_PER_QUERY: usize = 1024;
 
 pub(super) const MESSAGES_IN_STATE: &str = "SELECT m.id, m.state, m.reason, m.source, m.released_us, s.first_name, s.last_name \
      FROM messages m LEFT JOIN staff s ON s.id = m.released_by WHERE m.state = $1 ORDER BY m.id";
@@ -196,9 +210,10 @@ impl Store {
         on_pool!(self, |p| {
             let mut pupils: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
             for chunk in ids.chunks(IDS_PER_QUERY) {
-                // Not kept as prepared statements: the text changes with the list.
-                let sql = sqlx::AssertSqlSafe(chronology_pupils_sql(chunk));
-                for r in sqlx::query(sql).persistent(false).fetch_all(p).await? {
+                let keys = padded(chunk);
+                let sql = sqlx::AssertSqlSafe(chronology_pupils_sql(keys.len()));
+                let q = keys.iter().fold(sqlx::query(sql), |q, k| q.bind(*k));
+                for r in q.fetch_all(p).await? {
                     pupils.entry(r.try_get("incident_id")?).or_default().push((r.try_get("pupil_id")?, r.try_get("role")?));
                 }
             }
@@ -216,14 +231,15 @@ impl Store {
             let mut attachments: HashMap<i64, Vec<String>> = HashMap::new();
             let mut outcomes: HashMap<i64, Outcome> = HashMap::new();
             for chunk in ids.chunks(IDS_PER_QUERY) {
-                let sql = sqlx::AssertSqlSafe(chronology_entries_sql(chunk));
-                rows.extend(sqlx::query(sql).bind(pupil_id).persistent(false).fetch_all(p).await?);
-                let sql = sqlx::AssertSqlSafe(chronology_attachments_sql(chunk));
-                for r in sqlx::query(sql).bind(false).persistent(false).fetch_all(p).await? {
+                let keys = padded(chunk);
+                let sql = sqlx::AssertSqlSafe(chronology_entries_sql(keys.len()));
+                rows.extend(keys.iter().fold(sqlx::query(sql).bind(pupil_id), |q, k| q.bind(*k)).fetch_all(p).await?);
+                let sql = sqlx::AssertSqlSafe(chronology_attachments_sql(keys.len()));
+                for r in keys.iter().fold(sqlx::query(sql).bind(false), |q, k| q.bind(*k)).fetch_all(p).await? {
                     attachments.entry(r.try_get("incident_id")?).or_default().push(r.try_get("filename")?);
                 }
-                let sql = sqlx::AssertSqlSafe(chronology_outcomes_sql(chunk));
-                for r in sqlx::query(sql).persistent(false).fetch_all(p).await? {
+                let sql = sqlx::AssertSqlSafe(chronology_outcomes_sql(keys.len()));
+                for r in keys.iter().fold(sqlx::query(sql), |q, k| q.bind(*k)).fetch_all(p).await? {
                     // The latest of each incident comes first.
                     if let std::collections::hash_map::Entry::Vacant(v) = outcomes.entry(r.try_get("incident_id")?) {
                         let first: Option<String> = r.try_get("first_name")?;
@@ -422,5 +438,26 @@ impl Store {
                 pupils,
             }))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_lists_come_in_a_few_lengths_and_keep_every_key() {
+        assert!(padded(&[]).is_empty(), "no keys, no look-up");
+        assert_eq!(padded(&[5]), vec![5]);
+        assert_eq!(padded(&[5, 9, 12]), vec![5, 9, 12, 12]);
+        let page: Vec<i64> = (1..=100).collect();
+        let keys = padded(&page);
+        assert_eq!(keys.len(), 128);
+        assert_eq!(&keys[..100], &page[..], "the page's own keys, in order");
+        assert!(keys[100..].iter().all(|k| *k == 100), "padded with the last");
+        let chunk: Vec<i64> = (1..=1000).collect();
+        assert_eq!(padded(&chunk).len(), IDS_PER_QUERY, "a whole chunk at most");
+        assert_eq!(chronology_pupils_sql(3).matches('$').count(), 3);
+        assert!(chronology_entries_sql(2).contains("IN ($2, $3)"), "{}", chronology_entries_sql(2));
     }
 }
