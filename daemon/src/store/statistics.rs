@@ -25,8 +25,8 @@ use super::{Result, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// The tables filing's look-ups read.
-const FILING_READS: &str = "incidents, incident_pupils, messages";
+/// The tables filing's look-ups read, and the status counts it adds to.
+const FILING_READS: &str = "incidents, incident_pupils, messages, tallies";
 /// Each of Haven's tables that holds rows but of which PostgreSQL keeps no statistics
 /// (`pg_stats` is readable by the table's owner, `pg_statistic` only by a superuser), quoted.
 const WITHOUT_STATISTICS: &str = "SELECT format('%I', c.relname) FROM pg_class c \
@@ -82,10 +82,11 @@ impl Store {
         // In the background: the batch that called does not wait for it.
         tokio::spawn(async move {
             let result: Result<u64> = async {
+                // Filing's statements have added their rows to the status counts: fold them
+                // (and vacuum away the folded rows, below, where autovacuum is off).
+                Store::Postgres(pool.clone()).fold_tallies().await?;
                 let how = gather(&pool).await?;
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("{how} {FILING_READS}"))).execute(&pool).await?;
-                // Filing's statements have added their rows to the status counts: fold them.
-                Store::Postgres(pool.clone()).fold_tallies().await?;
                 let n: f32 = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE relname = 'incidents'").fetch_one(&pool).await?;
                 Ok(n.max(0.0) as u64)
             }
