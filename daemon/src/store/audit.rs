@@ -465,7 +465,7 @@ struct DigestRow {
 }
 
 /// The incidents (and their actions) whose digests are taken, by id range. SQLite reads the
-/// incidents' columns from the `incidents_digest` index, not their rows (migration 0042).
+/// incidents' columns from the `incidents_light` index, not their rows (migration 0042).
 pub(super) const DIGEST_SQL: &str = "SELECT i.id, i.category, i.priority, i.visibility, a.id AS action_id, a.owner, a.due_us, \
      CASE WHEN a.outcome IS NULL THEN 0 ELSE 1 END AS has_outcome, a.outcome_by, a.outcome_us \
      FROM incidents i LEFT JOIN actions a ON a.incident_id = i.id \
