@@ -111,8 +111,14 @@ fn pg_scans(lines: &[String]) -> (Vec<PgScan>, bool) {
                 Some(r) => r.split_once(" on ").map_or((r, ""), |(i, t)| (i, t)),
                 None => ("", rest.trim_start().strip_prefix("on ").unwrap_or_default()),
             };
-            let table = on.split_whitespace().next().unwrap_or_default();
-            scans.push(PgScan { kind: kind.into(), table: table.into(), index: index.into(), narrowed: false });
+            let mut table = on.split_whitespace().next().unwrap_or_default().to_string();
+            let mut index = index.to_string();
+            if kind == "Bitmap Index Scan" {
+                // "on" names the index; the table is its Bitmap Heap Scan's, the line above.
+                index = table.clone();
+                table = scans.iter().rev().find(|s| s.kind == "Bitmap Heap Scan").map(|s| s.table.clone()).unwrap_or_default();
+            }
+            scans.push(PgScan { kind: kind.into(), table, index, narrowed: false });
             break;
         }
     }
@@ -133,7 +139,8 @@ async fn postgres_problems(conn: &mut sqlx::PgConnection, q: &PlannedQuery) -> V
         }
         let whole = match s.kind.as_str() {
             "Seq Scan" => true,
-            "Bitmap Heap Scan" | "Bitmap Index Scan" => false,
+            // Judged by its bitmap index scans: one with no condition reads the whole index.
+            "Bitmap Heap Scan" => false,
             _ => !(s.narrowed || q.counts_all || limited),
         };
         if whole {
